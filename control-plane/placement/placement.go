@@ -1,0 +1,150 @@
+// Package placement decides which broker leads each partition and each
+// group-coordinator slot, and runs the control plane's placement loop.
+//
+// Moving leadership copies no data: an item is released (its leader set to
+// NULL) when its broker's session lapses or the broker leaves cleanly, and
+// the next round hands it to the live broker with the fewest items, bumping
+// its leader epoch so the former leader can never commit again.
+package placement
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Assign spreads unassigned items over the brokers that are not draining,
+// always to the one with the fewest items (ties to the lowest id), so
+// counts stay within one of each other. It returns nothing when no broker
+// can take work.
+func Assign(brokers []store.BrokerLoad, unassigned []store.Item) []store.Assignment {
+	var live []store.BrokerLoad
+	for _, b := range brokers {
+		if !b.Draining {
+			live = append(live, b)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	out := make([]store.Assignment, 0, len(unassigned))
+	for _, it := range unassigned {
+		i := 0
+		for j := range live {
+			if live[j].Items < live[i].Items {
+				i = j
+			}
+		}
+		live[i].Items++
+		out = append(out, store.Assignment{Item: it, Broker: live[i].ID})
+	}
+	slices.SortFunc(out, func(a, b store.Assignment) int { return cmp.Compare(a.Item.ID, b.Item.ID) })
+	return out
+}
+
+// Config tunes the placement loop.
+type Config struct {
+	// Interval between rounds when nothing wakes the loop; a NOTIFY on
+	// eddy_placement (topic created, broker left) wakes it at once. Broker
+	// session expiry is only noticed by this timer, so Interval bounds how
+	// long after expiry a dead broker's partitions stay unled.
+	Interval time.Duration
+}
+
+// Loop runs placement rounds.
+type Loop struct {
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	rounds  prometheus.Counter
+	moved   *prometheus.CounterVec
+	failure prometheus.Counter
+}
+
+// New returns a loop; reg may be nil.
+func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *Loop {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 500 * time.Millisecond
+	}
+	l := &Loop{
+		cfg: cfg, store: st, log: log,
+		rounds:  prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_placement_rounds_total", Help: "Placement rounds run."}),
+		moved:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eddy_placement_items_total", Help: "Partitions and coordinator slots released or assigned."}, []string{"action"}),
+		failure: prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_placement_failures_total", Help: "Placement rounds that failed."}),
+	}
+	if reg != nil {
+		reg.MustRegister(l.rounds, l.moved, l.failure)
+	}
+	return l
+}
+
+// Run places until ctx ends. It returns ctx's error.
+func (l *Loop) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		l.listen(ctx, wake)
+	}()
+	defer func() { <-listenDone }()
+
+	t := time.NewTicker(l.cfg.Interval)
+	defer t.Stop()
+	for {
+		l.round(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+func (l *Loop) round(ctx context.Context) {
+	released, assigned, err := l.store.PlaceRound(ctx, Assign)
+	l.rounds.Inc()
+	if err != nil {
+		if ctx.Err() == nil {
+			l.failure.Inc()
+			l.log.Warn("placement round failed", "err", err)
+		}
+		return
+	}
+	if released > 0 || assigned > 0 {
+		l.moved.WithLabelValues("released").Add(float64(released))
+		l.moved.WithLabelValues("assigned").Add(float64(assigned))
+		l.log.Info("placement", "released", released, "assigned", assigned)
+	}
+}
+
+// listen forwards eddy_placement notifications to wake, reconnecting after
+// errors, until ctx ends.
+func (l *Loop) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := l.store.Listen(ctx, "eddy_placement", func(wait func(context.Context) error) error {
+			for {
+				if err := wait(ctx); err != nil {
+					return err
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("placement listener failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}

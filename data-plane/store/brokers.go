@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Register starts a new session for broker id, advertising host:port. It
+// returns the new session epoch; an older process using the same id is
+// thereby cut off (its heartbeats fail with ErrSessionLost). Partitions the
+// id led under its previous session stay assigned, so a broker that
+// restarts quickly can replay its WAL and commit under its old leader epoch.
+func (s *Store) Register(ctx context.Context, id int32, host string, port int32, rack string, ttl time.Duration) (int64, error) {
+	var epoch int64
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO brokers (id, host, port, rack, session_epoch, heartbeat_at, expires_at, draining)
+		VALUES ($1, $2, $3, NULLIF($4, ''), 1, now(), now() + $5::interval, false)
+		ON CONFLICT (id) DO UPDATE SET
+			host = EXCLUDED.host, port = EXCLUDED.port, rack = EXCLUDED.rack,
+			session_epoch = brokers.session_epoch + 1,
+			heartbeat_at = now(), expires_at = EXCLUDED.expires_at, draining = false
+		RETURNING session_epoch`,
+		id, host, port, rack, ttl.String()).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("store: register broker %d: %w", id, err)
+	}
+	return epoch, nil
+}
+
+// Heartbeat extends the session and records the broker's load report
+// (JSON). It fails with ErrSessionLost when the session expired or a newer
+// registration replaced it.
+func (s *Store) Heartbeat(ctx context.Context, id int32, epoch int64, ttl time.Duration, load []byte) error {
+	if load == nil {
+		load = []byte("{}")
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE brokers SET heartbeat_at = now(), expires_at = now() + $3::interval, load = $4
+		WHERE id = $1 AND session_epoch = $2 AND expires_at > now()`,
+		id, epoch, ttl.String(), load)
+	if err != nil {
+		return fmt.Errorf("store: heartbeat: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrSessionLost
+	}
+	return nil
+}
+
+// Deregister ends the session after a clean shutdown: the broker's
+// partitions and coordinator slots are released for immediate placement.
+// The caller must have flushed and committed everything it acknowledged.
+func (s *Store) Deregister(ctx context.Context, id int32, epoch int64) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: deregister: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `UPDATE brokers SET expires_at = now() WHERE id = $1 AND session_epoch = $2`, id, epoch)
+	if err != nil {
+		return fmt.Errorf("store: deregister: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrSessionLost
+	}
+	if _, err := tx.Exec(ctx, `UPDATE partitions SET leader_id = NULL WHERE leader_id = $1`, id); err != nil {
+		return fmt.Errorf("store: deregister: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE coordinator_slots SET leader_id = NULL WHERE leader_id = $1`, id); err != nil {
+		return fmt.Errorf("store: deregister: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('eddy_placement', '')`); err != nil {
+		return fmt.Errorf("store: deregister: %w", err)
+	}
+	return tx.Commit(ctx)
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// SeqBatch is one batch an idempotent producer wrote, kept so a retry of
+// it is answered with its original offset.
+type SeqBatch struct {
+	FirstSeq   int32
+	LastSeq    int32
+	BaseOffset int64
+}
+
+// ProducerState is an idempotent producer's state on one partition: its
+// epoch and its most recent batches (oldest first, at most five).
+type ProducerState struct {
+	ProducerID int64
+	Epoch      int16
+	Batches    []SeqBatch
+}
+
+// PartitionState is what a broker needs to start leading a partition.
+type PartitionState struct {
+	LeaderID       int32
+	LeaderEpoch    int32
+	HighWatermark  int64
+	LogStartOffset int64
+	Producers      []ProducerState
+}
+
+// LoadPartition reads a partition's committed state.
+func (s *Store) LoadPartition(ctx context.Context, partitionID int64) (PartitionState, error) {
+	var st PartitionState
+	err := s.pool.QueryRow(ctx, `
+		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset
+		FROM partitions WHERE id = $1`, partitionID).
+		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset)
+	if err != nil {
+		return st, fmt.Errorf("store: load partition %d: %w", partitionID, notFound(err))
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT producer_id, producer_epoch, batches FROM producer_states WHERE partition_id = $1`, partitionID)
+	if err != nil {
+		return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p   ProducerState
+			raw []byte
+		)
+		if err := rows.Scan(&p.ProducerID, &p.Epoch, &raw); err != nil {
+			return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
+		}
+		if p.Batches, err = decodeBatches(raw); err != nil {
+			return st, fmt.Errorf("store: producer %d state: %w", p.ProducerID, err)
+		}
+		st.Producers = append(st.Producers, p)
+	}
+	return st, rows.Err()
+}
+
+// The batches column holds [[first_seq, last_seq, base_offset], ...]:
+// compact, and readable in psql.
+func encodeBatches(bs []SeqBatch) string {
+	a := make([][3]int64, len(bs))
+	for i, b := range bs {
+		a[i] = [3]int64{int64(b.FirstSeq), int64(b.LastSeq), b.BaseOffset}
+	}
+	out, _ := json.Marshal(a)
+	return string(out)
+}
+
+func decodeBatches(raw []byte) ([]SeqBatch, error) {
+	var a [][3]int64
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, err
+	}
+	bs := make([]SeqBatch, len(a))
+	for i, v := range a {
+		bs[i] = SeqBatch{FirstSeq: int32(v[0]), LastSeq: int32(v[1]), BaseOffset: v[2]}
+	}
+	return bs, nil
+}
+
+// CommitPart is one partition's contribution to a flushed object: offsets
+// [BaseOffset, EndOffset) at bytes [Position, Position+Length) of the object,
+// written under LeaderEpoch, plus the producer states as of EndOffset.
+type CommitPart struct {
+	PartitionID  int64
+	LeaderEpoch  int32
+	BaseOffset   int64
+	EndOffset    int64
+	Position     int64
+	Length       int32
+	MaxTimestamp int64
+	Producers    []ProducerState
+}
+
+// Commit records a flushed object and, for every part whose writer is still
+// the partition's leader at that epoch and whose BaseOffset equals the
+// committed high watermark, inserts its index row, its producer states and
+// moves the high watermark to EndOffset — all in one statement, so either
+// all of a part lands or none of it does. It returns the ids of the
+// partitions that committed; the others were fenced (DESIGN.md invariant 1).
+func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, objectSize int64, parts []CommitPart) (map[int64]bool, error) {
+	n := len(parts)
+	var (
+		ids, bases, ends, poss, maxTs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		epochs, lens                  = make([]int32, n), make([]int32, n)
+		pPart, pID                    []int64
+		pEpoch                        []int16
+		pBatches                      []string
+	)
+	for i, p := range parts {
+		ids[i], epochs[i], bases[i], ends[i] = p.PartitionID, p.LeaderEpoch, p.BaseOffset, p.EndOffset
+		poss[i], lens[i], maxTs[i] = p.Position, p.Length, p.MaxTimestamp
+		for _, ps := range p.Producers {
+			pPart = append(pPart, p.PartitionID)
+			pID = append(pID, ps.ProducerID)
+			pEpoch = append(pEpoch, ps.Epoch)
+			pBatches = append(pBatches, encodeBatches(ps.Batches))
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH input AS (
+			SELECT * FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[])
+				AS t(partition_id, leader_epoch, base_offset, end_offset, position, length, max_timestamp)
+		), advanced AS (
+			UPDATE partitions p SET high_watermark = i.end_offset
+			FROM input i
+			WHERE p.id = i.partition_id AND p.leader_id = $1
+			  AND p.leader_epoch = i.leader_epoch AND p.high_watermark = i.base_offset
+			RETURNING p.id
+		), obj AS (
+			INSERT INTO objects (key, size, broker_id) VALUES ($2, $3, $1)
+		), seg AS (
+			INSERT INTO segments (partition_id, base_offset, end_offset, object_key, position, length, max_timestamp)
+			SELECT i.partition_id, i.base_offset, i.end_offset, $2, i.position, i.length, i.max_timestamp
+			FROM input i JOIN advanced a ON a.id = i.partition_id
+		), prod AS (
+			INSERT INTO producer_states (partition_id, producer_id, producer_epoch, batches)
+			SELECT s.partition_id, s.producer_id, s.producer_epoch, s.batches::jsonb
+			FROM unnest($11::bigint[], $12::bigint[], $13::smallint[], $14::text[])
+				AS s(partition_id, producer_id, producer_epoch, batches)
+			JOIN advanced a ON a.id = s.partition_id
+			ON CONFLICT (partition_id, producer_id) DO UPDATE
+				SET producer_epoch = EXCLUDED.producer_epoch, batches = EXCLUDED.batches, updated_at = now()
+		)
+		SELECT id FROM advanced`,
+		brokerID, objectKey, objectSize,
+		ids, epochs, bases, ends, poss, lens, maxTs,
+		pPart, pID, pEpoch, pBatches)
+	if err != nil {
+		return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
+	}
+	defer rows.Close()
+	done := make(map[int64]bool, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
+		}
+		done[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
+	}
+	return done, nil
+}
+
+// Segment is an index row: where offsets [BaseOffset, EndOffset) live.
+type Segment struct {
+	BaseOffset   int64
+	EndOffset    int64
+	ObjectKey    string
+	Position     int64
+	Length       int32
+	MaxTimestamp int64
+}
+
+// Segments returns up to limit index rows of a partition that hold offsets
+// at or after from, in offset order.
+func (s *Store) Segments(ctx context.Context, partitionID, from int64, limit int) ([]Segment, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT base_offset, end_offset, object_key, position, length, max_timestamp
+		FROM segments WHERE partition_id = $1 AND end_offset > $2
+		ORDER BY base_offset LIMIT $3`, partitionID, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: segments: %w", err)
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		var sg Segment
+		if err := rows.Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp); err != nil {
+			return nil, fmt.Errorf("store: segments: %w", err)
+		}
+		out = append(out, sg)
+	}
+	return out, rows.Err()
+}
+
+// SegmentAtTimestamp returns the first index row (at or after the log start
+// offset) holding a record with timestamp >= ts; ok is false if none does.
+func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (Segment, bool, error) {
+	var sg Segment
+	err := s.pool.QueryRow(ctx, `
+		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
+		FROM segments s JOIN partitions p ON p.id = s.partition_id
+		WHERE s.partition_id = $1 AND s.max_timestamp >= $2 AND s.end_offset > p.log_start_offset
+		ORDER BY s.base_offset LIMIT 1`, partitionID, ts).
+		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
+	if err != nil {
+		if notFound(err) == ErrNotFound {
+			return sg, false, nil
+		}
+		return sg, false, fmt.Errorf("store: segment at timestamp: %w", err)
+	}
+	return sg, true, nil
+}
+
+// MaxTimestamp returns the largest record timestamp of a partition's
+// retained data and the offset range of the segment holding it.
+func (s *Store) MaxTimestamp(ctx context.Context, partitionID int64) (Segment, bool, error) {
+	var sg Segment
+	err := s.pool.QueryRow(ctx, `
+		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
+		FROM segments s JOIN partitions p ON p.id = s.partition_id
+		WHERE s.partition_id = $1 AND s.end_offset > p.log_start_offset
+		ORDER BY s.max_timestamp DESC, s.base_offset LIMIT 1`, partitionID).
+		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
+	if err != nil {
+		if notFound(err) == ErrNotFound {
+			return sg, false, nil
+		}
+		return sg, false, fmt.Errorf("store: max timestamp: %w", err)
+	}
+	return sg, true, nil
+}
