@@ -19,7 +19,8 @@ import (
 )
 
 // Assign spreads unassigned items over the brokers that are not draining,
-// always to the one with the fewest items (ties to the lowest id), so
+// always to the one with the fewest items of that kind (partitions and
+// coordinator slots are balanced separately; ties go to the lowest id), so
 // counts stay within one of each other. It returns nothing when no broker
 // can take work.
 func Assign(brokers []store.BrokerLoad, unassigned []store.Item) []store.Assignment {
@@ -34,13 +35,23 @@ func Assign(brokers []store.BrokerLoad, unassigned []store.Item) []store.Assignm
 	}
 	out := make([]store.Assignment, 0, len(unassigned))
 	for _, it := range unassigned {
+		count := func(b store.BrokerLoad) int {
+			if it.Kind == store.KindSlot {
+				return b.Slots
+			}
+			return b.Partitions
+		}
 		i := 0
 		for j := range live {
-			if live[j].Items < live[i].Items {
+			if count(live[j]) < count(live[i]) {
 				i = j
 			}
 		}
-		live[i].Items++
+		if it.Kind == store.KindSlot {
+			live[i].Slots++
+		} else {
+			live[i].Partitions++
+		}
 		out = append(out, store.Assignment{Item: it, Broker: live[i].ID})
 	}
 	slices.SortFunc(out, func(a, b store.Assignment) int { return cmp.Compare(a.Item.ID, b.Item.ID) })

@@ -53,11 +53,13 @@ type Item struct {
 	ID   int64
 }
 
-// BrokerLoad is a live broker and how many items it leads.
+// BrokerLoad is a live broker and how many partitions and coordinator
+// slots it leads.
 type BrokerLoad struct {
-	ID       int32
-	Draining bool
-	Items    int
+	ID         int32
+	Draining   bool
+	Partitions int
+	Slots      int
 }
 
 // Assignment hands Item to Broker.
@@ -96,6 +98,11 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 			return err
 		}
 		released += int(tag.RowsAffected())
+		if released > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`); err != nil {
+				return err
+			}
+		}
 
 		var unassigned []Item
 		rows, err := tx.Query(ctx, `
@@ -122,7 +129,7 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 		var brokers []BrokerLoad
 		rows, err = tx.Query(ctx, `
 			SELECT b.id, b.draining,
-				(SELECT count(*) FROM partitions p WHERE p.leader_id = b.id) +
+				(SELECT count(*) FROM partitions p WHERE p.leader_id = b.id),
 				(SELECT count(*) FROM coordinator_slots c WHERE c.leader_id = b.id)
 			FROM brokers b WHERE b.expires_at > now() ORDER BY b.id`)
 		if err != nil {
@@ -130,7 +137,7 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 		}
 		for rows.Next() {
 			var b BrokerLoad
-			if err := rows.Scan(&b.ID, &b.Draining, &b.Items); err != nil {
+			if err := rows.Scan(&b.ID, &b.Draining, &b.Partitions, &b.Slots); err != nil {
 				return err
 			}
 			brokers = append(brokers, b)
@@ -164,7 +171,10 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 			return err
 		}
 		assigned = len(as)
-		return nil
+		// Brokers re-read their routing view on this, so new leaders start
+		// serving within milliseconds rather than at their next poll.
+		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
+		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: placement round: %w", err)

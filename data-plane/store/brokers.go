@@ -70,8 +70,8 @@ func (s *Store) Deregister(ctx context.Context, id int32, epoch int64) error {
 	if _, err := tx.Exec(ctx, `UPDATE coordinator_slots SET leader_id = NULL WHERE leader_id = $1`, id); err != nil {
 		return fmt.Errorf("store: deregister: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('eddy_placement', '')`); err != nil {
-		return fmt.Errorf("store: deregister: %w", err)
+	if err := notify(ctx, tx, "eddy_placement", "eddy_metadata"); err != nil {
+		return err
 	}
 	return tx.Commit(ctx)
 }

@@ -74,3 +74,34 @@ func notFound(err error) error {
 }
 
 var txRepeatableReadRO = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+
+// notify sends an empty NOTIFY on each channel inside tx (delivered on
+// commit). eddy_placement wakes the placer; eddy_metadata makes brokers
+// re-read their routing view at once.
+func notify(ctx context.Context, tx pgx.Tx, channels ...string) error {
+	for _, ch := range channels {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, ch); err != nil {
+			return fmt.Errorf("store: notify %s: %w", ch, err)
+		}
+	}
+	return nil
+}
+
+// Listen runs fn with a dedicated connection LISTENing on channel; wait
+// blocks until a notification arrives or its ctx ends. Listen returns when
+// fn does.
+func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(context.Context) error) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("store: listen: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("store: listen: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
+	return fn(func(ctx context.Context) error {
+		_, err := conn.Conn().WaitForNotification(ctx)
+		return err
+	})
+}

@@ -39,7 +39,7 @@ func (s *Store) CreateTopic(ctx context.Context, clusterID, name string, n int32
 		INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2::int - 1)`, id, n); err != nil {
 		return id, fmt.Errorf("store: create topic %s partitions: %w", name, err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('eddy_placement', '')`); err != nil {
+	if err := notify(ctx, tx, "eddy_placement", "eddy_metadata"); err != nil {
 		return id, err
 	}
 	return id, tx.Commit(ctx)
@@ -48,7 +48,9 @@ func (s *Store) CreateTopic(ctx context.Context, clusterID, name string, n int32
 // DeleteTopic deletes a topic, its partitions and their index rows. The
 // objects they pointed to are left for garbage collection.
 func (s *Store) DeleteTopic(ctx context.Context, clusterID, name string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM topics WHERE cluster_id = $1 AND name = $2`, clusterID, name)
+	tag, err := s.pool.Exec(ctx, `
+		WITH d AS (DELETE FROM topics WHERE cluster_id = $1 AND name = $2 RETURNING 1)
+		SELECT pg_notify('eddy_metadata', '') FROM d`, clusterID, name)
 	if err != nil {
 		return fmt.Errorf("store: delete topic %s: %w", name, err)
 	}
@@ -83,7 +85,7 @@ func (s *Store) CreatePartitions(ctx context.Context, clusterID, name string, to
 		INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2::int, $3::int - 1)`, id, cur, total); err != nil {
 		return fmt.Errorf("store: create partitions %s: %w", name, err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('eddy_placement', '')`); err != nil {
+	if err := notify(ctx, tx, "eddy_placement", "eddy_metadata"); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
@@ -98,7 +100,9 @@ func (s *Store) SetTopicConfigs(ctx context.Context, clusterID, name string, con
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE topics SET configs = $3 WHERE cluster_id = $1 AND name = $2`, clusterID, name, cfg)
+	tag, err := s.pool.Exec(ctx, `
+		WITH u AS (UPDATE topics SET configs = $3 WHERE cluster_id = $1 AND name = $2 RETURNING 1)
+		SELECT pg_notify('eddy_metadata', '') FROM u`, clusterID, name, cfg)
 	if err != nil {
 		return fmt.Errorf("store: set configs %s: %w", name, err)
 	}
@@ -147,4 +151,19 @@ func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: producer id: %w", err)
 	}
 	return id, nil
+}
+
+// TopicConfigs reads a topic's explicit configs straight from Postgres, so
+// DescribeConfigs shows an alteration made through any broker at once.
+func (s *Store) TopicConfigs(ctx context.Context, clusterID, name string) (map[string]string, error) {
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT configs FROM topics WHERE cluster_id = $1 AND name = $2`, clusterID, name).Scan(&raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: topic configs %s: %w", name, notFound(err))
+	}
+	var out map[string]string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("store: topic configs %s: %w", name, err)
+	}
+	return out, nil
 }

@@ -1,0 +1,119 @@
+# Eddy's developer entry points. `make dev` runs the whole service locally,
+# `make test` is what CI runs (.ci/run). `make help` lists the targets.
+
+SHELL       := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+FUZZTIME ?= 30s
+# Packages for test, test-race and vet: `make test PKGS=./internal/...`.
+PKGS     ?= ./...
+# Two test binaries at once: the CI machine has 2 cores, and every binary
+# with Postgres tests starts its own private server (internal/pgtest).
+TESTFLAGS ?= -count=1 -timeout 25m -p 2
+RACEFLAGS ?= -race -count=1 -timeout 60m -p 2
+
+# sudo only when not root (CI containers run as root and have no sudo).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help deps build dev test test-race bench soak fuzz fmt vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# deps installs only what is missing, so a second run does nothing:
+#   - PostgreSQL server binaries (Debian `postgresql`), used by `eddy dev`
+#     and by internal/pgtest; skipped if any /usr/lib/postgresql/*/bin/initdb
+#     exists. Installing the package also creates Debian's own "main"
+#     cluster on port 5432; Eddy does not use it.
+#   - kcat, the command-line Kafka client the README's examples use;
+#   - npm itself, if missing, and test/js/node_modules (npm ci) when it is
+#     missing or older than package-lock.json;
+#   - moto_server (S3 fake, ships with the CI image); pip is tried if it is
+#     missing, and a failure there only warns.
+# apt-get update runs once, and only when a package must be installed.
+deps: ## install missing test/dev dependencies (idempotent)
+	@pkgs=""; \
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs="$$pkgs postgresql"; \
+	command -v kcat >/dev/null || pkgs="$$pkgs kcat"; \
+	command -v npm  >/dev/null || pkgs="$$pkgs nodejs npm"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "deps: installing$$pkgs (apt)"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
+	fi
+	@if [ ! -d test/js/node_modules ] || [ test/js/package-lock.json -nt test/js/node_modules ]; then \
+		echo "deps: npm ci in test/js"; \
+		(cd test/js && npm ci --no-audit --no-fund); \
+		touch test/js/node_modules; \
+	fi
+	@if ! command -v moto_server >/dev/null; then \
+		echo "deps: installing moto_server (pip)"; \
+		python3 -m pip install --quiet 'moto[server]' || \
+			echo "deps: WARNING: could not install moto[server]; tests that need moto_server will fail or skip"; \
+	fi
+
+build: ## build bin/eddy
+	$(GO) build -o bin/eddy ./cmd/eddy
+
+dev: deps build ## run Eddy locally (Postgres, control plane, 3 brokers; data in .data/)
+	./bin/eddy dev
+
+# run_tests runs `go test $(1) $(PKGS)`, keeps the output and ends with a
+# summary of failed packages and tests; it fails if go test failed.
+define run_tests
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	echo "go test $(1) $(PKGS)"; \
+	set +e; $(GO) test $(1) $(PKGS) 2>&1 | tee "$$log"; rc=$${PIPESTATUS[0]}; set -e; \
+	echo; echo "==================== test summary ===================="; \
+	echo "packages ok:       $$(grep -c '^ok ' "$$log" || true)"; \
+	echo "packages no tests: $$(grep -c '^? ' "$$log" || true)"; \
+	echo "packages FAILED:   $$(grep -cE '^FAIL[[:space:]]+[^[:space:]]' "$$log" || true)"; \
+	grep -E '^FAIL[[:space:]]+[^[:space:]]' "$$log" | sed 's/^/  /' || true; \
+	if grep -qE '^[[:space:]]*--- FAIL' "$$log"; then \
+		echo "failed tests:"; grep -E '^[[:space:]]*--- FAIL' "$$log" | sed -E 's/^[[:space:]]*--- FAIL: /  /'; \
+	fi; \
+	if [ $$rc -eq 0 ]; then echo "RESULT: PASS"; else echo "RESULT: FAIL (go test exit $$rc)"; fi; \
+	exit $$rc
+endef
+
+test: deps ## go vet + all tests, no race detector (what CI runs)
+	$(GO) vet $(PKGS)
+	$(call run_tests,$(TESTFLAGS))
+
+test-race: deps ## all tests under the race detector (slow on 2 cores)
+	$(call run_tests,$(RACEFLAGS))
+
+bench: ## all benchmarks, no tests
+	$(GO) test -run='^$$' -bench=. ./...
+
+soak: ## long-running soak tests (build tag soak)
+	$(GO) test -run Soak -tags soak ./...
+
+# go test -fuzz takes one package and one target at a time, so list the
+# Fuzz functions of every package and run each for FUZZTIME.
+fuzz: ## run every fuzz target for FUZZTIME (default 30s)
+	@list=$$($(GO) test -list '^Fuzz' ./... 2>/dev/null || true); \
+	failed=$$(awk '/^FAIL[ \t]+[^ \t]/ { printf " %s(does-not-build)", $$2 }' <<< "$$list"); \
+	targets=$$(awk '/^Fuzz/ { names[n++] = $$1; next } /^ok / { for (i = 0; i < n; i++) print $$2, names[i] } { n = 0 }' <<< "$$list"); \
+	if [ -z "$$targets" ]; then echo "fuzz: no fuzz targets found"; fi; \
+	while read -r pkg name; do \
+		[ -n "$$pkg" ] || continue; \
+		echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg" || failed="$$failed $$pkg.$$name"; \
+	done <<< "$$targets"; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi; \
+	echo "fuzz: all targets passed"
+
+fmt: ## gofmt every Go file
+	@find . -name '*.go' -not -path './.data/*' -not -path './test/js/node_modules/*' -print0 | xargs -0 -r gofmt -w
+
+vet: ## go vet ./...
+	$(GO) vet $(PKGS)
+
+# clean deletes .data/, which holds `make dev`'s Postgres cluster, object
+# store and broker state. Stop `make dev` first: removing the files under a
+# running Postgres leaves it serving a deleted directory.
+clean: ## remove bin/ and .data/ (stop `make dev` first)
+	rm -rf bin/ .data/

@@ -1,0 +1,110 @@
+// Command eddy is Eddy's single binary: `eddy dev` runs everything on one
+// machine, `eddy broker`, `eddy control-plane` and `eddy migrate` run the
+// pieces separately. Every flag can also be set as EDDY_<FLAG_NAME>.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/flagenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "eddy:", err)
+		os.Exit(1)
+	}
+}
+
+type logFlags struct {
+	level  string
+	format string
+}
+
+func newRoot() *cobra.Command {
+	var lf logFlags
+	root := &cobra.Command{
+		Use:           "eddy",
+		Short:         "Eddy: serverless Kafka-compatible streaming on object storage",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagenv.Apply(cmd.Flags(), "EDDY"); err != nil {
+				return err
+			}
+			return setupLogging(lf)
+		},
+	}
+	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&lf.format, "log-format", "text", "text or json")
+	root.AddCommand(newDevCmd(), newBrokerCmd(), newControlPlaneCmd(), newMigrateCmd())
+	return root
+}
+
+func setupLogging(lf logFlags) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(lf.level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch lf.format {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
+	default:
+		return fmt.Errorf("--log-format must be text or json, not %q", lf.format)
+	}
+	return nil
+}
+
+// newRegistry returns a Prometheus registry with the Go and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// serveMetrics serves /metrics on addr until ctx ends ("" disables it).
+// The returned func waits for the server to stop.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) (wait func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			<-errc
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				slog.Warn("metrics server stopped", "addr", addr, "err", err)
+			}
+		}
+	}()
+	return func() { <-done }, nil
+}

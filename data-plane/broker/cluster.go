@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeCluster v0-v1: the shared broker pool, the connection's virtual
+// cluster id as the cluster id.
+func handleDescribeCluster(s *Server, c *conn, req *kmsg.DescribeClusterRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	v := s.view.Load()
+	if req.Version >= 1 && req.EndpointType != 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		resp.ErrorMessage = strp("only broker endpoints are described")
+		return resp
+	}
+	resp.ClusterID = c.cluster
+	resp.ControllerID = s.controllerID(v)
+	resp.EndpointType = 1
+	resp.ClusterAuthorizedOperations = -2147483648
+	for _, b := range v.brokers {
+		rb := kmsg.NewDescribeClusterResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	return resp
+}
+
+// InitProducerId v0-v4 for idempotent producers. Producer ids come from a
+// Postgres sequence, so they are unique across the pool and restarts.
+// Deviation: transactional ids are refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
+func handleInitProducerID(s *Server, c *conn, req *kmsg.InitProducerIDRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	id, err := s.store.NextProducerID(ctx)
+	if err != nil {
+		s.log.Warn("producer id allocation failed", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp
+}
+
+// OffsetForLeaderEpoch v2-v4 (KIP-320). Committed data is never truncated
+// — a new leader starts at the committed high watermark — so the end offset
+// of any epoch a consumer asks about is the high watermark: consumers never
+// detect a truncation, because none can happen below it.
+func handleOffsetForLeaderEpoch(s *Server, c *conn, req *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		_, t := s.topic(c, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, -1, -1
+			pm := partitionOf(t, rp.Partition)
+			switch {
+			case pm == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				p := s.lead.Partition(pm.ID)
+				switch {
+				case p == nil:
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
+					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				case rp.CurrentLeaderEpoch > p.Epoch:
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				default:
+					_, hw := p.Offsets()
+					sp.LeaderEpoch, sp.EndOffset = min(rp.LeaderEpoch, p.Epoch), hw
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

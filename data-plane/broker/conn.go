@@ -1,0 +1,175 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are read, handled and answered
+// one at a time, in order (Kafka mutes a connection while a request is in
+// progress, and clients rely on in-order responses).
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	br       *bufio.Reader
+	stopping atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	// cluster is the virtual cluster this connection acts in; it is fixed
+	// by authentication (the anonymous cluster for now).
+	cluster  string
+	clientID string
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		s: s, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
+		ctx: ctx, cancel: cancel,
+		cluster: s.cfg.AnonymousCluster,
+	}
+}
+
+// stopReading makes the connection finish its current request and close.
+func (c *conn) stopReading() {
+	c.stopping.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// errBadRequest means the frame or header could not be parsed; Kafka closes
+// the connection in that case.
+var errBadRequest = errors.New("broker: malformed request")
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	c.s.met.connections.Inc()
+	defer c.s.met.connections.Dec()
+	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
+	var sizeBuf [4]byte
+	for !c.stopping.Load() {
+		if _, err := io.ReadFull(c.br, sizeBuf[:]); err != nil {
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || int(size) > c.s.cfg.MaxRequestBytes {
+			log.Info("closing connection: bad request size", "size", size)
+			return
+		}
+		// A fresh buffer per request: produced batches are retained
+		// (pending flush, cache) without copying.
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(c.br, buf); err != nil {
+			return
+		}
+		c.s.met.bytesIn.Add(float64(size + 4))
+		out, err := c.handle(buf)
+		if err != nil {
+			log.Info("closing connection", "err", err, "client_id", c.clientID)
+			return
+		}
+		if out == nil {
+			continue
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.nc.Write(out); err != nil {
+			return
+		}
+		c.s.met.bytesOut.Add(float64(len(out)))
+	}
+}
+
+// request is a decoded request frame.
+type request struct {
+	key, version int16
+	corr         int32
+	clientID     *string
+	req          kmsg.Request // nil when the version is unsupported (ApiVersions only)
+}
+
+// decodeRequest parses a request frame (without its size prefix). An
+// error means the frame is malformed or names an API or version this
+// broker does not serve; Kafka closes the connection then. The one
+// exception is ApiVersions at an unsupported version: it decodes with a
+// nil req so the caller can answer UNSUPPORTED_VERSION (KIP-511).
+func decodeRequest(buf []byte) (request, error) {
+	r := kbin.Reader{Src: buf}
+	rq := request{key: r.Int16(), version: r.Int16(), corr: r.Int32()}
+	rq.clientID = r.NullableString()
+	if err := r.Complete(); err != nil {
+		return rq, fmt.Errorf("%w: header: %v", errBadRequest, err)
+	}
+	a, known := apis[rq.key]
+	req := kmsg.RequestForKey(rq.key)
+	if !known || req == nil {
+		return rq, fmt.Errorf("%w: unsupported api key %d", errBadRequest, rq.key)
+	}
+	if rq.version < a.min || rq.version > a.max {
+		if rq.key == apiVersionsKey {
+			return rq, nil
+		}
+		return rq, fmt.Errorf("%w: %s v%d is not supported (v%d-v%d)", errBadRequest, kmsg.NameForKey(rq.key), rq.version, a.min, a.max)
+	}
+	req.SetVersion(rq.version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+		if err := r.Complete(); err != nil {
+			return rq, fmt.Errorf("%w: header tags: %v", errBadRequest, err)
+		}
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		return rq, fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
+	}
+	rq.req = req
+	return rq, nil
+}
+
+// handle decodes one request, runs its handler and returns the encoded
+// response frame (nil when none is due, as for acks=0).
+func (c *conn) handle(buf []byte) ([]byte, error) {
+	rq, err := decodeRequest(buf)
+	if err != nil {
+		return nil, err
+	}
+	if rq.clientID != nil {
+		c.clientID = *rq.clientID
+	}
+	if rq.req == nil {
+		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil
+	}
+	start := time.Now()
+	resp, err := apis[rq.key].handle(c.s, c, rq.req)
+	c.s.met.observe(rq.key, start, err)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, nil
+	}
+	resp.SetVersion(rq.version)
+	return c.frame(rq.corr, rq.key, resp), nil
+}
+
+// frame encodes a response with its size and header. ApiVersions always
+// uses response header v0 (no tagged fields), whatever its version.
+func (c *conn) frame(corr int32, key int16, resp kmsg.Response) []byte {
+	out := make([]byte, 4, 256)
+	out = kbin.AppendInt32(out, corr)
+	if resp.IsFlexible() && key != apiVersionsKey {
+		out = append(out, 0)
+	}
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	return out
+}

@@ -1,0 +1,145 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fetch v4-v16. Only the partition leader serves (NOT_LEADER_OR_FOLLOWER
+// elsewhere), and only committed data: the high watermark is the commit
+// point in Postgres, and the last stable offset equals it (no
+// transactions). Long polling waits up to MaxWaitMillis for MinBytes.
+// An offset inside a batch returns that whole batch (clients skip the
+// records before their offset). Deviation: fetch sessions (KIP-227) are
+// not kept; every response has session id 0, which makes clients send
+// full requests — correct, merely a little larger.
+
+func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
+	var deadline time.Time
+	if req.MaxWaitMillis > 0 {
+		deadline = time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	}
+	notify := make(chan struct{}, 1)
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	watched := false
+	for {
+		resp, bytes, failed := s.fetchOnce(c, req)
+		if failed || int32(bytes) >= req.MinBytes || deadline.IsZero() || !time.Now().Before(deadline) {
+			s.met.fetched(bytes)
+			return resp
+		}
+		if !watched {
+			// Watch every partition of the request, then read once more
+			// so a commit between the read and the watch is not missed.
+			watched = true
+			stops = s.watchFetch(c, req, notify)
+			continue
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-notify:
+		case <-t.C:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+		if c.ctx.Err() != nil {
+			return resp
+		}
+	}
+}
+
+func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, notify chan struct{}) []func() {
+	v := s.view.Load()
+	var stops []func()
+	for _, rt := range req.Topics {
+		t := v.topic(c.cluster, rt.Topic)
+		if req.Version >= 13 {
+			t = v.topicByID(c.cluster, rt.TopicID)
+		}
+		for _, rp := range rt.Partitions {
+			if pm := partitionOf(t, rp.Partition); pm != nil {
+				if p := s.lead.Partition(pm.ID); p != nil {
+					stops = append(stops, p.Watch(notify))
+				}
+			}
+		}
+	}
+	return stops
+}
+
+// fetchOnce reads every requested partition once. failed is true when a
+// partition returned an error, which Kafka answers without waiting.
+func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
+	resp = req.ResponseKind().(*kmsg.FetchResponse)
+	v := s.view.Load()
+	budget := int(req.MaxBytes)
+	if budget <= 0 {
+		budget = 50 << 20
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		t := v.topic(c.cluster, rt.Topic)
+		if req.Version >= 13 {
+			t = v.topicByID(c.cluster, rt.TopicID)
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			// Empty, never null: librdkafka rejects a null record set.
+			sp.RecordBatches = []byte{}
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.PreferredReadReplica = -1
+			switch pm := partitionOf(t, rp.Partition); {
+			case t == nil && req.Version >= 13:
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+			case pm == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				p := s.lead.Partition(pm.ID)
+				switch {
+				case p == nil:
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
+					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				case rp.CurrentLeaderEpoch > p.Epoch:
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				default:
+					maxBytes := int(rp.PartitionMaxBytes)
+					if maxBytes <= 0 || maxBytes > budget {
+						maxBytes = max(budget, 1)
+					}
+					r, err := p.Read(c.ctx, rp.FetchOffset, maxBytes)
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.HighWatermark, r.HighWatermark, r.LogStart
+					if err != nil {
+						if !errors.Is(err, leader.ErrOffsetOutOfRange) {
+							s.log.Warn("fetch read failed", "partition", pm.ID, "offset", rp.FetchOffset, "err", err)
+						}
+						sp.ErrorCode, _ = errCode(err)
+						break
+					}
+					if r.Records != nil {
+						sp.RecordBatches = r.Records
+					}
+					total += len(r.Records)
+					budget -= len(r.Records)
+				}
+			}
+			if sp.ErrorCode != 0 {
+				failed = true
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total, failed
+}

@@ -1,0 +1,263 @@
+package broker
+
+import (
+	"context"
+	"net"
+
+	"github.com/eddy-streams/eddy/data-plane/group"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FindCoordinator v0-v4 and the classic group APIs: JoinGroup v0-v9,
+// SyncGroup v0-v5, Heartbeat v0-v4, LeaveGroup v0-v5, OffsetCommit v0-v8,
+// OffsetFetch v0-v8, DescribeGroups v0-v5, ListGroups v0-v4, DeleteGroups
+// v0-v2, OffsetDelete v0.
+//
+// Groups are spread over coordinator slots (hash of cluster and group id);
+// each slot is led by one broker like a partition. A broker that does not
+// own a group's slot answers NOT_COORDINATOR so the client looks it up
+// again. The protocol itself lives in data-plane/group. Transaction
+// coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+
+func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	v := s.view.Load()
+	find := func(key string) (int32, string, int32, int16, *string) {
+		if req.CoordinatorType != 0 {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, strp("transactions are not supported yet")
+		}
+		id := v.coordinatorOf(c.cluster, key)
+		b, ok := v.byBroker[id]
+		if !ok {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, strp("no coordinator is available yet")
+		}
+		return b.ID, b.Host, b.Port, 0, nil
+	}
+	if req.Version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			rc := kmsg.NewFindCoordinatorResponseCoordinator()
+			rc.Key = key
+			rc.NodeID, rc.Host, rc.Port, rc.ErrorCode, rc.ErrorMessage = find(key)
+			resp.Coordinators = append(resp.Coordinators, rc)
+		}
+		return resp
+	}
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = find(req.CoordinatorKey)
+	return resp
+}
+
+// owns reports whether this broker coordinates group.
+func (s *Server) owns(c *conn, group string) bool {
+	return s.view.Load().coordinatorOf(c.cluster, group) == s.cfg.ID
+}
+
+func handleJoinGroup(s *Server, c *conn, req *kmsg.JoinGroupRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1
+		return resp
+	}
+	return s.groups.JoinGroup(c.groupCtx(), c.cluster, req)
+}
+
+func handleSyncGroup(s *Server, c *conn, req *kmsg.SyncGroupRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	return s.groups.SyncGroup(c.groupCtx(), c.cluster, req)
+}
+
+func handleHeartbeat(s *Server, c *conn, req *kmsg.HeartbeatRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	return s.groups.Heartbeat(c.groupCtx(), c.cluster, req)
+}
+
+func handleLeaveGroup(s *Server, c *conn, req *kmsg.LeaveGroupRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	return s.groups.LeaveGroup(c.groupCtx(), c.cluster, req)
+}
+
+func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotCoordinator.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	}
+	// Partitions of unknown topics are refused here; the coordinator only
+	// sees commits for partitions that exist in the connection's cluster.
+	var unknown []kmsg.OffsetCommitResponseTopic
+	known := req.Topics[:0:0]
+	for _, rt := range req.Topics {
+		_, t := s.topic(c, rt.Topic)
+		kt := rt
+		kt.Partitions = nil
+		var ut *kmsg.OffsetCommitResponseTopic
+		for _, rp := range rt.Partitions {
+			if partitionOf(t, rp.Partition) != nil {
+				kt.Partitions = append(kt.Partitions, rp)
+				continue
+			}
+			if ut == nil {
+				nt := kmsg.NewOffsetCommitResponseTopic()
+				nt.Topic = rt.Topic
+				ut = &nt
+			}
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, kerr.UnknownTopicOrPartition.Code
+			ut.Partitions = append(ut.Partitions, sp)
+		}
+		if len(kt.Partitions) > 0 {
+			known = append(known, kt)
+		}
+		if ut != nil {
+			unknown = append(unknown, *ut)
+		}
+	}
+	req.Topics = known
+	resp := s.groups.OffsetCommit(c.groupCtx(), c.cluster, req)
+	resp.Topics = append(resp.Topics, unknown...)
+	return resp
+}
+
+func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Response {
+	if req.Version >= 8 {
+		for _, g := range req.Groups {
+			if !s.owns(c, g.Group) {
+				resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+				for _, g := range req.Groups {
+					rg := kmsg.NewOffsetFetchResponseGroup()
+					rg.Group, rg.ErrorCode = g.Group, kerr.NotCoordinator.Code
+					if s.owns(c, g.Group) {
+						// Answer the ones we own one by one.
+						one := *req
+						one.Groups = []kmsg.OffsetFetchRequestGroup{g}
+						rg = s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups[0]
+					}
+					resp.Groups = append(resp.Groups, rg)
+				}
+				return resp
+			}
+		}
+		return s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+	}
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	return s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+}
+
+func handleDescribeGroups(s *Server, c *conn, req *kmsg.DescribeGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, g := range req.Groups {
+		if !s.owns(c, g) {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		one := *req
+		one.Groups = []string{g}
+		resp.Groups = append(resp.Groups, s.groups.DescribeGroups(c.groupCtx(), c.cluster, &one).Groups...)
+	}
+	return resp
+}
+
+// ListGroups lists the groups this broker coordinates, as Kafka does;
+// admin clients ask every broker and merge.
+func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Response {
+	resp := s.groups.ListGroups(c.groupCtx(), c.cluster, req)
+	kept := resp.Groups[:0]
+	for _, g := range resp.Groups {
+		if s.owns(c, g.Group) {
+			kept = append(kept, g)
+		}
+	}
+	resp.Groups = kept
+	return resp
+}
+
+func handleDeleteGroups(s *Server, c *conn, req *kmsg.DeleteGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, g := range req.Groups {
+		if !s.owns(c, g) {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		one := *req
+		one.Groups = []string{g}
+		resp.Groups = append(resp.Groups, s.groups.DeleteGroups(c.groupCtx(), c.cluster, &one).Groups...)
+	}
+	return resp
+}
+
+func handleOffsetDelete(s *Server, c *conn, req *kmsg.OffsetDeleteRequest) kmsg.Response {
+	if !s.owns(c, req.Group) {
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	return s.groups.OffsetDelete(c.groupCtx(), c.cluster, req)
+}
+
+// offsetStore adapts the data-plane store to the coordinator.
+type offsetStore struct{ st *store.Store }
+
+func (o offsetStore) CommitOffsets(ctx context.Context, cluster, grp string, offs []group.Offset) error {
+	rows := make([]store.GroupOffset, len(offs))
+	for i, x := range offs {
+		rows[i] = store.GroupOffset{Topic: x.Topic, Partition: x.Partition, Offset: x.Offset, LeaderEpoch: x.LeaderEpoch, Metadata: x.Metadata}
+	}
+	return o.st.CommitOffsets(ctx, cluster, grp, rows)
+}
+
+func (o offsetStore) FetchOffsets(ctx context.Context, cluster, grp string) ([]group.Offset, error) {
+	rows, err := o.st.FetchOffsets(ctx, cluster, grp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]group.Offset, len(rows))
+	for i, x := range rows {
+		out[i] = group.Offset{Topic: x.Topic, Partition: x.Partition, Offset: x.Offset, LeaderEpoch: x.LeaderEpoch, Metadata: x.Metadata}
+	}
+	return out, nil
+}
+
+func (o offsetStore) DeleteGroupOffsets(ctx context.Context, cluster, grp string, topics map[string][]int32) error {
+	return o.st.DeleteGroupOffsets(ctx, cluster, grp, topics)
+}
+
+func (o offsetStore) ListGroupsWithOffsets(ctx context.Context, cluster string) ([]string, error) {
+	return o.st.GroupsWithOffsets(ctx, cluster)
+}
+
+// groupCtx carries the client's id and address to the coordinator (member
+// ids and DescribeGroups show them).
+func (c *conn) groupCtx() context.Context {
+	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
+	return group.WithClient(c.ctx, group.Client{ID: c.clientID, Host: host})
+}

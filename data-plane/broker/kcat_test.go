@@ -1,0 +1,158 @@
+package broker_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/stack"
+)
+
+// tool finds an external client. In CI (CI set) a missing tool is a
+// failure — `make test` installs it — elsewhere the test is skipped.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; `make deps` installs it", name)
+		}
+		t.Skipf("%s is not installed (run `make deps`)", name)
+	}
+	return p
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDevKcatRoundTrip starts the stack the way `make dev` does (eddy dev:
+// its own Postgres, control plane, three brokers) and round-trips 10,000
+// keyed records with headers through kcat.
+func TestDevKcatRoundTrip(t *testing.T) {
+	kcat := tool(t, "kcat")
+	bin := stack.Binary(t)
+	// Postgres runs as the postgres user when we are root: it must be
+	// able to reach the data directory, which t.TempDir's 0700 parents
+	// forbid.
+	dir, err := os.MkdirTemp("", "eddy-dev-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Three consecutive free ports are likely after a free one; retry a few.
+	port := freePort(t)
+	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--port", strconv.Itoa(port), "--pg-port", strconv.Itoa(freePort(t)))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+			err := waitErr
+			if err != nil {
+				t.Errorf("eddy dev did not stop cleanly: %v\n%s", err, logs.String())
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("eddy dev did not stop within a minute after Ctrl-C")
+		}
+	}
+	t.Cleanup(stop)
+
+	ready := make(chan string, 1)
+	go func() {
+		var banner strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			banner.WriteString(sc.Text() + "\n")
+			if sc.Text() == "ready" {
+				ready <- banner.String()
+			}
+		}
+	}()
+	var banner string
+	select {
+	case banner = <-ready:
+	case <-done:
+		t.Fatalf("eddy dev exited: %v\n%s", waitErr, logs.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("eddy dev not ready after 2 minutes\n%s", logs.String())
+	}
+	bootstrap := "127.0.0.1:" + strconv.Itoa(port)
+	if !strings.Contains(banner, bootstrap) || !strings.Contains(banner, "kcat -b "+bootstrap) {
+		t.Fatalf("the banner must show the bootstrap address and a kcat example:\n%s", banner)
+	}
+
+	const n = 10_000
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "key-%d\tvalue-%d\n", i, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	prod := exec.CommandContext(ctx, kcat, "-b", bootstrap, "-P", "-t", "kcat-roundtrip", "-K", "\t",
+		"-H", "source=kcat", "-H", "run=1", "-X", "acks=all")
+	prod.Stdin = strings.NewReader(in.String())
+	if out, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P: %v\n%s", err, out)
+	}
+	cons := exec.CommandContext(ctx, kcat, "-b", bootstrap, "-C", "-t", "kcat-roundtrip", "-o", "beginning", "-e",
+		"-f", "%k\t%s\t%h\n")
+	out, err := cons.Output()
+	if err != nil {
+		t.Fatalf("kcat -C: %v", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("consumed %d records, want %d", len(lines), n)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) != 3 || strings.TrimPrefix(f[0], "key-") != strings.TrimPrefix(f[1], "value-") {
+			t.Fatalf("damaged record %q", l)
+		}
+		if f[2] != "source=kcat,run=1" {
+			t.Fatalf("headers %q, want source=kcat,run=1", f[2])
+		}
+		if seen[f[0]] {
+			t.Fatalf("record %s read twice", f[0])
+		}
+		seen[f[0]] = true
+	}
+	stop()
+}

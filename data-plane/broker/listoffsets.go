@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListOffsets v1-v8: latest (-1, the committed high watermark), earliest
+// (-2, the log start offset), max timestamp (-3, v7+) and by timestamp.
+// Only the leader answers. A timestamp lookup reads the index in Postgres
+// to find the first object range whose batches reach the timestamp, then
+// decodes that one batch to find the exact record (the only place the
+// broker decodes records; it is off the produce/fetch path). -4
+// (earliest local) is answered like -2: every committed byte is "local".
+
+func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		_, t := s.topic(c, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, -1, -1, -1
+			pm := partitionOf(t, rp.Partition)
+			if pm == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			p := s.lead.Partition(pm.ID)
+			switch {
+			case p == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
+				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+			case rp.CurrentLeaderEpoch > p.Epoch:
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			default:
+				sp.LeaderEpoch = p.Epoch
+				start, hw := p.Offsets()
+				switch rp.Timestamp {
+				case -1:
+					sp.Offset = hw
+				case -2, -4:
+					sp.Offset = start
+				case -3:
+					seg, ok, err := s.store.MaxTimestamp(ctx, pm.ID)
+					if err == nil && ok {
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, seg.MaxTimestamp, start)
+					}
+					if err != nil {
+						sp.ErrorCode, _ = errCode(err)
+					}
+				default:
+					if rp.Timestamp < 0 {
+						sp.ErrorCode = kerr.InvalidRequest.Code
+						break
+					}
+					seg, ok, err := s.store.SegmentAtTimestamp(ctx, pm.ID, rp.Timestamp)
+					if err == nil && ok {
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, rp.Timestamp, start)
+					}
+					if err != nil {
+						sp.ErrorCode, _ = errCode(err)
+					}
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// offsetAtTimestamp finds, inside one index range, the first record at or
+// after logStart whose timestamp is >= ts.
+func (s *Server) offsetAtTimestamp(ctx context.Context, seg store.Segment, ts, logStart int64) (int64, int64, error) {
+	data, err := s.lead.ReadRange(ctx, seg)
+	if err != nil {
+		return -1, -1, err
+	}
+	off, rts := int64(-1), int64(-1)
+	var derr error
+	batch.Each(data, func(h batch.Header, raw []byte) bool {
+		if h.MaxTimestamp < ts || h.LastOffset() < logStart {
+			return true
+		}
+		o, t, ok, err := batch.FirstAtOrAfter(raw, ts)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if ok && o >= logStart {
+			off, rts = o, t
+			return false
+		}
+		return true
+	})
+	return off, rts, derr
+}
+
+// DeleteRecords v0-v2: moves the log start offset forward (offset -1 means
+// the high watermark). Only the leader accepts it; whole index rows below
+// the new start are dropped at once, the objects later by garbage collection.
+func handleDeleteRecords(s *Server, c *conn, req *kmsg.DeleteRecordsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Duration(max(req.TimeoutMillis, 5000))*time.Millisecond)
+	defer cancel()
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		_, t := s.topic(c, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition, sp.LowWatermark = rp.Partition, -1
+			pm := partitionOf(t, rp.Partition)
+			var p interface {
+				SetLogStart(int64)
+				Offsets() (int64, int64)
+			}
+			if pm != nil {
+				if lp := s.lead.Partition(pm.ID); lp != nil {
+					p = lp
+				}
+			}
+			switch {
+			case pm == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case p == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			default:
+				_, hw := p.Offsets()
+				if rp.Offset > hw || rp.Offset < -1 {
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+					break
+				}
+				low, err := s.store.AdvanceLogStart(ctx, pm.ID, rp.Offset)
+				if err != nil {
+					sp.ErrorCode, _ = errCode(err)
+					break
+				}
+				p.SetLogStart(low)
+				sp.LowWatermark = low
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

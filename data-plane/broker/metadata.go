@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Metadata v0-v12. Every broker of the shared pool is listed; topics are
+// only the connection's virtual cluster's. There is no replication: each
+// partition's replica set and ISR is its leader (durability comes from
+// object storage). A missing topic is created when the request allows it
+// (v4+ AllowAutoTopicCreation; always before v4) and the cluster has
+// automatic creation on; the response then waits briefly for placement so
+// the client gets leaders at once rather than LEADER_NOT_AVAILABLE.
+
+func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	v := s.view.Load()
+
+	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	var created []string
+	if allowCreate {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil {
+				continue
+			}
+			if _, t := s.topic(c, *rt.Topic); t == nil && s.autoCreate(c, *rt.Topic) {
+				created = append(created, *rt.Topic)
+			}
+		}
+	}
+	v = s.view.Load() // lookups above may have refreshed it
+	if len(created) > 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+		v = s.awaitLeaders(ctx, c.cluster, created)
+		cancel()
+	}
+
+	for _, b := range v.brokers {
+		rb := kmsg.NewMetadataResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	resp.ClusterID = strp(c.cluster)
+	resp.ControllerID = s.controllerID(v)
+
+	var topics []*store.Topic
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range v.topics[c.cluster] {
+			topics = append(topics, t)
+		}
+		sort.Slice(topics, func(i, j int) bool { return topics[i].Name < topics[j].Name })
+	}
+	for _, t := range topics {
+		resp.Topics = append(resp.Topics, s.metadataTopic(v, t))
+	}
+	if !all {
+		for _, rt := range req.Topics {
+			var t *store.Topic
+			switch {
+			case rt.Topic != nil:
+				_, t = s.topic(c, *rt.Topic)
+			case rt.TopicID != [16]byte{}:
+				t = v.topicByID(c.cluster, rt.TopicID)
+			}
+			if t != nil {
+				resp.Topics = append(resp.Topics, s.metadataTopic(v, t))
+				continue
+			}
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if rt.Topic == nil {
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+			} else if err := validTopicName(*rt.Topic); err != nil {
+				mt.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, mt)
+		}
+	}
+	return resp
+}
+
+func (s *Server) metadataTopic(v *view, t *store.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic, mt.TopicID = &name, t.ID
+	for i := range t.Partitions {
+		p := &t.Partitions[i]
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.Partition
+		mp.Leader = v.leaderOf(p)
+		mp.LeaderEpoch = p.LeaderEpoch
+		if mp.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		} else {
+			mp.Replicas = []int32{mp.Leader}
+			mp.ISR = []int32{mp.Leader}
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// controllerID names a live broker as the "controller": admin requests
+// can go to any broker, so clients only need a stable answer.
+func (s *Server) controllerID(v *view) int32 {
+	if len(v.brokers) == 0 {
+		return s.cfg.ID
+	}
+	return v.brokers[0].ID
+}
+
+// validTopicName applies Kafka's topic name rules.
+func validTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed", name)
+	case len(name) > 249:
+		return fmt.Errorf("topic name is %d characters long; the limit is 249", len(name))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic name %q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, r)
+		}
+	}
+	return nil
+}
+
+func isExists(err error) bool { return errors.Is(err, store.ErrExists) }

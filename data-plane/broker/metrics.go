@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+type metrics struct {
+	bytesIn, bytesOut prometheus.Counter
+	connections       prometheus.Gauge
+	requests          *prometheus.CounterVec
+	latency           *prometheus.HistogramVec
+
+	// for the load report in heartbeats
+	in, out atomic.Int64
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_broker_received_bytes_total", Help: "Bytes received on the Kafka listener (request frames)."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_broker_sent_bytes_total", Help: "Bytes sent on the Kafka listener (response frames)."}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_broker_connections", Help: "Open client connections."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_requests_total", Help: "Kafka requests handled, by API and outcome."},
+			[]string{"api", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eddy_broker_request_seconds", Help: "Kafka request latency by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"api"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.requests, m.latency)
+	}
+	return m
+}
+
+func (m *metrics) observe(key int16, start time.Time, err error) {
+	name := kmsg.NameForKey(key)
+	outcome := "ok"
+	if err != nil {
+		outcome = "closed"
+	}
+	m.requests.WithLabelValues(name, outcome).Inc()
+	m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+}
+
+// produced and fetched count record bytes for the heartbeat's load report.
+func (m *metrics) produced(n int) { m.in.Add(int64(n)) }
+func (m *metrics) fetched(n int)  { m.out.Add(int64(n)) }
+
+// loadReport is the JSON the heartbeat carries: cumulative record bytes in
+// and out (the control plane derives rates).
+func (m *metrics) loadReport() []byte {
+	b, _ := json.Marshal(map[string]string{
+		"bytes_in":  strconv.FormatInt(m.in.Load(), 10),
+		"bytes_out": strconv.FormatInt(m.out.Load(), 10),
+	})
+	return b
+}

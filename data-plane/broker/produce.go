@@ -1,0 +1,135 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce v3-v11 (record batches of magic 2 only, as Kafka 4 requires).
+//
+// acks=0 gets no response; acks=1 is answered once the batch is in the
+// local WAL; acks=all once the flush that carries it is committed in
+// Postgres. Deviations: transactional batches are refused with
+// INVALID_RECORD (transactions are not supported yet); producing to a
+// missing topic creates it when the cluster allows automatic creation
+// (the request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION
+// so the client refreshes metadata and retries).
+
+type pendingAck struct {
+	p    *leader.Partition
+	last int64
+	resp *kmsg.ProduceResponseTopicPartition
+}
+
+func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var waits []pendingAck
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		_, t := s.topic(c, rt.Topic)
+		if t == nil {
+			s.autoCreate(c, rt.Topic)
+		}
+		var configs map[string]string
+		if t != nil {
+			configs = t.Configs
+		}
+		maxBytes := int(topicconfig.Int64(configs, "max.message.bytes"))
+		logAppend := topicconfig.Value(configs, "message.timestamp.type") == "LogAppendTime"
+		// Sized up front: waits keep pointers into this slice.
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			out := &st.Partitions[i]
+			*out = kmsg.NewProduceResponseTopicPartition()
+			out.Partition = rp.Partition
+			out.BaseOffset, out.LogAppendTime, out.LogStartOffset = -1, -1, -1
+
+			pm := partitionOf(t, rp.Partition)
+			if pm == nil {
+				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			p := s.lead.Partition(pm.ID)
+			if p == nil {
+				out.ErrorCode = kerr.NotLeaderForPartition.Code
+				continue
+			}
+			hdrs, err := batch.Validate(rp.Records, maxBytes)
+			if err == nil {
+				for _, hd := range hdrs {
+					if hd.Transactional() {
+						err = errors.New("transactions are not supported yet")
+						out.ErrorCode = kerr.InvalidRecord.Code
+					}
+				}
+			}
+			if err != nil {
+				if out.ErrorCode == 0 {
+					out.ErrorCode, _ = errCode(err)
+				}
+				out.ErrorMessage = strp(err.Error())
+				continue
+			}
+			res, err := p.Append(rp.Records, hdrs, logAppend)
+			if err != nil {
+				code, msg := errCode(err)
+				out.ErrorCode, out.ErrorMessage = code, strp(msg)
+				continue
+			}
+			s.met.produced(len(rp.Records))
+			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
+			out.LogStartOffset, _ = p.Offsets()
+			if req.Acks == -1 {
+				waits = append(waits, pendingAck{p: p, last: res.LastOffset, resp: out})
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil
+	}
+	if len(waits) > 0 {
+		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		defer cancel()
+		for _, w := range waits {
+			if err := w.p.WaitCommitted(ctx, w.last); err != nil {
+				w.resp.BaseOffset = -1
+				if errors.Is(err, leader.ErrNotLeader) {
+					w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
+				} else {
+					w.resp.ErrorCode = kerr.RequestTimedOut.Code
+				}
+			}
+		}
+	}
+	return resp
+}
+
+// autoCreate creates a missing topic when the connection's cluster allows
+// it; errors are logged, the caller reports the topic as unknown anyway.
+func (s *Server) autoCreate(c *conn, name string) bool {
+	v := s.view.Load()
+	cl, ok := v.clusters[c.cluster]
+	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if err := s.createTopic(ctx, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
+		s.log.Warn("automatic topic creation failed", "topic", name, "err", err)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,368 @@
+// Package broker is Eddy's Kafka-protocol front end: it accepts
+// connections, decodes requests with franz-go's kmsg, dispatches them to
+// one handler per API (one file each, opening with the versions supported
+// and any deliberate deviation from Kafka) and writes responses in request
+// order, one request at a time per connection, as Kafka brokers do.
+//
+// A Server also keeps the broker's session in Postgres alive (heartbeats),
+// refreshes its routing view (brokers, topics, leaders, coordinator slots)
+// and hands the partitions placed on it to the leader.Manager.
+//
+// Shutdown drains like net/http: stop accepting, let in-flight requests
+// finish until the deadline, flush and commit everything acknowledged,
+// release partitions, end the session.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/group"
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/data-plane/wal"
+	"github.com/eddy-streams/eddy/tiered/bucket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// ErrServerClosed is returned by Run after a shutdown.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Config is a broker's configuration.
+type Config struct {
+	ID int32
+	// Listen is the address the Kafka listener binds; Advertise is what
+	// Metadata tells clients (defaults to Listen).
+	Listen    string
+	Advertise string
+	Rack      string
+	// AnonymousCluster is the virtual cluster unauthenticated connections
+	// belong to (development only).
+	AnonymousCluster string
+	// SessionTTL is how long the broker's session outlives its last
+	// heartbeat; a broker that dies loses its partitions this long after.
+	SessionTTL        time.Duration
+	HeartbeatInterval time.Duration
+	// MetadataInterval is how often the routing view is re-read.
+	MetadataInterval time.Duration
+	// MaxRequestBytes caps one request frame (Kafka's socket.request.max.bytes).
+	MaxRequestBytes int
+	// ShutdownTimeout bounds the drain on shutdown.
+	ShutdownTimeout time.Duration
+	Leader          leader.Config
+	Group           group.Config
+}
+
+// RegisterFlags registers the broker's flags with their defaults.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	c.Group = group.DefaultConfig()
+	fs.Int32Var(&c.ID, "id", 1, "broker id (unique in the pool)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "Kafka listener address")
+	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
+	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
+	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "vc-dev", "virtual cluster of unauthenticated connections (development)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", 6*time.Second, "how long the session outlives the last heartbeat")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", time.Second, "heartbeat period")
+	fs.DurationVar(&c.MetadataInterval, "metadata-interval", 250*time.Millisecond, "routing view refresh period")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 100<<20, "largest request frame accepted")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest a clean shutdown drains")
+	fs.DurationVar(&c.Leader.FlushInterval, "flush-interval", 25*time.Millisecond, "longest a produced batch waits for the object-store flush")
+	fs.Int64Var(&c.Leader.FlushBytes, "flush-bytes", 8<<20, "pending bytes that start a flush early")
+	fs.IntVar(&c.Leader.CacheBytes, "cache-bytes", 8<<20, "in-memory cache of recent committed data per partition")
+	fs.StringVar(&c.Leader.WALDir, "wal-dir", "", "write-ahead log directory (default: <data-dir>/wal)")
+	fs.Var(walSyncFlag{&c.Leader.WALSync}, "wal-sync", "WAL fsync policy for acks=1 data: never (page cache, as Kafka), always, or an interval like 100ms")
+	fs.DurationVar(&c.Group.InitialRebalanceDelay, "group-initial-rebalance-delay", c.Group.InitialRebalanceDelay, "how long a new group waits for more members before its first rebalance")
+	fs.Int64Var(&c.Leader.WALSegmentBytes, "wal-segment-bytes", 64<<20, "WAL segment size before it rolls")
+}
+
+// walSyncFlag adapts wal.SyncPolicy (a flag.Value) to pflag.
+type walSyncFlag struct{ *wal.SyncPolicy }
+
+func (walSyncFlag) Type() string { return "policy" }
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	if c.ID < 0 {
+		return fmt.Errorf("broker: --id must be >= 0, got %d", c.ID)
+	}
+	if c.Advertise == "" {
+		c.Advertise = c.Listen
+	}
+	if _, _, err := splitHostPort(c.Advertise); err != nil {
+		return fmt.Errorf("broker: --advertise: %w", err)
+	}
+	if c.Leader.WALDir == "" {
+		return errors.New("broker: a WAL directory is required")
+	}
+	if c.SessionTTL < 2*c.HeartbeatInterval {
+		return fmt.Errorf("broker: --session-ttl (%s) must be at least twice --heartbeat-interval (%s)", c.SessionTTL, c.HeartbeatInterval)
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 100 << 20
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.MetadataInterval <= 0 {
+		c.MetadataInterval = 250 * time.Millisecond
+	}
+	c.Leader.BrokerID = c.ID
+	return nil
+}
+
+func splitHostPort(addr string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, int32(p), nil
+}
+
+// Server is one broker.
+type Server struct {
+	cfg    Config
+	store  *store.Store
+	lead   *leader.Manager
+	groups *group.Coordinator
+	log    *slog.Logger
+	met    *metrics
+
+	session atomic.Int64 // current session epoch
+	view    atomic.Pointer[view]
+	refresh chan chan error // on-demand metadata refreshes
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	draining bool
+	connWG   sync.WaitGroup
+}
+
+// New prepares a broker: it opens the WAL (replaying what a previous run
+// left) but does not touch the network until Run.
+func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With("broker", cfg.ID)
+	lead, err := leader.Open(cfg.Leader, st, bkt, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, store: st, lead: lead, log: log,
+		met:     newMetrics(reg),
+		refresh: make(chan chan error),
+		conns:   map[*conn]struct{}{},
+	}
+	s.groups = group.New(cfg.Group, offsetStore{st}, log)
+	s.view.Store(&view{})
+	return s, nil
+}
+
+// Addr returns the listener's address once Run has bound it.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Run binds the listener, registers the broker and serves until ctx ends;
+// then it shuts down cleanly (see the package doc) and returns
+// ErrServerClosed, or the error that stopped it.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		s.lead.Close()
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	host, port, _ := splitHostPort(s.cfg.Advertise)
+	if port == 0 { // listening on :0 — advertise what was bound
+		_, port, _ = splitHostPort(ln.Addr().String())
+	}
+	epoch, err := s.store.Register(ctx, s.cfg.ID, host, port, s.cfg.Rack, s.cfg.SessionTTL)
+	if err != nil {
+		ln.Close()
+		s.lead.Close()
+		return err
+	}
+	s.session.Store(epoch)
+	s.log.Info("broker registered", "addr", ln.Addr().String(), "session_epoch", epoch)
+	if s.cfg.AnonymousCluster != "" {
+		if err := s.store.EnsureCluster(ctx, s.cfg.AnonymousCluster, s.cfg.AnonymousCluster); err != nil {
+			ln.Close()
+			s.lead.Close()
+			return err
+		}
+	}
+
+	// Background work, each owned here and waited for below.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
+	go func() { defer wg.Done(); s.metadataLoop(bg) }()
+	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
+	flushDone := make(chan error, 1)
+	go func() { flushDone <- s.lead.Run(flushCtx) }()
+
+	acceptDone := make(chan error, 1)
+	go func() { acceptDone <- s.acceptLoop(ln) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-acceptDone:
+	}
+
+	// Shutdown: stop accepting, drain connections, flush, release, stop.
+	s.log.Info("broker shutting down")
+	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	ln.Close()
+	if runErr == nil {
+		<-acceptDone
+	}
+	s.drainConns(deadline)
+	stopFlush()
+	if err := <-flushDone; err != nil {
+		s.log.Warn("final flush incomplete", "err", err)
+	}
+	stopBG()
+	wg.Wait()
+	s.groups.Close()
+	clean := s.lead.FlushAll(deadline) == nil
+	if err := s.store.Deregister(deadline, s.cfg.ID, s.session.Load()); err != nil && !errors.Is(err, store.ErrSessionLost) {
+		s.log.Warn("deregister failed", "err", err)
+	}
+	if clean {
+		if err := s.lead.RemoveWAL(); err != nil {
+			s.log.Warn("wal removal failed", "err", err)
+		}
+	}
+	if err := s.lead.Close(); err != nil {
+		s.log.Warn("wal close failed", "err", err)
+	}
+	s.log.Info("broker stopped")
+	if runErr != nil {
+		return runErr
+	}
+	return ErrServerClosed
+}
+
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		delay = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.connWG.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// drainConns stops every connection from reading further requests, lets
+// the request in progress finish until ctx ends, then closes what is left.
+func (s *Server) drainConns(ctx context.Context) {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+func (s *Server) heartbeatLoop(ctx context.Context, host string, port int32) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.store.Heartbeat(ctx, s.cfg.ID, s.session.Load(), s.cfg.SessionTTL, s.met.loadReport())
+		if errors.Is(err, store.ErrSessionLost) {
+			// The session lapsed (a long pause) or another process took
+			// this id. Partitions placed on the old session may be gone;
+			// the metadata loop reconciles.
+			epoch, rerr := s.store.Register(ctx, s.cfg.ID, host, port, s.cfg.Rack, s.cfg.SessionTTL)
+			if rerr != nil {
+				s.log.Warn("re-registration failed", "err", rerr)
+				continue
+			}
+			s.session.Store(epoch)
+			s.log.Warn("broker session was lost; registered again", "session_epoch", epoch)
+			continue
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}

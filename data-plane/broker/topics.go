@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CreateTopics v0-v7, DeleteTopics v0-v6, CreatePartitions v0-v3.
+//
+// Any broker accepts these (there is no controller to forward to). Topics
+// are created in the connection's virtual cluster. The replication factor
+// is accepted but has no effect: object storage is the durability point,
+// so it is reported as 1 (-1 or any positive value is valid). Manual
+// replica assignments are refused with INVALID_REQUEST: placement is Eddy's.
+
+const maxPartitions = 10000
+
+func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	v := s.view.Load()
+	cl := v.clusters[c.cluster]
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	ctx, cancel := context.WithTimeout(c.ctx, max(timeout, 5*time.Second))
+	defer cancel()
+	var created []string
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic, st.NumPartitions, st.ReplicationFactor = rt.Topic, rt.NumPartitions, 1
+		fail := func(code int16, msg string) {
+			st.ErrorCode, st.ErrorMessage = code, strp(msg)
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+		}
+		configs := map[string]string{}
+		for _, cf := range rt.Configs {
+			if cf.Value != nil {
+				configs[cf.Name] = *cf.Value
+			}
+		}
+		if st.NumPartitions == -1 {
+			st.NumPartitions = max(cl.DefaultPartitions, 1)
+		}
+		switch {
+		case seen[rt.Topic] > 1:
+			fail(kerr.InvalidRequest.Code, "topic named more than once in the request")
+		case validTopicName(rt.Topic) != nil:
+			fail(kerr.InvalidTopicException.Code, validTopicName(rt.Topic).Error())
+		case len(rt.ReplicaAssignment) > 0:
+			fail(kerr.InvalidRequest.Code, "manual replica assignment is not supported; Eddy places partitions itself")
+		case st.NumPartitions <= 0 || st.NumPartitions > maxPartitions:
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("partition count must be between 1 and %d", maxPartitions))
+		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1:
+			fail(kerr.InvalidReplicationFactor.Code, "replication factor must be positive or -1")
+		case v.topic(c.cluster, rt.Topic) != nil:
+			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", rt.Topic))
+		default:
+			if err := topicconfig.ValidateAll(configs); err != nil {
+				fail(kerr.InvalidConfig.Code, err.Error())
+				break
+			}
+			if req.ValidateOnly {
+				break
+			}
+			id, err := s.store.CreateTopic(ctx, c.cluster, rt.Topic, st.NumPartitions, configs)
+			if err != nil {
+				code, msg := errCode(err)
+				if errors.Is(err, store.ErrExists) {
+					msg = fmt.Sprintf("topic %q already exists", rt.Topic)
+				}
+				fail(code, msg)
+				break
+			}
+			st.TopicID = id
+			created = append(created, rt.Topic)
+		}
+		if st.ErrorCode == 0 && req.Version >= 5 {
+			for _, d := range describeTopicConfigs(configs, nil, false, false) {
+				cf := kmsg.NewCreateTopicsResponseTopicConfig()
+				cf.Name, cf.Value, cf.ReadOnly, cf.Source, cf.IsSensitive = d.Name, d.Value, d.ReadOnly, int8(d.Source), d.IsSensitive
+				st.Configs = append(st.Configs, cf)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(created) > 0 {
+		s.awaitLeaders(ctx, c.cluster, created)
+	}
+	return resp
+}
+
+func handleDeleteTopics(s *Server, c *conn, req *kmsg.DeleteTopicsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	v := s.view.Load()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	del := func(name *string, id [16]byte) {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = name, id
+		var t *store.Topic
+		if name != nil {
+			_, t = s.topic(c, *name)
+		} else {
+			t = v.topicByID(c.cluster, id)
+		}
+		if t == nil {
+			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if name == nil {
+				st.ErrorCode = kerr.UnknownTopicID.Code
+			}
+			st.ErrorMessage = strp("topic does not exist")
+			resp.Topics = append(resp.Topics, st)
+			return
+		}
+		tn := t.Name
+		st.Topic, st.TopicID = &tn, t.ID
+		if err := s.store.DeleteTopic(ctx, c.cluster, t.Name); err != nil {
+			st.ErrorCode, _ = errCode(err)
+			st.ErrorMessage = strp(err.Error())
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Version >= 6 {
+		for _, rt := range req.Topics {
+			del(rt.Topic, rt.TopicID)
+		}
+	} else {
+		for _, n := range req.TopicNames {
+			del(&n, [16]byte{})
+		}
+	}
+	s.refreshNow(ctx)
+	return resp
+}
+
+func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	var grown []string
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		_, t := s.topic(c, rt.Topic)
+		switch {
+		case t == nil:
+			st.ErrorCode, st.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
+		case len(rt.Assignment) > 0:
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("manual replica assignment is not supported")
+		case rt.Count <= int32(len(t.Partitions)):
+			st.ErrorCode = kerr.InvalidPartitions.Code
+			st.ErrorMessage = strp(fmt.Sprintf("topic has %d partitions; the new count %d must be larger", len(t.Partitions), rt.Count))
+		case rt.Count > maxPartitions:
+			st.ErrorCode = kerr.InvalidPartitions.Code
+			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", maxPartitions))
+		case req.ValidateOnly:
+		default:
+			if err := s.store.CreatePartitions(ctx, c.cluster, rt.Topic, rt.Count); err != nil {
+				st.ErrorCode, _ = errCode(err)
+				if errors.Is(err, store.ErrInvalid) {
+					st.ErrorCode = kerr.InvalidPartitions.Code
+				}
+				st.ErrorMessage = strp(err.Error())
+				break
+			}
+			grown = append(grown, rt.Topic)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(grown) > 0 {
+		s.awaitLeaders(ctx, c.cluster, grown)
+	}
+	return resp
+}

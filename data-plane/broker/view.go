@@ -1,0 +1,265 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+)
+
+// view is an immutable routing snapshot; handlers load it once per request.
+type view struct {
+	brokers  []store.Broker
+	byBroker map[int32]store.Broker
+	clusters map[string]store.Cluster
+	topics   map[string]map[string]*store.Topic // cluster → name → topic
+	byID     map[[16]byte]*store.Topic
+	slots    []store.Slot
+	at       time.Time // when it was read
+}
+
+func newView(md *store.Metadata) *view {
+	v := &view{
+		at:       time.Now(),
+		brokers:  md.Brokers,
+		byBroker: make(map[int32]store.Broker, len(md.Brokers)),
+		clusters: md.Clusters,
+		topics:   map[string]map[string]*store.Topic{},
+		byID:     make(map[[16]byte]*store.Topic, len(md.Topics)),
+		slots:    md.Slots,
+	}
+	for _, b := range md.Brokers {
+		v.byBroker[b.ID] = b
+	}
+	for i := range md.Topics {
+		t := &md.Topics[i]
+		m := v.topics[t.ClusterID]
+		if m == nil {
+			m = map[string]*store.Topic{}
+			v.topics[t.ClusterID] = m
+		}
+		m[t.Name] = t
+		v.byID[t.ID] = t
+	}
+	return v
+}
+
+func (v *view) topic(cluster, name string) *store.Topic { return v.topics[cluster][name] }
+
+// topicByID returns a topic only if it belongs to cluster: a tenant can
+// never reach another tenant's topic by guessing its id.
+func (v *view) topicByID(cluster string, id [16]byte) *store.Topic {
+	if t := v.byID[id]; t != nil && t.ClusterID == cluster {
+		return t
+	}
+	return nil
+}
+
+func partitionOf(t *store.Topic, p int32) *store.Partition {
+	if t == nil || p < 0 || int(p) >= len(t.Partitions) {
+		return nil
+	}
+	return &t.Partitions[p]
+}
+
+// leaderOf returns the live leader of a partition or -1.
+func (v *view) leaderOf(p *store.Partition) int32 {
+	if _, ok := v.byBroker[p.LeaderID]; ok {
+		return p.LeaderID
+	}
+	return -1
+}
+
+// slotFor maps a group (or transactional id) to its coordinator slot.
+func slotFor(cluster, key string, n int) int {
+	if n == 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(cluster))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// coordinatorOf returns the live broker coordinating key, or -1.
+func (v *view) coordinatorOf(cluster, key string) int32 {
+	if len(v.slots) == 0 {
+		return -1
+	}
+	sl := v.slots[slotFor(cluster, key, len(v.slots))]
+	if _, ok := v.byBroker[sl.LeaderID]; ok {
+		return sl.LeaderID
+	}
+	return -1
+}
+
+func (s *Server) metadataLoop(ctx context.Context) {
+	poke := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.listenMetadata(ctx, poke) }()
+	defer wg.Wait()
+
+	t := time.NewTicker(s.cfg.MetadataInterval)
+	defer t.Stop()
+	for {
+		var reply chan error
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-poke:
+		case reply = <-s.refresh:
+		}
+		err := s.reload(ctx)
+		if reply != nil {
+			reply <- err
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("metadata refresh failed", "err", err)
+		}
+	}
+}
+
+// listenMetadata pokes the metadata loop whenever Postgres announces a
+// change of topics or leadership (NOTIFY eddy_metadata), so the routing
+// view follows within milliseconds; the timer is the fallback.
+func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := s.store.Listen(ctx, "eddy_metadata", func(wait func(context.Context) error) error {
+			for {
+				if err := wait(ctx); err != nil {
+					return err
+				}
+				select {
+				case poke <- struct{}{}:
+				default:
+				}
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("metadata listener failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// topic looks up a topic of the connection's cluster. On a miss it re-reads
+// the routing view once (unless it is only moments old), so a topic just
+// created through another broker is found.
+func (s *Server) topic(c *conn, name string) (*view, *store.Topic) {
+	v := s.view.Load()
+	if t := v.topic(c.cluster, name); t != nil || time.Since(v.at) < 20*time.Millisecond {
+		return v, t
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if err := s.refreshNow(ctx); err != nil {
+		return v, nil
+	}
+	v = s.view.Load()
+	return v, v.topic(c.cluster, name)
+}
+
+// reload reads a fresh snapshot, publishes it and reconciles leadership.
+func (s *Server) reload(ctx context.Context) error {
+	md, err := s.store.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	v := newView(md)
+	old := s.view.Swap(v)
+
+	want := map[int64]int32{}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			if p.LeaderID == s.cfg.ID {
+				want[p.ID] = p.LeaderEpoch
+			}
+		}
+	}
+	if err := s.lead.Sync(ctx, want); err != nil {
+		return err
+	}
+	// Groups whose coordinator slot moved away are forgotten; their members
+	// find the new coordinator after NOT_COORDINATOR.
+	if old != nil && len(old.slots) == len(v.slots) {
+		lost := map[int]bool{}
+		for i, sl := range v.slots {
+			if old.slots[i].LeaderID == s.cfg.ID && (sl.LeaderID != s.cfg.ID || sl.LeaderEpoch != old.slots[i].LeaderEpoch) {
+				lost[i] = true
+			}
+		}
+		if len(lost) > 0 {
+			n := len(v.slots)
+			s.groups.Forget(func(cluster, group string) bool { return lost[slotFor(cluster, group, n)] })
+		}
+	}
+	return nil
+}
+
+// refreshNow asks the metadata loop for an immediate reload and waits.
+func (s *Server) refreshNow(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case s.refresh <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// awaitLeaders refreshes the view until every partition of the named
+// topics has a live leader or ctx ends. New topics are placed by the
+// control plane within moments; waiting here spares clients a round of
+// LEADER_NOT_AVAILABLE retries.
+func (s *Server) awaitLeaders(ctx context.Context, cluster string, names []string) *view {
+	for {
+		if err := s.refreshNow(ctx); err != nil {
+			return s.view.Load()
+		}
+		v := s.view.Load()
+		ready := true
+		for _, n := range names {
+			t := v.topic(cluster, n)
+			if t == nil {
+				continue
+			}
+			for i := range t.Partitions {
+				if v.leaderOf(&t.Partitions[i]) < 0 {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return v
+		}
+		select {
+		case <-ctx.Done():
+			return v
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// createTopic creates a topic for auto-creation and CreateTopics.
+func (s *Server) createTopic(ctx context.Context, cluster, name string, partitions int32, configs map[string]string) error {
+	_, err := s.store.CreateTopic(ctx, cluster, name, partitions, configs)
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	return err
+}

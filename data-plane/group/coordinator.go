@@ -1,0 +1,339 @@
+// Package group is the coordinator for Kafka's classic consumer-group
+// protocol: JoinGroup, SyncGroup, Heartbeat and LeaveGroup drive group
+// membership and rebalances; OffsetCommit, OffsetFetch and OffsetDelete manage
+// committed offsets; ListGroups, DescribeGroups and DeleteGroups administer
+// groups. Semantics follow Apache Kafka's GroupCoordinator; each API file
+// (08_offset_commit.go, 11_join_group.go, ...) opens with the versions it
+// supports and any deliberate deviation.
+//
+// # Contract
+//
+// Groups live in virtual clusters: a group is identified by (cluster, group
+// id), and the same group id in two clusters names two unrelated groups. The
+// broker decodes frames, checks that this broker owns the group's coordinator
+// slot (answering NOT_COORDINATOR itself otherwise), filters out topics that
+// do not exist or that the client may not use, and then calls a handler with
+// the decoded request. Every handler returns a response of the request's
+// version. Client identity (client.id and host), which Kafka carries in the
+// request header, reaches the coordinator through WithClient.
+//
+// When the broker loses a slot it calls Forget; the coordinator then drops the
+// in-memory state of the slot's groups (membership and cached offsets), and
+// requests blocked on those groups return NOT_COORDINATOR.
+//
+// Membership is held in memory only: it is not persisted, so after a
+// coordinator move members get UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION and
+// rejoin. Committed offsets are persisted through OffsetStore and cached per
+// group after their first load.
+//
+// The coordinator copies every request field it keeps beyond a call, so the
+// broker may decode requests in place (kmsg UnsafeReadFrom). Responses echo
+// request fields (group ids, topics), so such a buffer must outlive the
+// response's encoding. Responses also share memory with coordinator state;
+// the broker must not modify them.
+//
+// Not provided: offset expiry (Kafka's offsets.retention.minutes) and the
+// eviction of idle Empty groups, which stay in memory until DeleteGroups or
+// Forget; group.max.size; transactional offset commits (TxnOffsetCommit);
+// KIP-848 consumer groups.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Group state is owned by a single
+// goroutine, the owner loop (run), which executes short closures submitted
+// by handlers (do), fires timers (session, rebalance, sync and pending-member
+// deadlines from one heap, on one time.Timer) and never blocks: no store I/O
+// and no waiting happens on it. Handlers that must wait for other members
+// (JoinGroup until the join phase completes, SyncGroup until the leader's
+// assignment arrives) park on a channel the loop completes, and give up when
+// their ctx ends. Store I/O runs on the calling handler's goroutine, outside
+// the loop; per group it is serialised by a one-slot lock so that the cache
+// stays equal to the store (see offsets.go).
+//
+// The loop is the only goroutine the package starts; Close stops it and
+// waits for it.
+package group
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Config holds the coordinator's limits. Start from DefaultConfig; the
+// defaults are Kafka's broker defaults unless noted.
+type Config struct {
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// member may ask for in JoinGroup; outside them JoinGroup fails with
+	// INVALID_SESSION_TIMEOUT. Kafka: group.min.session.timeout.ms (6s) and
+	// group.max.session.timeout.ms (30m).
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+
+	// InitialRebalanceDelay is how long the first rebalance of an Empty group
+	// waits for more members before completing; each member that joins
+	// during the wait extends it by the same delay, up to the group's
+	// rebalance timeout. Zero disables the delay. Kafka:
+	// group.initial.rebalance.delay.ms.
+	//
+	// The default is Kafka's 3s rather than something shorter: the delay is
+	// what lets a fleet of consumers that start together settle in one
+	// rebalance instead of one per late arrival, and clients and operators
+	// tune their expectations to Kafka's value. Tests set it small.
+	InitialRebalanceDelay time.Duration
+
+	// MaxMetadataBytes caps the protocol metadata one member may send in
+	// JoinGroup (the sum over its protocols); larger joins fail with
+	// INVALID_REQUEST. Kafka has no such limit beyond the request size; the
+	// coordinator holds metadata in memory for every member, so Eddy caps it.
+	// Default 1 MiB, far above what consumers send (a subscription plus owned
+	// partitions).
+	MaxMetadataBytes int
+
+	// MaxOffsetMetadataBytes caps the metadata string of one committed
+	// offset; longer commits fail for that partition with
+	// OFFSET_METADATA_TOO_LARGE. Kafka: offset.metadata.max.bytes (4096).
+	MaxOffsetMetadataBytes int
+}
+
+// DefaultConfig returns the default configuration. RegisterFlags uses the
+// same values as flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		MinSessionTimeout:      6 * time.Second,
+		MaxSessionTimeout:      30 * time.Minute,
+		InitialRebalanceDelay:  3 * time.Second,
+		MaxMetadataBytes:       1 << 20,
+		MaxOffsetMetadataBytes: 4096,
+	}
+}
+
+// RegisterFlags registers the configuration's flags on fs, with the defaults
+// of DefaultConfig.
+func (cfg *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.DurationVar(&cfg.MinSessionTimeout, "group.min-session-timeout", d.MinSessionTimeout, "Shortest session timeout a group member may request.")
+	fs.DurationVar(&cfg.MaxSessionTimeout, "group.max-session-timeout", d.MaxSessionTimeout, "Longest session timeout a group member may request.")
+	fs.DurationVar(&cfg.InitialRebalanceDelay, "group.initial-rebalance-delay", d.InitialRebalanceDelay, "How long the first rebalance of an empty group waits for more members (0 disables).")
+	fs.IntVar(&cfg.MaxMetadataBytes, "group.max-metadata-bytes", d.MaxMetadataBytes, "Largest protocol metadata one member may send in JoinGroup.")
+	fs.IntVar(&cfg.MaxOffsetMetadataBytes, "group.max-offset-metadata-bytes", d.MaxOffsetMetadataBytes, "Largest metadata string of one committed offset.")
+}
+
+// Validate reports whether the configuration is usable.
+func (cfg Config) Validate() error {
+	var errs []error
+	if cfg.MinSessionTimeout < 0 {
+		errs = append(errs, errors.New("group: MinSessionTimeout is negative"))
+	}
+	if cfg.MaxSessionTimeout <= 0 || cfg.MaxSessionTimeout < cfg.MinSessionTimeout {
+		errs = append(errs, fmt.Errorf("group: MaxSessionTimeout %v must be positive and at least MinSessionTimeout %v", cfg.MaxSessionTimeout, cfg.MinSessionTimeout))
+	}
+	if cfg.InitialRebalanceDelay < 0 {
+		errs = append(errs, errors.New("group: InitialRebalanceDelay is negative"))
+	}
+	if cfg.MaxMetadataBytes <= 0 {
+		errs = append(errs, errors.New("group: MaxMetadataBytes must be positive"))
+	}
+	if cfg.MaxOffsetMetadataBytes < 0 {
+		errs = append(errs, errors.New("group: MaxOffsetMetadataBytes is negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Client describes the connection a request arrived on: Kafka's client.id
+// from the request header and the client's host. Member ids are derived from
+// ID, and DescribeGroups reports both.
+type Client struct {
+	ID   string
+	Host string
+}
+
+type clientKey struct{}
+
+// WithClient returns a context that carries cl to the coordinator's
+// handlers. A context without one means an anonymous client.
+func WithClient(ctx context.Context, cl Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, cl)
+}
+
+func clientFrom(ctx context.Context) Client {
+	cl, _ := ctx.Value(clientKey{}).(Client)
+	return Client{ID: strings.Clone(cl.ID), Host: strings.Clone(cl.Host)}
+}
+
+// errClosed is returned by do once Close has been called.
+var errClosed = errors.New("group: coordinator closed")
+
+// Coordinator coordinates the classic-protocol groups of the slots this
+// broker owns, across virtual clusters. Create it with New and stop it with
+// Close.
+type Coordinator struct {
+	cfg   Config
+	store OffsetStore
+	log   *slog.Logger
+
+	ops       chan func()   // closures for the owner loop; unbuffered
+	quit      chan struct{} // closed by Close
+	done      chan struct{} // closed when the owner loop has returned
+	closeOnce sync.Once
+
+	// Owned by the loop.
+	clusters map[string]map[string]*group
+	timers   timerHeap
+}
+
+// New starts a coordinator. store persists committed offsets; log may be nil.
+// New panics if cfg does not Validate or store is nil: both are wiring errors
+// that cmd/eddy reports before getting here.
+func New(cfg Config, store OffsetStore, log *slog.Logger) *Coordinator {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if store == nil {
+		panic("group: nil OffsetStore")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		cfg:      cfg,
+		store:    store,
+		log:      log,
+		ops:      make(chan func()),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		clusters: make(map[string]map[string]*group),
+	}
+	go c.run()
+	return c
+}
+
+// Close stops the coordinator and waits for its goroutine to exit. Requests
+// parked in JoinGroup or SyncGroup return COORDINATOR_NOT_AVAILABLE, as does
+// every later call. Store calls already under way on handler goroutines are
+// not interrupted; they end with their request's ctx. Close is idempotent.
+func (c *Coordinator) Close() {
+	c.closeOnce.Do(func() { close(c.quit) })
+	<-c.done
+}
+
+// Forget drops the in-memory state (membership, timers, cached offsets) of
+// every group for which match returns true; the broker calls it when it
+// loses coordinator slots. Requests parked on those groups return
+// NOT_COORDINATOR. match runs on the owner loop: it must be quick and must
+// not call the Coordinator.
+func (c *Coordinator) Forget(match func(cluster, group string) bool) {
+	_ = c.do(context.Background(), func() {
+		for cluster, groups := range c.clusters {
+			for id, g := range groups {
+				if match(cluster, id) {
+					c.unload(g, kerr.NotCoordinator.Code)
+				}
+			}
+		}
+	})
+}
+
+// run is the owner loop: it executes submitted closures and fires timers
+// until Close.
+func (c *Coordinator) run() {
+	defer close(c.done)
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	for {
+		var tick <-chan time.Time
+		if len(c.timers) > 0 {
+			// Since Go 1.23 Reset discards a stale expiry, so tick only
+			// delivers the deadline of the current head.
+			wake.Reset(time.Until(c.timers[0].when))
+			tick = wake.C
+		} else {
+			wake.Stop()
+		}
+		select {
+		case <-c.quit:
+			c.shutdown()
+			return
+		case fn := <-c.ops:
+			fn()
+		case <-tick:
+			c.fireDue(time.Now())
+		}
+	}
+}
+
+// do runs fn on the owner loop and waits for it. It fails only when ctx ends
+// or the coordinator closes before fn was accepted; once accepted, fn runs to
+// completion, so results it writes to captured variables are visible when do
+// returns nil.
+func (c *Coordinator) do(ctx context.Context, fn func()) error {
+	if err := ctx.Err(); err != nil {
+		return err // select below would pick at random
+	}
+	done := make(chan struct{})
+	op := func() {
+		defer close(done)
+		fn()
+	}
+	select {
+	case c.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.quit:
+		return errClosed
+	}
+	<-done
+	return nil
+}
+
+// shutdown fails every parked request and drops all state; it runs on the
+// loop as it exits.
+func (c *Coordinator) shutdown() {
+	for _, groups := range c.clusters {
+		for _, g := range groups {
+			c.unload(g, kerr.CoordinatorNotAvailable.Code)
+		}
+	}
+	c.timers = nil
+}
+
+// key identifies a group across virtual clusters.
+type key struct {
+	cluster, group string
+}
+
+func (c *Coordinator) get(k key) *group {
+	return c.clusters[k.cluster][k.group]
+}
+
+func (c *Coordinator) put(g *group) {
+	groups := c.clusters[g.cluster]
+	if groups == nil {
+		groups = make(map[string]*group)
+		c.clusters[g.cluster] = groups
+	}
+	groups[g.group] = g
+}
+
+func (c *Coordinator) del(g *group) {
+	groups := c.clusters[g.cluster]
+	if groups[g.group] != g {
+		return
+	}
+	delete(groups, g.group)
+	if len(groups) == 0 {
+		delete(c.clusters, g.cluster)
+	}
+}
+
+// logger returns the coordinator's logger annotated with a group.
+func (c *Coordinator) logger(g *group) *slog.Logger {
+	return c.log.With("cluster", g.cluster, "group", g.group)
+}

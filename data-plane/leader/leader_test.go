@@ -1,0 +1,262 @@
+package leader_test
+
+import (
+	"context"
+	"errors"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/control-plane/placement"
+	cpstore "github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/tiered/fsbucket"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// recordBatch builds a valid magic-2 batch of n records.
+func recordBatch(n int, producerID int64, seq int32) []byte {
+	var recs []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i), Key: []byte("k"), Value: []byte("v")}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
+		FirstTimestamp: 1000, MaxTimestamp: 1000 + int64(n-1),
+		ProducerID: producerID, ProducerEpoch: 0, FirstSequence: seq, NumRecords: int32(n), Records: recs,
+	}
+	if producerID < 0 {
+		b.ProducerEpoch, b.FirstSequence = -1, -1
+	}
+	raw := b.AppendTo(nil)
+	raw[8], raw[9], raw[10], raw[11] = byte((len(raw)-12)>>24), byte((len(raw)-12)>>16), byte((len(raw)-12)>>8), byte(len(raw)-12)
+	crc := crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))
+	raw[17], raw[18], raw[19], raw[20] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
+	return raw
+}
+
+type env struct {
+	st   *store.Store
+	cp   *cpstore.Store
+	pid  int64
+	dir  string
+	objs *fsbucket.Bucket
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	st, err := store.Open(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	cp, err := cpstore.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Close)
+	if err := st.EnsureCluster(ctx, "vc-t", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Register(ctx, 1, "127.0.0.1", 1, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateTopic(ctx, "vc-t", "t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
+		t.Fatal(err)
+	}
+	md, err := st.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := md.Topics[0].Partitions[0]
+	if p.LeaderID != 1 || p.LeaderEpoch != 1 {
+		t.Fatalf("partition placed on %d epoch %d, want broker 1 epoch 1", p.LeaderID, p.LeaderEpoch)
+	}
+	dir := t.TempDir()
+	objs, err := fsbucket.Open(dir + "/objects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{st: st, cp: cp, pid: p.ID, dir: dir, objs: objs}
+}
+
+func (e *env) manager(t *testing.T, id int32) *leader.Manager {
+	t.Helper()
+	m, err := leader.Open(leader.Config{BrokerID: id, WALDir: e.dir + "/wal-" + string(rune('0'+id))},
+		e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func appendBatch(t *testing.T, p *leader.Partition, raw []byte) leader.AppendResult {
+	t.Helper()
+	hdrs, err := batch.Validate(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(raw, hdrs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// A deposed leader's flush must not commit, and its acks=all waiters must
+// get ErrNotLeader; the new leader continues at the committed high
+// watermark (DESIGN.md invariants 1 and 2).
+func TestDeposedLeaderCannotCommit(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m1 := e.manager(t, 1)
+	defer m1.Close()
+	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p1 := m1.Partition(e.pid)
+	r := appendBatch(t, p1, recordBatch(3, -1, -1))
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.WaitCommitted(ctx, r.LastOffset); err != nil {
+		t.Fatal(err)
+	}
+	if _, hw := p1.Offsets(); hw != 3 {
+		t.Fatalf("hw %d, want 3", hw)
+	}
+
+	// Broker 2 takes over: broker 1 leaves, placement bumps the epoch.
+	if _, err := e.st.Register(ctx, 2, "127.0.0.1", 2, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Deregister(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.cp.PlaceRound(ctx, placement.Assign); err != nil {
+		t.Fatal(err)
+	}
+
+	// Broker 1 has not noticed yet and accepts one more batch.
+	stale := appendBatch(t, p1, recordBatch(2, -1, -1))
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p1.WaitCommitted(wctx, stale.LastOffset); !errors.Is(err, leader.ErrNotLeader) {
+		t.Fatalf("deposed leader's waiter got %v, want ErrNotLeader", err)
+	}
+	st, err := e.st.LoadPartition(ctx, e.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HighWatermark != 3 || st.LeaderID != 2 || st.LeaderEpoch != 2 {
+		t.Fatalf("after fencing: %+v, want hw 3 led by 2 at epoch 2", st)
+	}
+
+	m2 := e.manager(t, 2)
+	defer m2.Close()
+	if err := m2.Sync(ctx, map[int64]int32{e.pid: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p2 := m2.Partition(e.pid)
+	r2 := appendBatch(t, p2, recordBatch(1, -1, -1))
+	if r2.BaseOffset != 3 {
+		t.Fatalf("new leader assigned offset %d, want 3 (the committed high watermark)", r2.BaseOffset)
+	}
+	if err := m2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p2.Read(ctx, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	batch.Each(res.Records, func(h batch.Header, _ []byte) bool { offs = append(offs, h.BaseOffset); return true })
+	if len(offs) != 2 || offs[0] != 0 || offs[1] != 3 || res.HighWatermark != 4 {
+		t.Fatalf("read batches at %v hw %d, want [0 3] hw 4", offs, res.HighWatermark)
+	}
+}
+
+// Idempotent retries get their original offsets, also from a new leader
+// (producer state is committed with the data); gaps are refused.
+func TestIdempotentProducer(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m1 := e.manager(t, 1)
+	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := m1.Partition(e.pid)
+	first := appendBatch(t, p, recordBatch(5, 4242, 0))
+	dup := appendBatch(t, p, recordBatch(5, 4242, 0))
+	if !dup.Duplicate || dup.BaseOffset != first.BaseOffset {
+		t.Fatalf("retry got %+v, want the original offset %d", dup, first.BaseOffset)
+	}
+	hdrs, _ := batch.Validate(recordBatch(1, 4242, 7), 0)
+	if _, err := p.Append(recordBatch(1, 4242, 7), hdrs, false); !errors.Is(err, leader.ErrOutOfOrderSequence) {
+		t.Fatalf("sequence gap: got %v, want ErrOutOfOrderSequence", err)
+	}
+	second := appendBatch(t, p, recordBatch(2, 4242, 5))
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m1.Close()
+
+	// A new manager (a restarted or new leader) loads the producer state
+	// from Postgres and still recognises the retry.
+	m2 := e.manager(t, 1)
+	defer m2.Close()
+	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	again := appendBatch(t, m2.Partition(e.pid), recordBatch(2, 4242, 5))
+	if !again.Duplicate || again.BaseOffset != second.BaseOffset {
+		t.Fatalf("retry after leader change got %+v, want offset %d", again, second.BaseOffset)
+	}
+}
+
+// A broker that crashes (no clean shutdown) replays its WAL on restart and
+// commits what it had acknowledged with acks=1.
+func TestWALReplay(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m1 := e.manager(t, 1)
+	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, m1.Partition(e.pid), recordBatch(4, -1, -1))
+	appendBatch(t, m1.Partition(e.pid), recordBatch(6, -1, -1))
+	m1.Close() // no flush: as if the process died after answering acks=1
+
+	m2 := e.manager(t, 1)
+	defer m2.Close()
+	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.st.LoadPartition(ctx, e.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HighWatermark != 10 {
+		t.Fatalf("after replay hw is %d, want 10", st.HighWatermark)
+	}
+}

@@ -1,0 +1,527 @@
+// Package leader runs the partitions a broker leads: it accepts produced
+// record batches (idempotence checks, offset assignment by patching the
+// batch header, append to the local WAL), flushes every partition's new
+// batches into ONE object per flush interval, commits that object's index
+// rows and the new high watermarks in one Postgres statement fenced by
+// leader epoch, and serves reads of committed data from a local cache or
+// from object storage through the index.
+//
+// Write path (DESIGN.md):
+//
+//	produce ─▶ Partition.Append ─▶ WAL (acks=1 answered) ─▶ pending
+//	flusher, every FlushInterval or FlushBytes:
+//	   take pending of every dirty partition ─▶ one object ─▶ Bucket.Put
+//	   ─▶ store.Commit (hw moves only if leader epoch still matches)
+//	   ─▶ Partition.committed (acks=all answered, consumers see it)
+//
+// A partition whose commit is fenced is dropped at once; its waiting
+// producers get ErrNotLeader, never a success. A failed Put or commit puts
+// the batches back and is retried on the next tick.
+//
+// All methods are safe for concurrent use. Run owns the flusher; when its
+// context ends it flushes once more and returns.
+package leader
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/data-plane/wal"
+	"github.com/eddy-streams/eddy/tiered/bucket"
+	"github.com/eddy-streams/eddy/tiered/object"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes a broker's partitions.
+type Config struct {
+	BrokerID int32
+	// FlushInterval is the longest a produced batch waits before it is
+	// written to object storage; acks=all latency is about half of it plus
+	// one PUT and one commit.
+	FlushInterval time.Duration
+	// FlushBytes starts a flush early once this much is pending.
+	FlushBytes int64
+	// CacheBytes bounds each partition's in-memory cache of recent
+	// committed batches; older reads go to object storage.
+	CacheBytes int
+	// WALDir holds the write-ahead log.
+	WALDir string
+	// WALSync is the WAL's fsync policy for acks=1 data (acks=all needs
+	// none: object storage is the durability point).
+	WALSync wal.SyncPolicy
+	// WALSegmentBytes: once the current WAL segment is this large, the next
+	// flush starts a new one, and segments whose data is all committed are
+	// deleted.
+	WALSegmentBytes int64
+}
+
+func (c *Config) defaults() {
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 25 * time.Millisecond
+	}
+	if c.FlushBytes <= 0 {
+		c.FlushBytes = 8 << 20
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 8 << 20
+	}
+	if c.WALSegmentBytes <= 0 {
+		c.WALSegmentBytes = 64 << 20
+	}
+}
+
+// Manager owns the partitions a broker leads.
+type Manager struct {
+	cfg    Config
+	store  *store.Store
+	bucket bucket.Bucket
+	wal    *wal.WAL
+	log    *slog.Logger
+	bootID string
+	objSeq atomic.Uint64
+
+	mu     sync.RWMutex
+	parts  map[int64]*Partition
+	replay map[int64][]wal.Entry // WAL entries awaiting the first Sync
+	synced bool
+
+	dirtyMu      sync.Mutex
+	dirty        map[int64]*Partition
+	pendingBytes atomic.Int64
+	kick         chan struct{}
+
+	flushMu      sync.Mutex // one flush at a time
+	lastRotation wal.Segment
+	staleWAL     bool // segments from before the restart still exist
+
+	met metrics
+}
+
+type metrics struct {
+	flushes      *prometheus.CounterVec
+	flushBytes   prometheus.Histogram
+	flushSeconds prometheus.Histogram
+	fenced       prometheus.Counter
+	pending      prometheus.GaugeFunc
+	led          prometheus.GaugeFunc
+}
+
+// Open opens the WAL in cfg.WALDir and reads whatever a previous run left
+// in it; those batches are re-appended when Sync hands their partitions
+// back to this broker under the same leader epoch, and dropped otherwise.
+func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg prometheus.Registerer) (*Manager, error) {
+	cfg.defaults()
+	// The flusher decides when segments roll (see Flush), so the WAL's own
+	// size-based rotation is turned off.
+	w, err := wal.Open(cfg.WALDir, wal.Options{SegmentBytes: 1 << 62, Sync: cfg.WALSync})
+	if err != nil {
+		return nil, err
+	}
+	var boot [6]byte
+	_, _ = rand.Read(boot[:])
+	m := &Manager{
+		cfg: cfg, store: st, bucket: bkt, wal: w, log: log,
+		bootID: hex.EncodeToString(boot[:]),
+		parts:  map[int64]*Partition{}, replay: map[int64][]wal.Entry{},
+		dirty: map[int64]*Partition{}, kick: make(chan struct{}, 1),
+	}
+	n := 0
+	if err := w.Replay(func(e wal.Entry) error {
+		m.replay[e.PartitionID] = append(m.replay[e.PartitionID], e)
+		n++
+		return nil
+	}); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if n > 0 {
+		log.Info("wal holds batches from a previous run", "batches", n, "partitions", len(m.replay))
+		m.staleWAL = true
+		if m.lastRotation, err = w.Rotate(); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	m.initMetrics(reg)
+	return m, nil
+}
+
+func (m *Manager) initMetrics(reg prometheus.Registerer) {
+	m.met = metrics{
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_flushes_total", Help: "Flushes to object storage by outcome."}, []string{"outcome"}),
+		flushBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eddy_flush_bytes", Help: "Bytes of record batches per flushed object.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 10)}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eddy_flush_seconds", Help: "Time to PUT and commit one flush.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_commit_fenced_total", Help: "Partition commits refused because a newer leader epoch exists."}),
+		pending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eddy_pending_bytes", Help: "Produced bytes not yet committed to object storage."},
+			func() float64 { return float64(m.pendingBytes.Load()) }),
+		led: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eddy_partitions_led", Help: "Partitions this broker leads."},
+			func() float64 { m.mu.RLock(); defer m.mu.RUnlock(); return float64(len(m.parts)) }),
+	}
+	if reg != nil {
+		reg.MustRegister(m.met.flushes, m.met.flushBytes, m.met.flushSeconds, m.met.fenced, m.met.pending, m.met.led)
+	}
+}
+
+// Partition returns the led partition with that id, or nil.
+func (m *Manager) Partition(id int64) *Partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.parts[id]
+}
+
+// Led returns the ids of the partitions led here.
+func (m *Manager) Led() []int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ids := make([]int64, 0, len(m.parts))
+	for id := range m.parts {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Sync makes the led set equal to want (partition id → leader epoch, from
+// the metadata snapshot): partitions no longer assigned, or reassigned
+// under a newer epoch, are dropped; new ones are loaded from Postgres and
+// start at the committed high watermark (plus any replayed WAL batches).
+func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
+	var drop []*Partition
+	m.mu.Lock()
+	for id, p := range m.parts {
+		if e, ok := want[id]; !ok || e != p.Epoch || p.Lost() {
+			drop = append(drop, p)
+			delete(m.parts, id)
+		}
+	}
+	var add []int64
+	for id := range want {
+		if _, ok := m.parts[id]; !ok {
+			add = append(add, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range drop {
+		p.lose()
+		m.log.Info("partition released", "partition", p.ID, "epoch", p.Epoch)
+	}
+
+	var firstErr error
+	for _, id := range add {
+		st, err := m.store.LoadPartition(ctx, id)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		if st.LeaderID != m.cfg.BrokerID || st.LeaderEpoch != want[id] {
+			continue // moved again since the snapshot; the next Sync catches up
+		}
+		p := newPartition(m, id, st)
+		m.replayInto(p)
+		m.mu.Lock()
+		m.parts[id] = p
+		m.mu.Unlock()
+		m.log.Debug("partition acquired", "partition", id, "epoch", p.Epoch, "hw", st.HighWatermark)
+	}
+	if firstErr == nil && !m.synced {
+		// Every replayed entry has been adopted or is for a partition this
+		// broker no longer leads.
+		m.mu.Lock()
+		m.synced, m.replay = true, nil
+		m.mu.Unlock()
+	}
+	return firstErr
+}
+
+// replayInto re-appends the WAL batches a previous run left for p, if p is
+// led under the epoch they were written in and they continue its log
+// exactly at the committed high watermark.
+func (m *Manager) replayInto(p *Partition) {
+	m.mu.Lock()
+	es := m.replay[p.ID]
+	delete(m.replay, p.ID)
+	m.mu.Unlock()
+	if len(es) == 0 {
+		return
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].BaseOffset < es[j].BaseOffset })
+	n := 0
+	for _, e := range es {
+		if e.LeaderEpoch != p.Epoch || e.BaseOffset < p.next {
+			continue
+		}
+		if e.BaseOffset != p.next {
+			break
+		}
+		hdrs, err := batch.Validate(e.Data, 0)
+		if err != nil {
+			m.log.Warn("dropping corrupt replayed batch", "partition", p.ID, "offset", e.BaseOffset, "err", err)
+			break
+		}
+		if _, err := p.Append(e.Data, hdrs, false); err != nil {
+			m.log.Warn("replayed batch rejected", "partition", p.ID, "offset", e.BaseOffset, "err", err)
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		m.log.Info("replayed wal", "partition", p.ID, "batches", n, "next_offset", p.next)
+	}
+}
+
+func (m *Manager) markDirty(p *Partition, n int) {
+	m.dirtyMu.Lock()
+	m.dirty[p.ID] = p
+	m.dirtyMu.Unlock()
+	if m.pendingBytes.Add(int64(n)) >= m.cfg.FlushBytes {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run flushes until ctx ends, then flushes what is left (with a bounded
+// grace period) and returns.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.FlushInterval)
+	defer t.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return m.FlushAll(fctx)
+		case <-t.C:
+		case <-m.kick:
+		}
+		if err := m.Flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			m.log.Warn("flush failed; will retry", "err", err)
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// FlushAll flushes until nothing is pending or ctx ends.
+func (m *Manager) FlushAll(ctx context.Context) error {
+	for m.pendingBytes.Load() > 0 {
+		n, err := m.flush(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+type taken struct {
+	p     *Partition
+	c     chunk
+	prods []store.ProducerState
+	pos   int64
+}
+
+// Flush writes one object with every dirty partition's pending batches and
+// commits it. Safe to call concurrently with produce; flushes serialise.
+func (m *Manager) Flush(ctx context.Context) error {
+	_, err := m.flush(ctx)
+	return err
+}
+
+func (m *Manager) flush(ctx context.Context) (int64, error) {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+
+	// Rotate first: whatever is appended after this point is in the new
+	// segment, so once this flush commits, older segments hold nothing
+	// uncommitted.
+	if m.wal.Size() >= m.cfg.WALSegmentBytes {
+		seg, err := m.wal.Rotate()
+		if err != nil {
+			return 0, err
+		}
+		m.lastRotation = seg
+	}
+
+	m.dirtyMu.Lock()
+	dirty := m.dirty
+	m.dirty = make(map[int64]*Partition, len(dirty))
+	m.dirtyMu.Unlock()
+	if len(dirty) == 0 {
+		return 0, nil
+	}
+	start := time.Now()
+	var (
+		ts    []taken
+		b     object.Builder
+		bytes int64
+	)
+	ids := make([]int64, 0, len(dirty))
+	for id := range dirty {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		p := dirty[id]
+		c, prods, ok := p.take()
+		if !ok {
+			continue
+		}
+		ch := b.Add(p.ID, c.base, c.end, c.maxTs, c.data...)
+		ts = append(ts, taken{p: p, c: c, prods: prods, pos: ch.Position})
+		bytes += int64(c.size)
+	}
+	if len(ts) == 0 {
+		return 0, nil
+	}
+	data, _ := b.Finish()
+	key := m.objectKey()
+	err := m.commit(ctx, key, data, ts)
+	m.met.flushSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.met.flushes.WithLabelValues("error").Inc()
+		for _, t := range ts {
+			t.p.untake(t.c, t.prods)
+			m.markDirty(t.p, 0)
+		}
+		return 0, err
+	}
+	m.met.flushes.WithLabelValues("ok").Inc()
+	m.met.flushBytes.Observe(float64(bytes))
+	m.pendingBytes.Add(-bytes)
+	if m.lastRotation > 0 && (!m.staleWAL || m.isSynced()) {
+		if err := m.wal.RemoveBefore(m.lastRotation); err != nil {
+			m.log.Warn("wal cleanup failed", "err", err)
+		}
+		m.staleWAL = false
+	}
+	return bytes, nil
+}
+
+func (m *Manager) isSynced() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.synced
+}
+
+func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []taken) error {
+	if err := m.bucket.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("leader: put %s: %w", key, err)
+	}
+	parts := make([]store.CommitPart, len(ts))
+	for i, t := range ts {
+		parts[i] = store.CommitPart{
+			PartitionID: t.p.ID, LeaderEpoch: t.p.Epoch,
+			BaseOffset: t.c.base, EndOffset: t.c.end,
+			Position: t.pos, Length: int32(t.c.size), MaxTimestamp: t.c.maxTs,
+			Producers: t.prods,
+		}
+	}
+	done, err := m.store.Commit(ctx, m.cfg.BrokerID, key, int64(len(data)), parts)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if done[t.p.ID] {
+			t.p.committed(t.c)
+			continue
+		}
+		// Fenced: someone else leads this partition now. Whatever this
+		// broker accepted for it and did not commit is gone (acks=1 loss
+		// within Kafka's contract); acks=all waiters get ErrNotLeader.
+		m.met.fenced.Inc()
+		m.log.Warn("commit fenced; releasing partition", "partition", t.p.ID, "epoch", t.p.Epoch)
+		t.p.lose()
+		m.mu.Lock()
+		if m.parts[t.p.ID] == t.p {
+			delete(m.parts, t.p.ID)
+		}
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+func (m *Manager) objectKey() string {
+	seq := m.objSeq.Add(1)
+	return fmt.Sprintf("data/%s/b%d-%s-%08d.obj", time.Now().UTC().Format("2006-01-02"), m.cfg.BrokerID, m.bootID, seq)
+}
+
+// readRemote reads committed batches of a partition from object storage
+// through the index, starting with the batch holding offset.
+func (m *Manager) readRemote(ctx context.Context, partitionID, offset, hw int64, maxBytes int) ([]byte, error) {
+	segs, err := m.store.Segments(ctx, partitionID, offset, 8)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, s := range segs {
+		if s.BaseOffset >= hw || len(out) >= maxBytes {
+			break
+		}
+		data, err := m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		if err != nil {
+			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
+		}
+		out, offset = appendFrom(out, data, offset, maxBytes)
+	}
+	return out, nil
+}
+
+// ReadRange reads one index row's bytes (used by ListOffsets by timestamp).
+func (m *Manager) ReadRange(ctx context.Context, s store.Segment) ([]byte, error) {
+	return m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+}
+
+// Close drops every partition and closes the WAL. Call it after Run
+// returned (so everything acknowledged was flushed).
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	for id, p := range m.parts {
+		p.lose()
+		delete(m.parts, id)
+	}
+	m.mu.Unlock()
+	return m.wal.Close()
+}
+
+// RemoveWAL deletes every WAL segment; call it after a clean shutdown whose
+// final flush committed everything.
+func (m *Manager) RemoveWAL() error {
+	seg, err := m.wal.Rotate()
+	if err != nil {
+		return err
+	}
+	return m.wal.RemoveBefore(seg)
+}

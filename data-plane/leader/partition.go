@@ -1,0 +1,422 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/data-plane/wal"
+)
+
+// Errors a Partition returns; the broker maps each to a Kafka error code.
+var (
+	// ErrNotLeader: this broker does not (or no longer) lead the partition.
+	// NOT_LEADER_OR_FOLLOWER, retriable.
+	ErrNotLeader = errors.New("leader: not the leader")
+	// ErrOutOfOrderSequence: an idempotent batch skipped sequence numbers.
+	ErrOutOfOrderSequence = errors.New("leader: out of order sequence number")
+	// ErrProducerFenced: an idempotent batch came from an older producer epoch.
+	ErrProducerFenced = errors.New("leader: producer epoch is stale")
+	// ErrOffsetOutOfRange: a read below the log start or above the high watermark.
+	ErrOffsetOutOfRange = errors.New("leader: offset out of range")
+	// ErrStorage: the local WAL could not be written. KAFKA_STORAGE_ERROR.
+	ErrStorage = errors.New("leader: storage error")
+)
+
+// maxProducerBatches is how many recent batches per producer are remembered
+// for deduplication; Kafka clients keep at most five requests in flight.
+const maxProducerBatches = 5
+
+// chunk is a run of whole record batches of one partition, back to back,
+// holding offsets [base, end).
+type chunk struct {
+	base, end int64
+	maxTs     int64
+	data      [][]byte // one element per batch; kept as received (no copy)
+	size      int
+}
+
+type producer struct {
+	epoch   int16
+	batches []store.SeqBatch
+	dirty   bool
+}
+
+// Partition is the state of one partition this broker leads. All methods
+// are safe for concurrent use.
+type Partition struct {
+	ID    int64
+	Epoch int32
+	m     *Manager
+
+	mu        sync.Mutex
+	lost      bool
+	next      int64 // next offset to assign
+	hw        int64 // committed high watermark
+	logStart  int64
+	pending   []chunk // accepted, not yet handed to the flusher
+	cache     []chunk // committed, most recent, bounded by Manager.cfg.CacheBytes
+	cacheSize int
+	producers map[int64]*producer
+	watchers  map[chan<- struct{}]struct{}
+	changed   chan struct{} // closed and replaced when hw moves or the partition is lost
+}
+
+func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
+	p := &Partition{
+		ID: id, Epoch: st.LeaderEpoch, m: m,
+		next: st.HighWatermark, hw: st.HighWatermark, logStart: st.LogStartOffset,
+		producers: make(map[int64]*producer, len(st.Producers)),
+		watchers:  map[chan<- struct{}]struct{}{},
+		changed:   make(chan struct{}),
+	}
+	for _, ps := range st.Producers {
+		p.producers[ps.ProducerID] = &producer{epoch: ps.Epoch, batches: ps.Batches}
+	}
+	return p
+}
+
+// AppendResult says where a batch landed.
+type AppendResult struct {
+	BaseOffset    int64
+	LastOffset    int64
+	LogAppendTime int64 // -1 unless the topic uses LogAppendTime
+	Duplicate     bool  // an idempotent retry of a batch already accepted
+}
+
+// Append accepts validated record batches (raw, as produced; hdrs from
+// batch.Validate): it checks idempotent sequences, assigns offsets by
+// patching each header, appends to the WAL and queues the bytes for the
+// next flush. raw is retained: the caller must not reuse it. When
+// logAppendTime is set, each batch's timestamp is replaced by now.
+func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost {
+		return res, ErrNotLeader
+	}
+	pos := 0
+	for i, h := range hdrs {
+		b := raw[pos : pos+h.Size()]
+		pos += h.Size()
+
+		var prod *producer
+		if h.Idempotent() {
+			var dupBase int64
+			var err error
+			prod, dupBase, err = p.checkSequence(h)
+			if err != nil {
+				return res, err
+			}
+			if dupBase >= 0 {
+				// A retry: answer with the original offsets. Only whole
+				// single-batch retries are recognised, as in Kafka.
+				if i == 0 {
+					res.BaseOffset = dupBase
+				}
+				res.LastOffset = dupBase + int64(h.LastOffsetDelta)
+				res.Duplicate = true
+				continue
+			}
+		}
+
+		base := p.next
+		batch.SetBaseOffset(b, base)
+		batch.SetPartitionLeaderEpoch(b, p.Epoch)
+		maxTs := h.MaxTimestamp
+		if logAppendTime {
+			now := time.Now().UnixMilli()
+			batch.SetLogAppendTime(b, now)
+			maxTs, res.LogAppendTime = now, now
+		}
+		if err := p.m.wal.Append(wal.Entry{PartitionID: p.ID, LeaderEpoch: p.Epoch, BaseOffset: base, Data: b}); err != nil {
+			return res, fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		end := base + int64(h.LastOffsetDelta) + 1
+		p.next = end
+		p.addPending(base, end, maxTs, b)
+		if prod != nil {
+			prod.epoch = h.ProducerEpoch
+			prod.batches = append(prod.batches, store.SeqBatch{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: base})
+			if n := len(prod.batches); n > maxProducerBatches {
+				prod.batches = append(prod.batches[:0], prod.batches[n-maxProducerBatches:]...)
+			}
+			prod.dirty = true
+		}
+		if res.BaseOffset < 0 {
+			res.BaseOffset = base
+		}
+		res.LastOffset = end - 1
+		p.m.markDirty(p, len(b))
+	}
+	return res, nil
+}
+
+// checkSequence applies Kafka's idempotent-producer rules. It returns the
+// producer's state (created if new), or the base offset of the batch this
+// one duplicates.
+func (p *Partition) checkSequence(h batch.Header) (*producer, int64, error) {
+	prod := p.producers[h.ProducerID]
+	switch {
+	case prod == nil:
+		if h.BaseSequence != 0 {
+			return nil, -1, fmt.Errorf("%w: producer %d is unknown here and starts at sequence %d, not 0",
+				ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
+		}
+		prod = &producer{epoch: h.ProducerEpoch}
+		p.producers[h.ProducerID] = prod
+		return prod, -1, nil
+	case h.ProducerEpoch < prod.epoch:
+		return nil, -1, fmt.Errorf("%w: producer %d epoch %d < %d", ErrProducerFenced, h.ProducerID, h.ProducerEpoch, prod.epoch)
+	case h.ProducerEpoch > prod.epoch:
+		if h.BaseSequence != 0 {
+			return nil, -1, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d, not 0",
+				ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+		}
+		prod.batches = prod.batches[:0]
+		return prod, -1, nil
+	}
+	last := h.LastSequence()
+	for _, b := range prod.batches {
+		if b.FirstSeq == h.BaseSequence && b.LastSeq == last {
+			return prod, b.BaseOffset, nil
+		}
+	}
+	if n := len(prod.batches); n > 0 {
+		want := prod.batches[n-1].LastSeq + 1
+		if prod.batches[n-1].LastSeq == 1<<31-1 {
+			want = 0
+		}
+		if h.BaseSequence != want {
+			return nil, -1, fmt.Errorf("%w: producer %d sent sequence %d, expected %d",
+				ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence, want)
+		}
+	} else if h.BaseSequence != 0 {
+		return nil, -1, fmt.Errorf("%w: producer %d sent sequence %d, expected 0", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
+	}
+	return prod, -1, nil
+}
+
+func (p *Partition) addPending(base, end, maxTs int64, b []byte) {
+	if n := len(p.pending); n > 0 && p.pending[n-1].end == base {
+		c := &p.pending[n-1]
+		c.end, c.data, c.size = end, append(c.data, b), c.size+len(b)
+		c.maxTs = max(c.maxTs, maxTs)
+		return
+	}
+	p.pending = append(p.pending, chunk{base: base, end: end, maxTs: maxTs, data: [][]byte{b}, size: len(b)})
+}
+
+// take hands the pending batches (merged into one chunk) and the changed
+// producer states to the flusher. ok is false if nothing is pending.
+func (p *Partition) take() (c chunk, prods []store.ProducerState, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost || len(p.pending) == 0 {
+		return chunk{}, nil, false
+	}
+	c = p.pending[0]
+	for _, more := range p.pending[1:] {
+		c.end, c.data, c.size = more.end, append(c.data, more.data...), c.size+more.size
+		c.maxTs = max(c.maxTs, more.maxTs)
+	}
+	p.pending = nil
+	for id, pr := range p.producers {
+		if pr.dirty {
+			prods = append(prods, store.ProducerState{ProducerID: id, Epoch: pr.epoch, Batches: append([]store.SeqBatch(nil), pr.batches...)})
+			pr.dirty = false
+		}
+	}
+	return c, prods, true
+}
+
+// untake puts a chunk whose flush failed back in front of the pending
+// batches, so offsets stay contiguous for the next try.
+func (p *Partition) untake(c chunk, prods []store.ProducerState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost {
+		p.m.pendingBytes.Add(-int64(c.size))
+		return
+	}
+	p.pending = append([]chunk{c}, p.pending...)
+	for _, ps := range prods {
+		if pr := p.producers[ps.ProducerID]; pr != nil {
+			pr.dirty = true
+		}
+	}
+}
+
+// committed advances the high watermark past c and moves c into the cache.
+func (p *Partition) committed(c chunk) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost {
+		return
+	}
+	p.hw = c.end
+	p.cache = append(p.cache, c)
+	p.cacheSize += c.size
+	for p.cacheSize > p.m.cfg.CacheBytes && len(p.cache) > 1 {
+		p.cacheSize -= p.cache[0].size
+		p.cache = p.cache[1:]
+	}
+	p.notifyLocked()
+}
+
+// lose marks the partition as no longer led here: waiting producers and
+// fetchers are woken and get ErrNotLeader.
+func (p *Partition) lose() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost {
+		return
+	}
+	p.lost = true
+	for _, c := range p.pending {
+		p.m.pendingBytes.Add(-int64(c.size))
+	}
+	p.pending, p.cache = nil, nil
+	p.notifyLocked()
+}
+
+func (p *Partition) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+	for w := range p.watchers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Lost reports whether the partition stopped being led here.
+func (p *Partition) Lost() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost
+}
+
+// Offsets returns the log start offset and the committed high watermark.
+func (p *Partition) Offsets() (logStart, hw int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logStart, p.hw
+}
+
+// WaitCommitted blocks until every offset up to and including last is
+// committed (acks=all), the partition is lost (ErrNotLeader) or ctx ends.
+func (p *Partition) WaitCommitted(ctx context.Context, last int64) error {
+	for {
+		p.mu.Lock()
+		lost, hw, ch := p.lost, p.hw, p.changed
+		p.mu.Unlock()
+		if lost {
+			return ErrNotLeader
+		}
+		if hw > last {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Watch registers ch to receive a non-blocking send whenever the high
+// watermark moves or the partition is lost; call the returned func to stop.
+func (p *Partition) Watch(ch chan<- struct{}) (stop func()) {
+	p.mu.Lock()
+	p.watchers[ch] = struct{}{}
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.watchers, ch)
+		p.mu.Unlock()
+	}
+}
+
+// SetLogStart records a log start offset moved forward by DeleteRecords.
+func (p *Partition) SetLogStart(off int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if off > p.logStart {
+		p.logStart = off
+	}
+}
+
+// ReadResult is what a fetch gets back.
+type ReadResult struct {
+	Records       []byte // whole batches, starting with the one holding the offset
+	HighWatermark int64
+	LogStart      int64
+}
+
+// Read returns committed batches starting with the one that holds offset,
+// up to maxBytes (but always at least one whole batch, as KIP-74 asks).
+// It never returns data at or above the high watermark. An offset equal to
+// the high watermark returns no records and no error.
+func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadResult, error) {
+	p.mu.Lock()
+	if p.lost {
+		p.mu.Unlock()
+		return ReadResult{}, ErrNotLeader
+	}
+	res := ReadResult{HighWatermark: p.hw, LogStart: p.logStart}
+	if offset < p.logStart || offset > p.hw {
+		p.mu.Unlock()
+		return res, fmt.Errorf("%w: %d is outside [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStart, res.HighWatermark)
+	}
+	if offset == p.hw {
+		p.mu.Unlock()
+		return res, nil
+	}
+	if len(p.cache) > 0 && p.cache[0].base <= offset {
+		cached := p.cache // chunks are immutable once committed
+		p.mu.Unlock()
+		var out []byte
+		for _, c := range cached {
+			if c.end <= offset {
+				continue
+			}
+			for _, b := range c.data {
+				out, offset = appendFrom(out, b, offset, maxBytes)
+			}
+			if len(out) >= maxBytes {
+				break
+			}
+		}
+		res.Records = out
+		return res, nil
+	}
+	p.mu.Unlock()
+	out, err := p.m.readRemote(ctx, p.ID, offset, res.HighWatermark, maxBytes)
+	res.Records = out
+	return res, err
+}
+
+// appendFrom appends the batches of b that hold offsets >= from to out,
+// while out is below maxBytes (the first batch is always taken). It returns
+// the grown out and the next offset wanted.
+func appendFrom(out, b []byte, from int64, maxBytes int) ([]byte, int64) {
+	batch.Each(b, func(h batch.Header, raw []byte) bool {
+		if h.LastOffset() < from {
+			return true
+		}
+		if len(out) > 0 && len(out)+len(raw) > maxBytes {
+			return false
+		}
+		out = append(out, raw...)
+		from = h.LastOffset() + 1
+		return len(out) < maxBytes
+	})
+	return out, from
+}
