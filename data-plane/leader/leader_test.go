@@ -260,3 +260,66 @@ func TestWALReplay(t *testing.T) {
 		t.Fatalf("after replay hw is %d, want 10", st.HighWatermark)
 	}
 }
+
+// Reads bounded by maxBytes must stop at the first batch that does not
+// fit: skipping to a later, smaller batch would hide records from the
+// consumer. Checked on the cache and on object storage.
+func TestReadNeverSkips(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m := e.manager(t, 1)
+	defer m.Close()
+	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Partition(e.pid)
+	// Flushes of alternating big and small batches: one index row each.
+	for i := range 6 {
+		n := 1
+		if i%2 == 0 {
+			n = 50
+		}
+		appendBatch(t, p, recordBatch(n, -1, -1))
+		if err := m.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(name string, read func(off int64, max int) []byte) {
+		for _, max := range []int{1, 100, 500, 1000, 2000, 1 << 20} {
+			next := int64(0)
+			for next < 153 {
+				got := read(next, max)
+				if len(got) == 0 {
+					t.Fatalf("%s: empty read at %d (max %d)", name, next, max)
+				}
+				batch.Each(got, func(h batch.Header, _ []byte) bool {
+					if h.BaseOffset > next {
+						t.Fatalf("%s: read at max %d jumped from %d to batch %d", name, max, next, h.BaseOffset)
+					}
+					next = h.LastOffset() + 1
+					return true
+				})
+			}
+		}
+	}
+	check("cache", func(off int64, max int) []byte {
+		r, err := p.Read(ctx, off, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Records
+	})
+	m.Close()
+	m2 := e.manager(t, 1) // a new leader: nothing cached, all from objects
+	defer m2.Close()
+	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	check("object store", func(off int64, max int) []byte {
+		r, err := m2.Partition(e.pid).Read(ctx, off, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Records
+	})
+}

@@ -487,14 +487,17 @@ func (m *Manager) readRemote(ctx context.Context, partitionID, offset, hw int64,
 	}
 	var out []byte
 	for _, s := range segs {
-		if s.BaseOffset >= hw || len(out) >= maxBytes {
+		if s.BaseOffset >= hw {
 			break
 		}
 		data, err := m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
 		if err != nil {
 			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 		}
-		out, offset = appendFrom(out, data, offset, maxBytes)
+		var full bool
+		if out, offset, full = appendFrom(out, data, offset, maxBytes); full {
+			break
+		}
 	}
 	return out, nil
 }

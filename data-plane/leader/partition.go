@@ -383,15 +383,16 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 		cached := p.cache // chunks are immutable once committed
 		p.mu.Unlock()
 		var out []byte
+		full := false
+	chunks:
 		for _, c := range cached {
 			if c.end <= offset {
 				continue
 			}
 			for _, b := range c.data {
-				out, offset = appendFrom(out, b, offset, maxBytes)
-			}
-			if len(out) >= maxBytes {
-				break
+				if out, offset, full = appendFrom(out, b, offset, maxBytes); full {
+					break chunks
+				}
 			}
 		}
 		res.Records = out
@@ -404,19 +405,24 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 }
 
 // appendFrom appends the batches of b that hold offsets >= from to out,
-// while out is below maxBytes (the first batch is always taken). It returns
-// the grown out and the next offset wanted.
-func appendFrom(out, b []byte, from int64, maxBytes int) ([]byte, int64) {
+// while they fit in maxBytes (the first batch is always taken, as KIP-74
+// asks). It returns the grown out, the next offset wanted and whether out
+// is full. Once full, callers must stop: appending a later, smaller batch
+// would skip the one that did not fit.
+func appendFrom(out, b []byte, from int64, maxBytes int) ([]byte, int64, bool) {
+	full := false
 	batch.Each(b, func(h batch.Header, raw []byte) bool {
 		if h.LastOffset() < from {
 			return true
 		}
 		if len(out) > 0 && len(out)+len(raw) > maxBytes {
+			full = true
 			return false
 		}
 		out = append(out, raw...)
 		from = h.LastOffset() + 1
-		return len(out) < maxBytes
+		full = len(out) >= maxBytes
+		return !full
 	})
-	return out, from
+	return out, from, full
 }
