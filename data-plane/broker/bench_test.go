@@ -11,6 +11,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -24,15 +25,17 @@ func benchBootstrap(b *testing.B) []string {
 	return s.Bootstrap()
 }
 
-func benchClient(b *testing.B, seeds []string, topic string, opts ...kgo.Opt) *kgo.Client {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
-		kgo.AllowAutoTopicCreation()}, opts...)...)
+func benchClient(b *testing.B, seeds []string, topic string, partitions int32, opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
+		b.Fatal(err)
+	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("warm-up")}).FirstErr(); err != nil {
 		b.Fatal(err)
 	}
@@ -40,12 +43,13 @@ func benchClient(b *testing.B, seeds []string, topic string, opts ...kgo.Opt) *k
 }
 
 // BenchmarkProduceThroughput: a default franz-go producer (idempotent,
-// acks=all, snappy) pushing 1 KiB incompressible records as fast as it can.
+// acks=all, snappy) pushing 1 KiB incompressible records into 16
+// partitions as fast as it can.
 //
 //	go test -run '^$' -bench ProduceThroughput -benchtime 200000x ./data-plane/broker
 func BenchmarkProduceThroughput(b *testing.B) {
 	seeds := benchBootstrap(b)
-	cl := benchClient(b, seeds, "bench-throughput-"+strings.ToLower(rand.Text()[:6]))
+	cl := benchClient(b, seeds, "bench-throughput-"+strings.ToLower(rand.Text()[:6]), 16)
 	value := make([]byte, 1024)
 	rand.Read(value)
 	ctx := context.Background()
@@ -72,7 +76,7 @@ func BenchmarkProduceThroughput(b *testing.B) {
 //	go test -run '^$' -bench ProduceLatency -benchtime 2000x ./data-plane/broker
 func BenchmarkProduceLatency(b *testing.B) {
 	seeds := benchBootstrap(b)
-	cl := benchClient(b, seeds, "bench-latency-"+strings.ToLower(rand.Text()[:6]), kgo.ProducerLinger(0))
+	cl := benchClient(b, seeds, "bench-latency-"+strings.ToLower(rand.Text()[:6]), 1, kgo.ProducerLinger(0))
 	value := make([]byte, 1024)
 	rand.Read(value)
 	ctx := context.Background()
