@@ -147,3 +147,27 @@ func TestFranzGoRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestLogAppendTime: with message.timestamp.type=LogAppendTime the broker
+// stamps batches with its own clock and consumers see that time.
+func TestLogAppendTime(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: 1})
+	cl := newClient(t, s, kgo.DefaultProduceTopic("stamped"))
+	createTopic(t, cl, "stamped", 1, map[string]*string{"message.timestamp.type": kmsgString("LogAppendTime")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := time.Now().Add(-48 * time.Hour)
+	before := time.Now().Add(-time.Second)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x"), Timestamp: old}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	recs := consumeAll(t, s, "stamped", 1)
+	if ts := recs[0].Timestamp; ts.Before(before) || ts.After(time.Now().Add(time.Second)) {
+		t.Fatalf("consumed timestamp %v, want the append time (not the producer's %v)", ts, old)
+	}
+	if recs[0].Attrs.TimestampType() != 1 {
+		t.Fatalf("timestamp type %d, want 1 (LogAppendTime)", recs[0].Attrs.TimestampType())
+	}
+}
+
+func kmsgString(s string) *string { return &s }

@@ -329,8 +329,11 @@ func (s *Server) drainConns(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// Past the deadline: cut the connections and cancel what their
+		// handlers wait on (long polls, group joins, acks=all).
 		s.mu.Lock()
 		for c := range s.conns {
+			c.cancel()
 			c.nc.Close()
 		}
 		s.mu.Unlock()
