@@ -74,7 +74,15 @@ func BenchmarkProduceThroughput(b *testing.B) {
 // store PUT and the Postgres commit of the flush that carries it).
 //
 //	go test -run '^$' -bench ProduceLatency -benchtime 2000x ./data-plane/broker
-func BenchmarkProduceLatency(b *testing.B) {
+func BenchmarkProduceLatency(b *testing.B) { benchLatency(b, 0) }
+
+// BenchmarkProduceLatencyIdle: the same, with 50 ms between records, as a
+// lightly loaded producer sees it: no flush is due when a record arrives.
+//
+//	go test -run '^$' -bench ProduceLatencyIdle -benchtime 500x ./data-plane/broker
+func BenchmarkProduceLatencyIdle(b *testing.B) { benchLatency(b, 50*time.Millisecond) }
+
+func benchLatency(b *testing.B, gap time.Duration) {
 	seeds := benchBootstrap(b)
 	cl := benchClient(b, seeds, "bench-latency-"+strings.ToLower(rand.Text()[:6]), 1, kgo.ProducerLinger(0))
 	value := make([]byte, 1024)
@@ -83,6 +91,11 @@ func BenchmarkProduceLatency(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
+		if gap > 0 {
+			b.StopTimer()
+			time.Sleep(gap)
+			b.StartTimer()
+		}
 		t0 := time.Now()
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
 			b.Fatal(err)

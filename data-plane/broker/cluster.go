@@ -71,14 +71,10 @@ func handleOffsetForLeaderEpoch(s *Server, c *conn, req *kmsg.OffsetForLeaderEpo
 			case pm == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				p := s.lead.Partition(pm.ID)
+				p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
 				switch {
-				case p == nil:
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
-					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-				case rp.CurrentLeaderEpoch > p.Epoch:
-					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				case code != 0:
+					sp.ErrorCode = code
 				default:
 					_, hw := p.Offsets()
 					sp.LeaderEpoch, sp.EndOffset = min(rp.LeaderEpoch, p.Epoch), hw

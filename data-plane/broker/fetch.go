@@ -105,14 +105,10 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 			case pm == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				p := s.lead.Partition(pm.ID)
+				p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
 				switch {
-				case p == nil:
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
-					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-				case rp.CurrentLeaderEpoch > p.Epoch:
-					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				case code != 0:
+					sp.ErrorCode = code
 				default:
 					maxBytes := int(rp.PartitionMaxBytes)
 					if maxBytes <= 0 || maxBytes > budget {

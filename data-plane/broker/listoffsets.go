@@ -35,14 +35,10 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			p := s.lead.Partition(pm.ID)
+			p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
 			switch {
-			case p == nil:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.Epoch:
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch > p.Epoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case code != 0:
+				sp.ErrorCode = code
 			default:
 				sp.LeaderEpoch = p.Epoch
 				start, hw := p.Offsets()

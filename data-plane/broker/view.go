@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // view is an immutable routing snapshot; handlers load it once per request.
@@ -262,4 +264,22 @@ func (s *Server) createTopic(ctx context.Context, cluster, name string, partitio
 		return err
 	}
 	return err
+}
+
+// ledPartition returns the partition if this broker leads it at the
+// client's leader epoch (-1: the client does not say), else the Kafka error
+// a client expects: NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH (the client
+// is ahead of a deposed leader's view: it must refresh) or
+// UNKNOWN_LEADER_EPOCH (this broker has not caught up yet).
+func (s *Server) ledPartition(pm *store.Partition, clientEpoch int32) (*leader.Partition, int16) {
+	p := s.lead.Partition(pm.ID)
+	switch {
+	case p == nil:
+		return nil, kerr.NotLeaderForPartition.Code
+	case clientEpoch >= 0 && clientEpoch < p.Epoch:
+		return nil, kerr.FencedLeaderEpoch.Code
+	case clientEpoch > p.Epoch:
+		return nil, kerr.UnknownLeaderEpoch.Code
+	}
+	return p, 0
 }

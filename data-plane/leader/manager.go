@@ -9,7 +9,7 @@
 // Write path (DESIGN.md):
 //
 //	produce ─▶ Partition.Append ─▶ WAL (acks=1 answered) ─▶ pending
-//	flusher, every FlushInterval or FlushBytes:
+//	flusher, at most once per FlushInterval (sooner at FlushBytes):
 //	   take pending of every dirty partition ─▶ one object ─▶ Bucket.Put
 //	   ─▶ store.Commit (hw moves only if leader epoch still matches)
 //	   ─▶ Partition.committed (acks=all answered, consumers see it)
@@ -62,6 +62,9 @@ type Config struct {
 	// flush starts a new one, and segments whose data is all committed are
 	// deleted.
 	WALSegmentBytes int64
+	// Remote, if set, serves reads of data older than the in-memory cache
+	// (through a bounded local cache); nil reads the bucket directly.
+	Remote RangeReader
 }
 
 func (c *Config) defaults() {
@@ -97,7 +100,8 @@ type Manager struct {
 	dirtyMu      sync.Mutex
 	dirty        map[int64]*Partition
 	pendingBytes atomic.Int64
-	kick         chan struct{}
+	kick         chan struct{} // something is pending
+	full         chan struct{} // FlushBytes are pending
 
 	flushMu      sync.Mutex // one flush at a time
 	lastRotation wal.Segment
@@ -132,7 +136,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 		cfg: cfg, store: st, bucket: bkt, wal: w, log: log,
 		bootID: hex.EncodeToString(boot[:]),
 		parts:  map[int64]*Partition{}, replay: map[int64][]wal.Entry{},
-		dirty: map[int64]*Partition{}, kick: make(chan struct{}, 1),
+		dirty: map[int64]*Partition{}, kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
 	}
 	n := 0
 	if err := w.Replay(func(e wal.Entry) error {
@@ -289,42 +293,75 @@ func (m *Manager) markDirty(p *Partition, n int) {
 	m.dirtyMu.Lock()
 	m.dirty[p.ID] = p
 	m.dirtyMu.Unlock()
+	m.signal(m.kick)
 	if m.pendingBytes.Add(int64(n)) >= m.cfg.FlushBytes {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+		m.signal(m.full)
 	}
 }
 
 // Run flushes until ctx ends, then flushes what is left (with a bounded
 // grace period) and returns.
+//
+// Scheduling: a flush starts as soon as data is pending and the previous
+// flush started at least FlushInterval ago — so object-store PUTs never
+// exceed one per interval (except when FlushBytes is reached), yet a lone
+// produce on an idle broker waits only for one PUT and one commit rather
+// than for the next tick.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(m.cfg.FlushInterval)
-	defer t.Stop()
+	var lastStart time.Time
 	backoff := time.Duration(0)
+	final := func() error {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return m.FlushAll(fctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			return m.FlushAll(fctx)
-		case <-t.C:
+			return final()
 		case <-m.kick:
 		}
-		if err := m.Flush(ctx); err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
-			m.log.Warn("flush failed; will retry", "err", err)
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+		if wait := m.cfg.FlushInterval - time.Since(lastStart); wait > 0 && m.pendingBytes.Load() < m.cfg.FlushBytes {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
-			case <-time.After(backoff):
+				t.Stop()
+				return final()
+			case <-t.C:
+			case <-m.full:
+				t.Stop()
 			}
-			continue
 		}
-		backoff = 0
+		lastStart = time.Now()
+		if err := m.Flush(ctx); err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("flush failed; will retry", "err", err)
+				backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+			}
+		} else {
+			backoff = 0
+		}
+		if m.hasDirty() {
+			m.signal(m.kick)
+		}
+	}
+}
+
+func (m *Manager) hasDirty() bool {
+	m.dirtyMu.Lock()
+	defer m.dirtyMu.Unlock()
+	return len(m.dirty) > 0
+}
+
+// signal does a non-blocking send on a one-slot channel.
+func (m *Manager) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -478,19 +515,46 @@ func (m *Manager) objectKey() string {
 	return fmt.Sprintf("data/%s/b%d-%s-%08d.obj", time.Now().UTC().Format("2006-01-02"), m.cfg.BrokerID, m.bootID, seq)
 }
 
+// RangeReader reads byte ranges of objects of known size, through a local
+// cache (tiered/cache.Cache). Prefetch starts fetching a range a reader is
+// expected to ask for next.
+type RangeReader interface {
+	ReadRange(ctx context.Context, key string, objSize, off, n int64) ([]byte, error)
+	Prefetch(key string, objSize, off, n int64)
+}
+
 // readRemote reads committed batches of a partition from object storage
-// through the index, starting with the batch holding offset.
-func (m *Manager) readRemote(ctx context.Context, partitionID, offset, hw int64, maxBytes int) ([]byte, error) {
-	segs, err := m.store.Segments(ctx, partitionID, offset, 8)
+// through the index, starting with the batch holding offset. Retention may
+// have moved the log start in Postgres since the partition was loaded: a
+// read below it learns the new start and fails with ErrOffsetOutOfRange.
+func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, hw int64, maxBytes int) ([]byte, error) {
+	const rows = 8
+	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
 	if err != nil {
 		return nil, err
 	}
+	if offset < logStart {
+		p.SetLogStart(logStart)
+		return nil, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+	}
 	var out []byte
-	for _, s := range segs {
+	for i, s := range segs {
 		if s.BaseOffset >= hw {
 			break
 		}
-		data, err := m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		var data []byte
+		if m.cfg.Remote != nil {
+			if i == 0 {
+				// Read-ahead for a sequential consumer: the rows after
+				// this one are what its next fetches ask for.
+				for _, n := range segs[1:] {
+					m.cfg.Remote.Prefetch(n.ObjectKey, n.ObjectSize, n.Position, int64(n.Length))
+				}
+			}
+			data, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+		} else {
+			data, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		}
 		if err != nil {
 			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 		}
