@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -26,10 +27,19 @@ type conn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	// cluster is the virtual cluster this connection acts in; it is fixed
-	// by authentication (the anonymous cluster for now).
+	// cluster is the virtual cluster this connection acts in: fixed by
+	// authentication, or the anonymous cluster when that is enabled.
 	cluster  string
 	clientID string
+
+	// SASL state (sasl.go). Handlers run one at a time per connection, so
+	// these need no lock.
+	authenticated bool
+	mechanism     string
+	rawSASL       bool // SaslHandshake v0: the next frame is a raw SASL message
+	principal     *sasl.Principal
+	expires       time.Time // session end (KIP-368); zero: none
+	closeAfter    bool      // close once the current response is written
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -37,7 +47,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{
 		s: s, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
 		ctx: ctx, cancel: cancel,
-		cluster: s.cfg.AnonymousCluster,
+		cluster:       s.cfg.AnonymousCluster,
+		authenticated: s.cfg.AnonymousCluster != "",
 	}
 }
 
@@ -74,7 +85,13 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
-		out, err := c.handle(buf)
+		var out []byte
+		var err error
+		if c.rawSASL {
+			out, err = c.handleRawSASL(buf)
+		} else {
+			out, err = c.handle(buf)
+		}
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
 			return
@@ -87,6 +104,9 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
+		if c.closeAfter {
+			return
+		}
 	}
 }
 
@@ -148,6 +168,9 @@ func (c *conn) handle(buf []byte) ([]byte, error) {
 	if rq.req == nil {
 		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil
 	}
+	if err := c.admit(rq.key); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	resp, err := apis[rq.key].handle(c.s, c, rq.req)
 	c.s.met.observe(rq.key, start, err)
@@ -159,6 +182,24 @@ func (c *conn) handle(buf []byte) ([]byte, error) {
 	}
 	resp.SetVersion(rq.version)
 	return c.frame(rq.corr, rq.key, resp), nil
+}
+
+// saslKeys are what an unauthenticated connection may send.
+var saslKeys = map[int16]bool{apiVersionsKey: true, 17: true, 36: true}
+
+// admit refuses requests before authentication and after the session
+// lifetime ran out (KIP-368); Kafka closes the connection in both cases.
+func (c *conn) admit(key int16) error {
+	if saslKeys[key] {
+		return nil
+	}
+	if !c.authenticated {
+		return fmt.Errorf("%w: %s before authentication", errBadRequest, kmsg.NameForKey(key))
+	}
+	if !c.expires.IsZero() && time.Now().After(c.expires) {
+		return fmt.Errorf("%w: the session expired without re-authentication", errBadRequest)
+	}
+	return nil
 }
 
 // frame encodes a response with its size and header. ApiVersions always

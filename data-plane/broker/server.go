@@ -15,17 +15,20 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/wal"
 	"github.com/eddy-streams/eddy/tiered/bucket"
@@ -45,8 +48,21 @@ type Config struct {
 	Advertise string
 	Rack      string
 	// AnonymousCluster is the virtual cluster unauthenticated connections
-	// belong to (development only).
+	// belong to (development only); empty requires SASL on every connection.
 	AnonymousCluster string
+	// SASL: mechanisms offered (PLAIN with API keys, OAUTHBEARER with the
+	// control plane's JWTs), the token issuer and audience, and its JWKS.
+	SASLMechanisms []string
+	OAuthIssuer    string
+	OAuthAudience  string
+	JWKSURL        string
+	// APIKeyCacheTTL bounds how long a revoked API key keeps working.
+	APIKeyCacheTTL time.Duration
+	// TLS (SASL_SSL): PEM certificate chain and key. Without them the
+	// listener is plaintext, which is refused on non-loopback addresses
+	// unless AllowPlaintext is set.
+	TLSCert, TLSKey string
+	AllowPlaintext  bool
 	// SessionTTL is how long the broker's session outlives its last
 	// heartbeat; a broker that dies loses its partitions this long after.
 	SessionTTL        time.Duration
@@ -69,6 +85,14 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
 	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
 	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "vc-dev", "virtual cluster of unauthenticated connections (development)")
+	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN (API keys), OAUTHBEARER (control-plane JWTs)")
+	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", "", "issuer (iss) of accepted tokens: the control plane's base URL")
+	fs.StringVar(&c.OAuthAudience, "oauth-audience", "eddy", "audience (aud) accepted tokens must name")
+	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for TLS on the Kafka listener")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", false, "allow a plaintext listener on a non-loopback address")
+	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", 5*time.Second, "how long API key lookups are cached (revocation takes effect within this)")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 6*time.Second, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", time.Second, "heartbeat period")
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", 250*time.Millisecond, "routing view refresh period")
@@ -105,6 +129,32 @@ func (c *Config) Validate() error {
 	if c.SessionTTL < 2*c.HeartbeatInterval {
 		return fmt.Errorf("broker: --session-ttl (%s) must be at least twice --heartbeat-interval (%s)", c.SessionTTL, c.HeartbeatInterval)
 	}
+	for _, m := range c.SASLMechanisms {
+		switch m {
+		case sasl.Plain:
+		case sasl.OAuthBearer:
+			if c.OAuthIssuer == "" {
+				return errors.New("broker: OAUTHBEARER needs --oauth-issuer")
+			}
+			if c.JWKSURL == "" {
+				c.JWKSURL = strings.TrimSuffix(c.OAuthIssuer, "/") + "/.well-known/jwks.json"
+			}
+		default:
+			return fmt.Errorf("broker: --sasl-mechanisms: %q is not offered (PLAIN, OAUTHBEARER)", m)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("broker: --tls-cert and --tls-key go together")
+	}
+	if c.TLSCert == "" && !c.AllowPlaintext {
+		host, _, err := net.SplitHostPort(c.Listen)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("broker: %s is not a loopback address: configure --tls-cert/--tls-key, or --allow-plaintext if a proxy terminates TLS", c.Listen)
+		}
+	}
+	if c.AnonymousCluster == "" && len(c.SASLMechanisms) == 0 {
+		return errors.New("broker: no way in: set --sasl-mechanisms, or --anonymous-cluster for development")
+	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 100 << 20
 	}
@@ -134,6 +184,8 @@ func splitHostPort(addr string) (string, int32, error) {
 type Server struct {
 	cfg    Config
 	store  *store.Store
+	auth   *sasl.Authenticator
+	failed failedLogins
 	lead   *leader.Manager
 	groups *group.Coordinator
 	log    *slog.Logger
@@ -168,6 +220,15 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		conns:   map[*conn]struct{}{},
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
+	s.auth = &sasl.Authenticator{}
+	for _, m := range cfg.SASLMechanisms {
+		switch m {
+		case sasl.Plain:
+			s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+		case sasl.OAuthBearer:
+			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
+		}
+	}
 	s.view.Store(&view{})
 	return s, nil
 }
@@ -194,8 +255,17 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run on an existing listener.
+// Serve is Run on an existing listener (wrapped in TLS when configured).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			s.lead.Close()
+			return fmt.Errorf("broker: tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()

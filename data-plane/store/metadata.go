@@ -18,6 +18,7 @@ type Broker struct {
 // Cluster is a virtual cluster's data-plane settings.
 type Cluster struct {
 	ID                string
+	Org               string // "" for clusters outside any organisation (development)
 	Name              string
 	AutoCreateTopics  bool
 	DefaultPartitions int32
@@ -82,13 +83,13 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		return nil, fmt.Errorf("store: snapshot brokers: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id, name, auto_create_topics, default_partitions FROM virtual_clusters`)
+	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, auto_create_topics, default_partitions FROM virtual_clusters`)
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 	}
 	for rows.Next() {
 		var c Cluster
-		if err := rows.Scan(&c.ID, &c.Name, &c.AutoCreateTopics, &c.DefaultPartitions); err != nil {
+		if err := rows.Scan(&c.ID, &c.Org, &c.Name, &c.AutoCreateTopics, &c.DefaultPartitions); err != nil {
 			return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 		}
 		md.Clusters[c.ID] = c

@@ -63,6 +63,10 @@ type Options struct {
 	DatabaseURL string   // required: a migrated test database (pgtest.URL)
 	Brokers     int      // default 3
 	BrokerArgs  []string // extra flags for every broker
+	Metrics     bool     // serve each broker's /metrics on a free port (MetricsURLs)
+	// ClientOpts are added to the client the stack uses to see that every
+	// broker registered (credentials, when anonymous access is off).
+	ClientOpts []kgo.Opt
 }
 
 // Stack is a running deployment.
@@ -81,6 +85,7 @@ type Broker struct {
 	ID      int
 	Addr    string
 	DataDir string
+	Metrics string // host:port of /metrics with Options.Metrics, else ""
 	proc    *proc
 }
 
@@ -104,6 +109,9 @@ func Start(t testing.TB, opts Options) *Stack {
 		"--database-url", opts.DatabaseURL, "--placement-interval", "200ms")
 	for id := 1; id <= opts.Brokers; id++ {
 		b := &Broker{ID: id, Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), DataDir: filepath.Join(s.dir, fmt.Sprintf("broker-%d", id))}
+		if opts.Metrics {
+			b.Metrics = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		}
 		s.brokers[id] = b
 		s.startBroker(b)
 	}
@@ -118,7 +126,7 @@ func Start(t testing.TB, opts Options) *Stack {
 // a moment before its session is registered.
 func (s *Stack) waitRegistered(n int) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.Bootstrap()...)}, s.opts.ClientOpts...)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -151,6 +159,19 @@ func (s *Stack) Bootstrap() []string {
 	return out
 }
 
+// MetricsURLs returns every broker's /metrics URL (Options.Metrics).
+func (s *Stack) MetricsURLs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id := 1; id <= len(s.brokers); id++ {
+		if m := s.brokers[id].Metrics; m != "" {
+			out = append(out, "http://"+m+"/metrics")
+		}
+	}
+	return out
+}
+
 // Broker returns broker id.
 func (s *Stack) Broker(id int) *Broker {
 	s.mu.Lock()
@@ -162,6 +183,9 @@ func (s *Stack) startBroker(b *Broker) {
 	args := []string{"broker", "--id", strconv.Itoa(b.ID), "--listen", b.Addr,
 		"--database-url", s.opts.DatabaseURL, "--data-dir", b.DataDir,
 		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects")}
+	if b.Metrics != "" {
+		args = append(args, "--metrics-listen", b.Metrics)
+	}
 	args = append(args, s.opts.BrokerArgs...)
 	b.proc = s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
 }

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster statuses: a cluster is created provisioning and becomes ready
+// once the provisioner has run for it.
+const (
+	StatusProvisioning = "provisioning"
+	StatusReady        = "ready"
+)
+
+// Limits bound what one virtual cluster may use.
+type Limits struct {
+	IngressMBps   int32
+	EgressMBps    int32
+	MaxPartitions int32
+	MaxStorageGB  int64
+}
+
+// Cluster is a virtual cluster owned by an organisation.
+type Cluster struct {
+	ID                  string
+	OrgID               string
+	Name                string
+	Status              string
+	Limits              Limits
+	DefaultTopicConfigs map[string]string
+	Version             int64 // bumped by every update
+	Partitions          int32 // partitions of all its topics
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+const clusterCols = `c.id, c.org_id, c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_partitions, c.max_storage_gb,
+	c.default_topic_configs, c.version, c.created_at, c.updated_at,
+	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
+
+func scanCluster(r pgx.CollectableRow) (Cluster, error) {
+	var c Cluster
+	var cfg []byte
+	err := r.Scan(&c.ID, &c.OrgID, &c.Name, &c.Status, &c.Limits.IngressMBps, &c.Limits.EgressMBps,
+		&c.Limits.MaxPartitions, &c.Limits.MaxStorageGB, &cfg, &c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)
+	if err != nil {
+		return c, err
+	}
+	c.DefaultTopicConfigs, err = unmarshalConfigs(cfg)
+	return c, err
+}
+
+// CreateCluster creates a virtual cluster in status provisioning and wakes
+// the provisioner (NOTIFY eddy_provision) and the brokers.
+func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l Limits, defaults map[string]string) (Cluster, error) {
+	id := NewID("vc")
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO virtual_clusters (id, org_id, name, status, ingress_mbps, egress_mbps, max_partitions, max_storage_gb, default_topic_configs)
+			VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8)`,
+			id, orgID, name, l.IngressMBps, l.EgressMBps, l.MaxPartitions, l.MaxStorageGB, marshalConfigs(defaults)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify('eddy_provision', ''), pg_notify('eddy_metadata', '')`)
+		return err
+	})
+	if isUniqueViolation(err) {
+		return Cluster{}, fmt.Errorf("%w: cluster %q", ErrExists, name)
+	}
+	if isFKViolation(err) {
+		return Cluster{}, ErrNotFound
+	}
+	if err != nil {
+		return Cluster{}, fmt.Errorf("store: create cluster: %w", err)
+	}
+	return s.Cluster(ctx, orgID, id)
+}
+
+// Cluster returns one of orgID's clusters.
+func (s *Store) Cluster(ctx context.Context, orgID, id string) (Cluster, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
+	c, err := pgx.CollectExactlyOneRow(rows, scanCluster)
+	if err != nil {
+		return c, fmt.Errorf("store: cluster: %w", noRows(err))
+	}
+	return c, nil
+}
+
+// Clusters lists orgID's clusters by id.
+func (s *Store) Clusters(ctx context.Context, orgID string, p Page) ([]Cluster, string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c
+		WHERE c.org_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3`, orgID, p.After, p.limit()+1)
+	out, err := pgx.CollectRows(rows, scanCluster)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: clusters: %w", err)
+	}
+	out, next := page(out, p.limit(), func(c Cluster) string { return c.ID })
+	return out, next, nil
+}
+
+// UpdateCluster applies change to a cluster under a row lock. With
+// ifVersion > 0 it fails with ErrStale unless the stored version is
+// ifVersion. Name, Limits and DefaultTopicConfigs are written back.
+func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion int64, change func(*Cluster) error) (Cluster, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2 FOR UPDATE`, orgID, id)
+		c, err := pgx.CollectExactlyOneRow(rows, scanCluster)
+		if err != nil {
+			return noRows(err)
+		}
+		if ifVersion > 0 && c.Version != ifVersion {
+			return ErrStale
+		}
+		if err := change(&c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE virtual_clusters SET name = $2, ingress_mbps = $3, egress_mbps = $4, max_partitions = $5,
+				max_storage_gb = $6, default_topic_configs = $7, version = version + 1, updated_at = now()
+			WHERE id = $1`, id, c.Name, c.Limits.IngressMBps, c.Limits.EgressMBps, c.Limits.MaxPartitions,
+			c.Limits.MaxStorageGB, marshalConfigs(c.DefaultTopicConfigs)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
+		return err
+	})
+	if isUniqueViolation(err) {
+		return Cluster{}, fmt.Errorf("%w: cluster name taken", ErrExists)
+	}
+	if err != nil {
+		return Cluster{}, fmt.Errorf("store: update cluster: %w", err)
+	}
+	return s.Cluster(ctx, orgID, id)
+}
+
+// DeleteCluster deletes a cluster with its topics, offsets, keys scoped to
+// it and role bindings; brokers drop it at their next metadata refresh.
+func (s *Store) DeleteCluster(ctx context.Context, orgID, id string) error {
+	tag, err := s.pool.Exec(ctx, `
+		WITH d AS (DELETE FROM virtual_clusters WHERE org_id = $1 AND id = $2 RETURNING 1)
+		SELECT pg_notify('eddy_metadata', '') FROM d`, orgID, id)
+	if err != nil {
+		return fmt.Errorf("store: delete cluster: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// MarkClustersReady moves every cluster still provisioning to ready and
+// returns their ids.
+func (s *Store) MarkClustersReady(ctx context.Context) ([]string, error) {
+	rows, _ := s.pool.Query(ctx, `
+		UPDATE virtual_clusters SET status = 'ready', updated_at = now(), version = version + 1
+		WHERE status = 'provisioning' RETURNING id`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: mark clusters ready: %w", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SigningKey is a JWT signing key (see control-plane/identity).
+type SigningKey struct {
+	KID            string
+	Alg            string
+	PrivateKey     []byte // PKCS#8 DER, stored in plain
+	CreatedAt      time.Time
+	RetiredAt      *time.Time // no longer signs after this
+	PublishedUntil *time.Time // leaves the JWKS after this
+}
+
+// SigningKeys returns the keys still published, newest first. The first
+// one not retired is the one that signs.
+func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT kid, alg, private_key, created_at, retired_at, published_until FROM signing_keys
+		WHERE published_until IS NULL OR published_until > now() ORDER BY created_at DESC, kid`)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) {
+		var k SigningKey
+		return k, r.Scan(&k.KID, &k.Alg, &k.PrivateKey, &k.CreatedAt, &k.RetiredAt, &k.PublishedUntil)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: signing keys: %w", err)
+	}
+	return out, nil
+}
+
+// AddSigningKey stores a new signing key and retires the ones that signed
+// before it: they stop signing now and stay published for keep (the
+// lifetime of the last token they signed, plus slack). With onlyIfNone it
+// adds the key only if no key is signing yet, so control planes starting
+// together agree on one key.
+func (s *Store) AddSigningKey(ctx context.Context, k SigningKey, keep time.Duration, onlyIfNone bool) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialise rotations across control planes.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x65646479_6b657973)); err != nil {
+			return err
+		}
+		if onlyIfNone {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE signing_keys SET retired_at = now(), published_until = now() + make_interval(secs => $1)
+			WHERE retired_at IS NULL`, keep.Seconds()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, alg, private_key) VALUES ($1, $2, $3)`, k.KID, k.Alg, k.PrivateKey)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add signing key: %w", err)
+	}
+	return nil
+}
+
+// Replay is a stored response to a POST with an Idempotency-Key.
+type Replay struct {
+	RequestHash []byte
+	Status      int // 0: the first request is still running
+	Headers     map[string]string
+	Body        []byte
+}
+
+// BeginIdempotent claims (scope, key) for a request hashing to hash. If
+// the key was claimed before, it returns that claim instead (ok false).
+func (s *Store) BeginIdempotent(ctx context.Context, scope, key string, hash []byte) (prior Replay, ok bool, err error) {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3)
+		ON CONFLICT (scope, key) DO NOTHING`, scope, key, hash)
+	if err != nil {
+		return prior, false, fmt.Errorf("store: idempotency: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return prior, true, nil
+	}
+	var hdr []byte
+	err = s.pool.QueryRow(ctx, `SELECT request_hash, status, headers, body FROM idempotency_keys WHERE scope = $1 AND key = $2`,
+		scope, key).Scan(&prior.RequestHash, &prior.Status, &hdr, &prior.Body)
+	if err != nil {
+		return prior, false, fmt.Errorf("store: idempotency: %w", noRows(err))
+	}
+	if err := json.Unmarshal(hdr, &prior.Headers); err != nil {
+		return prior, false, fmt.Errorf("store: idempotency: %w", err)
+	}
+	return prior, false, nil
+}
+
+// FinishIdempotent records the response of a claimed request.
+func (s *Store) FinishIdempotent(ctx context.Context, scope, key string, r Replay) error {
+	hdr, _ := json.Marshal(r.Headers)
+	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE scope = $1 AND key = $2`,
+		scope, key, r.Status, hdr, r.Body)
+	if err != nil {
+		return fmt.Errorf("store: idempotency: %w", err)
+	}
+	return nil
+}
+
+// AbortIdempotent releases a claim whose request failed in a way worth
+// retrying (a server error).
+func (s *Store) AbortIdempotent(ctx context.Context, scope, key string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2`, scope, key); err != nil {
+		return fmt.Errorf("store: idempotency: %w", err)
+	}
+	return nil
+}
+
+// ExpireIdempotent forgets replays older than age.
+func (s *Store) ExpireIdempotent(ctx context.Context, age time.Duration) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`, age.Seconds()); err != nil {
+		return fmt.Errorf("store: idempotency: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SaslHandshake v0-v1 and SaslAuthenticate v0-v2.
+//
+// After SaslHandshake v0 the client sends the SASL message as a raw,
+// size-prefixed frame (no Kafka header) and gets a raw frame back, as
+// older librdkafka does; after v1 it uses SaslAuthenticate. Both
+// mechanisms finish in one round trip. A failed authentication is answered
+// with SASL_AUTHENTICATION_FAILED and a message that helps without leaking
+// (unknown key and wrong secret read the same), then the connection is
+// closed, and the next failures from the same address are answered ever
+// more slowly. SaslAuthenticate v1+ reports the session lifetime (KIP-368):
+// a token's remaining validity; the connection is closed when it passes
+// unless the client re-authenticated.
+
+func handleSASLHandshake(s *Server, c *conn, req *kmsg.SASLHandshakeRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	resp.SupportedMechanisms = s.auth.Mechanisms()
+	if !s.auth.Supports(req.Mechanism) {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		return resp
+	}
+	c.mechanism = req.Mechanism
+	c.rawSASL = req.Version == 0
+	return resp
+}
+
+func handleSASLAuthenticate(s *Server, c *conn, req *kmsg.SASLAuthenticateRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	if c.mechanism == "" || c.rawSASL {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		resp.ErrorMessage = strp("SaslAuthenticate must follow a SaslHandshake v1")
+		c.closeAfter = true
+		return resp
+	}
+	if err := c.authenticate(req.SASLAuthBytes); err != nil {
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		resp.ErrorMessage = strp(err.Error())
+		c.closeAfter = true
+		return resp
+	}
+	if !c.expires.IsZero() {
+		resp.SessionLifetimeMillis = max(time.Until(c.expires).Milliseconds(), 1)
+	}
+	return resp
+}
+
+// authenticate verifies one SASL message and, on success, binds the
+// connection to the principal's cluster.
+func (c *conn) authenticate(msg []byte) error {
+	s := c.s
+	host := remoteHost(c.nc)
+	s.loginDelay(c.ctx, host)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	p, err := s.auth.Authenticate(ctx, c.mechanism, msg)
+	if err == nil {
+		err = s.checkCluster(p)
+	}
+	if err != nil {
+		s.loginFailed(host)
+		s.met.authFailures.Inc()
+		s.log.Info("authentication failed", "remote", host, "mechanism", c.mechanism, "err", err)
+		if !errors.Is(err, sasl.ErrAuthentication) && !errors.Is(err, sasl.ErrMalformed) && !errors.Is(err, sasl.ErrMechanism) {
+			return errors.New("authentication could not be completed; try again")
+		}
+		return err
+	}
+	if c.principal != nil && c.principal.Cluster != p.Cluster {
+		return errors.New("re-authentication must keep the same cluster")
+	}
+	c.principal, c.cluster, c.expires = &p, p.Cluster, p.Expires
+	c.authenticated = true
+	s.log.Debug("authenticated", "remote", host, "mechanism", p.Mechanism, "org", p.Org, "cluster", p.Cluster, "principal", p.ServiceAccount)
+	return nil
+}
+
+// checkCluster: the cluster a credential acts in must exist and belong to
+// the credential's organisation (an organisation-wide key names it freely,
+// so this is where another tenant's cluster is refused).
+func (s *Server) checkCluster(p sasl.Principal) error {
+	cl, ok := s.view.Load().clusters[p.Cluster]
+	if !ok || cl.Org != p.Org {
+		return errors.Join(sasl.ErrAuthentication, errors.New("the cluster named does not exist in the credential's organisation"))
+	}
+	return nil
+}
+
+// handleRawSASL answers a raw (SaslHandshake v0) SASL message: an empty
+// frame on success; on failure the connection is closed, which is all a v0
+// client understands.
+func (c *conn) handleRawSASL(msg []byte) ([]byte, error) {
+	c.rawSASL = false
+	if err := c.authenticate(msg); err != nil {
+		return nil, err
+	}
+	return []byte{0, 0, 0, 0}, nil
+}
+
+// apiKeyLookup adapts the store to the key cache.
+func apiKeyLookup(st *store.Store) func(ctx context.Context, id string) (sasl.StoredKey, error) {
+	return func(ctx context.Context, id string) (sasl.StoredKey, error) {
+		k, err := st.APIKey(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return sasl.StoredKey{}, sasl.ErrNoKey
+		}
+		if err != nil {
+			return sasl.StoredKey{}, err
+		}
+		return sasl.StoredKey{Org: k.Org, Cluster: k.Cluster, ServiceAccount: k.ServiceAccount, SecretHash: k.SecretHash}, nil
+	}
+}
+
+// failedLogins slows down addresses that keep failing: each recent failure
+// doubles the delay before the next attempt is answered (up to 5 s).
+// Entries decay after a minute without failures.
+type failedLogins struct {
+	mu sync.Mutex
+	by map[string]failure
+}
+
+type failure struct {
+	n    int
+	last time.Time
+}
+
+func (s *Server) loginFailed(host string) {
+	s.failed.mu.Lock()
+	defer s.failed.mu.Unlock()
+	if s.failed.by == nil || len(s.failed.by) > 100_000 {
+		s.failed.by = map[string]failure{}
+	}
+	f := s.failed.by[host]
+	if time.Since(f.last) > time.Minute {
+		f.n = 0
+	}
+	s.failed.by[host] = failure{n: f.n + 1, last: time.Now()}
+}
+
+func (s *Server) loginDelay(ctx context.Context, host string) {
+	s.failed.mu.Lock()
+	f := s.failed.by[host]
+	s.failed.mu.Unlock()
+	if f.n < 3 || time.Since(f.last) > time.Minute {
+		return
+	}
+	d := min(50*time.Millisecond<<min(f.n-3, 7), 5*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func remoteHost(nc net.Conn) string {
+	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
+	if err != nil {
+		return nc.RemoteAddr().String()
+	}
+	return host
+}

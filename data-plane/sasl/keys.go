@@ -1,0 +1,74 @@
+package sasl
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// StoredKey is an API key as the control plane stores it: the secret only
+// as its SHA-256 (secrets are 256 random bits, so a slow hash adds nothing).
+type StoredKey struct {
+	Org            string
+	Cluster        string // "" for organisation-wide keys
+	ServiceAccount string
+	SecretHash     []byte
+}
+
+// ErrNoKey is what a KeyLookup returns for an unknown key.
+var ErrNoKey = errors.New("sasl: no such key")
+
+// KeyCache verifies API keys through Lookup, remembering answers (found or
+// not) for TTL so a connection storm costs few queries, while a revoked
+// key stops working within TTL.
+type KeyCache struct {
+	Lookup func(ctx context.Context, id string) (StoredKey, error)
+	TTL    time.Duration // default 5s
+
+	mu      sync.Mutex
+	entries map[string]keyEntry
+}
+
+type keyEntry struct {
+	key     StoredKey
+	found   bool
+	fetched time.Time
+}
+
+// VerifyKey implements KeyVerifier.
+func (c *KeyCache) VerifyKey(ctx context.Context, id, secret string) (Principal, error) {
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if !ok || time.Since(e.fetched) > ttl {
+		k, err := c.Lookup(ctx, id)
+		switch {
+		case errors.Is(err, ErrNoKey):
+			e = keyEntry{fetched: time.Now()}
+		case err != nil:
+			return Principal{}, fmt.Errorf("sasl: look up key: %w", err)
+		default:
+			e = keyEntry{key: k, found: true, fetched: time.Now()}
+		}
+		c.mu.Lock()
+		if c.entries == nil || len(c.entries) > 100_000 {
+			c.entries = map[string]keyEntry{}
+		}
+		c.entries[id] = e
+		c.mu.Unlock()
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if !e.found || subtle.ConstantTimeCompare(sum[:], e.key.SecretHash) != 1 {
+		// One message for unknown keys and wrong secrets: no key probing.
+		return Principal{}, fmt.Errorf("%w: unknown API key or wrong secret", ErrAuthentication)
+	}
+	return Principal{Org: e.key.Org, Cluster: e.key.Cluster, ServiceAccount: e.key.ServiceAccount, Via: id}, nil
+}
