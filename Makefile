@@ -85,8 +85,15 @@ test: deps ## go vet + all tests, no race detector (what CI runs)
 test-race: deps ## all tests under the race detector (slow on 2 cores)
 	$(call run_tests,$(RACEFLAGS))
 
-bench: ## all benchmarks, no tests
-	$(GO) test -run='^$$' -bench=. ./...
+# bench runs `eddy bench`'s standard set (internal/bench.Standard) against
+# a stack it starts itself (`eddy dev` on free ports in a temporary
+# directory), side by side with franz-go's kfake and the machine's limits,
+# and rewrites docs/benchmarks.md and its charts (docs/benchmarks-*.png);
+# the JSON report goes to bin/benchmarks.json. About 5 minutes. The Go
+# micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
+bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
+	@mkdir -p docs
+	./bin/eddy bench --start-stack --standard --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
 
 soak: ## long-running soak tests (build tag soak)
 	$(GO) test -run Soak -tags soak ./...

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/eddy-streams/eddy/internal/bench"
+	"github.com/spf13/cobra"
+)
+
+type benchConfig struct {
+	bootstrap   []string
+	metrics     []string
+	databaseURL string
+	startStack  bool
+	brokers     int
+	stackDir    string
+	standard    bool
+	scale       float64
+	workload    bench.Workload
+	peer        bool
+	limits      bool
+	limitsDir   string
+	output      string
+	jsonFile    string
+	mdFile      string
+	chartsDir   string
+}
+
+func newBenchCmd() *cobra.Command {
+	var cfg benchConfig
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Eddy side by side with an in-memory Kafka (kfake) and the machine's limits",
+		Long: `Runs OpenMessaging-style workloads with franz-go against Eddy and, in the
+same run, against franz-go's in-memory kfake started here, and measures loopback
+TCP and fsync'd disk throughput, so every figure is also a ratio.
+
+Either point it at running brokers (--bootstrap, with --metrics and
+--database-url for the cost figures; for make dev:
+  --bootstrap 127.0.0.1:9092 --metrics http://127.0.0.1:9193/metrics,http://127.0.0.1:9194/metrics,http://127.0.0.1:9195/metrics)
+or let it start a private stack (--start-stack runs "eddy dev" on free ports in
+a temporary directory). --standard runs the standard set; otherwise the
+workload flags define one workload. Progress goes to stderr, results to
+stdout as a table (-o text), JSON (-o json) or Markdown (-o markdown).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd, cfg)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringSliceVar(&cfg.bootstrap, "bootstrap", nil, "Eddy brokers, host:port,...")
+	fs.StringSliceVar(&cfg.metrics, "metrics", nil, "brokers' /metrics URLs, for the cost figures")
+	fs.StringVar(&cfg.databaseURL, "database-url", "", "Eddy's Postgres, for transactions/s (optional)")
+	fs.BoolVar(&cfg.startStack, "start-stack", false, `start "eddy dev" on free ports in a temporary directory and measure it`)
+	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
+	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
+	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
+	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
+	cfg.workload.RegisterFlags(fs)
+	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
+	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
+	fs.StringVar(&cfg.limitsDir, "limits-dir", "", "directory of the disk test (default: the stack's directory or the temp dir)")
+	fs.StringVarP(&cfg.output, "output", "o", "text", "stdout format: text, json or markdown")
+	fs.StringVar(&cfg.jsonFile, "json", "", "also write the JSON report to this file")
+	fs.StringVar(&cfg.mdFile, "markdown", "", "also write the Markdown report to this file (charts go beside it)")
+	fs.StringVar(&cfg.chartsDir, "charts", "", "write PNG charts to this directory (default: the --markdown file's)")
+	return cmd
+}
+
+func runBench(cmd *cobra.Command, cfg benchConfig) error {
+	ctx := cmd.Context()
+	switch cfg.output {
+	case "text", "json", "markdown":
+	default:
+		return fmt.Errorf("--output must be text, json or markdown, not %q", cfg.output)
+	}
+	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
+		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
+	if cfg.standard {
+		bc.Workloads = bench.Standard(cfg.scale)
+	} else {
+		bc.Workloads = []bench.Workload{cfg.workload}
+	}
+	if cfg.startStack {
+		if len(cfg.bootstrap) > 0 {
+			return errors.New("--start-stack and --bootstrap exclude each other")
+		}
+		dir := cfg.stackDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "eddy-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+		}
+		// Postgres runs as its own user when we are root; it must reach dir.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		bc.Progress("starting eddy dev in " + dir)
+		dev, err := bench.StartDev(ctx, self, dir, cfg.brokers)
+		if err != nil {
+			return err
+		}
+		defer dev.Stop()
+		bc.Bootstrap, bc.Metrics, bc.DatabaseURL = dev.Bootstrap, dev.Metrics, dev.DatabaseURL
+		if bc.LimitsDir == "" {
+			bc.LimitsDir = dir
+		}
+	}
+	rep, err := bench.Run(ctx, bc)
+	if err != nil {
+		return err
+	}
+	rep.Command = "eddy " + strings.Join(os.Args[1:], " ")
+	fmt.Fprintln(os.Stderr)
+
+	if cfg.jsonFile != "" {
+		var buf bytes.Buffer
+		if err := rep.WriteJSON(&buf); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonFile, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	chartsDir := cfg.chartsDir
+	if chartsDir == "" && cfg.mdFile != "" {
+		chartsDir = filepath.Dir(cfg.mdFile)
+	}
+	var charts []string
+	if chartsDir != "" {
+		if err := os.MkdirAll(chartsDir, 0o755); err != nil {
+			return err
+		}
+		if charts, err = rep.WriteCharts(chartsDir); err != nil {
+			return err
+		}
+		// Markdown links are relative to the Markdown file.
+		if cfg.mdFile != "" {
+			for i, c := range charts {
+				if rel, err := filepath.Rel(filepath.Dir(cfg.mdFile), filepath.Join(chartsDir, c)); err == nil {
+					charts[i] = rel
+				}
+			}
+		}
+	}
+	if cfg.mdFile != "" {
+		var buf bytes.Buffer
+		rep.WriteMarkdown(&buf, charts)
+		if err := os.WriteFile(cfg.mdFile, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	switch cfg.output {
+	case "json":
+		return rep.WriteJSON(os.Stdout)
+	case "markdown":
+		rep.WriteMarkdown(os.Stdout, charts)
+	default:
+		rep.WriteText(os.Stdout)
+	}
+	return nil
+}
+
+// progressPrinter overwrites one line on a terminal and prints one line
+// per update otherwise (logs, make).
+func progressPrinter(w *os.File) func(string) {
+	tty := false
+	if st, err := w.Stat(); err == nil {
+		tty = st.Mode()&os.ModeCharDevice != 0
+	}
+	return func(line string) {
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+			return
+		}
+		io.WriteString(w, line+"\n")
+	}
+}

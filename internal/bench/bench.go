@@ -1,0 +1,181 @@
+// Package bench is the engine behind `eddy bench`: OpenMessaging-style
+// workloads run with franz-go against Eddy and, in the same run, against a
+// peer (franz-go's in-memory kfake) and against the machine's own limits,
+// so that every figure can be read as a ratio rather than an absolute
+// number on a noisy, shared machine.
+//
+// One workload is: create a topic, let Producers clients produce records
+// of RecordSize bytes for Duration (as fast as they can, or at Rate), with
+// a tailing consumer reading every record as it is committed (end-to-end
+// latency), then read the topic back from the beginning (mostly from
+// object storage, "cold") and its recent tail (from the leaders' memory,
+// "hot"). Run measures:
+//
+//	produce    records/s, MB/s, latency p50/p99/p999 (send to ack)
+//	end-to-end latency p50/p99/p999 (send to delivery to the consumer)
+//	consume    MB/s cold and hot, and the share of bytes read from the bucket
+//	cost       object-store PUTs/GETs per GiB, Postgres transactions/s and
+//	           broker CPU-seconds per GiB, from /metrics and pg_stat_database
+//	limits     loopback TCP MB/s for RecordSize writes, fsync'd disk MB/s
+//
+// Every produced record carries its send time (nanoseconds) in a header,
+// so end-to-end latency is not limited to Kafka's millisecond timestamps.
+//
+// Run is not safe to call concurrently with itself on the same targets:
+// workloads run one after the other so they do not disturb each other.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// MB is the unit of every throughput figure: 10^6 bytes, as in OMB.
+const MB = 1e6
+
+// GiB is the unit of the cost figures.
+const GiB = 1 << 30
+
+// Workload is one OMB-style workload.
+type Workload struct {
+	Name        string        `json:"name"`
+	RecordSize  int           `json:"record_size"`            // bytes of value per record
+	Partitions  int           `json:"partitions"`             // of the topic the workload creates
+	Producers   int           `json:"producers"`              // producing clients
+	Rate        float64       `json:"rate_mb_s"`              // target MB/s over all producers; 0: as fast as possible
+	Duration    time.Duration `json:"duration"`               // of the produce phase
+	Acks        string        `json:"acks"`                   // all, 1 or 0
+	Compression string        `json:"compression"`            // none, gzip, snappy, lz4 or zstd
+	Partitioner string        `json:"partitioner"`            // sticky (kgo's default) or round-robin
+	Linger      time.Duration `json:"linger"`                 // producer linger
+	MaxInflight int           `json:"max_inflight,omitempty"` // acks=1/0: produce requests in flight per broker (0: kgo's default, 1)
+	Consume     bool          `json:"consume"`                // tailing consumer during the produce phase
+	ReadBack    bool          `json:"read_back"`              // cold and hot reads after the produce phase
+}
+
+// RegisterFlags registers the flags of a single workload, with the
+// defaults of the standard throughput workload.
+func (w *Workload) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&w.Name, "name", "custom", "workload name in the report")
+	fs.IntVar(&w.RecordSize, "record-size", 1024, "bytes per record value (random, incompressible)")
+	fs.IntVar(&w.Partitions, "partitions", 16, "partitions of the benchmark topic")
+	fs.IntVar(&w.Producers, "producers", 2, "producer clients")
+	fs.Float64Var(&w.Rate, "rate", 0, "target produce rate in MB/s over all producers (0: as fast as possible)")
+	fs.DurationVar(&w.Duration, "duration", 15*time.Second, "length of the produce phase")
+	fs.StringVar(&w.Acks, "acks", "all", "producer acks: all, 1 or 0")
+	fs.StringVar(&w.Compression, "compression", "none", "producer compression: none, gzip, snappy, lz4 or zstd")
+	fs.StringVar(&w.Partitioner, "partitioner", "sticky", "sticky (kgo's default, one partition per batch) or round-robin (one record per partition in turn)")
+	fs.DurationVar(&w.Linger, "linger", time.Millisecond, "producer linger (OMB's Kafka driver uses 1ms)")
+	fs.IntVar(&w.MaxInflight, "max-inflight", 0, "produce requests in flight per broker for acks=1 and 0 (0: kgo's default, 1); with acks=all kgo's idempotent producer pipelines up to 5 by itself")
+	fs.BoolVar(&w.Consume, "consume", true, "run a tailing consumer during the produce phase (end-to-end latency)")
+	fs.BoolVar(&w.ReadBack, "read-back", true, "read the topic back afterwards: from the start (cold) and its recent tail (hot)")
+}
+
+// Validate reports the first invalid setting.
+func (w Workload) Validate() error {
+	switch {
+	case w.Name == "" || strings.ContainsAny(w.Name, " \t/"):
+		return fmt.Errorf("bench: workload name %q must be a non-empty word", w.Name)
+	case w.RecordSize < 1 || w.RecordSize > 1<<20:
+		return fmt.Errorf("bench: %s: record size must be 1 B to 1 MiB", w.Name)
+	case w.Partitions < 1:
+		return fmt.Errorf("bench: %s: partitions must be at least 1", w.Name)
+	case w.Producers < 1:
+		return fmt.Errorf("bench: %s: producers must be at least 1", w.Name)
+	case w.Rate < 0:
+		return fmt.Errorf("bench: %s: rate must not be negative", w.Name)
+	case w.Duration < 100*time.Millisecond:
+		return fmt.Errorf("bench: %s: duration must be at least 100ms", w.Name)
+	case w.MaxInflight < 0 || w.MaxInflight > 1 && w.Acks == "all":
+		return fmt.Errorf("bench: %s: max in-flight must be 0 or 1 with acks=all (kgo's idempotent producer pipelines up to 5 requests itself)", w.Name)
+	case w.Linger < 0:
+		return fmt.Errorf("bench: %s: linger must not be negative", w.Name)
+	}
+	if _, err := acksOpt(w.Acks); err != nil {
+		return fmt.Errorf("bench: %s: %w", w.Name, err)
+	}
+	if _, err := compressionOpt(w.Compression); err != nil {
+		return fmt.Errorf("bench: %s: %w", w.Name, err)
+	}
+	if _, err := partitionerOpt(w.Partitioner); err != nil {
+		return fmt.Errorf("bench: %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+// Describe is a one-line summary for tables.
+func (w Workload) Describe() string {
+	rate := "max"
+	if w.Rate > 0 {
+		rate = fmt.Sprintf("%g MB/s", w.Rate)
+	}
+	return fmt.Sprintf("%s records, %d partitions, %d producers, acks=%s, %s, %s, %s", fmtSize(w.RecordSize), w.Partitions, w.Producers, w.Acks, rate, w.Compression, w.Duration)
+}
+
+func fmtSize(n int) string {
+	if n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// Standard is the set `make bench` runs: the issue's three workloads plus
+// the latency workload at the other acks levels. scale multiplies every
+// duration (the test uses a small one).
+func Standard(scale float64) []Workload {
+	d := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
+	base := Workload{RecordSize: 1024, Partitions: 16, Producers: 2, Acks: "all", Compression: "none",
+		Partitioner: "sticky", Linger: time.Millisecond, Consume: true, ReadBack: true}
+	tput := base
+	tput.Name, tput.Duration = "max-throughput", d(12)
+	var out = []Workload{tput}
+	for _, acks := range []string{"all", "1", "0"} {
+		lat := base
+		lat.Name, lat.Rate, lat.Duration, lat.Acks = "latency-10MBps-acks-"+acks, 10, d(15), acks
+		lat.ReadBack = false
+		out = append(out, lat)
+	}
+	objs := base
+	objs.Name, objs.Partitions, objs.Rate, objs.Duration = "objstore-1000-partitions", 1000, 1, d(30)
+	objs.Partitioner, objs.Producers, objs.ReadBack = "round-robin", 1, false
+	out = append(out, objs)
+	return out
+}
+
+// Config is everything one Run needs.
+type Config struct {
+	Bootstrap   []string      // Eddy brokers
+	Metrics     []string      // brokers' /metrics URLs, for the cost figures (optional)
+	DatabaseURL string        // Eddy's Postgres, for transactions/s (optional)
+	Peer        bool          // run every workload against kfake too
+	Limits      bool          // measure loopback TCP and fsync'd disk throughput
+	LimitsDir   string        // where the disk test writes (default: the OS temp dir)
+	LimitTime   time.Duration // of each limit measurement (default 3s)
+	Workloads   []Workload    // run in order
+	Progress    func(line string)
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if len(c.Bootstrap) == 0 {
+		return errors.New("bench: no Eddy bootstrap brokers (--bootstrap or --start-stack)")
+	}
+	if len(c.Workloads) == 0 {
+		return errors.New("bench: no workloads")
+	}
+	seen := map[string]bool{}
+	for _, w := range c.Workloads {
+		if err := w.Validate(); err != nil {
+			return err
+		}
+		if seen[w.Name] {
+			return fmt.Errorf("bench: workload %q twice", w.Name)
+		}
+		seen[w.Name] = true
+	}
+	return nil
+}

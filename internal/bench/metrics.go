@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// counters is a snapshot of the brokers' counters the cost figures need,
+// summed over every broker, and Postgres's committed transactions.
+type counters struct {
+	at       time.Time
+	ok       bool    // metrics were scraped
+	puts     float64 // eddy_objstore_requests_total{op="put"}
+	gets     float64 // op get and get_range
+	getBytes float64 // eddy_objstore_bytes_total{op=get|get_range}
+	cpu      float64 // process_cpu_seconds_total
+	flushSum float64 // eddy_flush_seconds_sum
+	flushN   float64 // eddy_flush_seconds_count
+	xacts    float64 // pg_stat_database.xact_commit; -1 unknown
+}
+
+// snapshot scrapes every metrics URL of tg (nothing for the peer).
+func snapshot(ctx context.Context, tg target) (counters, error) {
+	c := counters{at: time.Now(), xacts: -1}
+	if len(tg.metrics) == 0 {
+		return c, nil
+	}
+	for _, u := range tg.metrics {
+		samples, err := scrape(ctx, u)
+		if err != nil {
+			return c, err
+		}
+		for _, s := range samples {
+			switch s.name {
+			case "eddy_objstore_requests_total":
+				switch s.labels["op"] {
+				case "put":
+					c.puts += s.value
+				case "get", "get_range":
+					c.gets += s.value
+				}
+			case "eddy_objstore_bytes_total":
+				if op := s.labels["op"]; op == "get" || op == "get_range" {
+					c.getBytes += s.value
+				}
+			case "process_cpu_seconds_total":
+				c.cpu += s.value
+			case "eddy_flush_seconds_sum":
+				c.flushSum += s.value
+			case "eddy_flush_seconds_count":
+				c.flushN += s.value
+			}
+		}
+	}
+	c.ok = true
+	if tg.dbURL != "" {
+		x, err := pgXacts(ctx, tg.dbURL)
+		if err != nil {
+			return c, err
+		}
+		c.xacts = x
+	}
+	return c, nil
+}
+
+// pgXacts is the committed transactions of the database of url (the
+// query's own transaction adds one per call, which is noise).
+func pgXacts(ctx context.Context, url string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("bench: postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	// Statistics reach pg_stat_database within a second or so; the produce
+	// phase is long enough for that to be noise.
+	err = conn.QueryRow(ctx, `select xact_commit from pg_stat_database where datname = current_database()`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("bench: pg_stat_database: %w", err)
+	}
+	return float64(n), nil
+}
+
+// cost turns two snapshots around the produce phase into the cost figures.
+func cost(a, b counters, res *Result, recordSize int) *Cost {
+	if !a.ok || !b.ok {
+		return nil
+	}
+	gib := float64(res.Acked) * float64(recordSize) / GiB
+	secs := b.at.Sub(a.at).Seconds()
+	c := &Cost{
+		PutsPerSec:    (b.puts - a.puts) / secs,
+		PutsPerGiB:    perGiB(b.puts-a.puts, gib),
+		GetsPerGiB:    perGiB(b.gets-a.gets, gib),
+		PGXactsPerSec: -1,
+		CPUSecPerGiB:  perGiB(b.cpu-a.cpu, gib),
+		CPUCores:      (b.cpu - a.cpu) / secs,
+		FlushesPerSec: (b.flushN - a.flushN) / secs,
+	}
+	if n := b.flushN - a.flushN; n > 0 {
+		c.FlushMs = 1000 * (b.flushSum - a.flushSum) / n
+	}
+	if a.xacts >= 0 && b.xacts >= 0 {
+		c.PGXactsPerSec = (b.xacts - a.xacts) / secs
+	}
+	return c
+}
+
+func perGiB(n, gib float64) float64 {
+	if gib <= 0 {
+		return 0
+	}
+	return n / gib
+}
+
+// bucketRead fills the object-store share of a read from two snapshots.
+func bucketRead(rr *ReadResult, a, b counters) {
+	if rr == nil || !a.ok || !b.ok || rr.Bytes == 0 {
+		return
+	}
+	rr.BucketShare = (b.getBytes - a.getBytes) / float64(rr.Bytes)
+	rr.GetsPerGiB = perGiB(b.gets-a.gets, float64(rr.Bytes)/GiB)
+}
+
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// scrape fetches a Prometheus text exposition and returns its samples.
+func scrape(ctx context.Context, url string) ([]sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("bench: scrape %s: %s", url, resp.Status)
+	}
+	return parseText(resp.Body)
+}
+
+// parseText parses the Prometheus text format, enough for counters and
+// gauges: `name{a="b",c="d"} value [timestamp]`.
+func parseText(r io.Reader) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		s := sample{labels: map[string]string{}}
+		rest := line
+		if i := strings.IndexAny(line, "{ "); i < 0 {
+			continue
+		} else if line[i] == '{' {
+			s.name = line[:i]
+			rest = line[i+1:]
+			for {
+				rest = strings.TrimLeft(rest, ", ")
+				if strings.HasPrefix(rest, "}") {
+					rest = rest[1:]
+					break
+				}
+				eq := strings.Index(rest, `="`)
+				if eq < 0 {
+					return nil, fmt.Errorf("bench: bad metrics line %q", line)
+				}
+				key := rest[:eq]
+				rest = rest[eq+2:]
+				var val strings.Builder
+				j := 0
+				for ; j < len(rest) && rest[j] != '"'; j++ {
+					if rest[j] == '\\' && j+1 < len(rest) {
+						j++
+					}
+					val.WriteByte(rest[j])
+				}
+				if j >= len(rest) {
+					return nil, fmt.Errorf("bench: bad metrics line %q", line)
+				}
+				s.labels[key] = val.String()
+				rest = rest[j+1:]
+			}
+		} else {
+			s.name = line[:i]
+			rest = line[i:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return nil, fmt.Errorf("bench: bad metrics line %q", line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("bench: bad metrics value in %q", line)
+		}
+		s.value = v
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}

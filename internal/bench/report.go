@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// table is a header and rows, rendered as aligned text or Markdown.
+type table struct {
+	title  string
+	header []string
+	rows   [][]string
+	left   bool // align every column left (text columns)
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) text(w io.Writer) {
+	fmt.Fprintf(w, "\n%s\n", t.title)
+	var flags uint
+	if !t.left {
+		flags = tabwriter.AlignRight
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', flags)
+	fmt.Fprintln(tw, strings.Join(t.header, "\t")+"\t")
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+	}
+	tw.Flush()
+}
+
+func (t *table) markdown(w io.Writer) {
+	fmt.Fprintf(w, "\n### %s\n\n", t.title)
+	fmt.Fprintf(w, "| %s |\n", strings.Join(t.header, " | "))
+	seps := make([]string, len(t.header))
+	for i := range seps {
+		seps[i] = "---:"
+		if t.left {
+			seps[i] = "---"
+		}
+	}
+	seps[0] = "---"
+	fmt.Fprintf(w, "|%s|\n", strings.Join(seps, "|"))
+	for _, r := range t.rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+}
+
+func f1(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func ratio(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+func pct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+
+// tables lays the report out: results side by side, ratios, cost, limits.
+func (r *Report) tables() []*table {
+	res := &table{title: "Results (MB = 10^6 B of record values; latencies in ms)",
+		header: []string{"workload", "target", "MB/s", "records/s", "p50", "p99", "p99.9", "e2e p50", "e2e p99", "e2e p99.9", "cold MB/s", "hot MB/s", "consumed all"}}
+	rat := &table{title: "Eddy / kfake (throughput: above 1 is faster; latency: above 1 is slower)",
+		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p50", "e2e p99", "cold MB/s", "hot MB/s", "of loopback", "of disk fsync"}}
+	cst := &table{title: "Eddy's cost (produce phase; GETs and bucket share for the cold read)",
+		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
+	for _, c := range r.Runs {
+		for _, x := range []*Result{c.Eddy, c.Peer} {
+			if x == nil {
+				continue
+			}
+			row := []string{c.Workload.Name, x.Target, f1(x.MBPerSec), fmt.Sprintf("%.0f", x.RecordsPerSec),
+				f1(x.ProduceLatency.P50), f1(x.ProduceLatency.P99), f1(x.ProduceLatency.P999)}
+			if x.EndToEnd != nil {
+				row = append(row, f1(x.EndToEnd.P50), f1(x.EndToEnd.P99), f1(x.EndToEnd.P999))
+			} else {
+				row = append(row, "–", "–", "–")
+			}
+			row = append(row, readCell(x.Cold), readCell(x.Hot))
+			switch {
+			case x.EndToEnd == nil:
+				row = append(row, "–")
+			case x.Complete:
+				row = append(row, fmt.Sprintf("yes (%d)", x.Consumed))
+			default:
+				row = append(row, fmt.Sprintf("NO (%d of %d)", x.Consumed, x.Acked))
+			}
+			if x.Failed > 0 {
+				row[len(row)-1] += fmt.Sprintf(", %d sends failed", x.Failed)
+			}
+			res.add(row...)
+		}
+		if c.Ratios != nil {
+			q := c.Ratios
+			rat.add(c.Workload.Name, ratio(q.Throughput), ratio(q.P50), ratio(q.P99), ratio(q.P999),
+				ratio(q.E2EP50), ratio(q.E2EP99), ratio(q.ColdRead), ratio(q.HotRead), pctOr(c.OfLoopback), pctOr(c.OfDisk))
+		}
+		if k := c.Eddy.Cost; k != nil {
+			gets, share := "–", "–"
+			if c.Eddy.Cold != nil && c.Eddy.Cold.BucketShare >= 0 {
+				gets, share = f1(c.Eddy.Cold.GetsPerGiB), pct(c.Eddy.Cold.BucketShare)
+			}
+			xact := "–"
+			if k.PGXactsPerSec >= 0 {
+				xact = f1(k.PGXactsPerSec)
+			}
+			cst.add(c.Workload.Name, f1(k.PutsPerSec), f1(k.PutsPerGiB), gets, share, xact, f1(k.CPUSecPerGiB), f1(k.CPUCores), f1(k.FlushesPerSec), f1(k.FlushMs))
+		}
+	}
+	out := []*table{res}
+	if len(rat.rows) > 0 {
+		out = append(out, rat)
+	}
+	if len(cst.rows) > 0 {
+		out = append(out, cst)
+	}
+	if r.Limits != nil {
+		lim := &table{title: "Machine limits (same run)", header: []string{"limit", "MB/s"}}
+		lim.add("Eddy's best produce rate in this run", f1(r.bestProduce()))
+		for size, v := range r.Limits.LoopbackMBps {
+			lim.add(fmt.Sprintf("loopback TCP, one connection, %d B writes", size), f1(v))
+		}
+		lim.add("disk: sequential 1 MiB writes + fdatasync ("+r.Limits.DiskDir+")", f1(r.Limits.DiskMBps))
+		out = append(out, lim)
+	}
+	wl := &table{title: "Workloads", header: []string{"workload", "definition"}, left: true}
+	for _, c := range r.Runs {
+		wl.add(c.Workload.Name, c.Workload.Describe()+", partitioner "+c.Workload.Partitioner)
+	}
+	return append(out, wl)
+}
+
+func (r *Report) bestProduce() float64 {
+	best := 0.0
+	for _, c := range r.Runs {
+		best = max(best, c.Eddy.MBPerSec)
+	}
+	return best
+}
+
+func pctOr(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return pct(v)
+}
+
+func readCell(rr *ReadResult) string {
+	if rr == nil || rr.Records == 0 {
+		return "–"
+	}
+	return f1(rr.MBPerSec)
+}
+
+// WriteText writes the report as aligned tables.
+func (r *Report) WriteText(w io.Writer) {
+	for _, t := range r.tables() {
+		t.text(w)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteMarkdown writes docs/benchmarks.md: how it was run, on what, the
+// tables and the charts (file names relative to the Markdown file).
+func (r *Report) WriteMarkdown(w io.Writer, charts []string) {
+	m := r.Machine
+	fmt.Fprintf(w, `# Benchmarks
+
+Generated by `+"`make bench`"+` on %s in %.0f s. Do not edit by hand: run `+"`make bench`"+` again.
+
+Every workload runs first against Eddy (%d brokers started by the bench on this
+machine, filesystem object store, a private Postgres) and then, in the same process
+and run, against franz-go's in-memory `+"`kfake`"+` with as many brokers — the peer.
+The peer keeps everything in memory and writes nothing anywhere, so it marks what a
+Kafka-protocol server can do on this machine with this client; the ratios, not the
+absolute figures, are the result (the machine is shared and noisy). The machine's
+own limits — loopback TCP for the same record size and the disk's fsync'd
+sequential write rate — are measured in the same run.
+
+Command:
+
+`+"```"+`
+%s
+`+"```"+`
+
+Machine: %d CPUs (%s), %.1f GiB memory, Linux %s, %s. Load average (1 min)
+at the start %.2f, at the end %.2f: other work on the machine shares the CPUs.
+
+How to read it: produce latency is from the producer's send call to its ack
+(acks=all: after the object PUT and the Postgres commit of the flush that carries
+the record); end-to-end latency is from the send call to the delivery to a tailing
+consumer. "cold" reads the whole topic back from the beginning, mostly from object
+storage ("bucket share" is the bucket's GET bytes over the bytes read); "hot" reads
+the last 4 MiB of each partition, which the leaders keep in memory. Cost figures
+come from the brokers' /metrics and Postgres's pg_stat_database, before and after
+each phase. The tailing consumer runs during every produce phase (as in the
+OpenMessaging Benchmark), so produce throughput is with a consumer attached.
+At the maximum rate, latency is mostly the time records wait in the producer's
+buffer; the latency charts leave those workloads out. kfake runs inside the bench
+process, so it shares that process's CPU with every client of both runs, while
+Eddy's brokers are separate processes.
+
+To measure a running `+"`make dev`"+` instead:
+
+`+"```"+`
+eddy bench --standard --bootstrap 127.0.0.1:9092 \
+  --metrics http://127.0.0.1:9193/metrics,http://127.0.0.1:9194/metrics,http://127.0.0.1:9195/metrics \
+  --database-url <the URL make dev prints>
+`+"```"+`
+`, r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, r.Brokers, r.Command, m.NProc, m.CPU, m.MemoryGiB, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
+	for _, t := range r.tables() {
+		t.markdown(w)
+	}
+	if len(charts) > 0 {
+		fmt.Fprintln(w, "\n### Charts")
+		for _, c := range charts {
+			fmt.Fprintf(w, "\n![%s](%s)\n", strings.TrimSuffix(c, ".png"), c)
+		}
+	}
+}
