@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,10 @@ type conn struct {
 	principal     *sasl.Principal
 	expires       time.Time // session end (KIP-368); zero: none
 	closeAfter    bool      // close once the current response is written
+
+	// deferred, set by a handler, is work its response must wait for
+	// (acks=all commits); it runs off the reader goroutine (see serve).
+	deferred func()
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -68,8 +73,26 @@ func (c *conn) serve() {
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
 	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
+
+	// Requests are decoded and handled one at a time, in order, here; but
+	// an acks=all produce, once its batches are appended, waits for its
+	// commit on a goroutine of its own, so the client's next pipelined
+	// requests (kgo keeps up to five produce requests in flight) are
+	// appended meanwhile instead of each waiting for a flush of its own.
+	// Replies are futures queued in request order; the writer sends each
+	// when it is ready, so responses keep Kafka's ordering.
+	replies := make(chan chan []byte, maxPipelined)
+	writerDone := make(chan struct{})
+	go c.writeLoop(replies, writerDone)
+	var waits sync.WaitGroup
+	defer func() {
+		close(replies)
+		<-writerDone
+		waits.Wait()
+	}()
+
 	var sizeBuf [4]byte
-	for !c.stopping.Load() {
+	for !c.stopping.Load() && c.ctx.Err() == nil {
 		if _, err := io.ReadFull(c.br, sizeBuf[:]); err != nil {
 			return
 		}
@@ -85,28 +108,64 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
-		var out []byte
-		var err error
+		var (
+			out   []byte
+			later func() []byte
+			err   error
+		)
 		if c.rawSASL {
 			out, err = c.handleRawSASL(buf)
 		} else {
-			out, err = c.handle(buf)
+			out, later, err = c.handle(buf)
 		}
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
 			return
 		}
-		if out == nil {
+		if out == nil && later == nil {
+			continue // acks=0: no response
+		}
+		fut := make(chan []byte, 1)
+		select {
+		case replies <- fut:
+		case <-c.ctx.Done():
+			return
+		}
+		if later != nil {
+			waits.Add(1)
+			go func() { defer waits.Done(); fut <- later() }()
+		} else {
+			fut <- out
+		}
+		if c.closeAfter {
+			return
+		}
+	}
+}
+
+// maxPipelined bounds the responses a connection may owe at once; the
+// reader stops reading further requests until the oldest is sent.
+const maxPipelined = 16
+
+// writeLoop sends replies in order until the queue is closed. After a
+// write error it cancels the connection (ending waits) and keeps draining,
+// so no reply goroutine is left blocked.
+func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
+	defer close(done)
+	failed := false
+	for fut := range replies {
+		out := <-fut
+		if failed {
 			continue
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.nc.Write(out); err != nil {
-			return
+			failed = true
+			c.cancel()
+			c.nc.Close()
+			continue
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
-		if c.closeAfter {
-			return
-		}
 	}
 }
 
@@ -155,33 +214,46 @@ func decodeRequest(buf []byte) (request, error) {
 	return rq, nil
 }
 
-// handle decodes one request, runs its handler and returns the encoded
-// response frame (nil when none is due, as for acks=0).
-func (c *conn) handle(buf []byte) ([]byte, error) {
+// handle decodes one request and runs its handler. It returns the encoded
+// response frame, or — for a handler that left work to wait for (an
+// acks=all produce sets c.deferred) — a func that waits and then encodes
+// it; both are nil when no response is due (acks=0).
+func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 	rq, err := decodeRequest(buf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rq.clientID != nil {
 		c.clientID = *rq.clientID
 	}
 	if rq.req == nil {
-		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil
+		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil, nil
 	}
 	if err := c.admit(rq.key); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	start := time.Now()
 	resp, err := apis[rq.key].handle(c.s, c, rq.req)
-	c.s.met.observe(rq.key, start, err)
 	if err != nil {
-		return nil, err
+		c.s.met.observe(rq.key, start, err)
+		return nil, nil, err
 	}
+	wait := c.deferred
+	c.deferred = nil
 	if resp == nil {
-		return nil, nil
+		c.s.met.observe(rq.key, start, nil)
+		return nil, nil, nil
 	}
 	resp.SetVersion(rq.version)
-	return c.frame(rq.corr, rq.key, resp), nil
+	if wait != nil {
+		return nil, func() []byte {
+			wait()
+			c.s.met.observe(rq.key, start, nil)
+			return c.frame(rq.corr, rq.key, resp)
+		}, nil
+	}
+	c.s.met.observe(rq.key, start, nil)
+	return c.frame(rq.corr, rq.key, resp), nil, nil
 }
 
 // saslKeys are what an unauthenticated connection may send.

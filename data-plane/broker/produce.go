@@ -16,7 +16,8 @@ import (
 //
 // acks=0 gets no response; acks=1 is answered once the batch is in the
 // local WAL; acks=all once the flush that carries it is committed in
-// Postgres. Deviations: transactional batches are refused with
+// Postgres — waiting off the connection's reader, so a client's pipelined
+// produce requests share flushes (responses still go out in order). Deviations: transactional batches are refused with
 // INVALID_RECORD (transactions are not supported yet); producing to a
 // missing topic creates it when the cluster allows automatic creation
 // (the request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION
@@ -97,19 +98,24 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 		return nil
 	}
 	if len(waits) > 0 {
+		// Wait for the commits off the connection's reader (conn.serve),
+		// so pipelined requests are appended meanwhile.
 		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		if timeout <= 0 {
 			timeout = 30 * time.Second
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		defer cancel()
-		for _, w := range waits {
-			if err := w.p.WaitCommitted(ctx, w.last); err != nil {
-				w.resp.BaseOffset = -1
-				if errors.Is(err, leader.ErrNotLeader) {
-					w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
-				} else {
-					w.resp.ErrorCode = kerr.RequestTimedOut.Code
+		connCtx := c.ctx
+		c.deferred = func() {
+			ctx, cancel := context.WithTimeout(connCtx, timeout)
+			defer cancel()
+			for _, w := range waits {
+				if err := w.p.WaitCommitted(ctx, w.last); err != nil {
+					w.resp.BaseOffset = -1
+					if errors.Is(err, leader.ErrNotLeader) {
+						w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
+					} else {
+						w.resp.ErrorCode = kerr.RequestTimedOut.Code
+					}
 				}
 			}
 		}
