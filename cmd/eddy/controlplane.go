@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/eddy-streams/eddy/api"
+	"github.com/eddy-streams/eddy/control-plane/cluster"
+	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/migrations"
@@ -18,6 +22,8 @@ type controlPlaneConfig struct {
 	metrics     string
 	migrate     bool
 	placement   placement.Config
+	// api is the REST API; it is off while api.Listen is empty.
+	api api.Config
 }
 
 func (c *controlPlaneConfig) register(cmd *cobra.Command) {
@@ -25,13 +31,16 @@ func (c *controlPlaneConfig) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
 	cmd.Flags().BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
 	cmd.Flags().DurationVar(&c.placement.Interval, "placement-interval", 500*time.Millisecond, "placement round period (also bounds how long a dead broker's partitions stay unled after its session expires)")
+	// The API is off unless --api-listen is given: several control planes
+	// (and test stacks) may share a machine, and only one can have a fixed port.
+	c.api.RegisterFlags(cmd.Flags())
 }
 
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlPlaneConfig
 	cmd := &cobra.Command{
 		Use:   "control-plane",
-		Short: "Run the control plane (placement and broker liveness)",
+		Short: "Run the control plane (placement, broker liveness, cluster provisioning, REST API)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runControlPlane(cmd.Context(), cfg, slog.Default())
 		},
@@ -44,6 +53,11 @@ func newControlPlaneCmd() *cobra.Command {
 func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logger) error {
 	if cfg.databaseURL == "" {
 		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
+	}
+	if cfg.api.Listen != "" {
+		if err := cfg.api.Validate(); err != nil {
+			return err
+		}
 	}
 	if cfg.migrate {
 		if _, err := migrations.Apply(ctx, cfg.databaseURL); err != nil {
@@ -61,13 +75,47 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		return err
 	}
 	defer waitMetrics()
+	base := log
 	log = log.With("component", "control-plane")
-	loop := placement.New(cfg.placement, st, log, reg)
+
 	var wg sync.WaitGroup
-	wg.Add(1)
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loop := placement.New(cfg.placement, st, log, reg)
+	wg.Add(2)
 	go func() { defer wg.Done(); loop.Run(ctx) }()
+	go func() { defer wg.Done(); cluster.NewProvisioner(st, time.Second, log).Run(ctx) }()
+
+	var apiErr chan error
+	if cfg.api.Listen != "" {
+		issuer := identity.New(cfg.api.IdentityConfig(), st)
+		if err := issuer.Ensure(ctx); err != nil {
+			return err
+		}
+		srv := api.New(cfg.api, st, issuer, base, reg)
+		apiErr = make(chan error, 1)
+		wg.Add(2)
+		go func() { defer wg.Done(); srv.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			apiErr <- srv.Serve(ctx, &http.Server{Addr: cfg.api.Listen}, 10*time.Second)
+		}()
+		log.Info("REST API listening", "addr", cfg.api.Listen, "public_url", cfg.api.PublicURL,
+			"operator_token", cfg.api.AdminToken != "")
+	}
 	log.Info("control plane running")
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-apiErr:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("REST API stopped", "err", err)
+			cancel()
+			wg.Wait()
+			return err
+		}
+	}
+	cancel()
 	wg.Wait()
 	log.Info("control plane stopped")
 	return nil

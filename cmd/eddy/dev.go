@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/eddy-streams/eddy/internal/pgserver"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type devConfig struct {
@@ -23,6 +26,7 @@ type devConfig struct {
 	brokers   int
 	port      int
 	pgPort    int
+	apiPort   int
 	host      string
 	brokerEnv []string
 }
@@ -45,6 +49,7 @@ Ctrl-C stops everything cleanly; data survives restarts.`,
 	fs.IntVar(&cfg.brokers, "brokers", 3, "number of brokers")
 	fs.IntVar(&cfg.port, "port", 9092, "Kafka port of the first broker; the others follow")
 	fs.IntVar(&cfg.pgPort, "pg-port", 54329, "Postgres port on 127.0.0.1")
+	fs.IntVar(&cfg.apiPort, "api-port", 8080, "REST API port")
 	fs.StringVar(&cfg.host, "host", "127.0.0.1", "address brokers listen on and advertise")
 	return cmd
 }
@@ -80,6 +85,14 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		return err
 	}
 
+	// The operator token survives restarts, so scripts keep working.
+	adminToken, err := devAdminToken(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		return err
+	}
+	apiAddr := net.JoinHostPort(cfg.host, strconv.Itoa(cfg.apiPort))
+	apiURL := "http://" + apiAddr
+
 	// The control plane runs in this process; brokers are children, so one
 	// can be killed or restarted like in production.
 	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
@@ -89,6 +102,9 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		defer cpWG.Done()
 		cp := controlPlaneConfig{databaseURL: dbURL, metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), migrate: false}
 		cp.placement.Interval = 500 * time.Millisecond
+		cp.api.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // defaults
+		cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
+		cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
 		if err := runControlPlane(cpCtx, cp, log); err != nil {
 			log.Error("control plane failed", "err", err)
 		}
@@ -116,6 +132,9 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 			"--data-dir", filepath.Join(dir, fmt.Sprintf("broker-%d", i)),
 			"--objstore", "fs", "--objstore-dir", filepath.Join(dir, "objects"),
 			"--metrics-listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100+i)),
+			// Anonymous connections act in vc-dev; SASL logins (API keys,
+			// tokens from the REST API's token endpoint) in their own cluster.
+			"--sasl-mechanisms", "PLAIN,OAUTHBEARER", "--oauth-issuer", apiURL,
 		)
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.Env = append(os.Environ(), cfg.brokerEnv...)
@@ -167,6 +186,7 @@ Eddy is running: %d brokers, control plane, Postgres (%s).
 
   bootstrap:   %s
   cluster:     vc-dev (anonymous development listener, automatic topic creation on)
+  REST API:    %s  (operator token in %s)
   logs:        %s
   metrics:     http://%s/metrics (control plane), brokers on the following ports
 
@@ -174,9 +194,13 @@ Try it (kcat):
   printf 'k1:hello\nk2:world\n' | kcat -b %s -P -t orders -K:
   kcat -b %s -C -t orders -o beginning -e -f '%%k => %%s (offset %%o)\n'
 
+Create a tenant (organisation, cluster, API key) over REST:
+  curl -s -X POST %s/v1/organizations -H "Authorization: Bearer $(cat %s)" -H 'Content-Type: application/json' -d '{"name":"acme"}'
+  eddy --help   (eddy login, eddy cluster create, eddy topic create, eddy api-key create ...)
+
 Ctrl-C stops everything; data stays in %s.
-`, cfg.brokers, dbURL, addrs[0], filepath.Join(dir, "logs"),
-		net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), addrs[0], addrs[0], dir)
+`, cfg.brokers, dbURL, addrs[0], apiURL, filepath.Join(dir, "admin-token"), filepath.Join(dir, "logs"),
+		net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), addrs[0], addrs[0], apiURL, filepath.Join(dir, "admin-token"), dir)
 	fmt.Fprintln(os.Stdout, "ready")
 
 	<-ctx.Done()
@@ -207,4 +231,17 @@ func waitListening(ctx context.Context, addrs []string, exited <-chan int) error
 		}
 	}
 	return nil
+}
+
+// devAdminToken reads the development operator token at path, creating it
+// on first use.
+func devAdminToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	tok := "dev-" + strings.ToLower(rand.Text())
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
 }

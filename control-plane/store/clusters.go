@@ -106,7 +106,12 @@ func (s *Store) Clusters(ctx context.Context, orgID string, p Page) ([]Cluster, 
 // ifVersion. Name, Limits and DefaultTopicConfigs are written back.
 func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion int64, change func(*Cluster) error) (Cluster, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2 FOR UPDATE`, orgID, id)
+		// Lock first, then read in a new statement (and so a new snapshot),
+		// so the partition count includes topics committed while we waited.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM virtual_clusters WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, id); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
 		c, err := pgx.CollectExactlyOneRow(rows, scanCluster)
 		if err != nil {
 			return noRows(err)

@@ -37,21 +37,24 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 
 // AddSigningKey stores a new signing key and retires the ones that signed
 // before it: they stop signing now and stay published for keep (the
-// lifetime of the last token they signed, plus slack). With onlyIfNone it
-// adds the key only if no key is signing yet, so control planes starting
-// together agree on one key.
-func (s *Store) AddSigningKey(ctx context.Context, k SigningKey, keep time.Duration, onlyIfNone bool) error {
+// lifetime of the last token they signed, plus slack). It does nothing if
+// a signing key younger than replaceOlderThan exists (0: always add), so
+// control planes starting or rotating together agree on one key.
+func (s *Store) AddSigningKey(ctx context.Context, k SigningKey, keep, replaceOlderThan time.Duration) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Serialise rotations across control planes.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x65646479_6b657973)); err != nil {
 			return err
 		}
-		if onlyIfNone {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM signing_keys WHERE retired_at IS NULL`).Scan(&n); err != nil {
+		if replaceOlderThan > 0 {
+			var young bool
+			if err := tx.QueryRow(ctx, `
+				SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL
+					AND created_at > now() - make_interval(secs => $1))`,
+				min(replaceOlderThan, 100*365*24*time.Hour).Seconds()).Scan(&young); err != nil {
 				return err
 			}
-			if n > 0 {
+			if young {
 				return nil
 			}
 		}

@@ -32,13 +32,18 @@ type Topic struct {
 }
 
 // clusterForUpdate locks a cluster of orgID and returns its partition
-// limit and how many partitions it has.
+// limit and how many partitions it has. The count is a second statement:
+// under READ COMMITTED it then sees what transactions that held the lock
+// before us committed, where a subquery of the locking statement would
+// count from the snapshot taken before the wait.
 func clusterForUpdate(ctx context.Context, tx pgx.Tx, orgID, clusterID string) (limit, used int32, err error) {
-	err = tx.QueryRow(ctx, `
-		SELECT c.max_partitions,
-			(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int
-		FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2 FOR UPDATE`, orgID, clusterID).Scan(&limit, &used)
-	return limit, used, noRows(err)
+	if err := tx.QueryRow(ctx, `SELECT max_partitions FROM virtual_clusters WHERE org_id = $1 AND id = $2 FOR UPDATE`,
+		orgID, clusterID).Scan(&limit); err != nil {
+		return 0, 0, noRows(err)
+	}
+	err = tx.QueryRow(ctx, `SELECT count(*)::int FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = $1`,
+		clusterID).Scan(&used)
+	return limit, used, err
 }
 
 // CreateTopic creates a topic with n partitions in one of orgID's
@@ -148,11 +153,14 @@ func (s *Store) UpdateTopic(ctx context.Context, orgID, clusterID, name string, 
 			id  [16]byte
 			cur int32
 		)
-		err = tx.QueryRow(ctx, `
-			SELECT t.id, (SELECT count(*) FROM partitions p WHERE p.topic_id = t.id)::int
-			FROM topics t WHERE t.cluster_id = $1 AND t.name = $2 FOR UPDATE`, clusterID, name).Scan(&id, &cur)
+		// The broker's CreatePartitions locks the topic row too; count after
+		// taking the lock (new statement, new snapshot), as above.
+		err = tx.QueryRow(ctx, `SELECT id FROM topics WHERE cluster_id = $1 AND name = $2 FOR UPDATE`, clusterID, name).Scan(&id)
 		if err != nil {
 			return noRows(err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*)::int FROM partitions WHERE topic_id = $1`, id).Scan(&cur); err != nil {
+			return err
 		}
 		if partitions != 0 && partitions != cur {
 			if partitions < cur {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +61,9 @@ func TestDevKcatRoundTrip(t *testing.T) {
 	}
 	// Three consecutive free ports are likely after a free one; retry a few.
 	port := freePort(t)
-	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--port", strconv.Itoa(port), "--pg-port", strconv.Itoa(freePort(t)))
+	apiPort := freePort(t)
+	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--port", strconv.Itoa(port), "--pg-port", strconv.Itoa(freePort(t)),
+		"--api-port", strconv.Itoa(apiPort))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +117,22 @@ func TestDevKcatRoundTrip(t *testing.T) {
 		t.Fatalf("eddy dev not ready after 2 minutes\n%s", logs.String())
 	}
 	bootstrap := "127.0.0.1:" + strconv.Itoa(port)
+	// The REST API is up with the operator token eddy dev wrote.
+	tok, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(apiPort)+"/v1/organizations", strings.NewReader(`{"name":"acme"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating an organisation through eddy dev's REST API: %s", resp.Status)
+	}
 	if !strings.Contains(banner, bootstrap) || !strings.Contains(banner, "kcat -b "+bootstrap) {
 		t.Fatalf("the banner must show the bootstrap address and a kcat example:\n%s", banner)
 	}

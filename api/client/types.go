@@ -1,0 +1,251 @@
+package client
+
+import (
+	"fmt"
+	"time"
+)
+
+// The wire types of the REST API (api/openapi.yaml). The server encodes
+// exactly these, so client and server cannot drift apart.
+
+// Organization is a tenant.
+type Organization struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateOrganizationRequest is the body of POST /v1/organizations.
+type CreateOrganizationRequest struct {
+	Name string `json:"name"`
+}
+
+// CreatedOrganization answers POST /v1/organizations: the organisation,
+// its admin service account and that account's first API key, whose
+// secret is shown this once.
+type CreatedOrganization struct {
+	Organization        Organization   `json:"organization"`
+	AdminServiceAccount ServiceAccount `json:"admin_service_account"`
+	AdminAPIKey         APIKey         `json:"admin_api_key"`
+}
+
+// Limits bound what a virtual cluster may use.
+type Limits struct {
+	IngressMBps   int32 `json:"ingress_mbps"`
+	EgressMBps    int32 `json:"egress_mbps"`
+	MaxPartitions int32 `json:"max_partitions"`
+	MaxStorageGB  int64 `json:"max_storage_gb"`
+}
+
+// LimitsInput sets some limits; nil fields keep their value (or default).
+type LimitsInput struct {
+	IngressMBps   *int32 `json:"ingress_mbps,omitempty"`
+	EgressMBps    *int32 `json:"egress_mbps,omitempty"`
+	MaxPartitions *int32 `json:"max_partitions,omitempty"`
+	MaxStorageGB  *int64 `json:"max_storage_gb,omitempty"`
+}
+
+// Cluster statuses.
+const (
+	StatusProvisioning = "provisioning"
+	StatusReady        = "ready"
+)
+
+// Cluster is a virtual Kafka cluster.
+type Cluster struct {
+	ID                  string            `json:"id"`
+	Name                string            `json:"name"`
+	Status              string            `json:"status"`
+	Limits              Limits            `json:"limits"`
+	DefaultTopicConfigs map[string]string `json:"default_topic_configs"`
+	PartitionsUsed      int32             `json:"partitions_used"`
+	Kafka               KafkaEndpoint     `json:"kafka"`
+	CreatedAt           time.Time         `json:"created_at"`
+	UpdatedAt           time.Time         `json:"updated_at"`
+	// ETag is the response's ETag header: pass it to UpdateCluster.
+	ETag string `json:"-"`
+}
+
+// KafkaEndpoint is what a Kafka client needs to connect.
+type KafkaEndpoint struct {
+	BootstrapServers string        `json:"bootstrap_servers"`
+	SASLMechanisms   []string      `json:"sasl_mechanisms"`
+	OAuth            OAuthSettings `json:"oauth"`
+}
+
+// OAuthSettings are the OAUTHBEARER/OIDC settings of a cluster: with
+// sasl.oauthbearer.method=oidc a client fetches tokens from TokenEndpoint
+// with an API key as client id and secret.
+type OAuthSettings struct {
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
+	Audience      string `json:"audience"`
+}
+
+// CreateClusterRequest is the body of POST /v1/clusters.
+type CreateClusterRequest struct {
+	Name                string            `json:"name"`
+	Limits              *LimitsInput      `json:"limits,omitempty"`
+	DefaultTopicConfigs map[string]string `json:"default_topic_configs,omitempty"`
+}
+
+// UpdateClusterRequest is the body of PATCH /v1/clusters/{id}; nil fields
+// are left as they are.
+type UpdateClusterRequest struct {
+	Name                *string            `json:"name,omitempty"`
+	Limits              *LimitsInput       `json:"limits,omitempty"`
+	DefaultTopicConfigs *map[string]string `json:"default_topic_configs,omitempty"`
+}
+
+// Topic is a Kafka topic of a cluster.
+type Topic struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	PartitionCount int32             `json:"partition_count"`
+	Configs        map[string]string `json:"configs"`
+	Partitions     []Partition       `json:"partitions"`
+	CreatedAt      time.Time         `json:"created_at"`
+	ETag           string            `json:"-"`
+}
+
+// Partition is one partition; Leader is nil while unassigned.
+type Partition struct {
+	Partition     int32  `json:"partition"`
+	Leader        *int32 `json:"leader"`
+	LeaderEpoch   int32  `json:"leader_epoch"`
+	HighWatermark int64  `json:"high_watermark"`
+}
+
+// CreateTopicRequest is the body of POST /v1/clusters/{id}/topics.
+// Configs are merged over the cluster's default topic configs.
+type CreateTopicRequest struct {
+	Name       string            `json:"name"`
+	Partitions *int32            `json:"partitions,omitempty"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// UpdateTopicRequest is the body of PATCH .../topics/{name}: Partitions
+// can only grow; Configs replaces the explicit configs.
+type UpdateTopicRequest struct {
+	Partitions *int32             `json:"partitions,omitempty"`
+	Configs    *map[string]string `json:"configs,omitempty"`
+}
+
+// ServiceAccount is a non-human principal.
+type ServiceAccount struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	OrgAdmin    bool      `json:"org_admin"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateServiceAccountRequest is the body of POST /v1/service-accounts.
+type CreateServiceAccountRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// APIKey is a credential of a service account; Secret is set only in the
+// response that created it. ClusterID "" means the whole organisation.
+type APIKey struct {
+	ID               string    `json:"id"`
+	ServiceAccountID string    `json:"service_account_id"`
+	ClusterID        string    `json:"cluster_id,omitempty"`
+	Description      string    `json:"description"`
+	Secret           string    `json:"secret,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// CreateAPIKeyRequest is the body of POST /v1/api-keys.
+type CreateAPIKeyRequest struct {
+	ServiceAccountID string `json:"service_account_id"`
+	ClusterID        string `json:"cluster_id,omitempty"`
+	Description      string `json:"description,omitempty"`
+}
+
+// Roles a service account can hold on a cluster.
+const (
+	RoleAdmin          = "admin"
+	RoleDeveloperRead  = "developer-read"
+	RoleDeveloperWrite = "developer-write"
+)
+
+// RoleBinding grants a role on a cluster.
+type RoleBinding struct {
+	ID               string    `json:"id"`
+	ClusterID        string    `json:"cluster_id"`
+	ServiceAccountID string    `json:"service_account_id"`
+	Role             string    `json:"role"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// CreateRoleBindingRequest is the body of POST .../role-bindings.
+type CreateRoleBindingRequest struct {
+	ServiceAccountID string `json:"service_account_id"`
+	Role             string `json:"role"`
+}
+
+// List is one page of a listing; NextCursor is "" on the last page.
+type List[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Token answers the token endpoint (RFC 6749 section 5.1).
+type Token struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// FieldError names one invalid field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Problem is an RFC 7807 error response; it is the error type every
+// client method returns for an HTTP error.
+type Problem struct {
+	Type      string       `json:"type"`
+	Title     string       `json:"title"`
+	Status    int          `json:"status"`
+	Detail    string       `json:"detail,omitempty"`
+	Instance  string       `json:"instance,omitempty"`
+	RequestID string       `json:"request_id,omitempty"`
+	Errors    []FieldError `json:"errors,omitempty"`
+}
+
+func (p *Problem) Error() string {
+	s := fmt.Sprintf("%d %s", p.Status, p.Title)
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	for _, e := range p.Errors {
+		s += fmt.Sprintf("; %s: %s", e.Field, e.Message)
+	}
+	return s
+}
+
+// Problem type URIs. They are stable: clients may switch on them.
+const (
+	ProblemBase                = "https://eddy.dev/problems/"
+	ProblemValidation          = ProblemBase + "validation"
+	ProblemMalformed           = ProblemBase + "malformed-request"
+	ProblemUnauthorized        = ProblemBase + "unauthorized"
+	ProblemForbidden           = ProblemBase + "forbidden"
+	ProblemNotFound            = ProblemBase + "not-found"
+	ProblemMethodNotAllowed    = ProblemBase + "method-not-allowed"
+	ProblemConflict            = ProblemBase + "conflict"
+	ProblemPreconditionFailed  = ProblemBase + "precondition-failed"
+	ProblemTooLarge            = ProblemBase + "payload-too-large"
+	ProblemUnsupportedMedia    = ProblemBase + "unsupported-media-type"
+	ProblemLimitExceeded       = ProblemBase + "limit-exceeded"
+	ProblemInvalidChange       = ProblemBase + "invalid-change"
+	ProblemIdempotencyReuse    = ProblemBase + "idempotency-key-reuse"
+	ProblemIdempotencyInFlight = ProblemBase + "idempotency-key-in-flight"
+	ProblemInternal            = ProblemBase + "internal"
+	ProblemUnavailable         = ProblemBase + "unavailable"
+)

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+)
+
+// Limit ranges and defaults of a virtual cluster.
+var (
+	defaultLimits = store.Limits{IngressMBps: 100, EgressMBps: 300, MaxPartitions: 1000, MaxStorageGB: 1024}
+	limitRanges   = struct{ mbps, partitions, storageGB [2]int64 }{
+		mbps: [2]int64{1, 10_000}, partitions: [2]int64{1, 100_000}, storageGB: [2]int64{1, 1_000_000},
+	}
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (s *Server) clusterOut(cl store.Cluster) client.Cluster {
+	return client.Cluster{
+		ID: cl.ID, Name: cl.Name, Status: cl.Status,
+		Limits: client.Limits{IngressMBps: cl.Limits.IngressMBps, EgressMBps: cl.Limits.EgressMBps,
+			MaxPartitions: cl.Limits.MaxPartitions, MaxStorageGB: cl.Limits.MaxStorageGB},
+		DefaultTopicConfigs: cl.DefaultTopicConfigs,
+		PartitionsUsed:      cl.Partitions,
+		Kafka: client.KafkaEndpoint{
+			BootstrapServers: s.cfg.KafkaBootstrap,
+			SASLMechanisms:   []string{"OAUTHBEARER", "PLAIN"},
+			OAuth: client.OAuthSettings{
+				Issuer:        s.cfg.PublicURL,
+				TokenEndpoint: s.cfg.PublicURL + "/oauth2/token",
+				JWKSURI:       s.cfg.PublicURL + "/.well-known/jwks.json",
+				Audience:      s.cfg.Audience,
+			},
+		},
+		CreatedAt: cl.CreatedAt, UpdatedAt: cl.UpdatedAt,
+	}
+}
+
+func clusterETag(cl store.Cluster) string { return `"v` + strconv.FormatInt(cl.Version, 10) + `"` }
+
+// ifMatchVersion parses If-Match for a cluster: 0 if absent or "*",
+// -1 if it can match no version.
+func ifMatchVersion(c echo.Context) int64 {
+	v := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if v == "" || v == "*" {
+		return 0
+	}
+	v = strings.TrimPrefix(v, "W/")
+	if !strings.HasPrefix(v, `"v`) || !strings.HasSuffix(v, `"`) {
+		return -1
+	}
+	n, err := strconv.ParseInt(v[2:len(v)-1], 10, 64)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	return n
+}
+
+func checkLimits(fe *fieldErrors, in *client.LimitsInput, l *store.Limits) {
+	if in == nil {
+		return
+	}
+	check := func(field string, v int64, r [2]int64) bool {
+		if v < r[0] || v > r[1] {
+			fe.add("limits."+field, "must be from %d to %d, not %d", r[0], r[1], v)
+			return false
+		}
+		return true
+	}
+	if in.IngressMBps != nil && check("ingress_mbps", int64(*in.IngressMBps), limitRanges.mbps) {
+		l.IngressMBps = *in.IngressMBps
+	}
+	if in.EgressMBps != nil && check("egress_mbps", int64(*in.EgressMBps), limitRanges.mbps) {
+		l.EgressMBps = *in.EgressMBps
+	}
+	if in.MaxPartitions != nil && check("max_partitions", int64(*in.MaxPartitions), limitRanges.partitions) {
+		l.MaxPartitions = *in.MaxPartitions
+	}
+	if in.MaxStorageGB != nil && check("max_storage_gb", *in.MaxStorageGB, limitRanges.storageGB) {
+		l.MaxStorageGB = *in.MaxStorageGB
+	}
+}
+
+// checkConfigs validates topic configs, naming each bad one as
+// field.<config name>.
+func checkConfigs(fe *fieldErrors, field string, m map[string]string) {
+	for _, d := range sortedKeys(m) {
+		if err := topicconfig.Validate(d, m[d]); err != nil {
+			fe.add(field+"."+d, "%s", strings.TrimPrefix(err.Error(), topicconfig.ErrInvalid.Error()+": "))
+		}
+	}
+}
+
+func (s *Server) createCluster(c echo.Context) error {
+	if err := orgWide(c); err != nil {
+		return err
+	}
+	var req client.CreateClusterRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	validName(&fe, "name", req.Name)
+	l := defaultLimits
+	checkLimits(&fe, req.Limits, &l)
+	checkConfigs(&fe, "default_topic_configs", req.DefaultTopicConfigs)
+	if err := fe.err(); err != nil {
+		return err
+	}
+	cl, err := s.st.CreateCluster(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs)
+	if err != nil {
+		return storeError(err, "cluster")
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/clusters/"+cl.ID)
+	c.Response().Header().Set("ETag", clusterETag(cl))
+	return c.JSON(http.StatusCreated, s.clusterOut(cl))
+}
+
+func (s *Server) listClusters(c echo.Context) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	pr := principal(c)
+	var (
+		cls  []store.Cluster
+		next string
+	)
+	if pr.ClusterID != "" {
+		// A cluster-scoped credential sees its one cluster.
+		cl, err := s.st.Cluster(c.Request().Context(), pr.OrgID, pr.ClusterID)
+		if err == nil && cl.ID > p.After {
+			cls = []store.Cluster{cl}
+		}
+	} else if cls, next, err = s.st.Clusters(c.Request().Context(), pr.OrgID, p); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list(cls, next, s.clusterOut))
+}
+
+// loadCluster returns the route's cluster if the principal may see it.
+func (s *Server) loadCluster(c echo.Context) (store.Cluster, error) {
+	id, p := c.Param("cluster_id"), principal(c)
+	if p.ClusterID != "" && p.ClusterID != id {
+		return store.Cluster{}, errNotFound("cluster")
+	}
+	cl, err := s.st.Cluster(c.Request().Context(), p.OrgID, id)
+	return cl, storeError(err, "cluster")
+}
+
+func (s *Server) getCluster(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", clusterETag(cl))
+	return c.JSON(http.StatusOK, s.clusterOut(cl))
+}
+
+func (s *Server) updateCluster(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	var req client.UpdateClusterRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	if req.Name != nil {
+		validName(&fe, "name", *req.Name)
+	}
+	l := cl.Limits
+	checkLimits(&fe, req.Limits, &l)
+	if req.DefaultTopicConfigs != nil {
+		checkConfigs(&fe, "default_topic_configs", *req.DefaultTopicConfigs)
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	ver := ifMatchVersion(c)
+	if ver < 0 {
+		return storeError(store.ErrStale, "cluster")
+	}
+	cl, err = s.st.UpdateCluster(c.Request().Context(), principal(c).OrgID, cl.ID, ver, func(cl *store.Cluster) error {
+		if req.Name != nil {
+			cl.Name = *req.Name
+		}
+		var fe fieldErrors
+		checkLimits(&fe, req.Limits, &cl.Limits)
+		if req.Limits != nil && req.Limits.MaxPartitions != nil && *req.Limits.MaxPartitions < cl.Partitions {
+			return fmt.Errorf("%w: limits.max_partitions %d is below the %d partitions the cluster has",
+				store.ErrInvalid, *req.Limits.MaxPartitions, cl.Partitions)
+		}
+		if req.DefaultTopicConfigs != nil {
+			cl.DefaultTopicConfigs = *req.DefaultTopicConfigs
+		}
+		return nil
+	})
+	if err != nil {
+		return storeError(err, "cluster")
+	}
+	c.Response().Header().Set("ETag", clusterETag(cl))
+	return c.JSON(http.StatusOK, s.clusterOut(cl))
+}
+
+func (s *Server) deleteCluster(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	if v := ifMatchVersion(c); v != 0 && v != cl.Version {
+		return storeError(store.ErrStale, "cluster")
+	}
+	if err := s.st.DeleteCluster(c.Request().Context(), principal(c).OrgID, cl.ID); err != nil {
+		return storeError(err, "cluster")
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,366 @@
+// Package api is Eddy's REST API: an echo server for organisations,
+// virtual clusters, topics, service accounts, API keys and role bindings,
+// plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
+// clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
+// api/client is the typed client.
+//
+// Conventions, the same on every route:
+//   - errors are RFC 7807 application/problem+json with stable type URIs
+//     (client.Problem*), validation errors name their fields;
+//   - everything inside an organisation answers 404 to other tenants,
+//     never 403, so ids do not leak existence;
+//   - POST honours Idempotency-Key; PATCH and DELETE honour If-Match;
+//   - listings page with ?limit= and an opaque ?cursor=;
+//   - every response carries X-Request-Id, which is also in the logs.
+//
+// A Server is safe for concurrent use; Handler may be served by any number
+// of http.Servers.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+
+	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/control-plane/store"
+)
+
+//go:embed openapi.yaml
+var spec []byte
+
+// Spec returns api/openapi.yaml.
+func Spec() []byte { return spec }
+
+// Config configures the REST API.
+type Config struct {
+	// Listen is the address to serve on (eddy control-plane).
+	Listen string
+	// PublicURL is the base URL clients reach the API at; it is the JWT
+	// issuer and prefixes the OIDC endpoints. Default: http://<Listen>.
+	PublicURL string
+	// AdminToken is the operator's bootstrap credential (bearer), which
+	// creates organisations. Empty disables operator access.
+	AdminToken string
+	// KafkaBootstrap is the bootstrap address given to Kafka clients.
+	KafkaBootstrap string
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// TokenTTL is the lifetime of issued JWTs (default 1h).
+	TokenTTL time.Duration
+	// Audience is the aud claim of issued JWTs (default "eddy").
+	Audience string
+	// KeyRotation is the age at which Run replaces the JWT signing key
+	// (0: never). Replaced keys verify until their tokens expire.
+	KeyRotation time.Duration
+}
+
+// RegisterFlags registers the API's flags on fs.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Listen, "api-listen", "", "address of the REST API, e.g. 127.0.0.1:8080 (empty: off)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients use to reach the REST API; the JWT issuer (default http://<api-listen>)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "operator bootstrap token for creating organisations (bearer); empty disables it")
+	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", "127.0.0.1:9092", "Kafka bootstrap address handed to clients")
+	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", 1<<20, "largest request body accepted")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of issued JWTs")
+	fs.StringVar(&c.Audience, "token-audience", "eddy", "aud claim of issued JWTs")
+	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", 30*24*time.Hour, "replace the JWT signing key when it is this old (0: never)")
+}
+
+// Validate fills defaults and checks the config.
+func (c *Config) Validate() error {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = time.Hour
+	}
+	if c.Audience == "" {
+		c.Audience = "eddy"
+	}
+	if c.PublicURL == "" {
+		if c.Listen == "" {
+			return errors.New("api: --public-url is required when --api-listen is empty")
+		}
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return errors.New("api: --admin-token must be at least 16 characters")
+	}
+	return nil
+}
+
+// IdentityConfig is the identity.Config matching c.
+func (c Config) IdentityConfig() identity.Config {
+	return identity.Config{Issuer: c.PublicURL, Audience: c.Audience, TokenTTL: c.TokenTTL}
+}
+
+// Server is the REST API.
+type Server struct {
+	cfg    Config
+	st     *store.Store
+	issuer *identity.Issuer
+	log    *slog.Logger
+	e      *echo.Echo
+
+	patterns []routePattern
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the server. cfg must have been validated; reg receives the
+// API's metrics and is served at /metrics (nil: no metrics).
+func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger, reg *prometheus.Registry) *Server {
+	s := &Server{cfg: cfg, st: st, issuer: issuer, log: log.With("component", "api")}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_api_requests_total", Help: "REST requests by route, method and status.",
+	}, []string{"route", "method", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "eddy_api_request_seconds", Help: "REST request latency by route.", Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method"})
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID, s.observe, s.recover)
+	s.e = e
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	if reg != nil {
+		reg.MustRegister(s.requests, s.latency)
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	}
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", spec) })
+	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/.well-known/openid-configuration", s.discovery)
+	e.POST("/oauth2/token", s.token)
+
+	v1 := e.Group("/v1", s.authenticate)
+	op := v1.Group("", s.idempotent)
+	op.POST("/organizations", s.createOrg, operatorOnly)
+	v1.GET("/organizations", s.listOrgs, operatorOnly)
+	v1.GET("/organizations/:org_id", s.getOrg)
+	v1.DELETE("/organizations/:org_id", s.deleteOrg)
+
+	t := v1.Group("", tenantOnly)
+	ti := t.Group("", s.idempotent)
+	ti.POST("/clusters", s.createCluster)
+	t.GET("/clusters", s.listClusters)
+	t.GET("/clusters/:cluster_id", s.getCluster)
+	t.PATCH("/clusters/:cluster_id", s.updateCluster)
+	t.DELETE("/clusters/:cluster_id", s.deleteCluster)
+
+	ti.POST("/clusters/:cluster_id/topics", s.createTopic)
+	t.GET("/clusters/:cluster_id/topics", s.listTopics)
+	t.GET("/clusters/:cluster_id/topics/:topic_name", s.getTopic)
+	t.PATCH("/clusters/:cluster_id/topics/:topic_name", s.updateTopic)
+	t.DELETE("/clusters/:cluster_id/topics/:topic_name", s.deleteTopic)
+
+	ti.POST("/clusters/:cluster_id/role-bindings", s.createRoleBinding)
+	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
+	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
+
+	ti.POST("/service-accounts", s.createServiceAccount)
+	t.GET("/service-accounts", s.listServiceAccounts)
+	t.GET("/service-accounts/:service_account_id", s.getServiceAccount)
+	t.DELETE("/service-accounts/:service_account_id", s.deleteServiceAccount)
+
+	ti.POST("/api-keys", s.createAPIKey)
+	t.GET("/api-keys", s.listAPIKeys)
+	t.GET("/api-keys/:key_id", s.getAPIKey)
+	t.DELETE("/api-keys/:key_id", s.deleteAPIKey)
+
+	// Unknown routes and methods still answer problem+json. Under /v1 they
+	// need credentials (like every /v1 route) but no particular role; this
+	// replaces the catch-alls the groups above registered with their
+	// middleware.
+	notFound := func(c echo.Context) error { return echo.ErrNotFound }
+	e.RouteNotFound("/*", notFound)
+	v1.RouteNotFound("", notFound)
+	v1.RouteNotFound("/*", notFound)
+	for _, r := range s.Routes() {
+		re := regexp.MustCompile("^" + routeParam.ReplaceAllString(regexp.QuoteMeta(r.Path), "[^/]+") + "$")
+		s.patterns = append(s.patterns, routePattern{re: re, method: r.Method})
+	}
+	return s
+}
+
+var routeParam = regexp.MustCompile(`:[a-z_]+`)
+
+type routePattern struct {
+	re     *regexp.Regexp
+	method string
+}
+
+// allowed lists the methods the routes matching path accept, to tell 405
+// from 404 (echo's catch-all routes would make both 404).
+func (s *Server) allowed(path string) []string {
+	var out []string
+	for _, p := range s.patterns {
+		if p.re.MatchString(path) && !slices.Contains(out, p.method) {
+			out = append(out, p.method)
+		}
+	}
+	return out
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Routes lists every route (method and echo path, e.g.
+// /v1/clusters/:cluster_id), for tests that must cover them all.
+func (s *Server) Routes() []*echo.Route {
+	var out []*echo.Route
+	for _, r := range s.e.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Run does the server's background upkeep until ctx ends: it forgets old
+// idempotency records and rotates the signing key when it is due.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if err := s.st.ExpireIdempotent(ctx, idempotencyTTL); err != nil && ctx.Err() == nil {
+			s.log.Warn("idempotency: expiry failed", "err", err)
+		}
+		if s.cfg.KeyRotation > 0 {
+			if err := s.issuer.RotateIfOlder(ctx, s.cfg.KeyRotation); err != nil && ctx.Err() == nil {
+				s.log.Warn("signing key rotation failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Serve serves srv until ctx ends, then shuts down gracefully within
+// grace, like net/http's Server.Shutdown.
+func (s *Server) Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
+	srv.Handler = s.e
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = 10 * time.Second
+	}
+	if srv.ReadTimeout == 0 {
+		srv.ReadTimeout = time.Minute
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = 2 * time.Minute
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+// requestID takes a sane X-Request-Id from the client or makes one, and
+// echoes it in the response.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = store.NewID("req")
+		}
+		c.Set("request_id", id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// observe logs and counts every request after the error handler ran.
+// It never logs headers or bodies, so secrets stay out of the logs.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" || route == "/*" {
+			route = "unmatched"
+		}
+		code := c.Response().Status
+		d := time.Since(start)
+		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(code)).Inc()
+		s.latency.WithLabelValues(route, c.Request().Method).Observe(d.Seconds())
+		lvl := slog.LevelInfo
+		if code >= 500 {
+			lvl = slog.LevelError
+		}
+		s.log.Log(c.Request().Context(), lvl, "request", "request_id", requestID(c), "method", c.Request().Method,
+			"route", route, "status", code, "duration", d.Round(time.Microsecond))
+		return nil
+	}
+}
+
+// recover turns a panic into a 500.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "request_id", requestID(c), "panic", r)
+				err = errors.New("panic")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "the database does not answer")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

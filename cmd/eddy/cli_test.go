@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/stack"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestTenantCLI runs the real binary: `eddy control-plane` serving the
+// REST API, and the tenant CLI against it, from org creation to deletion.
+func TestTenantCLI(t *testing.T) {
+	bin := stack.Binary(t)
+	dbURL := pgtest.URL(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	url := "http://" + addr
+	const token = "cli-test-operator-token-0123456789"
+	dir := t.TempDir()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cp := exec.Command(bin, "control-plane", "--database-url", dbURL, "--api-listen", addr,
+		"--kafka-bootstrap", "kafka.example:9092", "--placement-interval", "200ms")
+	cp.Env = append(os.Environ(), "EDDY_ADMIN_TOKEN="+token) // flags also come from the environment
+	logf, err := os.Create(filepath.Join(dir, "control-plane.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Stdout, cp.Stderr = logf, logf
+	if err := cp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cp.Process.Signal(os.Interrupt)
+		cp.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("control plane log:\n%s", b)
+		}
+	})
+	if !stack.WaitFor(ctx, func() bool {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}) {
+		t.Fatal("the control plane's REST API never became ready")
+	}
+
+	run := func(stdin string, args ...string) (string, string, error) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "EDDY_CLI_CONFIG="+filepath.Join(dir, "config.json"))
+		var out, errb bytes.Buffer
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		out, errs, err := run("", args...)
+		if err != nil {
+			t.Fatalf("eddy %s: %v\n%s%s", strings.Join(args, " "), err, out, errs)
+		}
+		return out
+	}
+	jsonOf := func(v any, args ...string) {
+		t.Helper()
+		out := ok(append(args, "-o", "json")...)
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("eddy %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	var org client.CreatedOrganization
+	jsonOf(&org, "org", "create", "acme", "--url", url, "--token", token)
+	if org.AdminAPIKey.Secret == "" {
+		t.Fatalf("org create = %+v", org)
+	}
+	if out, errs, err := run(org.AdminAPIKey.Secret+"\n", "login", "--url", url, "--api-key-id", org.AdminAPIKey.ID, "--api-key-secret", "-"); err != nil || !strings.Contains(out, "Logged in") {
+		t.Fatalf("login: %v %s %s", err, out, errs)
+	}
+	if info, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("saved login: %v %v", info, err)
+	}
+
+	out, errs, err := run("", "cluster", "create", "prod", "--max-partitions", "20", "--config", "retention.ms=60000", "-o", "json")
+	if err != nil {
+		t.Fatalf("cluster create: %v %s", err, errs)
+	}
+	var cl client.Cluster
+	if err := json.Unmarshal([]byte(out), &cl); err != nil {
+		t.Fatal(err)
+	}
+	if cl.Status != "ready" || cl.Limits.MaxPartitions != 20 || cl.Kafka.BootstrapServers != "kafka.example:9092" {
+		t.Fatalf("cluster = %+v", cl)
+	}
+	if !strings.Contains(errs, "cluster "+cl.ID+" (prod): ") || !strings.Contains(errs, "ready") {
+		t.Errorf("no progress line on stderr: %q", errs)
+	}
+	if out := ok("cluster", "list"); !strings.Contains(out, cl.ID) || !strings.Contains(out, "STATUS") {
+		t.Errorf("cluster list:\n%s", out)
+	}
+	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "kafka.example:9092") || !strings.Contains(out, "/oauth2/token") {
+		t.Errorf("cluster describe:\n%s", out)
+	}
+
+	var top client.Topic
+	jsonOf(&top, "topic", "create", "orders", "--cluster", cl.ID, "-p", "3", "--config", "cleanup.policy=compact")
+	if top.PartitionCount != 3 || top.Configs["retention.ms"] != "60000" || top.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("topic = %+v", top)
+	}
+	jsonOf(&top, "topic", "alter", "orders", "--cluster", cl.ID, "-p", "5")
+	if top.PartitionCount != 5 {
+		t.Fatalf("altered topic = %+v", top)
+	}
+	var topics []client.Topic
+	jsonOf(&topics, "topic", "list", "--cluster", cl.ID)
+	if len(topics) != 1 {
+		t.Fatalf("topics = %+v", topics)
+	}
+	if out := ok("topic", "describe", "orders", "--cluster", cl.ID); !strings.Contains(out, "partition 4") {
+		t.Errorf("topic describe:\n%s", out)
+	}
+
+	var sa client.ServiceAccount
+	jsonOf(&sa, "service-account", "create", "app", "--description", "the shop")
+	var key client.APIKey
+	jsonOf(&key, "api-key", "create", "--service-account", sa.ID, "--cluster", cl.ID)
+	if key.Secret == "" || key.ClusterID != cl.ID {
+		t.Fatalf("key = %+v", key)
+	}
+	if out := ok("api-key", "list"); !strings.Contains(out, key.ID) || strings.Contains(out, key.Secret) {
+		t.Errorf("api-key list:\n%s", out)
+	}
+	if out := ok("service-account", "list"); !strings.Contains(out, "app") || !strings.Contains(out, "admin") {
+		t.Errorf("service-account list:\n%s", out)
+	}
+
+	// Errors say what the API said and exit non-zero.
+	if _, errs, err := run("", "cluster", "describe", "vc-nope"); err == nil || !strings.Contains(errs, "404") {
+		t.Errorf("describe a missing cluster: %v %q", err, errs)
+	}
+	if _, errs, err := run("", "topic", "create", "bad/name", "--cluster", cl.ID); err == nil || !strings.Contains(errs, "name") {
+		t.Errorf("bad topic name: %v %q", err, errs)
+	}
+
+	ok("api-key", "delete", key.ID)
+	ok("service-account", "delete", sa.ID)
+	ok("topic", "delete", "orders", "--cluster", cl.ID)
+	ok("cluster", "delete", cl.ID)
+	if out := ok("cluster", "list", "-o", "json"); strings.TrimSpace(out) != "null" && strings.TrimSpace(out) != "[]" {
+		t.Errorf("clusters after delete: %s", out)
+	}
+}
