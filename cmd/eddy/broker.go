@@ -18,12 +18,14 @@ type brokerConfig struct {
 	dataDir     string
 	metrics     string
 	objstore    objstoreConfig
+	tiered      tieredConfig
 }
 
 func (c *brokerConfig) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	c.Config.RegisterFlags(fs)
 	c.objstore.registerFlags(fs)
+	c.tiered.registerFlags(fs)
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "local directory for the WAL (and the fs object store)")
 	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
@@ -62,10 +64,20 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	readCache, runner, err := openTiered(cfg.tiered, cfg.ID, cfg.dataDir, st, bkt, log, reg)
+	if err != nil {
+		return err
+	}
+	defer readCache.Close()
+	cfg.Leader.Remote = readCache
 	srv, err := broker.New(cfg.Config, st, bkt, log, reg)
 	if err != nil {
 		return err
 	}
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); runner.Run(jobsCtx) }()
+	defer func() { stopJobs(); <-jobsDone }()
 	waitMetrics, err := serveMetrics(ctx, cfg.metrics, reg)
 	if err != nil {
 		return err

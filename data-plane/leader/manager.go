@@ -62,6 +62,9 @@ type Config struct {
 	// flush starts a new one, and segments whose data is all committed are
 	// deleted.
 	WALSegmentBytes int64
+	// Remote, if set, serves reads of data older than the in-memory cache
+	// (through a bounded local cache); nil reads the bucket directly.
+	Remote RangeReader
 }
 
 func (c *Config) defaults() {
@@ -512,19 +515,46 @@ func (m *Manager) objectKey() string {
 	return fmt.Sprintf("data/%s/b%d-%s-%08d.obj", time.Now().UTC().Format("2006-01-02"), m.cfg.BrokerID, m.bootID, seq)
 }
 
+// RangeReader reads byte ranges of objects of known size, through a local
+// cache (tiered/cache.Cache). Prefetch starts fetching a range a reader is
+// expected to ask for next.
+type RangeReader interface {
+	ReadRange(ctx context.Context, key string, objSize, off, n int64) ([]byte, error)
+	Prefetch(key string, objSize, off, n int64)
+}
+
 // readRemote reads committed batches of a partition from object storage
-// through the index, starting with the batch holding offset.
-func (m *Manager) readRemote(ctx context.Context, partitionID, offset, hw int64, maxBytes int) ([]byte, error) {
-	segs, err := m.store.Segments(ctx, partitionID, offset, 8)
+// through the index, starting with the batch holding offset. Retention may
+// have moved the log start in Postgres since the partition was loaded: a
+// read below it learns the new start and fails with ErrOffsetOutOfRange.
+func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, hw int64, maxBytes int) ([]byte, error) {
+	const rows = 8
+	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
 	if err != nil {
 		return nil, err
 	}
+	if offset < logStart {
+		p.SetLogStart(logStart)
+		return nil, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+	}
 	var out []byte
-	for _, s := range segs {
+	for i, s := range segs {
 		if s.BaseOffset >= hw {
 			break
 		}
-		data, err := m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		var data []byte
+		if m.cfg.Remote != nil {
+			if i == 0 {
+				// Read-ahead for a sequential consumer: the rows after
+				// this one are what its next fetches ask for.
+				for _, n := range segs[1:] {
+					m.cfg.Remote.Prefetch(n.ObjectKey, n.ObjectSize, n.Position, int64(n.Length))
+				}
+			}
+			data, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+		} else {
+			data, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		}
 		if err != nil {
 			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 		}

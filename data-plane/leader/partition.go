@@ -399,7 +399,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 		return res, nil
 	}
 	p.mu.Unlock()
-	out, err := p.m.readRemote(ctx, p.ID, offset, res.HighWatermark, maxBytes)
+	out, err := p.m.readRemote(ctx, p, offset, res.HighWatermark, maxBytes)
 	res.Records = out
 	return res, err
 }

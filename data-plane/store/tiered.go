@@ -1,0 +1,517 @@
+package store
+
+// Tiered storage's view of Postgres: the background-job table, retention,
+// the compaction swap, garbage collection of objects and what the
+// consistency checker compares with the bucket.
+//
+// Objects move through three states:
+//
+//	live        an index row (segments) references the key
+//	marked      no row references it; objects.unreferenced_at is set
+//	deleted     the objects row is gone (then the blob is deleted)
+//
+// Only MarkUnreferenced marks and only SweepUnreferenced deletes, and the
+// sweep re-checks in its own statement that no row references the key and
+// that the mark is older than the reader grace period. New references are
+// only ever created to new objects: the flush inserts the objects row and
+// its index rows in one statement, and a compaction pre-registers its object
+// (RegisterObject) and clears any mark on it while holding the row lock in
+// the transaction that swaps the index rows.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Job is a claimed background job.
+type Job struct {
+	Kind     string
+	Key      string
+	Attempts int // including this one
+}
+
+// EnsureJob creates the recurring job (kind, key) due now, or updates the
+// period of an existing one without touching its schedule.
+func (s *Store) EnsureJob(ctx context.Context, kind, key string, every time.Duration) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO jobs (kind, key, every) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, key) DO UPDATE SET every = EXCLUDED.every`, kind, key, every)
+	if err != nil {
+		return fmt.Errorf("store: ensure job %s/%s: %w", kind, key, err)
+	}
+	return nil
+}
+
+// DeleteJob removes a job (whoever holds it: its finish will report the
+// lease lost).
+func (s *Store) DeleteJob(ctx context.Context, kind, key string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM jobs WHERE kind = $1 AND key = $2`, kind, key); err != nil {
+		return fmt.Errorf("store: delete job %s/%s: %w", kind, key, err)
+	}
+	return nil
+}
+
+// ClaimJob leases the most overdue job of one of kinds that nobody holds
+// (or whose holder's lease expired) to owner for lease. ok is false when
+// no job is due. Concurrent claimers never get the same job: the row is
+// selected FOR UPDATE SKIP LOCKED.
+func (s *Store) ClaimJob(ctx context.Context, owner string, kinds []string, lease time.Duration) (j Job, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `
+		WITH c AS (
+			SELECT kind, key FROM jobs
+			WHERE kind = ANY($2) AND run_at <= now() AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY run_at LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE jobs j SET lease_owner = $1, lease_until = now() + $3::interval, attempts = j.attempts + 1
+		FROM c WHERE j.kind = c.kind AND j.key = c.key
+		RETURNING j.kind, j.key, j.attempts`, owner, kinds, lease).Scan(&j.Kind, &j.Key, &j.Attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return j, false, nil
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("store: claim job: %w", err)
+	}
+	return j, true, nil
+}
+
+// ExtendLease renews owner's lease on a job; false means the lease was
+// lost (expired and claimed by another worker, or the job was deleted).
+func (s *Store) ExtendLease(ctx context.Context, j Job, owner string, lease time.Duration) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE jobs SET lease_until = now() + $4::interval
+		WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner, lease)
+	if err != nil {
+		return false, fmt.Errorf("store: extend lease %s/%s: %w", j.Kind, j.Key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// FinishJob releases owner's lease and schedules the next run: after the
+// job's period on success, after retry on failure (jobErr != nil). false
+// means the lease had been lost.
+func (s *Store) FinishJob(ctx context.Context, j Job, owner string, jobErr error, retry time.Duration) (bool, error) {
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if jobErr == nil {
+		tag, err = s.pool.Exec(ctx, `
+			UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = now() + every,
+				attempts = 0, last_error = NULL, last_done = now()
+			WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner)
+	} else {
+		tag, err = s.pool.Exec(ctx, `
+			UPDATE jobs SET lease_owner = NULL, lease_until = NULL,
+				run_at = now() + least(every, $4::interval), last_error = $5
+			WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner, retry, jobErr.Error())
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: finish job %s/%s: %w", j.Kind, j.Key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RetentionTarget is a partition holding index rows, with its topic's
+// explicit configs.
+type RetentionTarget struct {
+	PartitionID int64
+	Configs     map[string]string
+}
+
+// Shard selects the partitions whose id % Of == Index; the zero value
+// (Of 0) selects all. Background jobs are split into shards so that
+// several workers share one kind of work.
+type Shard struct{ Index, Of int }
+
+func (sh Shard) args() (int, int) {
+	if sh.Of <= 0 {
+		return 0, 1
+	}
+	return sh.Index, sh.Of
+}
+
+// PartitionsWithData returns up to limit partitions of the shard with id >
+// after that have index rows, in id order, with their topics' configs.
+func (s *Store) PartitionsWithData(ctx context.Context, sh Shard, after int64, limit int) ([]RetentionTarget, error) {
+	i, n := sh.args()
+	rows, err := s.pool.Query(ctx, `
+		SELECT p.id, t.configs FROM partitions p JOIN topics t ON t.id = p.topic_id
+		WHERE p.id > $1 AND p.id % $3 = $4 AND EXISTS (SELECT 1 FROM segments s WHERE s.partition_id = p.id)
+		ORDER BY p.id LIMIT $2`, after, limit, n, i)
+	if err != nil {
+		return nil, fmt.Errorf("store: partitions with data: %w", err)
+	}
+	defer rows.Close()
+	var out []RetentionTarget
+	for rows.Next() {
+		var (
+			t   RetentionTarget
+			raw []byte
+		)
+		if err := rows.Scan(&t.PartitionID, &raw); err != nil {
+			return nil, fmt.Errorf("store: partitions with data: %w", err)
+		}
+		if err := json.Unmarshal(raw, &t.Configs); err != nil {
+			return nil, fmt.Errorf("store: partition %d configs: %w", t.PartitionID, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// ApplyRetention drops the oldest whole index rows of a partition that
+// break a retention limit and moves the log start offset to the end of the
+// last one dropped, in one transaction. A row is dropped by time if every
+// record in it is older than cutoffMs (Unix ms; <0: no time limit), and by
+// size while the rows after it still hold at least maxBytes (<0: no size
+// limit). Rows are dropped oldest first and never past a row that must be
+// kept, so the log stays contiguous. It returns the log start offset and
+// how many rows were dropped.
+func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBytes int64) (int64, int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: retention: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	var hw, start int64
+	if err := tx.QueryRow(ctx, `SELECT high_watermark, log_start_offset FROM partitions WHERE id = $1 FOR UPDATE`,
+		partitionID).Scan(&hw, &start); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, notFound(err))
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT end_offset, length, max_timestamp FROM segments
+		WHERE partition_id = $1 ORDER BY base_offset`, partitionID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	type row struct{ end, length, maxTs int64 }
+	var (
+		all   []row
+		total int64
+	)
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.end, &r.length, &r.maxTs); err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+		}
+		all = append(all, r)
+		total += r.length
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	newStart, dropped := start, 0
+	for _, r := range all {
+		byTime := cutoffMs >= 0 && r.maxTs < cutoffMs
+		bySize := maxBytes >= 0 && total-r.length >= maxBytes
+		if !byTime && !bySize || r.end > hw {
+			break
+		}
+		total -= r.length
+		newStart = max(newStart, r.end)
+		dropped++
+	}
+	if dropped == 0 {
+		return start, 0, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE partitions SET log_start_offset = $2 WHERE id = $1`, partitionID, newStart); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2`, partitionID, newStart); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	return newStart, dropped, nil
+}
+
+// RemoteSegment is an index row with the size of its object (-1 if the
+// objects row is unknown), which lets readers fetch aligned blocks of the
+// object rather than the row's exact range.
+type RemoteSegment struct {
+	Segment
+	ObjectSize int64
+}
+
+// ReadIndex returns the partition's log start offset and up to limit index
+// rows holding offsets at or after from, in offset order.
+func (s *Store) ReadIndex(ctx context.Context, partitionID, from int64, limit int) (int64, []RemoteSegment, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT p.log_start_offset, s.base_offset, s.end_offset, s.object_key, s.position, s.length,
+			s.max_timestamp, coalesce(o.size, -1)
+		FROM partitions p
+		LEFT JOIN LATERAL (
+			SELECT * FROM segments WHERE partition_id = p.id AND end_offset > $2
+			ORDER BY base_offset LIMIT $3
+		) s ON true
+		LEFT JOIN objects o ON o.key = s.object_key
+		WHERE p.id = $1
+		ORDER BY s.base_offset`, partitionID, from, limit)
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: read index: %w", err)
+	}
+	defer rows.Close()
+	var (
+		start int64
+		out   []RemoteSegment
+		found bool
+	)
+	for rows.Next() {
+		var (
+			base, end, pos, maxTs, size *int64
+			key                         *string
+			length                      *int32
+		)
+		if err := rows.Scan(&start, &base, &end, &key, &pos, &length, &maxTs, &size); err != nil {
+			return 0, nil, fmt.Errorf("store: read index: %w", err)
+		}
+		found = true
+		if base == nil {
+			continue // a partition without rows at or after from
+		}
+		out = append(out, RemoteSegment{Segment: Segment{
+			BaseOffset: *base, EndOffset: *end, ObjectKey: *key, Position: *pos, Length: *length, MaxTimestamp: *maxTs,
+		}, ObjectSize: *size})
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("store: read index: %w", err)
+	}
+	if !found {
+		return 0, nil, fmt.Errorf("store: read index %d: %w", partitionID, ErrNotFound)
+	}
+	return start, out, nil
+}
+
+// CompactionCandidates returns up to limit partitions of the shard with at
+// least minPieces index rows in objects whose keys do not start with
+// segPrefix (per-flush pieces), most pieces first.
+func (s *Store) CompactionCandidates(ctx context.Context, sh Shard, segPrefix string, minPieces, limit int) ([]int64, error) {
+	i, n := sh.args()
+	rows, err := s.pool.Query(ctx, `
+		SELECT partition_id FROM segments
+		WHERE NOT starts_with(object_key, $1) AND partition_id % $4 = $5
+		GROUP BY partition_id HAVING count(*) >= $2
+		ORDER BY count(*) DESC, partition_id LIMIT $3`, segPrefix, minPieces, limit, n, i)
+	if err != nil {
+		return nil, fmt.Errorf("store: compaction candidates: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: compaction candidates: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// RegisterObject records an object a compaction is about to write, before
+// its PUT, so that a compaction that dies anywhere leaves an objects row
+// garbage collection finds (the flush path needs none of this: it inserts
+// the row with its index rows).
+func (s *Store) RegisterObject(ctx context.Context, key string, size int64, brokerID int32) error {
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO objects (key, size, broker_id) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size`, key, size, brokerID); err != nil {
+		return fmt.Errorf("store: register object %s: %w", key, err)
+	}
+	return nil
+}
+
+// SwapSegments atomically replaces the index rows old of a partition with
+// rows new, all in the registered object key. It succeeds only if every
+// old row is still there unchanged (same base offset and object), the new
+// rows cover exactly the old rows' offsets, and key's objects row still
+// exists (garbage collection cannot have taken it): otherwise it changes
+// nothing and returns false.
+func (s *Store) SwapSegments(ctx context.Context, partitionID int64, old, new []Segment, key string) (bool, error) {
+	if len(old) == 0 || len(new) == 0 ||
+		old[0].BaseOffset != new[0].BaseOffset || old[len(old)-1].EndOffset != new[len(new)-1].EndOffset {
+		return false, fmt.Errorf("%w: new rows do not cover the old rows' offsets", ErrInvalid)
+	}
+	for i := 1; i < len(new); i++ {
+		if new[i].BaseOffset != new[i-1].EndOffset {
+			return false, fmt.Errorf("%w: new rows are not contiguous at %d", ErrInvalid, new[i].BaseOffset)
+		}
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Lock the objects row and clear any garbage-collection mark: a sweep
+	// waiting on this lock re-checks the mark and leaves the row alone.
+	tag, err := tx.Exec(ctx, `UPDATE objects SET unreferenced_at = NULL WHERE key = $1`, key)
+	if err != nil {
+		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return false, nil
+	}
+	bases, keys := make([]int64, len(old)), make([]string, len(old))
+	for i, o := range old {
+		bases[i], keys[i] = o.BaseOffset, o.ObjectKey
+	}
+	tag, err = tx.Exec(ctx, `
+		DELETE FROM segments s USING unnest($2::bigint[], $3::text[]) AS o(base_offset, object_key)
+		WHERE s.partition_id = $1 AND s.base_offset = o.base_offset AND s.object_key = o.object_key`,
+		partitionID, bases, keys)
+	if err != nil {
+		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	if tag.RowsAffected() != int64(len(old)) {
+		return false, nil // retention or another compaction got there first
+	}
+	n := len(new)
+	nb, ne, np, nts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	nl := make([]int32, n)
+	for i, r := range new {
+		nb[i], ne[i], np[i], nl[i], nts[i] = r.BaseOffset, r.EndOffset, r.Position, r.Length, r.MaxTimestamp
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO segments (partition_id, base_offset, end_offset, object_key, position, length, max_timestamp)
+		SELECT $1, b, e, $2, p, l, ts FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::int[], $7::bigint[]) AS r(b, e, p, l, ts)`,
+		partitionID, key, nb, ne, np, nl, nts); err != nil {
+		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	return true, nil
+}
+
+// MarkUnreferenced marks the objects older than minAge that no index row
+// references, and unmarks marked objects that are referenced (which only a
+// bug could cause). It returns how many it marked.
+func (s *Store) MarkUnreferenced(ctx context.Context, minAge time.Duration) (int64, error) {
+	if _, err := s.pool.Exec(ctx, `
+		UPDATE objects o SET unreferenced_at = NULL
+		WHERE unreferenced_at IS NOT NULL AND EXISTS (SELECT 1 FROM segments s WHERE s.object_key = o.key)`); err != nil {
+		return 0, fmt.Errorf("store: unmark objects: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE objects o SET unreferenced_at = now()
+		WHERE unreferenced_at IS NULL AND created_at < now() - $1::interval
+		  AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.object_key = o.key)`, minAge)
+	if err != nil {
+		return 0, fmt.Errorf("store: mark objects: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ObjectRow is a row of the objects table.
+type ObjectRow struct {
+	Key  string
+	Size int64
+}
+
+// SweepUnreferenced deletes up to limit objects rows marked more than
+// grace ago that still no index row references, and returns them: the
+// caller deletes their blobs next. A crash in between leaves blobs without
+// rows, which a bucket sweep of orphans removes.
+func (s *Store) SweepUnreferenced(ctx context.Context, grace time.Duration, limit int) ([]ObjectRow, error) {
+	rows, err := s.pool.Query(ctx, `
+		DELETE FROM objects o
+		WHERE o.key IN (
+			SELECT key FROM objects WHERE unreferenced_at < now() - $1::interval
+			ORDER BY unreferenced_at LIMIT $2)
+		  AND o.unreferenced_at < now() - $1::interval
+		  AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.object_key = o.key)
+		RETURNING o.key, o.size`, grace, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: sweep objects: %w", err)
+	}
+	defer rows.Close()
+	var out []ObjectRow
+	for rows.Next() {
+		var o ObjectRow
+		if err := rows.Scan(&o.Key, &o.Size); err != nil {
+			return nil, fmt.Errorf("store: sweep objects: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// KnownObjects returns which of keys have an objects row.
+func (s *Store) KnownObjects(ctx context.Context, keys []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key FROM objects WHERE key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("store: known objects: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]bool, len(keys))
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("store: known objects: %w", err)
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
+}
+
+// ObjectRef is what the index says about one object: its objects row (if
+// any) and how far into it index rows reach.
+type ObjectRef struct {
+	Key        string
+	Size       int64 // from the objects row; -1 if there is none
+	Rows       int64 // index rows referencing it
+	MaxEnd     int64 // largest position+length over those rows
+	Registered bool  // an objects row exists
+	Marked     bool  // garbage collection marked it unreferenced
+}
+
+// ObjectRefs returns every object the index or the objects table knows,
+// in key order (for the consistency checker).
+func (s *Store) ObjectRefs(ctx context.Context) ([]ObjectRef, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH r AS (
+			SELECT object_key AS key, count(*) AS n, max(position + length) AS max_end
+			FROM segments GROUP BY object_key
+		)
+		SELECT coalesce(o.key, r.key), coalesce(o.size, -1), coalesce(r.n, 0), coalesce(r.max_end, 0),
+			o.key IS NOT NULL, o.unreferenced_at IS NOT NULL
+		FROM objects o FULL OUTER JOIN r ON r.key = o.key
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("store: object refs: %w", err)
+	}
+	defer rows.Close()
+	var out []ObjectRef
+	for rows.Next() {
+		var o ObjectRef
+		if err := rows.Scan(&o.Key, &o.Size, &o.Rows, &o.MaxEnd, &o.Registered, &o.Marked); err != nil {
+			return nil, fmt.Errorf("store: object refs: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// PartitionConfigs returns the explicit configs of a partition's topic.
+func (s *Store) PartitionConfigs(ctx context.Context, partitionID int64) (map[string]string, error) {
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `
+		SELECT t.configs FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE p.id = $1`, partitionID).Scan(&raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: partition %d configs: %w", partitionID, notFound(err))
+	}
+	var out map[string]string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("store: partition %d configs: %w", partitionID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,348 @@
+// Package compact merges the small per-flush pieces of partitions into
+// large segment objects, so that reading old data takes few
+// GETs and the bucket holds few objects.
+//
+// A flush writes one object holding one piece (index row) of every
+// partition that had new data, so a partition's history is many small rows
+// in many objects. One compaction pass takes candidate partitions (those
+// with at least MinPieces pieces), and for each the oldest run of
+// consecutive pieces up to its target size (min(TargetBytes,
+// segment.bytes)). It reads every flush object involved once (one ranged
+// GET spanning the pieces it needs, whatever the number of partitions),
+// writes them under "seg/" into objects of up to TargetBytes (one
+// partition's run, or the runs of several small partitions together, so
+// compaction's PUTs do not grow with the partition count), and swaps each
+// run's index rows:
+//
+//	RegisterObject(new)            objects row first: a crash leaves garbage
+//	Put(new)                        the collector finds, never a dangling row
+//	SwapSegments(old rows → new rows, only if the old rows are all still
+//	             there and new's objects row was not collected)
+//
+// The new object is indexed by several rows of about RowBytes each (whole
+// batches), so a fetch seeks to its offset without reading the whole
+// segment, while consecutive rows share the object and the read cache's
+// blocks. Produce and fetch never wait for compaction: the swap is one
+// short transaction, and readers holding the old rows keep reading the old
+// objects, which garbage collection keeps for its grace period.
+//
+// Partitions of cleanup.policy=compact topics are instead rewritten whole,
+// keeping the last record of each key (keys.go).
+package compact
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+	"github.com/eddy-streams/eddy/tiered/bucket"
+	"github.com/eddy-streams/eddy/tiered/object"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// SegmentPrefix starts the key of every object compaction writes; rows in
+// other objects are per-flush pieces.
+const SegmentPrefix = "seg/"
+
+// Config tunes compaction.
+type Config struct {
+	// TargetBytes caps the size of one segment object (the topic's
+	// segment.bytes caps it too).
+	TargetBytes int64
+	// RowBytes is the size of the index rows a segment object is cut into.
+	RowBytes int64
+	// MinPieces is how many pieces a partition needs to be compacted.
+	MinPieces int
+	// PassBytes bounds the data one pass holds in memory.
+	PassBytes int64
+	// Partitions bounds the partitions one pass considers.
+	Partitions int
+}
+
+// RegisterFlags registers compaction's flags with their defaults.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.Int64Var(&c.TargetBytes, "compact-target-bytes", 64<<20, "largest compacted segment object (also capped by the topic's segment.bytes)")
+	fs.Int64Var(&c.RowBytes, "compact-row-bytes", 1<<20, "index granularity inside a compacted segment object")
+	fs.IntVar(&c.MinPieces, "compact-min-pieces", 16, "per-flush pieces a partition needs before it is compacted")
+	fs.Int64Var(&c.PassBytes, "compact-pass-bytes", 256<<20, "data one compaction pass holds in memory")
+	fs.IntVar(&c.Partitions, "compact-partitions", 10000, "partitions one compaction pass considers")
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.TargetBytes <= 0 {
+		c.TargetBytes = 64 << 20
+	}
+	if c.RowBytes <= 0 {
+		c.RowBytes = 1 << 20
+	}
+	if c.MinPieces < 2 {
+		c.MinPieces = 2
+	}
+	if c.PassBytes <= 0 {
+		c.PassBytes = 256 << 20
+	}
+	c.PassBytes = max(c.PassBytes, c.TargetBytes)
+	if c.Partitions <= 0 {
+		c.Partitions = 10000
+	}
+	return nil
+}
+
+// Compactor runs compaction passes.
+type Compactor struct {
+	cfg      Config
+	st       *store.Store
+	b        bucket.Bucket
+	brokerID int32
+	log      *slog.Logger
+
+	swaps     *prometheus.CounterVec
+	readBytes prometheus.Counter
+}
+
+// New returns a Compactor that records its objects as written by brokerID
+// (-1 for the control plane); reg may be nil.
+func New(cfg Config, st *store.Store, b bucket.Bucket, brokerID int32, log *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Compactor{cfg: cfg, st: st, b: b, brokerID: brokerID, log: log,
+		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_compaction_swaps_total", Help: "Compaction index swaps by outcome (ok, conflict)."}, []string{"outcome"}),
+		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_compaction_bytes_total", Help: "Bytes of pieces merged into segment objects."}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.swaps, c.readBytes)
+	}
+	return c, nil
+}
+
+// Result says what a pass did.
+type Result struct {
+	Partitions int // partitions whose rows were swapped
+	Pieces     int // pieces merged
+	Objects    int // segment objects written
+	Conflicts  int // swaps refused because the rows changed meanwhile
+	Gets       int // objects read
+	// DroppedRecords counts records removed by key compaction.
+	DroppedRecords int
+}
+
+type run struct {
+	pid    int64
+	pieces []store.Segment
+	bytes  int64
+}
+
+// Compact runs one pass over up to cfg.Partitions candidate partitions of
+// the shard (the zero Shard: all).
+func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error) {
+	var res Result
+	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.MinPieces, c.cfg.Partitions)
+	if err != nil {
+		return res, err
+	}
+	var (
+		batch []run
+		held  int64
+	)
+	for _, pid := range ids {
+		configs, err := c.st.PartitionConfigs(ctx, pid)
+		if err != nil {
+			return res, err
+		}
+		if keyCompacted(configs) {
+			if err := c.compactKeys(ctx, pid, configs, &res); err != nil {
+				return res, err
+			}
+			continue
+		}
+		r, ok, err := c.plan(ctx, pid, configs)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			continue
+		}
+		if held+r.bytes > c.cfg.PassBytes && len(batch) > 0 {
+			if err := c.merge(ctx, batch, &res); err != nil {
+				return res, err
+			}
+			batch, held = nil, 0
+		}
+		batch = append(batch, r)
+		held += r.bytes
+	}
+	if len(batch) > 0 {
+		if err := c.merge(ctx, batch, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// plan picks the oldest run of consecutive pieces of a partition.
+func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string) (run, bool, error) {
+	target := min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"))
+	rows, err := c.st.Segments(ctx, pid, -1, 100000)
+	if err != nil {
+		return run{}, false, err
+	}
+	r := run{pid: pid}
+	for _, s := range rows {
+		isPiece := !strings.HasPrefix(s.ObjectKey, SegmentPrefix)
+		contiguous := len(r.pieces) == 0 || r.pieces[len(r.pieces)-1].EndOffset == s.BaseOffset
+		if !isPiece || !contiguous || (len(r.pieces) > 0 && r.bytes+int64(s.Length) > target) {
+			if len(r.pieces) >= c.cfg.MinPieces || r.bytes >= target/2 && len(r.pieces) >= 2 {
+				break
+			}
+			r = run{pid: pid}
+			if !isPiece {
+				continue
+			}
+		}
+		r.pieces = append(r.pieces, s)
+		r.bytes += int64(s.Length)
+	}
+	ok := len(r.pieces) >= c.cfg.MinPieces || r.bytes >= target/2 && len(r.pieces) >= 2
+	return r, ok, nil
+}
+
+// merge reads the pieces of runs (each source object once), writes them
+// into segment objects of up to TargetBytes (runs of small partitions
+// share one, so compaction's PUTs do not grow with the partition count)
+// and swaps each run's index rows.
+func (c *Compactor) merge(ctx context.Context, runs []run, res *Result) error {
+	type span struct{ lo, hi int64 }
+	spans := map[string]*span{}
+	for _, r := range runs {
+		for _, p := range r.pieces {
+			sp := spans[p.ObjectKey]
+			if sp == nil {
+				sp = &span{p.Position, p.Position}
+				spans[p.ObjectKey] = sp
+			}
+			sp.lo = min(sp.lo, p.Position)
+			sp.hi = max(sp.hi, p.Position+int64(p.Length))
+		}
+	}
+	keys := make([]string, 0, len(spans))
+	for k := range spans {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	data := make(map[string][]byte, len(spans))
+	for _, k := range keys {
+		sp := spans[k]
+		b, err := c.b.GetRange(ctx, k, sp.lo, sp.hi-sp.lo)
+		if err != nil {
+			return fmt.Errorf("compact: read %s: %w", k, err)
+		}
+		data[k] = b
+		res.Gets++
+	}
+	piece := func(p store.Segment) []byte {
+		off := p.Position - spans[p.ObjectKey].lo
+		return data[p.ObjectKey][off : off+int64(p.Length)]
+	}
+
+	type built struct {
+		r    run
+		rows []store.Segment
+	}
+	var (
+		bld     object.Builder
+		pending []built
+	)
+	finish := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		obj, _ := bld.Finish()
+		key := segmentKey()
+		todo := pending
+		pending = nil
+		if err := c.st.RegisterObject(ctx, key, int64(len(obj)), c.brokerID); err != nil {
+			return err
+		}
+		if err := c.b.Put(ctx, key, obj); err != nil {
+			return fmt.Errorf("compact: put %s: %w", key, err)
+		}
+		res.Objects++
+		for _, bt := range todo {
+			for i := range bt.rows {
+				bt.rows[i].ObjectKey = key
+			}
+			ok, err := c.st.SwapSegments(ctx, bt.r.pid, bt.r.pieces, bt.rows, key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Retention or DeleteRecords moved first; if no run
+				// swapped, the object is unreferenced and garbage
+				// collection takes it.
+				res.Conflicts++
+				c.swaps.WithLabelValues("conflict").Inc()
+				continue
+			}
+			c.swaps.WithLabelValues("ok").Inc()
+			c.readBytes.Add(float64(bt.r.bytes))
+			res.Partitions++
+			res.Pieces += len(bt.r.pieces)
+			c.log.Debug("compacted", "partition", bt.r.pid, "pieces", len(bt.r.pieces), "rows", len(bt.rows), "bytes", bt.r.bytes, "key", key)
+		}
+		return nil
+	}
+	for _, r := range runs {
+		if bld.Len() > 0 && int64(bld.Size())+r.bytes > c.cfg.TargetBytes {
+			if err := finish(); err != nil {
+				return err
+			}
+		}
+		// Cut the run into rows of about RowBytes, at piece boundaries
+		// (pieces are whole batches).
+		var (
+			rows []store.Segment
+			cur  []store.Segment
+			size int64
+		)
+		cut := func() {
+			parts := make([][]byte, len(cur))
+			maxTs := cur[0].MaxTimestamp
+			for i, p := range cur {
+				parts[i] = piece(p)
+				maxTs = max(maxTs, p.MaxTimestamp)
+			}
+			ch := bld.Add(r.pid, cur[0].BaseOffset, cur[len(cur)-1].EndOffset, maxTs, parts...)
+			rows = append(rows, store.Segment{BaseOffset: ch.BaseOffset, EndOffset: ch.EndOffset,
+				Position: ch.Position, Length: int32(ch.Length), MaxTimestamp: ch.MaxTimestamp})
+			cur, size = nil, 0
+		}
+		for _, p := range r.pieces {
+			if size > 0 && size+int64(p.Length) > c.cfg.RowBytes {
+				cut()
+			}
+			cur = append(cur, p)
+			size += int64(p.Length)
+		}
+		cut()
+		pending = append(pending, built{r, rows})
+	}
+	return finish()
+}
+
+func segmentKey() string {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return fmt.Sprintf("%s%s/%s.obj", SegmentPrefix, time.Now().UTC().Format("2006-01-02"), hex.EncodeToString(id[:]))
+}

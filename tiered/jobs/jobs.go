@@ -1,0 +1,266 @@
+// Package jobs runs recurring background work (retention, compaction,
+// garbage collection) claimed from the Postgres jobs table, so any number
+// of workers, in any processes, share it and no job runs twice at once.
+//
+// A job is a row (kind, key) with a period. A worker claims the most
+// overdue job nobody holds with SELECT ... FOR UPDATE SKIP LOCKED and
+// takes a lease on it; while the handler runs the worker renews the lease
+// every Lease/3. A worker that dies stops renewing, its lease expires and
+// another worker claims the job. A worker that loses its lease (it was
+// paused longer than the lease) has its handler's context cancelled and
+// its finish refused, so handlers must be safe to run again from the start
+// — every handler in tiered/ is: each of its steps is one transaction
+// whose effect a rerun recognises.
+//
+// Runner.Run owns its worker goroutines and returns after they stop.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// Config tunes a Runner.
+type Config struct {
+	// Workers is how many jobs this process runs at once (0: no worker).
+	Workers int
+	// Lease is how long a claimed job stays reserved without renewal; a
+	// dead worker's job is picked up again this long after it died.
+	Lease time.Duration
+	// Poll is how often an idle worker looks for due jobs.
+	Poll time.Duration
+	// Retry is the longest a failed job waits before it runs again.
+	Retry time.Duration
+}
+
+// RegisterFlags registers the runner's flags with their defaults.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&c.Workers, "jobs-workers", 1, "background jobs (retention, compaction, gc) this process runs at once; 0 runs none")
+	fs.DurationVar(&c.Lease, "jobs-lease", 30*time.Second, "how long a claimed job stays reserved without renewal")
+	fs.DurationVar(&c.Poll, "jobs-poll", time.Second, "how often an idle worker looks for due jobs")
+	fs.DurationVar(&c.Retry, "jobs-retry", 10*time.Second, "longest a failed job waits before it runs again")
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Workers < 0 {
+		return fmt.Errorf("jobs: --jobs-workers must be >= 0, got %d", c.Workers)
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.Lease < 30*time.Millisecond {
+		return fmt.Errorf("jobs: --jobs-lease %s is too short", c.Lease)
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Retry <= 0 {
+		c.Retry = 10 * time.Second
+	}
+	return nil
+}
+
+// Handler runs one job. key is the job's key. ctx ends when the runner
+// stops or the worker loses its lease.
+type Handler func(ctx context.Context, key string) error
+
+// ErrLeaseLost is the cause of a handler's context cancellation when the
+// worker lost its lease.
+var ErrLeaseLost = errors.New("jobs: lease lost")
+
+type schedule struct {
+	kind, key string
+	every     time.Duration
+}
+
+// Runner claims and runs jobs. Register handlers and schedules before Run.
+type Runner struct {
+	cfg      Config
+	st       *store.Store
+	log      *slog.Logger
+	owner    string
+	handlers map[string]Handler
+	kinds    []string
+	sched    []schedule
+	runs     *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
+}
+
+// New returns a Runner; reg may be nil.
+func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	host, _ := os.Hostname()
+	r := &Runner{
+		cfg: cfg, st: st, log: log,
+		owner:    fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(id[:])),
+		handlers: map[string]Handler{},
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_jobs_total", Help: "Background job runs by kind and outcome (ok, error, lease_lost)."},
+			[]string{"kind", "outcome"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eddy_job_seconds", Help: "Background job run time by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.runs, r.seconds)
+	}
+	return r, nil
+}
+
+// Owner is the name this runner's leases carry.
+func (r *Runner) Owner() string { return r.owner }
+
+// Handle registers the handler of a kind of job.
+func (r *Runner) Handle(kind string, h Handler) {
+	if _, ok := r.handlers[kind]; !ok {
+		r.kinds = append(r.kinds, kind)
+	}
+	r.handlers[kind] = h
+}
+
+// Schedule makes Run ensure that the job (kind, key) exists and recurs
+// every period. Any number of processes may schedule the same job: there
+// is one row.
+func (r *Runner) Schedule(kind, key string, every time.Duration) {
+	r.sched = append(r.sched, schedule{kind, key, every})
+}
+
+// Run ensures the scheduled jobs exist, then runs cfg.Workers workers
+// until ctx ends, and returns once they have stopped (a handler in flight
+// sees its context cancelled and its job is handed back, due at once).
+func (r *Runner) Run(ctx context.Context) error {
+	for _, s := range r.sched {
+		for {
+			err := r.st.EnsureJob(ctx, s.kind, s.key, s.every)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.log.Warn("cannot schedule job; retrying", "kind", s.kind, "key", s.key, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.cfg.Poll):
+			}
+		}
+	}
+	if r.cfg.Workers == 0 || len(r.kinds) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range r.cfg.Workers {
+		wg.Go(func() { r.work(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Runner) work(ctx context.Context) {
+	for ctx.Err() == nil {
+		ran, err := r.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("job claim failed", "err", err)
+		}
+		if ran {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(r.cfg.Poll):
+		}
+	}
+}
+
+// RunOnce claims one due job and runs it. ran is false if none was due.
+// The returned error is about claiming or finishing, not the job's own
+// failure (which is logged, counted and recorded in the job's row).
+func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
+	j, ok, err := r.st.ClaimJob(ctx, r.owner, r.kinds, r.cfg.Lease)
+	if err != nil || !ok {
+		return false, err
+	}
+	start := time.Now()
+	jctx, cancel := context.WithCancelCause(ctx)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		t := time.NewTicker(r.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-jctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := r.st.ExtendLease(jctx, j, r.owner, r.cfg.Lease)
+			if err == nil && !ok {
+				cancel(ErrLeaseLost)
+				return
+			}
+		}
+	}()
+	jobErr := r.run(jctx, j)
+	lost := errors.Is(context.Cause(jctx), ErrLeaseLost)
+	cancel(nil)
+	<-renewDone
+	r.seconds.WithLabelValues(j.Kind).Observe(time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		// Shutting down: hand the job back at once rather than leave the
+		// lease to lapse.
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer fcancel()
+		r.st.FinishJob(fctx, j, r.owner, errors.New("jobs: worker stopped"), 0)
+		return true, nil
+	}
+	if lost {
+		r.runs.WithLabelValues(j.Kind, "lease_lost").Inc()
+		r.log.Warn("job lease lost", "kind", j.Kind, "key", j.Key)
+		return true, nil
+	}
+	outcome := "ok"
+	if jobErr != nil {
+		outcome = "error"
+		r.log.Warn("job failed", "kind", j.Kind, "key", j.Key, "attempt", j.Attempts, "err", jobErr)
+	}
+	r.runs.WithLabelValues(j.Kind, outcome).Inc()
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	if mine, err := r.st.FinishJob(fctx, j, r.owner, jobErr, r.cfg.Retry); err != nil {
+		return true, err
+	} else if !mine {
+		r.log.Warn("job finished after its lease was lost", "kind", j.Kind, "key", j.Key)
+	}
+	return true, nil
+}
+
+func (r *Runner) run(ctx context.Context, j store.Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("jobs: %s/%s panicked: %v", j.Kind, j.Key, p)
+		}
+	}()
+	h := r.handlers[j.Kind]
+	if h == nil {
+		return fmt.Errorf("jobs: no handler for kind %q", j.Kind)
+	}
+	return h(ctx, j.Key)
+}

@@ -1,0 +1,206 @@
+package tieredtest_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/tiered/tieredtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Object-store PUTs per second per broker stay at or below one per flush
+// interval, whether 10 or 1,000 partitions receive data: one object holds
+// every partition's new batches (counted through
+// eddy_objstore_requests_total{op="put"}).
+func TestPutsPerFlushDoNotGrowWithPartitions(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	for _, n := range []int32{10, 1000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: n})
+			m := e.Manager(t, leader.Config{FlushInterval: interval}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+
+			puts0 := e.Requests(t, "put")
+			start := time.Now()
+			val := 0
+			for time.Since(start) < 2*time.Second {
+				for _, p := range e.Parts["t"] {
+					tieredtest.Append(t, m, p, tieredtest.Batch(1, []byte("k"), 100, time.Now().UnixMilli()))
+					val++
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			puts := e.Requests(t, "put") - puts0
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			// The final flush on shutdown may add one more.
+			limit := float64(elapsed/interval) + 2
+			t.Logf("%d partitions: %.0f PUTs in %s (%.1f/s; limit %.0f), %d batches", n, puts, elapsed.Round(time.Millisecond), puts/elapsed.Seconds(), limit, val)
+			if puts > limit {
+				t.Errorf("%.0f PUTs in %s with flush interval %s: more than one per flush", puts, elapsed, interval)
+			}
+			for _, p := range e.Parts["t"] {
+				if _, hw := m.Partition(p).Offsets(); hw == 0 {
+					t.Fatalf("partition %d committed nothing", p)
+				}
+			}
+		})
+	}
+}
+
+// With the object store stopped under load, no acks=all record is
+// acknowledged without being committed, no committed record is lost, and
+// produce resumes by itself once the store is back. The outage lasts 30 s
+// (3 s with -short).
+func TestObjectStoreOutage(t *testing.T) {
+	outage := 30 * time.Second
+	if testing.Short() {
+		outage = 3 * time.Second
+	}
+	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 4})
+	faulty := &tieredtest.Faulty{Bucket: e.Bucket}
+	m := e.Manager(t, leader.Config{FlushInterval: 25 * time.Millisecond}, faulty)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+
+	type ack struct {
+		pid  int64
+		last int64
+		at   time.Time
+	}
+	var (
+		mu   sync.Mutex
+		acks []ack
+		stop = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	for _, pid := range e.Parts["t"] {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := m.Partition(pid)
+				raw := tieredtest.Batch(5, []byte("k"), 200, time.Now().UnixMilli())
+				r := tieredtest.Append(t, m, pid, raw)
+				wctx, wcancel := context.WithTimeout(ctx, outage+time.Minute)
+				err := p.WaitCommitted(wctx, r.LastOffset)
+				wcancel()
+				if err != nil {
+					t.Errorf("partition %d: acks=all wait: %v", pid, err)
+					return
+				}
+				// Invariant 3: acknowledged means committed in Postgres.
+				st, err := e.St.LoadPartition(context.Background(), pid)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if st.HighWatermark <= r.LastOffset {
+					t.Errorf("partition %d: offset %d acknowledged above the committed hw %d", pid, r.LastOffset, st.HighWatermark)
+				}
+				mu.Lock()
+				acks = append(acks, ack{pid, r.LastOffset, time.Now()})
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	committedBefore := committed(t, e)
+	downAt := time.Now()
+	faulty.SetDown(true)
+	time.Sleep(outage)
+	stuck := committed(t, e)
+	faulty.SetDown(false)
+	upAt := time.Now()
+	// Produce must resume by itself: wait for acks after the restart.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for _, a := range acks {
+			if a.at.After(upAt) {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d acks in 30s after the object store came back", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing commits without a PUT: the hw moved during the outage by at
+	// most what was in flight when it began.
+	var during int
+	mu.Lock()
+	for _, a := range acks {
+		if a.at.After(downAt.Add(2*time.Second)) && a.at.Before(upAt) {
+			during++
+		}
+	}
+	mu.Unlock()
+	if during > 0 {
+		t.Errorf("%d acks during the outage", during)
+	}
+	grew := int64(0)
+	for pid, hw := range stuck {
+		grew += hw - committedBefore[pid]
+	}
+	t.Logf("outage %s: %d acks in total, hw grew by %d records around the outage's start", outage, len(acks), grew)
+
+	// No committed record is lost: a new leader with no WAL and no cache
+	// reads every acknowledged offset back from the bucket.
+	m.Close()
+	m2 := e.Manager(t, leader.Config{WALDir: e.Dir + "/wal2"}, nil)
+	final := committed(t, e)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range acks {
+		if a.last >= final[a.pid] {
+			t.Fatalf("acknowledged offset %d of partition %d is above the committed hw %d", a.last, a.pid, final[a.pid])
+		}
+	}
+	for pid, hw := range final {
+		if n, _ := tieredtest.ReadAll(t, m2, pid, 0); n != hw {
+			t.Errorf("partition %d: read back %d records, committed %d", pid, n, hw)
+		}
+	}
+}
+
+func committed(t *testing.T, e *tieredtest.Env) map[int64]int64 {
+	t.Helper()
+	out := map[int64]int64{}
+	for _, pid := range e.Parts["t"] {
+		st, err := e.St.LoadPartition(context.Background(), pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[pid] = st.HighWatermark
+	}
+	return out
+}

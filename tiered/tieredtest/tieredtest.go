@@ -1,0 +1,265 @@
+// Package tieredtest sets up what tests of tiered storage need: a fresh
+// Postgres database (internal/pgtest; the test binary's TestMain must call
+// pgtest.Main), topics placed on broker 1, an instrumented filesystem
+// bucket whose requests can be counted, and leader.Managers producing real
+// record batches through the real flush and commit.
+package tieredtest
+
+import (
+	"context"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/control-plane/placement"
+	cpstore "github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/tiered/bucket"
+	"github.com/eddy-streams/eddy/tiered/fsbucket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Topic to create.
+type Topic struct {
+	Name       string
+	Partitions int32
+	Configs    map[string]string
+}
+
+// Env is one test's world.
+type Env struct {
+	URL    string
+	St     *store.Store
+	Dir    string
+	FS     *fsbucket.Bucket
+	Bucket bucket.Bucket // FS, instrumented into Reg as bucket="fs"
+	Reg    *prometheus.Registry
+	// Parts maps topic name to its partition ids, by partition number.
+	Parts map[string][]int64
+	Log   *slog.Logger
+}
+
+// New creates the topics and places every partition on broker 1.
+func New(t testing.TB, topics ...Topic) *Env {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	st, err := store.Open(ctx, url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	cp, err := cpstore.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Close)
+	if err := st.EnsureCluster(ctx, "vc-t", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Register(ctx, 1, "127.0.0.1", 1, "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range topics {
+		if _, err := st.CreateTopic(ctx, "vc-t", tp.Name, tp.Partitions, tp.Configs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
+		t.Fatal(err)
+	}
+	md, err := st.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{URL: url, St: st, Dir: t.TempDir(), Reg: prometheus.NewRegistry(), Parts: map[string][]int64{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, tp := range md.Topics {
+		for _, p := range tp.Partitions {
+			if p.LeaderID != 1 {
+				t.Fatalf("partition %d placed on %d, want 1", p.ID, p.LeaderID)
+			}
+			e.Parts[tp.Name] = append(e.Parts[tp.Name], p.ID)
+		}
+	}
+	if e.FS, err = fsbucket.Open(filepath.Join(e.Dir, "objects")); err != nil {
+		t.Fatal(err)
+	}
+	e.Bucket = bucket.Instrument(e.FS, e.Reg, "fs")
+	return e
+}
+
+// Manager opens a leader.Manager for broker 1 writing to bkt (nil: the
+// env's bucket) and makes it lead every partition. It is closed at the
+// end of the test.
+func (e *Env) Manager(t testing.TB, cfg leader.Config, bkt bucket.Bucket) *leader.Manager {
+	t.Helper()
+	if bkt == nil {
+		bkt = e.Bucket
+	}
+	cfg.BrokerID = 1
+	if cfg.WALDir == "" {
+		cfg.WALDir = filepath.Join(e.Dir, "wal")
+	}
+	m, err := leader.Open(cfg, e.St, bkt, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ctx := context.Background()
+	md, err := e.St.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]int32{}
+	for _, tp := range md.Topics {
+		for _, p := range tp.Partitions {
+			want[p.ID] = p.LeaderEpoch
+		}
+	}
+	if err := m.Sync(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Batch builds a valid magic-2 record batch of n records, each with the
+// given key and a value of valueLen bytes, all timestamped tsMs.
+func Batch(n int, key []byte, valueLen int, tsMs int64) []byte {
+	var recs []byte
+	val := make([]byte, valueLen)
+	for i := range val {
+		val[i] = byte('a' + i%26)
+	}
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: val}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
+		FirstTimestamp: tsMs, MaxTimestamp: tsMs,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
+	}
+	raw := b.AppendTo(nil)
+	raw[8], raw[9], raw[10], raw[11] = byte((len(raw)-12)>>24), byte((len(raw)-12)>>16), byte((len(raw)-12)>>8), byte(len(raw)-12)
+	crc := crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))
+	raw[17], raw[18], raw[19], raw[20] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
+	return raw
+}
+
+// Append appends raw (a fresh slice: the partition keeps it) to the led
+// partition pid.
+func Append(t testing.TB, m *leader.Manager, pid int64, raw []byte) leader.AppendResult {
+	t.Helper()
+	p := m.Partition(pid)
+	if p == nil {
+		t.Fatalf("partition %d is not led", pid)
+	}
+	hdrs, err := batch.Validate(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Append(raw, hdrs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// Requests returns the successful object-store requests of op (put, get,
+// get_range, delete, list) made through e.Bucket.
+func (e *Env) Requests(t testing.TB, op string) float64 {
+	t.Helper()
+	mfs, err := e.Reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eddy_objstore_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label(m, "op") == op && label(m, "outcome") == "success" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// BucketBytes returns the number and total size of the objects in the
+// bucket directory.
+func (e *Env) BucketBytes(t testing.TB) (n int, size int64) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(e.Dir, "objects"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Base(p)[0] == '.' {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		n++
+		size += fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, size
+}
+
+// ReadAll reads partition pid from offset from up to hw through the led
+// partition, checking that offsets follow each other, and returns the
+// number of records and of bytes (whole batches) delivered.
+func ReadAll(t testing.TB, m *leader.Manager, pid, from int64) (records, bytes int64) {
+	t.Helper()
+	ctx := context.Background()
+	p := m.Partition(pid)
+	_, hw := p.Offsets()
+	off := from
+	for off < hw {
+		res, err := p.Read(ctx, off, 1<<20)
+		if err != nil {
+			t.Fatalf("read partition %d at %d: %v", pid, off, err)
+		}
+		if len(res.Records) == 0 {
+			t.Fatalf("read partition %d at %d (hw %d): no records", pid, off, hw)
+		}
+		next := off
+		batch.Each(res.Records, func(h batch.Header, raw []byte) bool {
+			if h.BaseOffset > next && next != from {
+				t.Fatalf("partition %d: gap: batch at %d, want %d", pid, h.BaseOffset, next)
+			}
+			records += int64(h.NumRecords)
+			bytes += int64(len(raw))
+			next = h.LastOffset() + 1
+			return true
+		})
+		off = next
+	}
+	return records, bytes
+}
