@@ -60,6 +60,8 @@ func init() {
 		44: {0, 1, h(handleIncrementalAlterConfigs)},
 		47: {0, 0, h(handleOffsetDelete)},
 		60: {0, 1, h(handleDescribeCluster)},
+		68: {0, 1, h(handleConsumerGroupHeartbeat)},
+		69: {0, 1, h(handleConsumerGroupDescribe)},
 	}
 }
 

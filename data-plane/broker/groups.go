@@ -2,10 +2,16 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -18,7 +24,12 @@ import (
 // Groups are spread over coordinator slots (hash of cluster and group id);
 // each slot is led by one broker like a partition. A broker that does not
 // own a group's slot answers NOT_COORDINATOR so the client looks it up
-// again. The protocol itself lives in data-plane/group. Transaction
+// again. Offset commits are fenced by the slot's leader epoch in Postgres
+// (store.CommitOffsets), so a commit in flight while the slot moves fails
+// with NOT_COORDINATOR instead of landing behind the new coordinator's
+// back. The protocol itself lives in data-plane/group; this file also runs
+// offset retention for the slots this broker owns and exports consumer lag
+// (eddy_group_lag, eddy_group_committed_offset). Transaction
 // coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
 
 func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
@@ -50,7 +61,35 @@ func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest)
 
 // owns reports whether this broker coordinates group.
 func (s *Server) owns(c *conn, group string) bool {
-	return s.view.Load().coordinatorOf(c.cluster, group) == s.cfg.ID
+	_, ok := s.fence(c, group)
+	return ok
+}
+
+// fence returns the slot fence of group when this broker coordinates it:
+// the slot and the leader epoch at which this broker holds it. Offset
+// commits carry it to Postgres (see store.CommitOffsets), so a commit in
+// flight when the slot moves can never land after the new coordinator
+// loaded the group.
+func (s *Server) fence(c *conn, group string) (store.SlotFence, bool) {
+	v := s.view.Load()
+	if len(v.slots) == 0 {
+		return store.SlotFence{}, false
+	}
+	sl := v.slots[slotFor(c.cluster, group, len(v.slots))]
+	if sl.LeaderID != s.cfg.ID {
+		return store.SlotFence{}, false
+	}
+	if _, live := v.byBroker[sl.LeaderID]; !live {
+		return store.SlotFence{}, false
+	}
+	return store.SlotFence{Slot: sl.Slot, BrokerID: s.cfg.ID, LeaderEpoch: sl.LeaderEpoch}, true
+}
+
+type fenceKey struct{}
+
+// fencedCtx is groupCtx carrying the slot fence for the offset store.
+func (c *conn) fencedCtx(f store.SlotFence) context.Context {
+	return context.WithValue(c.groupCtx(), fenceKey{}, f)
 }
 
 func handleJoinGroup(s *Server, c *conn, req *kmsg.JoinGroupRequest) kmsg.Response {
@@ -90,7 +129,8 @@ func handleLeaveGroup(s *Server, c *conn, req *kmsg.LeaveGroupRequest) kmsg.Resp
 }
 
 func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	fence, ok := s.fence(c, req.Group)
+	if !ok {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range req.Topics {
 			st := kmsg.NewOffsetCommitResponseTopic()
@@ -135,7 +175,7 @@ func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.
 		}
 	}
 	req.Topics = known
-	resp := s.groups.OffsetCommit(c.groupCtx(), c.cluster, req)
+	resp := s.groups.OffsetCommit(c.fencedCtx(fence), c.cluster, req)
 	resp.Topics = append(resp.Topics, unknown...)
 	return resp
 }
@@ -227,12 +267,22 @@ func handleOffsetDelete(s *Server, c *conn, req *kmsg.OffsetDeleteRequest) kmsg.
 // offsetStore adapts the data-plane store to the coordinator.
 type offsetStore struct{ st *store.Store }
 
+// CommitOffsets writes under the slot fence the commit's handler put in
+// ctx; a commit that lost its slot fails with group.ErrNotCoordinator.
 func (o offsetStore) CommitOffsets(ctx context.Context, cluster, grp string, offs []group.Offset) error {
+	fence, ok := ctx.Value(fenceKey{}).(store.SlotFence)
+	if !ok {
+		return fmt.Errorf("broker: offset commit for group %s without a slot fence: %w", grp, group.ErrNotCoordinator)
+	}
 	rows := make([]store.GroupOffset, len(offs))
 	for i, x := range offs {
 		rows[i] = store.GroupOffset{Topic: x.Topic, Partition: x.Partition, Offset: x.Offset, LeaderEpoch: x.LeaderEpoch, Metadata: x.Metadata}
 	}
-	return o.st.CommitOffsets(ctx, cluster, grp, rows)
+	err := o.st.CommitOffsets(ctx, cluster, grp, fence, rows)
+	if errors.Is(err, store.ErrFenced) {
+		return fmt.Errorf("%w: %w", group.ErrNotCoordinator, err)
+	}
+	return err
 }
 
 func (o offsetStore) FetchOffsets(ctx context.Context, cluster, grp string) ([]group.Offset, error) {
@@ -260,4 +310,97 @@ func (o offsetStore) ListGroupsWithOffsets(ctx context.Context, cluster string) 
 func (c *conn) groupCtx() context.Context {
 	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
 	return group.WithClient(c.ctx, group.Client{ID: c.clientID, Host: host})
+}
+
+func (o offsetStore) ExpireGroupOffsets(ctx context.Context, cluster, grp string, before time.Time) (int64, error) {
+	return o.st.ExpireGroupOffsets(ctx, cluster, grp, before)
+}
+
+// ownsGroup reports whether this broker coordinates group of cluster.
+func (s *Server) ownsGroup(cluster, group string) bool {
+	return s.view.Load().coordinatorOf(cluster, group) == s.cfg.ID
+}
+
+// expireOffsetsLoop applies offsets retention (Kafka's
+// offsets.retention.minutes) to the groups this broker coordinates, every
+// interval until ctx ends.
+func (s *Server) expireOffsetsLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.expireOffsets(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("offset expiry failed", "err", err)
+		}
+	}
+}
+
+func (s *Server) expireOffsets(ctx context.Context) error {
+	stale, err := s.store.StaleGroups(ctx, time.Now().Add(-s.cfg.Group.OffsetsRetention))
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if !s.ownsGroup(k.ClusterID, k.Group) {
+			continue
+		}
+		if _, err := s.groups.ExpireOffsets(ctx, k.ClusterID, k.Group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupLagCollector exports consumer lag per group and partition, for the
+// groups this broker coordinates, read from Postgres at scrape time (so
+// every committed offset counts, also of groups not loaded in memory).
+type groupLagCollector struct {
+	s            *Server
+	lag, offsets *prometheus.Desc
+}
+
+func newGroupLagCollector(s *Server) *groupLagCollector {
+	labels := []string{"cluster", "group", "topic", "partition"}
+	return &groupLagCollector{
+		s: s,
+		lag: prometheus.NewDesc("eddy_group_lag",
+			"Records between a group's committed offset and the partition's high watermark.", labels, nil),
+		offsets: prometheus.NewDesc("eddy_group_committed_offset",
+			"A group's committed offset of a partition.", labels, nil),
+	}
+}
+
+func (c *groupLagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lag
+	ch <- c.offsets
+}
+
+func (c *groupLagCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := c.s.store.GroupLags(ctx)
+	if err != nil {
+		c.s.log.Warn("collecting group lag", "err", err)
+		return
+	}
+	for _, r := range rows {
+		if !c.s.ownsGroup(r.ClusterID, r.Group) {
+			continue
+		}
+		p := strconv.Itoa(int(r.Partition))
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(r.HighWatermark-r.Committed, 0)), r.ClusterID, r.Group, r.Topic, p)
+		ch <- prometheus.MustNewConstMetric(c.offsets, prometheus.GaugeValue, float64(r.Committed), r.ClusterID, r.Group, r.Topic, p)
+	}
+}
+
+// startGroups registers the group metrics and starts the offset expiry
+// loop; wg tracks the loop, which ends with ctx.
+func (s *Server) startGroups(ctx context.Context, wg *sync.WaitGroup) {
+	interval := min(max(s.cfg.Group.OffsetsRetention/10, time.Second), 10*time.Minute)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.expireOffsetsLoop(ctx, interval) }()
 }

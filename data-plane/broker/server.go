@@ -104,6 +104,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Leader.WALDir, "wal-dir", "", "write-ahead log directory (default: <data-dir>/wal)")
 	fs.Var(walSyncFlag{&c.Leader.WALSync}, "wal-sync", "WAL fsync policy for acks=1 data: never (page cache, as Kafka), always, or an interval like 100ms")
 	fs.DurationVar(&c.Group.InitialRebalanceDelay, "group-initial-rebalance-delay", c.Group.InitialRebalanceDelay, "how long a new group waits for more members before its first rebalance")
+	fs.DurationVar(&c.Group.OffsetsRetention, "group-offsets-retention", c.Group.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
+	fs.DurationVar(&c.Group.ConsumerSessionTimeout, "group-consumer-session-timeout", c.Group.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
+	fs.DurationVar(&c.Group.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", c.Group.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
 	fs.Int64Var(&c.Leader.WALSegmentBytes, "wal-segment-bytes", 64<<20, "WAL segment size before it rolls")
 }
 
@@ -164,6 +167,9 @@ func (c *Config) Validate() error {
 	if c.MetadataInterval <= 0 {
 		c.MetadataInterval = 250 * time.Millisecond
 	}
+	if err := c.Group.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	c.Leader.BrokerID = c.ID
 	return nil
 }
@@ -220,6 +226,9 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		conns:   map[*conn]struct{}{},
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
+	if reg != nil {
+		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
+	}
 	s.auth = &sasl.Authenticator{}
 	for _, m := range cfg.SASLMechanisms {
 		switch m {
@@ -295,6 +304,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
 	go func() { defer wg.Done(); s.metadataLoop(bg) }()
+	s.startGroups(bg, &wg) // offsets retention (groups.go)
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()

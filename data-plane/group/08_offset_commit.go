@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -11,7 +12,11 @@ import (
 //
 //   - v0 carries no generation or member: it is a simple commit (generation
 //     -1). v1's per-partition timestamp and v2-4's retention time are
-//     ignored: offsets do not expire.
+//     ignored: offsets expire by Config.OffsetsRetention (ExpireOffsets).
+//   - For a KIP-848 group the generation is the member epoch: the member's
+//     current epoch is accepted, an older one only for partitions the
+//     member still owns; otherwise STALE_MEMBER_EPOCH (v9+;
+//     ILLEGAL_GENERATION before).
 //   - v6+ LeaderEpoch (else -1). v7+ InstanceID is validated.
 //   - v10+ names topics by id; the coordinator has no topic ids, so every
 //     partition fails with UNSUPPORTED_VERSION. The broker must advertise at
@@ -125,7 +130,13 @@ func (c *Coordinator) offsetCommit(ctx context.Context, cluster string, req *kms
 	}
 	defer release()
 
-	if err := c.do(ctx, func() { code = c.validateCommit(g, generation, memberID, instanceID) }); err != nil {
+	if err := c.do(ctx, func() {
+		if c.live(g) && g.cg != nil {
+			code = c.validateConsumerCommit(g, req.Version, generation, memberID, offs)
+			return
+		}
+		code = c.validateCommit(g, generation, memberID, instanceID)
+	}); err != nil {
 		code = kerr.CoordinatorNotAvailable.Code
 	}
 	if code != 0 {
@@ -136,6 +147,13 @@ func (c *Coordinator) offsetCommit(ctx context.Context, cluster string, req *kms
 		return
 	}
 	if err := c.store.CommitOffsets(ctx, g.cluster, g.group, offs); err != nil {
+		if errors.Is(err, ErrNotCoordinator) {
+			// The slot moved while the commit was in flight; the group
+			// is forgotten when the routing view catches up.
+			c.log.Info("offset commit fenced: slot moved", "cluster", g.cluster, "group", g.group, "err", err)
+			fill(kerr.NotCoordinator.Code, true)
+			return
+		}
 		c.log.Error("committing offsets", "cluster", g.cluster, "group", g.group, "err", err)
 		fill(kerr.CoordinatorNotAvailable.Code, true)
 		return

@@ -174,6 +174,17 @@ func (c *Coordinator) join(k key, a joinArgs) (joinResult, *member, chan joinRes
 		}
 		g = c.newGroup(k)
 	}
+	if g.cg != nil {
+		if len(g.cg.members) > 0 {
+			// A KIP-848 group with members (Kafka's default upgrade
+			// policy refuses classic members too).
+			return joinError(a.memberID, kerr.InconsistentGroupProtocol.Code), nil, nil
+		}
+		// An empty consumer group becomes a classic group.
+		g.generation = max(g.generation, g.cg.epoch)
+		g.cg = nil
+		g.protocolType = ""
+	}
 	var (
 		res  joinResult
 		m    *member

@@ -18,6 +18,10 @@ import (
 // v6, without error before. AuthorizedOperations (v3+) is left for the
 // broker to fill.
 //
+// A KIP-848 consumer group with members is not a classic group: as in
+// Kafka it is reported Dead with GROUP_ID_NOT_FOUND (from every version;
+// ConsumerGroupDescribe describes it).
+//
 // Deliberate deviation from Kafka: an empty group id fails with
 // INVALID_GROUP_ID.
 func (c *Coordinator) DescribeGroups(ctx context.Context, cluster string, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
@@ -77,6 +81,13 @@ func (c *Coordinator) describe(ctx context.Context, cluster, id string, version 
 
 // describeInto fills out from g, on the loop.
 func describeInto(out *kmsg.DescribeGroupsResponseGroup, g *group) {
+	if g.cg != nil && len(g.cg.members) > 0 {
+		out.State = stateDead.String()
+		out.ErrorCode = kerr.GroupIDNotFound.Code
+		msg := "Group " + g.group + " is not a classic group."
+		out.ErrorMessage = &msg
+		return
+	}
 	out.State = g.state.String()
 	out.ProtocolType = g.protocolType
 	stable := g.state == stateStable
@@ -102,5 +113,6 @@ func describeInto(out *kmsg.DescribeGroupsResponseGroup, g *group) {
 // for bookkeeping (a store load, or member ids handed out with
 // MEMBER_ID_REQUIRED).
 func (g *group) exists() bool {
-	return g.state != stateEmpty || len(g.members) > 0 || g.protocolType != "" || len(g.offsets) > 0
+	return g.state != stateEmpty || len(g.members) > 0 || g.protocolType != "" || len(g.offsets) > 0 ||
+		g.cg != nil && (len(g.cg.members) > 0 || g.cg.epoch > 0)
 }

@@ -34,9 +34,12 @@ func (c *Coordinator) ListGroups(ctx context.Context, cluster string, req *kmsg.
 			states[strings.ToLower(s)] = true
 		}
 	}
-	if req.Version >= 5 && len(req.TypesFilter) > 0 &&
-		!slices.ContainsFunc(req.TypesFilter, func(t string) bool { return strings.EqualFold(t, "classic") }) {
-		return resp
+	var types map[string]bool
+	if req.Version >= 5 && len(req.TypesFilter) > 0 {
+		types = make(map[string]bool, len(req.TypesFilter))
+		for _, t := range req.TypesFilter {
+			types[strings.ToLower(t)] = true
+		}
 	}
 
 	stored, err := c.store.ListGroupsWithOffsets(ctx, cluster)
@@ -47,7 +50,12 @@ func (c *Coordinator) ListGroups(ctx context.Context, cluster string, req *kmsg.
 	listed := make(map[string]kmsg.ListGroupsResponseGroup)
 	if err := c.do(ctx, func() {
 		for id, g := range c.clusters[cluster] {
-			if g.exists() {
+			switch {
+			case g.cg != nil && g.exists():
+				lg := listEntry(id, "consumer", stateEmpty)
+				lg.GroupState, lg.GroupType = g.cg.state(), "consumer"
+				listed[id] = lg
+			case g.exists():
 				listed[id] = listEntry(id, g.protocolType, g.state)
 			}
 		}
@@ -61,7 +69,7 @@ func (c *Coordinator) ListGroups(ctx context.Context, cluster string, req *kmsg.
 		}
 	}
 	for _, lg := range listed {
-		if states == nil || states[strings.ToLower(lg.GroupState)] {
+		if (states == nil || states[strings.ToLower(lg.GroupState)]) && (types == nil || types[lg.GroupType]) {
 			resp.Groups = append(resp.Groups, lg)
 		}
 	}

@@ -55,6 +55,8 @@ func (c *Coordinator) deleteGroup(ctx context.Context, cluster, id string) int16
 		switch {
 		case !c.live(g):
 			code = staleCode(g)
+		case g.cg != nil && len(g.cg.members) > 0:
+			code = kerr.NonEmptyGroup.Code
 		case g.state == stateEmpty && g.exists():
 			g.state = stateDead
 			proceed = true

@@ -67,9 +67,19 @@ func (c *Coordinator) offsetDelete(ctx context.Context, cluster string, req *kms
 			return
 		}
 		subscribed, known := g.subscribedTopics()
+		active := g.state != stateEmpty
+		if g.cg != nil && len(g.cg.members) > 0 {
+			// A KIP-848 group: its members' subscriptions are known.
+			active, known, subscribed = true, true, map[string]bool{}
+			for _, m := range g.cg.members {
+				for _, name := range m.subscribed {
+					subscribed[name] = true
+				}
+			}
+		}
 		eligible = make(map[string][]int32)
 		for i, t := range req.Topics {
-			if g.state != stateEmpty && (!known || subscribed[t.Topic]) {
+			if active && (!known || subscribed[t.Topic]) {
 				for j := range t.Partitions {
 					codes[i][j] = kerr.GroupSubscribedToTopic.Code
 				}

@@ -1,10 +1,13 @@
-// Package group is the coordinator for Kafka's classic consumer-group
-// protocol: JoinGroup, SyncGroup, Heartbeat and LeaveGroup drive group
-// membership and rebalances; OffsetCommit, OffsetFetch and OffsetDelete manage
-// committed offsets; ListGroups, DescribeGroups and DeleteGroups administer
-// groups. Semantics follow Apache Kafka's GroupCoordinator; each API file
-// (08_offset_commit.go, 11_join_group.go, ...) opens with the versions it
-// supports and any deliberate deviation.
+// Package group is the group coordinator. Kafka's classic protocol:
+// JoinGroup, SyncGroup, Heartbeat and LeaveGroup drive group membership and
+// rebalances (eager and cooperative, static membership); KIP-848 consumer
+// groups: ConsumerGroupHeartbeat with server-side assignors (uniform,
+// range) and ConsumerGroupDescribe; OffsetCommit, OffsetFetch and
+// OffsetDelete manage committed offsets, with retention for groups without
+// members (ExpireOffsets); ListGroups, DescribeGroups and DeleteGroups
+// administer groups. Semantics follow Apache Kafka's GroupCoordinator; each
+// API file (08_offset_commit.go, 11_join_group.go, ...) opens with the
+// versions it supports and any deliberate deviation.
 //
 // # Contract
 //
@@ -32,10 +35,17 @@
 // response's encoding. Responses also share memory with coordinator state;
 // the broker must not modify them.
 //
-// Not provided: offset expiry (Kafka's offsets.retention.minutes) and the
-// eviction of idle Empty groups, which stay in memory until DeleteGroups or
-// Forget; group.max.size; transactional offset commits (TxnOffsetCommit);
-// KIP-848 consumer groups.
+// Committed offsets are fenced by the broker, not here: the OffsetStore the
+// broker provides writes only while its coordinator slot's leader epoch is
+// unchanged, and answers ErrNotCoordinator otherwise, so a commit in flight
+// when Forget runs can never land after the group moved.
+//
+// Not provided: the eviction of idle Empty groups, which stay in memory
+// until DeleteGroups or Forget (their offsets do expire, see
+// ExpireOffsets); group.max.size; transactional offset commits
+// (TxnOffsetCommit); regular-expression subscriptions and classic-member
+// interop of KIP-848 groups; a classic-protocol view of KIP-848 groups in
+// DescribeGroups.
 //
 // # Concurrency
 //
@@ -101,6 +111,19 @@ type Config struct {
 	// offset; longer commits fail for that partition with
 	// OFFSET_METADATA_TOO_LARGE. Kafka: offset.metadata.max.bytes (4096).
 	MaxOffsetMetadataBytes int
+
+	// ConsumerSessionTimeout is how long a KIP-848 member may go without a
+	// heartbeat before it is removed; ConsumerHeartbeatInterval is the
+	// interval members are told to heartbeat at. Kafka:
+	// group.consumer.session.timeout.ms (45s) and
+	// group.consumer.heartbeat.interval.ms (5s).
+	ConsumerSessionTimeout    time.Duration
+	ConsumerHeartbeatInterval time.Duration
+
+	// OffsetsRetention is how long the committed offsets of a group
+	// without members are kept after its last commit. Kafka:
+	// offsets.retention.minutes (7 days).
+	OffsetsRetention time.Duration
 }
 
 // DefaultConfig returns the default configuration. RegisterFlags uses the
@@ -112,6 +135,10 @@ func DefaultConfig() Config {
 		InitialRebalanceDelay:  3 * time.Second,
 		MaxMetadataBytes:       1 << 20,
 		MaxOffsetMetadataBytes: 4096,
+
+		ConsumerSessionTimeout:    45 * time.Second,
+		ConsumerHeartbeatInterval: 5 * time.Second,
+		OffsetsRetention:          7 * 24 * time.Hour,
 	}
 }
 
@@ -124,6 +151,9 @@ func (cfg *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&cfg.InitialRebalanceDelay, "group.initial-rebalance-delay", d.InitialRebalanceDelay, "How long the first rebalance of an empty group waits for more members (0 disables).")
 	fs.IntVar(&cfg.MaxMetadataBytes, "group.max-metadata-bytes", d.MaxMetadataBytes, "Largest protocol metadata one member may send in JoinGroup.")
 	fs.IntVar(&cfg.MaxOffsetMetadataBytes, "group.max-offset-metadata-bytes", d.MaxOffsetMetadataBytes, "Largest metadata string of one committed offset.")
+	fs.DurationVar(&cfg.ConsumerSessionTimeout, "group.consumer-session-timeout", d.ConsumerSessionTimeout, "Session timeout of KIP-848 consumer group members.")
+	fs.DurationVar(&cfg.ConsumerHeartbeatInterval, "group.consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "Heartbeat interval of KIP-848 consumer group members.")
+	fs.DurationVar(&cfg.OffsetsRetention, "group.offsets-retention", d.OffsetsRetention, "How long offsets of a group without members are kept after its last commit.")
 }
 
 // Validate reports whether the configuration is usable.
@@ -140,6 +170,12 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.MaxMetadataBytes <= 0 {
 		errs = append(errs, errors.New("group: MaxMetadataBytes must be positive"))
+	}
+	if cfg.ConsumerSessionTimeout <= 0 || cfg.ConsumerHeartbeatInterval <= 0 || cfg.ConsumerHeartbeatInterval >= cfg.ConsumerSessionTimeout {
+		errs = append(errs, fmt.Errorf("group: ConsumerHeartbeatInterval %v must be positive and below ConsumerSessionTimeout %v", cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout))
+	}
+	if cfg.OffsetsRetention <= 0 {
+		errs = append(errs, errors.New("group: OffsetsRetention must be positive"))
 	}
 	if cfg.MaxOffsetMetadataBytes < 0 {
 		errs = append(errs, errors.New("group: MaxOffsetMetadataBytes is negative"))

@@ -142,6 +142,17 @@ func (s *memStore) ListGroupsWithOffsets(ctx context.Context, cluster string) ([
 	return out, err
 }
 
+// ExpireGroupOffsets keeps no commit times: everything counts as stale.
+func (s *memStore) ExpireGroupOffsets(ctx context.Context, cluster, group string, before time.Time) (int64, error) {
+	k := [2]string{cluster, group}
+	var n int64
+	err := s.call(ctx, "expire", k, func() {
+		n = int64(len(s.offs[k]))
+		delete(s.offs, k)
+	})
+	return n, err
+}
+
 // stored returns the stored offset of a partition.
 func (s *memStore) stored(cluster, group, topic string, partition int32) (Offset, bool) {
 	s.mu.Lock()

@@ -2,7 +2,9 @@ package group
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -15,6 +17,11 @@ type Offset struct {
 	LeaderEpoch int32 // -1 when unknown
 	Metadata    string
 }
+
+// ErrNotCoordinator is returned (wrapped) by an OffsetStore whose write was
+// refused because this broker no longer coordinates the group; the request
+// fails with NOT_COORDINATOR so the client finds the new coordinator.
+var ErrNotCoordinator = errors.New("group: not the group's coordinator")
 
 // OffsetStore persists committed offsets; the broker implements it over
 // Postgres. Implementations must be safe for concurrent use. The coordinator
@@ -35,6 +42,10 @@ type OffsetStore interface {
 	// ListGroupsWithOffsets returns the ids of the cluster's groups that have
 	// committed offsets.
 	ListGroupsWithOffsets(ctx context.Context, cluster string) ([]string, error)
+	// ExpireGroupOffsets deletes every offset of the group, in one atomic
+	// write, unless one was committed at or after before; it returns how
+	// many it deleted.
+	ExpireGroupOffsets(ctx context.Context, cluster, group string, before time.Time) (int64, error)
 }
 
 // Offsets are cached per group, topic → partition → offset. The cache is

@@ -88,6 +88,10 @@ type group struct {
 	ioRefs int
 
 	unloaded bool // dropped by Forget or Close
+
+	// cg is set while the group is a KIP-848 consumer group; the classic
+	// fields then stay Empty (see 68_consumer_group_heartbeat.go).
+	cg *consumerGroup
 }
 
 type protocol struct {
@@ -194,6 +198,12 @@ func (c *Coordinator) unload(g *group, code int16) {
 func (c *Coordinator) discard(g *group) {
 	for _, m := range g.members {
 		c.disarm(m.expiry)
+	}
+	if g.cg != nil {
+		for _, m := range g.cg.members {
+			c.disarm(m.expiry)
+			c.disarm(m.revoke)
+		}
 	}
 	for _, t := range g.pending {
 		c.disarm(t)

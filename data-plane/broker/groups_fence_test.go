@@ -1,0 +1,102 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestGroupCommitFencedBySlot: an offset commit carries the coordinator
+// slot's leader epoch. A commit under an old epoch fails with ErrFenced,
+// and a commit in flight while the slot moves either lands before the move
+// or fails: it never lands after it.
+func TestGroupCommitFencedBySlot(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.EnsureCluster(ctx, "vc1", "vc1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot = 7`); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(epoch int32, offset int64) error {
+		return st.CommitOffsets(ctx, "vc1", "g", store.SlotFence{Slot: 7, BrokerID: 1, LeaderEpoch: epoch},
+			[]store.GroupOffset{{Topic: "t", Partition: 0, Offset: offset, LeaderEpoch: -1, Metadata: "m"}})
+	}
+	stored := func() int64 {
+		offs, err := st.FetchOffsets(ctx, "vc1", "g")
+		if err != nil || len(offs) != 1 {
+			t.Fatalf("fetch: %v %v", offs, err)
+		}
+		if offs[0].Metadata != "m" {
+			t.Fatalf("metadata %q lost", offs[0].Metadata)
+		}
+		return offs[0].Offset
+	}
+	if err := commit(5, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(4, 11); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("commit under an old epoch: %v, want ErrFenced", err)
+	}
+	if err := commit(5, 12); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got != 12 {
+		t.Fatalf("stored offset %d, want 12", got)
+	}
+
+	// The slot moves while a commit is in flight: the commit waits for the
+	// move and then fails.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE coordinator_slots SET leader_epoch = 6 WHERE slot = 7`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- commit(5, 13) }()
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
+	waiting := func() bool {
+		var n int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%coordinator_slots%'`).Scan(&n)
+		return err == nil && n > 0
+	}
+	if !stack.WaitFor(ctx, waiting) {
+		t.Fatal("the commit never waited for the slot move")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("commit in flight across a slot move: %v, want ErrFenced", err)
+	}
+	if got := stored(); got != 12 {
+		t.Fatalf("stored offset %d after a fenced commit, want 12", got)
+	}
+}
