@@ -3,13 +3,13 @@ package broker_test
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -56,13 +56,7 @@ func header(key, version int16) []byte {
 
 // validBatch returns a one-record magic-2 batch.
 func validBatch(value []byte) []byte {
-	r := kmsg.Record{Value: value}
-	r.Length = int32(len(r.AppendTo(nil)) - 1)
-	b := kmsg.RecordBatch{Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: r.AppendTo(nil)}
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return batchtest.Build(batchtest.Spec{N: 1, Value: value, ProducerID: -1})
 }
 
 func produceRaw(t *testing.T, cl *kgo.Client, topic string, records []byte) int16 {

@@ -3,7 +3,6 @@ package leader_test
 import (
 	"context"
 	"errors"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"testing"
@@ -14,9 +13,9 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/fsbucket"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -27,25 +26,7 @@ func recordBatch(n int, producerID int64, seq int32) []byte {
 }
 
 func recordBatchOf(n int, producerID int64, seq int32, value []byte) []byte {
-	var recs []byte
-	for i := range n {
-		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i), Key: []byte("k"), Value: value}
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		recs = r.AppendTo(recs)
-	}
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
-		FirstTimestamp: 1000, MaxTimestamp: 1000 + int64(n-1),
-		ProducerID: producerID, ProducerEpoch: 0, FirstSequence: seq, NumRecords: int32(n), Records: recs,
-	}
-	if producerID < 0 {
-		b.ProducerEpoch, b.FirstSequence = -1, -1
-	}
-	raw := b.AppendTo(nil)
-	raw[8], raw[9], raw[10], raw[11] = byte((len(raw)-12)>>24), byte((len(raw)-12)>>16), byte((len(raw)-12)>>8), byte(len(raw)-12)
-	crc := crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))
-	raw[17], raw[18], raw[19], raw[20] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
-	return raw
+	return batchtest.Build(batchtest.Spec{N: n, Key: []byte("k"), Value: value, Timestamp: 1000, ProducerID: producerID, Sequence: seq})
 }
 
 type env struct {

@@ -7,7 +7,6 @@ package tieredtest
 
 import (
 	"context"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,12 +20,12 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/fsbucket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Topic to create.
@@ -136,26 +135,11 @@ func (e *Env) Manager(t testing.TB, cfg leader.Config, bkt bucket.Bucket) *leade
 // Batch builds a valid magic-2 record batch of n records, each with the
 // given key and a value of valueLen bytes, all timestamped tsMs.
 func Batch(n int, key []byte, valueLen int, tsMs int64) []byte {
-	var recs []byte
 	val := make([]byte, valueLen)
 	for i := range val {
 		val[i] = byte('a' + i%26)
 	}
-	for i := range n {
-		r := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: val}
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		recs = r.AppendTo(recs)
-	}
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
-		FirstTimestamp: tsMs, MaxTimestamp: tsMs,
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
-	}
-	raw := b.AppendTo(nil)
-	raw[8], raw[9], raw[10], raw[11] = byte((len(raw)-12)>>24), byte((len(raw)-12)>>16), byte((len(raw)-12)>>8), byte(len(raw)-12)
-	crc := crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))
-	raw[17], raw[18], raw[19], raw[20] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
-	return raw
+	return batchtest.Build(batchtest.Spec{N: n, Key: key, Value: val, Timestamp: tsMs, ProducerID: -1})
 }
 
 // Append appends raw (a fresh slice: the partition keeps it) to the led
