@@ -182,24 +182,21 @@ func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.
 
 func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Response {
 	if req.Version >= 8 {
+		// Multi-group form: answer each group on its own, NOT_COORDINATOR
+		// for those whose slot is elsewhere.
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		for _, g := range req.Groups {
 			if !s.owns(c, g.Group) {
-				resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-				for _, g := range req.Groups {
-					rg := kmsg.NewOffsetFetchResponseGroup()
-					rg.Group, rg.ErrorCode = g.Group, kerr.NotCoordinator.Code
-					if s.owns(c, g.Group) {
-						// Answer the ones we own one by one.
-						one := *req
-						one.Groups = []kmsg.OffsetFetchRequestGroup{g}
-						rg = s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups[0]
-					}
-					resp.Groups = append(resp.Groups, rg)
-				}
-				return resp
+				rg := kmsg.NewOffsetFetchResponseGroup()
+				rg.Group, rg.ErrorCode = g.Group, kerr.NotCoordinator.Code
+				resp.Groups = append(resp.Groups, rg)
+				continue
 			}
+			one := *req
+			one.Groups = []kmsg.OffsetFetchRequestGroup{g}
+			resp.Groups = append(resp.Groups, s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups...)
 		}
-		return s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+		return resp
 	}
 	if !s.owns(c, req.Group) {
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)

@@ -68,7 +68,7 @@ func (c *conn) authenticate(msg []byte) error {
 	defer cancel()
 	p, err := s.auth.Authenticate(ctx, c.mechanism, msg)
 	if err == nil {
-		err = s.checkCluster(p)
+		err = s.checkCluster(ctx, p)
 	}
 	if err != nil {
 		s.loginFailed(host)
@@ -91,8 +91,15 @@ func (c *conn) authenticate(msg []byte) error {
 // checkCluster: the cluster a credential acts in must exist and belong to
 // the credential's organisation (an organisation-wide key names it freely,
 // so this is where another tenant's cluster is refused).
-func (s *Server) checkCluster(p sasl.Principal) error {
+func (s *Server) checkCluster(ctx context.Context, p sasl.Principal) error {
 	cl, ok := s.view.Load().clusters[p.Cluster]
+	if !ok {
+		// Perhaps created since the last read (clusters are made over
+		// REST): look once more.
+		if err := s.refreshNow(ctx); err == nil {
+			cl, ok = s.view.Load().clusters[p.Cluster]
+		}
+	}
 	if !ok || cl.Org != p.Org {
 		return errors.Join(sasl.ErrAuthentication, errors.New("the cluster named does not exist in the credential's organisation"))
 	}

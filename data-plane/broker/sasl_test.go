@@ -57,6 +57,23 @@ func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
 	return tenant{org: org.ID, cluster: cl.ID, sa: sa.ID, keyID: key.ID, secret: secret}
 }
 
+// tenants makes a test database with one tenant per name and returns its
+// URL and the tenants.
+func tenants(t *testing.T, names ...string) (string, []tenant) {
+	t.Helper()
+	url := pgtest.URL(t)
+	cp, err := cpstore.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	var out []tenant
+	for _, n := range names {
+		out = append(out, newTenant(t, cp, n))
+	}
+	return url, out
+}
+
 // testIssuer stands in for the control plane's token issuer: a JWKS
 // endpoint and a signing key.
 type testIssuer struct {
@@ -99,14 +116,9 @@ func (is *testIssuer) token(t *testing.T, tn tenant, ttl time.Duration) string {
 // SASL_AUTHENTICATION_FAILED; unauthenticated requests are refused; two
 // tenants each have a topic "orders" and see only their own.
 func TestSASL(t *testing.T) {
-	url := pgtest.URL(t)
+	url, ts := tenants(t, "tenant-a", "tenant-b")
+	a, b := ts[0], ts[1]
 	ctx := context.Background()
-	cp, err := cpstore.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	a, b := newTenant(t, cp, "tenant-a"), newTenant(t, cp, "tenant-b")
 	is := newTestIssuer(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},
@@ -221,14 +233,9 @@ func consumeAs(t *testing.T, s *stack.Stack, auth kgo.Opt, want int) []*kgo.Reco
 // TestSASLOverTLS: the same logins over TLS (SASL_SSL), with franz-go and
 // kcat trusting a development CA.
 func TestSASLOverTLS(t *testing.T) {
-	url := pgtest.URL(t)
+	url, ts := tenants(t, "tls-tenant")
+	a := ts[0]
 	ctx := context.Background()
-	cp, err := cpstore.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	a := newTenant(t, cp, "tls-tenant")
 	files, err := devca.Ensure(t.TempDir(), "127.0.0.1", "localhost")
 	if err != nil {
 		t.Fatal(err)
@@ -276,14 +283,9 @@ func TestSASLOverTLS(t *testing.T) {
 // token. A client that fetches fresh tokens re-authenticates and carries
 // on; one stuck with the old token is cut off once it expires.
 func TestSessionLifetime(t *testing.T) {
-	url := pgtest.URL(t)
+	url, ts := tenants(t, "kip368")
+	a := ts[0]
 	ctx := context.Background()
-	cp, err := cpstore.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	a := newTenant(t, cp, "kip368")
 	is := newTestIssuer(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},

@@ -197,9 +197,11 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 
-	session atomic.Int64 // current session epoch
-	view    atomic.Pointer[view]
-	refresh chan chan error // on-demand metadata refreshes
+	session   atomic.Int64 // current session epoch
+	view      atomic.Pointer[view]
+	refresh   chan refreshReq // on-demand metadata refreshes (view.go)
+	changedMu sync.Mutex
+	changed   chan struct{} // closed when a new view is published
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -222,7 +224,8 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s := &Server{
 		cfg: cfg, store: st, lead: lead, log: log,
 		met:     newMetrics(reg),
-		refresh: make(chan chan error),
+		refresh: make(chan refreshReq),
+		changed: make(chan struct{}),
 		conns:   map[*conn]struct{}{},
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
@@ -309,6 +312,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
 
+	// Serve with a routing view: until the first one is read, every
+	// topic, cluster and leader would look missing.
+	if err := s.refreshNow(ctx); err != nil {
+		s.log.Warn("first metadata read failed; serving while the loop retries", "err", err)
+	}
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -20,12 +19,11 @@ type view struct {
 	topics   map[string]map[string]*store.Topic // cluster → name → topic
 	byID     map[[16]byte]*store.Topic
 	slots    []store.Slot
-	at       time.Time // when it was read
+	at       time.Time // when the snapshot it was built from began
 }
 
 func newView(md *store.Metadata) *view {
 	v := &view{
-		at:       time.Now(),
 		brokers:  md.Brokers,
 		byBroker: make(map[int32]store.Broker, len(md.Brokers)),
 		clusters: md.Clusters,
@@ -109,17 +107,23 @@ func (s *Server) metadataLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.MetadataInterval)
 	defer t.Stop()
 	for {
-		var reply chan error
+		var req refreshReq
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-poke:
-		case reply = <-s.refresh:
+		case req = <-s.refresh:
+			// Requests that queued up while a reload ran are answered
+			// by it: its snapshot began after they were made.
+			if s.view.Load().at.After(req.asked) {
+				req.reply <- nil
+				continue
+			}
 		}
 		err := s.reload(ctx)
-		if reply != nil {
-			reply <- err
+		if req.reply != nil {
+			req.reply <- err
 		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("metadata refresh failed", "err", err)
@@ -173,12 +177,14 @@ func (s *Server) topic(c *conn, name string) (*view, *store.Topic) {
 
 // reload reads a fresh snapshot, publishes it and reconciles leadership.
 func (s *Server) reload(ctx context.Context) error {
+	start := time.Now()
 	md, err := s.store.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	v := newView(md)
-	old := s.view.Swap(v)
+	v.at = start
+	old := s.publish(v)
 
 	want := map[int64]int32{}
 	for _, t := range md.Topics {
@@ -208,62 +214,82 @@ func (s *Server) reload(ctx context.Context) error {
 	return nil
 }
 
-// refreshNow asks the metadata loop for an immediate reload and waits.
+// refreshReq asks the metadata loop for a view read after asked.
+type refreshReq struct {
+	asked time.Time
+	reply chan error
+}
+
+// refreshNow waits for a view whose snapshot began after this call: the
+// metadata loop reloads, or answers at once if a reload already did.
 func (s *Server) refreshNow(ctx context.Context) error {
-	reply := make(chan error, 1)
+	req := refreshReq{asked: time.Now(), reply: make(chan error, 1)}
 	select {
-	case s.refresh <- reply:
+	case s.refresh <- req:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case err := <-reply:
+	case err := <-req.reply:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// awaitLeaders refreshes the view until every partition of the named
-// topics has a live leader or ctx ends. New topics are placed by the
-// control plane within moments; waiting here spares clients a round of
-// LEADER_NOT_AVAILABLE retries.
+// publish installs a new view, wakes everyone waiting for one and returns
+// the previous view.
+func (s *Server) publish(v *view) *view {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	old := s.view.Swap(v)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return old
+}
+
+// current returns the view and a channel closed when a newer one is
+// published.
+func (s *Server) current() (*view, <-chan struct{}) {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.view.Load(), s.changed
+}
+
+// awaitLeaders waits until every partition of the named topics has a live
+// leader or ctx ends. New topics are placed by the control plane within
+// moments, and its NOTIFY makes the metadata loop publish a new view;
+// waiting here spares clients a round of LEADER_NOT_AVAILABLE retries.
 func (s *Server) awaitLeaders(ctx context.Context, cluster string, names []string) *view {
+	if err := s.refreshNow(ctx); err != nil { // make the new topics visible
+		return s.view.Load()
+	}
 	for {
-		if err := s.refreshNow(ctx); err != nil {
-			return s.view.Load()
-		}
-		v := s.view.Load()
-		ready := true
-		for _, n := range names {
-			t := v.topic(cluster, n)
-			if t == nil {
-				continue
-			}
-			for i := range t.Partitions {
-				if v.leaderOf(&t.Partitions[i]) < 0 {
-					ready = false
-				}
-			}
-		}
-		if ready {
+		v, changed := s.current()
+		if allLed(v, cluster, names) {
 			return v
 		}
 		select {
 		case <-ctx.Done():
 			return v
-		case <-time.After(20 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }
 
-// createTopic creates a topic for auto-creation and CreateTopics.
-func (s *Server) createTopic(ctx context.Context, cluster, name string, partitions int32, configs map[string]string) error {
-	_, err := s.store.CreateTopic(ctx, cluster, name, partitions, configs)
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return err
+func allLed(v *view, cluster string, names []string) bool {
+	for _, n := range names {
+		t := v.topic(cluster, n)
+		if t == nil {
+			continue
+		}
+		for i := range t.Partitions {
+			if v.leaderOf(&t.Partitions[i]) < 0 {
+				return false
+			}
+		}
 	}
-	return err
+	return true
 }
 
 // ledPartition returns the partition if this broker leads it at the

@@ -16,6 +16,7 @@ import (
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/fsbucket"
+	"github.com/eddy-streams/eddy/tiered/tieredtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -40,43 +41,21 @@ type env struct {
 func setup(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	url := pgtest.URL(t)
-	st, err := store.Open(ctx, url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	cp, err := cpstore.Open(ctx, url)
+	te := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 1})
+	cp, err := cpstore.Open(ctx, te.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cp.Close)
-	if err := st.EnsureCluster(ctx, "vc-t", "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Register(ctx, 1, "127.0.0.1", 1, "", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateTopic(ctx, "vc-t", "t", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
-		t.Fatal(err)
-	}
-	md, err := st.Snapshot(ctx)
+	pid := te.Parts["t"][0]
+	st, err := te.St.LoadPartition(ctx, pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := md.Topics[0].Partitions[0]
-	if p.LeaderID != 1 || p.LeaderEpoch != 1 {
-		t.Fatalf("partition placed on %d epoch %d, want broker 1 epoch 1", p.LeaderID, p.LeaderEpoch)
+	if st.LeaderID != 1 || st.LeaderEpoch != 1 {
+		t.Fatalf("partition placed on %d epoch %d, want broker 1 epoch 1", st.LeaderID, st.LeaderEpoch)
 	}
-	dir := t.TempDir()
-	objs, err := fsbucket.Open(dir + "/objects")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{st: st, cp: cp, pid: p.ID, dir: dir, objs: objs}
+	return &env{st: te.St, cp: cp, pid: pid, dir: te.Dir, objs: te.FS}
 }
 
 func (e *env) manager(t testing.TB, id int32) *leader.Manager {
