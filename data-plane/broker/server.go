@@ -314,9 +314,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	// Serve with a routing view: until the first one is read, every
 	// topic, cluster and leader would look missing.
-	if err := s.refreshNow(ctx); err != nil {
+	first, cancelFirst := context.WithTimeout(ctx, 10*time.Second)
+	if err := s.refreshNow(first); err != nil {
 		s.log.Warn("first metadata read failed; serving while the loop retries", "err", err)
 	}
+	cancelFirst()
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 

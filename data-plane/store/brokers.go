@@ -13,9 +13,12 @@ import (
 // restarts quickly can replay its WAL and commit under its old leader epoch.
 func (s *Store) Register(ctx context.Context, id int32, host string, port int32, rack string, ttl time.Duration) (int64, error) {
 	var epoch int64
+	// The NOTIFY (sent on commit) makes the other brokers list this one
+	// in their Metadata responses at once.
 	err := s.pool.QueryRow(ctx, `
+		WITH n AS (SELECT pg_notify('eddy_metadata', ''))
 		INSERT INTO brokers (id, host, port, rack, session_epoch, heartbeat_at, expires_at, draining)
-		VALUES ($1, $2, $3, NULLIF($4, ''), 1, now(), now() + $5::interval, false)
+		SELECT $1::int, $2::text, $3::int, NULLIF($4::text, ''), 1, now(), now() + $5::interval, false FROM n
 		ON CONFLICT (id) DO UPDATE SET
 			host = EXCLUDED.host, port = EXCLUDED.port, rack = EXCLUDED.rack,
 			session_epoch = brokers.session_epoch + 1,

@@ -133,13 +133,19 @@ func (s *Stack) waitRegistered(n int) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	seen, lastErr := 0, error(nil)
 	for {
 		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-		if err == nil && len(resp.Brokers) >= n {
-			return
+		if err == nil {
+			if len(resp.Brokers) >= n {
+				return
+			}
+			seen = len(resp.Brokers)
+		} else {
+			lastErr = err
 		}
 		if ctx.Err() != nil {
-			s.t.Fatalf("only %d of %d brokers registered after 30s", len(resp.Brokers), n)
+			s.t.Fatalf("only %d of %d brokers registered after 30s (last error: %v)", seen, n, lastErr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
