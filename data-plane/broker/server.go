@@ -197,11 +197,9 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 
-	session   atomic.Int64 // current session epoch
-	view      atomic.Pointer[view]
-	refresh   chan refreshReq // on-demand metadata refreshes (view.go)
-	changedMu sync.Mutex
-	changed   chan struct{} // closed when a new view is published
+	session atomic.Int64 // current session epoch
+	view    atomic.Pointer[view]
+	refresh chan refreshReq // on-demand metadata refreshes (view.go)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -225,7 +223,6 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		cfg: cfg, store: st, lead: lead, log: log,
 		met:     newMetrics(reg),
 		refresh: make(chan refreshReq),
-		changed: make(chan struct{}),
 		conns:   map[*conn]struct{}{},
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
@@ -312,13 +309,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
 
-	// Serve with a routing view: until the first one is read, every
-	// topic, cluster and leader would look missing.
-	first, cancelFirst := context.WithTimeout(ctx, 10*time.Second)
-	if err := s.refreshNow(first); err != nil {
-		s.log.Warn("first metadata read failed; serving while the loop retries", "err", err)
-	}
-	cancelFirst()
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 

@@ -184,7 +184,7 @@ func (s *Server) reload(ctx context.Context) error {
 	}
 	v := newView(md)
 	v.at = start
-	old := s.publish(v)
+	old := s.view.Swap(v)
 
 	want := map[int64]int32{}
 	for _, t := range md.Topics {
@@ -237,42 +237,23 @@ func (s *Server) refreshNow(ctx context.Context) error {
 	}
 }
 
-// publish installs a new view, wakes everyone waiting for one and returns
-// the previous view.
-func (s *Server) publish(v *view) *view {
-	s.changedMu.Lock()
-	defer s.changedMu.Unlock()
-	old := s.view.Swap(v)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return old
-}
-
-// current returns the view and a channel closed when a newer one is
-// published.
-func (s *Server) current() (*view, <-chan struct{}) {
-	s.changedMu.Lock()
-	defer s.changedMu.Unlock()
-	return s.view.Load(), s.changed
-}
-
-// awaitLeaders waits until every partition of the named topics has a live
-// leader or ctx ends. New topics are placed by the control plane within
-// moments, and its NOTIFY makes the metadata loop publish a new view;
-// waiting here spares clients a round of LEADER_NOT_AVAILABLE retries.
+// awaitLeaders re-reads the view until every partition of the named
+// topics has a live leader or ctx ends. New topics are placed by the
+// control plane within moments; waiting here spares clients a round of
+// LEADER_NOT_AVAILABLE retries.
 func (s *Server) awaitLeaders(ctx context.Context, cluster string, names []string) *view {
-	if err := s.refreshNow(ctx); err != nil { // make the new topics visible
-		return s.view.Load()
-	}
 	for {
-		v, changed := s.current()
+		if err := s.refreshNow(ctx); err != nil {
+			return s.view.Load()
+		}
+		v := s.view.Load()
 		if allLed(v, cluster, names) {
 			return v
 		}
 		select {
 		case <-ctx.Done():
 			return v
-		case <-changed:
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
