@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,15 @@ type Options struct {
 	// ClientOpts are added to the client the stack uses to see that every
 	// broker registered (credentials, when anonymous access is off).
 	ClientOpts []kgo.Opt
+	// API serves the control plane's REST API on a free port (APIURL),
+	// with OperatorToken as the operator bootstrap token.
+	API bool
+	// ControlPlaneArgs are extra flags for the control plane.
+	ControlPlaneArgs []string
 }
+
+// OperatorToken is the control plane's --admin-token when Options.API is set.
+const OperatorToken = "stack-operator-token-0123456789abcdef"
 
 // Stack is a running deployment.
 type Stack struct {
@@ -76,6 +85,7 @@ type Stack struct {
 	dir     string
 	opts    Options
 	cp      *proc
+	apiURL  string
 	mu      sync.Mutex
 	brokers map[int]*Broker
 }
@@ -105,8 +115,14 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s := &Stack{t: t, bin: Binary(t), dir: t.TempDir(), opts: opts, brokers: map[int]*Broker{}}
 	t.Cleanup(s.shutdown)
-	s.cp = s.spawn("control-plane", "control-plane",
-		"--database-url", opts.DatabaseURL, "--placement-interval", "200ms")
+	cpArgs := []string{"control-plane", "--database-url", opts.DatabaseURL, "--placement-interval", "200ms"}
+	if opts.API {
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		s.apiURL = "http://" + addr
+		cpArgs = append(cpArgs, "--api-listen", addr, "--admin-token", OperatorToken)
+	}
+	cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
+	s.cp = s.spawn("control-plane", cpArgs...)
 	for id := 1; id <= opts.Brokers; id++ {
 		b := &Broker{ID: id, Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), DataDir: filepath.Join(s.dir, fmt.Sprintf("broker-%d", id))}
 		if opts.Metrics {
@@ -119,7 +135,36 @@ func Start(t testing.TB, opts Options) *Stack {
 		s.waitListening(b)
 	}
 	s.waitRegistered(opts.Brokers)
+	if opts.API {
+		s.waitAPI()
+	}
 	return s
+}
+
+// APIURL is the REST API's base URL (Options.API), e.g. http://127.0.0.1:4000.
+func (s *Stack) APIURL() string { return s.apiURL }
+
+func (s *Stack) waitAPI() {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.apiURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-s.cp.done:
+			s.t.Fatalf("control plane exited during start-up: %v\n%s", s.cp.err, tail(s.cp.log))
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("REST API not ready after a minute (last error: %v)\n%s", err, tail(s.cp.log))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitRegistered waits until Metadata lists n brokers: a broker listens
