@@ -112,14 +112,17 @@ func (e *accEnv) tenant(t *testing.T, name string) *tenant {
 }
 
 // config prefixes HCL with the provider block of the tenant.
-func (tn *tenant) config(hcl string) string {
+func (tn *tenant) config(hcl string) string { return tn.configAt(tn.e.s.APIURL(), hcl) }
+
+// configAt is config with the provider talking to endpoint.
+func (tn *tenant) configAt(endpoint, hcl string) string {
 	return fmt.Sprintf(`
 provider "eddy" {
   endpoint   = %q
   api_key    = %q
   api_secret = %q
 }
-%s`, tn.e.s.APIURL(), tn.keyID, tn.secret, hcl)
+%s`, endpoint, tn.keyID, tn.secret, hcl)
 }
 
 func ctxT(t *testing.T) context.Context {

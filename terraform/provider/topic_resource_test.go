@@ -67,7 +67,7 @@ resource "eddy_topic" "t" {
   partitions = 0
   configs    = { "retention.msx" = "1", "cleanup.policy" = "shred" }
 }`),
-				PlanOnly: true,
+				PlanOnly:    true,
 				ExpectError: regexp.MustCompile(`(?s)Invalid topic name.*` + `|` + `(?s)unknown topic config "retention.msx"`),
 			},
 			{
