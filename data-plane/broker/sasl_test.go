@@ -38,7 +38,7 @@ type tenant struct {
 	org, cluster, sa, keyID, secret string
 }
 
-func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
+func newTenant(t testing.TB, cp *cpstore.Store, name string) tenant {
 	t.Helper()
 	ctx := context.Background()
 	org, sa, _, err := cp.CreateOrg(ctx, name, []byte("unused-admin-hash"), nil)
@@ -59,7 +59,7 @@ func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
 
 // tenants makes a test database with one tenant per name and returns its
 // URL and the tenants.
-func tenants(t *testing.T, names ...string) (string, []tenant) {
+func tenants(t testing.TB, names ...string) (string, []tenant) {
 	t.Helper()
 	url := pgtest.URL(t)
 	cp, err := cpstore.Open(context.Background(), url)

@@ -84,7 +84,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "Kafka listener address")
 	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
 	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
-	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "vc-dev", "virtual cluster of unauthenticated connections (development)")
+	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "", "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
 	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
 	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", "", "issuer (iss) of accepted tokens: the control plane's base URL")
 	fs.StringVar(&c.OAuthAudience, "oauth-audience", "eddy", "audience (aud) accepted tokens must name")

@@ -233,7 +233,10 @@ func (s *Stack) Broker(id int) *Broker {
 func (s *Stack) startBroker(b *Broker) {
 	args := []string{"broker", "--id", strconv.Itoa(b.ID), "--listen", b.Addr,
 		"--database-url", s.opts.DatabaseURL, "--data-dir", b.DataDir,
-		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects")}
+		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects"),
+		// Tests talk to vc-dev without credentials unless BrokerArgs turn
+		// it off with --anonymous-cluster=.
+		"--anonymous-cluster=vc-dev"}
 	if b.Metrics != "" {
 		args = append(args, "--metrics-listen", b.Metrics)
 	}
