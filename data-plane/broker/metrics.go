@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -54,16 +52,6 @@ func (m *metrics) observe(key int16, start time.Time, err error) {
 	m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 }
 
-// produced and fetched count record bytes for the heartbeat's load report.
+// produced and fetched count record bytes.
 func (m *metrics) produced(n int) { m.in.Add(int64(n)) }
 func (m *metrics) fetched(n int)  { m.out.Add(int64(n)) }
-
-// loadReport is the JSON the heartbeat carries: cumulative record bytes in
-// and out (the control plane derives rates).
-func (m *metrics) loadReport() []byte {
-	b, _ := json.Marshal(map[string]string{
-		"bytes_in":  strconv.FormatInt(m.in.Load(), 10),
-		"bytes_out": strconv.FormatInt(m.out.Load(), 10),
-	})
-	return b
-}
