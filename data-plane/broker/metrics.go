@@ -14,6 +14,7 @@ type metrics struct {
 	authFailures      prometheus.Counter
 	requests          *prometheus.CounterVec
 	latency           *prometheus.HistogramVec
+	handOffs          *prometheus.CounterVec
 
 	// for the load report in heartbeats
 	in, out atomic.Int64
@@ -35,9 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "eddy_broker_request_seconds", Help: "Kafka request latency by API.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"api"}),
+		handOffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_partition_handoffs_total", Help: "Graceful partition moves away from this broker, by outcome."},
+			[]string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.requests, m.latency)
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.requests, m.latency, m.handOffs)
 	}
 	return m
 }

@@ -206,6 +206,8 @@ type Server struct {
 	meter  *meter  // per-cluster load (load.go)
 	quotas *quotas // per-cluster quota shares (quota.go)
 
+	handOffs handOffs // graceful partition moves under way (handoff.go)
+
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
 	refresh chan refreshReq // on-demand metadata refreshes (view.go)
