@@ -55,7 +55,7 @@ type Partition struct {
 
 	mu        sync.Mutex
 	lost      bool
-	releasing bool // a graceful hand-off is under way: no more appends (handoff.go)
+	releasing bool  // a graceful hand-off is under way: no more appends (handoff.go)
 	next      int64 // next offset to assign
 	hw        int64 // committed high watermark
 	logStart  int64
