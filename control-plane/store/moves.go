@@ -153,3 +153,15 @@ func (s *Store) SetDraining(ctx context.Context, id int32, on bool) error {
 	}
 	return nil
 }
+
+// ReleaseSlots releases coordinator slots for placement to assign again
+// (their groups' members rejoin at the new coordinator).
+func (s *Store) ReleaseSlots(ctx context.Context, slots []int32) error {
+	_, err := s.pool.Exec(ctx, `
+		WITH u AS (UPDATE coordinator_slots SET leader_id = NULL WHERE slot = ANY($1::int[]) RETURNING 1)
+		SELECT pg_notify('eddy_placement', ''), pg_notify('eddy_metadata', '') FROM u LIMIT 1`, slots)
+	if err != nil {
+		return fmt.Errorf("store: release slots: %w", err)
+	}
+	return nil
+}

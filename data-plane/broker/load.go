@@ -3,6 +3,7 @@ package broker
 import (
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,11 +31,14 @@ type meter struct {
 	mu      sync.RWMutex
 	tenants map[string]*tenant
 
-	repMu    sync.Mutex // one report at a time
-	lastAt   time.Time
-	lastCPU  time.Duration
-	lastSeen map[string]counts
-	lastAll  counts
+	parts sync.Map // partition id → *atomic.Int64: record bytes produced
+
+	repMu     sync.Mutex // one report at a time
+	lastParts map[int64]int64
+	lastAt    time.Time
+	lastCPU   time.Duration
+	lastSeen  map[string]counts
+	lastAll   counts
 }
 
 type counts struct{ in, out, reqs int64 }
@@ -79,6 +83,15 @@ type connLoad struct {
 	admitted   bool // passed the connection quota once
 }
 
+// produced counts n record bytes produced to partition id.
+func (m *meter) produced(id int64, n int) {
+	c, ok := m.parts.Load(id)
+	if !ok {
+		c, _ = m.parts.LoadOrStore(id, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(int64(n))
+}
+
 // countRequest is called by the connection's reader for every request
 // frame of n bytes (size prefix included).
 func (c *conn) countRequest(n int) {
@@ -117,7 +130,8 @@ func (c *conn) endLoad() {
 
 // report computes rates since the previous report. partitions and slots
 // are what the broker leads now.
-func (m *meter) report(partitions, slots int) brokerload.Report {
+func (m *meter) report(led map[int64]bool, slots int) brokerload.Report {
+	partitions := len(led)
 	m.repMu.Lock()
 	defer m.repMu.Unlock()
 	now, cpu := time.Now(), cpuTime()
@@ -150,6 +164,21 @@ func (m *meter) report(partitions, slots int) brokerload.Report {
 		}
 		r.Connections += rates.Connections
 	}
+	r.PartitionBytesIn = map[string]float64{}
+	parts := map[int64]int64{}
+	m.parts.Range(func(k, v any) bool {
+		id, n := k.(int64), v.(*atomic.Int64).Load()
+		if led != nil && !led[id] {
+			m.parts.Delete(id) // moved away: forget it
+			return true
+		}
+		parts[id] = n
+		if d := n - m.lastParts[id]; d > 0 {
+			r.PartitionBytesIn[strconv.FormatInt(id, 10)] = float64(d) / secs
+		}
+		return true
+	})
+	m.lastParts = parts
 	r.BytesIn = float64(all.in-m.lastAll.in) / secs
 	r.BytesOut = float64(all.out-m.lastAll.out) / secs
 	r.Requests = float64(all.reqs-m.lastAll.reqs) / secs
@@ -186,7 +215,11 @@ func (s *Server) loadReport() []byte {
 			}
 		}
 	}
-	r := s.meter.report(len(s.lead.Led()), slots)
+	led := map[int64]bool{}
+	for _, id := range s.lead.Led() {
+		led[id] = true
+	}
+	r := s.meter.report(led, slots)
 	s.quotas.observeLocal(r) // quota.go: this broker's own share of traffic
 	return r.Marshal()
 }

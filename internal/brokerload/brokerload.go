@@ -54,6 +54,9 @@ type Report struct {
 	Slots      int `json:"slots"`
 	// Clusters breaks Rates down by virtual cluster.
 	Clusters map[string]Rates `json:"clusters,omitempty"`
+	// PartitionBytesIn is the record bytes produced per second to each
+	// partition led here (by partition id, decimal), for the rebalancer.
+	PartitionBytesIn map[string]float64 `json:"partition_bytes_in,omitempty"`
 }
 
 // CPUFraction is CPUUsed/CPUCores (0 when unknown).
