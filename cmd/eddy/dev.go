@@ -134,7 +134,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 			"--metrics-listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100+i)),
 			// Anonymous connections act in vc-dev; SASL logins (API keys,
 			// tokens from the REST API's token endpoint) in their own cluster.
-			"--sasl-mechanisms", "PLAIN,OAUTHBEARER", "--oauth-issuer", apiURL,
+			"--sasl-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer", apiURL,
 		)
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.Env = append(os.Environ(), cfg.brokerEnv...)

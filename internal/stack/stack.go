@@ -63,7 +63,7 @@ func Binary(t testing.TB) string {
 type Options struct {
 	DatabaseURL string   // required: a migrated test database (pgtest.URL)
 	Brokers     int      // default 3
-	BrokerArgs  []string // extra flags for every broker
+	BrokerArgs  []string // extra flags for every broker; "{api}" becomes APIURL()
 	Metrics     bool     // serve each broker's /metrics on a free port (MetricsURLs)
 	// ClientOpts are added to the client the stack uses to see that every
 	// broker registered (credentials, when anonymous access is off).
@@ -237,7 +237,9 @@ func (s *Stack) startBroker(b *Broker) {
 	if b.Metrics != "" {
 		args = append(args, "--metrics-listen", b.Metrics)
 	}
-	args = append(args, s.opts.BrokerArgs...)
+	for _, a := range s.opts.BrokerArgs {
+		args = append(args, strings.ReplaceAll(a, "{api}", s.apiURL))
+	}
 	b.proc = s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
 }
 
