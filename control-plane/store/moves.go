@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Graceful partition moves (migrations/0007_autoscale.sql): the control
+// Graceful partition moves (migrations/0006_autoscale.sql): the control
 // plane sets moving_to; the leader flushes and hands the partition over
 // itself (data-plane/store.HandOff). Moves the leader does not complete in
 // time are forced by ExpireMoves.
