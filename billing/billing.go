@@ -491,3 +491,6 @@ func Estimate(monthToDate Nanos, p Period, now time.Time) Nanos {
 	r := new(big.Rat).Mul(big.NewRat(int64(monthToDate), 1), big.NewRat(int64(p.End.Sub(p.Start)), int64(elapsed)))
 	return Nanos(roundQuo(r))
 }
+
+// Rat returns n in currency units, exactly.
+func (n Nanos) Rat() *big.Rat { return big.NewRat(int64(n), 1e9) }

@@ -43,6 +43,28 @@ CREATE TABLE storage_samples (
     PRIMARY KEY (cluster_id, window_start)
 );
 
+-- Which organisation a cluster bills to, kept after the cluster is
+-- deleted so its last usage is still invoiced. Filled by a trigger.
+CREATE TABLE billed_clusters (
+    cluster_id text PRIMARY KEY,
+    org_id     text NOT NULL,
+    name       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX billed_clusters_org_idx ON billed_clusters (org_id);
+INSERT INTO billed_clusters (cluster_id, org_id, name)
+    SELECT id, org_id, name FROM virtual_clusters WHERE org_id IS NOT NULL;
+CREATE FUNCTION billed_clusters_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.org_id IS NOT NULL THEN
+        INSERT INTO billed_clusters (cluster_id, org_id, name) VALUES (NEW.id, NEW.org_id, NEW.name)
+        ON CONFLICT (cluster_id) DO UPDATE SET name = EXCLUDED.name;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER virtual_clusters_billed AFTER INSERT OR UPDATE OF org_id, name ON virtual_clusters
+    FOR EACH ROW EXECUTE FUNCTION billed_clusters_track();
+
 -- Every measured quantity as (cluster, window start, metric, base units).
 CREATE VIEW usage_windows AS
     SELECT cluster_id, window_start, 'ingress'::text AS metric, bytes_in::numeric AS quantity FROM usage_reports
@@ -235,4 +257,7 @@ DROP TABLE billing_adjustments, cost_lines, invoice_lines, invoices;
 ALTER TABLE organizations DROP COLUMN billing_time_zone, DROP COLUMN billing_plan_id;
 DROP TABLE billing_included, billing_prices, billing_plans;
 DROP VIEW usage_windows;
+DROP TRIGGER virtual_clusters_billed ON virtual_clusters;
+DROP FUNCTION billed_clusters_track();
+DROP TABLE billed_clusters;
 DROP TABLE storage_samples, usage_reports;

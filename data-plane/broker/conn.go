@@ -42,6 +42,8 @@ type conn struct {
 	expires       time.Time // session end (KIP-368); zero: none
 	closeAfter    bool      // close once the current response is written
 
+	met connMeter // usage metering (metering.go)
+
 	// deferred, set by a handler, is work its response must wait for
 	// (acks=all commits); it runs off the reader goroutine (see serve).
 	deferred func()
@@ -108,6 +110,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
+		c.meterIn(int64(size) + 4)
 		var (
 			out   []byte
 			later func() []byte
@@ -118,6 +121,7 @@ func (c *conn) serve() {
 		} else {
 			out, later, err = c.handle(buf)
 		}
+		c.meterAttach()
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
 			return
@@ -166,6 +170,7 @@ func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 			continue
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
+		c.meterOut(int64(len(out)))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
@@ -75,6 +76,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Leader          leader.Config
 	Group           group.Config
+	// Metering counts usage per virtual cluster for billing.
+	Metering meter.Config
 }
 
 // RegisterFlags registers the broker's flags with their defaults.
@@ -107,6 +110,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Group.OffsetsRetention, "group-offsets-retention", c.Group.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
 	fs.DurationVar(&c.Group.ConsumerSessionTimeout, "group-consumer-session-timeout", c.Group.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
 	fs.DurationVar(&c.Group.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", c.Group.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
+	c.Metering.RegisterFlags(fs)
 	fs.Int64Var(&c.Leader.WALSegmentBytes, "wal-segment-bytes", 64<<20, "WAL segment size before it rolls")
 }
 
@@ -171,6 +175,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: %w", err)
 	}
 	c.Leader.BrokerID = c.ID
+	c.Metering.BrokerID = c.ID
+	if err := c.Metering.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	return nil
 }
 
@@ -196,6 +204,7 @@ type Server struct {
 	groups *group.Coordinator
 	log    *slog.Logger
 	met    *metrics
+	meter  *meter.Meter
 
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
@@ -224,6 +233,10 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		met:     newMetrics(reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
+	}
+	if s.meter, err = meter.Open(cfg.Metering, reportUsage(st), log, reg); err != nil {
+		lead.Close()
+		return nil, err
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
 	if reg != nil {
@@ -309,6 +322,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
 
+	// The meter outlives the connections: it stops after they drained,
+	// reporting their last window.
+	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
+	meterDone := make(chan struct{})
+	go func() { defer close(meterDone); s.meter.Run(meterCtx, s.cfg.ShutdownTimeout/3) }()
+
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 
@@ -330,12 +349,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-acceptDone
 	}
 	s.drainConns(deadline)
+	stopMeter()
 	stopFlush()
 	if err := <-flushDone; err != nil {
 		s.log.Warn("final flush incomplete", "err", err)
 	}
 	stopBG()
 	wg.Wait()
+	<-meterDone
 	s.groups.Close()
 	clean := s.lead.FlushAll(deadline) == nil
 	if err := s.store.Deregister(deadline, s.cfg.ID, s.session.Load()); err != nil && !errors.Is(err, store.ErrSessionLost) {

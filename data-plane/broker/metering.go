@@ -1,0 +1,77 @@
+package broker
+
+// Metering for billing: every request and response frame is counted as
+// on the wire (size prefix included) for the connection's virtual cluster,
+// through billing/meter. Frames a connection exchanges before it
+// authenticates (ApiVersions, SASL) are held on the connection and
+// charged to the cluster it authenticates into; a connection that never
+// authenticates is charged to nobody.
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/eddy-streams/eddy/billing/meter"
+	"github.com/eddy-streams/eddy/data-plane/store"
+)
+
+// connMeter is a connection's link to its cluster's counter. The reader
+// goroutine counts requests and attaches; the writer goroutine counts
+// responses.
+type connMeter struct {
+	counter atomic.Pointer[meter.Counter]
+	cluster string // the cluster attached to (reader goroutine only)
+	// Counts from before authentication. Whoever sees both a counter and
+	// a non-zero count here moves it, with Swap, so nothing is counted
+	// twice or stranded.
+	preIn, preOut, preReq atomic.Int64
+}
+
+// meterIn counts a request frame of n bytes.
+func (c *conn) meterIn(n int64) {
+	if ctr := c.met.counter.Load(); ctr != nil {
+		ctr.Add(n, 0)
+		ctr.Request(1)
+		return
+	}
+	c.met.preIn.Add(n)
+	c.met.preReq.Add(1)
+}
+
+// meterOut counts a response frame of n bytes.
+func (c *conn) meterOut(n int64) {
+	if ctr := c.met.counter.Load(); ctr != nil {
+		ctr.Add(0, n)
+		return
+	}
+	c.met.preOut.Add(n)
+	if ctr := c.met.counter.Load(); ctr != nil { // attached meanwhile
+		ctr.Add(0, c.met.preOut.Swap(0))
+	}
+}
+
+// meterAttach links the connection to its cluster's counter once the
+// cluster is known (at once for anonymous connections, else after SASL).
+func (c *conn) meterAttach() {
+	if c.s.meter == nil || c.cluster == "" || c.cluster == c.met.cluster {
+		return
+	}
+	c.met.cluster = c.cluster
+	ctr := c.s.meter.Cluster(c.cluster)
+	c.met.counter.Store(ctr)
+	ctr.Connection()
+	ctr.Add(c.met.preIn.Swap(0), c.met.preOut.Swap(0))
+	ctr.Request(c.met.preReq.Swap(0))
+}
+
+// reportUsage stores the meter's reports (idempotently) in Postgres.
+func reportUsage(st *store.Store) meter.ReportFunc {
+	return func(ctx context.Context, rs []meter.Report) error {
+		out := make([]store.UsageReport, len(rs))
+		for i, r := range rs {
+			out[i] = store.UsageReport{BrokerID: r.BrokerID, BootID: r.BootID, WindowStart: r.Start, WindowEnd: r.End,
+				Cluster: r.Cluster, BytesIn: r.BytesIn, BytesOut: r.BytesOut, Requests: r.Requests, Connections: r.Connections}
+		}
+		return st.InsertUsage(ctx, out)
+	}
+}
