@@ -35,14 +35,14 @@ func isCheckViolation(err error) bool {
 func (s *Store) SampleStorage(ctx context.Context, start time.Time, seconds int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO storage_samples (cluster_id, window_start, window_seconds, bytes, partitions)
-		SELECT vc.id, $1, $2,
+		SELECT vc.id, $1::timestamptz, $2::int,
 			COALESCE((SELECT sum(sg.length) FROM topics t
 				JOIN partitions p ON p.topic_id = t.id
 				JOIN segments sg ON sg.partition_id = p.id
 				WHERE t.cluster_id = vc.id), 0),
 			(SELECT count(*) FROM topics t JOIN partitions p ON p.topic_id = t.id WHERE t.cluster_id = vc.id)
 		FROM virtual_clusters vc
-		WHERE vc.org_id IS NOT NULL AND vc.created_at < $1::timestamptz + make_interval(secs => $2)
+		WHERE vc.org_id IS NOT NULL AND vc.created_at < $1::timestamptz + $2::int * interval '1 second'
 		ON CONFLICT (cluster_id, window_start) DO NOTHING`, start, seconds)
 	if err != nil {
 		return 0, fmt.Errorf("store: sample storage: %w", err)
