@@ -165,7 +165,8 @@ type spoolFile struct {
 	Current *window  `json:"current,omitempty"`
 }
 
-const spoolName = "usage-spool.json"
+// SpoolFile is the spool's file name in Config.Dir.
+const SpoolFile = "usage-spool.json"
 
 // Meter counts and reports one broker's usage.
 type Meter struct {
@@ -280,7 +281,7 @@ func (m *Meter) lag() float64 {
 	return max(time.Since(oldest).Seconds(), 0)
 }
 
-func (m *Meter) spoolPath() string { return filepath.Join(m.cfg.Dir, spoolName) }
+func (m *Meter) spoolPath() string { return filepath.Join(m.cfg.Dir, SpoolFile) }
 
 // writeSpool persists pending and cur; mu must be held (or the meter not
 // yet shared).

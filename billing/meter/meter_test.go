@@ -102,7 +102,7 @@ func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
 	c.Add(1000, 0)
 	want.BytesIn += 1000
 	m.sync(time.Now()) // the last sync before the kill
-	crashed, err := os.ReadFile(filepath.Join(dir, spoolName))
+	crashed, err := os.ReadFile(filepath.Join(dir, SpoolFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
 	}
 	// Replay the crash-time spool twice: nothing changes.
 	for range 2 {
-		if err := os.WriteFile(filepath.Join(dir, spoolName), crashed, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, SpoolFile), crashed, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		m2 := open(t, dir, tb)
@@ -161,9 +161,9 @@ func TestKillLosesAtMostTheUnsyncedCounts(t *testing.T) {
 
 func TestCorruptSpoolIsMovedAside(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, spoolName), []byte("{not json"), 0o644)
+	os.WriteFile(filepath.Join(dir, SpoolFile), []byte("{not json"), 0o644)
 	open(t, dir, &table{})
-	matches, _ := filepath.Glob(filepath.Join(dir, spoolName+".corrupt-*"))
+	matches, _ := filepath.Glob(filepath.Join(dir, SpoolFile+".corrupt-*"))
 	if len(matches) != 1 {
 		t.Fatalf("corrupt spool not kept aside: %v", matches)
 	}

@@ -121,7 +121,7 @@ func (c *conn) serve() {
 		} else {
 			out, later, err = c.handle(buf)
 		}
-		c.meterAttach()
+		c.meterAttach(buf)
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
 			return

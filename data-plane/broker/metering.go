@@ -9,6 +9,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"sync/atomic"
 
 	"github.com/eddy-streams/eddy/billing/meter"
@@ -51,9 +52,15 @@ func (c *conn) meterOut(n int64) {
 }
 
 // meterAttach links the connection to its cluster's counter once the
-// cluster is known (at once for anonymous connections, else after SASL).
-func (c *conn) meterAttach() {
+// cluster is settled: after SASL, or — for a connection that may still
+// authenticate into another cluster than the anonymous one — at its
+// first request that is not ApiVersions or SASL. frame is the request
+// just handled (its first two bytes are the API key).
+func (c *conn) meterAttach(frame []byte) {
 	if c.s.meter == nil || c.cluster == "" || c.cluster == c.met.cluster {
+		return
+	}
+	if c.principal == nil && len(frame) >= 2 && saslKeys[int16(binary.BigEndian.Uint16(frame))] {
 		return
 	}
 	c.met.cluster = c.cluster
