@@ -83,7 +83,7 @@ func TestFinalizeAfterGrace(t *testing.T) {
 	}
 	org := e.org
 	org.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // as if it existed then
-	marchEnd := time.Date(2026, 3, 31, 15, 0, 0, 0, time.UTC)  // April 1st 00:00 in Tokyo
+	marchEnd := time.Date(2026, 3, 31, 15, 0, 0, 0, time.UTC)   // April 1st 00:00 in Tokyo
 	for _, tc := range []struct {
 		now    time.Time
 		status string
