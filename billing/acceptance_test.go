@@ -181,6 +181,25 @@ func TestMeteredBytesMatchClients(t *testing.T) {
 		t.Fatalf("metered %d in / %d out, clients sent %d / received %d: more than 0.1%% apart", in, out, sent, received)
 	}
 
+	// Storage (from the object index) and partition- and cluster-hours
+	// (from metadata) are sampled by the control plane.
+	var sampled map[string]int64
+	if !stack.WaitFor(wctx, func() bool {
+		u, err := tn.admin.GetUsage(ctx, client.UsageQuery{ClusterID: tn.cluster, Granularity: "month"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sampled = map[string]int64{}
+		for _, it := range u.Items {
+			n, _ := strconv.ParseInt(it.Quantity, 10, 64)
+			sampled[it.Metric] += n
+		}
+		// 3000 KiB-records stored; 3 partitions; one cluster.
+		return sampled["storage"] >= 3000*1024 && sampled["partitions"] >= 3 && sampled["clusters"] >= 1
+	}) {
+		t.Errorf("sampled usage = %v", sampled)
+	}
+
 	// Operators see the meter's health.
 	for _, u := range s.MetricsURLs() {
 		resp, err := http.Get(u)
