@@ -42,7 +42,7 @@ func newEnv(t *testing.T, tz string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(dp.Close)
-	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"))
+	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

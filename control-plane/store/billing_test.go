@@ -59,7 +59,7 @@ func newBillingEnv(t *testing.T, tz string) *billingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"))
+	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestMonthBoundaryInTimeZone(t *testing.T) {
 		t.Fatalf("daily usage = %+v", rows)
 	}
 	// Another organisation sees none of it.
-	o2, _, _, _ := e.st.CreateOrg(e.ctx, "other", []byte("h"))
+	o2, _, _, _ := e.st.CreateOrg(e.ctx, "other", []byte("h"), nil)
 	rows, err = e.st.Usage(e.ctx, o2.ID, store.UsageFilter{ClusterID: e.cl, Granularity: "month", TimeZone: "UTC",
 		From: ts("2026-01-01T00:00:00Z"), To: ts("2027-01-01T00:00:00Z")})
 	if err != nil || len(rows) != 0 {

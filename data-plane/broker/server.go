@@ -26,7 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eddy-streams/eddy/billing/meter"
+	billmeter "github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
@@ -70,6 +70,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MetadataInterval is how often the routing view is re-read.
 	MetadataInterval time.Duration
+	// QuotaInterval is how often the broker recomputes its share of every
+	// cluster's quotas from the pool's load reports (quota.go).
+	QuotaInterval time.Duration
 	// MaxRequestBytes caps one request frame (Kafka's socket.request.max.bytes).
 	MaxRequestBytes int
 	// ShutdownTimeout bounds the drain on shutdown.
@@ -77,7 +80,7 @@ type Config struct {
 	Leader          leader.Config
 	Group           group.Config
 	// Metering counts usage per virtual cluster for billing.
-	Metering meter.Config
+	Metering billmeter.Config
 }
 
 // RegisterFlags registers the broker's flags with their defaults.
@@ -87,8 +90,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "Kafka listener address")
 	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
 	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
-	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "vc-dev", "virtual cluster of unauthenticated connections (development)")
-	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN (API keys), OAUTHBEARER (control-plane JWTs)")
+	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "", "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
+	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
 	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", "", "issuer (iss) of accepted tokens: the control plane's base URL")
 	fs.StringVar(&c.OAuthAudience, "oauth-audience", "eddy", "audience (aud) accepted tokens must name")
 	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
@@ -99,6 +102,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 6*time.Second, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", time.Second, "heartbeat period")
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", 250*time.Millisecond, "routing view refresh period")
+	fs.DurationVar(&c.QuotaInterval, "quota-interval", 2*time.Second, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 100<<20, "largest request frame accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest a clean shutdown drains")
 	fs.DurationVar(&c.Leader.FlushInterval, "flush-interval", 25*time.Millisecond, "longest a produced batch waits for the object-store flush")
@@ -138,7 +142,7 @@ func (c *Config) Validate() error {
 	}
 	for _, m := range c.SASLMechanisms {
 		switch m {
-		case sasl.Plain:
+		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
 		case sasl.OAuthBearer:
 			if c.OAuthIssuer == "" {
 				return errors.New("broker: OAUTHBEARER needs --oauth-issuer")
@@ -147,7 +151,7 @@ func (c *Config) Validate() error {
 				c.JWKSURL = strings.TrimSuffix(c.OAuthIssuer, "/") + "/.well-known/jwks.json"
 			}
 		default:
-			return fmt.Errorf("broker: --sasl-mechanisms: %q is not offered (PLAIN, OAUTHBEARER)", m)
+			return fmt.Errorf("broker: --sasl-mechanisms: %q is not offered (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)", m)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -170,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetadataInterval <= 0 {
 		c.MetadataInterval = 250 * time.Millisecond
+	}
+	if c.QuotaInterval <= 0 {
+		c.QuotaInterval = 2 * time.Second
 	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -204,7 +211,11 @@ type Server struct {
 	groups *group.Coordinator
 	log    *slog.Logger
 	met    *metrics
-	meter  *meter.Meter
+	meter  *meter           // per-cluster load (load.go)
+	quotas *quotas          // per-cluster quota shares (quota.go)
+	usage  *billmeter.Meter // usage metering for billing (metering.go)
+
+	handOffs handOffs // graceful partition moves under way (handoff.go)
 
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
@@ -231,10 +242,12 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s := &Server{
 		cfg: cfg, store: st, lead: lead, log: log,
 		met:     newMetrics(reg),
+		meter:   newMeter(),
+		quotas:  newQuotas(reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
 	}
-	if s.meter, err = meter.Open(cfg.Metering, reportUsage(st), log, reg); err != nil {
+	if s.usage, err = billmeter.Open(cfg.Metering, reportUsage(st), log, reg); err != nil {
 		lead.Close()
 		return nil, err
 	}
@@ -242,11 +255,13 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
-	s.auth = &sasl.Authenticator{}
+	s.auth = &sasl.Authenticator{Offer: cfg.SASLMechanisms}
 	for _, m := range cfg.SASLMechanisms {
 		switch m {
-		case sasl.Plain:
-			s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
+			if s.auth.Keys == nil {
+				s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+			}
 		case sasl.OAuthBearer:
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
 		}
@@ -314,19 +329,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Background work, each owned here and waited for below.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
 	go func() { defer wg.Done(); s.metadataLoop(bg) }()
+	go func() { defer wg.Done(); s.quotaLoop(bg) }()
 	s.startGroups(bg, &wg) // offsets retention (groups.go)
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
 
-	// The meter outlives the connections: it stops after they drained,
+	// The usage meter outlives the connections: it stops after they drained,
 	// reporting their last window.
 	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
 	meterDone := make(chan struct{})
-	go func() { defer close(meterDone); s.meter.Run(meterCtx, s.cfg.ShutdownTimeout/3) }()
+	go func() { defer close(meterDone); s.usage.Run(meterCtx, s.cfg.ShutdownTimeout/3) }()
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
@@ -451,7 +467,7 @@ func (s *Server) heartbeatLoop(ctx context.Context, host string, port int32) {
 			return
 		case <-t.C:
 		}
-		err := s.store.Heartbeat(ctx, s.cfg.ID, s.session.Load(), s.cfg.SessionTTL, s.met.loadReport())
+		err := s.store.Heartbeat(ctx, s.cfg.ID, s.session.Load(), s.cfg.SessionTTL, s.loadReport())
 		if errors.Is(err, store.ErrSessionLost) {
 			// The session lapsed (a long pause) or another process took
 			// this id. Partitions placed on the old session may be gone;
