@@ -280,7 +280,8 @@ func TestRandomBodies(t *testing.T) {
 	sa := must[client.ServiceAccount](t)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	rb := must[client.RoleBinding](t)(a.admin.CreateRoleBinding(ctx, cl.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: "admin"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
-		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID}
+		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID,
+		"invoice_id": "inv-x", "alert_id": "ba-x"}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	n := 40
 	if testing.Short() {

@@ -11,6 +11,7 @@ import (
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/migrations"
@@ -22,6 +23,7 @@ type controlPlaneConfig struct {
 	metrics     string
 	migrate     bool
 	placement   placement.Config
+	ledger      ledger.Config
 	// api is the REST API; it is off while api.Listen is empty.
 	api api.Config
 }
@@ -37,13 +39,14 @@ func (c *controlPlaneConfig) register(cmd *cobra.Command) {
 	// The API is off unless --api-listen is given: several control planes
 	// (and test stacks) may share a machine, and only one can have a fixed port.
 	c.api.RegisterFlags(cmd.Flags())
+	c.ledger.RegisterFlags(cmd.Flags())
 }
 
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlPlaneConfig
 	cmd := &cobra.Command{
 		Use:   "control-plane",
-		Short: "Run the control plane (placement, broker liveness, cluster provisioning, REST API)",
+		Short: "Run the control plane (placement, broker liveness, cluster provisioning, billing, REST API)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runControlPlane(cmd.Context(), cfg, slog.Default())
 		},
@@ -86,7 +89,12 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loop := placement.New(cfg.placement, st, log, reg)
-	wg.Add(2)
+	books, err := ledger.New(cfg.ledger, st, log, reg)
+	if err != nil {
+		return err
+	}
+	wg.Add(3)
+	go func() { defer wg.Done(); books.Run(ctx) }()
 	go func() { defer wg.Done(); loop.Run(ctx) }()
 	go func() { defer wg.Done(); cluster.NewProvisioner(st, time.Second, log).Run(ctx) }()
 
