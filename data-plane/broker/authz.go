@@ -223,20 +223,28 @@ func (c *conn) mayAny(rt acl.ResourceType, op acl.Operation) bool {
 	return err == nil && e.g.AllowedAny(c.host, rt, op)
 }
 
-// denied audits a refusal. Logging is limited to one line per second per
-// connection (a client retrying a forbidden request would flood the log);
-// the metric counts every one.
+// denialLogBurst is how many denials a connection logs per second: a
+// client retrying a forbidden request in a loop would flood the log. The
+// metric counts every one, and the next line logged says how many went
+// unlogged.
+const denialLogBurst = 10
+
+// denied audits a refusal.
 func (c *conn) denied(rt acl.ResourceType, name string, op acl.Operation) {
 	c.s.met.authzDenials.WithLabelValues(string(rt), string(op)).Inc()
-	c.denials++
-	if time.Since(c.lastDenialLog) < time.Second {
+	if now := time.Now(); now.Sub(c.denialWindow) >= time.Second {
+		c.denialWindow, c.denialsLogged = now, 0
+	}
+	if c.denialsLogged >= denialLogBurst {
+		c.denialsUnlogged++
 		return
 	}
-	c.lastDenialLog = time.Now()
+	c.denialsLogged++
 	args := []any{"remote", c.host, "cluster", c.cluster, "principal", c.principalName(),
 		"api", kmsg.NameForKey(c.reqKey), "resource_type", string(rt), "resource", name, "operation", string(op)}
-	if c.denials > 1 {
-		args = append(args, "denials_on_connection", c.denials)
+	if c.denialsUnlogged > 0 {
+		args = append(args, "unlogged_before", c.denialsUnlogged)
+		c.denialsUnlogged = 0
 	}
 	c.s.log.Info("authorization denied", args...)
 }

@@ -36,8 +36,9 @@ type conn struct {
 	reqKey   int16  // API key of the request being handled (audit logs)
 
 	// Authorization audit state (authz.go).
-	denials       int
-	lastDenialLog time.Time
+	denialWindow    time.Time
+	denialsLogged   int
+	denialsUnlogged int
 
 	// SASL state (sasl.go). Handlers run one at a time per connection, so
 	// these need no lock.
