@@ -264,7 +264,7 @@ func TestAuthorization(t *testing.T) {
 	if rs, err := adm.CreateACLs(ctx, denyWriter); err != nil || rs[0].Err != nil {
 		t.Fatalf("kadm CreateACLs: %v %v", err, rs)
 	}
-	denyAdmin := kadm.NewACLs().Deny("User:"+a.sa).Topics("secret.").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpAll)
+	denyAdmin := kadm.NewACLs().Deny("User:" + a.sa).Topics("secret.").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpAll)
 	if rs, err := adm.CreateACLs(ctx, denyAdmin); err != nil || rs[0].Err != nil {
 		t.Fatalf("kadm CreateACLs: %v %v", err, rs)
 	}
