@@ -68,14 +68,20 @@ type rawConn struct {
 	corr int32
 }
 
-func dialPlain(t *testing.T, addr string, a account) *rawConn {
+func dialRaw(t *testing.T, addr string) *rawConn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	rc := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// dialPlain opens a connection logged in with a's key (SASL/PLAIN).
+func dialPlain(t *testing.T, addr string, a account) *rawConn {
+	t.Helper()
+	rc := dialRaw(t, addr)
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.Version, hs.Mechanism = 1, "PLAIN"
 	if resp := rc.do(hs).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != 0 {
