@@ -65,6 +65,7 @@ type grantsEntry struct {
 	g     acl.Grants
 	err   error
 	at    time.Time
+	stale atomic.Bool // set when invalidated: connections holding it load afresh
 
 	memo  sync.Map // decisionKey → bool
 	memoN atomic.Int32
@@ -126,11 +127,21 @@ func (a *authorizer) grants(ctx context.Context, cluster, sa string) (*grantsEnt
 func (a *authorizer) invalidate(cluster string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cluster == "*" {
-		a.entries = map[string]map[string]*grantsEntry{}
-		return
+	for cl, byCluster := range a.entries {
+		if cluster != "*" && cl != cluster {
+			continue
+		}
+		for _, e := range byCluster {
+			e.stale.Store(true)
+		}
+		delete(a.entries, cl)
 	}
-	delete(a.entries, cluster)
+}
+
+// usable reports whether a connection may keep deciding with e without
+// asking the authorizer again.
+func (e *grantsEntry) usable() bool {
+	return e != nil && !e.stale.Load() && e.err == nil && time.Since(e.at) <= grantsMaxAge
 }
 
 // allowed decides with memoisation.
@@ -203,7 +214,7 @@ func (c *conn) decide(rt acl.ResourceType, name string, op acl.Operation) bool {
 	if c.principal == nil {
 		return true // the anonymous development cluster
 	}
-	e, err := c.s.authz.grants(c.ctx, c.cluster, c.principal.ServiceAccount)
+	e, err := c.grants()
 	if err != nil {
 		// Refuse rather than guess; the next request tries again.
 		if c.ctx.Err() == nil {
@@ -219,8 +230,23 @@ func (c *conn) mayAny(rt acl.ResourceType, op acl.Operation) bool {
 	if c.principal == nil {
 		return true
 	}
-	e, err := c.s.authz.grants(c.ctx, c.cluster, c.principal.ServiceAccount)
+	e, err := c.grants()
 	return err == nil && e.g.AllowedAny(c.host, rt, op)
+}
+
+// grants returns the principal's grants, from the connection's own
+// reference while it is valid (no lock on the request path), else from
+// the authorizer.
+func (c *conn) grants() (*grantsEntry, error) {
+	if c.grantsRef.usable() && c.grantsFor == c.principal.ServiceAccount {
+		return c.grantsRef, nil
+	}
+	e, err := c.s.authz.grants(c.ctx, c.cluster, c.principal.ServiceAccount)
+	if err != nil {
+		return nil, err
+	}
+	c.grantsRef, c.grantsFor = e, c.principal.ServiceAccount
+	return e, nil
 }
 
 // denialLogBurst is how many denials a connection logs per second: a

@@ -35,6 +35,9 @@ type conn struct {
 	host     string // the client's IP address, as ACLs name hosts
 	reqKey   int16  // API key of the request being handled (audit logs)
 
+	// The principal's grants (authz.go), kept while valid.
+	grantsRef *grantsEntry
+	grantsFor string
 	// Authorization audit state (authz.go).
 	denialWindow    time.Time
 	denialsLogged   int
