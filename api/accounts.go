@@ -120,7 +120,7 @@ func (s *Server) createAPIKey(c echo.Context) error {
 		return err
 	}
 	secret, hash := identity.NewSecret()
-	k, err := s.st.CreateAPIKey(c.Request().Context(), principal(c).OrgID, req.ServiceAccountID, req.ClusterID, req.Description, hash)
+	k, err := s.st.CreateAPIKey(c.Request().Context(), principal(c).OrgID, req.ServiceAccountID, req.ClusterID, req.Description, hash, identity.SCRAMCredentials(secret))
 	if err != nil {
 		return storeError(err, "service account or cluster")
 	}

@@ -80,7 +80,7 @@ func (s *Server) createOrg(c echo.Context) error {
 		return err
 	}
 	secret, hash := identity.NewSecret()
-	o, sa, k, err := s.st.CreateOrg(c.Request().Context(), req.Name, hash)
+	o, sa, k, err := s.st.CreateOrg(c.Request().Context(), req.Name, hash, identity.SCRAMCredentials(secret))
 	if err != nil {
 		return storeError(err, "organisation")
 	}

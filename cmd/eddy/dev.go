@@ -28,6 +28,7 @@ type devConfig struct {
 	pgPort    int
 	apiPort   int
 	host      string
+	anonymous bool
 	brokerEnv []string
 }
 
@@ -51,6 +52,7 @@ Ctrl-C stops everything cleanly; data survives restarts.`,
 	fs.IntVar(&cfg.pgPort, "pg-port", 54329, "Postgres port on 127.0.0.1")
 	fs.IntVar(&cfg.apiPort, "api-port", 8080, "REST API port")
 	fs.StringVar(&cfg.host, "host", "127.0.0.1", "address brokers listen on and advertise")
+	fs.BoolVar(&cfg.anonymous, "anonymous", false, "also accept unauthenticated Kafka connections, in virtual cluster vc-dev")
 	return cmd
 }
 
@@ -92,6 +94,15 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	}
 	apiAddr := net.JoinHostPort(cfg.host, strconv.Itoa(cfg.apiPort))
 	apiURL := "http://" + apiAddr
+	envPath := filepath.Join(dir, "dev.env")
+	tenant, err := ensureDevTenant(ctx, dbURL, envPath)
+	if err != nil {
+		return fmt.Errorf("development tenant: %w", err)
+	}
+	anonymous := ""
+	if cfg.anonymous {
+		anonymous = "vc-dev"
+	}
 
 	// The control plane runs in this process; brokers are children, so one
 	// can be killed or restarted like in production.
@@ -132,9 +143,11 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 			"--data-dir", filepath.Join(dir, fmt.Sprintf("broker-%d", i)),
 			"--objstore", "fs", "--objstore-dir", filepath.Join(dir, "objects"),
 			"--metrics-listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100+i)),
-			// Anonymous connections act in vc-dev; SASL logins (API keys,
-			// tokens from the REST API's token endpoint) in their own cluster.
-			"--sasl-mechanisms", "PLAIN,OAUTHBEARER", "--oauth-issuer", apiURL,
+			// SASL logins (API keys, tokens from the REST API's token
+			// endpoint) act in their own cluster; unauthenticated
+			// connections only with --anonymous, in vc-dev.
+			"--sasl-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer", apiURL,
+			"--anonymous-cluster="+anonymous,
 		)
 		cmd.Stdout, cmd.Stderr = lf, lf
 		cmd.Env = append(os.Environ(), cfg.brokerEnv...)
@@ -181,26 +194,11 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	if err := waitListening(ctx, addrs, exited); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, `
-Eddy is running: %d brokers, control plane, Postgres (%s).
-
-  bootstrap:   %s
-  cluster:     vc-dev (anonymous development listener, automatic topic creation on)
-  REST API:    %s  (operator token in %s)
-  logs:        %s
-  metrics:     http://%s/metrics (control plane), brokers on the following ports
-
-Try it (kcat):
-  printf 'k1:hello\nk2:world\n' | kcat -b %s -P -t orders -K:
-  kcat -b %s -C -t orders -o beginning -e -f '%%k => %%s (offset %%o)\n'
-
-Create a tenant (organisation, cluster, API key) over REST:
-  curl -s -X POST %s/v1/organizations -H "Authorization: Bearer $(cat %s)" -H 'Content-Type: application/json' -d '{"name":"acme"}'
-  eddy --help   (eddy login, eddy cluster create, eddy topic create, eddy api-key create ...)
-
-Ctrl-C stops everything; data stays in %s.
-`, cfg.brokers, dbURL, addrs[0], apiURL, filepath.Join(dir, "admin-token"), filepath.Join(dir, "logs"),
-		net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), addrs[0], addrs[0], apiURL, filepath.Join(dir, "admin-token"), dir)
+	printDevBanner(os.Stdout, devBanner{
+		brokers: cfg.brokers, db: dbURL, bootstrap: addrs[0], api: apiURL, dir: dir,
+		adminToken: filepath.Join(dir, "admin-token"), env: envPath, tenant: tenant,
+		metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), anonymous: cfg.anonymous,
+	})
 	fmt.Fprintln(os.Stdout, "ready")
 
 	<-ctx.Done()

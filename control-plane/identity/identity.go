@@ -24,6 +24,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/scram"
 	"math"
 	"sync"
 	"time"
@@ -45,6 +46,16 @@ func NewSecret() (secret string, hash []byte) {
 	rand.Read(b[:])
 	secret = base64.RawURLEncoding.EncodeToString(b[:])
 	return secret, HashSecret(secret)
+}
+
+// SCRAMCredentials derives the SCRAM-SHA-256/512 credentials of a secret
+// in their stored (JSON) form, so keys can log in with SCRAM as well.
+func SCRAMCredentials(secret string) []byte {
+	cs, err := scram.NewCredentials(secret)
+	if err != nil {
+		panic("identity: derive SCRAM credentials: " + err.Error()) // only for invalid PBKDF2 parameters, which are constants
+	}
+	return cs.Marshal()
 }
 
 // HashSecret is the stored form of a secret. SHA-256 suffices because

@@ -110,16 +110,18 @@ type APIKey struct {
 	ClusterID        string
 	Description      string
 	SecretHash       []byte
+	SCRAM            []byte // SCRAM credentials (internal/scram JSON); nil for old keys
 	CreatedAt        time.Time
 	OrgAdmin         bool // of its service account; filled by KeyForAuth
 }
 
 // CreateOrg creates an organisation with an org-admin service account
-// named "admin" and one API key for it whose secret hashes to keyHash.
-func (s *Store) CreateOrg(ctx context.Context, name string, keyHash []byte) (Org, ServiceAccount, APIKey, error) {
+// named "admin" and one API key for it whose secret hashes to keyHash
+// (scram: the secret's SCRAM credentials).
+func (s *Store) CreateOrg(ctx context.Context, name string, keyHash, scram []byte) (Org, ServiceAccount, APIKey, error) {
 	o := Org{ID: NewID("org"), Name: name}
 	sa := ServiceAccount{ID: NewID("sa"), OrgID: o.ID, Name: "admin", Description: "created with the organisation", OrgAdmin: true}
-	k := APIKey{ID: NewID("key"), OrgID: o.ID, ServiceAccountID: sa.ID, Description: "bootstrap key of the admin service account", SecretHash: keyHash}
+	k := APIKey{ID: NewID("key"), OrgID: o.ID, ServiceAccountID: sa.ID, Description: "bootstrap key of the admin service account", SecretHash: keyHash, SCRAM: scram}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO organizations (id, name) VALUES ($1, $2) RETURNING created_at`, o.ID, o.Name).Scan(&o.CreatedAt); err != nil {
 			return err
@@ -130,8 +132,8 @@ func (s *Store) CreateOrg(ctx context.Context, name string, keyHash []byte) (Org
 			return err
 		}
 		return tx.QueryRow(ctx, `
-			INSERT INTO api_keys (id, org_id, service_account_id, secret_hash, description) VALUES ($1, $2, $3, $4, $5)
-			RETURNING created_at`, k.ID, k.OrgID, k.ServiceAccountID, k.SecretHash, k.Description).Scan(&k.CreatedAt)
+			INSERT INTO api_keys (id, org_id, service_account_id, secret_hash, scram, description) VALUES ($1, $2, $3, $4, $5, $6)
+			RETURNING created_at`, k.ID, k.OrgID, k.ServiceAccountID, k.SecretHash, k.SCRAM, k.Description).Scan(&k.CreatedAt)
 	})
 	if isUniqueViolation(err) {
 		return Org{}, ServiceAccount{}, APIKey{}, fmt.Errorf("%w: organisation %q", ErrExists, name)
@@ -245,15 +247,15 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, id string) erro
 
 // CreateAPIKey stores a key for a service account of orgID, optionally
 // scoped to one of orgID's clusters. A service account or cluster outside
-// orgID is ErrNotFound.
-func (s *Store) CreateAPIKey(ctx context.Context, orgID, saID, clusterID, description string, secretHash []byte) (APIKey, error) {
-	k := APIKey{ID: NewID("key"), OrgID: orgID, ServiceAccountID: saID, ClusterID: clusterID, Description: description, SecretHash: secretHash}
+// orgID is ErrNotFound. scram holds the secret's SCRAM credentials.
+func (s *Store) CreateAPIKey(ctx context.Context, orgID, saID, clusterID, description string, secretHash, scram []byte) (APIKey, error) {
+	k := APIKey{ID: NewID("key"), OrgID: orgID, ServiceAccountID: saID, ClusterID: clusterID, Description: description, SecretHash: secretHash, SCRAM: scram}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO api_keys (id, org_id, service_account_id, cluster_id, secret_hash, description)
-		SELECT $1, $2, $3, NULLIF($4, ''), $5, $6
+		INSERT INTO api_keys (id, org_id, service_account_id, cluster_id, secret_hash, description, scram)
+		SELECT $1, $2, $3, NULLIF($4, ''), $5, $6, $7
 		WHERE EXISTS (SELECT 1 FROM service_accounts WHERE id = $3 AND org_id = $2)
 		  AND ($4 = '' OR EXISTS (SELECT 1 FROM virtual_clusters WHERE id = $4 AND org_id = $2))
-		RETURNING created_at`, k.ID, orgID, saID, clusterID, secretHash, description).Scan(&k.CreatedAt)
+		RETURNING created_at`, k.ID, orgID, saID, clusterID, secretHash, description, scram).Scan(&k.CreatedAt)
 	if err != nil {
 		return k, fmt.Errorf("store: create api key: %w", noRows(err))
 	}

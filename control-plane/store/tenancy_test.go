@@ -31,7 +31,7 @@ func open(t *testing.T) *store.Store {
 func TestPartitionLimitUnderConcurrency(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	org, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"))
+	org, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,8 @@ func TestPartitionLimitUnderConcurrency(t *testing.T) {
 func TestOrgScoping(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	a, saA, keyA, _ := st.CreateOrg(ctx, "a", []byte("ha"))
-	b, _, _, _ := st.CreateOrg(ctx, "b", []byte("hb"))
+	a, saA, keyA, _ := st.CreateOrg(ctx, "a", []byte("ha"), nil)
+	b, _, _, _ := st.CreateOrg(ctx, "b", []byte("hb"), nil)
 	cl, err := st.CreateCluster(ctx, a.ID, "c", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestOrgScoping(t *testing.T) {
 		"delete sa":       st.DeleteServiceAccount(ctx, b.ID, saA.ID),
 		"api key":         func() error { _, err := st.APIKey(ctx, b.ID, keyA.ID); return err }(),
 		"delete key":      st.DeleteAPIKey(ctx, b.ID, keyA.ID),
-		"key for A's sa":  func() error { _, err := st.CreateAPIKey(ctx, b.ID, saA.ID, "", "", []byte("x")); return err }(),
+		"key for A's sa":  func() error { _, err := st.CreateAPIKey(ctx, b.ID, saA.ID, "", "", []byte("x"), nil); return err }(),
 		"binding in A":    func() error { _, err := st.CreateRoleBinding(ctx, b.ID, cl.ID, saA.ID, "admin"); return err }(),
 	} {
 		if !errors.Is(err, store.ErrNotFound) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/control-plane/identity"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -50,8 +50,7 @@ func newAccount(t *testing.T, dbURL string, tn tenant, name string) account {
 		t.Fatal(err)
 	}
 	secret := "secret-" + strings.ToLower(rand.Text())
-	sum := sha256.Sum256([]byte(secret))
-	k, err := cp.CreateAPIKey(ctx, tn.org, sa.ID, tn.cluster, "test", sum[:])
+	k, err := cp.CreateAPIKey(ctx, tn.org, sa.ID, tn.cluster, "test", identity.HashSecret(secret), identity.SCRAMCredentials(secret))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,8 @@ type conn struct {
 	// these need no lock.
 	authenticated bool
 	mechanism     string
-	rawSASL       bool // SaslHandshake v0: the next frame is a raw SASL message
+	rawSASL       bool           // SaslHandshake v0: the next frame is a raw SASL message
+	exchange      *sasl.Exchange // SASL exchange under way (SCRAM takes two messages)
 	principal     *sasl.Principal
 	expires       time.Time // session end (KIP-368); zero: none
 	closeAfter    bool      // close once the current response is written

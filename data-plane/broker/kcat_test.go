@@ -142,8 +142,38 @@ func TestDevKcatRoundTrip(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("creating an organisation through eddy dev's REST API: %s", resp.Status)
 	}
-	if !strings.Contains(banner, bootstrap) || !strings.Contains(banner, "kcat -b "+bootstrap) {
-		t.Fatalf("the banner must show the bootstrap address and a kcat example:\n%s", banner)
+	// eddy dev made a development tenant; its credentials are in dev.env
+	// and in the banner's snippets.
+	env := map[string]string{}
+	envFile, err := os.ReadFile(filepath.Join(dir, "dev.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(envFile), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	key, secret := env["EDDY_API_KEY"], env["EDDY_API_SECRET"]
+	auth := []string{"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=" + key, "-X", "sasl.password=" + secret}
+	kcatLine := "kcat -b " + bootstrap + " " + strings.Join(auth, " ")
+	if key == "" || secret == "" || !strings.Contains(banner, kcatLine) || !strings.Contains(banner, "kgo.SASL(plain.Auth{User: \""+key) ||
+		!strings.Contains(banner, "curl -s -u "+key) {
+		t.Fatalf("the banner must show kcat, franz-go and curl snippets with the dev tenant's key (dev.env: %q):\n%s", envFile, banner)
+	}
+	// The REST API takes the key too (the curl snippet).
+	req, _ = http.NewRequest(http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(apiPort)+"/v1/clusters/"+env["EDDY_CLUSTER"]+"/topics", nil)
+	req.SetBasicAuth(key, secret)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("REST with the dev key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// No unauthenticated access unless eddy dev --anonymous.
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer lcancel()
+	if out, err := exec.CommandContext(lctx, kcat, "-b", bootstrap, "-L", "-m", "5").CombinedOutput(); err == nil {
+		t.Fatalf("an unauthenticated kcat listed metadata:\n%s", out)
 	}
 
 	const n = 10_000
@@ -153,14 +183,14 @@ func TestDevKcatRoundTrip(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	prod := exec.CommandContext(ctx, kcat, "-b", bootstrap, "-P", "-t", "kcat-roundtrip", "-K", "\t",
-		"-H", "source=kcat", "-H", "run=1", "-X", "acks=all")
+	prod := exec.CommandContext(ctx, kcat, append(append([]string{"-b", bootstrap}, auth...), "-P", "-t", "kcat-roundtrip", "-K", "\t",
+		"-H", "source=kcat", "-H", "run=1", "-X", "acks=all")...)
 	prod.Stdin = strings.NewReader(in.String())
 	if out, err := prod.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P: %v\n%s", err, out)
 	}
-	cons := exec.CommandContext(ctx, kcat, "-b", bootstrap, "-C", "-t", "kcat-roundtrip", "-o", "beginning", "-e",
-		"-f", "%k\t%s\t%h\n")
+	cons := exec.CommandContext(ctx, kcat, append(append([]string{"-b", bootstrap}, auth...), "-C", "-t", "kcat-roundtrip", "-o", "beginning", "-e",
+		"-f", "%k\t%s\t%h\n")...)
 	out, err := cons.Output()
 	if err != nil {
 		t.Fatalf("kcat -C: %v", err)

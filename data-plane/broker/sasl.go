@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/scram"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,8 +19,9 @@ import (
 //
 // After SaslHandshake v0 the client sends the SASL message as a raw,
 // size-prefixed frame (no Kafka header) and gets a raw frame back, as
-// older librdkafka does; after v1 it uses SaslAuthenticate. Both
-// mechanisms finish in one round trip. A failed authentication is answered
+// older librdkafka does; after v1 it uses SaslAuthenticate. PLAIN and
+// OAUTHBEARER finish in one round trip, SCRAM in two (the exchange lives on
+// the connection between them). A failed authentication is answered
 // with SASL_AUTHENTICATION_FAILED and a message that helps without leaking
 // (unknown key and wrong secret read the same), then the connection is
 // closed, and the next failures from the same address are answered ever
@@ -35,6 +38,7 @@ func handleSASLHandshake(s *Server, c *conn, req *kmsg.SASLHandshakeRequest) kms
 	}
 	c.mechanism = req.Mechanism
 	c.rawSASL = req.Version == 0
+	c.exchange = nil
 	return resp
 }
 
@@ -46,27 +50,40 @@ func handleSASLAuthenticate(s *Server, c *conn, req *kmsg.SASLAuthenticateReques
 		c.closeAfter = true
 		return resp
 	}
-	if err := c.authenticate(req.SASLAuthBytes); err != nil {
+	reply, done, err := c.authenticate(req.SASLAuthBytes)
+	if err != nil {
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = strp(err.Error())
 		c.closeAfter = true
 		return resp
 	}
-	if !c.expires.IsZero() {
+	resp.SASLAuthBytes = reply
+	if done && !c.expires.IsZero() {
 		resp.SessionLifetimeMillis = max(time.Until(c.expires).Milliseconds(), 1)
 	}
 	return resp
 }
 
-// authenticate verifies one SASL message and, on success, binds the
-// connection to the principal's cluster.
-func (c *conn) authenticate(msg []byte) error {
+// authenticate takes one SASL message of the exchange under way (starting
+// one if none is) and returns the server's reply; done reports that the
+// exchange finished. On success the connection is bound to the principal's
+// cluster; on failure the caller answers with the error and closes.
+func (c *conn) authenticate(msg []byte) (reply []byte, done bool, err error) {
 	s := c.s
 	host := remoteHost(c.nc)
-	s.loginDelay(c.ctx, host)
+	if c.exchange == nil {
+		s.loginDelay(c.ctx, host)
+		if c.exchange, err = s.auth.Begin(c.mechanism); err != nil {
+			return nil, true, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	p, err := s.auth.Authenticate(ctx, c.mechanism, msg)
+	reply, p, done, err := c.exchange.Next(ctx, msg)
+	if err == nil && !done {
+		return reply, false, nil
+	}
+	c.exchange = nil
 	reason := failureReason(err)
 	if err == nil {
 		if err = s.checkCluster(ctx, p); err != nil {
@@ -82,14 +99,14 @@ func (c *conn) authenticate(msg []byte) error {
 		// The error never holds a secret (see data-plane/sasl).
 		s.log.Info("authentication failed", "remote", host, "mechanism", c.mechanism, "reason", reason, "err", err)
 		if reason == "internal" {
-			return errors.New("authentication could not be completed; try again")
+			return nil, true, errors.New("authentication could not be completed; try again")
 		}
-		return err
+		return nil, true, err
 	}
 	c.principal, c.cluster, c.expires = &p, p.Cluster, p.Expires
 	c.authenticated = true
 	s.log.Debug("authenticated", "remote", host, "mechanism", p.Mechanism, "org", p.Org, "cluster", p.Cluster, "principal", p.ServiceAccount)
-	return nil
+	return reply, true, nil
 }
 
 // failureReason labels a failed authentication for the metric.
@@ -129,11 +146,12 @@ func (s *Server) checkCluster(ctx context.Context, p sasl.Principal) error {
 // frame on success; on failure the connection is closed, which is all a v0
 // client understands.
 func (c *conn) handleRawSASL(msg []byte) ([]byte, error) {
-	c.rawSASL = false
-	if err := c.authenticate(msg); err != nil {
+	reply, done, err := c.authenticate(msg)
+	if err != nil {
 		return nil, err
 	}
-	return []byte{0, 0, 0, 0}, nil
+	c.rawSASL = !done
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(reply))), reply...), nil
 }
 
 // apiKeyLookup adapts the store to the key cache.
@@ -146,7 +164,11 @@ func apiKeyLookup(st *store.Store) func(ctx context.Context, id string) (sasl.St
 		if err != nil {
 			return sasl.StoredKey{}, err
 		}
-		return sasl.StoredKey{Org: k.Org, Cluster: k.Cluster, ServiceAccount: k.ServiceAccount, SecretHash: k.SecretHash}, nil
+		creds, err := scram.ParseCredentials(k.SCRAM)
+		if err != nil {
+			return sasl.StoredKey{}, err
+		}
+		return sasl.StoredKey{Org: k.Org, Cluster: k.Cluster, ServiceAccount: k.ServiceAccount, SecretHash: k.SecretHash, SCRAM: creds}, nil
 	}
 }
 

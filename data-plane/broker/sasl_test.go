@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/control-plane/identity"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/devca"
 	"github.com/eddy-streams/eddy/internal/pgtest"
@@ -27,8 +27,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // tenant is an organisation with one cluster and a cluster-scoped API key.
@@ -36,10 +38,10 @@ type tenant struct {
 	org, cluster, sa, keyID, secret string
 }
 
-func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
+func newTenant(t testing.TB, cp *cpstore.Store, name string) tenant {
 	t.Helper()
 	ctx := context.Background()
-	org, sa, _, err := cp.CreateOrg(ctx, name, []byte("unused-admin-hash"))
+	org, sa, _, err := cp.CreateOrg(ctx, name, []byte("unused-admin-hash"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +50,7 @@ func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
 		t.Fatal(err)
 	}
 	secret := "secret-" + strings.ToLower(rand.Text())
-	sum := sha256.Sum256([]byte(secret))
-	hash := sum[:]
-	key, err := cp.CreateAPIKey(ctx, org.ID, sa.ID, cl.ID, "test", hash)
+	key, err := cp.CreateAPIKey(ctx, org.ID, sa.ID, cl.ID, "test", identity.HashSecret(secret), identity.SCRAMCredentials(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func newTenant(t *testing.T, cp *cpstore.Store, name string) tenant {
 
 // tenants makes a test database with one tenant per name and returns its
 // URL and the tenants.
-func tenants(t *testing.T, names ...string) (string, []tenant) {
+func tenants(t testing.TB, names ...string) (string, []tenant) {
 	t.Helper()
 	url := pgtest.URL(t)
 	cp, err := cpstore.Open(context.Background(), url)
@@ -121,7 +121,7 @@ func TestSASL(t *testing.T) {
 	ctx := context.Background()
 	is := newTestIssuer(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
-		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},
 		ClientOpts: []kgo.Opt{kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())}})
 
 	plainA := newClient(t, s, kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism()), kgo.DefaultProduceTopic("orders"))
@@ -159,12 +159,34 @@ func TestSASL(t *testing.T) {
 		t.Fatalf("tenant data crossed: a read %q, b read %q", recsA[0].Value, recsB[0].Value)
 	}
 
+	// SCRAM with the same API keys: both hashes, reading what PLAIN wrote.
+	for i, mech := range []sasl.Mechanism{
+		scram.Auth{User: a.keyID, Pass: a.secret}.AsSha256Mechanism(),
+		scram.Auth{User: a.keyID, Pass: a.secret}.AsSha512Mechanism(),
+	} {
+		t.Run(mech.Name(), func(t *testing.T) {
+			cl := newClient(t, s, kgo.SASL(mech), kgo.DefaultProduceTopic("orders"))
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("scram")}).FirstErr(); err != nil {
+				t.Fatalf("%s produce: %v", mech.Name(), err)
+			}
+			seen := map[string]int{}
+			for _, r := range consumeAs(t, s, kgo.SASL(mech), i+2) {
+				seen[string(r.Value)]++
+			}
+			if seen["a-1"] != 1 || seen["scram"] != i+1 || len(seen) != 2 {
+				t.Fatalf("%s read %v", mech.Name(), seen)
+			}
+		})
+	}
+
 	// Bad credentials.
 	for _, tc := range []struct {
 		name string
 		mech kgo.Opt
 	}{
 		{"wrong secret", kgo.SASL(plain.Auth{User: a.keyID, Pass: "nope"}.AsMechanism())},
+		{"wrong secret scram", kgo.SASL(scram.Auth{User: a.keyID, Pass: "nope"}.AsSha256Mechanism())},
+		{"unknown key scram", kgo.SASL(scram.Auth{User: "key-nope", Pass: a.secret}.AsSha512Mechanism())},
 		{"unknown key", kgo.SASL(plain.Auth{User: "key-nope", Pass: a.secret}.AsMechanism())},
 		{"expired token", kgo.SASL(oauth.Auth{Token: is.token(t, a, -time.Hour)}.AsMechanism())},
 		{"tampered token", kgo.SASL(oauth.Auth{Token: tokB[:len(tokB)-4] + "AAAA"}.AsMechanism())},
@@ -192,10 +214,19 @@ func TestSASL(t *testing.T) {
 		}
 	})
 
-	// kcat (librdkafka) with SASL/PLAIN.
-	t.Run("kcat", func(t *testing.T) {
+	// kcat (librdkafka) with SASL/PLAIN and SCRAM.
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		t.Run("kcat "+mech, func(t *testing.T) { kcatRoundTrip(t, s, mech, a) })
+	}
+}
+
+// kcatRoundTrip produces a record with kcat as tenant a, then reads the
+// topic back with kcat and checks it sees a's records only.
+func kcatRoundTrip(t *testing.T, s *stack.Stack, mech string, a tenant) {
+	ctx := context.Background()
+	{
 		kcat := tool(t, "kcat")
-		args := []string{"-b", s.Bootstrap()[0], "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN",
+		args := []string{"-b", s.Bootstrap()[0], "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=" + mech,
 			"-X", "sasl.username=" + a.keyID, "-X", "sasl.password=" + a.secret}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -211,7 +242,7 @@ func TestSASL(t *testing.T) {
 		if !strings.Contains(string(out), "from-kcat") || !strings.Contains(string(out), "a-1") || strings.Contains(string(out), "b-1") {
 			t.Fatalf("kcat read %q", out)
 		}
-	})
+	}
 }
 
 func consumeAs(t *testing.T, s *stack.Stack, auth kgo.Opt, want int) []*kgo.Record {
@@ -249,13 +280,17 @@ func TestSASLOverTLS(t *testing.T) {
 	tlsOpt := kgo.DialTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	auth := kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1,
-		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN", "--tls-cert=" + files.Cert, "--tls-key=" + files.Key},
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,SCRAM-SHA-256", "--tls-cert=" + files.Cert, "--tls-key=" + files.Key},
 		ClientOpts: []kgo.Opt{tlsOpt, auth}})
 
 	cl := newClient(t, s, tlsOpt, auth, kgo.DefaultProduceTopic("secure"))
 	createTopic(t, cl, "secure", 1, nil)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("over-tls")}).FirstErr(); err != nil {
 		t.Fatalf("produce over TLS: %v", err)
+	}
+	scramCl := newClient(t, s, tlsOpt, kgo.SASL(scram.Auth{User: a.keyID, Pass: a.secret}.AsSha256Mechanism()), kgo.DefaultProduceTopic("secure"))
+	if err := scramCl.ProduceSync(ctx, &kgo.Record{Value: []byte("scram-over-tls")}).FirstErr(); err != nil {
+		t.Fatalf("SCRAM produce over TLS: %v", err)
 	}
 	// A plaintext client gets nowhere.
 	plainCl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...), auth, kgo.RequestRetries(0), kgo.DialTimeout(2*time.Second))
@@ -288,7 +323,7 @@ func TestSessionLifetime(t *testing.T) {
 	ctx := context.Background()
 	is := newTestIssuer(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1,
-		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer=" + is.srv.URL},
 		ClientOpts: []kgo.Opt{kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())}})
 
 	fresh := kgo.SASL(oauth.Oauth(func(context.Context) (oauth.Auth, error) {

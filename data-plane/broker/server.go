@@ -84,8 +84,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "Kafka listener address")
 	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
 	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
-	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "vc-dev", "virtual cluster of unauthenticated connections (development)")
-	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN (API keys), OAUTHBEARER (control-plane JWTs)")
+	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "", "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
+	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
 	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", "", "issuer (iss) of accepted tokens: the control plane's base URL")
 	fs.StringVar(&c.OAuthAudience, "oauth-audience", "eddy", "audience (aud) accepted tokens must name")
 	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
@@ -134,7 +134,7 @@ func (c *Config) Validate() error {
 	}
 	for _, m := range c.SASLMechanisms {
 		switch m {
-		case sasl.Plain:
+		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
 		case sasl.OAuthBearer:
 			if c.OAuthIssuer == "" {
 				return errors.New("broker: OAUTHBEARER needs --oauth-issuer")
@@ -143,7 +143,7 @@ func (c *Config) Validate() error {
 				c.JWKSURL = strings.TrimSuffix(c.OAuthIssuer, "/") + "/.well-known/jwks.json"
 			}
 		default:
-			return fmt.Errorf("broker: --sasl-mechanisms: %q is not offered (PLAIN, OAUTHBEARER)", m)
+			return fmt.Errorf("broker: --sasl-mechanisms: %q is not offered (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)", m)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -230,11 +230,13 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
-	s.auth = &sasl.Authenticator{}
+	s.auth = &sasl.Authenticator{Offer: cfg.SASLMechanisms}
 	for _, m := range cfg.SASLMechanisms {
 		switch m {
-		case sasl.Plain:
-			s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
+			if s.auth.Keys == nil {
+				s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+			}
 		case sasl.OAuthBearer:
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/scram"
 	"sync"
 	"time"
 )
@@ -17,6 +18,7 @@ type StoredKey struct {
 	Cluster        string // "" for organisation-wide keys
 	ServiceAccount string
 	SecretHash     []byte
+	SCRAM          scram.Credentials // by mechanism; nil for keys made before SCRAM
 }
 
 // ErrNoKey is what a KeyLookup returns for an unknown key.
@@ -41,6 +43,38 @@ type keyEntry struct {
 
 // VerifyKey implements KeyVerifier.
 func (c *KeyCache) VerifyKey(ctx context.Context, id, secret string) (Principal, error) {
+	e, err := c.entry(ctx, id)
+	if err != nil {
+		return Principal{}, err
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if !e.found || subtle.ConstantTimeCompare(sum[:], e.key.SecretHash) != 1 {
+		// One message for unknown keys and wrong secrets: no key probing.
+		return Principal{}, errBadKey
+	}
+	return e.principal(id), nil
+}
+
+var errBadKey = fmt.Errorf("%w: unknown API key or wrong secret", ErrAuthentication)
+
+// SCRAMCredential implements SCRAMVerifier.
+func (c *KeyCache) SCRAMCredential(ctx context.Context, id, mechanism string) (scram.Credential, Principal, bool, error) {
+	e, err := c.entry(ctx, id)
+	if err != nil {
+		return scram.Credential{}, Principal{}, false, err
+	}
+	cred, ok := e.key.SCRAM[mechanism]
+	if !e.found || !ok {
+		return scram.Credential{}, Principal{}, false, nil
+	}
+	return cred, e.principal(id), true, nil
+}
+
+func (e keyEntry) principal(id string) Principal {
+	return Principal{Org: e.key.Org, Cluster: e.key.Cluster, ServiceAccount: e.key.ServiceAccount, Via: id}
+}
+
+func (c *KeyCache) entry(ctx context.Context, id string) (keyEntry, error) {
 	ttl := c.TTL
 	if ttl <= 0 {
 		ttl = 5 * time.Second
@@ -54,7 +88,7 @@ func (c *KeyCache) VerifyKey(ctx context.Context, id, secret string) (Principal,
 		case errors.Is(err, ErrNoKey):
 			e = keyEntry{fetched: time.Now()}
 		case err != nil:
-			return Principal{}, fmt.Errorf("sasl: look up key: %w", err)
+			return keyEntry{}, fmt.Errorf("sasl: look up key: %w", err)
 		default:
 			e = keyEntry{key: k, found: true, fetched: time.Now()}
 		}
@@ -65,10 +99,5 @@ func (c *KeyCache) VerifyKey(ctx context.Context, id, secret string) (Principal,
 		c.entries[id] = e
 		c.mu.Unlock()
 	}
-	sum := sha256.Sum256([]byte(secret))
-	if !e.found || subtle.ConstantTimeCompare(sum[:], e.key.SecretHash) != 1 {
-		// One message for unknown keys and wrong secrets: no key probing.
-		return Principal{}, fmt.Errorf("%w: unknown API key or wrong secret", ErrAuthentication)
-	}
-	return Principal{Org: e.key.Org, Cluster: e.key.Cluster, ServiceAccount: e.key.ServiceAccount, Via: id}, nil
+	return e, nil
 }

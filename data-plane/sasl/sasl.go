@@ -5,6 +5,10 @@
 //   - PLAIN (RFC 4616): username = API key id, password = its secret. The
 //     authorization identity, or a username of the form "<key>@<cluster>",
 //     names the cluster for keys scoped to a whole organisation.
+//   - SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, KIP-84): the same API keys
+//     (username = key id, or "<key>@<cluster>"; the authzid may name the
+//     cluster), checked against the credentials the control plane derived
+//     from the secret when it made the key (internal/scram). Two round trips.
 //   - OAUTHBEARER (RFC 7628, KIP-255/KIP-342): a JWT issued by Eddy's control
 //     plane, verified offline against its JWKS. The logicalCluster extension
 //     may name the cluster and must agree with the token's cluster claim.
@@ -17,8 +21,13 @@ package sasl
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"sync"
+
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/scram"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,13 +61,30 @@ type Principal struct {
 const (
 	Plain       = "PLAIN"
 	OAuthBearer = "OAUTHBEARER"
+	ScramSHA256 = "SCRAM-SHA-256"
+	ScramSHA512 = "SCRAM-SHA-512"
 )
 
 // Authenticator verifies credentials. Keys and Tokens may be nil, which
-// disables the mechanism.
+// disables their mechanisms; SCRAM needs Keys to be a SCRAMVerifier.
 type Authenticator struct {
 	Keys   KeyVerifier
 	Tokens TokenVerifier
+	// Offer lists the mechanisms offered, in order; nil offers every
+	// mechanism Keys and Tokens allow. A mechanism they do not allow is
+	// not offered even when listed.
+	Offer []string
+	// FakeSalt keys the salts SCRAM shows for unknown keys (see
+	// internal/scram); random per process when nil.
+	FakeSalt []byte
+
+	fakeOnce sync.Once
+}
+
+// SCRAMVerifier finds an API key's SCRAM credential for a mechanism; known
+// is false for unknown keys and keys without one.
+type SCRAMVerifier interface {
+	SCRAMCredential(ctx context.Context, id, mechanism string) (cred scram.Credential, p Principal, known bool, err error)
 }
 
 // KeyVerifier checks an API key's secret. It returns ErrAuthentication
@@ -74,12 +100,24 @@ type TokenVerifier interface {
 
 // Mechanisms lists the enabled mechanisms, as SaslHandshake reports them.
 func (a *Authenticator) Mechanisms() []string {
-	var out []string
+	var can []string
 	if a.Keys != nil {
-		out = append(out, Plain)
+		can = append(can, Plain)
+		if _, ok := a.Keys.(SCRAMVerifier); ok {
+			can = append(can, ScramSHA256, ScramSHA512)
+		}
 	}
 	if a.Tokens != nil {
-		out = append(out, OAuthBearer)
+		can = append(can, OAuthBearer)
+	}
+	if a.Offer == nil {
+		return can
+	}
+	var out []string
+	for _, m := range a.Offer {
+		if slices.Contains(can, m) {
+			out = append(out, m)
+		}
 	}
 	return out
 }
@@ -94,40 +132,121 @@ func (a *Authenticator) Supports(mechanism string) bool {
 	return false
 }
 
-// Authenticate verifies the client's single SASL message for mechanism
-// (both mechanisms complete in one round trip when they succeed).
-func (a *Authenticator) Authenticate(ctx context.Context, mechanism string, msg []byte) (Principal, error) {
+// Exchange is one authentication in progress: the client's messages go to
+// Next until it reports done. Not safe for concurrent use.
+type Exchange struct {
+	a         *Authenticator
+	mechanism string
+
+	// SCRAM state between the two round trips.
+	conv    *scram.Conversation
+	p       Principal
+	cluster string
+}
+
+// Begin starts authenticating with mechanism.
+func (a *Authenticator) Begin(mechanism string) (*Exchange, error) {
 	if !a.Supports(mechanism) {
-		return Principal{}, fmt.Errorf("%w: %q (offered: %s)", ErrMechanism, mechanism, strings.Join(a.Mechanisms(), ", "))
+		return nil, fmt.Errorf("%w: %q (offered: %s)", ErrMechanism, mechanism, strings.Join(a.Mechanisms(), ", "))
 	}
-	switch mechanism {
+	return &Exchange{a: a, mechanism: mechanism}, nil
+}
+
+// Authenticate verifies a single-message mechanism (PLAIN, OAUTHBEARER).
+func (a *Authenticator) Authenticate(ctx context.Context, mechanism string, msg []byte) (Principal, error) {
+	x, err := a.Begin(mechanism)
+	if err != nil {
+		return Principal{}, err
+	}
+	_, p, done, err := x.Next(ctx, msg)
+	if err == nil && !done {
+		err = fmt.Errorf("%w: %s takes more than one message", ErrMechanism, mechanism)
+	}
+	return p, err
+}
+
+// Next takes the client's next message and returns the server's reply;
+// done reports that authentication finished, successfully when err is nil.
+// After an error the exchange is over.
+func (x *Exchange) Next(ctx context.Context, msg []byte) (reply []byte, p Principal, done bool, err error) {
+	switch x.mechanism {
 	case Plain:
 		authz, user, pass, err := ParsePlain(msg)
 		if err != nil {
-			return Principal{}, err
+			return nil, Principal{}, true, err
 		}
 		cluster := authz
-		if at := strings.LastIndexByte(user, '@'); at > 0 {
-			user, cluster = user[:at], user[at+1:]
-		}
-		p, err := a.Keys.VerifyKey(ctx, user, pass)
+		user, cluster = splitCluster(user, cluster)
+		p, err := x.a.Keys.VerifyKey(ctx, user, pass)
 		if err != nil {
-			return Principal{}, err
+			return nil, Principal{}, true, err
 		}
 		p.Mechanism = Plain
-		return choose(p, cluster)
-	default:
+		p, err = choose(p, cluster)
+		return nil, p, true, err
+	case OAuthBearer:
 		token, ext, err := ParseOAuthBearer(msg)
 		if err != nil {
-			return Principal{}, err
+			return nil, Principal{}, true, err
 		}
-		p, err := a.Tokens.VerifyToken(ctx, token)
+		p, err := x.a.Tokens.VerifyToken(ctx, token)
 		if err != nil {
-			return Principal{}, err
+			return nil, Principal{}, true, err
 		}
 		p.Mechanism = OAuthBearer
-		return choose(p, ext["logicalCluster"])
+		p, err = choose(p, ext["logicalCluster"])
+		return nil, p, true, err
+	default:
+		return x.scram(ctx, msg)
 	}
+}
+
+func (x *Exchange) scram(ctx context.Context, msg []byte) ([]byte, Principal, bool, error) {
+	if x.conv == nil {
+		m, _ := scram.Lookup(x.mechanism)
+		x.conv = m.NewConversation(x.a.fakeSalt())
+		user, authz, err := x.conv.ParseFirst(msg)
+		if err != nil {
+			return nil, Principal{}, true, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		var id string
+		id, x.cluster = splitCluster(user, authz)
+		cred, p, known, err := x.a.Keys.(SCRAMVerifier).SCRAMCredential(ctx, id, x.mechanism)
+		if err != nil {
+			return nil, Principal{}, true, err
+		}
+		x.p = p
+		return x.conv.Challenge(cred, known), Principal{}, false, nil
+	}
+	final, err := x.conv.Final(msg)
+	switch {
+	case errors.Is(err, scram.ErrProof):
+		return nil, Principal{}, true, fmt.Errorf("%w: unknown API key or wrong secret (SCRAM needs a key created since SCRAM support; PLAIN works for older keys)", ErrAuthentication)
+	case err != nil:
+		return nil, Principal{}, true, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	x.p.Mechanism = x.mechanism
+	p, err := choose(x.p, x.cluster)
+	return final, p, true, err
+}
+
+// splitCluster takes a cluster named in a username "<key>@<cluster>"; the
+// authorization identity names it otherwise.
+func splitCluster(user, authz string) (id, cluster string) {
+	if at := strings.LastIndexByte(user, '@'); at > 0 {
+		return user[:at], user[at+1:]
+	}
+	return user, authz
+}
+
+func (a *Authenticator) fakeSalt() []byte {
+	a.fakeOnce.Do(func() {
+		if a.FakeSalt == nil {
+			a.FakeSalt = make([]byte, 32)
+			rand.Read(a.FakeSalt)
+		}
+	})
+	return a.FakeSalt
 }
 
 // choose settles the cluster: a credential scoped to a cluster fixes it

@@ -48,7 +48,7 @@ func StartDev(ctx context.Context, bin, dir string, n int) (*Dev, error) {
 		return nil, err
 	}
 	defer lf.Close()
-	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--brokers", strconv.Itoa(n),
+	cmd := exec.Command(bin, "dev", "--anonymous", "--data-dir", dir, "--brokers", strconv.Itoa(n),
 		"--port", strconv.Itoa(base), "--pg-port", strconv.Itoa(pgPort))
 	cmd.Stderr = lf
 	out, err := cmd.StdoutPipe()

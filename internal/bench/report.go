@@ -221,7 +221,7 @@ buffer; the latency charts leave those workloads out. kfake runs inside the benc
 process, so it shares that process's CPU with every client of both runs, while
 Eddy's brokers are separate processes.
 
-To measure a running `+"`make dev`"+` instead:
+To measure a running `+"`eddy dev --anonymous`"+` (the bench connects without credentials) instead:
 
 `+"```"+`
 eddy bench --standard --bootstrap 127.0.0.1:9092 \

@@ -63,7 +63,7 @@ func Binary(t testing.TB) string {
 type Options struct {
 	DatabaseURL string   // required: a migrated test database (pgtest.URL)
 	Brokers     int      // default 3
-	BrokerArgs  []string // extra flags for every broker
+	BrokerArgs  []string // extra flags for every broker; "{api}" becomes APIURL()
 	Metrics     bool     // serve each broker's /metrics on a free port (MetricsURLs)
 	// ClientOpts are added to the client the stack uses to see that every
 	// broker registered (credentials, when anonymous access is off).
@@ -233,11 +233,16 @@ func (s *Stack) Broker(id int) *Broker {
 func (s *Stack) startBroker(b *Broker) {
 	args := []string{"broker", "--id", strconv.Itoa(b.ID), "--listen", b.Addr,
 		"--database-url", s.opts.DatabaseURL, "--data-dir", b.DataDir,
-		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects")}
+		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects"),
+		// Tests talk to vc-dev without credentials unless BrokerArgs turn
+		// it off with --anonymous-cluster=.
+		"--anonymous-cluster=vc-dev"}
 	if b.Metrics != "" {
 		args = append(args, "--metrics-listen", b.Metrics)
 	}
-	args = append(args, s.opts.BrokerArgs...)
+	for _, a := range s.opts.BrokerArgs {
+		args = append(args, strings.ReplaceAll(a, "{api}", s.apiURL))
+	}
 	b.proc = s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
 }
 
