@@ -13,7 +13,7 @@ import (
 
 // Kafka ACLs of a cluster (internal/acl has the model). They are the same
 // ACLs Kafka clients manage with CreateAcls/DescribeAcls/DeleteAcls;
-// brokers apply a change within moments (migrations/0006_acls.sql).
+// brokers apply a change within moments (migrations/0007_acls.sql).
 
 func aclOut(a store.ACL) client.ACL {
 	return client.ACL{ID: a.ID, ClusterID: a.Cluster, Principal: a.Principal, ResourceType: string(a.ResourceType),

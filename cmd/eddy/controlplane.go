@@ -31,6 +31,9 @@ func (c *controlPlaneConfig) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
 	cmd.Flags().BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
 	cmd.Flags().DurationVar(&c.placement.Interval, "placement-interval", 500*time.Millisecond, "placement round period (also bounds how long a dead broker's partitions stay unled after its session expires)")
+	cmd.Flags().DurationVar(&c.placement.RebalanceInterval, "rebalance-interval", 0, "how often partitions are rebalanced by measured load and draining brokers emptied, with graceful moves (0: off)")
+	cmd.Flags().DurationVar(&c.placement.MoveTimeout, "move-timeout", 15*time.Second, "how long a leader has to hand a moving partition off before the move is forced")
+	cmd.Flags().IntVar(&c.placement.MaxMoves, "max-moves", 8, "most partition moves the rebalancer starts per round")
 	// The API is off unless --api-listen is given: several control planes
 	// (and test stacks) may share a machine, and only one can have a fixed port.
 	c.api.RegisterFlags(cmd.Flags())

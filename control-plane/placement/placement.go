@@ -4,7 +4,9 @@
 // Moving leadership copies no data: an item is released (its leader set to
 // NULL) when its broker's session lapses or the broker leaves cleanly, and
 // the next round hands it to the live broker with the fewest items, bumping
-// its leader epoch so the former leader can never commit again.
+// its leader epoch so the former leader can never commit again. Live
+// partitions are moved gracefully by the rebalancer (rebalance.go): by
+// measured load, and away from draining brokers before they exit.
 package placement
 
 import (
@@ -65,6 +67,13 @@ type Config struct {
 	// session expiry is only noticed by this timer, so Interval bounds how
 	// long after expiry a dead broker's partitions stay unled.
 	Interval time.Duration
+	// RebalanceInterval is how often partitions are rebalanced by load and
+	// draining brokers emptied (rebalance.go); 0 turns rebalancing off.
+	RebalanceInterval time.Duration
+	// MoveTimeout is how long a broker has to hand a partition off before
+	// the move is forced; MaxMoves bounds the moves of one round.
+	MoveTimeout time.Duration
+	MaxMoves    int
 }
 
 // Loop runs placement rounds.
@@ -81,6 +90,12 @@ type Loop struct {
 func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *Loop {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 500 * time.Millisecond
+	}
+	if cfg.MoveTimeout <= 0 {
+		cfg.MoveTimeout = 15 * time.Second
+	}
+	if cfg.MaxMoves <= 0 {
+		cfg.MaxMoves = 8
 	}
 	l := &Loop{
 		cfg: cfg, store: st, log: log,
@@ -106,8 +121,13 @@ func (l *Loop) Run(ctx context.Context) error {
 
 	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
+	var lastRebalance time.Time
 	for {
 		l.round(ctx)
+		if l.cfg.RebalanceInterval > 0 && time.Since(lastRebalance) >= l.cfg.RebalanceInterval {
+			lastRebalance = time.Now()
+			l.rebalance(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -159,7 +159,8 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 			}
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE partitions p SET leader_id = a.broker, leader_epoch = p.leader_epoch + 1
+			UPDATE partitions p SET leader_id = a.broker, leader_epoch = p.leader_epoch + 1,
+				moving_to = NULL, move_started_at = NULL
 			FROM unnest($1::bigint[], $2::int[]) AS a(id, broker)
 			WHERE p.id = a.id AND p.leader_id IS NULL`, pIDs, pTo); err != nil {
 			return err

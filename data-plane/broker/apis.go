@@ -102,6 +102,8 @@ func errCode(err error) (int16, string) {
 		return kerr.UnknownTopicOrPartition.Code, "unknown topic or partition"
 	case errors.Is(err, store.ErrExists):
 		return kerr.TopicAlreadyExists.Code, "topic already exists"
+	case errors.Is(err, store.ErrLimit):
+		return kerr.PolicyViolation.Code, err.Error()
 	case errors.Is(err, store.ErrInvalid):
 		return kerr.InvalidRequest.Code, err.Error()
 	default:

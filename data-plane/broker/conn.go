@@ -56,6 +56,8 @@ type conn struct {
 	// deferred, set by a handler, is work its response must wait for
 	// (acks=all commits); it runs off the reader goroutine (see serve).
 	deferred func()
+
+	load connLoad // per-cluster load counters and quota state (load.go, quota.go)
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -83,6 +85,7 @@ func (c *conn) serve() {
 	defer c.cancel()
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
+	defer c.endLoad()
 	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
 
 	// Requests are decoded and handled one at a time, in order, here; but
@@ -104,6 +107,7 @@ func (c *conn) serve() {
 
 	var sizeBuf [4]byte
 	for !c.stopping.Load() && c.ctx.Err() == nil {
+		c.waitMuted() // throttled by a quota (quota.go)
 		if _, err := io.ReadFull(c.br, sizeBuf[:]); err != nil {
 			return
 		}
@@ -119,6 +123,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
+		c.countRequest(int(size) + 4)
 		var (
 			out   []byte
 			later func() []byte
@@ -177,6 +182,7 @@ func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 			continue
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
+		c.countResponse(len(out))
 	}
 }
 
@@ -252,6 +258,13 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 	}
 	wait := c.deferred
 	c.deferred = nil
+	delay, err := c.chargeQuota(rq.key, len(buf)+4, resp)
+	if err != nil {
+		return nil, nil, err
+	}
+	if delay > 0 {
+		wait = delayed(wait, delay, c.ctx)
+	}
 	if resp == nil {
 		c.s.met.observe(rq.key, start, nil)
 		return nil, nil, nil

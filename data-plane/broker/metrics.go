@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +15,7 @@ type metrics struct {
 	authzDenials      *prometheus.CounterVec
 	requests          *prometheus.CounterVec
 	latency           *prometheus.HistogramVec
+	handOffs          *prometheus.CounterVec
 
 	// for the load report in heartbeats
 	in, out atomic.Int64
@@ -42,9 +41,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "eddy_broker_request_seconds", Help: "Kafka request latency by API.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"api"}),
+		handOffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_partition_handoffs_total", Help: "Graceful partition moves away from this broker, by outcome."},
+			[]string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency)
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs)
 	}
 	return m
 }
@@ -59,16 +61,6 @@ func (m *metrics) observe(key int16, start time.Time, err error) {
 	m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 }
 
-// produced and fetched count record bytes for the heartbeat's load report.
+// produced and fetched count record bytes.
 func (m *metrics) produced(n int) { m.in.Add(int64(n)) }
 func (m *metrics) fetched(n int)  { m.out.Add(int64(n)) }
-
-// loadReport is the JSON the heartbeat carries: cumulative record bytes in
-// and out (the control plane derives rates).
-func (m *metrics) loadReport() []byte {
-	b, _ := json.Marshal(map[string]string{
-		"bytes_in":  strconv.FormatInt(m.in.Load(), 10),
-		"bytes_out": strconv.FormatInt(m.out.Load(), 10),
-	})
-	return b
-}

@@ -32,6 +32,9 @@ type pendingAck struct {
 }
 
 func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
+	if resp, refused := s.storageRefusal(c, req); refused {
+		return resp // the cluster is at its storage limit (quota.go)
+	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var waits []pendingAck
 	txnDenied := req.TransactionID != nil && !c.may(acl.TransactionalID, *req.TransactionID, acl.Write)
@@ -103,6 +106,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				continue
 			}
 			s.met.produced(len(rp.Records))
+			s.meter.produced(pm.ID, len(rp.Records)) // load report (load.go)
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()
 			if req.Acks == -1 {

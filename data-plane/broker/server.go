@@ -69,6 +69,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MetadataInterval is how often the routing view is re-read.
 	MetadataInterval time.Duration
+	// QuotaInterval is how often the broker recomputes its share of every
+	// cluster's quotas from the pool's load reports (quota.go).
+	QuotaInterval time.Duration
 	// MaxRequestBytes caps one request frame (Kafka's socket.request.max.bytes).
 	MaxRequestBytes int
 	// ShutdownTimeout bounds the drain on shutdown.
@@ -96,6 +99,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 6*time.Second, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", time.Second, "heartbeat period")
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", 250*time.Millisecond, "routing view refresh period")
+	fs.DurationVar(&c.QuotaInterval, "quota-interval", 2*time.Second, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 100<<20, "largest request frame accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest a clean shutdown drains")
 	fs.DurationVar(&c.Leader.FlushInterval, "flush-interval", 25*time.Millisecond, "longest a produced batch waits for the object-store flush")
@@ -167,6 +171,9 @@ func (c *Config) Validate() error {
 	if c.MetadataInterval <= 0 {
 		c.MetadataInterval = 250 * time.Millisecond
 	}
+	if c.QuotaInterval <= 0 {
+		c.QuotaInterval = 2 * time.Second
+	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -197,6 +204,10 @@ type Server struct {
 	groups *group.Coordinator
 	log    *slog.Logger
 	met    *metrics
+	meter  *meter  // per-cluster load (load.go)
+	quotas *quotas // per-cluster quota shares (quota.go)
+
+	handOffs handOffs // graceful partition moves under way (handoff.go)
 
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
@@ -223,6 +234,8 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s := &Server{
 		cfg: cfg, store: st, lead: lead, log: log,
 		met:     newMetrics(reg),
+		meter:   newMeter(),
+		quotas:  newQuotas(reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
 	}
@@ -305,10 +318,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Background work, each owned here and waited for below.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
 	go func() { defer wg.Done(); s.metadataLoop(bg) }()
 	go func() { defer wg.Done(); s.authzLoop(bg) }()
+	go func() { defer wg.Done(); s.quotaLoop(bg) }()
 	s.startGroups(bg, &wg) // offsets retention (groups.go)
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
 	flushDone := make(chan error, 1)
@@ -435,7 +449,7 @@ func (s *Server) heartbeatLoop(ctx context.Context, host string, port int32) {
 			return
 		case <-t.C:
 		}
-		err := s.store.Heartbeat(ctx, s.cfg.ID, s.session.Load(), s.cfg.SessionTTL, s.met.loadReport())
+		err := s.store.Heartbeat(ctx, s.cfg.ID, s.session.Load(), s.cfg.SessionTTL, s.loadReport())
 		if errors.Is(err, store.ErrSessionLost) {
 			// The session lapsed (a long pause) or another process took
 			// this id. Partitions placed on the old session may be gone;

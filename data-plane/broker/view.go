@@ -103,6 +103,7 @@ func (s *Server) metadataLoop(ctx context.Context) {
 	wg.Add(1)
 	go func() { defer wg.Done(); s.listenMetadata(ctx, poke) }()
 	defer wg.Wait()
+	defer s.handOffs.wg.Wait()
 
 	t := time.NewTicker(s.cfg.MetadataInterval)
 	defer t.Stop()
@@ -197,6 +198,7 @@ func (s *Server) reload(ctx context.Context) error {
 	if err := s.lead.Sync(ctx, want); err != nil {
 		return err
 	}
+	s.startHandOffs(ctx, md) // graceful moves away from here (handoff.go)
 	// Groups whose coordinator slot moved away are forgotten; their members
 	// find the new coordinator after NOT_COORDINATOR.
 	if old != nil && len(old.slots) == len(v.slots) {

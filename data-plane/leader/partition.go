@@ -55,6 +55,7 @@ type Partition struct {
 
 	mu        sync.Mutex
 	lost      bool
+	releasing bool  // a graceful hand-off is under way: no more appends (handoff.go)
 	next      int64 // next offset to assign
 	hw        int64 // committed high watermark
 	logStart  int64
@@ -97,7 +98,7 @@ func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) 
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.lost {
+	if p.lost || p.releasing {
 		return res, ErrNotLeader
 	}
 	pos := 0

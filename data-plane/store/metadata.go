@@ -33,12 +33,15 @@ type Topic struct {
 	Partitions []Partition // ordered by partition number
 }
 
-// Partition is a partition's placement. LeaderID is -1 while unassigned.
+// Partition is a partition's placement. LeaderID is -1 while unassigned;
+// MovingTo is the broker the control plane asked the leader to hand the
+// partition to (a graceful move, handoff.go), -1 when none.
 type Partition struct {
 	ID          int64
 	Partition   int32
 	LeaderID    int32
 	LeaderEpoch int32
+	MovingTo    int32
 }
 
 // Slot is a group-coordinator slot's placement.
@@ -99,7 +102,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 	}
 
 	rows, err = tx.Query(ctx, `
-		SELECT t.id, t.cluster_id, t.name, t.configs, p.id, p.partition, coalesce(p.leader_id, -1), p.leader_epoch
+		SELECT t.id, t.cluster_id, t.name, t.configs, p.id, p.partition, coalesce(p.leader_id, -1), p.leader_epoch,
+			coalesce(p.moving_to, -1)
 		FROM topics t JOIN partitions p ON p.topic_id = t.id
 		ORDER BY t.cluster_id, t.name, p.partition`)
 	if err != nil {
@@ -113,7 +117,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 			configs []byte
 			p       Partition
 		)
-		if err := rows.Scan(&id, &cluster, &name, &configs, &p.ID, &p.Partition, &p.LeaderID, &p.LeaderEpoch); err != nil {
+		if err := rows.Scan(&id, &cluster, &name, &configs, &p.ID, &p.Partition, &p.LeaderID, &p.LeaderEpoch, &p.MovingTo); err != nil {
 			return nil, fmt.Errorf("store: snapshot topics: %w", err)
 		}
 		if n := len(md.Topics); n == 0 || md.Topics[n-1].ID != id {

@@ -28,6 +28,9 @@ func (s *Store) CreateTopic(ctx context.Context, clusterID, name string, n int32
 		return id, fmt.Errorf("store: create topic: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	if err := checkPartitionLimit(ctx, tx, clusterID, n); err != nil {
+		return id, err
+	}
 	_, err = tx.Exec(ctx, `INSERT INTO topics (id, cluster_id, name, configs) VALUES ($1, $2, $3, $4)`, id, clusterID, name, cfg)
 	if isUniqueViolation(err) {
 		return id, ErrExists
@@ -68,6 +71,11 @@ func (s *Store) CreatePartitions(ctx context.Context, clusterID, name string, to
 		return fmt.Errorf("store: create partitions: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	// The cluster row first, as the control plane's UpdateTopic locks
+	// (cluster, then topic), so the two cannot deadlock.
+	if err := lockCluster(ctx, tx, clusterID); err != nil {
+		return fmt.Errorf("store: create partitions %s: %w", name, err)
+	}
 	var (
 		id  [16]byte
 		cur int32
@@ -80,6 +88,9 @@ func (s *Store) CreatePartitions(ctx context.Context, clusterID, name string, to
 	}
 	if total <= cur {
 		return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger", ErrInvalid, name, cur)
+	}
+	if err := checkPartitionLimit(ctx, tx, clusterID, total-cur); err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2::int, $3::int - 1)`, id, cur, total); err != nil {
