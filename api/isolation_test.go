@@ -41,6 +41,7 @@ var walkBodies = map[string]string{
 	"PATCH /v1/clusters/:cluster_id":                    `{"name":"stolen"}`,
 	"POST /v1/clusters/:cluster_id/role-bindings":       `{"service_account_id":"%SA%","role":"admin"}`,
 	"POST /v1/clusters/:cluster_id/acls":                `{"principal":"User:%SA%","resource_type":"topic","resource_name":"orders","operation":"all","permission":"allow"}`,
+	"PATCH /v1/service-accounts/:service_account_id":    `{"name":"stolen"}`,
 }
 
 // TestIsolation walks echo's route table: for every route that names a
@@ -162,7 +163,9 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("B created a topic in A's cluster: %v", err)
 	}
 	must[client.APIKey](t)(a.admin.GetAPIKey(ctx, key.ID))
-	must[client.ServiceAccount](t)(a.admin.GetServiceAccount(ctx, sa.ID))
+	if got := must[client.ServiceAccount](t)(a.admin.GetServiceAccount(ctx, sa.ID)); got.Name == "stolen" {
+		t.Errorf("B renamed A's service account")
+	}
 	if rbs := must[client.List[client.RoleBinding]](t)(a.admin.ListRoleBindings(ctx, cl.ID, client.ListOptions{})); len(rbs.Items) != 1 {
 		t.Errorf("A's bindings = %+v", rbs.Items)
 	}

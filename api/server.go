@@ -172,6 +172,7 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 
 	ti.POST("/clusters/:cluster_id/role-bindings", s.createRoleBinding)
 	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
+	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
 
 	ti.POST("/clusters/:cluster_id/acls", s.createACL)
@@ -182,6 +183,7 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	ti.POST("/service-accounts", s.createServiceAccount)
 	t.GET("/service-accounts", s.listServiceAccounts)
 	t.GET("/service-accounts/:service_account_id", s.getServiceAccount)
+	t.PATCH("/service-accounts/:service_account_id", s.updateServiceAccount)
 	t.DELETE("/service-accounts/:service_account_id", s.deleteServiceAccount)
 
 	ti.POST("/api-keys", s.createAPIKey)
