@@ -279,9 +279,11 @@ func TestRandomBodies(t *testing.T) {
 	must[client.Topic](t)(a.admin.CreateTopic(ctx, cl.ID, client.CreateTopicRequest{Name: "t1"}))
 	sa := must[client.ServiceAccount](t)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	rb := must[client.RoleBinding](t)(a.admin.CreateRoleBinding(ctx, cl.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: "admin"}))
+	ac := must[client.ACL](t)(a.admin.CreateACL(ctx, cl.ID, client.CreateACLRequest{Principal: "User:" + sa.ID,
+		ResourceType: "group", ResourceName: "g", Operation: "read", Permission: "allow"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID,
-		"invoice_id": "inv-x", "alert_id": "ba-x"}
+		"invoice_id": "inv-x", "alert_id": "ba-x", "acl_id": ac.ID}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	n := 40
 	if testing.Short() {
@@ -307,7 +309,8 @@ func TestRandomBodies(t *testing.T) {
 // API's field names, mutations of them, or random bytes.
 func randomBody(rnd *rand.Rand, i int) string {
 	fields := []string{"name", "partitions", "configs", "limits", "max_partitions", "ingress_mbps", "default_topic_configs",
-		"service_account_id", "cluster_id", "role", "description", "grant_type", "retention.ms"}
+		"service_account_id", "cluster_id", "role", "description", "grant_type", "retention.ms",
+		"principal", "resource_type", "resource_name", "pattern_type", "operation", "permission", "host"}
 	var val func(depth int) any
 	val = func(depth int) any {
 		switch k := rnd.IntN(9); {

@@ -46,6 +46,7 @@ var walkBodies = map[string]string{
 	"PATCH /v1/clusters/:cluster_id":                     `{"name":"stolen"}`,
 	"POST /v1/clusters/:cluster_id/role-bindings":        `{"service_account_id":"%SA%","role":"admin"}`,
 	"PATCH /v1/service-accounts/:service_account_id":     `{"name":"stolen"}`,
+	"POST /v1/clusters/:cluster_id/acls":                 `{"principal":"User:%SA%","resource_type":"topic","resource_name":"orders","operation":"all","permission":"allow"}`,
 	"PUT /v1/organizations/:org_id/billing":              `{"plan":"standard","time_zone":"Asia/Tokyo"}`,
 	"POST /v1/organizations/:org_id/billing/adjustments": `{"month":"2026-03","kind":"credit","amount":"1000"}`,
 }
@@ -65,6 +66,8 @@ func TestIsolation(t *testing.T) {
 	sa := must[client.ServiceAccount](t)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	key := must[client.APIKey](t)(a.admin.CreateAPIKey(ctx, client.CreateAPIKeyRequest{ServiceAccountID: sa.ID}))
 	rb := must[client.RoleBinding](t)(a.admin.CreateRoleBinding(ctx, cl.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: client.RoleAdmin}))
+	acl := must[client.ACL](t)(a.admin.CreateACL(ctx, cl.ID, client.CreateACLRequest{Principal: "User:" + sa.ID,
+		ResourceType: client.ACLResourceTopic, ResourceName: "orders", Operation: "read", Permission: client.ACLDeny}))
 	// B has same-named things of its own, which must not be confused with A's.
 	bcl := must[client.Cluster](t)(b.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "shared-name"}))
 	bsa := must[client.ServiceAccount](t)(b.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
@@ -75,7 +78,7 @@ func TestIsolation(t *testing.T) {
 	params := map[string]string{
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
-		"invoice_id": inv.ID, "alert_id": alert.ID,
+		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID,
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){
@@ -207,6 +210,22 @@ func TestIsolation(t *testing.T) {
 	}
 	if rbs := must[client.List[client.RoleBinding]](t)(a.admin.ListRoleBindings(ctx, cl.ID, client.ListOptions{})); len(rbs.Items) != 1 {
 		t.Errorf("A's bindings = %+v", rbs.Items)
+	}
+	if got := must[client.ACL](t)(a.admin.GetACL(ctx, cl.ID, acl.ID)); got != acl {
+		t.Errorf("A's ACL changed: %+v, was %+v", got, acl)
+	}
+	if acls := must[client.List[client.ACL]](t)(a.admin.ListACLs(ctx, cl.ID, client.ListOptions{})); len(acls.Items) != 1 {
+		t.Errorf("A's ACLs = %+v", acls.Items)
+	}
+	// B's own cluster does not show A's ACL, nor find it by id.
+	if acls := must[client.List[client.ACL]](t)(b.admin.ListACLs(ctx, bcl.ID, client.ListOptions{})); len(acls.Items) != 0 {
+		t.Errorf("B's cluster lists ACLs %+v", acls.Items)
+	}
+	if _, err := b.admin.GetACL(ctx, bcl.ID, acl.ID); !client.IsNotFound(err) {
+		t.Errorf("B reads A's ACL through its own cluster: %v", err)
+	}
+	if err := b.admin.DeleteACL(ctx, bcl.ID, acl.ID); !client.IsNotFound(err) {
+		t.Errorf("B deletes A's ACL through its own cluster: %v", err)
 	}
 	must[client.Organization](t)(e.operator.GetOrganization(ctx, a.org.Organization.ID))
 }

@@ -1,6 +1,6 @@
 // Package api is Eddy's REST API: an echo server for organisations,
 // virtual clusters, topics, service accounts, API keys, role bindings and
-// billing (usage, invoices, estimates, budget alerts),
+// billing (usage, invoices, estimates, budget alerts) and Kafka ACLs,
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
 // api/client is the typed client.
@@ -178,6 +178,11 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
 	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
+
+	ti.POST("/clusters/:cluster_id/acls", s.createACL)
+	t.GET("/clusters/:cluster_id/acls", s.listACLs)
+	t.GET("/clusters/:cluster_id/acls/:acl_id", s.getACL)
+	t.DELETE("/clusters/:cluster_id/acls/:acl_id", s.deleteACL)
 
 	ti.POST("/service-accounts", s.createServiceAccount)
 	t.GET("/service-accounts", s.listServiceAccounts)

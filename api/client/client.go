@@ -380,6 +380,33 @@ func (c *Client) DeleteRoleBinding(ctx context.Context, cluster, id string) erro
 	return err
 }
 
+// ACLs.
+
+func aclsPath(cluster string) string { return "/v1/clusters/" + esc(cluster) + "/acls" }
+
+func (c *Client) CreateACL(ctx context.Context, cluster string, req CreateACLRequest, opts ...CallOption) (ACL, error) {
+	var out ACL
+	_, err := c.do(ctx, http.MethodPost, aclsPath(cluster), req, &out, opts...)
+	return out, err
+}
+
+func (c *Client) GetACL(ctx context.Context, cluster, id string) (ACL, error) {
+	var out ACL
+	_, err := c.do(ctx, http.MethodGet, aclsPath(cluster)+"/"+esc(id), nil, &out)
+	return out, err
+}
+
+func (c *Client) ListACLs(ctx context.Context, cluster string, o ListOptions) (List[ACL], error) {
+	var out List[ACL]
+	_, err := c.do(ctx, http.MethodGet, aclsPath(cluster)+o.query(), nil, &out)
+	return out, err
+}
+
+func (c *Client) DeleteACL(ctx context.Context, cluster, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, aclsPath(cluster)+"/"+esc(id), nil, nil)
+	return err
+}
+
 // Token exchanges an API key for a JWT at the token endpoint
 // (client_credentials grant, credentials in HTTP basic).
 func (c *Client) Token(ctx context.Context, keyID, secret string) (Token, error) {

@@ -194,6 +194,55 @@ type CreateRoleBindingRequest struct {
 	Role             string `json:"role"`
 }
 
+// ACL values: Kafka's names in lower case.
+const (
+	ACLResourceTopic           = "topic"
+	ACLResourceGroup           = "group"
+	ACLResourceCluster         = "cluster"
+	ACLResourceTransactionalID = "transactional_id"
+	// ACLClusterName is the name of the (one) cluster resource.
+	ACLClusterName = "kafka-cluster"
+
+	ACLPatternLiteral  = "literal"
+	ACLPatternPrefixed = "prefixed"
+
+	ACLAllow = "allow"
+	ACLDeny  = "deny"
+	// Operations: all, read, write, create, delete, alter, describe,
+	// cluster_action, describe_configs, alter_configs, idempotent_write.
+)
+
+// ACL is a Kafka ACL of a cluster: Permission (allow or deny) of
+// Operation on the resources of ResourceType that ResourceName names
+// (exactly, or as a prefix with pattern type prefixed; a literal "*" names
+// them all), for Principal ("User:<service-account-id>" or "User:*")
+// connecting from Host ("*" or an IP address). A deny wins over every
+// grant, roles included. ACLs cannot be changed: delete and create.
+type ACL struct {
+	ID           string    `json:"id"`
+	ClusterID    string    `json:"cluster_id"`
+	Principal    string    `json:"principal"`
+	ResourceType string    `json:"resource_type"`
+	ResourceName string    `json:"resource_name"`
+	PatternType  string    `json:"pattern_type"`
+	Operation    string    `json:"operation"`
+	Permission   string    `json:"permission"`
+	Host         string    `json:"host"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// CreateACLRequest is the body of POST .../acls. PatternType defaults to
+// literal and Host to "*".
+type CreateACLRequest struct {
+	Principal    string `json:"principal"`
+	ResourceType string `json:"resource_type"`
+	ResourceName string `json:"resource_name"`
+	PatternType  string `json:"pattern_type,omitempty"`
+	Operation    string `json:"operation"`
+	Permission   string `json:"permission"`
+	Host         string `json:"host,omitempty"`
+}
+
 // List is one page of a listing; NextCursor is "" on the last page.
 type List[T any] struct {
 	Items      []T    `json:"items"`

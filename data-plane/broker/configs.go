@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,6 +20,8 @@ import (
 // names, defaults and types. Broker resources describe as empty and cannot
 // be altered (tenants of a shared pool have no broker configs):
 // POLICY_VIOLATION-free refusal with INVALID_REQUEST and a message.
+// Authorization: DESCRIBE_CONFIGS (to describe) and ALTER_CONFIGS (to
+// alter) on the topic, or on the cluster for broker resources.
 
 const (
 	resourceTopic  = 2
@@ -75,6 +78,10 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
 		case resourceTopic:
+			if !c.may(acl.Topic, rr.ResourceName, acl.DescribeConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to describe this topic's configs")
+				break
+			}
 			// Read from Postgres, not the routing view: an alteration made
 			// through another broker must show at once.
 			configs, err := s.store.TopicConfigs(ctx, c.cluster, rr.ResourceName)
@@ -86,12 +93,25 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 			sr.Configs = describeTopicConfigs(configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
 			// Nothing tenant-visible to describe.
+			if !c.may(acl.Cluster, acl.ClusterName, acl.DescribeConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to describe cluster configs")
+			}
 		default:
 			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("resource type %d is not supported", rr.ResourceType))
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp
+}
+
+// alterOther refuses altering what is not a topic: the cluster's configs
+// are not the tenant's, which is CLUSTER_AUTHORIZATION_FAILED for those
+// not allowed to alter them and INVALID_REQUEST otherwise.
+func alterOther(c *conn, rt kmsg.ConfigResourceType) (int16, *string) {
+	if rt == resourceBroker && !c.may(acl.Cluster, acl.ClusterName, acl.AlterConfigs) {
+		return kerr.ClusterAuthorizationFailed.Code, strp("not authorized to alter cluster configs")
+	}
+	return kerr.InvalidRequest.Code, strp("only topic configs can be altered")
 }
 
 // alterTopic validates and stores a topic's new explicit configs.
@@ -119,6 +139,10 @@ func handleAlterConfigs(s *Server, c *conn, req *kmsg.AlterConfigsRequest) kmsg.
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
 		case resourceTopic:
+			if !c.may(acl.Topic, rr.ResourceName, acl.AlterConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to alter this topic's configs")
+				break
+			}
 			if _, t := s.topic(c, rr.ResourceName); t == nil {
 				sr.ErrorCode, sr.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
 				break
@@ -133,7 +157,7 @@ func handleAlterConfigs(s *Server, c *conn, req *kmsg.AlterConfigsRequest) kmsg.
 			}
 			sr.ErrorCode, sr.ErrorMessage = s.alterTopic(c, rr.ResourceName, next, req.ValidateOnly)
 		default:
-			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp("only topic configs can be altered")
+			sr.ErrorCode, sr.ErrorMessage = alterOther(c, rr.ResourceType)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
@@ -148,7 +172,12 @@ func handleIncrementalAlterConfigs(s *Server, c *conn, req *kmsg.IncrementalAlte
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		if rr.ResourceType != resourceTopic {
-			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp("only topic configs can be altered")
+			sr.ErrorCode, sr.ErrorMessage = alterOther(c, kmsg.ConfigResourceType(rr.ResourceType))
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
+		if !c.may(acl.Topic, rr.ResourceName, acl.AlterConfigs) {
+			sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to alter this topic's configs")
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}

@@ -32,6 +32,16 @@ type conn struct {
 	// authentication, or the anonymous cluster when that is enabled.
 	cluster  string
 	clientID string
+	host     string // the client's IP address, as ACLs name hosts
+	reqKey   int16  // API key of the request being handled (audit logs)
+
+	// The principal's grants (authz.go), kept while valid.
+	grantsRef *grantsEntry
+	grantsFor string
+	// Authorization audit state (authz.go).
+	denialWindow    time.Time
+	denialsLogged   int
+	denialsUnlogged int
 
 	// SASL state (sasl.go). Handlers run one at a time per connection, so
 	// these need no lock.
@@ -56,7 +66,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
 		s: s, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, host: remoteHost(nc),
 		cluster:       s.cfg.AnonymousCluster,
 		authenticated: s.cfg.AnonymousCluster != "",
 	}
@@ -245,6 +255,7 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 		return nil, nil, err
 	}
 	start := time.Now()
+	c.reqKey = rq.key
 	resp, err := apis[rq.key].handle(c.s, c, rq.req)
 	if err != nil {
 		c.s.met.observe(rq.key, start, err)

@@ -2,7 +2,7 @@ package broker
 
 import (
 	"github.com/eddy-streams/eddy/data-plane/group"
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -11,19 +11,23 @@ import (
 // protocol lives in data-plane/group. The coordinator resolves subscribed
 // topic names through this broker's routing view of the connection's
 // virtual cluster, so a member can only ever be assigned its own tenant's
-// topics.
+// topics. Authorization as for classic groups: READ on the group to
+// heartbeat, DESCRIBE to describe; subscribed topics the member may not
+// DESCRIBE are treated as missing.
 
 func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHeartbeatRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
 	v := s.view.Load()
 	cluster := c.cluster
 	lookup := func(name string) (group.TopicInfo, bool) {
 		t := v.topic(cluster, name)
-		if t == nil {
+		// Topics the member may not describe are as good as missing, as
+		// in Kafka: they are never assigned.
+		if t == nil || !c.sees(acl.Topic, name) {
 			return group.TopicInfo{}, false
 		}
 		return group.TopicInfo{ID: t.ID, Name: t.Name, Partitions: int32(len(t.Partitions))}, true
@@ -34,9 +38,9 @@ func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHea
 func handleConsumerGroupDescribe(s *Server, c *conn, req *kmsg.ConsumerGroupDescribeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	for _, g := range req.Groups {
-		if !s.owns(c, g) {
+		if code := s.groupCheck(c, g, acl.Describe); code != 0 {
 			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
-			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			rg.Group, rg.ErrorCode = g, code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}

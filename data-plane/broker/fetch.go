@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -16,7 +17,8 @@ import (
 // An offset inside a batch returns that whole batch (clients skip the
 // records before their offset). Deviation: fetch sessions (KIP-227) are
 // not kept; every response has session id 0, which makes clients send
-// full requests — correct, merely a little larger.
+// full requests — correct, merely a little larger. Authorization: READ on
+// each topic.
 
 func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 	var deadline time.Time
@@ -65,6 +67,9 @@ func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, notify chan struct{
 		if req.Version >= 13 {
 			t = v.topicByID(c.cluster, rt.TopicID)
 		}
+		if t != nil && !c.decide(acl.Topic, t.Name, acl.Read) {
+			continue
+		}
 		for _, rp := range rt.Partitions {
 			if pm := partitionOf(t, rp.Partition); pm != nil {
 				if p := s.lead.Partition(pm.ID); p != nil {
@@ -92,6 +97,14 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		if req.Version >= 13 {
 			t = v.topicByID(c.cluster, rt.TopicID)
 		}
+		// Authorization before existence, as Kafka: a topic the principal
+		// may not read is refused whether it exists or not (by id, only
+		// ids of the cluster's topics can be named at all).
+		name := rt.Topic
+		if t != nil {
+			name = t.Name
+		}
+		denied := (t != nil || req.Version < 13) && !c.may(acl.Topic, name, acl.Read)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -100,6 +113,8 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
 			switch pm := partitionOf(t, rp.Partition); {
+			case denied:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case t == nil && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case pm == nil:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,13 +32,26 @@ import (
 // offset retention for the slots this broker owns and exports consumer lag
 // (eddy_group_lag, eddy_group_committed_offset). Transaction
 // coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//
+// Authorization comes first, before the coordinator check, as in Kafka:
+// READ on the group to join, sync, heartbeat, leave and commit, DESCRIBE
+// to find its coordinator, fetch its offsets or describe it, DELETE to
+// delete it or its offsets; READ (commit, offset delete) or DESCRIBE
+// (offset fetch) on each topic named. ListGroups shows every group to
+// principals that may DESCRIBE the cluster, else those they may describe.
 
 func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	v := s.view.Load()
 	find := func(key string) (int32, string, int32, int16, *string) {
 		if req.CoordinatorType != 0 {
+			if !c.may(acl.TransactionalID, key, acl.Describe) {
+				return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+			}
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, strp("transactions are not supported yet")
+		}
+		if !c.may(acl.Group, key, acl.Describe) {
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
 		}
 		id := v.coordinatorOf(c.cluster, key)
 		b, ok := v.byBroker[id]
@@ -93,63 +107,74 @@ func (c *conn) fencedCtx(f store.SlotFence) context.Context {
 }
 
 func handleJoinGroup(s *Server, c *conn, req *kmsg.JoinGroupRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1
+		resp.ErrorCode, resp.Generation = code, -1
 		return resp
 	}
 	return s.groups.JoinGroup(c.groupCtx(), c.cluster, req)
 }
 
 func handleSyncGroup(s *Server, c *conn, req *kmsg.SyncGroupRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
 	return s.groups.SyncGroup(c.groupCtx(), c.cluster, req)
 }
 
 func handleHeartbeat(s *Server, c *conn, req *kmsg.HeartbeatRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
 	return s.groups.Heartbeat(c.groupCtx(), c.cluster, req)
 }
 
 func handleLeaveGroup(s *Server, c *conn, req *kmsg.LeaveGroupRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
 	return s.groups.LeaveGroup(c.groupCtx(), c.cluster, req)
 }
 
 func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.Response {
+	code := int16(0)
 	fence, ok := s.fence(c, req.Group)
-	if !ok {
+	if !c.may(acl.Group, req.Group, acl.Read) {
+		code = kerr.GroupAuthorizationFailed.Code
+	} else if !ok {
+		code = kerr.NotCoordinator.Code
+	}
+	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range req.Topics {
 			st := kmsg.NewOffsetCommitResponseTopic()
 			st.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotCoordinator.Code
+				sp.Partition, sp.ErrorCode = rp.Partition, code
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
 		return resp
 	}
-	// Partitions of unknown topics are refused here; the coordinator only
-	// sees commits for partitions that exist in the connection's cluster.
+	// Partitions of topics the principal may not read, or that do not
+	// exist, are refused here; the coordinator only sees commits for
+	// partitions that exist in the connection's cluster.
 	var unknown []kmsg.OffsetCommitResponseTopic
 	known := req.Topics[:0:0]
 	for _, rt := range req.Topics {
-		_, t := s.topic(c, rt.Topic)
+		denied := !c.may(acl.Topic, rt.Topic, acl.Read)
+		var t *store.Topic
+		if !denied {
+			_, t = s.topic(c, rt.Topic)
+		}
 		kt := rt
 		kt.Partitions = nil
 		var ut *kmsg.OffsetCommitResponseTopic
@@ -165,6 +190,9 @@ func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.
 			}
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition, sp.ErrorCode = rp.Partition, kerr.UnknownTopicOrPartition.Code
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
 			ut.Partitions = append(ut.Partitions, sp)
 		}
 		if len(kt.Partitions) > 0 {
@@ -186,32 +214,73 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 		// for those whose slot is elsewhere.
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		for _, g := range req.Groups {
-			if !s.owns(c, g.Group) {
+			if code := s.groupCheck(c, g.Group, acl.Describe); code != 0 {
 				rg := kmsg.NewOffsetFetchResponseGroup()
-				rg.Group, rg.ErrorCode = g.Group, kerr.NotCoordinator.Code
+				rg.Group, rg.ErrorCode = g.Group, code
 				resp.Groups = append(resp.Groups, rg)
 				continue
 			}
 			one := *req
 			one.Groups = []kmsg.OffsetFetchRequestGroup{g}
-			resp.Groups = append(resp.Groups, s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups...)
+			for _, rg := range s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups {
+				requested := map[string]bool{}
+				for _, rt := range g.Topics {
+					requested[rt.Topic] = true
+				}
+				kept := rg.Topics[:0]
+				for _, rt := range rg.Topics {
+					if c.sees(acl.Topic, rt.Topic) {
+						kept = append(kept, rt)
+					} else if requested[rt.Topic] {
+						c.denied(acl.Topic, rt.Topic, acl.Describe)
+						for i := range rt.Partitions {
+							p := &rt.Partitions[i]
+							p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
+						}
+						kept = append(kept, rt)
+					}
+				}
+				rg.Topics = kept
+				resp.Groups = append(resp.Groups, rg)
+			}
 		}
 		return resp
 	}
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Describe); code != 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
-	return s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+	resp := s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+	// Offsets of topics the principal may not describe: left out of an
+	// all-topics fetch, refused where the request named the topic.
+	requested := map[string]bool{}
+	for _, rt := range req.Topics {
+		requested[rt.Topic] = true
+	}
+	kept := resp.Topics[:0]
+	for _, rt := range resp.Topics {
+		if c.sees(acl.Topic, rt.Topic) {
+			kept = append(kept, rt)
+		} else if requested[rt.Topic] {
+			c.denied(acl.Topic, rt.Topic, acl.Describe)
+			for i := range rt.Partitions {
+				p := &rt.Partitions[i]
+				p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
+			}
+			kept = append(kept, rt)
+		}
+	}
+	resp.Topics = kept
+	return resp
 }
 
 func handleDescribeGroups(s *Server, c *conn, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, g := range req.Groups {
-		if !s.owns(c, g) {
+		if code := s.groupCheck(c, g, acl.Describe); code != 0 {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			rg.Group, rg.ErrorCode = g, code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
@@ -226,9 +295,10 @@ func handleDescribeGroups(s *Server, c *conn, req *kmsg.DescribeGroupsRequest) k
 // admin clients ask every broker and merge.
 func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := s.groups.ListGroups(c.groupCtx(), c.cluster, req)
+	all := c.decide(acl.Cluster, acl.ClusterName, acl.Describe)
 	kept := resp.Groups[:0]
 	for _, g := range resp.Groups {
-		if s.owns(c, g.Group) {
+		if s.owns(c, g.Group) && (all || c.sees(acl.Group, g.Group)) {
 			kept = append(kept, g)
 		}
 	}
@@ -239,9 +309,9 @@ func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Resp
 func handleDeleteGroups(s *Server, c *conn, req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	for _, g := range req.Groups {
-		if !s.owns(c, g) {
+		if code := s.groupCheck(c, g, acl.Delete); code != 0 {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, kerr.NotCoordinator.Code
+			rg.Group, rg.ErrorCode = g, code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
@@ -253,12 +323,46 @@ func handleDeleteGroups(s *Server, c *conn, req *kmsg.DeleteGroupsRequest) kmsg.
 }
 
 func handleOffsetDelete(s *Server, c *conn, req *kmsg.OffsetDeleteRequest) kmsg.Response {
-	if !s.owns(c, req.Group) {
+	if code := s.groupCheck(c, req.Group, acl.Delete); code != 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp
 	}
-	return s.groups.OffsetDelete(c.groupCtx(), c.cluster, req)
+	// Topics the principal may not read are refused here, the rest go to
+	// the coordinator.
+	var denied []kmsg.OffsetDeleteResponseTopic
+	kept := req.Topics[:0:0]
+	for _, rt := range req.Topics {
+		if c.may(acl.Topic, rt.Topic, acl.Read) {
+			kept = append(kept, rt)
+			continue
+		}
+		st := kmsg.NewOffsetDeleteResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, kerr.TopicAuthorizationFailed.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		denied = append(denied, st)
+	}
+	one := *req
+	one.Topics = kept
+	resp := s.groups.OffsetDelete(c.groupCtx(), c.cluster, &one)
+	resp.Topics = append(resp.Topics, denied...)
+	return resp
+}
+
+// groupCheck authorizes op on group and then checks this broker
+// coordinates it: 0, GROUP_AUTHORIZATION_FAILED or NOT_COORDINATOR.
+func (s *Server) groupCheck(c *conn, group string, op acl.Operation) int16 {
+	if !c.may(acl.Group, group, op) {
+		return kerr.GroupAuthorizationFailed.Code
+	}
+	if !s.owns(c, group) {
+		return kerr.NotCoordinator.Code
+	}
+	return 0
 }
 
 // offsetStore adapts the data-plane store to the coordinator.

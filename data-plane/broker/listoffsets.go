@@ -6,6 +6,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,6 +18,7 @@ import (
 // decodes that one batch to find the exact record (the only place the
 // broker decodes records; it is off the produce/fetch path). -4
 // (earliest local) is answered like -2: every committed byte is "local".
+// Authorization: DESCRIBE on each topic (DeleteRecords: DELETE).
 
 func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
@@ -25,10 +27,19 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
-		_, t := s.topic(c, rt.Topic)
+		denied := !c.may(acl.Topic, rt.Topic, acl.Describe)
+		var t *store.Topic
+		if !denied {
+			_, t = s.topic(c, rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, -1, -1, -1
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			pm := partitionOf(t, rp.Partition)
 			if pm == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -113,10 +124,19 @@ func handleDeleteRecords(s *Server, c *conn, req *kmsg.DeleteRecordsRequest) kms
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
-		_, t := s.topic(c, rt.Topic)
+		denied := !c.may(acl.Topic, rt.Topic, acl.Delete)
+		var t *store.Topic
+		if !denied {
+			_, t = s.topic(c, rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			pm := partitionOf(t, rp.Partition)
 			var p interface {
 				SetLogStart(int64)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,6 +20,11 @@ import (
 // (v4+ AllowAutoTopicCreation; always before v4) and the cluster has
 // automatic creation on; the response then waits briefly for placement so
 // the client gets leaders at once rather than LEADER_NOT_AVAILABLE.
+//
+// Authorization, as Kafka: a listing of all topics shows those the
+// principal may DESCRIBE; a named topic it may not describe is answered
+// TOPIC_AUTHORIZATION_FAILED (whether it exists or not), and so is a
+// missing one it may not CREATE when the request would create it.
 
 func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -26,13 +32,19 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
 	var created []string
+	createDenied := map[string]bool{}
 	if allowCreate {
+		cl := v.clusters[c.cluster]
 		for _, rt := range req.Topics {
-			if rt.Topic == nil {
+			if rt.Topic == nil || !c.sees(acl.Topic, *rt.Topic) {
 				continue
 			}
-			if _, t := s.topic(c, *rt.Topic); t == nil && s.autoCreate(c, *rt.Topic) {
-				created = append(created, *rt.Topic)
+			if _, t := s.topic(c, *rt.Topic); t == nil && cl.AutoCreateTopics && validTopicName(*rt.Topic) == nil {
+				if !c.mayCreateTopic(*rt.Topic) {
+					createDenied[*rt.Topic] = true
+				} else if s.autoCreate(c, *rt.Topic) {
+					created = append(created, *rt.Topic)
+				}
 			}
 		}
 	}
@@ -55,7 +67,9 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range v.topics[c.cluster] {
-			topics = append(topics, t)
+			if c.sees(acl.Topic, t.Name) {
+				topics = append(topics, t)
+			}
 		}
 		sort.Slice(topics, func(i, j int) bool { return topics[i].Name < topics[j].Name })
 	}
@@ -66,10 +80,21 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 		for _, rt := range req.Topics {
 			var t *store.Topic
 			switch {
+			case rt.Topic != nil && (!c.may(acl.Topic, *rt.Topic, acl.Describe) || createDenied[*rt.Topic]):
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic, mt.ErrorCode = rt.Topic, kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
 			case rt.Topic != nil:
 				_, t = s.topic(c, *rt.Topic)
 			case rt.TopicID != [16]byte{}:
 				t = v.topicByID(c.cluster, rt.TopicID)
+				if t != nil && !c.may(acl.Topic, t.Name, acl.Describe) {
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.TopicID, mt.ErrorCode = rt.TopicID, kerr.TopicAuthorizationFailed.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
 			}
 			if t != nil {
 				resp.Topics = append(resp.Topics, s.metadataTopic(v, t))

@@ -11,7 +11,8 @@ import (
 type metrics struct {
 	bytesIn, bytesOut prometheus.Counter
 	connections       prometheus.Gauge
-	authFailures      prometheus.Counter
+	authFailures      *prometheus.CounterVec
+	authzDenials      *prometheus.CounterVec
 	requests          *prometheus.CounterVec
 	latency           *prometheus.HistogramVec
 	handOffs          *prometheus.CounterVec
@@ -28,8 +29,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eddy_broker_sent_bytes_total", Help: "Bytes sent on the Kafka listener (response frames)."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eddy_broker_connections", Help: "Open client connections."}),
-		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eddy_broker_auth_failures_total", Help: "Failed SASL authentications."}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_auth_failures_total", Help: "Failed SASL authentications by mechanism and reason (credentials, malformed, mechanism, cluster, internal)."},
+			[]string{"mechanism", "reason"}),
+		authzDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_authz_denials_total", Help: "Requests (or parts of requests) refused by authorization, by resource type and operation."},
+			[]string{"resource_type", "operation"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_broker_requests_total", Help: "Kafka requests handled, by API and outcome."},
 			[]string{"api", "outcome"}),
@@ -41,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.requests, m.latency, m.handOffs)
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,7 +22,8 @@ import (
 // INVALID_RECORD (transactions are not supported yet); producing to a
 // missing topic creates it when the cluster allows automatic creation
 // (the request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION
-// so the client refreshes metadata and retries).
+// so the client refreshes metadata and retries). Authorization: WRITE on
+// each topic (and on the transactional id, if any) — authz.go.
 
 type pendingAck struct {
 	p    *leader.Partition
@@ -35,9 +37,24 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var waits []pendingAck
+	txnDenied := req.TransactionID != nil && !c.may(acl.TransactionalID, *req.TransactionID, acl.Write)
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
+		if denied := txnDenied || !c.may(acl.Topic, rt.Topic, acl.Write); denied {
+			code := kerr.TopicAuthorizationFailed.Code
+			if txnDenied {
+				code = kerr.TransactionalIDAuthorizationFailed.Code
+			}
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		_, t := s.topic(c, rt.Topic)
 		if t == nil {
 			s.autoCreate(c, rt.Topic)
@@ -128,11 +145,12 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 }
 
 // autoCreate creates a missing topic when the connection's cluster allows
-// it; errors are logged, the caller reports the topic as unknown anyway.
+// it and so does authorization (CREATE on the cluster or the topic);
+// errors are logged, the caller reports the topic as unknown anyway.
 func (s *Server) autoCreate(c *conn, name string) bool {
 	v := s.view.Load()
 	cl, ok := v.clusters[c.cluster]
-	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil {
+	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil || !c.mayCreateTopic(name) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)

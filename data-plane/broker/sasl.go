@@ -84,25 +84,44 @@ func (c *conn) authenticate(msg []byte) (reply []byte, done bool, err error) {
 		return reply, false, nil
 	}
 	c.exchange = nil
+	reason := failureReason(err)
 	if err == nil {
-		err = s.checkCluster(ctx, p)
+		if err = s.checkCluster(ctx, p); err != nil {
+			reason = "cluster"
+		}
+	}
+	if err == nil && c.principal != nil && c.principal.Cluster != p.Cluster {
+		err, reason = errors.New("re-authentication must keep the same cluster"), "cluster"
 	}
 	if err != nil {
 		s.loginFailed(host)
-		s.met.authFailures.Inc()
-		s.log.Info("authentication failed", "remote", host, "mechanism", c.mechanism, "err", err)
-		if !errors.Is(err, sasl.ErrAuthentication) && !errors.Is(err, sasl.ErrMalformed) && !errors.Is(err, sasl.ErrMechanism) {
+		s.met.authFailures.WithLabelValues(c.mechanism, reason).Inc()
+		// The error never holds a secret (see data-plane/sasl).
+		s.log.Info("authentication failed", "remote", host, "mechanism", c.mechanism, "reason", reason, "err", err)
+		if reason == "internal" {
 			return nil, true, errors.New("authentication could not be completed; try again")
 		}
 		return nil, true, err
-	}
-	if c.principal != nil && c.principal.Cluster != p.Cluster {
-		return nil, true, errors.New("re-authentication must keep the same cluster")
 	}
 	c.principal, c.cluster, c.expires = &p, p.Cluster, p.Expires
 	c.authenticated = true
 	s.log.Debug("authenticated", "remote", host, "mechanism", p.Mechanism, "org", p.Org, "cluster", p.Cluster, "principal", p.ServiceAccount)
 	return reply, true, nil
+}
+
+// failureReason labels a failed authentication for the metric.
+func failureReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, sasl.ErrMechanism):
+		return "mechanism"
+	case errors.Is(err, sasl.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, sasl.ErrAuthentication):
+		return "credentials"
+	}
+	return "internal"
 }
 
 // checkCluster: the cluster a credential acts in must exist and belong to

@@ -206,6 +206,7 @@ type Server struct {
 	cfg    Config
 	store  *store.Store
 	auth   *sasl.Authenticator
+	authz  *authorizer
 	failed failedLogins
 	lead   *leader.Manager
 	groups *group.Coordinator
@@ -266,6 +267,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
 		}
 	}
+	s.authz = newAuthorizer(st.Grants)
 	s.view.Store(&view{})
 	return s, nil
 }
@@ -329,9 +331,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Background work, each owned here and waited for below.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
 	go func() { defer wg.Done(); s.metadataLoop(bg) }()
+	go func() { defer wg.Done(); s.authzLoop(bg) }()
 	go func() { defer wg.Done(); s.quotaLoop(bg) }()
 	s.startGroups(bg, &wg) // offsets retention (groups.go)
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,6 +20,9 @@ import (
 // is accepted but has no effect: object storage is the durability point,
 // so it is reported as 1 (-1 or any positive value is valid). Manual
 // replica assignments are refused with INVALID_REQUEST: placement is Eddy's.
+// Authorization: CreateTopics needs CREATE on the cluster or the topic
+// (and DESCRIBE_CONFIGS to see the configs in the answer), DeleteTopics
+// DELETE and CreatePartitions ALTER on the topic.
 
 const maxPartitions = 10000
 
@@ -51,6 +55,8 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			st.NumPartitions = max(cl.DefaultPartitions, 1)
 		}
 		switch {
+		case !c.mayCreateTopic(rt.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create this topic")
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "topic named more than once in the request")
 		case validTopicName(rt.Topic) != nil:
@@ -83,7 +89,9 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			st.TopicID = id
 			created = append(created, rt.Topic)
 		}
-		if st.ErrorCode == 0 && req.Version >= 5 {
+		if st.ErrorCode == 0 && req.Version >= 5 && !c.decide(acl.Topic, rt.Topic, acl.DescribeConfigs) {
+			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if st.ErrorCode == 0 && req.Version >= 5 {
 			for _, d := range describeTopicConfigs(configs, nil, false, false) {
 				cf := kmsg.NewCreateTopicsResponseTopicConfig()
 				cf.Name, cf.Value, cf.ReadOnly, cf.Source, cf.IsSensitive = d.Name, d.Value, d.ReadOnly, int8(d.Source), d.IsSensitive
@@ -108,9 +116,23 @@ func handleDeleteTopics(s *Server, c *conn, req *kmsg.DeleteTopicsRequest) kmsg.
 		st.Topic, st.TopicID = name, id
 		var t *store.Topic
 		if name != nil {
+			if !c.may(acl.Topic, *name, acl.Delete) {
+				st.ErrorCode, st.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to delete this topic")
+				resp.Topics = append(resp.Topics, st)
+				return
+			}
 			_, t = s.topic(c, *name)
 		} else {
 			t = v.topicByID(c.cluster, id)
+			if t != nil && !c.may(acl.Topic, t.Name, acl.Delete) {
+				if c.sees(acl.Topic, t.Name) {
+					tn := t.Name
+					st.Topic = &tn
+				}
+				st.ErrorCode, st.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to delete this topic")
+				resp.Topics = append(resp.Topics, st)
+				return
+			}
 		}
 		if t == nil {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -150,6 +172,11 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
+		if !c.may(acl.Topic, rt.Topic, acl.Alter) {
+			st.ErrorCode, st.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to alter this topic")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		_, t := s.topic(c, rt.Topic)
 		switch {
 		case t == nil:

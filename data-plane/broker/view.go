@@ -137,9 +137,9 @@ func (s *Server) metadataLoop(ctx context.Context) {
 // view follows within milliseconds; the timer is the fallback.
 func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
 	for ctx.Err() == nil {
-		err := s.store.Listen(ctx, "eddy_metadata", func(wait func(context.Context) error) error {
+		err := s.store.Listen(ctx, "eddy_metadata", func(wait func(context.Context) (string, error)) error {
 			for {
-				if err := wait(ctx); err != nil {
+				if _, err := wait(ctx); err != nil {
 					return err
 				}
 				select {

@@ -88,9 +88,9 @@ func notify(ctx context.Context, tx pgx.Tx, channels ...string) error {
 }
 
 // Listen runs fn with a dedicated connection LISTENing on channel; wait
-// blocks until a notification arrives or its ctx ends. Listen returns when
-// fn does.
-func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(context.Context) error) error) error {
+// blocks until a notification arrives (returning its payload) or its ctx
+// ends. Listen returns when fn does.
+func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(context.Context) (string, error)) error) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("store: listen: %w", err)
@@ -100,8 +100,11 @@ func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(co
 		return fmt.Errorf("store: listen: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
-	return fn(func(ctx context.Context) error {
-		_, err := conn.Conn().WaitForNotification(ctx)
-		return err
+	return fn(func(ctx context.Context) (string, error) {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return "", err
+		}
+		return n.Payload, nil
 	})
 }
