@@ -2,7 +2,7 @@ package store
 
 // Kafka ACLs of a virtual cluster, as REST manages them. Brokers read and
 // change the same table through the data plane's store (the Kafka ACL
-// APIs); a trigger tells them when it changes (migrations/0007_acls.sql).
+// APIs); a trigger tells them when it changes (migrations/0008_acls.sql).
 
 import (
 	"context"

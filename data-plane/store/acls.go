@@ -3,7 +3,7 @@ package store
 // Authorization data: what a principal may do in a virtual cluster (its
 // organisation-admin flag, role bindings and ACLs), and the Kafka ACL
 // APIs' reads and writes of the acls table. Changes to any of it are
-// announced on channel eddy_authz by triggers (migrations/0007_acls.sql).
+// announced on channel eddy_authz by triggers (migrations/0008_acls.sql).
 
 import (
 	"context"
