@@ -42,6 +42,38 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// devPorts returns a base port for `eddy dev --port`: it uses base..base+2
+// for its brokers and base+100..base+103 for metrics, so all of those must
+// be free (a single free port says nothing about its neighbours on a busy
+// machine).
+func devPorts(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		base := freePort(t)
+		if base+103 > 65535 {
+			continue
+		}
+		var held []net.Listener
+		ok := true
+		for _, p := range []int{base, base + 1, base + 2, base + 100, base + 101, base + 102, base + 103} {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range for eddy dev")
+	return 0
+}
+
 // TestDevKcatRoundTrip starts the stack the way `make dev` does (eddy dev:
 // its own Postgres, control plane, three brokers) and round-trips 10,000
 // keyed records with headers through kcat.
@@ -69,7 +101,7 @@ func TestDevKcatRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Three consecutive free ports are likely after a free one; retry a few.
-	port := freePort(t)
+	port := devPorts(t)
 	apiPort := freePort(t)
 	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--port", strconv.Itoa(port), "--pg-port", strconv.Itoa(freePort(t)),
 		"--api-port", strconv.Itoa(apiPort))
