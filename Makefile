@@ -17,7 +17,7 @@ RACEFLAGS ?= -race -count=1 -timeout 60m -p 2
 # sudo only when not root (CI containers run as root and have no sudo).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps build dev test test-race bench soak fuzz fmt vet clean
+.PHONY: help deps build dev test test-race testacc bench soak fuzz fmt vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,6 +84,17 @@ test: deps ## go vet + all tests, no race detector (what CI runs)
 
 test-race: deps ## all tests under the race detector (slow on 2 cores)
 	$(call run_tests,$(RACEFLAGS))
+
+# testacc runs the Terraform provider's acceptance tests: the real
+# terraform binary (PATH, or TF_ACC_TERRAFORM_PATH) against the provider
+# served in-process and a control plane and broker started by the tests.
+# `make test` runs them too whenever terraform is found; here a missing
+# terraform is an error rather than a skip.
+testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
+	@if [ -z "$${TF_ACC_TERRAFORM_PATH:-}" ] && ! command -v terraform >/dev/null; then \
+		echo "testacc: no terraform binary on PATH and TF_ACC_TERRAFORM_PATH is unset"; exit 1; \
+	fi
+	TF_ACC=1 $(GO) test -count=1 -timeout 15m -v -run 'TestAcceptance|TestDocs' ./terraform/...
 
 # bench runs `eddy bench`'s standard set (internal/bench.Standard) against
 # a stack it starts itself (`eddy dev` on free ports in a temporary

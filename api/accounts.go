@@ -84,6 +84,36 @@ func (s *Server) getServiceAccount(c echo.Context) error {
 	return c.JSON(http.StatusOK, saOut(sa))
 }
 
+func (s *Server) updateServiceAccount(c echo.Context) error {
+	p := principal(c)
+	sa, err := s.st.ServiceAccount(c.Request().Context(), p.OrgID, c.Param("service_account_id"))
+	if err != nil {
+		return storeError(err, "service account")
+	}
+	if err := orgWide(c); err != nil {
+		return err
+	}
+	var req client.UpdateServiceAccountRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	var fe fieldErrors
+	if req.Name != nil {
+		validName(&fe, "name", *req.Name)
+	}
+	if req.Description != nil {
+		checkDescription(&fe, *req.Description)
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	sa, err = s.st.UpdateServiceAccount(c.Request().Context(), p.OrgID, sa.ID, req.Name, req.Description)
+	if err != nil {
+		return storeError(err, "service account")
+	}
+	return c.JSON(http.StatusOK, saOut(sa))
+}
+
 func (s *Server) deleteServiceAccount(c echo.Context) error {
 	p := principal(c)
 	sa, err := s.st.ServiceAccount(c.Request().Context(), p.OrgID, c.Param("service_account_id"))
@@ -215,6 +245,18 @@ func (s *Server) listRoleBindings(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, list(rbs, next, rbOut))
+}
+
+func (s *Server) getRoleBinding(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	rb, err := s.st.RoleBinding(c.Request().Context(), cl.OrgID, cl.ID, c.Param("binding_id"))
+	if err != nil {
+		return storeError(err, "role binding")
+	}
+	return c.JSON(http.StatusOK, rbOut(rb))
 }
 
 func (s *Server) deleteRoleBinding(c echo.Context) error {

@@ -105,6 +105,8 @@ func TestBadInput(t *testing.T) {
 		{"bad service account ref", "POST", "/v1/api-keys", js, `{"service_account_id":"bob"}`, 400, client.ProblemValidation, "service_account_id"},
 		{"missing service account", "POST", "/v1/api-keys", js, `{"service_account_id":"sa-doesnotexist"}`, 404, client.ProblemNotFound, ""},
 		{"long description", "POST", "/v1/service-accounts", js, `{"name":"x","description":"` + strings.Repeat("d", 300) + `"}`, 400, client.ProblemValidation, "description"},
+		{"bad service account rename", "PATCH", "/v1/service-accounts/" + a.org.AdminServiceAccount.ID, js, `{"name":"-x"}`, 400, client.ProblemValidation, "name"},
+		{"missing role binding", "GET", "/v1/clusters/" + cl.ID + "/role-bindings/rb-nope", "", "", 404, client.ProblemNotFound, ""},
 		{"bad limit param", "GET", "/v1/clusters?limit=0", "", "", 400, client.ProblemValidation, "limit"},
 		{"bad cursor", "GET", "/v1/clusters?cursor=***", "", "", 400, client.ProblemValidation, "cursor"},
 		{"forged cursor", "GET", "/v1/clusters?cursor=Zm9v", "", "", 400, client.ProblemValidation, "cursor"},
@@ -278,7 +280,8 @@ func TestRandomBodies(t *testing.T) {
 	sa := must[client.ServiceAccount](t)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	rb := must[client.RoleBinding](t)(a.admin.CreateRoleBinding(ctx, cl.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: "admin"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
-		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID}
+		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID,
+		"invoice_id": "inv-x", "alert_id": "ba-x"}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	n := 40
 	if testing.Short() {

@@ -152,6 +152,24 @@ func TestCRUD(t *testing.T) {
 		t.Fatalf("paged service accounts = %v", all)
 	}
 
+	// A binding reads back by id; a service account is renamed and
+	// re-described in place, and a taken name is a conflict.
+	if got := must[client.RoleBinding](t)(a.admin.GetRoleBinding(ctx, cl.ID, rb.ID)); got.ID != rb.ID || got.Role != rb.Role ||
+		got.ServiceAccountID != sa.ID || got.ClusterID != cl.ID || !got.CreatedAt.Equal(rb.CreatedAt) {
+		t.Fatalf("GetRoleBinding = %+v, want %+v", got, rb)
+	}
+	desc := "renamed by the test"
+	upd := must[client.ServiceAccount](t)(a.admin.UpdateServiceAccount(ctx, sa.ID, client.UpdateServiceAccountRequest{Name: ptr("app-2"), Description: &desc}))
+	if upd.Name != "app-2" || upd.Description != desc || upd.ID != sa.ID {
+		t.Fatalf("updated service account = %+v", upd)
+	}
+	if got := must[client.ServiceAccount](t)(a.admin.GetServiceAccount(ctx, sa.ID)); got.Name != upd.Name || got.Description != desc {
+		t.Fatalf("service account after update = %+v, want %+v", got, upd)
+	}
+	if _, err := a.admin.UpdateServiceAccount(ctx, sa.ID, client.UpdateServiceAccountRequest{Name: ptr("svc-0")}); !client.IsConflict(err) {
+		t.Fatalf("rename to a taken name: %v", err)
+	}
+
 	if err := a.admin.DeleteRoleBinding(ctx, cl.ID, rb.ID); err != nil {
 		t.Fatal(err)
 	}

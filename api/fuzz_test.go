@@ -19,7 +19,8 @@ func FuzzAPI(f *testing.F) {
 	must[client.Topic](f)(a.admin.CreateTopic(ctx, cl.ID, client.CreateTopicRequest{Name: "t1"}))
 	sa := must[client.ServiceAccount](f)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
-		"binding_id": "rb-x", "service_account_id": sa.ID, "key_id": a.keyID}
+		"binding_id": "rb-x", "service_account_id": sa.ID, "key_id": a.keyID,
+		"invoice_id": "inv-x", "alert_id": "ba-x"}
 	routes := e.srv.Routes()
 	for i, seed := range []string{
 		`{"name":"c2"}`, `{"name":"t2","partitions":3,"configs":{"retention.ms":"1000"}}`,

@@ -31,15 +31,23 @@ var unscopedRoutes = map[string]string{
 	"GET /v1/service-accounts":              "lists the caller's organisation (checked below)",
 	"POST /v1/api-keys":                     "names a service account and cluster (checked below)",
 	"GET /v1/api-keys":                      "lists the caller's organisation (checked below)",
+	"GET /v1/billing/usage":                 "the caller's organisation; a cluster_id of another is 404 (checked below)",
+	"GET /v1/billing/invoices":              "lists the caller's organisation (checked below)",
+	"GET /v1/billing/estimate":              "rates the caller's organisation (checked below)",
+	"POST /v1/billing/budget-alerts":        "creates in the caller's organisation",
+	"GET /v1/billing/budget-alerts":         "lists the caller's organisation (checked below)",
 }
 
 // bodies for routes that take one: valid requests, so only ownership can
 // make them fail.
 var walkBodies = map[string]string{
-	"POST /v1/clusters/:cluster_id/topics":              `{"name":"stolen","partitions":1}`,
-	"PATCH /v1/clusters/:cluster_id/topics/:topic_name": `{"partitions":4}`,
-	"PATCH /v1/clusters/:cluster_id":                    `{"name":"stolen"}`,
-	"POST /v1/clusters/:cluster_id/role-bindings":       `{"service_account_id":"%SA%","role":"admin"}`,
+	"POST /v1/clusters/:cluster_id/topics":               `{"name":"stolen","partitions":1}`,
+	"PATCH /v1/clusters/:cluster_id/topics/:topic_name":  `{"partitions":4}`,
+	"PATCH /v1/clusters/:cluster_id":                     `{"name":"stolen"}`,
+	"POST /v1/clusters/:cluster_id/role-bindings":        `{"service_account_id":"%SA%","role":"admin"}`,
+	"PATCH /v1/service-accounts/:service_account_id":     `{"name":"stolen"}`,
+	"PUT /v1/organizations/:org_id/billing":              `{"plan":"standard","time_zone":"Asia/Tokyo"}`,
+	"POST /v1/organizations/:org_id/billing/adjustments": `{"month":"2026-03","kind":"credit","amount":"1000"}`,
 }
 
 // TestIsolation walks echo's route table: for every route that names a
@@ -60,10 +68,14 @@ func TestIsolation(t *testing.T) {
 	// B has same-named things of its own, which must not be confused with A's.
 	bcl := must[client.Cluster](t)(b.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "shared-name"}))
 	bsa := must[client.ServiceAccount](t)(b.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
+	// A has usage, an invoice and a budget alert.
+	inv := e.usageAndInvoice(a.org.Organization.ID, cl.ID)
+	alert := must[client.BudgetAlert](t)(a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{Name: "a", Threshold: "10", WebhookURL: "https://example.com/hook"}))
 
 	params := map[string]string{
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
+		"invoice_id": inv.ID, "alert_id": alert.ID,
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){
@@ -149,7 +161,38 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("B binds A's service account: %v", err)
 	}
 
+	// B's billing shows none of A's usage, invoices or alerts.
+	if _, err := b.admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl.ID}); !client.IsNotFound(err) {
+		t.Errorf("B reads the usage of A's cluster: %v", err)
+	}
+	if u := must[client.Usage](t)(b.admin.GetUsage(ctx, client.UsageQuery{Granularity: "month", From: inv.PeriodStart, To: inv.PeriodEnd})); len(u.Items) != 0 {
+		t.Errorf("B's usage = %+v", u.Items)
+	}
+	if est := must[client.Estimate](t)(b.admin.GetEstimate(ctx)); est.MonthToDate != "0.00" || len(est.Invoice.Lines) != 0 {
+		t.Errorf("B's estimate = %+v", est)
+	}
+	if invs := must[client.List[client.Invoice]](t)(b.admin.ListInvoices(ctx, client.ListOptions{})); len(invs.Items) > 1 ||
+		len(invs.Items) == 1 && (invs.Items[0].ID == inv.ID || invs.Items[0].Total != "0.00") {
+		t.Errorf("B's invoices = %+v", invs.Items)
+	}
+	if csv := string(must[[]byte](t)(b.admin.ListInvoicesCSV(ctx, client.ListOptions{}))); strings.Contains(csv, inv.ID) {
+		t.Errorf("B's invoice CSV lists A's invoice:\n%s", csv)
+	}
+	if _, err := b.admin.GetInvoiceCSV(ctx, inv.ID); !client.IsNotFound(err) {
+		t.Errorf("B reads A's invoice as CSV: %v", err)
+	}
+	if as := must[client.List[client.BudgetAlert]](t)(b.admin.ListBudgetAlerts(ctx, client.ListOptions{})); len(as.Items) != 0 {
+		t.Errorf("B's alerts = %+v", as.Items)
+	}
+
 	// A's resources are intact.
+	if got := must[client.Invoice](t)(a.admin.GetInvoice(ctx, inv.ID)); got.Total != inv.Total || got.Credits != "0.00" {
+		t.Errorf("A's invoice changed: %+v", got)
+	}
+	if s := must[client.BillingSettings](t)(a.admin.GetBillingSettings(ctx, a.org.Organization.ID)); s.TimeZone != "UTC" {
+		t.Errorf("A's billing settings changed: %+v", s)
+	}
+	must[client.BudgetAlert](t)(a.admin.GetBudgetAlert(ctx, alert.ID))
 	got := must[client.Cluster](t)(a.admin.GetCluster(ctx, cl.ID))
 	top := must[client.Topic](t)(a.admin.GetTopic(ctx, cl.ID, "orders"))
 	if got.Name != "shared-name" || top.PartitionCount != 1 {
@@ -159,7 +202,9 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("B created a topic in A's cluster: %v", err)
 	}
 	must[client.APIKey](t)(a.admin.GetAPIKey(ctx, key.ID))
-	must[client.ServiceAccount](t)(a.admin.GetServiceAccount(ctx, sa.ID))
+	if got := must[client.ServiceAccount](t)(a.admin.GetServiceAccount(ctx, sa.ID)); got.Name == "stolen" {
+		t.Errorf("B renamed A's service account")
+	}
 	if rbs := must[client.List[client.RoleBinding]](t)(a.admin.ListRoleBindings(ctx, cl.ID, client.ListOptions{})); len(rbs.Items) != 1 {
 		t.Errorf("A's bindings = %+v", rbs.Items)
 	}

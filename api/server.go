@@ -1,5 +1,6 @@
 // Package api is Eddy's REST API: an echo server for organisations,
-// virtual clusters, topics, service accounts, API keys and role bindings,
+// virtual clusters, topics, service accounts, API keys, role bindings and
+// billing (usage, invoices, estimates, budget alerts),
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
 // api/client is the typed client.
@@ -155,6 +156,9 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	v1.GET("/organizations", s.listOrgs, operatorOnly)
 	v1.GET("/organizations/:org_id", s.getOrg)
 	v1.DELETE("/organizations/:org_id", s.deleteOrg)
+	v1.GET("/organizations/:org_id/billing", s.getBillingSettings)
+	v1.PUT("/organizations/:org_id/billing", s.putBillingSettings)
+	op.POST("/organizations/:org_id/billing/adjustments", s.createAdjustment)
 
 	t := v1.Group("", tenantOnly)
 	ti := t.Group("", s.idempotent)
@@ -172,17 +176,28 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 
 	ti.POST("/clusters/:cluster_id/role-bindings", s.createRoleBinding)
 	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
+	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
 
 	ti.POST("/service-accounts", s.createServiceAccount)
 	t.GET("/service-accounts", s.listServiceAccounts)
 	t.GET("/service-accounts/:service_account_id", s.getServiceAccount)
+	t.PATCH("/service-accounts/:service_account_id", s.updateServiceAccount)
 	t.DELETE("/service-accounts/:service_account_id", s.deleteServiceAccount)
 
 	ti.POST("/api-keys", s.createAPIKey)
 	t.GET("/api-keys", s.listAPIKeys)
 	t.GET("/api-keys/:key_id", s.getAPIKey)
 	t.DELETE("/api-keys/:key_id", s.deleteAPIKey)
+
+	t.GET("/billing/usage", s.getUsage)
+	t.GET("/billing/invoices", s.listInvoices)
+	t.GET("/billing/invoices/:invoice_id", s.getInvoice)
+	t.GET("/billing/estimate", s.getEstimate)
+	ti.POST("/billing/budget-alerts", s.createBudgetAlert)
+	t.GET("/billing/budget-alerts", s.listBudgetAlerts)
+	t.GET("/billing/budget-alerts/:alert_id", s.getBudgetAlert)
+	t.DELETE("/billing/budget-alerts/:alert_id", s.deleteBudgetAlert)
 
 	// Unknown routes and methods still answer problem+json. Under /v1 they
 	// need credentials (like every /v1 route) but no particular role; this

@@ -316,6 +316,12 @@ func (c *Client) GetServiceAccount(ctx context.Context, id string) (ServiceAccou
 	return out, err
 }
 
+func (c *Client) UpdateServiceAccount(ctx context.Context, id string, req UpdateServiceAccountRequest) (ServiceAccount, error) {
+	var out ServiceAccount
+	_, err := c.do(ctx, http.MethodPatch, "/v1/service-accounts/"+esc(id), req, &out)
+	return out, err
+}
+
 func (c *Client) DeleteServiceAccount(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/service-accounts/"+esc(id), nil, nil)
 	return err
@@ -360,6 +366,12 @@ func (c *Client) CreateRoleBinding(ctx context.Context, cluster string, req Crea
 func (c *Client) ListRoleBindings(ctx context.Context, cluster string, o ListOptions) (List[RoleBinding], error) {
 	var out List[RoleBinding]
 	_, err := c.do(ctx, http.MethodGet, bindingsPath(cluster)+o.query(), nil, &out)
+	return out, err
+}
+
+func (c *Client) GetRoleBinding(ctx context.Context, cluster, id string) (RoleBinding, error) {
+	var out RoleBinding
+	_, err := c.do(ctx, http.MethodGet, bindingsPath(cluster)+"/"+esc(id), nil, &out)
 	return out, err
 }
 

@@ -147,6 +147,13 @@ type CreateServiceAccountRequest struct {
 	Description string `json:"description,omitempty"`
 }
 
+// UpdateServiceAccountRequest is the body of PATCH
+// /v1/service-accounts/{id}; nil fields are left as they are.
+type UpdateServiceAccountRequest struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
 // APIKey is a credential of a service account; Secret is set only in the
 // response that created it. ClusterID "" means the whole organisation.
 type APIKey struct {

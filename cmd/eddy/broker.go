@@ -51,6 +51,9 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 	if cfg.Leader.WALDir == "" {
 		cfg.Leader.WALDir = filepath.Join(cfg.dataDir, "wal")
 	}
+	if cfg.Metering.Dir == "" {
+		cfg.Metering.Dir = filepath.Join(cfg.dataDir, "metering")
+	}
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 package main
 
 // The tenant CLI: `eddy login`, `eddy cluster ...`, `eddy topic ...`,
-// `eddy service-account ...`, `eddy api-key ...` and, for operators,
+// `eddy service-account ...`, `eddy api-key ...`, `eddy billing ...` and, for operators,
 // `eddy org ...`. It speaks to the REST API through api/client only.
 //
 // Credentials come from flags (--url, --api-key-id, --api-key-secret,
@@ -27,7 +27,7 @@ import (
 
 // tenantCommands are the CLI's commands, registered by newRoot.
 func tenantCommands() []*cobra.Command {
-	return []*cobra.Command{newLoginCmd(), newOrgCmd(), newClusterCmd(), newTopicCmd(), newServiceAccountCmd(), newAPIKeyCmd()}
+	return []*cobra.Command{newLoginCmd(), newOrgCmd(), newClusterCmd(), newTopicCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newBillingCmd()}
 }
 
 // cliConfig is what `eddy login` saves.

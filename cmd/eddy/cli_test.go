@@ -164,6 +164,30 @@ func TestTenantCLI(t *testing.T) {
 		t.Errorf("bad topic name: %v %q", err, errs)
 	}
 
+	// Billing: no traffic yet, so a zero estimate and a draft invoice.
+	if out := ok("billing", "estimate"); !strings.Contains(out, "Month to date:  0.00 USD") {
+		t.Errorf("billing estimate:\n%s", out)
+	}
+	var invs []client.Invoice
+	jsonOf(&invs, "billing", "invoices")
+	if len(invs) != 1 || invs[0].Status != "draft" || invs[0].Total != "0.00" {
+		t.Fatalf("invoices = %+v", invs)
+	}
+	if out := ok("billing", "invoices", invs[0].ID); !strings.Contains(out, "Status:") || !strings.Contains(out, "AMOUNT (USD)") {
+		t.Errorf("billing invoices ID:\n%s", out)
+	}
+	if out := ok("billing", "invoices", invs[0].ID, "--csv"); !strings.HasPrefix(out, "invoice,month,status,cluster_id") || !strings.Contains(out, ",total,,,,,0.00,USD") {
+		t.Errorf("invoice CSV:\n%s", out)
+	}
+	var usage client.Usage
+	jsonOf(&usage, "billing", "usage", "--granularity", "hour", "--from", "2026-01-01", "--to", "2026-01-02")
+	if usage.Granularity != "hour" || usage.TimeZone != "UTC" || len(usage.Items) != 0 {
+		t.Errorf("usage = %+v", usage)
+	}
+	if _, errs, err := run("", "billing", "usage", "--granularity", "week"); err == nil || !strings.Contains(errs, "granularity") {
+		t.Errorf("bad granularity: %v %q", err, errs)
+	}
+
 	ok("api-key", "delete", key.ID)
 	ok("service-account", "delete", sa.ID)
 	ok("topic", "delete", "orders", "--cluster", cl.ID)

@@ -13,6 +13,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/autoscale"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
@@ -26,6 +27,7 @@ type controlPlaneConfig struct {
 	metrics     string
 	migrate     bool
 	placement   placement.Config
+	ledger      ledger.Config
 	// api is the REST API; it is off while api.Listen is empty.
 	api api.Config
 	// autoscale runs the autoscaler with scaler (eddy dev's local
@@ -63,13 +65,14 @@ func (c *controlPlaneConfig) register(cmd *cobra.Command) {
 	// The API is off unless --api-listen is given: several control planes
 	// (and test stacks) may share a machine, and only one can have a fixed port.
 	c.api.RegisterFlags(cmd.Flags())
+	c.ledger.RegisterFlags(cmd.Flags())
 }
 
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlPlaneConfig
 	cmd := &cobra.Command{
 		Use:   "control-plane",
-		Short: "Run the control plane (placement, broker liveness, cluster provisioning, REST API)",
+		Short: "Run the control plane (placement, broker liveness, cluster provisioning, billing, REST API)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runControlPlane(cmd.Context(), cfg, slog.Default())
 		},
@@ -134,7 +137,12 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loop := placement.New(cfg.placement, st, log, reg)
-	wg.Add(2)
+	books, err := ledger.New(cfg.ledger, st, log, reg)
+	if err != nil {
+		return err
+	}
+	wg.Add(3)
+	go func() { defer wg.Done(); books.Run(ctx) }()
 	go func() { defer wg.Done(); loop.Run(ctx) }()
 	go func() { defer wg.Done(); cluster.NewProvisioner(st, time.Second, log).Run(ctx) }()
 	if cfg.autoscale {

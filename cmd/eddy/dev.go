@@ -180,6 +180,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		cp := controlPlaneConfig{databaseURL: dbURL, metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), migrate: false}
 		cp.placement.Interval = 500 * time.Millisecond
 		cp.api.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // defaults
+		cp.ledger.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
 		cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
 		cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
 		if cfg.autoscale.autoscale {

@@ -232,6 +232,24 @@ func (s *Store) ServiceAccounts(ctx context.Context, orgID string, p Page) ([]Se
 	return out, next, nil
 }
 
+// UpdateServiceAccount renames a service account of orgID or changes its
+// description; nil leaves a field as it is. A name another account of the
+// organisation has is ErrExists.
+func (s *Store) UpdateServiceAccount(ctx context.Context, orgID, id string, name, description *string) (ServiceAccount, error) {
+	rows, _ := s.pool.Query(ctx, `
+		UPDATE service_accounts SET name = coalesce($3, name), description = coalesce($4, description)
+		WHERE org_id = $1 AND id = $2
+		RETURNING `+saCols, orgID, id, name, description)
+	sa, err := pgx.CollectExactlyOneRow(rows, scanSA)
+	if isUniqueViolation(err) {
+		return sa, fmt.Errorf("%w: service account %q", ErrExists, *name)
+	}
+	if err != nil {
+		return sa, fmt.Errorf("store: update service account: %w", noRows(err))
+	}
+	return sa, nil
+}
+
 // DeleteServiceAccount deletes a service account with its keys and role
 // bindings.
 func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, id string) error {
@@ -361,6 +379,19 @@ func (s *Store) RoleBindings(ctx context.Context, orgID, clusterID string, p Pag
 	}
 	out, next := page(out, p.limit(), func(rb RoleBinding) string { return rb.ID })
 	return out, next, nil
+}
+
+// RoleBinding returns one binding on one of orgID's clusters.
+func (s *Store) RoleBinding(ctx context.Context, orgID, clusterID, id string) (RoleBinding, error) {
+	var rb RoleBinding
+	err := s.pool.QueryRow(ctx, `
+		SELECT id, org_id, cluster_id, service_account_id, role, created_at FROM role_bindings
+		WHERE org_id = $1 AND cluster_id = $2 AND id = $3`, orgID, clusterID, id).
+		Scan(&rb.ID, &rb.OrgID, &rb.ClusterID, &rb.ServiceAccountID, &rb.Role, &rb.CreatedAt)
+	if err != nil {
+		return rb, fmt.Errorf("store: role binding: %w", noRows(err))
+	}
+	return rb, nil
 }
 
 // DeleteRoleBinding removes a binding from a cluster.

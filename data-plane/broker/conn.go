@@ -43,6 +43,8 @@ type conn struct {
 	expires       time.Time // session end (KIP-368); zero: none
 	closeAfter    bool      // close once the current response is written
 
+	usage connMeter // usage metering for billing (metering.go)
+
 	// deferred, set by a handler, is work its response must wait for
 	// (acks=all commits); it runs off the reader goroutine (see serve).
 	deferred func()
@@ -114,6 +116,7 @@ func (c *conn) serve() {
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
 		c.countRequest(int(size) + 4)
+		c.meterIn(int64(size) + 4)
 		var (
 			out   []byte
 			later func() []byte
@@ -124,6 +127,7 @@ func (c *conn) serve() {
 		} else {
 			out, later, err = c.handle(buf)
 		}
+		c.meterAttach(buf)
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
 			return
@@ -173,6 +177,7 @@ func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
 		c.countResponse(len(out))
+		c.meterOut(int64(len(out)))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,25 @@ func TestSASL(t *testing.T) {
 			}
 		})
 	}
+
+	// A mechanism the broker does not offer: UNSUPPORTED_SASL_MECHANISM,
+	// with the list of what it offers.
+	t.Run("unknown mechanism", func(t *testing.T) {
+		req := kmsg.NewPtrSASLHandshakeRequest()
+		req.Version, req.Mechanism = 1, "GSSAPI"
+		body := rawFrame(t, s.Bootstrap()[0], sized(req.AppendTo(header(17, 1))))
+		if body == nil {
+			t.Fatal("no SaslHandshake response")
+		}
+		resp := kmsg.NewPtrSASLHandshakeResponse()
+		resp.Version = 1
+		if err := resp.ReadFrom(body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != kerr.UnsupportedSaslMechanism.Code || !slices.Contains(resp.SupportedMechanisms, "SCRAM-SHA-512") {
+			t.Fatalf("got %v offering %v, want UNSUPPORTED_SASL_MECHANISM and the offered list", kerr.ErrorForCode(resp.ErrorCode), resp.SupportedMechanisms)
+		}
+	})
 
 	// No SASL at all: the broker closes the connection.
 	t.Run("unauthenticated", func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	billmeter "github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
@@ -78,6 +79,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Leader          leader.Config
 	Group           group.Config
+	// Metering counts usage per virtual cluster for billing.
+	Metering billmeter.Config
 }
 
 // RegisterFlags registers the broker's flags with their defaults.
@@ -111,6 +114,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Group.OffsetsRetention, "group-offsets-retention", c.Group.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
 	fs.DurationVar(&c.Group.ConsumerSessionTimeout, "group-consumer-session-timeout", c.Group.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
 	fs.DurationVar(&c.Group.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", c.Group.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
+	c.Metering.RegisterFlags(fs)
 	fs.Int64Var(&c.Leader.WALSegmentBytes, "wal-segment-bytes", 64<<20, "WAL segment size before it rolls")
 }
 
@@ -178,6 +182,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: %w", err)
 	}
 	c.Leader.BrokerID = c.ID
+	c.Metering.BrokerID = c.ID
+	if err := c.Metering.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	return nil
 }
 
@@ -203,8 +211,9 @@ type Server struct {
 	groups *group.Coordinator
 	log    *slog.Logger
 	met    *metrics
-	meter  *meter  // per-cluster load (load.go)
-	quotas *quotas // per-cluster quota shares (quota.go)
+	meter  *meter           // per-cluster load (load.go)
+	quotas *quotas          // per-cluster quota shares (quota.go)
+	usage  *billmeter.Meter // usage metering for billing (metering.go)
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
 
@@ -237,6 +246,10 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		quotas:  newQuotas(reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
+	}
+	if s.usage, err = billmeter.Open(cfg.Metering, reportUsage(st), log, reg); err != nil {
+		lead.Close()
+		return nil, err
 	}
 	s.groups = group.New(cfg.Group, offsetStore{st}, log)
 	if reg != nil {
@@ -325,6 +338,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
 
+	// The usage meter outlives the connections: it stops after they drained,
+	// reporting their last window.
+	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
+	meterDone := make(chan struct{})
+	go func() { defer close(meterDone); s.usage.Run(meterCtx, s.cfg.ShutdownTimeout/3) }()
+
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 
@@ -346,12 +365,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-acceptDone
 	}
 	s.drainConns(deadline)
+	stopMeter()
 	stopFlush()
 	if err := <-flushDone; err != nil {
 		s.log.Warn("final flush incomplete", "err", err)
 	}
 	stopBG()
 	wg.Wait()
+	<-meterDone
 	s.groups.Close()
 	clean := s.lead.FlushAll(deadline) == nil
 	if err := s.store.Deregister(deadline, s.cfg.ID, s.session.Load()); err != nil && !errors.Is(err, store.ErrSessionLost) {

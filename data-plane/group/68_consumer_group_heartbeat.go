@@ -491,11 +491,11 @@ func (c *Coordinator) removeConsumer(g *group, m *cmember, reason string) {
 }
 
 // validateConsumerCommit is validateCommit for KIP-848 groups: generation
-// carries the member epoch. The member's current epoch is accepted. An
-// older epoch is accepted only if every committed partition is still the
-// member's (assigned, or being revoked): a member commits while its
-// heartbeat moves it on, but must never commit a partition it has handed
-// over, or the new owner's progress could be overwritten.
+// carries the member epoch. The member's current or an older epoch is
+// accepted only if every committed partition is still the member's
+// (assigned, or being revoked): a member commits while its heartbeat moves
+// it on, but must never commit a partition it has handed over, or the new
+// owner's progress could be overwritten.
 func (c *Coordinator) validateConsumerCommit(g *group, version int16, epoch int32, memberID string, offs []Offset) int16 {
 	cg := g.cg
 	if epoch < 0 && memberID == "" {
@@ -512,12 +512,15 @@ func (c *Coordinator) validateConsumerCommit(g *group, version int16, epoch int3
 	if version >= 9 {
 		stale = kerr.StaleMemberEpoch.Code
 	}
-	switch {
-	case epoch == m.epoch:
-		return 0
-	case epoch > m.epoch:
+	if epoch > m.epoch {
 		return stale
 	}
+	// Whatever the epoch, a member commits only partitions it holds (or is
+	// giving up). Kafka accepts any partition at the current epoch, but a
+	// member that lost its session (say its coordinator died) rejoins under
+	// a new id, and a commit it makes then for records it polled under the
+	// old assignment would move back the offset of a partition that has
+	// since been consumed and committed further by its new owner.
 	for _, o := range offs {
 		ti, ok := cg.topics[o.Topic]
 		if !ok {

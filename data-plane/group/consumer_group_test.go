@@ -165,6 +165,7 @@ func TestConsumerGroupFencing(t *testing.T) {
 		{"commit unknown member", commit("zz", a.epoch, 9), kerr.UnknownMemberID.Code},
 		{"commit older epoch, owned partition", commitP("a", a.epoch-1, 9, 5), 0},
 		{"commit older epoch, partition not owned", commitP("a", a.epoch-1, 9, 6), kerr.StaleMemberEpoch.Code},
+		{"commit current epoch, partition not owned", commitP("a", a.epoch, 9, 6), kerr.StaleMemberEpoch.Code},
 		{"simple commit to a group with members", commit("", -1, 9), kerr.UnknownMemberID.Code},
 	} {
 		if tc.got != tc.want {

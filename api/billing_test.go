@@ -1,0 +1,178 @@
+package api_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/billing"
+	dpstore "github.com/eddy-streams/eddy/data-plane/store"
+)
+
+// usageAndInvoice reports 3 GB in and 1 GB out for cluster at the start of
+// the running month (as a broker would) and rates the month: 0.15 + 0.05
+// on the standard plan, plus the cluster-hours sampled meanwhile (none).
+func (e *env) usageAndInvoice(orgID, clusterID string) client.Invoice {
+	e.t.Helper()
+	ctx := context.Background()
+	dp, err := dpstore.Open(ctx, e.dbURL, 2)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer dp.Close()
+	ob, err := e.st.OrgBillingOf(ctx, orgID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation(ob.TimeZone)
+	p := billing.MonthOf(time.Now(), loc)
+	err = dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "t", WindowStart: p.Start, WindowEnd: p.Start.Add(time.Minute),
+		Cluster: clusterID, BytesIn: 3e9, BytesOut: 1e9, Requests: 10, Connections: 1}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	inv, err := e.st.RateMonth(ctx, ob, p, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return client.Invoice{ID: inv.ID, Total: billing.FormatCents(inv.TotalCents), PeriodStart: inv.PeriodStart, PeriodEnd: inv.PeriodEnd}
+}
+
+func TestBillingRoutes(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := e.newTenant("billed")
+	cl := must[client.Cluster](t)(a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"}))
+	inv := e.usageAndInvoice(a.org.Organization.ID, cl.ID)
+	if inv.Total != "0.20" {
+		t.Fatalf("rated total %s, want 0.20", inv.Total)
+	}
+
+	u := must[client.Usage](t)(a.admin.GetUsage(ctx, client.UsageQuery{Granularity: "month"}))
+	got := map[string]string{}
+	for _, it := range u.Items {
+		got[it.Metric] = it.Quantity + " " + it.BaseUnit + " = " + it.Units + " " + it.Unit
+	}
+	if got["ingress"] != "3000000000 byte = 3.000000000 GB" || got["egress"] != "1000000000 byte = 1.000000000 GB" || got["requests"] != "10 request = 10.000000000 request" {
+		t.Errorf("usage = %v", got)
+	}
+	u = must[client.Usage](t)(a.admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl.ID, Metric: "egress", Granularity: "hour"}))
+	if len(u.Items) != 1 || u.Items[0].End.Sub(u.Items[0].Start) != time.Hour {
+		t.Errorf("hourly egress = %+v", u.Items)
+	}
+
+	full := must[client.Invoice](t)(a.admin.GetInvoice(ctx, inv.ID))
+	if full.Status != "draft" || full.Subtotal != "0.20" || len(full.Lines) != 2 || full.Lines[0].Amount != "0.15" || full.Lines[0].ClusterName != "prod" {
+		t.Errorf("invoice = %+v", full)
+	}
+	raw := must[[]byte](t)(a.admin.GetInvoiceCSV(ctx, inv.ID))
+	rows, err := csv.NewReader(strings.NewReader(string(raw))).ReadAll()
+	if err != nil || len(rows) != 1+2+4 || rows[1][5] != "ingress" || rows[len(rows)-1][5] != "total" || rows[len(rows)-1][10] != "0.20" {
+		t.Errorf("invoice CSV (%v):\n%s", err, raw)
+	}
+	// ?format=csv works too; a bad format is a validation problem.
+	resp, err := e.raw().Do(authed(ctx, a, "/v1/billing/invoices/"+inv.ID+"?format=csv", e.url))
+	if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+		t.Errorf("?format=csv: %v %v", resp, err)
+	}
+	resp, err = e.raw().Do(authed(ctx, a, "/v1/billing/invoices?format=xml", e.url))
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("?format=xml: %v %v", resp, err)
+	}
+
+	est := must[client.Estimate](t)(a.admin.GetEstimate(ctx))
+	mtd, _ := billing.ParseAmount(est.MonthToDate)
+	proj, perr := billing.ParseAmount(est.Projected)
+	if est.MonthToDate != "0.20" || est.Invoice.ID != inv.ID || perr != nil || proj < mtd {
+		t.Errorf("estimate = %+v", est)
+	}
+
+	// Operator: settings and credits; the tenant may read but not change them.
+	if _, err := a.admin.SetBillingSettings(ctx, a.org.Organization.ID, client.BillingSettings{Plan: "standard", TimeZone: "Europe/Paris"}); client.StatusOf(err) != 403 {
+		t.Errorf("tenant changes its plan: %v", err)
+	}
+	if _, err := e.operator.SetBillingSettings(ctx, a.org.Organization.ID, client.BillingSettings{Plan: "standard", TimeZone: "Mars/Olympus"}); client.StatusOf(err) != 400 {
+		t.Errorf("bad time zone: %v", err)
+	}
+	if _, err := e.operator.SetBillingSettings(ctx, a.org.Organization.ID, client.BillingSettings{Plan: "gold", TimeZone: "UTC"}); client.StatusOf(err) != 422 {
+		t.Errorf("unknown plan: %v", err)
+	}
+	month := full.Month
+	adj := must[client.Adjustment](t)(e.operator.CreateAdjustment(ctx, a.org.Organization.ID, client.CreateAdjustmentRequest{Month: month, Kind: "credit", Amount: "0.05", Description: "sorry"}))
+	if adj.Amount != "0.05" {
+		t.Errorf("adjustment = %+v", adj)
+	}
+	if _, err := a.admin.CreateAdjustment(ctx, a.org.Organization.ID, client.CreateAdjustmentRequest{Month: month, Kind: "credit", Amount: "100"}); client.StatusOf(err) != 403 {
+		t.Errorf("tenant credits itself: %v", err)
+	}
+	if _, err := e.operator.CreateAdjustment(ctx, a.org.Organization.ID, client.CreateAdjustmentRequest{Month: month, Kind: "credit", Amount: "-1"}); client.StatusOf(err) != 400 {
+		t.Errorf("negative credit: %v", err)
+	}
+	if est := must[client.Estimate](t)(a.admin.GetEstimate(ctx)); est.Invoice.Credits != "0.05" || est.MonthToDate != "0.15" {
+		t.Errorf("estimate after a credit = %+v", est)
+	}
+
+	// Budget alerts.
+	al := must[client.BudgetAlert](t)(a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{Name: "monthly", Threshold: "100.50", WebhookURL: "https://hooks.example.com/eddy"}))
+	if !strings.HasPrefix(al.Secret, "whsec_") || al.Threshold != "100.50" {
+		t.Errorf("alert = %+v", al)
+	}
+	if got := must[client.BudgetAlert](t)(a.admin.GetBudgetAlert(ctx, al.ID)); got.Secret != "" {
+		t.Error("the secret is shown again")
+	}
+	for _, bad := range []client.CreateBudgetAlertRequest{
+		{Name: "x", Threshold: "0", WebhookURL: "https://h/x"},
+		{Name: "x", Threshold: "1.5", WebhookURL: "ftp://h/x"},
+	} {
+		if _, err := a.admin.CreateBudgetAlert(ctx, bad); client.StatusOf(err) != 400 {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	if l := must[client.List[client.BudgetAlert]](t)(a.admin.ListBudgetAlerts(ctx, client.ListOptions{})); len(l.Items) != 1 {
+		t.Errorf("alerts = %+v", l.Items)
+	}
+	if err := a.admin.DeleteBudgetAlert(ctx, al.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.admin.GetBudgetAlert(ctx, al.ID); !client.IsNotFound(err) {
+		t.Errorf("deleted alert: %v", err)
+	}
+
+	// Bad usage queries name their fields.
+	for q, field := range map[string]string{
+		"granularity=week": "granularity", "metric=cpu": "metric", "from=yesterday": "from",
+		"from=2026-03-02&to=2026-03-01": "to", "from=2020-01-01&to=2026-01-01": "to",
+	} {
+		resp, err := e.raw().Do(authed(ctx, a, "/v1/billing/usage?"+q, e.url))
+		if err != nil || resp.StatusCode != 400 {
+			t.Errorf("?%s: %v %v", q, resp, err)
+			continue
+		}
+		var p client.Problem
+		decode(t, resp, &p)
+		if len(p.Errors) == 0 || p.Errors[0].Field != field {
+			t.Errorf("?%s: %+v", q, p)
+		}
+	}
+}
+
+// authed is a GET of path as tenant tn's admin.
+func authed(ctx context.Context, tn tenant, path, base string) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	req.SetBasicAuth(tn.keyID, tn.secret)
+	return req
+}
+
+func decode(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,194 @@
+package ledger
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/control-plane/store"
+	dpstore "github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type env struct {
+	st  *store.Store
+	dp  *dpstore.Store
+	org store.OrgBilling
+	cl  string
+}
+
+func newEnv(t *testing.T, tz string) *env {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	dp, err := dpstore.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dp.Close)
+	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := st.CreateCluster(ctx, o.ID, "prod", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetOrgBilling(ctx, store.OrgBilling{OrgID: o.ID, PlanID: "standard", TimeZone: tz}); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := st.OrgBillingOf(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{st: st, dp: dp, org: ob, cl: cl.ID}
+}
+
+func newLedger(t *testing.T, e *env, now func() time.Time) *Ledger {
+	t.Helper()
+	l, err := New(Config{SampleInterval: time.Second, RateInterval: time.Second, FinalizeGrace: time.Hour,
+		RetryBase: 20 * time.Millisecond, MaxAttempts: 4, WebhookTimeout: 5 * time.Second}, e.st, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.now = now
+	return l
+}
+
+// TestFinalizeAfterGrace: a month's invoice stays a draft until the grace
+// period after the month's end (in the organisation's zone) has passed.
+func TestFinalizeAfterGrace(t *testing.T) {
+	e := newEnv(t, "Asia/Tokyo")
+	ctx := context.Background()
+	// 20 GB out on March 31st 23:30 in Tokyo (14:30 UTC): March's invoice.
+	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+		WindowStart: time.Date(2026, 3, 31, 14, 30, 0, 0, time.UTC), WindowEnd: time.Date(2026, 3, 31, 14, 31, 0, 0, time.UTC), BytesOut: 20e9}}); err != nil {
+		t.Fatal(err)
+	}
+	org := e.org
+	org.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // as if it existed then
+	marchEnd := time.Date(2026, 3, 31, 15, 0, 0, 0, time.UTC)   // April 1st 00:00 in Tokyo
+	for _, tc := range []struct {
+		now    time.Time
+		status string
+	}{
+		{marchEnd.Add(-time.Minute), "draft"},
+		{marchEnd.Add(59 * time.Minute), "draft"}, // April, but within the grace
+		{marchEnd.Add(time.Hour), "finalized"},
+	} {
+		l := newLedger(t, e, func() time.Time { return tc.now })
+		if err := l.RateOrg(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		inv, err := e.st.InvoiceForMonth(ctx, e.org.OrgID, "2026-03-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Status != tc.status || inv.TotalCents != 100 {
+			t.Fatalf("at %s: %s invoice of %d cents, want %s of 100", tc.now, inv.Status, inv.TotalCents, tc.status)
+		}
+	}
+	// April's draft exists and March stays finalized on later rounds.
+	if inv, err := e.st.InvoiceForMonth(ctx, e.org.OrgID, "2026-04-01"); err != nil || inv.Status != "draft" {
+		t.Fatalf("April: %+v %v", inv, err)
+	}
+}
+
+// TestWebhookSignedAndRetried: the alert's event reaches a real HTTP
+// endpoint signed with HMAC-SHA256, after failed attempts are retried.
+func TestWebhookSignedAndRetried(t *testing.T) {
+	e := newEnv(t, "UTC")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		attempts int
+		bodies   [][]byte
+		sigs     []string
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		if attempts <= 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		bodies, sigs = append(bodies, b), append(sigs, r.Header.Get("Eddy-Signature"))
+	}))
+	defer hook.Close()
+	a, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{OrgID: e.org.OrgID, Name: "one-dollar", Threshold: 1e9, WebhookURL: hook.URL, Secret: "whsec_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+		WindowStart: now.Truncate(time.Minute), WindowEnd: now, BytesIn: 30e9}}); err != nil { // 1.50
+		t.Fatal(err)
+	}
+	l := newLedger(t, e, time.Now)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		mu.Lock()
+		n := len(bodies)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery after %d attempts", attempts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	body, sig := bodies[0], sigs[0]
+	mu.Unlock()
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.AlertID != a.ID || ev.Amount != "1.50" || ev.Threshold != "1.00" || ev.Type != "budget_alert.threshold_reached" {
+		t.Errorf("event = %+v", ev)
+	}
+	// Verify as a receiver would: recompute the MAC over "<t>.<body>".
+	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		t.Fatalf("signature %q: %v", sig, err)
+	}
+	want := Sign("whsec_test", time.Unix(unix, 0), body)
+	if !hmac.Equal([]byte(sig), []byte(want)) || Sign("wrong", time.Unix(unix, 0), body) == sig {
+		t.Errorf("signature %q, want %q", sig, want)
+	}
+	// Recorded as delivered on the third attempt, once.
+	evs, err := e.st.AlertEvents(ctx, e.org.OrgID, a.ID)
+	for err == nil && (len(evs) != 1 || evs[0].DeliveredAt == nil) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		evs, err = e.st.AlertEvents(ctx, e.org.OrgID, a.ID)
+	}
+	if err != nil || len(evs) != 1 || evs[0].Attempts != 3 || evs[0].DeliveredAt == nil {
+		t.Fatalf("events = %+v %v", evs, err)
+	}
+}

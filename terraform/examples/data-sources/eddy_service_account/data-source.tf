@@ -1,0 +1,3 @@
+data "eddy_service_account" "admin" {
+  name = "admin"
+}

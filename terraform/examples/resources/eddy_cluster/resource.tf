@@ -1,0 +1,17 @@
+resource "eddy_cluster" "prod" {
+  name           = "orders-prod"
+  max_partitions = 200
+  ingress_mbps   = 50
+
+  default_topic_configs = {
+    "retention.ms" = "604800000" # 7 days
+  }
+
+  timeouts {
+    create = "5m"
+  }
+}
+
+output "bootstrap_servers" {
+  value = eddy_cluster.prod.bootstrap_servers
+}

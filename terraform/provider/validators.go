@@ -1,0 +1,144 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+)
+
+// The validators repeat the server's rules (api/orgs.go validName,
+// api/topics.go validTopicName, internal/topicconfig), so a bad value is
+// reported by `terraform plan` rather than half-way through an apply.
+
+// checkName is the rule for cluster and service account names.
+func checkName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("must be 1 to 64 characters long, not %d", len(name))
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !ok && (i == 0 || r != '-' && r != '_' && r != '.') {
+			return fmt.Errorf("%q: must start with a letter or digit and hold only letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	return nil
+}
+
+// checkTopicName is Kafka's rule for topic names.
+func checkTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("must not be %q", name)
+	case len(name) > 249:
+		return fmt.Errorf("is %d characters long; the limit is 249", len(name))
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, r)
+		}
+	}
+	return nil
+}
+
+// checkConfig checks one topic config.
+func checkConfig(name, value string) error {
+	if err := topicconfig.Validate(name, value); err != nil {
+		msg := strings.TrimPrefix(err.Error(), topicconfig.ErrInvalid.Error()+": ")
+		if _, ok := topicconfig.Lookup(name); !ok {
+			names := make([]string, 0, len(topicconfig.Defs()))
+			for _, d := range topicconfig.Defs() {
+				names = append(names, d.Name)
+			}
+			msg += "; known configs: " + strings.Join(names, ", ")
+		}
+		return fmt.Errorf("%s", msg)
+	}
+	return nil
+}
+
+type nameValidator struct{ what string }
+
+func (v nameValidator) Description(context.Context) string {
+	return v.what + " name: 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit"
+}
+func (v nameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (v nameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := checkName(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+v.what+" name", "The name "+err.Error()+".")
+	}
+}
+
+type topicNameValidator struct{}
+
+func (topicNameValidator) Description(context.Context) string {
+	return "Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' and '-', not '.' or '..'"
+}
+func (v topicNameValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+func (topicNameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := checkTopicName(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid topic name", "The topic name "+err.Error()+".")
+	}
+}
+
+// configsValidator checks every known entry of a topic config map.
+type configsValidator struct{}
+
+func (configsValidator) Description(context.Context) string {
+	return "topic configs Eddy accepts, with Kafka's names and value rules"
+}
+func (v configsValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (configsValidator) ValidateMap(ctx context.Context, req validator.MapRequest, resp *validator.MapResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	elems := req.ConfigValue.Elements()
+	for _, k := range slices.Sorted(maps.Keys(elems)) {
+		sv, ok := elems[k].(types.String)
+		if !ok || sv.IsUnknown() {
+			continue
+		}
+		if sv.IsNull() {
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), "Invalid topic config", k+" must have a value.")
+			continue
+		}
+		if err := checkConfig(k, sv.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), "Invalid topic config", err.Error())
+		}
+	}
+}
+
+// durationValidator accepts Go durations ("90s", "12h", "720h").
+type durationValidator struct{}
+
+func (durationValidator) Description(context.Context) string {
+	return "a positive duration such as 90s, 15m or 720h"
+}
+func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (durationValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	d, err := time.ParseDuration(req.ConfigValue.ValueString())
+	if err != nil || d <= 0 {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid duration",
+			fmt.Sprintf("%q is not a positive duration such as 90s, 15m or 720h.", req.ConfigValue.ValueString()))
+	}
+}
