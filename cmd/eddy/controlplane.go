@@ -3,19 +3,23 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/eddy-streams/eddy/api"
+	"github.com/eddy-streams/eddy/control-plane/autoscale"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
+	"github.com/eddy-streams/eddy/control-plane/scaler"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type controlPlaneConfig struct {
@@ -26,6 +30,20 @@ type controlPlaneConfig struct {
 	ledger      ledger.Config
 	// api is the REST API; it is off while api.Listen is empty.
 	api api.Config
+	// autoscale runs the autoscaler with scaler (eddy dev's local
+	// processes), or else with the scaler scalerKind names.
+	autoscale     bool
+	autoscaleLoop autoscale.LoopConfig
+	scalerKind    string
+	kubernetes    scaler.KubernetesConfig
+	scaler        autoscale.Scaler
+}
+
+// registerAutoscale registers the autoscaler's flags (shared with eddy dev).
+func (c *controlPlaneConfig) registerAutoscale(fs *pflag.FlagSet) {
+	fs.BoolVar(&c.autoscale, "autoscale", false, "size the broker pool to its load (see --autoscale-*)")
+	c.autoscaleLoop = autoscale.DefaultLoopConfig()
+	c.autoscaleLoop.RegisterFlags(fs)
 }
 
 func (c *controlPlaneConfig) register(cmd *cobra.Command) {
@@ -36,6 +54,14 @@ func (c *controlPlaneConfig) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&c.placement.RebalanceInterval, "rebalance-interval", 0, "how often partitions are rebalanced by measured load and draining brokers emptied, with graceful moves (0: off)")
 	cmd.Flags().DurationVar(&c.placement.MoveTimeout, "move-timeout", 15*time.Second, "how long a leader has to hand a moving partition off before the move is forced")
 	cmd.Flags().IntVar(&c.placement.MaxMoves, "max-moves", 8, "most partition moves the rebalancer starts per round")
+	c.registerAutoscale(cmd.Flags())
+	cmd.Flags().StringVar(&c.scalerKind, "autoscale-scaler", "kubernetes", "how the autoscaler changes the pool: kubernetes (eddy dev --autoscale runs local processes)")
+	cmd.Flags().StringVar(&c.kubernetes.APIServer, "k8s-api-server", "", "Kubernetes API server URL (default: in-cluster)")
+	cmd.Flags().StringVar(&c.kubernetes.Namespace, "k8s-namespace", "", "namespace of the brokers' workload")
+	cmd.Flags().StringVar(&c.kubernetes.Kind, "k8s-kind", "statefulsets", "the brokers' workload kind: statefulsets (broker id = ordinal+1) or deployments")
+	cmd.Flags().StringVar(&c.kubernetes.Name, "k8s-name", "", "name of the brokers' StatefulSet or Deployment")
+	cmd.Flags().StringVar(&c.kubernetes.TokenFile, "k8s-token-file", "", "bearer token file (default in a cluster: the pod's service-account token)")
+	cmd.Flags().StringVar(&c.kubernetes.CAFile, "k8s-ca-file", "", "CA certificate of the API server (default in a cluster: the service account's)")
 	// The API is off unless --api-listen is given: several control planes
 	// (and test stacks) may share a machine, and only one can have a fixed port.
 	c.api.RegisterFlags(cmd.Flags())
@@ -63,6 +89,28 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	if cfg.api.Listen != "" {
 		if err := cfg.api.Validate(); err != nil {
 			return err
+		}
+	}
+	sc := cfg.scaler
+	if cfg.autoscale {
+		if err := cfg.autoscaleLoop.Validate(); err != nil {
+			return err
+		}
+		if sc == nil {
+			if cfg.scalerKind != "kubernetes" {
+				return fmt.Errorf("--autoscale-scaler %q: eddy control-plane scales a Kubernetes workload (kubernetes); eddy dev --autoscale scales local processes", cfg.scalerKind)
+			}
+			k, err := scaler.NewKubernetes(cfg.kubernetes, nil)
+			if err != nil {
+				return err
+			}
+			sc = k
+		}
+		// New brokers get partitions, and draining ones lose theirs,
+		// only through the rebalancer.
+		if cfg.placement.RebalanceInterval <= 0 {
+			cfg.placement.RebalanceInterval = 5 * time.Second
+			log.Info("--autoscale turns the rebalancer on", "rebalance_interval", cfg.placement.RebalanceInterval)
 		}
 	}
 	if cfg.migrate {
@@ -97,6 +145,11 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	go func() { defer wg.Done(); books.Run(ctx) }()
 	go func() { defer wg.Done(); loop.Run(ctx) }()
 	go func() { defer wg.Done(); cluster.NewProvisioner(st, time.Second, log).Run(ctx) }()
+	if cfg.autoscale {
+		as := autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg)
+		wg.Add(1)
+		go func() { defer wg.Done(); as.Run(ctx) }()
+	}
 
 	var apiErr chan error
 	if cfg.api.Listen != "" {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eddy-streams/eddy/control-plane/scaler"
 	"github.com/eddy-streams/eddy/internal/pgserver"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
@@ -30,6 +31,12 @@ type devConfig struct {
 	host      string
 	anonymous bool
 	brokerEnv []string
+	// brokerArgs are extra flags for every broker (--broker-flag).
+	brokerArgs []string
+	// databaseURL, when set, is used instead of a private Postgres.
+	databaseURL string
+	// autoscale holds --autoscale and the --autoscale-* flags.
+	autoscale controlPlaneConfig
 }
 
 func newDevCmd() *cobra.Command {
@@ -40,7 +47,13 @@ func newDevCmd() *cobra.Command {
 		Long: `Starts a private PostgreSQL under the data directory (from the system's
 binaries), applies the schema, runs the control plane and starts brokers as
 child processes on consecutive ports with the filesystem object store.
-Ctrl-C stops everything cleanly; data survives restarts.`,
+Ctrl-C stops everything cleanly; data survives restarts. Brokers that
+exit are restarted.
+
+With --autoscale the control plane sizes the pool to its load between
+--autoscale-min and --autoscale-max brokers (starting with --brokers),
+starting broker processes on the next ports and draining and stopping
+them again; lower --autoscale-capacity-bytes-in to see it at work.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), cfg, slog.Default())
 		},
@@ -53,12 +66,26 @@ Ctrl-C stops everything cleanly; data survives restarts.`,
 	fs.IntVar(&cfg.apiPort, "api-port", 8080, "REST API port")
 	fs.StringVar(&cfg.host, "host", "127.0.0.1", "address brokers listen on and advertise")
 	fs.BoolVar(&cfg.anonymous, "anonymous", false, "also accept unauthenticated Kafka connections, in virtual cluster vc-dev")
+	fs.StringVar(&cfg.databaseURL, "database-url", "", "use this Postgres database instead of starting one under --data-dir")
+	fs.StringArrayVar(&cfg.brokerArgs, "broker-flag", nil, "extra flag for every broker, e.g. --broker-flag=--flush-interval=50ms (repeatable)")
+	cfg.autoscale.registerAutoscale(fs)
+	// A laptop's pool: a few brokers, so the ports in use stay few.
+	fs.Lookup("autoscale-max").DefValue = "6"
+	cfg.autoscale.autoscaleLoop.MaxBrokers = 6
 	return cmd
 }
 
 func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	if cfg.brokers < 1 {
 		return fmt.Errorf("--brokers must be at least 1")
+	}
+	maxBrokers := cfg.brokers
+	if as := cfg.autoscale.autoscaleLoop; cfg.autoscale.autoscale {
+		if err := as.Validate(); err != nil {
+			return err
+		}
+		cfg.brokers = min(max(cfg.brokers, as.MinBrokers), as.MaxBrokers)
+		maxBrokers = as.MaxBrokers
 	}
 	dir, err := filepath.Abs(cfg.dataDir)
 	if err != nil {
@@ -67,22 +94,25 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return err
 	}
-	log.Info("starting postgres", "dir", filepath.Join(dir, "postgres"), "port", cfg.pgPort)
-	pg, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(dir, "postgres"), Port: cfg.pgPort, Fsync: true, Log: log})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := pg.Stop(sctx); err != nil {
-			log.Warn("postgres stop", "err", err)
+	dbURL := cfg.databaseURL
+	if dbURL == "" {
+		log.Info("starting postgres", "dir", filepath.Join(dir, "postgres"), "port", cfg.pgPort)
+		pg, err := pgserver.Start(ctx, pgserver.Config{Dir: filepath.Join(dir, "postgres"), Port: cfg.pgPort, Fsync: true, Log: log})
+		if err != nil {
+			return err
 		}
-	}()
-	if err := migrations.EnsureDatabase(ctx, pg.URL("postgres"), "eddy"); err != nil {
-		return err
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(sctx); err != nil {
+				log.Warn("postgres stop", "err", err)
+			}
+		}()
+		if err := migrations.EnsureDatabase(ctx, pg.URL("postgres"), "eddy"); err != nil {
+			return err
+		}
+		dbURL = pg.URL("eddy")
 	}
-	dbURL := pg.URL("eddy")
 	if _, err := migrations.Apply(ctx, dbURL); err != nil {
 		return err
 	}
@@ -104,8 +134,44 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		anonymous = "vc-dev"
 	}
 
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// Broker i listens on port+i-1 and serves metrics on port+100+i.
+	procs := &scaler.Processes{Max: maxBrokers, Log: log, StopTimeout: 30 * time.Second,
+		Command: func(id int) *exec.Cmd {
+			cmd := exec.Command(self, "broker",
+				"--id", strconv.Itoa(id),
+				"--listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+id-1)),
+				"--database-url", dbURL,
+				"--data-dir", filepath.Join(dir, fmt.Sprintf("broker-%d", id)),
+				"--objstore", "fs", "--objstore-dir", filepath.Join(dir, "objects"),
+				"--metrics-listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100+id)),
+				// SASL logins (API keys, tokens from the REST API's token
+				// endpoint) act in their own cluster; unauthenticated
+				// connections only with --anonymous, in vc-dev.
+				"--sasl-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer", apiURL,
+				"--anonymous-cluster="+anonymous,
+			)
+			cmd.Args = append(cmd.Args, cfg.brokerArgs...)
+			logPath := filepath.Join(dir, "logs", fmt.Sprintf("broker-%d.log", id))
+			if lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+				cmd.Stdout, cmd.Stderr = lf, lf // closed by procs once the broker started
+			} else {
+				log.Warn("broker log unavailable", "id", id, "err", err)
+			}
+			cmd.Env = append(os.Environ(), cfg.brokerEnv...)
+			// If eddy dev dies, its brokers get SIGTERM and shut down cleanly.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+			return cmd
+		}}
+	if err := procs.Scale(ctx, cfg.brokers); err != nil {
+		return err
+	}
+
 	// The control plane runs in this process; brokers are children, so one
-	// can be killed or restarted like in production.
+	// can be killed or restarted like in production (procs replaces it).
 	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
 	var cpWG sync.WaitGroup
 	cpWG.Add(1)
@@ -117,82 +183,30 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		cp.ledger.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
 		cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
 		cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
+		if cfg.autoscale.autoscale {
+			cp.autoscale, cp.autoscaleLoop, cp.scaler = true, cfg.autoscale.autoscaleLoop, procs
+			cp.placement.RebalanceInterval = 2 * time.Second
+		}
 		if err := runControlPlane(cpCtx, cp, log); err != nil {
 			log.Error("control plane failed", "err", err)
 		}
 	}()
 	defer func() { stopCP(); cpWG.Wait() }()
 
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	var procs []*exec.Cmd
-	var addrs []string
-	for i := 1; i <= cfg.brokers; i++ {
-		addr := net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+i-1))
-		addrs = append(addrs, addr)
-		logPath := filepath.Join(dir, "logs", fmt.Sprintf("broker-%d.log", i))
-		lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(self, "broker",
-			"--id", strconv.Itoa(i),
-			"--listen", addr,
-			"--database-url", dbURL,
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("broker-%d", i)),
-			"--objstore", "fs", "--objstore-dir", filepath.Join(dir, "objects"),
-			"--metrics-listen", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100+i)),
-			// SASL logins (API keys, tokens from the REST API's token
-			// endpoint) act in their own cluster; unauthenticated
-			// connections only with --anonymous, in vc-dev.
-			"--sasl-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer", apiURL,
-			"--anonymous-cluster="+anonymous,
-		)
-		cmd.Stdout, cmd.Stderr = lf, lf
-		cmd.Env = append(os.Environ(), cfg.brokerEnv...)
-		// If eddy dev dies, its brokers get SIGTERM and shut down cleanly.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		if err := cmd.Start(); err != nil {
-			lf.Close()
-			return fmt.Errorf("start broker %d: %w", i, err)
-		}
-		lf.Close()
-		procs = append(procs, cmd)
-		log.Info("broker started", "id", i, "addr", addr, "pid", cmd.Process.Pid, "log", logPath)
-	}
-	exited := make(chan int, len(procs))
-	var procWG sync.WaitGroup
-	for i, p := range procs {
-		procWG.Add(1)
-		go func() {
-			defer procWG.Done()
-			err := p.Wait()
-			if ctx.Err() == nil {
-				log.Error("broker exited", "id", i+1, "err", err)
-			}
-			exited <- i + 1
-		}()
-	}
+	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
+	procsDone := make(chan struct{})
+	go func() { defer close(procsDone); procs.Run(procCtx) }()
 	defer func() {
-		for _, p := range procs {
-			p.Process.Signal(syscall.SIGTERM)
-		}
-		done := make(chan struct{})
-		go func() { procWG.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			for _, p := range procs {
-				p.Process.Kill()
-			}
-			<-done
-		}
+		stopProcs() // SIGTERM every broker, SIGKILL after StopTimeout
+		<-procsDone
 		log.Info("all brokers stopped")
 	}()
 
-	if err := waitListening(ctx, addrs, exited); err != nil {
+	var addrs []string
+	for i := 1; i <= cfg.brokers; i++ {
+		addrs = append(addrs, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+i-1)))
+	}
+	if err := waitListening(ctx, addrs, filepath.Join(dir, "logs")); err != nil {
 		return err
 	}
 	printDevBanner(os.Stdout, devBanner{
@@ -208,7 +222,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 }
 
 // waitListening waits until every address accepts TCP connections.
-func waitListening(ctx context.Context, addrs []string, exited <-chan int) error {
+func waitListening(ctx context.Context, addrs []string, logs string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, a := range addrs {
 		for {
@@ -218,14 +232,12 @@ func waitListening(ctx context.Context, addrs []string, exited <-chan int) error
 				break
 			}
 			select {
-			case id := <-exited:
-				return fmt.Errorf("broker %d exited during start-up; see its log", id)
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("broker at %s did not start listening within a minute", a)
+				return fmt.Errorf("broker at %s did not start listening within a minute; see its log in %s", a, logs)
 			}
 		}
 	}

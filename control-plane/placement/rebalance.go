@@ -62,12 +62,18 @@ func Rebalance(nodes []Node, maxMoves int) (moves []store.Move, releaseSlots []i
 	coolest := func() int {
 		return slices.MinFunc(targets, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(a, b)) })
 	}
+	// A round never moves partitions both into and out of one broker:
+	// such a swap narrows the estimated gap but costs two moves (and two
+	// rounds of client retries) for what the next round can do better
+	// with measured load.
+	gave, got := map[int]bool{}, map[int]bool{}
 	move := func(from, to int, id int64) {
 		w := nodes[from].Partitions[id] + eps
 		load[from] -= w
 		load[to] += w
 		delete(nodes[from].Partitions, id)
 		nodes[to].Partitions[id] = w - eps
+		gave[from], got[to] = true, true
 		moves = append(moves, store.Move{PartitionID: id, To: nodes[to].ID})
 	}
 	for i, n := range nodes {
@@ -83,8 +89,23 @@ func Rebalance(nodes []Node, maxMoves int) (moves []store.Move, releaseSlots []i
 		releaseSlots = append(releaseSlots, n.Slots...)
 	}
 	for len(moves) < maxMoves {
-		h := slices.MaxFunc(targets, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(b, a)) })
-		c := coolest()
+		var srcs, dsts []int
+		for _, i := range targets {
+			if !got[i] {
+				srcs = append(srcs, i)
+			}
+			if !gave[i] {
+				dsts = append(dsts, i)
+			}
+		}
+		if len(srcs) == 0 || len(dsts) == 0 {
+			break
+		}
+		h := slices.MaxFunc(srcs, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(b, a)) })
+		c := slices.MinFunc(dsts, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(a, b)) })
+		if h == c {
+			break
+		}
 		gap := load[h] - load[c]
 		// The partition whose move best halves the gap, if any narrows it.
 		best, bestScore := int64(-1), 0.0

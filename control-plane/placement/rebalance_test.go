@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"math/rand/v2"
 	"testing"
 )
 
@@ -73,6 +74,39 @@ func TestRebalance(t *testing.T) {
 		_, slots := Rebalance([]Node{{ID: 1, Slots: []int32{0, 1, 2, 3, 4, 5}}, {ID: 2}}, 10)
 		if len(slots) != 3 {
 			t.Fatalf("released %v, want 3", slots)
+		}
+	})
+	t.Run("no broker both gives and receives in a round", func(t *testing.T) {
+		// Random pools: a swap (A->B and B->A, or A->B->C) in one round
+		// is churn, whatever the loads.
+		r := rand.New(rand.NewPCG(1, 2))
+		for range 2000 {
+			var nodes []Node
+			id := int64(0)
+			for b := range 2 + r.IntN(4) {
+				n := Node{ID: int32(b + 1), Partitions: map[int64]float64{}, Draining: r.IntN(6) == 0}
+				for range r.IntN(8) {
+					id++
+					n.Partitions[id] = float64(r.IntN(4)) * r.Float64() * 1e5
+				}
+				nodes = append(nodes, n)
+			}
+			owner := map[int64]int32{}
+			for _, n := range nodes {
+				for p := range n.Partitions {
+					owner[p] = n.ID
+				}
+			}
+			moves, _ := Rebalance(nodes, 8)
+			gave, got := map[int32]bool{}, map[int32]bool{}
+			for _, m := range moves {
+				gave[owner[m.PartitionID]], got[m.To] = true, true
+			}
+			for b := range gave {
+				if got[b] {
+					t.Fatalf("broker %d gives and receives in one round: %v", b, moves)
+				}
+			}
 		}
 	})
 }

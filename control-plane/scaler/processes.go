@@ -3,7 +3,9 @@ package scaler
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -11,7 +13,8 @@ import (
 )
 
 // Processes runs broker processes on this machine: broker i (1-based) is
-// the command Command(i) returns. Run supervises them: a broker that exits
+// the command Command(i) returns (called for every start; files it sets
+// as Stdout or Stderr are closed once the child has started). Run supervises them: a broker that exits
 // while it should be running is started again (a dead broker is replaced).
 // Shrinking stops the highest ids with SIGTERM, which makes a broker drain
 // (flush, hand off, deregister) and exit.
@@ -142,7 +145,15 @@ func (p *Processes) reconcile() {
 			}
 		}
 		cmd := p.Command(id)
-		if err := cmd.Start(); err != nil {
+		err := cmd.Start()
+		// The child has its own copies of files given as its output;
+		// ours would leak with every (re)start.
+		for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
+			if f, ok := w.(*os.File); ok && f != os.Stdout && f != os.Stderr {
+				f.Close()
+			}
+		}
+		if err != nil {
 			p.Log.Error("starting broker failed", "id", id, "err", err)
 			continue
 		}
