@@ -100,7 +100,6 @@ func TestDevKcatRoundTrip(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Three consecutive free ports are likely after a free one; retry a few.
 	port := devPorts(t)
 	apiPort := freePort(t)
 	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--port", strconv.Itoa(port), "--pg-port", strconv.Itoa(freePort(t)),
