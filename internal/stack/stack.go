@@ -167,8 +167,11 @@ func (s *Stack) waitAPI() {
 	}
 }
 
-// waitRegistered waits until Metadata lists n brokers: a broker listens
-// a moment before its session is registered.
+// waitRegistered waits until every broker's Metadata lists n brokers: a
+// broker listens a moment before its session is registered, and each
+// broker learns of the others from its own view of Postgres, so one
+// broker listing them all says nothing of the others (clients such as
+// kafkajs trip over brokers whose answers disagree).
 func (s *Stack) waitRegistered(n int) {
 	s.t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.Bootstrap()...)}, s.opts.ClientOpts...)...)
@@ -178,19 +181,36 @@ func (s *Stack) waitRegistered(n int) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seen, lastErr := 0, error(nil)
+	var ids []int32
+	for id := range s.brokers {
+		ids = append(ids, int32(id))
+	}
+	lastErr := error(nil)
+	seen := map[int32]int{}
 	for {
-		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-		if err == nil {
-			if len(resp.Brokers) >= n {
-				return
+		done := 0
+		for _, id := range ids {
+			if seen[id] >= n {
+				done++
+				continue
 			}
-			seen = len(resp.Brokers)
-		} else {
-			lastErr = err
+			// cl.Broker routes by node id once the client has seen it
+			// in any Metadata answer; until then the request fails.
+			resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl.Broker(int(id)))
+			if err != nil {
+				lastErr = err
+				if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); err != nil {
+					lastErr = err
+				}
+				continue
+			}
+			seen[id] = len(resp.Brokers)
+		}
+		if done == len(ids) {
+			return
 		}
 		if ctx.Err() != nil {
-			s.t.Fatalf("only %d of %d brokers registered after 30s (last error: %v)", seen, n, lastErr)
+			s.t.Fatalf("not every broker lists all %d brokers after 30s (brokers listed by each: %v; last error: %v)", n, seen, lastErr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
