@@ -157,6 +157,7 @@ func (p *eddyProvider) Resources(context.Context) []func() resource.Resource {
 		newServiceAccountResource,
 		newAPIKeyResource,
 		newRoleBindingResource,
+		newACLResource,
 	}
 }
 
