@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -18,7 +19,8 @@ import (
 // testAccACL: plan-time validation with the server's rules (before the
 // principal's account exists), create (the ACL is what Kafka's
 // DescribeAcls shows), a change replaces it, import, an ACL deleted over
-// Kafka (DeleteAcls) is drift that the next apply creates again, destroy.
+// Kafka (DeleteAcls) is drift that the next apply creates again, the
+// eddy_acls data source lists it next to one made over Kafka, destroy.
 func testAccACL(t *testing.T, e *accEnv) {
 	tn := e.tenant(t, "tf-acl")
 	ctx := ctxT(t)
@@ -142,6 +144,41 @@ resource "eddy_acl" "x" {
 					plancheck.ExpectResourceAction("eddy_acl.x", plancheck.ResourceActionCreate),
 				}},
 				Check: kafkaSees(kadm.OpDescribe),
+			},
+			{
+				// eddy_acls lists ACLs whoever made them: one made
+				// over Kafka shows next to Terraform's.
+				PreConfig: func() {
+					adm := kadm.NewClient(e.kafka(t, tn.keyID+"@"+clusterID, tn.secret))
+					rs, err := adm.CreateACLs(ctx, kadm.NewACLs().Groups("audit").Allow("User:*").AllowHosts().Operations(kadm.OpRead))
+					if err == nil {
+						for _, r := range rs {
+							err = errors.Join(err, r.Err)
+						}
+					}
+					if err != nil {
+						t.Fatalf("create an ACL over Kafka: %v", err)
+					}
+				},
+				Config: cfg("describe") + `
+data "eddy_acls" "all" {
+  cluster_id = eddy_cluster.c.id
+  depends_on = [eddy_acl.x]
+}
+data "eddy_acls" "reader" {
+  cluster_id = eddy_cluster.c.id
+  principal  = eddy_acl.x.principal
+}`,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("data.eddy_acls.all", "acls.#", "2"),
+					resource.TestCheckTypeSetElemNestedAttrs("data.eddy_acls.all", "acls.*", map[string]string{
+						"principal": "User:*", "resource_type": "group", "resource_name": "audit", "pattern_type": "literal",
+						"operation": "read", "permission": "allow", "host": "*",
+					}),
+					resource.TestCheckResourceAttr("data.eddy_acls.reader", "acls.#", "1"),
+					resource.TestCheckResourceAttrPair("data.eddy_acls.reader", "acls.0.acl_id", "eddy_acl.x", "acl_id"),
+					resource.TestCheckResourceAttr("data.eddy_acls.reader", "acls.0.operation", "describe"),
+				),
 			},
 		},
 	})

@@ -166,6 +166,7 @@ func (p *eddyProvider) DataSources(context.Context) []func() datasource.DataSour
 		newClusterDataSource,
 		newTopicDataSource,
 		newServiceAccountDataSource,
+		newACLsDataSource,
 	}
 }
 
