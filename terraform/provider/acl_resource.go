@@ -80,7 +80,8 @@ func (r *aclResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp
 		MarkdownDescription: "A Kafka ACL of a cluster: allows or denies a principal one operation on topics, groups, transactional ids or the cluster. " +
 			"A deny wins over every allow, roles (`eddy_role_binding`) included. ACLs are the ones Kafka admin clients see (DescribeAcls); " +
 			"one deleted outside Terraform (DeleteAcls, REST) shows in the next plan, and the apply creates it again. " +
-			"ACLs cannot be edited: every change replaces the ACL. The principal, the operations a resource type has and the " +
+			"ACLs cannot be edited: every change replaces the ACL, the old one going first; add " +
+			"`lifecycle { create_before_destroy = true }` to keep a deny in force throughout. The principal, the operations a resource type has and the " +
 			"cluster resource's name are checked by `terraform plan`.",
 		Attributes: map[string]schema.Attribute{
 			"id": computedString("`<cluster_id>/<acl_id>`, also the import id."),

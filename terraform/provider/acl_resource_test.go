@@ -18,9 +18,10 @@ import (
 
 // testAccACL: plan-time validation with the server's rules (before the
 // principal's account exists), create (the ACL is what Kafka's
-// DescribeAcls shows), a change replaces it, import, an ACL deleted over
-// Kafka (DeleteAcls) is drift that the next apply creates again, the
-// eddy_acls data source lists it next to one made over Kafka, destroy.
+// DescribeAcls shows), a change replaces it, import (and bad import ids),
+// an ACL deleted over Kafka (DeleteAcls) is drift that the next apply
+// creates again, the eddy_acls data source lists it next to one made over
+// Kafka, destroy.
 func testAccACL(t *testing.T, e *accEnv) {
 	tn := e.tenant(t, "tf-acl")
 	ctx := ctxT(t)
@@ -116,6 +117,18 @@ resource "eddy_acl" "x" {
 				ResourceName:      "eddy_acl.x",
 				ImportState:       true,
 				ImportStateVerify: true,
+			},
+			{
+				ResourceName:  "eddy_acl.x",
+				ImportState:   true,
+				ImportStateId: "acl-only",
+				ExpectError:   regexp.MustCompile(`"acl-only" is not <cluster_id>/<acl_id>`),
+			},
+			{
+				ResourceName:      "eddy_acl.x",
+				ImportState:       true,
+				ImportStateIdFunc: func(*terraform.State) (string, error) { return clusterID + "/acl-nope", nil },
+				ExpectError:       regexp.MustCompile(`(?i)non-existent`),
 			},
 			{
 				PreConfig: func() {
