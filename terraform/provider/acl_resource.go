@@ -223,8 +223,15 @@ func (r *aclResource) Create(ctx context.Context, req resource.CreateRequest, re
 		Operation: plan.Operation.ValueString(), Permission: plan.Permission.ValueString(), Host: plan.Host.ValueString(),
 	}, idempotencyKey())
 	if err != nil {
-		addAPIError(&resp.Diagnostics, fmt.Sprintf("create ACL (%s %s %s on %s %s) in cluster %s", plan.Permission.ValueString(),
-			plan.Principal.ValueString(), plan.Operation.ValueString(), plan.ResourceType.ValueString(), plan.ResourceName.ValueString(), cluster), err)
+		hint := ""
+		if client.IsConflict(err) {
+			// Kafka treats an ACL as a value, so the same ACL made
+			// with kafka-acls.sh, over REST or by another eddy_acl
+			// blocks this one; the problem detail names its id.
+			hint = "The same ACL exists already. Import it (terraform import <address> " + cluster + "/<its id>) or delete it first."
+		}
+		addAPIErrorHint(&resp.Diagnostics, fmt.Sprintf("create ACL (%s %s %s on %s %s) in cluster %s", plan.Permission.ValueString(),
+			plan.Principal.ValueString(), plan.Operation.ValueString(), plan.ResourceType.ValueString(), plan.ResourceName.ValueString(), cluster), err, hint)
 		return
 	}
 	plan.from(a)

@@ -21,7 +21,7 @@ import (
 // DescribeAcls shows), a change replaces it, import (and bad import ids),
 // an ACL deleted over Kafka (DeleteAcls) is drift that the next apply
 // creates again, the eddy_acls data source lists it next to one made over
-// Kafka, destroy.
+// Kafka, declaring that one again fails with an import hint, destroy.
 func testAccACL(t *testing.T, e *accEnv) {
 	tn := e.tenant(t, "tf-acl")
 	ctx := ctxT(t)
@@ -192,6 +192,20 @@ data "eddy_acls" "reader" {
 					resource.TestCheckResourceAttrPair("data.eddy_acls.reader", "acls.0.acl_id", "eddy_acl.x", "acl_id"),
 					resource.TestCheckResourceAttr("data.eddy_acls.reader", "acls.0.operation", "describe"),
 				),
+			},
+			{
+				// The ACL made over Kafka above, declared again: the
+				// server refuses the duplicate and says how to adopt it.
+				Config: cfg("describe") + `
+resource "eddy_acl" "dup" {
+  cluster_id    = eddy_cluster.c.id
+  principal     = "User:*"
+  resource_type = "group"
+  resource_name = "audit"
+  operation     = "read"
+  permission    = "allow"
+}`,
+				ExpectError: regexp.MustCompile(`identical ACL exists \(acl-[a-z0-9]+\)\s+The same ACL exists already\. Import it \(terraform\s+import\s+<address>\s+vc-[a-z0-9]+/<its\s+id>\)`),
 			},
 		},
 	})
