@@ -85,7 +85,8 @@ type field struct {
 	desc                          string
 	typ                           string
 	required, optional, sensitive bool
-	nested                        []field // a block's attributes
+	nested                        []field // a block's or nested attribute's attributes
+	anchor                        string  // of the nested schema: "nestedblock--" or "nestedatt--"
 }
 
 // attribute is what every framework attribute (resource, data source,
@@ -120,13 +121,29 @@ func typeName(t attr.Type) string {
 	return t.String()
 }
 
-func fieldOf(name string, a attribute) field {
+func fieldOf(name string, a attribute) (field, error) {
 	d := a.GetMarkdownDescription()
 	if d == "" {
 		d = a.GetDescription()
 	}
-	return field{name: name, desc: d, typ: typeName(a.GetType()),
+	f := field{name: name, desc: d, typ: typeName(a.GetType()),
 		required: a.IsRequired(), optional: a.IsOptional(), sensitive: a.IsSensitive()}
+	// List nested attributes (others have no use yet): their
+	// attributes get a nested schema section of their own.
+	var err error
+	switch n := a.(type) {
+	case dschema.ListNestedAttribute:
+		f.nested, err = fields(n.NestedObject.Attributes)
+	case rschema.ListNestedAttribute:
+		f.nested, err = fields(n.NestedObject.Attributes)
+	default:
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("%s: %w", name, err)
+	}
+	f.typ, f.anchor = "List of Object", "nestedatt--"
+	return f, nil
 }
 
 func fields[A any](attrs map[string]A) ([]field, error) {
@@ -136,7 +153,11 @@ func fields[A any](attrs map[string]A) ([]field, error) {
 		if !ok {
 			return nil, fmt.Errorf("attribute %s: %T is not supported by docgen", name, attrs[name])
 		}
-		out = append(out, fieldOf(name, a))
+		f, err := fieldOf(name, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }
@@ -159,7 +180,7 @@ func resourceFields(s rschema.Schema) ([]field, error) {
 		if desc == "" && name == "timeouts" {
 			desc = "How long to wait, as durations like `30s` or `10m`. `create` bounds the wait for the cluster to be ready (default `10m`)."
 		}
-		out = append(out, field{name: name, desc: desc, typ: "Block", optional: true, nested: nested})
+		out = append(out, field{name: name, desc: desc, typ: "Block", optional: true, nested: nested, anchor: "nestedblock--"})
 	}
 	return out, nil
 }
@@ -180,7 +201,7 @@ func page(title, kind, desc, example, lang string, fs []field, importExample str
 	}
 	fmt.Fprintf(&b, "%s\n\n## Example Usage\n\n```%s\n%s```\n\n", desc, lang, example)
 	fmt.Fprintf(&b, "## Schema\n")
-	section := func(name string, keep func(field) bool, list []field, anchorPrefix string) {
+	section := func(name string, keep func(field) bool, list []field) {
 		var sel []field
 		for _, f := range list {
 			if keep(f) {
@@ -197,21 +218,24 @@ func page(title, kind, desc, example, lang string, fs []field, importExample str
 				extra = ", Sensitive"
 			}
 			if f.nested != nil {
-				fmt.Fprintf(&b, "- `%s` (%s%s) %s (see [below for nested schema](#%s%s))\n", f.name, f.typ, extra, f.desc, anchorPrefix, f.name)
+				fmt.Fprintf(&b, "- `%s` (%s%s) %s (see [below for nested schema](#%s%s))\n", f.name, f.typ, extra, f.desc, f.anchor, f.name)
 				continue
 			}
 			fmt.Fprintf(&b, "- `%s` (%s%s) %s\n", f.name, f.typ, extra, f.desc)
 		}
 	}
-	section("Required", func(f field) bool { return f.required }, fs, "nestedblock--")
-	section("Optional", func(f field) bool { return f.optional }, fs, "nestedblock--")
-	section("Read-Only", func(f field) bool { return !f.required && !f.optional }, fs, "nestedblock--")
+	sections := func(list []field) {
+		section("Required", func(f field) bool { return f.required }, list)
+		section("Optional", func(f field) bool { return f.optional }, list)
+		section("Read-Only", func(f field) bool { return !f.required && !f.optional }, list)
+	}
+	sections(fs)
 	for _, f := range fs {
 		if f.nested == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "\n<a id=\"nestedblock--%s\"></a>\n### Nested Schema for `%s`\n", f.name, f.name)
-		section("Optional", func(f field) bool { return f.optional }, f.nested, "")
+		fmt.Fprintf(&b, "\n<a id=\"%s%s\"></a>\n### Nested Schema for `%s`\n", f.anchor, f.name, f.name)
+		sections(f.nested)
 	}
 	if importExample != "" {
 		fmt.Fprintf(&b, "\n## Import\n\nImport is supported using the following syntax:\n\n```shell\n%s```\n", importExample)

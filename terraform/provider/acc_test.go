@@ -88,6 +88,7 @@ func TestAcceptance(t *testing.T) {
 		{"service_account", testAccServiceAccount},
 		{"api_key", testAccAPIKey},
 		{"role_binding", testAccRoleBinding},
+		{"acl", testAccACL},
 		{"data_sources", testAccDataSources},
 		{"example_complete", testAccExampleComplete},
 	} {

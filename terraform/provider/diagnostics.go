@@ -17,6 +17,12 @@ import (
 // an operator can find the request in the control plane's logs. what is
 // the action that failed ("create topic \"orders\"").
 func addAPIError(diags *diag.Diagnostics, what string, err error) {
+	addAPIErrorHint(diags, what, err, "")
+}
+
+// addAPIErrorHint is addAPIError with a paragraph of advice for a
+// problem, put before the request id.
+func addAPIErrorHint(diags *diag.Diagnostics, what string, err error, hint string) {
 	var p *client.Problem
 	if !errors.As(err, &p) {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -41,6 +47,9 @@ func addAPIError(diags *diag.Diagnostics, what string, err error) {
 		b.WriteString("\n\nThe provider needs an API key of an organisation admin service account, valid for the whole organisation.")
 	case client.ProblemLimitExceeded:
 		b.WriteString("\n\nRaise the cluster's limits (eddy_cluster max_partitions, ...) or ask for fewer resources.")
+	}
+	if hint != "" {
+		b.WriteString("\n\n" + hint)
 	}
 	if p.RequestID != "" {
 		fmt.Fprintf(&b, "\n\n(HTTP %d, request id %s)", p.Status, p.RequestID)

@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -8,14 +10,19 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // testAccExampleComplete applies terraform/examples/complete in ONE
 // apply from nothing; a Kafka client then logs in with the API key it
 // made (SASL/PLAIN) and produces to the topic it made, and the records
-// show in that topic's high watermarks over REST. The destroy that ends
-// the test case removes everything (CheckDestroy).
+// show in that topic's high watermarks over REST. The example's ACL lets
+// that client create topics named orders-… (its role does not): one such
+// CreateTopics succeeds, another name is refused with
+// TOPIC_AUTHORIZATION_FAILED. The destroy that ends the test case removes
+// everything (CheckDestroy).
 func testAccExampleComplete(t *testing.T, e *accEnv) {
 	tn := e.tenant(t, "tf-example")
 	ctx := ctxT(t)
@@ -80,8 +87,38 @@ func testAccExampleComplete(t *testing.T, e *accEnv) {
 				if hw < n || top.PartitionCount != 6 { // a refused attempt may have stored some
 					return fmt.Errorf("topic %s of %s after producing %d records: %d partitions, high watermarks sum to %d", topic, clusterID, n, top.PartitionCount, hw)
 				}
-				return nil
+				return createsOnlyOrdersTopics(ctx, t, kadm.NewClient(cl))
 			},
 		}},
 	})
+}
+
+// createsOnlyOrdersTopics: the example's ACL allows CREATE on topics
+// prefixed orders-, and nothing else grants it. The allowed create goes
+// first, so the refusal after it is the ACL's pattern at work rather than
+// a broker that has not heard of the ACL yet.
+func createsOnlyOrdersTopics(ctx context.Context, t *testing.T, adm *kadm.Client) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := adm.CreateTopic(ctx, 1, -1, nil, "orders-dead-letters")
+		if err == nil {
+			err = r.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) { // a retry after a lost answer
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("create orders-dead-letters as the application (the ACL allows it): %w", err)
+		}
+		t.Logf("create orders-dead-letters: %v (retrying)", err)
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := adm.CreateTopic(ctx, 1, -1, nil, "payments")
+	if err == nil {
+		err = r.Err
+	}
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return fmt.Errorf("create payments as the application: %v, want %v", err, kerr.TopicAuthorizationFailed)
+	}
+	return nil
 }

@@ -157,6 +157,7 @@ func (p *eddyProvider) Resources(context.Context) []func() resource.Resource {
 		newServiceAccountResource,
 		newAPIKeyResource,
 		newRoleBindingResource,
+		newACLResource,
 	}
 }
 
@@ -165,6 +166,7 @@ func (p *eddyProvider) DataSources(context.Context) []func() datasource.DataSour
 		newClusterDataSource,
 		newTopicDataSource,
 		newServiceAccountDataSource,
+		newACLsDataSource,
 	}
 }
 

@@ -1,6 +1,6 @@
 # A complete tenant setup in one `terraform apply`: a cluster, a topic, an
-# application's service account with a role on the cluster, and the API
-# key the application logs in to Kafka with. Nothing needs a second apply:
+# application's service account with a role on the cluster and a Kafka ACL
+# beyond it, and the API key the application logs in to Kafka with. Nothing needs a second apply:
 # the key is created by the same run that creates what it gives access to.
 #
 #   export EDDY_ENDPOINT=http://127.0.0.1:8080 EDDY_API_KEY=key-… EDDY_API_SECRET=…
@@ -78,6 +78,19 @@ resource "eddy_role_binding" "app" {
   role               = "developer-write"
 }
 
+# The role lets the application produce and consume but not create
+# topics; it creates its own retry and dead-letter topics, all named
+# orders-…, so allow it that — and nothing else — with an ACL.
+resource "eddy_acl" "app_creates_orders_topics" {
+  cluster_id    = eddy_cluster.main.id
+  principal     = "User:${eddy_service_account.app.id}"
+  resource_type = "topic"
+  resource_name = "orders-"
+  pattern_type  = "prefixed"
+  operation     = "create"
+  permission    = "allow"
+}
+
 resource "eddy_api_key" "app" {
   service_account_id = eddy_service_account.app.id
   cluster_id         = eddy_cluster.main.id
@@ -87,8 +100,8 @@ resource "eddy_api_key" "app" {
     generation = "1" # bump to rotate; the new key exists before the old one goes
   }
 
-  # The key is useless until the role is bound.
-  depends_on = [eddy_role_binding.app]
+  # The key is useless until the role is bound and the ACL exists.
+  depends_on = [eddy_role_binding.app, eddy_acl.app_creates_orders_topics]
 }
 
 output "cluster_id" {
