@@ -93,8 +93,31 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("high watermarks sum to %d, want %d", total, n)
 	}
 
-	// A topic created over Kafka shows in REST ...
+	// A group's committed offsets and lag show in REST: commit each
+	// partition's first record as consumed.
 	adm := kadm.NewClient(producer)
+	var offs kadm.Offsets
+	for _, p := range got.Partitions {
+		offs.Add(kadm.Offset{Topic: top.Name, Partition: p.Partition, At: 1, LeaderEpoch: -1})
+	}
+	if r, err := adm.CommitOffsets(ctx, "shop-app", offs); err != nil || r.Error() != nil {
+		t.Fatalf("commit offsets: %v %v", err, r.Error())
+	}
+	groups := must[client.List[client.ConsumerGroup]](t)(a.admin.ListConsumerGroups(ctx, cl.ID, client.ListOptions{}))
+	if len(groups.Items) != 1 || groups.Items[0].GroupID != "shop-app" || groups.Items[0].TotalLag != n-int64(len(got.Partitions)) {
+		t.Fatalf("consumer groups in REST = %+v, want shop-app with lag %d", groups.Items, n-len(got.Partitions))
+	}
+	g := must[client.ConsumerGroupDetail](t)(a.admin.GetConsumerGroup(ctx, cl.ID, "shop-app"))
+	for _, o := range g.Offsets {
+		if o.CommittedOffset != 1 || o.Lag != o.HighWatermark-1 {
+			t.Fatalf("group offset %+v", o)
+		}
+	}
+	if _, err := a.admin.GetConsumerGroup(ctx, cl.ID, "no-such-group"); !client.IsNotFound(err) {
+		t.Fatalf("unknown group: %v, want 404", err)
+	}
+
+	// A topic created over Kafka shows in REST ...
 	if r, err := adm.CreateTopic(ctx, 2, -1, map[string]*string{"retention.ms": ptr("60000")}, "from-kafka"); err != nil || r.Err != nil {
 		t.Fatalf("kafka create topic: %v %v", err, r.Err)
 	}

@@ -78,7 +78,7 @@ func TestIsolation(t *testing.T) {
 	params := map[string]string{
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
-		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID,
+		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID, "group_id": "shop-app",
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){

@@ -179,6 +179,9 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
 
+	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
+	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)
+
 	ti.POST("/clusters/:cluster_id/acls", s.createACL)
 	t.GET("/clusters/:cluster_id/acls", s.listACLs)
 	t.GET("/clusters/:cluster_id/acls/:acl_id", s.getACL)

@@ -1,0 +1,56 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/control-plane/store"
+)
+
+// Consumer groups as their committed offsets show them: the groups of a
+// cluster with their total lag, and one group's offsets and lag per
+// partition. Membership lives in the brokers' coordinators; this is the
+// durable view (what `kafka-consumer-groups --describe` shows as offsets
+// and lag).
+
+func (s *Server) listGroups(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	gs, next, err := s.st.Groups(c.Request().Context(), cl.OrgID, cl.ID, p)
+	if err != nil {
+		return storeError(err, "cluster")
+	}
+	return c.JSON(http.StatusOK, list(gs, next, func(g store.GroupSummary) client.ConsumerGroup {
+		return client.ConsumerGroup{GroupID: g.Group, Partitions: g.Partitions, TotalLag: g.TotalLag, LastCommitAt: g.CommittedAt}
+	}))
+}
+
+func (s *Server) getGroup(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	offs, err := s.st.GroupOffsets(c.Request().Context(), cl.OrgID, cl.ID, c.Param("group_id"))
+	if err != nil {
+		return storeError(err, "consumer group")
+	}
+	out := client.ConsumerGroupDetail{ConsumerGroup: client.ConsumerGroup{GroupID: c.Param("group_id")}, Offsets: make([]client.GroupOffset, 0, len(offs))}
+	for _, o := range offs {
+		out.Offsets = append(out.Offsets, client.GroupOffset{Topic: o.Topic, Partition: o.Partition, CommittedOffset: o.Committed,
+			HighWatermark: o.HighWatermark, Lag: o.Lag(), Metadata: o.Metadata, CommittedAt: o.CommittedAt})
+		out.TotalLag += o.Lag()
+		if o.CommittedAt.After(out.LastCommitAt) {
+			out.LastCommitAt = o.CommittedAt
+		}
+	}
+	out.Partitions = int32(len(offs))
+	return c.JSON(http.StatusOK, out)
+}
