@@ -207,6 +207,55 @@ func TestSASL(t *testing.T) {
 		})
 	}
 
+	// A revoked (deleted) key stops logging in within the key cache's TTL
+	// (5 s), with PLAIN and SCRAM alike.
+	t.Run("revoked key", func(t *testing.T) {
+		cp, err := cpstore.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cp.Close()
+		secret := "revoked-" + strings.ToLower(rand.Text())
+		k, err := cp.CreateAPIKey(ctx, a.org, a.sa, a.cluster, "to revoke", identity.HashSecret(secret), identity.SCRAMCredentials(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		login := func(mech sasl.Mechanism) error {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...), kgo.SASL(mech), kgo.RequestRetries(0))
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			_, err = kmsg.NewPtrMetadataRequest().RequestWith(rctx, cl)
+			return err
+		}
+		mechs := []sasl.Mechanism{plain.Auth{User: k.ID, Pass: secret}.AsMechanism(), scram.Auth{User: k.ID, Pass: secret}.AsSha256Mechanism()}
+		for _, m := range mechs {
+			if err := login(m); err != nil {
+				t.Fatalf("%s login with a fresh key: %v", m.Name(), err)
+			}
+		}
+		if err := cp.DeleteAPIKey(ctx, a.org, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		revoked := time.Now()
+		for _, m := range mechs {
+			for {
+				err := login(m)
+				if err != nil && strings.Contains(err.Error(), kerr.SaslAuthenticationFailed.Message) {
+					break
+				}
+				if time.Since(revoked) > 15*time.Second {
+					t.Fatalf("%s: a revoked key still logs in %s after revocation (last: %v)", m.Name(), time.Since(revoked), err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		t.Logf("revoked key refused %s after the delete", time.Since(revoked).Round(time.Millisecond))
+	})
+
 	// A mechanism the broker does not offer: UNSUPPORTED_SASL_MECHANISM,
 	// with the list of what it offers.
 	t.Run("unknown mechanism", func(t *testing.T) {
