@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/devca"
 	"github.com/eddy-streams/eddy/internal/stack"
 )
@@ -31,6 +31,9 @@ func BenchmarkProduceAuth(b *testing.B) {
 	a := ts[0]
 	tlsURL, tlsTs := tenants(b, "bench-auth-tls") // brokers of two stacks must not share a database
 	ta := tlsTs[0]
+	// Quotas would measure the throttle, not authentication.
+	unlimited(b, url, a)
+	unlimited(b, tlsURL, ta)
 	files, err := devca.Ensure(b.TempDir(), "127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
@@ -63,13 +66,16 @@ func BenchmarkProduceAuth(b *testing.B) {
 		{"sasl-scram-sha-512", clear.Bootstrap(), []kgo.Opt{scramAuth}},
 		{"sasl-plain-tls", secure.Bootstrap(), []kgo.Opt{tlsOpt, tlsAuth}},
 	} {
-		b.Run(tc.name, func(b *testing.B) { produceThroughput(b, tc.seeds, tc.opts...) })
+		// One topic per case, reused by every run of it: the tenant's
+		// cluster allows 100 partitions.
+		b.Run(tc.name, func(b *testing.B) { produceThroughput(b, tc.seeds, "bench-auth-"+tc.name, tc.opts...) })
 	}
 }
 
-// produceThroughput pushes b.N 1 KiB records into a new 16-partition topic.
-func produceThroughput(b *testing.B, seeds []string, opts ...kgo.Opt) {
-	cl := benchClient(b, seeds, "bench-auth-"+strings.ToLower(rand.Text()[:6]), 16, opts...)
+// produceThroughput pushes b.N 1 KiB records into a 16-partition topic,
+// created if it does not exist.
+func produceThroughput(b *testing.B, seeds []string, topic string, opts ...kgo.Opt) {
+	cl := benchClient(b, seeds, topic, 16, opts...)
 	value := make([]byte, 1024)
 	rand.Read(value)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -88,4 +94,19 @@ func produceThroughput(b *testing.B, seeds []string, opts ...kgo.Opt) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+// unlimited lifts the ingress and egress quotas of t's cluster.
+func unlimited(b *testing.B, url string, t tenant) {
+	cp, err := cpstore.Open(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cp.Close()
+	if _, err := cp.UpdateCluster(context.Background(), t.org, t.cluster, 0, func(c *cpstore.Cluster) error {
+		c.Limits.IngressMBps, c.Limits.EgressMBps = 100_000, 100_000
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
 }
