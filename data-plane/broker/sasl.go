@@ -198,14 +198,23 @@ func (s *Server) loginFailed(host string) {
 	s.failed.by[host] = failure{n: f.n + 1, last: time.Now()}
 }
 
-func (s *Server) loginDelay(ctx context.Context, host string) {
+// loginBackoff is how long the next login from host waits: nothing for the
+// first three recent failures, then 50 ms doubling per failure up to 5 s.
+func (s *Server) loginBackoff(host string) time.Duration {
 	s.failed.mu.Lock()
 	f := s.failed.by[host]
 	s.failed.mu.Unlock()
 	if f.n < 3 || time.Since(f.last) > time.Minute {
+		return 0
+	}
+	return min(50*time.Millisecond<<min(f.n-3, 7), 5*time.Second)
+}
+
+func (s *Server) loginDelay(ctx context.Context, host string) {
+	d := s.loginBackoff(host)
+	if d == 0 {
 		return
 	}
-	d := min(50*time.Millisecond<<min(f.n-3, 7), 5*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
