@@ -277,16 +277,15 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 
 func handleDescribeGroups(s *Server, c *conn, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	for _, g := range req.Groups {
-		if code := s.groupCheck(c, g, acl.Describe); code != 0 {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
-			resp.Groups = append(resp.Groups, rg)
-			continue
-		}
-		one := *req
-		one.Groups = []string{g}
-		resp.Groups = append(resp.Groups, s.groups.DescribeGroups(c.groupCtx(), c.cluster, &one).Groups...)
+	allowed := s.splitGroups(c, req.Groups, acl.Describe, func(g string, code int16) {
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group, rg.ErrorCode = g, code
+		resp.Groups = append(resp.Groups, rg)
+	})
+	if len(allowed) > 0 {
+		some := *req
+		some.Groups = allowed
+		resp.Groups = append(resp.Groups, s.groups.DescribeGroups(c.groupCtx(), c.cluster, &some).Groups...)
 	}
 	return resp
 }
@@ -308,16 +307,15 @@ func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Resp
 
 func handleDeleteGroups(s *Server, c *conn, req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, g := range req.Groups {
-		if code := s.groupCheck(c, g, acl.Delete); code != 0 {
-			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
-			resp.Groups = append(resp.Groups, rg)
-			continue
-		}
-		one := *req
-		one.Groups = []string{g}
-		resp.Groups = append(resp.Groups, s.groups.DeleteGroups(c.groupCtx(), c.cluster, &one).Groups...)
+	allowed := s.splitGroups(c, req.Groups, acl.Delete, func(g string, code int16) {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group, rg.ErrorCode = g, code
+		resp.Groups = append(resp.Groups, rg)
+	})
+	if len(allowed) > 0 {
+		some := *req
+		some.Groups = allowed
+		resp.Groups = append(resp.Groups, s.groups.DeleteGroups(c.groupCtx(), c.cluster, &some).Groups...)
 	}
 	return resp
 }
@@ -351,6 +349,21 @@ func handleOffsetDelete(s *Server, c *conn, req *kmsg.OffsetDeleteRequest) kmsg.
 	resp := s.groups.OffsetDelete(c.groupCtx(), c.cluster, &one)
 	resp.Topics = append(resp.Topics, denied...)
 	return resp
+}
+
+// splitGroups returns the groups of a batched request that pass groupCheck,
+// in order, so the coordinator answers them in one call; refuse is called
+// for each of the others with its error code.
+func (s *Server) splitGroups(c *conn, groups []string, op acl.Operation, refuse func(group string, code int16)) []string {
+	var allowed []string
+	for _, g := range groups {
+		if code := s.groupCheck(c, g, op); code != 0 {
+			refuse(g, code)
+			continue
+		}
+		allowed = append(allowed, g)
+	}
+	return allowed
 }
 
 // groupCheck authorizes op on group and then checks this broker

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,15 +39,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // env is a running deployment with one tenant and its API key.
 type env struct {
-	s           *stack.Stack
-	keyID       string
-	secret      string
-	ca          string // CA file when the brokers speak TLS, else ""
-	tlsOpt      []kgo.Opt
-	topic       string
-	tokenURL    string
-	bootstrap   string
-	securityPro string // librdkafka security.protocol
+	s         *stack.Stack
+	keyID     string
+	secret    string
+	ca        string // CA file when the brokers speak TLS, else ""
+	tlsOpt    []kgo.Opt
+	topic     string
+	tokenURL  string
+	bootstrap string
+	protocol  string // librdkafka security.protocol
 }
 
 func start(t *testing.T, useTLS bool) *env {
@@ -72,7 +73,7 @@ func start(t *testing.T, useTLS bool) *env {
 		t.Fatal(err)
 	}
 
-	e := &env{keyID: key.ID, secret: secret, topic: "logins", securityPro: "SASL_PLAINTEXT"}
+	e := &env{keyID: key.ID, secret: secret, topic: "logins", protocol: "SASL_PLAINTEXT"}
 	args := []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER", "--oauth-issuer={api}"}
 	if useTLS {
 		files, err := devca.Ensure(t.TempDir(), "127.0.0.1", "localhost")
@@ -85,7 +86,7 @@ func start(t *testing.T, useTLS bool) *env {
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pem)
-		e.ca, e.securityPro = files.CA, "SASL_SSL"
+		e.ca, e.protocol = files.CA, "SASL_SSL"
 		e.tlsOpt = []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})}
 		args = append(args, "--tls-cert="+files.Cert, "--tls-key="+files.Key)
 	}
@@ -163,9 +164,9 @@ func TestClientLogins(t *testing.T) {
 func franzOAuth(t *testing.T, e *env) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	fetches := 0
+	var fetches atomic.Int32 // the client calls back from its own goroutines
 	auth := kgo.SASL(oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
-		fetches++
+		fetches.Add(1)
 		tok, err := e.fetchToken(ctx)
 		return oauth.Auth{Token: tok}, err
 	}))
@@ -174,7 +175,7 @@ func franzOAuth(t *testing.T, e *env) {
 		t.Fatalf("produce: %v", err)
 	}
 	waitValue(t, ctx, cl, "franz-oauth")
-	if fetches == 0 {
+	if fetches.Load() == 0 {
 		t.Fatal("the client never fetched a token")
 	}
 }
@@ -208,7 +209,7 @@ func tool(t *testing.T, name string) string {
 
 func kcatSCRAM(t *testing.T, e *env) {
 	kcat := tool(t, "kcat")
-	args := []string{"-b", e.bootstrap, "-X", "security.protocol=" + e.securityPro, "-X", "sasl.mechanisms=SCRAM-SHA-256",
+	args := []string{"-b", e.bootstrap, "-X", "security.protocol=" + e.protocol, "-X", "sasl.mechanisms=SCRAM-SHA-256",
 		"-X", "sasl.username=" + e.keyID, "-X", "sasl.password=" + e.secret}
 	if e.ca != "" {
 		args = append(args, "-X", "ssl.ca.location="+e.ca)

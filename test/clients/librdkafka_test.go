@@ -17,7 +17,7 @@ func librdkafkaOIDC(t *testing.T, e *env) {
 	conf := func(extra kafka.ConfigMap) *kafka.ConfigMap {
 		c := kafka.ConfigMap{
 			"bootstrap.servers":                   e.bootstrap,
-			"security.protocol":                   e.securityPro,
+			"security.protocol":                   e.protocol,
 			"sasl.mechanisms":                     "OAUTHBEARER",
 			"sasl.oauthbearer.method":             "oidc",
 			"sasl.oauthbearer.client.id":          e.keyID,
