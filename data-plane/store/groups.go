@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // GroupOffset is a committed consumer-group offset.
@@ -69,6 +71,169 @@ func (s *Store) CommitOffsets(ctx context.Context, clusterID, group string, fenc
 			group, fence.Slot, fence.BrokerID, fence.LeaderEpoch, ErrFenced)
 	}
 	return nil
+}
+
+// OffsetCommit is one group's offset commit in a CommitOffsetsBatch: the
+// same arguments CommitOffsets takes.
+type OffsetCommit struct {
+	ClusterID string
+	Group     string
+	Fence     SlotFence
+	Offsets   []GroupOffset
+}
+
+// CommitOffsetsBatch writes the commits of many groups (of any clusters
+// and slots) in one statement, each fenced exactly as CommitOffsets fences
+// it: a commit's offsets are written only if its slot is still led by
+// Fence.BrokerID at Fence.LeaderEpoch, and every slot row named is
+// share-locked for the statement, so a slot move either waits for the
+// batch or fences the commits made under the old epoch.
+//
+// It returns one outcome per commit, in order: nil when written, else an
+// error wrapping ErrFenced (slot moved), ErrNotFound (the virtual cluster
+// was deleted) or ErrInvalid (a name or metadata string that is not valid
+// UTF-8 or holds a NUL byte, which Postgres text cannot store). Those
+// commits write nothing and leave the others of the batch unaffected. A
+// non-nil error means the statement failed and no commit was written.
+//
+// Offsets of the same group and partition named more than once in the
+// batch are applied in batch order: the last one wins.
+func (s *Store) CommitOffsetsBatch(ctx context.Context, commits []OffsetCommit) ([]error, error) {
+	outcomes := make([]error, len(commits))
+	// Per commit (index n, 1-based as WITH ORDINALITY counts) ...
+	var (
+		clusters, groups       []string
+		slots, leaders, epochs []int32
+		ns                     []int32
+	)
+	// ... and per offset row, naming its commit by n.
+	var (
+		rowN, parts, rowEpochs []int32
+		topics, metas          []string
+		offsets                []int64
+	)
+	for i, c := range commits {
+		if !storable(c) {
+			outcomes[i] = fmt.Errorf("store: commit offsets for group %q: a name or metadata is not valid UTF-8 text: %w", c.Group, ErrInvalid)
+			continue
+		}
+		if len(c.Offsets) == 0 {
+			continue
+		}
+		n := int32(len(clusters) + 1)
+		ns = append(ns, int32(i))
+		clusters, groups = append(clusters, c.ClusterID), append(groups, c.Group)
+		slots, leaders, epochs = append(slots, c.Fence.Slot), append(leaders, c.Fence.BrokerID), append(epochs, c.Fence.LeaderEpoch)
+		for _, o := range c.Offsets {
+			rowN, topics, parts = append(rowN, n), append(topics, o.Topic), append(parts, o.Partition)
+			offsets, rowEpochs, metas = append(offsets, o.Offset), append(rowEpochs, o.LeaderEpoch), append(metas, o.Metadata)
+		}
+	}
+	if len(clusters) == 0 {
+		return outcomes, nil
+	}
+	// The CTEs are MATERIALIZED so each runs (and locks) once.
+	//   commits: one row per commit with its fence.
+	//   fence:   the fences that still hold. FOR SHARE makes a concurrent
+	//            slot move (an UPDATE of the row) wait for this statement;
+	//            a move that committed first fails the re-check Postgres
+	//            does on the locked row, so the row drops out. Locked in
+	//            slot order, to keep lock order stable across statements.
+	//   live:    clusters that still exist, key-share-locked as the
+	//            foreign key check would: a cluster deletion waits for us,
+	//            or has happened and only that cluster's commits are
+	//            refused (an FK violation would fail the whole batch).
+	//   ins:     the offsets of the commits that passed both, one row per
+	//            (cluster, group, topic, partition), the last in batch
+	//            order (ON CONFLICT cannot touch a row twice), inserted in
+	//            key order.
+	// The result says, per commit, whether its fence held and its
+	// cluster exists; ins runs whether or not its rows are read.
+	rows, err := s.pool.Query(ctx, `
+		WITH commits AS MATERIALIZED (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[])
+				WITH ORDINALITY AS c(cluster_id, group_id, slot, leader_id, leader_epoch, n)
+		), fence AS MATERIALIZED (
+			SELECT slot, leader_id, leader_epoch FROM coordinator_slots
+			WHERE (slot, leader_id, leader_epoch) IN (SELECT slot, leader_id, leader_epoch FROM commits)
+			ORDER BY slot
+			FOR SHARE
+		), live AS MATERIALIZED (
+			SELECT id FROM virtual_clusters
+			WHERE id IN (SELECT cluster_id FROM commits)
+			ORDER BY id
+			FOR KEY SHARE
+		), ok AS MATERIALIZED (
+			SELECT c.n, c.cluster_id, c.group_id FROM commits c
+			JOIN fence f USING (slot, leader_id, leader_epoch)
+			JOIN live l ON l.id = c.cluster_id
+		), ins AS (
+			INSERT INTO group_offsets (cluster_id, group_id, topic, partition, committed, leader_epoch, metadata)
+			SELECT DISTINCT ON (ok.cluster_id, ok.group_id, r.topic, r.partition)
+				ok.cluster_id, ok.group_id, r.topic, r.partition, r.committed, r.leader_epoch, r.metadata
+			FROM unnest($6::int[], $7::text[], $8::int[], $9::bigint[], $10::int[], $11::text[])
+				WITH ORDINALITY AS r(n, topic, partition, committed, leader_epoch, metadata, ord)
+			JOIN ok ON ok.n = r.n
+			ORDER BY ok.cluster_id, ok.group_id, r.topic, r.partition, r.ord DESC
+			ON CONFLICT (cluster_id, group_id, topic, partition) DO UPDATE SET
+				committed = EXCLUDED.committed, leader_epoch = EXCLUDED.leader_epoch,
+				metadata = EXCLUDED.metadata, committed_at = now()
+			RETURNING 1
+		)
+		SELECT c.n, f.slot IS NOT NULL, l.id IS NOT NULL
+		FROM commits c
+		LEFT JOIN fence f USING (slot, leader_id, leader_epoch)
+		LEFT JOIN live l ON l.id = c.cluster_id`,
+		clusters, groups, slots, leaders, epochs,
+		rowN, topics, parts, offsets, rowEpochs, metas)
+	if err != nil {
+		return nil, fmt.Errorf("store: commit offsets of %d groups: %w", len(clusters), err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var n int64
+		var owned, exists bool
+		if err := rows.Scan(&n, &owned, &exists); err != nil {
+			return nil, fmt.Errorf("store: commit offsets of %d groups: %w", len(clusters), err)
+		}
+		if n < 1 || int(n) > len(ns) {
+			return nil, fmt.Errorf("store: commit offsets: statement answered for commit %d of %d", n, len(ns))
+		}
+		i := ns[n-1]
+		c := commits[i]
+		switch {
+		case !owned:
+			outcomes[i] = fmt.Errorf("store: commit offsets for group %s: slot %d no longer led by broker %d at epoch %d: %w",
+				c.Group, c.Fence.Slot, c.Fence.BrokerID, c.Fence.LeaderEpoch, ErrFenced)
+		case !exists:
+			outcomes[i] = fmt.Errorf("store: commit offsets for group %s: cluster %s: %w", c.Group, c.ClusterID, ErrNotFound)
+		}
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: commit offsets of %d groups: %w", len(clusters), err)
+	}
+	if seen != len(ns) {
+		return nil, fmt.Errorf("store: commit offsets: statement answered for %d of %d commits", seen, len(ns))
+	}
+	return outcomes, nil
+}
+
+// storable reports whether Postgres text can hold every string of c:
+// valid UTF-8 without NUL bytes. Kafka strings are arbitrary bytes; one
+// that is not would fail a whole batch, so it is refused on its own.
+func storable(c OffsetCommit) bool {
+	ok := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+	if !ok(c.ClusterID) || !ok(c.Group) {
+		return false
+	}
+	for _, o := range c.Offsets {
+		if !ok(o.Topic) || !ok(o.Metadata) {
+			return false
+		}
+	}
+	return true
 }
 
 // FetchOffsets returns every committed offset of a group.
