@@ -26,9 +26,9 @@ import (
 // each slot is led by one broker like a partition. A broker that does not
 // own a group's slot answers NOT_COORDINATOR so the client looks it up
 // again. Offset commits are fenced by the slot's leader epoch in Postgres
-// (store.CommitOffsets), so a commit in flight while the slot moves fails
-// with NOT_COORDINATOR instead of landing behind the new coordinator's
-// back. The protocol itself lives in data-plane/group; this file also runs
+// (store.CommitOffsetsBatch, batched across requests by commitbatch.go),
+// so a commit in flight while the slot moves fails with NOT_COORDINATOR
+// instead of landing behind the new coordinator's back. The protocol itself lives in data-plane/group; this file also runs
 // offset retention for the slots this broker owns and exports consumer lag
 // (eddy_group_lag, eddy_group_committed_offset). Transaction
 // coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
@@ -378,11 +378,16 @@ func (s *Server) groupCheck(c *conn, group string, op acl.Operation) int16 {
 	return 0
 }
 
-// offsetStore adapts the data-plane store to the coordinator.
-type offsetStore struct{ st *store.Store }
+// offsetStore adapts the data-plane store to the coordinator; commits go
+// through the batcher.
+type offsetStore struct {
+	st      *store.Store
+	commits *commitBatcher
+}
 
 // CommitOffsets writes under the slot fence the commit's handler put in
-// ctx; a commit that lost its slot fails with group.ErrNotCoordinator.
+// ctx, batched with other requests' commits (commitbatch.go); a commit that
+// lost its slot fails with group.ErrNotCoordinator.
 func (o offsetStore) CommitOffsets(ctx context.Context, cluster, grp string, offs []group.Offset) error {
 	fence, ok := ctx.Value(fenceKey{}).(store.SlotFence)
 	if !ok {
@@ -392,7 +397,7 @@ func (o offsetStore) CommitOffsets(ctx context.Context, cluster, grp string, off
 	for i, x := range offs {
 		rows[i] = store.GroupOffset{Topic: x.Topic, Partition: x.Partition, Offset: x.Offset, LeaderEpoch: x.LeaderEpoch, Metadata: x.Metadata}
 	}
-	err := o.st.CommitOffsets(ctx, cluster, grp, fence, rows)
+	err := o.commits.commit(ctx, store.OffsetCommit{ClusterID: cluster, Group: grp, Fence: fence, Offsets: rows})
 	if errors.Is(err, store.ErrFenced) {
 		return fmt.Errorf("%w: %w", group.ErrNotCoordinator, err)
 	}

@@ -218,6 +218,8 @@ type Server struct {
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
 
+	commits *commitBatcher // offset commits, batched across requests (commitbatch.go)
+
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
 	refresh chan refreshReq // on-demand metadata refreshes (view.go)
@@ -252,7 +254,8 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		lead.Close()
 		return nil, err
 	}
-	s.groups = group.New(cfg.Group, offsetStore{st}, log)
+	s.commits = newCommitBatcher(st, reg)
+	s.groups = group.New(cfg.Group, offsetStore{st, s.commits}, log)
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
@@ -337,6 +340,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); s.authzLoop(bg) }()
 	go func() { defer wg.Done(); s.quotaLoop(bg) }()
 	s.startGroups(bg, &wg) // offsets retention (groups.go)
+	s.commits.start()      // stopped after the connections drained
 	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- s.lead.Run(flushCtx) }()
@@ -368,6 +372,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-acceptDone
 	}
 	s.drainConns(deadline)
+	if err := s.commits.shutdown(deadline); err != nil {
+		s.log.Warn("queued offset commits not written", "err", err)
+	}
 	stopMeter()
 	stopFlush()
 	if err := <-flushDone; err != nil {
