@@ -252,7 +252,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		lead.Close()
 		return nil, err
 	}
-	s.groups = group.New(cfg.Group, offsetStore{st}, log)
+	s.groups = group.New(cfg.Group, groupStore{offsetStore{st}, s}, log)
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
