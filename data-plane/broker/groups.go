@@ -85,11 +85,16 @@ func (s *Server) owns(c *conn, group string) bool {
 // flight when the slot moves can never land after the new coordinator
 // loaded the group.
 func (s *Server) fence(c *conn, group string) (store.SlotFence, bool) {
+	return s.slotFence(c.cluster, group)
+}
+
+// slotFence is fence for a group of cluster.
+func (s *Server) slotFence(cluster, group string) (store.SlotFence, bool) {
 	v := s.view.Load()
-	if len(v.slots) == 0 {
+	if v == nil || len(v.slots) == 0 {
 		return store.SlotFence{}, false
 	}
-	sl := v.slots[slotFor(c.cluster, group, len(v.slots))]
+	sl := v.slots[slotFor(cluster, group, len(v.slots))]
 	if sl.LeaderID != s.cfg.ID {
 		return store.SlotFence{}, false
 	}

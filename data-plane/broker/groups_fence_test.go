@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -98,5 +99,76 @@ func TestGroupCommitFencedBySlot(t *testing.T) {
 	}
 	if got := stored(); got != 12 {
 		t.Fatalf("stored offset %d after a fenced commit, want 12", got)
+	}
+}
+
+// TestGroupStateFencedBySlot: group state is written row by row under the
+// slot fence: a row under an old epoch is refused while the others of the
+// same statement are written, a row of a cluster that no longer exists is
+// dropped, and a nil state deletes.
+func TestGroupStateFencedBySlot(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.EnsureCluster(ctx, "vc1", "vc1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot IN (7, 8)`); err != nil {
+		t.Fatal(err)
+	}
+	f := func(slot, epoch int32) store.SlotFence {
+		return store.SlotFence{Slot: slot, BrokerID: 1, LeaderEpoch: epoch}
+	}
+	refused, err := st.SaveGroupStates(ctx, []store.GroupStateWrite{
+		{ClusterID: "vc1", Group: "a", Fence: f(7, 5), State: []byte(`{"generation": 3}`)},
+		{ClusterID: "vc1", Group: "b", Fence: f(7, 4), State: []byte(`{"generation": 9}`)},
+		{ClusterID: "vc1", Group: "c", Fence: f(8, 5), State: []byte(`{"generation": 1}`)},
+		{ClusterID: "gone", Group: "d", Fence: f(8, 5), State: []byte(`{"generation": 1}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, false, false}; !slices.Equal(refused, want) {
+		t.Fatalf("refused %v, want %v", refused, want)
+	}
+	load := func(slots ...int32) map[string]string {
+		rows, err := st.LoadGroupStates(ctx, slots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, r := range rows {
+			out[r.ClusterID+"/"+r.Group] = string(r.State)
+		}
+		return out
+	}
+	if got := load(7); len(got) != 1 || got["vc1/a"] != `{"generation": 3}` {
+		t.Fatalf("slot 7 holds %v, want only vc1/a", got)
+	}
+	if got := load(7, 8); len(got) != 2 || got["vc1/c"] == "" {
+		t.Fatalf("slots 7 and 8 hold %v, want vc1/a and vc1/c", got)
+	}
+	refused, err = st.SaveGroupStates(ctx, []store.GroupStateWrite{
+		{ClusterID: "vc1", Group: "a", Fence: f(7, 5)}, // tombstone
+		{ClusterID: "vc1", Group: "c", Fence: f(8, 4)}, // stale tombstone
+	})
+	if err != nil || !slices.Equal(refused, []bool{false, true}) {
+		t.Fatalf("tombstones: refused %v, err %v", refused, err)
+	}
+	if got := load(7, 8); len(got) != 1 || got["vc1/c"] == "" {
+		t.Fatalf("after the tombstones: %v, want only vc1/c", got)
 	}
 }

@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -144,13 +144,21 @@ func (l *ledger) check(t *testing.T, prefix string, n int) {
 	}
 }
 
-// countingLogger counts client log lines that mention UNKNOWN_MEMBER_ID.
-type countingLogger struct{ n *atomic.Int64 }
+// countingLogger counts client log lines that mention UNKNOWN_MEMBER_ID
+// (n, shared by a group's members) and lines that show the member lost its
+// membership (lost, the member's own).
+type countingLogger struct{ n, lost *atomic.Int64 }
 
 func (countingLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
 func (l countingLogger) Log(_ kgo.LogLevel, msg string, kv ...any) {
-	if strings.Contains(fmt.Sprint(msg, kv), "UNKNOWN_MEMBER_ID") {
+	line := fmt.Sprint(msg, kv)
+	if strings.Contains(line, "UNKNOWN_MEMBER_ID") {
 		l.n.Add(1)
+	}
+	for _, e := range []string{"UNKNOWN_MEMBER_ID", "UnknownMemberID", "FENCED_MEMBER_EPOCH", "ILLEGAL_GENERATION"} {
+		if strings.Contains(line, e) {
+			l.lost.Add(1)
+		}
 	}
 }
 
@@ -161,26 +169,28 @@ type member struct {
 	cl     *kgo.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	lost   atomic.Int64 // log lines showing the member lost its membership
 }
 
 // startMember starts a member of grp on topic. process, if not nil, runs on
 // each polled batch before the commit (an ETL step); pace slows processing.
 func startMember(t *testing.T, s *stack.Stack, grp, topic string, l *ledger, pace time.Duration, process func(context.Context, []*kgo.Record) error, opts ...kgo.Opt) *member {
 	t.Helper()
+	m := &member{done: make(chan struct{})}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(s.Bootstrap()...),
 		kgo.ConsumerGroup(grp), kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
-		kgo.WithLogger(countingLogger{&l.unknown}),
+		kgo.WithLogger(countingLogger{&l.unknown, &m.lost}),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{cl: cl, cancel: cancel, done: make(chan struct{})}
+	m.cl, m.cancel = cl, cancel
 	name := fmt.Sprintf("m%d", memberSeq.Add(1))
 	go func() {
 		defer close(m.done)
@@ -443,19 +453,14 @@ func committed(t *testing.T, s *stack.Stack, grp string) map[int32]int64 {
 
 // TestGroupCoordinatorKilled: while a group rebalances (a member joins),
 // its coordinator is killed with SIGKILL. The group converges on the new
-// coordinator, consumes everything, and no committed offset goes back.
+// coordinator, consumes everything, and no committed offset goes back. The
+// members from before the kill keep their membership: the new coordinator
+// loads the group, so they are never told UNKNOWN_MEMBER_ID (or fenced)
+// and never become zombies that consume partitions handed to someone else.
 // Classic and KIP-848 members alike.
 func TestGroupCoordinatorKilled(t *testing.T) {
 	t.Run("classic", func(t *testing.T) { testCoordinatorKilled(t) })
 	t.Run("kip848", func(t *testing.T) {
-		// Quarantined: in about one full run in four, records of a
-		// partition are processed again after their commit was confirmed
-		// (e.g. 1,400 of 6,000) once the KIP-848 group re-forms on the new
-		// coordinator — a real bug in the KIP-848 failover path, tracked in
-		// issue 6. EDDY_RUN_QUARANTINED=1 runs it.
-		if os.Getenv("EDDY_RUN_QUARANTINED") == "" {
-			t.Skip("quarantined: KIP-848 re-delivers committed records after a coordinator SIGKILL (issue 6)")
-		}
 		testCoordinatorKilled(t, kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	})
 }
@@ -469,8 +474,10 @@ func testCoordinatorKilled(t *testing.T, opts ...kgo.Opt) {
 	produceValues(t, prod, topic, "f", n, 500, 0)
 
 	l := newLedger()
-	startMember(t, s, grp, topic, l, 30*time.Millisecond, nil, opts...)
-	startMember(t, s, grp, topic, l, 30*time.Millisecond, nil, opts...)
+	old := []*member{
+		startMember(t, s, grp, topic, l, 30*time.Millisecond, nil, opts...),
+		startMember(t, s, grp, topic, l, 30*time.Millisecond, nil, opts...),
+	}
 	waitCount(t, l, n/4, time.Minute)
 
 	coord := coordinatorOf(t, adm, grp)
@@ -482,6 +489,11 @@ func testCoordinatorKilled(t *testing.T, opts ...kgo.Opt) {
 
 	waitCount(t, l, n, 90*time.Second)
 	l.check(t, "f", n)
+	for i, m := range old {
+		if lost := m.lost.Load(); lost > 0 {
+			t.Errorf("member %d from before the kill lost its membership (%d log lines)", i, lost)
+		}
+	}
 	if now := coordinatorOf(t, adm, grp); now == coord {
 		t.Fatalf("coordinator is still the killed broker %d", coord)
 	}
@@ -732,5 +744,65 @@ func TestGroupBadInput(t *testing.T) {
 	}
 	if o, ok := offs.Lookup("bad-groups", 0); !ok || o.At != 1 || o.Metadata != "kept" {
 		t.Fatalf("committed offset %+v, want 1 with metadata kept", o)
+	}
+}
+
+// TestGroupSurvivesCoordinatorMove: the coordinator slot of a consuming
+// group moves to another broker (as the rebalancer moves slots when the
+// pool grows or shrinks). The new coordinator loads the group, so members
+// keep their membership and their partitions: nobody is told
+// UNKNOWN_MEMBER_ID or fenced, and no committed record is processed again.
+func TestGroupSurvivesCoordinatorMove(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"classic", nil},
+		{"kip848", []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer())}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := pgtest.URL(t)
+			s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, BrokerArgs: groupArgs})
+			prod := newClient(t, s)
+			adm := kadm.NewClient(prod)
+			const topic, grp, n = "moving-group", "moving-group", 6000
+			createTopic(t, prod, topic, 8, nil)
+			l := newLedger()
+			ms := []*member{
+				startMember(t, s, grp, topic, l, 0, nil, tc.opts...),
+				startMember(t, s, grp, topic, l, 0, nil, tc.opts...),
+			}
+			produced := make(chan struct{})
+			go func() { defer close(produced); produceValues(t, prod, topic, "m", n, 100, 50*time.Millisecond) }()
+			waitCount(t, l, n/4, time.Minute)
+
+			from := coordinatorOf(t, adm, grp)
+			to := int32(1)
+			if from == 1 {
+				to = 2
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			db, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close(context.Background())
+			if _, err := db.Exec(ctx, `UPDATE coordinator_slots SET leader_id = $1, leader_epoch = leader_epoch + 1 WHERE leader_id = $2`, to, from); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("moved the coordinator slots of broker %d to broker %d", from, to)
+			if !stack.WaitFor(ctx, func() bool { return coordinatorOf(t, adm, grp) == to }) {
+				t.Fatalf("the group's coordinator did not move to broker %d", to)
+			}
+			<-produced
+			waitCount(t, l, n, 90*time.Second)
+			l.check(t, "m", n)
+			for i, m := range ms {
+				if lost := m.lost.Load(); lost > 0 {
+					t.Errorf("member %d lost its membership when the coordinator moved (%d log lines)", i, lost)
+				}
+			}
+		})
 	}
 }

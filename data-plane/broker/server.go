@@ -255,7 +255,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		return nil, err
 	}
 	s.commits = newCommitBatcher(st, reg)
-	s.groups = group.New(cfg.Group, offsetStore{st, s.commits}, log)
+	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s}, log)
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -183,6 +184,14 @@ func (s *Server) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Groups of slots this broker now leads are loaded before the view
+	// routes them here: their members carry on where the previous
+	// coordinator left them.
+	if gained := gainedSlots(s.view.Load(), md.Slots, s.cfg.ID); len(gained) > 0 {
+		if err := s.loadGroups(ctx, gained, len(md.Slots)); err != nil {
+			return fmt.Errorf("loading groups of coordinator slots %v: %w", gained, err)
+		}
+	}
 	v := newView(md)
 	v.at = start
 	old := s.view.Swap(v)
@@ -200,11 +209,12 @@ func (s *Server) reload(ctx context.Context) error {
 	}
 	s.startHandOffs(ctx, md) // graceful moves away from here (handoff.go)
 	// Groups whose coordinator slot moved away are forgotten; their members
-	// find the new coordinator after NOT_COORDINATOR.
+	// find the new coordinator after NOT_COORDINATOR. (A slot this broker
+	// leads again at a new epoch was reloaded above.)
 	if old != nil && len(old.slots) == len(v.slots) {
 		lost := map[int]bool{}
 		for i, sl := range v.slots {
-			if old.slots[i].LeaderID == s.cfg.ID && (sl.LeaderID != s.cfg.ID || sl.LeaderEpoch != old.slots[i].LeaderEpoch) {
+			if old.slots[i].LeaderID == s.cfg.ID && sl.LeaderID != s.cfg.ID {
 				lost[i] = true
 			}
 		}

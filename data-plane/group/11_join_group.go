@@ -378,6 +378,8 @@ func (c *Coordinator) replaceStatic(g *group, oldID, newID string, a joinArgs) (
 			r.leader = oldLeader
 		}
 		m.finishJoin(r)
+		// A failover must not bring back the old member id.
+		c.mark(g, nil)
 	case stateCompletingRebalance:
 		// The leader may already be assigning to the old member id.
 		c.prepareRebalance(g, withReason("static member "+newID+" rejoined during sync", a.reason))

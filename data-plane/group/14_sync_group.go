@@ -24,8 +24,10 @@ import (
 //     place and can SyncGroup again.
 //   - A member removed while parked (it left, or its session expired) gets
 //     UNKNOWN_MEMBER_ID instead of no answer.
-//   - The assignment is held in memory only; Kafka persists it with the
-//     group metadata.
+//
+// With a StateStore the leader's assignment is written before any member
+// receives it (persist.go); a failed write answers every parked SyncGroup
+// of the generation with the error and the group rebalances.
 func (c *Coordinator) SyncGroup(ctx context.Context, cluster string, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
 	r := c.syncGroup(ctx, cluster, req)
 	resp := kmsg.NewPtrSyncGroupResponse()
@@ -138,12 +140,12 @@ func (c *Coordinator) sync(k key, a syncArgs) (syncResult, *member, chan syncRes
 		wait := m.sync
 		c.removePendingSync(g, m.id)
 		if m.id == g.leader {
-			for _, o := range g.members {
-				o.assignment = a.assignments[o.id] // absent: empty assignment
+			g.proposal = make(map[string][]byte, len(g.members))
+			for id := range g.members {
+				g.proposal[id] = a.assignments[id] // absent: empty assignment
 			}
-			g.state = stateStable
-			c.logger(g).Info("group stable", "generation", g.generation, "members", len(g.members))
-			c.propagateAssignment(g)
+			gen := g.generation
+			c.mark(g, func(code int16) { c.applyProposal(g, gen, code) })
 		}
 		return syncResult{}, m, wait
 	case stateStable:
@@ -153,4 +155,28 @@ func (c *Coordinator) sync(k key, a syncArgs) (syncResult, *member, chan syncRes
 	default:
 		return fail(kerr.CoordinatorNotAvailable.Code)
 	}
+}
+
+// applyProposal makes the leader's assignment of generation gen the
+// group's once it is written (code 0), on the loop: the group becomes
+// Stable and every parked SyncGroup gets its member's assignment. If the
+// write failed, the parked SyncGroups fail with code and the group
+// rebalances. Nothing happens if the group moved on meanwhile.
+func (c *Coordinator) applyProposal(g *group, gen int32, code int16) {
+	if !c.live(g) || g.state != stateCompletingRebalance || g.generation != gen || g.proposal == nil {
+		return
+	}
+	if code != 0 {
+		c.logger(g).Warn("group assignment could not be written; rebalancing", "generation", gen, "code", code)
+		c.resetAssignments(g, code)
+		c.prepareRebalance(g, "the assignment could not be written")
+		return
+	}
+	for _, m := range g.members {
+		m.assignment = g.proposal[m.id]
+	}
+	g.proposal = nil
+	g.state = stateStable
+	c.logger(g).Info("group stable", "generation", g.generation, "members", len(g.members))
+	c.propagateAssignment(g)
 }

@@ -82,6 +82,7 @@ func (c *Coordinator) deleteGroup(ctx context.Context, cluster, id string) int16
 		}
 		g.offsets = nil
 		c.discard(g)
+		c.markDeleted(g)
 		c.logger(g).Info("group deleted")
 	})
 	if err != nil {

@@ -157,32 +157,52 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 	}
 	cl := clientFrom(ctx)
 	k := key{cluster, req.Group}
-	if err := c.do(ctx, func() { c.consumerHeartbeat(k, req, cl, lookup, resp) }); err != nil {
+	saved := make(chan int16, 1)
+	changed := false
+	if err := c.do(ctx, func() {
+		changed = c.consumerHeartbeat(k, req, cl, lookup, resp)
+		if g := c.get(k); changed && g != nil {
+			c.mark(g, func(code int16) { saved <- code })
+		} else {
+			changed = false
+		}
+	}); err != nil {
 		return fail(kerr.CoordinatorNotAvailable.Code, "")
+	}
+	// A change is answered only once it is written: a member must never
+	// hold an epoch or a partition that a new coordinator would not know.
+	if changed {
+		if code := awaitSaved(ctx, saved); code != 0 {
+			out := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+			out.Version = req.Version
+			out.ErrorCode = code
+			return out
+		}
 	}
 	return resp
 }
 
-// consumerHeartbeat runs on the loop.
-func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, lookup TopicLookup, resp *kmsg.ConsumerGroupHeartbeatResponse) {
+// consumerHeartbeat runs on the loop. It reports whether the group's
+// persistent state changed; the group is then live.
+func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, lookup TopicLookup, resp *kmsg.ConsumerGroupHeartbeatResponse) (changed bool) {
 	g := c.get(k)
 	if g == nil {
 		if req.MemberEpoch != 0 {
 			resp.ErrorCode = kerr.UnknownMemberID.Code
-			return
+			return false
 		}
 		g = c.newGroup(k)
 	}
 	if g.state == stateDead {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		return
+		return false
 	}
 	if g.cg == nil {
 		if g.state != stateEmpty || len(g.members) > 0 || len(g.pending) > 0 {
 			resp.ErrorCode = kerr.GroupIDNotFound.Code
 			msg := "group " + g.group + " is a classic group with members"
 			resp.ErrorMessage = &msg
-			return
+			return false
 		}
 		g.cg = newConsumerGroup()
 		g.protocolType = "consumer"
@@ -192,6 +212,11 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 	}
 	cg := g.cg
 	defer c.gc(g)
+	epoch0, target0 := cg.epoch, cg.targetEpoch
+	var before memberState
+	if m := cg.members[req.MemberID]; m != nil {
+		before = m.persistent()
+	}
 
 	if req.MemberEpoch < 0 { // -1 leave, -2 static temporary leave
 		m := cg.members[req.MemberID]
@@ -200,13 +225,13 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		}
 		if m == nil {
 			resp.ErrorCode = kerr.UnknownMemberID.Code
-			return
+			return false
 		}
 		c.removeConsumer(g, m, "member left")
 		id := m.id
 		resp.MemberID = &id
 		resp.MemberEpoch = req.MemberEpoch
-		return
+		return true
 	}
 
 	m := cg.members[req.MemberID]
@@ -248,11 +273,11 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 	} else {
 		if m == nil {
 			resp.ErrorCode = kerr.UnknownMemberID.Code
-			return
+			return false
 		}
 		if req.MemberEpoch > m.epoch || req.MemberEpoch < m.epoch && (req.MemberEpoch != m.prevEpoch || !ownsSubset(req.Topics, m.assigned)) {
 			resp.ErrorCode = kerr.FencedMemberEpoch.Code
-			return
+			return false
 		}
 	}
 
@@ -311,6 +336,20 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		resp.Assignment = &a
 		m.lastSent = m.assigned.clone()
 	}
+	return cg.epoch != epoch0 || cg.targetEpoch != target0 || m.persistent() != before
+}
+
+// memberState is what changes of a KIP-848 member's persistent state: a
+// member's assignment only grows at its epoch and shrinks into revoking,
+// and revoking only shrinks, so sizes and epochs detect every change.
+type memberState struct {
+	epoch, prevEpoch   int32
+	assigned, revoking int
+	rebalance          time.Duration
+}
+
+func (m *cmember) persistent() memberState {
+	return memberState{m.epoch, m.prevEpoch, len(m.assigned), len(m.revoking), m.rebalance}
 }
 
 // ownsSubset reports whether the partitions a member reports are within
@@ -483,6 +522,7 @@ func (c *Coordinator) removeConsumer(g *group, m *cmember, reason string) {
 		delete(cg.static, *m.instanceID)
 	}
 	cg.epoch++
+	c.mark(g, nil)
 	c.logger(g).Info("consumer group member removed", "member", m.id, "reason", reason, "epoch", cg.epoch)
 	if len(cg.members) == 0 {
 		// Keep the epoch for a later conversion or rejoin.

@@ -24,10 +24,10 @@
 // in-memory state of the slot's groups (membership and cached offsets), and
 // requests blocked on those groups return NOT_COORDINATOR.
 //
-// Membership is held in memory only: it is not persisted, so after a
-// coordinator move members get UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION and
-// rejoin. Committed offsets are persisted through OffsetStore and cached per
-// group after their first load.
+// Membership is persisted when the OffsetStore also implements StateStore
+// (see persist.go): a coordinator that gains a slot Loads its groups, and
+// their members carry on without rejoining. Committed offsets are persisted
+// through OffsetStore and cached per group after their first load.
 //
 // The coordinator copies every request field it keeps beyond a call, so the
 // broker may decode requests in place (kmsg UnsafeReadFrom). Responses echo
@@ -60,8 +60,9 @@
 // the loop; per group it is serialised by a one-slot lock so that the cache
 // stays equal to the store (see offsets.go).
 //
-// The loop is the only goroutine the package starts; Close stops it and
-// waits for it.
+// The package starts two goroutines, the loop and, with a StateStore, the
+// writer that persists group state (writeLoop); Close stops both and waits
+// for them, after a last write of the state changed before Close.
 package group
 
 import (
@@ -223,9 +224,18 @@ type Coordinator struct {
 	// Owned by the loop.
 	clusters map[string]map[string]*group
 	timers   timerHeap
+	dirty    map[*group]struct{} // groups whose state the writer must write
+
+	// Persistence (persist.go); states is nil without a StateStore.
+	states     StateStore
+	wake       chan struct{} // pokes the writer; buffered 1
+	closing    chan struct{} // closed by Close before quit
+	writerDone chan struct{}
+	writeMu    sync.Mutex // held by the writer for a round, and by Load
 }
 
-// New starts a coordinator. store persists committed offsets; log may be nil.
+// New starts a coordinator. store persists committed offsets, and group
+// state too if it implements StateStore; log may be nil.
 // New panics if cfg does not Validate or store is nil: both are wiring errors
 // that cmd/eddy reports before getting here.
 func New(cfg Config, store OffsetStore, log *slog.Logger) *Coordinator {
@@ -239,15 +249,25 @@ func New(cfg Config, store OffsetStore, log *slog.Logger) *Coordinator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Coordinator{
-		cfg:      cfg,
-		store:    store,
-		log:      log,
-		ops:      make(chan func()),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		clusters: make(map[string]map[string]*group),
+		cfg:        cfg,
+		store:      store,
+		log:        log,
+		ops:        make(chan func()),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		clusters:   make(map[string]map[string]*group),
+		dirty:      make(map[*group]struct{}),
+		wake:       make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	go c.run()
+	if st, ok := store.(StateStore); ok {
+		c.states = st
+		go c.writeLoop()
+	} else {
+		close(c.writerDone)
+	}
 	return c
 }
 
@@ -256,7 +276,11 @@ func New(cfg Config, store OffsetStore, log *slog.Logger) *Coordinator {
 // every later call. Store calls already under way on handler goroutines are
 // not interrupted; they end with their request's ctx. Close is idempotent.
 func (c *Coordinator) Close() {
-	c.closeOnce.Do(func() { close(c.quit) })
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		<-c.writerDone
+		close(c.quit)
+	})
 	<-c.done
 }
 
@@ -266,15 +290,7 @@ func (c *Coordinator) Close() {
 // NOT_COORDINATOR. match runs on the owner loop: it must be quick and must
 // not call the Coordinator.
 func (c *Coordinator) Forget(match func(cluster, group string) bool) {
-	_ = c.do(context.Background(), func() {
-		for cluster, groups := range c.clusters {
-			for id, g := range groups {
-				if match(cluster, id) {
-					c.unload(g, kerr.NotCoordinator.Code)
-				}
-			}
-		}
-	})
+	_ = c.do(context.Background(), func() { c.forget(match) })
 }
 
 // run is the owner loop: it executes submitted closures and fires timers

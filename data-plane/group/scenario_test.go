@@ -22,10 +22,12 @@ import (
 func bubble(t *testing.T, cfg Config, f func(t *testing.T, c *Coordinator, store *memStore)) {
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
-		store := newMemStore()
+		// Group state is persisted, as in production: every scenario
+		// also runs the write-before-handing-out path.
+		store := newStateStore()
 		c := New(cfg, store, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 		defer c.Close()
-		f(t, c, store)
+		f(t, c, store.memStore)
 	})
 }
 

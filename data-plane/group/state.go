@@ -92,6 +92,15 @@ type group struct {
 	// cg is set while the group is a KIP-848 consumer group; the classic
 	// fields then stay Empty (see 68_consumer_group_heartbeat.go).
 	cg *consumerGroup
+
+	// proposal is the leader's assignment while it is being written, before
+	// the group becomes Stable (persist.go).
+	proposal map[string][]byte
+	// Persistence: seq counts changes to write, waiters wait for them;
+	// deleted marks a group DeleteGroups dropped, written as a tombstone.
+	seq     int64
+	waiters []saveWaiter
+	deleted bool
 }
 
 type protocol struct {
@@ -191,6 +200,7 @@ func (c *Coordinator) unload(g *group, code int16) {
 	}
 	g.state = stateDead
 	g.unloaded = true
+	c.failWaiters(g, code)
 	c.discard(g)
 }
 
@@ -488,11 +498,13 @@ func (c *Coordinator) completeJoin(g *group) {
 		return
 	}
 	g.generation++
+	g.proposal = nil
 	clear(g.pendingSync)
 	if len(g.members) == 0 {
 		g.protocol = ""
 		g.state = stateEmpty
 		c.logger(g).Info("group is empty", "generation", g.generation)
+		c.mark(g, nil)
 		c.gc(g)
 		return
 	}
@@ -528,6 +540,7 @@ func (c *Coordinator) electJoinedLeader(g *group) bool {
 // resetAssignments clears the generation's assignments and fails parked
 // SyncGroups with code.
 func (c *Coordinator) resetAssignments(g *group, code int16) {
+	g.proposal = nil
 	for _, m := range g.members {
 		m.assignment = nil
 		if m.sync != nil {

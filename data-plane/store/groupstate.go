@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// GroupStateWrite is one group's coordinator state to write: State
+// replaces the stored state, nil State deletes it. Fence is the slot fence
+// of the group, as for offset commits.
+type GroupStateWrite struct {
+	ClusterID, Group string
+	Fence            SlotFence
+	State            []byte
+}
+
+// GroupState is a group's stored coordinator state.
+type GroupState struct {
+	ClusterID, Group string
+	State            []byte
+}
+
+// SaveGroupStates writes rows in one statement. Each row is fenced like
+// CommitOffsets: it is written only if its slot is still led by its
+// broker at its leader epoch (the slot rows are share-locked for the
+// statement, so a slot move waits for it), and refused[i] reports the rows
+// that were not. Rows of clusters that no longer exist are dropped. An
+// error means nothing was written.
+func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (refused []bool, err error) {
+	refused = make([]bool, len(rows))
+	if len(rows) == 0 {
+		return refused, nil
+	}
+	clusters := make([]string, len(rows))
+	groups := make([]string, len(rows))
+	slots := make([]int32, len(rows))
+	brokers := make([]int32, len(rows))
+	epochs := make([]int32, len(rows))
+	states := make([]*string, len(rows))
+	for i, r := range rows {
+		clusters[i], groups[i] = r.ClusterID, r.Group
+		slots[i], brokers[i], epochs[i] = r.Fence.Slot, r.Fence.BrokerID, r.Fence.LeaderEpoch
+		if r.State != nil {
+			st := string(r.State)
+			states[i] = &st
+		}
+		refused[i] = true
+	}
+	// ok holds the rows whose fence holds; the upsert and the delete act
+	// only on those, and the final SELECT names them (1-based positions).
+	q, err := s.pool.Query(ctx, `
+		WITH r AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[])
+				WITH ORDINALITY AS r(cluster_id, group_id, slot, broker_id, leader_epoch, state, i)
+		), ok AS (
+			SELECT r.* FROM r JOIN coordinator_slots s
+				ON s.slot = r.slot AND s.leader_id = r.broker_id AND s.leader_epoch = r.leader_epoch
+			FOR SHARE OF s
+		), up AS (
+			INSERT INTO group_states (cluster_id, group_id, slot, state)
+			SELECT ok.cluster_id, ok.group_id, ok.slot, ok.state::jsonb FROM ok
+			WHERE ok.state IS NOT NULL
+				AND EXISTS (SELECT 1 FROM virtual_clusters v WHERE v.id = ok.cluster_id)
+			ON CONFLICT (cluster_id, group_id) DO UPDATE SET
+				slot = EXCLUDED.slot, state = EXCLUDED.state, updated_at = now()
+		), del AS (
+			DELETE FROM group_states g USING ok
+			WHERE ok.state IS NULL AND g.cluster_id = ok.cluster_id AND g.group_id = ok.group_id
+		)
+		SELECT i FROM ok`,
+		clusters, groups, slots, brokers, epochs, states)
+	if err != nil {
+		return nil, fmt.Errorf("store: save group states: %w", err)
+	}
+	defer q.Close()
+	for q.Next() {
+		var i int64
+		if err := q.Scan(&i); err != nil {
+			return nil, fmt.Errorf("store: save group states: %w", err)
+		}
+		refused[i-1] = false
+	}
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("store: save group states: %w", err)
+	}
+	return refused, nil
+}
+
+// LoadGroupStates returns the stored states of the groups of the given
+// coordinator slots.
+func (s *Store) LoadGroupStates(ctx context.Context, slots []int32) ([]GroupState, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT cluster_id, group_id, state::text FROM group_states WHERE slot = ANY($1)`, slots)
+	if err != nil {
+		return nil, fmt.Errorf("store: load group states: %w", err)
+	}
+	defer rows.Close()
+	var out []GroupState
+	for rows.Next() {
+		var g GroupState
+		var st string
+		if err := rows.Scan(&g.ClusterID, &g.Group, &st); err != nil {
+			return nil, fmt.Errorf("store: load group states: %w", err)
+		}
+		g.State = []byte(st)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load group states: %w", err)
+	}
+	return out, nil
+}
