@@ -5,8 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,37 +30,20 @@ import (
 // base+100..base+100+n are free (eddy dev's brokers and their metrics).
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(30000)
-		var ls []net.Listener
-		ok := true
-		for _, p := range append(seq(base, n), seq(base+100, n+1)...) {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := freeport.Base(append(seq(0, n), seq(100, n+1)...)...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.One()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func seq(from, n int) []int {

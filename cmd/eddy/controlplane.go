@@ -123,6 +123,10 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		return err
 	}
 	defer st.Close()
+	// Everything below stops on cancel, also when the REST API fails:
+	// the metrics server too, or returning would wait for the caller's ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	reg := newRegistry()
 	waitMetrics, err := serveMetrics(ctx, cfg.metrics, reg)
 	if err != nil {
@@ -134,8 +138,6 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	loop := placement.New(cfg.placement, st, log, reg)
 	books, err := ledger.New(cfg.ledger, st, log, reg)
 	if err != nil {

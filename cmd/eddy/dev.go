@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -172,6 +173,10 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 
 	// The control plane runs in this process; brokers are children, so one
 	// can be killed or restarted like in production (procs replaces it).
+	// If the control plane fails (say its REST port is taken), eddy dev
+	// stops with its error rather than run on half-broken.
+	ctx, failDev := context.WithCancelCause(ctx)
+	defer failDev(nil)
 	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
 	var cpWG sync.WaitGroup
 	cpWG.Add(1)
@@ -189,6 +194,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 		}
 		if err := runControlPlane(cpCtx, cp, log); err != nil {
 			log.Error("control plane failed", "err", err)
+			failDev(fmt.Errorf("control plane: %w", err))
 		}
 	}()
 	defer func() { stopCP(); cpWG.Wait() }()
@@ -206,7 +212,11 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	for i := 1; i <= cfg.brokers; i++ {
 		addrs = append(addrs, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+i-1)))
 	}
-	if err := waitListening(ctx, addrs, filepath.Join(dir, "logs")); err != nil {
+	// The REST API must answer too: the banner tells users to use it.
+	if err := waitListening(ctx, append(addrs, apiAddr), filepath.Join(dir, "logs")); err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		return err
 	}
 	printDevBanner(os.Stdout, devBanner{
@@ -218,6 +228,9 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 
 	<-ctx.Done()
 	log.Info("stopping")
+	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+		return cause
+	}
 	return nil
 }
 
@@ -237,7 +250,7 @@ func waitListening(ctx context.Context, addrs []string, logs string) error {
 			case <-time.After(100 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("broker at %s did not start listening within a minute; see its log in %s", a, logs)
+				return fmt.Errorf("%s did not start listening within a minute; see the logs in %s", a, logs)
 			}
 		}
 	}

@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // groupStore adds the persistence of group membership (group.StateStore)
@@ -13,7 +15,36 @@ import (
 // this broker does not lead is refused without asking Postgres.
 type groupStore struct {
 	offsetStore
-	s *Server
+	s   *Server
+	met *groupStateMetrics
+}
+
+// groupStateMetrics are what an operator graphs of group persistence:
+// state writes by outcome, and how long loading a gained slot's groups
+// takes (members wait that long after a coordinator move).
+type groupStateMetrics struct {
+	writes      *prometheus.CounterVec
+	loadSeconds prometheus.Histogram
+	loaded      prometheus.Counter
+}
+
+func newGroupStateMetrics(reg prometheus.Registerer) *groupStateMetrics {
+	m := &groupStateMetrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_group_state_writes_total",
+			Help: "Group states written to Postgres by outcome (written, refused: the slot moved, failed)."},
+			[]string{"outcome"}),
+		loadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eddy_group_state_load_seconds",
+			Help:    "Time to load the groups of newly gained coordinator slots.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		loaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_group_states_loaded_total", Help: "Group states loaded from Postgres."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.writes, m.loadSeconds, m.loaded)
+	}
+	return m
 }
 
 func (g groupStore) SaveGroups(ctx context.Context, states []group.GroupState) ([]bool, error) {
@@ -31,11 +62,20 @@ func (g groupStore) SaveGroups(ctx context.Context, states []group.GroupState) (
 	}
 	out, err := g.st.SaveGroupStates(ctx, rows)
 	if err != nil {
+		g.met.writes.WithLabelValues("failed").Add(float64(len(states)))
 		return nil, err
 	}
 	for j, r := range out {
 		refused[idx[j]] = r
 	}
+	n := 0
+	for _, r := range refused {
+		if r {
+			n++
+		}
+	}
+	g.met.writes.WithLabelValues("refused").Add(float64(n))
+	g.met.writes.WithLabelValues("written").Add(float64(len(states) - n))
 	return refused, nil
 }
 
@@ -59,6 +99,8 @@ func gainedSlots(old *view, slots []store.Slot, me int32) []int32 {
 // coordinator; reload calls it before it publishes the view that routes
 // those groups here, so no request sees a slot before its groups are back.
 func (s *Server) loadGroups(ctx context.Context, slots []int32, n int) error {
+	start := time.Now()
+	defer func() { s.groupMet.loadSeconds.Observe(time.Since(start).Seconds()) }()
 	set := make(map[int]bool, len(slots))
 	for _, sl := range slots {
 		set[int(sl)] = true
@@ -69,6 +111,7 @@ func (s *Server) loadGroups(ctx context.Context, slots []int32, n int) error {
 		if err != nil {
 			return nil, err
 		}
+		s.groupMet.loaded.Add(float64(len(rows)))
 		out := make([]group.GroupState, len(rows))
 		for i, r := range rows {
 			out[i] = group.GroupState{Cluster: r.ClusterID, Group: r.Group, Data: r.State}

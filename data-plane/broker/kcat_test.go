@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,44 +34,23 @@ func tool(t *testing.T, name string) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.One()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // devPorts returns a base port for `eddy dev --port`: it uses base..base+2
 // for its brokers and base+100..base+103 for metrics, so all of those must
-// be free (a single free port says nothing about its neighbours on a busy
-// machine).
+// be free.
 func devPorts(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		base := freePort(t)
-		if base+103 > 65535 {
-			continue
-		}
-		var held []net.Listener
-		ok := true
-		for _, p := range []int{base, base + 1, base + 2, base + 100, base + 101, base + 102, base + 103} {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := freeport.Base(0, 1, 2, 100, 101, 102, 103)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range for eddy dev")
-	return 0
+	return base
 }
 
 // TestDevKcatRoundTrip starts the stack the way `make dev` does (eddy dev:

@@ -203,18 +203,19 @@ func splitHostPort(addr string) (string, int32, error) {
 
 // Server is one broker.
 type Server struct {
-	cfg    Config
-	store  *store.Store
-	auth   *sasl.Authenticator
-	authz  *authorizer
-	failed failedLogins
-	lead   *leader.Manager
-	groups *group.Coordinator
-	log    *slog.Logger
-	met    *metrics
-	meter  *meter           // per-cluster load (load.go)
-	quotas *quotas          // per-cluster quota shares (quota.go)
-	usage  *billmeter.Meter // usage metering for billing (metering.go)
+	cfg      Config
+	store    *store.Store
+	auth     *sasl.Authenticator
+	authz    *authorizer
+	failed   failedLogins
+	lead     *leader.Manager
+	groups   *group.Coordinator
+	groupMet *groupStateMetrics // group persistence (groupstate.go)
+	log      *slog.Logger
+	met      *metrics
+	meter    *meter           // per-cluster load (load.go)
+	quotas   *quotas          // per-cluster quota shares (quota.go)
+	usage    *billmeter.Meter // usage metering for billing (metering.go)
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
 
@@ -255,7 +256,8 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		return nil, err
 	}
 	s.commits = newCommitBatcher(st, reg)
-	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s}, log)
+	s.groupMet = newGroupStateMetrics(reg)
+	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s, s.groupMet}, log)
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}

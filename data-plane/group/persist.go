@@ -440,7 +440,12 @@ func (c *Coordinator) writeLoop() {
 				continue
 			}
 		}
-		if c.writeRound(context.Background()) {
+		// A round is bounded so that a hung store cannot hold writeMu, and
+		// with it the broker's metadata loop (Load), for ever.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ok := c.writeRound(ctx)
+		cancel()
+		if ok {
 			backoff = 0
 		} else {
 			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)

@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -121,25 +121,15 @@ func (d *Dev) Stop() error {
 // base+n-1) and metrics ports (base+100 ... base+100+n) are free, and a
 // free Postgres port.
 func devPorts(n int) (base, pg int, err error) {
-	free := func(p int) bool {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			return false
-		}
-		l.Close()
-		return true
+	offs := []int{200, 100 + n}
+	for i := 0; i < n; i++ {
+		offs = append(offs, i, 100+i)
 	}
-	for range 100 {
-		base = 20000 + rand.IntN(20000)
-		ok := free(base + 200)
-		for i := 0; ok && i < n; i++ {
-			ok = free(base+i) && free(base+100+i)
-		}
-		if ok && free(base+100+n) {
-			return base, base + 200, nil
-		}
+	base, err = freeport.Base(offs...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: ports for eddy dev: %w", err)
 	}
-	return 0, 0, errors.New("bench: no free ports for eddy dev")
+	return base, base + 200, nil
 }
 
 func tailFile(path string) string {

@@ -23,10 +23,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -444,12 +444,11 @@ func processAlive(pid int) bool {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.One()
 	if err != nil {
 		return 0, fmt.Errorf("pgserver: pick a port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 // logTail returns the last lines of the server log.

@@ -16,6 +16,7 @@ package s3test
 import (
 	"bytes"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"net"
 	"net/http"
 	"os"
@@ -121,14 +122,7 @@ func startMoto(t testing.TB, path string) (string, error) {
 	return endpoint, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return freeport.One() }
 
 // syncBuffer collects the server's output for failure messages.
 type syncBuffer struct {

@@ -11,6 +11,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"net"
 	"net/http"
 	"os"
@@ -397,10 +398,9 @@ func tail(path string) string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.One()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
