@@ -476,7 +476,10 @@ func (c *Coordinator) writeRound(ctx context.Context) bool {
 				continue
 			}
 			if g.unloaded || !c.live(g) {
-				continue // forgotten: its waiters were answered
+				// Forgotten (unload answered its waiters) or dropped:
+				// nothing to write, and nobody may wait for it for ever.
+				c.failWaiters(g, kerr.CoordinatorNotAvailable.Code)
+				continue
 			}
 			data, ok := c.snapshot(g)
 			if !ok {
