@@ -28,8 +28,9 @@ import (
 // again. Offset commits are fenced by the slot's leader epoch in Postgres
 // (store.CommitOffsetsBatch, batched across requests by commitbatch.go),
 // so a commit in flight while the slot moves fails with NOT_COORDINATOR
-// instead of landing behind the new coordinator's back. The protocol itself lives in data-plane/group; this file also runs
-// offset retention for the slots this broker owns and exports consumer lag
+// instead of landing behind the new coordinator's back. Group membership
+// is persisted the same way (groupstate.go). The protocol itself lives in
+// data-plane/group; this file also runs offset retention for the slots this broker owns and exports consumer lag
 // (eddy_group_lag, eddy_group_committed_offset). Transaction
 // coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
 //

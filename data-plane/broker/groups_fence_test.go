@@ -135,13 +135,17 @@ func TestGroupStateFencedBySlot(t *testing.T) {
 	refused, err := st.SaveGroupStates(ctx, []store.GroupStateWrite{
 		{ClusterID: "vc1", Group: "a", Fence: f(7, 5), State: []byte(`{"generation": 3}`)},
 		{ClusterID: "vc1", Group: "b", Fence: f(7, 4), State: []byte(`{"generation": 9}`)},
-		{ClusterID: "vc1", Group: "c", Fence: f(8, 5), State: []byte(`{"generation": 1}`)},
+		// States are bytes: a NUL escape (which jsonb refuses) is kept.
+		{ClusterID: "vc1", Group: "c", Fence: f(8, 5), State: []byte(`{"client_id": "\u0000"}`)},
 		{ClusterID: "gone", Group: "d", Fence: f(8, 5), State: []byte(`{"generation": 1}`)},
+		// A group id Postgres text cannot hold is not stored, and does
+		// not fail the others.
+		{ClusterID: "vc1", Group: "nul\x00", Fence: f(8, 5), State: []byte(`{}`)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{false, true, false, false}; !slices.Equal(refused, want) {
+	if want := []bool{false, true, false, false, false}; !slices.Equal(refused, want) {
 		t.Fatalf("refused %v, want %v", refused, want)
 	}
 	load := func(slots ...int32) map[string]string {
@@ -158,7 +162,7 @@ func TestGroupStateFencedBySlot(t *testing.T) {
 	if got := load(7); len(got) != 1 || got["vc1/a"] != `{"generation": 3}` {
 		t.Fatalf("slot 7 holds %v, want only vc1/a", got)
 	}
-	if got := load(7, 8); len(got) != 2 || got["vc1/c"] == "" {
+	if got := load(7, 8); len(got) != 2 || got["vc1/c"] != `{"client_id": "\u0000"}` {
 		t.Fatalf("slots 7 and 8 hold %v, want vc1/a and vc1/c", got)
 	}
 	refused, err = st.SaveGroupStates(ctx, []store.GroupStateWrite{

@@ -61,7 +61,10 @@ type StateStore interface {
 }
 
 // GroupState is the stored form of one group: Data is an opaque encoding
-// that only this package reads (JSON, so it can be read in psql).
+// that only this package reads (JSON, so an operator can read it). JSON
+// holds text: an id that is not valid UTF-8 (Kafka's client.id may be any
+// bytes, and member ids start with it) comes back changed, and that member
+// rejoins after a failover.
 type GroupState struct {
 	Cluster, Group string
 	Data           []byte

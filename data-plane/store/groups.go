@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // GroupOffset is a committed consumer-group offset.
@@ -224,12 +222,11 @@ func (s *Store) CommitOffsetsBatch(ctx context.Context, commits []OffsetCommit) 
 // valid UTF-8 without NUL bytes. Kafka strings are arbitrary bytes; one
 // that is not would fail a whole batch, so it is refused on its own.
 func storable(c OffsetCommit) bool {
-	ok := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
-	if !ok(c.ClusterID) || !ok(c.Group) {
+	if !storableText(c.ClusterID) || !storableText(c.Group) {
 		return false
 	}
 	for _, o := range c.Offsets {
-		if !ok(o.Topic) || !ok(o.Metadata) {
+		if !storableText(o.Topic) || !storableText(o.Metadata) {
 			return false
 		}
 	}

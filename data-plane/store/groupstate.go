@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // GroupStateWrite is one group's coordinator state to write: State
@@ -24,8 +26,10 @@ type GroupState struct {
 // CommitOffsets: it is written only if its slot is still led by its
 // broker at its leader epoch (the slot rows are share-locked for the
 // statement, so a slot move waits for it), and refused[i] reports the rows
-// that were not. Rows of clusters that no longer exist are dropped. An
-// error means nothing was written.
+// that were not. Rows of clusters that no longer exist are dropped, and so
+// are rows whose cluster or group id Postgres text cannot hold (see
+// storable): those groups are not persisted, rather than fail the batch.
+// An error means nothing was written.
 func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (refused []bool, err error) {
 	refused = make([]bool, len(rows))
 	if len(rows) == 0 {
@@ -36,13 +40,15 @@ func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (re
 	slots := make([]int32, len(rows))
 	brokers := make([]int32, len(rows))
 	epochs := make([]int32, len(rows))
-	states := make([]*string, len(rows))
+	states := make([][]byte, len(rows))
 	for i, r := range rows {
 		clusters[i], groups[i] = r.ClusterID, r.Group
 		slots[i], brokers[i], epochs[i] = r.Fence.Slot, r.Fence.BrokerID, r.Fence.LeaderEpoch
-		if r.State != nil {
-			st := string(r.State)
-			states[i] = &st
+		states[i] = r.State
+		if !storableText(r.ClusterID) || !storableText(r.Group) {
+			// Dropped: a placeholder row that no slot matches.
+			clusters[i], groups[i], slots[i] = "", "", -1
+			continue
 		}
 		refused[i] = true
 	}
@@ -50,7 +56,7 @@ func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (re
 	// only on those, and the final SELECT names them (1-based positions).
 	q, err := s.pool.Query(ctx, `
 		WITH r AS (
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[])
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::bytea[])
 				WITH ORDINALITY AS r(cluster_id, group_id, slot, broker_id, leader_epoch, state, i)
 		), ok AS (
 			SELECT r.* FROM r JOIN coordinator_slots s
@@ -58,7 +64,7 @@ func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (re
 			FOR SHARE OF s
 		), up AS (
 			INSERT INTO group_states (cluster_id, group_id, slot, state)
-			SELECT ok.cluster_id, ok.group_id, ok.slot, ok.state::jsonb FROM ok
+			SELECT ok.cluster_id, ok.group_id, ok.slot, ok.state FROM ok
 			WHERE ok.state IS NOT NULL
 				AND EXISTS (SELECT 1 FROM virtual_clusters v WHERE v.id = ok.cluster_id)
 			ON CONFLICT (cluster_id, group_id) DO UPDATE SET
@@ -90,7 +96,7 @@ func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (re
 // coordinator slots.
 func (s *Store) LoadGroupStates(ctx context.Context, slots []int32) ([]GroupState, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT cluster_id, group_id, state::text FROM group_states WHERE slot = ANY($1)`, slots)
+		SELECT cluster_id, group_id, state FROM group_states WHERE slot = ANY($1)`, slots)
 	if err != nil {
 		return nil, fmt.Errorf("store: load group states: %w", err)
 	}
@@ -98,15 +104,19 @@ func (s *Store) LoadGroupStates(ctx context.Context, slots []int32) ([]GroupStat
 	var out []GroupState
 	for rows.Next() {
 		var g GroupState
-		var st string
-		if err := rows.Scan(&g.ClusterID, &g.Group, &st); err != nil {
+		if err := rows.Scan(&g.ClusterID, &g.Group, &g.State); err != nil {
 			return nil, fmt.Errorf("store: load group states: %w", err)
 		}
-		g.State = []byte(st)
 		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: load group states: %w", err)
 	}
 	return out, nil
+}
+
+// storableText reports whether Postgres text can hold s: valid UTF-8
+// without NUL bytes. Kafka strings are arbitrary bytes.
+func storableText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
