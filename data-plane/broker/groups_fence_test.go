@@ -13,19 +13,19 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestGroupCommitFencedBySlot: an offset commit carries the coordinator
-// slot's leader epoch. A commit under an old epoch fails with ErrFenced,
-// and a commit in flight while the slot moves either lands before the move
-// or fails: it never lands after it.
-func TestGroupCommitFencedBySlot(t *testing.T) {
+// slotStore opens the data-plane store on a fresh database with cluster
+// vc1 and broker 1, which leads the given coordinator slots at epoch 5. It
+// also returns a plain connection for moving slots, and the database URL.
+func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, *pgx.Conn, string) {
+	t.Helper()
 	url := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	st, err := store.Open(ctx, url, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(st.Close)
 	if err := st.EnsureCluster(ctx, "vc1", "vc1"); err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +36,19 @@ func TestGroupCommitFencedBySlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot = 7`); err != nil {
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot = ANY($1)`, slots); err != nil {
 		t.Fatal(err)
 	}
+	return ctx, st, conn, url
+}
+
+// TestGroupCommitFencedBySlot: an offset commit carries the coordinator
+// slot's leader epoch. A commit under an old epoch fails with ErrFenced,
+// and a commit in flight while the slot moves either lands before the move
+// or fails: it never lands after it.
+func TestGroupCommitFencedBySlot(t *testing.T) {
+	ctx, st, conn, url := slotStore(t, 7)
 	commit := func(epoch int32, offset int64) error {
 		return st.CommitOffsets(ctx, "vc1", "g", store.SlotFence{Slot: 7, BrokerID: 1, LeaderEpoch: epoch},
 			[]store.GroupOffset{{Topic: "t", Partition: 0, Offset: offset, LeaderEpoch: -1, Metadata: "m"}})
@@ -107,28 +116,7 @@ func TestGroupCommitFencedBySlot(t *testing.T) {
 // same statement are written, a row of a cluster that no longer exists is
 // dropped, and a nil state deletes.
 func TestGroupStateFencedBySlot(t *testing.T) {
-	url := pgtest.URL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := store.Open(ctx, url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.EnsureCluster(ctx, "vc1", "vc1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot IN (7, 8)`); err != nil {
-		t.Fatal(err)
-	}
+	ctx, st, _, _ := slotStore(t, 7, 8)
 	f := func(slot, epoch int32) store.SlotFence {
 		return store.SlotFence{Slot: slot, BrokerID: 1, LeaderEpoch: epoch}
 	}
