@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"github.com/eddy-streams/eddy/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +26,11 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestTenantCLI(t *testing.T) {
 	bin := stack.Binary(t)
 	dbURL := pgtest.URL(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.One()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	url := "http://" + addr
 	const token = "cli-test-operator-token-0123456789"
 	dir := t.TempDir()

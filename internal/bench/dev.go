@@ -48,8 +48,10 @@ func StartDev(ctx context.Context, bin, dir string, n int) (*Dev, error) {
 		return nil, err
 	}
 	defer lf.Close()
+	// Every port is picked, the REST API's too (its default, 8080, is what
+	// a `make dev` running alongside uses).
 	cmd := exec.Command(bin, "dev", "--anonymous", "--data-dir", dir, "--brokers", strconv.Itoa(n),
-		"--port", strconv.Itoa(base), "--pg-port", strconv.Itoa(pgPort))
+		"--port", strconv.Itoa(base), "--pg-port", strconv.Itoa(pgPort), "--api-port", strconv.Itoa(base+201))
 	cmd.Stderr = lf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -121,7 +123,7 @@ func (d *Dev) Stop() error {
 // base+n-1) and metrics ports (base+100 ... base+100+n) are free, and a
 // free Postgres port.
 func devPorts(n int) (base, pg int, err error) {
-	offs := []int{200, 100 + n}
+	offs := []int{200, 201, 100 + n}
 	for i := 0; i < n; i++ {
 		offs = append(offs, i, 100+i)
 	}

@@ -41,5 +41,9 @@ func TestBusyPortIsSkipped(t *testing.T) {
 		if allFree(p, []int{0}) {
 			t.Fatalf("port %d reported free while listened on", p)
 		}
+		// A block is free only if every port of it is.
+		if allFree(p-1, []int{0, 1}) {
+			t.Fatalf("block %d+{0,1} reported free while %d is listened on", p-1, p)
+		}
 	}
 }

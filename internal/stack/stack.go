@@ -10,6 +10,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/eddy-streams/eddy/internal/freeport"
 	"net"
@@ -35,14 +36,44 @@ var (
 	buildErr  error
 )
 
+const binDirPrefix = "eddy-bin-"
+
+// sweepStaleBinaries removes the binaries built by test processes that have
+// exited: each is some 50 MB, and every test binary that starts a stack
+// builds one.
+func sweepStaleBinaries() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binDirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // still running
+		}
+		os.RemoveAll(d)
+	}
+}
+
 // Binary builds cmd/eddy once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "eddy-bin-")
+		sweepStaleBinaries()
+		dir, err := os.MkdirTemp("", binDirPrefix)
 		if err != nil {
+			buildErr = err
+			return
+		}
+		// The binary outlives the test process (there is no hook to remove
+		// it); the owner file lets a later build sweep it.
+		if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			buildErr = err
 			return
 		}
@@ -264,7 +295,10 @@ func (s *Stack) startBroker(b *Broker) {
 	for _, a := range s.opts.BrokerArgs {
 		args = append(args, strings.ReplaceAll(a, "{api}", s.apiURL))
 	}
-	b.proc = s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
+	p := s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
+	s.mu.Lock() // shutdown reads it under the lock
+	b.proc = p
+	s.mu.Unlock()
 }
 
 // Kill sends SIGKILL to broker id and waits for it to die.

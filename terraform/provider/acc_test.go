@@ -72,6 +72,9 @@ type tenant struct {
 // resource's acceptance test against it, each in an organisation of its
 // own and in parallel.
 func TestAcceptance(t *testing.T) {
+	if terraformPath == "" && os.Getenv("CI") != "" {
+		t.Fatal("no terraform binary on PATH and TF_ACC_TERRAFORM_PATH is unset; CI runs the acceptance tests")
+	}
 	if terraformPath == "" {
 		t.Skip("acceptance tests skipped: no terraform binary on PATH and TF_ACC_TERRAFORM_PATH is unset " +
 			"(terraform-plugin-testing would try to download one, and these tests run offline)")
