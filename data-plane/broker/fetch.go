@@ -36,7 +36,6 @@ func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 	for {
 		resp, bytes, failed := s.fetchOnce(c, req)
 		if failed || int32(bytes) >= req.MinBytes || deadline.IsZero() || !time.Now().Before(deadline) {
-			s.met.fetched(bytes)
 			return resp
 		}
 		if !watched {

@@ -76,20 +76,15 @@ func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest)
 
 // owns reports whether this broker coordinates group.
 func (s *Server) owns(c *conn, group string) bool {
-	_, ok := s.fence(c, group)
+	_, ok := s.slotFence(c.cluster, group)
 	return ok
 }
 
-// fence returns the slot fence of group when this broker coordinates it:
-// the slot and the leader epoch at which this broker holds it. Offset
-// commits carry it to Postgres (see store.CommitOffsets), so a commit in
-// flight when the slot moves can never land after the new coordinator
-// loaded the group.
-func (s *Server) fence(c *conn, group string) (store.SlotFence, bool) {
-	return s.slotFence(c.cluster, group)
-}
-
-// slotFence is fence for a group of cluster.
+// slotFence returns the slot fence of a group of cluster when this broker
+// coordinates it: the slot and the leader epoch at which this broker holds
+// it. Offset commits and group states carry it to Postgres (see
+// store.CommitOffsetsBatch), so a write in flight when the slot moves can
+// never land after the new coordinator loaded the group.
 func (s *Server) slotFence(cluster, group string) (store.SlotFence, bool) {
 	v := s.view.Load()
 	if v == nil || len(v.slots) == 0 {
@@ -150,7 +145,7 @@ func handleLeaveGroup(s *Server, c *conn, req *kmsg.LeaveGroupRequest) kmsg.Resp
 
 func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.Response {
 	code := int16(0)
-	fence, ok := s.fence(c, req.Group)
+	fence, ok := s.slotFence(c.cluster, req.Group)
 	if !c.may(acl.Group, req.Group, acl.Read) {
 		code = kerr.GroupAuthorizationFailed.Code
 	} else if !ok {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,9 +15,6 @@ type metrics struct {
 	requests          *prometheus.CounterVec
 	latency           *prometheus.HistogramVec
 	handOffs          *prometheus.CounterVec
-
-	// for the load report in heartbeats
-	in, out atomic.Int64
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,7 +56,3 @@ func (m *metrics) observe(key int16, start time.Time, err error) {
 	m.requests.WithLabelValues(name, outcome).Inc()
 	m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 }
-
-// produced and fetched count record bytes.
-func (m *metrics) produced(n int) { m.in.Add(int64(n)) }
-func (m *metrics) fetched(n int)  { m.out.Add(int64(n)) }

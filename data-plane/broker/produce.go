@@ -105,7 +105,6 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)
 				continue
 			}
-			s.met.produced(len(rp.Records))
 			s.meter.produced(pm.ID, len(rp.Records)) // load report (load.go)
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()

@@ -177,7 +177,7 @@ func (c *Coordinator) snapshot(g *group) ([]byte, bool) {
 	case g.cg != nil:
 		s.Consumer = snapshotConsumer(g.cg)
 	case g.state == stateEmpty:
-		s.Protocol = ""
+		// The generation and protocol type are all an Empty group keeps.
 	case g.state == stateStable, g.state == stateCompletingRebalance && g.proposal != nil:
 		s.Protocol, s.Leader = g.protocol, g.leader
 		for _, m := range g.members {

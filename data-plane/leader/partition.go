@@ -36,7 +36,7 @@ const maxProducerBatches = 5
 type chunk struct {
 	base, end int64
 	maxTs     int64
-	data      [][]byte // one element per batch; kept as received (no copy)
+	data      [][]byte // whole batches, back to back; pending: as received (no copy)
 	size      int
 }
 
@@ -261,6 +261,15 @@ func (p *Partition) committed(c chunk) {
 		return
 	}
 	p.hw = c.end
+	// The cache keeps a copy: the batches are sub-slices of the request
+	// frames they arrived in (decoded without copying), so caching them
+	// would keep whole frames alive, far beyond what CacheBytes counts. The
+	// copy runs here, on the flusher, not on the produce path.
+	flat := make([]byte, 0, c.size)
+	for _, b := range c.data {
+		flat = append(flat, b...)
+	}
+	c.data = [][]byte{flat}
 	p.cache = append(p.cache, c)
 	p.cacheSize += c.size
 	for p.cacheSize > p.m.cfg.CacheBytes && len(p.cache) > 1 {

@@ -28,47 +28,15 @@ type SlotFence struct {
 // fence.BrokerID at fence.LeaderEpoch, and the slot row is share-locked for
 // the statement, so a slot move either waits for the commit or makes it
 // fail with ErrFenced. A coordinator that lost the slot can therefore never
-// write after the new coordinator has loaded the group's offsets.
+// write after the new coordinator has loaded the group's offsets. It is
+// CommitOffsetsBatch with one commit; brokers batch commits of many
+// requests instead (data-plane/broker/commitbatch.go).
 func (s *Store) CommitOffsets(ctx context.Context, clusterID, group string, fence SlotFence, offs []GroupOffset) error {
-	if len(offs) == 0 {
-		return nil
-	}
-	topics := make([]string, len(offs))
-	parts := make([]int32, len(offs))
-	offsets := make([]int64, len(offs))
-	epochs := make([]int32, len(offs))
-	metas := make([]string, len(offs))
-	for i, o := range offs {
-		topics[i], parts[i], offsets[i], epochs[i], metas[i] = o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata
-	}
-	var owned bool
-	err := s.pool.QueryRow(ctx, `
-		WITH fence AS (
-			SELECT 1 FROM coordinator_slots
-			WHERE slot = $8 AND leader_id = $9 AND leader_epoch = $10
-			FOR SHARE
-		), ins AS (
-			INSERT INTO group_offsets (cluster_id, group_id, topic, partition, committed, leader_epoch, metadata)
-			SELECT $1, $2, t.topic, t.partition, t.committed, t.leader_epoch, t.metadata
-			FROM unnest($3::text[], $4::int[], $5::bigint[], $6::int[], $7::text[])
-				AS t(topic, partition, committed, leader_epoch, metadata)
-			WHERE EXISTS (SELECT 1 FROM fence)
-			ON CONFLICT (cluster_id, group_id, topic, partition) DO UPDATE SET
-				committed = EXCLUDED.committed, leader_epoch = EXCLUDED.leader_epoch,
-				metadata = EXCLUDED.metadata, committed_at = now()
-			RETURNING 1
-		)
-		SELECT EXISTS (SELECT 1 FROM fence)`,
-		clusterID, group, topics, parts, offsets, epochs, metas,
-		fence.Slot, fence.BrokerID, fence.LeaderEpoch).Scan(&owned)
+	outcomes, err := s.CommitOffsetsBatch(ctx, []OffsetCommit{{ClusterID: clusterID, Group: group, Fence: fence, Offsets: offs}})
 	if err != nil {
-		return fmt.Errorf("store: commit offsets for group %s: %w", group, err)
+		return err
 	}
-	if !owned {
-		return fmt.Errorf("store: commit offsets for group %s: slot %d no longer led by broker %d at epoch %d: %w",
-			group, fence.Slot, fence.BrokerID, fence.LeaderEpoch, ErrFenced)
-	}
-	return nil
+	return outcomes[0]
 }
 
 // OffsetCommit is one group's offset commit in a CommitOffsetsBatch: the

@@ -52,21 +52,34 @@ func (s *Store) SaveGroupStates(ctx context.Context, rows []GroupStateWrite) (re
 		}
 		refused[i] = true
 	}
-	// ok holds the rows whose fence holds; the upsert and the delete act
-	// only on those, and the final SELECT names them (1-based positions).
+	// As in CommitOffsetsBatch: fence share-locks the slot rows whose fence
+	// holds (in slot order, so a slot move waits for us), live key-share-
+	// locks the clusters that exist (a deletion waits, or has happened and
+	// only its rows drop out, where a foreign-key error would fail the
+	// batch); ok holds the rows that pass the fence, and the final SELECT
+	// names them (1-based positions).
 	q, err := s.pool.Query(ctx, `
-		WITH r AS (
+		WITH r AS MATERIALIZED (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::bytea[])
-				WITH ORDINALITY AS r(cluster_id, group_id, slot, broker_id, leader_epoch, state, i)
-		), ok AS (
-			SELECT r.* FROM r JOIN coordinator_slots s
-				ON s.slot = r.slot AND s.leader_id = r.broker_id AND s.leader_epoch = r.leader_epoch
-			FOR SHARE OF s
+				WITH ORDINALITY AS r(cluster_id, group_id, slot, leader_id, leader_epoch, state, i)
+		), fence AS MATERIALIZED (
+			SELECT slot, leader_id, leader_epoch FROM coordinator_slots
+			WHERE (slot, leader_id, leader_epoch) IN (SELECT slot, leader_id, leader_epoch FROM r)
+			ORDER BY slot
+			FOR SHARE
+		), live AS MATERIALIZED (
+			SELECT id FROM virtual_clusters
+			WHERE id IN (SELECT cluster_id FROM r)
+			ORDER BY id
+			FOR KEY SHARE
+		), ok AS MATERIALIZED (
+			SELECT r.* FROM r JOIN fence f USING (slot, leader_id, leader_epoch)
 		), up AS (
 			INSERT INTO group_states (cluster_id, group_id, slot, state)
 			SELECT ok.cluster_id, ok.group_id, ok.slot, ok.state FROM ok
+			JOIN live l ON l.id = ok.cluster_id
 			WHERE ok.state IS NOT NULL
-				AND EXISTS (SELECT 1 FROM virtual_clusters v WHERE v.id = ok.cluster_id)
+			ORDER BY ok.cluster_id, ok.group_id
 			ON CONFLICT (cluster_id, group_id) DO UPDATE SET
 				slot = EXCLUDED.slot, state = EXCLUDED.state, updated_at = now()
 		), del AS (

@@ -32,11 +32,6 @@ type Rates struct {
 	Connections int     `json:"connections"`
 }
 
-// Add returns r + o.
-func (r Rates) Add(o Rates) Rates {
-	return Rates{r.BytesIn + o.BytesIn, r.BytesOut + o.BytesOut, r.Requests + o.Requests, r.Connections + o.Connections}
-}
-
 // Report is one broker's load.
 type Report struct {
 	At       time.Time `json:"at"`
