@@ -272,12 +272,12 @@ func (s *Server) getEstimate(c echo.Context) error {
 	p := billing.MonthOf(now, loc)
 	ctx := c.Request().Context()
 	// Rate now, so the estimate includes usage up to the last report.
-	if _, err := s.st.RateMonth(ctx, ob, p, false); err != nil {
+	inv, err := s.st.RateMonth(ctx, ob, p, false)
+	if err != nil {
 		return err
 	}
-	inv, err := s.st.InvoiceForMonth(ctx, ob.OrgID, p.Month)
-	if err != nil {
-		return storeError(err, "invoice")
+	if inv.Lines, err = s.st.InvoiceLines(ctx, inv.ID); err != nil {
+		return err
 	}
 	projected := billing.Estimate(inv.Subtotal, p, now) - inv.Credits + inv.Adjustments
 	return c.JSON(http.StatusOK, client.Estimate{

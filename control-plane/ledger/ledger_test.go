@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -172,15 +174,20 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	if ev.AlertID != a.ID || ev.Amount != "1.50" || ev.Threshold != "1.00" || ev.Type != "budget_alert.threshold_reached" {
 		t.Errorf("event = %+v", ev)
 	}
-	// Verify as a receiver would: recompute the MAC over "<t>.<body>".
-	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
-	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		t.Fatalf("signature %q: %v", sig, err)
+	// Verify as a receiver would, without Sign: "t=<unix>,v1=<hex>" where
+	// v1 is HMAC-SHA256(secret, "<unix>.<body>").
+	ts, v1, ok := strings.Cut(strings.TrimPrefix(sig, "t="), ",v1=")
+	if _, err := strconv.ParseInt(ts, 10, 64); !ok || err != nil {
+		t.Fatalf("signature %q is not t=<unix>,v1=<hex>", sig)
 	}
-	want := Sign("whsec_test", time.Unix(unix, 0), body)
-	if !hmac.Equal([]byte(sig), []byte(want)) || Sign("wrong", time.Unix(unix, 0), body) == sig {
-		t.Errorf("signature %q, want %q", sig, want)
+	mac := func(secret string) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(ts + "."))
+		m.Write(body)
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	if want := mac("whsec_test"); !hmac.Equal([]byte(v1), []byte(want)) || v1 == mac("wrong") {
+		t.Errorf("signature %q, want v1=%s", sig, want)
 	}
 	// Recorded as delivered on the third attempt, once.
 	evs, err := e.st.AlertEvents(ctx, e.org.OrgID, a.ID)

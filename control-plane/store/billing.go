@@ -351,12 +351,21 @@ func (s *Store) RateMonth(ctx context.Context, o OrgBilling, p billing.Period, f
 		if _, err := tx.Exec(ctx, `DELETE FROM invoice_lines WHERE invoice_id = $1`, existing.ID); err != nil {
 			return err
 		}
-		for _, l := range sum.Lines {
+		if n := len(sum.Lines); n > 0 {
+			// One statement for every line, like the cost lines above.
+			lc, lm, lp, lq, lb := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			la := make([]int64, n)
+			for i, l := range sum.Lines {
+				lc[i], lm[i] = l.Cluster, string(l.Metric)
+				lp[i] = billing.FormatDecimal(l.UnitPrice, decimals(l.UnitPrice))
+				lq[i], lb[i], la[i] = l.Quantity.String(), l.Billable.String(), int64(l.Amount)
+			}
 			if _, err := tx.Exec(ctx, `
 				INSERT INTO invoice_lines (invoice_id, cluster_id, metric, unit_price, quantity, billable, amount_nanos)
-				VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6::numeric, $7)`,
-				existing.ID, l.Cluster, string(l.Metric), billing.FormatDecimal(l.UnitPrice, decimals(l.UnitPrice)),
-				l.Quantity.String(), l.Billable.String(), int64(l.Amount)); err != nil {
+				SELECT $1, c, m, p::numeric, q::numeric, b::numeric, a
+				FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) WITH ORDINALITY AS x(c, m, p, q, b, a, i)
+				ORDER BY i`,
+				existing.ID, lc, lm, lp, lq, lb, la); err != nil {
 				return err
 			}
 		}
@@ -441,7 +450,7 @@ func (s *Store) Invoice(ctx context.Context, orgID, id string) (Invoice, error) 
 	if err != nil {
 		return Invoice{}, fmt.Errorf("store: invoice: %w", noRows(err))
 	}
-	inv.Lines, err = s.invoiceLines(ctx, id)
+	inv.Lines, err = s.InvoiceLines(ctx, id)
 	return inv, err
 }
 
@@ -452,11 +461,12 @@ func (s *Store) InvoiceForMonth(ctx context.Context, orgID, month string) (Invoi
 	if err != nil {
 		return Invoice{}, fmt.Errorf("store: invoice: %w", noRows(err))
 	}
-	inv.Lines, err = s.invoiceLines(ctx, inv.ID)
+	inv.Lines, err = s.InvoiceLines(ctx, inv.ID)
 	return inv, err
 }
 
-func (s *Store) invoiceLines(ctx context.Context, id string) ([]InvoiceLine, error) {
+// InvoiceLines returns the lines of invoice id.
+func (s *Store) InvoiceLines(ctx context.Context, id string) ([]InvoiceLine, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT l.cluster_id, COALESCE(bc.name, ''), l.metric, l.unit_price::text, l.quantity::text, l.billable::text, l.amount_nanos
 		FROM invoice_lines l LEFT JOIN billed_clusters bc ON bc.cluster_id = l.cluster_id
