@@ -211,7 +211,9 @@ How to read it: produce latency is from the producer's send call to its ack
 (acks=all: after the object PUT and the Postgres commit of the flush that carries
 the record); end-to-end latency is from the send call to the delivery to a tailing
 consumer. "cold" reads the whole topic back from the beginning, mostly from object
-storage ("bucket share" is the bucket's GET bytes over the bytes read); "hot" reads
+storage ("bucket share" is all the bucket GET bytes of the brokers during the
+read, read-ahead and background compaction included, over the bytes read: above
+100%% means the extra GETs cost more than the read itself); "hot" reads
 the last 4 MiB of each partition, which the leaders keep in memory. Cost figures
 come from the brokers' /metrics and Postgres's pg_stat_database, before and after
 each phase. The tailing consumer runs during every produce phase (as in the
