@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"maps"
 	"net/http"
 	"slices"
@@ -24,22 +25,8 @@ func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m
 
 // validTopicName applies Kafka's rules (as the broker does).
 func validTopicName(fe *fieldErrors, name string) {
-	switch {
-	case name == "":
-		fe.add("name", "must not be empty")
-		return
-	case name == "." || name == "..":
-		fe.add("name", "must not be %q", name)
-		return
-	case len(name) > 249:
-		fe.add("name", "is %d characters long; the limit is 249", len(name))
-		return
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			fe.add("name", "contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", r)
-			return
-		}
+	if err := topicconfig.CheckName(name); err != nil {
+		fe.add("name", "%s", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"sort"
 	"time"
 
@@ -146,18 +147,8 @@ func (s *Server) controllerID(v *view) int32 {
 
 // validTopicName applies Kafka's topic name rules.
 func validTopicName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("topic name is empty")
-	case name == "." || name == "..":
-		return fmt.Errorf("topic name %q is not allowed", name)
-	case len(name) > 249:
-		return fmt.Errorf("topic name is %d characters long; the limit is 249", len(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("topic name %q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, r)
-		}
+	if err := topicconfig.CheckName(name); err != nil {
+		return fmt.Errorf("topic name %q %w", name, err)
 	}
 	return nil
 }

@@ -33,22 +33,7 @@ func checkName(name string) error {
 }
 
 // checkTopicName is Kafka's rule for topic names.
-func checkTopicName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("must not be empty")
-	case name == "." || name == "..":
-		return fmt.Errorf("must not be %q", name)
-	case len(name) > 249:
-		return fmt.Errorf("is %d characters long; the limit is 249", len(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%q contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", name, r)
-		}
-	}
-	return nil
-}
+func checkTopicName(name string) error { return topicconfig.CheckName(name) }
 
 // checkConfig checks one topic config.
 func checkConfig(name, value string) error {

@@ -1,0 +1,26 @@
+package topicconfig
+
+import "fmt"
+
+// MaxNameLength is Kafka's limit on topic names.
+const MaxNameLength = 249
+
+// CheckName applies Kafka's rules for topic names: 1 to 249 ASCII letters,
+// digits, '.', '_' and '-', and not "." or "..". The error reads after the
+// word "name" ("must not be empty", "is 300 characters long; ...").
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("must not be %q", name)
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("is %d characters long; the limit is %d", len(name), MaxNameLength)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("contains %q; only ASCII letters, digits, '.', '_' and '-' are allowed", r)
+		}
+	}
+	return nil
+}
