@@ -168,8 +168,25 @@ func TestAssignmentIsWrittenBeforeItIsHandedOut(t *testing.T) {
 		ctx := testCtx(t)
 		ms := joinGroup(t, c, "c1", "g", 2, nil)
 		st.setSaveFail(errors.New("postgres is down"))
+		// Followers sync first and park, then the leader: a follower that
+		// came only after the failed write would rightly be told
+		// REBALANCE_IN_PROGRESS instead.
 		codes := make([]int16, len(ms))
-		parallel(ms, func(i int, m *consumer) { codes[i] = m.sync(ctx).ErrorCode })
+		var followers []func()
+		for i, m := range ms {
+			if !m.isLeader() {
+				followers = append(followers, background(func() { codes[i] = m.sync(ctx).ErrorCode }))
+			}
+		}
+		synctest.Wait()
+		for i, m := range ms {
+			if m.isLeader() {
+				codes[i] = m.sync(ctx).ErrorCode
+			}
+		}
+		for _, wait := range followers {
+			wait()
+		}
 		for i, code := range codes {
 			if code == 0 {
 				t.Fatalf("member %d got an assignment that was never written", i)
