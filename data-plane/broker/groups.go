@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
@@ -443,8 +442,9 @@ func (s *Server) ownsGroup(cluster, group string) bool {
 
 // expireOffsetsLoop applies offsets retention (Kafka's
 // offsets.retention.minutes) to the groups this broker coordinates, every
-// interval until ctx ends.
-func (s *Server) expireOffsetsLoop(ctx context.Context, interval time.Duration) {
+// tenth of the retention (between a second and ten minutes) until ctx ends.
+func (s *Server) expireOffsetsLoop(ctx context.Context) {
+	interval := min(max(s.cfg.Group.OffsetsRetention/10, time.Second), 10*time.Minute)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -515,12 +515,4 @@ func (c *groupLagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(r.HighWatermark-r.Committed, 0)), r.ClusterID, r.Group, r.Topic, p)
 		ch <- prometheus.MustNewConstMetric(c.offsets, prometheus.GaugeValue, float64(r.Committed), r.ClusterID, r.Group, r.Topic, p)
 	}
-}
-
-// startGroups registers the group metrics and starts the offset expiry
-// loop; wg tracks the loop, which ends with ctx.
-func (s *Server) startGroups(ctx context.Context, wg *sync.WaitGroup) {
-	interval := min(max(s.cfg.Group.OffsetsRetention/10, time.Second), 10*time.Minute)
-	wg.Add(1)
-	go func() { defer wg.Done(); s.expireOffsetsLoop(ctx, interval) }()
 }

@@ -10,7 +10,9 @@
 //
 // Shutdown drains like net/http: stop accepting, let in-flight requests
 // finish until the deadline, flush and commit everything acknowledged,
-// release partitions, end the session.
+// release partitions, end the session. Serve runs these parts as one
+// ordered list (internal/service): its Adds are the start order, its
+// StopOrder the shutdown order.
 package broker
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/wal"
+	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -239,21 +242,23 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		return nil, err
 	}
 	log = log.With("broker", cfg.ID)
+	// The meter holds nothing open; the WAL is opened last, so that Serve
+	// is the one place that closes it.
+	usage, err := billmeter.Open(cfg.Metering, reportUsage(st), log, reg)
+	if err != nil {
+		return nil, err
+	}
 	lead, err := leader.Open(cfg.Leader, st, bkt, log, reg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, store: st, lead: lead, log: log,
+		cfg: cfg, store: st, lead: lead, log: log, usage: usage,
 		met:     newMetrics(reg),
 		meter:   newMeter(),
 		quotas:  newQuotas(reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
-	}
-	if s.usage, err = billmeter.Open(cfg.Metering, reportUsage(st), log, reg); err != nil {
-		lead.Close()
-		return nil, err
 	}
 	s.commits = newCommitBatcher(st, reg)
 	s.groupMet = newGroupStateMetrics(reg)
@@ -290,106 +295,144 @@ func (s *Server) Addr() net.Addr {
 // Run binds the listener, registers the broker and serves until ctx ends;
 // then it shuts down cleanly (see the package doc) and returns
 // ErrServerClosed, or the error that stopped it.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		s.lead.Close()
-		return fmt.Errorf("broker: listen: %w", err)
-	}
-	return s.Serve(ctx, ln)
-}
+func (s *Server) Run(ctx context.Context) error { return s.serve(ctx, nil) }
 
 // Serve is Run on an existing listener (wrapped in TLS when configured).
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.serve(ctx, ln) }
+
+// serve runs the broker as one ordered list of services: they start in
+// the order added and stop in the order declared below, each once the one
+// before has returned, so the drain of the package doc reads top to
+// bottom. The shutdown steps share one deadline, cfg.ShutdownTimeout after
+// the shutdown began. A nil ln is bound from cfg.Listen.
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	var (
+		host  string // advertised, for re-registration
+		port  int32
+		clean bool // the last flush committed everything: the WAL may go
+	)
+	l := service.List{Log: s.log, ShutdownTimeout: s.cfg.ShutdownTimeout}
+	// The WAL and the group coordinator exist since New: the list owns
+	// them from the start, so a failed start closes them too.
+	l.Add("wal", service.Basic{Stopping: func(context.Context) error { s.closeWAL(clean); return nil }})
+	l.Add("groups", service.Basic{Stopping: func(context.Context) error { s.groups.Close(); return nil }})
+	l.Add("listener", service.Basic{
+		Starting: func(context.Context) (err error) { ln, err = s.listen(ln); return err },
+		Stopping: func(context.Context) error { ln.Close(); return nil },
+	})
+	l.Add("session", service.Basic{
+		Starting: func(ctx context.Context) (err error) { host, port, err = s.register(ctx, ln); return err },
+		Stopping: s.deregister,
+	})
+	l.Add("flush all", service.Basic{Stopping: func(ctx context.Context) error {
+		clean = s.lead.FlushAll(ctx) == nil
+		return nil
+	}})
+	l.Add("heartbeat", service.Loop(func(ctx context.Context) { s.heartbeatLoop(ctx, host, port) }))
+	l.Add("metadata", service.Loop(s.metadataLoop))
+	l.Add("authz", service.Loop(s.authzLoop))
+	l.Add("quota", service.Loop(s.quotaLoop))
+	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
+	l.Add("flusher", service.Func(s.runFlusher))
+	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
+	l.Add("offset commits", service.Basic{
+		Starting: func(context.Context) error { s.commits.start(); return nil },
+		Stopping: func(ctx context.Context) error {
+			if err := s.commits.shutdown(ctx); err != nil {
+				s.log.Warn("queued offset commits not written", "err", err)
+			}
+			return nil
+		},
+	})
+	l.Add("connections", service.Basic{Stopping: func(ctx context.Context) error { s.drainConns(ctx); return nil }})
+	l.Add("accept", service.Func(func(ctx context.Context) error { return s.accept(ctx, ln) }))
+	l.StopOrder(
+		"accept",         // stop accepting
+		"connections",    // requests in progress finish until the deadline
+		"offset commits", // write what they committed
+		"usage meter",    // report their last window
+		"flusher",        // flush what they produced
+		"heartbeat", "metadata", "authz", "quota", "offset expiry",
+		"groups",
+		"flush all", // whatever is left, until the deadline
+		"session",   // deregister: the partitions move on at once
+		"listener",
+		"wal", // removed if everything was flushed, then closed
+	)
+	err := l.Run(ctx)
+	s.log.Info("broker stopped")
+	if err != nil {
+		return err
+	}
+	return ErrServerClosed
+}
+
+// listen binds cfg.Listen unless Serve was given a listener, and wraps it
+// in TLS when configured.
+func (s *Server) listen(ln net.Listener) (net.Listener, error) {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return nil, fmt.Errorf("broker: listen: %w", err)
+		}
+	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
 			ln.Close()
-			s.lead.Close()
-			return fmt.Errorf("broker: tls: %w", err)
+			return nil, fmt.Errorf("broker: tls: %w", err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
+	return ln, nil
+}
+
+// register opens the broker's session, advertising the bound port when the
+// configured one is 0, and makes sure the anonymous cluster exists. It
+// returns the advertised address.
+func (s *Server) register(ctx context.Context, ln net.Listener) (string, int32, error) {
 	host, port, _ := splitHostPort(s.cfg.Advertise)
 	if port == 0 { // listening on :0 — advertise what was bound
 		_, port, _ = splitHostPort(ln.Addr().String())
 	}
 	epoch, err := s.store.Register(ctx, s.cfg.ID, host, port, s.cfg.Rack, s.cfg.SessionTTL)
 	if err != nil {
-		ln.Close()
-		s.lead.Close()
-		return err
+		return "", 0, err
 	}
 	s.session.Store(epoch)
 	s.log.Info("broker registered", "addr", ln.Addr().String(), "session_epoch", epoch)
 	if s.cfg.AnonymousCluster != "" {
 		if err := s.store.EnsureCluster(ctx, s.cfg.AnonymousCluster, s.cfg.AnonymousCluster); err != nil {
-			ln.Close()
-			s.lead.Close()
-			return err
+			return "", 0, err
 		}
 	}
+	return host, port, nil
+}
 
-	// Background work, each owned here and waited for below.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Add(4)
-	go func() { defer wg.Done(); s.heartbeatLoop(bg, host, port) }()
-	go func() { defer wg.Done(); s.metadataLoop(bg) }()
-	go func() { defer wg.Done(); s.authzLoop(bg) }()
-	go func() { defer wg.Done(); s.quotaLoop(bg) }()
-	s.startGroups(bg, &wg) // offsets retention (groups.go)
-	s.commits.start()      // stopped after the connections drained
-	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
-	flushDone := make(chan error, 1)
-	go func() { flushDone <- s.lead.Run(flushCtx) }()
-
-	// The usage meter outlives the connections: it stops after they drained,
-	// reporting their last window.
-	meterCtx, stopMeter := context.WithCancel(context.WithoutCancel(ctx))
-	meterDone := make(chan struct{})
-	go func() { defer close(meterDone); s.usage.Run(meterCtx, s.cfg.ShutdownTimeout/3) }()
-
-	acceptDone := make(chan error, 1)
-	go func() { acceptDone <- s.acceptLoop(ln) }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-acceptDone:
-	}
-
-	// Shutdown: stop accepting, drain connections, flush, release, stop.
-	s.log.Info("broker shutting down")
-	deadline, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	s.mu.Lock()
-	s.draining = true
-	s.mu.Unlock()
-	ln.Close()
-	if runErr == nil {
-		<-acceptDone
-	}
-	s.drainConns(deadline)
-	if err := s.commits.shutdown(deadline); err != nil {
-		s.log.Warn("queued offset commits not written", "err", err)
-	}
-	stopMeter()
-	stopFlush()
-	if err := <-flushDone; err != nil {
-		s.log.Warn("final flush incomplete", "err", err)
-	}
-	stopBG()
-	wg.Wait()
-	<-meterDone
-	s.groups.Close()
-	clean := s.lead.FlushAll(deadline) == nil
-	if err := s.store.Deregister(deadline, s.cfg.ID, s.session.Load()); err != nil && !errors.Is(err, store.ErrSessionLost) {
+// deregister ends the session, so that placement moves the partitions at
+// once instead of after the session's TTL.
+func (s *Server) deregister(ctx context.Context) error {
+	if err := s.store.Deregister(ctx, s.cfg.ID, s.session.Load()); err != nil && !errors.Is(err, store.ErrSessionLost) {
 		s.log.Warn("deregister failed", "err", err)
 	}
+	return nil
+}
+
+// runFlusher flushes produced batches to the object store until ctx ends,
+// then once more.
+func (s *Server) runFlusher(ctx context.Context) error {
+	if err := s.lead.Run(ctx); err != nil {
+		s.log.Warn("final flush incomplete", "err", err)
+	}
+	return nil
+}
+
+// closeWAL releases the partitions and closes the WAL, removing it first
+// when the last flush committed everything it holds.
+func (s *Server) closeWAL(clean bool) {
 	if clean {
 		if err := s.lead.RemoveWAL(); err != nil {
 			s.log.Warn("wal removal failed", "err", err)
@@ -398,11 +441,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.lead.Close(); err != nil {
 		s.log.Warn("wal close failed", "err", err)
 	}
-	s.log.Info("broker stopped")
-	if runErr != nil {
-		return runErr
+}
+
+// accept serves connections until ctx ends or accepting fails, then stops
+// accepting; the connections drain in the next step of the shutdown.
+func (s *Server) accept(ctx context.Context, ln net.Listener) error {
+	done := make(chan error, 1)
+	go func() { done <- s.acceptLoop(ln) }()
+	var err error
+	stopped := false
+	select {
+	case <-ctx.Done():
+		stopped = true
+	case err = <-done:
 	}
-	return ErrServerClosed
+	s.log.Info("broker shutting down")
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	ln.Close()
+	if stopped {
+		<-done
+	}
+	return err
 }
 
 func (s *Server) acceptLoop(ln net.Listener) error {

@@ -57,6 +57,15 @@ type Func func(ctx context.Context) error
 // Run calls f.
 func (f Func) Run(ctx context.Context) error { return f(ctx) }
 
+// Loop adapts a loop that works until ctx ends and reports its own
+// trouble (it returns nothing) to Service.
+func Loop(loop func(ctx context.Context)) Service {
+	return Func(func(ctx context.Context) error {
+		loop(ctx)
+		return nil
+	})
+}
+
 // Basic is a service built from up to three functions; nil ones are
 // skipped (a nil Running waits for ctx). In a List, Starting runs before
 // the next service starts and Stopping gets the shutdown deadline (see the
