@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/broker"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/spf13/cobra"
 )
 
@@ -77,17 +78,16 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	jobsCtx, stopJobs := context.WithCancel(ctx)
-	jobsDone := make(chan struct{})
-	go func() { defer close(jobsDone); runner.Run(jobsCtx) }()
-	defer func() { stopJobs(); <-jobsDone }()
-	waitMetrics, err := serveMetrics(ctx, cfg.metrics, reg)
-	if err != nil {
-		return err
-	}
-	defer waitMetrics()
-	if err := srv.Run(ctx); !errors.Is(err, broker.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// Stopped in reverse: the tiered jobs first (a job in flight is handed
+	// back at once), then the broker drains, the metrics server last.
+	l := service.List{Log: log}
+	addMetrics(&l, cfg.metrics, reg)
+	l.Add("broker", service.Func(func(ctx context.Context) error {
+		if err := srv.Run(ctx); !errors.Is(err, broker.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}))
+	l.Add("tiered jobs", runner)
+	return l.Run(ctx)
 }

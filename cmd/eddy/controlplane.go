@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/eddy-streams/eddy/api"
@@ -17,6 +16,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -123,66 +123,49 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		return err
 	}
 	defer st.Close()
-	// Everything below stops on cancel, also when the REST API fails:
-	// the metrics server too, or returning would wait for the caller's ctx.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	reg := newRegistry()
-	waitMetrics, err := serveMetrics(ctx, cfg.metrics, reg)
-	if err != nil {
-		return err
-	}
-	defer waitMetrics()
 	base := log
 	log = log.With("component", "control-plane")
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	loop := placement.New(cfg.placement, st, log, reg)
 	books, err := ledger.New(cfg.ledger, st, log, reg)
 	if err != nil {
 		return err
 	}
-	wg.Add(3)
-	go func() { defer wg.Done(); books.Run(ctx) }()
-	go func() { defer wg.Done(); loop.Run(ctx) }()
-	go func() { defer wg.Done(); cluster.NewProvisioner(st, time.Second, log).Run(ctx) }()
-	if cfg.autoscale {
-		as := autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg)
-		wg.Add(1)
-		go func() { defer wg.Done(); as.Run(ctx) }()
-	}
 
-	var apiErr chan error
+	// Started in this order, stopped in reverse: the REST API first, the
+	// metrics server last. A failure of any (say the REST port is taken)
+	// stops them all and is returned.
+	l := service.List{Log: log}
+	addMetrics(&l, cfg.metrics, reg)
+	l.Add("ledger", service.Loop(books.Run))
+	l.Add("placement", loop)
+	l.Add("provisioner", service.Loop(cluster.NewProvisioner(st, time.Second, log).Run))
+	if cfg.autoscale {
+		l.Add("autoscaler", autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg))
+	}
 	if cfg.api.Listen != "" {
 		issuer := identity.New(cfg.api.IdentityConfig(), st)
-		if err := issuer.Ensure(ctx); err != nil {
-			return err
-		}
 		srv := api.New(cfg.api, st, issuer, base, reg)
-		apiErr = make(chan error, 1)
-		wg.Add(2)
-		go func() { defer wg.Done(); srv.Run(ctx) }()
-		go func() {
-			defer wg.Done()
-			apiErr <- srv.Serve(ctx, &http.Server{Addr: cfg.api.Listen}, 10*time.Second)
-		}()
-		log.Info("REST API listening", "addr", cfg.api.Listen, "public_url", cfg.api.PublicURL,
-			"operator_token", cfg.api.AdminToken != "")
+		l.Add("signing keys", service.Basic{Starting: issuer.Ensure})
+		l.Add("api upkeep", service.Loop(srv.Run))
+		l.Add("rest api", service.Basic{
+			Starting: func(context.Context) error {
+				log.Info("REST API listening", "addr", cfg.api.Listen, "public_url", cfg.api.PublicURL,
+					"operator_token", cfg.api.AdminToken != "")
+				return nil
+			},
+			Running: func(ctx context.Context) error {
+				return srv.Serve(ctx, &http.Server{Addr: cfg.api.Listen}, 10*time.Second)
+			},
+		})
 	}
-	log.Info("control plane running")
-	select {
-	case <-ctx.Done():
-	case err := <-apiErr:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("REST API stopped", "err", err)
-			cancel()
-			wg.Wait()
-			return err
-		}
+	l.Add("announce", service.Basic{Starting: func(context.Context) error {
+		log.Info("control plane running")
+		return nil
+	}})
+	if err := l.Run(ctx); err != nil {
+		return err
 	}
-	cancel()
-	wg.Wait()
 	log.Info("control plane stopped")
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,12 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	"github.com/eddy-streams/eddy/internal/pgserver"
+	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -167,71 +166,60 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 			return cmd
 		}}
-	if err := procs.Scale(ctx, cfg.brokers); err != nil {
-		return err
+	cp := controlPlaneConfig{databaseURL: dbURL, metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), migrate: false}
+	cp.placement.Interval = 500 * time.Millisecond
+	cp.api.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // defaults
+	cp.ledger.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
+	cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
+	if cfg.autoscale.autoscale {
+		cp.autoscale, cp.autoscaleLoop, cp.scaler = true, cfg.autoscale.autoscaleLoop, procs
+		cp.placement.RebalanceInterval = 2 * time.Second
+	}
+	var addrs []string
+	for i := 1; i <= cfg.brokers; i++ {
+		addrs = append(addrs, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+i-1)))
 	}
 
 	// The control plane runs in this process; brokers are children, so one
 	// can be killed or restarted like in production (procs replaces it).
 	// If the control plane fails (say its REST port is taken), eddy dev
 	// stops with its error rather than run on half-broken.
-	ctx, failDev := context.WithCancelCause(ctx)
-	defer failDev(nil)
-	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
-	var cpWG sync.WaitGroup
-	cpWG.Add(1)
-	go func() {
-		defer cpWG.Done()
-		cp := controlPlaneConfig{databaseURL: dbURL, metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), migrate: false}
-		cp.placement.Interval = 500 * time.Millisecond
-		cp.api.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // defaults
-		cp.ledger.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
-		cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
-		cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
-		if cfg.autoscale.autoscale {
-			cp.autoscale, cp.autoscaleLoop, cp.scaler = true, cfg.autoscale.autoscaleLoop, procs
-			cp.placement.RebalanceInterval = 2 * time.Second
-		}
-		if err := runControlPlane(cpCtx, cp, log); err != nil {
-			log.Error("control plane failed", "err", err)
-			failDev(fmt.Errorf("control plane: %w", err))
-		}
-	}()
-	defer func() { stopCP(); cpWG.Wait() }()
-
-	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
-	procsDone := make(chan struct{})
-	go func() { defer close(procsDone); procs.Run(procCtx) }()
-	defer func() {
-		stopProcs() // SIGTERM every broker, SIGKILL after StopTimeout
-		<-procsDone
-		log.Info("all brokers stopped")
-	}()
-
-	var addrs []string
-	for i := 1; i <= cfg.brokers; i++ {
-		addrs = append(addrs, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+i-1)))
-	}
-	// The REST API must answer too: the banner tells users to use it.
-	if err := waitListening(ctx, append(addrs, apiAddr), filepath.Join(dir, "logs")); err != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause
-		}
-		return err
-	}
-	printDevBanner(os.Stdout, devBanner{
-		brokers: cfg.brokers, db: dbURL, bootstrap: addrs[0], api: apiURL, dir: dir,
-		adminToken: filepath.Join(dir, "admin-token"), env: envPath, tenant: tenant,
-		metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), anonymous: cfg.anonymous,
+	l := service.List{Log: log}
+	l.Add("brokers", service.Basic{
+		Starting: func(ctx context.Context) error { return procs.Scale(ctx, cfg.brokers) },
+		Running: func(ctx context.Context) error {
+			procs.Run(ctx) // SIGTERM every broker, SIGKILL after StopTimeout
+			log.Info("all brokers stopped")
+			return nil
+		},
 	})
-	fmt.Fprintln(os.Stdout, "ready")
-
-	<-ctx.Done()
-	log.Info("stopping")
-	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return nil
+	l.Add("control plane", service.Func(func(ctx context.Context) error {
+		if err := runControlPlane(ctx, cp, log); err != nil {
+			return fmt.Errorf("control plane: %w", err)
+		}
+		return nil
+	}))
+	l.Add("banner", service.Basic{
+		// The REST API must answer too: the banner tells users to use it.
+		Starting: func(ctx context.Context) error {
+			if err := waitListening(ctx, append(addrs, apiAddr), filepath.Join(dir, "logs")); err != nil {
+				return err
+			}
+			printDevBanner(os.Stdout, devBanner{
+				brokers: cfg.brokers, db: dbURL, bootstrap: addrs[0], api: apiURL, dir: dir,
+				adminToken: filepath.Join(dir, "admin-token"), env: envPath, tenant: tenant,
+				metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), anonymous: cfg.anonymous,
+			})
+			fmt.Fprintln(os.Stdout, "ready")
+			return nil
+		},
+		Stopping: func(context.Context) error { log.Info("stopping"); return nil },
+	})
+	// The brokers stop first: while they drain, the control plane they
+	// rely on (placement, the REST API's JWKS) still runs.
+	l.StopOrder("banner", "brokers", "control plane")
+	return l.Run(ctx)
 }
 
 // waitListening waits until every address accepts TCP connections.

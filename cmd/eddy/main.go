@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/flagenv"
+	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -82,31 +83,33 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// serveMetrics serves /metrics on addr until ctx ends ("" disables it).
-// The returned func waits for the server to stop.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) (wait func(), err error) {
-	if addr == "" {
-		return func() {}, nil
+// addMetrics adds the /metrics server on addr to l ("" adds nothing).
+func addMetrics(l *service.List, addr string, reg *prometheus.Registry) {
+	if addr != "" {
+		l.Add("metrics", service.Func(func(ctx context.Context) error { return runMetrics(ctx, addr, reg) }))
 	}
+}
+
+// runMetrics serves /metrics on addr until ctx ends. A server that cannot
+// listen is logged and the process goes on: metrics are not worth stopping
+// a broker or a control plane for.
+func runMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-ctx.Done():
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-			<-errc
-		case err := <-errc:
-			if !errors.Is(err, http.ErrServerClosed) {
-				slog.Warn("metrics server stopped", "addr", addr, "err", err)
-			}
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-errc
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			slog.Warn("metrics server stopped", "addr", addr, "err", err)
 		}
-	}()
-	return func() { <-done }, nil
+		<-ctx.Done()
+	}
+	return nil
 }
