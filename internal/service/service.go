@@ -4,8 +4,8 @@
 // waiting for that service to return before the next one is stopped.
 //
 // A Service runs until its ctx ends and then returns nil (or ctx's error).
-// A Basic service adds two steps a List runs in its own goroutine:
-// Starting, which the List waits for before it starts the next service
+// A Basic service adds two steps that a List runs in the goroutine that
+// called Run: Starting, which must return before the next service starts
 // (register, bind, load: a later service may rely on it), and Stopping,
 // which runs after Running returned, with a context that ends at the
 // List's shutdown deadline (drain, flush, deregister, close).
