@@ -32,6 +32,12 @@ func (r *recorder) get() []string {
 	return slices.Clone(r.events)
 }
 
+// ordered returns the events whose order the list promises: all but the
+// "run" ones (Running goroutines start concurrently).
+func (r *recorder) ordered() []string {
+	return slices.DeleteFunc(r.get(), func(e string) bool { return strings.HasPrefix(e, "run ") })
+}
+
 // loop is a service that records its start and its return.
 func (r *recorder) loop(name string) Service {
 	return Func(func(ctx context.Context) error {
@@ -82,11 +88,8 @@ func TestStartsInOrderStopsInReverse(t *testing.T) {
 		}
 		// The Running goroutines start concurrently; what is ordered is
 		// each Starting step, and each stop.
-		ev := r.get()
-		check(t, slices.DeleteFunc(slices.Clone(ev), func(e string) bool { return strings.HasPrefix(e, "run ") }),
-			"start a", "start c",
-			"return c", "stop c", "return b", "return a", "stop a")
-		if i, j := slices.Index(ev, "start a"), slices.Index(ev, "run a"); j < i {
+		check(t, r.ordered(), "start a", "start c", "return c", "stop c", "return b", "return a", "stop a")
+		if ev := r.get(); slices.Index(ev, "run a") < slices.Index(ev, "start a") {
 			t.Fatalf("a ran before it started: %v", ev)
 		}
 	})
@@ -103,8 +106,7 @@ func TestStopOrder(t *testing.T) {
 		if err := runUntilCancel(t, &l); err != nil {
 			t.Fatal(err)
 		}
-		ev := slices.DeleteFunc(r.get(), func(e string) bool { return strings.HasPrefix(e, "run ") })
-		check(t, ev, "start a", "start b", "start c", "start d",
+		check(t, r.ordered(), "start a", "start b", "start c", "start d",
 			"return b", "stop b", "return d", "stop d", "return a", "stop a", "return c", "stop c")
 	})
 }
@@ -143,30 +145,44 @@ func TestEachStepWaitsForThePrevious(t *testing.T) {
 	})
 }
 
-// A service that fails stops the whole list in order, and its error is
-// what Run returns even when later ones fail too.
+// A service that fails, or a Starting step that fails, stops the whole
+// list in order (the services after a failed start never start, and the
+// failed one gets no Stopping step); the failure is what Run returns even
+// when others fail too while stopping.
 func TestFailureStopsTheList(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var r recorder
-		boom := errors.New("accept: boom")
-		var l List
-		l.Add("a", r.hooks("a"))
-		l.Add("b", Basic{Running: func(ctx context.Context) error {
-			<-ctx.Done()
-			return errors.New("b: failed while stopping") // logged, not returned
-		}})
-		l.Add("accept", Func(func(context.Context) error {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name    string
+		failing Basic
+		want    []string
+	}{
+		{"running fails", Basic{Running: func(context.Context) error {
 			time.Sleep(time.Minute)
 			return boom
-		}))
-		l.Add("c", r.hooks("c"))
-		err := l.Run(t.Context())
-		if !errors.Is(err, boom) {
-			t.Fatalf("Run = %v, want %v", err, boom)
-		}
-		ev := slices.DeleteFunc(r.get(), func(e string) bool { return strings.HasPrefix(e, "run ") })
-		check(t, ev, "start a", "start c", "return c", "stop c", "return a", "stop a")
-	})
+		}}, []string{"start a", "start c", "return c", "stop c", "return a", "stop a"}},
+		{"starting fails", Basic{
+			Starting: func(context.Context) error { return boom },
+			Stopping: func(context.Context) error { t.Error("Stopping ran after Starting failed"); return nil },
+		}, []string{"start a", "return a", "stop a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var r recorder
+				var l List
+				l.Add("a", r.hooks("a"))
+				l.Add("b", Basic{Running: func(ctx context.Context) error {
+					<-ctx.Done()
+					return errors.New("b: failed while stopping") // logged, not returned
+				}})
+				l.Add("failing", tc.failing)
+				l.Add("c", r.hooks("c"))
+				if err := l.Run(t.Context()); !errors.Is(err, boom) {
+					t.Fatalf("Run = %v, want %v", err, boom)
+				}
+				check(t, r.ordered(), tc.want...)
+			})
+		})
+	}
 }
 
 // A service that returns nil before it was stopped ends the list cleanly.
@@ -179,28 +195,7 @@ func TestEarlyReturnStopsTheList(t *testing.T) {
 		if err := l.Run(t.Context()); err != nil {
 			t.Fatalf("Run = %v, want nil", err)
 		}
-		check(t, slices.DeleteFunc(r.get(), func(e string) bool { return strings.HasPrefix(e, "run ") }),
-			"start a", "return a", "stop a")
-	})
-}
-
-// A Starting step that fails: the services after it never start, it gets
-// no Stopping step, the ones before stop, and Run returns its error.
-func TestStartFailure(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var r recorder
-		refused := errors.New("register: refused")
-		var l List
-		l.Add("a", r.hooks("a"))
-		l.Add("b", Basic{
-			Starting: func(context.Context) error { return refused },
-			Stopping: func(context.Context) error { r.add("stop b"); return nil },
-		})
-		l.Add("c", r.hooks("c"))
-		if err := l.Run(t.Context()); !errors.Is(err, refused) {
-			t.Fatalf("Run = %v, want %v", err, refused)
-		}
-		check(t, r.get(), "start a", "run a", "return a", "stop a")
+		check(t, r.ordered(), "start a", "return a", "stop a")
 	})
 }
 
