@@ -23,6 +23,7 @@ import (
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/billing"
 	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/egress"
 )
 
 // maxUsageRange bounds one usage query.
@@ -305,8 +306,12 @@ func (s *Server) createBudgetAlert(c echo.Context) error {
 	if err != nil || threshold <= 0 {
 		fe.add("threshold", "must be a positive decimal amount with at most nine decimals")
 	}
-	if u, err := url.Parse(req.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(req.WebhookURL) > 2048 {
+	if len(req.WebhookURL) > 2048 {
 		fe.add("webhook_url", "must be an absolute http(s) URL of at most 2048 characters")
+	} else if err := s.cfg.Webhooks.CheckURL(c.Request().Context(), req.WebhookURL); errors.Is(err, egress.ErrForbidden) {
+		fe.add("webhook_url", "must not reach a loopback, private, link-local or cloud-metadata address")
+	} else if err != nil {
+		fe.add("webhook_url", "must be an absolute http(s) URL of at most 2048 characters without credentials")
 	}
 	if err := fe.err(); err != nil {
 		return err

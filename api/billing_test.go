@@ -129,9 +129,19 @@ func TestBillingRoutes(t *testing.T) {
 	for _, bad := range []client.CreateBudgetAlertRequest{
 		{Name: "x", Threshold: "0", WebhookURL: "https://h/x"},
 		{Name: "x", Threshold: "1.5", WebhookURL: "ftp://h/x"},
+		{Name: "x", Threshold: "1.5", WebhookURL: "https://user:secret@h/x"},
 	} {
 		if _, err := a.admin.CreateBudgetAlert(ctx, bad); client.StatusOf(err) != 400 {
 			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	// Server-side request forgery: webhook URLs may not reach the pool's
+	// own network or a cloud metadata service.
+	for _, hook := range []string{"http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data/",
+		"http://[::1]/x", "http://10.0.0.5/x", "http://localhost:9092/x", "http://[::ffff:169.254.169.254]/x"} {
+		_, err := a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{Name: "x", Threshold: "1", WebhookURL: hook})
+		if client.StatusOf(err) != 400 || !strings.Contains(err.Error(), "loopback, private") {
+			t.Errorf("webhook %s: %v, want 400 naming the refused address kind", hook, err)
 		}
 	}
 	if l := must[client.List[client.BudgetAlert]](t)(a.admin.ListBudgetAlerts(ctx, client.ListOptions{})); len(l.Items) != 1 {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/egress"
 )
 
 //go:embed openapi.yaml
@@ -66,6 +67,10 @@ type Config struct {
 	// KeyRotation is the age at which Run replaces the JWT signing key
 	// (0: never). Replaced keys verify until their tokens expire.
 	KeyRotation time.Duration
+	// Webhooks decides which webhook URLs tenants may register; the
+	// control plane hands in the ledger's policy, which also guards the
+	// deliveries.
+	Webhooks egress.Policy
 }
 
 // RegisterFlags registers the API's flags on fs.

@@ -86,6 +86,11 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	if cfg.databaseURL == "" {
 		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
 	}
+	if err := cfg.ledger.Validate(); err != nil {
+		return err
+	}
+	// One policy guards webhook URLs at registration (API) and delivery.
+	cfg.api.Webhooks = cfg.ledger.Webhooks
 	if cfg.api.Listen != "" {
 		if err := cfg.api.Validate(); err != nil {
 			return err

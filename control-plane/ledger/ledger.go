@@ -43,6 +43,7 @@ import (
 
 	"github.com/eddy-streams/eddy/billing"
 	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/egress"
 )
 
 // Config tunes a Ledger.
@@ -60,6 +61,9 @@ type Config struct {
 	MaxAttempts int
 	// WebhookTimeout bounds one webhook POST.
 	WebhookTimeout time.Duration
+	// Webhooks decides which addresses webhook URLs may reach: tenants
+	// choose them, so by default never the pool's own network.
+	Webhooks egress.Policy
 }
 
 // RegisterFlags registers the ledger's flags with their defaults.
@@ -70,6 +74,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RetryBase, "billing-webhook-retry", 5*time.Second, "first retry delay of a failed budget alert webhook (doubles each attempt)")
 	fs.IntVar(&c.MaxAttempts, "billing-webhook-attempts", 12, "attempts before a budget alert webhook is given up")
 	fs.DurationVar(&c.WebhookTimeout, "billing-webhook-timeout", 10*time.Second, "timeout of one budget alert webhook POST")
+	c.Webhooks.RegisterFlags(fs)
 }
 
 // Validate checks the configuration and fills defaults.
@@ -88,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebhookTimeout <= 0 {
 		c.WebhookTimeout = 10 * time.Second
+	}
+	if err := c.Webhooks.Validate(); err != nil {
+		return err
 	}
 	if c.FinalizeGrace < 0 {
 		return fmt.Errorf("ledger: --billing-finalize-grace must not be negative")
@@ -117,7 +125,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 	}
 	l := &Ledger{
 		cfg: cfg, st: st, log: log.With("component", "ledger"),
-		client: &http.Client{Timeout: cfg.WebhookTimeout},
+		client: cfg.Webhooks.Client(cfg.WebhookTimeout),
 		now:    time.Now,
 		rated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_billing_invoices_rated_total", Help: "Invoice ratings (drafts re-rated and finalizations)."}),

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/eddy-streams/eddy/internal/egress"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,10 +64,16 @@ func newEnv(t *testing.T, tz string) *env {
 	return &env{st: st, dp: dp, org: ob, cl: cl.ID}
 }
 
-func newLedger(t *testing.T, e *env, now func() time.Time) *Ledger {
+// newLedger returns a ledger with fast rounds. Its webhooks may reach
+// loopback (the tests' receivers), unless a policy is given.
+func newLedger(t *testing.T, e *env, now func() time.Time, policy ...egress.Policy) *Ledger {
 	t.Helper()
+	webhooks := egress.Policy{AllowPrivate: true}
+	if len(policy) > 0 {
+		webhooks = policy[0]
+	}
 	l, err := New(Config{SampleInterval: time.Second, RateInterval: time.Second, FinalizeGrace: time.Hour,
-		RetryBase: 20 * time.Millisecond, MaxAttempts: 4, WebhookTimeout: 5 * time.Second}, e.st, slog.New(slog.DiscardHandler), nil)
+		RetryBase: 20 * time.Millisecond, MaxAttempts: 4, WebhookTimeout: 5 * time.Second, Webhooks: webhooks}, e.st, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +117,54 @@ func TestFinalizeAfterGrace(t *testing.T) {
 	// April's draft exists and March stays finalized on later rounds.
 	if inv, err := e.st.InvoiceForMonth(ctx, e.org.OrgID, "2026-04-01"); err != nil || inv.Status != "draft" {
 		t.Fatalf("April: %+v %v", inv, err)
+	}
+}
+
+// TestWebhookToPrivateAddressRefused: with the default policy a webhook
+// whose URL names a loopback receiver is never delivered (a URL stored
+// before the registration check, or a name that resolves there later):
+// the dialer refuses it, the attempts fail, and the receiver is not hit.
+func TestWebhookToPrivateAddressRefused(t *testing.T) {
+	e := newEnv(t, "UTC")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var hits atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer hook.Close()
+	a, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{OrgID: e.org.OrgID, Name: "ssrf", Threshold: 1e9, WebhookURL: hook.URL, Secret: "whsec_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+		WindowStart: now.Truncate(time.Minute), WindowEnd: now, BytesIn: 30e9}}); err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger(t, e, time.Now, egress.Policy{})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		evs, err := e.st.AlertEvents(ctx, e.org.OrgID, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 && evs[0].FailedAt != nil {
+			if evs[0].DeliveredAt != nil || !strings.Contains(evs[0].LastError, "not allowed") {
+				t.Fatalf("event = %+v, want a failure naming the refused address", evs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery never gave up: events %+v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback receiver was reached %d times", n)
 	}
 }
 
