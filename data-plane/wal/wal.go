@@ -57,7 +57,6 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -67,6 +66,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 var (
@@ -117,11 +118,12 @@ type Segment uint64
 
 func (s Segment) fileName() string { return fmt.Sprintf("%020d.wal", uint64(s)) }
 
-// Options configure a WAL. The zero value is valid: 64 MiB segments and
-// [SyncNever].
+// Options configure a WAL. The zero value is valid and means the same as
+// DefaultOptions: 64 MiB segments and [SyncNever].
 type Options struct {
 	// SegmentBytes is the size past which Append starts a new segment. A
 	// frame never spans segments, so a segment can exceed it by one entry.
+	// Zero means DefaultSegmentBytes.
 	SegmentBytes int64
 	// Sync says when appended entries are fsynced. It matters only for an
 	// operating-system crash or power loss before the flusher commits them;
@@ -130,28 +132,35 @@ type Options struct {
 	Sync SyncPolicy
 }
 
-// RegisterFlags registers the options as flags with their defaults.
-func (o *Options) RegisterFlags(f *flag.FlagSet) {
-	f.Int64Var(&o.SegmentBytes, "wal.segment-bytes", DefaultSegmentBytes,
-		"Size past which the write-ahead log starts a new segment.")
-	o.Sync = SyncNever
-	f.Var(&o.Sync, "wal.sync",
-		`When to fsync the write-ahead log: "never" (page cache only), "always" (after every append) or an interval such as "100ms".`)
+// DefaultOptions are the options the flags start from.
+func DefaultOptions() Options {
+	return Options{SegmentBytes: DefaultSegmentBytes, Sync: SyncNever}
+}
+
+// RegisterFlags registers --wal-segment-bytes and --wal-sync on fs, with
+// the defaults of DefaultOptions.
+func (o *Options) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultOptions()
+	fs.Int64Var(&o.SegmentBytes, "wal-segment-bytes", d.SegmentBytes,
+		"size past which the write-ahead log starts a new segment")
+	o.Sync = d.Sync
+	fs.Var(&o.Sync, "wal-sync",
+		"when the write-ahead log is fsynced: never (page cache, as Kafka), always (before an append returns), or an interval like 100ms")
 }
 
 // Validate reports options that Open would reject.
 func (o *Options) Validate() error {
 	if o.SegmentBytes < 0 {
-		return fmt.Errorf("wal: negative segment size %d", o.SegmentBytes)
+		return fmt.Errorf("wal: --wal-segment-bytes must not be negative, got %d", o.SegmentBytes)
 	}
 	if o.Sync < SyncAlways {
-		return fmt.Errorf("wal: invalid sync policy %d", int64(o.Sync))
+		return fmt.Errorf("wal: --wal-sync: invalid policy %d", int64(o.Sync))
 	}
 	return nil
 }
 
-// SyncPolicy says when the WAL fsyncs. It is a flag.Value that parses
-// "never", "always" or a positive duration.
+// SyncPolicy says when the WAL fsyncs. It is a flag.Value (and a
+// pflag.Value) that parses "never", "always" or a positive duration.
 type SyncPolicy int64
 
 const (
@@ -184,6 +193,9 @@ func (p SyncPolicy) String() string {
 	}
 	return "invalid(" + strconv.FormatInt(int64(p), 10) + ")"
 }
+
+// Type implements pflag.Value.
+func (SyncPolicy) Type() string { return "policy" }
 
 // Set implements flag.Value.
 func (p *SyncPolicy) Set(s string) error {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // testEntry returns a deterministic entry whose data depends on all fields,
@@ -749,13 +750,13 @@ func TestSyncPolicyFlag(t *testing.T) {
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			var o Options
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 			fs.SetOutput(&bytes.Buffer{})
 			o.RegisterFlags(fs)
-			if o.SegmentBytes != DefaultSegmentBytes || o.Sync != SyncNever {
+			if o != DefaultOptions() || o.SegmentBytes != DefaultSegmentBytes || o.Sync != SyncNever {
 				t.Fatalf("defaults: %+v", o)
 			}
-			err := fs.Parse([]string{"-wal.sync=" + tc.arg})
+			err := fs.Parse([]string{"--wal-sync=" + tc.arg})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Parse: %v, want error %v", err, tc.wantErr)
 			}
