@@ -68,13 +68,13 @@ package group
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -127,8 +127,8 @@ type Config struct {
 	OffsetsRetention time.Duration
 }
 
-// DefaultConfig returns the default configuration. RegisterFlags uses the
-// same values as flag defaults.
+// DefaultConfig returns the default configuration: the one place the
+// defaults are written. RegisterFlags uses them as flag defaults.
 func DefaultConfig() Config {
 	return Config{
 		MinSessionTimeout:      6 * time.Second,
@@ -143,43 +143,44 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags registers the configuration's flags on fs, with the defaults
-// of DefaultConfig.
-func (cfg *Config) RegisterFlags(fs *flag.FlagSet) {
+// RegisterFlags registers the configuration's --group-* flags on fs, with
+// the defaults of DefaultConfig.
+func (cfg *Config) RegisterFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
-	fs.DurationVar(&cfg.MinSessionTimeout, "group.min-session-timeout", d.MinSessionTimeout, "Shortest session timeout a group member may request.")
-	fs.DurationVar(&cfg.MaxSessionTimeout, "group.max-session-timeout", d.MaxSessionTimeout, "Longest session timeout a group member may request.")
-	fs.DurationVar(&cfg.InitialRebalanceDelay, "group.initial-rebalance-delay", d.InitialRebalanceDelay, "How long the first rebalance of an empty group waits for more members (0 disables).")
-	fs.IntVar(&cfg.MaxMetadataBytes, "group.max-metadata-bytes", d.MaxMetadataBytes, "Largest protocol metadata one member may send in JoinGroup.")
-	fs.IntVar(&cfg.MaxOffsetMetadataBytes, "group.max-offset-metadata-bytes", d.MaxOffsetMetadataBytes, "Largest metadata string of one committed offset.")
-	fs.DurationVar(&cfg.ConsumerSessionTimeout, "group.consumer-session-timeout", d.ConsumerSessionTimeout, "Session timeout of KIP-848 consumer group members.")
-	fs.DurationVar(&cfg.ConsumerHeartbeatInterval, "group.consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "Heartbeat interval of KIP-848 consumer group members.")
-	fs.DurationVar(&cfg.OffsetsRetention, "group.offsets-retention", d.OffsetsRetention, "How long offsets of a group without members are kept after its last commit.")
+	fs.DurationVar(&cfg.MinSessionTimeout, "group-min-session-timeout", d.MinSessionTimeout, "shortest session timeout a classic group member may request (Kafka's group.min.session.timeout.ms)")
+	fs.DurationVar(&cfg.MaxSessionTimeout, "group-max-session-timeout", d.MaxSessionTimeout, "longest session timeout a classic group member may request (Kafka's group.max.session.timeout.ms)")
+	fs.DurationVar(&cfg.InitialRebalanceDelay, "group-initial-rebalance-delay", d.InitialRebalanceDelay, "how long a new group waits for more members before its first rebalance (0 disables)")
+	fs.IntVar(&cfg.MaxMetadataBytes, "group-max-metadata-bytes", d.MaxMetadataBytes, "largest protocol metadata one member may send in JoinGroup")
+	fs.IntVar(&cfg.MaxOffsetMetadataBytes, "group-max-offset-metadata-bytes", d.MaxOffsetMetadataBytes, "largest metadata string of one committed offset (Kafka's offset.metadata.max.bytes)")
+	fs.DurationVar(&cfg.ConsumerSessionTimeout, "group-consumer-session-timeout", d.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
+	fs.DurationVar(&cfg.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
+	fs.DurationVar(&cfg.OffsetsRetention, "group-offsets-retention", d.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
 }
 
-// Validate reports whether the configuration is usable.
+// Validate reports whether the configuration is usable, naming the flags
+// of the values it rejects.
 func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.MinSessionTimeout < 0 {
-		errs = append(errs, errors.New("group: MinSessionTimeout is negative"))
+		errs = append(errs, errors.New("group: --group-min-session-timeout must not be negative"))
 	}
 	if cfg.MaxSessionTimeout <= 0 || cfg.MaxSessionTimeout < cfg.MinSessionTimeout {
-		errs = append(errs, fmt.Errorf("group: MaxSessionTimeout %v must be positive and at least MinSessionTimeout %v", cfg.MaxSessionTimeout, cfg.MinSessionTimeout))
+		errs = append(errs, fmt.Errorf("group: --group-max-session-timeout %v must be positive and at least --group-min-session-timeout %v", cfg.MaxSessionTimeout, cfg.MinSessionTimeout))
 	}
 	if cfg.InitialRebalanceDelay < 0 {
-		errs = append(errs, errors.New("group: InitialRebalanceDelay is negative"))
+		errs = append(errs, errors.New("group: --group-initial-rebalance-delay must not be negative"))
 	}
 	if cfg.MaxMetadataBytes <= 0 {
-		errs = append(errs, errors.New("group: MaxMetadataBytes must be positive"))
+		errs = append(errs, errors.New("group: --group-max-metadata-bytes must be positive"))
 	}
 	if cfg.ConsumerSessionTimeout <= 0 || cfg.ConsumerHeartbeatInterval <= 0 || cfg.ConsumerHeartbeatInterval >= cfg.ConsumerSessionTimeout {
-		errs = append(errs, fmt.Errorf("group: ConsumerHeartbeatInterval %v must be positive and below ConsumerSessionTimeout %v", cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout))
+		errs = append(errs, fmt.Errorf("group: --group-consumer-heartbeat-interval %v must be positive and below --group-consumer-session-timeout %v", cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout))
 	}
 	if cfg.OffsetsRetention <= 0 {
-		errs = append(errs, errors.New("group: OffsetsRetention must be positive"))
+		errs = append(errs, errors.New("group: --group-offsets-retention must be positive"))
 	}
 	if cfg.MaxOffsetMetadataBytes < 0 {
-		errs = append(errs, errors.New("group: MaxOffsetMetadataBytes is negative"))
+		errs = append(errs, errors.New("group: --group-max-offset-metadata-bytes must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -3,12 +3,12 @@ package group
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -254,12 +254,12 @@ func TestConfig(t *testing.T) {
 
 	t.Run("flags", func(t *testing.T) {
 		var cfg Config
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 		cfg.RegisterFlags(fs)
 		if cfg != DefaultConfig() {
 			t.Fatalf("flag defaults %+v, want %+v", cfg, DefaultConfig())
 		}
-		if err := fs.Parse([]string{"-group.initial-rebalance-delay=250ms", "-group.max-metadata-bytes=10"}); err != nil {
+		if err := fs.Parse([]string{"--group-initial-rebalance-delay=250ms", "--group-max-metadata-bytes=10"}); err != nil {
 			t.Fatal(err)
 		}
 		if cfg.InitialRebalanceDelay != 250*time.Millisecond || cfg.MaxMetadataBytes != 10 {
