@@ -62,26 +62,31 @@ type Config struct {
 	BrokerID int32
 }
 
-// RegisterFlags registers the metering flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.Window, "metering-window", time.Minute, "length of a usage metering window (reports are per window, cluster and broker)")
-	fs.DurationVar(&c.Sync, "metering-sync", time.Second, "how often the running metering window is spooled to disk (the most usage a crash can lose)")
-	fs.StringVar(&c.Dir, "metering-dir", "", "directory of the metering spool (default: <data-dir>/metering)")
+// DefaultConfig returns the defaults the flags start from. Dir has none:
+// the broker puts it under its data directory.
+func DefaultConfig() Config {
+	return Config{Window: time.Minute, Sync: time.Second}
 }
 
-// Validate checks the configuration and fills defaults.
+// RegisterFlags registers the metering flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.DurationVar(&c.Window, "metering-window", d.Window, "length of a usage metering window (reports are per window, cluster and broker)")
+	fs.DurationVar(&c.Sync, "metering-sync", d.Sync, "how often the running metering window is spooled to disk (the most usage a crash can lose)")
+	fs.StringVar(&c.Dir, "metering-dir", d.Dir, "directory of the metering spool (default: <data-dir>/metering)")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
-	if c.Window <= 0 {
-		c.Window = time.Minute
-	}
-	if c.Sync <= 0 {
-		c.Sync = time.Second
-	}
 	if c.Window < 100*time.Millisecond {
 		return fmt.Errorf("meter: --metering-window %s is too short (at least 100ms)", c.Window)
 	}
+	if c.Sync <= 0 {
+		return fmt.Errorf("meter: --metering-sync must be positive, got %s", c.Sync)
+	}
 	if c.Dir == "" {
-		return errors.New("meter: a spool directory is required")
+		return errors.New("meter: a spool directory (--metering-dir) is required")
 	}
 	return nil
 }

@@ -170,9 +170,22 @@ func TestCorruptSpoolIsMovedAside(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{Window: time.Millisecond, Dir: "x"}, {Window: time.Minute}} {
-		if err := c.Validate(); err == nil {
-			t.Errorf("%+v validated", c)
-		}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		ok     bool
+	}{
+		{"defaults with a directory", func(c *Config) { c.Dir = "x" }, true},
+		{"window too short", func(c *Config) { c.Dir, c.Window = "x", time.Millisecond }, false},
+		{"no sync interval", func(c *Config) { c.Dir, c.Sync = "x", 0 }, false},
+		{"no directory", func(*Config) {}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.change(&cfg)
+			if err := cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }
