@@ -33,7 +33,6 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/store"
-	"github.com/eddy-streams/eddy/data-plane/wal"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +42,9 @@ import (
 // ErrServerClosed is returned by Run after a shutdown.
 var ErrServerClosed = errors.New("broker: server closed")
 
-// Config is a broker's configuration.
+// Config is a broker's configuration. Start from DefaultConfig (or
+// RegisterFlags); Validate derives Advertise, JWKSURL and the parts'
+// broker ids.
 type Config struct {
 	ID int32
 	// Listen is the address the Kafka listener binds; Advertise is what
@@ -80,53 +81,63 @@ type Config struct {
 	MaxRequestBytes int
 	// ShutdownTimeout bounds the drain on shutdown.
 	ShutdownTimeout time.Duration
-	Leader          leader.Config
-	Group           group.Config
+	// The parts' configurations, each registering its own flags.
+	Leader leader.Config
+	Group  group.Config
 	// Metering counts usage per virtual cluster for billing.
 	Metering billmeter.Config
 }
 
-// RegisterFlags registers the broker's flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	c.Group = group.DefaultConfig()
-	fs.Int32Var(&c.ID, "id", 1, "broker id (unique in the pool)")
-	fs.StringVar(&c.Listen, "listen", "127.0.0.1:9092", "Kafka listener address")
-	fs.StringVar(&c.Advertise, "advertise", "", "address advertised to clients (default: --listen)")
-	fs.StringVar(&c.Rack, "rack", "", "rack or zone of this broker")
-	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", "", "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
-	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", nil, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
-	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", "", "issuer (iss) of accepted tokens: the control plane's base URL")
-	fs.StringVar(&c.OAuthAudience, "oauth-audience", "eddy", "audience (aud) accepted tokens must name")
-	fs.StringVar(&c.JWKSURL, "jwks-url", "", "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for TLS on the Kafka listener")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", false, "allow a plaintext listener on a non-loopback address")
-	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", 5*time.Second, "how long API key lookups are cached (revocation takes effect within this)")
-	fs.DurationVar(&c.SessionTTL, "session-ttl", 6*time.Second, "how long the session outlives the last heartbeat")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", time.Second, "heartbeat period")
-	fs.DurationVar(&c.MetadataInterval, "metadata-interval", 250*time.Millisecond, "routing view refresh period")
-	fs.DurationVar(&c.QuotaInterval, "quota-interval", 2*time.Second, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
-	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 100<<20, "largest request frame accepted")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "longest a clean shutdown drains")
-	fs.DurationVar(&c.Leader.FlushInterval, "flush-interval", 25*time.Millisecond, "longest a produced batch waits for the object-store flush")
-	fs.Int64Var(&c.Leader.FlushBytes, "flush-bytes", 8<<20, "pending bytes that start a flush early")
-	fs.IntVar(&c.Leader.CacheBytes, "cache-bytes", 8<<20, "in-memory cache of recent committed data per partition")
-	fs.StringVar(&c.Leader.WALDir, "wal-dir", "", "write-ahead log directory (default: <data-dir>/wal)")
-	fs.Var(walSyncFlag{&c.Leader.WALSync}, "wal-sync", "WAL fsync policy for acks=1 data: never (page cache, as Kafka), always, or an interval like 100ms")
-	fs.DurationVar(&c.Group.InitialRebalanceDelay, "group-initial-rebalance-delay", c.Group.InitialRebalanceDelay, "how long a new group waits for more members before its first rebalance")
-	fs.DurationVar(&c.Group.OffsetsRetention, "group-offsets-retention", c.Group.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
-	fs.DurationVar(&c.Group.ConsumerSessionTimeout, "group-consumer-session-timeout", c.Group.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
-	fs.DurationVar(&c.Group.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", c.Group.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
-	c.Metering.RegisterFlags(fs)
-	fs.Int64Var(&c.Leader.WALSegmentBytes, "wal-segment-bytes", 64<<20, "WAL segment size before it rolls")
+// DefaultConfig returns the defaults the flags start from: the broker's
+// own here, its parts' from their packages.
+func DefaultConfig() Config {
+	return Config{
+		ID:                1,
+		Listen:            "127.0.0.1:9092",
+		OAuthAudience:     "eddy",
+		APIKeyCacheTTL:    5 * time.Second,
+		SessionTTL:        6 * time.Second,
+		HeartbeatInterval: time.Second,
+		MetadataInterval:  250 * time.Millisecond,
+		QuotaInterval:     2 * time.Second,
+		MaxRequestBytes:   100 << 20,
+		ShutdownTimeout:   15 * time.Second,
+		Leader:            leader.DefaultConfig(),
+		Group:             group.DefaultConfig(),
+		Metering:          billmeter.DefaultConfig(),
+	}
 }
 
-// walSyncFlag adapts wal.SyncPolicy (a flag.Value) to pflag.
-type walSyncFlag struct{ *wal.SyncPolicy }
+// RegisterFlags registers the broker's flags, and through its parts'
+// RegisterFlags theirs, with the defaults of DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.Int32Var(&c.ID, "id", d.ID, "broker id (unique in the pool)")
+	fs.StringVar(&c.Listen, "listen", d.Listen, "Kafka listener address")
+	fs.StringVar(&c.Advertise, "advertise", d.Advertise, "address advertised to clients (default: --listen)")
+	fs.StringVar(&c.Rack, "rack", d.Rack, "rack or zone of this broker")
+	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", d.AnonymousCluster, "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
+	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", d.SASLMechanisms, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
+	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", d.OAuthIssuer, "issuer (iss) of accepted tokens: the control plane's base URL")
+	fs.StringVar(&c.OAuthAudience, "oauth-audience", d.OAuthAudience, "audience (aud) accepted tokens must name")
+	fs.StringVar(&c.JWKSURL, "jwks-url", d.JWKSURL, "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
+	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) for TLS on the Kafka listener")
+	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key for --tls-cert")
+	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", d.AllowPlaintext, "allow a plaintext listener on a non-loopback address")
+	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key lookups are cached (revocation takes effect within this)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", d.SessionTTL, "how long the session outlives the last heartbeat")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat period")
+	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "routing view refresh period")
+	fs.DurationVar(&c.QuotaInterval, "quota-interval", d.QuotaInterval, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
+	c.Leader.RegisterFlags(fs)
+	c.Group.RegisterFlags(fs)
+	c.Metering.RegisterFlags(fs)
+}
 
-func (walSyncFlag) Type() string { return "policy" }
-
-// Validate checks the configuration and fills derived defaults.
+// Validate checks the configuration, naming the flag of a bad value, and
+// fills what is derived from other settings.
 func (c *Config) Validate() error {
 	if c.ID < 0 {
 		return fmt.Errorf("broker: --id must be >= 0, got %d", c.ID)
@@ -137,8 +148,12 @@ func (c *Config) Validate() error {
 	if _, _, err := splitHostPort(c.Advertise); err != nil {
 		return fmt.Errorf("broker: --advertise: %w", err)
 	}
-	if c.Leader.WALDir == "" {
-		return errors.New("broker: a WAL directory is required")
+	c.Leader.BrokerID = c.ID
+	if err := c.Leader.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if c.HeartbeatInterval <= 0 {
+		return fmt.Errorf("broker: --heartbeat-interval must be positive, got %s", c.HeartbeatInterval)
 	}
 	if c.SessionTTL < 2*c.HeartbeatInterval {
 		return fmt.Errorf("broker: --session-ttl (%s) must be at least twice --heartbeat-interval (%s)", c.SessionTTL, c.HeartbeatInterval)
@@ -169,22 +184,19 @@ func (c *Config) Validate() error {
 	if c.AnonymousCluster == "" && len(c.SASLMechanisms) == 0 {
 		return errors.New("broker: no way in: set --sasl-mechanisms, or --anonymous-cluster for development")
 	}
-	if c.MaxRequestBytes <= 0 {
-		c.MaxRequestBytes = 100 << 20
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 15 * time.Second
-	}
-	if c.MetadataInterval <= 0 {
-		c.MetadataInterval = 250 * time.Millisecond
-	}
-	if c.QuotaInterval <= 0 {
-		c.QuotaInterval = 2 * time.Second
+	switch {
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("broker: --shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	case c.MetadataInterval <= 0:
+		return fmt.Errorf("broker: --metadata-interval must be positive, got %s", c.MetadataInterval)
+	case c.QuotaInterval <= 0:
+		return fmt.Errorf("broker: --quota-interval must be positive, got %s", c.QuotaInterval)
+	case c.MaxRequestBytes <= 0:
+		return fmt.Errorf("broker: --max-request-bytes must be positive, got %d", c.MaxRequestBytes)
 	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	c.Leader.BrokerID = c.ID
 	c.Metering.BrokerID = c.ID
 	if err := c.Metering.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)

@@ -60,8 +60,9 @@ func setup(t testing.TB) *env {
 
 func (e *env) manager(t testing.TB, id int32) *leader.Manager {
 	t.Helper()
-	m, err := leader.Open(leader.Config{BrokerID: id, WALDir: e.dir + "/wal-" + string(rune('0'+id))},
-		e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	cfg := leader.DefaultConfig()
+	cfg.BrokerID, cfg.WALDir = id, e.dir+"/wal-"+string(rune('0'+id))
+	m, err := leader.Open(cfg, e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

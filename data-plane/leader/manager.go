@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -39,10 +40,12 @@ import (
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/object"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 )
 
-// Config tunes a broker's partitions.
+// Config tunes a broker's partitions. Start from DefaultConfig.
 type Config struct {
+	// BrokerID is the broker's id; the broker sets it from its own.
 	BrokerID int32
 	// FlushInterval is the longest a produced batch waits before it is
 	// written to object storage; acks=all latency is about half of it plus
@@ -55,31 +58,59 @@ type Config struct {
 	CacheBytes int
 	// WALDir holds the write-ahead log.
 	WALDir string
-	// WALSync is the WAL's fsync policy for acks=1 data (acks=all needs
-	// none: object storage is the durability point).
-	WALSync wal.SyncPolicy
-	// WALSegmentBytes: once the current WAL segment is this large, the next
-	// flush starts a new one, and segments whose data is all committed are
-	// deleted.
-	WALSegmentBytes int64
+	// WAL configures the write-ahead log. Its Sync policy applies to
+	// acks=1 data (acks=all needs none: object storage is the durability
+	// point). Segments roll at flushes rather than inside Append: once the
+	// current segment holds WAL.SegmentBytes, the next flush starts a new
+	// one, and segments whose data is all committed are deleted.
+	WAL wal.Options
 	// Remote, if set, serves reads of data older than the in-memory cache
 	// (through a bounded local cache); nil reads the bucket directly.
 	Remote RangeReader
 }
 
-func (c *Config) defaults() {
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 25 * time.Millisecond
+// DefaultConfig returns the defaults the flags start from. WALDir has
+// none: the broker puts it under its data directory.
+func DefaultConfig() Config {
+	return Config{
+		FlushInterval: 25 * time.Millisecond,
+		FlushBytes:    8 << 20,
+		CacheBytes:    8 << 20,
+		WAL:           wal.DefaultOptions(),
 	}
-	if c.FlushBytes <= 0 {
-		c.FlushBytes = 8 << 20
+}
+
+// RegisterFlags registers the partitions' flags, the WAL's among them, on
+// fs with the defaults of DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.DurationVar(&c.FlushInterval, "flush-interval", d.FlushInterval, "longest a produced batch waits for the object-store flush")
+	fs.Int64Var(&c.FlushBytes, "flush-bytes", d.FlushBytes, "pending bytes that start a flush early")
+	fs.IntVar(&c.CacheBytes, "cache-bytes", d.CacheBytes, "in-memory cache of recent committed data per partition")
+	fs.StringVar(&c.WALDir, "wal-dir", d.WALDir, "write-ahead log directory (default: <data-dir>/wal)")
+	c.WAL.RegisterFlags(fs)
+}
+
+// Validate reports a configuration Open cannot work with, naming the flag.
+func (c *Config) Validate() error {
+	switch {
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("leader: --flush-interval must be positive, got %s", c.FlushInterval)
+	case c.FlushBytes <= 0:
+		return fmt.Errorf("leader: --flush-bytes must be positive, got %d", c.FlushBytes)
+	case c.CacheBytes <= 0:
+		return fmt.Errorf("leader: --cache-bytes must be positive, got %d", c.CacheBytes)
+	case c.WALDir == "":
+		return errors.New("leader: a WAL directory (--wal-dir) is required")
+	case c.WAL.SegmentBytes <= 0:
+		// The flusher rolls segments itself, so wal's "zero means the
+		// default" does not apply.
+		return fmt.Errorf("leader: --wal-segment-bytes must be positive, got %d", c.WAL.SegmentBytes)
 	}
-	if c.CacheBytes <= 0 {
-		c.CacheBytes = 8 << 20
+	if err := c.WAL.Validate(); err != nil {
+		return fmt.Errorf("leader: %w", err)
 	}
-	if c.WALSegmentBytes <= 0 {
-		c.WALSegmentBytes = 64 << 20
-	}
+	return nil
 }
 
 // Manager owns the partitions a broker leads.
@@ -123,10 +154,12 @@ type metrics struct {
 // in it; those batches are re-appended when Sync hands their partitions
 // back to this broker under the same leader epoch, and dropped otherwise.
 func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg prometheus.Registerer) (*Manager, error) {
-	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	// The flusher decides when segments roll (see Flush), so the WAL's own
 	// size-based rotation is turned off.
-	w, err := wal.Open(cfg.WALDir, wal.Options{SegmentBytes: 1 << 62, Sync: cfg.WALSync})
+	w, err := wal.Open(cfg.WALDir, wal.Options{SegmentBytes: 1 << 62, Sync: cfg.WAL.Sync})
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +437,7 @@ func (m *Manager) flush(ctx context.Context) (int64, error) {
 	// Rotate first: whatever is appended after this point is in the new
 	// segment, so once this flush commits, older segments hold nothing
 	// uncommitted.
-	if m.wal.Size() >= m.cfg.WALSegmentBytes {
+	if m.wal.Size() >= m.cfg.WAL.SegmentBytes {
 		seg, err := m.wal.Rotate()
 		if err != nil {
 			return 0, err

@@ -40,7 +40,7 @@ func TestCompactionThenColdReadFromZero(t *testing.T) {
 	)
 	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: parts})
 	pids := e.Parts["t"]
-	m := e.Manager(t, leader.Config{}, nil)
+	m := e.Manager(t, nil, nil)
 	for i := range flushes {
 		for j, p := range pids {
 			// Keys repeat, as in a real topic; the last flushes also
@@ -132,7 +132,7 @@ func coldRead(t *testing.T, e *tieredtest.Env, pids []int64, block int64) getsPe
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := e.Manager(t, leader.Config{WALDir: dir + "/wal", Remote: c}, nil)
+	m := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir, cfg.Remote = dir+"/wal", c }, nil)
 	defer m.Close()
 	var read int64
 	for _, p := range pids {
@@ -218,7 +218,7 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	e := tieredtest.New(t,
 		tieredtest.Topic{Name: "kv", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "60000"}})
 	pid := e.Parts["kv"][0]
-	m := e.Manager(t, leader.Config{}, nil)
+	m := e.Manager(t, nil, nil)
 	old := time.Now().Add(-time.Hour).UnixMilli()
 	want := map[string]string{}
 	wantOffset := map[string]int64{}
@@ -260,7 +260,7 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	if r.Partitions != 1 || r.DroppedRecords == 0 {
 		t.Fatalf("key compaction did nothing: %+v", r)
 	}
-	m2 := e.Manager(t, leader.Config{WALDir: e.Dir + "/wal2"}, nil)
+	m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = e.Dir + "/wal2" }, nil)
 	keys, vals, offs := readRecords(t, m2, pid)
 	got := map[string]string{}
 	for i, k := range keys {
@@ -292,7 +292,7 @@ func TestCompactionUnderLoad(t *testing.T) {
 	defer cancel()
 	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 3})
 	pids := e.Parts["t"]
-	m := e.Manager(t, leader.Config{FlushInterval: 10 * time.Millisecond, CacheBytes: 1}, nil)
+	m := e.Manager(t, func(cfg *leader.Config) { cfg.FlushInterval, cfg.CacheBytes = 10*time.Millisecond, 1 }, nil)
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(ctx) }()
 	c, err := compact.New(compact.Config{TargetBytes: 64 << 10, RowBytes: 8 << 10, MinPieces: 4}, e.St, e.Bucket, -1, e.Log, nil)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/eddy-streams/eddy/tiered/tieredtest"
@@ -19,7 +18,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestCheckFindsDamage(t *testing.T) {
 	ctx := context.Background()
 	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 2})
-	m := e.Manager(t, leader.Config{}, nil)
+	m := e.Manager(t, nil, nil)
 	for range 3 {
 		for _, p := range e.Parts["t"] {
 			tieredtest.Append(t, m, p, tieredtest.Batch(2, []byte("k"), 50, 1))

@@ -57,7 +57,7 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 		tieredtest.Topic{Name: "compacted", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "retention.ms": "1"}},
 	)
 	// A tiny in-memory cache, so reads of old offsets go to the index.
-	m := e.Manager(t, leader.Config{CacheBytes: 1}, nil)
+	m := e.Manager(t, func(cfg *leader.Config) { cfg.CacheBytes = 1 }, nil)
 	old := time.Now().Add(-2 * time.Hour).UnixMilli()
 	now := time.Now().UnixMilli()
 	bytime, bysize := e.Parts["bytime"], e.Parts["bysize"][0]
@@ -149,7 +149,7 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 	// Everything retained reads back from the bucket, through a new
 	// leader without any cache.
 	m.Close()
-	m2 := e.Manager(t, leader.Config{WALDir: e.Dir + "/wal2"}, nil)
+	m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = e.Dir + "/wal2" }, nil)
 	for _, p := range bytime {
 		if n, _ := tieredtest.ReadAll(t, m2, p, 100); n != 100 {
 			t.Errorf("partition %d: read %d records after retention, want 100", p, n)
@@ -168,7 +168,7 @@ func TestGCNeverDeletesReferencedObjects(t *testing.T) {
 	ctx := context.Background()
 	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 1})
 	pid := e.Parts["t"][0]
-	m := e.Manager(t, leader.Config{}, nil)
+	m := e.Manager(t, nil, nil)
 	for range 3 {
 		tieredtest.Append(t, m, pid, tieredtest.Batch(2, []byte("k"), 10, 1))
 		if err := m.Flush(ctx); err != nil {
@@ -257,7 +257,7 @@ func TestGCNeverDeletesReferencedObjects(t *testing.T) {
 		t.Fatalf("after the orphan sweep: clean=%v referenced=%d", rep.Clean(), rep.Referenced)
 	}
 	m.Close()
-	m2 := e.Manager(t, leader.Config{WALDir: e.Dir + "/wal2"}, nil)
+	m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = e.Dir + "/wal2" }, nil)
 	if n, _ := tieredtest.ReadAll(t, m2, pid, 0); n != 6 {
 		t.Fatalf("read %d records, want 6", n)
 	}

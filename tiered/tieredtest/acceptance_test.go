@@ -23,7 +23,7 @@ func TestPutsPerFlushDoNotGrowWithPartitions(t *testing.T) {
 	for _, n := range []int32{10, 1000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: n})
-			m := e.Manager(t, leader.Config{FlushInterval: interval}, nil)
+			m := e.Manager(t, func(cfg *leader.Config) { cfg.FlushInterval = interval }, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- m.Run(ctx) }()
@@ -70,7 +70,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	}
 	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 4})
 	faulty := &tieredtest.Faulty{Bucket: e.Bucket}
-	m := e.Manager(t, leader.Config{FlushInterval: 25 * time.Millisecond}, faulty)
+	m := e.Manager(t, nil, faulty)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runDone := make(chan error, 1)
@@ -176,7 +176,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	// No committed record is lost: a new leader with no WAL and no cache
 	// reads every acknowledged offset back from the bucket.
 	m.Close()
-	m2 := e.Manager(t, leader.Config{WALDir: e.Dir + "/wal2"}, nil)
+	m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = e.Dir + "/wal2" }, nil)
 	final := committed(t, e)
 	mu.Lock()
 	defer mu.Unlock()

@@ -107,7 +107,7 @@ func readAll(tb testing.TB, m *leader.Manager, e *tieredtest.Env) (bytes int64) 
 // moto_server if available), "cache" from a warm on-disk cache.
 func BenchmarkFetch(b *testing.B) {
 	e := tieredtest.New(b, tieredtest.Topic{Name: "t", Partitions: 1})
-	m := e.Manager(b, leader.Config{}, nil)
+	m := e.Manager(b, nil, nil)
 	total := write(b, e, m, benchMiB(32)<<20, 256<<10)
 	m.Close()
 	compactAll(b, e)
@@ -125,7 +125,7 @@ func BenchmarkFetch(b *testing.B) {
 			b.Run(kind+"/"+name, func(b *testing.B) {
 				bkt := sources[name](b)
 				sw := &swapReader{}
-				m := e.Manager(b, leader.Config{WALDir: b.TempDir(), Remote: sw}, nil)
+				m := e.Manager(b, func(cfg *leader.Config) { cfg.WALDir, cfg.Remote = b.TempDir(), sw }, nil)
 				var (
 					st   cache.Stats
 					read int64
@@ -191,7 +191,7 @@ func BenchmarkRequestsPerGiB(b *testing.B) {
 		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
 			for range b.N {
 				e := tieredtest.New(b, tieredtest.Topic{Name: "t", Partitions: n})
-				m := e.Manager(b, leader.Config{}, nil)
+				m := e.Manager(b, nil, nil)
 				puts0 := e.Requests(b, "put")
 				written := write(b, e, m, benchMiB(64)<<20, 1<<20)
 				gib := float64(written) / (1 << 30)
@@ -199,7 +199,7 @@ func BenchmarkRequestsPerGiB(b *testing.B) {
 				m.Close()
 
 				sw := &swapReader{}
-				r := e.Manager(b, leader.Config{WALDir: b.TempDir(), Remote: sw}, nil)
+				r := e.Manager(b, func(cfg *leader.Config) { cfg.WALDir, cfg.Remote = b.TempDir(), sw }, nil)
 				st, read := readCold(b, r, sw, e, e.Bucket)
 				b.ReportMetric(float64(st.Gets)/(float64(read)/(1<<30)), "uncompacted-GETs/GiB")
 

@@ -100,15 +100,17 @@ func New(t testing.TB, topics ...Topic) *Env {
 
 // Manager opens a leader.Manager for broker 1 writing to bkt (nil: the
 // env's bucket) and makes it lead every partition. It is closed at the
-// end of the test.
-func (e *Env) Manager(t testing.TB, cfg leader.Config, bkt bucket.Bucket) *leader.Manager {
+// end of the test. Its configuration is leader.DefaultConfig with the WAL
+// in e.Dir/wal, changed by configure if that is not nil.
+func (e *Env) Manager(t testing.TB, configure func(*leader.Config), bkt bucket.Bucket) *leader.Manager {
 	t.Helper()
 	if bkt == nil {
 		bkt = e.Bucket
 	}
-	cfg.BrokerID = 1
-	if cfg.WALDir == "" {
-		cfg.WALDir = filepath.Join(e.Dir, "wal")
+	cfg := leader.DefaultConfig()
+	cfg.BrokerID, cfg.WALDir = 1, filepath.Join(e.Dir, "wal")
+	if configure != nil {
+		configure(&cfg)
 	}
 	m, err := leader.Open(cfg, e.St, bkt, e.Log, nil)
 	if err != nil {
