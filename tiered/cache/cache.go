@@ -67,30 +67,33 @@ type Config struct {
 	ReadAhead int
 }
 
-// RegisterFlags registers the cache's flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Dir, "remote-cache-dir", "", "on-disk cache of object-store reads (default: <data-dir>/cache)")
-	fs.Int64Var(&c.MaxBytes, "remote-cache-bytes", 1<<30, "size bound of the on-disk read cache")
-	fs.Int64Var(&c.BlockBytes, "remote-cache-block-bytes", 4<<20, "block size of the read cache: the size of one ranged GET")
-	fs.IntVar(&c.ReadAhead, "remote-read-ahead", 2, "blocks fetched ahead of a sequential reader")
+// DefaultConfig returns the defaults the flags start from. Dir has none:
+// the broker puts it under its data directory.
+func DefaultConfig() Config {
+	return Config{MaxBytes: 1 << 30, BlockBytes: 4 << 20, ReadAhead: 2}
 }
 
-// Validate checks the configuration and fills defaults.
+// RegisterFlags registers the cache's flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Dir, "remote-cache-dir", d.Dir, "on-disk cache of object-store reads (default: <data-dir>/cache)")
+	fs.Int64Var(&c.MaxBytes, "remote-cache-bytes", d.MaxBytes, "size bound of the on-disk read cache")
+	fs.Int64Var(&c.BlockBytes, "remote-cache-block-bytes", d.BlockBytes, "block size of the read cache: the size of one ranged GET")
+	fs.IntVar(&c.ReadAhead, "remote-read-ahead", d.ReadAhead, "blocks fetched ahead of a sequential reader")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
-	if c.Dir == "" {
-		return errors.New("cache: a directory is required")
-	}
-	if c.BlockBytes <= 0 {
-		c.BlockBytes = 4 << 20
-	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 1 << 30
-	}
-	if c.MaxBytes < 2*c.BlockBytes {
+	switch {
+	case c.Dir == "":
+		return errors.New("cache: a directory (--remote-cache-dir) is required")
+	case c.BlockBytes <= 0:
+		return fmt.Errorf("cache: --remote-cache-block-bytes must be positive, got %d", c.BlockBytes)
+	case c.MaxBytes < 2*c.BlockBytes:
 		return fmt.Errorf("cache: --remote-cache-bytes (%d) must hold at least two blocks of %d", c.MaxBytes, c.BlockBytes)
-	}
-	if c.ReadAhead < 0 {
-		c.ReadAhead = 0
+	case c.ReadAhead < 0:
+		return fmt.Errorf("cache: --remote-read-ahead must not be negative, got %d", c.ReadAhead)
 	}
 	return nil
 }

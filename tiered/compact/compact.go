@@ -67,32 +67,37 @@ type Config struct {
 	Partitions int
 }
 
-// RegisterFlags registers compaction's flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.Int64Var(&c.TargetBytes, "compact-target-bytes", 64<<20, "largest compacted segment object (also capped by the topic's segment.bytes)")
-	fs.Int64Var(&c.RowBytes, "compact-row-bytes", 1<<20, "index granularity inside a compacted segment object")
-	fs.IntVar(&c.MinPieces, "compact-min-pieces", 16, "per-flush pieces a partition needs before it is compacted")
-	fs.Int64Var(&c.PassBytes, "compact-pass-bytes", 256<<20, "data one compaction pass holds in memory")
-	fs.IntVar(&c.Partitions, "compact-partitions", 10000, "partitions one compaction pass considers")
+// DefaultConfig returns the defaults the flags start from.
+func DefaultConfig() Config {
+	return Config{TargetBytes: 64 << 20, RowBytes: 1 << 20, MinPieces: 16, PassBytes: 256 << 20, Partitions: 10000}
 }
 
-// Validate checks the configuration and fills defaults.
+// RegisterFlags registers compaction's flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.Int64Var(&c.TargetBytes, "compact-target-bytes", d.TargetBytes, "largest compacted segment object (also capped by the topic's segment.bytes)")
+	fs.Int64Var(&c.RowBytes, "compact-row-bytes", d.RowBytes, "index granularity inside a compacted segment object")
+	fs.IntVar(&c.MinPieces, "compact-min-pieces", d.MinPieces, "per-flush pieces a partition needs before it is compacted (at least 2)")
+	fs.Int64Var(&c.PassBytes, "compact-pass-bytes", d.PassBytes, "data one compaction pass holds in memory (at least --compact-target-bytes)")
+	fs.IntVar(&c.Partitions, "compact-partitions", d.Partitions, "partitions one compaction pass considers")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
-	if c.TargetBytes <= 0 {
-		c.TargetBytes = 64 << 20
-	}
-	if c.RowBytes <= 0 {
-		c.RowBytes = 1 << 20
-	}
-	if c.MinPieces < 2 {
-		c.MinPieces = 2
-	}
-	if c.PassBytes <= 0 {
-		c.PassBytes = 256 << 20
-	}
-	c.PassBytes = max(c.PassBytes, c.TargetBytes)
-	if c.Partitions <= 0 {
-		c.Partitions = 10000
+	switch {
+	case c.TargetBytes <= 0:
+		return fmt.Errorf("compact: --compact-target-bytes must be positive, got %d", c.TargetBytes)
+	case c.RowBytes <= 0:
+		return fmt.Errorf("compact: --compact-row-bytes must be positive, got %d", c.RowBytes)
+	case c.MinPieces < 2:
+		// One piece compacted is the same piece rewritten.
+		return fmt.Errorf("compact: --compact-min-pieces must be at least 2, got %d", c.MinPieces)
+	case c.PassBytes < c.TargetBytes:
+		// A pass must be able to hold the segment it writes.
+		return fmt.Errorf("compact: --compact-pass-bytes (%d) must be at least --compact-target-bytes (%d)", c.PassBytes, c.TargetBytes)
+	case c.Partitions <= 0:
+		return fmt.Errorf("compact: --compact-partitions must be positive, got %d", c.Partitions)
 	}
 	return nil
 }

@@ -56,7 +56,9 @@ func TestCompactionThenColdReadFromZero(t *testing.T) {
 	// Reading cold before compaction costs a GET per flush.
 	before := coldRead(t, e, pids, block)
 
-	c, err := compact.New(compact.Config{TargetBytes: 1 << 20, RowBytes: 128 << 10, MinPieces: 8}, e.St, e.Bucket, -1, e.Log, nil)
+	cfg := compact.DefaultConfig()
+	cfg.TargetBytes, cfg.RowBytes, cfg.MinPieces = 1<<20, 128<<10, 8
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,9 @@ func TestCompactionThenColdReadFromZero(t *testing.T) {
 			t.Errorf("partition %d still has %d pieces", p, pieces)
 		}
 	}
-	col, err := gc.New(gc.Config{}, e.St, e.Bucket, e.Log, nil)
+	gcfg := gc.DefaultConfig()
+	gcfg.Grace, gcfg.OrphanAge = 0, 0
+	col, err := gc.New(gcfg, e.St, e.Bucket, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +252,9 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	}
 	m.Close()
 
-	c, err := compact.New(compact.Config{MinPieces: 8, RowBytes: 200}, e.St, e.Bucket, -1, e.Log, nil)
+	cfg := compact.DefaultConfig()
+	cfg.MinPieces, cfg.RowBytes = 8, 200
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,11 +301,15 @@ func TestCompactionUnderLoad(t *testing.T) {
 	m := e.Manager(t, func(cfg *leader.Config) { cfg.FlushInterval, cfg.CacheBytes = 10*time.Millisecond, 1 }, nil)
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(ctx) }()
-	c, err := compact.New(compact.Config{TargetBytes: 64 << 10, RowBytes: 8 << 10, MinPieces: 4}, e.St, e.Bucket, -1, e.Log, nil)
+	cfg := compact.DefaultConfig()
+	cfg.TargetBytes, cfg.RowBytes, cfg.MinPieces = 64<<10, 8<<10, 4
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, err := gc.New(gc.Config{Grace: 2 * time.Second, OrphanAge: time.Hour}, e.St, e.Bucket, e.Log, nil)
+	gcfg := gc.DefaultConfig()
+	gcfg.Grace, gcfg.OrphanAge = 2*time.Second, time.Hour
+	col, err := gc.New(gcfg, e.St, e.Bucket, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

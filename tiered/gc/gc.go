@@ -48,14 +48,21 @@ type Config struct {
 	Batch int
 }
 
-// RegisterFlags registers the collector's flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.Grace, "gc-grace", 5*time.Minute, "how long unreferenced objects stay for readers in flight")
-	fs.DurationVar(&c.OrphanAge, "gc-orphan-age", time.Hour, "least age of a bucket object without an objects row before it is deleted")
-	fs.IntVar(&c.Batch, "gc-batch", 1000, "objects deleted per sweep statement")
+// DefaultConfig returns the defaults the flags start from.
+func DefaultConfig() Config {
+	return Config{Grace: 5 * time.Minute, OrphanAge: time.Hour, Batch: 1000}
 }
 
-// Validate checks the configuration and fills defaults.
+// RegisterFlags registers the collector's flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.DurationVar(&c.Grace, "gc-grace", d.Grace, "how long unreferenced objects stay for readers in flight")
+	fs.DurationVar(&c.OrphanAge, "gc-orphan-age", d.OrphanAge, "least age of a bucket object without an objects row before it is deleted")
+	fs.IntVar(&c.Batch, "gc-batch", d.Batch, "objects deleted per sweep statement")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
 	if c.Grace < 0 || c.OrphanAge < 0 {
 		return errors.New("gc: --gc-grace and --gc-orphan-age must not be negative")
@@ -64,7 +71,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gc: --gc-orphan-age (%s) must be at least --gc-grace (%s)", c.OrphanAge, c.Grace)
 	}
 	if c.Batch <= 0 {
-		c.Batch = 1000
+		return fmt.Errorf("gc: --gc-batch must be positive, got %d", c.Batch)
 	}
 	return nil
 }

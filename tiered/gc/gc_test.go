@@ -19,7 +19,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func collector(t *testing.T, e *tieredtest.Env, grace time.Duration) *gc.Collector {
 	t.Helper()
-	c, err := gc.New(gc.Config{Grace: grace, OrphanAge: grace}, e.St, e.Bucket, e.Log, nil)
+	cfg := gc.DefaultConfig()
+	cfg.Grace, cfg.OrphanAge = grace, grace
+	c, err := gc.New(cfg, e.St, e.Bucket, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,30 +44,32 @@ type Config struct {
 	Retry time.Duration
 }
 
-// RegisterFlags registers the runner's flags with their defaults.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&c.Workers, "jobs-workers", 1, "background jobs (retention, compaction, gc) this process runs at once; 0 runs none")
-	fs.DurationVar(&c.Lease, "jobs-lease", 30*time.Second, "how long a claimed job stays reserved without renewal")
-	fs.DurationVar(&c.Poll, "jobs-poll", time.Second, "how often an idle worker looks for due jobs")
-	fs.DurationVar(&c.Retry, "jobs-retry", 10*time.Second, "longest a failed job waits before it runs again")
+// DefaultConfig returns the defaults the flags start from.
+func DefaultConfig() Config {
+	return Config{Workers: 1, Lease: 30 * time.Second, Poll: time.Second, Retry: 10 * time.Second}
 }
 
-// Validate checks the configuration and fills defaults.
+// RegisterFlags registers the runner's flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.IntVar(&c.Workers, "jobs-workers", d.Workers, "background jobs (retention, compaction, gc) this process runs at once; 0 runs none")
+	fs.DurationVar(&c.Lease, "jobs-lease", d.Lease, "how long a claimed job stays reserved without renewal")
+	fs.DurationVar(&c.Poll, "jobs-poll", d.Poll, "how often an idle worker looks for due jobs")
+	fs.DurationVar(&c.Retry, "jobs-retry", d.Retry, "longest a failed job waits before it runs again")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
-	if c.Workers < 0 {
+	switch {
+	case c.Workers < 0:
 		return fmt.Errorf("jobs: --jobs-workers must be >= 0, got %d", c.Workers)
-	}
-	if c.Lease <= 0 {
-		c.Lease = 30 * time.Second
-	}
-	if c.Lease < 30*time.Millisecond {
-		return fmt.Errorf("jobs: --jobs-lease %s is too short", c.Lease)
-	}
-	if c.Poll <= 0 {
-		c.Poll = time.Second
-	}
-	if c.Retry <= 0 {
-		c.Retry = 10 * time.Second
+	case c.Lease < 30*time.Millisecond:
+		return fmt.Errorf("jobs: --jobs-lease %s is too short (at least 30ms)", c.Lease)
+	case c.Poll <= 0:
+		return fmt.Errorf("jobs: --jobs-poll must be positive, got %s", c.Poll)
+	case c.Retry <= 0:
+		return fmt.Errorf("jobs: --jobs-retry must be positive, got %s", c.Retry)
 	}
 	return nil
 }

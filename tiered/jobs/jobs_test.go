@@ -51,7 +51,7 @@ func TestEveryJobRunsOnceAcrossWorkers(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for range 4 {
-		r, err := jobs.New(jobs.Config{Workers: 1, Lease: 10 * time.Second}, e.St, e.Log, nil)
+		r, err := jobs.New(runnerConfig(10*time.Second), e.St, e.Log, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestDeadWorkersJobIsTakenOver(t *testing.T) {
 	}
 	claimed := time.Now()
 	var ran atomic.Int32
-	r, err := jobs.New(jobs.Config{Workers: 1, Lease: time.Second}, e.St, e.Log, nil)
+	r, err := jobs.New(runnerConfig(time.Second), e.St, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,9 @@ func TestFailedJobIsRetried(t *testing.T) {
 	if err := e.St.EnsureJob(ctx, "test", "k", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	r, err := jobs.New(jobs.Config{Workers: 1, Lease: time.Second, Retry: 100 * time.Millisecond}, e.St, e.Log, nil)
+	cfg := runnerConfig(time.Second)
+	cfg.Retry = 100 * time.Millisecond
+	r, err := jobs.New(cfg, e.St, e.Log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,3 +159,10 @@ func TestFailedJobIsRetried(t *testing.T) {
 }
 
 func jobsJob(kind, key string) store.Job { return store.Job{Kind: kind, Key: key} }
+
+// runnerConfig is jobs.DefaultConfig with one worker and the given lease.
+func runnerConfig(lease time.Duration) jobs.Config {
+	cfg := jobs.DefaultConfig()
+	cfg.Workers, cfg.Lease = 1, lease
+	return cfg
+}

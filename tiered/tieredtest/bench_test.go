@@ -59,7 +59,9 @@ func write(tb testing.TB, e *tieredtest.Env, m *leader.Manager, totalBytes, flus
 
 func compactAll(tb testing.TB, e *tieredtest.Env) {
 	tb.Helper()
-	c, err := compact.New(compact.Config{TargetBytes: 64 << 20, RowBytes: 1 << 20, MinPieces: 4}, e.St, e.Bucket, -1, e.Log, nil)
+	cfg := compact.DefaultConfig()
+	cfg.MinPieces = 4
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -78,7 +80,9 @@ func compactAll(tb testing.TB, e *tieredtest.Env) {
 // over bkt and returns the cache's counters and the bytes delivered.
 func readCold(tb testing.TB, m *leader.Manager, sw *swapReader, e *tieredtest.Env, bkt bucket.Bucket) (cache.Stats, int64) {
 	tb.Helper()
-	c, err := cache.Open(cache.Config{Dir: tb.TempDir(), MaxBytes: 2 << 30, BlockBytes: 4 << 20, ReadAhead: 2}, bkt, nil)
+	cfg := cache.DefaultConfig()
+	cfg.Dir, cfg.MaxBytes = tb.TempDir(), 2<<30
+	c, err := cache.Open(cfg, bkt, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -131,7 +135,9 @@ func BenchmarkFetch(b *testing.B) {
 					read int64
 				)
 				if warm {
-					c, err := cache.Open(cache.Config{Dir: b.TempDir(), MaxBytes: 2 << 30, BlockBytes: 4 << 20}, bkt, nil)
+					cfg := cache.DefaultConfig()
+					cfg.Dir, cfg.MaxBytes, cfg.ReadAhead = b.TempDir(), 2<<30, 0
+					c, err := cache.Open(cfg, bkt, nil)
 					if err != nil {
 						b.Fatal(err)
 					}
