@@ -74,7 +74,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.url = "http://" + l.Addr().String()
-	cfg := api.Config{PublicURL: e.url, AdminToken: operatorToken, KafkaBootstrap: "127.0.0.1:9092"}
+	cfg := api.DefaultConfig()
+	cfg.PublicURL, cfg.AdminToken = e.url, operatorToken
 	icfg := cfg.IdentityConfig()
 	for _, o := range opts {
 		o(&cfg, &icfg)

@@ -22,6 +22,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -46,7 +47,7 @@ var spec []byte
 // Spec returns api/openapi.yaml.
 func Spec() []byte { return spec }
 
-// Config configures the REST API.
+// Config configures the REST API. Start from DefaultConfig.
 type Config struct {
 	// Listen is the address to serve on (eddy control-plane).
 	Listen string
@@ -58,11 +59,11 @@ type Config struct {
 	AdminToken string
 	// KafkaBootstrap is the bootstrap address given to Kafka clients.
 	KafkaBootstrap string
-	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
-	// TokenTTL is the lifetime of issued JWTs (default 1h).
+	// TokenTTL is the lifetime of issued JWTs.
 	TokenTTL time.Duration
-	// Audience is the aud claim of issued JWTs (default "eddy").
+	// Audience is the aud claim of issued JWTs.
 	Audience string
 	// KeyRotation is the age at which Run replaces the JWT signing key
 	// (0: never). Replaced keys verify until their tokens expire.
@@ -73,28 +74,42 @@ type Config struct {
 	Webhooks egress.Policy
 }
 
-// RegisterFlags registers the API's flags on fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Listen, "api-listen", "", "address of the REST API, e.g. 127.0.0.1:8080 (empty: off)")
-	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients use to reach the REST API; the JWT issuer (default http://<api-listen>)")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "operator bootstrap token for creating organisations (bearer); empty disables it")
-	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", "127.0.0.1:9092", "Kafka bootstrap address handed to clients")
-	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", 1<<20, "largest request body accepted")
-	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of issued JWTs")
-	fs.StringVar(&c.Audience, "token-audience", "eddy", "aud claim of issued JWTs")
-	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", 30*24*time.Hour, "replace the JWT signing key when it is this old (0: never)")
+// DefaultConfig returns the defaults the flags start from. The API is off
+// (no Listen) until one is given.
+func DefaultConfig() Config {
+	return Config{
+		KafkaBootstrap: "127.0.0.1:9092",
+		MaxBodyBytes:   1 << 20,
+		TokenTTL:       identity.DefaultTokenTTL,
+		Audience:       identity.DefaultAudience,
+		KeyRotation:    30 * 24 * time.Hour,
+	}
 }
 
-// Validate fills defaults and checks the config.
+// RegisterFlags registers the API's flags on fs, with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Listen, "api-listen", d.Listen, "address of the REST API, e.g. 127.0.0.1:8080 (empty: off)")
+	fs.StringVar(&c.PublicURL, "public-url", d.PublicURL, "base URL clients use to reach the REST API; the JWT issuer (default http://<api-listen>)")
+	fs.StringVar(&c.AdminToken, "admin-token", d.AdminToken, "operator bootstrap token for creating organisations (bearer); empty disables it")
+	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients")
+	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
+	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
+	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
+}
+
+// Validate checks the config, naming the flag of a bad value, and derives
+// PublicURL from Listen when it is not given.
 func (c *Config) Validate() error {
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = time.Hour
-	}
-	if c.Audience == "" {
-		c.Audience = "eddy"
+	switch {
+	case c.MaxBodyBytes <= 0:
+		return fmt.Errorf("api: --api-max-body-bytes must be positive, got %d", c.MaxBodyBytes)
+	case c.TokenTTL <= 0:
+		return fmt.Errorf("api: --token-ttl must be positive, got %s", c.TokenTTL)
+	case c.Audience == "":
+		return errors.New("api: --token-audience must not be empty")
 	}
 	if c.PublicURL == "" {
 		if c.Listen == "" {

@@ -70,14 +70,21 @@ func CheckSecret(hash []byte, secret string) bool {
 	return subtle.ConstantTimeCompare(hash, HashSecret(secret)) == 1
 }
 
-// Config configures the issuer.
+// Defaults of Config's zero fields; the REST API's flags start from them.
+const (
+	DefaultAudience = "eddy"
+	DefaultTokenTTL = time.Hour
+)
+
+// Config configures the issuer. Zero fields take the defaults above.
 type Config struct {
 	// Issuer is the iss claim and the base URL of the OIDC discovery
 	// document, e.g. https://api.eddy.example.
 	Issuer string
 	// Audience is the aud claim of every token and the only one accepted.
 	Audience string
-	// TokenTTL is how long an issued token is valid (default 1h).
+	// TokenTTL is how long an issued token is valid (default
+	// DefaultTokenTTL).
 	TokenTTL time.Duration
 	// RotationGrace is how long a replaced key stays published beyond
 	// TokenTTL, for clock skew and JWKS caches (0: 5m; negative: none).
@@ -86,10 +93,10 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Audience == "" {
-		c.Audience = "eddy"
+		c.Audience = DefaultAudience
 	}
 	if c.TokenTTL <= 0 {
-		c.TokenTTL = time.Hour
+		c.TokenTTL = DefaultTokenTTL
 	}
 	switch {
 	case c.RotationGrace == 0:
