@@ -22,6 +22,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// controlPlaneConfig is eddy control-plane's configuration: that of its
+// loops, the REST API and the autoscaler.
 type controlPlaneConfig struct {
 	databaseURL string
 	metrics     string
@@ -39,33 +41,68 @@ type controlPlaneConfig struct {
 	scaler        autoscale.Scaler
 }
 
+// defaultControlPlaneConfig is eddy control-plane's configuration without
+// flags (eddy dev runs the control plane with it).
+func defaultControlPlaneConfig() controlPlaneConfig {
+	var c controlPlaneConfig
+	c.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	return c
+}
+
 // registerAutoscale registers the autoscaler's flags (shared with eddy dev).
 func (c *controlPlaneConfig) registerAutoscale(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.autoscale, "autoscale", false, "size the broker pool to its load (see --autoscale-*)")
-	c.autoscaleLoop = autoscale.DefaultLoopConfig()
 	c.autoscaleLoop.RegisterFlags(fs)
 }
 
-func (c *controlPlaneConfig) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
-	cmd.Flags().StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
-	cmd.Flags().BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
-	cmd.Flags().DurationVar(&c.placement.Interval, "placement-interval", 500*time.Millisecond, "placement round period (also bounds how long a dead broker's partitions stay unled after its session expires)")
-	cmd.Flags().DurationVar(&c.placement.RebalanceInterval, "rebalance-interval", 0, "how often partitions are rebalanced by measured load and draining brokers emptied, with graceful moves (0: off)")
-	cmd.Flags().DurationVar(&c.placement.MoveTimeout, "move-timeout", 15*time.Second, "how long a leader has to hand a moving partition off before the move is forced")
-	cmd.Flags().IntVar(&c.placement.MaxMoves, "max-moves", 8, "most partition moves the rebalancer starts per round")
-	c.registerAutoscale(cmd.Flags())
-	cmd.Flags().StringVar(&c.scalerKind, "autoscale-scaler", "kubernetes", "how the autoscaler changes the pool: kubernetes (eddy dev --autoscale runs local processes)")
-	cmd.Flags().StringVar(&c.kubernetes.APIServer, "k8s-api-server", "", "Kubernetes API server URL (default: in-cluster)")
-	cmd.Flags().StringVar(&c.kubernetes.Namespace, "k8s-namespace", "", "namespace of the brokers' workload")
-	cmd.Flags().StringVar(&c.kubernetes.Kind, "k8s-kind", "statefulsets", "the brokers' workload kind: statefulsets (broker id = ordinal+1) or deployments")
-	cmd.Flags().StringVar(&c.kubernetes.Name, "k8s-name", "", "name of the brokers' StatefulSet or Deployment")
-	cmd.Flags().StringVar(&c.kubernetes.TokenFile, "k8s-token-file", "", "bearer token file (default in a cluster: the pod's service-account token)")
-	cmd.Flags().StringVar(&c.kubernetes.CAFile, "k8s-ca-file", "", "CA certificate of the API server (default in a cluster: the service account's)")
+// RegisterFlags registers every flag of eddy control-plane by delegating to
+// the parts' RegisterFlags.
+func (c *controlPlaneConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
+	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
+	fs.BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
+	c.placement.RegisterFlags(fs)
+	c.registerAutoscale(fs)
+	fs.StringVar(&c.scalerKind, "autoscale-scaler", "kubernetes", "how the autoscaler changes the pool: kubernetes (eddy dev --autoscale runs local processes)")
+	c.kubernetes.RegisterFlags(fs)
 	// The API is off unless --api-listen is given: several control planes
 	// (and test stacks) may share a machine, and only one can have a fixed port.
-	c.api.RegisterFlags(cmd.Flags())
-	c.ledger.RegisterFlags(cmd.Flags())
+	c.api.RegisterFlags(fs)
+	c.ledger.RegisterFlags(fs)
+}
+
+// Validate checks the parts that will run: the API only with --api-listen,
+// the autoscaler only with --autoscale.
+func (c *controlPlaneConfig) Validate() error {
+	if c.databaseURL == "" {
+		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
+	}
+	if err := c.placement.Validate(); err != nil {
+		return err
+	}
+	if err := c.ledger.Validate(); err != nil {
+		return err
+	}
+	// One policy guards webhook URLs at registration (API) and delivery.
+	c.api.Webhooks = c.ledger.Webhooks
+	if c.api.Listen != "" {
+		if err := c.api.Validate(); err != nil {
+			return err
+		}
+	}
+	if !c.autoscale {
+		return nil
+	}
+	if err := c.autoscaleLoop.Validate(); err != nil {
+		return err
+	}
+	if c.scaler != nil {
+		return nil
+	}
+	if c.scalerKind != "kubernetes" {
+		return fmt.Errorf("--autoscale-scaler %q: eddy control-plane scales a Kubernetes workload (kubernetes); eddy dev --autoscale scales local processes", c.scalerKind)
+	}
+	return c.kubernetes.Validate()
 }
 
 func newControlPlaneCmd() *cobra.Command {
@@ -77,34 +114,18 @@ func newControlPlaneCmd() *cobra.Command {
 			return runControlPlane(cmd.Context(), cfg, slog.Default())
 		},
 	}
-	cfg.register(cmd)
+	cfg.RegisterFlags(cmd.Flags())
 	return cmd
 }
 
 // runControlPlane runs until ctx ends and returns nil after a clean stop.
 func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logger) error {
-	if cfg.databaseURL == "" {
-		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
-	}
-	if err := cfg.ledger.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	// One policy guards webhook URLs at registration (API) and delivery.
-	cfg.api.Webhooks = cfg.ledger.Webhooks
-	if cfg.api.Listen != "" {
-		if err := cfg.api.Validate(); err != nil {
-			return err
-		}
 	}
 	sc := cfg.scaler
 	if cfg.autoscale {
-		if err := cfg.autoscaleLoop.Validate(); err != nil {
-			return err
-		}
 		if sc == nil {
-			if cfg.scalerKind != "kubernetes" {
-				return fmt.Errorf("--autoscale-scaler %q: eddy control-plane scales a Kubernetes workload (kubernetes); eddy dev --autoscale scales local processes", cfg.scalerKind)
-			}
 			k, err := scaler.NewKubernetes(cfg.kubernetes, nil)
 			if err != nil {
 				return err

@@ -19,8 +19,10 @@ import (
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
+
+// devMaxBrokers is eddy dev's --autoscale-max.
+const devMaxBrokers = 6
 
 type devConfig struct {
 	dataDir   string
@@ -70,8 +72,8 @@ them again; lower --autoscale-capacity-bytes-in to see it at work.`,
 	fs.StringArrayVar(&cfg.brokerArgs, "broker-flag", nil, "extra flag for every broker, e.g. --broker-flag=--flush-interval=50ms (repeatable)")
 	cfg.autoscale.registerAutoscale(fs)
 	// A laptop's pool: a few brokers, so the ports in use stay few.
-	fs.Lookup("autoscale-max").DefValue = "6"
-	cfg.autoscale.autoscaleLoop.MaxBrokers = 6
+	fs.Lookup("autoscale-max").DefValue = strconv.Itoa(devMaxBrokers)
+	cfg.autoscale.autoscaleLoop.MaxBrokers = devMaxBrokers
 	return cmd
 }
 
@@ -166,10 +168,8 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 			return cmd
 		}}
-	cp := controlPlaneConfig{databaseURL: dbURL, metrics: net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), migrate: false}
-	cp.placement.Interval = 500 * time.Millisecond
-	cp.api.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // defaults
-	cp.ledger.RegisterFlags(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	cp := defaultControlPlaneConfig()
+	cp.databaseURL, cp.metrics, cp.migrate = dbURL, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), false
 	cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
 	cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
 	if cfg.autoscale.autoscale {

@@ -74,13 +74,13 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	switch {
 	case c.Target <= 0 || c.Target > 1:
-		return fmt.Errorf("autoscale: target utilisation %v is not in (0, 1]", c.Target)
+		return fmt.Errorf("autoscale: target utilisation (--autoscale-target) %v is not in (0, 1]", c.Target)
 	case c.Band < 0 || c.Band >= c.Target:
-		return fmt.Errorf("autoscale: band %v must be in [0, target)", c.Band)
+		return fmt.Errorf("autoscale: band (--autoscale-band) %v must be in [0, target)", c.Band)
 	case c.MinBrokers < 1 || c.MaxBrokers < c.MinBrokers:
-		return fmt.Errorf("autoscale: need 1 <= min brokers (%d) <= max brokers (%d)", c.MinBrokers, c.MaxBrokers)
+		return fmt.Errorf("autoscale: need 1 <= --autoscale-min (%d) <= --autoscale-max (%d)", c.MinBrokers, c.MaxBrokers)
 	case c.Capacity.BytesIn <= 0 && c.Capacity.BytesOut <= 0 && c.Capacity.CPU <= 0:
-		return fmt.Errorf("autoscale: a broker's capacity must be set for at least one of bytes in, bytes out, CPU")
+		return fmt.Errorf("autoscale: a broker's capacity must be set for at least one of bytes in, bytes out, CPU (--autoscale-capacity-*)")
 	}
 	return nil
 }

@@ -53,24 +53,25 @@ func DefaultLoopConfig() LoopConfig {
 	return LoopConfig{Config: DefaultConfig(), Interval: 5 * time.Second, DrainTimeout: 2 * time.Minute}
 }
 
-// RegisterFlags registers the --autoscale-* flags, with c's values as
-// defaults (start from DefaultLoopConfig).
+// RegisterFlags registers the --autoscale-* flags with the defaults of
+// DefaultLoopConfig.
 func (c *LoopConfig) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.Interval, "autoscale-interval", c.Interval, "how often the autoscaler reads the pool's load and decides")
-	fs.IntVar(&c.MinBrokers, "autoscale-min", c.MinBrokers, "fewest brokers the autoscaler keeps")
-	fs.IntVar(&c.MaxBrokers, "autoscale-max", c.MaxBrokers, "most brokers the autoscaler starts")
-	fs.Float64Var(&c.Target, "autoscale-target", c.Target, "utilisation the autoscaler aims at (0-1: load / capacity per broker)")
-	fs.Float64Var(&c.Band, "autoscale-band", c.Band, "hysteresis: scale out above target+band, in below target-band")
-	fs.Float64Var(&c.Capacity.BytesIn, "autoscale-capacity-bytes-in", c.Capacity.BytesIn, "bytes/s in one broker carries at 100% utilisation (0: not a limit)")
-	fs.Float64Var(&c.Capacity.BytesOut, "autoscale-capacity-bytes-out", c.Capacity.BytesOut, "bytes/s out one broker carries at 100% utilisation (0: not a limit)")
-	fs.Float64Var(&c.Capacity.CPU, "autoscale-capacity-cpu", c.Capacity.CPU, "CPU cores one broker may use at 100% utilisation (0: not a limit)")
-	fs.DurationVar((*time.Duration)(&c.ScaleOutCooldown), "autoscale-scale-out-cooldown", c.ScaleOutCooldown.D(), "least time between two scale-outs")
-	fs.DurationVar((*time.Duration)(&c.ScaleInCooldown), "autoscale-scale-in-cooldown", c.ScaleInCooldown.D(), "least time between any scaling and a scale-in")
-	fs.DurationVar((*time.Duration)(&c.Smooth), "autoscale-smooth", c.Smooth.D(), "window the current load is averaged over")
-	fs.DurationVar((*time.Duration)(&c.Lead), "autoscale-lead", c.Lead.D(), "how far ahead the trend and seasonal terms look (about a new broker's start-up time)")
-	fs.DurationVar((*time.Duration)(&c.TrendWindow), "autoscale-trend-window", c.TrendWindow.D(), "window the load trend is fitted over (0: no trend term)")
-	fs.DurationVar((*time.Duration)(&c.Season), "autoscale-season", c.Season.D(), "period of the seasonal term (0: off)")
-	fs.DurationVar(&c.DrainTimeout, "autoscale-drain-timeout", c.DrainTimeout, "longest a broker being removed drains before it is stopped anyway")
+	d := DefaultLoopConfig()
+	fs.DurationVar(&c.Interval, "autoscale-interval", d.Interval, "how often the autoscaler reads the pool's load and decides")
+	fs.IntVar(&c.MinBrokers, "autoscale-min", d.MinBrokers, "fewest brokers the autoscaler keeps")
+	fs.IntVar(&c.MaxBrokers, "autoscale-max", d.MaxBrokers, "most brokers the autoscaler starts")
+	fs.Float64Var(&c.Target, "autoscale-target", d.Target, "utilisation the autoscaler aims at (0-1: load / capacity per broker)")
+	fs.Float64Var(&c.Band, "autoscale-band", d.Band, "hysteresis: scale out above target+band, in below target-band")
+	fs.Float64Var(&c.Capacity.BytesIn, "autoscale-capacity-bytes-in", d.Capacity.BytesIn, "bytes/s in one broker carries at 100% utilisation (0: not a limit)")
+	fs.Float64Var(&c.Capacity.BytesOut, "autoscale-capacity-bytes-out", d.Capacity.BytesOut, "bytes/s out one broker carries at 100% utilisation (0: not a limit)")
+	fs.Float64Var(&c.Capacity.CPU, "autoscale-capacity-cpu", d.Capacity.CPU, "CPU cores one broker may use at 100% utilisation (0: not a limit)")
+	fs.DurationVar((*time.Duration)(&c.ScaleOutCooldown), "autoscale-scale-out-cooldown", d.ScaleOutCooldown.D(), "least time between two scale-outs")
+	fs.DurationVar((*time.Duration)(&c.ScaleInCooldown), "autoscale-scale-in-cooldown", d.ScaleInCooldown.D(), "least time between any scaling and a scale-in")
+	fs.DurationVar((*time.Duration)(&c.Smooth), "autoscale-smooth", d.Smooth.D(), "window the current load is averaged over")
+	fs.DurationVar((*time.Duration)(&c.Lead), "autoscale-lead", d.Lead.D(), "how far ahead the trend and seasonal terms look (about a new broker's start-up time)")
+	fs.DurationVar((*time.Duration)(&c.TrendWindow), "autoscale-trend-window", d.TrendWindow.D(), "window the load trend is fitted over (0: no trend term)")
+	fs.DurationVar((*time.Duration)(&c.Season), "autoscale-season", d.Season.D(), "period of the seasonal term (0: off)")
+	fs.DurationVar(&c.DrainTimeout, "autoscale-drain-timeout", d.DrainTimeout, "longest a broker being removed drains before it is stopped anyway")
 }
 
 // Validate reports a configuration the loop cannot run with.

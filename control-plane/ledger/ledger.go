@@ -66,39 +66,50 @@ type Config struct {
 	Webhooks egress.Policy
 }
 
-// RegisterFlags registers the ledger's flags with their defaults.
+// DefaultConfig returns the defaults the flags start from; the zero
+// egress.Policy lets webhooks reach public addresses only.
+func DefaultConfig() Config {
+	return Config{
+		SampleInterval: time.Minute,
+		RateInterval:   time.Minute,
+		FinalizeGrace:  time.Hour,
+		RetryBase:      5 * time.Second,
+		MaxAttempts:    12,
+		WebhookTimeout: 10 * time.Second,
+	}
+}
+
+// RegisterFlags registers the ledger's flags with the defaults of
+// DefaultConfig.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.SampleInterval, "billing-sample-interval", time.Minute, "storage and partition sampling window for billing (keep it a divisor of 15m)")
-	fs.DurationVar(&c.RateInterval, "billing-rate-interval", time.Minute, "how often draft invoices are re-rated")
-	fs.DurationVar(&c.FinalizeGrace, "billing-finalize-grace", time.Hour, "how long after a month ends its invoice is finalized")
-	fs.DurationVar(&c.RetryBase, "billing-webhook-retry", 5*time.Second, "first retry delay of a failed budget alert webhook (doubles each attempt)")
-	fs.IntVar(&c.MaxAttempts, "billing-webhook-attempts", 12, "attempts before a budget alert webhook is given up")
-	fs.DurationVar(&c.WebhookTimeout, "billing-webhook-timeout", 10*time.Second, "timeout of one budget alert webhook POST")
+	d := DefaultConfig()
+	fs.DurationVar(&c.SampleInterval, "billing-sample-interval", d.SampleInterval, "storage and partition sampling window for billing (keep it a divisor of 15m)")
+	fs.DurationVar(&c.RateInterval, "billing-rate-interval", d.RateInterval, "how often draft invoices are re-rated")
+	fs.DurationVar(&c.FinalizeGrace, "billing-finalize-grace", d.FinalizeGrace, "how long after a month ends its invoice is finalized")
+	fs.DurationVar(&c.RetryBase, "billing-webhook-retry", d.RetryBase, "first retry delay of a failed budget alert webhook (doubles each attempt)")
+	fs.IntVar(&c.MaxAttempts, "billing-webhook-attempts", d.MaxAttempts, "attempts before a budget alert webhook is given up")
+	fs.DurationVar(&c.WebhookTimeout, "billing-webhook-timeout", d.WebhookTimeout, "timeout of one budget alert webhook POST")
 	c.Webhooks.RegisterFlags(fs)
 }
 
-// Validate checks the configuration and fills defaults.
+// Validate checks the configuration, naming the flag of a bad value.
 func (c *Config) Validate() error {
-	if c.SampleInterval <= 0 {
-		c.SampleInterval = time.Minute
-	}
-	if c.RateInterval <= 0 {
-		c.RateInterval = time.Minute
-	}
-	if c.RetryBase <= 0 {
-		c.RetryBase = 5 * time.Second
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 12
-	}
-	if c.WebhookTimeout <= 0 {
-		c.WebhookTimeout = 10 * time.Second
+	switch {
+	case c.SampleInterval <= 0:
+		return fmt.Errorf("ledger: --billing-sample-interval must be positive, got %s", c.SampleInterval)
+	case c.RateInterval <= 0:
+		return fmt.Errorf("ledger: --billing-rate-interval must be positive, got %s", c.RateInterval)
+	case c.RetryBase <= 0:
+		return fmt.Errorf("ledger: --billing-webhook-retry must be positive, got %s", c.RetryBase)
+	case c.WebhookTimeout <= 0:
+		return fmt.Errorf("ledger: --billing-webhook-timeout must be positive, got %s", c.WebhookTimeout)
+	case c.MaxAttempts <= 0:
+		return fmt.Errorf("ledger: --billing-webhook-attempts must be positive, got %d", c.MaxAttempts)
+	case c.FinalizeGrace < 0:
+		return fmt.Errorf("ledger: --billing-finalize-grace must not be negative")
 	}
 	if err := c.Webhooks.Validate(); err != nil {
 		return err
-	}
-	if c.FinalizeGrace < 0 {
-		return fmt.Errorf("ledger: --billing-finalize-grace must not be negative")
 	}
 	if (15*time.Minute)%c.SampleInterval != 0 {
 		return fmt.Errorf("ledger: --billing-sample-interval %s must divide 15m, so samples never straddle a rating bucket", c.SampleInterval)

@@ -12,12 +12,14 @@ package placement
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 )
 
 // Assign spreads unassigned items over the brokers that are not draining,
@@ -76,6 +78,37 @@ type Config struct {
 	MaxMoves    int
 }
 
+// DefaultConfig returns the defaults the flags start from; the rebalancer
+// is off.
+func DefaultConfig() Config {
+	return Config{Interval: 500 * time.Millisecond, MoveTimeout: 15 * time.Second, MaxMoves: 8}
+}
+
+// RegisterFlags registers placement's flags with the defaults of
+// DefaultConfig.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.DurationVar(&c.Interval, "placement-interval", d.Interval, "placement round period (also bounds how long a dead broker's partitions stay unled after its session expires)")
+	fs.DurationVar(&c.RebalanceInterval, "rebalance-interval", d.RebalanceInterval, "how often partitions are rebalanced by measured load and draining brokers emptied, with graceful moves (0: off)")
+	fs.DurationVar(&c.MoveTimeout, "move-timeout", d.MoveTimeout, "how long a leader has to hand a moving partition off before the move is forced")
+	fs.IntVar(&c.MaxMoves, "max-moves", d.MaxMoves, "most partition moves the rebalancer starts per round")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
+func (c Config) Validate() error {
+	switch {
+	case c.Interval <= 0:
+		return fmt.Errorf("placement: --placement-interval must be positive, got %s", c.Interval)
+	case c.RebalanceInterval < 0:
+		return fmt.Errorf("placement: --rebalance-interval must not be negative (0 turns it off), got %s", c.RebalanceInterval)
+	case c.MoveTimeout <= 0:
+		return fmt.Errorf("placement: --move-timeout must be positive, got %s", c.MoveTimeout)
+	case c.MaxMoves <= 0:
+		return fmt.Errorf("placement: --max-moves must be positive, got %d", c.MaxMoves)
+	}
+	return nil
+}
+
 // Loop runs placement rounds.
 type Loop struct {
 	cfg     Config
@@ -86,16 +119,11 @@ type Loop struct {
 	failure prometheus.Counter
 }
 
-// New returns a loop; reg may be nil.
+// New returns a loop; reg may be nil. New panics if cfg does not
+// Validate: a wiring error that cmd/eddy reports before getting here.
 func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *Loop {
-	if cfg.Interval <= 0 {
-		cfg.Interval = 500 * time.Millisecond
-	}
-	if cfg.MoveTimeout <= 0 {
-		cfg.MoveTimeout = 15 * time.Second
-	}
-	if cfg.MaxMoves <= 0 {
-		cfg.MaxMoves = 8
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
 	l := &Loop{
 		cfg: cfg, store: st, log: log,

@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // KubernetesConfig locates the brokers' workload and the API server.
@@ -30,6 +32,34 @@ type KubernetesConfig struct {
 	CAFile    string
 }
 
+// DefaultKubernetesConfig returns the defaults the flags start from.
+func DefaultKubernetesConfig() KubernetesConfig {
+	return KubernetesConfig{Kind: "statefulsets"}
+}
+
+// RegisterFlags registers the --k8s-* flags with the defaults of
+// DefaultKubernetesConfig.
+func (c *KubernetesConfig) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultKubernetesConfig()
+	fs.StringVar(&c.APIServer, "k8s-api-server", d.APIServer, "Kubernetes API server URL (default: in-cluster)")
+	fs.StringVar(&c.Namespace, "k8s-namespace", d.Namespace, "namespace of the brokers' workload")
+	fs.StringVar(&c.Kind, "k8s-kind", d.Kind, "the brokers' workload kind: statefulsets (broker id = ordinal+1) or deployments")
+	fs.StringVar(&c.Name, "k8s-name", d.Name, "name of the brokers' StatefulSet or Deployment")
+	fs.StringVar(&c.TokenFile, "k8s-token-file", d.TokenFile, "bearer token file (default in a cluster: the pod's service-account token)")
+	fs.StringVar(&c.CAFile, "k8s-ca-file", d.CAFile, "CA certificate of the API server (default in a cluster: the service account's)")
+}
+
+// Validate checks the configuration, naming the flag of a bad value.
+func (c KubernetesConfig) Validate() error {
+	if c.Kind != "statefulsets" && c.Kind != "deployments" {
+		return fmt.Errorf("scaler: --k8s-kind %q is neither statefulsets nor deployments", c.Kind)
+	}
+	if c.Name == "" || c.Namespace == "" {
+		return fmt.Errorf("scaler: the brokers' %s needs a name and a namespace (--k8s-name, --k8s-namespace)", c.Kind)
+	}
+	return nil
+}
+
 const saDir = "/var/run/secrets/kubernetes.io/serviceaccount/"
 
 // Kubernetes scales a StatefulSet or Deployment with the scale
@@ -43,14 +73,8 @@ type Kubernetes struct {
 // NewKubernetes checks cfg and prepares a client. client may be nil (one
 // is built with the CA file, if any).
 func NewKubernetes(cfg KubernetesConfig, client *http.Client) (*Kubernetes, error) {
-	if cfg.Kind == "" {
-		cfg.Kind = "statefulsets"
-	}
-	if cfg.Kind != "statefulsets" && cfg.Kind != "deployments" {
-		return nil, fmt.Errorf("scaler: kind %q is neither statefulsets nor deployments", cfg.Kind)
-	}
-	if cfg.Name == "" || cfg.Namespace == "" {
-		return nil, fmt.Errorf("scaler: the brokers' %s needs a name and a namespace", cfg.Kind)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.APIServer == "" {
 		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")

@@ -117,7 +117,9 @@ func TestKubernetes(t *testing.T) {
 	defer srv.Close()
 	tok := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tok, []byte("sa-token\n"), 0o600)
-	k, err := NewKubernetes(KubernetesConfig{APIServer: srv.URL, Namespace: "eddy", Name: "brokers", TokenFile: tok}, srv.Client())
+	cfg := DefaultKubernetesConfig()
+	cfg.APIServer, cfg.Namespace, cfg.Name, cfg.TokenFile = srv.URL, "eddy", "brokers", tok
+	k, err := NewKubernetes(cfg, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
