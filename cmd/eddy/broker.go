@@ -11,8 +11,15 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
+// defaultDataDir is where a broker keeps its WAL, metering spool, read
+// cache and (with --objstore fs) its objects unless told otherwise.
+const defaultDataDir = "./data"
+
+// brokerConfig is eddy broker's configuration: the broker's own (with its
+// parts'), its object store's and its share of tiered storage.
 type brokerConfig struct {
 	broker.Config
 	databaseURL string
@@ -22,14 +29,39 @@ type brokerConfig struct {
 	tiered      tieredConfig
 }
 
-func (c *brokerConfig) register(cmd *cobra.Command) {
-	fs := cmd.Flags()
+// RegisterFlags registers every flag of eddy broker by delegating to the
+// parts' RegisterFlags.
+func (c *brokerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	c.Config.RegisterFlags(fs)
-	c.objstore.registerFlags(fs)
-	c.tiered.registerFlags(fs)
+	c.objstore.RegisterFlags(fs)
+	c.tiered.RegisterFlags(fs)
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
-	fs.StringVar(&c.dataDir, "data-dir", "./data", "local directory for the WAL (and the fs object store)")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "local directory for the WAL (and the fs object store)")
 	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
+}
+
+// Validate checks every part, after putting the directories not given
+// under --data-dir.
+func (c *brokerConfig) Validate() error {
+	if c.databaseURL == "" {
+		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
+	}
+	if c.Leader.WALDir == "" {
+		c.Leader.WALDir = filepath.Join(c.dataDir, "wal")
+	}
+	if c.Metering.Dir == "" {
+		c.Metering.Dir = filepath.Join(c.dataDir, "metering")
+	}
+	if c.tiered.cache.Dir == "" {
+		c.tiered.cache.Dir = filepath.Join(c.dataDir, "cache")
+	}
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if err := c.objstore.Validate(); err != nil {
+		return err
+	}
+	return c.tiered.Validate()
 }
 
 func newBrokerCmd() *cobra.Command {
@@ -41,19 +73,13 @@ func newBrokerCmd() *cobra.Command {
 			return runBroker(cmd.Context(), cfg, slog.Default())
 		},
 	}
-	cfg.register(cmd)
+	cfg.RegisterFlags(cmd.Flags())
 	return cmd
 }
 
 func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
-	if cfg.databaseURL == "" {
-		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
-	}
-	if cfg.Leader.WALDir == "" {
-		cfg.Leader.WALDir = filepath.Join(cfg.dataDir, "wal")
-	}
-	if cfg.Metering.Dir == "" {
-		cfg.Metering.Dir = filepath.Join(cfg.dataDir, "metering")
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return err
@@ -68,7 +94,7 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	readCache, runner, err := openTiered(cfg.tiered, cfg.ID, cfg.dataDir, st, bkt, log, reg)
+	readCache, runner, err := openTiered(cfg.tiered, cfg.ID, st, bkt, log, reg)
 	if err != nil {
 		return err
 	}

@@ -53,9 +53,9 @@ func newFsckCmd() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	objs.registerFlags(fs)
+	objs.RegisterFlags(fs)
 	fs.StringVar(&databaseURL, "database-url", "", "Postgres URL")
-	fs.StringVar(&dataDir, "data-dir", "./data", "data directory (the fs object store defaults to <data-dir>/objects)")
+	fs.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory (the fs object store defaults to <data-dir>/objects)")
 	fs.DurationVar(&orphanAge, "orphan-age", 10*time.Minute, "ignore objects without an objects row younger than this (flushes in flight)")
 	fs.BoolVar(&strict, "strict", false, "also fail if unreferenced or orphaned objects remain")
 	return cmd

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/store"
@@ -34,7 +33,9 @@ type tieredConfig struct {
 	shards         int
 }
 
-func (c *tieredConfig) registerFlags(fs *pflag.FlagSet) {
+// RegisterFlags registers the cache's, the job runner's, the collector's
+// and compaction's flags, and the job intervals.
+func (c *tieredConfig) RegisterFlags(fs *pflag.FlagSet) {
 	c.cache.RegisterFlags(fs)
 	c.jobs.RegisterFlags(fs)
 	c.gc.RegisterFlags(fs)
@@ -46,6 +47,33 @@ func (c *tieredConfig) registerFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.shards, "jobs-shards", 4, "retention and compaction jobs per kind, each over a share of the partitions (keep it equal on every broker)")
 }
 
+// Validate checks the job intervals and every part (the cache needs its
+// directory by now).
+func (c *tieredConfig) Validate() error {
+	switch {
+	case c.retentionEvery <= 0:
+		return fmt.Errorf("tiered: --retention-interval must be positive, got %s", c.retentionEvery)
+	case c.compactEvery <= 0:
+		return fmt.Errorf("tiered: --compact-interval must be positive, got %s", c.compactEvery)
+	case c.gcEvery <= 0:
+		return fmt.Errorf("tiered: --gc-interval must be positive, got %s", c.gcEvery)
+	case c.orphansEvery <= 0:
+		return fmt.Errorf("tiered: --gc-orphans-interval must be positive, got %s", c.orphansEvery)
+	case c.shards <= 0:
+		return fmt.Errorf("tiered: --jobs-shards must be positive, got %d", c.shards)
+	}
+	if err := c.cache.Validate(); err != nil {
+		return err
+	}
+	if err := c.jobs.Validate(); err != nil {
+		return err
+	}
+	if err := c.gc.Validate(); err != nil {
+		return err
+	}
+	return c.compact.Validate()
+}
+
 // Job kinds, as stored in the jobs table.
 const (
 	jobRetention = "retention"
@@ -54,22 +82,11 @@ const (
 	jobOrphans   = "gc-orphans"
 )
 
-// openTiered opens the read cache (under dataDir unless configured) and
-// prepares the job runner. The caller closes the cache after the runner
-// and the broker stopped.
-func openTiered(cfg tieredConfig, brokerID int32, dataDir string, st *store.Store, bkt bucket.Bucket,
+// openTiered opens the read cache and prepares the job runner; cfg must
+// have been validated. The caller closes the cache after the runner and
+// the broker stopped.
+func openTiered(cfg tieredConfig, brokerID int32, st *store.Store, bkt bucket.Bucket,
 	log *slog.Logger, reg prometheus.Registerer) (*cache.Cache, *jobs.Runner, error) {
-	if cfg.cache.Dir == "" {
-		cfg.cache.Dir = filepath.Join(dataDir, "cache")
-	}
-	for _, d := range []time.Duration{cfg.retentionEvery, cfg.compactEvery, cfg.gcEvery, cfg.orphansEvery} {
-		if d <= 0 {
-			return nil, nil, fmt.Errorf("tiered: job intervals must be positive")
-		}
-	}
-	if cfg.shards <= 0 {
-		return nil, nil, fmt.Errorf("tiered: --jobs-shards must be positive")
-	}
 	runner, err := jobs.New(cfg.jobs, st, log, reg)
 	if err != nil {
 		return nil, nil, err
