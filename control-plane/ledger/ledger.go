@@ -111,8 +111,8 @@ func (c *Config) Validate() error {
 	if err := c.Webhooks.Validate(); err != nil {
 		return err
 	}
-	if (15*time.Minute)%c.SampleInterval != 0 {
-		return fmt.Errorf("ledger: --billing-sample-interval %s must divide 15m, so samples never straddle a rating bucket", c.SampleInterval)
+	if billing.BucketSize%c.SampleInterval != 0 {
+		return fmt.Errorf("ledger: --billing-sample-interval %s must divide %s, so samples never straddle a rating bucket", c.SampleInterval, billing.BucketSize)
 	}
 	return nil
 }
