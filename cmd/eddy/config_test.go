@@ -30,6 +30,20 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the settings tables in docs/operations.md")
 
+// flagRegisterer is a configuration with flags.
+type flagRegisterer interface{ RegisterFlags(*pflag.FlagSet) }
+
+// flagsOf registers the flags of every config on one new flag set, which
+// keeps them in registration order.
+func flagsOf(configs ...flagRegisterer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("eddy", pflag.ContinueOnError)
+	fs.SortFlags = false
+	for _, c := range configs {
+		c.RegisterFlags(fs)
+	}
+	return fs
+}
+
 // part is a component's configuration inside a command's, with the
 // defaults its package declares.
 type part struct {
@@ -46,10 +60,7 @@ type settings struct {
 
 func brokerSettings() settings {
 	var c brokerConfig
-	fs := pflag.NewFlagSet("broker", pflag.ContinueOnError)
-	fs.SortFlags = false
-	c.RegisterFlags(fs)
-	return settings{fs, []part{
+	return settings{flagsOf(&c), []part{
 		{&c.Config, broker.DefaultConfig()},
 		{&c.Leader, leader.DefaultConfig()},
 		{&c.Leader.WAL, wal.DefaultOptions()},
@@ -65,10 +76,7 @@ func brokerSettings() settings {
 
 func controlPlaneSettings() settings {
 	var c controlPlaneConfig
-	fs := pflag.NewFlagSet("control-plane", pflag.ContinueOnError)
-	fs.SortFlags = false
-	c.RegisterFlags(fs)
-	return settings{fs, []part{
+	return settings{flagsOf(&c), []part{
 		{&c.placement, placement.DefaultConfig()},
 		{&c.ledger, ledger.DefaultConfig()},
 		{&c.api, api.DefaultConfig()},
@@ -211,9 +219,7 @@ func TestBrokerHelpListsEveryPart(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	fs := pflag.NewFlagSet("parts", pflag.ContinueOnError)
-	new(group.Config).RegisterFlags(fs)
-	new(leader.Config).RegisterFlags(fs) // and the WAL's
+	fs := flagsOf(new(group.Config), new(leader.Config)) // leader's has the WAL's
 	n := 0
 	fs.VisitAll(func(f *pflag.Flag) {
 		n++
@@ -234,8 +240,7 @@ func TestEnvReachesNestedConfig(t *testing.T) {
 	t.Setenv("EDDY_DATABASE_URL", "") // eddy broker stops at once without it
 
 	var c brokerConfig
-	fs := pflag.NewFlagSet("broker", pflag.ContinueOnError)
-	c.RegisterFlags(fs)
+	fs := flagsOf(&c)
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -268,8 +273,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 	validate := map[string]func(args []string) error{
 		"broker": func(args []string) error {
 			var c brokerConfig
-			fs := pflag.NewFlagSet("broker", pflag.ContinueOnError)
-			c.RegisterFlags(fs)
+			fs := flagsOf(&c)
 			base := []string{"--database-url=postgres://x", "--data-dir=" + dataDir, "--anonymous-cluster=vc-dev"}
 			if err := fs.Parse(append(base, args...)); err != nil {
 				return err
@@ -278,8 +282,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		},
 		"control-plane": func(args []string) error {
 			var c controlPlaneConfig
-			fs := pflag.NewFlagSet("control-plane", pflag.ContinueOnError)
-			c.RegisterFlags(fs)
+			fs := flagsOf(&c)
 			if err := fs.Parse(append([]string{"--database-url=postgres://x"}, args...)); err != nil {
 				return err
 			}
@@ -350,10 +353,10 @@ func TestDevControlPlaneStartsFromTheDefaults(t *testing.T) {
 }
 
 // section is a heading of docs/operations.md and the flags under it: those
-// register adds, or (nil) every flag of the command no other section has.
+// of config, or (nil) every flag of the command no other section has.
 type section struct {
-	title    string
-	register func(*pflag.FlagSet)
+	title  string
+	config flagRegisterer
 }
 
 var operationsDoc = []struct {
@@ -363,19 +366,19 @@ var operationsDoc = []struct {
 }{
 	{"eddy broker", brokerSettings, []section{
 		{"Broker (data-plane/broker)", nil},
-		{"Partitions and write-ahead log (data-plane/leader, data-plane/wal)", func(fs *pflag.FlagSet) { new(leader.Config).RegisterFlags(fs) }},
-		{"Consumer groups (data-plane/group)", func(fs *pflag.FlagSet) { new(group.Config).RegisterFlags(fs) }},
-		{"Usage metering (billing/meter)", func(fs *pflag.FlagSet) { new(billmeter.Config).RegisterFlags(fs) }},
-		{"Object store (tiered/fsbucket, tiered/s3bucket)", func(fs *pflag.FlagSet) { new(objstoreConfig).RegisterFlags(fs) }},
-		{"Tiered storage: read cache, jobs, collection, compaction (tiered/*)", func(fs *pflag.FlagSet) { new(tieredConfig).RegisterFlags(fs) }},
+		{"Partitions and write-ahead log (data-plane/leader, data-plane/wal)", new(leader.Config)},
+		{"Consumer groups (data-plane/group)", new(group.Config)},
+		{"Usage metering (billing/meter)", new(billmeter.Config)},
+		{"Object store (tiered/fsbucket, tiered/s3bucket)", new(objstoreConfig)},
+		{"Tiered storage: read cache, jobs, collection, compaction (tiered/*)", new(tieredConfig)},
 	}},
 	{"eddy control-plane", controlPlaneSettings, []section{
 		{"Control plane", nil},
-		{"Placement and rebalancing (control-plane/placement)", func(fs *pflag.FlagSet) { new(placement.Config).RegisterFlags(fs) }},
-		{"Autoscaler (control-plane/autoscale)", func(fs *pflag.FlagSet) { new(autoscale.LoopConfig).RegisterFlags(fs) }},
-		{"Kubernetes scaler (control-plane/scaler)", func(fs *pflag.FlagSet) { new(scaler.KubernetesConfig).RegisterFlags(fs) }},
-		{"REST API (api)", func(fs *pflag.FlagSet) { new(api.Config).RegisterFlags(fs) }},
-		{"Billing ledger (control-plane/ledger)", func(fs *pflag.FlagSet) { new(ledger.Config).RegisterFlags(fs) }},
+		{"Placement and rebalancing (control-plane/placement)", new(placement.Config)},
+		{"Autoscaler (control-plane/autoscale)", new(autoscale.LoopConfig)},
+		{"Kubernetes scaler (control-plane/scaler)", new(scaler.KubernetesConfig)},
+		{"REST API (api)", new(api.Config)},
+		{"Billing ledger (control-plane/ledger)", new(ledger.Config)},
 	}},
 }
 
@@ -394,9 +397,7 @@ func settingsTables(t *testing.T) string {
 		all := cmd.build().fs
 		sectionOf := map[string]string{}
 		for _, sec := range cmd.sections[1:] {
-			fs := pflag.NewFlagSet(sec.title, pflag.ContinueOnError)
-			sec.register(fs)
-			fs.VisitAll(func(f *pflag.Flag) {
+			flagsOf(sec.config).VisitAll(func(f *pflag.Flag) {
 				if all.Lookup(f.Name) == nil {
 					t.Errorf("%s: section %q has --%s, which the command does not", cmd.command, sec.title, f.Name)
 				}
