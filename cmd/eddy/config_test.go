@@ -88,30 +88,40 @@ func controlPlaneSettings() settings {
 // noFlag lists the exported fields of the parts that deliberately have no
 // flag of their own, with the reason.
 var noFlag = map[string]string{
-	"leader.Config.BrokerID": "broker.Config.Validate copies --id",
-	"meter.Config.BrokerID":  "broker.Config.Validate copies --id",
-	"leader.Config.Remote":   "the read cache (--remote-cache-*), opened at start-up",
+	"leader.Config.BrokerID":           "broker.Config.Validate copies --id",
+	"meter.Config.BrokerID":            "broker.Config.Validate copies --id",
+	"leader.Config.Remote":             "the read cache (--remote-cache-*), opened at start-up",
+	"ledger.Config.Webhooks.Allow":     "egress.Policy.Validate parses --webhook-allow-cidrs into it",
+	"api.Config.Webhooks.AllowPrivate": "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
+	"api.Config.Webhooks.Allow":        "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
 }
 
-// fields returns the exported leaf fields of the parts, keyed by declaring
-// type and name ("group.Config.OffsetsRetention"), with their values.
+// fields returns the exported leaf fields of the parts with their values,
+// keyed by the part's type and the path to the field
+// ("broker.Config.Listen", "ledger.Config.Webhooks.Allow"). A part
+// inside another is listed under its own type only.
 func (s settings) fields() map[string]any {
+	parts := map[any]bool{}
+	for _, p := range s.parts {
+		parts[p.ptr] = true
+	}
 	out := map[string]any{}
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
 		for i := range v.NumField() {
-			f := v.Type().Field(i)
+			f, fv := v.Type().Field(i), v.Field(i)
 			switch {
 			case !f.IsExported():
-			case f.Type.Kind() == reflect.Struct:
-				walk(v.Field(i))
-			default:
-				out[v.Type().String()+"."+f.Name] = v.Field(i).Interface()
+			case f.Type.Kind() != reflect.Struct:
+				out[path+"."+f.Name] = fv.Interface()
+			case !parts[fv.Addr().Interface()]:
+				walk(fv, path+"."+f.Name)
 			}
 		}
 	}
 	for _, p := range s.parts {
-		walk(reflect.ValueOf(p.ptr).Elem())
+		v := reflect.ValueOf(p.ptr).Elem()
+		walk(v, v.Type().String())
 	}
 	return out
 }
@@ -315,6 +325,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{"control-plane", []string{"--placement-interval=0"}, "--placement-interval"},
 		{"control-plane", []string{"--max-moves=0"}, "--max-moves"},
 		{"control-plane", []string{"--billing-webhook-attempts=0"}, "--billing-webhook-attempts"},
+		{"control-plane", []string{"--webhook-allow-cidrs=10.0.0.0/99"}, "--webhook-allow-cidrs"},
 		{"control-plane", []string{"--api-listen=127.0.0.1:0", "--token-ttl=0"}, "--token-ttl"},
 		{"control-plane", []string{"--autoscale", "--autoscale-interval=0"}, "--autoscale-interval"},
 		{"control-plane", []string{"--autoscale", "--k8s-kind=pods", "--k8s-name=b", "--k8s-namespace=n"}, "--k8s-kind"},
