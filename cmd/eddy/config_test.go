@@ -389,7 +389,7 @@ var operationsDoc = []struct {
 		{"Autoscaler (control-plane/autoscale)", new(autoscale.LoopConfig)},
 		{"Kubernetes scaler (control-plane/scaler)", new(scaler.KubernetesConfig)},
 		{"REST API (api)", new(api.Config)},
-		{"Billing ledger (control-plane/ledger)", new(ledger.Config)},
+		{"Billing ledger and its webhooks (control-plane/ledger, internal/egress)", new(ledger.Config)},
 	}},
 }
 
