@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,7 +205,13 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	l.Add("banner", service.Basic{
 		// The REST API must answer too: the banner tells users to use it.
 		Starting: func(ctx context.Context) error {
-			if err := waitListening(ctx, append(addrs, apiAddr), filepath.Join(dir, "logs")); err != nil {
+			if err := waitListening(ctx, addrs, filepath.Join(dir, "logs")); err != nil {
+				return err
+			}
+			// The REST API is ready when it answers, not when its port
+			// accepts: another process may hold the port (then the control
+			// plane fails and eddy dev stops without printing ready).
+			if err := waitHTTPReady(ctx, apiURL+"/readyz"); err != nil {
 				return err
 			}
 			printDevBanner(os.Stdout, devBanner{
@@ -243,6 +251,33 @@ func waitListening(ctx context.Context, addrs []string, logs string) error {
 		}
 	}
 	return nil
+}
+
+// waitHTTPReady waits until url answers 200 OK.
+func waitHTTPReady(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within a minute", url)
+		}
+	}
 }
 
 // devAdminToken reads the development operator token at path, creating it
