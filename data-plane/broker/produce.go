@@ -5,9 +5,9 @@ import (
 	"errors"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"

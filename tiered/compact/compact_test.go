@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"

@@ -17,9 +17,9 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
-	"github.com/eddy-streams/eddy/data-plane/batch"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/tiered/bucket"

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/internal/batch"
 )
 
 var (

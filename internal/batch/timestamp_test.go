@@ -6,7 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/internal/batch"
 )
 
 func TestFirstAtOrAfterEveryCodec(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/eddy-streams/eddy/data-plane/batch"
+	"github.com/eddy-streams/eddy/internal/batch"
 )
 
 // seeds are valid batches in every codec, alone and back to back, plus the
