@@ -11,7 +11,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/billing"
-	dpstore "github.com/eddy-streams/eddy/data-plane/store"
+	dpstore "github.com/eddy-streams/eddy/internal/store"
 )
 
 // usageAndInvoice reports 3 GB in and 1 GB out for cluster at the start of

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/eddy-streams/eddy/data-plane/broker"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/service"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"

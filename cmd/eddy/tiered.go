@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"

@@ -13,9 +13,9 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	"github.com/eddy-streams/eddy/control-plane/store"
-	dpstore "github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	dpstore "github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )

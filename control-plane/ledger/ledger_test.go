@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/store"
-	dpstore "github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	dpstore "github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

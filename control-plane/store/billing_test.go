@@ -10,8 +10,8 @@ import (
 
 	"github.com/eddy-streams/eddy/billing"
 	"github.com/eddy-streams/eddy/control-plane/store"
-	dpstore "github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	dpstore "github.com/eddy-streams/eddy/internal/store"
 )
 
 func ts(s string) time.Time {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/group"
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

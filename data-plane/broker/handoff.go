@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Graceful partition moves. The control plane asks for a move by setting

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )

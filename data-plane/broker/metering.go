@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 
 	billmeter "github.com/eddy-streams/eddy/billing/meter"
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // connMeter is a connection's link to its cluster's counter. The reader

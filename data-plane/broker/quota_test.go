@@ -10,9 +10,9 @@ import (
 	"time"
 
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"

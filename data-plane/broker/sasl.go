@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/scram"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )

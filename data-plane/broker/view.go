@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 

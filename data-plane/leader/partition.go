@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/wal"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Errors a Partition returns; the broker maps each to a Kafka error code.

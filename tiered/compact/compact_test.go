@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"
 	"github.com/eddy-streams/eddy/tiered/fsck"

@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/eddy-streams/eddy/tiered/object"
 	"github.com/twmb/franz-go/pkg/kgo"

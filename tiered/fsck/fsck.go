@@ -11,7 +11,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/gc"
 )

@@ -26,7 +26,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"

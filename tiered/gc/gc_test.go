@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/eddy-streams/eddy/tiered/gc"
 	"github.com/eddy-streams/eddy/tiered/retention"

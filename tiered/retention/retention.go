@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/s3test"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"

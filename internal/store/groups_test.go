@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/jackc/pgx/v5"
 )
 
