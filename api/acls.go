@@ -7,8 +7,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Kafka ACLs of a cluster (internal/acl has the model). They are the same

@@ -12,7 +12,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Principal is who a request acts as.

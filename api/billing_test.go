@@ -11,7 +11,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/billing"
-	dpstore "github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // usageAndInvoice reports 3 GB in and 1 GB out for cluster at the start of
@@ -20,18 +20,13 @@ import (
 func (e *env) usageAndInvoice(orgID, clusterID string) client.Invoice {
 	e.t.Helper()
 	ctx := context.Background()
-	dp, err := dpstore.Open(ctx, e.dbURL, 2)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer dp.Close()
 	ob, err := e.st.OrgBillingOf(ctx, orgID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	loc, _ := time.LoadLocation(ob.TimeZone)
 	p := billing.MonthOf(time.Now(), loc)
-	err = dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "t", WindowStart: p.Start, WindowEnd: p.Start.Add(time.Minute),
+	err = e.st.InsertUsage(ctx, []store.UsageReport{{BrokerID: 1, BootID: "t", WindowStart: p.Start, WindowEnd: p.Start.Add(time.Minute),
 		Cluster: clusterID, BytesIn: 3e9, BytesOut: 1e9, Requests: 10, Connections: 1}})
 	if err != nil {
 		e.t.Fatal(err)

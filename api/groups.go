@@ -6,7 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Consumer groups as their committed offsets show them: the groups of a
@@ -44,7 +44,7 @@ func (s *Server) getGroup(c echo.Context) error {
 	}
 	out := client.ConsumerGroupDetail{ConsumerGroup: client.ConsumerGroup{GroupID: c.Param("group_id")}, Offsets: make([]client.GroupOffset, 0, len(offs))}
 	for _, o := range offs {
-		out.Offsets = append(out.Offsets, client.GroupOffset{Topic: o.Topic, Partition: o.Partition, CommittedOffset: o.Committed,
+		out.Offsets = append(out.Offsets, client.GroupOffset{Topic: o.Topic, Partition: o.Partition, CommittedOffset: o.Offset,
 			HighWatermark: o.HighWatermark, Lag: o.Lag(), Metadata: o.Metadata, CommittedAt: o.CommittedAt})
 		out.TotalLag += o.Lag()
 		if o.CommittedAt.After(out.LastCommitAt) {

@@ -23,8 +23,8 @@ import (
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -62,7 +62,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e := &env{t: t, dbURL: pgtest.URL(t)}
-	st, err := store.Open(ctx, e.dbURL)
+	st, err := store.Open(ctx, e.dbURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

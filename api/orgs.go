@@ -10,7 +10,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // pageParams reads ?limit= (1-1000, default 100) and ?cursor=.

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // problem is an error that becomes an RFC 7807 response.

@@ -37,8 +37,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 //go:embed openapi.yaml

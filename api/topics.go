@@ -14,7 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // maxTopicPartitions bounds one topic (the cluster's max_partitions
@@ -35,8 +35,8 @@ func topicOut(t store.Topic) client.Topic {
 		Configs: t.Configs, Partitions: make([]client.Partition, 0, len(t.Partitions)), CreatedAt: t.CreatedAt}
 	for _, p := range t.Partitions {
 		cp := client.Partition{Partition: p.Partition, LeaderEpoch: p.LeaderEpoch, HighWatermark: p.HighWatermark}
-		if p.Leader >= 0 {
-			l := p.Leader
+		if p.LeaderID >= 0 {
+			l := p.LeaderID
 			cp.Leader = &l
 		}
 		out.Partitions = append(out.Partitions, cp)
@@ -86,7 +86,10 @@ func (s *Server) createTopic(c echo.Context) error {
 		cfg = map[string]string{}
 	}
 	maps.Copy(cfg, req.Configs)
-	t, err := s.st.CreateTopic(c.Request().Context(), cl.OrgID, cl.ID, req.Name, n, cfg)
+	if _, err := s.st.CreateTopic(c.Request().Context(), cl.OrgID, cl.ID, req.Name, n, cfg); err != nil {
+		return storeError(err, "topic")
+	}
+	t, err := s.st.Topic(c.Request().Context(), cl.OrgID, cl.ID, req.Name)
 	if err != nil {
 		return storeError(err, "topic")
 	}

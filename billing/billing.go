@@ -1,7 +1,7 @@
 // Package billing turns metered usage into money: a price book with
 // effective dates, plans with included usage, rating into daily cost lines
 // per cluster and metric, and monthly invoices per organisation in the
-// organisation's time zone. It is pure computation; control-plane/store
+// organisation's time zone. It is pure computation; internal/store
 // reads and writes what it computes, and billing/meter counts usage in
 // brokers.
 //

@@ -15,8 +15,8 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/service"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -144,7 +144,7 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 			return err
 		}
 	}
-	st, err := cpstore.Open(ctx, cfg.databaseURL)
+	st, err := store.Open(ctx, cfg.databaseURL, 0)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // devTenant is the development organisation `eddy dev` makes on first start:
@@ -26,7 +26,7 @@ const devName = "dev"
 
 // ensureDevTenant finds or creates the development tenant.
 func ensureDevTenant(ctx context.Context, dbURL, envPath string) (devTenant, error) {
-	st, err := store.Open(ctx, dbURL)
+	st, err := store.Open(ctx, dbURL, 0)
 	if err != nil {
 		return devTenant{}, err
 	}

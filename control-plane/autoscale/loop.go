@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
@@ -27,7 +27,7 @@ type Scaler interface {
 	Scale(ctx context.Context, n int) error
 }
 
-// Store is the loop's view of Postgres (control-plane/store.Store).
+// Store is the loop's view of Postgres (internal/store.Store).
 type Store interface {
 	Pool(ctx context.Context) ([]store.PoolBroker, error)
 	SetDraining(ctx context.Context, id int32, on bool) error

@@ -12,10 +12,9 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/pgtest"
-	dpstore "github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -36,21 +35,16 @@ func TestLoop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	url := pgtest.URL(t)
-	cp, err := store.Open(ctx, url)
+	st, err := store.Open(ctx, url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Close()
-	dp, err := dpstore.Open(ctx, url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
+	defer st.Close()
 
 	// Two brokers, as the pool's sessions and heartbeats.
 	epochs := map[int32]int64{}
 	for _, id := range []int32{1, 2} {
-		e, err := dp.Register(ctx, id, "127.0.0.1", 9090+id, "", time.Hour)
+		e, err := st.Register(ctx, id, "127.0.0.1", 9090+id, "", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,13 +54,13 @@ func TestLoop(t *testing.T) {
 		t.Helper()
 		for id, e := range epochs {
 			r := brokerload.Report{At: time.Now(), Interval: 1, Rates: brokerload.Rates{BytesIn: bytesIn}}
-			if err := dp.Heartbeat(ctx, id, e, time.Hour, r.Marshal()); err != nil {
+			if err := st.Heartbeat(ctx, id, e, time.Hour, r.Marshal()); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	// Coordinator slots spread over both brokers, as placement does.
-	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
+	if _, _, err := st.PlaceRound(ctx, placement.Assign); err != nil {
 		t.Fatal(err)
 	}
 
@@ -91,7 +85,7 @@ func TestLoop(t *testing.T) {
 	now := t0
 	newLoop := func() (*Loop, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
-		l := NewLoop(cfg, cp, procs, slog.Default(), reg)
+		l := NewLoop(cfg, st, procs, slog.Default(), reg)
 		l.now = func() time.Time { return now }
 		return l, reg
 	}
@@ -107,7 +101,7 @@ func TestLoop(t *testing.T) {
 		return n
 	}
 	draining := func() []int32 {
-		pool, err := cp.Pool(ctx)
+		pool, err := st.Pool(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +166,7 @@ func TestLoop(t *testing.T) {
 	}
 	// The rebalancer's part: release its slots; placement gives them to
 	// broker 1, the only one not draining.
-	pool, err := cp.Pool(ctx)
+	pool, err := st.Pool(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +175,12 @@ func TestLoop(t *testing.T) {
 			if len(b.Slots) == 0 {
 				t.Fatal("broker 2 led no slots to begin with")
 			}
-			if err := cp.ReleaseSlots(ctx, b.Slots); err != nil {
+			if err := st.ReleaseSlots(ctx, b.Slots); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
+	if _, _, err := st.PlaceRound(ctx, placement.Assign); err != nil {
 		t.Fatal(err)
 	}
 	tick(l, 43*time.Second)
@@ -205,7 +199,7 @@ func TestLoop(t *testing.T) {
 
 	// Every tick is in load_samples; the scale-out and the scale-in with
 	// their decisions.
-	rows, err := cp.LoadSamples(ctx, t0.Add(-time.Minute))
+	rows, err := st.LoadSamples(ctx, t0.Add(-time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

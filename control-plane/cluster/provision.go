@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// provisionStore is the part of control-plane/store the provisioner uses.
+// provisionStore is the part of internal/store the provisioner uses.
 type provisionStore interface {
 	MarkClustersReady(ctx context.Context) ([]string, error)
-	Listen(ctx context.Context, channel string, fn func(wait func(context.Context) error) error) error
+	Listen(ctx context.Context, channel string, fn func(wait func(context.Context) (string, error)) error) error
 }
 
 // Provisioner moves new clusters from provisioning to ready. It wakes on
@@ -39,11 +39,11 @@ func NewProvisioner(st provisionStore, interval time.Duration, log *slog.Logger)
 // Run provisions until ctx ends.
 func (p *Provisioner) Run(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := p.st.Listen(ctx, "eddy_provision", func(wait func(context.Context) error) error {
+		err := p.st.Listen(ctx, "eddy_provision", func(wait func(context.Context) (string, error)) error {
 			for ctx.Err() == nil {
 				p.round(ctx)
 				wctx, cancel := context.WithTimeout(ctx, p.Interval)
-				err := wait(wctx)
+				_, err := wait(wctx)
 				cancel()
 				if err != nil && wctx.Err() == nil {
 					return err // the connection broke: listen again

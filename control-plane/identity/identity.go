@@ -31,7 +31,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // ErrInvalidToken wraps every reason a token is refused.

@@ -42,8 +42,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/eddy-streams/eddy/billing"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Config tunes a Ledger.

@@ -18,16 +18,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
-	dpstore "github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type env struct {
 	st  *store.Store
-	dp  *dpstore.Store
 	org store.OrgBilling
 	cl  string
 }
@@ -36,16 +34,11 @@ func newEnv(t *testing.T, tz string) *env {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.URL(t)
-	st, err := store.Open(ctx, url)
+	st, err := store.Open(ctx, url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	dp, err := dpstore.Open(ctx, url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dp.Close)
 	o, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +54,7 @@ func newEnv(t *testing.T, tz string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{st: st, dp: dp, org: ob, cl: cl.ID}
+	return &env{st: st, org: ob, cl: cl.ID}
 }
 
 // newLedger returns a ledger with fast rounds. Its webhooks may reach
@@ -87,7 +80,7 @@ func TestFinalizeAfterGrace(t *testing.T) {
 	e := newEnv(t, "Asia/Tokyo")
 	ctx := context.Background()
 	// 20 GB out on March 31st 23:30 in Tokyo (14:30 UTC): March's invoice.
-	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+	if err := e.st.InsertUsage(ctx, []store.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
 		WindowStart: time.Date(2026, 3, 31, 14, 30, 0, 0, time.UTC), WindowEnd: time.Date(2026, 3, 31, 14, 31, 0, 0, time.UTC), BytesOut: 20e9}}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +129,7 @@ func TestWebhookToPrivateAddressRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+	if err := e.st.InsertUsage(ctx, []store.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
 		WindowStart: now.Truncate(time.Minute), WindowEnd: now, BytesIn: 30e9}}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +190,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := e.dp.InsertUsage(ctx, []dpstore.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
+	if err := e.st.InsertUsage(ctx, []store.UsageReport{{BrokerID: 1, BootID: "b", Cluster: e.cl,
 		WindowStart: now.Truncate(time.Minute), WindowEnd: now, BytesIn: 30e9}}); err != nil { // 1.50
 		t.Fatal(err)
 	}

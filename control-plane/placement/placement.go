@@ -17,7 +17,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
@@ -186,9 +186,9 @@ func (l *Loop) round(ctx context.Context) {
 // errors, until ctx ends.
 func (l *Loop) listen(ctx context.Context, wake chan<- struct{}) {
 	for ctx.Err() == nil {
-		err := l.store.Listen(ctx, "eddy_placement", func(wait func(context.Context) error) error {
+		err := l.store.Listen(ctx, "eddy_placement", func(wait func(context.Context) (string, error)) error {
 			for {
-				if err := wait(ctx); err != nil {
+				if _, err := wait(ctx); err != nil {
 					return err
 				}
 				select {

@@ -3,7 +3,7 @@ package placement
 import (
 	"testing"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestAssign(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // Node is a live broker as the rebalancer sees it.

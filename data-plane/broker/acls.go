@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -39,7 +40,7 @@ func handleDescribeACLs(s *Server, c *conn, req *kmsg.DescribeACLsRequest) kmsg.
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	all, err := s.store.ACLs(ctx, c.cluster)
+	all, err := s.store.ClusterACLs(ctx, c.cluster)
 	if err != nil {
 		resp.ErrorCode, _ = errCode(err)
 		resp.ErrorMessage = strp("ACLs could not be read; try again")
@@ -53,7 +54,7 @@ func handleDescribeACLs(s *Server, c *conn, req *kmsg.DescribeACLsRequest) kmsg.
 	}
 	idx := map[pattern]int{}
 	for i := range all {
-		a := &all[i]
+		a := &all[i].ACL
 		if !f.Matches(a) {
 			continue
 		}
@@ -111,7 +112,8 @@ func handleCreateACLs(s *Server, c *conn, req *kmsg.CreateACLsRequest) kmsg.Resp
 			resp.Results = append(resp.Results, r)
 			continue
 		}
-		if err := s.store.CreateACL(ctx, a); err != nil {
+		// An identical ACL exists: success, as in Kafka.
+		if _, err := s.store.CreateACL(ctx, store.AnyOrg, a); err != nil && !errors.Is(err, store.ErrExists) {
 			r.ErrorCode, _ = errCode(err)
 			r.ErrorMessage = strp(err.Error())
 			if r.ErrorCode == kerr.UnknownServerError.Code {
@@ -139,7 +141,7 @@ func handleDeleteACLs(s *Server, c *conn, req *kmsg.DeleteACLsRequest) kmsg.Resp
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	all, err := s.store.ACLs(ctx, c.cluster)
+	all, err := s.store.ClusterACLs(ctx, c.cluster)
 	if err != nil {
 		code, _ := errCode(err)
 		fail(code, "ACLs could not be read; try again")
@@ -161,7 +163,7 @@ func handleDeleteACLs(s *Server, c *conn, req *kmsg.DeleteACLsRequest) kmsg.Resp
 			continue
 		}
 		for j := range all {
-			if a := &all[j]; f.Matches(a) {
+			if a := &all[j].ACL; f.Matches(a) {
 				matched[i] = append(matched[i], a)
 				if !seen[a.ID] {
 					seen[a.ID] = true
@@ -172,7 +174,7 @@ func handleDeleteACLs(s *Server, c *conn, req *kmsg.DeleteACLsRequest) kmsg.Resp
 	}
 	deleted := map[string]bool{}
 	if len(ids) > 0 {
-		gone, err := s.store.DeleteACLs(ctx, c.cluster, ids)
+		gone, err := s.store.DeleteACLs(ctx, store.AnyOrg, c.cluster, ids)
 		if err != nil {
 			code, _ := errCode(err)
 			resp.Results = nil

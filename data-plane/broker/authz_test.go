@@ -17,8 +17,8 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -40,7 +40,7 @@ func (a account) auth() kgo.Opt {
 func newAccount(t *testing.T, dbURL string, tn tenant, name string) account {
 	t.Helper()
 	ctx := context.Background()
-	cp, err := cpstore.Open(ctx, dbURL)
+	cp, err := store.Open(ctx, dbURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

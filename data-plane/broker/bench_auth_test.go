@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/devca"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // BenchmarkProduceAuth: what authentication and TLS cost a producer. The
@@ -98,12 +98,12 @@ func produceThroughput(b *testing.B, seeds []string, topic string, opts ...kgo.O
 
 // unlimited lifts the ingress and egress quotas of t's cluster.
 func unlimited(b *testing.B, url string, t tenant) {
-	cp, err := cpstore.Open(context.Background(), url)
+	cp, err := store.Open(context.Background(), url, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cp.Close()
-	if _, err := cp.UpdateCluster(context.Background(), t.org, t.cluster, 0, func(c *cpstore.Cluster) error {
+	if _, err := cp.UpdateCluster(context.Background(), t.org, t.cluster, 0, func(c *store.Cluster) error {
 		c.Limits.IngressMBps, c.Limits.EgressMBps = 100_000, 100_000
 		return nil
 	}); err != nil {

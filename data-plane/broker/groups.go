@@ -378,7 +378,7 @@ func (s *Server) groupCheck(c *conn, group string, op acl.Operation) int16 {
 	return 0
 }
 
-// offsetStore adapts the data-plane store to the coordinator; commits go
+// offsetStore adapts the store to the coordinator; commits go
 // through the batcher.
 type offsetStore struct {
 	st      *store.Store

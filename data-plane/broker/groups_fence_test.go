@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// slotStore opens the data-plane store on a fresh database with cluster
+// slotStore opens the store on a fresh database with cluster
 // vc1 and broker 1, which leads the given coordinator slots at epoch 5. It
 // also returns a plain connection for moving slots, and the database URL.
 func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, *pgx.Conn, string) {

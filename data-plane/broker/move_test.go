@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -95,7 +95,7 @@ func TestPartitionMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cp, err := cpstore.Open(ctx, url)
+	cp, err := store.Open(ctx, url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,13 +107,13 @@ func TestPartitionMove(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		from := p.Leader
+		from := p.LeaderID
 		to := int32(3) - from // brokers 1 and 2
 		before := objectFiles(t, s)
 		batch := batchtest.Build(batchtest.Spec{N: 1, Value: []byte("after-move-" + strconv.Itoa(round)), ProducerID: -1})
 
 		start := time.Now()
-		if k, err := cp.RequestMoves(ctx, []cpstore.Move{{PartitionID: p.ID, To: to}}); err != nil || k != 1 {
+		if k, err := cp.RequestMoves(ctx, []store.Move{{PartitionID: p.ID, To: to}}); err != nil || k != 1 {
 			t.Fatalf("request move: %d %v", k, err)
 		}
 		// Produce straight to the target until it acknowledges.
@@ -186,7 +186,7 @@ func TestPartitionMoveUnderLoad(t *testing.T) {
 	prod := newClient(t, s, kgo.DefaultProduceTopic(topic), kgo.RecordRetries(1<<30),
 		kgo.RecordDeliveryTimeout(60*time.Second), kgo.MetadataMinAge(100*time.Millisecond))
 	createTopic(t, prod, topic, 6, nil)
-	cp, err := cpstore.Open(context.Background(), url)
+	cp, err := store.Open(context.Background(), url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,14 +224,14 @@ func TestPartitionMoveUnderLoad(t *testing.T) {
 	defer mcancel()
 	moves := 0
 	for round := range 4 {
-		var ms []cpstore.Move
+		var ms []store.Move
 		for part := range int32(6) {
 			p, err := cp.PartitionByName(mctx, "vc-dev", topic, part)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Leader > 0 {
-				ms = append(ms, cpstore.Move{PartitionID: p.ID, To: p.Leader%3 + 1})
+			if p.LeaderID > 0 {
+				ms = append(ms, store.Move{PartitionID: p.ID, To: p.LeaderID%3 + 1})
 			}
 		}
 		k, err := cp.RequestMoves(mctx, ms)
@@ -243,7 +243,7 @@ func TestPartitionMoveUnderLoad(t *testing.T) {
 		if !stack.WaitFor(mctx, func() bool {
 			for part := range int32(6) {
 				p, err := cp.PartitionByName(mctx, "vc-dev", topic, part)
-				if err != nil || p.MovingTo >= 0 || p.Leader < 0 {
+				if err != nil || p.MovingTo >= 0 || p.LeaderID < 0 {
 					return false
 				}
 			}

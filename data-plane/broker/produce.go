@@ -8,6 +8,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -154,7 +155,7 @@ func (s *Server) autoCreate(c *conn, name string) bool {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.store.CreateTopic(ctx, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
+	if _, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
 		s.log.Warn("automatic topic creation failed", "topic", name, "err", err)
 		return false
 	}

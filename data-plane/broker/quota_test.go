@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -23,14 +22,14 @@ func (tn tenant) login() kgo.Opt {
 	return kgo.SASL(plain.Auth{User: tn.keyID, Pass: tn.secret}.AsMechanism())
 }
 
-func setLimits(t *testing.T, url string, tn tenant, change func(*cpstore.Limits)) {
+func setLimits(t *testing.T, url string, tn tenant, change func(*store.Limits)) {
 	t.Helper()
-	cp, err := cpstore.Open(context.Background(), url)
+	cp, err := store.Open(context.Background(), url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	if _, err := cp.UpdateCluster(context.Background(), tn.org, tn.cluster, 0, func(c *cpstore.Cluster) error {
+	if _, err := cp.UpdateCluster(context.Background(), tn.org, tn.cluster, 0, func(c *store.Cluster) error {
 		change(&c.Limits)
 		return nil
 	}); err != nil {
@@ -83,7 +82,7 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 func TestQuotaNoisyNeighbour(t *testing.T) {
 	url, ts := tenants(t, "quiet", "noisy")
 	quiet, noisy := ts[0], ts[1]
-	setLimits(t, url, noisy, func(l *cpstore.Limits) { l.IngressMBps = 1 })
+	setLimits(t, url, noisy, func(l *store.Limits) { l.IngressMBps = 1 })
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN", "--quota-interval=500ms"},
 		ClientOpts: []kgo.Opt{quiet.login()}})
@@ -188,7 +187,7 @@ func TestQuotaNoisyNeighbour(t *testing.T) {
 func TestPartitionLimit(t *testing.T) {
 	url, ts := tenants(t, "small")
 	tn := ts[0]
-	setLimits(t, url, tn, func(l *cpstore.Limits) { l.MaxPartitions = 3 })
+	setLimits(t, url, tn, func(l *store.Limits) { l.MaxPartitions = 3 })
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN"}, ClientOpts: []kgo.Opt{tn.login()}})
 	cl := newClient(t, s, tn.login())

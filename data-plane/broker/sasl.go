@@ -136,7 +136,7 @@ func (s *Server) checkCluster(ctx context.Context, p sasl.Principal) error {
 			cl, ok = s.view.Load().clusters[p.Cluster]
 		}
 	}
-	if !ok || cl.Org != p.Org {
+	if !ok || cl.OrgID != p.Org {
 		return errors.Join(sasl.ErrAuthentication, errors.New("the cluster named does not exist in the credential's organisation"))
 	}
 	return nil
@@ -157,7 +157,7 @@ func (c *conn) handleRawSASL(msg []byte) ([]byte, error) {
 // apiKeyLookup adapts the store to the key cache.
 func apiKeyLookup(st *store.Store) func(ctx context.Context, id string) (sasl.StoredKey, error) {
 	return func(ctx context.Context, id string) (sasl.StoredKey, error) {
-		k, err := st.APIKey(ctx, id)
+		k, err := st.KeyForAuth(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return sasl.StoredKey{}, sasl.ErrNoKey
 		}
@@ -168,7 +168,7 @@ func apiKeyLookup(st *store.Store) func(ctx context.Context, id string) (sasl.St
 		if err != nil {
 			return sasl.StoredKey{}, err
 		}
-		return sasl.StoredKey{Org: k.Org, Cluster: k.Cluster, ServiceAccount: k.ServiceAccount, SecretHash: k.SecretHash, SCRAM: creds}, nil
+		return sasl.StoredKey{Org: k.OrgID, Cluster: k.ClusterID, ServiceAccount: k.ServiceAccountID, SecretHash: k.SecretHash, SCRAM: creds}, nil
 	}
 }
 

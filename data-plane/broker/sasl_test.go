@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/devca"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,14 +39,14 @@ type tenant struct {
 	org, cluster, sa, keyID, secret string
 }
 
-func newTenant(t testing.TB, cp *cpstore.Store, name string) tenant {
+func newTenant(t testing.TB, cp *store.Store, name string) tenant {
 	t.Helper()
 	ctx := context.Background()
 	org, sa, _, err := cp.CreateOrg(ctx, name, []byte("unused-admin-hash"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cp.CreateCluster(ctx, org.ID, name+"-cluster", cpstore.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
+	cl, err := cp.CreateCluster(ctx, org.ID, name+"-cluster", store.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func newTenant(t testing.TB, cp *cpstore.Store, name string) tenant {
 func tenants(t testing.TB, names ...string) (string, []tenant) {
 	t.Helper()
 	url := pgtest.URL(t)
-	cp, err := cpstore.Open(context.Background(), url)
+	cp, err := store.Open(context.Background(), url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestSASL(t *testing.T) {
 	// A revoked (deleted) key stops logging in within the key cache's TTL
 	// (5 s), with PLAIN and SCRAM alike.
 	t.Run("revoked key", func(t *testing.T) {
-		cp, err := cpstore.Open(ctx, url)
+		cp, err := store.Open(ctx, url, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,7 +77,7 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			if req.ValidateOnly {
 				break
 			}
-			id, err := s.store.CreateTopic(ctx, c.cluster, rt.Topic, st.NumPartitions, configs)
+			id, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, rt.Topic, st.NumPartitions, configs)
 			if err != nil {
 				code, msg := errCode(err)
 				if errors.Is(err, store.ErrExists) {
@@ -145,7 +145,7 @@ func handleDeleteTopics(s *Server, c *conn, req *kmsg.DeleteTopicsRequest) kmsg.
 		}
 		tn := t.Name
 		st.Topic, st.TopicID = &tn, t.ID
-		if err := s.store.DeleteTopic(ctx, c.cluster, t.Name); err != nil {
+		if err := s.store.DeleteTopic(ctx, store.AnyOrg, c.cluster, t.Name); err != nil {
 			st.ErrorCode, _ = errCode(err)
 			st.ErrorMessage = strp(err.Error())
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/placement"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/batchtest"
@@ -32,7 +31,6 @@ func recordBatchOf(n int, producerID int64, seq int32, value []byte) []byte {
 
 type env struct {
 	st   *store.Store
-	cp   *cpstore.Store
 	pid  int64
 	dir  string
 	objs *fsbucket.Bucket
@@ -42,11 +40,6 @@ func setup(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	te := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 1})
-	cp, err := cpstore.Open(ctx, te.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Close)
 	pid := te.Parts["t"][0]
 	st, err := te.St.LoadPartition(ctx, pid)
 	if err != nil {
@@ -55,7 +48,7 @@ func setup(t testing.TB) *env {
 	if st.LeaderID != 1 || st.LeaderEpoch != 1 {
 		t.Fatalf("partition placed on %d epoch %d, want broker 1 epoch 1", st.LeaderID, st.LeaderEpoch)
 	}
-	return &env{st: te.St, cp: cp, pid: pid, dir: te.Dir, objs: te.FS}
+	return &env{st: te.St, pid: pid, dir: te.Dir, objs: te.FS}
 }
 
 func (e *env) manager(t testing.TB, id int32) *leader.Manager {
@@ -112,7 +105,7 @@ func TestDeposedLeaderCannotCommit(t *testing.T) {
 	if err := e.st.Deregister(ctx, 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.cp.PlaceRound(ctx, placement.Assign); err != nil {
+	if _, _, err := e.st.PlaceRound(ctx, placement.Assign); err != nil {
 		t.Fatal(err)
 	}
 

@@ -78,25 +78,3 @@ func (s *Store) Deregister(ctx context.Context, id int32, epoch int64) error {
 	}
 	return tx.Commit(ctx)
 }
-
-// APIKey is an API key as brokers verify it.
-type APIKey struct {
-	Org            string
-	Cluster        string // "" for organisation-wide keys
-	ServiceAccount string
-	SecretHash     []byte
-	SCRAM          []byte // SCRAM credentials (internal/scram JSON), nil for old keys
-}
-
-// APIKey reads key id for SASL/PLAIN; ErrNotFound if it does not exist
-// (or was deleted: revocation).
-func (s *Store) APIKey(ctx context.Context, id string) (APIKey, error) {
-	var k APIKey
-	err := s.pool.QueryRow(ctx, `
-		SELECT org_id, coalesce(cluster_id, ''), service_account_id, secret_hash, scram FROM api_keys WHERE id = $1`, id).
-		Scan(&k.Org, &k.Cluster, &k.ServiceAccount, &k.SecretHash, &k.SCRAM)
-	if err != nil {
-		return k, fmt.Errorf("store: api key: %w", notFound(err))
-	}
-	return k, nil
-}

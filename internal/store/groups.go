@@ -4,15 +4,30 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// GroupOffset is a committed consumer-group offset.
+// GroupOffset is a committed consumer-group offset. Reads also fill
+// HighWatermark, its partition's high watermark (-1 when the topic no
+// longer exists), and CommittedAt; commits ignore both.
 type GroupOffset struct {
-	Topic       string
-	Partition   int32
-	Offset      int64
-	LeaderEpoch int32
-	Metadata    string
+	Topic         string
+	Partition     int32
+	Offset        int64
+	LeaderEpoch   int32
+	Metadata      string
+	HighWatermark int64
+	CommittedAt   time.Time
+}
+
+// Lag is how far the group's consumers are behind on this partition
+// (high watermark - committed, never below zero).
+func (o GroupOffset) Lag() int64 {
+	if o.HighWatermark < 0 {
+		return 0
+	}
+	return max(o.HighWatermark-o.Offset, 0)
 }
 
 // SlotFence names the coordinator slot a commit is made under: the slot
@@ -201,24 +216,78 @@ func storable(c OffsetCommit) bool {
 	return true
 }
 
-// FetchOffsets returns every committed offset of a group.
+// FetchOffsets returns every committed offset of a group, by topic and
+// partition.
 func (s *Store) FetchOffsets(ctx context.Context, clusterID, group string) ([]GroupOffset, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT topic, partition, committed, leader_epoch, metadata FROM group_offsets
-		WHERE cluster_id = $1 AND group_id = $2 ORDER BY topic, partition`, clusterID, group)
+	rows, _ := s.pool.Query(ctx, `
+		SELECT g.topic, g.partition, g.committed, g.leader_epoch, g.metadata, coalesce(p.high_watermark, -1), g.committed_at
+		FROM group_offsets g
+		LEFT JOIN topics t ON t.cluster_id = g.cluster_id AND t.name = g.topic
+		LEFT JOIN partitions p ON p.topic_id = t.id AND p.partition = g.partition
+		WHERE g.cluster_id = $1 AND g.group_id = $2
+		ORDER BY g.topic, g.partition`, clusterID, group)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (GroupOffset, error) {
+		var o GroupOffset
+		return o, r.Scan(&o.Topic, &o.Partition, &o.Offset, &o.LeaderEpoch, &o.Metadata, &o.HighWatermark, &o.CommittedAt)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: fetch offsets for group %s: %w", group, err)
 	}
-	defer rows.Close()
-	var out []GroupOffset
-	for rows.Next() {
-		var o GroupOffset
-		if err := rows.Scan(&o.Topic, &o.Partition, &o.Offset, &o.LeaderEpoch, &o.Metadata); err != nil {
-			return nil, fmt.Errorf("store: fetch offsets for group %s: %w", group, err)
-		}
-		out = append(out, o)
+	return out, nil
+}
+
+// GroupOffsets returns one group's committed offsets with their lag, by
+// topic and partition, from a cluster of orgID; ErrNotFound if the group
+// has none (or the cluster is not orgID's).
+func (s *Store) GroupOffsets(ctx context.Context, orgID, clusterID, group string) ([]GroupOffset, error) {
+	if _, err := s.Cluster(ctx, orgID, clusterID); err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	out, err := s.FetchOffsets(ctx, clusterID, group)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return out, nil
+}
+
+// GroupSummary is a consumer group of a cluster as its committed offsets
+// show it.
+type GroupSummary struct {
+	Group       string
+	Partitions  int32 // partitions with a committed offset
+	TotalLag    int64
+	CommittedAt time.Time // newest commit
+}
+
+// Groups lists the consumer groups with committed offsets in a cluster of
+// orgID, by group id. A cluster outside orgID is ErrNotFound.
+func (s *Store) Groups(ctx context.Context, orgID, clusterID string, p Page) ([]GroupSummary, string, error) {
+	if _, err := s.Cluster(ctx, orgID, clusterID); err != nil {
+		return nil, "", err
+	}
+	rows, _ := s.pool.Query(ctx, `
+		SELECT g.group_id, count(*),
+		       coalesce(sum(greatest(p.high_watermark - g.committed, 0)), 0),
+		       max(g.committed_at)
+		FROM group_offsets g
+		LEFT JOIN topics t ON t.cluster_id = g.cluster_id AND t.name = g.topic
+		LEFT JOIN partitions p ON p.topic_id = t.id AND p.partition = g.partition
+		WHERE g.cluster_id = $1 AND g.group_id > $2
+		GROUP BY g.group_id
+		ORDER BY g.group_id
+		LIMIT $3`, clusterID, p.After, p.limit()+1)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (GroupSummary, error) {
+		var g GroupSummary
+		return g, r.Scan(&g.Group, &g.Partitions, &g.TotalLag, &g.CommittedAt)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: groups: %w", err)
+	}
+	out, next := page(out, p.limit(), func(g GroupSummary) string { return g.Group })
+	return out, next, nil
 }
 
 // DeleteGroupOffsets deletes a group's offsets: all of them when topics is

@@ -39,7 +39,7 @@ func (s *Store) LoadPartition(ctx context.Context, partitionID int64) (Partition
 		FROM partitions WHERE id = $1`, partitionID).
 		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset)
 	if err != nil {
-		return st, fmt.Errorf("store: load partition %d: %w", partitionID, notFound(err))
+		return st, fmt.Errorf("store: load partition %d: %w", partitionID, noRows(err))
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT producer_id, producer_epoch, batches FROM producer_states WHERE partition_id = $1`, partitionID)
@@ -215,7 +215,7 @@ func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (
 		ORDER BY s.base_offset LIMIT 1`, partitionID, ts).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {
-		if notFound(err) == ErrNotFound {
+		if noRows(err) == ErrNotFound {
 			return sg, false, nil
 		}
 		return sg, false, fmt.Errorf("store: segment at timestamp: %w", err)
@@ -234,7 +234,7 @@ func (s *Store) MaxTimestamp(ctx context.Context, partitionID int64) (Segment, b
 		ORDER BY s.max_timestamp DESC, s.base_offset LIMIT 1`, partitionID).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {
-		if notFound(err) == ErrNotFound {
+		if noRows(err) == ErrNotFound {
 			return sg, false, nil
 		}
 		return sg, false, fmt.Errorf("store: max timestamp: %w", err)

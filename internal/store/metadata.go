@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 )
 
@@ -13,35 +12,6 @@ type Broker struct {
 	Port     int32
 	Rack     string
 	Draining bool
-}
-
-// Cluster is a virtual cluster's data-plane settings.
-type Cluster struct {
-	ID                string
-	Org               string // "" for clusters outside any organisation (development)
-	Name              string
-	AutoCreateTopics  bool
-	DefaultPartitions int32
-}
-
-// Topic is a topic with its explicitly set configs.
-type Topic struct {
-	ID         [16]byte
-	ClusterID  string
-	Name       string
-	Configs    map[string]string
-	Partitions []Partition // ordered by partition number
-}
-
-// Partition is a partition's placement. LeaderID is -1 while unassigned;
-// MovingTo is the broker the control plane asked the leader to hand the
-// partition to (a graceful move, handoff.go), -1 when none.
-type Partition struct {
-	ID          int64
-	Partition   int32
-	LeaderID    int32
-	LeaderEpoch int32
-	MovingTo    int32
 }
 
 // Slot is a group-coordinator slot's placement.
@@ -92,7 +62,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 	}
 	for rows.Next() {
 		var c Cluster
-		if err := rows.Scan(&c.ID, &c.Org, &c.Name, &c.AutoCreateTopics, &c.DefaultPartitions); err != nil {
+		if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &c.AutoCreateTopics, &c.DefaultPartitions); err != nil {
 			return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 		}
 		md.Clusters[c.ID] = c
@@ -122,7 +92,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		}
 		if n := len(md.Topics); n == 0 || md.Topics[n-1].ID != id {
 			t := Topic{ID: id, ClusterID: cluster, Name: name}
-			if err := json.Unmarshal(configs, &t.Configs); err != nil {
+			var err error
+			if t.Configs, err = unmarshalConfigs(configs); err != nil {
 				return nil, fmt.Errorf("store: topic %s configs: %w", name, err)
 			}
 			md.Topics = append(md.Topics, t)
@@ -149,27 +120,4 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		return nil, fmt.Errorf("store: snapshot slots: %w", err)
 	}
 	return md, tx.Commit(ctx)
-}
-
-// EnsureCluster creates the virtual cluster id if it does not exist. The
-// broker uses it for the cluster of its anonymous development listener.
-func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO virtual_clusters (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, name)
-	if err != nil {
-		return fmt.Errorf("store: ensure cluster %s: %w", id, err)
-	}
-	return nil
-}
-
-// SetAutoCreateTopics switches automatic topic creation for a cluster.
-func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE virtual_clusters SET auto_create_topics = $2 WHERE id = $1`, clusterID, on)
-	if err != nil {
-		return fmt.Errorf("store: set auto-create: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
 }

@@ -2,45 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// ErrLimit: the change would take a virtual cluster past one of its limits
-// (partitions). Brokers answer POLICY_VIOLATION with the error's text.
-var ErrLimit = errors.New("store: cluster limit exceeded")
-
-// lockCluster takes the cluster's row lock, which serialises partition
-// creation within a cluster (here and in the control plane's store).
-func lockCluster(ctx context.Context, tx pgx.Tx, clusterID string) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM virtual_clusters WHERE id = $1 FOR UPDATE`, clusterID).Scan(&one)
-	return notFound(err)
-}
-
-// checkPartitionLimit locks the cluster and fails with ErrLimit if n more
-// partitions would exceed its max_partitions. The count is a statement of
-// its own after the lock: under READ COMMITTED it then sees what the
-// previous holder of the lock committed.
-func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int32) error {
-	if err := lockCluster(ctx, tx, clusterID); err != nil {
-		return fmt.Errorf("store: cluster %s: %w", clusterID, err)
-	}
-	var limit, used int32
-	err := tx.QueryRow(ctx, `
-		SELECT c.max_partitions,
-			(SELECT count(*)::int FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)
-		FROM virtual_clusters c WHERE c.id = $1`, clusterID).Scan(&limit, &used)
-	if err != nil {
-		return fmt.Errorf("store: partition limit: %w", err)
-	}
-	if used+n > limit {
-		return fmt.Errorf("%w: the cluster has %d of its %d partitions; %d more do not fit", ErrLimit, used, limit, n)
-	}
-	return nil
-}
 
 // ClusterQuota is a virtual cluster's pool-wide quotas and the storage it
 // uses.

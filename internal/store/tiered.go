@@ -183,7 +183,7 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 	var hw, start int64
 	if err := tx.QueryRow(ctx, `SELECT high_watermark, log_start_offset FROM partitions WHERE id = $1 FOR UPDATE`,
 		partitionID).Scan(&hw, &start); err != nil {
-		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, notFound(err))
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, noRows(err))
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT end_offset, length, max_timestamp FROM segments
@@ -507,7 +507,7 @@ func (s *Store) PartitionConfigs(ctx context.Context, partitionID int64) (map[st
 	err := s.pool.QueryRow(ctx, `
 		SELECT t.configs FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE p.id = $1`, partitionID).Scan(&raw)
 	if err != nil {
-		return nil, fmt.Errorf("store: partition %d configs: %w", partitionID, notFound(err))
+		return nil, fmt.Errorf("store: partition %d configs: %w", partitionID, noRows(err))
 	}
 	var out map[string]string
 	if err := json.Unmarshal(raw, &out); err != nil {

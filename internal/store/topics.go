@@ -1,61 +1,134 @@
 package store
 
+// Topics, created and changed over REST (api) and over the Kafka API
+// (broker) through the same functions, so both keep to one partition
+// limit and one lock order: a cluster's row, then its topic's.
+
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// CreateTopic creates a topic with n partitions (left unassigned for the
-// placer, which is woken through NOTIFY) and returns its id.
-func (s *Store) CreateTopic(ctx context.Context, clusterID, name string, n int32, configs map[string]string) ([16]byte, error) {
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return id, err
-	}
-	id[6] = id[6]&0x0f | 0x40 // UUIDv4, as Kafka's topic ids are
-	id[8] = id[8]&0x3f | 0x80
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	cfg, err := json.Marshal(configs)
-	if err != nil {
-		return id, err
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return id, fmt.Errorf("store: create topic: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	if err := checkPartitionLimit(ctx, tx, clusterID, n); err != nil {
-		return id, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO topics (id, cluster_id, name, configs) VALUES ($1, $2, $3, $4)`, id, clusterID, name, cfg)
-	if isUniqueViolation(err) {
-		return id, ErrExists
-	}
-	if err != nil {
-		return id, fmt.Errorf("store: create topic %s: %w", name, err)
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2::int - 1)`, id, n); err != nil {
-		return id, fmt.Errorf("store: create topic %s partitions: %w", name, err)
-	}
-	if err := notify(ctx, tx, "eddy_placement", "eddy_metadata"); err != nil {
-		return id, err
-	}
-	return id, tx.Commit(ctx)
+// Topic is a topic of a virtual cluster. Snapshot leaves CreatedAt zero.
+type Topic struct {
+	ID         [16]byte
+	ClusterID  string
+	Name       string
+	Configs    map[string]string // explicitly set ones only
+	Partitions []Partition       // ordered by partition number
+	CreatedAt  time.Time
 }
 
-// DeleteTopic deletes a topic, its partitions and their index rows. The
-// objects they pointed to are left for garbage collection.
-func (s *Store) DeleteTopic(ctx context.Context, clusterID, name string) error {
-	tag, err := s.pool.Exec(ctx, `
-		WITH d AS (DELETE FROM topics WHERE cluster_id = $1 AND name = $2 RETURNING 1)
-		SELECT pg_notify('eddy_metadata', '') FROM d`, clusterID, name)
+// Partition is one partition of a topic and its placement. LeaderID is -1
+// while the partition waits for placement; MovingTo is the broker the
+// control plane asked the leader to hand the partition to (a graceful
+// move, handoff.go), -1 when none. Snapshot leaves HighWatermark zero: it
+// moves with every flush, and the leader holds the current one.
+type Partition struct {
+	ID            int64
+	Partition     int32
+	LeaderID      int32
+	LeaderEpoch   int32
+	MovingTo      int32
+	HighWatermark int64
+}
+
+// checkPartitionLimit fails with ErrLimit if n more partitions would take
+// cluster clusterID past its max_partitions. The caller holds the
+// cluster's row lock (lockCluster); the count is a statement of its own
+// after the lock, so under READ COMMITTED it sees what the previous
+// holder of the lock committed, where a subquery of the locking statement
+// would count from the snapshot taken before the wait.
+func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int32) error {
+	var limit, used int32
+	err := tx.QueryRow(ctx, `
+		SELECT c.max_partitions,
+			(SELECT count(*)::int FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)
+		FROM virtual_clusters c WHERE c.id = $1`, clusterID).Scan(&limit, &used)
 	if err != nil {
-		return fmt.Errorf("store: delete topic %s: %w", name, err)
+		return fmt.Errorf("store: partition limit: %w", err)
+	}
+	if used+n > limit {
+		return fmt.Errorf("%w: the cluster has %d of its %d partitions; %d more do not fit", ErrLimit, used, limit, n)
+	}
+	return nil
+}
+
+// CreateTopic creates a topic with n partitions in cluster clusterID of
+// orgID (AnyOrg: any), within the cluster's partition limit, and returns
+// its id. The partitions start unassigned; the placer is woken (NOTIFY) to
+// lead them. A taken name is ErrExists, a cluster outside orgID
+// ErrNotFound.
+func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, n int32, configs map[string]string) ([16]byte, error) {
+	var id [16]byte
+	rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40 // UUIDv4, as Kafka's topic ids are
+	id[8] = id[8]&0x3f | 0x80
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
+			return fmt.Errorf("store: cluster %s: %w", clusterID, err)
+		}
+		if err := checkPartitionLimit(ctx, tx, clusterID, n); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO topics (id, cluster_id, name, configs) VALUES ($1, $2, $3, $4)`,
+			id, clusterID, name, marshalConfigs(configs)); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("%w: topic %q", ErrExists, name)
+			}
+			return fmt.Errorf("store: create topic %s: %w", name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2::int - 1)`, id, n); err != nil {
+			return fmt.Errorf("store: create topic %s partitions: %w", name, err)
+		}
+		return notify(ctx, tx, "eddy_placement", "eddy_metadata")
+	})
+	return id, err
+}
+
+// lockTopic locks cluster clusterID of orgID (AnyOrg: any) and then its
+// topic name, and returns the topic's id and partition count, counted
+// after the locks.
+func lockTopic(ctx context.Context, tx pgx.Tx, orgID, clusterID, name string) (id [16]byte, n int32, err error) {
+	if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
+		return id, 0, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT id FROM topics WHERE cluster_id = $1 AND name = $2 FOR UPDATE`, clusterID, name).Scan(&id); err != nil {
+		return id, 0, noRows(err)
+	}
+	err = tx.QueryRow(ctx, `SELECT count(*)::int FROM partitions WHERE topic_id = $1`, id).Scan(&n)
+	return id, n, err
+}
+
+// growTopic adds partitions cur..total-1 to topic id of cluster clusterID,
+// within the cluster's partition limit; the caller holds the locks of
+// lockTopic. Partitions only grow: total below cur is ErrInvalid.
+func growTopic(ctx context.Context, tx pgx.Tx, clusterID, name string, id [16]byte, cur, total int32) error {
+	if total < cur {
+		return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalid, name, cur)
+	}
+	if err := checkPartitionLimit(ctx, tx, clusterID, total-cur); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2::int, $3::int - 1)`,
+		id, cur, total); err != nil {
+		return fmt.Errorf("store: add partitions to %s: %w", name, err)
+	}
+	return nil
+}
+
+// setTopicConfigs replaces the explicit configs of topic name of
+// clusterID and tells the brokers.
+func setTopicConfigs(ctx context.Context, q querier, clusterID, name string, configs map[string]string) error {
+	tag, err := q.Exec(ctx, `
+		WITH u AS (UPDATE topics SET configs = $3 WHERE cluster_id = $1 AND name = $2 RETURNING 1)
+		SELECT pg_notify('eddy_metadata', '') FROM u`, clusterID, name, marshalConfigs(configs))
+	if err != nil {
+		return fmt.Errorf("store: set configs %s: %w", name, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return ErrNotFound
@@ -63,59 +136,145 @@ func (s *Store) DeleteTopic(ctx context.Context, clusterID, name string) error {
 	return nil
 }
 
-// CreatePartitions grows a topic to total partitions. It fails with
-// ErrInvalid if the topic already has total or more.
+// UpdateTopic grows a topic of a cluster of orgID to partitions (0 or its
+// current count: unchanged) within the cluster's limit, and replaces its
+// explicit configs unless configs is nil (REST's PATCH).
+func (s *Store) UpdateTopic(ctx context.Context, orgID, clusterID, name string, partitions int32, configs map[string]string) (Topic, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		id, cur, err := lockTopic(ctx, tx, orgID, clusterID, name)
+		if err != nil {
+			return err
+		}
+		if partitions != 0 && partitions != cur {
+			if err := growTopic(ctx, tx, clusterID, name, id, cur, partitions); err != nil {
+				return err
+			}
+		}
+		if configs != nil {
+			if err := setTopicConfigs(ctx, tx, clusterID, name, configs); err != nil {
+				return err
+			}
+		}
+		return notify(ctx, tx, "eddy_placement", "eddy_metadata")
+	})
+	if err != nil {
+		return Topic{}, fmt.Errorf("store: update topic: %w", err)
+	}
+	return s.Topic(ctx, orgID, clusterID, name)
+}
+
+// CreatePartitions grows a topic to total partitions (the Kafka API's
+// CreatePartitions, whose total must exceed the current count: ErrInvalid
+// otherwise).
 func (s *Store) CreatePartitions(ctx context.Context, clusterID, name string, total int32) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("store: create partitions: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	// The cluster row first, as the control plane's UpdateTopic locks
-	// (cluster, then topic), so the two cannot deadlock.
-	if err := lockCluster(ctx, tx, clusterID); err != nil {
-		return fmt.Errorf("store: create partitions %s: %w", name, err)
-	}
-	var (
-		id  [16]byte
-		cur int32
-	)
-	err = tx.QueryRow(ctx, `
-		SELECT t.id, (SELECT count(*) FROM partitions p WHERE p.topic_id = t.id)
-		FROM topics t WHERE t.cluster_id = $1 AND t.name = $2 FOR UPDATE`, clusterID, name).Scan(&id, &cur)
-	if err != nil {
-		return fmt.Errorf("store: create partitions %s: %w", name, notFound(err))
-	}
-	if total <= cur {
-		return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger", ErrInvalid, name, cur)
-	}
-	if err := checkPartitionLimit(ctx, tx, clusterID, total-cur); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2::int, $3::int - 1)`, id, cur, total); err != nil {
-		return fmt.Errorf("store: create partitions %s: %w", name, err)
-	}
-	if err := notify(ctx, tx, "eddy_placement", "eddy_metadata"); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		id, cur, err := lockTopic(ctx, tx, AnyOrg, clusterID, name)
+		if err != nil {
+			return fmt.Errorf("store: create partitions %s: %w", name, err)
+		}
+		if total == cur {
+			return fmt.Errorf("%w: topic %s has %d partitions; the new count must be larger", ErrInvalid, name, cur)
+		}
+		if err := growTopic(ctx, tx, clusterID, name, id, cur, total); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "eddy_placement", "eddy_metadata")
+	})
+	return err
 }
 
 // SetTopicConfigs replaces a topic's explicitly set configs.
 func (s *Store) SetTopicConfigs(ctx context.Context, clusterID, name string, configs map[string]string) error {
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	cfg, err := json.Marshal(configs)
+	return setTopicConfigs(ctx, s.pool, clusterID, name, configs)
+}
+
+// TopicConfigs reads a topic's explicit configs straight from Postgres, so
+// DescribeConfigs shows an alteration made through any broker at once.
+func (s *Store) TopicConfigs(ctx context.Context, clusterID, name string) (map[string]string, error) {
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT configs FROM topics WHERE cluster_id = $1 AND name = $2`, clusterID, name).Scan(&raw)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("store: topic configs %s: %w", name, noRows(err))
 	}
+	out, err := unmarshalConfigs(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: topic configs %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func (s *Store) topics(ctx context.Context, orgID, clusterID, name, after string, limit int) ([]Topic, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT t.id, t.cluster_id, t.name, t.configs, t.created_at,
+			coalesce(array_agg(p.id ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}'),
+			coalesce(array_agg(p.partition ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}'),
+			coalesce(array_agg(coalesce(p.leader_id, -1) ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}'),
+			coalesce(array_agg(p.leader_epoch ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}'),
+			coalesce(array_agg(coalesce(p.moving_to, -1) ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}'),
+			coalesce(array_agg(p.high_watermark ORDER BY p.partition) FILTER (WHERE p.id IS NOT NULL), '{}')
+		FROM topics t JOIN virtual_clusters c ON c.id = t.cluster_id
+		LEFT JOIN partitions p ON p.topic_id = t.id
+		WHERE c.org_id = $1 AND t.cluster_id = $2 AND ($3 = '' OR t.name = $3) AND t.name > $4
+		GROUP BY t.id ORDER BY t.name LIMIT $5`, orgID, clusterID, name, after, limit)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Topic, error) {
+		var (
+			t          Topic
+			cfg        []byte
+			ids, hws   []int64
+			ps, ls, es []int32
+			ms         []int32
+		)
+		if err := r.Scan(&t.ID, &t.ClusterID, &t.Name, &cfg, &t.CreatedAt, &ids, &ps, &ls, &es, &ms, &hws); err != nil {
+			return t, err
+		}
+		var err error
+		if t.Configs, err = unmarshalConfigs(cfg); err != nil {
+			return t, err
+		}
+		t.Partitions = make([]Partition, len(ps))
+		for i := range ps {
+			t.Partitions[i] = Partition{ID: ids[i], Partition: ps[i], LeaderID: ls[i], LeaderEpoch: es[i], MovingTo: ms[i], HighWatermark: hws[i]}
+		}
+		return t, nil
+	})
+}
+
+// Topic returns one topic of a cluster of orgID by name.
+func (s *Store) Topic(ctx context.Context, orgID, clusterID, name string) (Topic, error) {
+	if name == "" {
+		return Topic{}, ErrNotFound
+	}
+	ts, err := s.topics(ctx, orgID, clusterID, name, "", 1)
+	if err != nil {
+		return Topic{}, fmt.Errorf("store: topic: %w", err)
+	}
+	if len(ts) == 0 {
+		return Topic{}, ErrNotFound
+	}
+	return ts[0], nil
+}
+
+// Topics lists a cluster's topics by name. A cluster outside orgID lists
+// nothing; callers check the cluster first to tell that from "no topics".
+func (s *Store) Topics(ctx context.Context, orgID, clusterID string, p Page) ([]Topic, string, error) {
+	out, err := s.topics(ctx, orgID, clusterID, "", p.After, p.limit()+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: topics: %w", err)
+	}
+	out, next := page(out, p.limit(), func(t Topic) string { return t.Name })
+	return out, next, nil
+}
+
+// DeleteTopic deletes a topic of a cluster of orgID (AnyOrg: any) with its
+// partitions and index rows; the objects they pointed to are left for
+// garbage collection.
+func (s *Store) DeleteTopic(ctx context.Context, orgID, clusterID, name string) error {
 	tag, err := s.pool.Exec(ctx, `
-		WITH u AS (UPDATE topics SET configs = $3 WHERE cluster_id = $1 AND name = $2 RETURNING 1)
-		SELECT pg_notify('eddy_metadata', '') FROM u`, clusterID, name, cfg)
+		WITH d AS (DELETE FROM topics t USING virtual_clusters c
+			WHERE c.id = t.cluster_id AND ($1 = '*' OR c.org_id = $1) AND t.cluster_id = $2 AND t.name = $3 RETURNING 1)
+		SELECT pg_notify('eddy_metadata', '') FROM d`, orgID, clusterID, name)
 	if err != nil {
-		return fmt.Errorf("store: set configs %s: %w", name, err)
+		return fmt.Errorf("store: delete topic %s: %w", name, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return ErrNotFound
@@ -135,7 +294,7 @@ func (s *Store) AdvanceLogStart(ctx context.Context, partitionID, offset int64) 
 	defer tx.Rollback(ctx)
 	var hw, start int64
 	if err := tx.QueryRow(ctx, `SELECT high_watermark, log_start_offset FROM partitions WHERE id = $1 FOR UPDATE`, partitionID).Scan(&hw, &start); err != nil {
-		return 0, fmt.Errorf("store: delete records: %w", notFound(err))
+		return 0, fmt.Errorf("store: delete records: %w", noRows(err))
 	}
 	if offset == -1 {
 		offset = hw
@@ -162,19 +321,4 @@ func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: producer id: %w", err)
 	}
 	return id, nil
-}
-
-// TopicConfigs reads a topic's explicit configs straight from Postgres, so
-// DescribeConfigs shows an alteration made through any broker at once.
-func (s *Store) TopicConfigs(ctx context.Context, clusterID, name string) (map[string]string, error) {
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT configs FROM topics WHERE cluster_id = $1 AND name = $2`, clusterID, name).Scan(&raw)
-	if err != nil {
-		return nil, fmt.Errorf("store: topic configs %s: %w", name, notFound(err))
-	}
-	var out map[string]string
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("store: topic configs %s: %w", name, err)
-	}
-	return out, nil
 }

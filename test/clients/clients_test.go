@@ -29,10 +29,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/devca"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -54,7 +54,7 @@ func start(t *testing.T, useTLS bool) *env {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := pgtest.URL(t)
-	cp, err := cpstore.Open(ctx, dbURL)
+	cp, err := store.Open(ctx, dbURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func start(t *testing.T, useTLS bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cp.CreateCluster(ctx, org.ID, "logins", cpstore.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
+	cl, err := cp.CreateCluster(ctx, org.ID, "logins", store.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/control-plane/placement"
-	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/batchtest"
@@ -58,11 +57,6 @@ func New(t testing.TB, topics ...Topic) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	cp, err := cpstore.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Close)
 	if err := st.EnsureCluster(ctx, "vc-t", "t"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +64,11 @@ func New(t testing.TB, topics ...Topic) *Env {
 		t.Fatal(err)
 	}
 	for _, tp := range topics {
-		if _, err := st.CreateTopic(ctx, "vc-t", tp.Name, tp.Partitions, tp.Configs); err != nil {
+		if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-t", tp.Name, tp.Partitions, tp.Configs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := cp.PlaceRound(ctx, placement.Assign); err != nil {
+	if _, _, err := st.PlaceRound(ctx, placement.Assign); err != nil {
 		t.Fatal(err)
 	}
 	md, err := st.Snapshot(ctx)

@@ -1,39 +1,14 @@
-// Package store is the control plane's only door to Postgres. For now it
-// holds what placement needs: broker liveness and the assignment of
-// partitions and group-coordinator slots to live brokers.
-//
-// Every method is safe for concurrent use; methods that must not run in
-// two control planes at once take a transaction-scoped advisory lock.
 package store
+
+// Placement: the assignment of partitions and group-coordinator slots to
+// live brokers, one round at a time.
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// Store wraps a pgx pool.
-type Store struct {
-	pool *pgxpool.Pool
-}
-
-// Open connects to the database at url.
-func Open(ctx context.Context, url string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("store: connect: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("store: ping: %w", err)
-	}
-	return &Store{pool: pool}, nil
-}
-
-// Close closes every connection.
-func (s *Store) Close() { s.pool.Close() }
 
 // placementLock is the advisory lock key that serialises placement rounds
 // across control-plane replicas.
@@ -181,22 +156,4 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 		return 0, 0, fmt.Errorf("store: placement round: %w", err)
 	}
 	return released, assigned, nil
-}
-
-// Listen calls fn with a connection LISTENing on channel until ctx ends;
-// wait blocks until a notification arrives or its ctx ends.
-func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(context.Context) error) error) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("store: listen: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return fmt.Errorf("store: listen: %w", err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
-	return fn(func(ctx context.Context) error {
-		_, err := conn.Conn().WaitForNotification(ctx)
-		return err
-	})
 }

@@ -9,9 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-streams/eddy/billing"
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
-	dpstore "github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func ts(s string) time.Time {
@@ -27,7 +26,6 @@ func ts(s string) time.Time {
 type billingEnv struct {
 	url   string
 	st    *store.Store
-	dp    *dpstore.Store
 	org   store.OrgBilling
 	cl    string
 	ctx   context.Context
@@ -38,16 +36,11 @@ func newBillingEnv(t *testing.T, tz string) *billingEnv {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.URL(t)
-	st, err := store.Open(ctx, url)
+	st, err := store.Open(ctx, url, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	dp, err := dpstore.Open(ctx, url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dp.Close)
 	err = st.PutPlan(ctx, "test", "Test", "USD", []store.PlanPrice{
 		{Metric: billing.Ingress, EffectiveFrom: ts("2020-01-01T00:00:00Z"), UnitPrice: "0.05"},
 		{Metric: billing.Ingress, EffectiveFrom: ts("2026-03-16T00:00:00Z"), UnitPrice: "0.08"},
@@ -75,15 +68,15 @@ func newBillingEnv(t *testing.T, tz string) *billingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &billingEnv{url: url, st: st, dp: dp, org: ob, cl: cl.ID, ctx: ctx}
+	return &billingEnv{url: url, st: st, org: ob, cl: cl.ID, ctx: ctx}
 }
 
 // report stores one broker usage report for the env's cluster.
-func (e *billingEnv) report(t *testing.T, boot, start string, in, out int64) dpstore.UsageReport {
+func (e *billingEnv) report(t *testing.T, boot, start string, in, out int64) store.UsageReport {
 	t.Helper()
-	r := dpstore.UsageReport{BrokerID: 1, BootID: boot, WindowStart: ts(start), WindowEnd: ts(start).Add(time.Minute),
+	r := store.UsageReport{BrokerID: 1, BootID: boot, WindowStart: ts(start), WindowEnd: ts(start).Add(time.Minute),
 		Cluster: e.cl, BytesIn: in, BytesOut: out, Requests: 1}
-	if err := e.dp.InsertUsage(e.ctx, []dpstore.UsageReport{r}); err != nil {
+	if err := e.st.InsertUsage(e.ctx, []store.UsageReport{r}); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -121,7 +114,7 @@ func TestRateMonthAndFinalize(t *testing.T) {
 		t.Fatalf("draft = %+v", inv)
 	}
 	// A replayed report (same key) changes nothing.
-	if err := e.dp.InsertUsage(e.ctx, []dpstore.UsageReport{r1, r1}); err != nil {
+	if err := e.st.InsertUsage(e.ctx, []store.UsageReport{r1, r1}); err != nil {
 		t.Fatal(err)
 	}
 	if again := e.rate(t, "2026-03-01", false); again.Subtotal != inv.Subtotal || again.ID != inv.ID {

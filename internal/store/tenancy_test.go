@@ -8,17 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func open(t *testing.T) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, pgtest.URL(t))
+	st, err := store.Open(ctx, pgtest.URL(t), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 // Graceful partition moves (migrations/0006_autoscale.sql): the control
 // plane sets moving_to; the leader flushes and hands the partition over
-// itself (data-plane/store.HandOff). Moves the leader does not complete in
+// itself (HandOff, handoff.go). Moves the leader does not complete in
 // time are forced by ExpireMoves.
 
 // Move asks for partition PartitionID to be led by To.
@@ -84,22 +84,15 @@ func (s *Store) ExpireMoves(ctx context.Context, timeout time.Duration) (cancell
 	return cancelled, forced, nil
 }
 
-// PartitionRef names one partition of a topic in a virtual cluster.
-type PartitionRef struct {
-	ID       int64
-	Leader   int32 // -1 while unassigned
-	Epoch    int32
-	MovingTo int32 // -1: no move pending
-}
-
-// PartitionByName looks a partition up by cluster, topic and number.
-func (s *Store) PartitionByName(ctx context.Context, clusterID, topic string, partition int32) (PartitionRef, error) {
-	var p PartitionRef
+// PartitionByName looks a partition up by cluster, topic and number. It
+// leaves HighWatermark zero.
+func (s *Store) PartitionByName(ctx context.Context, clusterID, topic string, partition int32) (Partition, error) {
+	p := Partition{Partition: partition}
 	err := s.pool.QueryRow(ctx, `
 		SELECT p.id, coalesce(p.leader_id, -1), p.leader_epoch, coalesce(p.moving_to, -1)
 		FROM partitions p JOIN topics t ON t.id = p.topic_id
 		WHERE t.cluster_id = $1 AND t.name = $2 AND p.partition = $3`, clusterID, topic, partition).
-		Scan(&p.ID, &p.Leader, &p.Epoch, &p.MovingTo)
+		Scan(&p.ID, &p.LeaderID, &p.LeaderEpoch, &p.MovingTo)
 	if err != nil {
 		return p, fmt.Errorf("store: partition: %w", noRows(err))
 	}

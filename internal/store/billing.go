@@ -15,18 +15,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/eddy-streams/eddy/billing"
 )
 
 // ErrFinalized: the invoice (or month) is finalized and cannot change.
 var ErrFinalized = errors.New("store: invoice finalized")
-
-func isCheckViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23514"
-}
 
 // SampleStorage records, for every organisation's cluster, the bytes its
 // segments hold and its partition count, for the sampling window
@@ -144,11 +138,6 @@ func (s *Store) PutPlan(ctx context.Context, id, name, currency string, prices [
 		return fmt.Errorf("store: put plan: %w", err)
 	}
 	return nil
-}
-
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // Plan reads a plan with its price book.

@@ -23,29 +23,34 @@ type Limits struct {
 	MaxStorageGB  int64
 }
 
-// Cluster is a virtual cluster owned by an organisation.
+// Cluster is a virtual cluster. The metadata snapshot brokers route by
+// (Snapshot) fills only ID, OrgID, Name, AutoCreateTopics and
+// DefaultPartitions.
 type Cluster struct {
 	ID                  string
-	OrgID               string
+	OrgID               string // "" for clusters outside any organisation (development)
 	Name                string
 	Status              string
 	Limits              Limits
 	DefaultTopicConfigs map[string]string
+	AutoCreateTopics    bool  // topics are created on first use (Metadata, Produce)
+	DefaultPartitions   int32 // of topics created on first use
 	Version             int64 // bumped by every update
 	Partitions          int32 // partitions of all its topics
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 }
 
-const clusterCols = `c.id, c.org_id, c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_partitions, c.max_storage_gb,
-	c.default_topic_configs, c.version, c.created_at, c.updated_at,
+const clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_partitions, c.max_storage_gb,
+	c.default_topic_configs, c.auto_create_topics, c.default_partitions, c.version, c.created_at, c.updated_at,
 	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
 
 func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 	var c Cluster
 	var cfg []byte
 	err := r.Scan(&c.ID, &c.OrgID, &c.Name, &c.Status, &c.Limits.IngressMBps, &c.Limits.EgressMBps,
-		&c.Limits.MaxPartitions, &c.Limits.MaxStorageGB, &cfg, &c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)
+		&c.Limits.MaxPartitions, &c.Limits.MaxStorageGB, &cfg, &c.AutoCreateTopics, &c.DefaultPartitions,
+		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)
 	if err != nil {
 		return c, err
 	}
@@ -108,7 +113,7 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock first, then read in a new statement (and so a new snapshot),
 		// so the partition count includes topics committed while we waited.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM virtual_clusters WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, id); err != nil {
+		if err := lockCluster(ctx, tx, orgID, id); err != nil {
 			return err
 		}
 		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
@@ -167,4 +172,38 @@ func (s *Store) MarkClustersReady(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("store: mark clusters ready: %w", err)
 	}
 	return ids, nil
+}
+
+// lockCluster takes the row lock of cluster clusterID of orgID (AnyOrg:
+// any), ErrNotFound if there is none. The lock serialises every change of
+// a cluster's partition count with the others and with changes of its
+// limits: whoever adds partitions takes it first, then the topic's.
+func lockCluster(ctx context.Context, tx pgx.Tx, orgID, clusterID string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM virtual_clusters WHERE id = $2 AND ($1 = '*' OR org_id = $1) FOR UPDATE`,
+		orgID, clusterID).Scan(&one)
+	return noRows(err)
+}
+
+// EnsureCluster creates the virtual cluster id if it does not exist. The
+// broker uses it for the cluster of its anonymous development listener.
+func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO virtual_clusters (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, name)
+	if err != nil {
+		return fmt.Errorf("store: ensure cluster %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetAutoCreateTopics switches automatic topic creation for a cluster.
+func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bool) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE virtual_clusters SET auto_create_topics = $2 WHERE id = $1`, clusterID, on)
+	if err != nil {
+		return fmt.Errorf("store: set auto-create: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -8,81 +8,11 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
-
-var (
-	// ErrNotFound: no such row in the caller's organisation.
-	ErrNotFound = errors.New("store: not found")
-	// ErrExists: the name is taken in its scope.
-	ErrExists = errors.New("store: already exists")
-	// ErrStale: the row changed since the version the caller read.
-	ErrStale = errors.New("store: version mismatch")
-	// ErrInvalid: the change contradicts the stored state (for example
-	// fewer partitions than a topic has).
-	ErrInvalid = errors.New("store: invalid change")
-	// ErrLimit: the change would exceed a cluster limit.
-	ErrLimit = errors.New("store: limit exceeded")
-)
-
-// idEncoding spells random ids in lower-case base32 without padding.
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// NewID returns prefix + "-" + 20 random characters (100 bits), e.g.
-// "vc-3kq7...". Ids are opaque; the prefix only says what kind they name.
-func NewID(prefix string) string {
-	var b [13]byte
-	rand.Read(b[:])
-	return prefix + "-" + idEncoding.EncodeToString(b[:])[:20]
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
-}
-
-func isFKViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23503"
-}
-
-func noRows(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
-	return err
-}
-
-// Page asks for at most Limit items after the cursor After (an id or a
-// name, exclusive; "" starts at the beginning).
-type Page struct {
-	After string
-	Limit int
-}
-
-func (p Page) limit() int {
-	if p.Limit <= 0 || p.Limit > 1000 {
-		return 100
-	}
-	return p.Limit
-}
-
-// page trims items fetched with limit+1 and returns the next cursor.
-func page[T any](items []T, limit int, key func(T) string) ([]T, string) {
-	if len(items) <= limit {
-		return items, ""
-	}
-	items = items[:limit]
-	return items, key(items[limit-1])
-}
 
 // Org is an organisation.
 type Org struct {
@@ -112,7 +42,7 @@ type APIKey struct {
 	SecretHash       []byte
 	SCRAM            []byte // SCRAM credentials (internal/scram JSON); nil for old keys
 	CreatedAt        time.Time
-	OrgAdmin         bool // of its service account; filled by KeyForAuth
+	OrgAdmin         bool // of its service account
 }
 
 // CreateOrg creates an organisation with an org-admin service account
@@ -280,11 +210,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, orgID, saID, clusterID, descri
 	return k, nil
 }
 
-const keyCols = `k.id, k.org_id, k.service_account_id, coalesce(k.cluster_id, ''), k.description, k.secret_hash, k.created_at, sa.org_admin`
+const keyCols = `k.id, k.org_id, k.service_account_id, coalesce(k.cluster_id, ''), k.description, k.secret_hash, k.scram,
+	k.created_at, sa.org_admin`
 
 func scanKey(r pgx.CollectableRow) (APIKey, error) {
 	var k APIKey
-	return k, r.Scan(&k.ID, &k.OrgID, &k.ServiceAccountID, &k.ClusterID, &k.Description, &k.SecretHash, &k.CreatedAt, &k.OrgAdmin)
+	return k, r.Scan(&k.ID, &k.OrgID, &k.ServiceAccountID, &k.ClusterID, &k.Description, &k.SecretHash, &k.SCRAM,
+		&k.CreatedAt, &k.OrgAdmin)
 }
 
 // APIKey returns one key of orgID.
@@ -299,7 +231,8 @@ func (s *Store) APIKey(ctx context.Context, orgID, id string) (APIKey, error) {
 }
 
 // KeyForAuth returns the key id, in any organisation, for checking a
-// presented secret against its hash.
+// presented secret against its hash or SCRAM credentials (REST and SASL);
+// ErrNotFound if it does not exist (or was deleted: revocation).
 func (s *Store) KeyForAuth(ctx context.Context, id string) (APIKey, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+keyCols+` FROM api_keys k JOIN service_accounts sa ON sa.id = k.service_account_id
 		WHERE k.id = $1`, id)
@@ -404,26 +337,4 @@ func (s *Store) DeleteRoleBinding(ctx context.Context, orgID, clusterID, id stri
 		return ErrNotFound
 	}
 	return nil
-}
-
-// Ping checks the database answers (readiness).
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
-
-func marshalConfigs(m map[string]string) []byte {
-	if m == nil {
-		m = map[string]string{}
-	}
-	b, _ := json.Marshal(m)
-	return b
-}
-
-func unmarshalConfigs(b []byte) (map[string]string, error) {
-	m := map[string]string{}
-	if len(b) == 0 {
-		return m, nil
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
