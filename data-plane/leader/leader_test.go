@@ -14,8 +14,8 @@ import (
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/fsbucket"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -14,11 +14,11 @@ import (
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/eddy-streams/eddy/tiered/gc"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/fsck"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -9,10 +9,10 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/eddy-streams/eddy/tiered/gc"
 	"github.com/eddy-streams/eddy/tiered/retention"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

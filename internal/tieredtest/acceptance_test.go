@@ -9,7 +9,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/pgtest"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

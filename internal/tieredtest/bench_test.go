@@ -12,11 +12,11 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/s3test"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"
 	"github.com/eddy-streams/eddy/tiered/s3bucket"
-	"github.com/eddy-streams/eddy/tiered/tieredtest"
 )
 
 // swapReader lets one leader read through a cache that a benchmark

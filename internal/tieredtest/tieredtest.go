@@ -3,6 +3,11 @@
 // pgtest.Main), topics placed on broker 1, an instrumented filesystem
 // bucket whose requests can be counted, and leader.Managers producing real
 // record batches through the real flush and commit.
+//
+// It lives in internal, not under tiered/, because it wires the writer
+// (data-plane/leader) and placement (control-plane/placement) to tiered
+// storage: tiered's own packages import nothing from either plane, and
+// only their tests reach up through this harness.
 package tieredtest
 
 import (
