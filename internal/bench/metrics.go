@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // counters is a snapshot of the brokers' counters the cost figures need,
@@ -76,17 +76,14 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 func pgXacts(ctx context.Context, url string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	st, err := store.Open(ctx, url, 1)
 	if err != nil {
 		return 0, fmt.Errorf("bench: postgres: %w", err)
 	}
-	defer conn.Close(ctx)
-	var n int64
-	// Statistics reach pg_stat_database within a second or so; the produce
-	// phase is long enough for that to be noise.
-	err = conn.QueryRow(ctx, `select xact_commit from pg_stat_database where datname = current_database()`).Scan(&n)
+	defer st.Close()
+	n, err := st.CommittedTransactions(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("bench: pg_stat_database: %w", err)
+		return 0, fmt.Errorf("bench: %w", err)
 	}
 	return float64(n), nil
 }
