@@ -13,7 +13,6 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -27,13 +26,12 @@ import (
 // hold its row locked and the writer's statement for a plug commit waits,
 // so commits queue up behind it.
 type batchRig struct {
-	t     testing.TB
-	ctx   context.Context
-	st    *store.Store
-	admin *pgx.Conn // for the test's own transactions
-	watch *pgx.Conn // for looking at pg_stat_activity meanwhile
-	b     *commitBatcher
-	coord *group.Coordinator
+	t       testing.TB
+	ctx     context.Context
+	st      *store.Store
+	waiting func(context.Context) bool // a statement on coordinator_slots waits for a row lock
+	b       *commitBatcher
+	coord   *group.Coordinator
 }
 
 var (
@@ -60,23 +58,13 @@ func newBatchRig(t testing.TB) *batchRig {
 	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []store.SlotFence{rigSlot1, rigSlot2, rigPlug} {
+		if err := st.AssignSlots(ctx, f.BrokerID, f.LeaderEpoch, f.Slot); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	watch, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { watch.Close(context.Background()) })
-	if _, err := admin.Exec(ctx, `
-		UPDATE coordinator_slots SET leader_id = 1,
-			leader_epoch = CASE slot WHEN 1 THEN 5 WHEN 2 THEN 3 ELSE 1 END
-		WHERE slot IN (1, 2, 9)`); err != nil {
-		t.Fatal(err)
-	}
-	r := &batchRig{t: t, ctx: ctx, st: st, admin: admin, watch: watch, b: newCommitBatcher(st, prometheus.NewRegistry())}
+	r := &batchRig{t: t, ctx: ctx, st: st, waiting: pgtest.LockWatch(t, url, "coordinator_slots"),
+		b: newCommitBatcher(st, prometheus.NewRegistry())}
 	r.b.start()
 	t.Cleanup(func() {
 		if err := r.b.shutdown(context.Background()); err != nil {
@@ -117,18 +105,17 @@ func (r *batchRig) stored(cluster, grp string) int64 {
 // that releases the lock and returns the plug commit's outcome.
 func (r *batchRig) plug() (release func() error) {
 	r.t.Helper()
-	tx, err := r.admin.Begin(r.ctx)
+	// A move to the epoch the slot has: its row stays locked until rolled
+	// back, and nothing changes.
+	lock, err := r.st.BeginSlotMove(r.ctx, rigPlug.Slot, rigPlug.LeaderEpoch)
 	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := tx.Exec(r.ctx, `SELECT 1 FROM coordinator_slots WHERE slot = $1 FOR UPDATE`, rigPlug.Slot); err != nil {
 		r.t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.b.commit(r.ctx, rigCommit("vc1", "plug", rigPlug, 1)) }()
 	r.waitLockWait("the plug commit")
 	return func() error {
-		if err := tx.Rollback(r.ctx); err != nil {
+		if err := lock.Rollback(r.ctx); err != nil {
 			r.t.Fatal(err)
 		}
 		return <-done
@@ -139,11 +126,7 @@ func (r *batchRig) plug() (release func() error) {
 // row lock: the writer is held up.
 func (r *batchRig) waitLockWait(what string) {
 	r.t.Helper()
-	r.waitFor(what+" to wait on the slot lock", func() bool {
-		var n int
-		err := r.watch.QueryRow(r.ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%coordinator_slots%'`).Scan(&n)
-		return err == nil && n > 0
-	})
+	r.waitFor(what+" to wait on the slot lock", func() bool { return r.waiting(r.ctx) })
 }
 
 func (r *batchRig) queued() int {
@@ -257,14 +240,11 @@ func TestCommitBatcherSlotMove(t *testing.T) {
 	r := newBatchRig(t)
 	// The move: slot 1 goes to epoch 6, not yet committed. A commit under
 	// epoch 5 waits for it, holding up the writer.
-	tx, err := r.admin.Begin(r.ctx)
+	move, err := r.st.BeginSlotMove(r.ctx, rigSlot1.Slot, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(r.ctx, `UPDATE coordinator_slots SET leader_epoch = 6 WHERE slot = 1`); err != nil {
-		t.Fatal(err)
-	}
+	defer move.Rollback(context.Background())
 	first := make(chan int16, 1)
 	go func() { first <- r.offsetCommit("vc1", "first", rigSlot1, 1) }()
 	r.waitLockWait("the first commit")
@@ -284,7 +264,7 @@ func TestCommitBatcherSlotMove(t *testing.T) {
 		wg.Go(func() { a.code = r.offsetCommit(a.cluster, a.grp, a.fence, int64(10+i)) })
 	}
 	r.waitFor("4 queued commits", func() bool { return r.queued() == len(answers) })
-	if err := tx.Commit(r.ctx); err != nil {
+	if err := move.Commit(r.ctx); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

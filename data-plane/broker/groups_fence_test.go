@@ -10,13 +10,12 @@ import (
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/jackc/pgx/v5"
 )
 
 // slotStore opens the store on a fresh database with cluster
 // vc1 and broker 1, which leads the given coordinator slots at epoch 5. It
-// also returns a plain connection for moving slots, and the database URL.
-func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, *pgx.Conn, string) {
+// also returns the database URL.
+func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, string) {
 	t.Helper()
 	url := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -32,15 +31,10 @@ func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, *pg
 	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
+	if err := st.AssignSlots(ctx, 1, 5, slots...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	if _, err := conn.Exec(ctx, `UPDATE coordinator_slots SET leader_id = 1, leader_epoch = 5 WHERE slot = ANY($1)`, slots); err != nil {
-		t.Fatal(err)
-	}
-	return ctx, st, conn, url
+	return ctx, st, url
 }
 
 // TestGroupCommitFencedBySlot: an offset commit carries the coordinator
@@ -48,7 +42,7 @@ func slotStore(t *testing.T, slots ...int32) (context.Context, *store.Store, *pg
 // and a commit in flight while the slot moves either lands before the move
 // or fails: it never lands after it.
 func TestGroupCommitFencedBySlot(t *testing.T) {
-	ctx, st, conn, url := slotStore(t, 7)
+	ctx, st, url := slotStore(t, 7)
 	commit := func(epoch int32, offset int64) error {
 		return st.CommitOffsets(ctx, "vc1", "g", store.SlotFence{Slot: 7, BrokerID: 1, LeaderEpoch: epoch},
 			[]store.GroupOffset{{Topic: "t", Partition: 0, Offset: offset, LeaderEpoch: -1, Metadata: "m"}})
@@ -78,29 +72,18 @@ func TestGroupCommitFencedBySlot(t *testing.T) {
 
 	// The slot moves while a commit is in flight: the commit waits for the
 	// move and then fails.
-	tx, err := conn.Begin(ctx)
+	move, err := st.BeginSlotMove(ctx, 7, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE coordinator_slots SET leader_epoch = 6 WHERE slot = 7`); err != nil {
-		t.Fatal(err)
-	}
+	defer move.Rollback(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- commit(5, 13) }()
-	watch, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close(context.Background())
-	waiting := func() bool {
-		var n int
-		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%coordinator_slots%'`).Scan(&n)
-		return err == nil && n > 0
-	}
-	if !stack.WaitFor(ctx, waiting) {
+	waiting := pgtest.LockWatch(t, url, "coordinator_slots")
+	if !stack.WaitFor(ctx, func() bool { return waiting(ctx) }) {
 		t.Fatal("the commit never waited for the slot move")
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := move.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, store.ErrFenced) {
@@ -116,7 +99,7 @@ func TestGroupCommitFencedBySlot(t *testing.T) {
 // same statement are written, a row of a cluster that no longer exists is
 // dropped, and a nil state deletes.
 func TestGroupStateFencedBySlot(t *testing.T) {
-	ctx, st, _, _ := slotStore(t, 7, 8)
+	ctx, st, _ := slotStore(t, 7, 8)
 	f := func(slot, epoch int32) store.SlotFence {
 		return store.SlotFence{Slot: slot, BrokerID: 1, LeaderEpoch: epoch}
 	}

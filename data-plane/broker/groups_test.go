@@ -12,7 +12,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
-	"github.com/jackc/pgx/v5"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -783,12 +783,12 @@ func TestGroupSurvivesCoordinatorMove(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db, err := pgx.Connect(ctx, url)
+			st, err := store.Open(ctx, url, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close(context.Background())
-			if _, err := db.Exec(ctx, `UPDATE coordinator_slots SET leader_id = $1, leader_epoch = leader_epoch + 1 WHERE leader_id = $2`, to, from); err != nil {
+			defer st.Close()
+			if _, err := st.MoveSlots(ctx, from, to); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("moved the coordinator slots of broker %d to broker %d", from, to)

@@ -114,6 +114,29 @@ func URL(t testing.TB) string {
 	return withDatabase(admin, name)
 }
 
+// LockWatch returns a function that reports whether a statement naming
+// table waits for a lock in the database of url (pg_stat_activity): how a
+// test sees that a statement has queued behind a lock the test holds. The
+// function is for one goroutine at a time; its connection is closed when
+// t ends.
+func LockWatch(t testing.TB, url, table string) func(ctx context.Context) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return func(ctx context.Context) bool {
+		var n int
+		err := conn.QueryRow(ctx, `
+			SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`, table).Scan(&n)
+		return err == nil && n > 0
+	}
+}
+
 // setup makes the server and the template ready, once.
 func (h *harness) setup() (string, error) {
 	h.mu.Lock()

@@ -11,12 +11,11 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/jackc/pgx/v5"
 )
 
 // commitDB is a migrated database with clusters vc1 and vc2, broker 1
 // registered and leading slot 1 at epoch 5 and slot 2 at epoch 3.
-func commitDB(t *testing.T) (context.Context, *store.Store, *pgx.Conn, string) {
+func commitDB(t *testing.T) (context.Context, *store.Store, string) {
 	t.Helper()
 	url := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -34,17 +33,12 @@ func commitDB(t *testing.T) (context.Context, *store.Store, *pgx.Conn, string) {
 	if _, err := st.Register(ctx, 1, "127.0.0.1", 9092, "", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []store.SlotFence{slot1, slot2} {
+		if err := st.AssignSlots(ctx, f.BrokerID, f.LeaderEpoch, f.Slot); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	if _, err := conn.Exec(ctx, `
-		UPDATE coordinator_slots SET leader_id = 1, leader_epoch = CASE slot WHEN 1 THEN 5 ELSE 3 END
-		WHERE slot IN (1, 2)`); err != nil {
-		t.Fatal(err)
-	}
-	return ctx, st, conn, url
+	return ctx, st, url
 }
 
 var (
@@ -84,7 +78,7 @@ func stored(t *testing.T, ctx context.Context, st *store.Store, cluster, group s
 // gone or whose text Postgres cannot store get their own error and write
 // nothing, and the others land.
 func TestCommitOffsetsBatchOutcomes(t *testing.T) {
-	ctx, st, _, _ := commitDB(t)
+	ctx, st, _ := commitDB(t)
 	batch := []store.OffsetCommit{
 		{ClusterID: "vc1", Group: "ok1", Fence: slot1, Offsets: offs("t", 0, 10, 1, 11)},
 		{ClusterID: "vc1", Group: "old-epoch", Fence: store.SlotFence{Slot: 1, BrokerID: 1, LeaderEpoch: 4}, Offsets: offs("t", 0, 20)},
@@ -138,7 +132,7 @@ func TestCommitOffsetsBatchOutcomes(t *testing.T) {
 // twice in a batch (in two commits, or twice in one) ends at the last value
 // in batch order, and updates an existing row.
 func TestCommitOffsetsBatchDuplicates(t *testing.T) {
-	ctx, st, _, _ := commitDB(t)
+	ctx, st, _ := commitDB(t)
 	if _, err := st.CommitOffsetsBatch(ctx, []store.OffsetCommit{
 		{ClusterID: "vc1", Group: "g", Fence: slot1, Offsets: offs("t", 0, 1, 1, 1)},
 	}); err != nil {
@@ -170,15 +164,12 @@ func TestCommitOffsetsBatchDuplicates(t *testing.T) {
 // moves waits for the move, then writes the commits of the other slot and
 // fences those of the moved one: it never lands behind the new leader.
 func TestCommitOffsetsBatchSlotMove(t *testing.T) {
-	ctx, st, conn, url := commitDB(t)
-	tx, err := conn.Begin(ctx)
+	ctx, st, url := commitDB(t)
+	move, err := st.BeginSlotMove(ctx, slot1.Slot, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, `UPDATE coordinator_slots SET leader_epoch = 6 WHERE slot = 1`); err != nil {
-		t.Fatal(err)
-	}
+	defer move.Rollback(context.Background())
 	type result struct {
 		outcomes []error
 		err      error
@@ -191,17 +182,8 @@ func TestCommitOffsetsBatchSlotMove(t *testing.T) {
 		})
 		done <- result{o, err}
 	}()
-	watch, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close(context.Background())
-	for {
-		var n int
-		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%coordinator_slots%'`).Scan(&n)
-		if err == nil && n > 0 {
-			break
-		}
+	waiting := pgtest.LockWatch(t, url, "coordinator_slots")
+	for !waiting(ctx) {
 		select {
 		case r := <-done:
 			t.Fatalf("the batch did not wait for the slot move: %v %v", r.outcomes, r.err)
@@ -210,7 +192,7 @@ func TestCommitOffsetsBatchSlotMove(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := move.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r := <-done
@@ -233,7 +215,7 @@ func TestCommitOffsetsBatchSlotMove(t *testing.T) {
 // orders, neither deadlock nor fail, and each goroutine's own partitions
 // end at its last commit.
 func TestCommitOffsetsBatchConcurrent(t *testing.T) {
-	ctx, st, _, _ := commitDB(t)
+	ctx, st, _ := commitDB(t)
 	const writers, rounds = 8, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
