@@ -17,10 +17,6 @@ import (
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
-// maxTopicPartitions bounds one topic (the cluster's max_partitions
-// bounds them all).
-const maxTopicPartitions = 10_000
-
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // validTopicName applies Kafka's rules (as the broker does).
@@ -56,8 +52,8 @@ func topicETag(t store.Topic) string {
 }
 
 func checkPartitions(fe *fieldErrors, n int32) {
-	if n < 1 || n > maxTopicPartitions {
-		fe.add("partitions", "must be from 1 to %d, not %d", maxTopicPartitions, n)
+	if n < 1 || n > topicconfig.MaxPartitions {
+		fe.add("partitions", "must be from 1 to %d, not %d", topicconfig.MaxPartitions, n)
 	}
 }
 

@@ -24,8 +24,6 @@ import (
 // (and DESCRIBE_CONFIGS to see the configs in the answer), DeleteTopics
 // DELETE and CreatePartitions ALTER on the topic.
 
-const maxPartitions = 10000
-
 func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	v := s.view.Load()
@@ -63,8 +61,8 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			fail(kerr.InvalidTopicException.Code, validTopicName(rt.Topic).Error())
 		case len(rt.ReplicaAssignment) > 0:
 			fail(kerr.InvalidRequest.Code, "manual replica assignment is not supported; Eddy places partitions itself")
-		case st.NumPartitions <= 0 || st.NumPartitions > maxPartitions:
-			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("partition count must be between 1 and %d", maxPartitions))
+		case st.NumPartitions <= 0 || st.NumPartitions > topicconfig.MaxPartitions:
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("partition count must be between 1 and %d", topicconfig.MaxPartitions))
 		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1:
 			fail(kerr.InvalidReplicationFactor.Code, "replication factor must be positive or -1")
 		case v.topic(c.cluster, rt.Topic) != nil:
@@ -186,9 +184,9 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 		case rt.Count <= int32(len(t.Partitions)):
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strp(fmt.Sprintf("topic has %d partitions; the new count %d must be larger", len(t.Partitions), rt.Count))
-		case rt.Count > maxPartitions:
+		case rt.Count > topicconfig.MaxPartitions:
 			st.ErrorCode = kerr.InvalidPartitions.Code
-			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", maxPartitions))
+			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", topicconfig.MaxPartitions))
 		case req.ValidateOnly:
 		default:
 			if err := s.store.CreatePartitions(ctx, c.cluster, rt.Topic, rt.Count); err != nil {

@@ -5,6 +5,11 @@ import "fmt"
 // MaxNameLength is Kafka's limit on topic names.
 const MaxNameLength = 249
 
+// MaxPartitions bounds the partitions of one topic, however it is created
+// or grown (REST or the Kafka API); a cluster's max_partitions bounds
+// those of all its topics (store.ErrLimit).
+const MaxPartitions = 10_000
+
 // CheckName applies Kafka's rules for topic names: 1 to 249 ASCII letters,
 // digits, '.', '_' and '-', and not "." or "..". The error reads after the
 // word "name" ("must not be empty", "is 300 characters long; ...").

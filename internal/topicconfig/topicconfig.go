@@ -1,6 +1,8 @@
 // Package topicconfig knows the topic configs Eddy accepts, their defaults
-// and how to validate a value, with Kafka's names and semantics. Topics
-// store only the configs set explicitly; everything else is the default.
+// and how to validate a value, with Kafka's names and semantics, and the
+// rules for topic names and partition counts that REST and the Kafka API
+// share. Topics store only the configs set explicitly; everything else is
+// the default.
 package topicconfig
 
 import (
