@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"sort"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
