@@ -8,7 +8,6 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/batch"
-	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -142,22 +141,4 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 		}
 	}
 	return resp
-}
-
-// autoCreate creates a missing topic when the connection's cluster allows
-// it and so does authorization (CREATE on the cluster or the topic);
-// errors are logged, the caller reports the topic as unknown anyway.
-func (s *Server) autoCreate(c *conn, name string) bool {
-	v := s.view.Load()
-	cl, ok := v.clusters[c.cluster]
-	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil || !c.mayCreateTopic(name) {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	if _, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
-		s.log.Warn("automatic topic creation failed", "topic", name, "err", err)
-		return false
-	}
-	return true
 }

@@ -2,14 +2,11 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sort"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -135,22 +132,3 @@ func (s *Server) metadataTopic(v *view, t *store.Topic) kmsg.MetadataResponseTop
 	}
 	return mt
 }
-
-// controllerID names a live broker as the "controller": admin requests
-// can go to any broker, so clients only need a stable answer.
-func (s *Server) controllerID(v *view) int32 {
-	if len(v.brokers) == 0 {
-		return s.cfg.ID
-	}
-	return v.brokers[0].ID
-}
-
-// validTopicName applies Kafka's topic name rules.
-func validTopicName(name string) error {
-	if err := topicconfig.CheckName(name); err != nil {
-		return fmt.Errorf("topic name %q %w", name, err)
-	}
-	return nil
-}
-
-func isExists(err error) bool { return errors.Is(err, store.ErrExists) }

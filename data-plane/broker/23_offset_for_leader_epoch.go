@@ -1,73 +1,11 @@
 package broker
 
 import (
-	"context"
-	"time"
-
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// DescribeCluster v0-v1: the shared broker pool, the connection's virtual
-// cluster id as the cluster id. It needs no authorization (nothing in it
-// belongs to the tenant but its own cluster id), as in Kafka; the
-// cluster's authorized operations are reported when asked for.
-func handleDescribeCluster(s *Server, c *conn, req *kmsg.DescribeClusterRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	v := s.view.Load()
-	if req.Version >= 1 && req.EndpointType != 1 {
-		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
-		resp.ErrorMessage = strp("only broker endpoints are described")
-		return resp
-	}
-	resp.ClusterID = c.cluster
-	resp.ControllerID = s.controllerID(v)
-	resp.EndpointType = 1
-	resp.ClusterAuthorizedOperations = -2147483648
-	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = c.authorizedOps(acl.Cluster, acl.ClusterName)
-	}
-	for _, b := range v.brokers {
-		rb := kmsg.NewDescribeClusterResponseBroker()
-		rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
-		resp.Brokers = append(resp.Brokers, rb)
-	}
-	return resp
-}
-
-// InitProducerId v0-v4 for idempotent producers. Producer ids come from a
-// Postgres sequence, so they are unique across the pool and restarts.
-// Deviation: transactional ids are refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
-// Authorization, as Kafka 3+: an idempotent producer needs
-// IDEMPOTENT_WRITE on the cluster or WRITE on some topic
-// (CLUSTER_AUTHORIZATION_FAILED otherwise).
-func handleInitProducerID(s *Server, c *conn, req *kmsg.InitProducerIDRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
-	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		c.may(acl.TransactionalID, *req.TransactionalID, acl.Write) // audited either way
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return resp
-	}
-	if !c.decide(acl.Cluster, acl.ClusterName, acl.IdempotentWrite) && !c.mayAny(acl.Topic, acl.Write) {
-		c.denied(acl.Cluster, acl.ClusterName, acl.IdempotentWrite)
-		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-		return resp
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	id, err := s.store.NextProducerID(ctx)
-	if err != nil {
-		s.log.Warn("producer id allocation failed", "err", err)
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		return resp
-	}
-	resp.ProducerID, resp.ProducerEpoch = id, 0
-	return resp
-}
 
 // OffsetForLeaderEpoch v2-v4 (KIP-320). Committed data is never truncated
 // — a new leader starts at the committed high watermark — so the end offset

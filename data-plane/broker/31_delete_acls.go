@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"sort"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
@@ -23,108 +21,6 @@ import (
 // cluster and transactional id (INVALID_REQUEST otherwise; filters on
 // delegation tokens or users match nothing). Brokers apply changes within
 // moments, on open connections too (authz.go).
-
-func handleDescribeACLs(s *Server, c *conn, req *kmsg.DescribeACLsRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.DescribeACLsResponse)
-	if !c.may(acl.Cluster, acl.ClusterName, acl.Describe) {
-		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to describe ACLs")
-		return resp
-	}
-	f, none, ok := acl.FilterFromKafka(req.ResourceType, req.ResourceName, req.ResourcePatternType, req.Principal, req.Host, req.Operation, req.PermissionType)
-	if !ok {
-		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strp("the filter holds an unknown resource type, pattern type, operation or permission")
-		return resp
-	}
-	if none {
-		return resp
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	all, err := s.store.ClusterACLs(ctx, c.cluster)
-	if err != nil {
-		resp.ErrorCode, _ = errCode(err)
-		resp.ErrorMessage = strp("ACLs could not be read; try again")
-		return resp
-	}
-	// One entry per resource pattern, as Kafka groups them.
-	type pattern struct {
-		rt   acl.ResourceType
-		name string
-		pt   acl.PatternType
-	}
-	idx := map[pattern]int{}
-	for i := range all {
-		a := &all[i].ACL
-		if !f.Matches(a) {
-			continue
-		}
-		rt, pt, op, perm := a.Kafka()
-		k := pattern{a.ResourceType, a.ResourceName, a.PatternType}
-		n, seen := idx[k]
-		if !seen {
-			r := kmsg.NewDescribeACLsResponseResource()
-			r.ResourceType, r.ResourceName, r.ResourcePatternType = rt, a.ResourceName, pt
-			resp.Resources = append(resp.Resources, r)
-			n = len(resp.Resources) - 1
-			idx[k] = n
-		}
-		ra := kmsg.NewDescribeACLsResponseResourceACL()
-		ra.Principal, ra.Host, ra.Operation, ra.PermissionType = a.Principal, a.Host, op, perm
-		resp.Resources[n].ACLs = append(resp.Resources[n].ACLs, ra)
-	}
-	sort.SliceStable(resp.Resources, func(i, j int) bool {
-		a, b := resp.Resources[i], resp.Resources[j]
-		if a.ResourceType != b.ResourceType {
-			return a.ResourceType < b.ResourceType
-		}
-		return a.ResourceName < b.ResourceName
-	})
-	return resp
-}
-
-func handleCreateACLs(s *Server, c *conn, req *kmsg.CreateACLsRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
-	allowed := c.may(acl.Cluster, acl.ClusterName, acl.Alter)
-	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
-	defer cancel()
-	for _, cr := range req.Creations {
-		r := kmsg.NewCreateACLsResponseResult()
-		if !allowed {
-			r.ErrorCode, r.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to create ACLs")
-			resp.Results = append(resp.Results, r)
-			continue
-		}
-		rt, pt, op, perm, ok := acl.FromKafka(cr.ResourceType, cr.ResourcePatternType, cr.Operation, cr.PermissionType)
-		if !ok {
-			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, strp("resource type, pattern type, operation and permission must be concrete values (topic, group, cluster or transactional id; literal or prefixed)")
-			resp.Results = append(resp.Results, r)
-			continue
-		}
-		a := acl.ACL{Cluster: c.cluster, Principal: cr.Principal, ResourceType: rt, ResourceName: cr.ResourceName,
-			PatternType: pt, Operation: op, Permission: perm, Host: cr.Host}
-		if err := a.Validate(); err != nil {
-			var fe *acl.FieldError
-			msg := err.Error()
-			if errors.As(err, &fe) {
-				msg = fe.Field + " " + fe.Message
-			}
-			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, strp(msg)
-			resp.Results = append(resp.Results, r)
-			continue
-		}
-		// An identical ACL exists: success, as in Kafka.
-		if _, err := s.store.CreateACL(ctx, store.AnyOrg, a); err != nil && !errors.Is(err, store.ErrExists) {
-			r.ErrorCode, _ = errCode(err)
-			r.ErrorMessage = strp(err.Error())
-			if r.ErrorCode == kerr.UnknownServerError.Code {
-				s.log.Warn("create acl failed", "cluster", c.cluster, "err", err)
-				r.ErrorMessage = strp("the ACL could not be stored; try again")
-			}
-		}
-		resp.Results = append(resp.Results, r)
-	}
-	return resp
-}
 
 func handleDeleteACLs(s *Server, c *conn, req *kmsg.DeleteACLsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)

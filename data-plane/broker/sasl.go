@@ -11,8 +11,6 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/scram"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // SaslHandshake v0-v1 and SaslAuthenticate v0-v2.
@@ -28,41 +26,6 @@ import (
 // more slowly. SaslAuthenticate v1+ reports the session lifetime (KIP-368):
 // a token's remaining validity; the connection is closed when it passes
 // unless the client re-authenticated.
-
-func handleSASLHandshake(s *Server, c *conn, req *kmsg.SASLHandshakeRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
-	resp.SupportedMechanisms = s.auth.Mechanisms()
-	if !s.auth.Supports(req.Mechanism) {
-		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
-		return resp
-	}
-	c.mechanism = req.Mechanism
-	c.rawSASL = req.Version == 0
-	c.exchange = nil
-	return resp
-}
-
-func handleSASLAuthenticate(s *Server, c *conn, req *kmsg.SASLAuthenticateRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
-	if c.mechanism == "" || c.rawSASL {
-		resp.ErrorCode = kerr.IllegalSaslState.Code
-		resp.ErrorMessage = strp("SaslAuthenticate must follow a SaslHandshake v1")
-		c.closeAfter = true
-		return resp
-	}
-	reply, done, err := c.authenticate(req.SASLAuthBytes)
-	if err != nil {
-		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
-		resp.ErrorMessage = strp(err.Error())
-		c.closeAfter = true
-		return resp
-	}
-	resp.SASLAuthBytes = reply
-	if done && !c.expires.IsZero() {
-		resp.SessionLifetimeMillis = max(time.Until(c.expires).Milliseconds(), 1)
-	}
-	return resp
-}
 
 // authenticate takes one SASL message of the exchange under way (starting
 // one if none is) and returns the server's reply; done reports that the

@@ -302,3 +302,12 @@ func (s *Server) ledPartition(pm *store.Partition, clientEpoch int32) (*leader.P
 	}
 	return p, 0
 }
+
+// controllerID names a live broker as the "controller": admin requests
+// can go to any broker, so clients only need a stable answer.
+func (s *Server) controllerID(v *view) int32 {
+	if len(v.brokers) == 0 {
+		return s.cfg.ID
+	}
+	return v.brokers[0].ID
+}

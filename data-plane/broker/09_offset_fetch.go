@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Response {
+	if req.Version >= 8 {
+		// Multi-group form: answer each group on its own, NOT_COORDINATOR
+		// for those whose slot is elsewhere.
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		for _, g := range req.Groups {
+			if code := s.groupCheck(c, g.Group, acl.Describe); code != 0 {
+				rg := kmsg.NewOffsetFetchResponseGroup()
+				rg.Group, rg.ErrorCode = g.Group, code
+				resp.Groups = append(resp.Groups, rg)
+				continue
+			}
+			one := *req
+			one.Groups = []kmsg.OffsetFetchRequestGroup{g}
+			for _, rg := range s.groups.OffsetFetch(c.groupCtx(), c.cluster, &one).Groups {
+				requested := map[string]bool{}
+				for _, rt := range g.Topics {
+					requested[rt.Topic] = true
+				}
+				kept := rg.Topics[:0]
+				for _, rt := range rg.Topics {
+					if c.sees(acl.Topic, rt.Topic) {
+						kept = append(kept, rt)
+					} else if requested[rt.Topic] {
+						c.denied(acl.Topic, rt.Topic, acl.Describe)
+						for i := range rt.Partitions {
+							p := &rt.Partitions[i]
+							p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
+						}
+						kept = append(kept, rt)
+					}
+				}
+				rg.Topics = kept
+				resp.Groups = append(resp.Groups, rg)
+			}
+		}
+		return resp
+	}
+	if code := s.groupCheck(c, req.Group, acl.Describe); code != 0 {
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = code
+		return resp
+	}
+	resp := s.groups.OffsetFetch(c.groupCtx(), c.cluster, req)
+	// Offsets of topics the principal may not describe: left out of an
+	// all-topics fetch, refused where the request named the topic.
+	requested := map[string]bool{}
+	for _, rt := range req.Topics {
+		requested[rt.Topic] = true
+	}
+	kept := resp.Topics[:0]
+	for _, rt := range resp.Topics {
+		if c.sees(acl.Topic, rt.Topic) {
+			kept = append(kept, rt)
+		} else if requested[rt.Topic] {
+			c.denied(acl.Topic, rt.Topic, acl.Describe)
+			for i := range rt.Partitions {
+				p := &rt.Partitions[i]
+				p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
+			}
+			kept = append(kept, rt)
+		}
+	}
+	resp.Topics = kept
+	return resp
+}

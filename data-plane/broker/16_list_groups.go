@@ -1,0 +1,21 @@
+package broker
+
+import (
+	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListGroups lists the groups this broker coordinates, as Kafka does;
+// admin clients ask every broker and merge.
+func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Response {
+	resp := s.groups.ListGroups(c.groupCtx(), c.cluster, req)
+	all := c.decide(acl.Cluster, acl.ClusterName, acl.Describe)
+	kept := resp.Groups[:0]
+	for _, g := range resp.Groups {
+		if s.owns(c, g.Group) && (all || c.sees(acl.Group, g.Group)) {
+			kept = append(kept, g)
+		}
+	}
+	resp.Groups = kept
+	return resp
+}

@@ -1,0 +1,46 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	for _, rr := range req.Resources {
+		sr := kmsg.NewDescribeConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		switch rr.ResourceType {
+		case resourceTopic:
+			if !c.may(acl.Topic, rr.ResourceName, acl.DescribeConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to describe this topic's configs")
+				break
+			}
+			// Read from Postgres, not the routing view: an alteration made
+			// through another broker must show at once.
+			configs, err := s.store.TopicConfigs(ctx, c.cluster, rr.ResourceName)
+			if err != nil {
+				code, msg := errCode(err)
+				sr.ErrorCode, sr.ErrorMessage = code, strp(msg)
+				break
+			}
+			sr.Configs = describeTopicConfigs(configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+		case resourceBroker:
+			// Nothing tenant-visible to describe.
+			if !c.may(acl.Cluster, acl.ClusterName, acl.DescribeConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to describe cluster configs")
+			}
+		default:
+			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("resource type %d is not supported", rr.ResourceType))
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}

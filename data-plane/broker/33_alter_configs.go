@@ -1,0 +1,39 @@
+package broker
+
+import (
+	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleAlterConfigs(s *Server, c *conn, req *kmsg.AlterConfigsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		switch rr.ResourceType {
+		case resourceTopic:
+			if !c.may(acl.Topic, rr.ResourceName, acl.AlterConfigs) {
+				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to alter this topic's configs")
+				break
+			}
+			if _, t := s.topic(c, rr.ResourceName); t == nil {
+				sr.ErrorCode, sr.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
+				break
+			}
+			// AlterConfigs replaces the whole set: what is not named
+			// returns to its default, as in Kafka.
+			next := map[string]string{}
+			for _, cf := range rr.Configs {
+				if cf.Value != nil {
+					next[cf.Name] = *cf.Value
+				}
+			}
+			sr.ErrorCode, sr.ErrorMessage = s.alterTopic(c, rr.ResourceName, next, req.ValidateOnly)
+		default:
+			sr.ErrorCode, sr.ErrorMessage = alterOther(c, rr.ResourceType)
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}

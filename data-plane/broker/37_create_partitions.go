@@ -1,0 +1,59 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	var grown []string
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		if !c.may(acl.Topic, rt.Topic, acl.Alter) {
+			st.ErrorCode, st.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to alter this topic")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		_, t := s.topic(c, rt.Topic)
+		switch {
+		case t == nil:
+			st.ErrorCode, st.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
+		case len(rt.Assignment) > 0:
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("manual replica assignment is not supported")
+		case rt.Count <= int32(len(t.Partitions)):
+			st.ErrorCode = kerr.InvalidPartitions.Code
+			st.ErrorMessage = strp(fmt.Sprintf("topic has %d partitions; the new count %d must be larger", len(t.Partitions), rt.Count))
+		case rt.Count > topicconfig.MaxPartitions:
+			st.ErrorCode = kerr.InvalidPartitions.Code
+			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", topicconfig.MaxPartitions))
+		case req.ValidateOnly:
+		default:
+			if err := s.store.CreatePartitions(ctx, c.cluster, rt.Topic, rt.Count); err != nil {
+				st.ErrorCode, _ = errCode(err)
+				if errors.Is(err, store.ErrInvalid) {
+					st.ErrorCode = kerr.InvalidPartitions.Code
+				}
+				st.ErrorMessage = strp(err.Error())
+				break
+			}
+			grown = append(grown, rt.Topic)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(grown) > 0 {
+		s.awaitLeaders(ctx, c.cluster, grown)
+	}
+	return resp
+}

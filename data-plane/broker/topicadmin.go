@@ -1,0 +1,39 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
+)
+
+// autoCreate creates a missing topic when the connection's cluster allows
+// it and so does authorization (CREATE on the cluster or the topic);
+// errors are logged, the caller reports the topic as unknown anyway.
+func (s *Server) autoCreate(c *conn, name string) bool {
+	v := s.view.Load()
+	cl, ok := v.clusters[c.cluster]
+	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil || !c.mayCreateTopic(name) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
+		s.log.Warn("automatic topic creation failed", "topic", name, "err", err)
+		return false
+	}
+	return true
+}
+
+// validTopicName applies Kafka's topic name rules.
+func validTopicName(name string) error {
+	if err := topicconfig.CheckName(name); err != nil {
+		return fmt.Errorf("topic name %q %w", name, err)
+	}
+	return nil
+}
+
+func isExists(err error) bool { return errors.Is(err, store.ErrExists) }
