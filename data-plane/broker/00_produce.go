@@ -13,17 +13,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Produce v3-v11 (record batches of magic 2 only, as Kafka 4 requires).
+// Produce (API key 0).
+// Versions: 3-11.
 //
-// acks=0 gets no response; acks=1 is answered once the batch is in the
-// local WAL; acks=all once the flush that carries it is committed in
-// Postgres — waiting off the connection's reader, so a client's pipelined
-// produce requests share flushes (responses still go out in order). Deviations: transactional batches are refused with
-// INVALID_RECORD (transactions are not supported yet); producing to a
-// missing topic creates it when the cluster allows automatic creation
-// (the request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION
-// so the client refreshes metadata and retries). Authorization: WRITE on
-// each topic (and on the transactional id, if any) — authz.go.
+// Record batches of magic 2 only, as Kafka 4 requires. acks=0 gets no
+// response; acks=1 is answered once the batch is in the local WAL; acks=all
+// once the flush that carries it is committed in Postgres — waiting off the
+// connection's reader, so a client's pipelined produce requests share
+// flushes (responses still go out in order).
+//
+// Deviations: transactional batches are refused with INVALID_RECORD
+// (transactions are not supported yet); producing to a missing topic
+// creates it when the cluster allows automatic creation (topicadmin.go; the
+// request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION so the
+// client refreshes metadata and retries).
+//
+// Authorization: WRITE on each topic (and on the transactional id, if any)
+// — authz.go.
 
 type pendingAck struct {
 	p    *leader.Partition

@@ -10,15 +10,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Fetch v4-v16. Only the partition leader serves (NOT_LEADER_OR_FOLLOWER
-// elsewhere), and only committed data: the high watermark is the commit
-// point in Postgres, and the last stable offset equals it (no
-// transactions). Long polling waits up to MaxWaitMillis for MinBytes.
-// An offset inside a batch returns that whole batch (clients skip the
-// records before their offset). Deviation: fetch sessions (KIP-227) are
-// not kept; every response has session id 0, which makes clients send
-// full requests — correct, merely a little larger. Authorization: READ on
-// each topic.
+// Fetch (API key 1).
+// Versions: 4-16.
+//
+// Only the partition leader serves (NOT_LEADER_OR_FOLLOWER elsewhere), and
+// only committed data: the high watermark is the commit point in Postgres,
+// and the last stable offset equals it (no transactions). Long polling
+// waits up to MaxWaitMillis for MinBytes. An offset inside a batch returns
+// that whole batch (clients skip the records before their offset).
+//
+// Deviation: fetch sessions (KIP-227) are not kept; every response has
+// session id 0, which makes clients send full requests — correct, merely a
+// little larger.
+//
+// Authorization: READ on each topic.
 
 func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 	var deadline time.Time

@@ -11,14 +11,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ListOffsets v1-v8: latest (-1, the committed high watermark), earliest
-// (-2, the log start offset), max timestamp (-3, v7+) and by timestamp.
-// Only the leader answers. A timestamp lookup reads the index in Postgres
-// to find the first object range whose batches reach the timestamp, then
-// decodes that one batch to find the exact record (the only place the
-// broker decodes records; it is off the produce/fetch path). -4
-// (earliest local) is answered like -2: every committed byte is "local".
-// Authorization: DESCRIBE on each topic (DeleteRecords: DELETE).
+// ListOffsets (API key 2).
+// Versions: 1-8.
+//
+// Latest (-1, the committed high watermark), earliest (-2, the log start
+// offset), max timestamp (-3, v7+) and by timestamp. Only the leader
+// answers. A timestamp lookup reads the index in Postgres to find the first
+// object range whose batches reach the timestamp, then decodes that one
+// batch to find the exact record (the only place the broker decodes
+// records; it is off the produce/fetch path). -4 (earliest local) is
+// answered like -2: every committed byte is "local".
+//
+// Authorization: DESCRIBE on each topic.
 
 func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)

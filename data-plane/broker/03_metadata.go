@@ -11,13 +11,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Metadata v0-v12. Every broker of the shared pool is listed; topics are
-// only the connection's virtual cluster's. There is no replication: each
-// partition's replica set and ISR is its leader (durability comes from
-// object storage). A missing topic is created when the request allows it
-// (v4+ AllowAutoTopicCreation; always before v4) and the cluster has
-// automatic creation on; the response then waits briefly for placement so
-// the client gets leaders at once rather than LEADER_NOT_AVAILABLE.
+// Metadata (API key 3).
+// Versions: 0-12.
+//
+// Every broker of the shared pool is listed; topics are only the
+// connection's virtual cluster's. There is no replication: each partition's
+// replica set and ISR is its leader (durability comes from object storage).
+// A missing topic is created when the request allows it (v4+
+// AllowAutoTopicCreation; always before v4) and the cluster has automatic
+// creation on; the response then waits briefly for placement so the client
+// gets leaders at once rather than LEADER_NOT_AVAILABLE.
 //
 // Authorization, as Kafka: a listing of all topics shows those the
 // principal may DESCRIBE; a named topic it may not describe is answered

@@ -7,6 +7,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// OffsetCommit (API key 8).
+// Versions: 0-8.
+//
+// Commits are fenced by the coordinator slot's leader epoch in Postgres
+// (store.CommitOffsetsBatch, batched across requests by commitbatch.go), so
+// a commit in flight while the slot moves fails with NOT_COORDINATOR
+// instead of landing behind the new coordinator's back (groups.go).
+// Partitions of topics that do not exist are refused here. The protocol,
+// with its deviations, is data-plane/group's 08_offset_commit.go.
+//
+// Authorization: READ on the group, then READ on each topic named.
+
 func handleOffsetCommit(s *Server, c *conn, req *kmsg.OffsetCommitRequest) kmsg.Response {
 	code := int16(0)
 	fence, ok := s.slotFence(c.cluster, req.Group)

@@ -6,6 +6,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// OffsetFetch (API key 9).
+// Versions: 0-8.
+//
+// v8+ (the multi-group form) answers each group on its own. The protocol,
+// with its deviations, is data-plane/group's 09_offset_fetch.go.
+//
+// Authorization: DESCRIBE on the group, then DESCRIBE on each topic:
+// offsets of topics the principal may not describe are left out of an
+// all-topics fetch and refused where the request named the topic.
+
 func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Response {
 	if req.Version >= 8 {
 		// Multi-group form: answer each group on its own, NOT_COORDINATOR

@@ -6,6 +6,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// FindCoordinator (API key 10).
+// Versions: 0-4.
+//
+// Groups are spread over coordinator slots (hash of cluster and group id);
+// each slot is led by one broker like a partition, and that broker is the
+// group's coordinator (groups.go).
+//
+// Deviation: transaction coordinators (key type 1) do not exist yet:
+// COORDINATOR_NOT_AVAILABLE.
+//
+// Authorization: DESCRIBE on the group (or the transactional id).
+
 func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	v := s.view.Load()

@@ -5,6 +5,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// Heartbeat (API key 12).
+// Versions: 0-4.
+//
+// The protocol, with its deviations, is data-plane/group's 12_heartbeat.go.
+//
+// Authorization: READ on the group.
+
 func handleHeartbeat(s *Server, c *conn, req *kmsg.HeartbeatRequest) kmsg.Response {
 	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)

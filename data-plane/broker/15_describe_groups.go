@@ -5,6 +5,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// DescribeGroups (API key 15).
+// Versions: 0-5.
+//
+// The protocol, with its deviations, is data-plane/group's 15_describe_groups.go.
+//
+// Authorization: DESCRIBE on each group.
+
 func handleDescribeGroups(s *Server, c *conn, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	allowed := s.splitGroups(c, req.Groups, acl.Describe, func(g string, code int16) {

@@ -5,6 +5,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// ListGroups (API key 16).
+// Versions: 0-4.
+//
+// The protocol, with its deviations, is data-plane/group's 16_list_groups.go.
+//
+// Authorization: principals that may DESCRIBE the cluster see every
+// group, others those they may DESCRIBE.
+
 // ListGroups lists the groups this broker coordinates, as Kafka does;
 // admin clients ask every broker and merge.
 func handleListGroups(s *Server, c *conn, req *kmsg.ListGroupsRequest) kmsg.Response {

@@ -7,9 +7,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ApiVersions v0-v3. v3 (KIP-511) carries the client's software name and
-// version; a request at an unsupported version is answered in v0 with
-// UNSUPPORTED_VERSION and the supported ranges.
+// ApiVersions (API key 18).
+// Versions: 0-3.
+//
+// v3 (KIP-511) carries the client's software name and version; a request at
+// an unsupported version is answered in v0 with UNSUPPORTED_VERSION and the
+// supported ranges. The ranges are the table in apis.go.
+//
+// No authorization (nothing of the tenant's).
 
 func supportedAPIs() []kmsg.ApiVersionsResponseApiKey {
 	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))

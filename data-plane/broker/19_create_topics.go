@@ -13,16 +13,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// CreateTopics v0-v7, DeleteTopics v0-v6, CreatePartitions v0-v3.
+// CreateTopics (API key 19).
+// Versions: 0-7.
 //
-// Any broker accepts these (there is no controller to forward to). Topics
-// are created in the connection's virtual cluster. The replication factor
-// is accepted but has no effect: object storage is the durability point,
-// so it is reported as 1 (-1 or any positive value is valid). Manual
-// replica assignments are refused with INVALID_REQUEST: placement is Eddy's.
-// Authorization: CreateTopics needs CREATE on the cluster or the topic
-// (and DESCRIBE_CONFIGS to see the configs in the answer), DeleteTopics
-// DELETE and CreatePartitions ALTER on the topic.
+// Any broker accepts it (there is no controller to forward to). Topics are
+// created in the connection's virtual cluster.
+//
+// Deviations: the replication factor is accepted but has no effect: object
+// storage is the durability point, so it is reported as 1 (-1 or any
+// positive value is valid). Manual replica assignments are refused with
+// INVALID_REQUEST: placement is Eddy's.
+//
+// Authorization: CREATE on the cluster or the topic (and DESCRIBE_CONFIGS
+// to see the configs in the answer).
 
 func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)

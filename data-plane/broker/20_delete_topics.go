@@ -10,6 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// DeleteTopics (API key 20).
+// Versions: 0-6.
+//
+// Any broker accepts it (there is no controller to forward to); only the
+// connection's virtual cluster's topics can be named, by name or (v6+) id.
+//
+// Authorization: DELETE on the topic.
+
 func handleDeleteTopics(s *Server, c *conn, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	v := s.view.Load()

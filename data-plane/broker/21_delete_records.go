@@ -10,9 +10,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DeleteRecords v0-v2: moves the log start offset forward (offset -1 means
-// the high watermark). Only the leader accepts it; whole index rows below
-// the new start are dropped at once, the objects later by garbage collection.
+// DeleteRecords (API key 21).
+// Versions: 0-2.
+//
+// Moves the log start offset forward (offset -1 means the high watermark).
+// Only the leader accepts it; whole index rows below the new start are
+// dropped at once, the objects later by garbage collection.
+//
+// Authorization: DELETE on each topic.
+
 func handleDeleteRecords(s *Server, c *conn, req *kmsg.DeleteRecordsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	ctx, cancel := context.WithTimeout(c.ctx, time.Duration(max(req.TimeoutMillis, 5000))*time.Millisecond)

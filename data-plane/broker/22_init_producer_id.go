@@ -9,13 +9,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// InitProducerId v0-v4 for idempotent producers. Producer ids come from a
-// Postgres sequence, so they are unique across the pool and restarts.
+// InitProducerId (API key 22).
+// Versions: 0-4.
+//
+// For idempotent producers. Producer ids come from a Postgres sequence, so
+// they are unique across the pool and restarts.
+//
 // Deviation: transactional ids are refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
-// Authorization, as Kafka 3+: an idempotent producer needs
-// IDEMPOTENT_WRITE on the cluster or WRITE on some topic
-// (CLUSTER_AUTHORIZATION_FAILED otherwise).
+//
+// Authorization, as Kafka 3+: an idempotent producer needs IDEMPOTENT_WRITE
+// on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED
+// otherwise).
+
 func handleInitProducerID(s *Server, c *conn, req *kmsg.InitProducerIDRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1

@@ -7,11 +7,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// OffsetForLeaderEpoch v2-v4 (KIP-320). Committed data is never truncated
-// — a new leader starts at the committed high watermark — so the end offset
-// of any epoch a consumer asks about is the high watermark: consumers never
-// detect a truncation, because none can happen below it. Authorization:
-// DESCRIBE on each topic.
+// OffsetForLeaderEpoch (API key 23).
+// Versions: 2-4.
+//
+// KIP-320. Committed data is never truncated — a new leader starts at the
+// committed high watermark — so the end offset of any epoch a consumer asks
+// about is the high watermark: consumers never detect a truncation, because
+// none can happen below it.
+//
+// Authorization: DESCRIBE on each topic.
+
 func handleOffsetForLeaderEpoch(s *Server, c *conn, req *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	for _, rt := range req.Topics {

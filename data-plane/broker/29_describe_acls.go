@@ -10,6 +10,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// DescribeAcls (API key 29).
+// Versions: 0-3.
+//
+// ACLs belong to the connection's virtual cluster: only its ACLs are
+// described, one entry per resource pattern, as Kafka groups them.
+//
+// Deviations: filters on resource types other than topic, group, cluster
+// and transactional id are INVALID_REQUEST, except that filters on
+// delegation tokens or users match nothing.
+//
+// Authorization: DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED
+// otherwise).
+
 func handleDescribeACLs(s *Server, c *conn, req *kmsg.DescribeACLsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeACLsResponse)
 	if !c.may(acl.Cluster, acl.ClusterName, acl.Describe) {

@@ -11,6 +11,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// CreateAcls (API key 30).
+// Versions: 0-3.
+//
+// ACLs belong to the connection's virtual cluster: the grants an ACL makes
+// or refuses apply only in it, whatever principal or resource it names. An
+// ACL identical to an existing one succeeds, as in Kafka. Brokers apply
+// changes within moments, on open connections too (authz.go).
+//
+// Deviations: principals are User:<service-account-id> or User:*, hosts *
+// or an IP address, and resource types topic, group, cluster and
+// transactional id (INVALID_REQUEST otherwise).
+//
+// Authorization: ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED
+// otherwise).
+
 func handleCreateACLs(s *Server, c *conn, req *kmsg.CreateACLsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
 	allowed := c.may(acl.Cluster, acl.ClusterName, acl.Alter)

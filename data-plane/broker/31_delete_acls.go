@@ -10,17 +10,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeAcls v0-v3, CreateAcls v0-v3, DeleteAcls v0-v3.
+// DeleteAcls (API key 31).
+// Versions: 0-3.
 //
-// ACLs belong to the connection's virtual cluster: these APIs read and
-// change only its ACLs, and the grants they make or refuse apply only in
-// it, whatever principal or resource they name. DescribeAcls needs
-// DESCRIBE on the cluster, the other two ALTER (CLUSTER_AUTHORIZATION_FAILED
-// otherwise). Deviations: principals are User:<service-account-id> or
-// User:*, hosts * or an IP address, and resource types topic, group,
-// cluster and transactional id (INVALID_REQUEST otherwise; filters on
-// delegation tokens or users match nothing). Brokers apply changes within
-// moments, on open connections too (authz.go).
+// ACLs belong to the connection's virtual cluster: only its ACLs are
+// deleted. Brokers apply changes within moments, on open connections too
+// (authz.go).
+//
+// Deviations: filters on resource types other than topic, group, cluster
+// and transactional id are INVALID_REQUEST, except that filters on
+// delegation tokens or users match nothing.
+//
+// Authorization: ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED
+// otherwise).
 
 func handleDeleteACLs(s *Server, c *conn, req *kmsg.DeleteACLsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)

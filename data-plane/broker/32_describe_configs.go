@@ -10,6 +10,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// DescribeConfigs (API key 32).
+// Versions: 0-4.
+//
+// Topic configs are the ones internal/topicconfig knows, with Kafka's
+// names, defaults and types (configs.go).
+//
+// Deviation: broker resources describe as empty (tenants of a shared pool
+// have no broker configs); other resource types are INVALID_REQUEST.
+//
+// Authorization: DESCRIBE_CONFIGS on the topic, or on the cluster for
+// broker resources.
+
 func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)

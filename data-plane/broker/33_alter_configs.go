@@ -6,6 +6,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// AlterConfigs (API key 33).
+// Versions: 0-2.
+//
+// Replaces a topic's whole set of configs; what is not named returns to its
+// default, as in Kafka.
+//
+// Deviation: broker resources cannot be altered (tenants of a shared pool
+// have no broker configs): POLICY_VIOLATION-free refusal with
+// INVALID_REQUEST and a message (configs.go).
+//
+// Authorization: ALTER_CONFIGS on the topic, or on the cluster for broker
+// resources.
+
 func handleAlterConfigs(s *Server, c *conn, req *kmsg.AlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {

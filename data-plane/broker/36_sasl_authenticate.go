@@ -7,6 +7,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// SaslAuthenticate (API key 36).
+// Versions: 0-2.
+//
+// Carries the SASL messages after a SaslHandshake v1; the exchange, its
+// failures and the back-off after them are in sasl.go. v1+ reports the
+// session lifetime (KIP-368): a token's remaining validity; the connection
+// is closed when it passes unless the client re-authenticated.
+//
+// No authorization (nothing of the tenant's).
+
 func handleSASLAuthenticate(s *Server, c *conn, req *kmsg.SASLAuthenticateRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
 	if c.mechanism == "" || c.rawSASL {

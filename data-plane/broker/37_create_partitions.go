@@ -13,6 +13,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// CreatePartitions (API key 37).
+// Versions: 0-3.
+//
+// Any broker accepts it (there is no controller to forward to).
+//
+// Deviation: manual replica assignments are refused with INVALID_REQUEST:
+// placement is Eddy's.
+//
+// Authorization: ALTER on the topic.
+
 func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)

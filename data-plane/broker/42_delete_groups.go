@@ -5,6 +5,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// DeleteGroups (API key 42).
+// Versions: 0-2.
+//
+// The protocol, with its deviations, is data-plane/group's 42_delete_groups.go.
+//
+// Authorization: DELETE on each group.
+
 func handleDeleteGroups(s *Server, c *conn, req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	allowed := s.splitGroups(c, req.Groups, acl.Delete, func(g string, code int16) {

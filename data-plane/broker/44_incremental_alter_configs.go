@@ -14,6 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// IncrementalAlterConfigs (API key 44).
+// Versions: 0-1.
+//
+// Applies SET, DELETE, APPEND and SUBTRACT to a topic's configs as stored
+// in Postgres (APPEND and SUBTRACT to list configs only).
+//
+// Deviation: broker resources cannot be altered (tenants of a shared pool
+// have no broker configs): POLICY_VIOLATION-free refusal with
+// INVALID_REQUEST and a message (configs.go).
+//
+// Authorization: ALTER_CONFIGS on the topic, or on the cluster for broker
+// resources.
+
 func handleIncrementalAlterConfigs(s *Server, c *conn, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)

@@ -6,6 +6,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// OffsetDelete (API key 47).
+// Versions: 0-0.
+//
+// The protocol, with its deviations, is data-plane/group's 47_offset_delete.go.
+//
+// Authorization: DELETE on the group, then READ on each topic.
+
 func handleOffsetDelete(s *Server, c *conn, req *kmsg.OffsetDeleteRequest) kmsg.Response {
 	if code := s.groupCheck(c, req.Group, acl.Delete); code != 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)

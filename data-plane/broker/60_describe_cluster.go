@@ -6,10 +6,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeCluster v0-v1: the shared broker pool, the connection's virtual
-// cluster id as the cluster id. It needs no authorization (nothing in it
-// belongs to the tenant but its own cluster id), as in Kafka; the
-// cluster's authorized operations are reported when asked for.
+// DescribeCluster (API key 60).
+// Versions: 0-1.
+//
+// The shared broker pool, the connection's virtual cluster id as the
+// cluster id. The cluster's authorized operations are reported when asked
+// for.
+//
+// No authorization (nothing in it belongs to the tenant but its own cluster
+// id), as in Kafka.
+
 func handleDescribeCluster(s *Server, c *conn, req *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	v := s.view.Load()

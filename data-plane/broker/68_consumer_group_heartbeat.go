@@ -6,13 +6,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ConsumerGroupHeartbeat v0-v1 and ConsumerGroupDescribe v0-v1 (KIP-848
-// consumer groups). Ownership works as for classic groups (groups.go); the
-// protocol lives in data-plane/group. The coordinator resolves subscribed
-// topic names through this broker's routing view of the connection's
-// virtual cluster, so a member can only ever be assigned its own tenant's
-// topics. Authorization as for classic groups: READ on the group to
-// heartbeat, DESCRIBE to describe; subscribed topics the member may not
+// ConsumerGroupHeartbeat (API key 68).
+// Versions: 0-1.
+//
+// KIP-848 consumer groups. Ownership works as for classic groups
+// (groups.go); the protocol, with its deviations, is data-plane/group's
+// 68_consumer_group_heartbeat.go. The coordinator resolves subscribed topic
+// names through this broker's routing view of the connection's virtual
+// cluster, so a member can only ever be assigned its own tenant's topics.
+//
+// Authorization: READ on the group; subscribed topics the member may not
 // DESCRIBE are treated as missing.
 
 func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHeartbeatRequest) kmsg.Response {

@@ -11,14 +11,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeConfigs v0-v4, AlterConfigs v0-v2, IncrementalAlterConfigs v0-v1.
+// Topic configs as CreateTopics, DescribeConfigs, AlterConfigs and
+// IncrementalAlterConfigs describe and alter them.
 //
 // Topic configs are the ones internal/topicconfig knows, with Kafka's
 // names, defaults and types. Broker resources describe as empty and cannot
 // be altered (tenants of a shared pool have no broker configs):
 // POLICY_VIOLATION-free refusal with INVALID_REQUEST and a message.
-// Authorization: DESCRIBE_CONFIGS (to describe) and ALTER_CONFIGS (to
-// alter) on the topic, or on the cluster for broker resources.
 
 const (
 	resourceTopic  = 2

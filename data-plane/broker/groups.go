@@ -15,10 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// FindCoordinator v0-v4 and the classic group APIs: JoinGroup v0-v9,
-// SyncGroup v0-v5, Heartbeat v0-v4, LeaveGroup v0-v5, OffsetCommit v0-v8,
-// OffsetFetch v0-v8, DescribeGroups v0-v5, ListGroups v0-v4, DeleteGroups
-// v0-v2, OffsetDelete v0.
+// Group coordination shared by the group APIs (FindCoordinator, the
+// classic group APIs and the KIP-848 ones; each in its own file).
 //
 // Groups are spread over coordinator slots (hash of cluster and group id);
 // each slot is led by one broker like a partition. A broker that does not
@@ -28,16 +26,12 @@ import (
 // so a commit in flight while the slot moves fails with NOT_COORDINATOR
 // instead of landing behind the new coordinator's back. Group membership
 // is persisted the same way (groupstate.go). The protocol itself lives in
-// data-plane/group; this file also runs offset retention for the slots this broker owns and exports consumer lag
-// (eddy_group_lag, eddy_group_committed_offset). Transaction
-// coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+// data-plane/group; this file also runs offset retention for the slots
+// this broker owns and exports consumer lag (eddy_group_lag,
+// eddy_group_committed_offset).
 //
-// Authorization comes first, before the coordinator check, as in Kafka:
-// READ on the group to join, sync, heartbeat, leave and commit, DESCRIBE
-// to find its coordinator, fetch its offsets or describe it, DELETE to
-// delete it or its offsets; READ (commit, offset delete) or DESCRIBE
-// (offset fetch) on each topic named. ListGroups shows every group to
-// principals that may DESCRIBE the cluster, else those they may describe.
+// Authorization comes first, before the coordinator check, as in Kafka
+// (groupCheck); what each API asks for is in its file's header.
 
 // owns reports whether this broker coordinates group.
 func (s *Server) owns(c *conn, group string) bool {

@@ -13,19 +13,14 @@ import (
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
-// SaslHandshake v0-v1 and SaslAuthenticate v0-v2.
-//
-// After SaslHandshake v0 the client sends the SASL message as a raw,
-// size-prefixed frame (no Kafka header) and gets a raw frame back, as
-// older librdkafka does; after v1 it uses SaslAuthenticate. PLAIN and
+// The SASL exchange shared by SaslAuthenticate and SaslHandshake v0's raw
+// frames (17_sasl_handshake.go, 36_sasl_authenticate.go). PLAIN and
 // OAUTHBEARER finish in one round trip, SCRAM in two (the exchange lives on
 // the connection between them). A failed authentication is answered
 // with SASL_AUTHENTICATION_FAILED and a message that helps without leaking
 // (unknown key and wrong secret read the same), then the connection is
 // closed, and the next failures from the same address are answered ever
-// more slowly. SaslAuthenticate v1+ reports the session lifetime (KIP-368):
-// a token's remaining validity; the connection is closed when it passes
-// unless the client re-authenticated.
+// more slowly.
 
 // authenticate takes one SASL message of the exchange under way (starting
 // one if none is) and returns the server's reply; done reports that the

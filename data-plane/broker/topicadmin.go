@@ -10,6 +10,10 @@ import (
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
+// Topic creation shared by several APIs: Produce and Metadata create
+// missing topics (autoCreate) and, with CreateTopics, apply Kafka's topic
+// name rules.
+
 // autoCreate creates a missing topic when the connection's cluster allows
 // it and so does authorization (CREATE on the cluster or the topic);
 // errors are logged, the caller reports the topic as unknown anyway.
