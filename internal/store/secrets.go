@@ -9,8 +9,7 @@ import (
 
 // SecretColumn is a column whose secrets are sealed (internal/seal) by
 // their owner before they are stored. Rows written before sealing hold
-// them in plain; their owners seal them at start with PlainSecrets and
-// ReplaceSecret.
+// them in plain; their owners seal them at start with SealSecrets.
 type SecretColumn int
 
 const (
@@ -32,21 +31,45 @@ func (c SecretColumn) sql() (table, id, value, asBytes string, text bool) {
 	panic(fmt.Sprintf("store: unknown secret column %d", c))
 }
 
-// Secret is one row's secret as stored.
-type Secret struct {
-	ID    string
-	Value []byte
+// SealSecrets replaces every value of c that does not start with
+// sealedPrefix by seal(row id, value), one UPDATE per row, and returns how
+// many it replaced. A row is replaced only while it still holds the value
+// seal was given, so control planes sealing at once replace each row
+// once, and a row changed or deleted meanwhile is left alone.
+func (s *Store) SealSecrets(ctx context.Context, c SecretColumn, sealedPrefix string, seal func(id string, plain []byte) ([]byte, error)) (int, error) {
+	plain, err := s.plainSecrets(ctx, c, sealedPrefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range plain {
+		sealed, err := seal(p.id, p.value)
+		if err != nil {
+			return n, err
+		}
+		ok, err := s.replaceSecret(ctx, c, p.id, p.value, sealed)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
-// PlainSecrets returns the rows of c whose value does not start with
-// sealedPrefix.
-func (s *Store) PlainSecrets(ctx context.Context, c SecretColumn, sealedPrefix string) ([]Secret, error) {
+type secret struct {
+	id    string
+	value []byte
+}
+
+func (s *Store) plainSecrets(ctx context.Context, c SecretColumn, sealedPrefix string) ([]secret, error) {
 	table, id, value, asBytes, _ := c.sql()
 	rows, _ := s.pool.Query(ctx, `SELECT `+id+`, `+value+` FROM `+table+`
 		WHERE substring(`+asBytes+` FROM 1 FOR length($1::bytea)) <> $1::bytea ORDER BY `+id, []byte(sealedPrefix))
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Secret, error) {
-		var sc Secret
-		return sc, r.Scan(&sc.ID, &sc.Value)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (secret, error) {
+		var sc secret
+		return sc, r.Scan(&sc.id, &sc.value)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: plain secrets of %s: %w", table, err)
@@ -54,11 +77,7 @@ func (s *Store) PlainSecrets(ctx context.Context, c SecretColumn, sealedPrefix s
 	return out, nil
 }
 
-// ReplaceSecret sets the secret of row id of c to value if it still holds
-// old, and reports whether it did: control planes sealing the same rows
-// at once each replace a row at most once, and a row changed or deleted
-// meanwhile is left alone.
-func (s *Store) ReplaceSecret(ctx context.Context, c SecretColumn, id string, old, value []byte) (bool, error) {
+func (s *Store) replaceSecret(ctx context.Context, c SecretColumn, id string, old, value []byte) (bool, error) {
 	table, idCol, valueCol, _, text := c.sql()
 	args := []any{id, old, value}
 	if text {

@@ -3,19 +3,20 @@ package store_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
-// TestReplaceSecret: PlainSecrets finds the rows not yet sealed, in the
-// bytea and in the text column, and ReplaceSecret swaps a value only
-// while the row still holds the old one.
-func TestReplaceSecret(t *testing.T) {
+// TestSealSecrets: SealSecrets replaces the rows not yet sealed, in the
+// bytea and in the text column, each once when several callers race, and
+// leaves sealed rows alone.
+func TestSealSecrets(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	const sealed = "sealed:"
+	const prefix = "sealed:"
 	if err := st.AddSigningKey(ctx, store.SigningKey{KID: "kid_a", Alg: "ES256", PrivateKey: []byte{0x30, 0x81, 1}}, time.Hour, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -34,25 +35,40 @@ func TestReplaceSecret(t *testing.T) {
 		{store.SigningKeySecrets, "kid_a", "\x30\x81\x01"},
 		{store.BudgetAlertSecrets, "ba_chosen", "whsec_1"},
 	} {
-		got, err := st.PlainSecrets(ctx, tc.col, sealed)
-		if err != nil || len(got) != 1 || got[0].ID != tc.id || string(got[0].Value) != tc.plain {
-			t.Fatalf("PlainSecrets(%d) = %+v, %v", tc.col, got, err)
+		var mu sync.Mutex
+		seen := map[string]string{}
+		seal := func(id string, plain []byte) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[id] = string(plain)
+			return []byte(prefix + id), nil
 		}
-		if ok, err := st.ReplaceSecret(ctx, tc.col, tc.id, []byte("other"), []byte(sealed+"x")); ok || err != nil {
-			t.Fatalf("replaced a value that was not the old one: %v %v", ok, err)
+		var wg sync.WaitGroup
+		ns := make([]int, 4)
+		for i := range ns {
+			wg.Go(func() {
+				n, err := st.SealSecrets(ctx, tc.col, prefix, seal)
+				if err != nil {
+					t.Error(err)
+				}
+				ns[i] = n
+			})
 		}
-		if ok, err := st.ReplaceSecret(ctx, tc.col, tc.id, []byte(tc.plain), []byte(sealed+"x")); !ok || err != nil {
-			t.Fatalf("ReplaceSecret = %v, %v", ok, err)
+		wg.Wait()
+		if total := ns[0] + ns[1] + ns[2] + ns[3]; total != 1 || len(seen) != 1 || seen[tc.id] != tc.plain {
+			t.Fatalf("column %d: %v rows replaced, seal saw %q; want %s once, from %q", tc.col, ns, seen, tc.id, tc.plain)
 		}
-		if ok, _ := st.ReplaceSecret(ctx, tc.col, tc.id, []byte(tc.plain), []byte(sealed+"y")); ok {
-			t.Fatal("replaced twice")
-		}
-		if got, err := st.PlainSecrets(ctx, tc.col, sealed); err != nil || len(got) != 0 {
-			t.Fatalf("PlainSecrets after sealing = %+v, %v", got, err)
+		if n, err := st.SealSecrets(ctx, tc.col, prefix, func(string, []byte) ([]byte, error) {
+			return nil, errors.New("a sealed row was sealed again")
+		}); n != 0 || err != nil {
+			t.Fatalf("second pass: %d, %v", n, err)
 		}
 	}
-	if k, err := st.SigningKey(ctx, "kid_a"); err != nil || string(k.PrivateKey) != sealed+"x" {
+	if k, err := st.SigningKey(ctx, "kid_a"); err != nil || string(k.PrivateKey) != prefix+"kid_a" {
 		t.Fatalf("SigningKey = %+v, %v", k, err)
+	}
+	if a, err := st.BudgetAlert(ctx, org.ID, "ba_chosen"); err != nil || a.Secret != prefix+"ba_chosen" {
+		t.Fatalf("BudgetAlert = %+v, %v", a, err)
 	}
 }
 
