@@ -270,6 +270,16 @@ func SealSecret(s *seal.Sealer, alertID, secret string) (string, error) {
 	return string(b), nil
 }
 
+// OpenSecret returns the webhook secret of alert alertID from its stored
+// form (sealed, or plain if stored before sealing existed).
+func OpenSecret(s *seal.Sealer, alertID, stored string) (string, error) {
+	b, err := s.Open([]byte(stored), secretAAD(alertID))
+	if err != nil {
+		return "", fmt.Errorf("ledger: webhook secret of %s: %w", alertID, err)
+	}
+	return string(b), nil
+}
+
 // SealStored seals the webhook secrets stored in plain (before sealing
 // existed), one UPDATE each; control planes starting together may all
 // call it. It does nothing without a key-encryption key.
@@ -338,7 +348,7 @@ func (l *Ledger) deliver(ctx context.Context, d store.AlertDelivery) error {
 	if err != nil {
 		return err
 	}
-	secret, err := l.cfg.Secrets.Open([]byte(d.Alert.Secret), secretAAD(d.Alert.ID))
+	secret, err := OpenSecret(l.cfg.Secrets, d.Alert.ID, d.Alert.Secret)
 	if err != nil {
 		// The tenant sees the returned error; the operator the cause.
 		l.log.Error("budget alert webhook: cannot open its secret (is --secrets-key-file the key that sealed it?)", "alert", d.Alert.ID, "err", err)
@@ -351,7 +361,7 @@ func (l *Ledger) deliver(ctx context.Context, d store.AlertDelivery) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "eddy-billing/1")
 	req.Header.Set("Eddy-Event-Id", ev.ID)
-	req.Header.Set("Eddy-Signature", Sign(string(secret), l.now(), body))
+	req.Header.Set("Eddy-Signature", Sign(secret, l.now(), body))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return err
