@@ -40,7 +40,7 @@ func (k *keyFlag) Set(v string) error {
 
 // RegisterFlags registers the KEK's flags.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.KeyFile, "secrets-key-file", "", "file holding the key-encryption key that seals signing keys and webhook secrets in Postgres: 32 random bytes, base64 or hex")
+	fs.StringVar(&c.KeyFile, "secrets-key-file", "", "file holding the key-encryption key that seals signing keys and webhook secrets in Postgres: 32 random bytes, base64 or hex (required, unless --secrets-key or --insecure-plaintext-secrets)")
 	fs.Var(&c.key, "secrets-key", "the key-encryption key itself (base64 or hex); give it as EDDY_SECRETS_KEY rather than on the command line")
 	fs.BoolVar(&c.InsecurePlaintext, "insecure-plaintext-secrets", false, "store signing keys and webhook secrets unsealed when no key is given (development only)")
 }
