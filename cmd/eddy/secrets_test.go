@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -36,17 +32,16 @@ func TestControlPlaneSealsPlainSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	// Stored in plain as before sealing existed (or as with
+	// --insecure-plaintext-secrets).
+	if err := identity.New(identity.Config{Secrets: seal.Plaintext()}, st).Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
+	plain, err := st.SigningKeys(ctx)
+	if err != nil || len(plain) != 1 || seal.IsSealed(plain[0].PrivateKey) {
+		t.Fatalf("plain keys %+v, %v", plain, err)
 	}
-	if err := st.AddSigningKey(ctx, store.SigningKey{KID: "kid_plain", Alg: identity.Alg, PrivateKey: der}, time.Hour, 0); err != nil {
-		t.Fatal(err)
-	}
+	kid := plain[0].KID
 	org, _, _, err := st.CreateOrg(ctx, "acme", []byte("h"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +81,7 @@ func TestControlPlaneSealsPlainSecrets(t *testing.T) {
 	}) {
 		t.Fatal("the REST API did not start")
 	}
-	if len(jwks.Keys) != 1 || jwks.Keys[0].Kid != "kid_plain" {
+	if len(jwks.Keys) != 1 || jwks.Keys[0].Kid != kid {
 		t.Fatalf("JWKS = %+v, want the key stored in plain", jwks)
 	}
 
@@ -94,7 +89,7 @@ func TestControlPlaneSealsPlainSecrets(t *testing.T) {
 	if err := cfg.secrets.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	k, err := st.SigningKey(ctx, "kid_plain")
+	k, err := st.SigningKey(ctx, kid)
 	if err != nil || !seal.IsSealed(k.PrivateKey) {
 		t.Fatalf("signing key after start: %v, sealed %v", err, seal.IsSealed(k.PrivateKey))
 	}
