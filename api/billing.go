@@ -22,6 +22,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/billing"
+	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -319,8 +320,13 @@ func (s *Server) createBudgetAlert(c echo.Context) error {
 	var b [32]byte
 	rand.Read(b[:])
 	secret := "whsec_" + hex.EncodeToString(b[:])
-	a, err := s.st.CreateBudgetAlert(c.Request().Context(), store.BudgetAlert{OrgID: principal(c).OrgID, Name: req.Name,
-		Threshold: threshold, WebhookURL: req.WebhookURL, Secret: secret})
+	id := store.NewID("ba")
+	sealed, err := ledger.SealSecret(s.cfg.Secrets, id, secret)
+	if err != nil {
+		return err
+	}
+	a, err := s.st.CreateBudgetAlert(c.Request().Context(), store.BudgetAlert{ID: id, OrgID: principal(c).OrgID, Name: req.Name,
+		Threshold: threshold, WebhookURL: req.WebhookURL, Secret: sealed})
 	if err != nil {
 		return storeError(err, "organisation")
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/billing"
+	"github.com/eddy-streams/eddy/control-plane/ledger"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -120,6 +122,12 @@ func TestBillingRoutes(t *testing.T) {
 	}
 	if got := must[client.BudgetAlert](t)(a.admin.GetBudgetAlert(ctx, al.ID)); got.Secret != "" {
 		t.Error("the secret is shown again")
+	}
+	// Stored sealed to the alert, opening to the secret returned.
+	if stored, err := e.st.BudgetAlert(ctx, a.org.Organization.ID, al.ID); err != nil || !seal.IsSealed([]byte(stored.Secret)) {
+		t.Errorf("stored alert %+v, %v: the secret is not sealed", stored, err)
+	} else if got, err := ledger.OpenSecret(e.secrets, al.ID, stored.Secret); got != al.Secret || err != nil {
+		t.Errorf("the stored secret opens to %q, %v; want the one returned at creation", got, err)
 	}
 	for _, bad := range []client.CreateBudgetAlertRequest{
 		{Name: "x", Threshold: "0", WebhookURL: "https://h/x"},

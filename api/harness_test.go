@@ -24,6 +24,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -41,6 +42,7 @@ type env struct {
 	st       *store.Store
 	srv      *api.Server
 	issuer   *identity.Issuer
+	secrets  *seal.Sealer
 	router   routers.Router
 	operator *client.Client
 }
@@ -76,6 +78,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	e.url = "http://" + l.Addr().String()
 	cfg := api.DefaultConfig()
 	cfg.PublicURL, cfg.AdminToken = e.url, operatorToken
+	// A key-encryption key as eddy control-plane is given one.
+	if cfg.Secrets, err = seal.New(seal.NewKey()); err != nil {
+		t.Fatal(err)
+	}
 	icfg := cfg.IdentityConfig()
 	for _, o := range opts {
 		o(&cfg, &icfg)
@@ -87,7 +93,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if icfg.TokenTTL == 0 {
 		icfg.TokenTTL = cfg.TokenTTL
 	}
-	e.issuer = identity.New(icfg, st)
+	e.issuer, e.secrets = identity.New(icfg, st), cfg.Secrets
 	if err := e.issuer.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

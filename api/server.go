@@ -38,6 +38,7 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -72,6 +73,10 @@ type Config struct {
 	// control plane hands in the ledger's policy, which also guards the
 	// deliveries.
 	Webhooks egress.Policy
+	// Secrets seals the signing keys and the webhook secrets the API
+	// creates; the control plane hands in its key-encryption key
+	// (--secrets-key-file). Required: without it nothing is created.
+	Secrets *seal.Sealer
 }
 
 // DefaultConfig returns the defaults the flags start from. The API is off
@@ -126,7 +131,7 @@ func (c *Config) Validate() error {
 
 // IdentityConfig is the identity.Config matching c.
 func (c Config) IdentityConfig() identity.Config {
-	return identity.Config{Issuer: c.PublicURL, Audience: c.Audience, TokenTTL: c.TokenTTL}
+	return identity.Config{Issuer: c.PublicURL, Audience: c.Audience, TokenTTL: c.TokenTTL, Secrets: c.Secrets}
 }
 
 // Server is the REST API.
@@ -278,7 +283,8 @@ func (s *Server) Routes() []*echo.Route {
 }
 
 // Run does the server's background upkeep until ctx ends: it forgets old
-// idempotency records and rotates the signing key when it is due.
+// idempotency records, rotates the signing key when it is due and deletes
+// the keys no token needs any more.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -290,6 +296,11 @@ func (s *Server) Run(ctx context.Context) {
 			if err := s.issuer.RotateIfOlder(ctx, s.cfg.KeyRotation); err != nil && ctx.Err() == nil {
 				s.log.Warn("signing key rotation failed", "err", err)
 			}
+		}
+		if n, err := s.issuer.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("deleting expired signing keys failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted expired signing keys", "keys", n)
 		}
 		select {
 		case <-ctx.Done():

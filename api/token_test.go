@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 type jwks struct {
@@ -280,5 +282,41 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if _, err := i2.Verify(ctx, old.AccessToken); err == nil {
 		t.Fatal("old token still verifies")
+	}
+}
+
+// TestUpkeepDeletesExpiredKeys: the API's upkeep loop (Server.Run, which
+// also rotates the key) deletes a replaced key once no token it signed is
+// valid and it left the JWKS, and keeps the signing key.
+func TestUpkeepDeletesExpiredKeys(t *testing.T) {
+	const ttl = 2 * time.Second
+	e := newEnv(t, func(_ *api.Config, ic *identity.Config) { ic.TokenTTL, ic.RotationGrace = ttl, -1 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old := e.fetchJWKS(t).Keys[0].Kid
+	if err := e.issuer.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ttl + 500*time.Millisecond)
+	if _, err := e.st.SigningKey(ctx, old); err != nil {
+		t.Fatalf("the replaced key is gone before the upkeep ran: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); e.srv.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	for {
+		_, err := e.st.SigningKey(ctx, old)
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the upkeep did not delete the replaced key: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The issuer caches keys for a few seconds; a fresh one reads Postgres.
+	if ks, err := identity.New(e.issuer.Config(), e.st).JWKS(ctx); err != nil || len(ks) != 1 || ks[0].Kid == old {
+		t.Fatalf("JWKS = %+v, %v; want the signing key only", ks, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
@@ -39,7 +40,9 @@ func TestTenantCLI(t *testing.T) {
 	defer cancel()
 	cp := exec.Command(bin, "control-plane", "--database-url", dbURL, "--api-listen", addr,
 		"--kafka-bootstrap", "kafka.example:9092", "--placement-interval", "200ms")
-	cp.Env = append(os.Environ(), "EDDY_ADMIN_TOKEN="+token) // flags also come from the environment
+	// Flags also come from the environment, the key-encryption key too.
+	kek := seal.EncodeKey(seal.NewKey())
+	cp.Env = append(os.Environ(), "EDDY_ADMIN_TOKEN="+token, "EDDY_SECRETS_KEY="+kek)
 	logf, err := os.Create(filepath.Join(dir, "control-plane.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +54,11 @@ func TestTenantCLI(t *testing.T) {
 	t.Cleanup(func() {
 		cp.Process.Signal(os.Interrupt)
 		cp.Wait()
+		b, _ := os.ReadFile(logf.Name())
+		if strings.Contains(string(b), kek) {
+			t.Error("the control plane logged its key-encryption key")
+		}
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
 			t.Logf("control plane log:\n%s", b)
 		}
 	})

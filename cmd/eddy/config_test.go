@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/wal"
 	"github.com/eddy-streams/eddy/internal/flagenv"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/tiered/cache"
 	"github.com/eddy-streams/eddy/tiered/compact"
 	"github.com/eddy-streams/eddy/tiered/gc"
@@ -77,6 +80,7 @@ func brokerSettings() settings {
 func controlPlaneSettings() settings {
 	var c controlPlaneConfig
 	return settings{flagsOf(&c), []part{
+		{&c.secrets, seal.Config{}}, // the zero value: no key until one is given
 		{&c.placement, placement.DefaultConfig()},
 		{&c.ledger, ledger.DefaultConfig()},
 		{&c.api, api.DefaultConfig()},
@@ -94,6 +98,8 @@ var noFlag = map[string]string{
 	"ledger.Config.Webhooks.Allow":     "egress.Policy.Validate parses --webhook-allow-cidrs into it",
 	"api.Config.Webhooks.AllowPrivate": "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
 	"api.Config.Webhooks.Allow":        "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
+	"api.Config.Secrets":               "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
+	"ledger.Config.Secrets":            "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
 }
 
 // fields returns the exported leaf fields of the parts with their values,
@@ -280,6 +286,14 @@ func TestEnvReachesNestedConfig(t *testing.T) {
 // error that names its flag, wherever the flag's part is.
 func TestConfigValidateNamesTheFlag(t *testing.T) {
 	dataDir := t.TempDir()
+	key, err := devSecretsKey(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAKey := filepath.Join(dataDir, "not-a-key")
+	if err := os.WriteFile(notAKey, []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	validate := map[string]func(args []string) error{
 		"broker": func(args []string) error {
 			var c brokerConfig
@@ -293,7 +307,11 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		"control-plane": func(args []string) error {
 			var c controlPlaneConfig
 			fs := flagsOf(&c)
-			if err := fs.Parse(append([]string{"--database-url=postgres://x"}, args...)); err != nil {
+			base := []string{"--database-url=postgres://x"}
+			if !slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "secrets") }) {
+				base = append(base, "--secrets-key-file="+key)
+			}
+			if err := fs.Parse(append(base, args...)); err != nil {
 				return err
 			}
 			return c.Validate()
@@ -322,6 +340,12 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{"broker", []string{"--gc-interval=0"}, "--gc-interval"},
 		{"broker", []string{"--objstore=s3"}, "--s3-bucket"},
 		{"control-plane", nil, ""},
+		{"control-plane", []string{"--insecure-plaintext-secrets"}, ""},
+		{"control-plane", []string{"--secrets-key=" + strings.Repeat("ab", 32)}, ""},
+		{"control-plane", []string{"--secrets-key-file="}, "--secrets-key-file"},
+		{"control-plane", []string{"--secrets-key-file=" + notAKey}, "--secrets-key-file"},
+		{"control-plane", []string{"--secrets-key-file=" + filepath.Join(dataDir, "missing")}, "--secrets-key-file"},
+		{"control-plane", []string{"--secrets-key=hunter2"}, "--secrets-key"},
 		{"control-plane", []string{"--placement-interval=0"}, "--placement-interval"},
 		{"control-plane", []string{"--max-moves=0"}, "--max-moves"},
 		{"control-plane", []string{"--billing-webhook-attempts=0"}, "--billing-webhook-attempts"},
@@ -345,6 +369,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 // TestDevControlPlaneStartsFromTheDefaults: eddy dev runs the control
 // plane with eddy control-plane's defaults, which validate.
 func TestDevControlPlaneStartsFromTheDefaults(t *testing.T) {
+	var err error
 	cp := defaultControlPlaneConfig()
 	for _, c := range []struct{ have, want any }{
 		{cp.placement, placement.DefaultConfig()},
@@ -358,8 +383,18 @@ func TestDevControlPlaneStartsFromTheDefaults(t *testing.T) {
 		}
 	}
 	cp.databaseURL = "postgres://x"
+	if err := cp.Validate(); err == nil || !strings.Contains(err.Error(), "--secrets-key-file") {
+		t.Fatalf("without a key-encryption key: %v, want an error naming --secrets-key-file", err)
+	}
+	// eddy dev adds the key it keeps under its data directory.
+	if cp.secrets.KeyFile, err = devSecretsKey(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
 	if err := cp.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if !cp.api.Secrets.Keyed() || cp.ledger.Secrets != cp.api.Secrets {
+		t.Fatal("Validate does not hand the key-encryption key to the API and the ledger")
 	}
 }
 
@@ -385,6 +420,7 @@ var operationsDoc = []struct {
 	}},
 	{"eddy control-plane", controlPlaneSettings, []section{
 		{"Control plane", nil},
+		{"Secrets at rest (internal/seal)", new(seal.Config)},
 		{"Placement and rebalancing (control-plane/placement)", new(placement.Config)},
 		{"Autoscaler (control-plane/autoscale)", new(autoscale.LoopConfig)},
 		{"Kubernetes scaler (control-plane/scaler)", new(scaler.KubernetesConfig)},

@@ -15,6 +15,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/migrations"
@@ -28,8 +29,12 @@ type controlPlaneConfig struct {
 	databaseURL string
 	metrics     string
 	migrate     bool
-	placement   placement.Config
-	ledger      ledger.Config
+	// secrets is the key-encryption key that seals the secrets stored in
+	// Postgres (signing keys, webhook secrets); Validate hands it to the
+	// parts that store or read them.
+	secrets   seal.Config
+	placement placement.Config
+	ledger    ledger.Config
 	// api is the REST API; it is off while api.Listen is empty.
 	api api.Config
 	// autoscale runs the autoscaler with scaler (eddy dev's local
@@ -61,6 +66,7 @@ func (c *controlPlaneConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
 	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
+	c.secrets.RegisterFlags(fs)
 	c.placement.RegisterFlags(fs)
 	c.registerAutoscale(fs)
 	fs.StringVar(&c.scalerKind, "autoscale-scaler", "kubernetes", "how the autoscaler changes the pool: kubernetes (eddy dev --autoscale runs local processes)")
@@ -77,6 +83,9 @@ func (c *controlPlaneConfig) Validate() error {
 	if c.databaseURL == "" {
 		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
 	}
+	if err := c.secrets.Validate(); err != nil {
+		return err
+	}
 	if err := c.placement.Validate(); err != nil {
 		return err
 	}
@@ -85,6 +94,8 @@ func (c *controlPlaneConfig) Validate() error {
 	}
 	// One policy guards webhook URLs at registration (API) and delivery.
 	c.api.Webhooks = c.ledger.Webhooks
+	// The API seals what it creates with the KEK; the ledger opens it.
+	c.api.Secrets, c.ledger.Secrets = c.secrets.Sealer(), c.secrets.Sealer()
 	if c.api.Listen != "" {
 		if err := c.api.Validate(); err != nil {
 			return err
@@ -158,11 +169,32 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		return err
 	}
 
+	issuer := identity.New(cfg.api.IdentityConfig(), st)
+	if !cfg.secrets.Sealer().Keyed() {
+		log.Warn("--insecure-plaintext-secrets: signing keys and webhook secrets are stored unsealed (development only)")
+	}
+
 	// Started in this order, stopped in reverse: the REST API first, the
 	// metrics server last. A failure of any (say the REST port is taken)
 	// stops them all and is returned.
 	l := service.List{Log: log}
 	addMetrics(&l, cfg.metrics, reg)
+	// Rows stored in plain before sealing existed are sealed before the
+	// parts that read them start.
+	l.Add("sealed secrets", service.Basic{Starting: func(ctx context.Context) error {
+		keys, err := issuer.SealStored(ctx)
+		if err != nil {
+			return err
+		}
+		hooks, err := books.SealStored(ctx)
+		if err != nil {
+			return err
+		}
+		if keys+hooks > 0 {
+			log.Info("sealed secrets stored in plain", "signing_keys", keys, "webhook_secrets", hooks, "kek", cfg.secrets.Sealer().ID())
+		}
+		return nil
+	}})
 	l.Add("ledger", service.Loop(books.Run))
 	l.Add("placement", loop)
 	l.Add("provisioner", service.Loop(cluster.NewProvisioner(st, time.Second, log).Run))
@@ -170,7 +202,6 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		l.Add("autoscaler", autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg))
 	}
 	if cfg.api.Listen != "" {
-		issuer := identity.New(cfg.api.IdentityConfig(), st)
 		srv := api.New(cfg.api, st, issuer, base, reg)
 		l.Add("signing keys", service.Basic{Starting: issuer.Ensure})
 		l.Add("api upkeep", service.Loop(srv.Run))

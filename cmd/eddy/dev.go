@@ -18,6 +18,7 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	"github.com/eddy-streams/eddy/internal/pgserver"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/spf13/cobra"
@@ -126,6 +127,12 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// So does the key that seals the secrets in Postgres, which would not
+	// open without it.
+	secretsKey, err := devSecretsKey(dir)
+	if err != nil {
+		return err
+	}
 	apiAddr := net.JoinHostPort(cfg.host, strconv.Itoa(cfg.apiPort))
 	apiURL := "http://" + apiAddr
 	envPath := filepath.Join(dir, "dev.env")
@@ -174,6 +181,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	cp.databaseURL, cp.metrics, cp.migrate = dbURL, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port+100)), false
 	cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
 	cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
+	cp.secrets.KeyFile = secretsKey
 	if cfg.autoscale.autoscale {
 		cp.autoscale, cp.autoscaleLoop, cp.scaler = true, cfg.autoscale.autoscaleLoop, procs
 		cp.placement.RebalanceInterval = 2 * time.Second
@@ -291,4 +299,11 @@ func devAdminToken(path string) (string, error) {
 		return "", err
 	}
 	return tok, nil
+}
+
+// devSecretsKey returns the development key-encryption key's file under
+// dir, creating it (mode 0600) on first use.
+func devSecretsKey(dir string) (string, error) {
+	path := filepath.Join(dir, "secrets.key")
+	return path, seal.EnsureKeyFile(path)
 }

@@ -9,6 +9,12 @@
 // know the key of any unexpired token, as long as they refresh it on an
 // unknown kid.
 //
+// Private keys are sealed (internal/seal) with the control plane's
+// key-encryption key, bound to their kid, before they are stored; keys
+// stored in plain before sealing existed are sealed by SealStored. A key
+// is deleted (DeleteExpired) once it has been out of the JWKS for
+// Config.RotationGrace.
+//
 // An Issuer is safe for concurrent use. Several control planes may share
 // one database: they agree on the signing key through it.
 package identity
@@ -24,13 +30,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/eddy-streams/eddy/internal/scram"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/eddy-streams/eddy/internal/scram"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -87,8 +94,12 @@ type Config struct {
 	// DefaultTokenTTL).
 	TokenTTL time.Duration
 	// RotationGrace is how long a replaced key stays published beyond
-	// TokenTTL, for clock skew and JWKS caches (0: 5m; negative: none).
+	// TokenTTL, for clock skew and JWKS caches (0: 5m; negative: none),
+	// and how long after that it is kept before DeleteExpired deletes it.
 	RotationGrace time.Duration
+	// Secrets seals the private keys in the database (required: nil
+	// fails; seal.Plaintext stores them in plain, for development).
+	Secrets *seal.Sealer
 }
 
 func (c *Config) defaults() {
@@ -120,7 +131,12 @@ type Claims struct {
 type keyStore interface {
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	AddSigningKey(ctx context.Context, k store.SigningKey, keep, replaceOlderThan time.Duration) error
+	SealSecrets(ctx context.Context, c store.SecretColumn, sealedPrefix string, seal func(id string, plain []byte) ([]byte, error)) (int, error)
+	DeleteSigningKeys(ctx context.Context, after time.Duration) (int64, error)
 }
+
+// aad binds a sealed private key to its kid.
+func aad(kid string) []byte { return []byte("signing_key/" + kid) }
 
 type key struct {
 	kid     string
@@ -181,7 +197,12 @@ func (i *Issuer) add(ctx context.Context, replaceOlderThan time.Duration) error 
 	if err != nil {
 		return err
 	}
-	k := store.SigningKey{KID: store.NewID("kid"), Alg: Alg, PrivateKey: der}
+	kid := store.NewID("kid")
+	sealed, err := i.cfg.Secrets.Seal(der, aad(kid))
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	k := store.SigningKey{KID: kid, Alg: Alg, PrivateKey: sealed}
 	if err := i.st.AddSigningKey(ctx, k, i.cfg.TokenTTL+i.cfg.RotationGrace, replaceOlderThan); err != nil {
 		return err
 	}
@@ -199,7 +220,11 @@ func (i *Issuer) reload(ctx context.Context) error {
 		if sk.Alg != Alg {
 			continue
 		}
-		p, err := x509.ParsePKCS8PrivateKey(sk.PrivateKey)
+		der, err := i.cfg.Secrets.Open(sk.PrivateKey, aad(sk.KID))
+		if err != nil {
+			return fmt.Errorf("identity: key %s: %w", sk.KID, err)
+		}
+		p, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return fmt.Errorf("identity: key %s: %w", sk.KID, err)
 		}
@@ -217,6 +242,33 @@ func (i *Issuer) reload(ctx context.Context) error {
 	i.keys, i.loadedAt = keys, time.Now()
 	i.mu.Unlock()
 	return nil
+}
+
+// SealStored seals the private keys stored in plain (before sealing
+// existed), one UPDATE each; control planes starting together may all
+// call it. It does nothing without a key-encryption key.
+func (i *Issuer) SealStored(ctx context.Context) (int, error) {
+	if !i.cfg.Secrets.Keyed() {
+		return 0, nil
+	}
+	n, err := i.st.SealSecrets(ctx, store.SigningKeySecrets, seal.Prefix, func(kid string, der []byte) ([]byte, error) {
+		return i.cfg.Secrets.Seal(der, aad(kid))
+	})
+	if err != nil {
+		return n, fmt.Errorf("identity: sealing stored keys: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteExpired deletes the keys that left the JWKS more than
+// RotationGrace ago: no token they signed is valid any more, and no
+// verifier should still trust them.
+func (i *Issuer) DeleteExpired(ctx context.Context) (int64, error) {
+	n, err := i.st.DeleteSigningKeys(ctx, i.cfg.RotationGrace)
+	if err != nil {
+		return n, fmt.Errorf("identity: %w", err)
+	}
+	return n, nil
 }
 
 // current returns the cached keys, reloading them if stale or force.

@@ -21,6 +21,10 @@
 // Any 2xx answer is a delivery; anything else is retried with exponential
 // backoff (Config.RetryBase doubling, at most an hour apart) up to
 // Config.MaxAttempts attempts.
+//
+// The secret is stored sealed (internal/seal) with the control plane's
+// key-encryption key, bound to its alert (SealSecret); secrets stored in
+// plain before sealing existed are sealed by SealStored.
 package ledger
 
 import (
@@ -30,6 +34,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +48,7 @@ import (
 
 	"github.com/eddy-streams/eddy/billing"
 	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -64,6 +70,9 @@ type Config struct {
 	// Webhooks decides which addresses webhook URLs may reach: tenants
 	// choose them, so by default never the pool's own network.
 	Webhooks egress.Policy
+	// Secrets opens the sealed webhook secrets (nil: only plain ones
+	// open; see SealSecret).
+	Secrets *seal.Sealer
 }
 
 // DefaultConfig returns the defaults the flags start from; the zero
@@ -249,6 +258,44 @@ type Event struct {
 	FiredAt        time.Time `json:"fired_at"`
 }
 
+// secretAAD binds a sealed webhook secret to its alert.
+func secretAAD(alertID string) []byte { return []byte("budget_alert/" + alertID) }
+
+// SealSecret returns the stored form of alert alertID's webhook secret.
+func SealSecret(s *seal.Sealer, alertID, secret string) (string, error) {
+	b, err := s.Seal([]byte(secret), secretAAD(alertID))
+	if err != nil {
+		return "", fmt.Errorf("ledger: webhook secret: %w", err)
+	}
+	return string(b), nil
+}
+
+// OpenSecret returns the webhook secret of alert alertID from its stored
+// form (sealed, or plain if stored before sealing existed).
+func OpenSecret(s *seal.Sealer, alertID, stored string) (string, error) {
+	b, err := s.Open([]byte(stored), secretAAD(alertID))
+	if err != nil {
+		return "", fmt.Errorf("ledger: webhook secret of %s: %w", alertID, err)
+	}
+	return string(b), nil
+}
+
+// SealStored seals the webhook secrets stored in plain (before sealing
+// existed), one UPDATE each; control planes starting together may all
+// call it. It does nothing without a key-encryption key.
+func (l *Ledger) SealStored(ctx context.Context) (int, error) {
+	if !l.cfg.Secrets.Keyed() {
+		return 0, nil
+	}
+	n, err := l.st.SealSecrets(ctx, store.BudgetAlertSecrets, seal.Prefix, func(id string, secret []byte) ([]byte, error) {
+		return l.cfg.Secrets.Seal(secret, secretAAD(id))
+	})
+	if err != nil {
+		return n, fmt.Errorf("ledger: sealing stored webhook secrets: %w", err)
+	}
+	return n, nil
+}
+
 // Sign returns the Eddy-Signature header value for body at time t.
 func Sign(secret string, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
@@ -301,6 +348,12 @@ func (l *Ledger) deliver(ctx context.Context, d store.AlertDelivery) error {
 	if err != nil {
 		return err
 	}
+	secret, err := OpenSecret(l.cfg.Secrets, d.Alert.ID, d.Alert.Secret)
+	if err != nil {
+		// The tenant sees the returned error; the operator the cause.
+		l.log.Error("budget alert webhook: cannot open its secret (is --secrets-key-file the key that sealed it?)", "alert", d.Alert.ID, "err", err)
+		return errors.New("the control plane cannot open the webhook's secret")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Alert.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -308,7 +361,7 @@ func (l *Ledger) deliver(ctx context.Context, d store.AlertDelivery) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "eddy-billing/1")
 	req.Header.Set("Eddy-Event-Id", ev.ID)
-	req.Header.Set("Eddy-Signature", Sign(d.Alert.Secret, l.now(), body))
+	req.Header.Set("Eddy-Signature", Sign(secret, l.now(), body))
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/eddy-streams/eddy/internal/egress"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,16 +18,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type env struct {
-	st  *store.Store
-	org store.OrgBilling
-	cl  string
+	st      *store.Store
+	org     store.OrgBilling
+	cl      string
+	secrets *seal.Sealer // the ledger's key-encryption key
 }
 
 func newEnv(t *testing.T, tz string) *env {
@@ -54,7 +57,11 @@ func newEnv(t *testing.T, tz string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{st: st, org: ob, cl: cl.ID}
+	secrets, err := seal.New(seal.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{st: st, org: ob, cl: cl.ID, secrets: secrets}
 }
 
 // newLedger returns a ledger with fast rounds. Its webhooks may reach
@@ -66,7 +73,7 @@ func newLedger(t *testing.T, e *env, now func() time.Time, policy ...egress.Poli
 		webhooks = policy[0]
 	}
 	l, err := New(Config{SampleInterval: time.Second, RateInterval: time.Second, FinalizeGrace: time.Hour,
-		RetryBase: 20 * time.Millisecond, MaxAttempts: 4, WebhookTimeout: 5 * time.Second, Webhooks: webhooks}, e.st, slog.New(slog.DiscardHandler), nil)
+		RetryBase: 20 * time.Millisecond, MaxAttempts: 4, WebhookTimeout: 5 * time.Second, Webhooks: webhooks, Secrets: e.secrets}, e.st, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +192,13 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 		bodies, sigs = append(bodies, b), append(sigs, r.Header.Get("Eddy-Signature"))
 	}))
 	defer hook.Close()
-	a, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{OrgID: e.org.OrgID, Name: "one-dollar", Threshold: 1e9, WebhookURL: hook.URL, Secret: "whsec_test"})
+	// Stored as the REST API stores it: sealed to the alert.
+	id := store.NewID("ba")
+	sealed, err := SealSecret(e.secrets, id, "whsec_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{ID: id, OrgID: e.org.OrgID, Name: "one-dollar", Threshold: 1e9, WebhookURL: hook.URL, Secret: sealed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +259,73 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	}
 	if err != nil || len(evs) != 1 || evs[0].Attempts != 3 || evs[0].DeliveredAt == nil {
 		t.Fatalf("events = %+v %v", evs, err)
+	}
+}
+
+// TestPlainSecretSealedAtStart: a webhook secret stored in plain (before
+// sealing existed) signs deliveries as it is, is sealed to its alert by
+// SealStored, and then signs them the same; a sealed secret copied to
+// another alert, or opened with another key, signs nothing.
+func TestPlainSecretSealedAtStart(t *testing.T) {
+	e := newEnv(t, "UTC")
+	ctx := context.Background()
+	var sig atomic.Value
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig.Store(r.Header.Get("Eddy-Signature"))
+	}))
+	defer hook.Close()
+	a, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{OrgID: e.org.OrgID, Name: "old", Threshold: 1e9, WebhookURL: hook.URL, Secret: "whsec_plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger(t, e, func() time.Time { return time.Unix(1700000000, 0) })
+	signedWith := func(l *Ledger, a store.BudgetAlert) (string, error) {
+		t.Helper()
+		sig.Store("")
+		d := store.AlertDelivery{Alert: a, Month: "2026-01-01", Amount: 2e9, FiredAt: time.Unix(1700000000, 0)}
+		if err := l.deliver(ctx, d); err != nil {
+			return "", err
+		}
+		got := sig.Load().(string)
+		for _, s := range []string{"whsec_plain", "whsec_other"} {
+			ev, _ := json.Marshal(Event{Type: "budget_alert.threshold_reached", ID: a.ID + "/" + d.Month, AlertID: a.ID,
+				AlertName: a.Name, OrganizationID: a.OrgID, Month: d.Month, Threshold: "1.00", Amount: "2.00", FiredAt: d.FiredAt.UTC()})
+			if got == Sign(s, l.now(), ev) {
+				return s, nil
+			}
+		}
+		return "", errors.New("signed with no known secret: " + got)
+	}
+	if s, err := signedWith(l, a); s != "whsec_plain" {
+		t.Fatalf("plain row: signed with %q, %v", s, err)
+	}
+	if n, err := l.SealStored(ctx); n != 1 || err != nil {
+		t.Fatalf("SealStored = %d, %v; want 1", n, err)
+	}
+	if n, err := l.SealStored(ctx); n != 0 || err != nil {
+		t.Fatalf("second SealStored = %d, %v; want 0", n, err)
+	}
+	stored, err := e.st.BudgetAlert(ctx, e.org.OrgID, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !seal.IsSealed([]byte(stored.Secret)) || strings.Contains(stored.Secret, "whsec_plain") {
+		t.Fatalf("stored secret after SealStored: %q", stored.Secret)
+	}
+	if s, err := signedWith(l, stored); s != "whsec_plain" {
+		t.Fatalf("sealed row: signed with %q, %v", s, err)
+	}
+	// Copied to another alert it does not open; nor with another key.
+	other, err := e.st.CreateBudgetAlert(ctx, store.BudgetAlert{OrgID: e.org.OrgID, Name: "copy", Threshold: 1e9, WebhookURL: hook.URL, Secret: stored.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := signedWith(l, other); err == nil {
+		t.Fatalf("a secret copied to another alert signed (with %q)", s)
+	}
+	e2 := *e
+	e2.secrets, _ = seal.New(seal.NewKey())
+	if s, err := signedWith(newLedger(t, &e2, l.now), stored); err == nil {
+		t.Fatalf("another key-encryption key opened the secret (%q)", s)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eddy-streams/eddy/internal/freeport"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +27,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/eddy-streams/eddy/internal/freeport"
+	"github.com/eddy-streams/eddy/internal/seal"
 )
 
 var (
@@ -147,7 +149,12 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s := &Stack{t: t, bin: Binary(t), dir: t.TempDir(), opts: opts, brokers: map[int]*Broker{}}
 	t.Cleanup(s.shutdown)
-	cpArgs := []string{"control-plane", "--database-url", opts.DatabaseURL, "--placement-interval", "200ms"}
+	// A key-encryption key, as eddy dev makes one.
+	kek := filepath.Join(s.dir, "secrets.key")
+	if err := seal.EnsureKeyFile(kek); err != nil {
+		t.Fatal(err)
+	}
+	cpArgs := []string{"control-plane", "--database-url", opts.DatabaseURL, "--placement-interval", "200ms", "--secrets-key-file", kek}
 	if opts.API {
 		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		s.apiURL = "http://" + addr

@@ -592,7 +592,7 @@ type BudgetAlert struct {
 	Name       string
 	Threshold  billing.Nanos
 	WebhookURL string
-	Secret     string // HMAC-SHA256 key of the signature header
+	Secret     string // HMAC-SHA256 key of the signature header, as the ledger sealed it (see SecretColumn)
 	CreatedAt  time.Time
 }
 
@@ -604,9 +604,12 @@ func scanAlert(r pgx.Row) (BudgetAlert, error) {
 	return a, err
 }
 
-// CreateBudgetAlert stores a new alert (a.ID and a.CreatedAt are set).
+// CreateBudgetAlert stores a new alert; a.CreatedAt is set, and a.ID
+// unless the caller chose it (with NewID("ba")) to seal the secret to it.
 func (s *Store) CreateBudgetAlert(ctx context.Context, a BudgetAlert) (BudgetAlert, error) {
-	a.ID = NewID("ba")
+	if a.ID == "" {
+		a.ID = NewID("ba")
+	}
 	out, err := scanAlert(s.pool.QueryRow(ctx, `
 		INSERT INTO budget_alerts (id, org_id, name, threshold_nanos, webhook_url, secret)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+alertCols,

@@ -13,7 +13,7 @@ import (
 type SigningKey struct {
 	KID            string
 	Alg            string
-	PrivateKey     []byte // PKCS#8 DER, stored in plain
+	PrivateKey     []byte // PKCS#8 DER, as identity sealed it (see SecretColumn)
 	CreatedAt      time.Time
 	RetiredAt      *time.Time // no longer signs after this
 	PublishedUntil *time.Time // leaves the JWKS after this
@@ -22,17 +22,39 @@ type SigningKey struct {
 // SigningKeys returns the keys still published, newest first. The first
 // one not retired is the one that signs.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, _ := s.pool.Query(ctx, `
-		SELECT kid, alg, private_key, created_at, retired_at, published_until FROM signing_keys
+	rows, _ := s.pool.Query(ctx, `SELECT `+signingKeyCols+` FROM signing_keys
 		WHERE published_until IS NULL OR published_until > now() ORDER BY created_at DESC, kid`)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) {
-		var k SigningKey
-		return k, r.Scan(&k.KID, &k.Alg, &k.PrivateKey, &k.CreatedAt, &k.RetiredAt, &k.PublishedUntil)
-	})
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) { return scanSigningKey(r) })
 	if err != nil {
 		return nil, fmt.Errorf("store: signing keys: %w", err)
 	}
 	return out, nil
+}
+
+const signingKeyCols = `kid, alg, private_key, created_at, retired_at, published_until`
+
+func scanSigningKey(r pgx.Row) (SigningKey, error) {
+	var k SigningKey
+	return k, r.Scan(&k.KID, &k.Alg, &k.PrivateKey, &k.CreatedAt, &k.RetiredAt, &k.PublishedUntil)
+}
+
+// SigningKey returns key kid, published or not (ErrNotFound once deleted).
+func (s *Store) SigningKey(ctx context.Context, kid string) (SigningKey, error) {
+	k, err := scanSigningKey(s.pool.QueryRow(ctx, `SELECT `+signingKeyCols+` FROM signing_keys WHERE kid = $1`, kid))
+	if err != nil {
+		return k, fmt.Errorf("store: signing key: %w", noRows(err))
+	}
+	return k, nil
+}
+
+// DeleteSigningKeys deletes the keys that left the JWKS more than after
+// ago, and returns how many it deleted.
+func (s *Store) DeleteSigningKeys(ctx context.Context, after time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM signing_keys WHERE published_until < now() - make_interval(secs => $1)`, after.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("store: delete signing keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // AddSigningKey stores a new signing key and retires the ones that signed
