@@ -126,6 +126,65 @@ func TestGuardPreAuthMemory(t *testing.T) {
 	}
 }
 
+// TestGuardRequestMemory: after authentication a frame's size is taken
+// from the broker's request-memory budget before it is read; a connection
+// whose frame does not fit waits without reading, is served once the
+// budget is given back, and a draining broker ends the wait at once.
+func TestGuardRequestMemory(t *testing.T) {
+	const budget = 1 << 20
+	r := startRig(t, rigOptions{config: func(c *Config) {
+		c.Conn.QueuedMaxRequestBytes, c.ShutdownTimeout = budget, 30*time.Second
+	}})
+	// A holds the whole budget with a frame it sends half of.
+	a := dial(t, r.addr)
+	if _, err := a.Write(binary.BigEndian.AppendUint32(nil, budget)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write(make([]byte, budget/2)); err != nil {
+		t.Fatal(err)
+	}
+	held := func() float64 { return testutil.ToFloat64(r.s.guard.held) }
+	for deadline := time.Now().Add(5 * time.Second); held() != budget; {
+		if time.Now().After(deadline) {
+			t.Fatalf("request memory held: %v, want %d", held(), budget)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// B's small request waits for the budget.
+	b := dial(t, r.addr)
+	if _, err := roundTrip(b, kmsg.NewPtrApiVersionsRequest(), 3, time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a request was served while the budget was taken (err %v)", err)
+	}
+	// A's frame completes (a malformed body: A is closed); B is served.
+	if _, err := a.Write(make([]byte, budget/2)); err != nil {
+		t.Fatal(err)
+	}
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(b, size[:]); err != nil {
+		t.Fatalf("the waiting request was not served once the budget was free: %v", err)
+	}
+	if h := held(); h != 0 {
+		t.Fatalf("request memory held after both were handled: %v", h)
+	}
+
+	// C holds the budget again, D waits; shutting down does not wait for
+	// either beyond its drain.
+	c := dial(t, r.addr)
+	if _, err := c.Write(binary.BigEndian.AppendUint32(nil, budget)); err != nil {
+		t.Fatal(err)
+	}
+	d := dial(t, r.addr)
+	if _, err := roundTrip(d, kmsg.NewPtrApiVersionsRequest(), 3, time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a request was served while the budget was taken (err %v)", err)
+	}
+	start := time.Now()
+	r.stop()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("shutdown took %s with a connection waiting for request memory", took)
+	}
+}
+
 // TestGuardFileLimit: with the process's open-file limit reached, a new
 // connection is not served and the accept loop waits (counting EMFILE)
 // instead of ending the broker; once descriptors are free again the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 type rig struct {
 	s    *Server
 	addr string
+	stop func() // shuts the broker down and waits; cleanup calls it too
 }
 
 type rigOptions struct {
@@ -79,7 +81,8 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		}()
 		stopPlacement = func() { <-placed; cp.Close() }
 	}
-	t.Cleanup(func() {
+	r := &rig{s: s}
+	r.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -94,7 +97,7 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		}
 		st.Close()
 	})
-	r := &rig{s: s}
+	t.Cleanup(r.stop)
 	// Registered: the broker answers Metadata naming itself.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
