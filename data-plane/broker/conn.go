@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/kbound"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -257,7 +258,7 @@ func decodeHeader(buf []byte) (request, error) {
 	}
 	req.SetVersion(rq.version)
 	if req.IsFlexible() {
-		if err := skipTags(&r); err != nil {
+		if err := kbound.SkipTags(&r); err != nil {
 			return rq, fmt.Errorf("%w: header tags: %v", errBadRequest, err)
 		}
 	}
@@ -265,8 +266,12 @@ func decodeHeader(buf []byte) (request, error) {
 	return rq, nil
 }
 
-// decodeBody decodes the request's body into rq.req.
+// decodeBody decodes the request's body into rq.req, once its lengths
+// passed kbound's limits.
 func (rq *request) decodeBody() error {
+	if err := kbound.Check(rq.key, rq.version, rq.body); err != nil {
+		return fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
+	}
 	if err := rq.req.ReadFrom(rq.body); err != nil {
 		return fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
 	}
