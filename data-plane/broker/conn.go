@@ -67,7 +67,7 @@ type conn struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		s: s, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
+		s: s, nc: nc, // br: set by startGuard
 		ctx: ctx, cancel: cancel, host: remoteHost(nc),
 		cluster:       s.cfg.AnonymousCluster,
 		authenticated: s.cfg.AnonymousCluster != "",

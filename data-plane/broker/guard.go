@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -204,7 +205,16 @@ type connGuard struct {
 	held     int64              // request memory held for the frame being handled
 }
 
+// A connection reads through a small buffer until it authenticated, so
+// that one that never does costs little; then through a large one.
+const preAuthReadBuffer, readBuffer = 4 << 10, 64 << 10
+
 func (c *conn) startGuard() {
+	size := readBuffer
+	if !c.authenticated {
+		size = preAuthReadBuffer
+	}
+	c.br = bufio.NewReaderSize(c.nc, size)
 	c.guard.authBy = time.Now().Add(c.s.cfg.Conn.AuthTimeout)
 	c.guard.waitCtx, c.guard.stopWait = context.WithCancel(c.ctx)
 }
@@ -228,6 +238,9 @@ var errStopped = errors.New("broker: connection stopped")
 // the request-memory budget until releaseFrame.
 func (c *conn) nextFrame(log *slog.Logger) ([]byte, error) {
 	c.reqKey = -1
+	if c.authenticated && c.br.Size() < readBuffer && c.br.Buffered() == 0 {
+		c.br = bufio.NewReaderSize(c.nc, readBuffer) // nothing buffered is lost
+	}
 	c.armRead()
 	// stopReading sets the stopping flag and then a past deadline: seen
 	// here after arming, or its deadline comes after ours.
