@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -43,46 +42,52 @@ type ConnLimits struct {
 	MaxConnectionCreationRate int
 }
 
-// The defaults, written once: flags and tests take them from here.
-const (
-	DefaultMaxPreAuthRequestBytes          = 512 << 10
-	DefaultAuthTimeout                     = 10 * time.Second
-	DefaultQueuedMaxRequestBytes     int64 = 256 << 20
-	DefaultMaxIdle                         = 10 * time.Minute
-	DefaultMaxConnectionsPerIP             = 1000
-	DefaultMaxConnections                  = 50_000
-	DefaultMaxConnectionCreationRate       = 1000
-)
+// DefaultConnLimits returns the limits' defaults, the one place they are
+// written: the flags start from them.
+func DefaultConnLimits() ConnLimits {
+	return ConnLimits{
+		MaxPreAuthRequestBytes:    512 << 10,
+		AuthTimeout:               10 * time.Second,
+		QueuedMaxRequestBytes:     256 << 20,
+		MaxIdle:                   10 * time.Minute,
+		MaxConnectionsPerIP:       1000,
+		MaxConnections:            50_000,
+		MaxConnectionCreationRate: 1000,
+	}
+}
 
 // RegisterFlags registers the connection limits with their defaults.
 func (l *ConnLimits) RegisterFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&l.MaxPreAuthRequestBytes, "max-preauth-request-bytes", DefaultMaxPreAuthRequestBytes, "largest request frame accepted before authentication (Kafka's sasl.server.max.receive.size)")
-	fs.DurationVar(&l.AuthTimeout, "auth-timeout", DefaultAuthTimeout, "how long a new connection may take to authenticate before it is closed")
-	fs.Int64Var(&l.QueuedMaxRequestBytes, "queued-max-request-bytes", DefaultQueuedMaxRequestBytes, "request bytes held in memory at once across connections; reading waits beyond it (Kafka's queued.max.request.bytes)")
-	fs.DurationVar(&l.MaxIdle, "connections-max-idle", DefaultMaxIdle, "close connections that sent no request for this long (Kafka's connections.max.idle.ms)")
-	fs.IntVar(&l.MaxConnectionsPerIP, "max-connections-per-ip", DefaultMaxConnectionsPerIP, "open connections allowed from one address (Kafka's max.connections.per.ip)")
-	fs.StringToIntVar(&l.PerIPOverrides, "max-connections-per-ip-overrides", nil, "per-address exceptions to --max-connections-per-ip, e.g. 10.0.0.7=5000 (Kafka's max.connections.per.ip.overrides)")
-	fs.IntVar(&l.MaxConnections, "max-connections", DefaultMaxConnections, "open connections allowed on this broker (Kafka's max.connections)")
-	fs.IntVar(&l.MaxConnectionCreationRate, "max-connection-creation-rate", DefaultMaxConnectionCreationRate, "new connections accepted per second on this broker (Kafka's max.connection.creation.rate)")
+	d := DefaultConnLimits()
+	fs.IntVar(&l.MaxPreAuthRequestBytes, "max-preauth-request-bytes", d.MaxPreAuthRequestBytes, "largest request frame accepted before authentication (Kafka's sasl.server.max.receive.size)")
+	fs.DurationVar(&l.AuthTimeout, "auth-timeout", d.AuthTimeout, "how long a new connection may take to authenticate before it is closed")
+	fs.Int64Var(&l.QueuedMaxRequestBytes, "queued-max-request-bytes", d.QueuedMaxRequestBytes, "request bytes held in memory at once across connections; reading waits beyond it (Kafka's queued.max.request.bytes)")
+	fs.DurationVar(&l.MaxIdle, "connections-max-idle", d.MaxIdle, "close connections that sent no request for this long (Kafka's connections.max.idle.ms)")
+	fs.IntVar(&l.MaxConnectionsPerIP, "max-connections-per-ip", d.MaxConnectionsPerIP, "open connections allowed from one address (Kafka's max.connections.per.ip)")
+	fs.StringToIntVar(&l.PerIPOverrides, "max-connections-per-ip-overrides", d.PerIPOverrides, "per-address exceptions to --max-connections-per-ip, e.g. 10.0.0.7=5000 (Kafka's max.connections.per.ip.overrides)")
+	fs.IntVar(&l.MaxConnections, "max-connections", d.MaxConnections, "open connections allowed on this broker (Kafka's max.connections)")
+	fs.IntVar(&l.MaxConnectionCreationRate, "max-connection-creation-rate", d.MaxConnectionCreationRate, "new connections accepted per second on this broker (Kafka's max.connection.creation.rate)")
 }
 
-// Validate fills the defaults of unset (zero) limits, refuses negative
-// ones and normalises the override addresses to the form connections are
-// counted under.
+// Validate checks the limits, naming the flag of a bad one, and normalises
+// the override addresses to the form connections are counted under.
 func (l *ConnLimits) Validate() error {
-	if err := errors.Join(
-		orDefault("max-preauth-request-bytes", &l.MaxPreAuthRequestBytes, DefaultMaxPreAuthRequestBytes),
-		orDefault("auth-timeout", &l.AuthTimeout, DefaultAuthTimeout),
-		orDefault("queued-max-request-bytes", &l.QueuedMaxRequestBytes, DefaultQueuedMaxRequestBytes),
-		orDefault("connections-max-idle", &l.MaxIdle, DefaultMaxIdle),
-		orDefault("max-connections-per-ip", &l.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
-		orDefault("max-connections", &l.MaxConnections, DefaultMaxConnections),
-		orDefault("max-connection-creation-rate", &l.MaxConnectionCreationRate, DefaultMaxConnectionCreationRate),
-	); err != nil {
-		return err
-	}
-	if l.MaxPreAuthRequestBytes < 8 {
-		return fmt.Errorf("broker: --max-preauth-request-bytes must be at least 8 (a request header), got %d", l.MaxPreAuthRequestBytes)
+	for _, c := range []struct {
+		flag string
+		ok   bool
+		want string
+	}{
+		{"max-preauth-request-bytes", l.MaxPreAuthRequestBytes >= 8, "at least 8 (a request header)"},
+		{"auth-timeout", l.AuthTimeout > 0, "positive"},
+		{"queued-max-request-bytes", l.QueuedMaxRequestBytes > 0, "positive"},
+		{"connections-max-idle", l.MaxIdle > 0, "positive"},
+		{"max-connections-per-ip", l.MaxConnectionsPerIP > 0, "positive"},
+		{"max-connections", l.MaxConnections > 0, "positive"},
+		{"max-connection-creation-rate", l.MaxConnectionCreationRate > 0, "positive"},
+	} {
+		if !c.ok {
+			return fmt.Errorf("broker: --%s must be %s", c.flag, c.want)
+		}
 	}
 	norm := make(map[string]int, len(l.PerIPOverrides))
 	for addr, n := range l.PerIPOverrides {
@@ -96,15 +101,5 @@ func (l *ConnLimits) Validate() error {
 		norm[ip.Unmap().String()] = n
 	}
 	l.PerIPOverrides = norm
-	return nil
-}
-
-func orDefault[T int | int64 | time.Duration](flag string, v *T, def T) error {
-	if *v < 0 {
-		return fmt.Errorf("broker: --%s must not be negative", flag)
-	}
-	if *v == 0 {
-		*v = def
-	}
 	return nil
 }

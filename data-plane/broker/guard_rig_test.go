@@ -118,7 +118,7 @@ func TestGuardPreAuthMemory(t *testing.T) {
 	const silent = 200
 	for range silent {
 		nc := dial(t, r.addr)
-		if _, err := nc.Write(binary.BigEndian.AppendUint32(nil, DefaultMaxPreAuthRequestBytes)); err != nil {
+		if _, err := nc.Write(binary.BigEndian.AppendUint32(nil, uint32(DefaultConnLimits().MaxPreAuthRequestBytes))); err != nil {
 			t.Fatal(err)
 		}
 	}
