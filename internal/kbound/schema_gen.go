@@ -3,650 +3,363 @@
 package kbound
 
 var requests = [95]request{
-	0: {max: 13, flexibleAt: 9, body: obj(true, false, // ProduceRequest
+	0: {max: 13, flexibleAt: 9, body: // ProduceRequest
+	obj(true, false,
 		at(3, -1, flexible(nullableStr, true)), // TransactionID
 		at(0, -1, prim(int16_)),                // Acks
 		at(0, -1, prim(int32_)),                // TimeoutMillis
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, 12, flexible(str, true)), // Topic
-					at(13, -1, prim(uuid)),         // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)),                 // Partition
-								at(0, -1, flexible(nullableByts, true)), // Records
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, 12, flexible(str, true)), // Topic
+			at(13, -1, prim(uuid)),         // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),                 // Partition
+				at(0, -1, flexible(nullableByts, true)), // Records
+			))), // Partitions
+		))), // Topics
 	)},
-	1: {max: 18, flexibleAt: 12, body: obj(true, false, // FetchRequest
+	1: {max: 18, flexibleAt: 12, body: // FetchRequest
+	obj(true, false,
 		tag(0, flexible(nullableStr, true)), // ClusterID
 		at(0, 14, prim(int32_)),             // ReplicaID
-		tag(1,
-			obj(true, false, // ReplicaState
-				at(0, -1, prim(int32_)), // ID
-				at(0, -1, prim(int64_)), // Epoch
-			),
-		),
+		tag(1, obj(true, false,
+			at(0, -1, prim(int32_)), // ID
+			at(0, -1, prim(int64_)), // Epoch
+		)), // ReplicaState
 		at(0, -1, prim(int32_)), // MaxWaitMillis
 		at(0, -1, prim(int32_)), // MinBytes
 		at(3, -1, prim(int32_)), // MaxBytes
 		at(4, -1, prim(int8_)),  // IsolationLevel
 		at(7, -1, prim(int32_)), // SessionID
 		at(7, -1, prim(int32_)), // SessionEpoch
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, 12, flexible(str, true)), // Topic
-					at(13, -1, prim(uuid)),         // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)),  // Partition
-								at(9, -1, prim(int32_)),  // CurrentLeaderEpoch
-								at(0, -1, prim(int64_)),  // FetchOffset
-								at(12, -1, prim(int32_)), // LastFetchedEpoch
-								at(5, -1, prim(int64_)),  // LogStartOffset
-								at(0, -1, prim(int32_)),  // PartitionMaxBytes
-								tag(0, prim(uuid)),       // ReplicaDirectoryID
-								tag(1, prim(int64_)),     // HighWatermark
-							),
-						),
-					),
-				),
-			),
-		),
-		at(7, -1,
-			arr(true, // ForgottenTopics
-				obj(true, false,
-					at(7, 12, flexible(str, true)), // Topic
-					at(13, -1, prim(uuid)),         // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, 12, flexible(str, true)), // Topic
+			at(13, -1, prim(uuid)),         // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),  // Partition
+				at(9, -1, prim(int32_)),  // CurrentLeaderEpoch
+				at(0, -1, prim(int64_)),  // FetchOffset
+				at(12, -1, prim(int32_)), // LastFetchedEpoch
+				at(5, -1, prim(int64_)),  // LogStartOffset
+				at(0, -1, prim(int32_)),  // PartitionMaxBytes
+				tag(0, prim(uuid)),       // ReplicaDirectoryID
+				tag(1, prim(int64_)),     // HighWatermark
+			))), // Partitions
+		))), // Topics
+		at(7, -1, arr(true, obj(true, false,
+			at(7, 12, flexible(str, true)),     // Topic
+			at(13, -1, prim(uuid)),             // TopicID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // ForgottenTopics
 		at(11, -1, flexible(str, true)), // Rack
 	)},
-	2: {max: 11, flexibleAt: 6, body: obj(true, false, // ListOffsetsRequest
+	2: {max: 11, flexibleAt: 6, body: // ListOffsetsRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // ReplicaID
 		at(2, -1, prim(int8_)),  // IsolationLevel
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(4, -1, prim(int32_)), // CurrentLeaderEpoch
-								at(0, -1, prim(int64_)), // Timestamp
-								at(0, 0, prim(int32_)),  // MaxNumOffsets
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(4, -1, prim(int32_)), // CurrentLeaderEpoch
+				at(0, -1, prim(int64_)), // Timestamp
+				at(0, 0, prim(int32_)),  // MaxNumOffsets
+			))), // Partitions
+		))), // Topics
 		at(10, -1, prim(int32_)), // TimeoutMillis
 	)},
-	3: {max: 13, flexibleAt: 9, body: obj(true, false, // MetadataRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(10, -1, prim(uuid)),            // TopicID
-					at(0, -1, nullableFrom(true, 10)), // Topic
-				),
-			),
-		),
+	3: {max: 13, flexibleAt: 9, body: // MetadataRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(10, -1, prim(uuid)),            // TopicID
+			at(0, -1, nullableFrom(true, 10)), // Topic
+		))), // Topics
 		at(4, -1, prim(boolean)), // AllowAutoTopicCreation
 		at(8, 10, prim(boolean)), // IncludeClusterAuthorizedOperations
 		at(8, -1, prim(boolean)), // IncludeTopicAuthorizedOperations
 	)},
-	4: {max: 7, flexibleAt: 4, body: obj(true, false, // LeaderAndISRRequest
-		at(0, -1, prim(int32_)),  // ControllerID
-		at(7, -1, prim(boolean)), // IsKRaftController
-		at(0, -1, prim(int32_)),  // ControllerEpoch
-		at(2, -1, prim(int64_)),  // BrokerEpoch
-		at(5, -1, prim(int8_)),   // Type
-		at(0, 1,
-			arr(true, // PartitionStates
-				obj(true, false,
-					at(0, 1, flexible(str, true)), // Topic
-					at(0, -1, prim(int32_)),       // Partition
-					at(0, -1, prim(int32_)),       // ControllerEpoch
-					at(0, -1, prim(int32_)),       // Leader
-					at(0, -1, prim(int32_)),       // LeaderEpoch
-					at(0, -1,
-						arr(true, // ISR
-							prim(int32_),
-						),
-					),
-					at(0, -1, prim(int32_)), // ZKVersion
-					at(0, -1,
-						arr(true, // Replicas
-							prim(int32_),
-						),
-					),
-					at(3, -1,
-						arr(true, // AddingReplicas
-							prim(int32_),
-						),
-					),
-					at(3, -1,
-						arr(true, // RemovingReplicas
-							prim(int32_),
-						),
-					),
-					at(1, -1, prim(boolean)), // IsNew
-					at(6, -1, prim(int8_)),   // LeaderRecoveryState
-				),
-			),
-		),
-		at(2, -1,
-			arr(true, // TopicStates
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(5, -1, prim(uuid)),          // TopicID
-					at(0, -1,
-						arr(true, // PartitionStates
-							obj(true, false,
-								at(0, 1, flexible(str, true)), // Topic
-								at(0, -1, prim(int32_)),       // Partition
-								at(0, -1, prim(int32_)),       // ControllerEpoch
-								at(0, -1, prim(int32_)),       // Leader
-								at(0, -1, prim(int32_)),       // LeaderEpoch
-								at(0, -1,
-									arr(true, // ISR
-										prim(int32_),
-									),
-								),
-								at(0, -1, prim(int32_)), // ZKVersion
-								at(0, -1,
-									arr(true, // Replicas
-										prim(int32_),
-									),
-								),
-								at(3, -1,
-									arr(true, // AddingReplicas
-										prim(int32_),
-									),
-								),
-								at(3, -1,
-									arr(true, // RemovingReplicas
-										prim(int32_),
-									),
-								),
-								at(1, -1, prim(boolean)), // IsNew
-								at(6, -1, prim(int8_)),   // LeaderRecoveryState
-							),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // LiveLeaders
-				obj(true, false,
-					at(0, -1, prim(int32_)),        // BrokerID
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(int32_)),        // Port
-				),
-			),
-		),
+	4: {max: 7, flexibleAt: 4, body: // LeaderAndISRRequest
+	obj(true, false,
+		at(0, -1, prim(int32_)),      // ControllerID
+		at(7, -1, prim(boolean)),     // IsKRaftController
+		at(0, -1, prim(int32_)),      // ControllerEpoch
+		at(2, -1, prim(int64_)),      // BrokerEpoch
+		at(5, -1, prim(int8_)),       // Type
+		at(0, 1, arr(true, shared1)), // PartitionStates
+		at(2, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(5, -1, prim(uuid)),          // TopicID
+			at(0, -1, arr(true, shared1)),  // PartitionStates
+		))), // TopicStates
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int32_)),        // BrokerID
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(int32_)),        // Port
+		))), // LiveLeaders
 	)},
-	5: {max: 4, flexibleAt: 2, body: obj(true, false, // StopReplicaRequest
+	5: {max: 4, flexibleAt: 2, body: // StopReplicaRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)),  // ControllerID
 		at(0, -1, prim(int32_)),  // ControllerEpoch
 		at(4, -1, prim(boolean)), // IsKRaftController
 		at(1, -1, prim(int64_)),  // BrokerEpoch
 		at(0, 2, prim(boolean)),  // DeletePartitions
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, 0, prim(int32_)),         // Partition
-					at(1, 2,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-					at(3, -1,
-						arr(true, // PartitionStates
-							obj(true, false,
-								at(0, -1, prim(int32_)),  // Partition
-								at(0, -1, prim(int32_)),  // LeaderEpoch
-								at(0, -1, prim(boolean)), // Delete
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),    // Topic
+			at(0, 0, prim(int32_)),            // Partition
+			at(1, 2, arr(true, prim(int32_))), // Partitions
+			at(3, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),  // Partition
+				at(0, -1, prim(int32_)),  // LeaderEpoch
+				at(0, -1, prim(boolean)), // Delete
+			))), // PartitionStates
+		))), // Topics
 	)},
-	6: {max: 8, flexibleAt: 6, body: obj(true, false, // UpdateMetadataRequest
-		at(0, -1, prim(int32_)),  // ControllerID
-		at(8, -1, prim(boolean)), // IsKRaftController
-		at(0, -1, prim(int32_)),  // ControllerEpoch
-		at(5, -1, prim(int64_)),  // BrokerEpoch
-		at(0, 4,
-			arr(true, // PartitionStates
-				obj(true, false,
-					at(0, 4, flexible(str, true)), // Topic
-					at(0, -1, prim(int32_)),       // Partition
-					at(0, -1, prim(int32_)),       // ControllerEpoch
-					at(0, -1, prim(int32_)),       // Leader
-					at(0, -1, prim(int32_)),       // LeaderEpoch
-					at(0, -1,
-						arr(true, // ISR
-							prim(int32_),
-						),
-					),
-					at(0, -1, prim(int32_)), // ZKVersion
-					at(0, -1,
-						arr(true, // Replicas
-							prim(int32_),
-						),
-					),
-					at(4, -1,
-						arr(true, // OfflineReplicas
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
-		at(5, -1,
-			arr(true, // TopicStates
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(7, -1, prim(uuid)),          // TopicID
-					at(0, -1,
-						arr(true, // PartitionStates
-							obj(true, false,
-								at(0, 4, flexible(str, true)), // Topic
-								at(0, -1, prim(int32_)),       // Partition
-								at(0, -1, prim(int32_)),       // ControllerEpoch
-								at(0, -1, prim(int32_)),       // Leader
-								at(0, -1, prim(int32_)),       // LeaderEpoch
-								at(0, -1,
-									arr(true, // ISR
-										prim(int32_),
-									),
-								),
-								at(0, -1, prim(int32_)), // ZKVersion
-								at(0, -1,
-									arr(true, // Replicas
-										prim(int32_),
-									),
-								),
-								at(4, -1,
-									arr(true, // OfflineReplicas
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // LiveBrokers
-				obj(true, false,
-					at(0, -1, prim(int32_)),       // ID
-					at(0, 0, flexible(str, true)), // Host
-					at(0, 0, prim(int32_)),        // Port
-					at(1, -1,
-						arr(true, // Endpoints
-							obj(true, false,
-								at(0, -1, prim(int32_)),        // Port
-								at(0, -1, flexible(str, true)), // Host
-								at(3, -1, flexible(str, true)), // ListenerName
-								at(0, -1, prim(int16_)),        // SecurityProtocol
-							),
-						),
-					),
-					at(2, -1, flexible(nullableStr, true)), // Rack
-				),
-			),
-		),
+	6: {max: 8, flexibleAt: 6, body: // UpdateMetadataRequest
+	obj(true, false,
+		at(0, -1, prim(int32_)),      // ControllerID
+		at(8, -1, prim(boolean)),     // IsKRaftController
+		at(0, -1, prim(int32_)),      // ControllerEpoch
+		at(5, -1, prim(int64_)),      // BrokerEpoch
+		at(0, 4, arr(true, shared2)), // PartitionStates
+		at(5, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(7, -1, prim(uuid)),          // TopicID
+			at(0, -1, arr(true, shared2)),  // PartitionStates
+		))), // TopicStates
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int32_)),       // ID
+			at(0, 0, flexible(str, true)), // Host
+			at(0, 0, prim(int32_)),        // Port
+			at(1, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),        // Port
+				at(0, -1, flexible(str, true)), // Host
+				at(3, -1, flexible(str, true)), // ListenerName
+				at(0, -1, prim(int16_)),        // SecurityProtocol
+			))), // Endpoints
+			at(2, -1, flexible(nullableStr, true)), // Rack
+		))), // LiveBrokers
 	)},
-	7: {max: 3, flexibleAt: 3, body: obj(true, false, // ControlledShutdownRequest
+	7: {max: 3, flexibleAt: 3, body: // ControlledShutdownRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // BrokerID
 		at(2, -1, prim(int64_)), // BrokerEpoch
 	)},
-	8: {max: 10, flexibleAt: 8, body: obj(true, false, // OffsetCommitRequest
+	8: {max: 10, flexibleAt: 8, body: // OffsetCommitRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // Group
 		at(1, -1, prim(int32_)),                // Generation
 		at(1, -1, flexible(str, true)),         // MemberID
 		at(7, -1, flexible(nullableStr, true)), // InstanceID
 		at(2, 4, prim(int64_)),                 // RetentionTimeMillis
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, 9, flexible(str, true)), // Topic
-					at(10, -1, prim(uuid)),        // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)),                // Partition
-								at(0, -1, prim(int64_)),                // Offset
-								at(1, 1, prim(int64_)),                 // Timestamp
-								at(6, -1, prim(int32_)),                // LeaderEpoch
-								at(0, -1, flexible(nullableStr, true)), // Metadata
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, 9, flexible(str, true)), // Topic
+			at(10, -1, prim(uuid)),        // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),                // Partition
+				at(0, -1, prim(int64_)),                // Offset
+				at(1, 1, prim(int64_)),                 // Timestamp
+				at(6, -1, prim(int32_)),                // LeaderEpoch
+				at(0, -1, flexible(nullableStr, true)), // Metadata
+			))), // Partitions
+		))), // Topics
 	)},
-	9: {max: 10, flexibleAt: 6, body: obj(true, false, // OffsetFetchRequest
+	9: {max: 10, flexibleAt: 6, body: // OffsetFetchRequest
+	obj(true, false,
 		at(0, 7, flexible(str, true)), // Group
-		at(0, 7,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
-		at(8, -1,
-			arr(true, // Groups
-				obj(true, false,
-					at(0, -1, flexible(str, true)),         // Group
-					at(9, -1, flexible(nullableStr, true)), // MemberID
-					at(9, -1, prim(int32_)),                // MemberEpoch
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(8, 9, flexible(str, true)), // Topic
-								at(10, -1, prim(uuid)),        // TopicID
-								at(0, -1,
-									arr(true, // Partitions
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, 7, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
+		at(8, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),         // Group
+			at(9, -1, flexible(nullableStr, true)), // MemberID
+			at(9, -1, prim(int32_)),                // MemberEpoch
+			at(0, -1, arr(true, obj(true, false,
+				at(8, 9, flexible(str, true)),      // Topic
+				at(10, -1, prim(uuid)),             // TopicID
+				at(0, -1, arr(true, prim(int32_))), // Partitions
+			))), // Topics
+		))), // Groups
 		at(7, -1, prim(boolean)), // RequireStable
 	)},
-	10: {max: 6, flexibleAt: 3, body: obj(true, false, // FindCoordinatorRequest
-		at(0, 3, flexible(str, true)), // CoordinatorKey
-		at(1, -1, prim(int8_)),        // CoordinatorType
-		at(4, -1,
-			arr(true, // CoordinatorKeys
-				flexible(str, true),
-			),
-		),
+	10: {max: 6, flexibleAt: 3, body: // FindCoordinatorRequest
+	obj(true, false,
+		at(0, 3, flexible(str, true)),             // CoordinatorKey
+		at(1, -1, prim(int8_)),                    // CoordinatorType
+		at(4, -1, arr(true, flexible(str, true))), // CoordinatorKeys
 	)},
-	11: {max: 9, flexibleAt: 6, body: obj(true, false, // JoinGroupRequest
+	11: {max: 9, flexibleAt: 6, body: // JoinGroupRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // Group
 		at(0, -1, prim(int32_)),                // SessionTimeoutMillis
 		at(1, -1, prim(int32_)),                // RebalanceTimeoutMillis
 		at(0, -1, flexible(str, true)),         // MemberID
 		at(5, -1, flexible(nullableStr, true)), // InstanceID
 		at(0, -1, flexible(str, true)),         // ProtocolType
-		at(0, -1,
-			arr(true, // Protocols
-				obj(true, false,
-					at(0, -1, flexible(str, true)),  // Name
-					at(0, -1, flexible(byts, true)), // Metadata
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),  // Name
+			at(0, -1, flexible(byts, true)), // Metadata
+		))), // Protocols
 		at(8, -1, flexible(nullableStr, true)), // Reason
 	)},
-	12: {max: 4, flexibleAt: 4, body: obj(true, false, // HeartbeatRequest
+	12: {max: 4, flexibleAt: 4, body: // HeartbeatRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // Group
 		at(0, -1, prim(int32_)),                // Generation
 		at(0, -1, flexible(str, true)),         // MemberID
 		at(3, -1, flexible(nullableStr, true)), // InstanceID
 	)},
-	13: {max: 5, flexibleAt: 4, body: obj(true, false, // LeaveGroupRequest
+	13: {max: 5, flexibleAt: 4, body: // LeaveGroupRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // Group
 		at(0, 2, flexible(str, true)),  // MemberID
-		at(3, -1,
-			arr(true, // Members
-				obj(true, false,
-					at(0, -1, flexible(str, true)),         // MemberID
-					at(0, -1, flexible(nullableStr, true)), // InstanceID
-					at(5, -1, flexible(nullableStr, true)), // Reason
-				),
-			),
-		),
+		at(3, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),         // MemberID
+			at(0, -1, flexible(nullableStr, true)), // InstanceID
+			at(5, -1, flexible(nullableStr, true)), // Reason
+		))), // Members
 	)},
-	14: {max: 5, flexibleAt: 4, body: obj(true, false, // SyncGroupRequest
+	14: {max: 5, flexibleAt: 4, body: // SyncGroupRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // Group
 		at(0, -1, prim(int32_)),                // Generation
 		at(0, -1, flexible(str, true)),         // MemberID
 		at(3, -1, flexible(nullableStr, true)), // InstanceID
 		at(5, -1, flexible(nullableStr, true)), // ProtocolType
 		at(5, -1, flexible(nullableStr, true)), // Protocol
-		at(0, -1,
-			arr(true, // GroupAssignment
-				obj(true, false,
-					at(0, -1, flexible(str, true)),  // MemberID
-					at(0, -1, flexible(byts, true)), // MemberAssignment
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),  // MemberID
+			at(0, -1, flexible(byts, true)), // MemberAssignment
+		))), // GroupAssignment
 	)},
-	15: {max: 6, flexibleAt: 5, body: obj(true, false, // DescribeGroupsRequest
-		at(0, -1,
-			arr(true, // Groups
-				flexible(str, true),
-			),
-		),
-		at(3, -1, prim(boolean)), // IncludeAuthorizedOperations
+	15: {max: 6, flexibleAt: 5, body: // DescribeGroupsRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // Groups
+		at(3, -1, prim(boolean)),                  // IncludeAuthorizedOperations
 	)},
-	16: {max: 5, flexibleAt: 3, body: obj(true, false, // ListGroupsRequest
-		at(4, -1,
-			arr(true, // StatesFilter
-				flexible(str, true),
-			),
-		),
-		at(5, -1,
-			arr(true, // TypesFilter
-				flexible(str, true),
-			),
-		),
+	16: {max: 5, flexibleAt: 3, body: // ListGroupsRequest
+	obj(true, false,
+		at(4, -1, arr(true, flexible(str, true))), // StatesFilter
+		at(5, -1, arr(true, flexible(str, true))), // TypesFilter
 	)},
-	17: {max: 1, flexibleAt: -1, body: obj(false, false, // SASLHandshakeRequest
+	17: {max: 1, flexibleAt: -1, body: // SASLHandshakeRequest
+	obj(false, false,
 		at(0, -1, flexible(str, false)), // Mechanism
 	)},
-	18: {max: 5, flexibleAt: 3, body: obj(true, false, // ApiVersionsRequest
+	18: {max: 5, flexibleAt: 3, body: // ApiVersionsRequest
+	obj(true, false,
 		at(3, -1, flexible(str, true)),         // ClientSoftwareName
 		at(3, -1, flexible(str, true)),         // ClientSoftwareVersion
 		at(5, -1, flexible(nullableStr, true)), // ClusterID
 		at(5, -1, prim(int32_)),                // NodeID
 	)},
-	19: {max: 7, flexibleAt: 5, body: obj(true, false, // CreateTopicsRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1, prim(int32_)),        // NumPartitions
-					at(0, -1, prim(int16_)),        // ReplicationFactor
-					at(0, -1,
-						arr(true, // ReplicaAssignment
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1,
-									arr(true, // Replicas
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-					at(0, -1,
-						arr(true, // Configs
-							obj(true, false,
-								at(0, -1, flexible(str, true)),         // Name
-								at(0, -1, flexible(nullableStr, true)), // Value
-							),
-						),
-					),
-				),
-			),
-		),
+	19: {max: 7, flexibleAt: 5, body: // CreateTopicsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, prim(int32_)),        // NumPartitions
+			at(0, -1, prim(int16_)),        // ReplicationFactor
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),            // Partition
+				at(0, -1, arr(true, prim(int32_))), // Replicas
+			))), // ReplicaAssignment
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),         // Name
+				at(0, -1, flexible(nullableStr, true)), // Value
+			))), // Configs
+		))), // Topics
 		at(0, -1, prim(int32_)),  // TimeoutMillis
 		at(1, -1, prim(boolean)), // ValidateOnly
 	)},
-	20: {max: 6, flexibleAt: 4, body: obj(true, false, // DeleteTopicsRequest
-		at(0, 5,
-			arr(true, // TopicNames
-				flexible(str, true),
-			),
-		),
-		at(6, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(nullableStr, true)), // Topic
-					at(0, -1, prim(uuid)),                  // TopicID
-				),
-			),
-		),
+	20: {max: 6, flexibleAt: 4, body: // DeleteTopicsRequest
+	obj(true, false,
+		at(0, 5, arr(true, flexible(str, true))), // TopicNames
+		at(6, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(nullableStr, true)), // Topic
+			at(0, -1, prim(uuid)),                  // TopicID
+		))), // Topics
 		at(0, -1, prim(int32_)), // TimeoutMillis
 	)},
-	21: {max: 2, flexibleAt: 2, body: obj(true, false, // DeleteRecordsRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int64_)), // Offset
-							),
-						),
-					),
-				),
-			),
-		),
+	21: {max: 2, flexibleAt: 2, body: // DeleteRecordsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int64_)), // Offset
+			))), // Partitions
+		))), // Topics
 		at(0, -1, prim(int32_)), // TimeoutMillis
 	)},
-	22: {max: 5, flexibleAt: 2, body: obj(true, false, // InitProducerIDRequest
+	22: {max: 5, flexibleAt: 2, body: // InitProducerIDRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // TransactionalID
 		at(0, -1, prim(int32_)),                // TransactionTimeoutMillis
 		at(3, -1, prim(int64_)),                // ProducerID
 		at(3, -1, prim(int16_)),                // ProducerEpoch
 	)},
-	23: {max: 4, flexibleAt: 4, body: obj(true, false, // OffsetForLeaderEpochRequest
+	23: {max: 4, flexibleAt: 4, body: // OffsetForLeaderEpochRequest
+	obj(true, false,
 		at(3, -1, prim(int32_)), // ReplicaID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(2, -1, prim(int32_)), // CurrentLeaderEpoch
-								at(0, -1, prim(int32_)), // LeaderEpoch
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(2, -1, prim(int32_)), // CurrentLeaderEpoch
+				at(0, -1, prim(int32_)), // LeaderEpoch
+			))), // Partitions
+		))), // Topics
 	)},
-	24: {max: 5, flexibleAt: 3, body: obj(true, false, // AddPartitionsToTxnRequest
+	24: {max: 5, flexibleAt: 3, body: // AddPartitionsToTxnRequest
+	obj(true, false,
 		at(0, 3, flexible(str, true)), // TransactionalID
 		at(0, 3, prim(int64_)),        // ProducerID
 		at(0, 3, prim(int16_)),        // ProducerEpoch
-		at(0, 3,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
-		at(4, -1,
-			arr(true, // Transactions
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // TransactionalID
-					at(0, -1, prim(int64_)),        // ProducerID
-					at(0, -1, prim(int16_)),        // ProducerEpoch
-					at(0, -1, prim(boolean)),       // VerifyOnly
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(0, -1, flexible(str, true)), // Topic
-								at(0, -1,
-									arr(true, // Partitions
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, 3, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
+		at(4, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // TransactionalID
+			at(0, -1, prim(int64_)),        // ProducerID
+			at(0, -1, prim(int16_)),        // ProducerEpoch
+			at(0, -1, prim(boolean)),       // VerifyOnly
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),     // Topic
+				at(0, -1, arr(true, prim(int32_))), // Partitions
+			))), // Topics
+		))), // Transactions
 	)},
-	25: {max: 4, flexibleAt: 3, body: obj(true, false, // AddOffsetsToTxnRequest
+	25: {max: 4, flexibleAt: 3, body: // AddOffsetsToTxnRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // TransactionalID
 		at(0, -1, prim(int64_)),        // ProducerID
 		at(0, -1, prim(int16_)),        // ProducerEpoch
 		at(0, -1, flexible(str, true)), // Group
 	)},
-	26: {max: 5, flexibleAt: 3, body: obj(true, false, // EndTxnRequest
+	26: {max: 5, flexibleAt: 3, body: // EndTxnRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // TransactionalID
 		at(0, -1, prim(int64_)),        // ProducerID
 		at(0, -1, prim(int16_)),        // ProducerEpoch
 		at(0, -1, prim(boolean)),       // Commit
 	)},
-	27: {max: 2, flexibleAt: 1, body: obj(true, false, // WriteTxnMarkersRequest
-		at(0, -1,
-			arr(true, // Markers
-				obj(true, false,
-					at(0, -1, prim(int64_)),  // ProducerID
-					at(0, -1, prim(int16_)),  // ProducerEpoch
-					at(0, -1, prim(boolean)), // Committed
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(0, -1, flexible(str, true)), // Topic
-								at(0, -1,
-									arr(true, // Partitions
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-					at(0, -1, prim(int32_)), // CoordinatorEpoch
-					at(2, -1, prim(int8_)),  // TransactionVersion
-				),
-			),
-		),
+	27: {max: 2, flexibleAt: 1, body: // WriteTxnMarkersRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int64_)),  // ProducerID
+			at(0, -1, prim(int16_)),  // ProducerEpoch
+			at(0, -1, prim(boolean)), // Committed
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),     // Topic
+				at(0, -1, arr(true, prim(int32_))), // Partitions
+			))), // Topics
+			at(0, -1, prim(int32_)), // CoordinatorEpoch
+			at(2, -1, prim(int8_)),  // TransactionVersion
+		))), // Markers
 	)},
-	28: {max: 6, flexibleAt: 3, body: obj(true, false, // TxnOffsetCommitRequest
+	28: {max: 6, flexibleAt: 3, body: // TxnOffsetCommitRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // TransactionalID
 		at(0, -1, flexible(str, true)),         // Group
 		at(0, -1, prim(int64_)),                // ProducerID
@@ -654,26 +367,19 @@ var requests = [95]request{
 		at(3, -1, prim(int32_)),                // Generation
 		at(3, -1, flexible(str, true)),         // MemberID
 		at(3, -1, flexible(nullableStr, true)), // InstanceID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, 5, flexible(str, true)), // Topic
-					at(6, -1, prim(uuid)),         // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)),                // Partition
-								at(0, -1, prim(int64_)),                // Offset
-								at(2, -1, prim(int32_)),                // LeaderEpoch
-								at(0, -1, flexible(nullableStr, true)), // Metadata
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, 5, flexible(str, true)), // Topic
+			at(6, -1, prim(uuid)),         // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),                // Partition
+				at(0, -1, prim(int64_)),                // Offset
+				at(2, -1, prim(int32_)),                // LeaderEpoch
+				at(0, -1, flexible(nullableStr, true)), // Metadata
+			))), // Partitions
+		))), // Topics
 	)},
-	29: {max: 3, flexibleAt: 2, body: obj(true, false, // DescribeACLsRequest
+	29: {max: 3, flexibleAt: 2, body: // DescribeACLsRequest
+	obj(true, false,
 		at(0, -1, prim(int8_)),                 // ResourceType
 		at(0, -1, flexible(nullableStr, true)), // ResourceName
 		at(1, -1, prim(int8_)),                 // ResourcePatternType
@@ -682,757 +388,484 @@ var requests = [95]request{
 		at(0, -1, prim(int8_)),                 // Operation
 		at(0, -1, prim(int8_)),                 // PermissionType
 	)},
-	30: {max: 3, flexibleAt: 2, body: obj(true, false, // CreateACLsRequest
-		at(0, -1,
-			arr(true, // Creations
-				obj(true, false,
-					at(0, -1, prim(int8_)),         // ResourceType
-					at(0, -1, flexible(str, true)), // ResourceName
-					at(1, -1, prim(int8_)),         // ResourcePatternType
-					at(0, -1, flexible(str, true)), // Principal
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(int8_)),         // Operation
-					at(0, -1, prim(int8_)),         // PermissionType
-				),
-			),
-		),
+	30: {max: 3, flexibleAt: 2, body: // CreateACLsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int8_)),         // ResourceType
+			at(0, -1, flexible(str, true)), // ResourceName
+			at(1, -1, prim(int8_)),         // ResourcePatternType
+			at(0, -1, flexible(str, true)), // Principal
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(int8_)),         // Operation
+			at(0, -1, prim(int8_)),         // PermissionType
+		))), // Creations
 	)},
-	31: {max: 3, flexibleAt: 2, body: obj(true, false, // DeleteACLsRequest
-		at(0, -1,
-			arr(true, // Filters
-				obj(true, false,
-					at(0, -1, prim(int8_)),                 // ResourceType
-					at(0, -1, flexible(nullableStr, true)), // ResourceName
-					at(1, -1, prim(int8_)),                 // ResourcePatternType
-					at(0, -1, flexible(nullableStr, true)), // Principal
-					at(0, -1, flexible(nullableStr, true)), // Host
-					at(0, -1, prim(int8_)),                 // Operation
-					at(0, -1, prim(int8_)),                 // PermissionType
-				),
-			),
-		),
+	31: {max: 3, flexibleAt: 2, body: // DeleteACLsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int8_)),                 // ResourceType
+			at(0, -1, flexible(nullableStr, true)), // ResourceName
+			at(1, -1, prim(int8_)),                 // ResourcePatternType
+			at(0, -1, flexible(nullableStr, true)), // Principal
+			at(0, -1, flexible(nullableStr, true)), // Host
+			at(0, -1, prim(int8_)),                 // Operation
+			at(0, -1, prim(int8_)),                 // PermissionType
+		))), // Filters
 	)},
-	32: {max: 4, flexibleAt: 4, body: obj(true, false, // DescribeConfigsRequest
-		at(0, -1,
-			arr(true, // Resources
-				obj(true, false,
-					at(0, -1, prim(int8_)),         // ResourceType
-					at(0, -1, flexible(str, true)), // ResourceName
-					at(0, -1,
-						arr(true, // ConfigNames
-							flexible(str, true),
-						),
-					),
-				),
-			),
-		),
+	32: {max: 4, flexibleAt: 4, body: // DescribeConfigsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int8_)),                    // ResourceType
+			at(0, -1, flexible(str, true)),            // ResourceName
+			at(0, -1, arr(true, flexible(str, true))), // ConfigNames
+		))), // Resources
 		at(1, -1, prim(boolean)), // IncludeSynonyms
 		at(3, -1, prim(boolean)), // IncludeDocumentation
 	)},
-	33: {max: 2, flexibleAt: 2, body: obj(true, false, // AlterConfigsRequest
-		at(0, -1,
-			arr(true, // Resources
-				obj(true, false,
-					at(0, -1, prim(int8_)),         // ResourceType
-					at(0, -1, flexible(str, true)), // ResourceName
-					at(0, -1,
-						arr(true, // Configs
-							obj(true, false,
-								at(0, -1, flexible(str, true)),         // Name
-								at(0, -1, flexible(nullableStr, true)), // Value
-							),
-						),
-					),
-				),
-			),
-		),
+	33: {max: 2, flexibleAt: 2, body: // AlterConfigsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int8_)),         // ResourceType
+			at(0, -1, flexible(str, true)), // ResourceName
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),         // Name
+				at(0, -1, flexible(nullableStr, true)), // Value
+			))), // Configs
+		))), // Resources
 		at(0, -1, prim(boolean)), // ValidateOnly
 	)},
-	34: {max: 2, flexibleAt: 2, body: obj(true, false, // AlterReplicaLogDirsRequest
-		at(0, -1,
-			arr(true, // Dirs
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Dir
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(0, -1, flexible(str, true)), // Topic
-								at(0, -1,
-									arr(true, // Partitions
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+	34: {max: 2, flexibleAt: 2, body: // AlterReplicaLogDirsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Dir
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),     // Topic
+				at(0, -1, arr(true, prim(int32_))), // Partitions
+			))), // Topics
+		))), // Dirs
 	)},
-	35: {max: 5, flexibleAt: 2, body: obj(true, false, // DescribeLogDirsRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+	35: {max: 5, flexibleAt: 2, body: // DescribeLogDirsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
 	)},
-	36: {max: 2, flexibleAt: 2, body: obj(true, false, // SASLAuthenticateRequest
+	36: {max: 2, flexibleAt: 2, body: // SASLAuthenticateRequest
+	obj(true, false,
 		at(0, -1, flexible(byts, true)), // SASLAuthBytes
 	)},
-	37: {max: 3, flexibleAt: 2, body: obj(true, false, // CreatePartitionsRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1, prim(int32_)),        // Count
-					at(0, -1,
-						arr(true, // Assignment
-							obj(true, false,
-								at(0, -1,
-									arr(true, // Replicas
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+	37: {max: 3, flexibleAt: 2, body: // CreatePartitionsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, prim(int32_)),        // Count
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, arr(true, prim(int32_))), // Replicas
+			))), // Assignment
+		))), // Topics
 		at(0, -1, prim(int32_)),  // TimeoutMillis
 		at(0, -1, prim(boolean)), // ValidateOnly
 	)},
-	38: {max: 3, flexibleAt: 2, body: obj(true, false, // CreateDelegationTokenRequest
+	38: {max: 3, flexibleAt: 2, body: // CreateDelegationTokenRequest
+	obj(true, false,
 		at(3, -1, flexible(nullableStr, true)), // OwnerPrincipalType
 		at(3, -1, flexible(nullableStr, true)), // OwnerPrincipalName
-		at(0, -1,
-			arr(true, // Renewers
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // PrincipalType
-					at(0, -1, flexible(str, true)), // PrincipalName
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // PrincipalType
+			at(0, -1, flexible(str, true)), // PrincipalName
+		))), // Renewers
 		at(0, -1, prim(int64_)), // MaxLifetimeMillis
 	)},
-	39: {max: 2, flexibleAt: 2, body: obj(true, false, // RenewDelegationTokenRequest
+	39: {max: 2, flexibleAt: 2, body: // RenewDelegationTokenRequest
+	obj(true, false,
 		at(0, -1, flexible(byts, true)), // HMAC
 		at(0, -1, prim(int64_)),         // RenewTimeMillis
 	)},
-	40: {max: 2, flexibleAt: 2, body: obj(true, false, // ExpireDelegationTokenRequest
+	40: {max: 2, flexibleAt: 2, body: // ExpireDelegationTokenRequest
+	obj(true, false,
 		at(0, -1, flexible(byts, true)), // HMAC
 		at(0, -1, prim(int64_)),         // ExpiryPeriodMillis
 	)},
-	41: {max: 3, flexibleAt: 2, body: obj(true, false, // DescribeDelegationTokenRequest
-		at(0, -1,
-			arr(true, // Owners
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // PrincipalType
-					at(0, -1, flexible(str, true)), // PrincipalName
-				),
-			),
-		),
+	41: {max: 3, flexibleAt: 2, body: // DescribeDelegationTokenRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // PrincipalType
+			at(0, -1, flexible(str, true)), // PrincipalName
+		))), // Owners
 	)},
-	42: {max: 3, flexibleAt: 2, body: obj(true, false, // DeleteGroupsRequest
-		at(0, -1,
-			arr(true, // Groups
-				flexible(str, true),
-			),
-		),
+	42: {max: 3, flexibleAt: 2, body: // DeleteGroupsRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // Groups
 	)},
-	43: {max: 2, flexibleAt: 2, body: obj(true, false, // ElectLeadersRequest
+	43: {max: 2, flexibleAt: 2, body: // ElectLeadersRequest
+	obj(true, false,
 		at(1, -1, prim(int8_)), // ElectionType
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
 		at(0, -1, prim(int32_)), // TimeoutMillis
 	)},
-	44: {max: 1, flexibleAt: 1, body: obj(true, false, // IncrementalAlterConfigsRequest
-		at(0, -1,
-			arr(true, // Resources
-				obj(true, false,
-					at(0, -1, prim(int8_)),         // ResourceType
-					at(0, -1, flexible(str, true)), // ResourceName
-					at(0, -1,
-						arr(true, // Configs
-							obj(true, false,
-								at(0, -1, flexible(str, true)),         // Name
-								at(0, -1, prim(int8_)),                 // Op
-								at(0, -1, flexible(nullableStr, true)), // Value
-							),
-						),
-					),
-				),
-			),
-		),
+	44: {max: 1, flexibleAt: 1, body: // IncrementalAlterConfigsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(int8_)),         // ResourceType
+			at(0, -1, flexible(str, true)), // ResourceName
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),         // Name
+				at(0, -1, prim(int8_)),                 // Op
+				at(0, -1, flexible(nullableStr, true)), // Value
+			))), // Configs
+		))), // Resources
 		at(0, -1, prim(boolean)), // ValidateOnly
 	)},
-	45: {max: 1, flexibleAt: 0, body: obj(true, false, // AlterPartitionAssignmentsRequest
+	45: {max: 1, flexibleAt: 0, body: // AlterPartitionAssignmentsRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)),  // TimeoutMillis
 		at(1, -1, prim(boolean)), // AllowReplicationFactorChange
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1,
-									arr(true, // Replicas
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),            // Partition
+				at(0, -1, arr(true, prim(int32_))), // Replicas
+			))), // Partitions
+		))), // Topics
 	)},
-	46: {max: 0, flexibleAt: 0, body: obj(true, false, // ListPartitionReassignmentsRequest
+	46: {max: 0, flexibleAt: 0, body: // ListPartitionReassignmentsRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // TimeoutMillis
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
 	)},
-	47: {max: 0, flexibleAt: -1, body: obj(false, false, // OffsetDeleteRequest
+	47: {max: 0, flexibleAt: -1, body: // OffsetDeleteRequest
+	obj(false, false,
 		at(0, -1, flexible(str, false)), // Group
-		at(0, -1,
-			arr(false, // Topics
-				obj(false, false,
-					at(0, -1, flexible(str, false)), // Topic
-					at(0, -1,
-						arr(false, // Partitions
-							obj(false, false,
-								at(0, -1, prim(int32_)), // Partition
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(false, obj(false, false,
+			at(0, -1, flexible(str, false)), // Topic
+			at(0, -1, arr(false, obj(false, false,
+				at(0, -1, prim(int32_)), // Partition
+			))), // Partitions
+		))), // Topics
 	)},
-	48: {max: 1, flexibleAt: 1, body: obj(true, false, // DescribeClientQuotasRequest
-		at(0, -1,
-			arr(true, // Components
-				obj(true, false,
-					at(0, -1, flexible(str, true)),         // EntityType
-					at(0, -1, prim(int8_)),                 // MatchType
-					at(0, -1, flexible(nullableStr, true)), // Match
-				),
-			),
-		),
+	48: {max: 1, flexibleAt: 1, body: // DescribeClientQuotasRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),         // EntityType
+			at(0, -1, prim(int8_)),                 // MatchType
+			at(0, -1, flexible(nullableStr, true)), // Match
+		))), // Components
 		at(0, -1, prim(boolean)), // Strict
 	)},
-	49: {max: 1, flexibleAt: 1, body: obj(true, false, // AlterClientQuotasRequest
-		at(0, -1,
-			arr(true, // Entries
-				obj(true, false,
-					at(0, -1,
-						arr(true, // Entity
-							obj(true, false,
-								at(0, -1, flexible(str, true)),         // Type
-								at(0, -1, flexible(nullableStr, true)), // Name
-							),
-						),
-					),
-					at(0, -1,
-						arr(true, // Ops
-							obj(true, false,
-								at(0, -1, flexible(str, true)), // Key
-								at(0, -1, prim(float64_)),      // Value
-								at(0, -1, prim(boolean)),       // Remove
-							),
-						),
-					),
-				),
-			),
-		),
+	49: {max: 1, flexibleAt: 1, body: // AlterClientQuotasRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),         // Type
+				at(0, -1, flexible(nullableStr, true)), // Name
+			))), // Entity
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)), // Key
+				at(0, -1, prim(float64_)),      // Value
+				at(0, -1, prim(boolean)),       // Remove
+			))), // Ops
+		))), // Entries
 		at(0, -1, prim(boolean)), // ValidateOnly
 	)},
-	50: {max: 0, flexibleAt: 0, body: obj(true, false, // DescribeUserSCRAMCredentialsRequest
-		at(0, -1,
-			arr(true, // Users
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-				),
-			),
-		),
+	50: {max: 0, flexibleAt: 0, body: // DescribeUserSCRAMCredentialsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+		))), // Users
 	)},
-	51: {max: 0, flexibleAt: 0, body: obj(true, false, // AlterUserSCRAMCredentialsRequest
-		at(0, -1,
-			arr(true, // Deletions
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, prim(int8_)),         // Mechanism
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // Upsertions
-				obj(true, false,
-					at(0, -1, flexible(str, true)),  // Name
-					at(0, -1, prim(int8_)),          // Mechanism
-					at(0, -1, prim(int32_)),         // Iterations
-					at(0, -1, flexible(byts, true)), // Salt
-					at(0, -1, flexible(byts, true)), // SaltedPassword
-				),
-			),
-		),
+	51: {max: 0, flexibleAt: 0, body: // AlterUserSCRAMCredentialsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, prim(int8_)),         // Mechanism
+		))), // Deletions
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),  // Name
+			at(0, -1, prim(int8_)),          // Mechanism
+			at(0, -1, prim(int32_)),         // Iterations
+			at(0, -1, flexible(byts, true)), // Salt
+			at(0, -1, flexible(byts, true)), // SaltedPassword
+		))), // Upsertions
 	)},
-	52: {max: 2, flexibleAt: 0, body: obj(true, false, // VoteRequest
+	52: {max: 2, flexibleAt: 0, body: // VoteRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
 		at(1, -1, prim(int32_)),                // VoterID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)),  // Partition
-								at(0, -1, prim(int32_)),  // CandidateEpoch
-								at(0, -1, prim(int32_)),  // CandidateID
-								at(1, -1, prim(uuid)),    // CandidateDirectoryID
-								at(1, -1, prim(uuid)),    // VoterDirectoryID
-								at(0, -1, prim(int32_)),  // LastOffsetEpoch
-								at(0, -1, prim(int64_)),  // LastOffset
-								at(2, -1, prim(boolean)), // PreVote
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),  // Partition
+				at(0, -1, prim(int32_)),  // CandidateEpoch
+				at(0, -1, prim(int32_)),  // CandidateID
+				at(1, -1, prim(uuid)),    // CandidateDirectoryID
+				at(1, -1, prim(uuid)),    // VoterDirectoryID
+				at(0, -1, prim(int32_)),  // LastOffsetEpoch
+				at(0, -1, prim(int64_)),  // LastOffset
+				at(2, -1, prim(boolean)), // PreVote
+			))), // Partitions
+		))), // Topics
 	)},
-	53: {max: 1, flexibleAt: 1, body: obj(true, false, // BeginQuorumEpochRequest
+	53: {max: 1, flexibleAt: 1, body: // BeginQuorumEpochRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
 		at(1, -1, prim(int32_)),                // VoterID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(1, -1, prim(uuid)),   // VoterDirectoryID
-								at(0, -1, prim(int32_)), // LeaderID
-								at(0, -1, prim(int32_)), // LeaderEpoch
-							),
-						),
-					),
-				),
-			),
-		),
-		at(1, -1,
-			arr(true, // LeaderEndpoints
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(1, -1, prim(uuid)),   // VoterDirectoryID
+				at(0, -1, prim(int32_)), // LeaderID
+				at(0, -1, prim(int32_)), // LeaderEpoch
+			))), // Partitions
+		))), // Topics
+		at(1, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(uint16_)),       // Port
+		))), // LeaderEndpoints
 	)},
-	54: {max: 1, flexibleAt: 1, body: obj(true, false, // EndQuorumEpochRequest
+	54: {max: 1, flexibleAt: 1, body: // EndQuorumEpochRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // LeaderID
-								at(0, -1, prim(int32_)), // LeaderEpoch
-								at(0, 0,
-									arr(true, // PreferredSuccessors
-										prim(int32_),
-									),
-								),
-								at(1, -1,
-									arr(true, // PreferredCandidates
-										obj(true, false,
-											at(0, -1, prim(int32_)), // CandidateID
-											at(0, -1, prim(uuid)),   // CandidateDirectoryID
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
-		at(1, -1,
-			arr(true, // LeaderEndpoints
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),           // Partition
+				at(0, -1, prim(int32_)),           // LeaderID
+				at(0, -1, prim(int32_)),           // LeaderEpoch
+				at(0, 0, arr(true, prim(int32_))), // PreferredSuccessors
+				at(1, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int32_)), // CandidateID
+					at(0, -1, prim(uuid)),   // CandidateDirectoryID
+				))), // PreferredCandidates
+			))), // Partitions
+		))), // Topics
+		at(1, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(uint16_)),       // Port
+		))), // LeaderEndpoints
 	)},
-	55: {max: 2, flexibleAt: 0, body: obj(true, false, // DescribeQuorumRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-							),
-						),
-					),
-				),
-			),
-		),
+	55: {max: 2, flexibleAt: 0, body: // DescribeQuorumRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+			))), // Partitions
+		))), // Topics
 	)},
-	56: {max: 3, flexibleAt: 0, body: obj(true, false, // AlterPartitionRequest
+	56: {max: 3, flexibleAt: 0, body: // AlterPartitionRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // BrokerID
 		at(0, -1, prim(int64_)), // BrokerEpoch
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, 1, flexible(str, true)), // Topic
-					at(2, -1, prim(uuid)),         // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // LeaderEpoch
-								at(0, 2,
-									arr(true, // NewISR
-										prim(int32_),
-									),
-								),
-								at(3, -1,
-									arr(true, // NewEpochISR
-										obj(true, false,
-											at(0, -1, prim(int32_)), // BrokerID
-											at(0, -1, prim(int64_)), // BrokerEpoch
-										),
-									),
-								),
-								at(1, -1, prim(int8_)),  // LeaderRecoveryState
-								at(0, -1, prim(int32_)), // PartitionEpoch
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, 1, flexible(str, true)), // Topic
+			at(2, -1, prim(uuid)),         // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)),           // Partition
+				at(0, -1, prim(int32_)),           // LeaderEpoch
+				at(0, 2, arr(true, prim(int32_))), // NewISR
+				at(3, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int32_)), // BrokerID
+					at(0, -1, prim(int64_)), // BrokerEpoch
+				))), // NewEpochISR
+				at(1, -1, prim(int8_)),  // LeaderRecoveryState
+				at(0, -1, prim(int32_)), // PartitionEpoch
+			))), // Partitions
+		))), // Topics
 	)},
-	57: {max: 2, flexibleAt: 0, body: obj(true, false, // UpdateFeaturesRequest
+	57: {max: 2, flexibleAt: 0, body: // UpdateFeaturesRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // TimeoutMillis
-		at(0, -1,
-			arr(true, // FeatureUpdates
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Feature
-					at(0, -1, prim(int16_)),        // MaxVersionLevel
-					at(0, 0, prim(boolean)),        // AllowDowngrade
-					at(1, -1, prim(int8_)),         // UpgradeType
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Feature
+			at(0, -1, prim(int16_)),        // MaxVersionLevel
+			at(0, 0, prim(boolean)),        // AllowDowngrade
+			at(1, -1, prim(int8_)),         // UpgradeType
+		))), // FeatureUpdates
 		at(1, -1, prim(boolean)), // ValidateOnly
 	)},
-	58: {max: 0, flexibleAt: 0, body: obj(true, false, // EnvelopeRequest
+	58: {max: 0, flexibleAt: 0, body: // EnvelopeRequest
+	obj(true, false,
 		at(0, -1, flexible(byts, true)),         // RequestData
 		at(0, -1, flexible(nullableByts, true)), // RequestPrincipal
 		at(0, -1, flexible(byts, true)),         // ClientHostAddress
 	)},
-	59: {max: 1, flexibleAt: 0, body: obj(true, false, // FetchSnapshotRequest
+	59: {max: 1, flexibleAt: 0, body: // FetchSnapshotRequest
+	obj(true, false,
 		tag(0, flexible(nullableStr, true)), // ClusterID
 		at(0, -1, prim(int32_)),             // ReplicaID
 		at(0, -1, prim(int32_)),             // MaxBytes
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // CurrentLeaderEpoch
-								at(0, -1,
-									obj(true, false, // SnapshotID
-										at(0, -1, prim(int64_)), // EndOffset
-										at(0, -1, prim(int32_)), // Epoch
-									),
-								),
-								at(0, -1, prim(int64_)), // Position
-								tag(0, prim(uuid)),      // ReplicaDirectoryID
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int32_)), // CurrentLeaderEpoch
+				at(0, -1, obj(true, false,
+					at(0, -1, prim(int64_)), // EndOffset
+					at(0, -1, prim(int32_)), // Epoch
+				)), // SnapshotID
+				at(0, -1, prim(int64_)), // Position
+				tag(0, prim(uuid)),      // ReplicaDirectoryID
+			))), // Partitions
+		))), // Topics
 	)},
-	60: {max: 2, flexibleAt: 0, body: obj(true, false, // DescribeClusterRequest
+	60: {max: 2, flexibleAt: 0, body: // DescribeClusterRequest
+	obj(true, false,
 		at(0, -1, prim(boolean)), // IncludeClusterAuthorizedOperations
 		at(1, -1, prim(int8_)),   // EndpointType
 		at(2, -1, prim(boolean)), // IncludeFencedBrokers
 	)},
-	61: {max: 0, flexibleAt: 0, body: obj(true, false, // DescribeProducersRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+	61: {max: 0, flexibleAt: 0, body: // DescribeProducersRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // Topic
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
 	)},
-	62: {max: 4, flexibleAt: 0, body: obj(true, false, // BrokerRegistrationRequest
+	62: {max: 4, flexibleAt: 0, body: // BrokerRegistrationRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)),        // BrokerID
 		at(0, -1, flexible(str, true)), // ClusterID
 		at(0, -1, prim(uuid)),          // IncarnationID
-		at(0, -1,
-			arr(true, // Listeners
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-					at(0, -1, prim(int16_)),        // SecurityProtocol
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // Features
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, prim(int16_)),        // MinSupportedVersion
-					at(0, -1, prim(int16_)),        // MaxSupportedVersion
-				),
-			),
-		),
+		at(0, -1, arr(true, shared3)),  // Listeners
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, prim(int16_)),        // MinSupportedVersion
+			at(0, -1, prim(int16_)),        // MaxSupportedVersion
+		))), // Features
 		at(0, -1, flexible(nullableStr, true)), // Rack
 		at(1, -1, prim(boolean)),               // IsMigratingZkBroker
-		at(2, -1,
-			arr(true, // LogDirs
-				prim(uuid),
-			),
-		),
-		at(3, -1, prim(int64_)), // PreviousBrokerEpoch
+		at(2, -1, arr(true, prim(uuid))),       // LogDirs
+		at(3, -1, prim(int64_)),                // PreviousBrokerEpoch
 	)},
-	63: {max: 2, flexibleAt: 0, body: obj(true, false, // BrokerHeartbeatRequest
-		at(0, -1, prim(int32_)),  // BrokerID
-		at(0, -1, prim(int64_)),  // BrokerEpoch
-		at(0, -1, prim(int64_)),  // CurrentMetadataOffset
-		at(0, -1, prim(boolean)), // WantFence
-		at(0, -1, prim(boolean)), // WantShutdown
-		tag(0,
-			arr(true, // OfflineLogDirs
-				prim(uuid),
-			),
-		),
-		tag(1,
-			arr(true, // CordonedLogDirs
-				prim(uuid),
-			),
-		),
+	63: {max: 2, flexibleAt: 0, body: // BrokerHeartbeatRequest
+	obj(true, false,
+		at(0, -1, prim(int32_)),       // BrokerID
+		at(0, -1, prim(int64_)),       // BrokerEpoch
+		at(0, -1, prim(int64_)),       // CurrentMetadataOffset
+		at(0, -1, prim(boolean)),      // WantFence
+		at(0, -1, prim(boolean)),      // WantShutdown
+		tag(0, arr(true, prim(uuid))), // OfflineLogDirs
+		tag(1, arr(true, prim(uuid))), // CordonedLogDirs
 	)},
-	64: {max: 0, flexibleAt: 0, body: obj(true, false, // UnregisterBrokerRequest
+	64: {max: 0, flexibleAt: 0, body: // UnregisterBrokerRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // BrokerID
 	)},
-	65: {max: 0, flexibleAt: 0, body: obj(true, false, // DescribeTransactionsRequest
-		at(0, -1,
-			arr(true, // TransactionalIDs
-				flexible(str, true),
-			),
-		),
+	65: {max: 0, flexibleAt: 0, body: // DescribeTransactionsRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // TransactionalIDs
 	)},
-	66: {max: 2, flexibleAt: 0, body: obj(true, false, // ListTransactionsRequest
-		at(0, -1,
-			arr(true, // StateFilters
-				flexible(str, true),
-			),
-		),
-		at(0, -1,
-			arr(true, // ProducerIDFilters
-				prim(int64_),
-			),
-		),
-		at(1, -1, prim(int64_)),                // DurationFilterMillis
-		at(2, -1, flexible(nullableStr, true)), // TransactionalIDPattern
+	66: {max: 2, flexibleAt: 0, body: // ListTransactionsRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // StateFilters
+		at(0, -1, arr(true, prim(int64_))),        // ProducerIDFilters
+		at(1, -1, prim(int64_)),                   // DurationFilterMillis
+		at(2, -1, flexible(nullableStr, true)),    // TransactionalIDPattern
 	)},
-	67: {max: 0, flexibleAt: 0, body: obj(true, false, // AllocateProducerIDsRequest
+	67: {max: 0, flexibleAt: 0, body: // AllocateProducerIDsRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // BrokerID
 		at(0, -1, prim(int64_)), // BrokerEpoch
 	)},
-	68: {max: 1, flexibleAt: 0, body: obj(true, false, // ConsumerGroupHeartbeatRequest
-		at(0, -1, flexible(str, true)),         // Group
-		at(0, -1, flexible(str, true)),         // MemberID
-		at(0, -1, prim(int32_)),                // MemberEpoch
-		at(0, -1, flexible(nullableStr, true)), // InstanceID
-		at(0, -1, flexible(nullableStr, true)), // RackID
-		at(0, -1, prim(int32_)),                // RebalanceTimeoutMillis
-		at(0, -1,
-			arr(true, // SubscribedTopicNames
-				flexible(str, true),
-			),
-		),
-		at(1, -1, flexible(nullableStr, true)), // SubscribedTopicRegex
-		at(0, -1, flexible(nullableStr, true)), // ServerAssignor
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+	68: {max: 1, flexibleAt: 0, body: // ConsumerGroupHeartbeatRequest
+	obj(true, false,
+		at(0, -1, flexible(str, true)),            // Group
+		at(0, -1, flexible(str, true)),            // MemberID
+		at(0, -1, prim(int32_)),                   // MemberEpoch
+		at(0, -1, flexible(nullableStr, true)),    // InstanceID
+		at(0, -1, flexible(nullableStr, true)),    // RackID
+		at(0, -1, prim(int32_)),                   // RebalanceTimeoutMillis
+		at(0, -1, arr(true, flexible(str, true))), // SubscribedTopicNames
+		at(1, -1, flexible(nullableStr, true)),    // SubscribedTopicRegex
+		at(0, -1, flexible(nullableStr, true)),    // ServerAssignor
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)),              // TopicID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // Topics
 	)},
-	69: {max: 1, flexibleAt: 0, body: obj(true, false, // ConsumerGroupDescribeRequest
-		at(0, -1,
-			arr(true, // Groups
-				flexible(str, true),
-			),
-		),
-		at(0, -1, prim(boolean)), // IncludeAuthorizedOperations
+	69: {max: 1, flexibleAt: 0, body: // ConsumerGroupDescribeRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // Groups
+		at(0, -1, prim(boolean)),                  // IncludeAuthorizedOperations
 	)},
-	70: {max: 0, flexibleAt: 0, body: obj(true, false, // ControllerRegistrationRequest
-		at(0, -1, prim(int32_)),  // ControllerID
-		at(0, -1, prim(uuid)),    // IncarnationID
-		at(0, -1, prim(boolean)), // ZkMigrationReady
-		at(0, -1,
-			arr(true, // Listeners
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-					at(0, -1, prim(int16_)),        // SecurityProtocol
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // Features
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, prim(int16_)),        // MinSupportedVersion
-					at(0, -1, prim(int16_)),        // MaxSupportedVersion
-				),
-			),
-		),
+	70: {max: 0, flexibleAt: 0, body: // ControllerRegistrationRequest
+	obj(true, false,
+		at(0, -1, prim(int32_)),       // ControllerID
+		at(0, -1, prim(uuid)),         // IncarnationID
+		at(0, -1, prim(boolean)),      // ZkMigrationReady
+		at(0, -1, arr(true, shared3)), // Listeners
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, prim(int16_)),        // MinSupportedVersion
+			at(0, -1, prim(int16_)),        // MaxSupportedVersion
+		))), // Features
 	)},
-	71: {max: 0, flexibleAt: 0, body: obj(true, false, // GetTelemetrySubscriptionsRequest
+	71: {max: 0, flexibleAt: 0, body: // GetTelemetrySubscriptionsRequest
+	obj(true, false,
 		at(0, -1, prim(uuid)), // ClientInstanceID
 	)},
-	72: {max: 0, flexibleAt: 0, body: obj(true, false, // PushTelemetryRequest
+	72: {max: 0, flexibleAt: 0, body: // PushTelemetryRequest
+	obj(true, false,
 		at(0, -1, prim(uuid)),           // ClientInstanceID
 		at(0, -1, prim(int32_)),         // SubscriptionID
 		at(0, -1, prim(boolean)),        // Terminating
 		at(0, -1, prim(int8_)),          // CompressionType
 		at(0, -1, flexible(byts, true)), // Metrics
 	)},
-	73: {max: 0, flexibleAt: 0, body: obj(true, false, // AssignReplicasToDirsRequest
+	73: {max: 0, flexibleAt: 0, body: // AssignReplicasToDirsRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // BrokerID
 		at(0, -1, prim(int64_)), // BrokerEpoch
-		at(0, -1,
-			arr(true, // Directories
-				obj(true, false,
-					at(0, -1, prim(uuid)), // ID
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(0, -1, prim(uuid)), // TopicID
-								at(0, -1,
-									arr(true, // Partitions
-										obj(true, false,
-											at(0, -1, prim(int32_)), // Partition
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // ID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(uuid)), // TopicID
+				at(0, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int32_)), // Partition
+				))), // Partitions
+			))), // Topics
+		))), // Directories
 	)},
-	74: {max: 1, flexibleAt: 0, body: obj(true, false, // ListConfigResourcesRequest
-		at(1, -1,
-			arr(true, // ResourceTypes
-				prim(int8_),
-			),
-		),
+	74: {max: 1, flexibleAt: 0, body: // ListConfigResourcesRequest
+	obj(true, false,
+		at(1, -1, arr(true, prim(int8_))), // ResourceTypes
 	)},
-	75: {max: 0, flexibleAt: 0, body: obj(true, false, // DescribeTopicPartitionsRequest
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-				),
-			),
-		),
+	75: {max: 0, flexibleAt: 0, body: // DescribeTopicPartitionsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+		))), // Topics
 		at(0, -1, prim(int32_)), // ResponsePartitionLimit
-		at(0, -1,
-			obj(true, true, // Cursor
-				at(0, -1, flexible(str, true)), // Topic
-				at(0, -1, prim(int32_)),        // Partition
-			),
-		),
+		at(0, -1, obj(true, true,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, prim(int32_)),        // Partition
+		)), // Cursor
 	)},
-	76: {max: 1, flexibleAt: 0, body: obj(true, false, // ShareGroupHeartbeatRequest
-		at(0, -1, flexible(str, true)),         // GroupID
-		at(0, -1, flexible(str, true)),         // MemberID
-		at(0, -1, prim(int32_)),                // MemberEpoch
-		at(0, -1, flexible(nullableStr, true)), // RackID
-		at(0, -1,
-			arr(true, // SubscribedTopicNames
-				flexible(str, true),
-			),
-		),
+	76: {max: 1, flexibleAt: 0, body: // ShareGroupHeartbeatRequest
+	obj(true, false,
+		at(0, -1, flexible(str, true)),            // GroupID
+		at(0, -1, flexible(str, true)),            // MemberID
+		at(0, -1, prim(int32_)),                   // MemberEpoch
+		at(0, -1, flexible(nullableStr, true)),    // RackID
+		at(0, -1, arr(true, flexible(str, true))), // SubscribedTopicNames
 	)},
-	77: {max: 1, flexibleAt: 0, body: obj(true, false, // ShareGroupDescribeRequest
-		at(0, -1,
-			arr(true, // GroupIDs
-				flexible(str, true),
-			),
-		),
-		at(0, -1, prim(boolean)), // IncludeAuthorizedOperations
+	77: {max: 1, flexibleAt: 0, body: // ShareGroupDescribeRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // GroupIDs
+		at(0, -1, prim(boolean)),                  // IncludeAuthorizedOperations
 	)},
-	78: {max: 2, flexibleAt: 0, body: obj(true, false, // ShareFetchRequest
+	78: {max: 2, flexibleAt: 0, body: // ShareFetchRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // GroupID
 		at(0, -1, flexible(nullableStr, true)), // MemberID
 		at(0, -1, prim(int32_)),                // ShareSessionEpoch
@@ -1443,226 +876,142 @@ var requests = [95]request{
 		at(1, -1, prim(int32_)),                // BatchSize
 		at(2, -1, prim(int8_)),                 // ShareAcquireMode
 		at(2, -1, prim(boolean)),               // IsRenewAck
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, 0, prim(int32_)),  // PartitionMaxBytes
-								at(0, -1,
-									arr(true, // AcknowledgementBatches
-										obj(true, false,
-											at(0, -1, prim(int64_)), // FirstOffset
-											at(0, -1, prim(int64_)), // LastOffset
-											at(0, -1,
-												arr(true, // AcknowledgeTypes
-													prim(int8_),
-												),
-											),
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // ForgottenTopicsData
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, 0, prim(int32_)),  // PartitionMaxBytes
+				at(0, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int64_)),           // FirstOffset
+					at(0, -1, prim(int64_)),           // LastOffset
+					at(0, -1, arr(true, prim(int8_))), // AcknowledgeTypes
+				))), // AcknowledgementBatches
+			))), // Partitions
+		))), // Topics
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)),              // TopicID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // ForgottenTopicsData
 	)},
-	79: {max: 2, flexibleAt: 0, body: obj(true, false, // ShareAcknowledgeRequest
+	79: {max: 2, flexibleAt: 0, body: // ShareAcknowledgeRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // GroupID
 		at(0, -1, flexible(nullableStr, true)), // MemberID
 		at(0, -1, prim(int32_)),                // ShareSessionEpoch
 		at(2, -1, prim(boolean)),               // IsRenewAck
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1,
-									arr(true, // AcknowledgementBatches
-										obj(true, false,
-											at(0, -1, prim(int64_)), // FirstOffset
-											at(0, -1, prim(int64_)), // LastOffset
-											at(0, -1,
-												arr(true, // AcknowledgeTypes
-													prim(int8_),
-												),
-											),
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int64_)),           // FirstOffset
+					at(0, -1, prim(int64_)),           // LastOffset
+					at(0, -1, arr(true, prim(int8_))), // AcknowledgeTypes
+				))), // AcknowledgementBatches
+			))), // Partitions
+		))), // Topics
 	)},
-	80: {max: 1, flexibleAt: 0, body: obj(true, false, // AddRaftVoterRequest
+	80: {max: 1, flexibleAt: 0, body: // AddRaftVoterRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
 		at(0, -1, prim(int32_)),                // TimeoutMillis
 		at(0, -1, prim(int32_)),                // VoterID
 		at(0, -1, prim(uuid)),                  // VoterDirectoryID
-		at(0, -1,
-			arr(true, // Listeners
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(uint16_)),       // Port
+		))), // Listeners
 		at(1, -1, prim(boolean)), // AckWhenCommitted
 	)},
-	81: {max: 0, flexibleAt: 0, body: obj(true, false, // RemoveRaftVoterRequest
+	81: {max: 0, flexibleAt: 0, body: // RemoveRaftVoterRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
 		at(0, -1, prim(int32_)),                // VoterID
 		at(0, -1, prim(uuid)),                  // VoterDirectoryID
 	)},
-	82: {max: 0, flexibleAt: 0, body: obj(true, false, // UpdateRaftVoterRequest
+	82: {max: 0, flexibleAt: 0, body: // UpdateRaftVoterRequest
+	obj(true, false,
 		at(0, -1, flexible(nullableStr, true)), // ClusterID
 		at(0, -1, prim(int32_)),                // CurrentLeaderEpoch
 		at(0, -1, prim(int32_)),                // VoterID
 		at(0, -1, prim(uuid)),                  // VoterDirectoryID
-		at(0, -1,
-			arr(true, // Listeners
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Name
-					at(0, -1, flexible(str, true)), // Host
-					at(0, -1, prim(uint16_)),       // Port
-				),
-			),
-		),
-		at(0, -1,
-			obj(true, false, // KRaftVersionFeature
-				at(0, -1, prim(int16_)), // MinSupportedVersion
-				at(0, -1, prim(int16_)), // MaxSupportedVersion
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Name
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(uint16_)),       // Port
+		))), // Listeners
+		at(0, -1, obj(true, false,
+			at(0, -1, prim(int16_)), // MinSupportedVersion
+			at(0, -1, prim(int16_)), // MaxSupportedVersion
+		)), // KRaftVersionFeature
 	)},
-	83: {max: 0, flexibleAt: 0, body: obj(true, false, // InitializeShareGroupStateRequest
+	83: {max: 0, flexibleAt: 0, body: // InitializeShareGroupStateRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // StateEpoch
-								at(0, -1, prim(int64_)), // StartOffset
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int32_)), // StateEpoch
+				at(0, -1, prim(int64_)), // StartOffset
+			))), // Partitions
+		))), // Topics
 	)},
-	84: {max: 0, flexibleAt: 0, body: obj(true, false, // ReadShareGroupStateRequest
+	84: {max: 0, flexibleAt: 0, body: // ReadShareGroupStateRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // LeaderEpoch
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int32_)), // LeaderEpoch
+			))), // Partitions
+		))), // Topics
 	)},
-	85: {max: 1, flexibleAt: 0, body: obj(true, false, // WriteShareGroupStateRequest
+	85: {max: 1, flexibleAt: 0, body: // WriteShareGroupStateRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // StateEpoch
-								at(0, -1, prim(int32_)), // LeaderEpoch
-								at(0, -1, prim(int64_)), // StartOffset
-								at(1, -1, prim(int32_)), // DeliveryCompleteCount
-								at(0, -1,
-									arr(true, // StateBatches
-										obj(true, false,
-											at(0, -1, prim(int64_)), // FirstOffset
-											at(0, -1, prim(int64_)), // LastOffset
-											at(0, -1, prim(int8_)),  // DeliveryState
-											at(0, -1, prim(int16_)), // DeliveryCount
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int32_)), // StateEpoch
+				at(0, -1, prim(int32_)), // LeaderEpoch
+				at(0, -1, prim(int64_)), // StartOffset
+				at(1, -1, prim(int32_)), // DeliveryCompleteCount
+				at(0, -1, arr(true, obj(true, false,
+					at(0, -1, prim(int64_)), // FirstOffset
+					at(0, -1, prim(int64_)), // LastOffset
+					at(0, -1, prim(int8_)),  // DeliveryState
+					at(0, -1, prim(int16_)), // DeliveryCount
+				))), // StateBatches
+			))), // Partitions
+		))), // Topics
 	)},
-	86: {max: 0, flexibleAt: 0, body: obj(true, false, // DeleteShareGroupStateRequest
+	86: {max: 0, flexibleAt: 0, body: // DeleteShareGroupStateRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+			))), // Partitions
+		))), // Topics
 	)},
-	87: {max: 1, flexibleAt: 0, body: obj(true, false, // ReadShareGroupStateSummaryRequest
+	87: {max: 1, flexibleAt: 0, body: // ReadShareGroupStateSummaryRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, prim(uuid)), // TopicID
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int32_)), // LeaderEpoch
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, prim(uuid)), // TopicID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int32_)), // LeaderEpoch
+			))), // Partitions
+		))), // Topics
 	)},
-	88: {max: 1, flexibleAt: 0, body: obj(true, false, // StreamsGroupHeartbeatRequest
+	88: {max: 1, flexibleAt: 0, body: // StreamsGroupHeartbeatRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)),         // Group
 		at(0, -1, flexible(str, true)),         // MemberID
 		at(0, -1, prim(int32_)),                // MemberEpoch
@@ -1670,308 +1019,162 @@ var requests = [95]request{
 		at(0, -1, flexible(nullableStr, true)), // InstanceID
 		at(0, -1, flexible(nullableStr, true)), // RackID
 		at(0, -1, prim(int32_)),                // RebalanceTimeoutMillis
-		at(0, -1,
-			obj(true, true, // Topology
-				at(0, -1, prim(int32_)), // Epoch
-				at(0, -1,
-					arr(true, // Subtopologies
-						obj(true, false,
-							at(0, -1, flexible(str, true)), // SubtopologyID
-							at(0, -1,
-								arr(true, // SourceTopics
-									flexible(str, true),
-								),
-							),
-							at(0, -1,
-								arr(true, // SourceTopicRegex
-									flexible(str, true),
-								),
-							),
-							at(0, -1,
-								arr(true, // StateChangelogTopics
-									obj(true, false,
-										at(0, -1, flexible(str, true)), // Topic
-										at(0, -1, prim(int32_)),        // NumPartitions
-										at(0, -1, prim(int16_)),        // ReplicationFactor
-										at(0, -1,
-											arr(true, // Configs
-												obj(true, false,
-													at(0, -1, flexible(str, true)), // Key
-													at(0, -1, flexible(str, true)), // Value
-												),
-											),
-										),
-									),
-								),
-							),
-							at(0, -1,
-								arr(true, // RepartitionSinkTopics
-									flexible(str, true),
-								),
-							),
-							at(0, -1,
-								arr(true, // RepartitionSourceTopics
-									obj(true, false,
-										at(0, -1, flexible(str, true)), // Topic
-										at(0, -1, prim(int32_)),        // NumPartitions
-										at(0, -1, prim(int16_)),        // ReplicationFactor
-										at(0, -1,
-											arr(true, // Configs
-												obj(true, false,
-													at(0, -1, flexible(str, true)), // Key
-													at(0, -1, flexible(str, true)), // Value
-												),
-											),
-										),
-									),
-								),
-							),
-							at(0, -1,
-								arr(true, // CopartitionGroups
-									obj(true, false,
-										at(0, -1,
-											arr(true, // SourceTopics
-												prim(int16_),
-											),
-										),
-										at(0, -1,
-											arr(true, // SourceTopicRegex
-												prim(int16_),
-											),
-										),
-										at(0, -1,
-											arr(true, // RepartitionSourceTopics
-												prim(int16_),
-											),
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // ActiveTasks
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // SubtopologyID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // StandbyTasks
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // SubtopologyID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // WarmupTasks
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // SubtopologyID
-					at(0, -1,
-						arr(true, // Partitions
-							prim(int32_),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, obj(true, true,
+			at(0, -1, prim(int32_)), // Epoch
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),            // SubtopologyID
+				at(0, -1, arr(true, flexible(str, true))), // SourceTopics
+				at(0, -1, arr(true, flexible(str, true))), // SourceTopicRegex
+				at(0, -1, arr(true, shared4)),             // StateChangelogTopics
+				at(0, -1, arr(true, flexible(str, true))), // RepartitionSinkTopics
+				at(0, -1, arr(true, shared4)),             // RepartitionSourceTopics
+				at(0, -1, arr(true, obj(true, false,
+					at(0, -1, arr(true, prim(int16_))), // SourceTopics
+					at(0, -1, arr(true, prim(int16_))), // SourceTopicRegex
+					at(0, -1, arr(true, prim(int16_))), // RepartitionSourceTopics
+				))), // CopartitionGroups
+			))), // Subtopologies
+		)), // Topology
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // SubtopologyID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // ActiveTasks
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // SubtopologyID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // StandbyTasks
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)),     // SubtopologyID
+			at(0, -1, arr(true, prim(int32_))), // Partitions
+		))), // WarmupTasks
 		at(0, -1, flexible(nullableStr, true)), // ProcessID
-		at(0, -1,
-			obj(true, true, // UserEndpoint
-				at(0, -1, flexible(str, true)), // Host
-				at(0, -1, prim(uint16_)),       // Port
-			),
-		),
-		at(0, -1,
-			arr(true, // ClientTags
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Key
-					at(0, -1, flexible(str, true)), // Value
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // TaskOffsets
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // SubtopologyID
-					at(0, -1, prim(int32_)),        // Partition
-					at(0, -1, prim(int64_)),        // Offset
-				),
-			),
-		),
-		at(0, -1,
-			arr(true, // TaskEndOffsets
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // SubtopologyID
-					at(0, -1, prim(int32_)),        // Partition
-					at(0, -1, prim(int64_)),        // Offset
-				),
-			),
-		),
+		at(0, -1, obj(true, true,
+			at(0, -1, flexible(str, true)), // Host
+			at(0, -1, prim(uint16_)),       // Port
+		)), // UserEndpoint
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Key
+			at(0, -1, flexible(str, true)), // Value
+		))), // ClientTags
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // SubtopologyID
+			at(0, -1, prim(int32_)),        // Partition
+			at(0, -1, prim(int64_)),        // Offset
+		))), // TaskOffsets
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // SubtopologyID
+			at(0, -1, prim(int32_)),        // Partition
+			at(0, -1, prim(int64_)),        // Offset
+		))), // TaskEndOffsets
 		at(0, -1, prim(boolean)), // ShutdownApplication
 	)},
-	89: {max: 1, flexibleAt: 0, body: obj(true, false, // StreamsGroupDescribeRequest
-		at(0, -1,
-			arr(true, // Groups
-				flexible(str, true),
-			),
-		),
-		at(0, -1, prim(boolean)), // IncludeAuthorizedOperations
-		at(1, -1, prim(boolean)), // IncludeTopologyDescription
+	89: {max: 1, flexibleAt: 0, body: // StreamsGroupDescribeRequest
+	obj(true, false,
+		at(0, -1, arr(true, flexible(str, true))), // Groups
+		at(0, -1, prim(boolean)),                  // IncludeAuthorizedOperations
+		at(1, -1, prim(boolean)),                  // IncludeTopologyDescription
 	)},
-	90: {max: 1, flexibleAt: 0, body: obj(true, false, // DescribeShareGroupOffsetsRequest
-		at(0, -1,
-			arr(true, // Groups
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // GroupID
-					at(0, -1,
-						arr(true, // Topics
-							obj(true, false,
-								at(0, -1, flexible(str, true)), // Topic
-								at(0, -1,
-									arr(true, // Partitions
-										prim(int32_),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+	90: {max: 1, flexibleAt: 0, body: // DescribeShareGroupOffsetsRequest
+	obj(true, false,
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // GroupID
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)),     // Topic
+				at(0, -1, arr(true, prim(int32_))), // Partitions
+			))), // Topics
+		))), // Groups
 	)},
-	91: {max: 0, flexibleAt: 0, body: obj(true, false, // AlterShareGroupOffsetsRequest
+	91: {max: 0, flexibleAt: 0, body: // AlterShareGroupOffsetsRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-					at(0, -1,
-						arr(true, // Partitions
-							obj(true, false,
-								at(0, -1, prim(int32_)), // Partition
-								at(0, -1, prim(int64_)), // StartOffset
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, prim(int32_)), // Partition
+				at(0, -1, prim(int64_)), // StartOffset
+			))), // Partitions
+		))), // Topics
 	)},
-	92: {max: 0, flexibleAt: 0, body: obj(true, false, // DeleteShareGroupOffsetsRequest
+	92: {max: 0, flexibleAt: 0, body: // DeleteShareGroupOffsetsRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // GroupID
-		at(0, -1,
-			arr(true, // Topics
-				obj(true, false,
-					at(0, -1, flexible(str, true)), // Topic
-				),
-			),
-		),
+		at(0, -1, arr(true, obj(true, false,
+			at(0, -1, flexible(str, true)), // Topic
+		))), // Topics
 	)},
-	93: {max: 0, flexibleAt: 0, body: obj(true, false, // StreamsGroupTopologyDescriptionUpdateRequest
+	93: {max: 0, flexibleAt: 0, body: // StreamsGroupTopologyDescriptionUpdateRequest
+	obj(true, false,
 		at(0, -1, flexible(str, true)), // Group
 		at(0, -1, flexible(str, true)), // MemberID
 		at(0, -1, prim(int32_)),        // TopologyEpoch
-		at(0, -1,
-			obj(true, false, // TopologyDescription
-				at(0, -1,
-					arr(true, // Subtopologies
-						obj(true, false,
-							at(0, -1, flexible(str, true)), // SubtopologyID
-							at(0, -1,
-								arr(true, // Nodes
-									obj(true, false,
-										at(0, -1, flexible(str, true)), // Name
-										at(0, -1, prim(int8_)),         // NodeType
-										at(0, -1,
-											arr(true, // SourceTopics
-												flexible(str, true),
-											),
-										),
-										at(0, -1, flexible(nullableStr, true)), // SinkTopic
-										at(0, -1,
-											arr(true, // Stores
-												flexible(str, true),
-											),
-										),
-										at(0, -1,
-											arr(true, // Successors
-												flexible(str, true),
-											),
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-				at(0, -1,
-					arr(true, // GlobalStores
-						obj(true, false,
-							at(0, -1,
-								obj(true, false, // Source
-									at(0, -1, flexible(str, true)), // Name
-									at(0, -1, prim(int8_)),         // NodeType
-									at(0, -1,
-										arr(true, // SourceTopics
-											flexible(str, true),
-										),
-									),
-									at(0, -1, flexible(nullableStr, true)), // SinkTopic
-									at(0, -1,
-										arr(true, // Stores
-											flexible(str, true),
-										),
-									),
-									at(0, -1,
-										arr(true, // Successors
-											flexible(str, true),
-										),
-									),
-								),
-							),
-							at(0, -1,
-								obj(true, false, // Processor
-									at(0, -1, flexible(str, true)), // Name
-									at(0, -1, prim(int8_)),         // NodeType
-									at(0, -1,
-										arr(true, // SourceTopics
-											flexible(str, true),
-										),
-									),
-									at(0, -1, flexible(nullableStr, true)), // SinkTopic
-									at(0, -1,
-										arr(true, // Stores
-											flexible(str, true),
-										),
-									),
-									at(0, -1,
-										arr(true, // Successors
-											flexible(str, true),
-										),
-									),
-								),
-							),
-						),
-					),
-				),
-			),
-		),
+		at(0, -1, obj(true, false,
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, flexible(str, true)), // SubtopologyID
+				at(0, -1, arr(true, shared5)),  // Nodes
+			))), // Subtopologies
+			at(0, -1, arr(true, obj(true, false,
+				at(0, -1, shared5), // Source
+				at(0, -1, shared5), // Processor
+			))), // GlobalStores
+		)), // TopologyDescription
 	)},
-	94: {max: 0, flexibleAt: 0, body: obj(true, false, // UnregisterControllerRequest
+	94: {max: 0, flexibleAt: 0, body: // UnregisterControllerRequest
+	obj(true, false,
 		at(0, -1, prim(int32_)), // ControllerID
 	)},
 }
+
+// Structs that occur in more than one place.
+
+var shared1 = obj(true, false,
+	at(0, 1, flexible(str, true)),      // Topic
+	at(0, -1, prim(int32_)),            // Partition
+	at(0, -1, prim(int32_)),            // ControllerEpoch
+	at(0, -1, prim(int32_)),            // Leader
+	at(0, -1, prim(int32_)),            // LeaderEpoch
+	at(0, -1, arr(true, prim(int32_))), // ISR
+	at(0, -1, prim(int32_)),            // ZKVersion
+	at(0, -1, arr(true, prim(int32_))), // Replicas
+	at(3, -1, arr(true, prim(int32_))), // AddingReplicas
+	at(3, -1, arr(true, prim(int32_))), // RemovingReplicas
+	at(1, -1, prim(boolean)),           // IsNew
+	at(6, -1, prim(int8_)),             // LeaderRecoveryState
+)
+
+var shared2 = obj(true, false,
+	at(0, 4, flexible(str, true)),      // Topic
+	at(0, -1, prim(int32_)),            // Partition
+	at(0, -1, prim(int32_)),            // ControllerEpoch
+	at(0, -1, prim(int32_)),            // Leader
+	at(0, -1, prim(int32_)),            // LeaderEpoch
+	at(0, -1, arr(true, prim(int32_))), // ISR
+	at(0, -1, prim(int32_)),            // ZKVersion
+	at(0, -1, arr(true, prim(int32_))), // Replicas
+	at(4, -1, arr(true, prim(int32_))), // OfflineReplicas
+)
+
+var shared3 = obj(true, false,
+	at(0, -1, flexible(str, true)), // Name
+	at(0, -1, flexible(str, true)), // Host
+	at(0, -1, prim(uint16_)),       // Port
+	at(0, -1, prim(int16_)),        // SecurityProtocol
+)
+
+var shared4 = obj(true, false,
+	at(0, -1, flexible(str, true)), // Topic
+	at(0, -1, prim(int32_)),        // NumPartitions
+	at(0, -1, prim(int16_)),        // ReplicationFactor
+	at(0, -1, arr(true, obj(true, false,
+		at(0, -1, flexible(str, true)), // Key
+		at(0, -1, flexible(str, true)), // Value
+	))), // Configs
+)
+
+var shared5 = obj(true, false,
+	at(0, -1, flexible(str, true)),            // Name
+	at(0, -1, prim(int8_)),                    // NodeType
+	at(0, -1, arr(true, flexible(str, true))), // SourceTopics
+	at(0, -1, flexible(nullableStr, true)),    // SinkTopic
+	at(0, -1, arr(true, flexible(str, true))), // Stores
+	at(0, -1, arr(true, flexible(str, true))), // Successors
+)
