@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/placement"
 	cpstore "github.com/eddy-streams/eddy/control-plane/store"
 	"github.com/eddy-streams/eddy/data-plane/store"
 	"github.com/eddy-streams/eddy/internal/pgtest"
@@ -22,8 +21,8 @@ import (
 
 // rig is one broker served in the test's process, for what a broker
 // process cannot show: its heap, its open-file limit, faults injected by
-// the guard's test hook. With placement, partitions get a leader as in a
-// real pool (the control plane's placement loop runs in-process too).
+// the guard's test hook. With placement, partitions and coordinator slots
+// are placed on it, as the control plane's placement rounds would.
 type rig struct {
 	s    *Server
 	addr string
@@ -34,6 +33,17 @@ type rigOptions struct {
 	config    func(*Config) // adjusts the defaults (anonymous cluster vc-dev)
 	hook      func(stage string, c *conn)
 	placement bool
+}
+
+// onTheBroker places everything unplaced on the one broker there is.
+func onTheBroker(brokers []cpstore.BrokerLoad, unplaced []cpstore.Item) []cpstore.Assignment {
+	var out []cpstore.Assignment
+	for _, it := range unplaced {
+		if len(brokers) > 0 {
+			out = append(out, cpstore.Assignment{Item: it, Broker: brokers[0].ID})
+		}
+	}
+	return out
 }
 
 func startRig(t *testing.T, o rigOptions) *rig {
@@ -77,7 +87,13 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		placed := make(chan struct{})
 		go func() {
 			defer close(placed)
-			placement.New(placement.Config{Interval: 200 * time.Millisecond}, cp, log, nil).Run(ctx)
+			for ctx.Err() == nil {
+				cp.PlaceRound(ctx, onTheBroker)
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
 		}()
 		stopPlacement = func() { <-placed; cp.Close() }
 	}
