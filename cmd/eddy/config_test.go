@@ -145,6 +145,8 @@ func probe(f *pflag.Flag) string {
 		return fmt.Sprint(f.DefValue != "true")
 	case "stringSlice":
 		return "PROBE"
+	case "stringToInt":
+		return "10.4.3.21=4321"
 	case "policy":
 		if f.DefValue == "always" {
 			return "never"

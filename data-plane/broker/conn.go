@@ -6,13 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/kbound"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -60,21 +60,26 @@ type conn struct {
 	deferred func()
 
 	load connLoad // per-cluster load counters and quota state (load.go, quota.go)
+
+	guard connGuard // limits and deadlines (guard.go)
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
-		s: s, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
+	c := &conn{
+		s: s, nc: nc, // br: set by startGuard
 		ctx: ctx, cancel: cancel, host: remoteHost(nc),
 		cluster:       s.cfg.AnonymousCluster,
 		authenticated: s.cfg.AnonymousCluster != "",
 	}
+	c.startGuard()
+	return c
 }
 
 // stopReading makes the connection finish its current request and close.
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
+	c.guard.stopWait()
 	c.nc.SetReadDeadline(time.Now())
 }
 
@@ -106,37 +111,34 @@ func (c *conn) serve() {
 		<-writerDone
 		waits.Wait()
 	}()
+	defer c.releaseFrame()
+	// A panic in a handler closes this connection only (guard.go).
+	defer func() {
+		if r := recover(); r != nil {
+			c.recovered(r, c.apiName(), c.clientID)
+		}
+	}()
 
-	var sizeBuf [4]byte
 	for !c.stopping.Load() && c.ctx.Err() == nil {
-		c.waitMuted() // throttled by a quota (quota.go)
-		if _, err := io.ReadFull(c.br, sizeBuf[:]); err != nil {
+		c.waitMuted()                // throttled by a quota (quota.go)
+		buf, err := c.nextFrame(log) // within the connection's limits (guard.go)
+		if err != nil {
 			return
 		}
-		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || int(size) > c.s.cfg.MaxRequestBytes {
-			log.Info("closing connection: bad request size", "size", size)
-			return
-		}
-		// A fresh buffer per request: produced batches are retained
-		// (pending flush, cache) without copying.
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(c.br, buf); err != nil {
-			return
-		}
+		size := len(buf)
 		c.s.met.bytesIn.Add(float64(size + 4))
-		c.countRequest(int(size) + 4)
+		c.countRequest(size + 4)
 		c.meterIn(int64(size) + 4)
 		var (
 			out   []byte
 			later func() []byte
-			err   error
 		)
 		if c.rawSASL {
 			out, err = c.handleRawSASL(buf)
 		} else {
 			out, later, err = c.handle(buf)
 		}
+		c.releaseFrame()
 		c.meterAttach(buf)
 		if err != nil {
 			log.Info("closing connection", "err", err, "client_id", c.clientID)
@@ -153,7 +155,18 @@ func (c *conn) serve() {
 		}
 		if later != nil {
 			waits.Add(1)
-			go func() { defer waits.Done(); fut <- later() }()
+			api, clientID := c.apiName(), c.clientID
+			go func() {
+				defer waits.Done()
+				defer func() {
+					if r := recover(); r != nil {
+						c.recovered(r, api, clientID)
+						fut <- nil // the writer stops at it
+					}
+				}()
+				c.hookAt("deferred")
+				fut <- later()
+			}()
 		} else {
 			fut <- out
 		}
@@ -172,12 +185,21 @@ const maxPipelined = 16
 // so no reply goroutine is left blocked.
 func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 	defer close(done)
+	// After a panic the reader stops (the connection is cancelled) and
+	// the waiters' futures are buffered: nobody blocks on this loop.
+	defer func() {
+		if r := recover(); r != nil {
+			c.recovered(r, "", "")
+		}
+	}()
 	failed := false
 	for fut := range replies {
 		out := <-fut
-		if failed {
+		if failed || out == nil { // nil: its waiter panicked
+			failed = true
 			continue
 		}
+		c.hookAt("write")
 		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.nc.Write(out); err != nil {
 			failed = true
@@ -197,6 +219,7 @@ type request struct {
 	corr         int32
 	clientID     *string
 	req          kmsg.Request // nil when the version is unsupported (ApiVersions only)
+	body         []byte       // what decodeBody decodes into req
 }
 
 // decodeRequest parses a request frame (without its size prefix). An
@@ -205,6 +228,17 @@ type request struct {
 // exception is ApiVersions at an unsupported version: it decodes with a
 // nil req so the caller can answer UNSUPPORTED_VERSION (KIP-511).
 func decodeRequest(buf []byte) (request, error) {
+	rq, err := decodeHeader(buf)
+	if err != nil || rq.req == nil {
+		return rq, err
+	}
+	return rq, rq.decodeBody()
+}
+
+// decodeHeader parses a frame's request header and checks that the API
+// and version are served; the body is left for decodeBody, so that a
+// request the connection may not send is refused before it is decoded.
+func decodeHeader(buf []byte) (request, error) {
 	r := kbin.Reader{Src: buf}
 	rq := request{key: r.Int16(), version: r.Int16(), corr: r.Int32()}
 	rq.clientID = r.NullableString()
@@ -224,16 +258,24 @@ func decodeRequest(buf []byte) (request, error) {
 	}
 	req.SetVersion(rq.version)
 	if req.IsFlexible() {
-		kmsg.SkipTags(&r)
-		if err := r.Complete(); err != nil {
+		if err := kbound.SkipTags(&r); err != nil {
 			return rq, fmt.Errorf("%w: header tags: %v", errBadRequest, err)
 		}
 	}
-	if err := req.ReadFrom(r.Src); err != nil {
-		return rq, fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
-	}
-	rq.req = req
+	rq.req, rq.body = req, r.Src
 	return rq, nil
+}
+
+// decodeBody decodes the request's body into rq.req, once its lengths
+// passed kbound's limits.
+func (rq *request) decodeBody() error {
+	if err := kbound.Check(rq.key, rq.version, rq.body); err != nil {
+		return fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
+	}
+	if err := rq.req.ReadFrom(rq.body); err != nil {
+		return fmt.Errorf("%w: %s v%d: %v", errBadRequest, kmsg.NameForKey(rq.key), rq.version, err)
+	}
+	return nil
 }
 
 // handle decodes one request and runs its handler. It returns the encoded
@@ -241,7 +283,7 @@ func decodeRequest(buf []byte) (request, error) {
 // acks=all produce sets c.deferred) — a func that waits and then encodes
 // it; both are nil when no response is due (acks=0).
 func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
-	rq, err := decodeRequest(buf)
+	rq, err := decodeHeader(buf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -251,11 +293,17 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 	if rq.req == nil {
 		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil, nil
 	}
+	// Before decoding: an unauthenticated client gets no decoder to work
+	// on but those of the SASL exchange.
 	if err := c.admit(rq.key); err != nil {
+		return nil, nil, err
+	}
+	if err := rq.decodeBody(); err != nil {
 		return nil, nil, err
 	}
 	start := time.Now()
 	c.reqKey = rq.key
+	c.hookAt("handle")
 	resp, err := apis[rq.key].handle(c.s, c, rq.req)
 	if err != nil {
 		c.s.met.observe(rq.key, start, err)

@@ -1,7 +1,10 @@
 package broker
 
 import (
+	"errors"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,4 +57,49 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("key changed from %d to %d", rq.key, again.key)
 		}
 	})
+}
+
+// TestDecodeRequestLimits: frames announcing absurd lengths (an array of
+// 2^31-1 or 900k elements, 2^32-1 tagged fields in the header or the body)
+// are refused at once, allocating no more than the header's decoding
+// needs; kmsg alone would allocate the array or loop over the tags for
+// minutes.
+func TestDecodeRequestLimits(t *testing.T) {
+	hdr := func(key, version int16, flexible bool) []byte {
+		b := kbin.AppendInt16(nil, key)
+		b = kbin.AppendInt16(b, version)
+		b = kbin.AppendInt32(b, 1)
+		b = kbin.AppendNullableString(b, kmsg.StringPtr("bomb"))
+		if flexible {
+			b = append(b, 0)
+		}
+		return b
+	}
+	produceV3 := []byte{0xff, 0xff, 0, 1, 0, 0, 0x27, 0x10}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"array of 2^31-1", append(append(hdr(0, 3, false), produceV3...), 0x7f, 0xff, 0xff, 0xff, 0, 0)},
+		{"900k topics in 1 MiB", append(append(append(hdr(0, 3, false), produceV3...), 0, 0x0d, 0xbb, 0xa0), make([]byte, 1<<20)...)},
+		{"2^32-1 header tags", append(hdr(18, 3, false), 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 1, 0)},
+		{"2^32-1 body tags", append(hdr(18, 3, true), 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			if _, err := decodeRequest(tc.frame); !errors.Is(err, errBadRequest) {
+				t.Fatalf("decoded (err %v); want it refused", err)
+			}
+			if took := time.Since(start); took > 100*time.Millisecond {
+				t.Fatalf("took %s to refuse", took)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			allocs := testing.AllocsPerRun(20, func() { decodeRequest(tc.frame) })
+			runtime.ReadMemStats(&after)
+			if perRun := (after.TotalAlloc - before.TotalAlloc) / 21; allocs > 20 || perRun > 4<<10 {
+				t.Fatalf("refusing it allocated %v times, %d bytes", allocs, perRun)
+			}
+		})
+	}
 }

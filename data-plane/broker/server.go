@@ -79,6 +79,8 @@ type Config struct {
 	QuotaInterval time.Duration
 	// MaxRequestBytes caps one request frame (Kafka's socket.request.max.bytes).
 	MaxRequestBytes int
+	// Conn bounds what a connection may cost the broker (connlimits.go).
+	Conn ConnLimits
 	// ShutdownTimeout bounds the drain on shutdown.
 	ShutdownTimeout time.Duration
 	// The parts' configurations, each registering its own flags.
@@ -101,6 +103,7 @@ func DefaultConfig() Config {
 		MetadataInterval:  250 * time.Millisecond,
 		QuotaInterval:     2 * time.Second,
 		MaxRequestBytes:   100 << 20,
+		Conn:              DefaultConnLimits(),
 		ShutdownTimeout:   15 * time.Second,
 		Leader:            leader.DefaultConfig(),
 		Group:             group.DefaultConfig(),
@@ -130,6 +133,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "routing view refresh period")
 	fs.DurationVar(&c.QuotaInterval, "quota-interval", d.QuotaInterval, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
+	c.Conn.RegisterFlags(fs)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
 	c.Leader.RegisterFlags(fs)
 	c.Group.RegisterFlags(fs)
@@ -194,6 +198,9 @@ func (c *Config) Validate() error {
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("broker: --max-request-bytes must be positive, got %d", c.MaxRequestBytes)
 	}
+	if err := c.Conn.Validate(); err != nil {
+		return err
+	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -229,6 +236,7 @@ type Server struct {
 	log      *slog.Logger
 	met      *metrics
 	meter    *meter           // per-cluster load (load.go)
+	guard    *guard           // connection limits (guard.go)
 	quotas   *quotas          // per-cluster quota shares (quota.go)
 	usage    *billmeter.Meter // usage metering for billing (metering.go)
 
@@ -290,6 +298,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		}
 	}
 	s.authz = newAuthorizer(st.Grants)
+	s.guard = newGuard(cfg.Conn, log, reg, s.loginBackoffs)
 	s.view.Store(&view{})
 	return s, nil
 }
@@ -329,7 +338,11 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("wal", service.Basic{Stopping: func(context.Context) error { s.closeWAL(clean); return nil }})
 	l.Add("groups", service.Basic{Stopping: func(context.Context) error { s.groups.Close(); return nil }})
 	l.Add("listener", service.Basic{
-		Starting: func(context.Context) (err error) { ln, err = s.listen(ln); return err },
+		Starting: func(context.Context) (err error) {
+			raiseFileLimit(s.log)
+			ln, err = s.listen(ln)
+			return err
+		},
 		Stopping: func(context.Context) error { ln.Close(); return nil },
 	})
 	l.Add("session", service.Basic{
@@ -459,7 +472,7 @@ func (s *Server) closeWAL(clean bool) {
 // accepting; the connections drain in the next step of the shutdown.
 func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 	done := make(chan error, 1)
-	go func() { done <- s.acceptLoop(ln) }()
+	go func() { done <- s.acceptLoop(ctx, ln) }()
 	var err error
 	stopped := false
 	select {
@@ -478,7 +491,10 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func (s *Server) acceptLoop(ln net.Listener) error {
+// acceptLoop accepts until the listener closes. Running out of file
+// descriptors is waited out (guard.go); another accept error is fatal:
+// it stops the broker, so that its process exits and is restarted.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -489,19 +505,24 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			if draining || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
+			var ok bool
+			if delay, ok = s.guard.acceptFailed(err, delay); ok {
+				sleepCtx(ctx, delay)
 				continue
 			}
 			return fmt.Errorf("broker: accept: %w", err)
 		}
 		delay = 0
+		host := ipKey(remoteHost(nc))
+		if !s.guard.admit(host, time.Now()) {
+			nc.Close()
+			continue
+		}
 		c := s.newConn(nc)
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
+			s.guard.leave(host)
 			nc.Close()
 			continue
 		}
@@ -510,6 +531,7 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.connWG.Done()
+			defer s.guard.leave(host)
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)

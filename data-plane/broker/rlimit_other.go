@@ -1,0 +1,7 @@
+//go:build !unix
+
+package broker
+
+import "log/slog"
+
+func raiseFileLimit(*slog.Logger) {}
