@@ -77,7 +77,7 @@ func FuzzFirstAtOrAfter(f *testing.F) {
 		if h, err := batch.ParseHeader(b); err == nil && h.Size() <= len(b) && h.Size() > 0 {
 			binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:h.Size()], castagnoli))
 		}
-		_, got, ok, err := batch.FirstAtOrAfter(b, ts)
+		_, got, ok, err := batch.FirstAtOrAfter(b, ts, batch.DecompressCeiling)
 		if ok && (err != nil || got < ts) {
 			t.Fatalf("ok with timestamp %d < %d, err %v", got, ts, err)
 		}
