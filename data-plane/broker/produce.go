@@ -23,8 +23,11 @@ import (
 // INVALID_RECORD (transactions are not supported yet); producing to a
 // missing topic creates it when the cluster allows automatic creation
 // (the request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION
-// so the client refreshes metadata and retries). Authorization: WRITE on
-// each topic (and on the transactional id, if any) — authz.go.
+// so the client refreshes metadata and retries); a compressed batch whose
+// records decompress to more than batch.DecompressLimit (32 times
+// max.message.bytes) is refused with MESSAGE_TOO_LARGE, which Kafka does
+// not bound. Authorization: WRITE on each topic (and on the transactional
+// id, if any) — authz.go.
 
 type pendingAck struct {
 	p    *leader.Partition
@@ -92,6 +95,11 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 						out.ErrorCode = kerr.InvalidRecord.Code
 					}
 				}
+			}
+			if err == nil {
+				// Streamed into nothing: MESSAGE_TOO_LARGE past the
+				// limit, CORRUPT_MESSAGE if undecodable.
+				err = batch.CheckDecompressed(rp.Records, hdrs, batch.DecompressLimit(int64(maxBytes)))
 			}
 			if err != nil {
 				if out.ErrorCode == 0 {

@@ -191,22 +191,29 @@ func snappyDecode(src []byte, limit int) ([]byte, error) {
 	}
 }
 
-// CheckDecompressed decompresses the records of the batch raw (one
-// complete batch, as Validate checked it) into nothing, and fails with
-// ErrTooLarge if they take more than limit bytes, or ErrCorrupt if they do
-// not decompress. An uncompressed batch passes without work: its records
-// are no larger than raw. It is produce's check, so it looks at nothing but
+// CheckDecompressed decompresses the records of each compressed batch in
+// records (batches back to back with their headers hdrs, as Validate
+// returned them) into nothing, and fails with ErrTooLarge if one batch's
+// records take more than limit bytes, or ErrCorrupt if they do not
+// decompress. Uncompressed batches pass without work: their records are no
+// larger than records. It is produce's check, so it looks at nothing but
 // the byte count: record framing is left to readers, as before.
-func CheckDecompressed(raw []byte, limit int) error {
-	h, err := ParseHeader(raw)
-	if err != nil {
-		return err
+func CheckDecompressed(records []byte, hdrs []Header, limit int) error {
+	pos := 0
+	for i, h := range hdrs {
+		raw := records[pos : pos+h.Size()]
+		pos += h.Size()
+		if h.Codec() == CodecNone {
+			continue
+		}
+		if err := checkOne(h.Codec(), raw[HeaderSize:], limit); err != nil {
+			return fmt.Errorf("%w (batch %d, limit %d bytes)", err, i, limit)
+		}
 	}
-	c := h.Codec()
-	if c == CodecNone {
-		return nil
-	}
-	src := raw[HeaderSize:h.Size()]
+	return nil
+}
+
+func checkOne(c Codec, src []byte, limit int) error {
 	if c == CodecSnappy {
 		_, err := snappyDecode(src, limit)
 		return err
@@ -219,7 +226,7 @@ func CheckDecompressed(raw []byte, limit int) error {
 	w := getWindow(r, limit)
 	defer w.release()
 	if _, err := w.r.Discard(int(^uint(0) >> 1)); err != nil && err != io.EOF {
-		return fmt.Errorf("%w (limit %d)", wrapCodecErr(c, err), limit)
+		return wrapCodecErr(c, err)
 	}
 	return nil
 }

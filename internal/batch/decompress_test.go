@@ -45,10 +45,10 @@ func TestDecompressAtLimit(t *testing.T) {
 	for _, c := range codecs[1:] {
 		t.Run(c.String(), func(t *testing.T) {
 			b := makeBatch(t, c, recs, nil)
-			if err := batch.CheckDecompressed(b, size); err != nil {
+			if err := check(b, size); err != nil {
 				t.Fatalf("CheckDecompressed at the limit (%d): %v", size, err)
 			}
-			if err := batch.CheckDecompressed(b, size-1); !errors.Is(err, batch.ErrTooLarge) {
+			if err := check(b, size-1); !errors.Is(err, batch.ErrTooLarge) {
 				t.Fatalf("CheckDecompressed one under (%d): %v, want ErrTooLarge", size-1, err)
 			}
 			n := 0
@@ -62,7 +62,7 @@ func TestDecompressAtLimit(t *testing.T) {
 	}
 	// Uncompressed records are already in memory: nothing to bound.
 	b := makeBatch(t, batch.CodecNone, recs, nil)
-	if err := batch.CheckDecompressed(b, 1); err != nil {
+	if err := check(b, 1); err != nil {
 		t.Fatalf("CheckDecompressed of an uncompressed batch: %v", err)
 	}
 }
@@ -111,7 +111,7 @@ func TestDecompressCorrupt(t *testing.T) {
 			t.Run(c.String()+"/"+tt.name, func(t *testing.T) {
 				b := makeBatch(t, c, recs, nil)[:batch.HeaderSize]
 				b = recrc(withUint32(append(b, tt.payload...), 8, uint32(batch.HeaderSize-12+len(tt.payload))))
-				if err := batch.CheckDecompressed(b, limit); !errors.Is(err, batch.ErrCorrupt) {
+				if err := check(b, limit); !errors.Is(err, batch.ErrCorrupt) {
 					t.Errorf("CheckDecompressed: %v, want ErrCorrupt", err)
 				}
 				if err := batch.Records(b, limit, func(*kmsg.Record) bool { return true }); !errors.Is(err, batch.ErrCorrupt) {
@@ -154,7 +154,7 @@ func TestDecompressBomb(t *testing.T) {
 				t.Fatalf("the bomb should pass the raw checks: %v", err)
 			}
 			allocs := allocated(func() {
-				if err := batch.CheckDecompressed(b, limit); !errors.Is(err, batch.ErrTooLarge) {
+				if err := check(b, limit); !errors.Is(err, batch.ErrTooLarge) {
 					t.Errorf("CheckDecompressed: %v, want ErrTooLarge", err)
 				}
 				if err := batch.Records(b, limit, func(*kmsg.Record) bool { return true }); !errors.Is(err, batch.ErrTooLarge) {
@@ -183,4 +183,13 @@ func allocated(fn func()) uint64 {
 	fn()
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
+}
+
+// check is CheckDecompressed of one batch.
+func check(b []byte, limit int) error {
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return err
+	}
+	return batch.CheckDecompressed(b, []batch.Header{h}, limit)
 }
