@@ -245,9 +245,11 @@ func wrapCodecErr(c Codec, err error) error {
 // as Each yields it), in order, until fn returns false. The record aliases
 // a window that the next record overwrites: fn must copy what it keeps.
 // The records are decompressed as they are read, up to limit bytes:
-// beyond it, or at a record whose length alone leaves the limit, Records
-// fails with ErrTooLarge; records that do not decompress or decode fail
-// with ErrCorrupt. Records does not check the CRC.
+// beyond it Records fails with ErrTooLarge (a record longer than what the
+// limit leaves is not buffered: the rest of the stream is drained to tell
+// a record too large from a length that lies); records that do not
+// decompress or decode fail with ErrCorrupt. Records does not check the
+// CRC.
 func Records(raw []byte, limit int, fn func(rec *kmsg.Record) bool) error {
 	h, err := ParseHeader(raw)
 	if err != nil {
@@ -320,9 +322,13 @@ func recordsFrom(w *window, limit int, n int32, fn func(*kmsg.Record) bool) erro
 		w.rec = binary.AppendVarint(w.rec[:0], length)
 		k := int64(len(w.rec))
 		if read+k+length > int64(limit) {
-			// Reading it would cross the limit: refuse without
-			// decompressing the record.
-			return fmt.Errorf("%w: record %d of %d claims %d bytes", errOverLimit, i, n, length)
+			// Reading it would cross the limit. Whether it is too
+			// large or lies about its length, only the stream can
+			// tell: drain it, within the limit, without keeping it.
+			if _, err := w.r.Discard(int(^uint(0) >> 1)); err != nil && err != io.EOF {
+				return readErr(err, i, n)
+			}
+			return fmt.Errorf("%w: record %d of %d claims %d bytes, more than the records hold", ErrCorrupt, i, n, length)
 		}
 		w.rec = slices.Grow(w.rec, int(length))[:k+length]
 		if _, err := io.ReadFull(w.r, w.rec[k:]); err != nil {
