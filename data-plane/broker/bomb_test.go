@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"runtime"
 	"testing"
 	"time"
 
@@ -126,17 +125,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// allocatedBy returns the bytes this process allocated while fn ran: an
-// upper bound of what fn made the broker hold.
-func allocatedBy(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 func (p *inProcess) request(t *testing.T, req kmsg.Request) kmsg.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -168,7 +156,7 @@ func TestProduceBombRejected(t *testing.T) {
 			}
 			req.Topics = append(req.Topics, rt)
 			var resp *kmsg.ProduceResponse
-			grew := allocatedBy(func() { resp = p.request(t, req).(*kmsg.ProduceResponse) })
+			grew := batchtest.AllocatedBy(func() { resp = p.request(t, req).(*kmsg.ProduceResponse) })
 			t.Logf("%v bomb of %d bytes: the produce allocated %d KiB", c, len(bomb), grew>>10)
 			got := resp.Topics[0].Partitions
 			if got[0].ErrorCode != kerr.MessageTooLarge.Code {
@@ -240,7 +228,7 @@ func TestListOffsetsStoredBomb(t *testing.T) {
 				rt.Partitions = append(rt.Partitions, rp)
 				req.Topics = append(req.Topics, rt)
 				var resp *kmsg.ListOffsetsResponse
-				grew := allocatedBy(func() { resp = p.request(t, req).(*kmsg.ListOffsetsResponse) })
+				grew := batchtest.AllocatedBy(func() { resp = p.request(t, req).(*kmsg.ListOffsetsResponse) })
 				got := resp.Topics[0].Partitions[0]
 				t.Logf("%s: offset %d timestamp %d, allocated %d KiB", tc.name, got.Offset, got.Timestamp, grew>>10)
 				if got.ErrorCode != 0 || got.Offset != tc.offset || got.Timestamp != tc.recTS {

@@ -3,7 +3,6 @@ package batch_test
 import (
 	"bytes"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -153,7 +152,7 @@ func TestDecompressBomb(t *testing.T) {
 			if _, err := batch.Validate(b, 1048588); err != nil {
 				t.Fatalf("the bomb should pass the raw checks: %v", err)
 			}
-			allocs := allocated(func() {
+			allocs := batchtest.AllocatedBy(func() {
 				if err := check(b, limit); !errors.Is(err, batch.ErrTooLarge) {
 					t.Errorf("CheckDecompressed: %v, want ErrTooLarge", err)
 				}
@@ -173,16 +172,6 @@ func TestDecompressBomb(t *testing.T) {
 			}
 		})
 	}
-}
-
-// allocated returns the bytes fn allocates.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 // check is CheckDecompressed of one batch.

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"strconv"
 
 	"github.com/klauspost/compress/gzip"
@@ -141,4 +142,16 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// AllocatedBy returns the bytes this process allocated while fn ran (after
+// a collection, so that earlier garbage does not count): what a bomb cost,
+// and an upper bound of what fn made anything in the process hold.
+func AllocatedBy(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
@@ -56,7 +55,7 @@ func TestKeyCompactionSkipsBomb(t *testing.T) {
 		t.Helper()
 		var r compact.Result
 		var err error
-		grew := allocatedBy(func() { r, err = c.Compact(ctx, store.Shard{}) })
+		grew := batchtest.AllocatedBy(func() { r, err = c.Compact(ctx, store.Shard{}) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,14 +138,4 @@ func skippedMetric(t *testing.T, reg *prometheus.Registry, reason string) float6
 		}
 	}
 	return 0
-}
-
-// allocatedBy returns the bytes this process allocated while fn ran.
-func allocatedBy(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
