@@ -26,7 +26,10 @@ import (
 // (transactions are not supported yet); producing to a missing topic
 // creates it when the cluster allows automatic creation (topicadmin.go; the
 // request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION so the
-// client refreshes metadata and retries).
+// client refreshes metadata and retries); a compressed batch whose
+// records decompress to more than batch.DecompressLimit (32 times
+// max.message.bytes, at most 256 MiB) is refused with MESSAGE_TOO_LARGE,
+// a bound Kafka does not have.
 //
 // Authorization: WRITE on each topic (and on the transactional id, if any)
 // — authz.go.
@@ -97,6 +100,11 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 						out.ErrorCode = kerr.InvalidRecord.Code
 					}
 				}
+			}
+			if err == nil {
+				// Streamed into nothing: MESSAGE_TOO_LARGE past the
+				// limit, CORRUPT_MESSAGE if undecodable.
+				err = batch.CheckDecompressed(rp.Records, hdrs, batch.DecompressLimit(int64(maxBytes)))
 			}
 			if err != nil {
 				if out.ErrorCode == 0 {

@@ -2,11 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,10 +19,26 @@ import (
 // Latest (-1, the committed high watermark), earliest (-2, the log start
 // offset), max timestamp (-3, v7+) and by timestamp. Only the leader
 // answers. A timestamp lookup reads the index in Postgres to find the first
-// object range whose batches reach the timestamp, then decodes that one
-// batch to find the exact record (the only place the broker decodes
-// records; it is off the produce/fetch path). -4 (earliest local) is
-// answered like -2: every committed byte is "local".
+// object range whose batches reach the timestamp, then walks that one
+// batch's records to find the exact record, decompressing them as it
+// reads, up to batch.DecompressLimit of the topic (off the produce/fetch
+// path). -4 (earliest local) is answered like -2: every committed byte is
+// "local".
+//
+// Deviations, so that no ListOffsets decompresses more than a limit (one
+// stored before produce checked decompressed sizes could be a gigabyte):
+//   - -3 never decompresses. Kafka 3.8+ (KAFKA-16310) answers the offset of
+//     the first record carrying the partition's max timestamp, found by
+//     decompressing the batch whose header has it. Eddy finds that batch
+//     by header and answers exactly for an uncompressed batch (walked in
+//     place), a LogAppendTime or single-record one, or one whose first
+//     record is the latest; for another compressed batch it answers the
+//     batch's base offset, the earliest the record can be
+//     (batch.OffsetOfMaxTimestamp). The timestamp is always exact.
+//   - A timestamp lookup landing on a batch whose records decompress past
+//     the limit answers that batch's base offset with timestamp -1 (every
+//     record at or after the timestamp is at or after it), rather than an
+//     error a client would retry forever.
 //
 // Authorization: DESCRIBE on each topic.
 
@@ -65,7 +83,10 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				case -3:
 					seg, ok, err := s.store.MaxTimestamp(ctx, pm.ID)
 					if err == nil && ok {
-						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, seg.MaxTimestamp, start)
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, seg.MaxTimestamp, start, func(raw []byte) (int64, int64, bool, error) {
+							off, _, err := batch.OffsetOfMaxTimestamp(raw)
+							return off, seg.MaxTimestamp, err == nil, err
+						})
 					}
 					if err != nil {
 						sp.ErrorCode, _ = errCode(err)
@@ -77,7 +98,15 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 					}
 					seg, ok, err := s.store.SegmentAtTimestamp(ctx, pm.ID, rp.Timestamp)
 					if err == nil && ok {
-						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, rp.Timestamp, start)
+						limit := batch.DecompressLimit(topicconfig.Int64(t.Configs, "max.message.bytes"))
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, rp.Timestamp, start, func(raw []byte) (int64, int64, bool, error) {
+							off, ts, ok, err := batch.FirstAtOrAfter(raw, rp.Timestamp, limit)
+							if errors.Is(err, batch.ErrTooLarge) {
+								h, _ := batch.ParseHeader(raw)
+								return h.BaseOffset, -1, true, nil
+							}
+							return off, ts, ok, err
+						})
 					}
 					if err != nil {
 						sp.ErrorCode, _ = errCode(err)
@@ -92,8 +121,9 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 }
 
 // offsetAtTimestamp finds, inside one index range, the first record at or
-// after logStart whose timestamp is >= ts.
-func (s *Server) offsetAtTimestamp(ctx context.Context, seg store.Segment, ts, logStart int64) (int64, int64, error) {
+// after logStart whose timestamp is >= ts, with find looking inside each
+// batch whose header reaches ts.
+func (s *Server) offsetAtTimestamp(ctx context.Context, seg store.Segment, ts, logStart int64, find func(raw []byte) (int64, int64, bool, error)) (int64, int64, error) {
 	data, err := s.lead.ReadRange(ctx, seg)
 	if err != nil {
 		return -1, -1, err
@@ -104,7 +134,7 @@ func (s *Server) offsetAtTimestamp(ctx context.Context, seg store.Segment, ts, l
 		if h.MaxTimestamp < ts || h.LastOffset() < logStart {
 			return true
 		}
-		o, t, ok, err := batch.FirstAtOrAfter(raw, ts)
+		o, t, ok, err := find(raw)
 		if err != nil {
 			derr = err
 			return false

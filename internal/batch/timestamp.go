@@ -1,79 +1,104 @@
 package batch
 
 import (
-	"encoding/binary"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// decompressor pools its decoders and is safe for concurrent use, so one
-// serves every caller.
-var decompressor = kgo.DefaultDecompressor()
-
 // FirstAtOrAfter finds the first record in the batch raw whose timestamp is
 // at least ts and returns its offset and timestamp; ok is false if there is
-// none. It is for ListOffsets by timestamp, the one place the broker reads
-// records, and costs a CRC pass, a decompression and a decode: callers
-// scanning many batches should skip those whose MaxTimestamp < ts by header
-// first, as Kafka does.
+// none. It is for ListOffsets by timestamp, and costs a CRC pass and a walk
+// of the records, decompressed as they are read (Records) up to limit
+// bytes: callers scanning many batches should skip those whose
+// MaxTimestamp < ts by header first, as Kafka does.
 //
 // Like Kafka, it trusts maxTimestamp as an upper bound, and in a
-// LogAppendTime batch gives every record the batch's maxTimestamp. It finds
-// offsets from each record's offset delta rather than its position, so
-// batches thinned by compaction are answered correctly.
+// LogAppendTime batch gives every record the batch's maxTimestamp. It finds offsets
+// from each record's offset delta rather than its position, so batches
+// thinned by compaction are answered correctly.
 //
 // Errors are ErrCorrupt for bytes that do not decode (CRC, decompression,
-// record framing) and ErrInvalid for an unknown codec. Decompression is
-// bounded only by kgo's default limit, math.MaxInt32 bytes.
-func FirstAtOrAfter(raw []byte, ts int64) (offset int64, timestamp int64, ok bool, err error) {
-	h, err := ParseHeader(raw)
+// record framing), ErrTooLarge for records that decompress past limit and
+// ErrInvalid for an unknown codec.
+func FirstAtOrAfter(raw []byte, ts int64, limit int) (offset int64, timestamp int64, ok bool, err error) {
+	h, err := checked(raw)
 	if err != nil {
 		return 0, 0, false, err
-	}
-	if int64(h.Length)+lengthOverhead > int64(len(raw)) {
-		return 0, 0, false, fmt.Errorf("%w: length %d runs past the %d bytes given", ErrCorrupt, h.Length, len(raw)-lengthOverhead)
-	}
-	raw = raw[:h.Size()]
-	// The records were stored unread; check them before decompressing so
-	// that rot on disk reports as corruption, not as a decoder's confusion.
-	if sum := checksum(raw); sum != h.CRC {
-		return 0, 0, false, fmt.Errorf("%w: crc %#08x, computed %#08x", ErrCorrupt, h.CRC, sum)
 	}
 	if h.MaxTimestamp < ts || h.NumRecords <= 0 {
 		return 0, 0, false, nil
 	}
-	codec := h.Codec()
-	if !codec.Valid() {
-		return 0, 0, false, fmt.Errorf("%w: unknown %v", ErrInvalid, codec)
+	if !h.Codec().Valid() {
+		return 0, 0, false, fmt.Errorf("%w: unknown %v", ErrInvalid, h.Codec())
 	}
-	data, err := decompressor.Decompress(raw[HeaderSize:], kgo.CompressionCodecType(codec))
-	if err != nil {
-		return 0, 0, false, fmt.Errorf("%w: %v records: %w", ErrCorrupt, codec, err)
-	}
-
-	// One Record is reused across the batch: its header slice is kept, and
-	// the unsafe read aliases keys and values into data instead of copying.
-	var rec kmsg.Record
-	for i := range h.NumRecords {
-		// A record is its varint length, then that many bytes.
-		length, n := binary.Varint(data)
-		if n <= 0 || length < 0 || length > int64(len(data)-n) {
-			return 0, 0, false, fmt.Errorf("%w: record %d of %d: bad length", ErrCorrupt, i, h.NumRecords)
-		}
-		end := n + int(length)
-		if err := rec.UnsafeReadFrom(data[:end]); err != nil {
-			return 0, 0, false, fmt.Errorf("%w: record %d of %d: %w", ErrCorrupt, i, h.NumRecords, err)
-		}
+	err = Records(raw, limit, func(rec *kmsg.Record) bool {
 		t := h.MaxTimestamp
 		if !h.LogAppendTime() {
 			t = h.BaseTimestamp + rec.TimestampDelta64
 		}
 		if t >= ts {
-			return h.BaseOffset + int64(rec.OffsetDelta), t, true, nil
+			offset, timestamp, ok = h.BaseOffset+int64(rec.OffsetDelta), t, true
+			return false
 		}
-		data = data[end:]
+		return true
+	})
+	if err != nil {
+		return 0, 0, false, err
 	}
-	return 0, 0, false, nil
+	return offset, timestamp, ok, nil
+}
+
+// OffsetOfMaxTimestamp returns the offset of the first record of the batch
+// raw that carries the batch's MaxTimestamp, for ListOffsets with
+// timestamp -3, without decompressing anything.
+//
+// Kafka (3.8 on, since KAFKA-16310) finds the batch by its header, then
+// iterates its records, decompressing them, for the first one whose
+// timestamp equals the batch's maxTimestamp. This answers the same for an
+// uncompressed batch (its records walked in place) and, for a compressed
+// one, from the header: exactly for a LogAppendTime batch (every record has
+// the batch's timestamp), a single record, or a batch whose first record is
+// the latest (baseTimestamp = maxTimestamp), and otherwise with the batch's
+// base offset, the earliest the record can be, so a consumer that seeks
+// there reads it. exact reports which. (Compaction writes the batches it
+// thins uncompressed, so a compressed batch's base offset is a record's.)
+func OffsetOfMaxTimestamp(raw []byte) (offset int64, exact bool, err error) {
+	h, err := checked(raw)
+	if err != nil {
+		return 0, false, err
+	}
+	if h.Codec() != CodecNone {
+		exact = h.LogAppendTime() || h.NumRecords == 1 || h.BaseTimestamp == h.MaxTimestamp
+		return h.BaseOffset, exact, nil
+	}
+	offset = h.BaseOffset
+	err = Records(raw, 0, func(rec *kmsg.Record) bool {
+		if h.LogAppendTime() || h.BaseTimestamp+rec.TimestampDelta64 == h.MaxTimestamp {
+			offset, exact = h.BaseOffset+int64(rec.OffsetDelta), true
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return offset, exact, nil
+}
+
+// checked parses the header of raw, checks that raw holds the whole batch
+// and its CRC: the records were stored unread, so rot on disk reports as
+// corruption rather than as a decoder's confusion.
+func checked(raw []byte) (Header, error) {
+	h, err := ParseHeader(raw)
+	if err != nil {
+		return Header{}, err
+	}
+	if int64(h.Length)+lengthOverhead > int64(len(raw)) {
+		return Header{}, fmt.Errorf("%w: length %d runs past the %d bytes given", ErrCorrupt, h.Length, len(raw)-lengthOverhead)
+	}
+	if sum := checksum(raw[:h.Size()]); sum != h.CRC {
+		return Header{}, fmt.Errorf("%w: crc %#08x, computed %#08x", ErrCorrupt, h.CRC, sum)
+	}
+	return h, nil
 }

@@ -28,7 +28,7 @@ func TestFirstAtOrAfterEveryCodec(t *testing.T) {
 		b := makeBatch(t, c, records(6, 10), func(rb *kmsg.RecordBatch) { rb.FirstOffset = 100 })
 		for _, tt := range tests {
 			t.Run(c.String()+"/"+tt.name, func(t *testing.T) {
-				off, ts, ok, err := batch.FirstAtOrAfter(b, tt.ts)
+				off, ts, ok, err := batch.FirstAtOrAfter(b, tt.ts, limit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,7 +76,7 @@ func TestFirstAtOrAfterShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			off, ts, ok, err := batch.FirstAtOrAfter(tt.b, tt.ts)
+			off, ts, ok, err := batch.FirstAtOrAfter(tt.b, tt.ts, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestFirstAtOrAfterErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, ok, err := batch.FirstAtOrAfter(tt.b, 1_000_025)
+			_, _, ok, err := batch.FirstAtOrAfter(tt.b, 1_000_025, limit)
 			if !errors.Is(err, tt.want) || ok {
 				t.Fatalf("FirstAtOrAfter: ok %v, error %v; want %v", ok, err, tt.want)
 			}
@@ -127,7 +127,7 @@ func BenchmarkFirstAtOrAfter(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				// The last record: the whole batch is decoded.
-				if _, _, ok, err := batch.FirstAtOrAfter(raw, 1_000_099); !ok || err != nil {
+				if _, _, ok, err := batch.FirstAtOrAfter(raw, 1_000_099, limit); !ok || err != nil {
 					b.Fatal(ok, err)
 				}
 			}

@@ -183,7 +183,7 @@ func TestSetLogAppendTime(t *testing.T) {
 				t.Fatal("SetLogAppendTime wrote past the end of its batch")
 			}
 			// Every record now reads as appended at appendTime.
-			off, ts, ok, err := batch.FirstAtOrAfter(b[:len(first)], appendTime)
+			off, ts, ok, err := batch.FirstAtOrAfter(b[:len(first)], appendTime, limit)
 			if err != nil || !ok || off != 0 || ts != appendTime {
 				t.Fatalf("FirstAtOrAfter = %d, %d, %v, %v; want 0, %d, true, nil", off, ts, ok, err, appendTime)
 			}

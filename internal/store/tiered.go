@@ -515,3 +515,40 @@ func (s *Store) PartitionConfigs(ctx context.Context, partitionID int64) (map[st
 	}
 	return out, nil
 }
+
+// CompactionSkips returns the base offsets of the batches of a partition
+// that key compaction skipped (SkipInCompaction), with the reason.
+func (s *Store) CompactionSkips(ctx context.Context, partitionID int64) (map[int64]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT base_offset, reason FROM compaction_skips WHERE partition_id = $1`, partitionID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]string{}
+	var (
+		base   int64
+		reason string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&base, &reason}, func() error {
+		out[base] = reason
+		return nil
+	})
+	return out, err
+}
+
+// SkipInCompaction records that key compaction keeps the batch at
+// [base, last] of a partition as it is, without reading it again.
+func (s *Store) SkipInCompaction(ctx context.Context, partitionID, base, last int64, reason string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO compaction_skips (partition_id, base_offset, last_offset, reason)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (partition_id, base_offset) DO NOTHING`, partitionID, base, last, reason)
+	return err
+}
+
+// PartitionName returns the topic and number of a partition, for logs.
+func (s *Store) PartitionName(ctx context.Context, partitionID int64) (topic string, partition int32, err error) {
+	err = s.pool.QueryRow(ctx, `
+		SELECT t.name, p.partition FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE p.id = $1`, partitionID).Scan(&topic, &partition)
+	if err != nil {
+		return "", 0, fmt.Errorf("store: partition %d: %w", partitionID, noRows(err))
+	}
+	return topic, partition, nil
+}

@@ -112,6 +112,7 @@ type Compactor struct {
 
 	swaps     *prometheus.CounterVec
 	readBytes prometheus.Counter
+	skipped   *prometheus.CounterVec
 }
 
 // New returns a Compactor that records its objects as written by brokerID
@@ -125,9 +126,12 @@ func New(cfg Config, st *store.Store, b bucket.Bucket, brokerID int32, log *slog
 			Name: "eddy_compaction_swaps_total", Help: "Compaction index swaps by outcome (ok, conflict)."}, []string{"outcome"}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_compaction_bytes_total", Help: "Bytes of pieces merged into segment objects."}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_compaction_skipped_batches_total",
+			Help: "Batches key compaction kept unread, by reason (too_large: records decompress past the topic's limit; corrupt); each is counted once."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(c.swaps, c.readBytes)
+		reg.MustRegister(c.swaps, c.readBytes, c.skipped)
 	}
 	return c, nil
 }
@@ -141,6 +145,9 @@ type Result struct {
 	Gets       int // objects read
 	// DroppedRecords counts records removed by key compaction.
 	DroppedRecords int
+	// SkippedBatches counts batches key compaction found it could not
+	// read in this pass, and kept as they are (keys.go).
+	SkippedBatches int
 }
 
 type run struct {

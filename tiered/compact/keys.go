@@ -13,10 +13,22 @@ package compact
 // replaces all of the partition's rows in one SwapSegments, which changes
 // nothing if retention or DeleteRecords removed rows meanwhile (new data
 // only adds rows after the ones read, which the swap leaves alone).
+//
+// Records are read through batch.Records under the topic's
+// batch.DecompressLimit, copied one batch at a time. A batch that cannot be
+// read that way (records decompressing past the limit, as a decompression
+// bomb stored before produce checked sizes would, or records that do not
+// decode) is kept as it is, every record in it, and its keys do not count:
+// compaction must never lose data, nor crash or exhaust the process that
+// runs it. It is logged, counted in eddy_compaction_skipped_batches_total
+// by reason and recorded (store.SkipInCompaction), so later passes keep it
+// without reading it again.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
@@ -27,14 +39,10 @@ import (
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/eddy-streams/eddy/tiered/object"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var (
-	decompressor = kgo.DefaultDecompressor()
-	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
-)
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func keyCompacted(configs map[string]string) bool {
 	for p := range strings.SplitSeq(topicconfig.Value(configs, "cleanup.policy"), ",") {
@@ -50,6 +58,8 @@ type decoded struct {
 	rb   kmsg.RecordBatch
 	recs []kmsg.Record
 	raw  []byte
+	// skipped batches are kept whole without their records being read.
+	skipped bool
 }
 
 // compactKeys rewrites a cleanup.policy=compact partition; see above.
@@ -87,16 +97,28 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		res.Gets++
 	}
 
+	skips, err := c.st.CompactionSkips(ctx, pid)
+	if err != nil {
+		return err
+	}
+	limit := batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes"))
 	var batches []decoded
 	last := map[string]int64{}
 	for _, r := range rows {
 		off := r.Position - spans[r.ObjectKey].lo
 		var derr error
 		batch.Each(data[r.ObjectKey][off:off+int64(r.Length)], func(h batch.Header, raw []byte) bool {
-			d, err := decode(h, raw)
+			if _, ok := skips[h.BaseOffset]; ok {
+				batches = append(batches, decoded{h: h, raw: raw, skipped: true})
+				return true
+			}
+			d, err := decode(h, raw, limit)
 			if err != nil {
-				derr = fmt.Errorf("compact: partition %d offset %d: %w", pid, h.BaseOffset, err)
-				return false
+				if derr = c.skip(ctx, pid, h, err, res); derr != nil {
+					return false
+				}
+				batches = append(batches, decoded{h: h, raw: raw, skipped: true})
+				return true
 			}
 			for _, rec := range d.recs {
 				if rec.Key != nil {
@@ -132,6 +154,16 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		rowBase, cur, curSize, curMaxTs = end, nil, 0, 0
 	}
 	for i, d := range batches {
+		if d.skipped {
+			if curSize > 0 && curSize+int64(len(d.raw)) > c.cfg.RowBytes {
+				cut(d.h.BaseOffset)
+			}
+			cur = append(cur, d.raw)
+			curSize += int64(len(d.raw))
+			curMaxTs = max(curMaxTs, d.h.MaxTimestamp)
+			kept += int(d.h.NumRecords)
+			continue
+		}
 		keep := d.recs[:0:0]
 		for _, rec := range d.recs {
 			o := d.h.BaseOffset + int64(rec.OffsetDelta)
@@ -197,32 +229,47 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 	return nil
 }
 
-// decode parses a stored batch and its records (decompressed).
-func decode(h batch.Header, raw []byte) (decoded, error) {
+// skip reports a batch that key compaction cannot read and records it, so
+// that later passes keep it without trying again. Only a failure to record
+// it fails the pass.
+func (c *Compactor) skip(ctx context.Context, pid int64, h batch.Header, cause error, res *Result) error {
+	reason := "corrupt"
+	if errors.Is(cause, batch.ErrTooLarge) {
+		reason = "too_large"
+	}
+	topic, partition, err := c.st.PartitionName(ctx, pid)
+	if err != nil {
+		return err
+	}
+	c.log.Warn("key compaction keeps a batch it cannot read, as it is, and will not read it again",
+		"topic", topic, "partition", partition, "partition_id", pid,
+		"base_offset", h.BaseOffset, "last_offset", h.LastOffset(), "codec", h.Codec().String(), "reason", reason, "err", cause)
+	c.skipped.WithLabelValues(reason).Inc()
+	res.SkippedBatches++
+	return c.st.SkipInCompaction(ctx, pid, h.BaseOffset, h.LastOffset(), reason)
+}
+
+// decode parses a stored batch and copies its records, decompressed under
+// limit.
+func decode(h batch.Header, raw []byte, limit int) (decoded, error) {
 	d := decoded{h: h, raw: raw}
+	// The header only: the records are read by batch.Records.
 	if err := d.rb.ReadFrom(raw); err != nil {
-		return d, err
+		return d, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
 	}
-	recs := d.rb.Records
-	if h.Codec() != batch.CodecNone {
-		var err error
-		if recs, err = decompressor.Decompress(recs, kgo.CompressionCodecType(h.Codec())); err != nil {
-			return d, err
+	d.rb.Records = nil
+	err := batch.Records(raw, limit, func(rec *kmsg.Record) bool {
+		r := *rec
+		// The record aliases a window the next one overwrites.
+		r.Key, r.Value = bytes.Clone(rec.Key), bytes.Clone(rec.Value)
+		r.Headers = make([]kmsg.Header, len(rec.Headers))
+		for i, hd := range rec.Headers {
+			r.Headers[i] = kmsg.Header{Key: strings.Clone(hd.Key), Value: bytes.Clone(hd.Value)}
 		}
-	}
-	for i := range h.NumRecords {
-		length, n := binary.Varint(recs)
-		if n <= 0 || length < 0 || length > int64(len(recs)-n) {
-			return d, fmt.Errorf("record %d of %d: bad length", i, h.NumRecords)
-		}
-		var rec kmsg.Record
-		if err := rec.ReadFrom(recs[:n+int(length)]); err != nil {
-			return d, fmt.Errorf("record %d of %d: %w", i, h.NumRecords, err)
-		}
-		d.recs = append(d.recs, rec)
-		recs = recs[n+int(length):]
-	}
-	return d, nil
+		d.recs = append(d.recs, r)
+		return true
+	})
+	return d, err
 }
 
 // encode writes d's header with only recs, uncompressed.
