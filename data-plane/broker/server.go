@@ -61,7 +61,9 @@ type Config struct {
 	OAuthIssuer    string
 	OAuthAudience  string
 	JWKSURL        string
-	// APIKeyCacheTTL bounds how long a revoked API key keeps working.
+	// APIKeyCacheTTL bounds how long logins trust a cached API key or
+	// service account lookup; deletions announced on eddy_revoke drop the
+	// entry at once (revoke.go), so this only matters if one is lost.
 	APIKeyCacheTTL time.Duration
 	// TLS (SASL_SSL): PEM certificate chain and key. Without them the
 	// listener is plaintext, which is refused on non-loopback addresses
@@ -124,7 +126,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) for TLS on the Kafka listener")
 	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key for --tls-cert")
 	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", d.AllowPlaintext, "allow a plaintext listener on a non-loopback address")
-	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key lookups are cached (revocation takes effect within this)")
+	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key and service account lookups at login are cached (deletions announced by Postgres take effect at once; this bounds a lost announcement)")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", d.SessionTTL, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat period")
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "routing view refresh period")
@@ -222,6 +224,7 @@ type Server struct {
 	store    *store.Store
 	auth     *sasl.Authenticator
 	authz    *authorizer
+	revoke   *revoker // login caches and metrics of revocation (revoke.go)
 	failed   failedLogins
 	lead     *leader.Manager
 	groups   *group.Coordinator
@@ -279,14 +282,18 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
 	s.auth = &sasl.Authenticator{Offer: cfg.SASLMechanisms}
+	s.revoke = newRevoker(reg)
 	for _, m := range cfg.SASLMechanisms {
 		switch m {
 		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
 			if s.auth.Keys == nil {
-				s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+				s.revoke.keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+				s.auth.Keys = s.revoke.keys
 			}
 		case sasl.OAuthBearer:
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
+			s.revoke.accounts = &sasl.AccountCache{Exists: accountExists(st), TTL: cfg.APIKeyCacheTTL}
+			s.auth.Accounts = s.revoke.accounts
 		}
 	}
 	s.authz = newAuthorizer(st.Grants)
@@ -343,6 +350,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("heartbeat", service.Loop(func(ctx context.Context) { s.heartbeatLoop(ctx, host, port) }))
 	l.Add("metadata", service.Loop(s.metadataLoop))
 	l.Add("authz", service.Loop(s.authzLoop))
+	l.Add("revocation", service.Loop(s.revocationLoop))
+	l.Add("revocation check", service.Loop(s.recheckLoop))
 	l.Add("quota", service.Loop(s.quotaLoop))
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
 	l.Add("flusher", service.Func(s.runFlusher))
@@ -364,7 +373,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"offset commits", // write what they committed
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
-		"heartbeat", "metadata", "authz", "quota", "offset expiry",
+		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once
