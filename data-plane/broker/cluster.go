@@ -1,9 +1,6 @@
 package broker
 
 import (
-	"context"
-	"time"
-
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,7 +35,9 @@ func handleDescribeCluster(s *Server, c *conn, req *kmsg.DescribeClusterRequest)
 }
 
 // InitProducerId v0-v4 for idempotent producers. Producer ids come from a
-// Postgres sequence, so they are unique across the pool and restarts.
+// Postgres sequence, so they are unique across the pool and restarts, and
+// are rationed per cluster (bounds.go): over the rate the answer is
+// THROTTLING_QUOTA_EXCEEDED with throttle_time_ms.
 // Deviation: transactional ids are refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
 // Authorization, as Kafka 3+: an idempotent producer needs
@@ -57,15 +56,11 @@ func handleInitProducerID(s *Server, c *conn, req *kmsg.InitProducerIDRequest) k
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	id, err := s.store.NextProducerID(ctx)
-	if err != nil {
-		s.log.Warn("producer id allocation failed", "err", err)
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		return resp
+	id, code, throttle := s.allocateProducerID(c)
+	resp.ErrorCode, resp.ThrottleMillis = code, throttle
+	if code == 0 {
+		resp.ProducerID, resp.ProducerEpoch = id, 0
 	}
-	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp
 }
 

@@ -101,6 +101,12 @@ func waitClosed(t *testing.T, rc *rawConn, what string) {
 // try sends req and reads one response frame; an error means the broker
 // closed the connection.
 func (rc *rawConn) try(req kmsg.Request) error {
+	_, err := rc.request(req)
+	return err
+}
+
+// request is do without failing the test: safe off the test's goroutine.
+func (rc *rawConn) request(req kmsg.Request) (kmsg.Response, error) {
 	rc.corr++
 	b := kbin.AppendInt16(nil, req.Key())
 	b = kbin.AppendInt16(b, req.GetVersion())
@@ -110,16 +116,25 @@ func (rc *rawConn) try(req kmsg.Request) error {
 		b = append(b, 0)
 	}
 	b = req.AppendTo(b)
-	rc.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	rc.nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := rc.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)); err != nil {
-		return err
+		return nil, err
 	}
 	var size [4]byte
 	if _, err := io.ReadFull(rc.br, size[:]); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := io.ReadFull(rc.br, make([]byte, binary.BigEndian.Uint32(size[:])))
-	return err
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(rc.br, body); err != nil {
+		return nil, err
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	body = body[4:]
+	if resp.IsFlexible() && req.Key() != 18 {
+		body = body[1:]
+	}
+	return resp, resp.ReadFrom(body)
 }
 
 // oauthLogin authenticates rc with a bearer token (SASL/OAUTHBEARER) and

@@ -81,6 +81,11 @@ type Config struct {
 	QuotaInterval time.Duration
 	// MaxRequestBytes caps one request frame (Kafka's socket.request.max.bytes).
 	MaxRequestBytes int
+	// ProducerIDRate (per hour) and ProducerIDBurst ration a cluster's
+	// producer ids across the pool (bounds.go); the defaults are the plans'
+	// starting point.
+	ProducerIDRate  float64
+	ProducerIDBurst int
 	// ShutdownTimeout bounds the drain on shutdown.
 	ShutdownTimeout time.Duration
 	// The parts' configurations, each registering its own flags.
@@ -103,6 +108,8 @@ func DefaultConfig() Config {
 		MetadataInterval:  250 * time.Millisecond,
 		QuotaInterval:     2 * time.Second,
 		MaxRequestBytes:   100 << 20,
+		ProducerIDRate:    DefaultProducerIDRate,
+		ProducerIDBurst:   DefaultProducerIDBurst,
 		ShutdownTimeout:   15 * time.Second,
 		Leader:            leader.DefaultConfig(),
 		Group:             group.DefaultConfig(),
@@ -133,6 +140,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.QuotaInterval, "quota-interval", d.QuotaInterval, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
+	fs.Float64Var(&c.ProducerIDRate, "producer-id-rate", d.ProducerIDRate, "producer ids (InitProducerId) a cluster may allocate per hour, across the pool, once its burst is spent")
+	fs.IntVar(&c.ProducerIDBurst, "producer-id-burst", d.ProducerIDBurst, "producer ids a cluster may allocate at once before --producer-id-rate applies")
 	c.Leader.RegisterFlags(fs)
 	c.Group.RegisterFlags(fs)
 	c.Metering.RegisterFlags(fs)
@@ -195,6 +204,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: --quota-interval must be positive, got %s", c.QuotaInterval)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("broker: --max-request-bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.ProducerIDRate <= 0:
+		return fmt.Errorf("broker: --producer-id-rate must be positive, got %v", c.ProducerIDRate)
+	case c.ProducerIDBurst < 1:
+		return fmt.Errorf("broker: --producer-id-burst must be at least 1, got %d", c.ProducerIDBurst)
 	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -354,6 +367,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("revocation check", service.Loop(s.recheckLoop))
 	l.Add("quota", service.Loop(s.quotaLoop))
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
+	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -373,7 +387,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"offset commits", // write what they committed
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
-		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry",
+		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once
