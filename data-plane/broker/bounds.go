@@ -45,3 +45,9 @@ func (s *Server) allocateProducerID(c *conn) (id int64, code int16, throttleMill
 	}
 	return id, 0, 0
 }
+
+// GroupCount lets the group coordinator cap a cluster's groups
+// (group.GroupCounter).
+func (g groupStore) GroupCount(ctx context.Context, cluster, group string) (int, bool, error) {
+	return g.st.GroupCount(ctx, cluster, group)
+}

@@ -116,3 +116,48 @@ func TestProducerState(t *testing.T) {
 	}
 	t.Logf("%d granted, %d throttled (throttle time from %d ms) in %v", granted, throttled, minThrottle, elapsed)
 }
+
+// TestGroupMaxSize: with --group-max-size=2, a third member's JoinGroup
+// gets GROUP_MAX_SIZE_REACHED.
+func TestGroupMaxSize(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
+		BrokerArgs: []string{"--group-max-size=2", "--group-initial-rebalance-delay=0"}})
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 2, "capped"
+	var coord *kmsg.FindCoordinatorResponse
+	waitErr(t, func() error {
+		coord = dialRaw(t, s.Broker(1).Addr).do(fc).(*kmsg.FindCoordinatorResponse)
+		return kerr.ErrorForCode(coord.ErrorCode)
+	}, nil)
+	addr := s.Broker(int(coord.NodeID)).Addr
+	join := func(client string) *kmsg.JoinGroupRequest {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version, req.Group, req.ProtocolType = 3, "capped", "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 30_000, 30_000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", []byte(client)
+		req.Protocols = append(req.Protocols, p)
+		return req
+	}
+	if r := dialRaw(t, addr).do(join("one")).(*kmsg.JoinGroupResponse); r.ErrorCode != 0 {
+		t.Fatalf("first member: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// The second member's join parks until the first rejoins; it is a
+	// member meanwhile.
+	second := dialRaw(t, addr)
+	go second.request(join("two"))
+	admin := dialRaw(t, addr)
+	waitErr(t, func() error {
+		dg := kmsg.NewPtrDescribeGroupsRequest()
+		dg.Groups = []string{"capped"}
+		if r := admin.do(dg).(*kmsg.DescribeGroupsResponse); len(r.Groups[0].Members) != 2 {
+			return errors.New("waiting for the second member")
+		}
+		return nil
+	}, nil)
+	third := dialRaw(t, addr)
+	waitErr(t, func() error {
+		return kerr.ErrorForCode(third.do(join("three")).(*kmsg.JoinGroupResponse).ErrorCode)
+	}, kerr.GroupMaxSizeReached)
+}
