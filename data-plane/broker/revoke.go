@@ -13,7 +13,7 @@ import (
 // Revocation. A connection keeps the principal it authenticated as until
 // it closes or re-authenticates; deleting its credential must still end
 // it within seconds. Postgres announces deletions on eddy_revoke
-// (migrations/0010_revocation.sql): "key:<id>" for an API key,
+// (migrations/0011_revocation.sql): "key:<id>" for an API key,
 // "account:<id>" for a service account. The broker then forgets the
 // credential in its login caches, so the next login looks it up again, and
 // closes the connections that rest on it:
