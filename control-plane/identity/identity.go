@@ -80,7 +80,7 @@ func CheckSecret(hash []byte, secret string) bool {
 // Defaults of Config's zero fields; the REST API's flags start from them.
 const (
 	DefaultAudience = "eddy"
-	DefaultTokenTTL = time.Hour
+	DefaultTokenTTL = 15 * time.Minute
 )
 
 // Config configures the issuer. Zero fields take the defaults above.

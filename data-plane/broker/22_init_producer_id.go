@@ -1,9 +1,6 @@
 package broker
 
 import (
-	"context"
-	"time"
-
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,7 +10,10 @@ import (
 // Versions: 0-4.
 //
 // For idempotent producers. Producer ids come from a Postgres sequence, so
-// they are unique across the pool and restarts.
+// they are unique across the pool and restarts, and are rationed per
+// cluster (bounds.go): over the rate the answer is
+// THROTTLING_QUOTA_EXCEEDED with throttle_time_ms (Kafka has no such
+// quota; this is how it answers its one other rate quota, KIP-599).
 //
 // Deviation: transactional ids are refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
@@ -35,14 +35,10 @@ func handleInitProducerID(s *Server, c *conn, req *kmsg.InitProducerIDRequest) k
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	id, err := s.store.NextProducerID(ctx)
-	if err != nil {
-		s.log.Warn("producer id allocation failed", "err", err)
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		return resp
+	id, code, throttle := s.allocateProducerID(c)
+	resp.ErrorCode, resp.ThrottleMillis = code, throttle
+	if code == 0 {
+		resp.ProducerID, resp.ProducerEpoch = id, 0
 	}
-	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp
 }

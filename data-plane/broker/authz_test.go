@@ -149,10 +149,11 @@ func produceErr(ctx context.Context, cl *kgo.Client, topic string) error {
 	return cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte("x")}).FirstErr()
 }
 
-// metricValue sums a counter's series whose labels contain every one of
-// labels (e.g. `operation="write"`).
+// metricValue sums a metric's series whose labels contain every one of
+// labels (e.g. `operation="write"`); a series without labels counts when
+// no labels are asked for.
 func metricValue(text, name string, labels ...string) float64 {
-	re := regexp.MustCompile(`(?m)^` + name + `\{([^}]*)\} (\S+)$`)
+	re := regexp.MustCompile(`(?m)^` + name + `(?:\{([^}]*)\})? (\S+)$`)
 	sum := 0.0
 	for _, m := range re.FindAllStringSubmatch(text, -1) {
 		ok := true

@@ -53,6 +53,10 @@ type conn struct {
 	expires       time.Time // session end (KIP-368); zero: none
 	closeAfter    bool      // close once the current response is written
 
+	// cred is principal for other goroutines: revocation (revoke.go)
+	// closes the connections whose credential was deleted.
+	cred atomic.Pointer[sasl.Principal]
+
 	usage connMeter // usage metering for billing (metering.go)
 
 	// deferred, set by a handler, is work its response must wait for

@@ -156,7 +156,8 @@ func (s *Server) ownsGroup(cluster, group string) bool {
 }
 
 // expireOffsetsLoop applies offsets retention (Kafka's
-// offsets.retention.minutes) to the groups this broker coordinates, every
+// offsets.retention.minutes) to the groups this broker coordinates, then
+// removes Empty groups left without offsets, every
 // tenth of the retention (between a second and ten minutes) until ctx ends.
 func (s *Server) expireOffsetsLoop(ctx context.Context) {
 	interval := min(max(s.cfg.Group.OffsetsRetention/10, time.Second), 10*time.Minute)
@@ -187,7 +188,8 @@ func (s *Server) expireOffsets(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	_, err = s.groups.RemoveEmptyGroups(ctx)
+	return err
 }
 
 // groupLagCollector exports consumer lag per group and partition, for the

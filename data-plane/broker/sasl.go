@@ -62,6 +62,7 @@ func (c *conn) authenticate(msg []byte) (reply []byte, done bool, err error) {
 		return nil, true, err
 	}
 	c.principal, c.cluster, c.expires = &p, p.Cluster, p.Expires
+	c.cred.Store(&p)
 	c.authenticated = true
 	s.log.Debug("authenticated", "remote", host, "mechanism", p.Mechanism, "org", p.Org, "cluster", p.Cluster, "principal", p.ServiceAccount)
 	return reply, true, nil

@@ -61,7 +61,9 @@ type Config struct {
 	OAuthIssuer    string
 	OAuthAudience  string
 	JWKSURL        string
-	// APIKeyCacheTTL bounds how long a revoked API key keeps working.
+	// APIKeyCacheTTL bounds how long logins trust a cached API key or
+	// service account lookup; deletions announced on eddy_revoke drop the
+	// entry at once (revoke.go), so this only matters if one is lost.
 	APIKeyCacheTTL time.Duration
 	// TLS (SASL_SSL): PEM certificate chain and key. Without them the
 	// listener is plaintext, which is refused on non-loopback addresses
@@ -81,6 +83,11 @@ type Config struct {
 	MaxRequestBytes int
 	// Conn bounds what a connection may cost the broker (connlimits.go).
 	Conn ConnLimits
+	// ProducerIDRate (per hour) and ProducerIDBurst ration a cluster's
+	// producer ids across the pool (bounds.go); the defaults are the plans'
+	// starting point.
+	ProducerIDRate  float64
+	ProducerIDBurst int
 	// ShutdownTimeout bounds the drain on shutdown.
 	ShutdownTimeout time.Duration
 	// The parts' configurations, each registering its own flags.
@@ -104,6 +111,8 @@ func DefaultConfig() Config {
 		QuotaInterval:     2 * time.Second,
 		MaxRequestBytes:   100 << 20,
 		Conn:              DefaultConnLimits(),
+		ProducerIDRate:    DefaultProducerIDRate,
+		ProducerIDBurst:   DefaultProducerIDBurst,
 		ShutdownTimeout:   15 * time.Second,
 		Leader:            leader.DefaultConfig(),
 		Group:             group.DefaultConfig(),
@@ -127,7 +136,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) for TLS on the Kafka listener")
 	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key for --tls-cert")
 	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", d.AllowPlaintext, "allow a plaintext listener on a non-loopback address")
-	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key lookups are cached (revocation takes effect within this)")
+	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key and service account lookups at login are cached (deletions announced by Postgres take effect at once; this bounds a lost announcement)")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", d.SessionTTL, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat period")
 	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "routing view refresh period")
@@ -135,6 +144,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
 	c.Conn.RegisterFlags(fs)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
+	fs.Float64Var(&c.ProducerIDRate, "producer-id-rate", d.ProducerIDRate, "producer ids (InitProducerId) a cluster may allocate per hour, across the pool, once its burst is spent")
+	fs.IntVar(&c.ProducerIDBurst, "producer-id-burst", d.ProducerIDBurst, "producer ids a cluster may allocate at once before --producer-id-rate applies")
 	c.Leader.RegisterFlags(fs)
 	c.Group.RegisterFlags(fs)
 	c.Metering.RegisterFlags(fs)
@@ -197,6 +208,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: --quota-interval must be positive, got %s", c.QuotaInterval)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("broker: --max-request-bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.ProducerIDRate <= 0:
+		return fmt.Errorf("broker: --producer-id-rate must be positive, got %v", c.ProducerIDRate)
+	case c.ProducerIDBurst < 1:
+		return fmt.Errorf("broker: --producer-id-burst must be at least 1, got %d", c.ProducerIDBurst)
 	}
 	if err := c.Conn.Validate(); err != nil {
 		return err
@@ -229,6 +244,7 @@ type Server struct {
 	store    *store.Store
 	auth     *sasl.Authenticator
 	authz    *authorizer
+	revoke   *revoker // login caches and metrics of revocation (revoke.go)
 	failed   failedLogins
 	lead     *leader.Manager
 	groups   *group.Coordinator
@@ -287,14 +303,18 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
 	}
 	s.auth = &sasl.Authenticator{Offer: cfg.SASLMechanisms}
+	s.revoke = newRevoker(reg)
 	for _, m := range cfg.SASLMechanisms {
 		switch m {
 		case sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512:
 			if s.auth.Keys == nil {
-				s.auth.Keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+				s.revoke.keys = &sasl.KeyCache{Lookup: apiKeyLookup(st), TTL: cfg.APIKeyCacheTTL}
+				s.auth.Keys = s.revoke.keys
 			}
 		case sasl.OAuthBearer:
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
+			s.revoke.accounts = &sasl.AccountCache{Exists: accountExists(st), TTL: cfg.APIKeyCacheTTL}
+			s.auth.Accounts = s.revoke.accounts
 		}
 	}
 	s.authz = newAuthorizer(st.Grants)
@@ -356,8 +376,11 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("heartbeat", service.Loop(func(ctx context.Context) { s.heartbeatLoop(ctx, host, port) }))
 	l.Add("metadata", service.Loop(s.metadataLoop))
 	l.Add("authz", service.Loop(s.authzLoop))
+	l.Add("revocation", service.Loop(s.revocationLoop))
+	l.Add("revocation check", service.Loop(s.recheckLoop))
 	l.Add("quota", service.Loop(s.quotaLoop))
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
+	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -377,7 +400,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"offset commits", // write what they committed
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
-		"heartbeat", "metadata", "authz", "quota", "offset expiry",
+		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once

@@ -44,6 +44,9 @@ import (
 //     timeout rather than ending join phases at once.
 //   - Protocol metadata over Config.MaxMetadataBytes fails with
 //     INVALID_REQUEST.
+//   - A new member of a group holding Config.MaxSize members gets
+//     GROUP_MAX_SIZE_REACHED, as in Kafka; a join that would create a
+//     group past Config.MaxGroups gets POLICY_VIOLATION (limits.go).
 func (c *Coordinator) JoinGroup(ctx context.Context, cluster string, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	r := c.joinGroup(ctx, cluster, req)
 	resp := kmsg.NewPtrJoinGroupResponse()
@@ -111,6 +114,9 @@ func (c *Coordinator) joinGroup(ctx context.Context, cluster string, req *kmsg.J
 		a.reason = strings.Clone(*req.Reason)
 	}
 
+	if code := c.admitGroup(ctx, cluster, req.Group); code != 0 {
+		return joinError(req.MemberID, code)
+	}
 	var (
 		res  joinResult
 		m    *member
@@ -207,6 +213,10 @@ func (c *Coordinator) joinNew(g *group, a joinArgs) (joinResult, *member, chan j
 	if !g.supportsProtocols(a.protocolType, a.protocols) {
 		return joinError("", kerr.InconsistentGroupProtocol.Code), nil, nil
 	}
+	// A static member's new incarnation takes its predecessor's place.
+	if replacing := a.instanceID != nil && g.static[*a.instanceID] != ""; !replacing && c.full(g) {
+		return joinError("", kerr.GroupMaxSizeReached.Code), nil, nil
+	}
 	prefix := a.client.ID
 	if a.instanceID != nil {
 		prefix = *a.instanceID
@@ -245,6 +255,9 @@ func (c *Coordinator) joinExisting(g *group, a joinArgs) (joinResult, *member, c
 		}
 		c.disarm(g.pending[a.memberID])
 		delete(g.pending, a.memberID)
+		if c.full(g) {
+			return joinError(a.memberID, kerr.GroupMaxSizeReached.Code), nil, nil
+		}
 		m, wait := c.addMember(g, a.memberID, a)
 		return joinResult{}, m, wait
 	}

@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -155,6 +156,11 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 	case req.MemberEpoch != 0 && req.MemberID == "":
 		return fail(kerr.UnknownMemberID.Code, "")
 	}
+	if req.MemberEpoch == 0 {
+		if code := c.admitGroup(ctx, cluster, req.Group); code != 0 {
+			return fail(code, "the cluster has reached its maximum number of groups")
+		}
+	}
 	cl := clientFrom(ctx)
 	k := key{cluster, req.Group}
 	saved := make(chan int16, 1)
@@ -236,6 +242,13 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 
 	m := cg.members[req.MemberID]
 	if req.MemberEpoch == 0 {
+		replacing := req.InstanceID != nil && cg.static[*req.InstanceID] != ""
+		if m == nil && !replacing && len(cg.members) >= c.cfg.ConsumerMaxSize {
+			resp.ErrorCode = kerr.GroupMaxSizeReached.Code
+			msg := fmt.Sprintf("the consumer group has reached its maximum capacity of %d members", c.cfg.ConsumerMaxSize)
+			resp.ErrorMessage = &msg
+			return false
+		}
 		if req.InstanceID != nil {
 			if old, ok := cg.static[*req.InstanceID]; ok && old != req.MemberID {
 				// A static member restarted under a new member id: it

@@ -40,9 +40,12 @@
 // unchanged, and answers ErrNotCoordinator otherwise, so a commit in flight
 // when Forget runs can never land after the group moved.
 //
-// Not provided: the eviction of idle Empty groups, which stay in memory
-// until DeleteGroups or Forget (their offsets do expire, see
-// ExpireOffsets); group.max.size; transactional offset commits
+// Groups are bounded (limits.go): members per group (group.max.size,
+// group.consumer.max.size), groups per cluster, and Empty groups without
+// committed offsets are deleted by RemoveEmptyGroups, as Kafka deletes them
+// once their offsets expire.
+//
+// Not provided: transactional offset commits
 // (TxnOffsetCommit); regular-expression subscriptions and classic-member
 // interop of KIP-848 groups; a classic-protocol view of KIP-848 groups in
 // DescribeGroups.
@@ -125,6 +128,20 @@ type Config struct {
 	// without members are kept after its last commit. Kafka:
 	// offsets.retention.minutes (7 days).
 	OffsetsRetention time.Duration
+
+	// MaxSize caps the members of a classic group and ConsumerMaxSize
+	// those of a KIP-848 group; a member joining a full group gets
+	// GROUP_MAX_SIZE_REACHED. Kafka: group.max.size and
+	// group.consumer.max.size (both unbounded by default); Eddy bounds
+	// them because every member costs the shared coordinator memory and
+	// rebalance work. Default 1000, beyond any consumer fleet of one group
+	// that a partition count allows to do useful work.
+	MaxSize         int
+	ConsumerMaxSize int
+
+	// MaxGroups caps the groups of one virtual cluster (limits.go): a
+	// join that would create one more is refused. Default DefaultMaxGroups.
+	MaxGroups int
 }
 
 // DefaultConfig returns the default configuration: the one place the
@@ -140,6 +157,10 @@ func DefaultConfig() Config {
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
 		OffsetsRetention:          7 * 24 * time.Hour,
+
+		MaxSize:         1000,
+		ConsumerMaxSize: 1000,
+		MaxGroups:       DefaultMaxGroups,
 	}
 }
 
@@ -155,6 +176,9 @@ func (cfg *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&cfg.ConsumerSessionTimeout, "group-consumer-session-timeout", d.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members")
 	fs.DurationVar(&cfg.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members")
 	fs.DurationVar(&cfg.OffsetsRetention, "group-offsets-retention", d.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
+	fs.IntVar(&cfg.MaxSize, "group-max-size", d.MaxSize, "most members of one classic group (Kafka's group.max.size)")
+	fs.IntVar(&cfg.ConsumerMaxSize, "group-consumer-max-size", d.ConsumerMaxSize, "most members of one KIP-848 consumer group (Kafka's group.consumer.max.size)")
+	fs.IntVar(&cfg.MaxGroups, "group-max-groups", d.MaxGroups, "most consumer groups of one virtual cluster")
 }
 
 // Validate reports whether the configuration is usable, naming the flags
@@ -178,6 +202,12 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.OffsetsRetention <= 0 {
 		errs = append(errs, errors.New("group: --group-offsets-retention must be positive"))
+	}
+	if cfg.MaxSize < 1 || cfg.ConsumerMaxSize < 1 {
+		errs = append(errs, errors.New("group: --group-max-size and --group-consumer-max-size must be at least 1"))
+	}
+	if cfg.MaxGroups < 1 {
+		errs = append(errs, errors.New("group: --group-max-groups must be at least 1"))
 	}
 	if cfg.MaxOffsetMetadataBytes < 0 {
 		errs = append(errs, errors.New("group: --group-max-offset-metadata-bytes must not be negative"))

@@ -41,7 +41,7 @@ func setup(t testing.TB) *env {
 	ctx := context.Background()
 	te := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 1})
 	pid := te.Parts["t"][0]
-	st, err := te.St.LoadPartition(ctx, pid)
+	st, err := te.St.LoadPartition(ctx, pid, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestDeposedLeaderCannotCommit(t *testing.T) {
 	if err := p1.WaitCommitted(wctx, stale.LastOffset); !errors.Is(err, leader.ErrNotLeader) {
 		t.Fatalf("deposed leader's waiter got %v, want ErrNotLeader", err)
 	}
-	st, err := e.st.LoadPartition(ctx, e.pid)
+	st, err := e.st.LoadPartition(ctx, e.pid, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestWALReplay(t *testing.T) {
 	if err := m2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.st.LoadPartition(ctx, e.pid)
+	st, err := e.st.LoadPartition(ctx, e.pid, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

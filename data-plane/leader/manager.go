@@ -67,6 +67,11 @@ type Config struct {
 	// Remote, if set, serves reads of data older than the in-memory cache
 	// (through a bounded local cache); nil reads the bucket directly.
 	Remote RangeReader
+	// ProducerIDExpiration is how long an idempotent producer's state
+	// outlives its last write, in memory and in Postgres (Kafka's
+	// producer.id.expiration.ms, 1 day); a producer that writes again
+	// after it starts over at sequence 0 or gets OUT_OF_ORDER_SEQUENCE.
+	ProducerIDExpiration time.Duration
 }
 
 // DefaultConfig returns the defaults the flags start from. WALDir has
@@ -77,6 +82,8 @@ func DefaultConfig() Config {
 		FlushBytes:    8 << 20,
 		CacheBytes:    8 << 20,
 		WAL:           wal.DefaultOptions(),
+
+		ProducerIDExpiration: 24 * time.Hour,
 	}
 }
 
@@ -89,6 +96,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.CacheBytes, "cache-bytes", d.CacheBytes, "in-memory cache of recent committed data per partition")
 	fs.StringVar(&c.WALDir, "wal-dir", d.WALDir, "write-ahead log directory (default: <data-dir>/wal)")
 	c.WAL.RegisterFlags(fs)
+	fs.DurationVar(&c.ProducerIDExpiration, "producer-id-expiration", d.ProducerIDExpiration, "how long an idempotent producer's state is kept after its last write (Kafka's producer.id.expiration.ms)")
 }
 
 // Validate reports a configuration Open cannot work with, naming the flag.
@@ -100,6 +108,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("leader: --flush-bytes must be positive, got %d", c.FlushBytes)
 	case c.CacheBytes <= 0:
 		return fmt.Errorf("leader: --cache-bytes must be positive, got %d", c.CacheBytes)
+	case c.ProducerIDExpiration <= 0:
+		return fmt.Errorf("leader: --producer-id-expiration must be positive, got %s", c.ProducerIDExpiration)
 	case c.WALDir == "":
 		return errors.New("leader: a WAL directory (--wal-dir) is required")
 	case c.WAL.SegmentBytes <= 0:
@@ -138,7 +148,8 @@ type Manager struct {
 	lastRotation wal.Segment
 	staleWAL     bool // segments from before the restart still exist
 
-	met metrics
+	met     metrics
+	prodMet producerMetrics // producers.go
 }
 
 type metrics struct {
@@ -189,6 +200,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 		}
 	}
 	m.initMetrics(reg)
+	m.initProducerMetrics(reg)
 	return m, nil
 }
 
@@ -261,7 +273,7 @@ func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
 
 	var firstErr error
 	for _, id := range add {
-		st, err := m.store.LoadPartition(ctx, id)
+		st, err := m.store.LoadPartition(ctx, id, time.Now().Add(-m.cfg.ProducerIDExpiration))
 		if err != nil {
 			firstErr = err
 			continue

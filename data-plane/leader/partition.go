@@ -44,6 +44,7 @@ type producer struct {
 	epoch   int16
 	batches []store.SeqBatch
 	dirty   bool
+	last    time.Time // last write, for expiry (producers.go)
 }
 
 // Partition is the state of one partition this broker leads. All methods
@@ -76,7 +77,7 @@ func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
 		changed:   make(chan struct{}),
 	}
 	for _, ps := range st.Producers {
-		p.producers[ps.ProducerID] = &producer{epoch: ps.Epoch, batches: ps.Batches}
+		p.producers[ps.ProducerID] = &producer{epoch: ps.Epoch, batches: ps.Batches, last: ps.Updated}
 	}
 	return p
 }
@@ -148,6 +149,7 @@ func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) 
 				prod.batches = append(prod.batches[:0], prod.batches[n-maxProducerBatches:]...)
 			}
 			prod.dirty = true
+			prod.last = time.Now()
 		}
 		if res.BaseOffset < 0 {
 			res.BaseOffset = base

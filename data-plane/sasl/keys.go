@@ -101,3 +101,20 @@ func (c *KeyCache) entry(ctx context.Context, id string) (keyEntry, error) {
 	}
 	return e, nil
 }
+
+// Forget drops what the cache remembers about key id, so the next login
+// with it looks it up again: the broker calls it when Postgres announces
+// the key's deletion.
+func (c *KeyCache) Forget(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}
+
+// ForgetAll drops every remembered key (after notifications may have been
+// lost).
+func (c *KeyCache) ForgetAll() {
+	c.mu.Lock()
+	c.entries = nil
+	c.mu.Unlock()
+}

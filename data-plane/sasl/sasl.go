@@ -10,8 +10,10 @@
 //     cluster), checked against the credentials the control plane derived
 //     from the secret when it made the key (internal/scram). Two round trips.
 //   - OAUTHBEARER (RFC 7628, KIP-255/KIP-342): a JWT issued by Eddy's control
-//     plane, verified offline against its JWKS. The logicalCluster extension
-//     may name the cluster and must agree with the token's cluster claim.
+//     plane, verified offline against its JWKS, whose subject (a service
+//     account) must still exist (Authenticator.Accounts). The logicalCluster
+//     extension may name the cluster and must agree with the token's cluster
+//     claim.
 //
 // Errors are ErrAuthentication (wrong or unknown credentials; its message is
 // safe to show the client and never echoes a secret), ErrMechanism and
@@ -70,6 +72,10 @@ const (
 type Authenticator struct {
 	Keys   KeyVerifier
 	Tokens TokenVerifier
+	// Accounts, when set, must confirm that a token's subject (its service
+	// account) still exists: a token outlives the deletion of its account
+	// otherwise, until it expires.
+	Accounts AccountChecker
 	// Offer lists the mechanisms offered, in order; nil offers every
 	// mechanism Keys and Tokens allow. A mechanism they do not allow is
 	// not offered even when listed.
@@ -193,6 +199,9 @@ func (x *Exchange) Next(ctx context.Context, msg []byte) (reply []byte, p Princi
 		if err != nil {
 			return nil, Principal{}, true, err
 		}
+		if err := x.a.checkAccount(ctx, p.ServiceAccount); err != nil {
+			return nil, Principal{}, true, err
+		}
 		p.Mechanism = OAuthBearer
 		p, err = choose(p, ext["logicalCluster"])
 		return nil, p, true, err
@@ -228,6 +237,21 @@ func (x *Exchange) scram(ctx context.Context, msg []byte) ([]byte, Principal, bo
 	x.p.Mechanism = x.mechanism
 	p, err := choose(x.p, x.cluster)
 	return final, p, true, err
+}
+
+// checkAccount refuses a token whose service account was deleted.
+func (a *Authenticator) checkAccount(ctx context.Context, id string) error {
+	if a.Accounts == nil {
+		return nil
+	}
+	ok, err := a.Accounts.AccountExists(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%w: the token's service account no longer exists", ErrAuthentication)
+	}
+	return nil
 }
 
 // splitCluster takes a cluster named in a username "<key>@<cluster>"; the

@@ -254,3 +254,28 @@ func TestAuthenticate(t *testing.T) {
 		t.Errorf("%d lookups for 3 distinct keys: the cache does not cache", lookups)
 	}
 }
+
+// TestDeletedAccount: a valid token whose service account was deleted is
+// refused; the account cache remembers answers until told to forget.
+func TestDeletedAccount(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	exists, lookups := true, 0
+	accounts := &AccountCache{TTL: time.Hour, Exists: func(_ context.Context, id string) (bool, error) {
+		lookups++
+		return exists && id == "sa-1", nil
+	}}
+	a := &Authenticator{Tokens: &JWKS{URL: is.srv.URL, Issuer: "https://eddy.test", Audience: "eddy"}, Accounts: accounts}
+	msg := []byte("n,,\x01auth=Bearer " + is.sign(t, "k1", nil) + "\x01\x01")
+	if _, err := a.Authenticate(ctx, OAuthBearer, msg); err != nil {
+		t.Fatalf("token of an existing account: %v", err)
+	}
+	exists = false
+	if _, err := a.Authenticate(ctx, OAuthBearer, msg); err != nil || lookups != 1 {
+		t.Fatalf("cached answer: %v after %d lookups", err, lookups)
+	}
+	accounts.Forget("sa-1")
+	if _, err := a.Authenticate(ctx, OAuthBearer, msg); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("token of a deleted account: %v, want ErrAuthentication", err)
+	}
+}

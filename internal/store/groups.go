@@ -412,3 +412,23 @@ func (s *Store) ExpireGroupOffsets(ctx context.Context, clusterID, group string,
 	}
 	return tag.RowsAffected(), nil
 }
+
+// GroupCount counts clusterID's consumer groups (those with committed
+// offsets or persisted membership) and reports whether group is one of
+// them, for the cap on groups per cluster.
+func (s *Store) GroupCount(ctx context.Context, clusterID, group string) (int, bool, error) {
+	var (
+		n     int
+		known bool
+	)
+	err := s.pool.QueryRow(ctx, `
+		WITH g AS (
+			SELECT group_id FROM group_states WHERE cluster_id = $1
+			UNION SELECT group_id FROM group_offsets WHERE cluster_id = $1
+		)
+		SELECT count(*), coalesce(bool_or(group_id = $2), false) FROM g`, clusterID, group).Scan(&n, &known)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: count groups: %w", err)
+	}
+	return n, known, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // SeqBatch is one batch an idempotent producer wrote, kept so a retry of
@@ -20,6 +21,9 @@ type ProducerState struct {
 	ProducerID int64
 	Epoch      int16
 	Batches    []SeqBatch
+	// Updated is when the state was last committed (read only: Commit
+	// stamps it).
+	Updated time.Time
 }
 
 // PartitionState is what a broker needs to start leading a partition.
@@ -31,8 +35,10 @@ type PartitionState struct {
 	Producers      []ProducerState
 }
 
-// LoadPartition reads a partition's committed state.
-func (s *Store) LoadPartition(ctx context.Context, partitionID int64) (PartitionState, error) {
+// LoadPartition reads a partition's committed state, with the producers
+// whose state was committed at or after producersSince (expired producers
+// are left out; the zero time loads all).
+func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersSince time.Time) (PartitionState, error) {
 	var st PartitionState
 	err := s.pool.QueryRow(ctx, `
 		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset
@@ -42,7 +48,8 @@ func (s *Store) LoadPartition(ctx context.Context, partitionID int64) (Partition
 		return st, fmt.Errorf("store: load partition %d: %w", partitionID, noRows(err))
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT producer_id, producer_epoch, batches FROM producer_states WHERE partition_id = $1`, partitionID)
+		SELECT producer_id, producer_epoch, batches, updated_at FROM producer_states
+		WHERE partition_id = $1 AND updated_at >= $2`, partitionID, producersSince)
 	if err != nil {
 		return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
 	}
@@ -52,7 +59,7 @@ func (s *Store) LoadPartition(ctx context.Context, partitionID int64) (Partition
 			p   ProducerState
 			raw []byte
 		)
-		if err := rows.Scan(&p.ProducerID, &p.Epoch, &raw); err != nil {
+		if err := rows.Scan(&p.ProducerID, &p.Epoch, &raw, &p.Updated); err != nil {
 			return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
 		}
 		if p.Batches, err = decodeBatches(raw); err != nil {

@@ -313,12 +313,3 @@ func (s *Store) AdvanceLogStart(ctx context.Context, partitionID, offset int64) 
 	}
 	return offset, tx.Commit(ctx)
 }
-
-// NextProducerID allocates a producer id (InitProducerId).
-func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
-	var id int64
-	if err := s.pool.QueryRow(ctx, `SELECT nextval('producer_ids')`).Scan(&id); err != nil {
-		return 0, fmt.Errorf("store: producer id: %w", err)
-	}
-	return id, nil
-}

@@ -106,7 +106,7 @@ func TestObjectStoreOutage(t *testing.T) {
 					return
 				}
 				// Invariant 3: acknowledged means committed in Postgres.
-				st, err := e.St.LoadPartition(context.Background(), pid)
+				st, err := e.St.LoadPartition(context.Background(), pid, time.Time{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -196,7 +196,7 @@ func committed(t *testing.T, e *tieredtest.Env) map[int64]int64 {
 	t.Helper()
 	out := map[int64]int64{}
 	for _, pid := range e.Parts["t"] {
-		st, err := e.St.LoadPartition(context.Background(), pid)
+		st, err := e.St.LoadPartition(context.Background(), pid, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 	}
 	t.Logf("retention: %+v", res)
 	for _, p := range bytime {
-		st, err := e.St.LoadPartition(ctx, p)
+		st, err := e.St.LoadPartition(ctx, p, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 			t.Errorf("bytime partition %d: log start %d hw %d, want 100 and 200", p, st.LogStartOffset, st.HighWatermark)
 		}
 	}
-	st, _ := e.St.LoadPartition(ctx, bysize)
+	st, _ := e.St.LoadPartition(ctx, bysize, time.Time{})
 	segs, _ := e.St.Segments(ctx, bysize, -1, 100)
 	var kept int64
 	for _, s := range segs {
@@ -115,7 +115,7 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 			kept, len(segs), segs[0].BaseOffset, st.LogStartOffset)
 	}
 	for _, p := range []int64{forever, compacted} {
-		if st, _ := e.St.LoadPartition(ctx, p); st.LogStartOffset != 0 {
+		if st, _ := e.St.LoadPartition(ctx, p, time.Time{}); st.LogStartOffset != 0 {
 			t.Errorf("partition %d without delete retention moved its log start to %d", p, st.LogStartOffset)
 		}
 	}

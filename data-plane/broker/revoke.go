@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Revocation. A connection keeps the principal it authenticated as until
+// it closes or re-authenticates; deleting its credential must still end
+// it within seconds. Postgres announces deletions on eddy_revoke
+// (migrations/0011_revocation.sql): "key:<id>" for an API key,
+// "account:<id>" for a service account. The broker then forgets the
+// credential in its login caches, so the next login looks it up again, and
+// closes the connections that rest on it:
+//
+//	mechanism            closed when deleted
+//	PLAIN, SCRAM-*       its API key, or the key's service account
+//	OAUTHBEARER          the token's subject (service account)
+//
+// New OAUTHBEARER logins check that the subject exists (sasl.AccountCache)
+// since a token is verified offline and would outlive its account until it
+// expires. Every revocationRecheck (and after the listener reconnects, when
+// notifications may have been lost) the credentials of all open
+// connections are checked against Postgres in one query. Role bindings and
+// ACLs are not credentials: their removal reaches open connections through
+// the authorizer (authz.go).
+
+// revocationRecheck is how often open connections' credentials are
+// re-checked, in case a notification was lost in a way the listener could
+// not notice.
+const revocationRecheck = 30 * time.Second
+
+// revoker holds the login caches revocation empties.
+type revoker struct {
+	keys     *sasl.KeyCache     // nil without PLAIN or SCRAM
+	accounts *sasl.AccountCache // nil without OAUTHBEARER
+	closed   *prometheus.CounterVec
+}
+
+func newRevoker(reg prometheus.Registerer) *revoker {
+	r := &revoker{closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_broker_revoked_connections_total",
+		Help: "Connections closed because their credential was deleted, by what was deleted (api_key, service_account)."},
+		[]string{"deleted"})}
+	if reg != nil {
+		reg.MustRegister(r.closed)
+	}
+	return r
+}
+
+// accountExists adapts the store to the account cache.
+func accountExists(st *store.Store) func(ctx context.Context, id string) (bool, error) {
+	return func(ctx context.Context, id string) (bool, error) {
+		_, gone, err := st.CredentialsGone(ctx, nil, []string{id})
+		return len(gone) == 0, err
+	}
+}
+
+// revocationLoop follows eddy_revoke. After (re)connecting it empties the
+// caches and re-checks every connection, since deletions announced while
+// it was away are lost.
+func (s *Server) revocationLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.store.Listen(ctx, "eddy_revoke", func(wait func(context.Context) (string, error)) error {
+			s.forgetCredentials("", "")
+			if err := s.recheckCredentials(ctx); err != nil {
+				return err
+			}
+			for {
+				payload, err := wait(ctx)
+				if err != nil {
+					return err
+				}
+				kind, id, _ := strings.Cut(payload, ":")
+				switch kind {
+				case "key":
+					s.forgetCredentials(id, "")
+					s.closeRevoked(map[string]bool{id: true}, nil)
+				case "account":
+					s.forgetCredentials("", id)
+					s.closeRevoked(nil, map[string]bool{id: true})
+				}
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("revocation listener failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// recheckLoop re-checks the open connections' credentials every
+// revocationRecheck.
+func (s *Server) recheckLoop(ctx context.Context) {
+	t := time.NewTicker(revocationRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.recheckCredentials(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("re-checking credentials failed", "err", err)
+		}
+	}
+}
+
+// forgetCredentials drops a key or an account from the login caches; both
+// empty drops everything.
+func (s *Server) forgetCredentials(key, account string) {
+	r := s.revoke
+	switch {
+	case key == "" && account == "":
+		if r.keys != nil {
+			r.keys.ForgetAll()
+		}
+		if r.accounts != nil {
+			r.accounts.ForgetAll()
+		}
+	case key != "":
+		if r.keys != nil {
+			r.keys.Forget(key)
+		}
+	default:
+		if r.accounts != nil {
+			r.accounts.Forget(account)
+		}
+		// The account's keys announce their own deletion (they cascade),
+		// but a key cached as valid must not outlive its account if that
+		// announcement is the one lost.
+		if r.keys != nil {
+			r.keys.ForgetAll()
+		}
+	}
+}
+
+// recheckCredentials closes the connections whose API key or service
+// account no longer exists.
+func (s *Server) recheckCredentials(ctx context.Context) error {
+	keys, accounts := map[string]bool{}, map[string]bool{}
+	s.mu.Lock()
+	for c := range s.conns {
+		if p := c.cred.Load(); p != nil {
+			if usesKey(p) {
+				keys[p.Via] = true
+			}
+			accounts[p.ServiceAccount] = true
+		}
+	}
+	s.mu.Unlock()
+	if len(keys) == 0 && len(accounts) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	goneKeys, goneAccounts, err := s.store.CredentialsGone(ctx, setKeys(keys), setKeys(accounts))
+	if err != nil {
+		return err
+	}
+	if len(goneKeys)+len(goneAccounts) == 0 {
+		return nil
+	}
+	gk, ga := map[string]bool{}, map[string]bool{}
+	for _, k := range goneKeys {
+		gk[k] = true
+		s.forgetCredentials(k, "")
+	}
+	for _, a := range goneAccounts {
+		ga[a] = true
+		s.forgetCredentials("", a)
+	}
+	s.closeRevoked(gk, ga)
+	return nil
+}
+
+// closeRevoked closes the connections authenticated with one of keys or as
+// one of accounts. Closing the socket (rather than refusing requests one
+// by one) ends long polls and parked group joins at once, and is what a
+// client sees when Kafka's session expires (KIP-368).
+func (s *Server) closeRevoked(keys, accounts map[string]bool) {
+	var victims []*conn
+	s.mu.Lock()
+	for c := range s.conns {
+		p := c.cred.Load()
+		if p == nil {
+			continue
+		}
+		switch {
+		case usesKey(p) && keys[p.Via]:
+			victims = append(victims, c)
+			s.revoke.closed.WithLabelValues("api_key").Inc()
+		case accounts[p.ServiceAccount]:
+			victims = append(victims, c)
+			s.revoke.closed.WithLabelValues("service_account").Inc()
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		p := c.cred.Load()
+		s.log.Info("closing connection: its credential was deleted", "remote", c.host, "cluster", p.Cluster,
+			"principal", p.ServiceAccount, "mechanism", p.Mechanism, "via", p.Via)
+		c.cancel()
+		c.nc.Close()
+	}
+}
+
+// usesKey reports whether p authenticated with an API key (Via is then the
+// key's id; for tokens it is the token's id).
+func usesKey(p *sasl.Principal) bool {
+	return p.Mechanism != sasl.OAuthBearer
+}
+
+func setKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
