@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -59,7 +60,7 @@ type conn struct {
 	// (acks=all commits); it runs off the reader goroutine (see serve).
 	deferred func()
 
-	load connLoad // per-cluster load counters and quota state (load.go, quota.go)
+	load quota.Conn // per-cluster load counters and quota state
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -87,7 +88,7 @@ func (c *conn) serve() {
 	defer c.cancel()
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
-	defer c.endLoad()
+	defer c.load.Close()
 	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
 
 	// Requests are decoded and handled one at a time, in order, here; but
@@ -109,7 +110,7 @@ func (c *conn) serve() {
 
 	var sizeBuf [4]byte
 	for !c.stopping.Load() && c.ctx.Err() == nil {
-		c.waitMuted() // throttled by a quota (quota.go)
+		c.load.WaitMuted(c.ctx, &c.stopping) // throttled by a quota
 		if _, err := io.ReadFull(c.br, sizeBuf[:]); err != nil {
 			return
 		}
@@ -125,7 +126,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.s.met.bytesIn.Add(float64(size + 4))
-		c.countRequest(int(size) + 4)
+		c.load.Request(c.s.meter, c.cluster, int(size)+4)
 		c.meterIn(int64(size) + 4)
 		var (
 			out   []byte
@@ -186,7 +187,7 @@ func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 			continue
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
-		c.countResponse(len(out))
+		c.load.Response(len(out))
 		c.meterOut(int64(len(out)))
 	}
 }
@@ -263,12 +264,12 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 	}
 	wait := c.deferred
 	c.deferred = nil
-	delay, err := c.chargeQuota(rq.key, len(buf)+4, resp)
+	delay, err := c.s.quotas.Charge(&c.load, rq.key, len(buf)+4, resp)
 	if err != nil {
 		return nil, nil, err
 	}
 	if delay > 0 {
-		wait = delayed(wait, delay, c.ctx)
+		wait = quota.Delayed(c.ctx, wait, delay)
 	}
 	if resp == nil {
 		c.s.met.observe(rq.key, start, nil)

@@ -56,6 +56,7 @@ func Defaults() Limits {
 type Bound struct {
 	Field    string // the JSON name
 	Min, Max int64
+	Default  int64 // in Defaults; filled by BoundOf
 }
 
 // bounds is every limit's range, in the order of Limits' fields.
@@ -63,21 +64,24 @@ var bounds = []struct {
 	Bound
 	get func(Limits) int64
 }{
-	{Bound{"ingress_mbps", 1, 10_000}, func(l Limits) int64 { return int64(l.IngressMBps) }},
-	{Bound{"egress_mbps", 1, 10_000}, func(l Limits) int64 { return int64(l.EgressMBps) }},
-	{Bound{"max_requests_per_sec", 1, 1_000_000}, func(l Limits) int64 { return int64(l.MaxRequestsPerSec) }},
-	{Bound{"max_connections", 1, 100_000}, func(l Limits) int64 { return int64(l.MaxConnections) }},
-	{Bound{"max_partitions", 1, 100_000}, func(l Limits) int64 { return int64(l.MaxPartitions) }},
-	{Bound{"max_storage_gb", 1, 1_000_000}, func(l Limits) int64 { return l.MaxStorageGB }},
+	{Bound{Field: "ingress_mbps", Min: 1, Max: 10_000}, func(l Limits) int64 { return int64(l.IngressMBps) }},
+	{Bound{Field: "egress_mbps", Min: 1, Max: 10_000}, func(l Limits) int64 { return int64(l.EgressMBps) }},
+	{Bound{Field: "max_requests_per_sec", Min: 1, Max: 1_000_000}, func(l Limits) int64 { return int64(l.MaxRequestsPerSec) }},
+	{Bound{Field: "max_connections", Min: 1, Max: 100_000}, func(l Limits) int64 { return int64(l.MaxConnections) }},
+	{Bound{Field: "max_partitions", Min: 1, Max: 100_000}, func(l Limits) int64 { return int64(l.MaxPartitions) }},
+	{Bound{Field: "max_storage_gb", Min: 1, Max: 1_000_000}, func(l Limits) int64 { return l.MaxStorageGB }},
 }
 
-// BoundOf returns the range of the limit with JSON name field, for
-// clients that check a value before sending it (the Terraform schema).
-// It panics for a name that is no limit: that is a programming error.
+// BoundOf returns the range and default of the limit with JSON name
+// field, for clients that check a value before sending it or document it
+// (the Terraform schema, the CLI's flags). It panics for a name that is
+// no limit: that is a programming error.
 func BoundOf(field string) Bound {
 	for _, b := range bounds {
 		if b.Field == field {
-			return b.Bound
+			bd := b.Bound
+			bd.Default = b.get(Defaults())
+			return bd
 		}
 	}
 	panic("limits: no limit " + field)

@@ -54,7 +54,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestBoundOf(t *testing.T) {
-	if b := limits.BoundOf("max_connections"); b.Min != 1 || b.Max != 100_000 {
+	if b := limits.BoundOf("max_connections"); b.Min != 1 || b.Max != 100_000 || b.Default != 1000 {
 		t.Errorf("BoundOf(max_connections) = %+v", b)
 	}
 	defer func() {
