@@ -255,6 +255,17 @@ func TestQuotaConnectionsSetOverREST(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a connection under the default limit: %v", err)
 	}
+	// kgo talks to a broker it learnt of over a connection of its own:
+	// open it now, so that it is admitted before the limit is lowered.
+	firstConn := func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		_, err := first.Broker(1).Request(rctx, kmsg.NewPtrMetadataRequest())
+		return err
+	}
+	if err := firstConn(); err != nil {
+		t.Fatalf("a second connection under the default limit: %v", err)
+	}
 	setConns(2)
 	// Once the broker has the new limit, connections past it are refused.
 	var refused error
@@ -270,9 +281,7 @@ func TestQuotaConnectionsSetOverREST(t *testing.T) {
 	if v := metricValue(scrape(t, s), "eddy_quota_refusals_total", `cluster="`+tn.cluster+`"`, `limit="connections"`); v < 1 {
 		t.Errorf("eddy_quota_refusals_total{limit=connections} = %v, want >= 1", v)
 	}
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer rcancel()
-	if _, err := first.Request(rctx, kmsg.NewPtrMetadataRequest()); err != nil {
+	if err := firstConn(); err != nil {
 		t.Errorf("a connection admitted before the limit was lowered: %v", err)
 	}
 
