@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,7 +54,11 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: lim.given(cmd.Flags()), DefaultTopicConfigs: cfg})
+			l, err := lim.given(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: l, DefaultTopicConfigs: cfg})
 			if err != nil {
 				return err
 			}
@@ -126,7 +132,11 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := client.UpdateClusterRequest{Limits: upLim.given(cmd.Flags())}
+			l, err := upLim.given(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			req := client.UpdateClusterRequest{Limits: l}
 			if cmd.Flags().Changed("name") {
 				req.Name = &rename
 			}
@@ -168,24 +178,32 @@ func (l *limitFlags) register(fs *pflag.FlagSet, withDefaults bool) {
 }
 
 // given returns the limits whose flags were given, the others zero (the
-// server leaves those alone), or nil if none was.
-func (l *limitFlags) given(fs *pflag.FlagSet) *limits.Limits {
-	var out limits.Limits
-	set := false
+// server leaves those alone), or nil if none was. A value out of its
+// limit's bounds is refused here: a zero could not even be sent, as zero
+// means unset.
+func (l *limitFlags) given(fs *pflag.FlagSet) (*limits.Limits, error) {
+	var (
+		out  limits.Limits
+		set  bool
+		errs []error
+	)
 	v := func(name string, n int64) int64 {
 		if !fs.Changed(name) {
 			return 0
 		}
 		set = true
+		if b := limits.BoundOf(strings.ReplaceAll(name, "-", "_")); n < b.Min || n > b.Max {
+			errs = append(errs, fmt.Errorf("--%s must be from %d to %d, not %d", name, b.Min, b.Max, n))
+		}
 		return n
 	}
 	out.IngressMBps, out.EgressMBps = int32(v("ingress-mbps", l.in)), int32(v("egress-mbps", l.out))
 	out.MaxRequestsPerSec, out.MaxConnections = int32(v("max-requests-per-sec", l.reqs)), int32(v("max-connections", l.conns))
 	out.MaxPartitions, out.MaxStorageGB = int32(v("max-partitions", l.parts)), v("max-storage-gb", l.storage)
-	if !set {
-		return nil
+	if err := errors.Join(errs...); err != nil || !set {
+		return nil, err
 	}
-	return &out
+	return &out, nil
 }
 
 // waitReady polls until the cluster is ready, keeping one progress line

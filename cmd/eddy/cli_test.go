@@ -133,7 +133,7 @@ func TestTenantCLI(t *testing.T) {
 	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "300/s") {
 		t.Errorf("cluster describe after update:\n%s", out)
 	}
-	if _, errs, err := run("", "cluster", "update", cl.ID, "--max-connections", "0"); err == nil || !strings.Contains(errs, "limits.max_connections") {
+	if _, errs, err := run("", "cluster", "update", cl.ID, "--max-connections", "0"); err == nil || !strings.Contains(errs, "--max-connections must be from 1 to 100000") {
 		t.Errorf("out-of-range connection limit: %v %s", err, errs)
 	}
 	if _, _, err := run("", "cluster", "update", cl.ID); err == nil {
