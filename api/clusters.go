@@ -89,17 +89,18 @@ func decodeClusterBody(c echo.Context, maxBytes int64, req any) (json.RawMessage
 
 // patchLimits decodes a request's limits object (absent or null: no
 // change) onto l, so the fields it leaves out keep their value, and adds
-// every limit out of range to fe as limits.<field>. Decoding onto the
-// defaults or the cluster's current limits is what lets one Limits type
-// serve creates, partial updates and responses.
+// every limit it changes out of range to fe as limits.<field>. Decoding
+// onto the defaults or the cluster's current limits is what lets one
+// Limits type serve creates, partial updates and responses.
 func patchLimits(fe *fieldErrors, raw json.RawMessage, l *limits.Limits) {
+	before := *l
 	if len(raw) > 0 {
 		// Cannot fail: decodeClusterBody decoded the same bytes into a
 		// Limits.
 		_ = json.Unmarshal(raw, l)
 	}
 	var errs limits.FieldErrors
-	if errors.As(l.Validate(), &errs) {
+	if errors.As(l.ValidateChange(before), &errs) {
 		for _, e := range errs {
 			fe.add("limits."+e.Field, "%s", e.Msg)
 		}

@@ -109,10 +109,21 @@ func (fe FieldErrors) Error() string {
 
 // Validate returns nil, or FieldErrors naming every limit out of its
 // range.
-func (l Limits) Validate() error {
+func (l Limits) Validate() error { return l.validate(nil) }
+
+// ValidateChange is Validate for an update from limits from: it checks only
+// the limits that differ from it, so that a change of one limit is not
+// refused for another that an operator set out of range by hand.
+func (l Limits) ValidateChange(from Limits) error { return l.validate(&from) }
+
+func (l Limits) validate(from *Limits) error {
 	var fe FieldErrors
 	for _, b := range bounds {
-		if v := b.get(l); v < b.Min || v > b.Max {
+		v := b.get(l)
+		if from != nil && v == b.get(*from) {
+			continue
+		}
+		if v < b.Min || v > b.Max {
 			fe = append(fe, FieldError{b.Field, fmt.Sprintf("must be from %d to %d, not %d", b.Min, b.Max, v)})
 		}
 	}

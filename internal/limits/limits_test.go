@@ -53,6 +53,21 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestValidateChange(t *testing.T) {
+	stored := limits.Defaults()
+	stored.IngressMBps = 20_000 // out of range, set by hand
+	l := stored
+	l.MaxConnections = 5
+	if err := l.ValidateChange(stored); err != nil {
+		t.Errorf("changing max_connections of a cluster with ingress out of range: %v", err)
+	}
+	l.MaxRequestsPerSec = 0
+	var fe limits.FieldErrors
+	if err := l.ValidateChange(stored); !errors.As(err, &fe) || len(fe) != 1 || fe[0].Field != "max_requests_per_sec" {
+		t.Errorf("ValidateChange = %v, want only max_requests_per_sec", err)
+	}
+}
+
 func TestBoundOf(t *testing.T) {
 	if b := limits.BoundOf("max_connections"); b.Min != 1 || b.Max != 100_000 || b.Default != 1000 {
 		t.Errorf("BoundOf(max_connections) = %+v", b)
