@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // send issues a raw request as t's admin and decodes a problem answer.
@@ -58,7 +59,7 @@ func TestBadInput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := e.newTenant("acme")
-	cl := must[client.Cluster](t)(a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "c1", Limits: &client.LimitsInput{MaxPartitions: ptr[int32](4)}}))
+	cl := must[client.Cluster](t)(a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "c1", Limits: &limits.Limits{MaxPartitions: 4}}))
 	must[client.Topic](t)(a.admin.CreateTopic(ctx, cl.ID, client.CreateTopicRequest{Name: "t1", Partitions: ptr[int32](2)}))
 	topics := "/v1/clusters/" + cl.ID + "/topics"
 	const js = "application/json"

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,16 +12,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
-)
-
-// Limit ranges and defaults of a virtual cluster.
-var (
-	defaultLimits = store.Limits{IngressMBps: 100, EgressMBps: 300, MaxPartitions: 1000, MaxStorageGB: 1024}
-	limitRanges   = struct{ mbps, partitions, storageGB [2]int64 }{
-		mbps: [2]int64{1, 10_000}, partitions: [2]int64{1, 100_000}, storageGB: [2]int64{1, 1_000_000},
-	}
 )
 
 func mustJSON(v any) []byte {
@@ -33,8 +28,7 @@ func mustJSON(v any) []byte {
 func (s *Server) clusterOut(cl store.Cluster) client.Cluster {
 	return client.Cluster{
 		ID: cl.ID, Name: cl.Name, Status: cl.Status,
-		Limits: client.Limits{IngressMBps: cl.Limits.IngressMBps, EgressMBps: cl.Limits.EgressMBps,
-			MaxPartitions: cl.Limits.MaxPartitions, MaxStorageGB: cl.Limits.MaxStorageGB},
+		Limits:              cl.Limits,
 		DefaultTopicConfigs: cl.DefaultTopicConfigs,
 		PartitionsUsed:      cl.Partitions,
 		Kafka: client.KafkaEndpoint{
@@ -71,28 +65,45 @@ func ifMatchVersion(c echo.Context) int64 {
 	return n
 }
 
-func checkLimits(fe *fieldErrors, in *client.LimitsInput, l *store.Limits) {
-	if in == nil {
-		return
+// decodeClusterBody decodes a create or update request into req and
+// returns its limits object as it came (nil if absent), for patchLimits:
+// req.Limits cannot tell a limit left out from one sent as 0.
+func decodeClusterBody(c echo.Context, maxBytes int64, req any) (json.RawMessage, error) {
+	var body json.RawMessage
+	if err := decodeJSON(c, maxBytes, &body); err != nil {
+		return nil, err
 	}
-	check := func(field string, v int64, r [2]int64) bool {
-		if v < r[0] || v > r[1] {
-			fe.add("limits."+field, "must be from %d to %d, not %d", r[0], r[1], v)
-			return false
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return nil, jsonError(err, maxBytes)
+	}
+	var raw struct {
+		Limits json.RawMessage `json:"limits"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, jsonError(err, maxBytes)
+	}
+	return raw.Limits, nil
+}
+
+// patchLimits decodes a request's limits object (absent or null: no
+// change) onto l, so the fields it leaves out keep their value, and adds
+// every limit it changes out of range to fe as limits.<field>. Decoding
+// onto the defaults or the cluster's current limits is what lets one
+// Limits type serve creates, partial updates and responses.
+func patchLimits(fe *fieldErrors, raw json.RawMessage, l *limits.Limits) {
+	before := *l
+	if len(raw) > 0 {
+		// Cannot fail: decodeClusterBody decoded the same bytes into a
+		// Limits.
+		_ = json.Unmarshal(raw, l)
+	}
+	var errs limits.FieldErrors
+	if errors.As(l.ValidateChange(before), &errs) {
+		for _, e := range errs {
+			fe.add("limits."+e.Field, "%s", e.Msg)
 		}
-		return true
-	}
-	if in.IngressMBps != nil && check("ingress_mbps", int64(*in.IngressMBps), limitRanges.mbps) {
-		l.IngressMBps = *in.IngressMBps
-	}
-	if in.EgressMBps != nil && check("egress_mbps", int64(*in.EgressMBps), limitRanges.mbps) {
-		l.EgressMBps = *in.EgressMBps
-	}
-	if in.MaxPartitions != nil && check("max_partitions", int64(*in.MaxPartitions), limitRanges.partitions) {
-		l.MaxPartitions = *in.MaxPartitions
-	}
-	if in.MaxStorageGB != nil && check("max_storage_gb", *in.MaxStorageGB, limitRanges.storageGB) {
-		l.MaxStorageGB = *in.MaxStorageGB
 	}
 }
 
@@ -111,13 +122,14 @@ func (s *Server) createCluster(c echo.Context) error {
 		return err
 	}
 	var req client.CreateClusterRequest
-	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+	rawLimits, err := decodeClusterBody(c, s.cfg.MaxBodyBytes, &req)
+	if err != nil {
 		return err
 	}
 	var fe fieldErrors
 	validName(&fe, "name", req.Name)
-	l := defaultLimits
-	checkLimits(&fe, req.Limits, &l)
+	l := limits.Defaults()
+	patchLimits(&fe, rawLimits, &l)
 	checkConfigs(&fe, "default_topic_configs", req.DefaultTopicConfigs)
 	if err := fe.err(); err != nil {
 		return err
@@ -178,7 +190,8 @@ func (s *Server) updateCluster(c echo.Context) error {
 		return err
 	}
 	var req client.UpdateClusterRequest
-	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+	rawLimits, err := decodeClusterBody(c, s.cfg.MaxBodyBytes, &req)
+	if err != nil {
 		return err
 	}
 	var fe fieldErrors
@@ -186,7 +199,7 @@ func (s *Server) updateCluster(c echo.Context) error {
 		validName(&fe, "name", *req.Name)
 	}
 	l := cl.Limits
-	checkLimits(&fe, req.Limits, &l)
+	patchLimits(&fe, rawLimits, &l)
 	if req.DefaultTopicConfigs != nil {
 		checkConfigs(&fe, "default_topic_configs", *req.DefaultTopicConfigs)
 	}
@@ -201,11 +214,14 @@ func (s *Server) updateCluster(c echo.Context) error {
 		if req.Name != nil {
 			cl.Name = *req.Name
 		}
+		// Again onto the locked row, so a limit the body leaves out keeps
+		// what a concurrent update wrote; the body was validated above.
 		var fe fieldErrors
-		checkLimits(&fe, req.Limits, &cl.Limits)
-		if req.Limits != nil && req.Limits.MaxPartitions != nil && *req.Limits.MaxPartitions < cl.Partitions {
+		before := cl.Limits.MaxPartitions
+		patchLimits(&fe, rawLimits, &cl.Limits)
+		if cl.Limits.MaxPartitions != before && cl.Limits.MaxPartitions < cl.Partitions {
 			return fmt.Errorf("%w: limits.max_partitions %d is below the %d partitions the cluster has",
-				store.ErrInvalid, *req.Limits.MaxPartitions, cl.Partitions)
+				store.ErrInvalid, cl.Limits.MaxPartitions, cl.Partitions)
 		}
 		if req.DefaultTopicConfigs != nil {
 			cl.DefaultTopicConfigs = *req.DefaultTopicConfigs

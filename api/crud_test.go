@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // TestCRUD walks every resource through create, read, list, update and
@@ -21,7 +22,7 @@ func TestCRUD(t *testing.T) {
 		t.Fatalf("org = %+v", got)
 	}
 	cl, err := a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod",
-		Limits:              &client.LimitsInput{MaxPartitions: ptr[int32](10)},
+		Limits:              &limits.Limits{MaxPartitions: 10},
 		DefaultTopicConfigs: map[string]string{"retention.ms": "3600000"}})
 	if err != nil {
 		t.Fatal(err)
@@ -64,14 +65,14 @@ func TestCRUD(t *testing.T) {
 		t.Fatalf("partitions used = %d", got.PartitionsUsed)
 	}
 	up, err := a.admin.UpdateCluster(ctx, cl.ID, client.UpdateClusterRequest{Name: ptr("production"),
-		Limits: &client.LimitsInput{IngressMBps: ptr[int32](50)}}, client.IfMatch(got.ETag))
+		Limits: &limits.Limits{IngressMBps: 50}}, client.IfMatch(got.ETag))
 	if err != nil || up.Name != "production" || up.Limits.IngressMBps != 50 || up.Limits.MaxPartitions != 10 {
 		t.Fatalf("update cluster: %v %+v", err, up)
 	}
 	if _, err := a.admin.UpdateCluster(ctx, cl.ID, client.UpdateClusterRequest{Name: ptr("again")}, client.IfMatch(got.ETag)); client.StatusOf(err) != 412 {
 		t.Fatalf("stale cluster If-Match: %v", err)
 	}
-	if _, err := a.admin.UpdateCluster(ctx, cl.ID, client.UpdateClusterRequest{Limits: &client.LimitsInput{MaxPartitions: ptr[int32](2)}}); client.StatusOf(err) != 422 {
+	if _, err := a.admin.UpdateCluster(ctx, cl.ID, client.UpdateClusterRequest{Limits: &limits.Limits{MaxPartitions: 2}}); client.StatusOf(err) != 422 {
 		t.Fatalf("limit below usage: %v", err)
 	}
 

@@ -4,12 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // TestSpecValid: api/openapi.yaml is a valid OpenAPI 3.1 document.
@@ -83,4 +86,31 @@ func TestServedSpec(t *testing.T) {
 		}
 	}
 	_ = client.ProblemBase
+}
+
+// TestSpecLimits: the document's limits are limits.Limits' fields with
+// limits' bounds, so the spec cannot drift from what the server checks.
+func TestSpecLimits(t *testing.T) {
+	doc := loadSpec(t)
+	var fields []string
+	for f := range reflect.TypeFor[limits.Limits]().Fields() {
+		fields = append(fields, strings.Split(f.Tag.Get("json"), ",")[0])
+	}
+	for _, name := range []string{"Limits", "LimitsPatch"} {
+		s := doc.Components.Schemas[name].Value
+		if len(s.Properties) != len(fields) {
+			t.Errorf("%s has %d properties, limits.Limits %d fields %v", name, len(s.Properties), len(fields), fields)
+		}
+		for _, f := range fields {
+			p := s.Properties[f]
+			if p == nil {
+				t.Errorf("%s has no %s", name, f)
+				continue
+			}
+			b := limits.BoundOf(f)
+			if p.Value.Min == nil || p.Value.Max == nil || int64(*p.Value.Min) != b.Min || int64(*p.Value.Max) != b.Max {
+				t.Errorf("%s.%s: range %v..%v, limits has %d..%d", name, f, p.Value.Min, p.Value.Max, b.Min, b.Max)
+			}
+		}
+	}
 }

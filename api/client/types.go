@@ -3,6 +3,8 @@ package client
 import (
 	"fmt"
 	"time"
+
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // The wire types of the REST API (api/openapi.yaml). The server encodes
@@ -29,22 +31,6 @@ type CreatedOrganization struct {
 	AdminAPIKey         APIKey         `json:"admin_api_key"`
 }
 
-// Limits bound what a virtual cluster may use.
-type Limits struct {
-	IngressMBps   int32 `json:"ingress_mbps"`
-	EgressMBps    int32 `json:"egress_mbps"`
-	MaxPartitions int32 `json:"max_partitions"`
-	MaxStorageGB  int64 `json:"max_storage_gb"`
-}
-
-// LimitsInput sets some limits; nil fields keep their value (or default).
-type LimitsInput struct {
-	IngressMBps   *int32 `json:"ingress_mbps,omitempty"`
-	EgressMBps    *int32 `json:"egress_mbps,omitempty"`
-	MaxPartitions *int32 `json:"max_partitions,omitempty"`
-	MaxStorageGB  *int64 `json:"max_storage_gb,omitempty"`
-}
-
 // Cluster statuses.
 const (
 	StatusProvisioning = "provisioning"
@@ -56,7 +42,7 @@ type Cluster struct {
 	ID                  string            `json:"id"`
 	Name                string            `json:"name"`
 	Status              string            `json:"status"`
-	Limits              Limits            `json:"limits"`
+	Limits              limits.Limits     `json:"limits"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs"`
 	PartitionsUsed      int32             `json:"partitions_used"`
 	Kafka               KafkaEndpoint     `json:"kafka"`
@@ -83,18 +69,19 @@ type OAuthSettings struct {
 	Audience      string `json:"audience"`
 }
 
-// CreateClusterRequest is the body of POST /v1/clusters.
+// CreateClusterRequest is the body of POST /v1/clusters. Limits left
+// zero (or nil) get their defaults (limits.Defaults).
 type CreateClusterRequest struct {
 	Name                string            `json:"name"`
-	Limits              *LimitsInput      `json:"limits,omitempty"`
+	Limits              *limits.Limits    `json:"limits,omitempty"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs,omitempty"`
 }
 
-// UpdateClusterRequest is the body of PATCH /v1/clusters/{id}; nil fields
-// are left as they are.
+// UpdateClusterRequest is the body of PATCH /v1/clusters/{id}; nil fields,
+// and limits left zero, are left as they are.
 type UpdateClusterRequest struct {
 	Name                *string            `json:"name,omitempty"`
-	Limits              *LimitsInput       `json:"limits,omitempty"`
+	Limits              *limits.Limits     `json:"limits,omitempty"`
 	DefaultTopicConfigs *map[string]string `json:"default_topic_configs,omitempty"`
 }
 

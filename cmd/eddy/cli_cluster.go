@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 func clusterFields(c client.Cluster) [][2]string {
@@ -20,6 +24,8 @@ func clusterFields(c client.Cluster) [][2]string {
 		{"OAuth audience", c.Kafka.OAuth.Audience},
 		{"Ingress limit", fmt.Sprintf("%d MB/s", c.Limits.IngressMBps)},
 		{"Egress limit", fmt.Sprintf("%d MB/s", c.Limits.EgressMBps)},
+		{"Request limit", fmt.Sprintf("%d/s", c.Limits.MaxRequestsPerSec)},
+		{"Connection limit", strconv.Itoa(int(c.Limits.MaxConnections))},
 		{"Partitions", fmt.Sprintf("%d of %d", c.PartitionsUsed, c.Limits.MaxPartitions)},
 		{"Storage limit", fmt.Sprintf("%d GB", c.Limits.MaxStorageGB)},
 		{"Default topic configs", configString(c.DefaultTopicConfigs)},
@@ -33,8 +39,7 @@ func newClusterCmd() *cobra.Command {
 	f.register(cmd)
 
 	var (
-		limits  client.LimitsInput
-		lim     struct{ in, out, parts, storage int64 }
+		lim     limitFlags
 		configs []string
 		noWait  bool
 	)
@@ -49,18 +54,11 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			set := func(name string, v int64) *int32 {
-				if !cmd.Flags().Changed(name) {
-					return nil
-				}
-				n := int32(v)
-				return &n
+			l, err := lim.given(cmd.Flags())
+			if err != nil {
+				return err
 			}
-			limits.IngressMBps, limits.EgressMBps, limits.MaxPartitions = set("ingress-mbps", lim.in), set("egress-mbps", lim.out), set("max-partitions", lim.parts)
-			if cmd.Flags().Changed("max-storage-gb") {
-				limits.MaxStorageGB = &lim.storage
-			}
-			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: &limits, DefaultTopicConfigs: cfg})
+			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: l, DefaultTopicConfigs: cfg})
 			if err != nil {
 				return err
 			}
@@ -73,10 +71,7 @@ func newClusterCmd() *cobra.Command {
 			return f.describe(cmd.OutOrStdout(), c, clusterFields(c))
 		},
 	}
-	create.Flags().Int64Var(&lim.in, "ingress-mbps", 100, "produce limit, MB/s")
-	create.Flags().Int64Var(&lim.out, "egress-mbps", 300, "fetch limit, MB/s")
-	create.Flags().Int64Var(&lim.parts, "max-partitions", 1000, "partitions over all topics")
-	create.Flags().Int64Var(&lim.storage, "max-storage-gb", 1024, "storage limit, GB")
+	lim.register(create.Flags(), true)
 	create.Flags().StringArrayVar(&configs, "config", nil, "default topic config name=value (repeatable)")
 	create.Flags().BoolVar(&noWait, "no-wait", false, "return while the cluster is still provisioning")
 
@@ -126,8 +121,89 @@ func newClusterCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, describe, del)
+	var (
+		upLim  limitFlags
+		rename string
+	)
+	update := &cobra.Command{
+		Use: "update ID", Short: "Rename a cluster or change its limits; what is not given stays as it is", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			l, err := upLim.given(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			req := client.UpdateClusterRequest{Limits: l}
+			if cmd.Flags().Changed("name") {
+				req.Name = &rename
+			}
+			if req.Name == nil && req.Limits == nil {
+				return fmt.Errorf("nothing to update: give --name or a limit")
+			}
+			c, err := cl.UpdateCluster(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return f.describe(cmd.OutOrStdout(), c, clusterFields(c))
+		},
+	}
+	update.Flags().StringVar(&rename, "name", "", "new name")
+	upLim.register(update.Flags(), false)
+	cmd.AddCommand(create, list, describe, update, del)
 	return cmd
+}
+
+// limitFlags are the limit flags of cluster create and update, one per
+// field of limits.Limits.
+type limitFlags struct{ in, out, reqs, conns, parts, storage int64 }
+
+// register adds the flags to fs, with limits' defaults for create; update
+// shows none, as a flag left out keeps the cluster's value.
+func (l *limitFlags) register(fs *pflag.FlagSet, withDefaults bool) {
+	def := func(field string) int64 {
+		if withDefaults {
+			return limits.BoundOf(field).Default
+		}
+		return 0
+	}
+	fs.Int64Var(&l.in, "ingress-mbps", def("ingress_mbps"), "produce limit, MB/s")
+	fs.Int64Var(&l.out, "egress-mbps", def("egress_mbps"), "fetch limit, MB/s")
+	fs.Int64Var(&l.reqs, "max-requests-per-sec", def("max_requests_per_sec"), "Kafka requests per second, over all brokers")
+	fs.Int64Var(&l.conns, "max-connections", def("max_connections"), "Kafka connections open at once, over all brokers")
+	fs.Int64Var(&l.parts, "max-partitions", def("max_partitions"), "partitions over all topics")
+	fs.Int64Var(&l.storage, "max-storage-gb", def("max_storage_gb"), "storage limit, GB")
+}
+
+// given returns the limits whose flags were given, the others zero (the
+// server leaves those alone), or nil if none was. A value out of its
+// limit's bounds is refused here: a zero could not even be sent, as zero
+// means unset.
+func (l *limitFlags) given(fs *pflag.FlagSet) (*limits.Limits, error) {
+	var (
+		out  limits.Limits
+		set  bool
+		errs []error
+	)
+	v := func(name string, n int64) int64 {
+		if !fs.Changed(name) {
+			return 0
+		}
+		set = true
+		if b := limits.BoundOf(strings.ReplaceAll(name, "-", "_")); n < b.Min || n > b.Max {
+			errs = append(errs, fmt.Errorf("--%s must be from %d to %d, not %d", name, b.Min, b.Max, n))
+		}
+		return n
+	}
+	out.IngressMBps, out.EgressMBps = int32(v("ingress-mbps", l.in)), int32(v("egress-mbps", l.out))
+	out.MaxRequestsPerSec, out.MaxConnections = int32(v("max-requests-per-sec", l.reqs)), int32(v("max-connections", l.conns))
+	out.MaxPartitions, out.MaxStorageGB = int32(v("max-partitions", l.parts)), v("max-storage-gb", l.storage)
+	if err := errors.Join(errs...); err != nil || !set {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // waitReady polls until the cluster is ready, keeping one progress line

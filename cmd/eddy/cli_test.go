@@ -109,7 +109,7 @@ func TestTenantCLI(t *testing.T) {
 		t.Fatalf("saved login: %v %v", info, err)
 	}
 
-	out, errs, err := run("", "cluster", "create", "prod", "--max-partitions", "20", "--config", "retention.ms=60000", "-o", "json")
+	out, errs, err := run("", "cluster", "create", "prod", "--max-partitions", "20", "--max-connections", "50", "--config", "retention.ms=60000", "-o", "json")
 	if err != nil {
 		t.Fatalf("cluster create: %v %s", err, errs)
 	}
@@ -117,7 +117,8 @@ func TestTenantCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &cl); err != nil {
 		t.Fatal(err)
 	}
-	if cl.Status != "ready" || cl.Limits.MaxPartitions != 20 || cl.Kafka.BootstrapServers != "kafka.example:9092" {
+	if cl.Status != "ready" || cl.Limits.MaxPartitions != 20 || cl.Limits.MaxConnections != 50 || cl.Limits.MaxRequestsPerSec != 10_000 ||
+		cl.Kafka.BootstrapServers != "kafka.example:9092" {
 		t.Fatalf("cluster = %+v", cl)
 	}
 	if !strings.Contains(errs, "cluster "+cl.ID+" (prod): ") || !strings.Contains(errs, "ready") {
@@ -128,6 +129,21 @@ func TestTenantCLI(t *testing.T) {
 	}
 	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "kafka.example:9092") || !strings.Contains(out, "/oauth2/token") {
 		t.Errorf("cluster describe:\n%s", out)
+	}
+	// update changes only what it is given.
+	var up client.Cluster
+	jsonOf(&up, "cluster", "update", cl.ID, "--max-requests-per-sec", "300", "--max-connections", "60")
+	if up.Limits.MaxRequestsPerSec != 300 || up.Limits.MaxConnections != 60 || up.Limits.MaxPartitions != 20 || up.Name != "prod" {
+		t.Fatalf("updated cluster = %+v", up)
+	}
+	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "300/s") {
+		t.Errorf("cluster describe after update:\n%s", out)
+	}
+	if _, errs, err := run("", "cluster", "update", cl.ID, "--max-connections", "0"); err == nil || !strings.Contains(errs, "--max-connections must be from 1 to 100000") {
+		t.Errorf("out-of-range connection limit: %v %s", err, errs)
+	}
+	if _, _, err := run("", "cluster", "update", cl.ID); err == nil {
+		t.Error("update without anything to update succeeded")
 	}
 
 	var top client.Topic

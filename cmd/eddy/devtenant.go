@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -62,7 +63,11 @@ func ensureDevTenant(ctx context.Context, dbURL, envPath string) (devTenant, err
 		}
 	}
 	if t.ClusterID == "" {
-		c, err := st.CreateCluster(ctx, org, devName, store.Limits{IngressMBps: 1000, EgressMBps: 3000, MaxPartitions: 10_000, MaxStorageGB: 1024}, nil)
+		// Room for benchmarks on one machine: ten times the rates and
+		// partitions of a default cluster.
+		l := limits.Defaults()
+		l.IngressMBps, l.EgressMBps, l.MaxPartitions = 1000, 3000, 10_000
+		c, err := st.CreateCluster(ctx, org, devName, l, nil)
 		if err != nil {
 			return t, err
 		}

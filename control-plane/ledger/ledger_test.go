@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -46,7 +47,7 @@ func newEnv(t *testing.T, tz string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := st.CreateCluster(ctx, o.ID, "prod", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
+	cl, err := st.CreateCluster(ctx, o.ID, "prod", limits.Limits{IngressMBps: 1, EgressMBps: 1, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 10, MaxStorageGB: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

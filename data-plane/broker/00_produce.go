@@ -41,7 +41,7 @@ type pendingAck struct {
 }
 
 func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
-	if resp, refused := s.storageRefusal(c, req); refused {
+	if resp, refused := s.quotas.StorageRefusal(c.cluster, req); refused {
 		return resp // the cluster is at its storage limit (quota.go)
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -119,7 +119,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)
 				continue
 			}
-			s.meter.produced(pm.ID, len(rp.Records)) // load report (load.go)
+			s.meter.Produced(pm.ID, len(rp.Records)) // load report
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()
 			if req.Acks == -1 {

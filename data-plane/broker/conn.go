@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/kbound"
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -63,7 +64,7 @@ type conn struct {
 	// (acks=all commits); it runs off the reader goroutine (see serve).
 	deferred func()
 
-	load connLoad // per-cluster load counters and quota state (load.go, quota.go)
+	load quota.Conn // per-cluster load counters and quota state
 
 	guard connGuard // limits and deadlines (guard.go)
 }
@@ -96,7 +97,7 @@ func (c *conn) serve() {
 	defer c.cancel()
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
-	defer c.endLoad()
+	defer c.load.Close()
 	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
 
 	// Requests are decoded and handled one at a time, in order, here; but
@@ -124,14 +125,14 @@ func (c *conn) serve() {
 	}()
 
 	for !c.stopping.Load() && c.ctx.Err() == nil {
-		c.waitMuted()                // throttled by a quota (quota.go)
-		buf, err := c.nextFrame(log) // within the connection's limits (guard.go)
+		c.load.WaitMuted(c.ctx, &c.stopping) // throttled by a quota
+		buf, err := c.nextFrame(log)         // within the connection's limits (guard.go)
 		if err != nil {
 			return
 		}
 		size := len(buf)
 		c.s.met.bytesIn.Add(float64(size + 4))
-		c.countRequest(size + 4)
+		c.load.Request(c.s.meter, c.cluster, size+4)
 		c.meterIn(int64(size) + 4)
 		var (
 			out   []byte
@@ -212,7 +213,7 @@ func (c *conn) writeLoop(replies <-chan chan []byte, done chan<- struct{}) {
 			continue
 		}
 		c.s.met.bytesOut.Add(float64(len(out)))
-		c.countResponse(len(out))
+		c.load.Response(len(out))
 		c.meterOut(int64(len(out)))
 	}
 }
@@ -315,12 +316,12 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 	}
 	wait := c.deferred
 	c.deferred = nil
-	delay, err := c.chargeQuota(rq.key, len(buf)+4, resp)
+	delay, err := c.s.quotas.Charge(&c.load, rq.key, len(buf)+4, resp)
 	if err != nil {
 		return nil, nil, err
 	}
 	if delay > 0 {
-		wait = delayed(wait, delay, c.ctx)
+		wait = quota.Delayed(c.ctx, wait, delay)
 	}
 	if resp == nil {
 		c.s.met.observe(rq.key, start, nil)

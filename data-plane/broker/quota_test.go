@@ -9,12 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/internal/brokerload"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
@@ -22,7 +25,7 @@ func (tn tenant) login() kgo.Opt {
 	return kgo.SASL(plain.Auth{User: tn.keyID, Pass: tn.secret}.AsMechanism())
 }
 
-func setLimits(t *testing.T, url string, tn tenant, change func(*store.Limits)) {
+func setLimits(t *testing.T, url string, tn tenant, change func(*limits.Limits)) {
 	t.Helper()
 	cp, err := store.Open(context.Background(), url, 0)
 	if err != nil {
@@ -82,7 +85,7 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 func TestQuotaNoisyNeighbour(t *testing.T) {
 	url, ts := tenants(t, "quiet", "noisy")
 	quiet, noisy := ts[0], ts[1]
-	setLimits(t, url, noisy, func(l *store.Limits) { l.IngressMBps = 1 })
+	setLimits(t, url, noisy, func(l *limits.Limits) { l.IngressMBps = 1 })
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN", "--quota-interval=500ms"},
 		ClientOpts: []kgo.Opt{quiet.login()}})
@@ -187,7 +190,7 @@ func TestQuotaNoisyNeighbour(t *testing.T) {
 func TestPartitionLimit(t *testing.T) {
 	url, ts := tenants(t, "small")
 	tn := ts[0]
-	setLimits(t, url, tn, func(l *store.Limits) { l.MaxPartitions = 3 })
+	setLimits(t, url, tn, func(l *limits.Limits) { l.MaxPartitions = 3 })
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN"}, ClientOpts: []kgo.Opt{tn.login()}})
 	cl := newClient(t, s, tn.login())
@@ -214,5 +217,80 @@ func TestPartitionLimit(t *testing.T) {
 	}
 	if cr, err = adm.CreatePartitions(ctx, 1, "two"); err != nil || cr["two"].Err != nil {
 		t.Fatalf("growing to the limit: %v %v", err, cr["two"].Err)
+	}
+}
+
+// TestQuotaConnectionsSetOverREST: a connection limit set with the REST
+// API (PATCH /v1/clusters/{id}) reaches the brokers and is enforced:
+// connections past it are closed on their first request (and counted as
+// refusals), while those admitted before keep working; raising it over
+// REST lets new connections in again.
+func TestQuotaConnectionsSetOverREST(t *testing.T) {
+	url, ts := tenants(t, "conns")
+	tn := ts[0] // its key belongs to the org admin service account
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1, API: true, Metrics: true,
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN", "--quota-interval=200ms"},
+		ClientOpts: []kgo.Opt{tn.login()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rest := client.New(s.APIURL(), client.WithAPIKey(tn.keyID, tn.secret))
+	setConns := func(n int32) {
+		t.Helper()
+		cl, err := rest.UpdateCluster(ctx, tn.cluster, client.UpdateClusterRequest{Limits: &limits.Limits{MaxConnections: n}})
+		if err != nil || cl.Limits.MaxConnections != n || cl.Limits.MaxRequestsPerSec != 10_000 {
+			t.Fatalf("PATCH max_connections=%d: %v %+v", n, err, cl.Limits)
+		}
+	}
+	// ping opens a client of its own (one connection to the one broker:
+	// the seed) and sends one request, without retries.
+	ping := func() (*kgo.Client, error) {
+		cl := newClient(t, s, tn.login(), kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		_, err := cl.Request(rctx, kmsg.NewPtrMetadataRequest())
+		return cl, err
+	}
+
+	first, err := ping()
+	if err != nil {
+		t.Fatalf("a connection under the default limit: %v", err)
+	}
+	// kgo talks to a broker it learnt of over a connection of its own:
+	// open it now, so that it is admitted before the limit is lowered.
+	firstConn := func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer rcancel()
+		_, err := first.Broker(1).Request(rctx, kmsg.NewPtrMetadataRequest())
+		return err
+	}
+	if err := firstConn(); err != nil {
+		t.Fatalf("a second connection under the default limit: %v", err)
+	}
+	setConns(2)
+	// Once the broker has the new limit, connections past it are refused.
+	var refused error
+	for i := 0; refused == nil && ctx.Err() == nil; i++ {
+		if _, refused = ping(); refused == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if i > 300 {
+			t.Fatal("no connection was ever refused with max_connections=2")
+		}
+	}
+	t.Logf("past max_connections=2: %v", refused)
+	if v := metricValue(scrape(t, s), "eddy_quota_refusals_total", `cluster="`+tn.cluster+`"`, `limit="connections"`); v < 1 {
+		t.Errorf("eddy_quota_refusals_total{limit=connections} = %v, want >= 1", v)
+	}
+	if err := firstConn(); err != nil {
+		t.Errorf("a connection admitted before the limit was lowered: %v", err)
+	}
+
+	setConns(1000)
+	ok := stack.WaitFor(ctx, func() bool {
+		_, err := ping()
+		return err == nil
+	})
+	if !ok {
+		t.Fatal("new connections still refused after raising max_connections to 1000")
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/devca"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -46,7 +47,7 @@ func newTenant(t testing.TB, cp *store.Store, name string) tenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cp.CreateCluster(ctx, org.ID, name+"-cluster", store.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
+	cl, err := cp.CreateCluster(ctx, org.ID, name+"-cluster", limits.Limits{IngressMBps: 10, EgressMBps: 10, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 100, MaxStorageGB: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,9 @@ import (
 	billmeter "github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
@@ -251,9 +253,9 @@ type Server struct {
 	groupMet *groupStateMetrics // group persistence (groupstate.go)
 	log      *slog.Logger
 	met      *metrics
-	meter    *meter           // per-cluster load (load.go)
+	meter    *quota.Meter     // per-cluster load
 	guard    *guard           // connection limits (guard.go)
-	quotas   *quotas          // per-cluster quota shares (quota.go)
+	quotas   *quota.Enforcer  // per-cluster quota shares
 	usage    *billmeter.Meter // usage metering for billing (metering.go)
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
@@ -291,8 +293,8 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s := &Server{
 		cfg: cfg, store: st, lead: lead, log: log, usage: usage,
 		met:     newMetrics(reg),
-		meter:   newMeter(),
-		quotas:  newQuotas(reg),
+		meter:   quota.NewMeter(),
+		quotas:  quota.New(quota.Config{Broker: cfg.ID, Interval: cfg.QuotaInterval}, st, limits.NewOverrides(), log, reg),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
 	}
@@ -378,7 +380,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("authz", service.Loop(s.authzLoop))
 	l.Add("revocation", service.Loop(s.revocationLoop))
 	l.Add("revocation check", service.Loop(s.recheckLoop))
-	l.Add("quota", service.Loop(s.quotaLoop))
+	l.Add("quota", service.Loop(s.quotas.Run))
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
 	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
 	l.Add("flusher", service.Func(s.runFlusher))

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-streams/eddy/billing"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -56,7 +57,7 @@ func newBillingEnv(t *testing.T, tz string) *billingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := st.CreateCluster(ctx, o.ID, "prod", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
+	cl, err := st.CreateCluster(ctx, o.ID, "prod", limits.Limits{IngressMBps: 1, EgressMBps: 1, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 10, MaxStorageGB: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

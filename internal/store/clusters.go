@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // Cluster statuses: a cluster is created provisioning and becomes ready
@@ -15,14 +17,6 @@ const (
 	StatusReady        = "ready"
 )
 
-// Limits bound what one virtual cluster may use.
-type Limits struct {
-	IngressMBps   int32
-	EgressMBps    int32
-	MaxPartitions int32
-	MaxStorageGB  int64
-}
-
 // Cluster is a virtual cluster. The metadata snapshot brokers route by
 // (Snapshot) fills only ID, OrgID, Name, AutoCreateTopics and
 // DefaultPartitions.
@@ -31,7 +25,7 @@ type Cluster struct {
 	OrgID               string // "" for clusters outside any organisation (development)
 	Name                string
 	Status              string
-	Limits              Limits
+	Limits              limits.Limits
 	DefaultTopicConfigs map[string]string
 	AutoCreateTopics    bool  // topics are created on first use (Metadata, Produce)
 	DefaultPartitions   int32 // of topics created on first use
@@ -41,16 +35,28 @@ type Cluster struct {
 	UpdatedAt           time.Time
 }
 
-const clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_partitions, c.max_storage_gb,
+// limitCols are limits.Limits' columns, in the order of limitArgs.
+const limitCols = `ingress_mbps, egress_mbps, max_requests_per_sec, max_connections, max_partitions, max_storage_gb`
+
+func limitArgs(l limits.Limits) []any {
+	return []any{l.IngressMBps, l.EgressMBps, l.MaxRequestsPerSec, l.MaxConnections, l.MaxPartitions, l.MaxStorageGB}
+}
+
+func limitDests(l *limits.Limits) []any {
+	return []any{&l.IngressMBps, &l.EgressMBps, &l.MaxRequestsPerSec, &l.MaxConnections, &l.MaxPartitions, &l.MaxStorageGB}
+}
+
+const clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_requests_per_sec,
+	c.max_connections, c.max_partitions, c.max_storage_gb,
 	c.default_topic_configs, c.auto_create_topics, c.default_partitions, c.version, c.created_at, c.updated_at,
 	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
 
 func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 	var c Cluster
 	var cfg []byte
-	err := r.Scan(&c.ID, &c.OrgID, &c.Name, &c.Status, &c.Limits.IngressMBps, &c.Limits.EgressMBps,
-		&c.Limits.MaxPartitions, &c.Limits.MaxStorageGB, &cfg, &c.AutoCreateTopics, &c.DefaultPartitions,
-		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)
+	dest := append([]any{&c.ID, &c.OrgID, &c.Name, &c.Status}, limitDests(&c.Limits)...)
+	err := r.Scan(append(dest, &cfg, &c.AutoCreateTopics, &c.DefaultPartitions,
+		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)...)
 	if err != nil {
 		return c, err
 	}
@@ -60,13 +66,13 @@ func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 
 // CreateCluster creates a virtual cluster in status provisioning and wakes
 // the provisioner (NOTIFY eddy_provision) and the brokers.
-func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l Limits, defaults map[string]string) (Cluster, error) {
+func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l limits.Limits, defaults map[string]string) (Cluster, error) {
 	id := NewID("vc")
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO virtual_clusters (id, org_id, name, status, ingress_mbps, egress_mbps, max_partitions, max_storage_gb, default_topic_configs)
-			VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8)`,
-			id, orgID, name, l.IngressMBps, l.EgressMBps, l.MaxPartitions, l.MaxStorageGB, marshalConfigs(defaults)); err != nil {
+			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, `+limitCols+`)
+			VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8, $9, $10)`,
+			append([]any{id, orgID, name, marshalConfigs(defaults)}, limitArgs(l)...)...); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify('eddy_provision', ''), pg_notify('eddy_metadata', '')`)
@@ -128,10 +134,9 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE virtual_clusters SET name = $2, ingress_mbps = $3, egress_mbps = $4, max_partitions = $5,
-				max_storage_gb = $6, default_topic_configs = $7, version = version + 1, updated_at = now()
-			WHERE id = $1`, id, c.Name, c.Limits.IngressMBps, c.Limits.EgressMBps, c.Limits.MaxPartitions,
-			c.Limits.MaxStorageGB, marshalConfigs(c.DefaultTopicConfigs)); err != nil {
+			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, version = version + 1, updated_at = now(),
+				(`+limitCols+`) = ($4, $5, $6, $7, $8, $9)
+			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs)}, limitArgs(c.Limits)...)...); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
@@ -185,11 +190,13 @@ func lockCluster(ctx context.Context, tx pgx.Tx, orgID, clusterID string) error 
 	return noRows(err)
 }
 
-// EnsureCluster creates the virtual cluster id if it does not exist. The
-// broker uses it for the cluster of its anonymous development listener.
+// EnsureCluster creates the virtual cluster id, with the default limits,
+// if it does not exist. The broker uses it for the cluster of its
+// anonymous development listener.
 func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO virtual_clusters (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, name)
+		INSERT INTO virtual_clusters (id, name, `+limitCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (id) DO NOTHING`, append([]any{id, name}, limitArgs(limits.Defaults())...)...)
 	if err != nil {
 		return fmt.Errorf("store: ensure cluster %s: %w", id, err)
 	}

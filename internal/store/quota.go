@@ -5,42 +5,49 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
-// ClusterQuota is a virtual cluster's pool-wide quotas and the storage it
-// uses.
-type ClusterQuota struct {
-	ID              string
-	ProduceBytes    int64 // per second (ingress_mbps)
-	FetchBytes      int64 // per second (egress_mbps)
-	RequestsPerSec  int32
-	Connections     int32
-	MaxStorageBytes int64
-	StoredBytes     int64 // committed bytes the index references; -1 unless asked
-	MaxPartitions   int32
-}
-
-// ClusterQuotas reads every cluster's quotas. With storage, it also sums
-// each cluster's stored bytes from the index (a scan of the segment rows:
-// call it seldom).
-func (s *Store) ClusterQuotas(ctx context.Context, storage bool) ([]ClusterQuota, error) {
-	rows, _ := s.pool.Query(ctx, `
-		SELECT c.id, c.ingress_mbps::bigint * 1000000, c.egress_mbps::bigint * 1000000,
-			c.max_requests_per_sec, c.max_connections, c.max_storage_gb * 1000000000,
-			CASE WHEN $1 THEN coalesce((
-				SELECT sum(sg.length) FROM segments sg
-				JOIN partitions p ON p.id = sg.partition_id JOIN topics t ON t.id = p.topic_id
-				WHERE t.cluster_id = c.id), 0)::bigint ELSE -1 END,
-			c.max_partitions
-		FROM virtual_clusters c`, storage)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClusterQuota, error) {
-		var q ClusterQuota
-		err := r.Scan(&q.ID, &q.ProduceBytes, &q.FetchBytes, &q.RequestsPerSec, &q.Connections,
-			&q.MaxStorageBytes, &q.StoredBytes, &q.MaxPartitions)
-		return q, err
+// ClusterLimits reads every cluster's limits, by cluster id.
+func (s *Store) ClusterLimits(ctx context.Context) (map[string]limits.Limits, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, `+limitCols+` FROM virtual_clusters`)
+	out := map[string]limits.Limits{}
+	var (
+		id string
+		l  limits.Limits
+	)
+	_, err := pgx.ForEachRow(rows, append([]any{&id}, limitDests(&l)...), func() error {
+		out[id] = l
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: cluster quotas: %w", err)
+		return nil, fmt.Errorf("store: cluster limits: %w", err)
+	}
+	return out, nil
+}
+
+// StoredBytes sums every cluster's committed bytes that the index
+// references, by cluster id (0 for a cluster with none). It scans the
+// segment rows: call it seldom.
+func (s *Store) StoredBytes(ctx context.Context) (map[string]int64, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT c.id, coalesce((
+			SELECT sum(sg.length) FROM segments sg
+			JOIN partitions p ON p.id = sg.partition_id JOIN topics t ON t.id = p.topic_id
+			WHERE t.cluster_id = c.id), 0)::bigint
+		FROM virtual_clusters c`)
+	out := map[string]int64{}
+	var (
+		id string
+		n  int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		out[id] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: stored bytes: %w", err)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -33,7 +34,7 @@ func TestPartitionLimitUnderConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := st.CreateCluster(ctx, org.ID, "c", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
+	cl, err := st.CreateCluster(ctx, org.ID, "c", limits.Limits{IngressMBps: 1, EgressMBps: 1, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 10, MaxStorageGB: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestOrgScoping(t *testing.T) {
 	ctx := context.Background()
 	a, saA, keyA, _ := st.CreateOrg(ctx, "a", []byte("ha"), nil)
 	b, _, _, _ := st.CreateOrg(ctx, "b", []byte("hb"), nil)
-	cl, err := st.CreateCluster(ctx, a.ID, "c", store.Limits{IngressMBps: 1, EgressMBps: 1, MaxPartitions: 10, MaxStorageGB: 1}, nil)
+	cl, err := st.CreateCluster(ctx, a.ID, "c", limits.Limits{IngressMBps: 1, EgressMBps: 1, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 10, MaxStorageGB: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,8 @@ type clusterDataModel struct {
 	MaxPartitions       types.Int64  `tfsdk:"max_partitions"`
 	IngressMBps         types.Int64  `tfsdk:"ingress_mbps"`
 	EgressMBps          types.Int64  `tfsdk:"egress_mbps"`
+	MaxRequestsPerSec   types.Int64  `tfsdk:"max_requests_per_sec"`
+	MaxConnections      types.Int64  `tfsdk:"max_connections"`
 	MaxStorageGB        types.Int64  `tfsdk:"max_storage_gb"`
 	DefaultTopicConfigs types.Map    `tfsdk:"default_topic_configs"`
 	PartitionsUsed      types.Int64  `tfsdk:"partitions_used"`
@@ -65,6 +67,8 @@ func (d *clusterDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"max_partitions":        computedInt("Partition limit of the cluster."),
 			"ingress_mbps":          computedInt("Produce bandwidth limit in MB/s."),
 			"egress_mbps":           computedInt("Fetch bandwidth limit in MB/s."),
+			"max_requests_per_sec":  computedInt("Kafka request rate limit, per second across all brokers."),
+			"max_connections":       computedInt("Limit of Kafka connections open at once across all brokers."),
 			"max_storage_gb":        computedInt("Storage limit in GB."),
 			"default_topic_configs": schema.MapAttribute{MarkdownDescription: "Configs new topics start with.", ElementType: types.StringType, Computed: true},
 			"partitions_used":       computedInt("Partitions of all topics of the cluster now."),
@@ -136,6 +140,7 @@ func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	rm.DefaultTopicConfigs = mapValue(cl.DefaultTopicConfigs, false)
 	resp.Diagnostics.Append(resp.State.Set(ctx, clusterDataModel{
 		ID: rm.ID, Name: rm.Name, MaxPartitions: rm.MaxPartitions, IngressMBps: rm.IngressMBps, EgressMBps: rm.EgressMBps,
+		MaxRequestsPerSec: rm.MaxRequestsPerSec, MaxConnections: rm.MaxConnections,
 		MaxStorageGB: rm.MaxStorageGB, DefaultTopicConfigs: rm.DefaultTopicConfigs, PartitionsUsed: types.Int64Value(int64(cl.PartitionsUsed)),
 		Status: rm.Status, BootstrapServers: rm.BootstrapServers, SASLMechanisms: rm.SASLMechanisms, OAuthIssuer: rm.OAuthIssuer,
 		OAuthTokenEndpoint: rm.OAuthTokenEndpoint, OAuthJWKSURI: rm.OAuthJWKSURI, OAuthAudience: rm.OAuthAudience, CreatedAt: rm.CreatedAt,

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // eddy_cluster: a virtual Kafka cluster. Create waits until the control
@@ -38,6 +40,8 @@ type clusterModel struct {
 	MaxPartitions       types.Int64    `tfsdk:"max_partitions"`
 	IngressMBps         types.Int64    `tfsdk:"ingress_mbps"`
 	EgressMBps          types.Int64    `tfsdk:"egress_mbps"`
+	MaxRequestsPerSec   types.Int64    `tfsdk:"max_requests_per_sec"`
+	MaxConnections      types.Int64    `tfsdk:"max_connections"`
 	MaxStorageGB        types.Int64    `tfsdk:"max_storage_gb"`
 	DefaultTopicConfigs types.Map      `tfsdk:"default_topic_configs"`
 	Status              types.String   `tfsdk:"status"`
@@ -55,13 +59,15 @@ func (r *clusterResource) Metadata(_ context.Context, req resource.MetadataReque
 	resp.TypeName = req.ProviderTypeName + "_cluster"
 }
 
-// limitAttr is an optional limit the server defaults when it is left out.
-func limitAttr(desc string, lo, hi int64) schema.Int64Attribute {
+// limitAttr is an optional limit the server defaults when it is left out;
+// its range and default are limits', named by the limit's JSON name.
+func limitAttr(field, what, more string) schema.Int64Attribute {
+	b := limits.BoundOf(field)
 	return schema.Int64Attribute{
-		MarkdownDescription: desc,
+		MarkdownDescription: fmt.Sprintf("%s (%d to %d; server default %d).%s", what, b.Min, b.Max, b.Default, more),
 		Optional:            true,
 		Computed:            true,
-		Validators:          []validator.Int64{int64validator.Between(lo, hi)},
+		Validators:          []validator.Int64{int64validator.Between(b.Min, b.Max)},
 		PlanModifiers:       []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
 	}
 }
@@ -86,11 +92,15 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Required:            true,
 				Validators:          []validator.String{nameValidator{"cluster"}},
 			},
-			"max_partitions": limitAttr("Most partitions all topics of the cluster may have together (1 to 100000; server default 1000). "+
-				"Cannot be set below the partitions the cluster already has.", 1, 100_000),
-			"ingress_mbps":   limitAttr("Produce bandwidth limit in MB/s (1 to 10000; server default 100).", 1, 10_000),
-			"egress_mbps":    limitAttr("Fetch bandwidth limit in MB/s (1 to 10000; server default 300).", 1, 10_000),
-			"max_storage_gb": limitAttr("Storage limit in GB (1 to 1000000; server default 1024).", 1, 1_000_000),
+			"max_partitions": limitAttr("max_partitions", "Most partitions all topics of the cluster may have together",
+				" Cannot be set below the partitions the cluster already has."),
+			"ingress_mbps": limitAttr("ingress_mbps", "Produce bandwidth limit in MB/s", ""),
+			"egress_mbps":  limitAttr("egress_mbps", "Fetch bandwidth limit in MB/s", ""),
+			"max_requests_per_sec": limitAttr("max_requests_per_sec", "Kafka requests per second, of every kind, across all brokers",
+				" Clients over it are throttled."),
+			"max_connections": limitAttr("max_connections", "Kafka connections open at once across all brokers",
+				" Connections over it are closed on their first request."),
+			"max_storage_gb": limitAttr("max_storage_gb", "Storage limit in GB", ""),
 			"default_topic_configs": schema.MapAttribute{
 				MarkdownDescription: "Topic configs (Kafka names, e.g. `retention.ms`) that new topics of the cluster start with; " +
 					"a topic's own `configs` override them. Changing them affects topics created afterwards only.",
@@ -122,26 +132,25 @@ func (r *clusterResource) Configure(_ context.Context, req resource.ConfigureReq
 	r.c = clientFrom(req.ProviderData, &resp.Diagnostics)
 }
 
-func limitsInput(m clusterModel) *client.LimitsInput {
-	in := &client.LimitsInput{}
+// limitsPatch holds the limits the configuration sets; those it leaves
+// out stay zero, so the request leaves them as the server has them.
+func limitsPatch(m clusterModel) *limits.Limits {
+	var l limits.Limits
 	set := false
-	i32 := func(v types.Int64) *int32 {
+	i64 := func(v types.Int64) int64 {
 		if v.IsNull() || v.IsUnknown() {
-			return nil
+			return 0
 		}
 		set = true
-		n := int32(v.ValueInt64())
-		return &n
+		return v.ValueInt64()
 	}
-	in.MaxPartitions, in.IngressMBps, in.EgressMBps = i32(m.MaxPartitions), i32(m.IngressMBps), i32(m.EgressMBps)
-	if v := m.MaxStorageGB; !v.IsNull() && !v.IsUnknown() {
-		n := v.ValueInt64()
-		in.MaxStorageGB, set = &n, true
-	}
+	l.IngressMBps, l.EgressMBps = int32(i64(m.IngressMBps)), int32(i64(m.EgressMBps))
+	l.MaxRequestsPerSec, l.MaxConnections = int32(i64(m.MaxRequestsPerSec)), int32(i64(m.MaxConnections))
+	l.MaxPartitions, l.MaxStorageGB = int32(i64(m.MaxPartitions)), i64(m.MaxStorageGB)
 	if !set {
 		return nil
 	}
-	return in
+	return &l
 }
 
 // fromCluster copies what the server says into m. Default topic configs
@@ -152,6 +161,8 @@ func (m *clusterModel) fromCluster(cl client.Cluster) {
 	m.MaxPartitions = types.Int64Value(int64(cl.Limits.MaxPartitions))
 	m.IngressMBps = types.Int64Value(int64(cl.Limits.IngressMBps))
 	m.EgressMBps = types.Int64Value(int64(cl.Limits.EgressMBps))
+	m.MaxRequestsPerSec = types.Int64Value(int64(cl.Limits.MaxRequestsPerSec))
+	m.MaxConnections = types.Int64Value(int64(cl.Limits.MaxConnections))
 	m.MaxStorageGB = types.Int64Value(cl.Limits.MaxStorageGB)
 	m.DefaultTopicConfigs = mapValue(cl.DefaultTopicConfigs, m.DefaultTopicConfigs.IsNull())
 	m.Status = types.StringValue(cl.Status)
@@ -177,7 +188,7 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	cl, err := r.c.CreateCluster(ctx, client.CreateClusterRequest{
-		Name: plan.Name.ValueString(), Limits: limitsInput(plan), DefaultTopicConfigs: cfgs,
+		Name: plan.Name.ValueString(), Limits: limitsPatch(plan), DefaultTopicConfigs: cfgs,
 	}, idempotencyKey())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "create cluster "+plan.Name.ValueString(), err)
@@ -219,7 +230,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	upd := client.UpdateClusterRequest{Limits: limitsInput(plan)}
+	upd := client.UpdateClusterRequest{Limits: limitsPatch(plan)}
 	if !plan.Name.Equal(state.Name) {
 		upd.Name = plan.Name.ValueStringPointer()
 	}

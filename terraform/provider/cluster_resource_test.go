@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // testAccCluster: create (waiting for ready), update in place, import,
@@ -60,6 +61,15 @@ func testAccCluster(t *testing.T, e *accEnv) {
 			},
 			{
 				Config: tn.config(`resource "eddy_cluster" "c" {
+  name                 = "c1"
+  max_requests_per_sec = 0
+  max_connections      = 100001
+}`),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)max_requests_per_sec.*max_connections|(?s)max_connections.*max_requests_per_sec`),
+			},
+			{
+				Config: tn.config(`resource "eddy_cluster" "c" {
   name           = "c1"
   max_partitions = 20
   default_topic_configs = { "retention.ms" = "3600000" }
@@ -70,6 +80,8 @@ func testAccCluster(t *testing.T, e *accEnv) {
 					resource.TestCheckResourceAttr("eddy_cluster.c", "status", client.StatusReady),
 					resource.TestCheckResourceAttr("eddy_cluster.c", "max_partitions", "20"),
 					resource.TestCheckResourceAttr("eddy_cluster.c", "ingress_mbps", "100"), // the server's default
+					resource.TestCheckResourceAttr("eddy_cluster.c", "max_requests_per_sec", "10000"),
+					resource.TestCheckResourceAttr("eddy_cluster.c", "max_connections", "1000"),
 					resource.TestCheckResourceAttr("eddy_cluster.c", "default_topic_configs.retention.ms", "3600000"),
 					resource.TestCheckResourceAttrSet("eddy_cluster.c", "bootstrap_servers"),
 					resource.TestCheckResourceAttr("eddy_cluster.c", "sasl_mechanisms.#", "2"),
@@ -85,9 +97,11 @@ func testAccCluster(t *testing.T, e *accEnv) {
 			{
 				// Rename, new limits, defaults cleared: all in place.
 				Config: tn.config(`resource "eddy_cluster" "c" {
-  name           = "c2"
-  max_partitions = 30
-  egress_mbps    = 50
+  name                 = "c2"
+  max_partitions       = 30
+  egress_mbps          = 50
+  max_requests_per_sec = 500
+  max_connections      = 25
 }`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("eddy_cluster.c", plancheck.ResourceActionUpdate),
@@ -96,7 +110,8 @@ func testAccCluster(t *testing.T, e *accEnv) {
 					sameID,
 					resource.TestCheckNoResourceAttr("eddy_cluster.c", "default_topic_configs.%"),
 					server(func(cl client.Cluster) error {
-						if cl.Name != "c2" || cl.Limits.MaxPartitions != 30 || cl.Limits.EgressMBps != 50 || len(cl.DefaultTopicConfigs) != 0 {
+						if cl.Name != "c2" || cl.Limits.MaxPartitions != 30 || cl.Limits.EgressMBps != 50 || len(cl.DefaultTopicConfigs) != 0 ||
+							cl.Limits.MaxRequestsPerSec != 500 || cl.Limits.MaxConnections != 25 {
 							return fmt.Errorf("server has %+v", cl)
 						}
 						return nil
@@ -112,20 +127,22 @@ func testAccCluster(t *testing.T, e *accEnv) {
 				// Drift: renamed and re-limited over REST; the plan puts it back.
 				PreConfig: func() {
 					if _, err := tn.admin.UpdateCluster(ctx, id, client.UpdateClusterRequest{Name: ptr("renamed-outside"),
-						Limits: &client.LimitsInput{MaxPartitions: ptr[int32](40)}}); err != nil {
+						Limits: &limits.Limits{MaxPartitions: 40, MaxConnections: 99}}); err != nil {
 						t.Fatal(err)
 					}
 				},
 				Config: tn.config(`resource "eddy_cluster" "c" {
-  name           = "c2"
-  max_partitions = 30
-  egress_mbps    = 50
+  name                 = "c2"
+  max_partitions       = 30
+  egress_mbps          = 50
+  max_requests_per_sec = 500
+  max_connections      = 25
 }`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("eddy_cluster.c", plancheck.ResourceActionUpdate),
 				}},
 				Check: resource.ComposeAggregateTestCheckFunc(sameID, server(func(cl client.Cluster) error {
-					if cl.Name != "c2" || cl.Limits.MaxPartitions != 30 {
+					if cl.Name != "c2" || cl.Limits.MaxPartitions != 30 || cl.Limits.MaxConnections != 25 || cl.Limits.MaxRequestsPerSec != 500 {
 						return fmt.Errorf("drift not corrected: %+v", cl)
 					}
 					return nil

@@ -20,6 +20,7 @@ func testAccDataSources(t *testing.T, e *accEnv) {
 	const base = `
 resource "eddy_cluster" "c" {
   name                  = "lookup"
+  max_connections       = 30
   default_topic_configs = { "retention.ms" = "60000" }
 }
 resource "eddy_service_account" "a" {
@@ -72,6 +73,8 @@ data "eddy_service_account" "a" { id = eddy_service_account.a.id }
 					resource.TestCheckResourceAttrPair("data.eddy_cluster.by_name", "bootstrap_servers", "eddy_cluster.c", "bootstrap_servers"),
 					resource.TestCheckResourceAttr("data.eddy_cluster.by_name", "status", "ready"),
 					resource.TestCheckResourceAttr("data.eddy_cluster.by_name", "partitions_used", "3"),
+					resource.TestCheckResourceAttr("data.eddy_cluster.by_name", "max_connections", "30"),
+					resource.TestCheckResourceAttr("data.eddy_cluster.by_id", "max_requests_per_sec", "10000"),
 					resource.TestCheckResourceAttr("data.eddy_cluster.by_id", "default_topic_configs.retention.ms", "60000"),
 					resource.TestCheckResourceAttr("data.eddy_topic.t", "partitions", "3"),
 					resource.TestCheckResourceAttr("data.eddy_topic.t", "configs.cleanup.policy", "compact"),

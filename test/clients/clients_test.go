@@ -30,6 +30,7 @@ import (
 
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/devca"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -63,7 +64,7 @@ func start(t *testing.T, useTLS bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cp.CreateCluster(ctx, org.ID, "logins", store.Limits{IngressMBps: 10, EgressMBps: 10, MaxPartitions: 100, MaxStorageGB: 10}, nil)
+	cl, err := cp.CreateCluster(ctx, org.ID, "logins", limits.Limits{IngressMBps: 10, EgressMBps: 10, MaxRequestsPerSec: 10_000, MaxConnections: 1000, MaxPartitions: 100, MaxStorageGB: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
