@@ -3,7 +3,6 @@ package sasl
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -23,50 +22,16 @@ type AccountCache struct {
 	Exists func(ctx context.Context, id string) (bool, error)
 	TTL    time.Duration // default 5s
 
-	mu      sync.Mutex
-	entries map[string]accountEntry
-}
-
-type accountEntry struct {
-	exists  bool
-	fetched time.Time
+	ttlCache[bool] // Forget, ForgetAll
 }
 
 // AccountExists implements AccountChecker.
 func (c *AccountCache) AccountExists(ctx context.Context, id string) (bool, error) {
-	ttl := c.TTL
-	if ttl <= 0 {
-		ttl = 5 * time.Second
-	}
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && time.Since(e.fetched) <= ttl {
-		return e.exists, nil
-	}
-	exists, err := c.Exists(ctx, id)
-	if err != nil {
-		return false, fmt.Errorf("sasl: look up service account: %w", err)
-	}
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) > 100_000 {
-		c.entries = map[string]accountEntry{}
-	}
-	c.entries[id] = accountEntry{exists: exists, fetched: time.Now()}
-	c.mu.Unlock()
-	return exists, nil
-}
-
-// Forget drops the answer for account id.
-func (c *AccountCache) Forget(id string) {
-	c.mu.Lock()
-	delete(c.entries, id)
-	c.mu.Unlock()
-}
-
-// ForgetAll drops every answer.
-func (c *AccountCache) ForgetAll() {
-	c.mu.Lock()
-	c.entries = nil
-	c.mu.Unlock()
+	return c.get(ctx, id, c.TTL, func(ctx context.Context, id string) (bool, error) {
+		exists, err := c.Exists(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("sasl: look up service account: %w", err)
+		}
+		return exists, nil
+	})
 }

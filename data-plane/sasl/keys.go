@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/eddy-streams/eddy/internal/scram"
-	"sync"
 	"time"
 )
 
@@ -31,14 +30,12 @@ type KeyCache struct {
 	Lookup func(ctx context.Context, id string) (StoredKey, error)
 	TTL    time.Duration // default 5s
 
-	mu      sync.Mutex
-	entries map[string]keyEntry
+	ttlCache[keyEntry] // Forget (the broker calls it when Postgres announces a key's deletion), ForgetAll
 }
 
 type keyEntry struct {
-	key     StoredKey
-	found   bool
-	fetched time.Time
+	key   StoredKey
+	found bool
 }
 
 // VerifyKey implements KeyVerifier.
@@ -75,46 +72,14 @@ func (e keyEntry) principal(id string) Principal {
 }
 
 func (c *KeyCache) entry(ctx context.Context, id string) (keyEntry, error) {
-	ttl := c.TTL
-	if ttl <= 0 {
-		ttl = 5 * time.Second
-	}
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if !ok || time.Since(e.fetched) > ttl {
+	return c.get(ctx, id, c.TTL, func(ctx context.Context, id string) (keyEntry, error) {
 		k, err := c.Lookup(ctx, id)
 		switch {
 		case errors.Is(err, ErrNoKey):
-			e = keyEntry{fetched: time.Now()}
+			return keyEntry{}, nil // unknown keys are remembered too
 		case err != nil:
 			return keyEntry{}, fmt.Errorf("sasl: look up key: %w", err)
-		default:
-			e = keyEntry{key: k, found: true, fetched: time.Now()}
 		}
-		c.mu.Lock()
-		if c.entries == nil || len(c.entries) > 100_000 {
-			c.entries = map[string]keyEntry{}
-		}
-		c.entries[id] = e
-		c.mu.Unlock()
-	}
-	return e, nil
-}
-
-// Forget drops what the cache remembers about key id, so the next login
-// with it looks it up again: the broker calls it when Postgres announces
-// the key's deletion.
-func (c *KeyCache) Forget(id string) {
-	c.mu.Lock()
-	delete(c.entries, id)
-	c.mu.Unlock()
-}
-
-// ForgetAll drops every remembered key (after notifications may have been
-// lost).
-func (c *KeyCache) ForgetAll() {
-	c.mu.Lock()
-	c.entries = nil
-	c.mu.Unlock()
+		return keyEntry{key: k, found: true}, nil
+	})
 }
