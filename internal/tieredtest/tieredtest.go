@@ -119,27 +119,33 @@ func (e *Env) Manager(t testing.TB, configure func(*leader.Config), bkt bucket.B
 	}
 	t.Cleanup(func() { m.Close() })
 	ctx := context.Background()
-	md, err := e.St.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int64]int32{}
-	for _, tp := range md.Topics {
-		for _, p := range tp.Partitions {
-			want[p.ID] = p.LeaderEpoch
-		}
-	}
 	// Sync passes over a partition whose Postgres row does not (yet) name
-	// this broker at that epoch, leaving it unled without an error; a test
-	// that appended to it would fail far from the cause.
-	poll.Until(t, time.Minute, fmt.Sprintf("broker 1 to lead all %d partitions", len(want)), func() error {
+	// this broker at the snapshot's epoch, leaving it unled without an
+	// error; a test that appended to it would fail far from the cause.
+	poll.Until(t, time.Minute, "broker 1 to lead every partition", func() error {
+		md, err := e.St.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		want := map[int64]int32{}
+		for _, tp := range md.Topics {
+			for _, p := range tp.Partitions {
+				want[p.ID] = p.LeaderEpoch
+			}
+		}
 		if err := m.Sync(ctx, want); err != nil {
 			return err
 		}
-		for id := range want {
-			if m.Partition(id) == nil {
-				return fmt.Errorf("%d of %d led; partition %d is not", len(m.Led()), len(want), id)
+		for id, epoch := range want {
+			if m.Partition(id) != nil {
+				continue
 			}
+			st, err := e.St.LoadPartition(ctx, id)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%d of %d led; partition %d is not (Postgres: leader %d at epoch %d, snapshot: epoch %d)",
+				len(m.Led()), len(want), id, st.LeaderID, st.LeaderEpoch, epoch)
 		}
 		return nil
 	})
