@@ -727,8 +727,14 @@ func TestOptions(t *testing.T) {
 			if err := tc.opts.Validate(); (err != nil) != tc.wantErr {
 				t.Fatalf("Validate: %v, want error %v", err, tc.wantErr)
 			}
-			if _, err := Open(t.TempDir(), tc.opts); (err != nil) != tc.wantErr {
+			w, err := Open(t.TempDir(), tc.opts)
+			if (err != nil) != tc.wantErr {
 				t.Fatalf("Open: %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil {
+				// An open WAL's sync goroutine would outlive the test and
+				// fail TestClose when the tests run again (-count).
+				mustClose(t, w)
 			}
 		})
 	}
