@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net/http"
 	"os"
@@ -23,6 +26,7 @@ import (
 	"github.com/eddy-streams/eddy/billing"
 	"github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
@@ -257,6 +261,38 @@ func spool(t *testing.T, b *stack.Broker) (raw []byte, pending int) {
 	return raw, len(sf.Pending)
 }
 
+// spooled sums the bytes in and out of cluster that broker b's metering
+// spool holds, pending and running windows alike (the format is in the
+// meter package's doc).
+func spooled(t *testing.T, b *stack.Broker, cluster string) (in, out int64) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(b.DataDir, "metering", meter.SpoolFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0 // not synced yet
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	type window struct {
+		Clusters map[string]meter.Counts `json:"clusters"`
+	}
+	var sf struct {
+		Pending []window `json:"pending"`
+		Current *window  `json:"current"`
+	}
+	if err := json.Unmarshal(raw, &sf); err != nil {
+		t.Fatal(err)
+	}
+	if sf.Current != nil {
+		sf.Pending = append(sf.Pending, *sf.Current)
+	}
+	for _, w := range sf.Pending {
+		in += w.Clusters[cluster].BytesIn
+		out += w.Clusters[cluster].BytesOut
+	}
+	return in, out
+}
+
 // TestKilledBrokersNeitherDoubleCountNorDrop is acceptance 2: brokers
 // SIGKILLed in the middle of a metering window report that window after
 // a restart (from their spool, under the old boot id), and replaying the
@@ -276,8 +312,20 @@ func TestKilledBrokersNeitherDoubleCountNorDrop(t *testing.T) {
 	var w wire
 	workload(ctx, t, s, tn, &w, "events", 1500, 700)
 	sent, received := w.written.Load(), w.read.Load()
-	// The clients are closed; let every broker sync its spool, then kill.
-	time.Sleep(time.Second)
+	// The clients are closed; once every broker synced what they sent and
+	// received to its spool (or, past the top of the hour, reported it),
+	// kill.
+	poll.Until(t, time.Minute, "the brokers' spools to hold the workload", func() error {
+		in, out := tn.metered(ctx, t)
+		for id := 1; id <= 2; id++ {
+			i, o := spooled(t, s.Broker(id), tn.cluster)
+			in, out = in+i, out+o
+		}
+		if in < sent || out < received {
+			return fmt.Errorf("spooled or reported %d of %d bytes in, %d of %d out", in, sent, out, received)
+		}
+		return nil
+	})
 	crashed := map[int][]byte{}
 	for id := 1; id <= 2; id++ {
 		s.Kill(id)

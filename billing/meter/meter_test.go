@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eddy-streams/eddy/internal/poll"
 )
 
 // table stands in for the usage_reports table: it keeps the first report
@@ -63,14 +65,20 @@ func open(t *testing.T, dir string, tb *table) *Meter {
 	return m
 }
 
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+func (t *table) callCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.calls
+}
+
+// reported is a condition for poll.Until: m has no window left to report
+// and tb was called more than calls times.
+func reported(m *Meter, tb *table, calls int) func() error {
+	return func() error {
+		if n, c := m.pendingCount(), tb.callCount(); n > 0 || c <= calls {
+			return fmt.Errorf("%d windows pending after %d report calls", n, c)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -95,7 +103,7 @@ func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
 	}
 	c.Connection()
 	want.Connections++
-	waitFor(t, "the closed windows to be reported", func() bool { return m.pendingCount() == 0 && tb.calls > 3 })
+	poll.Until(t, 30*time.Second, "the closed windows to be reported", reported(m, tb, 3))
 
 	// The process "dies": its running window was spooled at the last sync
 	// but never reported. Copy the spool as a crash would leave it.
@@ -125,7 +133,7 @@ func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
 		ctx2, cancel2 := context.WithCancel(context.Background())
 		done2 := make(chan struct{})
 		go func() { defer close(done2); m2.Run(ctx2, 5*time.Second) }()
-		waitFor(t, "the replay", func() bool { return m2.pendingCount() == 0 })
+		poll.Until(t, 30*time.Second, "the replay", reported(m2, tb, 0))
 		cancel2()
 		<-done2
 		if got, _ := tb.total("vc-a"); got != want {

@@ -143,7 +143,9 @@ func TestAutoscaleLoadStep(t *testing.T) {
 	}
 	defer prod.Close()
 	adm := kadm.NewClient(prod)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Bounds the whole test (the producer's records too), so it must hold
+	// every wait below at its longest on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create topic: %v %v", err, resp.Err)

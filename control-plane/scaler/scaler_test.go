@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eddy-streams/eddy/internal/poll"
 )
 
 // sizer is what both scalers offer the autoscaler.
@@ -26,7 +29,7 @@ type sizer interface {
 // acceptance is run over every scaler: sizes stick, and a negative size
 // is refused.
 func acceptance(t *testing.T, s sizer, observed func() int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, n := range []int{3, 5, 2, 0, 1} {
 		if err := s.Scale(ctx, n); err != nil {
@@ -36,13 +39,12 @@ func acceptance(t *testing.T, s sizer, observed func() int) {
 		if err != nil || got != n {
 			t.Fatalf("size after scaling to %d: %d %v", n, got, err)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for observed() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("asked for %d, %d running", n, observed())
+		poll.Until(t, time.Minute, fmt.Sprintf("%d running", n), func() error {
+			if got := observed(); got != n {
+				return fmt.Errorf("%d running", got)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	if err := s.Scale(ctx, -1); !errors.Is(err, ErrRange) {
 		t.Fatalf("scale to -1: %v, want ErrRange", err)
@@ -164,28 +166,24 @@ func TestProcesses(t *testing.T) {
 	if err := p.Scale(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for running() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("did not reach 2")
+	poll.Until(t, time.Minute, "2 brokers running", func() error {
+		if n := running(); n != 2 {
+			return fmt.Errorf("%d running", n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	p.mu.Lock()
 	victim := p.procs[2]
 	p.mu.Unlock()
 	victim.cmd.Process.Kill()
 	<-victim.done
-	for {
+	poll.Until(t, time.Minute, "the killed broker to be replaced", func() error {
 		p.mu.Lock()
 		replaced := p.procs[2] != victim
 		p.mu.Unlock()
-		if replaced && running() == 2 {
-			break
+		if n := running(); !replaced || n != 2 {
+			return fmt.Errorf("broker 2 replaced: %v; %d running", replaced, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the killed broker was not replaced")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

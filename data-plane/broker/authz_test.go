@@ -17,6 +17,7 @@ import (
 
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -367,19 +368,15 @@ func mustREST[T any](t *testing.T) func(T, error) T {
 	}
 }
 
-// waitErr polls f until its error is want (nil: success), for up to 15 s:
-// authorization changes reach brokers asynchronously.
+// waitErr polls f until its error is want (nil: success), for up to a
+// minute: authorization changes reach brokers asynchronously.
 func waitErr(t *testing.T, f func() error, want error) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	poll.Until(t, time.Minute, fmt.Sprintf("error %v", want), func() error {
 		err := f()
 		if (want == nil && err == nil) || (want != nil && errors.Is(err, want)) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("got %v, want %v", err, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("got %v", err)
+	})
 }

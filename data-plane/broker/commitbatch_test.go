@@ -12,6 +12,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -137,13 +138,7 @@ func (r *batchRig) queued() int {
 
 func (r *batchRig) waitFor(what string, cond func() bool) {
 	r.t.Helper()
-	for !cond() {
-		select {
-		case <-r.ctx.Done():
-			r.t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	poll.Until(r.t, time.Minute, what, poll.True(cond))
 }
 
 func statements(b *commitBatcher) int { return int(testutil.ToFloat64(b.batches)) }

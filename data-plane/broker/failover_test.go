@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,6 +33,32 @@ func (a *ackLog) add(r *kgo.Record) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.acks[string(r.Value)] = ackPos{r.Partition, r.Offset}
+}
+
+// leaders returns partition → leader for the n partitions of topic, or an
+// error while any of them has no leader.
+func leaders(adm *kadm.Client, topic string, n int) (map[int32]int32, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ls, err := leadersOf(ctx, adm, topic)
+	if err != nil {
+		return nil, err
+	}
+	for p := range int32(n) {
+		if l, ok := ls[p]; !ok || l < 0 {
+			return ls, fmt.Errorf("partition %d of %s has no leader (leaders %v)", p, topic, ls)
+		}
+	}
+	return ls, nil
+}
+
+// leadCounts returns broker → how many of leaders' partitions it leads.
+func leadCounts(leaders map[int32]int32) map[int32]int {
+	out := map[int32]int{}
+	for _, l := range leaders {
+		out[l]++
+	}
+	return out
 }
 
 // leadersOf returns partition → leader for topic.
@@ -86,22 +114,26 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 		}()
 	}
 
-	time.Sleep(3 * time.Second)
-	mctx, mcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	before, err := leadersOf(mctx, adm, topic)
-	mcancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := int32(2)
-	led := 0
-	for _, l := range before {
-		if l == victim {
-			led++
+	// The load is on once every partition is led and has acknowledged
+	// records. The victim is the broker leading the most partitions,
+	// whichever that turned out to be.
+	var before map[int32]int32
+	poll.Until(t, 2*time.Minute, "every partition to be led and acknowledging", func() error {
+		var err error
+		if before, err = leaders(adm, topic, 12); err != nil {
+			return err
 		}
-	}
-	if led == 0 {
-		t.Fatalf("broker %d leads nothing; leaders %v", victim, before)
+		if n := len(acks.partitions()); n < 12 {
+			return fmt.Errorf("acknowledged records on %d of 12 partitions (leaders %v)", n, before)
+		}
+		return nil
+	})
+	var victim int32
+	led := 0
+	for b, n := range leadCounts(before) {
+		if n > led || n == led && b < victim {
+			victim, led = b, n
+		}
 	}
 	s.Kill(int(victim))
 	killedAt := time.Now()
@@ -126,8 +158,16 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 	}
 	t.Logf("failover: %d partitions moved %v after SIGKILL", led, time.Since(killedAt).Round(10*time.Millisecond))
 
-	ackedAtKill := len(acks.snapshot())
-	time.Sleep(3 * time.Second) // producers must carry on
+	// Producers must carry on: a few seconds of load on the new leaders,
+	// and on a busy machine for as long as the first acks take.
+	ackedAtKill := acks.count()
+	time.Sleep(3 * time.Second)
+	poll.Until(t, time.Minute, "records to be acknowledged after the failover", func() error {
+		if n := acks.count(); n <= ackedAtKill {
+			return fmt.Errorf("%d acknowledged, as many as when the partitions had moved (%d produce attempts failed; last: %v)", n, failed.Load(), lastErr.Load())
+		}
+		return nil
+	})
 	cancel()
 	wg.Wait()
 	fctx, fcancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -178,6 +218,23 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged records verified", len(got))
+}
+
+func (a *ackLog) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.acks)
+}
+
+// partitions returns the partitions with an acknowledged record.
+func (a *ackLog) partitions() map[int32]bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[int32]bool{}
+	for _, p := range a.acks {
+		out[p.partition] = true
+	}
+	return out
 }
 
 func (a *ackLog) snapshot() map[string]ackPos {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -422,6 +424,36 @@ func coordinatorOf(t *testing.T, adm *kadm.Client, grp string) int32 {
 	return id
 }
 
+// groupMembers returns how many members grp's coordinator knows, and the
+// group's state, whether grp is a classic or a KIP-848 group.
+func groupMembers(cl *kgo.Client, grp string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ds, err := kadm.NewClient(cl).DescribeGroups(ctx, grp)
+	if err != nil {
+		return 0, "", err
+	}
+	if d := ds[grp]; d.Err == nil {
+		return len(d.Members), d.State, nil
+	} else if !errors.Is(d.Err, kerr.GroupIDNotFound) { // not a classic group
+		return 0, "", d.Err
+	}
+	req := kmsg.NewPtrConsumerGroupDescribeRequest()
+	req.Groups = []string{grp}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, "", err
+	}
+	if len(resp.Groups) != 1 {
+		return 0, "", fmt.Errorf("ConsumerGroupDescribe of %s: %d groups", grp, len(resp.Groups))
+	}
+	g := resp.Groups[0]
+	if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+		return 0, "", err
+	}
+	return len(g.Members), g.State, nil
+}
+
 // committed fetches a group's committed offsets, retrying while the
 // coordinator moves. Each call uses a fresh client: kgo keeps a cached
 // coordinator that was killed until its requests to it fail with a
@@ -483,7 +515,13 @@ func testCoordinatorKilled(t *testing.T, opts ...kgo.Opt) {
 	coord := coordinatorOf(t, adm, grp)
 	before := committed(t, s, grp)
 	startMember(t, s, grp, topic, l, 30*time.Millisecond, nil, opts...) // starts a rebalance
-	time.Sleep(100 * time.Millisecond)                                  // let the join reach the coordinator
+	poll.Until(t, time.Minute, "the third member's join to reach the coordinator", func() error {
+		n, state, err := groupMembers(prod, grp)
+		if err == nil && n < 3 {
+			err = fmt.Errorf("%d members, state %s", n, state)
+		}
+		return err
+	})
 	t.Logf("killing coordinator broker %d", coord)
 	s.Kill(int(coord))
 

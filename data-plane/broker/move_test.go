@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -219,8 +222,18 @@ func TestPartitionMoveUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
-	mctx, mcancel := context.WithTimeout(context.Background(), time.Minute)
+	// Moves start once the load is on: every partition led and
+	// acknowledging records.
+	poll.Until(t, 2*time.Minute, "every partition to be led and acknowledging", func() error {
+		if _, err := leaders(kadm.NewClient(prod), topic, 6); err != nil {
+			return err
+		}
+		if n := len(acks.partitions()); n < 6 {
+			return fmt.Errorf("acknowledged records on %d of 6 partitions", n)
+		}
+		return nil
+	})
+	mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer mcancel()
 	moves := 0
 	for round := range 4 {
@@ -240,17 +253,18 @@ func TestPartitionMoveUnderLoad(t *testing.T) {
 		}
 		moves += k
 		// Wait until every move completed before the next round.
-		if !stack.WaitFor(mctx, func() bool {
+		poll.Until(t, 2*time.Minute, fmt.Sprintf("round %d's moves to complete", round), func() error {
 			for part := range int32(6) {
 				p, err := cp.PartitionByName(mctx, "vc-dev", topic, part)
-				if err != nil || p.MovingTo >= 0 || p.LeaderID < 0 {
-					return false
+				if err != nil {
+					return err
+				}
+				if p.MovingTo >= 0 || p.LeaderID < 0 {
+					return fmt.Errorf("partition %d: leader %d, moving to %d", part, p.LeaderID, p.MovingTo)
 				}
 			}
-			return true
-		}) {
-			t.Fatalf("round %d: moves did not complete", round)
-		}
+			return nil
+		})
 		time.Sleep(500 * time.Millisecond)
 	}
 	stop()

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/limits"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -122,6 +124,13 @@ func TestQuotaNoisyNeighbour(t *testing.T) {
 	}
 	floodStart := time.Now()
 	time.Sleep(3 * time.Second) // let throttling settle
+	// The quiet tenant is measured against a flood the brokers throttle.
+	poll.Until(t, time.Minute, "the flooder to be throttled", func() error {
+		if seen.max.Load() <= 0 {
+			return fmt.Errorf("no throttle yet; %d bytes acknowledged", acked.Load())
+		}
+		return nil
+	})
 	loaded := produceLatencies(t, qc, samples, 1000)
 	floodSecs := time.Since(floodStart).Seconds()
 	floodRate := float64(acked.Load()) / floodSecs

@@ -182,34 +182,37 @@ func TestConsumerGroupFencing(t *testing.T) {
 }
 
 // TestConsumerGroupSessionExpiry: a member that stops heartbeating is
-// removed after the session timeout and its partitions reassigned.
+// removed after the session timeout and its partitions reassigned. It runs
+// in a synctest bubble: with a 200ms session in real time, a busy machine
+// pausing the test between two heartbeats could expire the live members.
 func TestConsumerGroupSessionExpiry(t *testing.T) {
 	cfg := testConfig()
 	cfg.ConsumerSessionTimeout = 200 * time.Millisecond
 	cfg.ConsumerHeartbeatInterval = 50 * time.Millisecond
-	c := newTestCoordinator(t, cfg, newMemStore())
-	ctx := testCtx(t)
-	a, b := &cgMember{id: "a"}, &cgMember{id: "b"}
-	for i := 0; i < 3; i++ {
-		a.heartbeat(t, ctx, c, "")
-		b.heartbeat(t, ctx, c, "")
-	}
-	if len(a.owned) != 3 || len(b.owned) != 3 {
-		t.Fatalf("a owns %d, b %d partitions; want 3 each", len(a.owned), len(b.owned))
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(a.owned) != 6 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a owns %d partitions after b's session should have expired", len(a.owned))
+	bubble(t, cfg, func(t *testing.T, c *Coordinator, _ *memStore) {
+		ctx := testCtx(t)
+		a, b := &cgMember{id: "a"}, &cgMember{id: "b"}
+		for i := 0; i < 3; i++ {
+			a.heartbeat(t, ctx, c, "")
+			b.heartbeat(t, ctx, c, "")
 		}
-		time.Sleep(20 * time.Millisecond)
-		a.heartbeat(t, ctx, c, "")
-	}
-	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
-	req.Group, req.MemberID, req.MemberEpoch = "g", "b", b.epoch
-	if code := c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT).ErrorCode; code != kerr.UnknownMemberID.Code {
-		t.Fatalf("expired member heartbeat: %v", kerr.ErrorForCode(code))
-	}
+		if len(a.owned) != 3 || len(b.owned) != 3 {
+			t.Fatalf("a owns %d, b %d partitions; want 3 each", len(a.owned), len(b.owned))
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for len(a.owned) != 6 {
+			if time.Now().After(deadline) {
+				t.Fatalf("a owns %d partitions after b's session should have expired", len(a.owned))
+			}
+			time.Sleep(20 * time.Millisecond)
+			a.heartbeat(t, ctx, c, "")
+		}
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = "g", "b", b.epoch
+		if code := c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT).ErrorCode; code != kerr.UnknownMemberID.Code {
+			t.Fatalf("expired member heartbeat: %v", kerr.ErrorForCode(code))
+		}
+	})
 }
 
 // TestExpireOffsets: offsets of a group with members are kept; of an

@@ -86,7 +86,7 @@ func TestDeposedLeaderCannotCommit(t *testing.T) {
 	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p1 := m1.Partition(e.pid)
+	p1 := tieredtest.Led(t, m1, e.pid)
 	r := appendBatch(t, p1, recordBatch(3, -1, -1))
 	if err := m1.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestDeposedLeaderCannotCommit(t *testing.T) {
 	if err := m2.Sync(ctx, map[int64]int32{e.pid: 2}); err != nil {
 		t.Fatal(err)
 	}
-	p2 := m2.Partition(e.pid)
+	p2 := tieredtest.Led(t, m2, e.pid)
 	r2 := appendBatch(t, p2, recordBatch(1, -1, -1))
 	if r2.BaseOffset != 3 {
 		t.Fatalf("new leader assigned offset %d, want 3 (the committed high watermark)", r2.BaseOffset)
@@ -160,7 +160,7 @@ func TestIdempotentProducer(t *testing.T) {
 	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p := m1.Partition(e.pid)
+	p := tieredtest.Led(t, m1, e.pid)
 	first := appendBatch(t, p, recordBatch(5, 4242, 0))
 	dup := appendBatch(t, p, recordBatch(5, 4242, 0))
 	if !dup.Duplicate || dup.BaseOffset != first.BaseOffset {
@@ -183,7 +183,7 @@ func TestIdempotentProducer(t *testing.T) {
 	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	again := appendBatch(t, m2.Partition(e.pid), recordBatch(2, 4242, 5))
+	again := appendBatch(t, tieredtest.Led(t, m2, e.pid), recordBatch(2, 4242, 5))
 	if !again.Duplicate || again.BaseOffset != second.BaseOffset {
 		t.Fatalf("retry after leader change got %+v, want offset %d", again, second.BaseOffset)
 	}
@@ -198,8 +198,8 @@ func TestWALReplay(t *testing.T) {
 	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	appendBatch(t, m1.Partition(e.pid), recordBatch(4, -1, -1))
-	appendBatch(t, m1.Partition(e.pid), recordBatch(6, -1, -1))
+	appendBatch(t, tieredtest.Led(t, m1, e.pid), recordBatch(4, -1, -1))
+	appendBatch(t, tieredtest.Led(t, m1, e.pid), recordBatch(6, -1, -1))
 	m1.Close() // no flush: as if the process died after answering acks=1
 
 	m2 := e.manager(t, 1)
@@ -230,7 +230,7 @@ func TestReadNeverSkips(t *testing.T) {
 	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p := m.Partition(e.pid)
+	p := tieredtest.Led(t, m, e.pid)
 	// Flushes of alternating big and small batches: one index row each.
 	for i := range 6 {
 		n := 1
@@ -274,7 +274,7 @@ func TestReadNeverSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("object store", func(off int64, max int) []byte {
-		r, err := m2.Partition(e.pid).Read(ctx, off, max)
+		r, err := tieredtest.Led(t, m2, e.pid).Read(ctx, off, max)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +295,7 @@ func BenchmarkProduceAppend(b *testing.B) {
 	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		b.Fatal(err)
 	}
-	p := m.Partition(e.pid)
+	p := tieredtest.Led(b, m, e.pid)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { m.Run(runCtx); close(done) }()

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/spf13/pflag"
 )
 
@@ -642,16 +644,13 @@ func syncLoopRunning() bool {
 	}
 }
 
-// waitSyncLoop waits up to a second for syncLoopRunning to become running:
-// a goroutine can be a little late to start or to finish.
+// waitSyncLoop waits up to 10s for syncLoopRunning to become running: a
+// goroutine can be late to start or to finish, the more so on a busy
+// machine.
 func waitSyncLoop(running bool) bool {
-	for deadline := time.Now().Add(time.Second); syncLoopRunning() != running; {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return poll.Wait(ctx, poll.True(func() bool { return syncLoopRunning() == running })) == nil
 }
 
 func TestClose(t *testing.T) {
@@ -728,8 +727,14 @@ func TestOptions(t *testing.T) {
 			if err := tc.opts.Validate(); (err != nil) != tc.wantErr {
 				t.Fatalf("Validate: %v, want error %v", err, tc.wantErr)
 			}
-			if _, err := Open(t.TempDir(), tc.opts); (err != nil) != tc.wantErr {
+			w, err := Open(t.TempDir(), tc.opts)
+			if (err != nil) != tc.wantErr {
 				t.Fatalf("Open: %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil {
+				// An open WAL's sync goroutine would outlive the test and
+				// fail TestClose when the tests run again (-count).
+				mustClose(t, w)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eddy-streams/eddy/internal/freeport"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/seal"
 )
 
@@ -218,7 +219,7 @@ func (s *Stack) waitRegistered(n int) {
 		s.t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var ids []int32
 	for id := range s.brokers {
@@ -249,7 +250,7 @@ func (s *Stack) waitRegistered(n int) {
 			return
 		}
 		if ctx.Err() != nil {
-			s.t.Fatalf("not every broker lists all %d brokers after 30s (brokers listed by each: %v; last error: %v)", n, seen, lastErr)
+			s.t.Fatalf("not every broker lists all %d brokers after a minute (brokers listed by each: %v; last error: %v)", n, seen, lastErr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -377,19 +378,10 @@ func (s *Stack) waitListening(b *Broker) {
 	}
 }
 
-// WaitForLeaders is a convenience for tests: it waits until ctx ends or
-// check returns true, polling.
+// WaitFor polls check until it returns true (true) or ctx ends (false).
+// Tests that can say what they saw meanwhile use poll.Until instead.
 func WaitFor(ctx context.Context, check func() bool) bool {
-	for {
-		if check() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return poll.Wait(ctx, poll.True(check)) == nil
 }
 
 func (s *Stack) shutdown() {

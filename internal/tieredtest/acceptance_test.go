@@ -2,6 +2,7 @@ package tieredtest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 )
 
@@ -31,15 +33,24 @@ func TestPutsPerFlushDoNotGrowWithPartitions(t *testing.T) {
 			puts0 := e.Requests(t, "put")
 			start := time.Now()
 			val := 0
+			last := map[int64]int64{} // partition → last offset appended
 			for time.Since(start) < 2*time.Second {
 				for _, p := range e.Parts["t"] {
-					tieredtest.Append(t, m, p, tieredtest.Batch(1, []byte("k"), 100, time.Now().UnixMilli()))
+					r := tieredtest.Append(t, m, p, tieredtest.Batch(1, []byte("k"), 100, time.Now().UnixMilli()))
+					last[p] = r.LastOffset
 					val++
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
 			elapsed := time.Since(start)
 			puts := e.Requests(t, "put") - puts0
+			// Every partition commits what it was given before Run is
+			// stopped: a flush whose commit is cut short by the stop may
+			// have committed all the same, and the shutdown flush that
+			// retries it is fenced and drops every partition.
+			for _, p := range e.Parts["t"] {
+				tieredtest.WaitCommitted(t, m, p, last[p])
+			}
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatal(err)
@@ -51,7 +62,7 @@ func TestPutsPerFlushDoNotGrowWithPartitions(t *testing.T) {
 				t.Errorf("%.0f PUTs in %s with flush interval %s: more than one per flush", puts, elapsed, interval)
 			}
 			for _, p := range e.Parts["t"] {
-				if _, hw := m.Partition(p).Offsets(); hw == 0 {
+				if _, hw := tieredtest.Led(t, m, p).Offsets(); hw == 0 {
 					t.Fatalf("partition %d committed nothing", p)
 				}
 			}
@@ -96,6 +107,10 @@ func TestObjectStoreOutage(t *testing.T) {
 				default:
 				}
 				p := m.Partition(pid)
+				if p == nil {
+					t.Errorf("partition %d is no longer led", pid)
+					return
+				}
 				raw := tieredtest.Batch(5, []byte("k"), 200, time.Now().UnixMilli())
 				r := tieredtest.Append(t, m, pid, raw)
 				wctx, wcancel := context.WithTimeout(ctx, outage+time.Minute)
@@ -122,12 +137,24 @@ func TestObjectStoreOutage(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	committedBefore := committed(t, e)
+	refused := faulty.Refused()
 	downAt := time.Now()
 	faulty.SetDown(true)
+	// A flush whose PUT got in before the store went down still commits,
+	// as late as a busy machine makes it. Once a later PUT was refused it
+	// has (flushes take turns): from then on nothing may commit.
+	poll.Until(t, time.Minute, "a PUT to be refused", func() error {
+		if faulty.Refused() == refused {
+			return errors.New("none refused yet")
+		}
+		return nil
+	})
+	settled := committed(t, e)
+	t.Logf("the flush in flight when the store went down finished within %v", time.Since(downAt).Round(time.Millisecond))
 	time.Sleep(outage)
 	stuck := committed(t, e)
+	upAt := time.Now() // before the store is back: later acks may follow new PUTs
 	faulty.SetDown(false)
-	upAt := time.Now()
 	// Produce must resume by itself: wait for acks after the restart.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -155,11 +182,17 @@ func TestObjectStoreOutage(t *testing.T) {
 	}
 
 	// Nothing commits without a PUT: the hw moved during the outage by at
-	// most what was in flight when it began.
+	// most what was in flight when it began, and nothing above that was
+	// acknowledged before the store came back.
+	for pid, hw := range stuck {
+		if hw != settled[pid] {
+			t.Errorf("partition %d: hw moved from %d to %d while the object store was down", pid, settled[pid], hw)
+		}
+	}
 	var during int
 	mu.Lock()
 	for _, a := range acks {
-		if a.at.After(downAt.Add(2*time.Second)) && a.at.Before(upAt) {
+		if a.at.Before(upAt) && a.last >= settled[a.pid] {
 			during++
 		}
 	}

@@ -95,7 +95,7 @@ func readCold(tb testing.TB, m *leader.Manager, sw *swapReader, e *tieredtest.En
 func readAll(tb testing.TB, m *leader.Manager, e *tieredtest.Env) (bytes int64) {
 	tb.Helper()
 	for _, p := range e.Parts["t"] {
-		_, hw := m.Partition(p).Offsets()
+		_, hw := tieredtest.Led(tb, m, p).Offsets()
 		n, b := tieredtest.ReadAll(tb, m, p, 0)
 		if n != hw {
 			tb.Fatalf("partition %d: read %d records of %d", p, n, hw)

@@ -15,7 +15,8 @@ var ErrDown = errors.New("tieredtest: object store unavailable")
 // store that is stopped, deterministically, in-process.
 type Faulty struct {
 	bucket.Bucket
-	down atomic.Bool
+	down    atomic.Bool
+	refused atomic.Int64
 }
 
 // SetDown stops (true) or restarts (false) the store.
@@ -31,8 +32,16 @@ func (f *Faulty) check(ctx context.Context) error {
 	return nil
 }
 
+// Refused returns how many Puts were refused because the store was down.
+// A leader's flushes take turns, so a Put refused after SetDown(true) also
+// says that any flush whose Put got in before it has finished its commit.
+func (f *Faulty) Refused() int64 { return f.refused.Load() }
+
 func (f *Faulty) Put(ctx context.Context, key string, data []byte) error {
 	if err := f.check(ctx); err != nil {
+		if errors.Is(err, ErrDown) {
+			f.refused.Add(1)
+		}
 		return err
 	}
 	return f.Bucket.Put(ctx, key, data)

@@ -122,10 +122,10 @@ func TestRetentionAndGCShrinkTheBucket(t *testing.T) {
 
 	// Retention learned through a read: the leader still believes in log
 	// start 0 and must answer OFFSET_OUT_OF_RANGE, then serve from 100.
-	if _, err := m.Partition(bytime[0]).Read(ctx, 0, 1<<20); !errors.Is(err, leader.ErrOffsetOutOfRange) {
+	if _, err := tieredtest.Led(t, m, bytime[0]).Read(ctx, 0, 1<<20); !errors.Is(err, leader.ErrOffsetOutOfRange) {
 		t.Fatalf("read below the new log start: %v, want ErrOffsetOutOfRange", err)
 	}
-	if start, _ := m.Partition(bytime[0]).Offsets(); start != 100 {
+	if start, _ := tieredtest.Led(t, m, bytime[0]).Offsets(); start != 100 {
 		t.Fatalf("leader's log start %d after the failed read, want 100", start)
 	}
 

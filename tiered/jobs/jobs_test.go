@@ -92,11 +92,13 @@ func TestDeadWorkersJobIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	const lease = 500 * time.Millisecond
-	// The "dead" worker: claims and never renews nor finishes.
+	// The "dead" worker: claims and never renews nor finishes. Its lease
+	// runs from when Postgres took the claim, which is after claimed and
+	// may be well before ClaimJob returns on a busy machine.
+	claimed := time.Now()
 	if _, ok, err := e.St.ClaimJob(ctx, "dead", []string{"test"}, lease); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	claimed := time.Now()
 	var ran atomic.Int32
 	r, err := jobs.New(runnerConfig(time.Second), e.St, e.Log, nil)
 	if err != nil {
