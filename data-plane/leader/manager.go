@@ -344,6 +344,10 @@ func (m *Manager) markDirty(p *Partition, n int) {
 	}
 }
 
+// flushTimeout bounds one flush (PUT and commit) that Run started, and
+// the final flush when Run stops.
+const flushTimeout = 10 * time.Second
+
 // Run flushes until ctx ends, then flushes what is left (with a bounded
 // grace period) and returns.
 //
@@ -356,7 +360,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	var lastStart time.Time
 	backoff := time.Duration(0)
 	final := func() error {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 		defer cancel()
 		return m.FlushAll(fctx)
 	}
@@ -378,7 +382,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}
 		lastStart = time.Now()
-		if err := m.Flush(ctx); err != nil {
+		// ctx schedules flushes; it does not cut one short. A Postgres
+		// commit cancelled in flight may have committed all the same
+		// while the caller sees an error: the flush would put its batches
+		// back, and the final flush's retry of them would be fenced (the
+		// high watermark has moved) and drop every partition it carried.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+		err := m.Flush(fctx)
+		cancel()
+		if err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("flush failed; will retry", "err", err)
 				backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)

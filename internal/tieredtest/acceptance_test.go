@@ -237,3 +237,37 @@ func committed(t *testing.T, e *tieredtest.Env) map[int64]int64 {
 	}
 	return out
 }
+
+// Stopping Run while a flush is in flight neither fails nor fences that
+// flush: cancelling a Postgres commit can leave it committed while the
+// caller sees an error, and the shutdown flush that then retried it was
+// fenced and dropped every partition it carried (acks=all producers got
+// NOT_LEADER for committed data). Every partition stays led, and all it
+// was given is committed when Run returns.
+func TestStopDuringFlushKeepsPartitions(t *testing.T) {
+	const n = 300
+	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: n})
+	m := e.Manager(t, func(cfg *leader.Config) { cfg.FlushInterval = 5 * time.Millisecond }, nil)
+	last := map[int64]int64{}
+	for round := range 8 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		deadline := time.Now().Add(time.Duration(100+round*37) * time.Millisecond)
+		for time.Now().Before(deadline) {
+			for _, p := range e.Parts["t"] {
+				r := tieredtest.Append(t, m, p, tieredtest.Batch(1, []byte("k"), 100, time.Now().UnixMilli()))
+				last[p] = r.LastOffset
+			}
+		}
+		cancel() // most likely while a flush of many partitions is committing
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: Run: %v", round, err)
+		}
+		for _, p := range e.Parts["t"] {
+			if _, hw := tieredtest.Led(t, m, p).Offsets(); hw != last[p]+1 {
+				t.Fatalf("round %d: partition %d committed up to %d after Run returned, want %d", round, p, hw, last[p]+1)
+			}
+		}
+	}
+}
