@@ -151,12 +151,16 @@ func TestGuardRequestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := func() float64 { return testutil.ToFloat64(r.s.guard.held) }
-	for deadline := time.Now().Add(5 * time.Second); held() != budget; {
-		if time.Now().After(deadline) {
-			t.Fatalf("request memory held: %v, want %d", held(), budget)
+	waitHeld := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); held() != budget; {
+			if time.Now().After(deadline) {
+				t.Fatalf("request memory held: %v, want %d", held(), budget)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	waitHeld()
 	// B's small request waits for the budget.
 	b := dial(t, r.addr)
 	if _, err := roundTrip(b, kmsg.NewPtrApiVersionsRequest(), 3, time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -181,6 +185,7 @@ func TestGuardRequestMemory(t *testing.T) {
 	if _, err := c.Write(binary.BigEndian.AppendUint32(nil, budget)); err != nil {
 		t.Fatal(err)
 	}
+	waitHeld() // C's size was read and taken before D asks
 	d := dial(t, r.addr)
 	if _, err := roundTrip(d, kmsg.NewPtrApiVersionsRequest(), 3, time.Second); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a request was served while the budget was taken (err %v)", err)
