@@ -175,10 +175,13 @@ func openCodec(c Codec, src []byte) (io.Reader, func(), error) {
 // checks each block's declared length before decoding it, so a too small
 // buffer costs a failed attempt, not a decode: start small, double up to
 // the limit.
-func snappyDecode(src []byte, limit int) ([]byte, error) {
-	size := min(limit, max(4*len(src), windowSize))
+func snappyDecode(dst, src []byte, limit int) ([]byte, error) {
+	size := min(limit, max(4*len(src), windowSize, cap(dst)))
 	for {
-		out, err := xerial.DecodeCapped(make([]byte, 0, size), src)
+		if cap(dst) < size {
+			dst = make([]byte, 0, size)
+		}
+		out, err := xerial.DecodeCapped(dst[:0:size], src) // never more than size, whatever dst holds
 		switch {
 		case err == nil:
 			return out, nil
@@ -213,9 +216,21 @@ func CheckDecompressed(records []byte, hdrs []Header, limit int) error {
 	return nil
 }
 
+// snappyBufs keeps produce's snappy check from allocating its output
+// buffer per batch: it only counts the bytes, so one buffer serves the
+// next batch. Buffers over maxPooledSnappy are left to the collector.
+var snappyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledSnappy = 8 << 20
+
 func checkOne(c Codec, src []byte, limit int) error {
 	if c == CodecSnappy {
-		_, err := snappyDecode(src, limit)
+		bp := snappyBufs.Get().(*[]byte)
+		out, err := snappyDecode(*bp, src, limit)
+		if cap(out) <= maxPooledSnappy {
+			*bp = out[:0]
+			snappyBufs.Put(bp)
+		}
 		return err
 	}
 	r, release, err := openCodec(c, src)
@@ -263,7 +278,7 @@ func Records(raw []byte, limit int, fn func(rec *kmsg.Record) bool) error {
 	case CodecNone:
 		return recordsIn(src, h.NumRecords, fn)
 	case CodecSnappy:
-		data, err := snappyDecode(src, limit)
+		data, err := snappyDecode(nil, src, limit)
 		if err != nil {
 			return err
 		}
