@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -21,7 +19,6 @@ import (
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -99,35 +96,9 @@ func dialPlain(t *testing.T, addr string, a account) *rawConn {
 // the broker closes the connection.
 func (rc *rawConn) do(req kmsg.Request) kmsg.Response {
 	rc.t.Helper()
-	rc.corr++
-	b := kbin.AppendInt16(nil, req.Key())
-	b = kbin.AppendInt16(b, req.GetVersion())
-	b = kbin.AppendInt32(b, rc.corr)
-	b = kbin.AppendNullableString(b, kmsg.StringPtr("raw-test"))
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := rc.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)); err != nil {
-		rc.t.Fatalf("%s: write: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	var size [4]byte
-	if _, err := io.ReadFull(rc.br, size[:]); err != nil {
-		rc.t.Fatalf("%s: the broker closed the connection: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(rc.br, body); err != nil {
-		rc.t.Fatal(err)
-	}
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	body = body[4:]
-	if resp.IsFlexible() && req.Key() != 18 {
-		body = body[1:] // empty header tags
-	}
-	if err := resp.ReadFrom(body); err != nil {
-		rc.t.Fatalf("%s: decode: %v", kmsg.NameForKey(req.Key()), err)
+	resp, err := rc.request(req)
+	if err != nil {
+		rc.t.Fatalf("%s: the broker closed the connection or sent what does not decode: %v", kmsg.NameForKey(req.Key()), err)
 	}
 	return resp
 }

@@ -105,7 +105,8 @@ func (rc *rawConn) try(req kmsg.Request) error {
 	return err
 }
 
-// request is do without failing the test: safe off the test's goroutine.
+// request sends req at its version and reads the response; do is request
+// failing the test on an error. Safe off the test's goroutine.
 func (rc *rawConn) request(req kmsg.Request) (kmsg.Response, error) {
 	rc.corr++
 	b := kbin.AppendInt16(nil, req.Key())
@@ -116,7 +117,7 @@ func (rc *rawConn) request(req kmsg.Request) (kmsg.Response, error) {
 		b = append(b, 0)
 	}
 	b = req.AppendTo(b)
-	rc.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := rc.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)); err != nil {
 		return nil, err
 	}
