@@ -28,6 +28,9 @@ help: ## list the targets
 #     exists. Installing the package also creates Debian's own "main"
 #     cluster on port 5432; Eddy does not use it.
 #   - kcat, the command-line Kafka client the README's examples use;
+#   - python3-confluent-kafka (Debian's binding of the system librdkafka),
+#     which the transaction tests use as librdkafka's transactional
+#     producer (kcat cannot run transactions);
 #   - npm itself, if missing, and test/js/node_modules (npm ci) when it is
 #     missing or older than package-lock.json;
 #   - moto_server (S3 fake, ships with the CI image); pip is tried if it is
@@ -37,6 +40,7 @@ deps: ## install missing test/dev dependencies (idempotent)
 	@pkgs=""; \
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs="$$pkgs postgresql"; \
 	command -v kcat >/dev/null || pkgs="$$pkgs kcat"; \
+	/usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || pkgs="$$pkgs python3-confluent-kafka"; \
 	command -v npm  >/dev/null || pkgs="$$pkgs nodejs npm"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "deps: installing$$pkgs (apt)"; \
