@@ -557,7 +557,7 @@ func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []take
 			PartitionID: t.p.ID, LeaderEpoch: t.p.Epoch,
 			BaseOffset: t.c.base, EndOffset: t.c.end,
 			Position: t.pos, Length: int32(t.c.size), MaxTimestamp: t.c.maxTs,
-			Producers: t.prods,
+			Producers: t.prods, Markers: t.c.markers,
 		}
 	}
 	done, err := m.store.Commit(ctx, m.cfg.BrokerID, key, int64(len(data)), parts)

@@ -321,8 +321,10 @@ func (m *Manager) writeMarkers(ctx context.Context, ms []store.TxnMarker) {
 	}
 }
 
-// sweepMarkers writes every marker queued for the partitions led here.
-func (m *Manager) sweepMarkers(ctx context.Context) error {
+// SweepMarkers appends every marker queued for the partitions led here
+// (RunMarkers does, on notifications and every few seconds); the next
+// flush makes them durable.
+func (m *Manager) SweepMarkers(ctx context.Context) error {
 	ids := m.Led()
 	if len(ids) == 0 {
 		return nil
@@ -359,7 +361,7 @@ func (m *Manager) RunMarkers(ctx context.Context) {
 		case <-poke:
 		case <-t.C:
 		}
-		if err := m.sweepMarkers(ctx); err != nil && ctx.Err() == nil {
+		if err := m.SweepMarkers(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("transaction marker sweep failed", "err", err)
 		}
 	}
