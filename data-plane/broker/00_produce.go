@@ -177,7 +177,7 @@ func (s *Server) appendProduced(c *conn, req *kmsg.ProduceRequest, p *leader.Par
 	if !h.Idempotent() {
 		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id", store.ErrTxnProducerID)
 	}
-	g, needed := p.TxnCheck(h.ProducerID)
+	g, needed := p.TxnCheck(h.ProducerID, h.ProducerEpoch)
 	if needed {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		defer cancel()

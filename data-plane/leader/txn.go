@@ -76,11 +76,11 @@ type TxnGuard struct {
 	set        bool
 }
 
-// TxnCheck reports whether a transactional batch of producerID must be
-// checked against the producer's transaction in Postgres before it is
-// appended: it must unless the producer has an open transaction here. The
-// guard goes to AppendTxn once the check passed.
-func (p *Partition) TxnCheck(producerID int64) (g TxnGuard, needed bool) {
+// TxnCheck reports whether a transactional batch of producerID at epoch
+// must be checked against the producer's transaction in Postgres before it
+// is appended: it must unless the producer has a transaction open here at
+// that epoch. The guard goes to AppendTxn once the check passed.
+func (p *Partition) TxnCheck(producerID int64, epoch int16) (g TxnGuard, needed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g = TxnGuard{producerID: producerID, set: true}
@@ -89,7 +89,7 @@ func (p *Partition) TxnCheck(producerID int64) (g TxnGuard, needed bool) {
 		return g, true
 	}
 	g.ended = pr.ended
-	return g, pr.txnFirst < 0
+	return g, pr.txnFirst < 0 || pr.epoch != epoch
 }
 
 // checkTxn applies the transaction rules to a batch about to be appended.
@@ -99,7 +99,7 @@ func (p *Partition) checkTxn(h batch.Header, g TxnGuard) error {
 	case h.Transactional() && !h.Idempotent():
 		return fmt.Errorf("%w: a transactional batch without a producer id", batch.ErrInvalid)
 	case h.Transactional():
-		if pr != nil && (pr.txnFirst >= 0 || h.ProducerEpoch < pr.epoch) {
+		if pr != nil && (pr.txnFirst >= 0 && h.ProducerEpoch == pr.epoch || h.ProducerEpoch < pr.epoch) {
 			return nil // in its open transaction, or fenced by checkSequence
 		}
 		var ended uint64
@@ -394,6 +394,6 @@ func (m *Manager) listenMarkers(ctx context.Context, poke chan<- struct{}) {
 // replayGuard lets replayed batches open their producer's transaction:
 // they passed its check when first appended.
 func (p *Partition) replayGuard(hdrs []batch.Header) TxnGuard {
-	g, _ := p.TxnCheck(hdrs[0].ProducerID)
+	g, _ := p.TxnCheck(hdrs[0].ProducerID, hdrs[0].ProducerEpoch)
 	return g
 }

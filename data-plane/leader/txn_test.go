@@ -28,7 +28,7 @@ func appendTxn(t *testing.T, p *leader.Partition, raw []byte) leader.AppendResul
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := p.TxnCheck(hdrs[0].ProducerID)
+	g, _ := p.TxnCheck(hdrs[0].ProducerID, hdrs[0].ProducerEpoch)
 	res, err := p.AppendTxn(raw, hdrs, false, g)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestTransactionMarker(t *testing.T) {
 	}
 	appendTxn(t, p, txnBatch(3, 100, 0))      // offsets 0-2, the transaction
 	appendBatch(t, p, recordBatch(2, -1, -1)) // 3-4, plain
-	if _, needed := p.TxnCheck(100); needed {
+	if _, needed := p.TxnCheck(100, 0); needed {
 		t.Fatal("a producer with an open transaction needs no further check")
 	}
 	if err := m.Flush(ctx); err != nil {
@@ -130,7 +130,7 @@ func TestTransactionMarker(t *testing.T) {
 		t.Fatalf("aborted_txns %v, %v; want %v", got, err, want)
 	}
 	// The producer's next transaction must be checked again.
-	if _, needed := p.TxnCheck(100); !needed {
+	if _, needed := p.TxnCheck(100, 0); !needed {
 		t.Fatal("after the marker the producer's next transaction needs a check")
 	}
 	// A new leader learns the producer state and the aborted transactions.

@@ -234,8 +234,8 @@ func (s *Store) OpenTxnForTest(ctx context.Context, clusterID, transactionalID s
 // the partition side that run without a coordinator: the transaction goes
 // to PrepareCommit or PrepareAbort, one marker per partition of it is
 // queued (with markerEpoch as its producer epoch: the transaction's for
-// version 1, one more for version 2), its partitions are emptied and
-// eddy_txn_markers is notified.
+// version 1, one more for version 2, which the transaction takes too), its
+// partitions are emptied and eddy_txn_markers is notified.
 func (s *Store) EndTxnForTest(ctx context.Context, clusterID, transactionalID string, commit bool, markerEpoch int16) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		state := "PrepareAbort"
@@ -256,8 +256,9 @@ func (s *Store) EndTxnForTest(ctx context.Context, clusterID, transactionalID st
 			return fmt.Errorf("store: end transaction: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE transactions SET state = $3, updated_at = now() WHERE cluster_id = $1 AND transactional_id = $2`,
-			clusterID, transactionalID, state); err != nil {
+			UPDATE transactions SET state = $3, producer_epoch = $4, updated_at = now()
+			WHERE cluster_id = $1 AND transactional_id = $2`,
+			clusterID, transactionalID, state, markerEpoch); err != nil {
 			return fmt.Errorf("store: end transaction: %w", err)
 		}
 		return notify(ctx, tx, "eddy_txn_markers")
