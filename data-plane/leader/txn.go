@@ -368,27 +368,9 @@ func (m *Manager) RunMarkers(ctx context.Context) {
 }
 
 func (m *Manager) listenMarkers(ctx context.Context, poke chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := m.store.Listen(ctx, "eddy_txn_markers", func(wait func(context.Context) (string, error)) error {
-			for {
-				if _, err := wait(ctx); err != nil {
-					return err
-				}
-				select {
-				case poke <- struct{}{}:
-				default:
-				}
-			}
-		})
-		if ctx.Err() != nil {
-			return
-		}
+	m.store.Poke(ctx, "eddy_txn_markers", poke, func(err error) {
 		m.log.Warn("transaction marker listener failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	})
 }
 
 // replayGuard lets replayed batches open their producer's transaction:

@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/store"
-	"github.com/eddy-streams/eddy/internal/tieredtest"
 )
 
 // txnBatch builds a transactional batch of n records of producerID at
@@ -24,16 +22,11 @@ func txnBatch(n int, producerID int64, seq int32) []byte {
 // producer's transaction was checked in Postgres.
 func appendTxn(t *testing.T, p *leader.Partition, raw []byte) leader.AppendResult {
 	t.Helper()
-	hdrs, err := batch.Validate(raw, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := p.TxnCheck(hdrs[0].ProducerID, hdrs[0].ProducerEpoch)
-	res, err := p.AppendTxn(raw, hdrs, false, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	h, _ := batch.ParseHeader(raw)
+	g, _ := p.TxnCheck(h.ProducerID, h.ProducerEpoch)
+	return appendWith(t, raw, func(hdrs []batch.Header) (leader.AppendResult, error) {
+		return p.AppendTxn(raw, hdrs, false, g)
+	})
 }
 
 // controlBatches counts the markers in the committed log of p.
@@ -63,12 +56,7 @@ func controlBatches(t *testing.T, p *leader.Partition) int {
 func TestTransactionMarker(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m := e.manager(t, 1)
-	defer m.Close()
-	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p := tieredtest.Led(t, m, e.pid)
+	m, p := e.lead(t, 1, 1)
 
 	// Not checked against its transaction: refused.
 	raw := txnBatch(3, 100, 0)
@@ -154,12 +142,7 @@ func endOffset(b []byte) int64 {
 func TestMarkerWrittenOnceAcrossLeaders(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m1 := e.manager(t, 1)
-	defer m1.Close()
-	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p1 := tieredtest.Led(t, m1, e.pid)
+	m1, p1 := e.lead(t, 1, 1)
 
 	// Transaction A: its abort marker is committed by broker 1.
 	appendTxn(t, p1, txnBatch(2, 100, 0))
@@ -194,15 +177,7 @@ func TestMarkerWrittenOnceAcrossLeaders(t *testing.T) {
 	if err := m1.SweepMarkers(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.Register(ctx, 2, "127.0.0.1", 2, "", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.st.Deregister(ctx, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.st.PlaceRound(ctx, placement.Assign); err != nil {
-		t.Fatal(err)
-	}
+	e.moveToBroker2(t)
 	if err := m1.Flush(ctx); err != nil { // fenced: the partition is dropped
 		t.Fatal(err)
 	}
@@ -210,12 +185,7 @@ func TestMarkerWrittenOnceAcrossLeaders(t *testing.T) {
 		t.Fatal("broker 1 still leads after its fenced commit")
 	}
 
-	m2 := e.manager(t, 2)
-	defer m2.Close()
-	if err := m2.Sync(ctx, map[int64]int32{e.pid: 2}); err != nil { // writes B's marker
-		t.Fatal(err)
-	}
-	p2 := tieredtest.Led(t, m2, e.pid)
+	m2, p2 := e.lead(t, 2, 2) // writes B's marker
 	if err := m2.SweepMarkers(ctx); err != nil { // nothing new
 		t.Fatal(err)
 	}

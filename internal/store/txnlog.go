@@ -52,7 +52,8 @@ type AbortedTxn struct {
 }
 
 // lockTxn locks the transactions row of a transactional id and checks it
-// belongs to producerID at epoch; it returns the row's state.
+// belongs to producerID at epoch and is not ending; it returns the row's
+// state.
 func lockTxn(ctx context.Context, tx pgx.Tx, clusterID, transactionalID string, producerID int64, epoch int16) (string, error) {
 	var (
 		pid   int64
@@ -71,6 +72,8 @@ func lockTxn(ctx context.Context, tx pgx.Tx, clusterID, transactionalID string, 
 		return "", ErrTxnProducerID
 	case pe != epoch:
 		return "", fmt.Errorf("%w: epoch %d, the transaction's is %d", ErrTxnEpoch, epoch, pe)
+	case state == "PrepareCommit" || state == "PrepareAbort":
+		return "", ErrTxnEnding
 	}
 	return state, nil
 }
@@ -82,12 +85,10 @@ func lockTxn(ctx context.Context, tx pgx.Tx, clusterID, transactionalID string, 
 func (s *Store) VerifyTxnPartition(ctx context.Context, clusterID, transactionalID string, producerID int64, epoch int16, partitionID int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		state, err := lockTxn(ctx, tx, clusterID, transactionalID, producerID, epoch)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case state == "PrepareCommit" || state == "PrepareAbort":
-			return ErrTxnEnding
-		case state != "Ongoing":
+		}
+		if state != "Ongoing" {
 			return fmt.Errorf("%w: the transaction is %s", ErrTxnPartition, state)
 		}
 		var in bool
@@ -112,12 +113,10 @@ func (s *Store) VerifyTxnPartition(ctx context.Context, clusterID, transactional
 func (s *Store) AddTxnPartition(ctx context.Context, clusterID, transactionalID string, producerID int64, epoch int16, partitionID int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		state, err := lockTxn(ctx, tx, clusterID, transactionalID, producerID, epoch)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case state == "PrepareCommit" || state == "PrepareAbort":
-			return ErrTxnEnding
-		case state != "Ongoing":
+		}
+		if state != "Ongoing" {
 			if _, err := tx.Exec(ctx, `
 				UPDATE transactions SET state = 'Ongoing', started_at = now(), updated_at = now()
 				WHERE cluster_id = $1 AND transactional_id = $2`, clusterID, transactionalID); err != nil {
