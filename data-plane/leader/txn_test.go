@@ -185,7 +185,7 @@ func TestMarkerWrittenOnceAcrossLeaders(t *testing.T) {
 		t.Fatal("broker 1 still leads after its fenced commit")
 	}
 
-	m2, p2 := e.lead(t, 2, 2) // writes B's marker
+	m2, p2 := e.lead(t, 2, 2)                    // writes B's marker
 	if err := m2.SweepMarkers(ctx); err != nil { // nothing new
 		t.Fatal(err)
 	}
