@@ -3,18 +3,21 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Produce (API key 0).
-// Versions: 3-11.
+// Versions: 3-12.
 //
 // Record batches of magic 2 only, as Kafka 4 requires. acks=0 gets no
 // response; acks=1 is answered once the batch is in the local WAL; acks=all
@@ -22,8 +25,19 @@ import (
 // connection's reader, so a client's pipelined produce requests share
 // flushes (responses still go out in order).
 //
-// Deviations: transactional batches are refused with INVALID_RECORD
-// (transactions are not supported yet); producing to a missing topic
+// Transactions (docs/transactions.md), as Kafka 4: the first transactional
+// batch of a producer's transaction on a partition is checked in Postgres
+// to be in the producer's ongoing transaction (KIP-890 part 1; v12, which
+// implies transaction version 2, adds the partition to the transaction
+// instead, KIP-890 part 2, retrying CONCURRENT_TRANSACTIONS for up to
+// 100 ms); later batches of the transaction are not. The answers are
+// Kafka's: not in the transaction, or no transactional id, gives
+// INVALID_TXN_STATE; a transactional id owned by another producer id
+// INVALID_PRODUCER_ID_MAPPING; a stale epoch INVALID_PRODUCER_EPOCH; an
+// ending transaction CONCURRENT_TRANSACTIONS from v12 and, as for a check
+// that could not run, NOT_ENOUGH_REPLICAS (retriable) below it.
+//
+// Deviations: producing to a missing topic
 // creates it when the cluster allows automatic creation (topicadmin.go; the
 // request then fails with the retriable UNKNOWN_TOPIC_OR_PARTITION so the
 // client refreshes metadata and retries); a compressed batch whose
@@ -94,14 +108,6 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 			}
 			hdrs, err := batch.Validate(rp.Records, maxBytes)
 			if err == nil {
-				for _, hd := range hdrs {
-					if hd.Transactional() {
-						err = errors.New("transactions are not supported yet")
-						out.ErrorCode = kerr.InvalidRecord.Code
-					}
-				}
-			}
-			if err == nil {
 				// Streamed into nothing: MESSAGE_TOO_LARGE past the
 				// limit, CORRUPT_MESSAGE if undecodable.
 				err = batch.CheckDecompressed(rp.Records, hdrs, batch.DecompressLimit(int64(maxBytes)))
@@ -113,9 +119,9 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorMessage = strp(err.Error())
 				continue
 			}
-			res, err := p.Append(rp.Records, hdrs, logAppend)
+			res, err := s.appendProduced(c, req, p, rp.Records, hdrs, logAppend)
 			if err != nil {
-				code, msg := errCode(err)
+				code, msg := produceErrCode(err, req.Version)
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)
 				continue
 			}
@@ -156,3 +162,76 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 	}
 	return resp
 }
+
+// appendProduced appends a partition's batches, checking a transactional
+// producer's transaction first when the partition needs it.
+func (s *Server) appendProduced(c *conn, req *kmsg.ProduceRequest, p *leader.Partition, records []byte, hdrs []batch.Header, logAppend bool) (leader.AppendResult, error) {
+	i := slices.IndexFunc(hdrs, batch.Header.Transactional)
+	if i < 0 {
+		return p.Append(records, hdrs, logAppend)
+	}
+	h := hdrs[i]
+	if req.TransactionID == nil {
+		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a transactional id", leader.ErrInvalidTxnState)
+	}
+	if !h.Idempotent() {
+		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id", store.ErrTxnProducerID)
+	}
+	g, needed := p.TxnCheck(h.ProducerID, h.ProducerEpoch)
+	if needed {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		check := s.store.VerifyTxnPartition
+		if req.Version >= 12 {
+			check = s.store.AddTxnPartition
+		}
+		// Kafka retries an ending transaction for a version-2 produce
+		// rather than send the client back with it.
+		retryUntil := time.Now().Add(100 * time.Millisecond)
+		for {
+			err := check(ctx, c.cluster, *req.TransactionID, h.ProducerID, h.ProducerEpoch, p.ID)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, store.ErrTxnPartition) && !errors.Is(err, store.ErrTxnProducerID) &&
+				!errors.Is(err, store.ErrTxnEpoch) && !errors.Is(err, store.ErrTxnEnding) {
+				s.log.Warn("transaction check failed", "partition", p.ID, "err", err)
+				return leader.AppendResult{}, errTxnCheck
+			}
+			if !errors.Is(err, store.ErrTxnEnding) || req.Version < 12 || time.Now().After(retryUntil) {
+				return leader.AppendResult{}, err
+			}
+			select {
+			case <-ctx.Done():
+				return leader.AppendResult{}, err
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return p.AppendTxn(records, hdrs, logAppend, g)
+}
+
+// produceErrCode is errCode with the answers Kafka gives a transactional
+// produce, which depend on the version.
+func produceErrCode(err error, version int16) (int16, string) {
+	const unverified = "Unable to verify the partition has been added to the transaction"
+	switch {
+	case errors.Is(err, store.ErrTxnPartition), errors.Is(err, leader.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code, "Partition was not added to the transaction"
+	case errors.Is(err, store.ErrTxnProducerID):
+		return kerr.InvalidProducerIDMapping.Code, err.Error()
+	case errors.Is(err, store.ErrTxnEpoch):
+		return kerr.InvalidProducerEpoch.Code, err.Error()
+	case errors.Is(err, store.ErrTxnEnding) && version >= 12:
+		return kerr.ConcurrentTransactions.Code, err.Error()
+	case errors.Is(err, store.ErrTxnEnding):
+		return kerr.NotEnoughReplicas.Code, unverified + ". Underlying error: CONCURRENT_TRANSACTIONS"
+	case errors.Is(err, errTxnCheck):
+		return kerr.NotEnoughReplicas.Code, unverified
+	}
+	return errCode(err)
+}
+
+// errTxnCheck: Postgres could not answer a transaction check (Kafka's
+// coordinator being unavailable), retriable.
+var errTxnCheck = errors.New("broker: transaction check failed")

@@ -14,10 +14,14 @@ import (
 // Versions: 4-16.
 //
 // Only the partition leader serves (NOT_LEADER_OR_FOLLOWER elsewhere), and
-// only committed data: the high watermark is the commit point in Postgres,
-// and the last stable offset equals it (no transactions). Long polling
-// waits up to MaxWaitMillis for MinBytes. An offset inside a batch returns
-// that whole batch (clients skip the records before their offset).
+// only committed data: the high watermark is the commit point in Postgres.
+// read_committed (isolation level 1) stops at the last stable offset and
+// carries the aborted transactions that overlap the batches returned;
+// control batches (transaction markers) are returned like any batch, for
+// clients to skip. Long polling waits up to MaxWaitMillis for MinBytes; the
+// high watermark and the last stable offset move together, at flush
+// commits. An offset inside a batch returns that whole batch (clients skip
+// the records before their offset).
 //
 // Deviation: fetch sessions (KIP-227) are not kept; every response has
 // session id 0, which makes clients send full requests — correct, merely a
@@ -133,8 +137,18 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 					if maxBytes <= 0 || maxBytes > budget {
 						maxBytes = max(budget, 1)
 					}
-					r, err := p.Read(c.ctx, rp.FetchOffset, maxBytes)
-					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.HighWatermark, r.HighWatermark, r.LogStart
+					read := p.Read
+					if req.IsolationLevel == 1 {
+						read = p.ReadCommitted
+						sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+					}
+					r, err := read(c.ctx, rp.FetchOffset, maxBytes)
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.HighWatermark, r.LastStable, r.LogStart
+					for _, a := range r.Aborted {
+						at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+						sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+					}
 					if err != nil {
 						if !errors.Is(err, leader.ErrOffsetOutOfRange) {
 							s.log.Warn("fetch read failed", "partition", pm.ID, "offset", rp.FetchOffset, "err", err)

@@ -16,7 +16,8 @@ import (
 // ListOffsets (API key 2).
 // Versions: 1-8.
 //
-// Latest (-1, the committed high watermark), earliest (-2, the log start
+// Latest (-1, the committed high watermark; with read_committed, isolation
+// level 1, the last stable offset), earliest (-2, the log start
 // offset), max timestamp (-3, v7+) and by timestamp. Only the leader
 // answers. A timestamp lookup reads the index in Postgres to find the first
 // object range whose batches reach the timestamp, then walks that one
@@ -78,6 +79,9 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				switch rp.Timestamp {
 				case -1:
 					sp.Offset = hw
+					if req.IsolationLevel == 1 {
+						sp.Offset = p.LastStable()
+					}
 				case -2, -4:
 					sp.Offset = start
 				case -3:

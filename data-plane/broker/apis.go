@@ -34,7 +34,7 @@ var apis map[int16]api
 
 func init() {
 	apis = map[int16]api{
-		0:  {3, 11, h(handleProduce)},
+		0:  {3, 12, h(handleProduce)},
 		1:  {4, 16, h(handleFetch)},
 		2:  {1, 8, h(handleListOffsets)},
 		3:  {0, 12, h(handleMetadata)},
@@ -65,6 +65,7 @@ func init() {
 		44: {0, 1, h(handleIncrementalAlterConfigs)},
 		47: {0, 0, h(handleOffsetDelete)},
 		60: {0, 1, h(handleDescribeCluster)},
+		61: {0, 0, h(handleDescribeProducers)},
 		68: {0, 1, h(handleConsumerGroupHeartbeat)},
 		69: {0, 1, h(handleConsumerGroupDescribe)},
 	}
@@ -86,6 +87,8 @@ func errCode(err error) (int16, string) {
 		return kerr.OutOfOrderSequenceNumber.Code, err.Error()
 	case errors.Is(err, leader.ErrProducerFenced):
 		return kerr.InvalidProducerEpoch.Code, err.Error()
+	case errors.Is(err, leader.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code, err.Error()
 	case errors.Is(err, leader.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code, err.Error()
 	case errors.Is(err, leader.ErrStorage):

@@ -499,6 +499,13 @@ func TestIsolationMatrix(t *testing.T) {
 			}
 			return nil
 		}))},
+		61: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = topic, []int32{0}
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused()},
 		69: {reqs: []func() kmsg.Request{func() kmsg.Request {
 			r := kmsg.NewPtrConsumerGroupDescribeRequest()
 			r.Version, r.Groups = 0, []string{aGroup}

@@ -383,6 +383,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("quota", service.Loop(s.quotas.Run))
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
 	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
+	l.Add("transaction markers", service.Loop(s.lead.RunMarkers))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -403,6 +404,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
 		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
+		"transaction markers",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once

@@ -137,27 +137,9 @@ func (s *Server) metadataLoop(ctx context.Context) {
 // change of topics or leadership (NOTIFY eddy_metadata), so the routing
 // view follows within milliseconds; the timer is the fallback.
 func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := s.store.Listen(ctx, "eddy_metadata", func(wait func(context.Context) (string, error)) error {
-			for {
-				if _, err := wait(ctx); err != nil {
-					return err
-				}
-				select {
-				case poke <- struct{}{}:
-				default:
-				}
-			}
-		})
-		if ctx.Err() != nil {
-			return
-		}
+	s.store.Poke(ctx, "eddy_metadata", poke, func(err error) {
 		s.log.Warn("metadata listener failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
+	})
 }
 
 // topic looks up a topic of the connection's cluster. On a miss it re-reads

@@ -62,13 +62,49 @@ func (e *env) manager(t testing.TB, id int32) *leader.Manager {
 	return m
 }
 
+// lead opens broker id's manager (closed when t ends) and has it lead the
+// partition at epoch.
+func (e *env) lead(t *testing.T, id, epoch int32) (*leader.Manager, *leader.Partition) {
+	t.Helper()
+	m := e.manager(t, id)
+	t.Cleanup(func() { m.Close() })
+	if err := m.Sync(context.Background(), map[int64]int32{e.pid: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	return m, tieredtest.Led(t, m, e.pid)
+}
+
+// moveToBroker2 has placement move the partition from broker 1 to broker
+// 2 (epoch 2), as when broker 1 leaves; broker 1 has not noticed yet.
+func (e *env) moveToBroker2(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.st.Register(ctx, 2, "127.0.0.1", 2, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Deregister(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.st.PlaceRound(ctx, placement.Assign); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func appendBatch(t *testing.T, p *leader.Partition, raw []byte) leader.AppendResult {
+	t.Helper()
+	return appendWith(t, raw, func(hdrs []batch.Header) (leader.AppendResult, error) {
+		return p.Append(raw, hdrs, false)
+	})
+}
+
+// appendWith validates raw and appends it with add, failing t on an error.
+func appendWith(t *testing.T, raw []byte, add func([]batch.Header) (leader.AppendResult, error)) leader.AppendResult {
 	t.Helper()
 	hdrs, err := batch.Validate(raw, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.Append(raw, hdrs, false)
+	res, err := add(hdrs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +117,7 @@ func appendBatch(t *testing.T, p *leader.Partition, raw []byte) leader.AppendRes
 func TestDeposedLeaderCannotCommit(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m1 := e.manager(t, 1)
-	defer m1.Close()
-	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p1 := tieredtest.Led(t, m1, e.pid)
+	m1, p1 := e.lead(t, 1, 1)
 	r := appendBatch(t, p1, recordBatch(3, -1, -1))
 	if err := m1.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -99,15 +130,7 @@ func TestDeposedLeaderCannotCommit(t *testing.T) {
 	}
 
 	// Broker 2 takes over: broker 1 leaves, placement bumps the epoch.
-	if _, err := e.st.Register(ctx, 2, "127.0.0.1", 2, "", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.st.Deregister(ctx, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.st.PlaceRound(ctx, placement.Assign); err != nil {
-		t.Fatal(err)
-	}
+	e.moveToBroker2(t)
 
 	// Broker 1 has not noticed yet and accepts one more batch.
 	stale := appendBatch(t, p1, recordBatch(2, -1, -1))

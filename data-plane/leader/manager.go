@@ -282,10 +282,17 @@ func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
 			continue // moved again since the snapshot; the next Sync catches up
 		}
 		p := newPartition(m, id, st)
-		m.replayInto(p)
+		queued, err := m.loadTxn(ctx, p)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		m.replayInto(p, queued)
 		m.mu.Lock()
 		m.parts[id] = p
 		m.mu.Unlock()
+		// Markers left by the previous leader (or queued meanwhile).
+		m.writeMarkers(ctx, queued)
 		m.log.Debug("partition acquired", "partition", id, "epoch", p.Epoch, "hw", st.HighWatermark)
 	}
 	if firstErr == nil && !m.synced {
@@ -300,8 +307,9 @@ func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
 
 // replayInto re-appends the WAL batches a previous run left for p, if p is
 // led under the epoch they were written in and they continue its log
-// exactly at the committed high watermark.
-func (m *Manager) replayInto(p *Partition) {
+// exactly at the committed high watermark. A replayed marker must match one
+// still queued for p.
+func (m *Manager) replayInto(p *Partition, queued []store.TxnMarker) {
 	m.mu.Lock()
 	es := m.replay[p.ID]
 	delete(m.replay, p.ID)
@@ -318,12 +326,21 @@ func (m *Manager) replayInto(p *Partition) {
 		if e.BaseOffset != p.next {
 			break
 		}
-		hdrs, err := batch.Validate(e.Data, 0)
+		hdrs, err := batch.ValidateWritten(e.Data)
 		if err != nil {
 			m.log.Warn("dropping corrupt replayed batch", "partition", p.ID, "offset", e.BaseOffset, "err", err)
 			break
 		}
-		if _, err := p.Append(e.Data, hdrs, false); err != nil {
+		if len(hdrs) == 1 && hdrs[0].Control() {
+			if !p.replayMarker(e.Data, hdrs[0], queued) {
+				m.log.Warn("replayed marker is no longer queued", "partition", p.ID, "offset", e.BaseOffset)
+				break
+			}
+			n++
+			continue
+		}
+		// Its transactional batches were checked when first appended.
+		if _, err := p.AppendTxn(e.Data, hdrs, false, p.replayGuard(hdrs)); err != nil {
 			m.log.Warn("replayed batch rejected", "partition", p.ID, "offset", e.BaseOffset, "err", err)
 			break
 		}
@@ -540,7 +557,7 @@ func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []take
 			PartitionID: t.p.ID, LeaderEpoch: t.p.Epoch,
 			BaseOffset: t.c.base, EndOffset: t.c.end,
 			Position: t.pos, Length: int32(t.c.size), MaxTimestamp: t.c.maxTs,
-			Producers: t.prods,
+			Producers: t.prods, Markers: t.c.markers,
 		}
 	}
 	done, err := m.store.Commit(ctx, m.cfg.BrokerID, key, int64(len(data)), parts)
@@ -581,10 +598,11 @@ type RangeReader interface {
 }
 
 // readRemote reads committed batches of a partition from object storage
-// through the index, starting with the batch holding offset. Retention may
-// have moved the log start in Postgres since the partition was loaded: a
-// read below it learns the new start and fails with ErrOffsetOutOfRange.
-func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, hw int64, maxBytes int) ([]byte, error) {
+// through the index, starting with the batch holding offset and ending
+// before limit (the high watermark, or the last stable offset). Retention
+// may have moved the log start in Postgres since the partition was loaded:
+// a read below it learns the new start and fails with ErrOffsetOutOfRange.
+func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
 	const rows = 8
 	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
 	if err != nil {
@@ -596,7 +614,7 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, hw int64
 	}
 	var out []byte
 	for i, s := range segs {
-		if s.BaseOffset >= hw {
+		if s.BaseOffset >= limit {
 			break
 		}
 		var data []byte
@@ -616,7 +634,7 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, hw int64
 			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 		}
 		var full bool
-		if out, offset, full = appendFrom(out, data, offset, maxBytes); full {
+		if out, offset, full = appendFrom(out, data, offset, limit, maxBytes); full {
 			break
 		}
 	}

@@ -25,6 +25,11 @@ var (
 	ErrOffsetOutOfRange = errors.New("leader: offset out of range")
 	// ErrStorage: the local WAL could not be written. KAFKA_STORAGE_ERROR.
 	ErrStorage = errors.New("leader: storage error")
+	// ErrInvalidTxnState: a transactional batch whose producer has no open
+	// transaction here was not checked against the transaction (or the
+	// transaction ended since), or a producer with an open transaction
+	// sent a non-transactional batch. INVALID_TXN_STATE.
+	ErrInvalidTxnState = errors.New("leader: not in the producer's ongoing transaction")
 )
 
 // maxProducerBatches is how many recent batches per producer are remembered
@@ -38,6 +43,7 @@ type chunk struct {
 	maxTs     int64
 	data      [][]byte // whole batches, back to back; pending: as received (no copy)
 	size      int
+	markers   []store.WrittenMarker // the transaction markers among the batches
 }
 
 type producer struct {
@@ -45,6 +51,15 @@ type producer struct {
 	batches []store.SeqBatch
 	dirty   bool
 	last    time.Time // last write, for expiry (producers.go)
+
+	txnFirst   int64  // first offset of the open transaction here, -1 if none
+	coordEpoch int32  // of the last marker (-1: none since this broker loaded it)
+	lastTs     int64  // max timestamp of the last batch (-1: unknown)
+	ended      uint64 // markers written for it here: a TxnGuard's generation
+}
+
+func newProducer(epoch int16) *producer {
+	return &producer{epoch: epoch, txnFirst: -1, coordEpoch: -1, lastTs: -1}
 }
 
 // Partition is the state of one partition this broker leads. All methods
@@ -66,6 +81,8 @@ type Partition struct {
 	producers map[int64]*producer
 	watchers  map[chan<- struct{}]struct{}
 	changed   chan struct{} // closed and replaced when hw moves or the partition is lost
+
+	txn txnState // txn.go
 }
 
 func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
@@ -75,9 +92,15 @@ func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
 		producers: make(map[int64]*producer, len(st.Producers)),
 		watchers:  map[chan<- struct{}]struct{}{},
 		changed:   make(chan struct{}),
+		txn:       newTxnState(),
 	}
 	for _, ps := range st.Producers {
-		p.producers[ps.ProducerID] = &producer{epoch: ps.Epoch, batches: ps.Batches, last: ps.Updated}
+		pr := newProducer(ps.Epoch)
+		pr.batches, pr.last, pr.txnFirst = ps.Batches, ps.Updated, ps.TxnFirstOffset
+		p.producers[ps.ProducerID] = pr
+		if pr.txnFirst >= 0 {
+			p.txn.open[ps.ProducerID] = pr.txnFirst
+		}
 	}
 	return p
 }
@@ -95,7 +118,23 @@ type AppendResult struct {
 // patching each header, appends to the WAL and queues the bytes for the
 // next flush. raw is retained: the caller must not reuse it. When
 // logAppendTime is set, each batch's timestamp is replaced by now.
+//
+// A transactional batch is accepted only if its producer has an open
+// transaction here; the first batch of a transaction goes through
+// AppendTxn, with the guard of its check.
 func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) (AppendResult, error) {
+	return p.append(raw, hdrs, logAppendTime, TxnGuard{})
+}
+
+// AppendTxn is Append for batches of a producer whose transaction was
+// checked (or joined) in Postgres after TxnCheck returned g: they may open
+// the producer's transaction here, unless a marker ended one of its
+// transactions here since g was taken (ErrInvalidTxnState).
+func (p *Partition) AppendTxn(raw []byte, hdrs []batch.Header, logAppendTime bool, g TxnGuard) (AppendResult, error) {
+	return p.append(raw, hdrs, logAppendTime, g)
+}
+
+func (p *Partition) append(raw []byte, hdrs []batch.Header, logAppendTime bool, g TxnGuard) (AppendResult, error) {
 	res := AppendResult{BaseOffset: -1, LogAppendTime: -1}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -107,6 +146,9 @@ func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) 
 		b := raw[pos : pos+h.Size()]
 		pos += h.Size()
 
+		if err := p.checkTxn(h, g); err != nil {
+			return res, err
+		}
 		var prod *producer
 		if h.Idempotent() {
 			var dupBase int64
@@ -150,6 +192,11 @@ func (p *Partition) Append(raw []byte, hdrs []batch.Header, logAppendTime bool) 
 			}
 			prod.dirty = true
 			prod.last = time.Now()
+			prod.lastTs = maxTs
+			if h.Transactional() && prod.txnFirst < 0 {
+				prod.txnFirst = base
+				p.txn.open[h.ProducerID] = base
+			}
 		}
 		if res.BaseOffset < 0 {
 			res.BaseOffset = base
@@ -171,7 +218,7 @@ func (p *Partition) checkSequence(h batch.Header) (*producer, int64, error) {
 			return nil, -1, fmt.Errorf("%w: producer %d is unknown here and starts at sequence %d, not 0",
 				ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
 		}
-		prod = &producer{epoch: h.ProducerEpoch}
+		prod = newProducer(h.ProducerEpoch)
 		p.producers[h.ProducerID] = prod
 		return prod, -1, nil
 	case h.ProducerEpoch < prod.epoch:
@@ -227,11 +274,13 @@ func (p *Partition) take() (c chunk, prods []store.ProducerState, ok bool) {
 	for _, more := range p.pending[1:] {
 		c.end, c.data, c.size = more.end, append(c.data, more.data...), c.size+more.size
 		c.maxTs = max(c.maxTs, more.maxTs)
+		c.markers = append(c.markers, more.markers...)
 	}
 	p.pending = nil
 	for id, pr := range p.producers {
 		if pr.dirty {
-			prods = append(prods, store.ProducerState{ProducerID: id, Epoch: pr.epoch, Batches: append([]store.SeqBatch(nil), pr.batches...)})
+			prods = append(prods, store.ProducerState{ProducerID: id, Epoch: pr.epoch,
+				Batches: append([]store.SeqBatch(nil), pr.batches...), TxnFirstOffset: pr.txnFirst})
 			pr.dirty = false
 		}
 	}
@@ -263,6 +312,7 @@ func (p *Partition) committed(c chunk) {
 		return
 	}
 	p.hw = c.end
+	p.markersCommitted(c.markers)
 	// The cache keeps a copy: the batches are sub-slices of the request
 	// frames they arrived in (decoded without copying), so caching them
 	// would keep whole frames alive, far beyond what CacheBytes counts. The
@@ -369,7 +419,12 @@ func (p *Partition) SetLogStart(off int64) {
 type ReadResult struct {
 	Records       []byte // whole batches, starting with the one holding the offset
 	HighWatermark int64
+	LastStable    int64
 	LogStart      int64
+	// Aborted lists, for ReadCommitted, the aborted transactions that
+	// overlap Records (their marker at or after the offset read, their
+	// first offset before the end of Records), oldest first.
+	Aborted []store.AbortedTxn
 }
 
 // Read returns committed batches starting with the one that holds offset,
@@ -377,20 +432,37 @@ type ReadResult struct {
 // It never returns data at or above the high watermark. An offset equal to
 // the high watermark returns no records and no error.
 func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadResult, error) {
+	return p.read(ctx, offset, maxBytes, false)
+}
+
+// ReadCommitted is Read for a read_committed consumer: it returns no data
+// at or above the last stable offset (an offset between it and the high
+// watermark returns no records and no error) and lists the aborted
+// transactions the records overlap.
+func (p *Partition) ReadCommitted(ctx context.Context, offset int64, maxBytes int) (ReadResult, error) {
+	return p.read(ctx, offset, maxBytes, true)
+}
+
+func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, committed bool) (ReadResult, error) {
 	p.mu.Lock()
 	if p.lost {
 		p.mu.Unlock()
 		return ReadResult{}, ErrNotLeader
 	}
-	res := ReadResult{HighWatermark: p.hw, LogStart: p.logStart}
+	res := ReadResult{HighWatermark: p.hw, LastStable: p.lastStableLocked(), LogStart: p.logStart}
 	if offset < p.logStart || offset > p.hw {
 		p.mu.Unlock()
 		return res, fmt.Errorf("%w: %d is outside [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStart, res.HighWatermark)
 	}
-	if offset == p.hw {
+	limit := p.hw
+	if committed {
+		limit = res.LastStable
+	}
+	if offset >= limit {
 		p.mu.Unlock()
 		return res, nil
 	}
+	from := offset
 	if len(p.cache) > 0 && p.cache[0].base <= offset {
 		cached := p.cache // chunks are immutable once committed
 		p.mu.Unlock()
@@ -402,30 +474,49 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 				continue
 			}
 			for _, b := range c.data {
-				if out, offset, full = appendFrom(out, b, offset, maxBytes); full {
+				if out, offset, full = appendFrom(out, b, offset, limit, maxBytes); full {
 					break chunks
 				}
 			}
 		}
 		res.Records = out
-		return res, nil
+	} else {
+		p.mu.Unlock()
+		out, err := p.m.readRemote(ctx, p, offset, limit, maxBytes)
+		res.Records = out
+		if err != nil {
+			return res, err
+		}
 	}
-	p.mu.Unlock()
-	out, err := p.m.readRemote(ctx, p, offset, res.HighWatermark, maxBytes)
-	res.Records = out
-	return res, err
+	if committed && len(res.Records) > 0 {
+		var err error
+		res.Aborted, err = p.abortedIn(ctx, from, endOf(res.Records))
+		return res, err
+	}
+	return res, nil
 }
 
-// appendFrom appends the batches of b that hold offsets >= from to out,
-// while they fit in maxBytes (the first batch is always taken, as KIP-74
-// asks). It returns the grown out, the next offset wanted and whether out
-// is full. Once full, callers must stop: appending a later, smaller batch
-// would skip the one that did not fit.
-func appendFrom(out, b []byte, from int64, maxBytes int) ([]byte, int64, bool) {
+// endOf is the offset after the last of a run of whole batches.
+func endOf(b []byte) int64 {
+	end := int64(-1)
+	batch.Each(b, func(h batch.Header, _ []byte) bool { end = h.LastOffset() + 1; return true })
+	return end
+}
+
+// appendFrom appends the batches of b that hold offsets >= from and start
+// below limit to out, while they fit in maxBytes (the first batch is
+// always taken, as KIP-74 asks). It returns the grown out, the next offset
+// wanted and whether out is full. Once full, callers must stop: appending
+// a later, smaller batch would skip the one that did not fit.
+func appendFrom(out, b []byte, from, limit int64, maxBytes int) ([]byte, int64, bool) {
 	full := false
 	batch.Each(b, func(h batch.Header, raw []byte) bool {
 		if h.LastOffset() < from {
 			return true
+		}
+		if h.BaseOffset >= limit {
+			full = true // nothing past the limit may follow either
+			return false
 		}
 		if len(out) > 0 && len(out)+len(raw) > maxBytes {
 			full = true

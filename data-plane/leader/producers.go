@@ -96,7 +96,9 @@ func (p *Partition) expireProducers(before time.Time) int {
 	defer p.mu.Unlock()
 	n := 0
 	for id, pr := range p.producers {
-		if !pr.dirty && pr.last.Before(before) {
+		// One with an open transaction stays, as in Kafka: its first
+		// offset holds the last stable offset until the marker.
+		if !pr.dirty && pr.last.Before(before) && pr.txnFirst < 0 {
 			delete(p.producers, id)
 			n++
 		}

@@ -28,9 +28,23 @@ func ValidateInto(dst []Header, records []byte, maxBytes int) ([]Header, error) 
 	if maxBytes > 0 && len(records) > maxBytes {
 		return dst, fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrTooLarge, len(records), maxBytes)
 	}
+	return validate(dst, records, false)
+}
+
+// ValidateWritten is Validate for batches the broker wrote itself (its
+// WAL, replayed after a restart): control batches, its transaction
+// markers, are accepted.
+func ValidateWritten(records []byte) ([]Header, error) {
+	if len(records) == 0 {
+		return nil, fmt.Errorf("%w: no records", ErrInvalid)
+	}
+	return validate(nil, records, true)
+}
+
+func validate(dst []Header, records []byte, control bool) ([]Header, error) {
 	n := len(dst)
 	for pos := 0; pos < len(records); {
-		h, err := validateOne(records[pos:])
+		h, err := validateOne(records[pos:], control)
 		if err != nil {
 			return dst[:n], fmt.Errorf("%w (batch %d at byte %d)", err, len(dst)-n, pos)
 		}
@@ -42,7 +56,7 @@ func ValidateInto(dst []Header, records []byte, maxBytes int) ([]Header, error) 
 
 // validateOne validates the batch at the start of b, which may run on into
 // further batches.
-func validateOne(b []byte) (Header, error) {
+func validateOne(b []byte, control bool) (Header, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
 		return Header{}, err
@@ -60,7 +74,7 @@ func validateOne(b []byte) (Header, error) {
 	}
 	// Only the broker writes control batches (transaction markers); a
 	// client sending one could forge a commit or abort.
-	if h.Control() {
+	if h.Control() && !control {
 		return Header{}, fmt.Errorf("%w: control batch from a client", ErrInvalid)
 	}
 	if h.NumRecords <= 0 {

@@ -19,14 +19,16 @@ import (
 
 // Spec describes a batch of N records that all have Key and Value and the
 // timestamp Timestamp (ms). ProducerID < 0 makes a non-idempotent batch;
-// otherwise the batch carries ProducerID, epoch 0 and first sequence
-// Sequence.
+// otherwise the batch carries ProducerID, Epoch and first sequence
+// Sequence, and is part of a transaction if Transactional.
 type Spec struct {
-	N          int
-	Key, Value []byte
-	Timestamp  int64
-	ProducerID int64
-	Sequence   int32
+	N             int
+	Key, Value    []byte
+	Timestamp     int64
+	ProducerID    int64
+	Epoch         int16
+	Sequence      int32
+	Transactional bool
 }
 
 // Build returns the batch's bytes.
@@ -40,7 +42,10 @@ func Build(s Spec) []byte {
 	b := kmsg.RecordBatch{
 		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(s.N - 1),
 		FirstTimestamp: s.Timestamp, MaxTimestamp: s.Timestamp,
-		ProducerID: s.ProducerID, FirstSequence: s.Sequence, NumRecords: int32(s.N), Records: recs,
+		ProducerID: s.ProducerID, ProducerEpoch: s.Epoch, FirstSequence: s.Sequence, NumRecords: int32(s.N), Records: recs,
+	}
+	if s.Transactional {
+		b.Attributes |= 0x10
 	}
 	if s.ProducerID < 0 {
 		b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1

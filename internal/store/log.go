@@ -21,6 +21,10 @@ type ProducerState struct {
 	ProducerID int64
 	Epoch      int16
 	Batches    []SeqBatch
+	// TxnFirstOffset is the first offset of the producer's open
+	// transaction on the partition, -1 if none; the last stable offset
+	// stops at the smallest of them.
+	TxnFirstOffset int64
 	// Updated is when the state was last committed (read only: Commit
 	// stamps it).
 	Updated time.Time
@@ -36,8 +40,9 @@ type PartitionState struct {
 }
 
 // LoadPartition reads a partition's committed state, with the producers
-// whose state was committed at or after producersSince (expired producers
-// are left out; the zero time loads all).
+// whose state was committed at or after producersSince or that have an
+// open transaction (expired producers are left out; the zero time loads
+// all).
 func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersSince time.Time) (PartitionState, error) {
 	var st PartitionState
 	err := s.pool.QueryRow(ctx, `
@@ -48,8 +53,8 @@ func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersS
 		return st, fmt.Errorf("store: load partition %d: %w", partitionID, noRows(err))
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT producer_id, producer_epoch, batches, updated_at FROM producer_states
-		WHERE partition_id = $1 AND updated_at >= $2`, partitionID, producersSince)
+		SELECT producer_id, producer_epoch, batches, txn_first_offset, updated_at FROM producer_states
+		WHERE partition_id = $1 AND (updated_at >= $2 OR txn_first_offset >= 0)`, partitionID, producersSince)
 	if err != nil {
 		return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
 	}
@@ -59,7 +64,7 @@ func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersS
 			p   ProducerState
 			raw []byte
 		)
-		if err := rows.Scan(&p.ProducerID, &p.Epoch, &raw, &p.Updated); err != nil {
+		if err := rows.Scan(&p.ProducerID, &p.Epoch, &raw, &p.TxnFirstOffset, &p.Updated); err != nil {
 			return st, fmt.Errorf("store: load producers %d: %w", partitionID, err)
 		}
 		if p.Batches, err = decodeBatches(raw); err != nil {
@@ -95,7 +100,8 @@ func decodeBatches(raw []byte) ([]SeqBatch, error) {
 
 // CommitPart is one partition's contribution to a flushed object: offsets
 // [BaseOffset, EndOffset) at bytes [Position, Position+Length) of the object,
-// written under LeaderEpoch, plus the producer states as of EndOffset.
+// written under LeaderEpoch, plus the producer states as of EndOffset and
+// the transaction markers written in the range.
 type CommitPart struct {
 	PartitionID  int64
 	LeaderEpoch  int32
@@ -105,22 +111,41 @@ type CommitPart struct {
 	Length       int32
 	MaxTimestamp int64
 	Producers    []ProducerState
+	Markers      []WrittenMarker
+}
+
+// WrittenMarker is a transaction marker (a txn_markers row) that a part
+// carries as a control batch at offset Offset. FirstOffset is the first
+// offset of the producer's transaction on the partition, -1 if it wrote
+// nothing there.
+type WrittenMarker struct {
+	ID          int64
+	ProducerID  int64
+	FirstOffset int64
+	Offset      int64
+	Commit      bool
 }
 
 // Commit records a flushed object and, for every part whose writer is still
 // the partition's leader at that epoch and whose BaseOffset equals the
 // committed high watermark, inserts its index row, its producer states and
 // moves the high watermark to EndOffset — all in one statement, so either
-// all of a part lands or none of it does. It returns the ids of the
-// partitions that committed; the others were fenced (DESIGN.md invariant 1).
+// all of a part lands or none of it does. A part's markers are settled in
+// the same statement: their txn_markers rows are deleted and an abort's
+// transaction is recorded in aborted_txns, so a marker is written exactly
+// once whoever leads the partition. It returns the ids of the partitions
+// that committed; the others were fenced (DESIGN.md invariant 1).
 func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, objectSize int64, parts []CommitPart) (map[int64]bool, error) {
 	n := len(parts)
 	var (
-		ids, bases, ends, poss, maxTs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		epochs, lens                  = make([]int32, n), make([]int32, n)
-		pPart, pID                    []int64
-		pEpoch                        []int16
-		pBatches                      []string
+		ids, bases, ends, poss, maxTs  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		epochs, lens                   = make([]int32, n), make([]int32, n)
+		pPart, pID                     []int64
+		pEpoch                         []int16
+		pBatches                       []string
+		pTxnFirst                      []int64
+		mPart, mID, mPID, mFirst, mOff []int64
+		mCommit                        []bool
 	)
 	for i, p := range parts {
 		ids[i], epochs[i], bases[i], ends[i] = p.PartitionID, p.LeaderEpoch, p.BaseOffset, p.EndOffset
@@ -130,6 +155,11 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 			pID = append(pID, ps.ProducerID)
 			pEpoch = append(pEpoch, ps.Epoch)
 			pBatches = append(pBatches, encodeBatches(ps.Batches))
+			pTxnFirst = append(pTxnFirst, ps.TxnFirstOffset)
+		}
+		for _, mk := range p.Markers {
+			mPart, mID, mPID = append(mPart, p.PartitionID), append(mID, mk.ID), append(mPID, mk.ProducerID)
+			mFirst, mOff, mCommit = append(mFirst, mk.FirstOffset), append(mOff, mk.Offset), append(mCommit, mk.Commit)
 		}
 	}
 	rows, err := s.pool.Query(ctx, `
@@ -149,18 +179,30 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 			SELECT i.partition_id, i.base_offset, i.end_offset, $2, i.position, i.length, i.max_timestamp
 			FROM input i JOIN advanced a ON a.id = i.partition_id
 		), prod AS (
-			INSERT INTO producer_states (partition_id, producer_id, producer_epoch, batches)
-			SELECT s.partition_id, s.producer_id, s.producer_epoch, s.batches::jsonb
-			FROM unnest($11::bigint[], $12::bigint[], $13::smallint[], $14::text[])
-				AS s(partition_id, producer_id, producer_epoch, batches)
+			INSERT INTO producer_states (partition_id, producer_id, producer_epoch, batches, txn_first_offset)
+			SELECT s.partition_id, s.producer_id, s.producer_epoch, s.batches::jsonb, s.txn_first_offset
+			FROM unnest($11::bigint[], $12::bigint[], $13::smallint[], $14::text[], $15::bigint[])
+				AS s(partition_id, producer_id, producer_epoch, batches, txn_first_offset)
 			JOIN advanced a ON a.id = s.partition_id
 			ON CONFLICT (partition_id, producer_id) DO UPDATE
-				SET producer_epoch = EXCLUDED.producer_epoch, batches = EXCLUDED.batches, updated_at = now()
+				SET producer_epoch = EXCLUDED.producer_epoch, batches = EXCLUDED.batches,
+				    txn_first_offset = EXCLUDED.txn_first_offset, updated_at = now()
+		), marker AS (
+			SELECT m.* FROM unnest($16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bool[])
+				AS m(partition_id, id, producer_id, first_offset, last_offset, is_commit)
+			JOIN advanced a ON a.id = m.partition_id
+		), marked AS (
+			DELETE FROM txn_markers t USING marker m WHERE t.id = m.id AND t.partition_id = m.partition_id
+		), aborted AS (
+			INSERT INTO aborted_txns (partition_id, producer_id, first_offset, last_offset)
+			SELECT partition_id, producer_id, first_offset, last_offset FROM marker
+			WHERE NOT is_commit AND first_offset >= 0
 		)
 		SELECT id FROM advanced`,
 		brokerID, objectKey, objectSize,
 		ids, epochs, bases, ends, poss, lens, maxTs,
-		pPart, pID, pEpoch, pBatches)
+		pPart, pID, pEpoch, pBatches, pTxnFirst,
+		mPart, mID, mPID, mFirst, mOff, mCommit)
 	if err != nil {
 		return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
 	}

@@ -43,7 +43,9 @@ func (s *Store) AllocateProducerID(ctx context.Context, clusterID string, perSec
 }
 
 // ExpireProducerStates deletes the state of producers that have not
-// written since before, in batches, and returns how many rows went. It is
+// written since before, in batches, and returns how many rows went. A
+// producer with an open transaction is kept, as Kafka keeps it: its first
+// offset holds the last stable offset until the marker is written. It is
 // idempotent: brokers may run it at once.
 func (s *Store) ExpireProducerStates(ctx context.Context, before time.Time) (int64, error) {
 	const batch = 10_000
@@ -51,7 +53,7 @@ func (s *Store) ExpireProducerStates(ctx context.Context, before time.Time) (int
 	for {
 		tag, err := s.pool.Exec(ctx, `
 			DELETE FROM producer_states WHERE ctid IN (
-				SELECT ctid FROM producer_states WHERE updated_at < $1 LIMIT $2)`, before, batch)
+				SELECT ctid FROM producer_states WHERE updated_at < $1 AND txn_first_offset < 0 LIMIT $2)`, before, batch)
 		if err != nil {
 			return total, fmt.Errorf("store: expire producer states: %w", err)
 		}

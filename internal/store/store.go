@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -122,6 +123,33 @@ func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(co
 		}
 		return n.Payload, nil
 	})
+}
+
+// Poke sends on poke, without blocking, at every notification on channel
+// until ctx ends. When the listening connection fails it reports the
+// error to failed and listens again a second later.
+func (s *Store) Poke(ctx context.Context, channel string, poke chan<- struct{}, failed func(error)) {
+	for ctx.Err() == nil {
+		err := s.Listen(ctx, channel, func(wait func(context.Context) (string, error)) error {
+			for {
+				if _, err := wait(ctx); err != nil {
+					return err
+				}
+				select {
+				case poke <- struct{}{}:
+				default:
+				}
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		failed(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // querier is what both the pool and a transaction offer, for reads that
