@@ -130,9 +130,9 @@ func DefaultConfig() Config {
 		TransactionMaxTimeout:    15 * time.Minute,
 		TransactionCheckInterval: 5 * time.Second,
 
-		Leader:            leader.DefaultConfig(),
-		Group:             group.DefaultConfig(),
-		Metering:          billmeter.DefaultConfig(),
+		Leader:   leader.DefaultConfig(),
+		Group:    group.DefaultConfig(),
+		Metering: billmeter.DefaultConfig(),
 	}
 }
 
