@@ -54,15 +54,14 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 				}
 				rg.Topics = kept
 				if req.RequireStable && rg.ErrorCode == 0 {
-					unstable, err := s.unstableOffsets(c, g.Group)
-					for i := range rg.Topics {
-						for j := range rg.Topics[i].Partitions {
-							p := &rg.Topics[i].Partitions[j]
-							if code := unstableCode(unstable, err, rg.Topics[i].Topic, p.Partition); code != 0 && p.ErrorCode == 0 {
-								p.Offset, p.ErrorCode = -1, code
+					s.markUnstable(c, g.Group, func(mark unstableMark) {
+						for _, t := range rg.Topics {
+							for j := range t.Partitions {
+								p := &t.Partitions[j]
+								mark(t.Topic, p.Partition, &p.Offset, &p.ErrorCode)
 							}
 						}
-					}
+					})
 				}
 				resp.Groups = append(resp.Groups, rg)
 			}
@@ -96,41 +95,40 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 	}
 	resp.Topics = kept
 	if req.Version >= 7 && req.RequireStable && resp.ErrorCode == 0 {
-		unstable, err := s.unstableOffsets(c, req.Group)
-		for i := range resp.Topics {
-			for j := range resp.Topics[i].Partitions {
-				p := &resp.Topics[i].Partitions[j]
-				if code := unstableCode(unstable, err, resp.Topics[i].Topic, p.Partition); code != 0 && p.ErrorCode == 0 {
-					p.Offset, p.ErrorCode = -1, code
+		s.markUnstable(c, req.Group, func(mark unstableMark) {
+			for _, t := range resp.Topics {
+				for j := range t.Partitions {
+					p := &t.Partitions[j]
+					mark(t.Topic, p.Partition, &p.Offset, &p.ErrorCode)
 				}
 			}
-		}
+		})
 	}
 	return resp
 }
 
-// unstableOffsets returns the group's partitions with pending
-// transactional offsets.
-func (s *Server) unstableOffsets(c *conn, group string) (map[string]map[int32]bool, error) {
+// unstableMark answers one partition of a require_stable fetch.
+type unstableMark func(topic string, partition int32, offset *int64, code *int16)
+
+// markUnstable has each pass every partition of a require_stable
+// fetch of group to mark, which fails those with pending transactional
+// offsets with UNSTABLE_OFFSET_COMMIT, or all with
+// COORDINATOR_NOT_AVAILABLE (retriable) when those cannot be read, rather
+// than answer a possibly stale offset.
+func (s *Server) markUnstable(c *conn, group string, each func(mark unstableMark)) {
 	ctx, cancel := c.txnCtx()
 	defer cancel()
-	m, err := s.store.PendingTxnOffsets(ctx, c.cluster, group)
+	unstable, err := s.store.PendingTxnOffsets(ctx, c.cluster, group)
 	if err != nil {
 		s.log.Warn("reading pending transactional offsets", "group", group, "err", err)
 	}
-	return m, err
-}
-
-// unstableCode is a require_stable fetch's error for a partition:
-// UNSTABLE_OFFSET_COMMIT if it has pending offsets, and when they could
-// not be read, COORDINATOR_NOT_AVAILABLE (retriable) rather than a
-// possibly stale offset.
-func unstableCode(unstable map[string]map[int32]bool, err error, topic string, partition int32) int16 {
-	switch {
-	case err != nil:
-		return kerr.CoordinatorNotAvailable.Code
-	case unstable[topic][partition]:
-		return kerr.UnstableOffsetCommit.Code
-	}
-	return 0
+	each(func(topic string, partition int32, offset *int64, code *int16) {
+		switch {
+		case *code != 0:
+		case err != nil:
+			*offset, *code = -1, kerr.CoordinatorNotAvailable.Code
+		case unstable[topic][partition]:
+			*offset, *code = -1, kerr.UnstableOffsetCommit.Code
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
@@ -87,12 +86,8 @@ func (s *Server) initTxnProducer(c *conn, req *kmsg.InitProducerIDRequest, resp 
 	ctx, cancel := c.txnCtx()
 	defer cancel()
 	t, wait, err := s.store.InitTxnProducer(ctx, r)
-	if errors.Is(err, store.ErrLimit) {
-		return kerr.ThrottlingQuotaExceeded.Code, int32(min(wait, time.Hour) / time.Millisecond)
+	if err == nil {
+		resp.ProducerID, resp.ProducerEpoch = t.ProducerID, t.ProducerEpoch
 	}
-	if err != nil {
-		return s.txnCode(err, fencedCode(req.Version, 4)), 0
-	}
-	resp.ProducerID, resp.ProducerEpoch = t.ProducerID, t.ProducerEpoch
-	return 0, 0
+	return s.txnAnswer(err, wait, fencedCode(req.Version, 4))
 }

@@ -1,9 +1,6 @@
 package broker
 
 import (
-	"errors"
-	"time"
-
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,14 +56,8 @@ func (s *Server) endTxn(c *conn, req *kmsg.EndTxnRequest, resp *kmsg.EndTxnRespo
 		Bump:   req.Version >= 5,
 		Budget: s.txnBudget(),
 	})
-	if errors.Is(err, store.ErrLimit) {
-		return kerr.ThrottlingQuotaExceeded.Code, int32(min(wait, time.Hour) / time.Millisecond)
-	}
-	if err != nil {
-		return s.txnCode(err, fencedCode(req.Version, 2)), 0
-	}
-	if req.Version >= 5 {
+	if err == nil && req.Version >= 5 {
 		resp.ProducerID, resp.ProducerEpoch = t.ProducerID, t.ProducerEpoch
 	}
-	return 0, 0
+	return s.txnAnswer(err, wait, fencedCode(req.Version, 2))
 }

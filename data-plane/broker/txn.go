@@ -74,6 +74,16 @@ func (s *Server) txnCode(err error, fenced int16) int16 {
 	}
 }
 
+// txnAnswer is txnCode for a transition that may allocate a producer id:
+// over the cluster's budget, THROTTLING_QUOTA_EXCEEDED and how long to
+// wait (as bounds.go answers idempotent producers).
+func (s *Server) txnAnswer(err error, wait time.Duration, fenced int16) (code int16, throttleMillis int32) {
+	if errors.Is(err, store.ErrLimit) {
+		return kerr.ThrottlingQuotaExceeded.Code, int32(min(wait, time.Hour) / time.Millisecond)
+	}
+	return s.txnCode(err, fenced), 0
+}
+
 // fencedCode is PRODUCER_FENCED from version since (KIP-588), else
 // INVALID_PRODUCER_EPOCH.
 func fencedCode(version, since int16) int16 {
@@ -155,7 +165,7 @@ func (s *Server) ledSlots() map[int32]store.SlotFence {
 func (s *Server) txnLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); s.listenTxnMarkers(ctx) }()
+	go func() { defer wg.Done(); s.listenPoke(ctx, "eddy_txn_markers", s.pokeTxns) }()
 	defer wg.Wait()
 	t := time.NewTicker(s.cfg.TransactionCheckInterval)
 	defer t.Stop()
@@ -184,28 +194,6 @@ func (s *Server) pokeTxns() {
 	select {
 	case s.txnPoke <- struct{}{}:
 	default:
-	}
-}
-
-// listenTxnMarkers pokes txnLoop on NOTIFY eddy_txn_markers.
-func (s *Server) listenTxnMarkers(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := s.store.Listen(ctx, "eddy_txn_markers", func(wait func(context.Context) (string, error)) error {
-			for {
-				if _, err := wait(ctx); err != nil {
-					return err
-				}
-				s.pokeTxns()
-			}
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("transaction marker listener failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
 	}
 }
 

@@ -137,22 +137,30 @@ func (s *Server) metadataLoop(ctx context.Context) {
 // change of topics or leadership (NOTIFY eddy_metadata), so the routing
 // view follows within milliseconds; the timer is the fallback.
 func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
+	s.listenPoke(ctx, "eddy_metadata", func() {
+		select {
+		case poke <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// listenPoke calls poke on every NOTIFY on channel until ctx ends,
+// listening again a second after the connection fails.
+func (s *Server) listenPoke(ctx context.Context, channel string, poke func()) {
 	for ctx.Err() == nil {
-		err := s.store.Listen(ctx, "eddy_metadata", func(wait func(context.Context) (string, error)) error {
+		err := s.store.Listen(ctx, channel, func(wait func(context.Context) (string, error)) error {
 			for {
 				if _, err := wait(ctx); err != nil {
 					return err
 				}
-				select {
-				case poke <- struct{}{}:
-				default:
-				}
+				poke()
 			}
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("metadata listener failed; retrying", "err", err)
+		s.log.Warn("listener failed; retrying", "channel", channel, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
