@@ -12,6 +12,10 @@ import (
 // v8+ (the multi-group form) answers each group on its own. The protocol,
 // with its deviations, is data-plane/group's 09_offset_fetch.go.
 //
+// v7+ RequireStable: partitions with offsets committed in a transaction
+// that has not ended (or whose group marker is not applied yet) answer
+// UNSTABLE_OFFSET_COMMIT (retriable), from Postgres (txn_offsets).
+//
 // Authorization: DESCRIBE on the group, then DESCRIBE on each topic:
 // offsets of topics the principal may not describe are left out of an
 // all-topics fetch and refused where the request named the topic.
@@ -49,6 +53,16 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 					}
 				}
 				rg.Topics = kept
+				if req.RequireStable && rg.ErrorCode == 0 {
+					s.markUnstable(c, g.Group, func(mark unstableMark) {
+						for _, t := range rg.Topics {
+							for j := range t.Partitions {
+								p := &t.Partitions[j]
+								mark(t.Topic, p.Partition, &p.Offset, &p.ErrorCode)
+							}
+						}
+					})
+				}
 				resp.Groups = append(resp.Groups, rg)
 			}
 		}
@@ -80,5 +94,41 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 		}
 	}
 	resp.Topics = kept
+	if req.Version >= 7 && req.RequireStable && resp.ErrorCode == 0 {
+		s.markUnstable(c, req.Group, func(mark unstableMark) {
+			for _, t := range resp.Topics {
+				for j := range t.Partitions {
+					p := &t.Partitions[j]
+					mark(t.Topic, p.Partition, &p.Offset, &p.ErrorCode)
+				}
+			}
+		})
+	}
 	return resp
+}
+
+// unstableMark answers one partition of a require_stable fetch.
+type unstableMark func(topic string, partition int32, offset *int64, code *int16)
+
+// markUnstable has each pass every partition of a require_stable
+// fetch of group to mark, which fails those with pending transactional
+// offsets with UNSTABLE_OFFSET_COMMIT, or all with
+// COORDINATOR_NOT_AVAILABLE (retriable) when those cannot be read, rather
+// than answer a possibly stale offset.
+func (s *Server) markUnstable(c *conn, group string, each func(mark unstableMark)) {
+	ctx, cancel := c.txnCtx()
+	defer cancel()
+	unstable, err := s.store.PendingTxnOffsets(ctx, c.cluster, group)
+	if err != nil {
+		s.log.Warn("reading pending transactional offsets", "group", group, "err", err)
+	}
+	each(func(topic string, partition int32, offset *int64, code *int16) {
+		switch {
+		case *code != 0:
+		case err != nil:
+			*offset, *code = -1, kerr.CoordinatorNotAvailable.Code
+		case unstable[topic][partition]:
+			*offset, *code = -1, kerr.UnstableOffsetCommit.Code
+		}
+	})
 }

@@ -9,12 +9,11 @@ import (
 // FindCoordinator (API key 10).
 // Versions: 0-4.
 //
-// Groups are spread over coordinator slots (hash of cluster and group id);
-// each slot is led by one broker like a partition, and that broker is the
-// group's coordinator (groups.go).
-//
-// Deviation: transaction coordinators (key type 1) do not exist yet:
-// COORDINATOR_NOT_AVAILABLE.
+// Groups (key type 0) and transactional ids (key type 1) are spread over
+// the same coordinator slots (hash of cluster and key); each slot is led
+// by one broker like a partition, and that broker is the group's
+// (groups.go) or the transactional id's (txn.go) coordinator. Other key
+// types get INVALID_REQUEST.
 //
 // Authorization: DESCRIBE on the group (or the transactional id).
 
@@ -22,14 +21,17 @@ func handleFindCoordinator(s *Server, c *conn, req *kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	v := s.view.Load()
 	find := func(key string) (int32, string, int32, int16, *string) {
-		if req.CoordinatorType != 0 {
+		switch req.CoordinatorType {
+		case 0:
+			if !c.may(acl.Group, key, acl.Describe) {
+				return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+			}
+		case 1:
 			if !c.may(acl.TransactionalID, key, acl.Describe) {
 				return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
 			}
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, strp("transactions are not supported yet")
-		}
-		if !c.may(acl.Group, key, acl.Describe) {
-			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+		default:
+			return -1, "", -1, kerr.InvalidRequest.Code, strp("unknown coordinator type")
 		}
 		id := v.coordinatorOf(c.cluster, key)
 		b, ok := v.byBroker[id]

@@ -12,7 +12,10 @@ import (
 //
 // v3 (KIP-511) carries the client's software name and version; a request at
 // an unsupported version is answered in v0 with UNSUPPORTED_VERSION and the
-// supported ranges. The ranges are the table in apis.go.
+// supported ranges. The ranges are the table in apis.go. v3 also carries
+// the features: transaction.version is supported 0-2 and finalized at
+// txnVersion() (txn.go), which is what makes franz-go and the Java client
+// use transaction version 2 (KIP-890 part 2).
 //
 // No authorization (nothing of the tenant's).
 
@@ -28,6 +31,17 @@ func supportedAPIs() []kmsg.ApiVersionsResponseApiKey {
 func handleAPIVersions(_ *Server, _ *conn, req *kmsg.ApiVersionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = supportedAPIs()
+	if req.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, txnVersionMax
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{sf}
+		resp.FinalizedFeaturesEpoch = 1
+		if tv := txnVersion(); tv > 0 { // level 0 is left out, as Kafka does
+			ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+			ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", tv, tv
+			resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{ff}
+		}
+	}
 	return resp
 }
 

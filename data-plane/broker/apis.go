@@ -52,8 +52,12 @@ func init() {
 		19: {0, 7, h(handleCreateTopics)},
 		20: {0, 6, h(handleDeleteTopics)},
 		21: {0, 2, h(handleDeleteRecords)},
-		22: {0, 4, h(handleInitProducerID)},
+		22: {0, 5, h(handleInitProducerID)},
 		23: {2, 4, h(handleOffsetForLeaderEpoch)},
+		24: {0, 5, h(handleAddPartitionsToTxn)},
+		25: {0, 4, h(handleAddOffsetsToTxn)},
+		26: {0, 5, h(handleEndTxn)},
+		28: {0, 6, h(handleTxnOffsetCommit)},
 		29: {0, 3, h(handleDescribeACLs)},
 		30: {0, 3, h(handleCreateACLs)},
 		31: {0, 3, h(handleDeleteACLs)},
@@ -66,6 +70,8 @@ func init() {
 		47: {0, 0, h(handleOffsetDelete)},
 		60: {0, 1, h(handleDescribeCluster)},
 		61: {0, 0, h(handleDescribeProducers)},
+		65: {0, 0, h(handleDescribeTransactions)},
+		66: {0, 2, h(handleListTransactions)},
 		68: {0, 1, h(handleConsumerGroupHeartbeat)},
 		69: {0, 1, h(handleConsumerGroupDescribe)},
 	}
@@ -103,6 +109,14 @@ func errCode(err error) (int16, string) {
 		return kerr.InvalidRecord.Code, err.Error()
 	case errors.Is(err, topicconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code, err.Error()
+	case errors.Is(err, store.ErrProducerFenced):
+		return kerr.ProducerFenced.Code, err.Error()
+	case errors.Is(err, store.ErrProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code, err.Error()
+	case errors.Is(err, store.ErrTxnCompleting):
+		return kerr.ConcurrentTransactions.Code, err.Error()
+	case errors.Is(err, store.ErrTxnState):
+		return kerr.InvalidTxnState.Code, err.Error()
 	case errors.Is(err, store.ErrNotFound):
 		return kerr.UnknownTopicOrPartition.Code, "unknown topic or partition"
 	case errors.Is(err, store.ErrExists):

@@ -144,6 +144,22 @@ func TestIsolationMatrix(t *testing.T) {
 	if rs, err := admA.CreateACLs(ctx, kadm.NewACLs().Allow("User:"+aNobody.sa).Topics(aACLTopic).Operations(kadm.OpRead)); err != nil || rs[0].Err != nil {
 		t.Fatalf("A creates an ACL: %v %v", err, rs)
 	}
+	// A's transaction, ongoing on its topic.
+	initA := kmsg.NewPtrInitProducerIDRequest()
+	initA.TransactionalID, initA.TransactionTimeoutMillis = kmsg.StringPtr(aTxn), 600000
+	ir, err := initA.RequestWith(ctx, clA)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("A's InitProducerId: %v %v", err, kerr.ErrorForCode(ir.ErrorCode))
+	}
+	aPID, aEpoch := ir.ProducerID, ir.ProducerEpoch
+	addA := kmsg.NewPtrAddPartitionsToTxnRequest()
+	addA.Version, addA.TransactionalID, addA.ProducerID, addA.ProducerEpoch = 3, aTxn, aPID, aEpoch
+	addT := kmsg.NewAddPartitionsToTxnRequestTopic()
+	addT.Topic, addT.Partitions = aTopic, []int32{0}
+	addA.Topics = append(addA.Topics, addT)
+	if ar, err := addA.RequestWith(ctx, clA); err != nil || ar.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("A's AddPartitionsToTxn: %v %+v", err, ar)
+	}
 	td, err := admA.ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -377,11 +393,80 @@ func TestIsolationMatrix(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		})}, check: refused()},
+		// B's own namespace may hold a transactional id of the same name:
+		// B's admin starts it, and the transaction APIs below find B's own
+		// (another producer id than A's) or none.
 		22: {reqs: []func() kmsg.Request{func() kmsg.Request {
 			r := kmsg.NewPtrInitProducerIDRequest()
 			r.Version, r.TransactionalID, r.TransactionTimeoutMillis = 4, kmsg.StringPtr(aTxn), 10000
 			return r
-		}}, check: refused()},
+		}}, check: either(refused(kerr.ConcurrentTransactions), own(nil))},
+		24: {reqs: []func() kmsg.Request{
+			topicReq(func(topic string) kmsg.Request {
+				r := kmsg.NewPtrAddPartitionsToTxnRequest()
+				r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch = 3, aTxn, aPID, aEpoch
+				rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+				rt.Topic, rt.Partitions = topic, []int32{0}
+				r.Topics = append(r.Topics, rt)
+				return r
+			}),
+			topicReq(func(topic string) kmsg.Request {
+				r := kmsg.NewPtrAddPartitionsToTxnRequest()
+				r.Version = 5
+				tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+				tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = aTxn, aPID, aEpoch, true
+				rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+				rt.Topic, rt.Partitions = topic, []int32{0}
+				tx.Topics = append(tx.Topics, rt)
+				r.Transactions = append(r.Transactions, tx)
+				return r
+			}),
+		}, check: refused(kerr.OperationNotAttempted)},
+		25: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrAddOffsetsToTxnRequest()
+			r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = 3, aTxn, aPID, aEpoch, aGroup
+			return r
+		}}, check: refused(kerr.InvalidProducerIDMapping)},
+		26: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrEndTxnRequest()
+			r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = 3, aTxn, aPID, aEpoch, false
+			return r
+		}}, check: refused(kerr.InvalidProducerIDMapping)},
+		28: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrTxnOffsetCommitRequest()
+			r.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = 3, aTxn, aPID, aEpoch, aGroup
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Offset = 0
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused()},
+		65: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrDescribeTransactionsRequest()
+			r.TransactionalIDs = []string{aTxn}
+			return r
+		}}, check: either(refused(kerr.TransactionalIDNotFound), own(func(r kmsg.Response) error {
+			for _, st := range r.(*kmsg.DescribeTransactionsResponse).TransactionStates {
+				if st.ProducerID == aPID || len(st.Topics) > 0 {
+					return fmt.Errorf("describes A's transaction: %+v", st)
+				}
+			}
+			return nil
+		}))},
+		66: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrListTransactionsRequest()
+			r.Version = 2
+			return r
+		}}, check: own(func(r kmsg.Response) error {
+			for _, st := range r.(*kmsg.ListTransactionsResponse).TransactionStates {
+				if st.ProducerID == aPID {
+					return fmt.Errorf("lists A's transaction: %+v", st)
+				}
+			}
+			return nil
+		})},
 		23: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
 			r := kmsg.NewPtrOffsetForLeaderEpochRequest()
 			r.Version, r.ReplicaID = 4, -1
@@ -602,6 +687,10 @@ func TestIsolationMatrix(t *testing.T) {
 	ds, err := admA.DescribeACLs(ctx, kadm.NewACLs().AnyResource().Allow().AllowHosts().Deny().DenyHosts().Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
 	if err != nil || len(ds) != 1 || len(ds[0].Described) != 1 || ds[0].Described[0].Name != aACLTopic {
 		t.Fatalf("A's ACLs after B's attempts: %v %+v", err, ds)
+	}
+	dt, err := admA.DescribeTransactions(ctx, aTxn)
+	if d, ok := dt[aTxn]; err != nil || !ok || d.State != "Ongoing" || d.ProducerID != aPID || d.ProducerEpoch != aEpoch {
+		t.Fatalf("A's transaction after B's attempts: %v %+v", err, dt)
 	}
 	// B's orders has B's partitions, A's has A's.
 	bmd, err := kadm.NewClient(clBAdmin).ListTopics(ctx, "orders")

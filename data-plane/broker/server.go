@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -90,6 +91,15 @@ type Config struct {
 	// starting point.
 	ProducerIDRate  float64
 	ProducerIDBurst int
+	// TransactionMaxTimeout caps the transaction.timeout.ms a producer may
+	// ask for (Kafka's transaction.max.timeout.ms): InitProducerId with a
+	// longer one gets INVALID_TRANSACTION_TIMEOUT.
+	TransactionMaxTimeout time.Duration
+	// TransactionCheckInterval is how often the coordinator slots' leader
+	// looks for expired transactions (Kafka's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms) and for
+	// group markers it missed a notification of (txn.go).
+	TransactionCheckInterval time.Duration
 	// ShutdownTimeout bounds the drain on shutdown.
 	ShutdownTimeout time.Duration
 	// The parts' configurations, each registering its own flags.
@@ -116,9 +126,13 @@ func DefaultConfig() Config {
 		ProducerIDRate:    DefaultProducerIDRate,
 		ProducerIDBurst:   DefaultProducerIDBurst,
 		ShutdownTimeout:   15 * time.Second,
-		Leader:            leader.DefaultConfig(),
-		Group:             group.DefaultConfig(),
-		Metering:          billmeter.DefaultConfig(),
+
+		TransactionMaxTimeout:    15 * time.Minute,
+		TransactionCheckInterval: 5 * time.Second,
+
+		Leader:   leader.DefaultConfig(),
+		Group:    group.DefaultConfig(),
+		Metering: billmeter.DefaultConfig(),
 	}
 }
 
@@ -146,6 +160,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
 	c.Conn.RegisterFlags(fs)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
+	fs.DurationVar(&c.TransactionMaxTimeout, "transaction-max-timeout", d.TransactionMaxTimeout, "longest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
+	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", d.TransactionCheckInterval, "how often expired transactions are aborted and missed group markers applied")
 	fs.Float64Var(&c.ProducerIDRate, "producer-id-rate", d.ProducerIDRate, "producer ids (InitProducerId) a cluster may allocate per hour, across the pool, once its burst is spent")
 	fs.IntVar(&c.ProducerIDBurst, "producer-id-burst", d.ProducerIDBurst, "producer ids a cluster may allocate at once before --producer-id-rate applies")
 	c.Leader.RegisterFlags(fs)
@@ -214,6 +230,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: --producer-id-rate must be positive, got %v", c.ProducerIDRate)
 	case c.ProducerIDBurst < 1:
 		return fmt.Errorf("broker: --producer-id-burst must be at least 1, got %d", c.ProducerIDBurst)
+	case c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond:
+		return fmt.Errorf("broker: --transaction-max-timeout must be between 1ms and %v, got %s", math.MaxInt32*time.Millisecond, c.TransactionMaxTimeout)
+	case c.TransactionCheckInterval <= 0:
+		return fmt.Errorf("broker: --transaction-check-interval must be positive, got %s", c.TransactionCheckInterval)
 	}
 	if err := c.Conn.Validate(); err != nil {
 		return err
@@ -262,6 +282,9 @@ type Server struct {
 
 	commits *commitBatcher // offset commits, batched across requests (commitbatch.go)
 
+	txnMet  *txnMetrics   // the transaction coordinator's (txn.go)
+	txnPoke chan struct{} // 1-buffered: group markers to apply (txn.go)
+
 	session atomic.Int64 // current session epoch
 	view    atomic.Pointer[view]
 	refresh chan refreshReq // on-demand metadata refreshes (view.go)
@@ -299,6 +322,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		conns:   map[*conn]struct{}{},
 	}
 	s.commits = newCommitBatcher(st, reg)
+	s.txnMet, s.txnPoke = newTxnMetrics(reg), make(chan struct{}, 1)
 	s.groupMet = newGroupStateMetrics(reg)
 	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s, s.groupMet}, log)
 	if reg != nil {
@@ -384,6 +408,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("offset expiry", service.Loop(s.expireOffsetsLoop))
 	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
 	l.Add("transaction markers", service.Loop(s.lead.RunMarkers))
+	l.Add("transactions", service.Loop(s.txnLoop))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -404,7 +429,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
 		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
-		"transaction markers",
+		"transaction markers", "transactions",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once

@@ -169,7 +169,8 @@ func (s *Server) reload(ctx context.Context) error {
 	// Groups of slots this broker now leads are loaded before the view
 	// routes them here: their members carry on where the previous
 	// coordinator left them.
-	if gained := gainedSlots(s.view.Load(), md.Slots, s.cfg.ID); len(gained) > 0 {
+	gained := gainedSlots(s.view.Load(), md.Slots, s.cfg.ID)
+	if len(gained) > 0 {
 		if err := s.loadGroups(ctx, gained, len(md.Slots)); err != nil {
 			return fmt.Errorf("loading groups of coordinator slots %v: %w", gained, err)
 		}
@@ -177,6 +178,9 @@ func (s *Server) reload(ctx context.Context) error {
 	v := newView(md)
 	v.at = start
 	old := s.view.Swap(v)
+	if len(gained) > 0 {
+		s.pokeTxns() // the group markers the last leader left (txn.go)
+	}
 
 	want := map[int64]int32{}
 	for _, t := range md.Topics {

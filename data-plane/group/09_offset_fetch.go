@@ -16,8 +16,9 @@ import (
 //     own ErrorCode.
 //   - v2+: null Topics (or a null Topics of a v8+ group) fetches every
 //     committed offset of the group.
-//   - v5+ LeaderEpoch. v7+ RequireStable needs nothing: there are no
-//     transactional (pending) commits. v9's MemberID/MemberEpoch belong to the
+//   - v5+ LeaderEpoch. v7+ RequireStable is the broker's: it knows the
+//     transactional (pending) commits and answers UNSTABLE_OFFSET_COMMIT
+//     for their partitions. v9's MemberID/MemberEpoch belong to the
 //     KIP-848 protocol and are ignored for classic groups.
 //   - v10+ names topics by id: UNSUPPORTED_VERSION. The broker must
 //     advertise at most v9.

@@ -45,8 +45,13 @@
 // committed offsets are deleted by RemoveEmptyGroups, as Kafka deletes them
 // once their offsets expire.
 //
-// Not provided: transactional offset commits
-// (TxnOffsetCommit); regular-expression subscriptions and classic-member
+// Transactional offset commits (TxnOffsetCommit) stay pending outside the
+// coordinator, in the broker's store, until their transaction ends; the
+// coordinator checks their member fields (CheckTxnCommit) and, when a
+// transaction's offsets are applied, drops its cache of the group's
+// offsets (ApplyOffsets). See 28_txn_offset_commit.go.
+//
+// Not provided: regular-expression subscriptions and classic-member
 // interop of KIP-848 groups; a classic-protocol view of KIP-848 groups in
 // DescribeGroups.
 //

@@ -17,15 +17,21 @@ import (
 // available. The bucket lives in Postgres, so it is the cluster's across
 // every broker.
 func (s *Store) AllocateProducerID(ctx context.Context, clusterID string, perSecond float64, burst int) (int64, time.Duration, error) {
+	return allocProducerID(ctx, s.pool, clusterID, ProducerIDBudget{PerSecond: perSecond, Burst: burst})
+}
+
+// allocProducerID is AllocateProducerID on q, so that a transaction's
+// InitProducerId allocates inside its own Postgres transaction.
+func allocProducerID(ctx context.Context, q querier, clusterID string, b ProducerIDBudget) (int64, time.Duration, error) {
 	var id int64
-	err := s.pool.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 		INSERT INTO producer_id_budgets AS b (cluster_id, tokens, updated_at)
 		VALUES ($1, $3::float8 - 1, clock_timestamp())
 		ON CONFLICT (cluster_id) DO UPDATE
 			SET tokens = least($3::float8, b.tokens + $2 * extract(epoch FROM clock_timestamp() - b.updated_at)) - 1,
 			    updated_at = clock_timestamp()
 			WHERE least($3::float8, b.tokens + $2 * extract(epoch FROM clock_timestamp() - b.updated_at)) >= 1
-		RETURNING nextval('producer_ids')`, clusterID, perSecond, burst).Scan(&id)
+		RETURNING nextval('producer_ids')`, clusterID, b.PerSecond, b.Burst).Scan(&id)
 	if err == nil {
 		return id, 0, nil
 	}
@@ -33,12 +39,12 @@ func (s *Store) AllocateProducerID(ctx context.Context, clusterID string, perSec
 		return 0, 0, fmt.Errorf("store: producer id: %w", err)
 	}
 	var tokens float64
-	if err := s.pool.QueryRow(ctx, `
+	if err := q.QueryRow(ctx, `
 		SELECT least($2::float8, tokens + $3 * extract(epoch FROM clock_timestamp() - updated_at))
-		FROM producer_id_budgets WHERE cluster_id = $1`, clusterID, burst, perSecond).Scan(&tokens); err != nil {
+		FROM producer_id_budgets WHERE cluster_id = $1`, clusterID, b.Burst, b.PerSecond).Scan(&tokens); err != nil {
 		return 0, 0, fmt.Errorf("store: producer id budget: %w", noRows(err))
 	}
-	wait := time.Duration(math.Ceil((1 - tokens) / perSecond * float64(time.Second)))
+	wait := time.Duration(math.Ceil((1 - tokens) / b.PerSecond * float64(time.Second)))
 	return 0, max(wait, time.Millisecond), ErrLimit
 }
 
