@@ -275,3 +275,14 @@ func (l Limits) CheckTopicConfigs(configs map[string]string) error {
 	}
 	return fe
 }
+
+// OrDefaults returns l with every unset (zero) limit at its default.
+func (l Limits) OrDefaults() Limits {
+	d := Defaults()
+	for _, b := range bounds {
+		if b.get(l) == 0 {
+			b.set(&l, b.get(d))
+		}
+	}
+	return l
+}

@@ -164,6 +164,9 @@ func TestWithin(t *testing.T) {
 	if got := l.Capped(limits.Limits{}); got != l {
 		t.Errorf("no ceilings: %+v", got)
 	}
+	if got := (limits.Limits{MaxTopics: 3}).OrDefaults(); got.MaxTopics != 3 || got.MaxGroups != limits.Defaults().MaxGroups {
+		t.Errorf("OrDefaults = %+v", got)
+	}
 }
 
 func TestCheckTopicConfigs(t *testing.T) {
