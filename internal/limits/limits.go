@@ -11,7 +11,7 @@
 // an interface with only the getters of Overrides they read.
 //
 // Plans with ceilings: an operator caps what a tenant may set through the
-// plan of its organisation (billing_plans, migration 0015). A plan's
+// plan of its organisation (billing_plans, migration 0016). A plan's
 // ceilings are themselves a Limits, so every limit has a ceiling and one
 // table (bounds below) describes both. Validate's bounds are the widest a
 // plan may allow; Within narrows the upper end field by field for what a

@@ -1,7 +1,7 @@
 package store
 
 // Plans as the operator manages them: a billing plan's name, currency and
-// ceilings (migration 0015). Its price book is Plan and PutPlan's. An
+// ceilings (migration 0016). Its price book is Plan and PutPlan's. An
 // organisation's plan is OrgBilling.PlanID; its clusters' effective limits
 // are their own capped by the plan's ceilings (withPlan, ClusterLimits).
 
