@@ -156,11 +156,12 @@ func orgWide(c echo.Context) error {
 	return nil
 }
 
-// operatorOnly is middleware for routes that create or list organisations.
+// operatorOnly is middleware for the operator's routes: creating and
+// listing organisations, and plans.
 func operatorOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !principal(c).Operator {
-			return errForbidden("only the operator may create or list organisations")
+			return errForbidden("only the operator may create or list organisations, or manage plans")
 		}
 		return next(c)
 	}

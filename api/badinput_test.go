@@ -284,7 +284,7 @@ func TestRandomBodies(t *testing.T) {
 		ResourceType: "group", ResourceName: "g", Operation: "read", Permission: "allow"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": a.keyID,
-		"invoice_id": "inv-x", "alert_id": "ba-x", "acl_id": ac.ID, "group_id": "g"}
+		"invoice_id": "inv-x", "alert_id": "ba-x", "acl_id": ac.ID, "group_id": "g", "plan_id": "standard"}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	n := 40
 	if testing.Short() {

@@ -29,6 +29,9 @@ func (s *Server) clusterOut(cl store.Cluster) client.Cluster {
 	return client.Cluster{
 		ID: cl.ID, Name: cl.Name, Status: cl.Status,
 		Limits:              cl.Limits,
+		Plan:                cl.PlanID,
+		Ceilings:            cl.Ceilings,
+		EffectiveLimits:     cl.Limits.Capped(cl.Ceilings),
 		DefaultTopicConfigs: cl.DefaultTopicConfigs,
 		PartitionsUsed:      cl.Partitions,
 		Kafka: client.KafkaEndpoint{
@@ -65,10 +68,11 @@ func ifMatchVersion(c echo.Context) int64 {
 	return n
 }
 
-// decodeClusterBody decodes a create or update request into req and
-// returns its limits object as it came (nil if absent), for patchLimits:
-// req.Limits cannot tell a limit left out from one sent as 0.
-func decodeClusterBody(c echo.Context, maxBytes int64, req any) (json.RawMessage, error) {
+// decodePatchBody decodes a create or update request into req and
+// returns its object named field ("limits", "ceilings") as it came (nil if
+// absent), for patchLimits and patchCeilings: a decoded limits.Limits
+// cannot tell a limit left out from one sent as 0.
+func decodePatchBody(c echo.Context, maxBytes int64, req any, field string) (json.RawMessage, error) {
 	var body json.RawMessage
 	if err := decodeJSON(c, maxBytes, &body); err != nil {
 		return nil, err
@@ -78,13 +82,11 @@ func decodeClusterBody(c echo.Context, maxBytes int64, req any) (json.RawMessage
 	if err := dec.Decode(req); err != nil {
 		return nil, jsonError(err, maxBytes)
 	}
-	var raw struct {
-		Limits json.RawMessage `json:"limits"`
-	}
+	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, jsonError(err, maxBytes)
 	}
-	return raw.Limits, nil
+	return raw[field], nil
 }
 
 // patchLimits decodes a request's limits object (absent or null: no
@@ -95,7 +97,7 @@ func decodeClusterBody(c echo.Context, maxBytes int64, req any) (json.RawMessage
 func patchLimits(fe *fieldErrors, raw json.RawMessage, l *limits.Limits) {
 	before := *l
 	if len(raw) > 0 {
-		// Cannot fail: decodeClusterBody decoded the same bytes into a
+		// Cannot fail: decodePatchBody decoded the same bytes into a
 		// Limits.
 		_ = json.Unmarshal(raw, l)
 	}
@@ -105,6 +107,30 @@ func patchLimits(fe *fieldErrors, raw json.RawMessage, l *limits.Limits) {
 			fe.add("limits."+e.Field, "%s", e.Msg)
 		}
 	}
+}
+
+// overCeilings returns nil, or a 422 problem naming every limit of l
+// above plan's ceilings as limits.<field> with the ceiling. With from
+// (an update), only the limits that change are checked: a cluster left
+// above a ceiling the operator lowered is capped by it anyway
+// (limits.Limits.Capped) and may still change its other limits.
+func overCeilings(l limits.Limits, from *limits.Limits, plan string, ceilings limits.Limits) error {
+	err := l.Within(ceilings)
+	if from != nil {
+		err = l.WithinChange(*from, ceilings)
+	}
+	var errs limits.FieldErrors
+	if !errors.As(err, &errs) {
+		return nil
+	}
+	var fe fieldErrors
+	for _, e := range errs {
+		fe.add("limits."+e.Field, "%s", strings.Replace(e.Msg, "the plan", "plan "+plan, 1))
+	}
+	p := newProblem(http.StatusUnprocessableEntity, client.ProblemLimitExceeded,
+		"over the ceilings of plan "+plan+": "+fe[0].Field+": "+fe[0].Message+"; the operator sets a plan's ceilings")
+	p.Errors = fe
+	return p
 }
 
 // checkConfigs validates topic configs, naming each bad one as
@@ -122,16 +148,25 @@ func (s *Server) createCluster(c echo.Context) error {
 		return err
 	}
 	var req client.CreateClusterRequest
-	rawLimits, err := decodeClusterBody(c, s.cfg.MaxBodyBytes, &req)
+	rawLimits, err := decodePatchBody(c, s.cfg.MaxBodyBytes, &req, "limits")
 	if err != nil {
 		return err
 	}
+	plan, ceilings, err := s.st.OrgCeilings(c.Request().Context(), principal(c).OrgID)
+	if err != nil {
+		return storeError(err, "organisation")
+	}
 	var fe fieldErrors
 	validName(&fe, "name", req.Name)
-	l := limits.Defaults()
+	// Limits left out are the defaults, or the plan's ceilings where
+	// those are lower: only a limit the request sets can be over them.
+	l := limits.Defaults().Capped(ceilings)
 	patchLimits(&fe, rawLimits, &l)
 	checkConfigs(&fe, "default_topic_configs", req.DefaultTopicConfigs)
 	if err := fe.err(); err != nil {
+		return err
+	}
+	if err := overCeilings(l, nil, plan, ceilings); err != nil {
 		return err
 	}
 	cl, err := s.st.CreateCluster(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs)
@@ -190,7 +225,7 @@ func (s *Server) updateCluster(c echo.Context) error {
 		return err
 	}
 	var req client.UpdateClusterRequest
-	rawLimits, err := decodeClusterBody(c, s.cfg.MaxBodyBytes, &req)
+	rawLimits, err := decodePatchBody(c, s.cfg.MaxBodyBytes, &req, "limits")
 	if err != nil {
 		return err
 	}
@@ -206,6 +241,9 @@ func (s *Server) updateCluster(c echo.Context) error {
 	if err := fe.err(); err != nil {
 		return err
 	}
+	if err := overCeilings(l, &cl.Limits, cl.PlanID, cl.Ceilings); err != nil {
+		return err
+	}
 	ver := ifMatchVersion(c)
 	if ver < 0 {
 		return storeError(store.ErrStale, "cluster")
@@ -217,8 +255,11 @@ func (s *Server) updateCluster(c echo.Context) error {
 		// Again onto the locked row, so a limit the body leaves out keeps
 		// what a concurrent update wrote; the body was validated above.
 		var fe fieldErrors
-		before := cl.Limits.MaxPartitions
+		before, prev := cl.Limits.MaxPartitions, cl.Limits
 		patchLimits(&fe, rawLimits, &cl.Limits)
+		if err := overCeilings(cl.Limits, &prev, cl.PlanID, cl.Ceilings); err != nil {
+			return err
+		}
 		if cl.Limits.MaxPartitions != before && cl.Limits.MaxPartitions < cl.Partitions {
 			return fmt.Errorf("%w: limits.max_partitions %d is below the %d partitions the cluster has",
 				store.ErrInvalid, cl.Limits.MaxPartitions, cl.Partitions)

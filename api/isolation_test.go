@@ -25,6 +25,8 @@ var unscopedRoutes = map[string]string{
 	"POST /oauth2/token":                    "public; the API key names the organisation",
 	"POST /v1/organizations":                "operator only (checked below)",
 	"GET /v1/organizations":                 "operator only (checked below)",
+	"POST /v1/plans":                        "operator only (TestPlans)",
+	"GET /v1/plans":                         "operator only (TestPlans)",
 	"POST /v1/clusters":                     "creates in the caller's organisation",
 	"GET /v1/clusters":                      "lists the caller's organisation (checked below)",
 	"POST /v1/service-accounts":             "creates in the caller's organisation",
@@ -48,6 +50,7 @@ var walkBodies = map[string]string{
 	"PATCH /v1/service-accounts/:service_account_id":     `{"name":"stolen"}`,
 	"POST /v1/clusters/:cluster_id/acls":                 `{"principal":"User:%SA%","resource_type":"topic","resource_name":"orders","operation":"all","permission":"allow"}`,
 	"PUT /v1/organizations/:org_id/billing":              `{"plan":"standard","time_zone":"Asia/Tokyo"}`,
+	"PATCH /v1/plans/:plan_id":                           `{"ceilings":{"max_topics":1}}`,
 	"POST /v1/organizations/:org_id/billing/adjustments": `{"month":"2026-03","kind":"credit","amount":"1000"}`,
 }
 
@@ -79,6 +82,7 @@ func TestIsolation(t *testing.T) {
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
 		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID, "group_id": "shop-app",
+		"plan_id": "standard",
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){

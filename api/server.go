@@ -1,6 +1,7 @@
 // Package api is Eddy's REST API: an echo server for organisations,
 // virtual clusters, topics, service accounts, API keys, role bindings and
-// billing (usage, invoices, estimates, budget alerts) and Kafka ACLs,
+// billing (usage, invoices, estimates, budget alerts), the operator's
+// plans and their ceilings, and Kafka ACLs,
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
 // api/client is the typed client.
@@ -184,6 +185,10 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	v1.GET("/organizations/:org_id/billing", s.getBillingSettings)
 	v1.PUT("/organizations/:org_id/billing", s.putBillingSettings)
 	op.POST("/organizations/:org_id/billing/adjustments", s.createAdjustment)
+	op.POST("/plans", s.createPlan, operatorOnly)
+	v1.GET("/plans", s.listPlans, operatorOnly)
+	v1.GET("/plans/:plan_id", s.getPlan, operatorPlan)
+	v1.PATCH("/plans/:plan_id", s.updatePlan, operatorPlan)
 
 	t := v1.Group("", tenantOnly)
 	ti := t.Group("", s.idempotent)

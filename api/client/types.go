@@ -39,10 +39,16 @@ const (
 
 // Cluster is a virtual Kafka cluster.
 type Cluster struct {
-	ID                  string            `json:"id"`
-	Name                string            `json:"name"`
-	Status              string            `json:"status"`
-	Limits              limits.Limits     `json:"limits"`
+	ID     string        `json:"id"`
+	Name   string        `json:"name"`
+	Status string        `json:"status"`
+	Limits limits.Limits `json:"limits"`
+	// Plan is the organisation's plan, Ceilings its ceilings, and
+	// EffectiveLimits what the cluster is held to: each limit the lower
+	// of Limits and Ceilings.
+	Plan                string            `json:"plan"`
+	Ceilings            limits.Limits     `json:"ceilings"`
+	EffectiveLimits     limits.Limits     `json:"effective_limits"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs"`
 	PartitionsUsed      int32             `json:"partitions_used"`
 	Kafka               KafkaEndpoint     `json:"kafka"`

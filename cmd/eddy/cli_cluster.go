@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,9 +29,30 @@ func clusterFields(c client.Cluster) [][2]string {
 		{"Connection limit", strconv.Itoa(int(c.Limits.MaxConnections))},
 		{"Partitions", fmt.Sprintf("%d of %d", c.PartitionsUsed, c.Limits.MaxPartitions)},
 		{"Storage limit", fmt.Sprintf("%d GB", c.Limits.MaxStorageGB)},
+		{"Topic limit", strconv.Itoa(int(c.Limits.MaxTopics))},
+		{"Group limit", strconv.Itoa(int(c.Limits.MaxGroups))},
+		{"Producer ids", fmt.Sprintf("%d/h, burst %d", c.Limits.ProducerIDsPerHour, c.Limits.ProducerIDBurst)},
+		{"Plan", c.Plan},
+		{"Capped by the plan", cappedString(c.Limits, c.EffectiveLimits)},
 		{"Default topic configs", configString(c.DefaultTopicConfigs)},
 		{"Created", c.CreatedAt.Format(time.RFC3339)},
 	}
+}
+
+// cappedString lists the limits the plan's ceilings hold below the
+// cluster's own, at their effective value ("-" for none).
+func cappedString(own, effective limits.Limits) string {
+	o, e := limitValues(own), limitValues(effective)
+	var out []string
+	for _, h := range limitFlagHelp {
+		if e[h.field] < o[h.field] {
+			out = append(out, fmt.Sprintf("%s=%d", h.field, e[h.field]))
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
 }
 
 func newClusterCmd() *cobra.Command {
@@ -156,54 +178,82 @@ func newClusterCmd() *cobra.Command {
 	return cmd
 }
 
-// limitFlags are the limit flags of cluster create and update, one per
-// field of limits.Limits.
-type limitFlags struct{ in, out, reqs, conns, parts, storage int64 }
+// limitFlagHelp is every limit's flag help, in the order of
+// limits.Limits' fields; a flag is named for its field ("max-topics").
+var limitFlagHelp = []struct{ field, help string }{
+	{"ingress_mbps", "produce limit, MB/s"},
+	{"egress_mbps", "fetch limit, MB/s"},
+	{"max_requests_per_sec", "Kafka requests per second, over all brokers"},
+	{"max_connections", "Kafka connections open at once, over all brokers"},
+	{"max_partitions", "partitions over all topics"},
+	{"max_storage_gb", "storage limit, GB"},
+	{"max_topics", "topics"},
+	{"max_groups", "consumer groups"},
+	{"producer_ids_per_hour", "producer ids (InitProducerId) per hour once the burst is spent"},
+	{"producer_id_burst", "producer ids at once"},
+	{"max_retention_ms", "largest retention.ms of a topic (the maximum: unlimited)"},
+	{"max_retention_bytes", "largest retention.bytes of a topic (the maximum: unlimited)"},
+}
 
-// register adds the flags to fs, with limits' defaults for create; update
-// shows none, as a flag left out keeps the cluster's value.
+// limitFlags are the limit flags of cluster create and update, and the
+// ceiling flags of plan create and update: one per field of
+// limits.Limits, by JSON name.
+type limitFlags map[string]*int64
+
+// register adds the flags to fs, with limits' defaults for cluster
+// create; the others show none, as a flag left out keeps the value (or,
+// for a new plan, the widest).
 func (l *limitFlags) register(fs *pflag.FlagSet, withDefaults bool) {
-	def := func(field string) int64 {
+	*l = limitFlags{}
+	for _, h := range limitFlagHelp {
+		var def int64
 		if withDefaults {
-			return limits.BoundOf(field).Default
+			def = limits.BoundOf(h.field).Default
 		}
-		return 0
+		(*l)[h.field] = fs.Int64(strings.ReplaceAll(h.field, "_", "-"), def, h.help)
 	}
-	fs.Int64Var(&l.in, "ingress-mbps", def("ingress_mbps"), "produce limit, MB/s")
-	fs.Int64Var(&l.out, "egress-mbps", def("egress_mbps"), "fetch limit, MB/s")
-	fs.Int64Var(&l.reqs, "max-requests-per-sec", def("max_requests_per_sec"), "Kafka requests per second, over all brokers")
-	fs.Int64Var(&l.conns, "max-connections", def("max_connections"), "Kafka connections open at once, over all brokers")
-	fs.Int64Var(&l.parts, "max-partitions", def("max_partitions"), "partitions over all topics")
-	fs.Int64Var(&l.storage, "max-storage-gb", def("max_storage_gb"), "storage limit, GB")
 }
 
 // given returns the limits whose flags were given, the others zero (the
 // server leaves those alone), or nil if none was. A value out of its
 // limit's bounds is refused here: a zero could not even be sent, as zero
 // means unset.
-func (l *limitFlags) given(fs *pflag.FlagSet) (*limits.Limits, error) {
-	var (
-		out  limits.Limits
-		set  bool
-		errs []error
-	)
-	v := func(name string, n int64) int64 {
+func (l limitFlags) given(fs *pflag.FlagSet) (*limits.Limits, error) {
+	set := map[string]int64{}
+	var errs []error
+	for _, h := range limitFlagHelp {
+		name := strings.ReplaceAll(h.field, "_", "-")
 		if !fs.Changed(name) {
-			return 0
+			continue
 		}
-		set = true
-		if b := limits.BoundOf(strings.ReplaceAll(name, "-", "_")); n < b.Min || n > b.Max {
+		n := *l[h.field]
+		if b := limits.BoundOf(h.field); n < b.Min || n > b.Max {
 			errs = append(errs, fmt.Errorf("--%s must be from %d to %d, not %d", name, b.Min, b.Max, n))
 		}
-		return n
+		set[h.field] = n
 	}
-	out.IngressMBps, out.EgressMBps = int32(v("ingress-mbps", l.in)), int32(v("egress-mbps", l.out))
-	out.MaxRequestsPerSec, out.MaxConnections = int32(v("max-requests-per-sec", l.reqs)), int32(v("max-connections", l.conns))
-	out.MaxPartitions, out.MaxStorageGB = int32(v("max-partitions", l.parts)), v("max-storage-gb", l.storage)
-	if err := errors.Join(errs...); err != nil || !set {
+	if err := errors.Join(errs...); err != nil || len(set) == 0 {
+		return nil, err
+	}
+	// The JSON names are limits' wire format: decoding by them sets the
+	// fields without a second table of them here.
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	var out limits.Limits
+	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// limitValues maps limits' JSON names to l's values.
+func limitValues(l limits.Limits) map[string]int64 {
+	b, _ := json.Marshal(l)
+	var m map[string]int64
+	_ = json.Unmarshal(b, &m)
+	return m
 }
 
 // waitReady polls until the cluster is ready, keeping one progress line

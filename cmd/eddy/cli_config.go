@@ -27,7 +27,7 @@ import (
 
 // tenantCommands are the CLI's commands, registered by newRoot.
 func tenantCommands() []*cobra.Command {
-	return []*cobra.Command{newLoginCmd(), newOrgCmd(), newClusterCmd(), newTopicCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newBillingCmd()}
+	return []*cobra.Command{newLoginCmd(), newOrgCmd(), newPlanCmd(), newClusterCmd(), newTopicCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newBillingCmd()}
 }
 
 // cliConfig is what `eddy login` saves.

@@ -146,6 +146,43 @@ func TestTenantCLI(t *testing.T) {
 		t.Error("update without anything to update succeeded")
 	}
 
+	// Plans (operator): a tenant's update over its plan's ceiling is
+	// refused readably; raising the ceiling lets it through; lowering it
+	// caps the cluster.
+	op := []string{"--url", url, "--token", token}
+	var plan client.Plan
+	jsonOf(&plan, append([]string{"plan", "create", "small", "--name", "Small", "--ingress-mbps", "50", "--max-connections", "100"}, op...)...)
+	if plan.ID != "small" || plan.Ceilings.IngressMBps != 50 || plan.Ceilings.MaxConnections != 100 || plan.Ceilings.MaxPartitions != 100_000 {
+		t.Fatalf("plan create = %+v", plan)
+	}
+	if out := ok(append([]string{"plan", "list"}, op...)...); !strings.Contains(out, "small") || !strings.Contains(out, "standard") {
+		t.Errorf("plan list:\n%s", out)
+	}
+	if out := ok(append([]string{"plan", "get", "small"}, op...)...); !strings.Contains(out, "Ceiling ingress_mbps:") || !strings.Contains(out, "50") {
+		t.Errorf("plan get:\n%s", out)
+	}
+	ok(append([]string{"plan", "assign", "small", "--org", org.Organization.ID}, op...)...)
+	if _, errs, err := run("", "cluster", "update", cl.ID, "--ingress-mbps", "80"); err == nil ||
+		!strings.Contains(errs, "limits.ingress_mbps: must be at most 50, the ceiling of plan small") {
+		t.Errorf("update over the plan's ceiling: %v %s", err, errs)
+	}
+	if _, errs, err := run("", "plan", "list"); err == nil || !strings.Contains(errs, "403") {
+		t.Errorf("tenant lists plans: %v %s", err, errs)
+	}
+	jsonOf(&plan, append([]string{"plan", "update", "small", "--ingress-mbps", "100"}, op...)...)
+	jsonOf(&up, "cluster", "update", cl.ID, "--ingress-mbps", "80")
+	if up.Limits.IngressMBps != 80 || up.EffectiveLimits.IngressMBps != 80 || up.Plan != "small" {
+		t.Fatalf("update under the raised ceiling = %+v", up)
+	}
+	ok(append([]string{"plan", "update", "small", "--ingress-mbps", "20"}, op...)...)
+	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "ingress_mbps=20") {
+		t.Errorf("cluster describe under a lowered ceiling:\n%s", out)
+	}
+	if _, errs, err := run("", append([]string{"plan", "update", "small", "--max-topics", "0"}, op...)...); err == nil || !strings.Contains(errs, "--max-topics must be from 1 to 100000") {
+		t.Errorf("out-of-range ceiling: %v %s", err, errs)
+	}
+	ok(append([]string{"plan", "update", "small", "--ingress-mbps", "10000", "--max-connections", "100000"}, op...)...)
+
 	var top client.Topic
 	jsonOf(&top, "topic", "create", "orders", "--cluster", cl.ID, "-p", "3", "--config", "cleanup.policy=compact")
 	if top.PartitionCount != 3 || top.Configs["retention.ms"] != "60000" || top.Configs["cleanup.policy"] != "compact" {

@@ -78,7 +78,7 @@ func (s *Server) initTxnProducer(c *conn, req *kmsg.InitProducerIDRequest, resp 
 		TimeoutMs:     req.TransactionTimeoutMillis,
 		ProducerID:    -1,
 		ProducerEpoch: -1,
-		Budget:        s.txnBudget(),
+		Budget:        s.txnBudget(c.cluster),
 	}
 	if req.Version >= 3 {
 		r.ProducerID, r.ProducerEpoch = req.ProducerID, req.ProducerEpoch

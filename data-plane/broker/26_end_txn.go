@@ -54,7 +54,7 @@ func (s *Server) endTxn(c *conn, req *kmsg.EndTxnRequest, resp *kmsg.EndTxnRespo
 		},
 		Commit: req.Commit,
 		Bump:   req.Version >= 5,
-		Budget: s.txnBudget(),
+		Budget: s.txnBudget(c.cluster),
 	})
 	if err == nil && req.Version >= 5 {
 		resp.ProducerID, resp.ProducerEpoch = t.ProducerID, t.ProducerEpoch

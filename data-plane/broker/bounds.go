@@ -14,28 +14,22 @@ import (
 // Producer ids: every InitProducerId allocates an id, and every id that
 // writes leaves state in each partition it touches (see leader's producer
 // expiry), so ids are rationed per cluster by a token bucket shared by the
-// pool (store.AllocateProducerID). Kafka has no such quota (KIP-936, a
+// pool (store.AllocateProducerID), sized by the cluster's effective
+// producer_ids_per_hour and producer_id_burst (its own limits capped by
+// its plan's, internal/limits). Kafka has no such quota (KIP-936, a
 // producer-id rate, is not implemented); over the rate InitProducerId is
 // answered as Kafka answers a request over its other rate quota (KIP-599,
 // topic mutations): THROTTLING_QUOTA_EXCEEDED with throttle_time_ms set to
 // when a token is available. Clients treat the error as retriable and
 // retry after the throttle time.
 
-// Defaults of the producer-id budget: a burst of 1000 ids and one a second
-// after it (3600 an hour). A client allocates one id per producer it
-// starts, so only a fleet restarting over a thousand producers at once, or
-// a loop creating producers, notices.
-const (
-	DefaultProducerIDRate  = 3600 // per hour
-	DefaultProducerIDBurst = 1000
-)
-
 // allocateProducerID takes an id from the connection's cluster budget: it
 // returns the id, or the error code and throttle time to answer.
 func (s *Server) allocateProducerID(c *conn) (id int64, code int16, throttleMillis int32) {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	id, wait, err := s.store.AllocateProducerID(ctx, c.cluster, s.cfg.ProducerIDRate/3600, s.cfg.ProducerIDBurst)
+	perSecond, burst := s.limits.ProducerIDs(c.cluster)
+	id, wait, err := s.store.AllocateProducerID(ctx, c.cluster, perSecond, burst)
 	switch {
 	case errors.Is(err, store.ErrLimit):
 		return -1, kerr.ThrottlingQuotaExceeded.Code, int32(min(wait, time.Hour) / time.Millisecond)
@@ -51,3 +45,6 @@ func (s *Server) allocateProducerID(c *conn) (id int64, code int16, throttleMill
 func (g groupStore) GroupCount(ctx context.Context, cluster, group string) (int, bool, error) {
 	return g.st.GroupCount(ctx, cluster, group)
 }
+
+// MaxGroups is the cluster's effective max_groups (group.GroupLimiter).
+func (g groupStore) MaxGroups(cluster string) int { return int(g.s.limits.Groups(cluster)) }

@@ -86,11 +86,6 @@ type Config struct {
 	MaxRequestBytes int
 	// Conn bounds what a connection may cost the broker (connlimits.go).
 	Conn ConnLimits
-	// ProducerIDRate (per hour) and ProducerIDBurst ration a cluster's
-	// producer ids across the pool (bounds.go); the defaults are the plans'
-	// starting point.
-	ProducerIDRate  float64
-	ProducerIDBurst int
 	// TransactionMaxTimeout caps the transaction.timeout.ms a producer may
 	// ask for (Kafka's transaction.max.timeout.ms): InitProducerId with a
 	// longer one gets INVALID_TRANSACTION_TIMEOUT.
@@ -123,8 +118,6 @@ func DefaultConfig() Config {
 		QuotaInterval:     2 * time.Second,
 		MaxRequestBytes:   100 << 20,
 		Conn:              DefaultConnLimits(),
-		ProducerIDRate:    DefaultProducerIDRate,
-		ProducerIDBurst:   DefaultProducerIDBurst,
 		ShutdownTimeout:   15 * time.Second,
 
 		TransactionMaxTimeout:    15 * time.Minute,
@@ -162,8 +155,6 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
 	fs.DurationVar(&c.TransactionMaxTimeout, "transaction-max-timeout", d.TransactionMaxTimeout, "longest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", d.TransactionCheckInterval, "how often expired transactions are aborted and missed group markers applied")
-	fs.Float64Var(&c.ProducerIDRate, "producer-id-rate", d.ProducerIDRate, "producer ids (InitProducerId) a cluster may allocate per hour, across the pool, once its burst is spent")
-	fs.IntVar(&c.ProducerIDBurst, "producer-id-burst", d.ProducerIDBurst, "producer ids a cluster may allocate at once before --producer-id-rate applies")
 	c.Leader.RegisterFlags(fs)
 	c.Group.RegisterFlags(fs)
 	c.Metering.RegisterFlags(fs)
@@ -226,10 +217,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: --quota-interval must be positive, got %s", c.QuotaInterval)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("broker: --max-request-bytes must be positive, got %d", c.MaxRequestBytes)
-	case c.ProducerIDRate <= 0:
-		return fmt.Errorf("broker: --producer-id-rate must be positive, got %v", c.ProducerIDRate)
-	case c.ProducerIDBurst < 1:
-		return fmt.Errorf("broker: --producer-id-burst must be at least 1, got %d", c.ProducerIDBurst)
 	case c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond:
 		return fmt.Errorf("broker: --transaction-max-timeout must be between 1ms and %v, got %s", math.MaxInt32*time.Millisecond, c.TransactionMaxTimeout)
 	case c.TransactionCheckInterval <= 0:
@@ -273,10 +260,11 @@ type Server struct {
 	groupMet *groupStateMetrics // group persistence (groupstate.go)
 	log      *slog.Logger
 	met      *metrics
-	meter    *quota.Meter     // per-cluster load
-	guard    *guard           // connection limits (guard.go)
-	quotas   *quota.Enforcer  // per-cluster quota shares
-	usage    *billmeter.Meter // usage metering for billing (metering.go)
+	meter    *quota.Meter      // per-cluster load
+	guard    *guard            // connection limits (guard.go)
+	quotas   *quota.Enforcer   // per-cluster quota shares
+	limits   *limits.Overrides // every cluster's effective limits, kept fresh by quotas
+	usage    *billmeter.Meter  // usage metering for billing (metering.go)
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
 
@@ -317,10 +305,11 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		cfg: cfg, store: st, lead: lead, log: log, usage: usage,
 		met:     newMetrics(reg),
 		meter:   quota.NewMeter(),
-		quotas:  quota.New(quota.Config{Broker: cfg.ID, Interval: cfg.QuotaInterval}, st, limits.NewOverrides(), log, reg),
+		limits:  limits.NewOverrides(),
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
 	}
+	s.quotas = quota.New(quota.Config{Broker: cfg.ID, Interval: cfg.QuotaInterval}, st, s.limits, log, reg)
 	s.commits = newCommitBatcher(st, reg)
 	s.txnMet, s.txnPoke = newTxnMetrics(reg), make(chan struct{}, 1)
 	s.groupMet = newGroupStateMetrics(reg)

@@ -93,9 +93,11 @@ func fencedCode(version, since int16) int16 {
 	return kerr.InvalidProducerEpoch.Code
 }
 
-// txnBudget is the producer id budget of the connection's cluster.
-func (s *Server) txnBudget() store.ProducerIDBudget {
-	return store.ProducerIDBudget{PerSecond: s.cfg.ProducerIDRate / 3600, Burst: s.cfg.ProducerIDBurst}
+// txnBudget is the producer id budget of a cluster: its effective limits
+// (bounds.go), which InitProducerId without a transactional id uses too.
+func (s *Server) txnBudget(cluster string) store.ProducerIDBudget {
+	perSecond, burst := s.limits.ProducerIDs(cluster)
+	return store.ProducerIDBudget{PerSecond: perSecond, Burst: burst}
 }
 
 // txnCtx bounds one transition.
@@ -251,7 +253,7 @@ func (s *Server) abortExpiredTxns(ctx context.Context) error {
 		return err
 	}
 	for _, t := range expired {
-		aborted, err := s.store.AbortExpiredTxn(ctx, t, led[t.Slot], s.txnBudget())
+		aborted, err := s.store.AbortExpiredTxn(ctx, t, led[t.Slot], s.txnBudget(t.ClusterID))
 		if errors.Is(err, store.ErrFenced) {
 			continue // the slot moved: its new leader takes over
 		}

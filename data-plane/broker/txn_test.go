@@ -395,7 +395,7 @@ func TestTxnClustersIndependent(t *testing.T) {
 	sl := v.slots[slotFor(other.ClusterID, other.TransactionalID, len(v.slots))]
 	fence := store.SlotFence{Slot: sl.Slot, BrokerID: sl.LeaderID, LeaderEpoch: sl.LeaderEpoch}
 	t2, _, err := st.InitTxnProducer(x.ctx, store.InitTxn{TxnKey: other, Fence: fence, TimeoutMs: 60000, ProducerID: -1, ProducerEpoch: -1,
-		Budget: x.r.s.txnBudget()})
+		Budget: x.r.s.txnBudget(other.ClusterID)})
 	if err != nil {
 		t.Fatal(err)
 	}

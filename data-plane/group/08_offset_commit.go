@@ -29,7 +29,8 @@ import (
 // accepted while the join phase runs, as in Kafka, and counts as a
 // heartbeat. A simple commit (generation -1, no member) is accepted only
 // while the group has no members, else UNKNOWN_MEMBER_ID; it creates the
-// group if needed. For a group that does not exist, a commit with generation
+// group if needed, within the cluster's groups (POLICY_VIOLATION past it, as
+// for JoinGroup). For a group that does not exist, a commit with generation
 // >= 0 gets ILLEGAL_GENERATION.
 //
 // Partitions whose metadata exceeds Config.MaxOffsetMetadataBytes fail with
@@ -118,8 +119,16 @@ func (c *Coordinator) offsetCommit(ctx context.Context, cluster string, req *kms
 
 	k := key{cluster, req.Group}
 	// Kafka creates a group for a simple commit, and rejects a
-	// generation-aware commit to a group it does not know.
+	// generation-aware commit to a group it does not know. A group a
+	// commit creates counts against the cluster's groups as a joined one
+	// does (limits.go).
 	create := generation < 0
+	if create {
+		if code := c.admitGroup(ctx, cluster, req.Group); code != 0 {
+			failAll(code)
+			return
+		}
+	}
 	g, release, code := c.acquireIO(ctx, k, create)
 	if code == 0 && g == nil {
 		code = kerr.IllegalGeneration.Code

@@ -144,8 +144,9 @@ type Config struct {
 	MaxSize         int
 	ConsumerMaxSize int
 
-	// MaxGroups caps the groups of one virtual cluster (limits.go): a
-	// join that would create one more is refused. Default DefaultMaxGroups.
+	// MaxGroups caps the groups of any one virtual cluster, over each
+	// cluster's own limit (limits.go): a join or simple commit that would
+	// create one more is refused. Default DefaultMaxGroups.
 	MaxGroups int
 }
 
@@ -183,7 +184,7 @@ func (cfg *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&cfg.OffsetsRetention, "group-offsets-retention", d.OffsetsRetention, "how long offsets of a group without members are kept after its last commit (Kafka's offsets.retention.minutes)")
 	fs.IntVar(&cfg.MaxSize, "group-max-size", d.MaxSize, "most members of one classic group (Kafka's group.max.size)")
 	fs.IntVar(&cfg.ConsumerMaxSize, "group-consumer-max-size", d.ConsumerMaxSize, "most members of one KIP-848 consumer group (Kafka's group.consumer.max.size)")
-	fs.IntVar(&cfg.MaxGroups, "group-max-groups", d.MaxGroups, "most consumer groups of one virtual cluster")
+	fs.IntVar(&cfg.MaxGroups, "group-max-groups", d.MaxGroups, "most consumer groups of any one virtual cluster, a pool-wide cap over each cluster's max_groups (from its plan)")
 }
 
 // Validate reports whether the configuration is usable, naming the flags

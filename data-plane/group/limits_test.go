@@ -91,3 +91,42 @@ func TestRemoveEmptyGroups(t *testing.T) {
 		}
 	}
 }
+
+// limitedStore caps each cluster's groups at its own limit (GroupLimiter).
+type limitedStore struct {
+	countingStore
+	max map[string]int
+}
+
+func (s limitedStore) MaxGroups(cluster string) int { return s.max[cluster] }
+
+// TestClusterMaxGroups: each cluster's own limit (its plan's) caps its
+// groups within the pool-wide MaxGroups, and a simple OffsetCommit that
+// would create a group past it gets POLICY_VIOLATION like a join; commits
+// to groups that exist still go through.
+func TestClusterMaxGroups(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxGroups = 3
+	st := limitedStore{countingStore{newMemStore()}, map[string]int{"c1": 1, "c2": 10}}
+	c := newTestCoordinator(t, cfg, st)
+	ctx := testCtx(t)
+	commit := func(cluster, group string) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation = 8, group, -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Offset = 1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return c.OffsetCommit(ctx, cluster, req).Topics[0].Partitions[0].ErrorCode
+	}
+	wantCode(t, "c1's first group by a commit", commit("c1", "g1"), 0)
+	wantCode(t, "c1's second group by a commit", commit("c1", "g2"), kerr.PolicyViolation.Code)
+	wantCode(t, "c1's second group by a join", newConsumer(c, "c1", "g2", "x").joinOnce(ctx).ErrorCode, kerr.PolicyViolation.Code)
+	wantCode(t, "commit to c1's group", commit("c1", "g1"), 0)
+	for _, g := range []string{"g1", "g2", "g3"} {
+		wantCode(t, "c2's group "+g, commit("c2", g), 0)
+	}
+	wantCode(t, "c2's fourth group, past the pool-wide cap", commit("c2", "g4"), kerr.PolicyViolation.Code)
+}

@@ -63,6 +63,12 @@ const (
 	// burst is how far a cluster may run ahead of its rate before it is
 	// throttled: about one second of traffic, as Kafka's sample window.
 	burst = time.Second
+	// initialBurst is how far a cluster new to this broker (its first
+	// connection, or its first after a restart) may run ahead: a tenth of
+	// a second of traffic, so opening connections to a fresh broker does
+	// not buy an unthrottled first second. A clock that has run since
+	// earns the full burst back by idling, as a token bucket refills.
+	initialBurst = burst / 10
 	// maxThrottle caps one throttle (Kafka caps it at the quota window).
 	maxThrottle = 10 * time.Second
 )
@@ -149,7 +155,10 @@ func gcra(tat *time.Time, now time.Time, cost, rate float64) time.Duration {
 		return 0
 	}
 	t := *tat
-	if t.Before(now) {
+	switch {
+	case t.IsZero():
+		t = now.Add(burst - initialBurst)
+	case t.Before(now):
 		t = now
 	}
 	t = t.Add(time.Duration(cost / rate * float64(time.Second)))

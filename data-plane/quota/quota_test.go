@@ -30,6 +30,8 @@ func TestGCRA(t *testing.T) {
 		{"one second past the burst", now, 2, 1, time.Second},
 		{"idle clock starts now", now.Add(-time.Hour), 2, 1, time.Second},
 		{"capped at one maximal throttle", now, 1e9, 1, maxThrottle},
+		{"a new clock gets a tenth of the burst", time.Time{}, 0.1, 1, 0},
+		{"a new clock past it", time.Time{}, 0.5, 1, 400 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tat := tc.tat
@@ -37,6 +39,25 @@ func TestGCRA(t *testing.T) {
 				t.Errorf("gcra = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestInitialBurst: a cluster new to the broker is throttled once it runs
+// more than initialBurst ahead of its rate, not a whole second: 1 KB/s
+// lets 100 bytes through at once, and the next byte waits.
+func TestInitialBurst(t *testing.T) {
+	var tat time.Time
+	now := time.Now()
+	if d := gcra(&tat, now, 100, 1000); d != 0 {
+		t.Fatalf("the initial burst of 100 bytes at 1000 B/s: throttled %v", d)
+	}
+	if d := gcra(&tat, now, 100, 1000); d != 100*time.Millisecond {
+		t.Errorf("100 bytes more at once: throttled %v, want 100ms", d)
+	}
+	// Idle for a second, the clock has the whole burst again.
+	later := now.Add(2 * time.Second)
+	if d := gcra(&tat, later, 1000, 1000); d != 0 {
+		t.Errorf("a second's bytes after idling: throttled %v", d)
 	}
 }
 

@@ -61,3 +61,20 @@ func (o *Overrides) Connections(cluster string) int64 { return int64(o.Of(cluste
 
 // StorageBytes is how many committed bytes the cluster may store.
 func (o *Overrides) StorageBytes(cluster string) int64 { return o.Of(cluster).MaxStorageGB * 1e9 }
+
+// Groups is how many consumer groups the cluster may have (0: no limit
+// known yet).
+func (o *Overrides) Groups(cluster string) int64 { return int64(o.Of(cluster).MaxGroups) }
+
+// ProducerIDs is the cluster's producer-id budget across the pool: ids per
+// second once burst ids are spent. A cluster not in the snapshot gets the
+// defaults' budget rather than none: an unlimited stream of producer ids
+// is what the budget exists to prevent.
+func (o *Overrides) ProducerIDs(cluster string) (perSecond float64, burst int) {
+	l := o.Of(cluster)
+	if l.ProducerIDsPerHour == 0 || l.ProducerIDBurst == 0 {
+		d := Defaults()
+		l.ProducerIDsPerHour, l.ProducerIDBurst = d.ProducerIDsPerHour, d.ProducerIDBurst
+	}
+	return float64(l.ProducerIDsPerHour) / 3600, int(l.ProducerIDBurst)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-streams/eddy/billing"
+	"github.com/eddy-streams/eddy/internal/limits"
 )
 
 // ErrFinalized: the invoice (or month) is finalized and cannot change.
@@ -107,9 +108,12 @@ type PlanPrice struct {
 // and its included usage (decimal strings, pricing units).
 func (s *Store) PutPlan(ctx context.Context, id, name, currency string, prices []PlanPrice, included map[billing.Metric]string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A new plan's ceilings are the widest; an existing plan keeps its
+		// own (UpdateBillingPlan changes them).
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO billing_plans (id, name, currency) VALUES ($1, $2, $3)
-			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency`, id, name, currency); err != nil {
+			INSERT INTO billing_plans (id, name, currency, `+limitCols+`) VALUES ($1, $2, $3, `+params(4, len(limitArgs(limits.Widest())))+`)
+			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency`,
+			append([]any{id, name, currency}, limitArgs(limits.Widest())...)...); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM billing_prices WHERE plan_id = $1`, id); err != nil {

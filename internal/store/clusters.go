@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +27,9 @@ type Cluster struct {
 	OrgID               string // "" for clusters outside any organisation (development)
 	Name                string
 	Status              string
-	Limits              limits.Limits
+	Limits              limits.Limits // the cluster's own
+	PlanID              string        // its organisation's plan (DefaultPlan outside any)
+	Ceilings            limits.Limits // the plan's
 	DefaultTopicConfigs map[string]string
 	AutoCreateTopics    bool  // topics are created on first use (Metadata, Produce)
 	DefaultPartitions   int32 // of topics created on first use
@@ -35,19 +39,51 @@ type Cluster struct {
 	UpdatedAt           time.Time
 }
 
-// limitCols are limits.Limits' columns, in the order of limitArgs.
-const limitCols = `ingress_mbps, egress_mbps, max_requests_per_sec, max_connections, max_partitions, max_storage_gb`
+// limitCols are limits.Limits' columns, in the order of limitArgs: the
+// same in virtual_clusters (a cluster's limits) and billing_plans (a
+// plan's ceilings).
+const limitCols = `ingress_mbps, egress_mbps, max_requests_per_sec, max_connections, max_partitions, max_storage_gb,
+	max_topics, max_groups, producer_ids_per_hour, producer_id_burst, max_retention_ms, max_retention_bytes`
+
+// limitColsOf is limitCols qualified by a table alias.
+func limitColsOf(alias string) string {
+	cols := strings.Split(limitCols, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// params returns n placeholders from $first: "$4, $5, $6".
+func params(first, n int) string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = "$" + strconv.Itoa(first+i)
+	}
+	return strings.Join(ps, ", ")
+}
 
 func limitArgs(l limits.Limits) []any {
-	return []any{l.IngressMBps, l.EgressMBps, l.MaxRequestsPerSec, l.MaxConnections, l.MaxPartitions, l.MaxStorageGB}
+	return []any{l.IngressMBps, l.EgressMBps, l.MaxRequestsPerSec, l.MaxConnections, l.MaxPartitions, l.MaxStorageGB,
+		l.MaxTopics, l.MaxGroups, l.ProducerIDsPerHour, l.ProducerIDBurst, l.MaxRetentionMs, l.MaxRetentionBytes}
 }
 
 func limitDests(l *limits.Limits) []any {
-	return []any{&l.IngressMBps, &l.EgressMBps, &l.MaxRequestsPerSec, &l.MaxConnections, &l.MaxPartitions, &l.MaxStorageGB}
+	return []any{&l.IngressMBps, &l.EgressMBps, &l.MaxRequestsPerSec, &l.MaxConnections, &l.MaxPartitions, &l.MaxStorageGB,
+		&l.MaxTopics, &l.MaxGroups, &l.ProducerIDsPerHour, &l.ProducerIDBurst, &l.MaxRetentionMs, &l.MaxRetentionBytes}
 }
 
-const clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, c.ingress_mbps, c.egress_mbps, c.max_requests_per_sec,
-	c.max_connections, c.max_partitions, c.max_storage_gb,
+// DefaultPlan is the plan of organisations created without one (the
+// column default of organizations.billing_plan_id) and of the clusters
+// outside any organisation.
+const DefaultPlan = "standard"
+
+// withPlan joins a cluster c to its plan p: the one join that gives a
+// cluster's ceilings, and with its limits its effective limits.
+const withPlan = ` LEFT JOIN organizations o ON o.id = c.org_id
+	JOIN billing_plans p ON p.id = coalesce(o.billing_plan_id, '` + DefaultPlan + `')`
+
+var clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, ` + limitColsOf("c") + `, p.id, ` + limitColsOf("p") + `,
 	c.default_topic_configs, c.auto_create_topics, c.default_partitions, c.version, c.created_at, c.updated_at,
 	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
 
@@ -55,6 +91,7 @@ func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 	var c Cluster
 	var cfg []byte
 	dest := append([]any{&c.ID, &c.OrgID, &c.Name, &c.Status}, limitDests(&c.Limits)...)
+	dest = append(append(dest, &c.PlanID), limitDests(&c.Ceilings)...)
 	err := r.Scan(append(dest, &cfg, &c.AutoCreateTopics, &c.DefaultPartitions,
 		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)...)
 	if err != nil {
@@ -65,13 +102,15 @@ func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 }
 
 // CreateCluster creates a virtual cluster in status provisioning and wakes
-// the provisioner (NOTIFY eddy_provision) and the brokers.
+// the provisioner (NOTIFY eddy_provision) and the brokers. Limits l leaves
+// unset (zero) take their default.
 func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l limits.Limits, defaults map[string]string) (Cluster, error) {
+	l = l.OrDefaults()
 	id := NewID("vc")
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, `+limitCols+`)
-			VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8, $9, $10)`,
+			VALUES ($1, $2, $3, 'provisioning', $4, `+params(5, len(limitArgs(l)))+`)`,
 			append([]any{id, orgID, name, marshalConfigs(defaults)}, limitArgs(l)...)...); err != nil {
 			return err
 		}
@@ -92,7 +131,7 @@ func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l limits.
 
 // Cluster returns one of orgID's clusters.
 func (s *Store) Cluster(ctx context.Context, orgID, id string) (Cluster, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
+	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c`+withPlan+` WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
 	c, err := pgx.CollectExactlyOneRow(rows, scanCluster)
 	if err != nil {
 		return c, fmt.Errorf("store: cluster: %w", noRows(err))
@@ -102,7 +141,7 @@ func (s *Store) Cluster(ctx context.Context, orgID, id string) (Cluster, error) 
 
 // Clusters lists orgID's clusters by id.
 func (s *Store) Clusters(ctx context.Context, orgID string, p Page) ([]Cluster, string, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c
+	rows, _ := s.pool.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c`+withPlan+`
 		WHERE c.org_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3`, orgID, p.After, p.limit()+1)
 	out, err := pgx.CollectRows(rows, scanCluster)
 	if err != nil {
@@ -122,7 +161,7 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 		if err := lockCluster(ctx, tx, orgID, id); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
+		rows, _ := tx.Query(ctx, `SELECT `+clusterCols+` FROM virtual_clusters c`+withPlan+` WHERE c.org_id = $1 AND c.id = $2`, orgID, id)
 		c, err := pgx.CollectExactlyOneRow(rows, scanCluster)
 		if err != nil {
 			return noRows(err)
@@ -135,7 +174,7 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, version = version + 1, updated_at = now(),
-				(`+limitCols+`) = ($4, $5, $6, $7, $8, $9)
+				(`+limitCols+`) = (`+params(4, len(limitArgs(c.Limits)))+`)
 			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs)}, limitArgs(c.Limits)...)...); err != nil {
 			return err
 		}
@@ -195,7 +234,7 @@ func lockCluster(ctx context.Context, tx pgx.Tx, orgID, clusterID string) error 
 // anonymous development listener.
 func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO virtual_clusters (id, name, `+limitCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO virtual_clusters (id, name, `+limitCols+`) VALUES ($1, $2, `+params(3, len(limitArgs(limits.Limits{})))+`)
 		ON CONFLICT (id) DO NOTHING`, append([]any{id, name}, limitArgs(limits.Defaults())...)...)
 	if err != nil {
 		return fmt.Errorf("store: ensure cluster %s: %w", id, err)

@@ -3,28 +3,58 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-streams/eddy/internal/limits"
 )
 
-// ClusterLimits reads every cluster's limits, by cluster id.
+// ClusterLimits reads every cluster's effective limits, by cluster id:
+// its own capped by its plan's ceilings (limits.Limits.Capped).
 func (s *Store) ClusterLimits(ctx context.Context) (map[string]limits.Limits, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, `+limitCols+` FROM virtual_clusters`)
+	rows, _ := s.pool.Query(ctx, `SELECT c.id, `+limitColsOf("c")+`, `+limitColsOf("p")+` FROM virtual_clusters c`+withPlan)
 	out := map[string]limits.Limits{}
 	var (
-		id string
-		l  limits.Limits
+		id      string
+		l, ceil limits.Limits
 	)
-	_, err := pgx.ForEachRow(rows, append([]any{&id}, limitDests(&l)...), func() error {
-		out[id] = l
+	_, err := pgx.ForEachRow(rows, append(append([]any{&id}, limitDests(&l)...), limitDests(&ceil)...), func() error {
+		out[id] = l.Capped(ceil)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: cluster limits: %w", err)
 	}
 	return out, nil
+}
+
+// effectiveLimits reads one cluster's effective limits.
+func effectiveLimits(ctx context.Context, q querier, clusterID string) (limits.Limits, error) {
+	var l, ceil limits.Limits
+	err := q.QueryRow(ctx, `SELECT `+limitColsOf("c")+`, `+limitColsOf("p")+` FROM virtual_clusters c`+withPlan+` WHERE c.id = $1`,
+		clusterID).Scan(append(limitDests(&l), limitDests(&ceil)...)...)
+	if err != nil {
+		return l, fmt.Errorf("store: limits of %s: %w", clusterID, noRows(err))
+	}
+	return l.Capped(ceil), nil
+}
+
+// checkTopicConfigs fails with ErrLimit if configs set retention above
+// the cluster's effective retention limits (Kafka's CreateTopicPolicy and
+// AlterConfigPolicy answer POLICY_VIOLATION).
+func checkTopicConfigs(ctx context.Context, q querier, clusterID string, configs map[string]string) error {
+	if configs["retention.ms"] == "" && configs["retention.bytes"] == "" {
+		return nil
+	}
+	l, err := effectiveLimits(ctx, q, clusterID)
+	if err != nil {
+		return err
+	}
+	if err := l.CheckTopicConfigs(configs); err != nil {
+		return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
+	}
+	return nil
 }
 
 // StoredBytes sums every cluster's committed bytes that the index

@@ -38,19 +38,25 @@ type Partition struct {
 }
 
 // checkPartitionLimit fails with ErrLimit if n more partitions would take
-// cluster clusterID past its max_partitions. The caller holds the
+// cluster clusterID past its effective max_partitions (newTopic: or one
+// more topic past its effective max_topics). The caller holds the
 // cluster's row lock (lockCluster); the count is a statement of its own
 // after the lock, so under READ COMMITTED it sees what the previous
 // holder of the lock committed, where a subquery of the locking statement
 // would count from the snapshot taken before the wait.
-func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int32) error {
-	var limit, used int32
+func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int32, newTopic bool) error {
+	var limit, used, topicLimit, topics int32
 	err := tx.QueryRow(ctx, `
-		SELECT c.max_partitions,
-			(SELECT count(*)::int FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)
-		FROM virtual_clusters c WHERE c.id = $1`, clusterID).Scan(&limit, &used)
+		SELECT least(c.max_partitions, p.max_partitions),
+			(SELECT count(*)::int FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id),
+			least(c.max_topics, p.max_topics),
+			(SELECT count(*)::int FROM topics t WHERE t.cluster_id = c.id)
+		FROM virtual_clusters c`+withPlan+` WHERE c.id = $1`, clusterID).Scan(&limit, &used, &topicLimit, &topics)
 	if err != nil {
 		return fmt.Errorf("store: partition limit: %w", err)
+	}
+	if newTopic && topics >= topicLimit {
+		return fmt.Errorf("%w: the cluster has %d of its %d topics", ErrLimit, topics, topicLimit)
 	}
 	if used+n > limit {
 		return fmt.Errorf("%w: the cluster has %d of its %d partitions; %d more do not fit", ErrLimit, used, limit, n)
@@ -60,7 +66,8 @@ func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int
 
 // CreateTopic creates a topic with n partitions in cluster clusterID of
 // orgID (AnyOrg: any), within the cluster's partition limit, and returns
-// its id. The partitions start unassigned; the placer is woken (NOTIFY) to
+// its id; past the cluster's topic limit, or with retention configs above
+// its retention limits, it is ErrLimit. The partitions start unassigned; the placer is woken (NOTIFY) to
 // lead them. A taken name is ErrExists, a cluster outside orgID
 // ErrNotFound.
 func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, n int32, configs map[string]string) ([16]byte, error) {
@@ -72,7 +79,10 @@ func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, 
 		if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
 			return fmt.Errorf("store: cluster %s: %w", clusterID, err)
 		}
-		if err := checkPartitionLimit(ctx, tx, clusterID, n); err != nil {
+		if err := checkPartitionLimit(ctx, tx, clusterID, n, true); err != nil {
+			return err
+		}
+		if err := checkTopicConfigs(ctx, tx, clusterID, configs); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO topics (id, cluster_id, name, configs) VALUES ($1, $2, $3, $4)`,
@@ -111,7 +121,7 @@ func growTopic(ctx context.Context, tx pgx.Tx, clusterID, name string, id [16]by
 	if total < cur {
 		return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalid, name, cur)
 	}
-	if err := checkPartitionLimit(ctx, tx, clusterID, total-cur); err != nil {
+	if err := checkPartitionLimit(ctx, tx, clusterID, total-cur, false); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2::int, $3::int - 1)`,
@@ -151,6 +161,9 @@ func (s *Store) UpdateTopic(ctx context.Context, orgID, clusterID, name string, 
 			}
 		}
 		if configs != nil {
+			if err := checkTopicConfigs(ctx, tx, clusterID, configs); err != nil {
+				return err
+			}
 			if err := setTopicConfigs(ctx, tx, clusterID, name, configs); err != nil {
 				return err
 			}
@@ -184,7 +197,11 @@ func (s *Store) CreatePartitions(ctx context.Context, clusterID, name string, to
 }
 
 // SetTopicConfigs replaces a topic's explicitly set configs.
+// Retention above the cluster's effective retention limits is ErrLimit.
 func (s *Store) SetTopicConfigs(ctx context.Context, clusterID, name string, configs map[string]string) error {
+	if err := checkTopicConfigs(ctx, s.pool, clusterID, configs); err != nil {
+		return err
+	}
 	return setTopicConfigs(ctx, s.pool, clusterID, name, configs)
 }
 
