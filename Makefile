@@ -32,7 +32,7 @@ help: ## list the targets
 #     which the transaction tests use as librdkafka's transactional
 #     producer (kcat cannot run transactions);
 #   - npm itself, if missing, and test/js/node_modules (npm ci) when it is
-#     missing or older than package-lock.json;
+#     missing, incomplete or older than package-lock.json;
 #   - moto_server (S3 fake, ships with the CI image); pip is tried if it is
 #     missing, and a failure there only warns.
 # apt-get update runs once, and only when a package must be installed.
@@ -47,7 +47,7 @@ deps: ## install missing test/dev dependencies (idempotent)
 		$(SUDO) apt-get update -qq; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
 	fi
-	@if [ ! -d test/js/node_modules ] || [ test/js/package-lock.json -nt test/js/node_modules ]; then \
+	@if [ ! -f test/js/node_modules/kafkajs/package.json ] || [ test/js/package-lock.json -nt test/js/node_modules ]; then \
 		echo "deps: npm ci in test/js"; \
 		(cd test/js && npm ci --no-audit --no-fund); \
 		touch test/js/node_modules; \

@@ -175,40 +175,56 @@ func (s *Server) appendProduced(c *conn, req *kmsg.ProduceRequest, p *leader.Par
 		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a transactional id", leader.ErrInvalidTxnState)
 	}
 	if !h.Idempotent() {
-		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id", store.ErrTxnProducerID)
+		return leader.AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id", store.ErrProducerIDMapping)
 	}
-	g, needed := p.TxnCheck(h.ProducerID, h.ProducerEpoch)
-	if needed {
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		defer cancel()
-		check := s.store.VerifyTxnPartition
-		if req.Version >= 12 {
-			check = s.store.AddTxnPartition
-		}
-		// Kafka retries an ending transaction for a version-2 produce
-		// rather than send the client back with it.
-		retryUntil := time.Now().Add(100 * time.Millisecond)
-		for {
-			err := check(ctx, c.cluster, *req.TransactionID, h.ProducerID, h.ProducerEpoch, p.ID)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, store.ErrTxnPartition) && !errors.Is(err, store.ErrTxnProducerID) &&
-				!errors.Is(err, store.ErrTxnEpoch) && !errors.Is(err, store.ErrTxnEnding) {
-				s.log.Warn("transaction check failed", "partition", p.ID, "err", err)
-				return leader.AppendResult{}, errTxnCheck
-			}
-			if !errors.Is(err, store.ErrTxnEnding) || req.Version < 12 || time.Now().After(retryUntil) {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	// A marker appended between the check and the append voids the check
+	// (leader.ErrTxnRaced): check again, a few times.
+	for try := 0; ; try++ {
+		g, needed := p.TxnCheck(h.ProducerID, h.ProducerEpoch)
+		if needed {
+			if err := s.checkTxn(ctx, c, req, h, p); err != nil {
 				return leader.AppendResult{}, err
 			}
-			select {
-			case <-ctx.Done():
-				return leader.AppendResult{}, err
-			case <-time.After(20 * time.Millisecond):
-			}
+		}
+		res, err := p.AppendTxn(records, hdrs, logAppend, g)
+		if !errors.Is(err, leader.ErrTxnRaced) || try == 3 {
+			return res, err
 		}
 	}
-	return p.AppendTxn(records, hdrs, logAppend, g)
+}
+
+// checkTxn checks in Postgres that a transactional produce belongs to its
+// producer's ongoing transaction, or (version 12, transaction version 2)
+// adds the partition to it.
+func (s *Server) checkTxn(ctx context.Context, c *conn, req *kmsg.ProduceRequest, h batch.Header, p *leader.Partition) error {
+	check := s.store.VerifyTxnPartition
+	if req.Version >= 12 {
+		check = s.store.AddTxnPartition
+	}
+	// Kafka retries an ending transaction for a version-2 produce
+	// rather than send the client back with it.
+	retryUntil := time.Now().Add(100 * time.Millisecond)
+	for {
+		err := check(ctx, store.TxnKey{ClusterID: c.cluster, TransactionalID: *req.TransactionID}, h.ProducerID, h.ProducerEpoch, p.ID)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrTxnState) && !errors.Is(err, store.ErrProducerIDMapping) &&
+			!errors.Is(err, store.ErrProducerFenced) && !errors.Is(err, store.ErrTxnCompleting) {
+			s.log.Warn("transaction check failed", "partition", p.ID, "err", err)
+			return errTxnCheck
+		}
+		if !errors.Is(err, store.ErrTxnCompleting) || req.Version < 12 || time.Now().After(retryUntil) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // produceErrCode is errCode with the answers Kafka gives a transactional
@@ -216,15 +232,15 @@ func (s *Server) appendProduced(c *conn, req *kmsg.ProduceRequest, p *leader.Par
 func produceErrCode(err error, version int16) (int16, string) {
 	const unverified = "Unable to verify the partition has been added to the transaction"
 	switch {
-	case errors.Is(err, store.ErrTxnPartition), errors.Is(err, leader.ErrInvalidTxnState):
+	case errors.Is(err, store.ErrTxnState), errors.Is(err, leader.ErrInvalidTxnState):
 		return kerr.InvalidTxnState.Code, "Partition was not added to the transaction"
-	case errors.Is(err, store.ErrTxnProducerID):
+	case errors.Is(err, store.ErrProducerIDMapping):
 		return kerr.InvalidProducerIDMapping.Code, err.Error()
-	case errors.Is(err, store.ErrTxnEpoch):
+	case errors.Is(err, store.ErrProducerFenced):
 		return kerr.InvalidProducerEpoch.Code, err.Error()
-	case errors.Is(err, store.ErrTxnEnding) && version >= 12:
+	case errors.Is(err, store.ErrTxnCompleting) && version >= 12:
 		return kerr.ConcurrentTransactions.Code, err.Error()
-	case errors.Is(err, store.ErrTxnEnding):
+	case errors.Is(err, store.ErrTxnCompleting), errors.Is(err, leader.ErrTxnRaced):
 		return kerr.NotEnoughReplicas.Code, unverified + ". Underlying error: CONCURRENT_TRANSACTIONS"
 	case errors.Is(err, errTxnCheck):
 		return kerr.NotEnoughReplicas.Code, unverified

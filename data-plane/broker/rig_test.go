@@ -32,6 +32,7 @@ type rigOptions struct {
 	config    func(*Config) // adjusts the defaults (anonymous cluster vc-dev)
 	hook      func(stage string, c *conn)
 	placement bool
+	place     store.PlaceFunc // with placement; default onTheBroker
 }
 
 // onTheBroker places everything unplaced on the one broker there is.
@@ -78,6 +79,9 @@ func startRig(t *testing.T, o rigOptions) *rig {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	var stopPlacement func()
+	if o.place == nil {
+		o.place = onTheBroker
+	}
 	if o.placement {
 		cp, err := store.Open(ctx, url, 2)
 		if err != nil {
@@ -87,7 +91,7 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		go func() {
 			defer close(placed)
 			for ctx.Err() == nil {
-				cp.PlaceRound(ctx, onTheBroker)
+				cp.PlaceRound(ctx, o.place)
 				select {
 				case <-ctx.Done():
 				case <-time.After(100 * time.Millisecond):

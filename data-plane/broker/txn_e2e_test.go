@@ -295,7 +295,7 @@ func TestTxnLibrdkafka(t *testing.T) {
 func TestTxnVersion2(t *testing.T) {
 	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t)})
 	lg := &versionLog{used: map[string]int{}}
-	cl := newClient(t, s, kgo.TransactionalID("tv2"), kgo.DefaultProduceTopic("tv2"), kgo.WithLogger(lg))
+	cl := newClient(t, s, kgo.TransactionalID("tv2"), kgo.DefaultProduceTopic("tv2"), kgo.WithLogger(lg), kgo.RecordDeliveryTimeout(20*time.Second))
 	createTopic(t, cl, "tv2", 1, nil)
 	ctx := context.Background()
 
@@ -347,7 +347,10 @@ type versionLog struct {
 
 func (*versionLog) Level() kgo.LogLevel { return kgo.LogLevelDebug }
 
-func (l *versionLog) Log(_ kgo.LogLevel, msg string, _ ...any) {
+func (l *versionLog) Log(_ kgo.LogLevel, msg string, kv ...any) {
+	if os.Getenv("DEBUGKGO") != "" {
+		fmt.Fprintln(os.Stderr, append([]any{msg}, kv...)...)
+	}
 	name, v, ok := strings.Cut(strings.TrimPrefix(msg, "wrote "), " v")
 	if !ok || !strings.HasPrefix(msg, "wrote ") {
 		return

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,7 +32,13 @@ type txnRig struct {
 const txnTopicName = "txn-in"
 
 func startTxnRig(t *testing.T) *txnRig {
-	r := startRig(t, rigOptions{placement: true, config: func(c *Config) {
+	// Only the coordinator slots are placed: no broker leads the topic's
+	// partitions, so their markers stay queued until the test writes them
+	// (writePartitionMarkers), and the states in between can be seen.
+	slotsOnly := func(brokers []store.BrokerLoad, unplaced []store.Item) []store.Assignment {
+		return onTheBroker(brokers, slices.DeleteFunc(unplaced, func(it store.Item) bool { return it.Kind != store.KindSlot }))
+	}
+	r := startRig(t, rigOptions{placement: true, place: slotsOnly, config: func(c *Config) {
 		c.TransactionCheckInterval = 100 * time.Millisecond
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -185,11 +185,26 @@ func TestTransactionalPartition(t *testing.T) {
 	if err := st.EndTxnForTest(ctx, "vc-dev", "t2", true, 1); err != nil { // version 2 bumps the epoch
 		t.Fatal(err)
 	}
-	if code, _ := produceRaw(t, cl12, "tx", txn("t2"), 7002, 1, 0, 1, "v2"); code != kerr.ConcurrentTransactions.Code {
-		t.Fatalf("v12 produce to an ending transaction: %v, want CONCURRENT_TRANSACTIONS", kerr.ErrorForCode(code))
-	}
+	// Until its marker is written the transaction is ending: a v12
+	// produce at the new epoch is answered CONCURRENT_TRANSACTIONS
+	// (retriable); once it is written, the produce opens the next
+	// transaction. Nothing else may be answered.
+	var nextBase int64
+	poll.Until(t, 10*time.Second, "a v12 produce to open the next transaction", func() error {
+		code, base := produceRaw(t, cl12, "tx", txn("t2"), 7002, 1, 0, 1, "v2")
+		switch code {
+		case 0:
+			nextBase = base
+			return nil
+		case kerr.ConcurrentTransactions.Code:
+			return fmt.Errorf("still %v", kerr.ErrorForCode(code))
+		}
+		t.Fatalf("v12 produce while the last transaction ends: %v, want CONCURRENT_TRANSACTIONS or success", kerr.ErrorForCode(code))
+		return nil
+	})
 
-	// DescribeProducers shows both producers; the marker moved 7002 to epoch 1.
+	// DescribeProducers shows both producers; the marker moved 7002 to
+	// epoch 1, at which its next transaction is open.
 	poll.Until(t, 10*time.Second, "DescribeProducers after the v2 marker", func() error {
 		ds, err := kadm.NewClient(cl12).DescribeProducers(ctx, kadm.TopicsSet{"tx": {0: {}}})
 		if err != nil {
@@ -200,7 +215,7 @@ func TestTransactionalPartition(t *testing.T) {
 		if p := got[7001]; p.ProducerEpoch != 0 || p.LastSequence != 4 || p.CurrentTxnStartOffset != -1 {
 			return fmt.Errorf("producer 7001: %+v", p)
 		}
-		if p := got[7002]; p.ProducerEpoch != 1 || p.CurrentTxnStartOffset != -1 {
+		if p := got[7002]; p.ProducerEpoch != 1 || p.CurrentTxnStartOffset != nextBase {
 			return fmt.Errorf("producer 7002: %+v", p)
 		}
 		return nil

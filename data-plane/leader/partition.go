@@ -30,6 +30,10 @@ var (
 	// transaction ended since), or a producer with an open transaction
 	// sent a non-transactional batch. INVALID_TXN_STATE.
 	ErrInvalidTxnState = errors.New("leader: not in the producer's ongoing transaction")
+	// ErrTxnRaced: a marker for the producer was appended after its
+	// transaction was checked in Postgres (TxnCheck), so the check no
+	// longer says anything; the caller checks again.
+	ErrTxnRaced = errors.New("leader: the producer's transaction ended while its produce was checked")
 )
 
 // maxProducerBatches is how many recent batches per producer are remembered

@@ -106,8 +106,11 @@ func (p *Partition) checkTxn(h batch.Header, g TxnGuard) error {
 		if pr != nil {
 			ended = pr.ended
 		}
-		if !g.set || g.producerID != h.ProducerID || g.ended != ended {
+		if !g.set || g.producerID != h.ProducerID {
 			return fmt.Errorf("%w: producer %d", ErrInvalidTxnState, h.ProducerID)
+		}
+		if g.ended != ended {
+			return fmt.Errorf("%w: producer %d", ErrTxnRaced, h.ProducerID)
 		}
 	case h.Idempotent() && pr != nil && pr.txnFirst >= 0 && h.ProducerEpoch == pr.epoch:
 		return fmt.Errorf("%w: producer %d has an open transaction and sent a non-transactional batch", ErrInvalidTxnState, h.ProducerID)

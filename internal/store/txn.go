@@ -190,9 +190,18 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
+// unfenced is the fence of a transition a partition leader makes (a
+// transaction-version-2 produce adding its partition, or a produce's
+// check): it is not the coordinator, so only the row lock orders it with
+// the coordinator's transitions.
+var unfenced = SlotFence{Slot: -1}
+
 // checkSlotFence share-locks the slot's row if fence still holds, so a
 // slot move waits for the transition or fences it (ErrFenced).
 func checkSlotFence(ctx context.Context, q querier, fence SlotFence) error {
+	if fence == unfenced {
+		return nil
+	}
 	var one int
 	err := q.QueryRow(ctx, `SELECT 1 FROM coordinator_slots WHERE slot = $1 AND leader_id = $2 AND leader_epoch = $3 FOR SHARE`,
 		fence.Slot, fence.BrokerID, fence.LeaderEpoch).Scan(&one)

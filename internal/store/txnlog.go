@@ -9,27 +9,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-)
-
-// Why a transactional produce is refused; the broker maps each to the
-// Kafka error its produce version expects.
-var (
-	// ErrTxnPartition: the producer's transaction is not ongoing, or does
-	// not hold the partition (INVALID_TXN_STATE).
-	ErrTxnPartition = errors.New("store: partition is not in the producer's ongoing transaction")
-	// ErrTxnProducerID: the transactional id is unknown or now belongs to
-	// another producer id (INVALID_PRODUCER_ID_MAPPING).
-	ErrTxnProducerID = errors.New("store: transactional id does not map to the producer id")
-	// ErrTxnEpoch: the producer's epoch is not the transactional id's
-	// current one (PRODUCER_FENCED).
-	ErrTxnEpoch = errors.New("store: producer epoch is not the transaction's")
-	// ErrTxnEnding: the transaction is being committed or aborted
-	// (CONCURRENT_TRANSACTIONS, retriable).
-	ErrTxnEnding = errors.New("store: the transaction is ending")
 )
 
 // TxnMarker is a transaction marker queued for a partition (a txn_markers
@@ -51,92 +33,58 @@ type AbortedTxn struct {
 	LastOffset  int64
 }
 
-// lockTxn locks the transactions row of a transactional id and checks it
-// belongs to producerID at epoch and is not ending; it returns the row's
-// state.
-func lockTxn(ctx context.Context, tx pgx.Tx, clusterID, transactionalID string, producerID int64, epoch int16) (string, error) {
-	var (
-		pid   int64
-		pe    int16
-		state string
-	)
-	err := tx.QueryRow(ctx, `
-		SELECT producer_id, producer_epoch, state FROM transactions
-		WHERE cluster_id = $1 AND transactional_id = $2 FOR UPDATE`, clusterID, transactionalID).Scan(&pid, &pe, &state)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return "", ErrTxnProducerID
-	case err != nil:
-		return "", err
-	case pid != producerID:
-		return "", ErrTxnProducerID
-	case pe != epoch:
-		return "", fmt.Errorf("%w: epoch %d, the transaction's is %d", ErrTxnEpoch, epoch, pe)
-	case state == "PrepareCommit" || state == "PrepareAbort":
-		return "", ErrTxnEnding
-	}
-	return state, nil
-}
-
 // VerifyTxnPartition checks that a transactional produce of producerID at
-// epoch to partitionID belongs to the ongoing transaction of
-// transactionalID (KIP-890 part 1), returning one of the ErrTxn errors if
-// it does not.
-func (s *Store) VerifyTxnPartition(ctx context.Context, clusterID, transactionalID string, producerID int64, epoch int16, partitionID int64) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		state, err := lockTxn(ctx, tx, clusterID, transactionalID, producerID, epoch)
-		if err != nil {
-			return err
+// epoch to partitionID belongs to the ongoing transaction of key (KIP-890
+// part 1). It fails with ErrProducerIDMapping, ErrProducerFenced,
+// ErrTxnCompleting (the last transaction's markers are still being
+// written) or ErrTxnState (no ongoing transaction holds the partition).
+// The state rules are the coordinator's (txn.go); a partition leader is
+// not the coordinator, so it acts under the row lock but not the slot's
+// fence.
+func (s *Store) VerifyTxnPartition(ctx context.Context, key TxnKey, producerID int64, epoch int16, partitionID int64) error {
+	return s.runTxn(ctx, key, unfenced, func(op *txnOp) (bool, error) {
+		if err := op.check(producerID, epoch); err != nil {
+			return false, err
 		}
-		if state != "Ongoing" {
-			return fmt.Errorf("%w: the transaction is %s", ErrTxnPartition, state)
+		switch {
+		case op.t.State.preparing():
+			return false, fmt.Errorf("store: transaction %s is %s: %w", key.TransactionalID, op.t.State, ErrTxnCompleting)
+		case op.t.State != TxnOngoing:
+			return false, fmt.Errorf("store: transaction %s is %s: %w", key.TransactionalID, op.t.State, ErrTxnState)
 		}
 		var in bool
-		if err := tx.QueryRow(ctx, `
+		if err := op.tx.QueryRow(ctx, `
 			SELECT EXISTS (SELECT 1 FROM transaction_partitions
 			               WHERE cluster_id = $1 AND transactional_id = $2 AND partition_id = $3)`,
-			clusterID, transactionalID, partitionID).Scan(&in); err != nil {
-			return err
+			key.ClusterID, key.TransactionalID, partitionID).Scan(&in); err != nil {
+			return false, fmt.Errorf("store: transaction %s: partitions: %w", key.TransactionalID, err)
 		}
 		if !in {
-			return ErrTxnPartition
+			return false, fmt.Errorf("store: transaction %s does not hold partition %d: %w", key.TransactionalID, partitionID, ErrTxnState)
 		}
-		return nil
+		return false, nil
 	})
-	return txnErr("verify transaction partition", err)
 }
 
-// AddTxnPartition adds partitionID to the transaction of transactionalID,
-// for a transaction-version-2 produce (KIP-890 part 2): an Empty or
-// Complete* transaction becomes Ongoing, an Ongoing one gains the
-// partition, a Prepare* one answers ErrTxnEnding.
-func (s *Store) AddTxnPartition(ctx context.Context, clusterID, transactionalID string, producerID int64, epoch int16, partitionID int64) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		state, err := lockTxn(ctx, tx, clusterID, transactionalID, producerID, epoch)
-		if err != nil {
-			return err
+// AddTxnPartition adds partitionID to the transaction of key for a
+// transaction-version-2 produce (KIP-890 part 2), as AddPartitionsToTxn
+// would: an Empty or Complete* transaction becomes Ongoing; one whose
+// markers are still being written answers ErrTxnCompleting.
+func (s *Store) AddTxnPartition(ctx context.Context, key TxnKey, producerID int64, epoch int16, partitionID int64) error {
+	return s.runTxn(ctx, key, unfenced, func(op *txnOp) (bool, error) {
+		if err := op.check(producerID, epoch); err != nil {
+			return false, err
 		}
-		if state != "Ongoing" {
-			if _, err := tx.Exec(ctx, `
-				UPDATE transactions SET state = 'Ongoing', started_at = now(), updated_at = now()
-				WHERE cluster_id = $1 AND transactional_id = $2`, clusterID, transactionalID); err != nil {
-				return err
-			}
+		if err := op.begin(); err != nil {
+			return false, err
 		}
-		_, err = tx.Exec(ctx, `
+		if _, err := op.tx.Exec(ctx, `
 			INSERT INTO transaction_partitions (cluster_id, transactional_id, partition_id)
-			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, clusterID, transactionalID, partitionID)
-		return err
+			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, key.ClusterID, key.TransactionalID, partitionID); err != nil {
+			return false, fmt.Errorf("store: transaction %s: add partition: %w", key.TransactionalID, noPartition(err))
+		}
+		return false, nil
 	})
-	return txnErr("add transaction partition", err)
-}
-
-func txnErr(what string, err error) error {
-	if err == nil || errors.Is(err, ErrTxnPartition) || errors.Is(err, ErrTxnProducerID) ||
-		errors.Is(err, ErrTxnEpoch) || errors.Is(err, ErrTxnEnding) {
-		return err
-	}
-	return fmt.Errorf("store: %s: %w", what, err)
 }
 
 // PendingMarkers returns the markers queued for the given partitions, in
