@@ -94,12 +94,21 @@ func newGuard(lim ConnLimits, log *slog.Logger, reg prometheus.Registerer, login
 	return g
 }
 
-// ipKey is the form connections are counted under per address.
+// ipKey is the form connections are counted under per address: an IPv4
+// address itself, an IPv6 address's /64. A host is given a /64 (RFC 6177,
+// and every cloud hands out at least one), so one client may draw on 2^64
+// addresses; counting them apart would make --max-connections-per-ip no
+// limit at all against IPv6 clients.
 func ipKey(host string) string {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap().String()
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
 	}
-	return host
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 // admit decides at accept whether a connection from host may stay. A
