@@ -33,7 +33,8 @@ import (
 //   - after authentication a frame's announced size is taken from the
 //     broker's request-memory budget (QueuedMaxRequestBytes) before it is
 //     allocated, and given back when its handler returned; a connection
-//     that waits for budget does not read, so its client is slowed;
+//     that waits for budget does not read, so its client is slowed, and
+//     stops waiting, holding nothing, if its client hangs up meanwhile;
 //   - a connection that sent no request for MaxIdle is closed;
 //   - a panic in a request's handler, its deferred wait or the writer
 //     closes that connection only;
@@ -279,7 +280,8 @@ func (c *conn) nextFrame(log *slog.Logger) ([]byte, error) {
 	}
 	// A frame larger than the whole budget waits until it is alone.
 	n := min(int64(size), c.s.cfg.Conn.QueuedMaxRequestBytes)
-	if err := c.s.guard.mem.Acquire(c.guard.waitCtx, n); err != nil {
+	if err := c.acquireFrame(n); err != nil {
+		log.Debug("closing connection: it stopped while waiting for request memory", "size", size, "err", err)
 		return nil, errStopped
 	}
 	c.guard.held = n
@@ -291,6 +293,54 @@ func (c *conn) nextFrame(log *slog.Logger) ([]byte, error) {
 		return nil, c.readFailed(err)
 	}
 	return buf, nil
+}
+
+// hangupPoll is how often a connection waiting for request memory looks
+// whether its client hung up.
+const hangupPoll = 100 * time.Millisecond
+
+// errHungUp ends a wait for request memory whose client went away.
+var errHungUp = errors.New("broker: client hung up while waiting for request memory")
+
+// acquireFrame takes n bytes of the request-memory budget, waiting until
+// they fit (the semaphore is FIFO: a large frame is not overtaken by later
+// small ones). The wait ends, holding nothing, when the connection is
+// stopped or ends, or when its client hangs up: the connection does not
+// read while it waits, so without looking it would keep its place in the
+// queue ahead of live clients and then take budget it holds until reading
+// its frame fails. A client that half-closes after sending is taken as
+// gone, as Kafka's broker does on end of stream.
+func (c *conn) acquireFrame(n int64) error {
+	mem := c.s.guard.mem
+	if mem.TryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(c.guard.waitCtx)
+	defer cancel(nil)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(hangupPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if hungUp(c.nc) {
+					cancel(errHungUp)
+					return
+				}
+			}
+		}
+	}()
+	err := mem.Acquire(ctx, n)
+	cancel(nil)
+	<-watched
+	if err != nil {
+		return context.Cause(ctx)
+	}
+	return nil
 }
 
 // releaseFrame gives back the request memory of the frame just handled.
