@@ -81,6 +81,12 @@ type NoisyResult struct {
 	QuietAlone  *Result `json:"tenant_b_a_idle"`
 	QuietShared *Result `json:"tenant_b_a_full_speed"`
 	Noisy       *Result `json:"tenant_a"`
+	// QuietAloneRequests and QuietSharedRequests are B's produce requests
+	// from being written to their response being read: the brokers' part
+	// of B's latency, without the time records wait in the client (whose
+	// process A's producers share).
+	QuietAloneRequests  Percentiles `json:"tenant_b_a_idle_requests_ms"`
+	QuietSharedRequests Percentiles `json:"tenant_b_a_full_speed_requests_ms"`
 	// NoisyIngressMBps is A's produce quota (its cluster's limit, over
 	// all brokers).
 	NoisyIngressMBps int32 `json:"tenant_a_ingress_limit_mb_s"`
@@ -146,6 +152,16 @@ func (h *throttleHook) result() Throttle {
 	at := func(p float64) float64 { return ms[int(p*float64(len(ms)-1))] }
 	t.P50Ms, t.P99Ms, t.MaxMs = at(0.5), at(0.99), at(1)
 	return t
+}
+
+// requestHook times produce requests from being written to their
+// response being read.
+type requestHook struct{ lat latencies }
+
+func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
+	if key == int16(kmsg.Produce) && e.Err() == nil {
+		h.lat.add(e.TimeToWrite + e.ReadWait + e.TimeToRead)
+	}
 }
 
 // tenant is a virtual cluster made for the scenario, with an API key.
@@ -218,8 +234,14 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 	hook := &throttleHook{} // A's producers only
 	a.opts = append(a.opts, kgo.WithHooks(hook))
 	quiet, noisy := n.quiet(), n.noisy()
+	// B's two phases each time its requests with a hook of their own.
+	withHook := func(tg target, h *requestHook) target {
+		tg.opts = append(slices.Clip(tg.opts), kgo.WithHooks(h))
+		return tg
+	}
+	var aloneReqs, sharedReqs requestHook
 	res.QuietAlone = &Result{Target: "tenant B, A idle"}
-	if err := producePhase(ctx, b, quiet, topics[b.name], res.QuietAlone, progress); err != nil {
+	if err := producePhase(ctx, withHook(b, &aloneReqs), quiet, topics[b.name], res.QuietAlone, progress); err != nil {
 		return nil, err
 	}
 
@@ -237,7 +259,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 		return nil, ctx.Err()
 	}
 	res.QuietShared = &Result{Target: "tenant B, A at full speed"}
-	errB := producePhase(ctx, b, quiet, topics[b.name], res.QuietShared, progress)
+	errB := producePhase(ctx, withHook(b, &sharedReqs), quiet, topics[b.name], res.QuietShared, progress)
 	if errB != nil {
 		cancelA()
 	}
@@ -250,6 +272,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 	res.P50Ratio = div(res.QuietShared.ProduceLatency.P50, res.QuietAlone.ProduceLatency.P50)
 	res.P99Ratio = div(res.QuietShared.ProduceLatency.P99, res.QuietAlone.ProduceLatency.P99)
 	res.Throttle = hook.result()
+	res.QuietAloneRequests, res.QuietSharedRequests = aloneReqs.lat.percentiles(), sharedReqs.lat.percentiles()
 	return res, nil
 }
 
@@ -265,15 +288,16 @@ const noisyTitle = "Noisy neighbour"
 // and A's rate and throttling.
 func (r *NoisyResult) table() *table {
 	t := &table{title: noisyTitle + " (tenant B's produce latency in ms; tenant A's throttle: ThrottleMillis of its produce responses)",
-		header: []string{"phase", "B MB/s", "B p50", "B p99", "B p99.9", "A MB/s", "A throttled responses", "A throttle total s", "A throttle p50", "A throttle p99", "A throttle max"}}
-	b := func(x *Result) []string {
-		return []string{f1(x.MBPerSec), f1(x.ProduceLatency.P50), f1(x.ProduceLatency.P99), f1(x.ProduceLatency.P999)}
+		header: []string{"phase", "B MB/s", "B p50", "B p99", "B p99.9", "B request p50", "B request p99", "A MB/s", "A throttled responses", "A throttle total s", "A throttle p50", "A throttle p99", "A throttle max"}}
+	b := func(x *Result, req Percentiles) []string {
+		return []string{f1(x.MBPerSec), f1(x.ProduceLatency.P50), f1(x.ProduceLatency.P99), f1(x.ProduceLatency.P999), f1(req.P50), f1(req.P99)}
 	}
-	t.add(append(append([]string{"A idle"}, b(r.QuietAlone)...), "–", "–", "–", "–", "–", "–")...)
+	t.add(append(append([]string{"A idle"}, b(r.QuietAlone, r.QuietAloneRequests)...), "–", "–", "–", "–", "–", "–")...)
 	th := r.Throttle
-	t.add(append(append([]string{"A at full speed"}, b(r.QuietShared)...),
+	t.add(append(append([]string{"A at full speed"}, b(r.QuietShared, r.QuietSharedRequests)...),
 		f1(r.Noisy.MBPerSec), fmt.Sprintf("%d of %d", th.Throttled, th.Responses), f1(th.TotalMs/1000), f1(th.P50Ms), f1(th.P99Ms), f1(th.MaxMs))...)
 	t.add("B: full speed / idle", "–", ratio(r.P50Ratio), ratio(r.P99Ratio), ratio(div(r.QuietShared.ProduceLatency.P999, r.QuietAlone.ProduceLatency.P999)),
+		ratio(div(r.QuietSharedRequests.P50, r.QuietAloneRequests.P50)), ratio(div(r.QuietSharedRequests.P99, r.QuietAloneRequests.P99)),
 		"–", "–", "–", "–", "–", "–")
 	return t
 }
@@ -285,7 +309,9 @@ func (r *NoisyResult) Sentence() string {
 		verdict = "over"
 	}
 	return fmt.Sprintf("With tenant A producing as fast as it could (%s MB/s against its %d MB/s quota; %d of its %d produce responses throttled, %s s of throttle in all), "+
-		"tenant B's p99 produce latency at %g MB/s with acks=all was %s ms against %s ms with A idle: %s, %s the target of 1.5×.",
+		"tenant B's p99 produce latency at %g MB/s with acks=all was %s ms against %s ms with A idle: %s, %s the target of 1.5× "+
+		"(the p99 of its produce requests, written to answered: %s ms against %s ms).",
 		f1(r.Noisy.MBPerSec), r.NoisyIngressMBps, r.Throttle.Throttled, r.Throttle.Responses, f1(r.Throttle.TotalMs/1000),
-		r.Scenario.QuietRate, f1(r.QuietShared.ProduceLatency.P99), f1(r.QuietAlone.ProduceLatency.P99), ratio(r.P99Ratio), verdict)
+		r.Scenario.QuietRate, f1(r.QuietShared.ProduceLatency.P99), f1(r.QuietAlone.ProduceLatency.P99), ratio(r.P99Ratio), verdict,
+		f1(r.QuietSharedRequests.P99), f1(r.QuietAloneRequests.P99))
 }

@@ -137,7 +137,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Limits != nil {
 		lim := &table{title: "Machine limits (same run)", header: []string{"limit", "MB/s"}}
-		lim.add("Eddy's best produce rate in this run", f1(r.bestProduce()))
+		if len(r.Runs) > 0 {
+			lim.add("Eddy's best produce rate in this run", f1(r.bestProduce()))
+		}
 		for size, v := range r.Limits.LoopbackMBps {
 			lim.add(fmt.Sprintf("loopback TCP, one connection, %d B writes", size), f1(v))
 		}
