@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/batchtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -209,12 +211,12 @@ func TestGuardRequestMemoryHangup(t *testing.T) {
 	open := func() float64 { return testutil.ToFloat64(r.s.met.connections) }
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !ok(); {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5s: %s (open connections %v, request memory held %v)", what, open(), held())
+		poll.Until(t, 5*time.Second, what, func() error {
+			if ok() {
+				return nil
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return fmt.Errorf("open connections %v, request memory held %v", open(), held())
+		})
 	}
 	// A holds the whole budget with a frame it sends half of.
 	a := dial(t, r.addr)
