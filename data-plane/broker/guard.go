@@ -309,7 +309,10 @@ var errHungUp = errors.New("broker: client hung up while waiting for request mem
 // read while it waits, so without looking it would keep its place in the
 // queue ahead of live clients and then take budget it holds until reading
 // its frame fails. A client that half-closes after sending is taken as
-// gone, as Kafka's broker does on end of stream.
+// gone, as Kafka's broker does on end of stream. A hang-up queued behind
+// more of the frame than the socket's receive buffer holds cannot be seen
+// until those bytes are read: such a client is noticed once it has the
+// memory.
 func (c *conn) acquireFrame(n int64) error {
 	mem := c.s.guard.mem
 	if mem.TryAcquire(n) {
@@ -320,17 +323,10 @@ func (c *conn) acquireFrame(n int64) error {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		t := time.NewTicker(hangupPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if hungUp(c.nc) {
-					cancel(errHungUp)
-					return
-				}
+		for ctx.Err() == nil {
+			sleepCtx(ctx, hangupPoll)
+			if ctx.Err() == nil && hungUp(c.nc) {
+				cancel(errHungUp)
 			}
 		}
 	}()
