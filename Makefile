@@ -103,8 +103,10 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # bench runs `eddy bench`'s standard set (internal/bench.Standard) against
 # a stack it starts itself (`eddy dev` on free ports in a temporary
 # directory), side by side with franz-go's kfake and the machine's limits,
-# and rewrites docs/benchmarks.md and its charts (docs/benchmarks-*.png);
-# the JSON report goes to bin/benchmarks.json. About 5 minutes. The Go
+# then the noisy-neighbour scenario (two tenants, Eddy only), and rewrites
+# docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
+# report goes to bin/benchmarks.json. About 6 minutes; `eddy bench
+# --start-stack --standard --only noisy-neighbour` runs one part. The Go
 # micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
 	@mkdir -p docs

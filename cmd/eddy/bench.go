@@ -21,6 +21,7 @@ type benchConfig struct {
 	brokers     int
 	stackDir    string
 	standard    bool
+	only        []string
 	scale       float64
 	workload    bench.Workload
 	peer        bool
@@ -45,9 +46,10 @@ Either point it at running brokers (--bootstrap, with --metrics and
 --database-url for the cost figures; for make dev:
   --bootstrap 127.0.0.1:9092 --metrics http://127.0.0.1:9193/metrics,http://127.0.0.1:9194/metrics,http://127.0.0.1:9195/metrics)
 or let it start a private stack (--start-stack runs "eddy dev" on free ports in
-a temporary directory). --standard runs the standard set; otherwise the
-workload flags define one workload. Progress goes to stderr, results to
-stdout as a table (-o text), JSON (-o json) or Markdown (-o markdown).`,
+a temporary directory). --standard runs the standard set (--only some of it,
+by name); otherwise the workload flags define one workload. Progress goes to
+stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
+(-o markdown).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd, cfg)
 		},
@@ -60,6 +62,7 @@ stdout as a table (-o text), JSON (-o json) or Markdown (-o markdown).`,
 	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
 	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
+	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
@@ -82,8 +85,18 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
 	if cfg.standard {
-		bc.Workloads = bench.Standard(cfg.scale)
+		noisy := bench.StandardNoisy(cfg.scale)
+		bc.Workloads, bc.Noisy = bench.Standard(cfg.scale), &noisy
+		if len(cfg.only) > 0 {
+			var err error
+			if bc.Workloads, bc.Noisy, err = bench.Only(bc.Workloads, bc.Noisy, cfg.only); err != nil {
+				return err
+			}
+		}
 	} else {
+		if len(cfg.only) > 0 {
+			return errors.New("--only selects from the standard set: use it with --standard")
+		}
 		bc.Workloads = []bench.Workload{cfg.workload}
 	}
 	if cfg.startStack {

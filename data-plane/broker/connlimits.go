@@ -30,8 +30,9 @@ type ConnLimits struct {
 	// (Kafka's connections.max.idle.ms).
 	MaxIdle time.Duration
 	// MaxConnectionsPerIP caps the open connections from one address
-	// (Kafka's max.connections.per.ip); PerIPOverrides sets it for named
-	// addresses (max.connections.per.ip.overrides).
+	// (Kafka's max.connections.per.ip), where an IPv6 address counts as
+	// its /64 (ipKey); PerIPOverrides sets it for named addresses
+	// (max.connections.per.ip.overrides), an IPv6 one for its /64.
 	MaxConnectionsPerIP int
 	PerIPOverrides      map[string]int
 	// MaxConnections caps the broker's open connections (Kafka's
@@ -98,7 +99,7 @@ func (l *ConnLimits) Validate() error {
 		if n < 0 {
 			return fmt.Errorf("broker: --max-connections-per-ip-overrides: %s=%d is negative", addr, n)
 		}
-		norm[ip.Unmap().String()] = n
+		norm[ipKey(ip.String())] = n
 	}
 	l.PerIPOverrides = norm
 	return nil

@@ -33,7 +33,8 @@ import (
 //   - after authentication a frame's announced size is taken from the
 //     broker's request-memory budget (QueuedMaxRequestBytes) before it is
 //     allocated, and given back when its handler returned; a connection
-//     that waits for budget does not read, so its client is slowed;
+//     that waits for budget does not read, so its client is slowed, and
+//     stops waiting, holding nothing, if its client hangs up meanwhile;
 //   - a connection that sent no request for MaxIdle is closed;
 //   - a panic in a request's handler, its deferred wait or the writer
 //     closes that connection only;
@@ -94,12 +95,21 @@ func newGuard(lim ConnLimits, log *slog.Logger, reg prometheus.Registerer, login
 	return g
 }
 
-// ipKey is the form connections are counted under per address.
+// ipKey is the form connections are counted under per address: an IPv4
+// address itself, an IPv6 address's /64. A host is given a /64 (RFC 6177,
+// and every cloud hands out at least one), so one client may draw on 2^64
+// addresses; counting them apart would make --max-connections-per-ip no
+// limit at all against IPv6 clients.
 func ipKey(host string) string {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap().String()
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
 	}
-	return host
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 // admit decides at accept whether a connection from host may stay. A
@@ -270,7 +280,8 @@ func (c *conn) nextFrame(log *slog.Logger) ([]byte, error) {
 	}
 	// A frame larger than the whole budget waits until it is alone.
 	n := min(int64(size), c.s.cfg.Conn.QueuedMaxRequestBytes)
-	if err := c.s.guard.mem.Acquire(c.guard.waitCtx, n); err != nil {
+	if err := c.acquireFrame(n); err != nil {
+		log.Debug("closing connection: it stopped while waiting for request memory", "size", size, "err", err)
 		return nil, errStopped
 	}
 	c.guard.held = n
@@ -282,6 +293,50 @@ func (c *conn) nextFrame(log *slog.Logger) ([]byte, error) {
 		return nil, c.readFailed(err)
 	}
 	return buf, nil
+}
+
+// hangupPoll is how often a connection waiting for request memory looks
+// whether its client hung up.
+const hangupPoll = 100 * time.Millisecond
+
+// errHungUp ends a wait for request memory whose client went away.
+var errHungUp = errors.New("broker: client hung up while waiting for request memory")
+
+// acquireFrame takes n bytes of the request-memory budget, waiting until
+// they fit (the semaphore is FIFO: a large frame is not overtaken by later
+// small ones). The wait ends, holding nothing, when the connection is
+// stopped or ends, or when its client hangs up: the connection does not
+// read while it waits, so without looking it would keep its place in the
+// queue ahead of live clients and then take budget it holds until reading
+// its frame fails. A client that half-closes after sending is taken as
+// gone, as Kafka's broker does on end of stream. A hang-up queued behind
+// more of the frame than the socket's receive buffer holds cannot be seen
+// until those bytes are read: such a client is noticed once it has the
+// memory.
+func (c *conn) acquireFrame(n int64) error {
+	mem := c.s.guard.mem
+	if mem.TryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(c.guard.waitCtx)
+	defer cancel(nil)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ctx.Err() == nil {
+			sleepCtx(ctx, hangupPoll)
+			if ctx.Err() == nil && hungUp(c.nc) {
+				cancel(errHungUp)
+			}
+		}
+	}()
+	err := mem.Acquire(ctx, n)
+	cancel(nil)
+	<-watched
+	if err != nil {
+		return context.Cause(ctx)
+	}
+	return nil
 }
 
 // releaseFrame gives back the request memory of the frame just handled.

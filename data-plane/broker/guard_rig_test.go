@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/batchtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -195,6 +197,84 @@ func TestGuardRequestMemory(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("shutdown took %s with a connection waiting for request memory", took)
 	}
+}
+
+// TestGuardRequestMemoryHangup: a connection waiting for request memory
+// stops waiting when its client hangs up, with its frame sent whole or
+// with more of it unread than the connection's read buffer: it leaves the
+// queue holding nothing, so the budget's holder keeps it, the next
+// connection is served once it is free, and nothing stays held.
+func TestGuardRequestMemoryHangup(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hungUp needs poll(2)'s POLLRDHUP")
+	}
+	const budget = 1 << 20
+	r := startRig(t, rigOptions{config: func(c *Config) { c.Conn.QueuedMaxRequestBytes = budget }})
+	held := func() float64 { return testutil.ToFloat64(r.s.guard.held) }
+	open := func() float64 { return testutil.ToFloat64(r.s.met.connections) }
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		poll.Until(t, 5*time.Second, what, func() error {
+			if ok() {
+				return nil
+			}
+			return fmt.Errorf("open connections %v, request memory held %v", open(), held())
+		})
+	}
+	// A holds the whole budget with a frame it sends half of.
+	a := dial(t, r.addr)
+	if _, err := a.Write(binary.BigEndian.AppendUint32(nil, budget)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write(make([]byte, budget/2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("A holds the budget", func() bool { return held() == budget })
+
+	for _, tc := range []struct {
+		name string
+		send func(net.Conn) error
+	}{
+		{"a whole request", func(nc net.Conn) error {
+			frame := frameFor(kmsg.NewPtrApiVersionsRequest(), 3)
+			_, err := nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(frame))), frame...))
+			return err
+		}},
+		// More than the read buffer takes, but little enough for the
+		// broker's socket buffer: a FIN queued behind bytes the broker's
+		// kernel has not received yet cannot be seen by any means.
+		{"more than the read buffer", func(nc net.Conn) error {
+			nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, err := nc.Write(append(binary.BigEndian.AppendUint32(nil, budget/2), make([]byte, readBuffer+16<<10)...))
+			return err
+		}},
+	} {
+		waitFor("only A's connection is open", func() bool { return open() == 1 })
+		b := dial(t, r.addr)
+		if err := tc.send(b); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		waitFor(tc.name+": B is open and waiting", func() bool { return open() == 2 })
+		time.Sleep(2 * hangupPoll) // B is in the queue, not just accepted
+		if h := held(); h != budget {
+			t.Fatalf("%s: request memory held %v while A held the budget and B waited", tc.name, h)
+		}
+		b.Close()
+		waitFor(tc.name+": B's connection ends when its client hangs up", func() bool { return open() == 1 })
+		if h := held(); h != budget {
+			t.Fatalf("%s: request memory held %v after B hung up; want A's %d alone", tc.name, h, budget)
+		}
+	}
+
+	// A's frame completes (a malformed body: A is closed); C is served at
+	// once, ahead of no ghost, and nothing stays held.
+	if _, err := a.Write(make([]byte, budget/2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(dial(t, r.addr), kmsg.NewPtrApiVersionsRequest(), 3, 10*time.Second); err != nil {
+		t.Fatalf("a request after the budget was freed: %v", err)
+	}
+	waitFor("no request memory held", func() bool { return held() == 0 })
 }
 
 // TestGuardFileLimit: with the process's open-file limit reached, a new

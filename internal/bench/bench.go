@@ -124,8 +124,8 @@ func fmtSize(n int) string {
 }
 
 // Standard is the set `make bench` runs: the issue's three workloads plus
-// the latency workload at the other acks levels. scale multiplies every
-// duration (the test uses a small one).
+// the latency workload at the other acks levels; StandardNoisy runs after
+// them. scale multiplies every duration (the test uses a small one).
 func Standard(scale float64) []Workload {
 	d := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
 	base := Workload{RecordSize: 1024, Partitions: 16, Producers: 2, Acks: "all", Compression: "none",
@@ -146,6 +146,35 @@ func Standard(scale float64) []Workload {
 	return out
 }
 
+// Only keeps the workloads of a set, and its noisy-neighbour scenario,
+// that names lists; a name that matches none is an error.
+func Only(ws []Workload, noisy *Noisy, names []string) ([]Workload, *Noisy, error) {
+	var out []Workload
+	var keepNoisy *Noisy
+	for _, name := range names {
+		found := false
+		for _, w := range ws {
+			if w.Name == name {
+				out, found = append(out, w), true
+			}
+		}
+		if noisy != nil && noisy.Name == name {
+			keepNoisy, found = noisy, true
+		}
+		if !found {
+			known := []string{}
+			for _, w := range ws {
+				known = append(known, w.Name)
+			}
+			if noisy != nil {
+				known = append(known, noisy.Name)
+			}
+			return nil, nil, fmt.Errorf("bench: no workload %q in the set (%s)", name, strings.Join(known, ", "))
+		}
+	}
+	return out, keepNoisy, nil
+}
+
 // Config is everything one Run needs.
 type Config struct {
 	Bootstrap   []string      // Eddy brokers
@@ -156,6 +185,7 @@ type Config struct {
 	LimitsDir   string        // where the disk test writes (default: the OS temp dir)
 	LimitTime   time.Duration // of each limit measurement (default 3s)
 	Workloads   []Workload    // run in order
+	Noisy       *Noisy        // the noisy-neighbour scenario, after the workloads (needs DatabaseURL)
 	Progress    func(line string)
 }
 
@@ -164,8 +194,16 @@ func (c Config) Validate() error {
 	if len(c.Bootstrap) == 0 {
 		return errors.New("bench: no Eddy bootstrap brokers (--bootstrap or --start-stack)")
 	}
-	if len(c.Workloads) == 0 {
+	if len(c.Workloads) == 0 && c.Noisy == nil {
 		return errors.New("bench: no workloads")
+	}
+	if c.Noisy != nil {
+		if err := c.Noisy.Validate(); err != nil {
+			return err
+		}
+		if c.DatabaseURL == "" {
+			return fmt.Errorf("bench: %s creates its two tenants in Eddy's database: --database-url or --start-stack", c.Noisy.Name)
+		}
 	}
 	seen := map[string]bool{}
 	for _, w := range c.Workloads {

@@ -170,3 +170,53 @@ func TestStandardSet(t *testing.T) {
 		t.Errorf("standard set lacks a workload: max %v, 10 MB/s %v, 1000 partitions %v", max, fixed, wide)
 	}
 }
+
+// TestNoisy runs a short noisy-neighbour scenario against a real stack:
+// both tenants are made, B is measured in both phases, A is throttled or
+// not but counted, and the report carries the table and its sentence.
+func TestNoisy(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, BrokerArgs: []string{"--sasl-mechanisms=PLAIN"}})
+	n := bench.StandardNoisy(0.1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), DatabaseURL: url, Noisy: &n,
+		Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Noisy
+	if r == nil || len(rep.Runs) != 0 {
+		t.Fatalf("noisy result %+v, runs %d", r, len(rep.Runs))
+	}
+	for name, x := range map[string]*bench.Result{"B alone": r.QuietAlone, "B shared": r.QuietShared, "A": r.Noisy} {
+		if x == nil || x.Acked == 0 || x.Failed != 0 || x.ProduceLatency.P99 <= 0 {
+			t.Errorf("%s: %+v", name, x)
+		}
+	}
+	if r.Noisy.MBPerSec <= r.QuietShared.MBPerSec || r.P99Ratio <= 0 || r.Throttle.Responses == 0 {
+		t.Errorf("A %.1f MB/s, B %.1f MB/s, ratio %v, throttle %+v", r.Noisy.MBPerSec, r.QuietShared.MBPerSec, r.P99Ratio, r.Throttle)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, nil)
+	for _, want := range []string{"### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+func TestOnly(t *testing.T) {
+	noisy := bench.StandardNoisy(1)
+	ws, n, err := bench.Only(bench.Standard(1), &noisy, []string{bench.NoisyName})
+	if err != nil || len(ws) != 0 || n == nil {
+		t.Fatalf("Only(noisy) = %d workloads, %v, %v", len(ws), n, err)
+	}
+	ws, n, err = bench.Only(bench.Standard(1), &noisy, []string{"max-throughput"})
+	if err != nil || len(ws) != 1 || ws[0].Name != "max-throughput" || n != nil {
+		t.Fatalf("Only(max-throughput) = %v, %v, %v", ws, n, err)
+	}
+	if _, _, err := bench.Only(bench.Standard(1), &noisy, []string{"nope"}); err == nil || !strings.Contains(err.Error(), bench.NoisyName) {
+		t.Fatalf("Only(nope): %v, want an error listing the names", err)
+	}
+}

@@ -122,7 +122,13 @@ func (r *Report) tables() []*table {
 			cst.add(c.Workload.Name, f1(k.PutsPerSec), f1(k.PutsPerGiB), gets, share, xact, f1(k.CPUSecPerGiB), f1(k.CPUCores), f1(k.FlushesPerSec), f1(k.FlushMs))
 		}
 	}
-	out := []*table{res}
+	var out []*table
+	if len(res.rows) > 0 {
+		out = append(out, res)
+	}
+	if r.Noisy != nil {
+		out = append(out, r.Noisy.table())
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
@@ -131,7 +137,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Limits != nil {
 		lim := &table{title: "Machine limits (same run)", header: []string{"limit", "MB/s"}}
-		lim.add("Eddy's best produce rate in this run", f1(r.bestProduce()))
+		if len(r.Runs) > 0 {
+			lim.add("Eddy's best produce rate in this run", f1(r.bestProduce()))
+		}
 		for size, v := range r.Limits.LoopbackMBps {
 			lim.add(fmt.Sprintf("loopback TCP, one connection, %d B writes", size), f1(v))
 		}
@@ -141,6 +149,9 @@ func (r *Report) tables() []*table {
 	wl := &table{title: "Workloads", header: []string{"workload", "definition"}, left: true}
 	for _, c := range r.Runs {
 		wl.add(c.Workload.Name, c.Workload.Describe()+", partitioner "+c.Workload.Partitioner)
+	}
+	if r.Noisy != nil {
+		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
 	}
 	return append(out, wl)
 }
@@ -171,6 +182,9 @@ func readCell(rr *ReadResult) string {
 func (r *Report) WriteText(w io.Writer) {
 	for _, t := range r.tables() {
 		t.text(w)
+		if n := r.Noisy; n != nil && strings.HasPrefix(t.title, noisyTitle) {
+			fmt.Fprintf(w, "%s\n", n.Sentence())
+		}
 	}
 }
 
@@ -233,6 +247,9 @@ eddy bench --standard --bootstrap 127.0.0.1:9092 \
 `, r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, r.Brokers, r.Command, m.NProc, m.CPU, m.MemoryGiB, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
 	for _, t := range r.tables() {
 		t.markdown(w)
+		if n := r.Noisy; n != nil && strings.HasPrefix(t.title, noisyTitle) {
+			fmt.Fprintf(w, "\n%s\n", n.Sentence())
+		}
 	}
 	if len(charts) > 0 {
 		fmt.Fprintln(w, "\n### Charts")

@@ -19,6 +19,7 @@ type Report struct {
 	Limits  *Limits      `json:"limits,omitempty"`
 	Brokers int          `json:"eddy_brokers"`
 	Runs    []Comparison `json:"runs"`
+	Noisy   *NoisyResult `json:"noisy_neighbour,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -125,6 +126,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			c.OfDisk = div(c.Eddy.MBPerSec, rep.Limits.DiskMBps)
 		}
 		rep.Runs = append(rep.Runs, c)
+	}
+	if cfg.Noisy != nil {
+		var err error
+		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, progress); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", cfg.Noisy.Name, err)
+		}
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Machine.LoadEnd = loadAvg()

@@ -76,6 +76,12 @@ type target struct {
 	seeds   []string
 	metrics []string // empty: no cost figures
 	dbURL   string
+	opts    []kgo.Opt // for every client: credentials, hooks
+}
+
+// client is a kgo client of tg with opts.
+func (tg target) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(tg.seeds...)}, tg.opts...), opts...)...)
 }
 
 // hotWindow is how much of each partition's tail the hot read covers:
@@ -149,7 +155,7 @@ func partitionerOpt(s string) (kgo.Partitioner, error) {
 // runWorkload runs w against tg: topic creation, produce phase with the
 // tailing consumer, read-backs, topic deletion.
 func runWorkload(ctx context.Context, tg target, w Workload, progress func(string)) (*Result, error) {
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(tg.seeds...))
+	admCl, err := tg.client()
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +265,7 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 	acks, _ := acksOpt(w.Acks)
 	codec, _ := compressionOpt(w.Compression)
 	part, _ := partitionerOpt(w.Partitioner)
-	opts := []kgo.Opt{kgo.SeedBrokers(tg.seeds...), kgo.DefaultProduceTopic(topic),
+	opts := []kgo.Opt{kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(acks), kgo.ProducerBatchCompression(codec), kgo.RecordPartitioner(part),
 		kgo.ProducerLinger(w.Linger), kgo.ProducerBatchMaxBytes(1 << 20)}
 	if w.Acks != "all" {
@@ -304,7 +310,7 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 	defer stopConsumer()
 	var cwg sync.WaitGroup
 	if w.Consume {
-		ccl, err := kgo.NewClient(kgo.SeedBrokers(tg.seeds...), kgo.ConsumeTopics(topic),
+		ccl, err := tg.client(kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			return err
@@ -336,7 +342,7 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 	var pwg sync.WaitGroup
 	clients := make([]*kgo.Client, w.Producers)
 	for i := range clients {
-		cl, err := kgo.NewClient(opts...)
+		cl, err := tg.client(opts...)
 		if err != nil {
 			return err
 		}
@@ -453,7 +459,7 @@ func readRange(ctx context.Context, tg target, topic string, from, to map[int32]
 	if remaining == 0 {
 		return rr, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(tg.seeds...),
+	cl, err := tg.client(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
 	if err != nil {
