@@ -263,6 +263,9 @@ type Server struct {
 	commits *commitBatcher // offset commits, batched across requests (commitbatch.go)
 
 	session atomic.Int64 // current session epoch
+	// loaded: a routing view has been read and the partitions it places
+	// here are loaded (Ready).
+	loaded  atomic.Bool
 	view    atomic.Pointer[view]
 	refresh chan refreshReq // on-demand metadata refreshes (view.go)
 
