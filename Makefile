@@ -69,7 +69,7 @@ build: ## build bin/eddy
 # fixes every timestamp. VERSION defaults to git describe.
 VERSION ?=
 image: ## build the OCI image bin/eddy-image.tar (offline, reproducible) and print its digest
-	cd deploy && $(GO) run ./image -repo .. -out ../bin/eddy-image $(if $(VERSION),-version $(VERSION))
+	cd deploy && $(GO) run ./image -repo $(CURDIR) -out $(CURDIR)/bin/eddy-image $(if $(VERSION),-version $(VERSION))
 
 dev: deps build ## run Eddy locally (Postgres, control plane, 3 brokers; data in .data/)
 	./bin/eddy dev

@@ -25,11 +25,10 @@ var metricDef = regexp.MustCompile(`(?:Name:\s*|NewDesc\(|counter\(|\bg\()"(eddy
 // metricRef finds metric names in an expression.
 var metricRef = regexp.MustCompile(`\beddy_[a-z0-9_]+`)
 
-// exported returns every eddy_ metric the Go code (outside tests and
-// deploy/) registers.
-func exported(t *testing.T) map[string]bool {
+// eachSource calls fn with every Go file of the main module that is not
+// a test (the code that registers metrics), skipping deploy/ itself.
+func eachSource(t *testing.T, fn func(path string, src []byte)) {
 	t.Helper()
-	names := map[string]bool{}
 	err := filepath.WalkDir(repo, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -45,17 +44,25 @@ func exported(t *testing.T) map[string]bool {
 			return nil
 		}
 		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
+		if err == nil {
+			fn(path, b)
 		}
-		for _, m := range metricDef.FindAllSubmatch(b, -1) {
-			names[string(m[1])] = true
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// exported returns every eddy_ metric the Go code registers.
+func exported(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	eachSource(t, func(_ string, src []byte) {
+		for _, m := range metricDef.FindAllSubmatch(src, -1) {
+			names[string(m[1])] = true
+		}
+	})
 	if len(names) < 40 {
 		t.Fatalf("found only %d metrics in the code: the pattern no longer matches how metrics are declared", len(names))
 	}
@@ -280,32 +287,14 @@ var labelList = regexp.MustCompile(`\[\]string\{([^}]*)\}`)
 // Prometheus setups use for the scraped cluster (virtual clusters are
 // virtual_cluster).
 func TestNoClusterLabel(t *testing.T) {
-	err := filepath.WalkDir(repo, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	eachSource(t, func(path string, src []byte) {
+		if !strings.Contains(string(src), "prometheus.") {
+			return
 		}
-		if d.IsDir() {
-			switch d.Name() {
-			case "deploy", "node_modules", ".data", ".git", "bin":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil || !strings.Contains(string(b), "prometheus.") {
-			return err
-		}
-		for _, m := range labelList.FindAllSubmatch(b, -1) {
+		for _, m := range labelList.FindAllSubmatch(src, -1) {
 			if strings.Contains(string(m[1]), `"cluster"`) {
 				t.Errorf("%s: label list {%s} has a label cluster; name it virtual_cluster", path, m[1])
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

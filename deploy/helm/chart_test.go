@@ -33,20 +33,27 @@ var required = []string{
 	"--set", "secrets.secretsKey=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 }
 
-// helm runs helm with args in this directory and returns its stdout.
-func helm(t *testing.T, args ...string) []byte {
-	t.Helper()
+// helmCmd is helm with args, run in this directory: $HELM, or helm
+// built by go run. The first build takes minutes, hence the long timeout.
+func helmCmd(t *testing.T, args ...string) *exec.Cmd {
 	name, pre := os.Getenv("HELM"), []string(nil)
 	if name == "" {
 		name, pre = "go", []string{"run", helmModule}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, name, append(pre, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// helm must not reach for a cluster or a repository.
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/dev/null", "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	return cmd
+}
+
+// helm runs helm with args and returns its stdout.
+func helm(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := helmCmd(t, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
 	}
@@ -75,11 +82,7 @@ func TestChart(t *testing.T) {
 // key-encryption key the chart does not render, rather than render pods
 // that crash.
 func TestChartRefusesMissingValues(t *testing.T) {
-	name, pre := os.Getenv("HELM"), []string(nil)
-	if name == "" {
-		name, pre = "go", []string{"run", helmModule}
-	}
-	out, err := exec.Command(name, append(pre, "template", "eddy", "eddy")...).CombinedOutput()
+	out, err := helmCmd(t, "template", "eddy", "eddy").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "is required") {
 		t.Errorf("helm template without the required values: %v\n%s", err, out)
 	}
