@@ -67,6 +67,7 @@ func TestChart(t *testing.T) {
 	}{
 		{"default", required},
 		{"ha", []string{"-f", "examples/ha.yaml"}},
+		{"autoscale", append([]string{"-f", "examples/autoscale.yaml"}, required...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := helm(t, append([]string{"lint", "--strict", "eddy"}, tc.args...)...)
@@ -78,13 +79,24 @@ func TestChart(t *testing.T) {
 	}
 }
 
-// TestChartRefusesMissingValues: without a database URL, a bucket or a
-// key-encryption key the chart does not render, rather than render pods
-// that crash.
-func TestChartRefusesMissingValues(t *testing.T) {
-	out, err := helmCmd(t, "template", "eddy", "eddy").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "is required") {
-		t.Errorf("helm template without the required values: %v\n%s", err, out)
+// TestChartRefuses: values the chart cannot run with fail the render,
+// rather than render pods that crash or misbehave.
+func TestChartRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no database, bucket or key", nil, "is required"},
+		{"two autoscaling control planes", append([]string{"--set", "controlPlane.autoscale.enabled=true"}, required...), "needs controlPlane.replicas: 1"},
+		{"plaintext not acknowledged", append([]string{"--set", "broker.allowPlaintext=false"}, required...), "broker.tls.secretName is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := helmCmd(t, append([]string{"template", "eddy", "eddy"}, tc.args...)...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("helm template: %v, want an error saying %q\n%s", err, tc.want, out)
+			}
+		})
 	}
 }
 
@@ -181,7 +193,7 @@ func checkChart(t *testing.T, name string, objs []object) {
 	if sts == nil || cp == nil {
 		t.Fatalf("want a broker StatefulSet and a control-plane Deployment, got %v", byKind)
 	}
-	if got := *cp.Spec.Replicas; got < 2 {
+	if got := *cp.Spec.Replicas; got < 2 && name != "autoscale" {
 		t.Errorf("control plane: %d replicas, want 2 or more", got)
 	}
 	if name == "ha" {
@@ -198,10 +210,20 @@ func checkChart(t *testing.T, name string, objs []object) {
 		if len(sts.Spec.VolumeClaimTemplates) != 1 {
 			t.Error("ha: brokers have no volume claim template")
 		}
-		for _, k := range []string{"ServiceMonitor", "PrometheusRule", "Role", "RoleBinding"} {
+		for _, k := range []string{"ServiceMonitor", "PrometheusRule"} {
 			if len(byKind[k]) == 0 {
 				t.Errorf("ha: no %s", k)
 			}
+		}
+		for _, o := range byKind["PrometheusRule"] {
+			if n := len(o.obj.(*monitoringv1.PrometheusRule).Spec.Groups); n == 0 {
+				t.Error("PrometheusRule has no rule groups")
+			}
+		}
+	}
+	if name == "autoscale" {
+		if len(byKind["Role"]) != 1 || len(byKind["RoleBinding"]) != 1 {
+			t.Errorf("autoscale: %d Roles and %d RoleBindings, want the scaler's one each", len(byKind["Role"]), len(byKind["RoleBinding"]))
 		}
 		for _, o := range byKind["Role"] {
 			for _, r := range o.obj.(*rbacv1.Role).Rules {
@@ -210,11 +232,11 @@ func checkChart(t *testing.T, name string, objs []object) {
 				}
 			}
 		}
-		for _, o := range byKind["PrometheusRule"] {
-			if n := len(o.obj.(*monitoringv1.PrometheusRule).Spec.Groups); n == 0 {
-				t.Error("PrometheusRule has no rule groups")
-			}
+		if !*cp.Spec.Template.Spec.AutomountServiceAccountToken {
+			t.Error("autoscale: the control plane has no service account token to call the API with")
 		}
+	} else if len(byKind["Role"]) != 0 {
+		t.Errorf("%s: RBAC granted without the autoscaler", name)
 	}
 
 	broker := sts.Spec.Template.Spec.Containers[0]
