@@ -17,7 +17,7 @@ RACEFLAGS ?= -race -count=1 -timeout 60m -p 2
 # sudo only when not root (CI containers run as root and have no sudo).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps build dev test test-race testacc bench soak fuzz fmt vet clean
+.PHONY: help deps build image dev test test-deploy test-race testacc bench soak fuzz fmt vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,16 @@ deps: ## install missing test/dev dependencies (idempotent)
 build: ## build bin/eddy
 	$(GO) build -o bin/eddy ./cmd/eddy
 
+# image builds the eddy container image without a daemon or a base image
+# (deploy/image: go-containerregistry, an empty image plus one layer with
+# the static binary, run as uid 65532) and writes it as an OCI layout,
+# bin/eddy-image/, and an OCI archive, bin/eddy-image.tar; it prints the
+# digest. Reproducible: SOURCE_DATE_EPOCH (default: the commit's time)
+# fixes every timestamp. VERSION defaults to git describe.
+VERSION ?=
+image: ## build the OCI image bin/eddy-image.tar (offline, reproducible) and print its digest
+	cd deploy && $(GO) run ./image -repo $(CURDIR) -out $(CURDIR)/bin/eddy-image $(if $(VERSION),-version $(VERSION))
+
 dev: deps build ## run Eddy locally (Postgres, control plane, 3 brokers; data in .data/)
 	./bin/eddy dev
 
@@ -85,6 +95,15 @@ endef
 test: deps ## go vet + all tests, no race detector (what CI runs)
 	$(GO) vet $(PKGS)
 	$(call run_tests,$(TESTFLAGS))
+	@if [ "$(PKGS)" = "./..." ]; then $(MAKE) --no-print-directory test-deploy; fi
+
+# test-deploy runs the tests of deploy/, a module of its own so that
+# go-containerregistry, helm and k8s.io/api stay out of the main go.mod:
+# the image (built and run), the Helm chart (helm lint, helm template and
+# strict decoding of every object) and the dashboards and alerts (every
+# metric they name exists). `make test` runs it when PKGS is ./... .
+test-deploy: ## tests of deploy/: image, Helm chart, dashboards and alerts
+	cd deploy && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...
 
 test-race: deps ## all tests under the race detector (slow on 2 cores)
 	$(call run_tests,$(RACEFLAGS))

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/eddy-streams/eddy/data-plane/broker"
 	"github.com/eddy-streams/eddy/internal/service"
@@ -25,8 +29,13 @@ type brokerConfig struct {
 	databaseURL string
 	dataDir     string
 	metrics     string
-	objstore    objstoreConfig
-	tiered      tieredConfig
+	// idFromHostname derives --id from a StatefulSet pod's hostname
+	// (<name>-<ordinal>): ordinal+1, the id the Kubernetes scaler expects
+	// (control-plane/scaler). hostname is os.Hostname unless a test sets it.
+	idFromHostname bool
+	hostname       func() (string, error)
+	objstore       objstoreConfig
+	tiered         tieredConfig
 }
 
 // RegisterFlags registers every flag of eddy broker by delegating to the
@@ -37,7 +46,8 @@ func (c *brokerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	c.tiered.RegisterFlags(fs)
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "local directory for the WAL (and the fs object store)")
-	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
+	fs.BoolVar(&c.idFromHostname, "id-from-hostname", false, "derive --id from a StatefulSet pod's hostname <name>-<ordinal>: ordinal+1")
+	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics and the /livez and /readyz probes (empty: off)")
 }
 
 // Validate checks every part, after putting the directories not given
@@ -45,6 +55,19 @@ func (c *brokerConfig) RegisterFlags(fs *pflag.FlagSet) {
 func (c *brokerConfig) Validate() error {
 	if c.databaseURL == "" {
 		return errors.New("--database-url (or EDDY_DATABASE_URL) is required")
+	}
+	if c.idFromHostname {
+		hostname := c.hostname
+		if hostname == nil {
+			hostname = os.Hostname
+		}
+		host, err := hostname()
+		if err != nil {
+			return fmt.Errorf("--id-from-hostname: %w", err)
+		}
+		if c.ID, err = ordinalID(host); err != nil {
+			return err
+		}
 	}
 	if c.Leader.WALDir == "" {
 		c.Leader.WALDir = filepath.Join(c.dataDir, "wal")
@@ -62,6 +85,19 @@ func (c *brokerConfig) Validate() error {
 		return err
 	}
 	return c.tiered.Validate()
+}
+
+// ordinalID is the broker id of the StatefulSet pod named host: its
+// ordinal (the number after the last '-') plus 1, since broker ids start
+// at 1.
+func ordinalID(host string) (int32, error) {
+	host, _, _ = strings.Cut(host, ".") // a FQDN names the pod first
+	i := strings.LastIndexByte(host, '-')
+	n, err := strconv.ParseInt(host[i+1:], 10, 32)
+	if i < 0 || err != nil || n < 0 || n >= math.MaxInt32 {
+		return 0, fmt.Errorf("--id-from-hostname: hostname %q does not end in -<ordinal>", host)
+	}
+	return int32(n) + 1, nil
 }
 
 func newBrokerCmd() *cobra.Command {
@@ -107,7 +143,7 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 	// Stopped in reverse: the tiered jobs first (a job in flight is handed
 	// back at once), then the broker drains, the metrics server last.
 	l := service.List{Log: log}
-	addMetrics(&l, cfg.metrics, reg)
+	addMetrics(&l, cfg.metrics, reg, srv.Ready)
 	l.Add("broker", service.Func(func(ctx context.Context) error {
 		if err := srv.Run(ctx); !errors.Is(err, broker.ErrServerClosed) {
 			return err

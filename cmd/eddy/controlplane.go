@@ -64,7 +64,7 @@ func (c *controlPlaneConfig) registerAutoscale(fs *pflag.FlagSet) {
 // the parts' RegisterFlags.
 func (c *controlPlaneConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres URL")
-	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics (empty: off)")
+	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics and the /livez and /readyz probes (empty: off)")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
 	c.secrets.RegisterFlags(fs)
 	c.placement.RegisterFlags(fs)
@@ -178,7 +178,12 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	// metrics server last. A failure of any (say the REST port is taken)
 	// stops them all and is returned.
 	l := service.List{Log: log}
-	addMetrics(&l, cfg.metrics, reg)
+	addMetrics(&l, cfg.metrics, reg, func(ctx context.Context) error {
+		if st.Ping(ctx) != nil {
+			return errors.New("the database does not answer")
+		}
+		return nil
+	})
 	// Rows stored in plain before sealing existed are sealed before the
 	// parts that read them start.
 	l.Add("sealed secrets", service.Basic{Starting: func(ctx context.Context) error {

@@ -50,6 +50,8 @@ func newRoot() *cobra.Command {
 			return setupLogging(lf)
 		},
 	}
+	root.Version = versionString()
+	root.SetVersionTemplate("eddy {{.Version}}\n")
 	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lf.format, "log-format", "text", "text or json")
 	root.AddCommand(newDevCmd(), newBrokerCmd(), newControlPlaneCmd(), newMigrateCmd(), newBenchCmd())
@@ -83,20 +85,44 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// addMetrics adds the /metrics server on addr to l ("" adds nothing).
-func addMetrics(l *service.List, addr string, reg *prometheus.Registry) {
+// addMetrics adds the /metrics server on addr to l ("" adds nothing). It
+// also answers the probes: /livez while the process runs, /readyz while
+// ready returns nil. It is added first so that it stops last: a draining
+// process stays live.
+func addMetrics(l *service.List, addr string, reg *prometheus.Registry, ready func(context.Context) error) {
 	if addr != "" {
-		l.Add("metrics", service.Func(func(ctx context.Context) error { return runMetrics(ctx, addr, reg) }))
+		h := adminHandler(reg, ready)
+		l.Add("metrics", service.Func(func(ctx context.Context) error { return runMetrics(ctx, addr, h) }))
 	}
 }
 
-// runMetrics serves /metrics on addr until ctx ends. A server that cannot
-// listen is logged and the process goes on: metrics are not worth stopping
-// a broker or a control plane for.
-func runMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+// adminHandler serves /metrics, /livez and /readyz. A probe's body names
+// the reason it fails (never a secret: ready's errors name states and the
+// database's reachability, not its URL).
+func adminHandler(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// runMetrics serves h on addr until ctx ends. A server that cannot listen
+// is logged and the process goes on: metrics are not worth stopping a
+// broker or a control plane for (its probes then fail, which Kubernetes
+// reports).
+func runMetrics(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

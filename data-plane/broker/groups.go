@@ -201,7 +201,7 @@ type groupLagCollector struct {
 }
 
 func newGroupLagCollector(s *Server) *groupLagCollector {
-	labels := []string{"cluster", "group", "topic", "partition"}
+	labels := []string{"virtual_cluster", "group", "topic", "partition"}
 	return &groupLagCollector{
 		s: s,
 		lag: prometheus.NewDesc("eddy_group_lag",

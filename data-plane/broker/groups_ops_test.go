@@ -92,7 +92,7 @@ func TestGroupLagAndRetention(t *testing.T) {
 	commitAt("active", 40, mem)
 	commitAt("idle", 70, nil)
 
-	want := `eddy_group_lag{cluster="vc-dev",group="active",partition="0",topic="lagged"} 60`
+	want := `eddy_group_lag{group="active",partition="0",topic="lagged",virtual_cluster="vc-dev"} 60`
 	var last string
 	if !stack.WaitFor(ctx, func() bool { last = scrape(t, s); return strings.Contains(last, want) }) {
 		t.Fatalf("no %s in metrics:\n%s", want, grepLines(last, "eddy_group"))

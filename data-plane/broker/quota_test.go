@@ -287,7 +287,7 @@ func TestQuotaConnectionsSetOverREST(t *testing.T) {
 		}
 	}
 	t.Logf("past max_connections=2: %v", refused)
-	if v := metricValue(scrape(t, s), "eddy_quota_refusals_total", `cluster="`+tn.cluster+`"`, `limit="connections"`); v < 1 {
+	if v := metricValue(scrape(t, s), "eddy_quota_refusals_total", `virtual_cluster="`+tn.cluster+`"`, `limit="connections"`); v < 1 {
 		t.Errorf("eddy_quota_refusals_total{limit=connections} = %v, want >= 1", v)
 	}
 	if err := firstConn(); err != nil {

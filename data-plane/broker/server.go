@@ -274,6 +274,9 @@ type Server struct {
 	txnPoke chan struct{} // 1-buffered: group markers to apply (txn.go)
 
 	session atomic.Int64 // current session epoch
+	// loaded: a routing view has been read and the partitions it places
+	// here are loaded (Ready).
+	loaded  atomic.Bool
 	view    atomic.Pointer[view]
 	refresh chan refreshReq // on-demand metadata refreshes (view.go)
 

@@ -193,6 +193,7 @@ func (s *Server) reload(ctx context.Context) error {
 	if err := s.lead.Sync(ctx, want); err != nil {
 		return err
 	}
+	s.loaded.Store(true)
 	s.startHandOffs(ctx, md) // graceful moves away from here (handoff.go)
 	// Groups whose coordinator slot moved away are forgotten; their members
 	// find the new coordinator after NOT_COORDINATOR. (A slot this broker

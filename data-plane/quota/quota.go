@@ -129,10 +129,10 @@ func New(cfg Config, st Store, lim *limits.Overrides, log *slog.Logger, reg prom
 		cfg: cfg, st: st, limits: lim, log: log,
 		throttle: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_quota_throttle_seconds_total", Help: "Throttle time handed to clients, by virtual cluster and quota."},
-			[]string{"cluster", "quota"}),
+			[]string{"virtual_cluster", "quota"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_quota_refusals_total", Help: "Connections closed or produces refused for quota, by virtual cluster and limit."},
-			[]string{"cluster", "limit"}),
+			[]string{"virtual_cluster", "limit"}),
 	}
 	empty := map[string]share{}
 	e.shares.Store(&empty)
