@@ -178,6 +178,9 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 	}
 	t.Logf("killing broker %d, the transaction coordinator", coord.NodeID)
 	s.Kill(int(coord.NodeID))
+	// The pipeline carries on without it (the slot moves to another
+	// broker) before it comes back.
+	waitProgress(3 * n / 8)
 	s.Restart(int(coord.NodeID))
 
 	waitProgress(n / 2)
@@ -188,6 +191,7 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 	victim := ls[0]
 	t.Logf("killing broker %d, leader of %s/0 (leaders %v)", victim, out, ls)
 	s.Kill(int(victim))
+	waitProgress(5 * n / 8)
 	s.Restart(int(victim))
 
 	waitProgress(n)
@@ -362,4 +366,104 @@ func (l *versionLog) Log(_ kgo.LogLevel, msg string, kv ...any) {
 	l.mu.Lock()
 	l.used[name] = max(l.used[name], n)
 	l.mu.Unlock()
+}
+
+// TestTxnTimeoutAbortInvisible: a franz-go producer opens a transaction
+// and never ends it. While it is open, kadm's DescribeTransactions,
+// ListTransactions and DescribeProducers show it, and the last stable
+// offset stops at its first record; once the coordinator aborts it on
+// timeout, the LSO moves on, read_committed consumers never see its
+// records and read_uncommitted ones do.
+func TestTxnTimeoutAbortInvisible(t *testing.T) {
+	const topic, txnID = "txn-timeout", "txn-timeout"
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t),
+		BrokerArgs: []string{"--transaction-check-interval", "200ms"}})
+	plain := newClient(t, s, kgo.DefaultProduceTopic(topic))
+	createTopic(t, plain, topic, 1, nil)
+	adm := kadm.NewClient(plain)
+	ctx := context.Background()
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	txn := newClient(t, s, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(3*time.Second))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var rs []*kgo.Record
+	for i := range 10 {
+		rs = append(rs, &kgo.Record{Value: []byte("open-" + strconv.Itoa(i))})
+	}
+	if err := txn.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	first := rs[0].Offset
+
+	// Open: the admin APIs show it, and the LSO stops at its first record
+	// while a record after it raises the high watermark.
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dts, err := adm.DescribeTransactions(ctx, txnID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, ok := dts[txnID]
+	if !ok || dt.State != "Ongoing" || dt.ProducerID != rs[0].ProducerID || len(dt.Topics[topic]) != 1 {
+		t.Fatalf("DescribeTransactions of the open transaction: %+v", dts)
+	}
+	lts, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lt, ok := lts[txnID]; !ok || lt.ProducerID != rs[0].ProducerID {
+		t.Fatalf("ListTransactions(Ongoing) = %+v, want %s", lts, txnID)
+	}
+	dps, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	dps.EachProducer(func(p kadm.DescribedProducer) {
+		if p.ProducerID == rs[0].ProducerID && p.CurrentTxnStartOffset == first {
+			seen = true
+		}
+	})
+	if !seen {
+		t.Fatalf("DescribeProducers does not show producer %d with its transaction open at %d: %+v", rs[0].ProducerID, first, dps)
+	}
+	lso := func() (int64, int64) {
+		committed, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := committed.Lookup(topic, 0)
+		e, _ := end.Lookup(topic, 0)
+		return c.Offset, e.Offset
+	}
+	if l, hw := lso(); l != first || hw <= first+10 {
+		t.Fatalf("with the transaction open: LSO %d, high watermark %d; want the LSO at its first record %d", l, hw, first)
+	}
+
+	// The coordinator aborts it on timeout; the marker moves the LSO up
+	// to the high watermark.
+	poll.Until(t, 30*time.Second, "the timed-out transaction to be aborted and its marker written", func() error {
+		if l, hw := lso(); l != hw {
+			return fmt.Errorf("LSO %d, high watermark %d", l, hw)
+		}
+		return nil
+	})
+	for _, r := range readTopic(t, s, topic, kgo.ReadCommitted(), 2) {
+		if strings.HasPrefix(string(r.Value), "open-") {
+			t.Fatalf("read_committed consumer saw %q of the aborted transaction", r.Value)
+		}
+	}
+	if got := readTopic(t, s, topic, kgo.ReadUncommitted(), 12); len(got) != 12 {
+		t.Fatalf("read_uncommitted consumer saw %d records, want 12", len(got))
+	}
 }
