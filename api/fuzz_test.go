@@ -20,8 +20,15 @@ func FuzzAPI(f *testing.F) {
 	sa := must[client.ServiceAccount](f)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
 		"binding_id": "rb-x", "service_account_id": sa.ID, "key_id": a.keyID,
-		"invoice_id": "inv-x", "alert_id": "ba-x"}
+		"invoice_id": "inv-x", "alert_id": "ba-x", "plan_id": "standard"}
 	routes := e.srv.Routes()
+	for _, r := range routes {
+		for _, m := range echoParam.FindAllString(r.Path, -1) {
+			if _, ok := params[m[1:]]; !ok {
+				f.Fatalf("route %s %s has parameter %s that FuzzAPI has no value for: add one to params", r.Method, r.Path, m)
+			}
+		}
+	}
 	for i, seed := range []string{
 		`{"name":"c2"}`, `{"name":"t2","partitions":3,"configs":{"retention.ms":"1000"}}`,
 		`{"partitions":2}`, `{"limits":{"max_partitions":5}}`, `{"service_account_id":"` + sa.ID + `","role":"admin"}`,
