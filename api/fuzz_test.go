@@ -20,7 +20,7 @@ func FuzzAPI(f *testing.F) {
 	sa := must[client.ServiceAccount](f)(a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "app"}))
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
 		"binding_id": "rb-x", "service_account_id": sa.ID, "key_id": a.keyID,
-		"invoice_id": "inv-x", "alert_id": "ba-x", "plan_id": "standard"}
+		"invoice_id": "inv-x", "alert_id": "ba-x", "plan_id": "standard", "group_id": "x-1", "acl_id": "x-1"}
 	routes := e.srv.Routes()
 	for _, r := range routes {
 		for _, m := range echoParam.FindAllString(r.Path, -1) {
