@@ -72,7 +72,9 @@ func TestIsolatedMigratedDatabases(t *testing.T) {
 					t.Fatalf("Apply on a cloned database = %d, %v; want %d, nil", v, err, version)
 				}
 
-				if _, err := conn.Exec(ctx, "INSERT INTO virtual_clusters (id, name, ingress_mbps, egress_mbps, max_requests_per_sec, max_connections, max_partitions, max_storage_gb) VALUES ($1, $1, 1, 1, 1, 1, 1, 1)", id); err != nil {
+				if _, err := conn.Exec(ctx, `INSERT INTO virtual_clusters (id, name, ingress_mbps, egress_mbps, max_requests_per_sec, max_connections, max_partitions, max_storage_gb,
+					max_topics, max_groups, producer_ids_per_hour, producer_id_burst, max_retention_ms, max_retention_bytes)
+					VALUES ($1, $1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)`, id); err != nil {
 					t.Fatal(err)
 				}
 				done()
