@@ -57,37 +57,17 @@ func (r *txnRig) flush() {
 	}
 }
 
-// send appends a transactional batch of producerID (transactional id
-// "tx<producerID>") and flushes it.
+// send appends a transactional batch of producerID and flushes it.
 func (r *txnRig) send(producerID int64, seq int32, keys, values []string) {
 	r.t.Helper()
-	ctx := context.Background()
-	if err := r.e.St.OpenTxnForTest(ctx, "vc-t", fmt.Sprint("tx", producerID), producerID, 0, r.pid); err != nil {
-		r.t.Fatal(err)
-	}
-	p := tieredtest.Led(r.t, r.m, r.pid)
-	raw := txnKeyedBatch(keys, values, time.Now().Add(-time.Hour).UnixMilli(), producerID, seq)
-	hdrs, err := batch.Validate(raw, 0)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	g, _ := p.TxnCheck(producerID, 0)
-	if _, err := p.AppendTxn(raw, hdrs, false, g); err != nil {
-		r.t.Fatal(err)
-	}
+	r.e.AppendTxn(r.t, r.m, r.pid, txnKeyedBatch(keys, values, time.Now().Add(-time.Hour).UnixMilli(), producerID, seq))
 	r.flush()
 }
 
 // end writes producerID's marker and flushes it.
 func (r *txnRig) end(producerID int64, commit bool) {
 	r.t.Helper()
-	ctx := context.Background()
-	if err := r.e.St.EndTxnForTest(ctx, "vc-t", fmt.Sprint("tx", producerID), commit, 0); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.m.SweepMarkers(ctx); err != nil {
-		r.t.Fatal(err)
-	}
+	r.e.EndTxn(r.t, r.m, producerID, commit)
 	r.flush()
 }
 
