@@ -54,41 +54,64 @@ func dropAbortedBelow(ctx context.Context, tx pgx.Tx, partitionID, start int64) 
 	return nil
 }
 
-// AbortedRef is an aborted_txns row fsck found pointing outside its
-// partition's log.
+// AbortedRef is an aborted_txns row at or above its partition's log
+// start, with where the index says its marker is.
 type AbortedRef struct {
 	PartitionID int64
 	AbortedTxn
-	LogStart, HighWatermark int64
-	// Covered is false if no index row holds the marker's offset.
-	Covered bool
+	HighWatermark int64
+	// Row is the index row holding the marker's offset, if InRow.
+	Row   RemoteSegment
+	InRow bool
 }
 
-// BadAbortedTxns returns the aborted transactions whose marker is at or
-// above the high watermark, or between the log start and the high
-// watermark but in no index row, and those whose first offset is after
-// the marker. Rows below the log start are left to retention and not
-// reported: no fetch names them.
-func (s *Store) BadAbortedTxns(ctx context.Context) ([]AbortedRef, error) {
+// AbortedRefs returns every aborted transaction at or above its
+// partition's log start, with its partition's high watermark and the index
+// row holding its marker, by partition and marker (for fsck). Rows below
+// the log start are left out: no fetch names them, and retention deletes
+// them.
+func (s *Store) AbortedRefs(ctx context.Context) ([]AbortedRef, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT * FROM (
-			SELECT a.partition_id, a.producer_id, a.first_offset, a.last_offset, p.log_start_offset, p.high_watermark,
-				EXISTS (SELECT 1 FROM segments s WHERE s.partition_id = a.partition_id
-				        AND s.base_offset <= a.last_offset AND s.end_offset > a.last_offset) AS covered
-			FROM aborted_txns a JOIN partitions p ON p.id = a.partition_id
-			WHERE a.last_offset >= p.log_start_offset) r
-		WHERE last_offset >= high_watermark OR NOT covered OR first_offset > last_offset
-		ORDER BY partition_id, last_offset`)
+		SELECT a.partition_id, a.producer_id, a.first_offset, a.last_offset, p.high_watermark,
+			s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp, coalesce(o.size, -1)
+		FROM aborted_txns a JOIN partitions p ON p.id = a.partition_id
+		LEFT JOIN segments s ON s.partition_id = a.partition_id
+			AND s.base_offset <= a.last_offset AND s.end_offset > a.last_offset
+		LEFT JOIN objects o ON o.key = s.object_key
+		WHERE a.last_offset >= p.log_start_offset
+		ORDER BY a.partition_id, a.last_offset`)
 	if err != nil {
 		return nil, fmt.Errorf("store: aborted transactions: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AbortedRef, error) {
-		var a AbortedRef
-		err := r.Scan(&a.PartitionID, &a.ProducerID, &a.FirstOffset, &a.LastOffset, &a.LogStart, &a.HighWatermark, &a.Covered)
+		var (
+			a                           AbortedRef
+			base, end, pos, maxTs, size *int64
+			key                         *string
+			length                      *int32
+		)
+		err := r.Scan(&a.PartitionID, &a.ProducerID, &a.FirstOffset, &a.LastOffset, &a.HighWatermark,
+			&base, &end, &key, &pos, &length, &maxTs, &size)
+		if err == nil && base != nil {
+			a.Row = RemoteSegment{Segment: Segment{BaseOffset: *base, EndOffset: *end, ObjectKey: *key,
+				Position: *pos, Length: *length, MaxTimestamp: *maxTs}, ObjectSize: *size}
+			a.InRow = true
+		}
 		return a, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: aborted transactions: %w", err)
 	}
 	return out, nil
+}
+
+// PutAbortedTxnForTest records an aborted transaction of a partition as
+// the flush commit of its marker would, without the marker: the damage
+// fsck looks for.
+func (s *Store) PutAbortedTxnForTest(ctx context.Context, partitionID int64, a AbortedTxn) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO aborted_txns (partition_id, producer_id, first_offset, last_offset)
+		VALUES ($1, $2, $3, $4)`, partitionID, a.ProducerID, a.FirstOffset, a.LastOffset); err != nil {
+		return fmt.Errorf("store: put aborted transaction: %w", err)
+	}
+	return nil
 }
