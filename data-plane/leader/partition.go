@@ -467,7 +467,9 @@ func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, commit
 		return res, nil
 	}
 	from := offset
+	cold := true
 	if len(p.cache) > 0 && p.cache[0].base <= offset {
+		cold = false
 		cached := p.cache // chunks are immutable once committed
 		p.mu.Unlock()
 		var out []byte
@@ -494,7 +496,7 @@ func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, commit
 	}
 	if committed && len(res.Records) > 0 {
 		var err error
-		res.Aborted, err = p.abortedIn(ctx, from, endOf(res.Records))
+		res.Aborted, err = p.abortedIn(ctx, from, endOf(res.Records), cold)
 		return res, err
 	}
 	return res, nil

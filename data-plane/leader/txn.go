@@ -226,7 +226,15 @@ func (p *Partition) markersCommitted(ms []store.WrittenMarker) {
 // abortedIn returns the aborted transactions whose marker is at or after
 // from and whose first offset is before to: from memory when it holds
 // them all, else from Postgres.
-func (p *Partition) abortedIn(ctx context.Context, from, to int64) ([]store.AbortedTxn, error) {
+//
+// Records read cold (through the index) may have been compacted, and a
+// compaction that removed an abort marker deleted its row in the same
+// swap, which memory does not learn: answering such a transaction would
+// make a client drop its producer's later batches, waiting for a marker
+// that is gone. So a cold read that memory finds transactions for asks
+// Postgres instead; a read from the memory cache gets the uncompacted
+// batches it was written with, markers included.
+func (p *Partition) abortedIn(ctx context.Context, from, to int64, cold bool) ([]store.AbortedTxn, error) {
 	p.mu.Lock()
 	if from >= p.txn.abortedFrom {
 		var out []store.AbortedTxn
@@ -236,7 +244,10 @@ func (p *Partition) abortedIn(ctx context.Context, from, to int64) ([]store.Abor
 			}
 		}
 		p.mu.Unlock()
-		return out, nil
+		if !cold || len(out) == 0 {
+			return out, nil // Postgres holds no more than memory
+		}
+		return p.m.store.AbortedTxns(ctx, p.ID, from, to, 0)
 	}
 	p.mu.Unlock()
 	return p.m.store.AbortedTxns(ctx, p.ID, from, to, 0)

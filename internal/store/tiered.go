@@ -229,6 +229,9 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 	if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2`, partitionID, newStart); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
 	}
+	if err := dropAbortedBelow(ctx, tx, partitionID, newStart); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
 	}
@@ -337,6 +340,10 @@ func (s *Store) RegisterObject(ctx context.Context, key string, size int64, brok
 // exists (garbage collection cannot have taken it): otherwise it changes
 // nothing and returns false.
 func (s *Store) SwapSegments(ctx context.Context, partitionID int64, old, new []Segment, key string) (bool, error) {
+	return s.swapSegments(ctx, partitionID, old, new, key, nil)
+}
+
+func (s *Store) swapSegments(ctx context.Context, partitionID int64, old, new []Segment, key string, abortMarkers []int64) (bool, error) {
 	if len(old) == 0 || len(new) == 0 ||
 		old[0].BaseOffset != new[0].BaseOffset || old[len(old)-1].EndOffset != new[len(new)-1].EndOffset {
 		return false, fmt.Errorf("%w: new rows do not cover the old rows' offsets", ErrInvalid)
@@ -385,6 +392,12 @@ func (s *Store) SwapSegments(ctx context.Context, partitionID int64, old, new []
 		SELECT $1, b, e, $2, p, l, ts FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::int[], $7::bigint[]) AS r(b, e, p, l, ts)`,
 		partitionID, key, nb, ne, np, nl, nts); err != nil {
 		return false, fmt.Errorf("store: swap segments: %w", err)
+	}
+	if len(abortMarkers) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM aborted_txns WHERE partition_id = $1 AND last_offset = ANY($2)`,
+			partitionID, abortMarkers); err != nil {
+			return false, fmt.Errorf("store: swap segments: aborted transactions: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("store: swap segments: %w", err)

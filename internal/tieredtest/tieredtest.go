@@ -289,3 +289,41 @@ func ReadAll(t testing.TB, m *leader.Manager, pid, from int64) (records, bytes i
 	}
 	return records, bytes
 }
+
+// AppendTxn appends raw, a transactional batch of one producer at epoch 0,
+// to the led partition pid as the broker does once the producer's
+// transaction was checked: the transaction (transactional id
+// "tx<producer id>" of the env's cluster) is Ongoing and holds pid in
+// Postgres, so EndTxn can end it.
+func (e *Env) AppendTxn(t testing.TB, m *leader.Manager, pid int64, raw []byte) leader.AppendResult {
+	t.Helper()
+	hdrs, err := batch.Validate(raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := hdrs[0].ProducerID
+	if err := e.St.OpenTxnForTest(context.Background(), "vc-t", fmt.Sprint("tx", id), id, 0, pid); err != nil {
+		t.Fatal(err)
+	}
+	p := Led(t, m, pid)
+	g, _ := p.TxnCheck(id, 0)
+	res, err := p.AppendTxn(raw, hdrs, false, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// EndTxn ends the transaction of producerID begun by AppendTxn as EndTxn
+// would (commit or abort) and has m append its markers; the next flush
+// makes them durable.
+func (e *Env) EndTxn(t testing.TB, m *leader.Manager, producerID int64, commit bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.St.EndTxnForTest(ctx, "vc-t", fmt.Sprint("tx", producerID), commit, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SweepMarkers(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -148,6 +148,10 @@ type Result struct {
 	// SkippedBatches counts batches key compaction found it could not
 	// read in this pass, and kept as they are (keys.go).
 	SkippedBatches int
+	// AbortedBatches counts batches of aborted transactions key
+	// compaction removed, DroppedMarkers the transaction markers (txn.go).
+	AbortedBatches int
+	DroppedMarkers int
 }
 
 type run struct {

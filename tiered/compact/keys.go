@@ -2,8 +2,10 @@ package compact
 
 // Key compaction (cleanup.policy=compact): keep the last record of each key.
 //
-// A pass over such a partition reads its whole retained log (up to
-// PassBytes; larger partitions are skipped and logged), finds each key's
+// A pass over such a partition reads its retained log below the last
+// stable offset (up to PassBytes; larger partitions are skipped and
+// logged: an open transaction's batches are never touched, txn.go), finds
+// each key's
 // last offset, and rewrites every batch keeping only records that are the
 // last of their key, dropping tombstones (null values) older than
 // delete.retention.ms. Rewritten batches keep their base offset, last
@@ -58,15 +60,36 @@ type decoded struct {
 	rb   kmsg.RecordBatch
 	recs []kmsg.Record
 	raw  []byte
-	// skipped batches are kept whole without their records being read.
-	skipped bool
+	// whole batches are kept as they are without their records being
+	// read: batches compaction cannot read, and markers it keeps.
+	whole bool
+	// drop removes the batch whole: a batch of an aborted transaction, or
+	// a marker past its horizon (abortAt: the offset of an abort marker,
+	// whose aborted_txns row goes with it; -1 otherwise).
+	drop    bool
+	abortAt int64
 }
 
 // compactKeys rewrites a cleanup.policy=compact partition; see above.
 func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[string]string, res *Result) error {
-	rows, err := c.st.Segments(ctx, pid, -1, 100000)
-	if err != nil || len(rows) == 0 {
+	lso, err := c.st.LastStableOffset(ctx, pid)
+	if err != nil {
 		return err
+	}
+	rows, err := c.st.Segments(ctx, pid, -1, 100000)
+	if err != nil {
+		return err
+	}
+	// Whole rows below the LSO only: above it, a transaction may still
+	// end either way.
+	for i, r := range rows {
+		if r.EndOffset > lso {
+			rows = rows[:i]
+			break
+		}
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	var total int64
 	for _, r := range rows {
@@ -101,6 +124,12 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 	if err != nil {
 		return err
 	}
+	aborted, err := c.st.AbortedTxns(ctx, pid, rows[0].BaseOffset, lso, 0)
+	if err != nil {
+		return err
+	}
+	horizon := time.Now().UnixMilli() - topicconfig.Int64(configs, "delete.retention.ms")
+	txns := newTxnPass(aborted, horizon)
 	limit := batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes"))
 	var batches []decoded
 	last := map[string]int64{}
@@ -108,8 +137,21 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		off := r.Position - spans[r.ObjectKey].lo
 		var derr error
 		batch.Each(data[r.ObjectKey][off:off+int64(r.Length)], func(h batch.Header, raw []byte) bool {
+			if h.Control() {
+				remove, abort := txns.marker(h, raw)
+				d := decoded{h: h, raw: raw, whole: !remove, drop: remove, abortAt: -1}
+				if remove && abort {
+					d.abortAt = h.BaseOffset
+				}
+				batches = append(batches, d)
+				return true
+			}
+			if txns.data(h) {
+				batches = append(batches, decoded{h: h, raw: raw, drop: true, abortAt: -1})
+				return true
+			}
 			if _, ok := skips[h.BaseOffset]; ok {
-				batches = append(batches, decoded{h: h, raw: raw, skipped: true})
+				batches = append(batches, decoded{h: h, raw: raw, whole: true})
 				return true
 			}
 			d, err := decode(h, raw, limit)
@@ -117,7 +159,7 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 				if derr = c.skip(ctx, pid, h, err, res); derr != nil {
 					return false
 				}
-				batches = append(batches, decoded{h: h, raw: raw, skipped: true})
+				batches = append(batches, decoded{h: h, raw: raw, whole: true})
 				return true
 			}
 			for _, rec := range d.recs {
@@ -133,16 +175,18 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		}
 	}
 
-	tombstoneCutoff := time.Now().UnixMilli() - topicconfig.Int64(configs, "delete.retention.ms")
 	var (
-		bld      object.Builder
-		newRows  []store.Segment
-		cur      [][]byte
-		curSize  int64
-		curMaxTs int64
-		rowBase  = rows[0].BaseOffset
-		dropped  int
-		kept     int
+		bld          object.Builder
+		newRows      []store.Segment
+		cur          [][]byte
+		curSize      int64
+		curMaxTs     int64
+		rowBase      = rows[0].BaseOffset
+		dropped      int
+		kept         int
+		abortedBatch int
+		markers      int
+		abortMarkers []int64
 	)
 	cut := func(end int64) {
 		if len(cur) == 0 {
@@ -154,7 +198,18 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		rowBase, cur, curSize, curMaxTs = end, nil, 0, 0
 	}
 	for i, d := range batches {
-		if d.skipped {
+		if d.drop && (i < len(batches)-1 || len(cur) > 0 || len(newRows) > 0) {
+			if d.h.Control() {
+				markers++
+				if d.abortAt >= 0 {
+					abortMarkers = append(abortMarkers, d.abortAt)
+				}
+			} else {
+				abortedBatch++
+			}
+			continue
+		}
+		if d.whole || d.drop { // a dropped batch kept only because a swap needs a row
 			if curSize > 0 && curSize+int64(len(d.raw)) > c.cfg.RowBytes {
 				cut(d.h.BaseOffset)
 			}
@@ -170,7 +225,7 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 			ts := d.h.BaseTimestamp + rec.TimestampDelta64
 			switch {
 			case rec.Key != nil && last[string(rec.Key)] != o:
-			case rec.Value == nil && ts < tombstoneCutoff:
+			case rec.Value == nil && ts < horizon:
 			default:
 				keep = append(keep, rec)
 				continue
@@ -197,7 +252,7 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		curMaxTs = max(curMaxTs, d.h.MaxTimestamp)
 	}
 	cut(rows[len(rows)-1].EndOffset)
-	if dropped == 0 && !slices.ContainsFunc(rows, func(s store.Segment) bool { return !strings.HasPrefix(s.ObjectKey, SegmentPrefix) }) {
+	if dropped == 0 && abortedBatch == 0 && markers == 0 && !slices.ContainsFunc(rows, func(s store.Segment) bool { return !strings.HasPrefix(s.ObjectKey, SegmentPrefix) }) {
 		return nil // nothing to do
 	}
 	obj, _ := bld.Finish()
@@ -212,7 +267,7 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 		return fmt.Errorf("compact: put %s: %w", key, err)
 	}
 	res.Objects++
-	ok, err := c.st.SwapSegments(ctx, pid, rows, newRows, key)
+	ok, err := c.st.SwapCompacted(ctx, pid, rows, newRows, key, abortMarkers)
 	if err != nil {
 		return err
 	}
@@ -225,7 +280,10 @@ func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[stri
 	res.Partitions++
 	res.Pieces += len(rows)
 	res.DroppedRecords += dropped
-	c.log.Debug("compacted by key", "partition", pid, "kept", kept, "dropped", dropped, "key", key)
+	res.AbortedBatches += abortedBatch
+	res.DroppedMarkers += markers
+	c.log.Debug("compacted by key", "partition", pid, "kept", kept, "dropped", dropped,
+		"aborted_batches", abortedBatch, "markers", markers, "key", key)
 	return nil
 }
 

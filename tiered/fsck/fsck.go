@@ -3,6 +3,13 @@
 // row that points into it, and every object Eddy wrote must be known to
 // the objects table. Check only reads; it reports, and deleting orphans is
 // garbage collection's job.
+//
+// It also checks the aborted-transaction index (aborted_txns) at or above
+// each partition's log start: every row's marker must be below the high
+// watermark and be a control batch of the row's producer at that offset in
+// the object the index points to (one ranged GET per index row holding
+// markers). A row whose marker is gone would make read_committed clients
+// drop its producer's later batches.
 package fsck
 
 import (
@@ -11,6 +18,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/gc"
@@ -37,11 +45,14 @@ type Report struct {
 	SizeMismatch []Problem // objects row size differs from the bucket
 	Orphans      []Problem // in the bucket, no objects row
 	Unreferenced []Problem // objects row and blob, no index row (awaiting GC)
+	// Aborted are aborted transactions whose marker is not in the log.
+	Aborted []Problem
 }
 
 // OK reports whether nothing referenced is damaged.
 func (r *Report) OK() bool {
-	return len(r.Missing) == 0 && len(r.Short) == 0 && len(r.Unregistered) == 0 && len(r.SizeMismatch) == 0
+	return len(r.Missing) == 0 && len(r.Short) == 0 && len(r.Unregistered) == 0 && len(r.SizeMismatch) == 0 &&
+		len(r.Aborted) == 0
 }
 
 // Clean reports OK and no garbage either.
@@ -96,7 +107,61 @@ func Check(ctx context.Context, st *store.Store, b bucket.Bucket, minOrphanAge t
 			r.Orphans = append(r.Orphans, Problem{k, fmt.Sprintf("%d bytes, modified %s", o.Size, o.Modified.UTC().Format(time.RFC3339))})
 		}
 	}
+	if err := checkAborted(ctx, st, b, listed, r); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// checkAborted finds the aborted transactions whose marker is not where
+// the index says; see the package doc.
+func checkAborted(ctx context.Context, st *store.Store, b bucket.Bucket, listed map[string]bucket.Object, r *Report) error {
+	refs, err := st.AbortedRefs(ctx)
+	if err != nil {
+		return err
+	}
+	type rowKey struct {
+		key string
+		pos int64
+	}
+	read := map[rowKey][]byte{}
+	for _, a := range refs {
+		bad := func(detail string) {
+			r.Aborted = append(r.Aborted, Problem{fmt.Sprintf("partition %d", a.PartitionID),
+				fmt.Sprintf("aborted transaction of producer %d [%d, %d]: %s", a.ProducerID, a.FirstOffset, a.LastOffset, detail)})
+		}
+		switch {
+		case a.LastOffset >= a.HighWatermark:
+			bad(fmt.Sprintf("marker at or above the high watermark %d", a.HighWatermark))
+			continue
+		case !a.InRow:
+			bad("no index row holds the marker's offset")
+			continue
+		}
+		if o, ok := listed[a.Row.ObjectKey]; !ok || o.Size < a.Row.Position+int64(a.Row.Length) {
+			continue // reported above as missing or short
+		}
+		k := rowKey{a.Row.ObjectKey, a.Row.Position}
+		data, ok := read[k]
+		if !ok {
+			if data, err = b.GetRange(ctx, a.Row.ObjectKey, a.Row.Position, int64(a.Row.Length)); err != nil {
+				return fmt.Errorf("fsck: read %s: %w", a.Row.ObjectKey, err)
+			}
+			read[k] = data
+		}
+		found := false
+		batch.Each(data, func(h batch.Header, raw []byte) bool {
+			if h.BaseOffset == a.LastOffset && h.Control() && h.ProducerID == a.ProducerID {
+				commit, _, err := batch.ParseControl(raw)
+				found = err == nil && !commit
+			}
+			return !found && h.BaseOffset < a.LastOffset
+		})
+		if !found {
+			bad(fmt.Sprintf("no abort marker of the producer at %d in %s", a.LastOffset, a.Row.ObjectKey))
+		}
+	}
+	return nil
 }
 
 // Print writes a human-readable report.
@@ -107,7 +172,7 @@ func (r *Report) Print(w io.Writer) {
 		ps   []Problem
 	}{
 		{"MISSING", r.Missing}, {"SHORT", r.Short}, {"UNREGISTERED", r.Unregistered},
-		{"SIZE MISMATCH", r.SizeMismatch}, {"orphan", r.Orphans}, {"unreferenced", r.Unreferenced},
+		{"SIZE MISMATCH", r.SizeMismatch}, {"ABORTED", r.Aborted}, {"orphan", r.Orphans}, {"unreferenced", r.Unreferenced},
 	} {
 		for _, p := range g.ps {
 			fmt.Fprintf(w, "%s %s: %s\n", g.name, p.Key, p.Detail)

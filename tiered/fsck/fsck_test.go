@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/batchtest"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/fsck"
 )
@@ -71,5 +73,44 @@ func TestCheckFindsDamage(t *testing.T) {
 	// and its commit.
 	if rep, _ := fsck.Check(ctx, e.St, e.Bucket, time.Hour); len(rep.Orphans) != 0 {
 		t.Fatalf("young blob reported as an orphan: %+v", rep.Orphans)
+	}
+}
+
+// An aborted transaction whose marker is not in the log (above the high
+// watermark, or not a marker of its producer where the index points) is
+// damage: read_committed clients would drop its producer's later batches.
+func TestCheckFindsAbortedTxnsWithoutMarker(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 1})
+	pid := e.Parts["t"][0]
+	m := e.Manager(t, nil, nil)
+	e.AppendTxn(t, m, pid, batchtest.Build(batchtest.Spec{N: 2, Key: []byte("k"), Value: []byte("v"),
+		Timestamp: 1000, ProducerID: 100, Transactional: true})) // 0-1
+	e.EndTxn(t, m, 100, false)                                               // 2
+	tieredtest.Append(t, m, pid, tieredtest.Batch(2, []byte("k"), 10, 1000)) // 3-4
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := fsck.Check(ctx, e.St, e.Bucket, 0); err != nil || !rep.Clean() {
+		t.Fatalf("healthy store: %v %+v", err, rep)
+	}
+	for _, a := range []store.AbortedTxn{
+		{ProducerID: 100, FirstOffset: 0, LastOffset: 1}, // data, not a marker
+		{ProducerID: 200, FirstOffset: 3, LastOffset: 4}, // not this producer's
+		{ProducerID: 100, FirstOffset: 3, LastOffset: 9}, // above the high watermark
+	} {
+		if err := e.St.PutAbortedTxnForTest(ctx, pid, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := fsck.Check(ctx, e.St, e.Bucket, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	t.Logf("report:\n%s", out.String())
+	if rep.OK() || len(rep.Aborted) != 3 || !strings.Contains(out.String(), "INCONSISTENT") {
+		t.Fatalf("aborted transactions without markers not found: %+v", rep)
 	}
 }
