@@ -405,34 +405,38 @@ func TestTxnTimeoutAbortInvisible(t *testing.T) {
 	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	dts, err := adm.DescribeTransactions(ctx, txnID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dt, ok := dts[txnID]
-	if !ok || dt.State != "Ongoing" || dt.ProducerID != rs[0].ProducerID || len(dt.Topics[topic]) != 1 {
-		t.Fatalf("DescribeTransactions of the open transaction: %+v", dts)
-	}
-	lts, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lt, ok := lts[txnID]; !ok || lt.ProducerID != rs[0].ProducerID {
-		t.Fatalf("ListTransactions(Ongoing) = %+v, want %s", lts, txnID)
-	}
-	dps, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen bool
-	dps.EachProducer(func(p kadm.DescribedProducer) {
-		if p.ProducerID == rs[0].ProducerID && p.CurrentTxnStartOffset == first {
-			seen = true
+	// Each broker learns leaderships from its routing view, so the admin
+	// requests may briefly meet one that does not know the new topic yet.
+	poll.Until(t, 30*time.Second, "kadm to show the open transaction and its producer", func() error {
+		dts, err := adm.DescribeTransactions(ctx, txnID)
+		if err != nil {
+			return err
 		}
+		if dt, ok := dts[txnID]; !ok || dt.State != "Ongoing" || dt.ProducerID != rs[0].ProducerID || len(dt.Topics[topic]) != 1 {
+			return fmt.Errorf("DescribeTransactions of the open transaction: %+v", dts)
+		}
+		lts, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+		if err != nil {
+			return err
+		}
+		if lt, ok := lts[txnID]; !ok || lt.ProducerID != rs[0].ProducerID {
+			return fmt.Errorf("ListTransactions(Ongoing) = %+v, want %s", lts, txnID)
+		}
+		dps, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}}})
+		if err != nil {
+			return err
+		}
+		var seen bool
+		dps.EachProducer(func(p kadm.DescribedProducer) {
+			if p.ProducerID == rs[0].ProducerID && p.CurrentTxnStartOffset == first {
+				seen = true
+			}
+		})
+		if !seen {
+			return fmt.Errorf("DescribeProducers does not show producer %d with its transaction open at %d: %+v", rs[0].ProducerID, first, dps)
+		}
+		return nil
 	})
-	if !seen {
-		t.Fatalf("DescribeProducers does not show producer %d with its transaction open at %d: %+v", rs[0].ProducerID, first, dps)
-	}
 	lso := func() (int64, int64) {
 		committed, err := adm.ListCommittedOffsets(ctx, topic)
 		if err != nil {
