@@ -62,7 +62,7 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
 	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
-	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.NoisyName+")")
+	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.TxnName+","+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
@@ -85,14 +85,14 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
 	if cfg.standard {
-		noisy := bench.StandardNoisy(cfg.scale)
-		bc.Workloads, bc.Noisy = bench.Standard(cfg.scale), &noisy
+		set := bench.StandardSet(cfg.scale)
 		if len(cfg.only) > 0 {
 			var err error
-			if bc.Workloads, bc.Noisy, err = bench.Only(bc.Workloads, bc.Noisy, cfg.only); err != nil {
+			if set, err = set.Only(cfg.only); err != nil {
 				return err
 			}
 		}
+		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
 	} else {
 		if len(cfg.only) > 0 {
 			return errors.New("--only selects from the standard set: use it with --standard")

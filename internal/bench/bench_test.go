@@ -207,16 +207,65 @@ func TestNoisy(t *testing.T) {
 }
 
 func TestOnly(t *testing.T) {
-	noisy := bench.StandardNoisy(1)
-	ws, n, err := bench.Only(bench.Standard(1), &noisy, []string{bench.NoisyName})
-	if err != nil || len(ws) != 0 || n == nil {
-		t.Fatalf("Only(noisy) = %d workloads, %v, %v", len(ws), n, err)
+	set := bench.StandardSet(1)
+	s, err := set.Only([]string{bench.NoisyName})
+	if err != nil || len(s.Workloads) != 0 || s.Noisy == nil || s.Txn != nil {
+		t.Fatalf("Only(noisy) = %+v, %v", s, err)
 	}
-	ws, n, err = bench.Only(bench.Standard(1), &noisy, []string{"max-throughput"})
-	if err != nil || len(ws) != 1 || ws[0].Name != "max-throughput" || n != nil {
-		t.Fatalf("Only(max-throughput) = %v, %v, %v", ws, n, err)
+	s, err = set.Only([]string{"max-throughput"})
+	if err != nil || len(s.Workloads) != 1 || s.Workloads[0].Name != "max-throughput" || s.Noisy != nil || s.Txn != nil {
+		t.Fatalf("Only(max-throughput) = %+v, %v", s, err)
 	}
-	if _, _, err := bench.Only(bench.Standard(1), &noisy, []string{"nope"}); err == nil || !strings.Contains(err.Error(), bench.NoisyName) {
+	s, err = set.Only([]string{bench.TxnName})
+	if err != nil || len(s.Workloads) != 0 || s.Noisy != nil || s.Txn == nil {
+		t.Fatalf("Only(transactions) = %+v, %v", s, err)
+	}
+	if _, err := set.Only([]string{"nope"}); err == nil || !strings.Contains(err.Error(), bench.NoisyName) || !strings.Contains(err.Error(), bench.TxnName) {
 		t.Fatalf("Only(nope): %v, want an error listing the names", err)
+	}
+}
+
+// TestTxn runs a short transactions scenario against a real stack and
+// kfake: both commit, every figure is there, and the report carries the
+// table and its sentence.
+func TestTxn(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2})
+	x := bench.StandardTxn(0.1)
+	x.RecordsPerTxn = 100
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Peer: true, Txn: &x,
+		Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Txn
+	if c == nil || c.Eddy == nil || c.Peer == nil || len(rep.Runs) != 0 {
+		t.Fatalf("transactions %+v, runs %d", c, len(rep.Runs))
+	}
+	for _, r := range []*bench.TxnResult{c.Eddy, c.Peer} {
+		if r.Committed == 0 || r.Records != r.Committed*int64(x.RecordsPerTxn) || r.MBPerSec <= 0 || r.TxnPerSec <= 0 {
+			t.Errorf("%s: %+v", r.Target, r)
+		}
+		for name, p := range map[string]bench.Percentiles{"commit": r.Commit, "EndTxn": r.EndTxn, "transaction": r.Transaction} {
+			if p.Count == 0 || p.P50 <= 0 || p.P50 > p.P99 {
+				t.Errorf("%s: %s latency %+v", r.Target, name, p)
+			}
+		}
+		// Every commit sends one EndTxn (or more, retried).
+		if int64(r.EndTxn.Count) < r.Committed {
+			t.Errorf("%s: %d EndTxn requests for %d commits", r.Target, r.EndTxn.Count, r.Committed)
+		}
+	}
+	if c.Throughput <= 0 || c.CommitP99 <= 0 {
+		t.Errorf("ratios %v %v", c.Throughput, c.CommitP99)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, nil)
+	for _, want := range []string{"### Transactions", "| eddy / kfake |", "transactional producers committing", "| transactions |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
 	}
 }

@@ -154,12 +154,15 @@ func (h *throttleHook) result() Throttle {
 	return t
 }
 
-// requestHook times produce requests from being written to their
-// response being read.
-type requestHook struct{ lat latencies }
+// requestHook times requests of one kind (key; the zero value times
+// produce requests) from being written to their response being read.
+type requestHook struct {
+	key int16
+	lat latencies
+}
 
 func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
-	if key == int16(kmsg.Produce) && e.Err() == nil {
+	if key == h.key && e.Err() == nil {
 		h.lat.add(e.TimeToWrite + e.ReadWait + e.TimeToRead)
 	}
 }
