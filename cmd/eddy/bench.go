@@ -23,6 +23,8 @@ type benchConfig struct {
 	standard    bool
 	only        []string
 	scale       float64
+	noisyMBps   int32
+	noisyInProc bool
 	workload    bench.Workload
 	peer        bool
 	limits      bool
@@ -64,6 +66,8 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
 	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.TxnName+","+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
+	fs.Int32Var(&cfg.noisyMBps, "noisy-ingress-mbps", bench.StandardNoisy(1).NoisyIngressMBps, "ingress limit of the noisy-neighbour scenario's tenant A, MB/s over the pool (0: a new cluster's default)")
+	fs.BoolVar(&cfg.noisyInProc, "noisy-in-process", false, "run the noisy-neighbour scenario's tenant A in the bench's process rather than a worker process (its clients then take CPU from tenant B's)")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
 	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
@@ -92,6 +96,9 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 				return err
 			}
 		}
+		if set.Noisy != nil {
+			set.Noisy.NoisyIngressMBps, set.Noisy.NoisyProcess = cfg.noisyMBps, !cfg.noisyInProc
+		}
 		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
 	} else {
 		if len(cfg.only) > 0 {
@@ -99,6 +106,11 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		}
 		bc.Workloads = []bench.Workload{cfg.workload}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bc.Worker = []string{self, "bench-worker"}
 	if cfg.startStack {
 		if len(cfg.bootstrap) > 0 {
 			return errors.New("--start-stack and --bootstrap exclude each other")
@@ -114,10 +126,6 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		}
 		// Postgres runs as its own user when we are root; it must reach dir.
 		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-		self, err := os.Executable()
-		if err != nil {
 			return err
 		}
 		bc.Progress("starting eddy dev in " + dir)
@@ -199,5 +207,20 @@ func progressPrinter(w *os.File) func(string) {
 			return
 		}
 		io.WriteString(w, line+"\n")
+	}
+}
+
+// newBenchWorkerCmd is the child process eddy bench runs the noisy
+// neighbour's producers in (bench.Worker): a job on stdin, the result on
+// stdout, progress on stderr.
+func newBenchWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "bench-worker",
+		Short:  "Run one produce phase for eddy bench (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.Worker(cmd.Context(), os.Stdin, os.Stdout, func(line string) { fmt.Fprintln(os.Stderr, line) })
+		},
 	}
 }

@@ -212,7 +212,10 @@ type Config struct {
 	Workloads   []Workload    // run in order
 	Txn         *Txn          // the transactions scenario, after the workloads (and against the peer)
 	Noisy       *Noisy        // the noisy-neighbour scenario, last (needs DatabaseURL)
-	Progress    func(line string)
+	// Worker starts a worker process (argv): `eddy bench-worker`, or a
+	// test binary that runs Worker. Needed by Noisy.NoisyProcess.
+	Worker   []string
+	Progress func(line string)
 }
 
 // Validate reports the first invalid setting.
@@ -231,6 +234,9 @@ func (c Config) Validate() error {
 	if c.Noisy != nil {
 		if err := c.Noisy.Validate(); err != nil {
 			return err
+		}
+		if c.Noisy.NoisyProcess && len(c.Worker) == 0 {
+			return fmt.Errorf("bench: %s runs tenant A in a worker process: no worker command", c.Noisy.Name)
 		}
 		if c.DatabaseURL == "" {
 			return fmt.Errorf("bench: %s creates its two tenants in Eddy's database: --database-url or --start-stack", c.Noisy.Name)

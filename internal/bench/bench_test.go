@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -16,7 +17,18 @@ import (
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The test binary is the noisy-neighbour scenario's worker process too,
+	// as eddy is with `eddy bench-worker`.
+	if len(os.Args) > 1 && os.Args[1] == "bench-worker" {
+		if err := bench.Worker(context.Background(), os.Stdin, os.Stdout, func(l string) { fmt.Fprintln(os.Stderr, l) }); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
 
 // TestRun runs a short workload against a real stack and kfake and checks
 // that every figure is there and every produced record was consumed.
@@ -171,38 +183,48 @@ func TestStandardSet(t *testing.T) {
 	}
 }
 
-// TestNoisy runs a short noisy-neighbour scenario against a real stack:
-// both tenants are made, B is measured in both phases, A is throttled or
-// not but counted, and the report carries the table and its sentence.
+// TestNoisy runs a short noisy-neighbour scenario against a real stack,
+// with tenant A's producers in the test's process and in a worker process
+// (the test binary): both tenants are made, B is measured in both phases,
+// A is throttled or not but counted, and the report carries the table and
+// its sentence.
 func TestNoisy(t *testing.T) {
 	url := pgtest.URL(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, BrokerArgs: []string{"--sasl-mechanisms=PLAIN"}})
-	n := bench.StandardNoisy(0.1)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), DatabaseURL: url, Noisy: &n,
-		Progress: func(l string) { t.Log(l) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rep.Noisy
-	if r == nil || len(rep.Runs) != 0 {
-		t.Fatalf("noisy result %+v, runs %d", r, len(rep.Runs))
-	}
-	for name, x := range map[string]*bench.Result{"B alone": r.QuietAlone, "B shared": r.QuietShared, "A": r.Noisy} {
-		if x == nil || x.Acked == 0 || x.Failed != 0 || x.ProduceLatency.P99 <= 0 {
-			t.Errorf("%s: %+v", name, x)
-		}
-	}
-	if r.Noisy.MBPerSec <= r.QuietShared.MBPerSec || r.P99Ratio <= 0 || r.Throttle.Responses == 0 {
-		t.Errorf("A %.1f MB/s, B %.1f MB/s, ratio %v, throttle %+v", r.Noisy.MBPerSec, r.QuietShared.MBPerSec, r.P99Ratio, r.Throttle)
-	}
-	var md bytes.Buffer
-	rep.WriteMarkdown(&md, nil)
-	for _, want := range []string{"### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |"} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
-		}
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprintf("process=%v", process), func(t *testing.T) {
+			n := bench.StandardNoisy(0.1)
+			n.NoisyProcess = process
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), DatabaseURL: url, Noisy: &n,
+				Worker: []string{os.Args[0], "bench-worker"}, Progress: func(l string) { t.Log(l) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rep.Noisy
+			if r == nil || len(rep.Runs) != 0 {
+				t.Fatalf("noisy result %+v, runs %d", r, len(rep.Runs))
+			}
+			for name, x := range map[string]*bench.Result{"B alone": r.QuietAlone, "B shared": r.QuietShared, "A": r.Noisy} {
+				if x == nil || x.Acked == 0 || x.Failed != 0 || x.ProduceLatency.P99 <= 0 {
+					t.Errorf("%s: %+v", name, x)
+				}
+			}
+			if r.Noisy.MBPerSec <= r.QuietShared.MBPerSec || r.P99Ratio <= 0 || r.Throttle.Responses == 0 {
+				t.Errorf("A %.1f MB/s, B %.1f MB/s, ratio %v, throttle %+v", r.Noisy.MBPerSec, r.QuietShared.MBPerSec, r.P99Ratio, r.Throttle)
+			}
+			if r.NoisyIngressMBps != n.NoisyIngressMBps {
+				t.Errorf("A's ingress limit %d, want %d", r.NoisyIngressMBps, n.NoisyIngressMBps)
+			}
+			var md bytes.Buffer
+			rep.WriteMarkdown(&md, nil)
+			for _, want := range []string{"### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |"} {
+				if !strings.Contains(md.String(), want) {
+					t.Errorf("markdown lacks %q:\n%s", want, md.String())
+				}
+			}
+		})
 	}
 }
 

@@ -131,6 +131,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Noisy != nil {
 		out = append(out, r.Noisy.table())
+		if t := r.Noisy.flushTable(); t != nil {
+			out = append(out, t)
+		}
 	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)

@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Noisy != nil {
 		var err error
-		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, progress); err != nil {
+		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, cfg.Worker, progress); err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Noisy.Name, err)
 		}
 	}
