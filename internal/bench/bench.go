@@ -18,6 +18,11 @@
 //	           broker CPU-seconds per GiB, from /metrics and pg_stat_database
 //	limits     loopback TCP MB/s for RecordSize writes, fsync'd disk MB/s
 //
+// Two scenarios run after the workloads: transactions (Txn: committed
+// throughput and commit latency, on Eddy and kfake) and the noisy
+// neighbour (Noisy: one tenant's latency while another saturates its
+// quota, Eddy only).
+//
 // Every produced record carries its send time (nanoseconds) in a header,
 // so end-to-end latency is not limited to Kafka's millisecond timestamps.
 //
