@@ -217,13 +217,7 @@ func TestNoisy(t *testing.T) {
 			if r.NoisyIngressMBps != n.NoisyIngressMBps {
 				t.Errorf("A's ingress limit %d, want %d", r.NoisyIngressMBps, n.NoisyIngressMBps)
 			}
-			var md bytes.Buffer
-			rep.WriteMarkdown(&md, nil)
-			for _, want := range []string{"### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |"} {
-				if !strings.Contains(md.String(), want) {
-					t.Errorf("markdown lacks %q:\n%s", want, md.String())
-				}
-			}
+			wantMarkdown(t, rep, "### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |")
 		})
 	}
 }
@@ -283,9 +277,16 @@ func TestTxn(t *testing.T) {
 	if c.Throughput <= 0 || c.CommitP99 <= 0 {
 		t.Errorf("ratios %v %v", c.Throughput, c.CommitP99)
 	}
+	wantMarkdown(t, rep, "### Transactions", "| eddy / kfake |", "transactional producers committing", "| transactions |")
+}
+
+// wantMarkdown checks that rep's Markdown (without charts) holds every
+// one of wants.
+func wantMarkdown(t *testing.T, rep *bench.Report, wants ...string) {
+	t.Helper()
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md, nil)
-	for _, want := range []string{"### Transactions", "| eddy / kfake |", "transactional producers committing", "| transactions |"} {
+	for _, want := range wants {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

@@ -268,7 +268,6 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, worker []string, progre
 
 	quiet, noisy := n.quiet(), n.noisy()
 	// B's two phases each time its requests with a hook of their own.
-	withHook := func(tg target, h *requestHook) target { return withHookOf(tg, h) }
 	var aloneReqs, sharedReqs requestHook
 	// phaseB runs one of B's phases and the brokers' flushes during it.
 	phaseB := func(res *Result, reqs *requestHook) (*Flushes, error) {
@@ -276,7 +275,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, worker []string, progre
 		if err != nil {
 			return nil, err
 		}
-		if err := producePhase(ctx, withHook(b, reqs), quiet, topics[b.name], res, progress); err != nil {
+		if err := producePhase(ctx, withHookOf(b, reqs), quiet, topics[b.name], res, progress); err != nil {
 			return nil, err
 		}
 		after, err := snapshot(ctx, eddy)
@@ -294,7 +293,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, worker []string, progre
 	aDone := make(chan error, 1)
 	go func() {
 		if n.NoisyProcess {
-			job := workerJob{Seeds: a.seeds, User: tenants[0].user, Pass: tenants[0].pass, Workload: noisy, Topic: topics[a.name]}
+			job := workerJob{Name: a.name, Seeds: a.seeds, User: tenants[0].user, Pass: tenants[0].pass, Workload: noisy, Topic: topics[a.name]}
 			var err error
 			aRes, err = runWorker(actx, worker, job, progress)
 			aDone <- err
@@ -311,6 +310,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, worker []string, progre
 	case err := <-aDone:
 		return nil, fmt.Errorf("tenant A stopped during its warm-up: %w", err)
 	case <-ctx.Done():
+		<-aDone
 		return nil, ctx.Err()
 	}
 	res.QuietShared = &Result{Target: "tenant B, A at full speed"}

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -98,28 +97,15 @@ const txnAttempts = 3
 
 // runTxn runs the scenario against tg.
 func runTxn(ctx context.Context, tg target, x Txn, progress func(string)) (*TxnResult, error) {
-	admCl, err := tg.client()
+	suffix := strings.ToLower(rand.Text()[:6])
+	topic := fmt.Sprintf("bench-%s-%s", x.Name, suffix)
+	_, drop, err := tempTopic(ctx, tg, topic, x.Partitions)
 	if err != nil {
 		return nil, err
 	}
-	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
-	suffix := strings.ToLower(rand.Text()[:6])
-	topic := fmt.Sprintf("bench-%s-%s", x.Name, suffix)
-	if err := createTopic(ctx, adm, topic, x.Partitions); err != nil {
-		return nil, fmt.Errorf("%s: create topic: %w", tg.name, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		adm.DeleteTopics(dctx, topic)
-	}()
+	defer drop()
 
-	values := make([][]byte, 64)
-	for i := range values {
-		values[i] = make([]byte, x.RecordSize)
-		rand.Read(values[i])
-	}
+	values := randomValues(x.RecordSize)
 	endTxn := &requestHook{key: int16(kmsg.EndTxn)}
 	var (
 		committed, aborted, records atomic.Int64

@@ -26,6 +26,7 @@ import (
 
 // workerJob is one produce phase for a worker.
 type workerJob struct {
+	Name     string   `json:"name"` // of the target, in progress lines
 	Seeds    []string `json:"seeds"`
 	User     string   `json:"user"` // SASL/PLAIN; empty: none
 	Pass     string   `json:"pass"`
@@ -48,7 +49,7 @@ func Worker(ctx context.Context, in io.Reader, out io.Writer, progress func(stri
 	if err := json.NewDecoder(in).Decode(&job); err != nil {
 		return fmt.Errorf("bench: worker job: %w", err)
 	}
-	tg := target{name: "worker", seeds: job.Seeds}
+	tg := target{name: job.Name, seeds: job.Seeds}
 	if job.User != "" {
 		tg.opts = append(tg.opts, kgo.SASL(plain.Auth{User: job.User, Pass: job.Pass}.AsMechanism()))
 	}
