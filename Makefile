@@ -119,13 +119,15 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 	fi
 	TF_ACC=1 $(GO) test -count=1 -timeout 15m -v -run 'TestAcceptance|TestDocs' ./terraform/...
 
-# bench runs `eddy bench`'s standard set (internal/bench.Standard) against
+# bench runs `eddy bench`'s standard set (internal/bench.StandardSet) against
 # a stack it starts itself (`eddy dev` on free ports in a temporary
 # directory), side by side with franz-go's kfake and the machine's limits,
-# then the noisy-neighbour scenario (two tenants, Eddy only), and rewrites
+# then the transactions scenario (Eddy and kfake), then the noisy-neighbour
+# scenario (two tenants, Eddy only; tenant A's producers run in an
+# `eddy bench-worker` child process), and rewrites
 # docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
-# report goes to bin/benchmarks.json. About 6 minutes; `eddy bench
-# --start-stack --standard --only noisy-neighbour` runs one part. The Go
+# report goes to bin/benchmarks.json. About 7 minutes; `eddy bench
+# --start-stack --standard --only transactions,noisy-neighbour` runs some. The Go
 # micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
 	@mkdir -p docs

@@ -23,6 +23,8 @@ type benchConfig struct {
 	standard    bool
 	only        []string
 	scale       float64
+	noisyMBps   int32
+	noisyInProc bool
 	workload    bench.Workload
 	peer        bool
 	limits      bool
@@ -62,8 +64,10 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
 	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
-	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.NoisyName+")")
+	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.TxnName+","+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
+	fs.Int32Var(&cfg.noisyMBps, "noisy-ingress-mbps", bench.StandardNoisy(1).NoisyIngressMBps, "ingress limit of the noisy-neighbour scenario's tenant A, MB/s over the pool (0: a new cluster's default)")
+	fs.BoolVar(&cfg.noisyInProc, "noisy-in-process", false, "run the noisy-neighbour scenario's tenant A in the bench's process rather than a worker process (its clients then take CPU from tenant B's)")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
 	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
@@ -85,20 +89,28 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
 	if cfg.standard {
-		noisy := bench.StandardNoisy(cfg.scale)
-		bc.Workloads, bc.Noisy = bench.Standard(cfg.scale), &noisy
+		set := bench.StandardSet(cfg.scale)
 		if len(cfg.only) > 0 {
 			var err error
-			if bc.Workloads, bc.Noisy, err = bench.Only(bc.Workloads, bc.Noisy, cfg.only); err != nil {
+			if set, err = set.Only(cfg.only); err != nil {
 				return err
 			}
 		}
+		if set.Noisy != nil {
+			set.Noisy.NoisyIngressMBps, set.Noisy.NoisyProcess = cfg.noisyMBps, !cfg.noisyInProc
+		}
+		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
 	} else {
 		if len(cfg.only) > 0 {
 			return errors.New("--only selects from the standard set: use it with --standard")
 		}
 		bc.Workloads = []bench.Workload{cfg.workload}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bc.Worker = []string{self, "bench-worker"}
 	if cfg.startStack {
 		if len(cfg.bootstrap) > 0 {
 			return errors.New("--start-stack and --bootstrap exclude each other")
@@ -114,10 +126,6 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		}
 		// Postgres runs as its own user when we are root; it must reach dir.
 		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-		self, err := os.Executable()
-		if err != nil {
 			return err
 		}
 		bc.Progress("starting eddy dev in " + dir)
@@ -199,5 +207,20 @@ func progressPrinter(w *os.File) func(string) {
 			return
 		}
 		io.WriteString(w, line+"\n")
+	}
+}
+
+// newBenchWorkerCmd is the child process eddy bench runs the noisy
+// neighbour's producers in (bench.Worker): a job on stdin, the result on
+// stdout, progress on stderr.
+func newBenchWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "bench-worker",
+		Short:  "Run one produce phase for eddy bench (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.Worker(cmd.Context(), os.Stdin, os.Stdout, func(line string) { fmt.Fprintln(os.Stderr, line) })
+		},
 	}
 }

@@ -54,7 +54,7 @@ func newRoot() *cobra.Command {
 	root.SetVersionTemplate("eddy {{.Version}}\n")
 	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lf.format, "log-format", "text", "text or json")
-	root.AddCommand(newDevCmd(), newBrokerCmd(), newControlPlaneCmd(), newMigrateCmd(), newBenchCmd())
+	root.AddCommand(newDevCmd(), newBrokerCmd(), newControlPlaneCmd(), newMigrateCmd(), newBenchCmd(), newBenchWorkerCmd())
 	root.AddCommand(newFsckCmd())
 	root.AddCommand(tenantCommands()...)
 	return root

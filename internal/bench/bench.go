@@ -18,6 +18,11 @@
 //	           broker CPU-seconds per GiB, from /metrics and pg_stat_database
 //	limits     loopback TCP MB/s for RecordSize writes, fsync'd disk MB/s
 //
+// Two scenarios run after the workloads: transactions (Txn: committed
+// throughput and commit latency, on Eddy and kfake) and the noisy
+// neighbour (Noisy: one tenant's latency while another saturates its
+// quota, Eddy only).
+//
 // Every produced record carries its send time (nanoseconds) in a header,
 // so end-to-end latency is not limited to Kafka's millisecond timestamps.
 //
@@ -146,33 +151,58 @@ func Standard(scale float64) []Workload {
 	return out
 }
 
-// Only keeps the workloads of a set, and its noisy-neighbour scenario,
-// that names lists; a name that matches none is an error.
-func Only(ws []Workload, noisy *Noisy, names []string) ([]Workload, *Noisy, error) {
-	var out []Workload
-	var keepNoisy *Noisy
+// Set is what one run measures: the workloads one after the other, then
+// the transactions scenario, then the noisy-neighbour scenario (nil: not
+// run).
+type Set struct {
+	Workloads []Workload
+	Txn       *Txn
+	Noisy     *Noisy
+}
+
+// StandardSet is the set `make bench` runs: Standard, StandardTxn and
+// StandardNoisy.
+func StandardSet(scale float64) Set {
+	txn, noisy := StandardTxn(scale), StandardNoisy(scale)
+	return Set{Workloads: Standard(scale), Txn: &txn, Noisy: &noisy}
+}
+
+// Only keeps the workloads and scenarios of s that names lists; a name
+// that matches none is an error.
+func (s Set) Only(names []string) (Set, error) {
+	var out Set
 	for _, name := range names {
 		found := false
-		for _, w := range ws {
+		for _, w := range s.Workloads {
 			if w.Name == name {
-				out, found = append(out, w), true
+				out.Workloads, found = append(out.Workloads, w), true
 			}
 		}
-		if noisy != nil && noisy.Name == name {
-			keepNoisy, found = noisy, true
+		if s.Txn != nil && s.Txn.Name == name {
+			out.Txn, found = s.Txn, true
+		}
+		if s.Noisy != nil && s.Noisy.Name == name {
+			out.Noisy, found = s.Noisy, true
 		}
 		if !found {
-			known := []string{}
-			for _, w := range ws {
-				known = append(known, w.Name)
-			}
-			if noisy != nil {
-				known = append(known, noisy.Name)
-			}
-			return nil, nil, fmt.Errorf("bench: no workload %q in the set (%s)", name, strings.Join(known, ", "))
+			return Set{}, fmt.Errorf("bench: no workload %q in the set (%s)", name, strings.Join(s.names(), ", "))
 		}
 	}
-	return out, keepNoisy, nil
+	return out, nil
+}
+
+func (s Set) names() []string {
+	var known []string
+	for _, w := range s.Workloads {
+		known = append(known, w.Name)
+	}
+	if s.Txn != nil {
+		known = append(known, s.Txn.Name)
+	}
+	if s.Noisy != nil {
+		known = append(known, s.Noisy.Name)
+	}
+	return known
 }
 
 // Config is everything one Run needs.
@@ -185,8 +215,12 @@ type Config struct {
 	LimitsDir   string        // where the disk test writes (default: the OS temp dir)
 	LimitTime   time.Duration // of each limit measurement (default 3s)
 	Workloads   []Workload    // run in order
-	Noisy       *Noisy        // the noisy-neighbour scenario, after the workloads (needs DatabaseURL)
-	Progress    func(line string)
+	Txn         *Txn          // the transactions scenario, after the workloads (and against the peer)
+	Noisy       *Noisy        // the noisy-neighbour scenario, last (needs DatabaseURL)
+	// Worker starts a worker process (argv): `eddy bench-worker`, or a
+	// test binary that runs Worker. Needed by Noisy.NoisyProcess.
+	Worker   []string
+	Progress func(line string)
 }
 
 // Validate reports the first invalid setting.
@@ -194,12 +228,20 @@ func (c Config) Validate() error {
 	if len(c.Bootstrap) == 0 {
 		return errors.New("bench: no Eddy bootstrap brokers (--bootstrap or --start-stack)")
 	}
-	if len(c.Workloads) == 0 && c.Noisy == nil {
+	if len(c.Workloads) == 0 && c.Txn == nil && c.Noisy == nil {
 		return errors.New("bench: no workloads")
+	}
+	if c.Txn != nil {
+		if err := c.Txn.Validate(); err != nil {
+			return err
+		}
 	}
 	if c.Noisy != nil {
 		if err := c.Noisy.Validate(); err != nil {
 			return err
+		}
+		if c.Noisy.NoisyProcess && len(c.Worker) == 0 {
+			return fmt.Errorf("bench: %s runs tenant A in a worker process: no worker command", c.Noisy.Name)
 		}
 		if c.DatabaseURL == "" {
 			return fmt.Errorf("bench: %s creates its two tenants in Eddy's database: --database-url or --start-stack", c.Noisy.Name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -16,7 +17,18 @@ import (
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// The test binary is the noisy-neighbour scenario's worker process too,
+	// as eddy is with `eddy bench-worker`.
+	if len(os.Args) > 1 && os.Args[1] == "bench-worker" {
+		if err := bench.Worker(context.Background(), os.Stdin, os.Stdout, func(l string) { fmt.Fprintln(os.Stderr, l) }); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
 
 // TestRun runs a short workload against a real stack and kfake and checks
 // that every figure is there and every produced record was consumed.
@@ -171,52 +183,112 @@ func TestStandardSet(t *testing.T) {
 	}
 }
 
-// TestNoisy runs a short noisy-neighbour scenario against a real stack:
-// both tenants are made, B is measured in both phases, A is throttled or
-// not but counted, and the report carries the table and its sentence.
+// TestNoisy runs a short noisy-neighbour scenario against a real stack,
+// with tenant A's producers in the test's process and in a worker process
+// (the test binary): both tenants are made, B is measured in both phases,
+// A is throttled or not but counted, and the report carries the table and
+// its sentence.
 func TestNoisy(t *testing.T) {
 	url := pgtest.URL(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, BrokerArgs: []string{"--sasl-mechanisms=PLAIN"}})
-	n := bench.StandardNoisy(0.1)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), DatabaseURL: url, Noisy: &n,
-		Progress: func(l string) { t.Log(l) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rep.Noisy
-	if r == nil || len(rep.Runs) != 0 {
-		t.Fatalf("noisy result %+v, runs %d", r, len(rep.Runs))
-	}
-	for name, x := range map[string]*bench.Result{"B alone": r.QuietAlone, "B shared": r.QuietShared, "A": r.Noisy} {
-		if x == nil || x.Acked == 0 || x.Failed != 0 || x.ProduceLatency.P99 <= 0 {
-			t.Errorf("%s: %+v", name, x)
-		}
-	}
-	if r.Noisy.MBPerSec <= r.QuietShared.MBPerSec || r.P99Ratio <= 0 || r.Throttle.Responses == 0 {
-		t.Errorf("A %.1f MB/s, B %.1f MB/s, ratio %v, throttle %+v", r.Noisy.MBPerSec, r.QuietShared.MBPerSec, r.P99Ratio, r.Throttle)
-	}
-	var md bytes.Buffer
-	rep.WriteMarkdown(&md, nil)
-	for _, want := range []string{"### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |"} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
-		}
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprintf("process=%v", process), func(t *testing.T) {
+			n := bench.StandardNoisy(0.1)
+			n.NoisyProcess = process
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), DatabaseURL: url, Noisy: &n,
+				Worker: []string{os.Args[0], "bench-worker"}, Progress: func(l string) { t.Log(l) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rep.Noisy
+			if r == nil || len(rep.Runs) != 0 {
+				t.Fatalf("noisy result %+v, runs %d", r, len(rep.Runs))
+			}
+			for name, x := range map[string]*bench.Result{"B alone": r.QuietAlone, "B shared": r.QuietShared, "A": r.Noisy} {
+				if x == nil || x.Acked == 0 || x.Failed != 0 || x.ProduceLatency.P99 <= 0 {
+					t.Errorf("%s: %+v", name, x)
+				}
+			}
+			if r.Noisy.MBPerSec <= r.QuietShared.MBPerSec || r.P99Ratio <= 0 || r.Throttle.Responses == 0 {
+				t.Errorf("A %.1f MB/s, B %.1f MB/s, ratio %v, throttle %+v", r.Noisy.MBPerSec, r.QuietShared.MBPerSec, r.P99Ratio, r.Throttle)
+			}
+			if r.NoisyIngressMBps != n.NoisyIngressMBps {
+				t.Errorf("A's ingress limit %d, want %d", r.NoisyIngressMBps, n.NoisyIngressMBps)
+			}
+			wantMarkdown(t, rep, "### Noisy neighbour", "| A at full speed |", "tenant B's p99 produce latency", "| noisy-neighbour |")
+		})
 	}
 }
 
 func TestOnly(t *testing.T) {
-	noisy := bench.StandardNoisy(1)
-	ws, n, err := bench.Only(bench.Standard(1), &noisy, []string{bench.NoisyName})
-	if err != nil || len(ws) != 0 || n == nil {
-		t.Fatalf("Only(noisy) = %d workloads, %v, %v", len(ws), n, err)
+	set := bench.StandardSet(1)
+	s, err := set.Only([]string{bench.NoisyName})
+	if err != nil || len(s.Workloads) != 0 || s.Noisy == nil || s.Txn != nil {
+		t.Fatalf("Only(noisy) = %+v, %v", s, err)
 	}
-	ws, n, err = bench.Only(bench.Standard(1), &noisy, []string{"max-throughput"})
-	if err != nil || len(ws) != 1 || ws[0].Name != "max-throughput" || n != nil {
-		t.Fatalf("Only(max-throughput) = %v, %v, %v", ws, n, err)
+	s, err = set.Only([]string{"max-throughput"})
+	if err != nil || len(s.Workloads) != 1 || s.Workloads[0].Name != "max-throughput" || s.Noisy != nil || s.Txn != nil {
+		t.Fatalf("Only(max-throughput) = %+v, %v", s, err)
 	}
-	if _, _, err := bench.Only(bench.Standard(1), &noisy, []string{"nope"}); err == nil || !strings.Contains(err.Error(), bench.NoisyName) {
+	s, err = set.Only([]string{bench.TxnName})
+	if err != nil || len(s.Workloads) != 0 || s.Noisy != nil || s.Txn == nil {
+		t.Fatalf("Only(transactions) = %+v, %v", s, err)
+	}
+	if _, err := set.Only([]string{"nope"}); err == nil || !strings.Contains(err.Error(), bench.NoisyName) || !strings.Contains(err.Error(), bench.TxnName) {
 		t.Fatalf("Only(nope): %v, want an error listing the names", err)
+	}
+}
+
+// TestTxn runs a short transactions scenario against a real stack and
+// kfake: both commit, every figure is there, and the report carries the
+// table and its sentence.
+func TestTxn(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2})
+	x := bench.StandardTxn(0.1)
+	x.RecordsPerTxn = 100
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Peer: true, Txn: &x,
+		Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Txn
+	if c == nil || c.Eddy == nil || c.Peer == nil || len(rep.Runs) != 0 {
+		t.Fatalf("transactions %+v, runs %d", c, len(rep.Runs))
+	}
+	for _, r := range []*bench.TxnResult{c.Eddy, c.Peer} {
+		if r.Committed == 0 || r.Records != r.Committed*int64(x.RecordsPerTxn) || r.MBPerSec <= 0 || r.TxnPerSec <= 0 {
+			t.Errorf("%s: %+v", r.Target, r)
+		}
+		for name, p := range map[string]bench.Percentiles{"commit": r.Commit, "EndTxn": r.EndTxn, "transaction": r.Transaction} {
+			if p.Count == 0 || p.P50 <= 0 || p.P50 > p.P99 {
+				t.Errorf("%s: %s latency %+v", r.Target, name, p)
+			}
+		}
+		// Every commit sends one EndTxn (or more, retried).
+		if int64(r.EndTxn.Count) < r.Committed {
+			t.Errorf("%s: %d EndTxn requests for %d commits", r.Target, r.EndTxn.Count, r.Committed)
+		}
+	}
+	if c.Throughput <= 0 || c.CommitP99 <= 0 {
+		t.Errorf("ratios %v %v", c.Throughput, c.CommitP99)
+	}
+	wantMarkdown(t, rep, "### Transactions", "| eddy / kfake |", "transactional producers committing", "| transactions |")
+}
+
+// wantMarkdown checks that rep's Markdown (without charts) holds every
+// one of wants.
+func wantMarkdown(t *testing.T, rep *bench.Report, wants ...string) {
+	t.Helper()
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md, nil)
+	for _, want := range wants {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
 	}
 }

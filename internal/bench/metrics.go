@@ -24,6 +24,7 @@ type counters struct {
 	cpu      float64 // process_cpu_seconds_total
 	flushSum float64 // eddy_flush_seconds_sum
 	flushN   float64 // eddy_flush_seconds_count
+	flushB   float64 // eddy_flush_bytes_sum
 	xacts    float64 // pg_stat_database.xact_commit; -1 unknown
 }
 
@@ -57,6 +58,8 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 				c.flushSum += s.value
 			case "eddy_flush_seconds_count":
 				c.flushN += s.value
+			case "eddy_flush_bytes_sum":
+				c.flushB += s.value
 			}
 		}
 	}
@@ -111,6 +114,28 @@ func cost(a, b counters, res *Result, recordSize int) *Cost {
 		c.PGXactsPerSec = (b.xacts - a.xacts) / secs
 	}
 	return c
+}
+
+// Flushes are the brokers' flushes between two snapshots, over all brokers.
+type Flushes struct {
+	PerSec   float64 `json:"flushes_per_sec"`
+	MeanMs   float64 `json:"flush_mean_ms"`    // to PUT and commit one flush
+	MeanKiB  float64 `json:"flush_mean_kib"`   // record batches per flushed object
+	CPUCores float64 `json:"broker_cpu_cores"` // CPU-seconds per second
+}
+
+// flushes is nil without metrics.
+func flushes(a, b counters) *Flushes {
+	if !a.ok || !b.ok {
+		return nil
+	}
+	secs := b.at.Sub(a.at).Seconds()
+	f := &Flushes{PerSec: (b.flushN - a.flushN) / secs, CPUCores: (b.cpu - a.cpu) / secs}
+	if n := b.flushN - a.flushN; n > 0 {
+		f.MeanMs = 1000 * (b.flushSum - a.flushSum) / n
+		f.MeanKiB = (b.flushB - a.flushB) / n / 1024
+	}
+	return f
 }
 
 func perGiB(n, gib float64) float64 {

@@ -19,30 +19,41 @@ import (
 )
 
 // Noisy is the noisy-neighbour scenario: two tenants, each a virtual
-// cluster of its own with the default limits, on the same brokers. Tenant
-// B produces at QuietRate with acks=all, first with tenant A idle, then
-// while A produces as fast as it can (and so runs into its quota); the
-// result is how much B's produce latency suffers, and how A was throttled.
+// cluster of its own, on the same brokers. Tenant B has the default
+// limits; tenant A's ingress limit is NoisyIngressMBps, sized to the pool
+// the way an operator sizes a plan (the default, 100 MB/s, is about all a
+// small machine's pool can take, so it could not protect B). Tenant B
+// produces at QuietRate with acks=all, first with tenant A idle, then
+// while A produces as fast as its clients can (and so runs into its
+// quota); the result is how much B's produce latency suffers, and how A
+// was throttled. With NoisyProcess, A's producers run in a child process
+// (Config.Worker), so that they do not take CPU from B's client in the
+// bench's own process: what is left is the brokers' part.
 // It runs against Eddy only (kfake has neither tenants nor quotas) and
 // needs Eddy's database, where it creates the two tenants.
 type Noisy struct {
-	Name           string        `json:"name"`
-	RecordSize     int           `json:"record_size"`
-	Partitions     int           `json:"partitions"`      // of each tenant's topic
-	QuietRate      float64       `json:"quiet_rate_mb_s"` // tenant B's rate
-	NoisyProducers int           `json:"noisy_producers"` // tenant A's producing clients
-	Duration       time.Duration `json:"duration"`        // of each of B's two measured phases
-	Warmup         time.Duration `json:"warmup"`          // A at full speed before B's second phase
+	Name             string        `json:"name"`
+	RecordSize       int           `json:"record_size"`
+	Partitions       int           `json:"partitions"`                         // of each tenant's topic
+	QuietRate        float64       `json:"quiet_rate_mb_s"`                    // tenant B's rate
+	NoisyProducers   int           `json:"noisy_producers"`                    // tenant A's producing clients
+	NoisyIngressMBps int32         `json:"noisy_ingress_limit_mb_s,omitempty"` // A's cluster's limit; 0: the default
+	NoisyProcess     bool          `json:"noisy_process"`                      // A's producers in a child process
+	Duration         time.Duration `json:"duration"`                           // of each of B's two measured phases
+	Warmup           time.Duration `json:"warmup"`                             // A at full speed before B's second phase
 }
 
 // NoisyName names the scenario in the standard set (for --only).
 const NoisyName = "noisy-neighbour"
 
 // StandardNoisy is the scenario `make bench` runs, about 40 s at scale 1.
+// A's 20 MB/s is a fifth of what the standard set's max-throughput
+// workload reaches on a 2-core machine: a tenant the pool can carry.
+// Its producers run in this process; eddy bench moves them to a child.
 func StandardNoisy(scale float64) Noisy {
 	d := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
 	return Noisy{Name: NoisyName, RecordSize: 1024, Partitions: 8, QuietRate: 1, NoisyProducers: 2,
-		Duration: d(12), Warmup: d(3)}
+		NoisyIngressMBps: 20, Duration: d(12), Warmup: d(3)}
 }
 
 // Validate reports the first invalid setting.
@@ -54,6 +65,8 @@ func (n Noisy) Validate() error {
 		return fmt.Errorf("bench: %s: partitions and producers must be at least 1", n.Name)
 	case n.QuietRate <= 0:
 		return fmt.Errorf("bench: %s: tenant B's rate must be positive", n.Name)
+	case n.NoisyIngressMBps < 0:
+		return fmt.Errorf("bench: %s: tenant A's ingress limit must not be negative", n.Name)
 	case n.Duration < 100*time.Millisecond || n.Warmup < 0:
 		return fmt.Errorf("bench: %s: duration must be at least 100ms and warm-up not negative", n.Name)
 	}
@@ -87,6 +100,12 @@ type NoisyResult struct {
 	// process A's producers share).
 	QuietAloneRequests  Percentiles `json:"tenant_b_a_idle_requests_ms"`
 	QuietSharedRequests Percentiles `json:"tenant_b_a_full_speed_requests_ms"`
+	// FlushesAlone and FlushesShared are the brokers' flushes during B's
+	// two phases (nil without the brokers' metrics): B's acks=all
+	// requests wait for the flush that carries them, and A's bytes make
+	// those flushes bigger.
+	FlushesAlone  *Flushes `json:"flushes_a_idle,omitempty"`
+	FlushesShared *Flushes `json:"flushes_a_full_speed,omitempty"`
 	// NoisyIngressMBps is A's produce quota (its cluster's limit, over
 	// all brokers).
 	NoisyIngressMBps int32 `json:"tenant_a_ingress_limit_mb_s"`
@@ -154,12 +173,15 @@ func (h *throttleHook) result() Throttle {
 	return t
 }
 
-// requestHook times produce requests from being written to their
-// response being read.
-type requestHook struct{ lat latencies }
+// requestHook times requests of one kind (key; the zero value times
+// produce requests) from being written to their response being read.
+type requestHook struct {
+	key int16
+	lat latencies
+}
 
 func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
-	if key == int16(kmsg.Produce) && e.Err() == nil {
+	if key == h.key && e.Err() == nil {
 		h.lat.add(e.TimeToWrite + e.ReadWait + e.TimeToRead)
 	}
 }
@@ -167,18 +189,19 @@ func (h *requestHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE
 // tenant is a virtual cluster made for the scenario, with an API key.
 type tenant struct {
 	org, cluster string
+	user, pass   string  // the key, for a worker process
 	opt          kgo.Opt // SASL/PLAIN with the key
 }
 
-// makeTenant creates an organisation with one cluster of the default
-// limits and a key for it, as a customer signing up would have them.
-func makeTenant(ctx context.Context, st *store.Store, name string) (tenant, error) {
+// makeTenant creates an organisation with one cluster of limits lim and a
+// key for it, as a customer signing up would have them.
+func makeTenant(ctx context.Context, st *store.Store, name string, lim limits.Limits) (tenant, error) {
 	_, bootstrap := identity.NewSecret() // the org-wide key is not used
 	o, sa, _, err := st.CreateOrg(ctx, name, bootstrap, nil)
 	if err != nil {
 		return tenant{}, err
 	}
-	c, err := st.CreateCluster(ctx, o.ID, name, limits.Defaults(), nil)
+	c, err := st.CreateCluster(ctx, o.ID, name, lim, nil)
 	if err != nil {
 		return tenant{}, err
 	}
@@ -187,11 +210,22 @@ func makeTenant(ctx context.Context, st *store.Store, name string) (tenant, erro
 	if err != nil {
 		return tenant{}, err
 	}
-	return tenant{org: o.ID, cluster: c.ID, opt: kgo.SASL(plain.Auth{User: k.ID, Pass: secret}.AsMechanism())}, nil
+	return tenant{org: o.ID, cluster: c.ID, user: k.ID, pass: secret,
+		opt: kgo.SASL(plain.Auth{User: k.ID, Pass: secret}.AsMechanism())}, nil
 }
 
-// runNoisy runs the scenario against eddy's brokers.
-func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) (*NoisyResult, error) {
+// limits are tenant A's and B's.
+func (n Noisy) limits() [2]limits.Limits {
+	a, b := limits.Defaults(), limits.Defaults()
+	if n.NoisyIngressMBps > 0 {
+		a.IngressMBps = n.NoisyIngressMBps
+	}
+	return [2]limits.Limits{a, b}
+}
+
+// runNoisy runs the scenario against eddy's brokers; worker starts a
+// worker process (NoisyProcess).
+func runNoisy(ctx context.Context, eddy target, n Noisy, worker []string, progress func(string)) (*NoisyResult, error) {
 	st, err := store.Open(ctx, eddy.dbURL, 2)
 	if err != nil {
 		return nil, err
@@ -199,8 +233,9 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 	defer st.Close()
 	suffix := strings.ToLower(rand.Text()[:6])
 	var tenants [2]tenant
+	lims := n.limits()
 	for i, who := range []string{"a", "b"} {
-		if tenants[i], err = makeTenant(ctx, st, fmt.Sprintf("bench-%s-%s-%s", n.Name, who, suffix)); err != nil {
+		if tenants[i], err = makeTenant(ctx, st, fmt.Sprintf("bench-%s-%s-%s", n.Name, who, suffix), lims[i]); err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", who, err)
 		}
 	}
@@ -215,7 +250,7 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 	}()
 	a := target{name: "tenant-a", seeds: eddy.seeds, opts: []kgo.Opt{tenants[0].opt}}
 	b := target{name: "tenant-b", seeds: eddy.seeds, opts: []kgo.Opt{tenants[1].opt}}
-	res := &NoisyResult{Scenario: n, NoisyIngressMBps: limits.Defaults().IngressMBps}
+	res := &NoisyResult{Scenario: n, NoisyIngressMBps: lims[0].IngressMBps}
 
 	topics := map[string]string{}
 	for _, tg := range []target{a, b} {
@@ -231,35 +266,56 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 		}
 	}
 
-	hook := &throttleHook{} // A's producers only
-	a.opts = append(a.opts, kgo.WithHooks(hook))
 	quiet, noisy := n.quiet(), n.noisy()
 	// B's two phases each time its requests with a hook of their own.
-	withHook := func(tg target, h *requestHook) target {
-		tg.opts = append(slices.Clip(tg.opts), kgo.WithHooks(h))
-		return tg
-	}
 	var aloneReqs, sharedReqs requestHook
+	// phaseB runs one of B's phases and the brokers' flushes during it.
+	phaseB := func(res *Result, reqs *requestHook) (*Flushes, error) {
+		before, err := snapshot(ctx, eddy)
+		if err != nil {
+			return nil, err
+		}
+		if err := producePhase(ctx, withHookOf(b, reqs), quiet, topics[b.name], res, progress); err != nil {
+			return nil, err
+		}
+		after, err := snapshot(ctx, eddy)
+		return flushes(before, after), err
+	}
 	res.QuietAlone = &Result{Target: "tenant B, A idle"}
-	if err := producePhase(ctx, withHook(b, &aloneReqs), quiet, topics[b.name], res.QuietAlone, progress); err != nil {
+	if res.FlushesAlone, err = phaseB(res.QuietAlone, &aloneReqs); err != nil {
 		return nil, err
 	}
 
 	// A starts, and after its warm-up B runs again while A goes on.
-	res.Noisy = &Result{Target: "tenant A"}
 	actx, cancelA := context.WithCancel(ctx)
 	defer cancelA()
+	var aRes workerResult
 	aDone := make(chan error, 1)
-	go func() { aDone <- producePhase(actx, a, noisy, topics[a.name], res.Noisy, progress) }()
+	go func() {
+		if n.NoisyProcess {
+			job := workerJob{Name: a.name, Seeds: a.seeds, User: tenants[0].user, Pass: tenants[0].pass, Workload: noisy, Topic: topics[a.name]}
+			var err error
+			aRes, err = runWorker(actx, worker, job, progress)
+			aDone <- err
+			return
+		}
+		aRes.Result = &Result{Target: a.name}
+		hook := &throttleHook{}
+		err := producePhase(actx, withHookOf(a, hook), noisy, topics[a.name], aRes.Result, progress)
+		aRes.Throttle = hook.result()
+		aDone <- err
+	}()
 	select {
 	case <-time.After(n.Warmup):
 	case err := <-aDone:
 		return nil, fmt.Errorf("tenant A stopped during its warm-up: %w", err)
 	case <-ctx.Done():
+		<-aDone
 		return nil, ctx.Err()
 	}
 	res.QuietShared = &Result{Target: "tenant B, A at full speed"}
-	errB := producePhase(ctx, withHook(b, &sharedReqs), quiet, topics[b.name], res.QuietShared, progress)
+	var errB error
+	res.FlushesShared, errB = phaseB(res.QuietShared, &sharedReqs)
 	if errB != nil {
 		cancelA()
 	}
@@ -269,17 +325,28 @@ func runNoisy(ctx context.Context, eddy target, n Noisy, progress func(string)) 
 	if errB != nil {
 		return nil, errB
 	}
+	res.Noisy, res.Throttle = aRes.Result, aRes.Throttle
+	res.Noisy.Target = "tenant A"
 	res.P50Ratio = div(res.QuietShared.ProduceLatency.P50, res.QuietAlone.ProduceLatency.P50)
 	res.P99Ratio = div(res.QuietShared.ProduceLatency.P99, res.QuietAlone.ProduceLatency.P99)
-	res.Throttle = hook.result()
 	res.QuietAloneRequests, res.QuietSharedRequests = aloneReqs.lat.percentiles(), sharedReqs.lat.percentiles()
 	return res, nil
 }
 
+// withHookOf is tg with one more hook, leaving tg's options alone.
+func withHookOf(tg target, h kgo.Hook) target {
+	tg.opts = append(slices.Clip(tg.opts), kgo.WithHooks(h))
+	return tg
+}
+
 // Describe is a one-line summary for the workloads table.
 func (n Noisy) Describe() string {
-	return fmt.Sprintf("two tenants (virtual clusters, default limits) on the same brokers, %s records, %d partitions each; B: 1 producer, acks=all, %g MB/s, %s with A idle, then %s with A at full speed (%d producers, acks=all, after a %s warm-up)",
-		fmtSize(n.RecordSize), n.Partitions, n.QuietRate, n.Duration, n.Duration, n.NoisyProducers, n.Warmup)
+	where := "in the bench's process"
+	if n.NoisyProcess {
+		where = "in a process of their own"
+	}
+	return fmt.Sprintf("two tenants (virtual clusters) on the same brokers, %s records, %d partitions each; B: default limits, 1 producer, acks=all, %g MB/s, %s with A idle, then %s with A at full speed (ingress limit %d MB/s, %d producers %s, acks=all, after a %s warm-up)",
+		fmtSize(n.RecordSize), n.Partitions, n.QuietRate, n.Duration, n.Duration, n.limits()[0].IngressMBps, n.NoisyProducers, where, n.Warmup)
 }
 
 const noisyTitle = "Noisy neighbour"
@@ -302,16 +369,37 @@ func (r *NoisyResult) table() *table {
 	return t
 }
 
+// flushTable is the brokers' flushes during B's two phases; nil without
+// the brokers' metrics.
+func (r *NoisyResult) flushTable() *table {
+	if r.FlushesAlone == nil || r.FlushesShared == nil {
+		return nil
+	}
+	t := &table{title: "Brokers' flushes during tenant B's phases (over all brokers; B's acks=all requests wait for the flush that carries them)",
+		header: []string{"phase", "flushes/s", "mean flush ms", "mean flush KiB", "broker CPU cores"}}
+	for _, p := range []struct {
+		name string
+		f    *Flushes
+	}{{"A idle", r.FlushesAlone}, {"A at full speed", r.FlushesShared}} {
+		t.add(p.name, f1(p.f.PerSec), f1(p.f.MeanMs), f1(p.f.MeanKiB), f1(p.f.CPUCores))
+	}
+	return t
+}
+
 // Sentence is the scenario's result in one sentence.
 func (r *NoisyResult) Sentence() string {
 	verdict := "within"
 	if r.P99Ratio > 1.5 {
 		verdict = "over"
 	}
-	return fmt.Sprintf("With tenant A producing as fast as it could (%s MB/s against its %d MB/s quota; %d of its %d produce responses throttled, %s s of throttle in all), "+
+	where := "in the bench's process"
+	if r.Scenario.NoisyProcess {
+		where = "in a process of its own"
+	}
+	return fmt.Sprintf("With tenant A producing as fast as its clients could, %s (%s MB/s against its %d MB/s quota; %d of its %d produce responses throttled, %s s of throttle in all), "+
 		"tenant B's p99 produce latency at %g MB/s with acks=all was %s ms against %s ms with A idle: %s, %s the target of 1.5× "+
 		"(the p99 of its produce requests, written to answered: %s ms against %s ms).",
-		f1(r.Noisy.MBPerSec), r.NoisyIngressMBps, r.Throttle.Throttled, r.Throttle.Responses, f1(r.Throttle.TotalMs/1000),
+		where, f1(r.Noisy.MBPerSec), r.NoisyIngressMBps, r.Throttle.Throttled, r.Throttle.Responses, f1(r.Throttle.TotalMs/1000),
 		r.Scenario.QuietRate, f1(r.QuietShared.ProduceLatency.P99), f1(r.QuietAlone.ProduceLatency.P99), ratio(r.P99Ratio), verdict,
 		f1(r.QuietSharedRequests.P99), f1(r.QuietAloneRequests.P99))
 }

@@ -126,8 +126,14 @@ func (r *Report) tables() []*table {
 	if len(res.rows) > 0 {
 		out = append(out, res)
 	}
+	if r.Txn != nil {
+		out = append(out, r.Txn.table())
+	}
 	if r.Noisy != nil {
 		out = append(out, r.Noisy.table())
+		if t := r.Noisy.flushTable(); t != nil {
+			out = append(out, t)
+		}
 	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
@@ -149,6 +155,9 @@ func (r *Report) tables() []*table {
 	wl := &table{title: "Workloads", header: []string{"workload", "definition"}, left: true}
 	for _, c := range r.Runs {
 		wl.add(c.Workload.Name, c.Workload.Describe()+", partitioner "+c.Workload.Partitioner)
+	}
+	if r.Txn != nil {
+		wl.add(r.Txn.Scenario.Name, r.Txn.Scenario.Describe())
 	}
 	if r.Noisy != nil {
 		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
@@ -178,12 +187,23 @@ func readCell(rr *ReadResult) string {
 	return f1(rr.MBPerSec)
 }
 
+// sentence is what follows table t: the scenarios' results in a sentence.
+func (r *Report) sentence(t *table) string {
+	switch {
+	case r.Txn != nil && strings.HasPrefix(t.title, txnTitle):
+		return r.Txn.Sentence()
+	case r.Noisy != nil && strings.HasPrefix(t.title, noisyTitle):
+		return r.Noisy.Sentence()
+	}
+	return ""
+}
+
 // WriteText writes the report as aligned tables.
 func (r *Report) WriteText(w io.Writer) {
 	for _, t := range r.tables() {
 		t.text(w)
-		if n := r.Noisy; n != nil && strings.HasPrefix(t.title, noisyTitle) {
-			fmt.Fprintf(w, "%s\n", n.Sentence())
+		if s := r.sentence(t); s != "" {
+			fmt.Fprintf(w, "%s\n", s)
 		}
 	}
 }
@@ -247,8 +267,8 @@ eddy bench --standard --bootstrap 127.0.0.1:9092 \
 `, r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds, r.Brokers, r.Command, m.NProc, m.CPU, m.MemoryGiB, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
 	for _, t := range r.tables() {
 		t.markdown(w)
-		if n := r.Noisy; n != nil && strings.HasPrefix(t.title, noisyTitle) {
-			fmt.Fprintf(w, "\n%s\n", n.Sentence())
+		if s := r.sentence(t); s != "" {
+			fmt.Fprintf(w, "\n%s\n", s)
 		}
 	}
 	if len(charts) > 0 {

@@ -12,14 +12,15 @@ import (
 
 // Report is the outcome of one Run; it marshals to the JSON output.
 type Report struct {
-	Command string       `json:"command,omitempty"`
-	Started time.Time    `json:"started"`
-	Seconds float64      `json:"seconds"`
-	Machine Machine      `json:"machine"`
-	Limits  *Limits      `json:"limits,omitempty"`
-	Brokers int          `json:"eddy_brokers"`
-	Runs    []Comparison `json:"runs"`
-	Noisy   *NoisyResult `json:"noisy_neighbour,omitempty"`
+	Command string         `json:"command,omitempty"`
+	Started time.Time      `json:"started"`
+	Seconds float64        `json:"seconds"`
+	Machine Machine        `json:"machine"`
+	Limits  *Limits        `json:"limits,omitempty"`
+	Brokers int            `json:"eddy_brokers"`
+	Runs    []Comparison   `json:"runs"`
+	Txn     *TxnComparison `json:"transactions,omitempty"`
+	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -98,14 +99,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	eddy := target{name: "eddy", seeds: cfg.Bootstrap, metrics: cfg.Metrics, dbURL: cfg.DatabaseURL}
-	var peer target
+	var peer *target
 	if cfg.Peer {
 		kf, err := startPeer(len(cfg.Bootstrap))
 		if err != nil {
 			return nil, fmt.Errorf("bench: start kfake: %w", err)
 		}
 		defer kf.Close()
-		peer = target{name: "kfake", seeds: kf.ListenAddrs()}
+		peer = &target{name: "kfake", seeds: kf.ListenAddrs()}
 	}
 	// Workload by workload, Eddy then the peer, so both see the same
 	// machine weather as closely as possible.
@@ -116,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("bench: %s on eddy: %w", w.Name, err)
 		}
 		if cfg.Peer {
-			if c.Peer, err = runWorkload(ctx, peer, w, progress); err != nil {
+			if c.Peer, err = runWorkload(ctx, *peer, w, progress); err != nil {
 				return nil, fmt.Errorf("bench: %s on kfake: %w", w.Name, err)
 			}
 			c.Ratios = ratios(c.Eddy, c.Peer)
@@ -127,9 +128,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Runs = append(rep.Runs, c)
 	}
+	if cfg.Txn != nil {
+		var err error
+		if rep.Txn, err = runTxnBoth(ctx, eddy, peer, *cfg.Txn, progress); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", cfg.Txn.Name, err)
+		}
+	}
 	if cfg.Noisy != nil {
 		var err error
-		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, progress); err != nil {
+		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, cfg.Worker, progress); err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Noisy.Name, err)
 		}
 	}

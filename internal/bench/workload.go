@@ -155,21 +155,12 @@ func partitionerOpt(s string) (kgo.Partitioner, error) {
 // runWorkload runs w against tg: topic creation, produce phase with the
 // tailing consumer, read-backs, topic deletion.
 func runWorkload(ctx context.Context, tg target, w Workload, progress func(string)) (*Result, error) {
-	admCl, err := tg.client()
+	topic := fmt.Sprintf("bench-%s-%s", w.Name, strings.ToLower(rand.Text()[:6]))
+	adm, drop, err := tempTopic(ctx, tg, topic, w.Partitions)
 	if err != nil {
 		return nil, err
 	}
-	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
-	topic := fmt.Sprintf("bench-%s-%s", w.Name, strings.ToLower(rand.Text()[:6]))
-	if err := createTopic(ctx, adm, topic, w.Partitions); err != nil {
-		return nil, fmt.Errorf("%s: create topic: %w", tg.name, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		adm.DeleteTopics(dctx, topic) // frees kfake's memory; best effort
-	}()
+	defer drop()
 
 	res := &Result{Target: tg.name}
 	before, err := snapshot(ctx, tg)
@@ -225,6 +216,38 @@ func runWorkload(ctx context.Context, tg target, w Workload, progress func(strin
 	return res, nil
 }
 
+// tempTopic creates topic on tg with an admin client, which it returns
+// with drop: drop deletes the topic (which frees kfake's memory; best
+// effort) and closes the client.
+func tempTopic(ctx context.Context, tg target, topic string, partitions int) (adm *kadm.Client, drop func(), err error) {
+	cl, err := tg.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	adm = kadm.NewClient(cl)
+	if err := createTopic(ctx, adm, topic, partitions); err != nil {
+		cl.Close()
+		return nil, nil, fmt.Errorf("%s: create topic: %w", tg.name, err)
+	}
+	return adm, func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		adm.DeleteTopics(dctx, topic)
+		cl.Close()
+	}, nil
+}
+
+// randomValues is a pool of random record values of size bytes:
+// incompressible, and no allocation per record.
+func randomValues(size int) [][]byte {
+	values := make([][]byte, 64)
+	for i := range values {
+		values[i] = make([]byte, size)
+		rand.Read(values[i])
+	}
+	return values
+}
+
 // createTopic creates the topic and waits until every partition has a
 // leader, so the produce phase does not time leader placement.
 func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int) error {
@@ -274,12 +297,7 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 	if w.MaxInflight > 0 {
 		opts = append(opts, kgo.MaxProduceRequestsInflightPerBroker(w.MaxInflight))
 	}
-	// A pool of random values: incompressible, and no allocation per record.
-	values := make([][]byte, 64)
-	for i := range values {
-		values[i] = make([]byte, w.RecordSize)
-		rand.Read(values[i])
-	}
+	values := randomValues(w.RecordSize)
 
 	var (
 		sent, acked, failed, consumed atomic.Int64
