@@ -196,8 +196,8 @@ func (s *Server) expireOffsets(ctx context.Context) error {
 // groups this broker coordinates, read from Postgres at scrape time (so
 // every committed offset counts, also of groups not loaded in memory).
 type groupLagCollector struct {
-	s            *Server
-	lag, offsets *prometheus.Desc
+	s                    *Server
+	lag, stable, offsets *prometheus.Desc
 }
 
 func newGroupLagCollector(s *Server) *groupLagCollector {
@@ -206,6 +206,11 @@ func newGroupLagCollector(s *Server) *groupLagCollector {
 		s: s,
 		lag: prometheus.NewDesc("eddy_group_lag",
 			"Records between a group's committed offset and the partition's high watermark.", labels, nil),
+		// A read_committed consumer can read only up to the last stable
+		// offset; the broker cannot tell which isolation level a group's
+		// members fetch with, so both lags are exported.
+		stable: prometheus.NewDesc("eddy_group_stable_lag",
+			"Records between a group's committed offset and the partition's last stable offset (the lag of a read_committed group).", labels, nil),
 		offsets: prometheus.NewDesc("eddy_group_committed_offset",
 			"A group's committed offset of a partition.", labels, nil),
 	}
@@ -213,6 +218,7 @@ func newGroupLagCollector(s *Server) *groupLagCollector {
 
 func (c *groupLagCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
+	ch <- c.stable
 	ch <- c.offsets
 }
 
@@ -230,6 +236,7 @@ func (c *groupLagCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		p := strconv.Itoa(int(r.Partition))
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(r.HighWatermark-r.Committed, 0)), r.ClusterID, r.Group, r.Topic, p)
+		ch <- prometheus.MustNewConstMetric(c.stable, prometheus.GaugeValue, float64(max(r.LastStable-r.Committed, 0)), r.ClusterID, r.Group, r.Topic, p)
 		ch <- prometheus.MustNewConstMetric(c.offsets, prometheus.GaugeValue, float64(r.Committed), r.ClusterID, r.Group, r.Topic, p)
 	}
 }

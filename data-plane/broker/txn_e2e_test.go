@@ -376,7 +376,7 @@ func (l *versionLog) Log(_ kgo.LogLevel, msg string, kv ...any) {
 // records and read_uncommitted ones do.
 func TestTxnTimeoutAbortInvisible(t *testing.T) {
 	const topic, txnID = "txn-timeout", "txn-timeout"
-	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t),
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Metrics: true,
 		BrokerArgs: []string{"--transaction-check-interval", "200ms"}})
 	plain := newClient(t, s, kgo.DefaultProduceTopic(topic))
 	createTopic(t, plain, topic, 1, nil)
@@ -453,6 +453,20 @@ func TestTxnTimeoutAbortInvisible(t *testing.T) {
 	if l, hw := lso(); l != first || hw <= first+10 {
 		t.Fatalf("with the transaction open: LSO %d, high watermark %d; want the LSO at its first record %d", l, hw, first)
 	}
+	// A group at the start lags by the whole log, but a read_committed
+	// group only up to the open transaction.
+	var offs kadm.Offsets
+	offs.AddOffset(topic, 0, 0, -1)
+	if r, err := adm.CommitOffsets(ctx, "lagging", offs); err != nil || r.Error() != nil {
+		t.Fatalf("commit: %v %v", err, r.Error())
+	}
+	wantStable := fmt.Sprintf(`eddy_group_stable_lag{group="lagging",partition="0",topic=%q,virtual_cluster="vc-dev"} %d`, topic, first)
+	poll.Until(t, 30*time.Second, "the group's stable lag to stop at the open transaction", func() error {
+		if m := scrape(t, s); !strings.Contains(m, wantStable) {
+			return fmt.Errorf("no %s in:\n%s", wantStable, grepLines(m, "eddy_group"))
+		}
+		return nil
+	})
 
 	// The coordinator aborts it on timeout; the marker moves the LSO up
 	// to the high watermark.

@@ -336,7 +336,8 @@ func (s *Store) GroupsWithOffsets(ctx context.Context, clusterID string) ([]stri
 	return out, rows.Err()
 }
 
-// GroupLag is one committed offset with its partition's high watermark.
+// GroupLag is one committed offset with its partition's high watermark
+// and last stable offset.
 type GroupLag struct {
 	ClusterID     string
 	Group         string
@@ -344,13 +345,15 @@ type GroupLag struct {
 	Partition     int32
 	Committed     int64
 	HighWatermark int64
+	LastStable    int64
 }
 
 // GroupLags returns every committed offset of topics that still exist,
-// with the partition's high watermark, for lag reporting.
+// with the partition's high watermark and last stable offset, for lag
+// reporting.
 func (s *Store) GroupLags(ctx context.Context) ([]GroupLag, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT g.cluster_id, g.group_id, g.topic, g.partition, g.committed, p.high_watermark
+		SELECT g.cluster_id, g.group_id, g.topic, g.partition, g.committed, p.high_watermark, `+lastStableSQL+`
 		FROM group_offsets g
 		JOIN topics t ON t.cluster_id = g.cluster_id AND t.name = g.topic
 		JOIN partitions p ON p.topic_id = t.id AND p.partition = g.partition`)
@@ -361,7 +364,7 @@ func (s *Store) GroupLags(ctx context.Context) ([]GroupLag, error) {
 	var out []GroupLag
 	for rows.Next() {
 		var l GroupLag
-		if err := rows.Scan(&l.ClusterID, &l.Group, &l.Topic, &l.Partition, &l.Committed, &l.HighWatermark); err != nil {
+		if err := rows.Scan(&l.ClusterID, &l.Group, &l.Topic, &l.Partition, &l.Committed, &l.HighWatermark, &l.LastStable); err != nil {
 			return nil, fmt.Errorf("store: group lags: %w", err)
 		}
 		out = append(out, l)

@@ -14,6 +14,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// lastStableSQL is a partition's last stable offset as committed, for a
+// query over partitions p: the first offset of its oldest open
+// transaction, or its high watermark.
+const lastStableSQL = `least(p.high_watermark, (SELECT min(txn_first_offset) FROM producer_states
+	WHERE partition_id = p.id AND txn_first_offset >= 0))`
+
 // LastStableOffset returns a partition's last stable offset as committed
 // in Postgres: the smallest first offset of a producer's open transaction
 // (producer_states.txn_first_offset), or the high watermark. The flush
@@ -24,10 +30,7 @@ import (
 // above the high watermark).
 func (s *Store) LastStableOffset(ctx context.Context, partitionID int64) (int64, error) {
 	var lso int64
-	err := s.pool.QueryRow(ctx, `
-		SELECT least(p.high_watermark, (SELECT min(txn_first_offset) FROM producer_states
-		                                WHERE partition_id = p.id AND txn_first_offset >= 0))
-		FROM partitions p WHERE p.id = $1`, partitionID).Scan(&lso)
+	err := s.pool.QueryRow(ctx, `SELECT `+lastStableSQL+` FROM partitions p WHERE p.id = $1`, partitionID).Scan(&lso)
 	if err != nil {
 		return 0, fmt.Errorf("store: last stable offset %d: %w", partitionID, noRows(err))
 	}
