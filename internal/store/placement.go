@@ -50,6 +50,7 @@ type PlaceFunc func(brokers []BrokerLoad, unassigned []Item) []Assignment
 // the partitions and slots of brokers whose session expired, then hands
 // every unassigned item to a live broker as place decides, bumping each
 // item's leader epoch. It returns how many items were released and assigned.
+// Under a lease (WithLease) it fails with ErrNotLeader once the term ended.
 func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assigned int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var got bool
@@ -58,6 +59,9 @@ func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assi
 		}
 		if !got {
 			return nil // another control plane is placing right now
+		}
+		if err := checkLease(ctx, tx); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE partitions SET leader_id = NULL
