@@ -53,15 +53,15 @@ type PlaceFunc func(brokers []BrokerLoad, unassigned []Item) []Assignment
 // Under a lease (WithLease) it fails with ErrNotLeader once the term ended.
 func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assigned int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx); err != nil {
+			return err
+		}
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, placementLock).Scan(&got); err != nil {
 			return err
 		}
 		if !got {
 			return nil // another control plane is placing right now
-		}
-		if err := checkLease(ctx, tx); err != nil {
-			return err
 		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE partitions SET leader_id = NULL
