@@ -50,10 +50,17 @@ type Config struct {
 	Renew time.Duration
 }
 
-// RegisterFlags registers --lease-ttl and --lease-renew with their defaults.
+// DefaultConfig returns the defaults the flags start from.
+func DefaultConfig() Config {
+	return Config{TTL: 10 * time.Second, Renew: 2 * time.Second}
+}
+
+// RegisterFlags registers --lease-ttl and --lease-renew with the defaults
+// of DefaultConfig.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.TTL, "lease-ttl", 10*time.Second, "how long the control plane's leader lease lasts without renewal: the bound on a failover of the singleton loops (placement, autoscaler, ledger)")
-	fs.DurationVar(&c.Renew, "lease-renew", 2*time.Second, "how often the leader renews its lease and the other replicas try to take it; at most a third of --lease-ttl")
+	d := DefaultConfig()
+	fs.DurationVar(&c.TTL, "lease-ttl", d.TTL, "how long the control plane's leader lease lasts without renewal: the bound on a failover of the singleton loops (placement, autoscaler, ledger)")
+	fs.DurationVar(&c.Renew, "lease-renew", d.Renew, "how often the leader renews its lease and the other replicas try to take it; at most a third of --lease-ttl")
 }
 
 // Validate checks the bounds documented on Config.
