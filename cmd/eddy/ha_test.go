@@ -57,12 +57,7 @@ func TestControlPlaneFailover(t *testing.T) {
 
 	const topic = "cp-failover"
 	load := s.StartLoad(topic, 12)
-	poll.Until(t, 2*time.Minute, "acknowledged records on every partition", func() error {
-		if n, ps := load.Acked(); ps < 12 {
-			return fmt.Errorf("%d records acknowledged on %d of 12 partitions", n, ps)
-		}
-		return nil
-	})
+	load.WaitFlowing(12, 2*time.Minute)
 
 	// REST against the survivor, before, during and after the failover:
 	// creates, lists and reads, none of which may fail.

@@ -31,12 +31,7 @@ func TestRollingRestart(t *testing.T) {
 	}
 	const topic = "rolling"
 	load := s.StartLoad(topic, 12)
-	poll.Until(t, 2*time.Minute, "acknowledged records on every partition", func() error {
-		if n, ps := load.Acked(); ps < 12 {
-			return fmt.Errorf("%d records acknowledged on %d of 12 partitions", n, ps)
-		}
-		return nil
-	})
+	load.WaitFlowing(12, 2*time.Minute)
 	steady := time.Now()
 	time.Sleep(10 * time.Second)
 

@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eddy-streams/eddy/internal/poll"
 )
 
 // Load produces to one topic from a few goroutines, with franz-go's
@@ -107,6 +109,18 @@ func (l *Load) Acked() (records, partitions int) {
 		ps[a.partition] = true
 	}
 	return len(l.acks), len(ps)
+}
+
+// WaitFlowing waits until records were acknowledged on every one of the
+// topic's partitions (the load is on), failing the test after within.
+func (l *Load) WaitFlowing(partitions int, within time.Duration) {
+	l.t.Helper()
+	poll.Until(l.t, within, fmt.Sprintf("acknowledged records on every partition of %s", l.topic), func() error {
+		if n, ps := l.Acked(); ps < partitions {
+			return fmt.Errorf("%d records acknowledged on %d of %d partitions", n, ps, partitions)
+		}
+		return nil
+	})
 }
 
 // P99 returns the 99th percentile of the acknowledgement latencies of
