@@ -14,6 +14,7 @@ import (
 	"github.com/eddy-streams/eddy/api"
 	billmeter "github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/control-plane/autoscale"
+	"github.com/eddy-streams/eddy/control-plane/lease"
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
@@ -83,6 +84,7 @@ func controlPlaneSettings() settings {
 		{&c.secrets, seal.Config{}}, // the zero value: no key until one is given
 		{&c.placement, placement.DefaultConfig()},
 		{&c.ledger, ledger.DefaultConfig()},
+		{&c.lease, lease.DefaultConfig()},
 		{&c.api, api.DefaultConfig()},
 		{&c.autoscaleLoop, autoscale.DefaultLoopConfig()},
 		{&c.kubernetes, scaler.DefaultKubernetesConfig()},
@@ -350,6 +352,8 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{"control-plane", []string{"--secrets-key=hunter2"}, "--secrets-key"},
 		{"control-plane", []string{"--placement-interval=0"}, "--placement-interval"},
 		{"control-plane", []string{"--max-moves=0"}, "--max-moves"},
+		{"control-plane", []string{"--lease-renew=0"}, "--lease-renew"},
+		{"control-plane", []string{"--lease-ttl=5s"}, "--lease-ttl"},
 		{"control-plane", []string{"--billing-webhook-attempts=0"}, "--billing-webhook-attempts"},
 		{"control-plane", []string{"--webhook-allow-cidrs=10.0.0.0/99"}, "--webhook-allow-cidrs"},
 		{"control-plane", []string{"--api-listen=127.0.0.1:0", "--token-ttl=0"}, "--token-ttl"},

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/control-plane/autoscale"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/control-plane/lease"
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
@@ -35,6 +38,8 @@ type controlPlaneConfig struct {
 	secrets   seal.Config
 	placement placement.Config
 	ledger    ledger.Config
+	// lease elects the replica that runs the singleton loops.
+	lease lease.Config
 	// api is the REST API; it is off while api.Listen is empty.
 	api api.Config
 	// autoscale runs the autoscaler with scaler (eddy dev's local
@@ -68,6 +73,7 @@ func (c *controlPlaneConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.migrate, "migrate", true, "apply the schema at start")
 	c.secrets.RegisterFlags(fs)
 	c.placement.RegisterFlags(fs)
+	c.lease.RegisterFlags(fs)
 	c.registerAutoscale(fs)
 	fs.StringVar(&c.scalerKind, "autoscale-scaler", "kubernetes", "how the autoscaler changes the pool: kubernetes (eddy dev --autoscale runs local processes)")
 	c.kubernetes.RegisterFlags(fs)
@@ -90,6 +96,9 @@ func (c *controlPlaneConfig) Validate() error {
 		return err
 	}
 	if err := c.ledger.Validate(); err != nil {
+		return err
+	}
+	if err := c.lease.Validate(); err != nil {
 		return err
 	}
 	// One policy guards webhook URLs at registration (API) and delivery.
@@ -200,12 +209,26 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 		}
 		return nil
 	}})
-	l.Add("ledger", service.Loop(books.Run))
-	l.Add("placement", loop)
-	l.Add("provisioner", service.Loop(cluster.NewProvisioner(st, time.Second, log).Run))
+	// The singleton loops run on the replica that holds the lease, one
+	// List per term; every replica provisions (one idempotent UPDATE) and
+	// serves the REST API.
+	var scale *autoscale.Loop
 	if cfg.autoscale {
-		l.Add("autoscaler", autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg))
+		scale = autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg)
 	}
+	elector := lease.New(cfg.lease, st, leaseName, leaseHolder(), log, reg)
+	l.Add("leader", service.Func(func(ctx context.Context) error {
+		return elector.Run(ctx, func(ctx context.Context) error {
+			term := service.List{Log: log}
+			term.Add("ledger", service.Loop(books.Run))
+			term.Add("placement", loop)
+			if scale != nil {
+				term.Add("autoscaler", scale)
+			}
+			return term.Run(ctx)
+		})
+	}))
+	l.Add("provisioner", service.Loop(cluster.NewProvisioner(st, time.Second, log).Run))
 	if cfg.api.Listen != "" {
 		srv := api.New(cfg.api, st, issuer, base, reg)
 		l.Add("signing keys", service.Basic{Starting: issuer.Ensure})
@@ -230,4 +253,17 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	}
 	log.Info("control plane stopped")
 	return nil
+}
+
+// leaseName names the control plane's lease row.
+const leaseName = "control-plane"
+
+// leaseHolder names this process among the replicas: the host (a pod's
+// name) and a random part, so a restarted process is a new holder.
+func leaseHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return host + "/" + rand.Text()[:8]
 }

@@ -209,9 +209,12 @@ func (l *Loop) Run(ctx context.Context) error {
 
 // recover reads the recent history (so trend and seasonality survive a
 // restart) and the last scaling times (so cool-downs do), and stops
-// drains a previous control plane left behind.
+// drains a previous control plane left behind. Run calls it at every
+// start: a control plane that regains the lease reads what the leader
+// between its terms did.
 func (l *Loop) recover(ctx context.Context) {
 	now := l.now()
+	l.history, l.lastOut, l.lastIn, l.drain = nil, time.Time{}, time.Time{}, nil
 	rows, err := l.store.LoadSamples(ctx, now.Add(-l.cfg.history()))
 	if err != nil {
 		l.log.Warn("autoscaler: reading the load history failed; starting without", "err", err)

@@ -88,7 +88,6 @@ func TestChartRefuses(t *testing.T) {
 		want string
 	}{
 		{"no database, bucket or key", nil, "is required"},
-		{"two autoscaling control planes", append([]string{"--set", "controlPlane.autoscale.enabled=true"}, required...), "needs controlPlane.replicas: 1"},
 		{"plaintext not acknowledged", append([]string{"--set", "broker.allowPlaintext=false"}, required...), "broker.tls.secretName is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +192,7 @@ func checkChart(t *testing.T, name string, objs []object) {
 	if sts == nil || cp == nil {
 		t.Fatalf("want a broker StatefulSet and a control-plane Deployment, got %v", byKind)
 	}
-	if got := *cp.Spec.Replicas; got < 2 && name != "autoscale" {
+	if got := *cp.Spec.Replicas; got < 2 {
 		t.Errorf("control plane: %d replicas, want 2 or more", got)
 	}
 	if name == "ha" {

@@ -1,8 +1,10 @@
 // Package stack starts a real Eddy deployment for end-to-end tests: the
-// eddy binary (built once per test process) run as a control-plane process
-// and N broker processes against a test database, on free loopback ports,
-// with the filesystem object store in a temporary directory. Brokers can
-// be killed with SIGKILL, stopped cleanly and restarted, as in production.
+// eddy binary (built once per test process) run as one or more
+// control-plane processes and N broker processes against a test database,
+// on free loopback ports, with the filesystem object store in a temporary
+// directory. Brokers can be killed with SIGKILL, stopped cleanly (SIGTERM,
+// as Kubernetes does) and restarted, and control planes killed, as in
+// production.
 //
 // Process output goes to log files; the tail of each is printed when the
 // test fails.
@@ -12,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -108,6 +111,9 @@ type Options struct {
 	API bool
 	// ControlPlaneArgs are extra flags for the control plane.
 	ControlPlaneArgs []string
+	// ControlPlanes is how many control-plane replicas share the database
+	// (default 1); each serves its own REST API (with API) and /metrics.
+	ControlPlanes int
 }
 
 // OperatorToken is the control plane's --admin-token when Options.API is set.
@@ -119,8 +125,8 @@ type Stack struct {
 	bin     string
 	dir     string
 	opts    Options
-	cp      *proc
-	apiURL  string
+	cps     []*ControlPlane
+	apiURL  string // the first control plane's
 	mu      sync.Mutex
 	brokers map[int]*Broker
 }
@@ -131,6 +137,15 @@ type Broker struct {
 	Addr    string
 	DataDir string
 	Metrics string // host:port of /metrics with Options.Metrics, else ""
+	proc    *proc
+}
+
+// ControlPlane is one control-plane process.
+type ControlPlane struct {
+	// API is the REST API's base URL with Options.API, else "".
+	API string
+	// Metrics is host:port of its /metrics, /livez and /readyz.
+	Metrics string
 	proc    *proc
 }
 
@@ -148,6 +163,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	if opts.Brokers == 0 {
 		opts.Brokers = 3
 	}
+	if opts.ControlPlanes == 0 {
+		opts.ControlPlanes = 1
+	}
 	s := &Stack{t: t, bin: Binary(t), dir: t.TempDir(), opts: opts, brokers: map[int]*Broker{}}
 	t.Cleanup(s.shutdown)
 	// A key-encryption key, as eddy dev makes one.
@@ -155,14 +173,25 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err := seal.EnsureKeyFile(kek); err != nil {
 		t.Fatal(err)
 	}
-	cpArgs := []string{"control-plane", "--database-url", opts.DatabaseURL, "--placement-interval", "200ms", "--secrets-key-file", kek}
-	if opts.API {
-		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-		s.apiURL = "http://" + addr
-		cpArgs = append(cpArgs, "--api-listen", addr, "--admin-token", OperatorToken)
+	for i := range opts.ControlPlanes {
+		cp := &ControlPlane{Metrics: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		cpArgs := []string{"control-plane", "--database-url", opts.DatabaseURL, "--placement-interval", "200ms",
+			"--secrets-key-file", kek, "--metrics-listen", cp.Metrics}
+		if opts.API {
+			addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+			cp.API = "http://" + addr
+			cpArgs = append(cpArgs, "--api-listen", addr, "--admin-token", OperatorToken)
+		}
+		cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
+		// The first keeps the log name tests and tools know.
+		name := "control-plane"
+		if i > 0 {
+			name = fmt.Sprintf("control-plane-%d", i)
+		}
+		cp.proc = s.spawn(name, cpArgs...)
+		s.cps = append(s.cps, cp)
 	}
-	cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
-	s.cp = s.spawn("control-plane", cpArgs...)
+	s.apiURL = s.cps[0].API
 	for id := 1; id <= opts.Brokers; id++ {
 		b := &Broker{ID: id, Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), DataDir: filepath.Join(s.dir, fmt.Sprintf("broker-%d", id))}
 		if opts.Metrics {
@@ -176,19 +205,38 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	s.waitRegistered(opts.Brokers)
 	if opts.API {
-		s.waitAPI()
+		for _, cp := range s.cps {
+			s.waitAPI(cp)
+		}
 	}
 	return s
+}
+
+// ControlPlane returns control plane i (0-based, in start order).
+func (s *Stack) ControlPlane(i int) *ControlPlane { return s.cps[i] }
+
+// KillControlPlane sends SIGKILL to control plane i and waits for it to die.
+func (s *Stack) KillControlPlane(i int) {
+	p := s.cps[i].proc
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Leader reports whether the control plane holds the lease that runs the
+// singleton loops (its eddy_controlplane_leader gauge).
+func (cp *ControlPlane) Leader(ctx context.Context) (bool, error) {
+	v, err := gauge(ctx, "http://"+cp.Metrics+"/metrics", "eddy_controlplane_leader")
+	return v == 1, err
 }
 
 // APIURL is the REST API's base URL (Options.API), e.g. http://127.0.0.1:4000.
 func (s *Stack) APIURL() string { return s.apiURL }
 
-func (s *Stack) waitAPI() {
+func (s *Stack) waitAPI(cp *ControlPlane) {
 	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(s.apiURL + "/readyz")
+		resp, err := http.Get(cp.API + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -196,12 +244,12 @@ func (s *Stack) waitAPI() {
 			}
 		}
 		select {
-		case <-s.cp.done:
-			s.t.Fatalf("control plane exited during start-up: %v\n%s", s.cp.err, tail(s.cp.log))
+		case <-cp.proc.done:
+			s.t.Fatalf("control plane exited during start-up: %v\n%s", cp.proc.err, tail(cp.proc.log))
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("REST API not ready after a minute (last error: %v)\n%s", err, tail(s.cp.log))
+			s.t.Fatalf("REST API not ready after a minute (last error: %v)\n%s", err, tail(cp.proc.log))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -328,6 +376,36 @@ func (s *Stack) Stop(id int) {
 	}
 }
 
+// Exit returns how broker id's last process ended: nil for a clean exit
+// (status 0). It is only meaningful after Stop or Kill.
+func (s *Stack) Exit(id int) error { return s.Broker(id).proc.err }
+
+// WaitReady waits until broker id's /readyz answers 200 (Options.Metrics).
+func (s *Stack) WaitReady(id int, within time.Duration) {
+	s.t.Helper()
+	b := s.Broker(id)
+	if b.Metrics == "" {
+		s.t.Fatal("stack: WaitReady needs Options.Metrics")
+	}
+	poll.Until(s.t, within, fmt.Sprintf("broker %d's /readyz", id), func() error {
+		select {
+		case <-b.proc.done:
+			return fmt.Errorf("broker %d exited: %v", id, b.proc.err)
+		default:
+		}
+		resp, err := http.Get("http://" + b.Metrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		return nil
+	})
+}
+
 // Restart starts a stopped or killed broker again with the same id,
 // address and data directory, and waits until it listens.
 func (s *Stack) Restart(id int) {
@@ -402,19 +480,48 @@ func (s *Stack) shutdown() {
 			<-p.done
 		}
 	}
-	s.cp.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.cp.done:
-	case <-time.After(10 * time.Second):
-		s.cp.cmd.Process.Kill()
-		<-s.cp.done
+	for _, cp := range s.cps {
+		cp.proc.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, cp := range s.cps {
+		select {
+		case <-cp.proc.done:
+		case <-time.After(10 * time.Second):
+			cp.proc.cmd.Process.Kill()
+			<-cp.proc.done
+		}
 	}
 	if s.t.Failed() {
-		s.t.Logf("control plane log:\n%s", tail(s.cp.log))
+		for i, cp := range s.cps {
+			s.t.Logf("control plane %d log:\n%s", i, tail(cp.proc.log))
+		}
 		for id := 1; id <= len(s.brokers); id++ {
 			s.t.Logf("broker %d log:\n%s", id, tail(s.brokers[id].proc.log))
 		}
 	}
+}
+
+// gauge reads the value of an unlabelled gauge from a /metrics page.
+func gauge(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", url, name)
 }
 
 func tail(path string) string {

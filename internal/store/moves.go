@@ -21,7 +21,9 @@ type Move struct {
 
 // RequestMoves records moves for partitions that have a leader other than
 // their target and no move pending, and tells the brokers (NOTIFY
-// eddy_metadata). It returns how many were recorded.
+// eddy_metadata). It returns how many were recorded. Under a lease
+// (WithLease) it, like ExpireMoves, fails with ErrNotLeader once the term
+// ended.
 func (s *Store) RequestMoves(ctx context.Context, moves []Move) (int, error) {
 	if len(moves) == 0 {
 		return 0, nil
@@ -32,6 +34,9 @@ func (s *Store) RequestMoves(ctx context.Context, moves []Move) (int, error) {
 	}
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE partitions p SET moving_to = m.broker, move_started_at = now()
 			FROM unnest($1::bigint[], $2::int[]) AS m(id, broker)
@@ -57,6 +62,9 @@ func (s *Store) RequestMoves(ctx context.Context, moves []Move) (int, error) {
 // many moves were cancelled and forced.
 func (s *Store) ExpireMoves(ctx context.Context, timeout time.Duration) (cancelled, forced int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE partitions SET moving_to = NULL, move_started_at = NULL
 			WHERE moving_to IS NOT NULL

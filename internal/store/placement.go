@@ -50,8 +50,12 @@ type PlaceFunc func(brokers []BrokerLoad, unassigned []Item) []Assignment
 // the partitions and slots of brokers whose session expired, then hands
 // every unassigned item to a live broker as place decides, bumping each
 // item's leader epoch. It returns how many items were released and assigned.
+// Under a lease (WithLease) it fails with ErrNotLeader once the term ended.
 func (s *Store) PlaceRound(ctx context.Context, place PlaceFunc) (released, assigned int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx); err != nil {
+			return err
+		}
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, placementLock).Scan(&got); err != nil {
 			return err

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
+	"github.com/eddy-streams/eddy/internal/stack"
+)
+
+// TestRollingRestart (issue 23, acceptance 3): every broker in turn is
+// sent SIGTERM, as Kubernetes does, waited for, restarted and waited for
+// until its /readyz answers, under acks=all idempotent load. No
+// acknowledged record is lost or duplicated, and every broker drains and
+// exits cleanly within its --shutdown-timeout. The produce p99 before and
+// during the roll is logged, not asserted: the machine is shared.
+func TestRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts three brokers under load")
+	}
+	const (
+		brokers         = 3
+		shutdownTimeout = 15 * time.Second // the default
+	)
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: brokers, Metrics: true,
+		BrokerArgs: []string{"--shutdown-timeout=" + shutdownTimeout.String()}})
+	for id := 1; id <= brokers; id++ {
+		s.WaitReady(id, time.Minute)
+	}
+	const topic = "rolling"
+	load := s.StartLoad(topic, 12)
+	load.WaitFlowing(12, 2*time.Minute)
+	steady := time.Now()
+	time.Sleep(10 * time.Second)
+
+	rollStart := time.Now()
+	for id := 1; id <= brokers; id++ {
+		stopping := time.Now()
+		s.Stop(id)
+		drained := time.Since(stopping)
+		if err := s.Exit(id); err != nil {
+			t.Errorf("broker %d exited after SIGTERM with %v", id, err)
+		}
+		if drained > shutdownTimeout+5*time.Second {
+			t.Errorf("broker %d took %v to stop, past its --shutdown-timeout %v", id, drained, shutdownTimeout)
+		}
+		restarting := time.Now()
+		s.Restart(id)
+		s.WaitReady(id, time.Minute)
+		t.Logf("broker %d: stopped in %v, ready again %v after its restart", id,
+			drained.Round(10*time.Millisecond), time.Since(restarting).Round(10*time.Millisecond))
+	}
+	rollEnd := time.Now()
+	acked, _ := load.Acked()
+	poll.Until(t, time.Minute, "records acknowledged after the roll", func() error {
+		if n, _ := load.Acked(); n <= acked {
+			return fmt.Errorf("%d acknowledged, as many as when the roll ended", n)
+		}
+		return nil
+	})
+
+	load.Stop()
+	before, nBefore := load.P99(steady, rollStart)
+	during, nDuring := load.P99(rollStart, rollEnd)
+	ratio := 0.0
+	if before > 0 {
+		ratio = float64(during) / float64(before)
+	}
+	t.Logf("produce p99 before the roll %v (%d acks), during it %v (%d acks, %.1fx); the roll took %v",
+		before, nBefore, during, nDuring, ratio, rollEnd.Sub(rollStart).Round(10*time.Millisecond))
+
+	load.Verify()
+}
