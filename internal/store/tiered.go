@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Job is a claimed background job.
@@ -93,29 +92,75 @@ func (s *Store) ExtendLease(ctx context.Context, j Job, owner string, lease time
 	return tag.RowsAffected() == 1, nil
 }
 
+// JobRetry says when a failed job runs again.
+type JobRetry struct {
+	// After is the delay before the next attempt, at most the job's period.
+	After time.Duration
+	// QuarantineAfter is the number of consecutive failed attempts
+	// (attempts counts from the last success, a lost lease included) from
+	// which a failure quarantines the job: its next attempt waits
+	// QuarantineFor, whatever its period. 0 never quarantines.
+	QuarantineAfter int
+	QuarantineFor   time.Duration
+}
+
 // FinishJob releases owner's lease and schedules the next run: after the
-// job's period on success, after retry on failure (jobErr != nil). false
-// means the lease had been lost.
-func (s *Store) FinishJob(ctx context.Context, j Job, owner string, jobErr error, retry time.Duration) (bool, error) {
-	var (
-		tag pgconn.CommandTag
-		err error
-	)
+// job's period on success (attempts back to 0), as retry says on failure
+// (jobErr != nil). mine is false when the lease had been lost;
+// quarantined is true when this failure quarantined the job.
+func (s *Store) FinishJob(ctx context.Context, j Job, owner string, jobErr error, retry JobRetry) (mine, quarantined bool, err error) {
 	if jobErr == nil {
-		tag, err = s.pool.Exec(ctx, `
+		tag, err := s.pool.Exec(ctx, `
 			UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = now() + every,
 				attempts = 0, last_error = NULL, last_done = now()
 			WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner)
-	} else {
-		tag, err = s.pool.Exec(ctx, `
-			UPDATE jobs SET lease_owner = NULL, lease_until = NULL,
-				run_at = now() + least(every, $4::interval), last_error = $5
-			WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner, retry, jobErr.Error())
+		if err != nil {
+			return false, false, fmt.Errorf("store: finish job %s/%s: %w", j.Kind, j.Key, err)
+		}
+		return tag.RowsAffected() == 1, false, nil
+	}
+	// The quarantine is only a far run_at: a quarantined job is claimed
+	// like any other once it is due, and its next failure quarantines it
+	// again, its next success ends the count.
+	err = s.pool.QueryRow(ctx, `
+		UPDATE jobs SET lease_owner = NULL, lease_until = NULL, last_error = $5,
+			run_at = now() + CASE WHEN $6::int > 0 AND attempts >= $6::int THEN $7::interval
+				ELSE least(every, $4::interval) END
+		WHERE kind = $1 AND key = $2 AND lease_owner = $3
+		RETURNING $6::int > 0 AND attempts >= $6::int`,
+		j.Kind, j.Key, owner, retry.After, jobErr.Error(), retry.QuarantineAfter, retry.QuarantineFor).Scan(&quarantined)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: finish job %s/%s: %w", j.Kind, j.Key, err)
+		return false, false, fmt.Errorf("store: finish job %s/%s: %w", j.Kind, j.Key, err)
+	}
+	return true, quarantined, nil
+}
+
+// ReleaseJob hands owner's job back, due at once, without counting the
+// attempt: a worker that stops (a rolling restart) did not find the job
+// failing. false means the lease had been lost.
+func (s *Store) ReleaseJob(ctx context.Context, j Job, owner string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = now(),
+			attempts = greatest(attempts - 1, 0)
+		WHERE kind = $1 AND key = $2 AND lease_owner = $3`, j.Kind, j.Key, owner)
+	if err != nil {
+		return false, fmt.Errorf("store: release job %s/%s: %w", j.Kind, j.Key, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// QuarantinedJobs counts the jobs that a failure quarantined with
+// QuarantineAfter after (at least 1) and whose quarantine has not ended.
+func (s *Store) QuarantinedJobs(ctx context.Context, after int) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE attempts >= $1 AND run_at > now()`, after).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count quarantined jobs: %w", err)
+	}
+	return n, nil
 }
 
 // RetentionTarget is a partition holding index rows, with its topic's

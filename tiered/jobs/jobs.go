@@ -12,6 +12,15 @@
 // — every handler in tiered/ is: each of its steps is one transaction
 // whose effect a rerun recognises.
 //
+// A handler that panics does not take the process down: the runner
+// recovers the panic, logs it with its stack, counts it and records it as
+// a failure of the job. A job that fails (or panics, or whose worker died
+// holding it) QuarantineAfter times in a row is quarantined: it is not
+// claimed again for QuarantineFor, so that a poison object or partition
+// costs one attempt per quarantine period instead of one per retry, and a
+// job that crashes a process does not walk the pool. A panic in a
+// goroutine the handler started cannot be recovered here.
+//
 // Runner.Run owns its worker goroutines and returns after they stop.
 package jobs
 
@@ -23,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -42,11 +52,21 @@ type Config struct {
 	Poll time.Duration
 	// Retry is the longest a failed job waits before it runs again.
 	Retry time.Duration
+	// QuarantineAfter is how many consecutive failed attempts quarantine
+	// a job (attempts count from its last success; a panic and a worker
+	// that died holding the job count as failures, a worker that stops
+	// and hands the job back does not).
+	QuarantineAfter int
+	// QuarantineFor is how long a quarantined job waits before it runs
+	// again, whatever its period; each failure after that quarantines it
+	// again, a success ends the quarantine.
+	QuarantineFor time.Duration
 }
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{Workers: 1, Lease: 30 * time.Second, Poll: time.Second, Retry: 10 * time.Second}
+	return Config{Workers: 1, Lease: 30 * time.Second, Poll: time.Second, Retry: 10 * time.Second,
+		QuarantineAfter: 10, QuarantineFor: time.Hour}
 }
 
 // RegisterFlags registers the runner's flags with the defaults of
@@ -57,6 +77,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Lease, "jobs-lease", d.Lease, "how long a claimed job stays reserved without renewal")
 	fs.DurationVar(&c.Poll, "jobs-poll", d.Poll, "how often an idle worker looks for due jobs")
 	fs.DurationVar(&c.Retry, "jobs-retry", d.Retry, "longest a failed job waits before it runs again")
+	fs.IntVar(&c.QuarantineAfter, "jobs-quarantine-after", d.QuarantineAfter, "consecutive failures (panics and crashed workers included) after which a job is quarantined")
+	fs.DurationVar(&c.QuarantineFor, "jobs-quarantine-for", d.QuarantineFor, "how long a quarantined job waits before it is tried again")
 }
 
 // Validate checks the configuration, naming the flag of a bad value.
@@ -70,6 +92,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("jobs: --jobs-poll must be positive, got %s", c.Poll)
 	case c.Retry <= 0:
 		return fmt.Errorf("jobs: --jobs-retry must be positive, got %s", c.Retry)
+	case c.QuarantineAfter < 1:
+		return fmt.Errorf("jobs: --jobs-quarantine-after must be >= 1, got %d", c.QuarantineAfter)
+	case c.QuarantineFor <= 0:
+		return fmt.Errorf("jobs: --jobs-quarantine-for must be positive, got %s", c.QuarantineFor)
 	}
 	return nil
 }
@@ -89,15 +115,18 @@ type schedule struct {
 
 // Runner claims and runs jobs. Register handlers and schedules before Run.
 type Runner struct {
-	cfg      Config
-	st       *store.Store
-	log      *slog.Logger
-	owner    string
-	handlers map[string]Handler
-	kinds    []string
-	sched    []schedule
-	runs     *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	cfg         Config
+	st          *store.Store
+	log         *slog.Logger
+	owner       string
+	handlers    map[string]Handler
+	kinds       []string
+	sched       []schedule
+	runs        *prometheus.CounterVec
+	seconds     *prometheus.HistogramVec
+	panics      *prometheus.CounterVec
+	quarantines *prometheus.CounterVec
+	quarantined prometheus.Gauge
 }
 
 // New returns a Runner; reg may be nil.
@@ -118,9 +147,17 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "eddy_job_seconds", Help: "Background job run time by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"kind"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_jobs_panics_total", Help: "Background job handlers that panicked (recovered, counted as failures), by kind."},
+			[]string{"kind"}),
+		quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_jobs_quarantines_total", Help: "Background jobs quarantined after --jobs-quarantine-after consecutive failures, by kind."},
+			[]string{"kind"}),
+		quarantined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eddy_jobs_quarantined", Help: "Background jobs quarantined now, across the pool, as this process last counted them (after each job it ran)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.runs, r.seconds)
+		reg.MustRegister(r.runs, r.seconds, r.panics, r.quarantines, r.quarantined)
 	}
 	return r, nil
 }
@@ -230,7 +267,7 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 		// lease to lapse.
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer fcancel()
-		r.st.FinishJob(fctx, j, r.owner, errors.New("jobs: worker stopped"), 0)
+		r.st.ReleaseJob(fctx, j, r.owner)
 		return true, nil
 	}
 	if lost {
@@ -246,10 +283,23 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 	r.runs.WithLabelValues(j.Kind, outcome).Inc()
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
-	if mine, err := r.st.FinishJob(fctx, j, r.owner, jobErr, r.cfg.Retry); err != nil {
+	mine, quarantined, err := r.st.FinishJob(fctx, j, r.owner, jobErr, store.JobRetry{
+		After: r.cfg.Retry, QuarantineAfter: r.cfg.QuarantineAfter, QuarantineFor: r.cfg.QuarantineFor})
+	if err != nil {
 		return true, err
-	} else if !mine {
+	}
+	if !mine {
 		r.log.Warn("job finished after its lease was lost", "kind", j.Kind, "key", j.Key)
+	}
+	if quarantined {
+		r.quarantines.WithLabelValues(j.Kind).Inc()
+		r.log.Warn("job quarantined", "kind", j.Kind, "key", j.Key, "attempts", j.Attempts,
+			"for", r.cfg.QuarantineFor, "err", jobErr)
+	}
+	// One count per job run keeps the gauge as fresh as this process's
+	// view of the jobs, at the cost of one scan of a small table.
+	if n, err := r.st.QuarantinedJobs(fctx, r.cfg.QuarantineAfter); err == nil {
+		r.quarantined.Set(float64(n))
 	}
 	return true, nil
 }
@@ -257,6 +307,9 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 func (r *Runner) run(ctx context.Context, j store.Job) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			r.panics.WithLabelValues(j.Kind).Inc()
+			r.log.Error("job panicked", "kind", j.Kind, "key", j.Key, "attempt", j.Attempts,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			err = fmt.Errorf("jobs: %s/%s panicked: %v", j.Kind, j.Key, p)
 		}
 	}()

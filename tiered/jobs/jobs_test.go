@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/jobs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -119,7 +121,7 @@ func TestDeadWorkersJobIsTakenOver(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The dead worker's late finish is refused.
-	if mine, err := e.St.FinishJob(ctx, jobsJob("test", "k"), "dead", nil, time.Second); err != nil || mine {
+	if mine, _, err := e.St.FinishJob(ctx, jobsJob("test", "k"), "dead", nil, store.JobRetry{After: time.Second}); err != nil || mine {
 		t.Fatalf("late finish by the dead worker: mine=%v err=%v", mine, err)
 	}
 	// Done, and not due again for an hour.
@@ -158,6 +160,194 @@ func TestFailedJobIsRetried(t *testing.T) {
 	if calls.Load() < 2 {
 		t.Fatal("failed job was not retried")
 	}
+}
+
+// A handler that panics does not take the process down: the panic is
+// counted and recorded as a failure of the job, whose attempts grow.
+func TestPanickingJobIsAFailure(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t)
+	if err := e.St.EnsureJob(ctx, "test", "k", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cfg := runnerConfig(time.Second)
+	cfg.Retry = 50 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	r, err := jobs.New(cfg, e.St, e.Log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	r.Handle("test", func(context.Context, string) error {
+		calls.Add(1)
+		var m map[string]int
+		m["poison"]++ // a nil map: a runtime panic, as a bug on bad data gives
+		return nil
+	})
+	runUntil(t, r, func() bool { return calls.Load() == 2 })
+	if got := metric(t, reg, "eddy_jobs_panics_total"); got != 2 {
+		t.Errorf("eddy_jobs_panics_total = %v, want 2", got)
+	}
+	if got := metric(t, reg, "eddy_jobs_total"); got != 2 {
+		t.Errorf("eddy_jobs_total = %v, want 2", got)
+	}
+	// Two failed attempts, and the probe's claim makes the third.
+	if a := attempts(t, e.St, "test", "k"); a != 3 {
+		t.Errorf("attempts after two panics: %d, want 3", a)
+	}
+}
+
+// A job that keeps failing is quarantined after QuarantineAfter attempts:
+// not claimed again until QuarantineFor has passed, then tried once more;
+// a success ends the count.
+func TestFailingJobIsQuarantined(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t)
+	// A period shorter than the quarantine: the quarantine wins.
+	if err := e.St.EnsureJob(ctx, "test", "k", 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	cfg := runnerConfig(time.Second)
+	cfg.Retry, cfg.QuarantineAfter, cfg.QuarantineFor = 20*time.Millisecond, 3, 2*time.Second
+	reg := prometheus.NewRegistry()
+	r, err := jobs.New(cfg, e.St, e.Log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, fail atomic.Int32
+	fail.Store(1)
+	r.Handle("test", func(context.Context, string) error {
+		calls.Add(1)
+		if fail.Load() == 1 {
+			return errors.New("poison object")
+		}
+		return nil
+	})
+	runUntil(t, r, func() bool { return calls.Load() == 3 })
+	quarantinedAt := time.Now()
+	if got := metric(t, reg, "eddy_jobs_quarantines_total"); got != 1 {
+		t.Errorf("eddy_jobs_quarantines_total = %v, want 1", got)
+	}
+	if got := metric(t, reg, "eddy_jobs_quarantined"); got != 1 {
+		t.Errorf("eddy_jobs_quarantined = %v, want 1", got)
+	}
+	// Not claimed while quarantined (checked over well under its 2 s).
+	for time.Since(quarantinedAt) < 700*time.Millisecond {
+		if ran, err := r.RunOnce(ctx); err != nil || ran {
+			t.Fatalf("quarantined job claimed: ran=%v err=%v", ran, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Tried again after the quarantine; failing, it is quarantined again.
+	runUntil(t, r, func() bool { return calls.Load() == 4 })
+	if d := time.Since(quarantinedAt); d < cfg.QuarantineFor-100*time.Millisecond {
+		t.Errorf("quarantined job ran again after %s, want %s", d, cfg.QuarantineFor)
+	}
+	if got := metric(t, reg, "eddy_jobs_quarantines_total"); got != 2 {
+		t.Errorf("eddy_jobs_quarantines_total = %v after failing again, want 2", got)
+	}
+	// A success resets the attempts and the gauge.
+	fail.Store(0)
+	runUntil(t, r, func() bool { return calls.Load() == 5 })
+	if got := metric(t, reg, "eddy_jobs_quarantined"); got != 0 {
+		t.Errorf("eddy_jobs_quarantined = %v after a success, want 0", got)
+	}
+	if a := attempts(t, e.St, "test", "k"); a != 1 {
+		t.Errorf("attempts after a success: %d, want 1 (the probe's claim)", a)
+	}
+}
+
+// A worker that stops hands its job back without counting the attempt,
+// so rolling restarts never quarantine a job.
+func TestStoppedWorkerDoesNotCountAnAttempt(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t)
+	if err := e.St.EnsureJob(ctx, "test", "k", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cfg := runnerConfig(time.Second)
+	cfg.QuarantineAfter = 1
+	r, err := jobs.New(cfg, e.St, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	r.Handle("test", func(ctx context.Context, _ string) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := r.RunOnce(rctx); done <- err }()
+	<-started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Due at once, and the probe's claim is the first counted attempt.
+	if a := attempts(t, e.St, "test", "k"); a != 1 {
+		t.Errorf("attempts after a handback: %d, want 1", a)
+	}
+}
+
+// runUntil runs r's due jobs until cond holds.
+func runUntil(t *testing.T, r *jobs.Runner, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30s")
+		}
+		ran, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ran {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// attempts claims the job (kind, key) as a probe worker once it is due, which counts
+// one attempt, returns its attempts and hands it back uncounted.
+func attempts(t *testing.T, st *store.Store, kind, key string) int {
+	t.Helper()
+	ctx := context.Background()
+	var j store.Job
+	poll.Until(t, 10*time.Second, "the job due", func() (err error) {
+		var ok bool
+		if j, ok, err = st.ClaimJob(ctx, "probe", []string{kind}, time.Minute); err == nil && !ok {
+			err = errors.New("not due")
+		}
+		return err
+	})
+	if j.Key != key {
+		t.Fatalf("probe claimed %s/%s, want key %s", j.Kind, j.Key, key)
+	}
+	if _, err := st.ReleaseJob(ctx, j, "probe"); err != nil {
+		t.Fatal(err)
+	}
+	return j.Attempts
+}
+
+// metric sums the series of a metric family gathered from reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
 
 func jobsJob(kind, key string) store.Job { return store.Job{Kind: kind, Key: key} }
