@@ -138,6 +138,36 @@ func (s *Store) FinishJob(ctx context.Context, j Job, owner string, jobErr error
 	return true, quarantined, nil
 }
 
+// ErrJobAbandoned is the last error of a job that QuarantineAbandonedJobs
+// quarantined.
+var ErrJobAbandoned = errors.New("store: job's lease expired: its worker died or stalled")
+
+// QuarantineAbandonedJobs quarantines the jobs of kinds whose holder's
+// lease expired (the worker died or stalled, perhaps crashed by the job)
+// and which reached retry.QuarantineAfter attempts, instead of letting
+// the next worker claim them, and returns them. A job that crashes every
+// process that runs it thus stops after QuarantineAfter crashes.
+func (s *Store) QuarantineAbandonedJobs(ctx context.Context, kinds []string, retry JobRetry) ([]Job, error) {
+	if retry.QuarantineAfter <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = now() + $3::interval,
+			last_error = $4
+		WHERE kind = ANY($1) AND lease_until < now() AND attempts >= $2
+		RETURNING kind, key, attempts`, kinds, retry.QuarantineAfter, retry.QuarantineFor, ErrJobAbandoned.Error())
+	if err != nil {
+		return nil, fmt.Errorf("store: quarantine abandoned jobs: %w", err)
+	}
+	js, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (j Job, err error) {
+		return j, r.Scan(&j.Kind, &j.Key, &j.Attempts)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: quarantine abandoned jobs: %w", err)
+	}
+	return js, nil
+}
+
 // ReleaseJob hands owner's job back, due at once, without counting the
 // attempt: a worker that stops (a rolling restart) did not find the job
 // failing. false means the lease had been lost.

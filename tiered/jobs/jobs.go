@@ -233,6 +233,9 @@ func (r *Runner) work(ctx context.Context) {
 // The returned error is about claiming or finishing, not the job's own
 // failure (which is logged, counted and recorded in the job's row).
 func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
+	if err := r.quarantineAbandoned(ctx); err != nil {
+		return false, err
+	}
 	j, ok, err := r.st.ClaimJob(ctx, r.owner, r.kinds, r.cfg.Lease)
 	if err != nil || !ok {
 		return false, err
@@ -283,8 +286,7 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 	r.runs.WithLabelValues(j.Kind, outcome).Inc()
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer fcancel()
-	mine, quarantined, err := r.st.FinishJob(fctx, j, r.owner, jobErr, store.JobRetry{
-		After: r.cfg.Retry, QuarantineAfter: r.cfg.QuarantineAfter, QuarantineFor: r.cfg.QuarantineFor})
+	mine, quarantined, err := r.st.FinishJob(fctx, j, r.owner, jobErr, r.retry())
 	if err != nil {
 		return true, err
 	}
@@ -292,9 +294,7 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 		r.log.Warn("job finished after its lease was lost", "kind", j.Kind, "key", j.Key)
 	}
 	if quarantined {
-		r.quarantines.WithLabelValues(j.Kind).Inc()
-		r.log.Warn("job quarantined", "kind", j.Kind, "key", j.Key, "attempts", j.Attempts,
-			"for", r.cfg.QuarantineFor, "err", jobErr)
+		r.quarantine(j, jobErr)
 	}
 	// One count per job run keeps the gauge as fresh as this process's
 	// view of the jobs, at the cost of one scan of a small table.
@@ -302,6 +302,27 @@ func (r *Runner) RunOnce(ctx context.Context) (ran bool, err error) {
 		r.quarantined.Set(float64(n))
 	}
 	return true, nil
+}
+
+func (r *Runner) retry() store.JobRetry {
+	return store.JobRetry{After: r.cfg.Retry, QuarantineAfter: r.cfg.QuarantineAfter, QuarantineFor: r.cfg.QuarantineFor}
+}
+
+// quarantineAbandoned quarantines the jobs whose workers kept dying
+// holding them: such a job never reaches FinishJob, so it is caught when
+// the next worker would claim it.
+func (r *Runner) quarantineAbandoned(ctx context.Context) error {
+	js, err := r.st.QuarantineAbandonedJobs(ctx, r.kinds, r.retry())
+	for _, j := range js {
+		r.quarantine(j, store.ErrJobAbandoned)
+	}
+	return err
+}
+
+func (r *Runner) quarantine(j store.Job, last error) {
+	r.quarantines.WithLabelValues(j.Kind).Inc()
+	r.log.Warn("job quarantined", "kind", j.Kind, "key", j.Key, "attempts", j.Attempts,
+		"for", r.cfg.QuarantineFor, "err", last)
 }
 
 func (r *Runner) run(ctx context.Context, j store.Job) (err error) {

@@ -257,6 +257,55 @@ func TestFailingJobIsQuarantined(t *testing.T) {
 	}
 }
 
+// A job whose workers keep dying holding it (a crash no recover catches)
+// is quarantined instead of claimed by the next worker.
+func TestJobThatKillsItsWorkersIsQuarantined(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t)
+	if err := e.St.EnsureJob(ctx, "test", "k", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	const lease = 100 * time.Millisecond
+	for _, dead := range []string{"dead1", "dead2"} {
+		poll.Until(t, 10*time.Second, dead+"'s claim", func() error {
+			_, ok, err := e.St.ClaimJob(ctx, dead, []string{"test"}, lease)
+			if err == nil && !ok {
+				err = errors.New("not claimable yet")
+			}
+			return err
+		})
+	}
+	cfg := runnerConfig(time.Second)
+	cfg.QuarantineAfter, cfg.QuarantineFor = 2, 2*time.Second
+	reg := prometheus.NewRegistry()
+	r, err := jobs.New(cfg, e.St, e.Log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	r.Handle("test", func(context.Context, string) error { calls.Add(1); return nil })
+	poll.Until(t, 10*time.Second, "the quarantine", func() error {
+		if _, err := r.RunOnce(ctx); err != nil {
+			return err
+		}
+		if metric(t, reg, "eddy_jobs_quarantines_total") != 1 {
+			return errors.New("not quarantined")
+		}
+		return nil
+	})
+	quarantinedAt := time.Now()
+	for time.Since(quarantinedAt) < 700*time.Millisecond {
+		if ran, err := r.RunOnce(ctx); err != nil || ran {
+			t.Fatalf("quarantined job claimed: ran=%v err=%v", ran, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if calls.Load() != 0 {
+		t.Fatal("the handler ran while the job was quarantined")
+	}
+	runUntil(t, r, func() bool { return calls.Load() == 1 })
+}
+
 // A worker that stops hands its job back without counting the attempt,
 // so rolling restarts never quarantine a job.
 func TestStoppedWorkerDoesNotCountAnAttempt(t *testing.T) {
