@@ -172,11 +172,7 @@ func TestPanickingJobIsAFailure(t *testing.T) {
 	}
 	cfg := runnerConfig(time.Second)
 	cfg.Retry = 50 * time.Millisecond
-	reg := prometheus.NewRegistry()
-	r, err := jobs.New(cfg, e.St, e.Log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, reg := newRunner(t, e, cfg)
 	var calls atomic.Int32
 	r.Handle("test", func(context.Context, string) error {
 		calls.Add(1)
@@ -185,12 +181,8 @@ func TestPanickingJobIsAFailure(t *testing.T) {
 		return nil
 	})
 	runUntil(t, r, func() bool { return calls.Load() == 2 })
-	if got := metric(t, reg, "eddy_jobs_panics_total"); got != 2 {
-		t.Errorf("eddy_jobs_panics_total = %v, want 2", got)
-	}
-	if got := metric(t, reg, "eddy_jobs_total"); got != 2 {
-		t.Errorf("eddy_jobs_total = %v, want 2", got)
-	}
+	wantMetric(t, reg, "eddy_jobs_panics_total", 2)
+	wantMetric(t, reg, "eddy_jobs_total", 2)
 	// Two failed attempts, and the probe's claim makes the third.
 	if a := attempts(t, e.St, "test", "k"); a != 3 {
 		t.Errorf("attempts after two panics: %d, want 3", a)
@@ -209,11 +201,7 @@ func TestFailingJobIsQuarantined(t *testing.T) {
 	}
 	cfg := runnerConfig(time.Second)
 	cfg.Retry, cfg.QuarantineAfter, cfg.QuarantineFor = 20*time.Millisecond, 3, 2*time.Second
-	reg := prometheus.NewRegistry()
-	r, err := jobs.New(cfg, e.St, e.Log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, reg := newRunner(t, e, cfg)
 	var calls, fail atomic.Int32
 	fail.Store(1)
 	r.Handle("test", func(context.Context, string) error {
@@ -225,33 +213,20 @@ func TestFailingJobIsQuarantined(t *testing.T) {
 	})
 	runUntil(t, r, func() bool { return calls.Load() == 3 })
 	quarantinedAt := time.Now()
-	if got := metric(t, reg, "eddy_jobs_quarantines_total"); got != 1 {
-		t.Errorf("eddy_jobs_quarantines_total = %v, want 1", got)
-	}
-	if got := metric(t, reg, "eddy_jobs_quarantined"); got != 1 {
-		t.Errorf("eddy_jobs_quarantined = %v, want 1", got)
-	}
+	wantMetric(t, reg, "eddy_jobs_quarantines_total", 1)
+	wantMetric(t, reg, "eddy_jobs_quarantined", 1)
 	// Not claimed while quarantined (checked over well under its 2 s).
-	for time.Since(quarantinedAt) < 700*time.Millisecond {
-		if ran, err := r.RunOnce(ctx); err != nil || ran {
-			t.Fatalf("quarantined job claimed: ran=%v err=%v", ran, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	notClaimedUntil(t, r, quarantinedAt.Add(700*time.Millisecond))
 	// Tried again after the quarantine; failing, it is quarantined again.
 	runUntil(t, r, func() bool { return calls.Load() == 4 })
 	if d := time.Since(quarantinedAt); d < cfg.QuarantineFor-100*time.Millisecond {
 		t.Errorf("quarantined job ran again after %s, want %s", d, cfg.QuarantineFor)
 	}
-	if got := metric(t, reg, "eddy_jobs_quarantines_total"); got != 2 {
-		t.Errorf("eddy_jobs_quarantines_total = %v after failing again, want 2", got)
-	}
+	wantMetric(t, reg, "eddy_jobs_quarantines_total", 2)
 	// A success resets the attempts and the gauge.
 	fail.Store(0)
 	runUntil(t, r, func() bool { return calls.Load() == 5 })
-	if got := metric(t, reg, "eddy_jobs_quarantined"); got != 0 {
-		t.Errorf("eddy_jobs_quarantined = %v after a success, want 0", got)
-	}
+	wantMetric(t, reg, "eddy_jobs_quarantined", 0)
 	if a := attempts(t, e.St, "test", "k"); a != 1 {
 		t.Errorf("attempts after a success: %d, want 1 (the probe's claim)", a)
 	}
@@ -277,11 +252,7 @@ func TestJobThatKillsItsWorkersIsQuarantined(t *testing.T) {
 	}
 	cfg := runnerConfig(time.Second)
 	cfg.QuarantineAfter, cfg.QuarantineFor = 2, 2*time.Second
-	reg := prometheus.NewRegistry()
-	r, err := jobs.New(cfg, e.St, e.Log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, reg := newRunner(t, e, cfg)
 	var calls atomic.Int32
 	r.Handle("test", func(context.Context, string) error { calls.Add(1); return nil })
 	poll.Until(t, 10*time.Second, "the quarantine", func() error {
@@ -294,12 +265,7 @@ func TestJobThatKillsItsWorkersIsQuarantined(t *testing.T) {
 		return nil
 	})
 	quarantinedAt := time.Now()
-	for time.Since(quarantinedAt) < 700*time.Millisecond {
-		if ran, err := r.RunOnce(ctx); err != nil || ran {
-			t.Fatalf("quarantined job claimed: ran=%v err=%v", ran, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	notClaimedUntil(t, r, quarantinedAt.Add(700*time.Millisecond))
 	if calls.Load() != 0 {
 		t.Fatal("the handler ran while the job was quarantined")
 	}
@@ -337,6 +303,28 @@ func TestStoppedWorkerDoesNotCountAnAttempt(t *testing.T) {
 	// Due at once, and the probe's claim is the first counted attempt.
 	if a := attempts(t, e.St, "test", "k"); a != 1 {
 		t.Errorf("attempts after a handback: %d, want 1", a)
+	}
+}
+
+// newRunner returns a runner on e's store with its own registry.
+func newRunner(t *testing.T, e *tieredtest.Env, cfg jobs.Config) (*jobs.Runner, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	r, err := jobs.New(cfg, e.St, e.Log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, reg
+}
+
+// notClaimedUntil checks that r finds no due job until the deadline.
+func notClaimedUntil(t *testing.T, r *jobs.Runner, deadline time.Time) {
+	t.Helper()
+	for time.Now().Before(deadline) {
+		if ran, err := r.RunOnce(context.Background()); err != nil || ran {
+			t.Fatalf("quarantined job claimed: ran=%v err=%v", ran, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -378,6 +366,14 @@ func attempts(t *testing.T, st *store.Store, kind, key string) int {
 		t.Fatal(err)
 	}
 	return j.Attempts
+}
+
+// wantMetric checks the sum of a metric family's series.
+func wantMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+	t.Helper()
+	if got := metric(t, reg, name); got != want {
+		t.Errorf("%s = %v, want %v", name, got, want)
+	}
 }
 
 // metric sums the series of a metric family gathered from reg.
