@@ -146,9 +146,18 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 	}()
 	defer func() { stop(); wg.Wait() }()
 
-	// progress is how many input records the group has committed.
+	// progress is how many input records the group has committed. It asks
+	// through a new client each time: kgo keeps a group's coordinator
+	// until the broker answers NOT_COORDINATOR, so a client that looked
+	// the group up just before its coordinator was killed would dial the
+	// dead broker until the test gave up.
 	progress := func() (int64, error) {
-		offs, err := adm.FetchOffsets(ctx, group)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...))
+		if err != nil {
+			return 0, err
+		}
+		defer cl.Close()
+		offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 		if err != nil {
 			return 0, err
 		}
