@@ -63,13 +63,7 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			pm := partitionOf(t, rp.Partition)
-			if pm == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
+			p, code := s.ledFor(t, rp.Partition, rp.CurrentLeaderEpoch)
 			switch {
 			case code != 0:
 				sp.ErrorCode = code
@@ -85,7 +79,7 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				case -2, -4:
 					sp.Offset = start
 				case -3:
-					seg, ok, err := s.store.MaxTimestamp(ctx, pm.ID)
+					seg, ok, err := s.store.MaxTimestamp(ctx, p.ID)
 					if err == nil && ok {
 						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, seg.MaxTimestamp, start, func(raw []byte) (int64, int64, bool, error) {
 							off, _, err := batch.OffsetOfMaxTimestamp(raw)
@@ -100,7 +94,7 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 						sp.ErrorCode = kerr.InvalidRequest.Code
 						break
 					}
-					seg, ok, err := s.store.SegmentAtTimestamp(ctx, pm.ID, rp.Timestamp)
+					seg, ok, err := s.store.SegmentAtTimestamp(ctx, p.ID, rp.Timestamp)
 					if err == nil && ok {
 						limit := batch.DecompressLimit(topicconfig.Int64(t.Configs, "max.message.bytes"))
 						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, rp.Timestamp, start, func(raw []byte) (int64, int64, bool, error) {

@@ -30,21 +30,13 @@ func handleOffsetForLeaderEpoch(s *Server, c *conn, req *kmsg.OffsetForLeaderEpo
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, -1, -1
-			pm := partitionOf(t, rp.Partition)
-			switch {
-			case denied:
+			if denied {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			case pm == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			default:
-				p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
-				switch {
-				case code != 0:
-					sp.ErrorCode = code
-				default:
-					_, hw := p.Offsets()
-					sp.LeaderEpoch, sp.EndOffset = min(rp.LeaderEpoch, p.Epoch), hw
-				}
+			} else if p, code := s.ledFor(t, rp.Partition, rp.CurrentLeaderEpoch); code != 0 {
+				sp.ErrorCode = code
+			} else {
+				_, hw := p.Offsets()
+				sp.LeaderEpoch, sp.EndOffset = min(rp.LeaderEpoch, p.Epoch), hw
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

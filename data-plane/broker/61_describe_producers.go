@@ -29,18 +29,11 @@ func handleDescribeProducers(s *Server, c *conn, req *kmsg.DescribeProducersRequ
 		for _, part := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = part
-			pm := partitionOf(t, part)
-			switch {
-			case denied:
+			if denied {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			case pm == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			default:
-				p, code := s.ledPartition(pm, -1)
-				if code != 0 {
-					sp.ErrorCode = code
-					break
-				}
+			} else if p, code := s.ledFor(t, part, -1); code != 0 {
+				sp.ErrorCode = code
+			} else {
 				for _, pi := range p.Producers() {
 					ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 					ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = pi.ProducerID, int32(pi.Epoch), pi.LastSequence

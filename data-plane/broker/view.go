@@ -277,6 +277,17 @@ func allLed(v *view, cluster string, names []string) bool {
 // a client expects: NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH (the client
 // is ahead of a deposed leader's view: it must refresh) or
 // UNKNOWN_LEADER_EPOCH (this broker has not caught up yet).
+// ledFor is ledPartition for partition of t, which may not exist
+// (UNKNOWN_TOPIC_OR_PARTITION): what every partition-addressed request
+// checks before it touches the partition.
+func (s *Server) ledFor(t *store.Topic, partition, clientEpoch int32) (*leader.Partition, int16) {
+	pm := partitionOf(t, partition)
+	if pm == nil {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	return s.ledPartition(pm, clientEpoch)
+}
+
 func (s *Server) ledPartition(pm *store.Partition, clientEpoch int32) (*leader.Partition, int16) {
 	p := s.lead.Partition(pm.ID)
 	switch {
