@@ -39,20 +39,14 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 				for _, rt := range g.Topics {
 					requested[rt.Topic] = true
 				}
-				kept := rg.Topics[:0]
-				for _, rt := range rg.Topics {
-					if c.sees(acl.Topic, rt.Topic) {
-						kept = append(kept, rt)
-					} else if requested[rt.Topic] {
-						c.denied(acl.Topic, rt.Topic, acl.Describe)
-						for i := range rt.Partitions {
-							p := &rt.Partitions[i]
+				rg.Topics = visibleOffsets(c, requested, rg.Topics,
+					func(t *kmsg.OffsetFetchResponseGroupTopic) string { return t.Topic },
+					func(t *kmsg.OffsetFetchResponseGroupTopic) {
+						for i := range t.Partitions {
+							p := &t.Partitions[i]
 							p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
 						}
-						kept = append(kept, rt)
-					}
-				}
-				rg.Topics = kept
+					})
 				if req.RequireStable && rg.ErrorCode == 0 {
 					s.markUnstable(c, g.Group, func(mark unstableMark) {
 						for _, t := range rg.Topics {
@@ -80,20 +74,14 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 	for _, rt := range req.Topics {
 		requested[rt.Topic] = true
 	}
-	kept := resp.Topics[:0]
-	for _, rt := range resp.Topics {
-		if c.sees(acl.Topic, rt.Topic) {
-			kept = append(kept, rt)
-		} else if requested[rt.Topic] {
-			c.denied(acl.Topic, rt.Topic, acl.Describe)
-			for i := range rt.Partitions {
-				p := &rt.Partitions[i]
+	resp.Topics = visibleOffsets(c, requested, resp.Topics,
+		func(t *kmsg.OffsetFetchResponseTopic) string { return t.Topic },
+		func(t *kmsg.OffsetFetchResponseTopic) {
+			for i := range t.Partitions {
+				p := &t.Partitions[i]
 				p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = -1, -1, nil, kerr.TopicAuthorizationFailed.Code
 			}
-			kept = append(kept, rt)
-		}
-	}
-	resp.Topics = kept
+		})
 	if req.Version >= 7 && req.RequireStable && resp.ErrorCode == 0 {
 		s.markUnstable(c, req.Group, func(mark unstableMark) {
 			for _, t := range resp.Topics {
@@ -105,6 +93,26 @@ func handleOffsetFetch(s *Server, c *conn, req *kmsg.OffsetFetchRequest) kmsg.Re
 		})
 	}
 	return resp
+}
+
+// visibleOffsets keeps the fetched topics the principal may describe,
+// and those it named but may not, refused; the others are left out (an
+// all-topics fetch). The two forms of OffsetFetch (one group, several)
+// have their own topic types, hence name and refuse.
+func visibleOffsets[T any](c *conn, requested map[string]bool, topics []T, name func(*T) string, refuse func(*T)) []T {
+	kept := topics[:0]
+	for i := range topics {
+		t := &topics[i]
+		switch n := name(t); {
+		case c.sees(acl.Topic, n):
+			kept = append(kept, *t)
+		case requested[n]:
+			c.denied(acl.Topic, n, acl.Describe)
+			refuse(t)
+			kept = append(kept, *t)
+		}
+	}
+	return kept
 }
 
 // unstableMark answers one partition of a require_stable fetch.
