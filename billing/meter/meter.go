@@ -191,6 +191,12 @@ type Meter struct {
 
 	failures prometheus.Counter
 	reported prometheus.Counter
+	// bytes and requests are the same counts as the reports, exported
+	// per virtual cluster as they are drained (every Sync) so that an
+	// operator can graph a tenant's throughput without reading the
+	// ledger; their resolution is Config.Sync.
+	bytes    *prometheus.CounterVec
+	requests *prometheus.CounterVec
 }
 
 // Open reads the spool left by an earlier process (its windows will be
@@ -213,6 +219,13 @@ func Open(cfg Config, report ReportFunc, log *slog.Logger, reg prometheus.Regist
 			Name: "eddy_metering_report_failures_total", Help: "Usage reports that failed to reach Postgres (they are retried)."}),
 		reported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_metering_reports_total", Help: "Usage reports (window x cluster) stored."}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_tenant_bytes_total",
+			Help: "Bytes metered for a virtual cluster on this broker, as on the wire (direction in = requests, out = responses)."},
+			[]string{"virtual_cluster", "direction"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_tenant_requests_total", Help: "Requests metered for a virtual cluster on this broker."},
+			[]string{"virtual_cluster"}),
 	}
 	raw, err := os.ReadFile(m.spoolPath())
 	switch {
@@ -243,7 +256,7 @@ func Open(cfg Config, report ReportFunc, log *slog.Logger, reg prometheus.Regist
 		return nil, err
 	}
 	if reg != nil {
-		reg.MustRegister(m.failures, m.reported, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		reg.MustRegister(m.failures, m.reported, m.bytes, m.requests, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eddy_metering_lag_seconds",
 			Help: "Age of the oldest closed metering window not yet stored in Postgres (0 when none)."}, m.lag))
 	}
@@ -336,6 +349,9 @@ func (m *Meter) sync(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, d := range drained {
+		m.bytes.WithLabelValues(id, "in").Add(float64(d.BytesIn))
+		m.bytes.WithLabelValues(id, "out").Add(float64(d.BytesOut))
+		m.requests.WithLabelValues(id).Add(float64(d.Requests))
 		c := m.cur.Clusters[id]
 		c.add(d)
 		m.cur.Clusters[id] = c

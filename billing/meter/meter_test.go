@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/poll"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // table stands in for the usage_reports table: it keeps the first report
@@ -195,5 +197,46 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestTenantMetricsFollowTheReports: the per-cluster Prometheus counters
+// carry the same bytes and requests as the reports, once each.
+func TestTenantMetricsFollowTheReports(t *testing.T) {
+	tb := &table{}
+	reg := prometheus.NewRegistry()
+	m, err := Open(Config{Window: 200 * time.Millisecond, Sync: 20 * time.Millisecond, Dir: t.TempDir(), BrokerID: 7},
+		tb.report, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Cluster("lc-a"), m.Cluster("lc-b")
+	a.Add(100, 40)
+	a.Request(3)
+	m.sync(time.Now())
+	a.Add(1, 2)
+	b.Add(0, 9)
+	m.sync(time.Now())
+	m.sync(time.Now()) // nothing new: nothing counted twice
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"bytes", []string{"lc-a", "in"}, 101},
+		{"bytes", []string{"lc-a", "out"}, 42},
+		{"bytes", []string{"lc-b", "out"}, 9},
+		{"requests", []string{"lc-a"}, 3},
+	} {
+		vec := m.bytes
+		if c.name == "requests" {
+			vec = m.requests
+		}
+		if got := testutil.ToFloat64(vec.WithLabelValues(c.labels...)); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "eddy_tenant_bytes_total"); err != nil || n != 4 {
+		t.Errorf("eddy_tenant_bytes_total has %d series (%v), want 4", n, err)
 	}
 }

@@ -3,8 +3,10 @@ package helm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -108,6 +110,7 @@ type object struct {
 // kinds maps apiVersion/kind to a new typed object to decode into; a kind
 // missing here fails the test, so a new template brings its type along.
 var kinds = map[string]func() any{
+	"v1/ConfigMap":                             func() any { return new(corev1.ConfigMap) },
 	"v1/Secret":                                func() any { return new(corev1.Secret) },
 	"v1/Service":                               func() any { return new(corev1.Service) },
 	"v1/ServiceAccount":                        func() any { return new(corev1.ServiceAccount) },
@@ -214,6 +217,7 @@ func checkChart(t *testing.T, name string, objs []object) {
 				t.Errorf("ha: no %s", k)
 			}
 		}
+		checkDashboards(t, byKind["ConfigMap"])
 		for _, o := range byKind["PrometheusRule"] {
 			if n := len(o.obj.(*monitoringv1.PrometheusRule).Spec.Groups); n == 0 {
 				t.Error("PrometheusRule has no rule groups")
@@ -323,5 +327,41 @@ func checkWorkload(t *testing.T, name string, sel *metav1.LabelSelector, tpl cor
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil || !s.Matches(labels.Set(tpl.Labels)) {
 		t.Errorf("%s: selector %v does not match its pods' labels %v (%v)", name, sel, tpl.Labels, err)
+	}
+}
+
+// checkDashboards: every dashboard under deploy/grafana is one ConfigMap
+// the Grafana sidecar picks up (its label), holding that dashboard as
+// valid JSON with its own uid.
+func checkDashboards(t *testing.T, cms []object) {
+	t.Helper()
+	files, err := filepath.Glob("../grafana/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards under deploy/grafana: %v", err)
+	}
+	got := map[string]string{} // file name -> uid
+	for _, o := range cms {
+		cm := o.obj.(*corev1.ConfigMap)
+		if cm.Labels["grafana_dashboard"] != "1" {
+			continue
+		}
+		for name, body := range cm.Data {
+			var d struct {
+				UID    string `json:"uid"`
+				Panels []any  `json:"panels"`
+			}
+			if err := json.Unmarshal([]byte(body), &d); err != nil || d.UID == "" || len(d.Panels) == 0 {
+				t.Errorf("ConfigMap %s: %s is not a dashboard (uid %q, %d panels, %v)", cm.Name, name, d.UID, len(d.Panels), err)
+			}
+			got[name] = d.UID
+		}
+	}
+	for _, f := range files {
+		if _, ok := got[filepath.Base(f)]; !ok {
+			t.Errorf("dashboard %s is in no ConfigMap (has files/dashboards a link to it?)", filepath.Base(f))
+		}
+	}
+	if len(got) != len(files) {
+		t.Errorf("%d dashboards in ConfigMaps, %d under deploy/grafana", len(got), len(files))
 	}
 }
