@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 // TestRollingRestart (issue 23, acceptance 3): every broker in turn is
 // sent SIGTERM, as Kubernetes does, waited for, restarted and waited for
 // until its /readyz answers, under acks=all idempotent load. No
-// acknowledged record is lost or duplicated, and every broker drains and
-// exits cleanly within its --shutdown-timeout. The produce p99 before and
+// acknowledged record is lost or duplicated, every broker hands its
+// partitions off before it stops serving, and drains and exits cleanly
+// within its --shutdown-timeout. The produce p99 before and
 // during the roll is logged, not asserted: the machine is shared.
 func TestRollingRestart(t *testing.T) {
 	if testing.Short() {
@@ -36,12 +38,20 @@ func TestRollingRestart(t *testing.T) {
 	time.Sleep(10 * time.Second)
 
 	rollStart := time.Now()
+	t.Logf("roll starts at %s", rollStart.UTC().Format("15:04:05.000"))
 	for id := 1; id <= brokers; id++ {
+		t.Logf("+%v: stopping broker %d", time.Since(rollStart).Round(time.Millisecond), id)
+		handedOff := strings.Count(s.Log(id), "partitions handed off")
 		stopping := time.Now()
 		s.Stop(id)
 		drained := time.Since(stopping)
 		if err := s.Exit(id); err != nil {
 			t.Errorf("broker %d exited after SIGTERM with %v", id, err)
+		}
+		// Its partitions went to the other brokers while it still served
+		// (a controlled shutdown), not when its session ended.
+		if strings.Count(s.Log(id), "partitions handed off") != handedOff+1 {
+			t.Errorf("broker %d did not hand its partitions off before it stopped", id)
 		}
 		if drained > shutdownTimeout+5*time.Second {
 			t.Errorf("broker %d took %v to stop, past its --shutdown-timeout %v", id, drained, shutdownTimeout)
@@ -71,5 +81,8 @@ func TestRollingRestart(t *testing.T) {
 	t.Logf("produce p99 before the roll %v (%d acks), during it %v (%d acks, %.1fx); the roll took %v",
 		before, nBefore, during, nDuring, ratio, rollEnd.Sub(rollStart).Round(10*time.Millisecond))
 
+	for _, st := range load.Slowest(rollStart, rollEnd, 5) {
+		t.Logf("stall during the roll: %s", st)
+	}
 	load.Verify()
 }

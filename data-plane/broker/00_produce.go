@@ -50,6 +50,7 @@ import (
 
 type pendingAck struct {
 	p    *leader.Partition
+	pm   *store.Partition
 	last int64
 	resp *kmsg.ProduceResponseTopicPartition
 }
@@ -60,6 +61,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var waits []pendingAck
+	leadBy := time.Now().Add(leadWait) // awaitLead's deadline, for all partitions
 	txnDenied := req.TransactionID != nil && !c.may(acl.TransactionalID, *req.TransactionID, acl.Write)
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -101,9 +103,10 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			p := s.lead.Partition(pm.ID)
+			p := s.awaitLead(c.ctx, pm, leadBy)
 			if p == nil {
 				out.ErrorCode = kerr.NotLeaderForPartition.Code
+				s.hintLeader(resp, out, pm)
 				continue
 			}
 			hdrs, err := batch.Validate(rp.Records, maxBytes)
@@ -123,13 +126,17 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 			if err != nil {
 				code, msg := produceErrCode(err, req.Version)
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)
+				if errors.Is(err, leader.ErrNotLeader) {
+					s.afterHandOff(c.ctx, pm.ID)
+					s.hintLeader(resp, out, pm)
+				}
 				continue
 			}
 			s.meter.Produced(pm.ID, len(rp.Records)) // load report
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()
 			if req.Acks == -1 {
-				waits = append(waits, pendingAck{p: p, last: res.LastOffset, resp: out})
+				waits = append(waits, pendingAck{p: p, pm: pm, last: res.LastOffset, resp: out})
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -153,6 +160,8 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 					w.resp.BaseOffset = -1
 					if errors.Is(err, leader.ErrNotLeader) {
 						w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
+						s.afterHandOff(ctx, w.pm.ID)
+						s.hintLeader(resp, w.resp, w.pm)
 					} else {
 						w.resp.ErrorCode = kerr.RequestTimedOut.Code
 					}
@@ -251,3 +260,26 @@ func produceErrCode(err error, version int16) (int16, string) {
 // errTxnCheck: Postgres could not answer a transaction check (Kafka's
 // coordinator being unavailable), retriable.
 var errTxnCheck = errors.New("broker: transaction check failed")
+
+// hintLeader names, in a NOT_LEADER_OR_FOLLOWER answer for pm, the leader
+// to go to and its endpoint (KIP-951; produce v10+ carries them, older
+// versions ignore them).
+func (s *Server) hintLeader(resp *kmsg.ProduceResponse, out *kmsg.ProduceResponseTopicPartition, pm *store.Partition) {
+	h, ok := s.leaderHint(pm)
+	if !ok {
+		return
+	}
+	b, live := s.view.Load().byBroker[h.leader]
+	if !live {
+		return
+	}
+	out.CurrentLeader.LeaderID, out.CurrentLeader.LeaderEpoch = h.leader, h.epoch
+	for _, rb := range resp.Brokers {
+		if rb.NodeID == b.ID {
+			return
+		}
+	}
+	rb := kmsg.NewProduceResponseBroker()
+	rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
+	resp.Brokers = append(resp.Brokers, rb)
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,12 +20,18 @@ import (
 // within milliseconds, as the statement NOTIFYs every broker. No data is
 // copied: the bytes are already in object storage.
 
-// handOffs tracks the hand-offs under way; the metadata loop owns their
-// goroutines and waits for them when it stops.
+// handOffs tracks the hand-offs under way and those done; the metadata
+// loop owns their goroutines and waits for them when it stops.
 type handOffs struct {
-	mu      sync.Mutex
-	running map[int64]bool
-	wg      sync.WaitGroup
+	mu sync.Mutex
+	// running maps a partition to a channel closed when its hand-off
+	// ends, however it ends.
+	running map[int64]chan struct{}
+	// done remembers where partitions went (leader hints, leaderhint.go)
+	// until this broker's view shows it; bounded by the partitions it
+	// led, and forgotten by forgetHandOffs.
+	done map[int64]hint
+	wg   sync.WaitGroup
 }
 
 // handOffTimeout bounds one hand-off; the control plane forces a move its
@@ -39,28 +46,48 @@ func (s *Server) startHandOffs(ctx context.Context, md *store.Metadata) {
 			if p.LeaderID != s.cfg.ID || p.MovingTo < 0 || p.MovingTo == s.cfg.ID || s.lead.Partition(p.ID) == nil {
 				continue
 			}
-			s.handOffs.mu.Lock()
-			if s.handOffs.running == nil {
-				s.handOffs.running = map[int64]bool{}
-			}
-			if s.handOffs.running[p.ID] {
-				s.handOffs.mu.Unlock()
-				continue
-			}
-			s.handOffs.running[p.ID] = true
-			s.handOffs.wg.Add(1)
-			s.handOffs.mu.Unlock()
-			go func() {
-				defer s.handOffs.wg.Done()
-				defer func() {
-					s.handOffs.mu.Lock()
-					delete(s.handOffs.running, p.ID)
-					s.handOffs.mu.Unlock()
-				}()
-				s.handOff(ctx, p)
-			}()
+			s.goHandOff(ctx, p)
 		}
 	}
+}
+
+// goHandOff starts p's hand-off unless one is under way; it reports
+// whether it started one.
+func (s *Server) goHandOff(ctx context.Context, p store.Partition) bool {
+	s.handOffs.mu.Lock()
+	if s.handOffs.running == nil {
+		s.handOffs.running = map[int64]chan struct{}{}
+	}
+	if s.handOffs.running[p.ID] != nil {
+		s.handOffs.mu.Unlock()
+		return false
+	}
+	done := make(chan struct{})
+	s.handOffs.running[p.ID] = done
+	s.handOffs.wg.Add(1)
+	s.handOffs.mu.Unlock()
+	go func() {
+		defer s.handOffs.wg.Done()
+		defer func() {
+			s.handOffs.mu.Lock()
+			delete(s.handOffs.running, p.ID)
+			s.handOffs.mu.Unlock()
+			close(done)
+		}()
+		s.handOff(ctx, p)
+	}()
+	return true
+}
+
+// handingOff returns a channel closed when the hand-off of partition id
+// ends, or nil if none is under way.
+func (s *Server) handingOff(id int64) <-chan struct{} {
+	s.handOffs.mu.Lock()
+	defer s.handOffs.mu.Unlock()
+	if ch := s.handOffs.running[id]; ch != nil {
+		return ch
+	}
+	return nil
 }
 
 func (s *Server) handOff(ctx context.Context, p store.Partition) {
@@ -72,6 +99,12 @@ func (s *Server) handOff(ctx context.Context, p store.Partition) {
 	})
 	switch {
 	case err == nil:
+		s.handOffs.mu.Lock()
+		if s.handOffs.done == nil {
+			s.handOffs.done = map[int64]hint{}
+		}
+		s.handOffs.done[p.ID] = hint{leader: p.MovingTo, epoch: p.LeaderEpoch + 1}
+		s.handOffs.mu.Unlock()
 		s.met.handOffs.WithLabelValues("ok").Inc()
 		s.log.Info("partition moved", "partition", p.ID, "to", p.MovingTo, "took", time.Since(start))
 	case errors.Is(err, leader.ErrNotLeader):
@@ -82,4 +115,78 @@ func (s *Server) handOff(ctx context.Context, p store.Partition) {
 			s.log.Warn("partition hand-off failed; it stays here", "partition", p.ID, "to", p.MovingTo, "err", err)
 		}
 	}
+}
+
+// drainTimeout bounds handOffAll: what is not handed off by then moves
+// when the session ends, as after a crash, only later.
+const drainTimeout = 10 * time.Second
+
+// handOffAll moves every partition this broker leads to the other live
+// brokers while its connections are still served, as Kafka's controlled
+// shutdown does: it marks itself draining (placement gives it nothing new
+// and hand-offs never target it), asks for one move per partition — each
+// to the live broker with the fewest partitions so far — and waits, at
+// most drainTimeout or half of ctx's time, for the hand-offs the metadata
+// loop then runs. Clients that meet a hand-off are told the new leader
+// (leaderhint.go), so a rolling restart costs them a redirect per
+// partition rather than a wait for a session to expire.
+func (s *Server) handOffAll(ctx context.Context) {
+	v := s.view.Load()
+	load := map[int32]int{}
+	for _, b := range v.brokers {
+		if b.ID != s.cfg.ID && !b.Draining {
+			load[b.ID] = 0
+		}
+	}
+	if len(load) == 0 {
+		return // nowhere to go: the partitions wait for a new broker
+	}
+	led := s.lead.Led()
+	if len(led) == 0 {
+		return
+	}
+	for _, p := range v.byPartition {
+		if _, ok := load[p.LeaderID]; ok {
+			load[p.LeaderID]++
+		}
+	}
+	budget := drainTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	start := time.Now()
+	if err := s.store.SetDraining(ctx, s.cfg.ID, true); err != nil {
+		s.log.Warn("could not mark the broker draining; partitions move when its session ends", "err", err)
+		return
+	}
+	slices.Sort(led) // a stable spread, partition by partition
+	moves := make([]store.Move, 0, len(led))
+	for _, id := range led {
+		to, least := int32(-1), 0
+		for b, n := range load {
+			if to < 0 || n < least || (n == least && b < to) {
+				to, least = b, n
+			}
+		}
+		load[to]++
+		moves = append(moves, store.Move{PartitionID: id, To: to})
+	}
+	if _, err := s.store.RequestMoves(ctx, moves); err != nil {
+		s.log.Warn("could not request hand-offs; partitions move when the session ends", "err", err)
+		return
+	}
+	// The NOTIFY wakes the metadata loop, whose reload starts the
+	// hand-offs (startHandOffs); wait for the partitions to be gone.
+	for len(s.lead.Led()) > 0 {
+		select {
+		case <-ctx.Done():
+			s.log.Warn("partitions not handed off before the drain's deadline; they move when the session ends",
+				"left", len(s.lead.Led()), "moved", len(led)-len(s.lead.Led()))
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s.log.Info("partitions handed off", "partitions", len(led), "took", time.Since(start).Round(time.Millisecond))
 }

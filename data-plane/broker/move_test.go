@@ -149,6 +149,28 @@ func TestPartitionMove(t *testing.T) {
 		}
 		took := time.Since(start)
 		times = append(times, took)
+		// The old leader redirects (KIP-951): NOT_LEADER_OR_FOLLOWER
+		// naming the new leader at the next epoch, with its endpoint.
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 10, -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "moving"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl.Broker(int(from)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := resp.Topics[0].Partitions[0]
+		if pr.ErrorCode != kerr.NotLeaderForPartition.Code || pr.CurrentLeader.LeaderID != to || pr.CurrentLeader.LeaderEpoch != p.LeaderEpoch+1 {
+			t.Fatalf("produce to the old leader: %v, current leader %+v; want NOT_LEADER_OR_FOLLOWER naming broker %d at epoch %d",
+				kerr.ErrorForCode(pr.ErrorCode), pr.CurrentLeader, to, p.LeaderEpoch+1)
+		}
+		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != to || resp.Brokers[0].Port == 0 {
+			t.Fatalf("produce to the old leader named brokers %+v, want broker %d's endpoint", resp.Brokers, to)
+		}
 		if want := int64(n + round); offset != want {
 			t.Fatalf("the new leader wrote at offset %d, want %d (the committed high watermark)", offset, want)
 		}

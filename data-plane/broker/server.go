@@ -412,10 +412,12 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 			return nil
 		},
 	})
+	l.Add("hand-offs", service.Basic{Stopping: func(ctx context.Context) error { s.handOffAll(ctx); return nil }})
 	l.Add("connections", service.Basic{Stopping: func(ctx context.Context) error { s.drainConns(ctx); return nil }})
 	l.Add("accept", service.Func(func(ctx context.Context) error { return s.accept(ctx, ln) }))
 	l.StopOrder(
 		"accept",         // stop accepting
+		"hand-offs",      // partitions to other brokers, clients redirected
 		"connections",    // requests in progress finish until the deadline
 		"offset commits", // write what they committed
 		"usage meter",    // report their last window

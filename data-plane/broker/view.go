@@ -19,8 +19,10 @@ type view struct {
 	clusters map[string]store.Cluster
 	topics   map[string]map[string]*store.Topic // cluster → name → topic
 	byID     map[[16]byte]*store.Topic
-	slots    []store.Slot
-	at       time.Time // when the snapshot it was built from began
+	// byPartition indexes every partition by its id.
+	byPartition map[int64]*store.Partition
+	slots       []store.Slot
+	at          time.Time // when the snapshot it was built from began
 }
 
 func newView(md *store.Metadata) *view {
@@ -32,6 +34,11 @@ func newView(md *store.Metadata) *view {
 		byID:     make(map[[16]byte]*store.Topic, len(md.Topics)),
 		slots:    md.Slots,
 	}
+	n := 0
+	for i := range md.Topics {
+		n += len(md.Topics[i].Partitions)
+	}
+	v.byPartition = make(map[int64]*store.Partition, n)
 	for _, b := range md.Brokers {
 		v.byBroker[b.ID] = b
 	}
@@ -44,6 +51,9 @@ func newView(md *store.Metadata) *view {
 		}
 		m[t.Name] = t
 		v.byID[t.ID] = t
+		for j := range t.Partitions {
+			v.byPartition[t.Partitions[j].ID] = &t.Partitions[j]
+		}
 	}
 	return v
 }
@@ -178,6 +188,7 @@ func (s *Server) reload(ctx context.Context) error {
 	v := newView(md)
 	v.at = start
 	old := s.view.Swap(v)
+	s.forgetHandOffs(v)
 	if len(gained) > 0 {
 		s.pokeTxns() // the group markers the last leader left (txn.go)
 	}

@@ -46,8 +46,9 @@ type ackPos struct {
 }
 
 type ackLatency struct {
-	sent time.Time
-	d    time.Duration
+	sent      time.Time
+	d         time.Duration
+	partition int32
 }
 
 // StartLoad creates topic with partitions partitions and starts producing
@@ -84,7 +85,7 @@ func (s *Stack) StartLoad(topic string, partitions int32) *Load {
 					now := time.Now()
 					l.mu.Lock()
 					l.acks[string(r.Value)] = ackPos{r.Partition, r.Offset}
-					l.lats = append(l.lats, ackLatency{sent, now.Sub(sent)})
+					l.lats = append(l.lats, ackLatency{sent, now.Sub(sent), r.Partition})
 					l.mu.Unlock()
 				})
 				if i%50 == 0 {
@@ -222,4 +223,33 @@ func Leaders(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int32
 		out[p.Partition] = p.Leader
 	}
 	return out, nil
+}
+
+// Slowest describes the n slowest acknowledgements of records sent in
+// [from, to), one per stall (records sent within 200ms of a slower one
+// are left out), with send times relative to from.
+func (l *Load) Slowest(from, to time.Time, n int) []string {
+	l.mu.Lock()
+	var ds []ackLatency
+	for _, a := range l.lats {
+		if !a.sent.Before(from) && a.sent.Before(to) {
+			ds = append(ds, a)
+		}
+	}
+	l.mu.Unlock()
+	slices.SortFunc(ds, func(a, b ackLatency) int { return int(b.d - a.d) })
+	var out []string
+	var seen []time.Time // one line per stall: skip records sent near one shown
+next:
+	for i := 0; i < len(ds) && len(out) < n; i++ {
+		for _, at := range seen {
+			if d := ds[i].sent.Sub(at); d > -200*time.Millisecond && d < 200*time.Millisecond {
+				continue next
+			}
+		}
+		seen = append(seen, ds[i].sent)
+		out = append(out, fmt.Sprintf("sent at +%v to partition %d, acknowledged after %v",
+			ds[i].sent.Sub(from).Round(time.Millisecond), ds[i].partition, ds[i].d.Round(time.Millisecond)))
+	}
+	return out
 }

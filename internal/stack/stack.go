@@ -380,6 +380,16 @@ func (s *Stack) Stop(id int) {
 // (status 0). It is only meaningful after Stop or Kill.
 func (s *Stack) Exit(id int) error { return s.Broker(id).proc.err }
 
+// Log returns what broker id has logged so far, over all its restarts.
+func (s *Stack) Log(id int) string {
+	s.t.Helper()
+	b, err := os.ReadFile(s.Broker(id).proc.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
+}
+
 // WaitReady waits until broker id's /readyz answers 200 (Options.Metrics).
 func (s *Stack) WaitReady(id int, within time.Duration) {
 	s.t.Helper()
