@@ -20,7 +20,14 @@ import (
 // A missing topic is created when the request allows it (v4+
 // AllowAutoTopicCreation; always before v4) and the cluster has automatic
 // creation on; the response then waits briefly for placement so the client
-// gets leaders at once rather than LEADER_NOT_AVAILABLE.
+// gets leaders at once.
+//
+// Deviation: a partition without a live leader (between a broker's death
+// and the next placement) is not answered LEADER_NOT_AVAILABLE but with a
+// stand-in leader, a live broker that answers NOT_LEADER_OR_FOLLOWER until
+// the partition is placed (view.metadataLeader): every client retries that
+// error, while some treat LEADER_NOT_AVAILABLE as fatal or wait minutes to
+// ask again.
 //
 // Authorization, as Kafka: a listing of all topics shows those the
 // principal may DESCRIBE; a named topic it may not describe is answered
@@ -123,7 +130,7 @@ func (s *Server) metadataTopic(v *view, t *store.Topic) kmsg.MetadataResponseTop
 		p := &t.Partitions[i]
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition
-		mp.Leader = v.leaderOf(p)
+		mp.Leader = v.metadataLeader(p)
 		mp.LeaderEpoch = p.LeaderEpoch
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code

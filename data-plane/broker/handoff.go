@@ -177,16 +177,46 @@ func (s *Server) handOffAll(ctx context.Context) {
 		s.log.Warn("could not request hand-offs; partitions move when the session ends", "err", err)
 		return
 	}
-	// The NOTIFY wakes the metadata loop, whose reload starts the
-	// hand-offs (startHandOffs); wait for the partitions to be gone.
-	for len(s.lead.Led()) > 0 {
+	// A reload starts the hand-offs (startHandOffs); wait for the
+	// partitions to be gone, or for no hand-off to be possible any more
+	// (the targets stopped or drain too, as when a whole pool stops).
+	if err := s.refreshNow(ctx); err != nil {
+		return
+	}
+	for {
+		left := s.lead.Led()
+		if len(left) == 0 {
+			break
+		}
+		if !s.mayHandOff(left) {
+			s.log.Info("no broker left to hand partitions to; they move when the session ends", "left", len(left))
+			return
+		}
 		select {
 		case <-ctx.Done():
 			s.log.Warn("partitions not handed off before the drain's deadline; they move when the session ends",
-				"left", len(s.lead.Led()), "moved", len(led)-len(s.lead.Led()))
+				"left", len(left), "moved", len(led)-len(left))
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	s.log.Info("partitions handed off", "partitions", len(led), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// mayHandOff reports whether a hand-off of one of the partitions ids is
+// under way or can still succeed: its move's target is live and not
+// draining in the current view.
+func (s *Server) mayHandOff(ids []int64) bool {
+	v := s.view.Load()
+	for _, id := range ids {
+		if s.handingOff(id) != nil {
+			return true
+		}
+		if p := v.byPartition[id]; p != nil && p.MovingTo >= 0 {
+			if b, ok := v.byBroker[p.MovingTo]; ok && !b.Draining {
+				return true
+			}
+		}
+	}
+	return false
 }

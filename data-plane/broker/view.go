@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +22,10 @@ type view struct {
 	byID     map[[16]byte]*store.Topic
 	// byPartition indexes every partition by its id.
 	byPartition map[int64]*store.Partition
-	slots       []store.Slot
-	at          time.Time // when the snapshot it was built from began
+	// serving are the live brokers that are not draining, by id.
+	serving []int32
+	slots   []store.Slot
+	at      time.Time // when the snapshot it was built from began
 }
 
 func newView(md *store.Metadata) *view {
@@ -41,7 +44,11 @@ func newView(md *store.Metadata) *view {
 	v.byPartition = make(map[int64]*store.Partition, n)
 	for _, b := range md.Brokers {
 		v.byBroker[b.ID] = b
+		if !b.Draining {
+			v.serving = append(v.serving, b.ID)
+		}
 	}
+	slices.Sort(v.serving)
 	for i := range md.Topics {
 		t := &md.Topics[i]
 		m := v.topics[t.ClusterID]
@@ -82,6 +89,27 @@ func (v *view) leaderOf(p *store.Partition) int32 {
 		return p.LeaderID
 	}
 	return -1
+}
+
+// metadataLeader is the leader Metadata names for p: its live leader or,
+// while it has none (its broker died and placement has not run yet, or it
+// was just created), the broker it is moving to, else a serving broker
+// picked by its id; -1 only when no broker serves. Clients that give up
+// on LEADER_NOT_AVAILABLE (kafka-go) or wait for their next periodic
+// refresh (sarama: 10 minutes) then send to a live broker, which answers
+// the retriable NOT_LEADER_OR_FOLLOWER until the partition has its leader
+// and the client's next metadata request names it.
+func (v *view) metadataLeader(p *store.Partition) int32 {
+	if l := v.leaderOf(p); l >= 0 {
+		return l
+	}
+	if b, ok := v.byBroker[p.MovingTo]; ok && !b.Draining {
+		return p.MovingTo
+	}
+	if len(v.serving) == 0 {
+		return -1
+	}
+	return v.serving[p.ID%int64(len(v.serving))]
 }
 
 // slotFor maps a group (or transactional id) to its coordinator slot.
