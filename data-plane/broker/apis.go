@@ -107,6 +107,8 @@ func errCode(err error) (int16, string) {
 		return kerr.UnsupportedForMessageFormat.Code, err.Error()
 	case errors.Is(err, batch.ErrInvalid):
 		return kerr.InvalidRecord.Code, err.Error()
+	case errors.Is(err, topicconfig.ErrTimestamp):
+		return kerr.InvalidTimestamp.Code, err.Error()
 	case errors.Is(err, topicconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code, err.Error()
 	case errors.Is(err, store.ErrProducerFenced):
