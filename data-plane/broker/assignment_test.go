@@ -64,41 +64,52 @@ func TestReplicaAssignments(t *testing.T) {
 		}
 	})
 
-	t.Run("franz-go", func(t *testing.T) {
-		create := kmsg.NewPtrCreateTopicsRequest()
+	// topic is a CreateTopics topic assigning partition i to assign[i].
+	topic := func(name string, num int32, rf int16, assign ...[]int32) kmsg.CreateTopicsRequestTopic {
 		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "kgo-assigned", -1, -1
-		for p := range int32(2) {
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, num, rf
+		for p, rs := range assign {
 			a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-			a.Partition, a.Replicas = p, []int32{b}
+			a.Partition, a.Replicas = int32(p), rs
 			rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
 		}
-		create.Topics = append(create.Topics, rt)
-		create.TimeoutMillis = 30_000
-		cresp, err := create.RequestWith(ctx, cl)
+		return rt
+	}
+	create := func(rt kmsg.CreateTopicsRequestTopic) kmsg.CreateTopicsResponseTopic {
+		t.Helper()
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.Topics, req.TimeoutMillis = append(req.Topics, rt), 30_000
+		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ct := cresp.Topics[0]; ct.ErrorCode != 0 || ct.NumPartitions != 2 {
+		return resp.Topics[0]
+	}
+	// grow asks for count partitions, assigning each new one to assign[i].
+	grow := func(name string, count int32, assign ...[]int32) error {
+		t.Helper()
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = name, count
+		for _, rs := range assign {
+			a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+			a.Replicas = rs
+			rt.Assignment = append(rt.Assignment, a)
+		}
+		req.Topics, req.TimeoutMillis = append(req.Topics, rt), 30_000
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+	}
+
+	t.Run("franz-go", func(t *testing.T) {
+		if ct := create(topic("kgo-assigned", -1, -1, []int32{b}, []int32{b})); ct.ErrorCode != 0 || ct.NumPartitions != 2 {
 			t.Fatalf("create with 2 assigned: error %v, %d partitions", kerr.ErrorForCode(ct.ErrorCode), ct.NumPartitions)
 		}
-
-		grow := kmsg.NewPtrCreatePartitionsRequest()
-		gt := kmsg.NewCreatePartitionsRequestTopic()
-		gt.Topic, gt.Count = "kgo-assigned", 4
-		for range 2 {
-			a := kmsg.NewCreatePartitionsRequestTopicAssignment()
-			a.Replicas = []int32{b}
-			gt.Assignment = append(gt.Assignment, a)
-		}
-		grow.Topics = append(grow.Topics, gt)
-		grow.TimeoutMillis = 30_000
-		gresp, err := grow.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code := gresp.Topics[0].ErrorCode; code != 0 {
-			t.Fatalf("create partitions with assignments: %v", kerr.ErrorForCode(code))
+		if err := grow("kgo-assigned", 4, []int32{b}, []int32{b}); err != nil {
+			t.Fatalf("create partitions with assignments: %v", err)
 		}
 		if n := partitionsOf("kgo-assigned"); n != 4 {
 			t.Fatalf("Metadata reports %d partitions after growing to 4", n)
@@ -106,16 +117,6 @@ func TestReplicaAssignments(t *testing.T) {
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		topic := func(name string, num int32, rf int16, assign ...[]int32) kmsg.CreateTopicsRequestTopic {
-			rt := kmsg.NewCreateTopicsRequestTopic()
-			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, num, rf
-			for p, rs := range assign {
-				a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-				a.Partition, a.Replicas = int32(p), rs
-				rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
-			}
-			return rt
-		}
 		gap := topic("bad-gap", -1, -1, []int32{b}, []int32{b})
 		gap.ReplicaAssignment[1].Partition = 2
 		for _, tc := range []struct {
@@ -130,28 +131,16 @@ func TestReplicaAssignments(t *testing.T) {
 			{"partition count too", topic("bad-count", 2, -1, []int32{b}, []int32{b}), kerr.InvalidRequest},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				req := kmsg.NewPtrCreateTopicsRequest()
-				req.Topics = append(req.Topics, tc.rt)
-				resp, err := req.RequestWith(ctx, cl)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := kerr.ErrorForCode(resp.Topics[0].ErrorCode); got != tc.want {
+				if got := kerr.ErrorForCode(create(tc.rt).ErrorCode); got != tc.want {
 					t.Fatalf("got %v, want %v", got, tc.want)
 				}
 			})
 		}
-		uneven := kmsg.NewPtrCreatePartitionsRequest()
-		gt := kmsg.NewCreatePartitionsRequestTopic()
-		gt.Topic, gt.Count = "kgo-assigned", 6
-		gt.Assignment = []kmsg.CreatePartitionsRequestTopicAssignment{{Replicas: []int32{b}}}
-		uneven.Topics = append(uneven.Topics, gt)
-		resp, err := uneven.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := kerr.ErrorForCode(resp.Topics[0].ErrorCode); got != kerr.InvalidReplicaAssignment {
+		if got := grow("kgo-assigned", 6, []int32{b}); got != kerr.InvalidReplicaAssignment {
 			t.Fatalf("growing by 2 with 1 assignment: got %v, want INVALID_REPLICA_ASSIGNMENT", got)
+		}
+		if got := grow("kgo-assigned", 6, []int32{b}, []int32{b, b + 1}); got != kerr.InvalidReplicaAssignment {
+			t.Fatalf("growing with uneven assignments: got %v, want INVALID_REPLICA_ASSIGNMENT", got)
 		}
 	})
 }
