@@ -400,3 +400,108 @@ func fetchV12() *kversion.Versions {
 	v.SetMaxKeyVersion(1, 12)
 	return v
 }
+
+// TestFetchSessionCache: the cache's rules without a broker: Kafka's
+// eviction (an idle session first, else the smallest if the new one is
+// larger, else none) and the partition bound of a session.
+func TestFetchSessionCache(t *testing.T) {
+	c := &conn{cluster: "vc-a"}
+	full := func(partitions int) *kmsg.FetchRequest {
+		req := &kmsg.FetchRequest{Version: 12}
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "t"
+		for p := range partitions {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = int32(p)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	open := func(fs *fetchSessions, partitions int) int32 {
+		t.Helper()
+		req := full(partitions)
+		plan, code := fs.begin(c, req)
+		if code != 0 || !plan.open {
+			t.Fatalf("full fetch: code %d, open %v", code, plan.open)
+		}
+		return fs.create(c, req, req.ResponseKind().(*kmsg.FetchResponse))
+	}
+	resolves := func(fs *fetchSessions, id int32) bool {
+		_, code := fs.begin(c, &kmsg.FetchRequest{Version: 12, SessionID: id, SessionEpoch: 1})
+		return code == 0
+	}
+
+	t.Run("busy sessions: the smallest goes for a larger one", func(t *testing.T) {
+		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 2, MaxPartitions: 100, EvictAfter: time.Hour}, nil)
+		small, large := open(fs, 3), open(fs, 5)
+		if id := open(fs, 2); id != 0 {
+			t.Fatal("a session smaller than every busy one was created")
+		}
+		if id := open(fs, 4); id == 0 || resolves(fs, small) || !resolves(fs, large) {
+			t.Fatalf("a session of 4: id %d; want the one of 3 evicted and the one of 5 kept", id)
+		}
+		if n := testutil.ToFloat64(fs.evictions); n != 1 {
+			t.Fatalf("%v evictions, want 1", n)
+		}
+	})
+	t.Run("an idle session goes first", func(t *testing.T) {
+		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 2, MaxPartitions: 100, EvictAfter: 0}, nil)
+		first, second := open(fs, 5), open(fs, 5)
+		if !resolves(fs, first) { // now the most recently used
+			t.Fatal("first session does not resolve")
+		}
+		if id := open(fs, 1); id == 0 || resolves(fs, second) {
+			t.Fatalf("a session of 1: id %d; want the least recently used evicted", id)
+		}
+	})
+	t.Run("partition bound", func(t *testing.T) {
+		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 10, MaxPartitions: 3}, nil)
+		if id := open(fs, 4); id != 0 {
+			t.Fatal("a session of 4 partitions was created past a bound of 3")
+		}
+		id := open(fs, 3)
+		grow := &kmsg.FetchRequest{Version: 12, SessionID: id, SessionEpoch: 1}
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.Partitions = "u", []kmsg.FetchRequestTopicPartition{kmsg.NewFetchRequestTopicPartition()}
+		grow.Topics = append(grow.Topics, rt)
+		if _, code := fs.begin(c, grow); code != kerr.FetchSessionIDNotFound.Code || resolves(fs, id) {
+			t.Fatalf("growing past the bound: code %d; want FETCH_SESSION_ID_NOT_FOUND and the session closed", code)
+		}
+	})
+	t.Run("forgotten and rotated", func(t *testing.T) {
+		fs := newFetchSessions(DefaultFetchSessionLimits(), nil)
+		id := open(fs, 3)
+		req := &kmsg.FetchRequest{Version: 12, SessionID: id, SessionEpoch: 1,
+			ForgottenTopics: []kmsg.FetchRequestForgottenTopic{{Topic: "t", Partitions: []int32{1}}}}
+		plan, code := fs.begin(c, req)
+		if code != 0 || len(plan.read.Topics) != 1 || len(plan.read.Topics[0].Partitions) != 2 {
+			t.Fatalf("after forgetting 1 of 3: code %d, reads %+v", code, plan.read.Topics)
+		}
+		// Partition 0 returns records: it goes to the back.
+		resp := plan.read.ResponseKind().(*kmsg.FetchResponse)
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = "t"
+		for _, p := range []int32{0, 2} {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition, sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p, -1, -1, -1
+			if p == 0 {
+				sp.RecordBatches, sp.HighWatermark, sp.LastStableOffset = []byte{1}, 5, 5
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+		fs.finish(c, plan, resp)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 0 {
+			t.Fatalf("incremental response %+v, want partition 0 alone (2 has nothing new)", resp.Topics)
+		}
+		plan, _ = fs.begin(c, &kmsg.FetchRequest{Version: 12, SessionID: id, SessionEpoch: 2})
+		var order []int32
+		for _, rp := range plan.read.Topics[0].Partitions {
+			order = append(order, rp.Partition)
+		}
+		if !slices.Equal(order, []int32{2, 0}) {
+			t.Fatalf("read order %v, want [2 0]: the partition that returned records last", order)
+		}
+	})
+}
