@@ -217,9 +217,11 @@ func TestFetchSessionErrors(t *testing.T) {
 	}
 	topicID := td["errs"].ID
 	v12 := r.client(t, kgo.MaxVersions(fetchV12()))
+	var wait int32 // MaxWaitMillis of the next fetch, with MinBytes 1
 	fetch := func(version int16, id, epoch int32, parts ...int32) *kmsg.FetchResponse {
 		t.Helper()
 		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, wait = wait, 1, 0
 		via := cl // the newest version: topic ids
 		if version < 13 {
 			via = v12
@@ -246,8 +248,15 @@ func TestFetchSessionErrors(t *testing.T) {
 		t.Fatalf("full fetch: error %d, session %d, topics %+v", full.ErrorCode, full.SessionID, full.Topics)
 	}
 	id := full.SessionID
+	// Nothing new: MaxWaitMillis is waited out for MinBytes, as without
+	// a session, and the answer names no partition.
+	wait = 300
+	start := time.Now()
 	if resp := fetch(13, id, 1); resp.ErrorCode != 0 || resp.SessionID != id || len(resp.Topics) != 0 {
 		t.Fatalf("incremental fetch with nothing new: error %d, session %d, %d topics", resp.ErrorCode, resp.SessionID, len(resp.Topics))
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("incremental fetch with nothing new answered after %v, want MaxWaitMillis 300ms", waited)
 	}
 	for _, tc := range []struct {
 		name           string
