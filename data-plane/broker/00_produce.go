@@ -45,6 +45,13 @@ import (
 // max.message.bytes, at most 256 MiB) is refused with MESSAGE_TOO_LARGE,
 // a bound Kafka does not have.
 //
+// Timestamps (KIP-937): with message.timestamp.type=CreateTime a batch
+// whose first or greatest timestamp is outside the topic's window
+// (message.timestamp.before.max.ms, .after.max.ms) is refused with
+// INVALID_TIMESTAMP, judged from the batch header alone
+// (topicconfig.Timestamps.Check says what that misses); with
+// LogAppendTime the leader stamps the header (batch.SetLogAppendTime).
+//
 // Authorization: WRITE on each topic (and on the transactional id, if any)
 // — authz.go.
 
@@ -60,6 +67,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 		return resp // the cluster is at its storage limit (quota.go)
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	now := time.Now().UnixMilli()
 	var waits []pendingAck
 	leadBy := time.Now().Add(leadWait) // awaitLead's deadline, for all partitions
 	txnDenied := req.TransactionID != nil && !c.may(acl.TransactionalID, *req.TransactionID, acl.Write)
@@ -89,7 +97,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 			configs = t.Configs
 		}
 		maxBytes := int(topicconfig.Int64(configs, "max.message.bytes"))
-		logAppend := topicconfig.Value(configs, "message.timestamp.type") == "LogAppendTime"
+		stamps := topicconfig.TimestampsOf(configs)
 		// Sized up front: waits keep pointers into this slice.
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
@@ -115,6 +123,9 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				// limit, CORRUPT_MESSAGE if undecodable.
 				err = batch.CheckDecompressed(rp.Records, hdrs, batch.DecompressLimit(int64(maxBytes)))
 			}
+			for i := 0; err == nil && i < len(hdrs); i++ {
+				err = stamps.Check(hdrs[i].BaseTimestamp, hdrs[i].MaxTimestamp, now)
+			}
 			if err != nil {
 				if out.ErrorCode == 0 {
 					out.ErrorCode, _ = errCode(err)
@@ -122,7 +133,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorMessage = strp(err.Error())
 				continue
 			}
-			res, err := s.appendProduced(c, req, p, rp.Records, hdrs, logAppend)
+			res, err := s.appendProduced(c, req, p, rp.Records, hdrs, stamps.LogAppendTime)
 			if err != nil {
 				code, msg := produceErrCode(err, req.Version)
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)

@@ -23,13 +23,34 @@ import (
 // commits. An offset inside a batch returns that whole batch (clients skip
 // the records before their offset).
 //
-// Deviation: fetch sessions (KIP-227) are not kept; every response has
-// session id 0, which makes clients send full requests — correct, merely a
-// little larger.
+// Fetch sessions (KIP-227, v7+) are kept as Kafka keeps them
+// (fetchsession.go): an incremental request reads every partition of its
+// session, in the session's order, and the response carries those with
+// something new. MaxBytes, PartitionMaxBytes, MinBytes and MaxWaitMillis
+// apply to what is read, as without a session.
+//
+// Deviation: a session belongs to the virtual cluster and principal that
+// opened it, and holds at most --fetch-session-max-partitions partitions.
 //
 // Authorization: READ on each topic.
 
 func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
+	if s.fetchHook != nil {
+		s.fetchHook(c, req)
+	}
+	plan, code := s.sessions.begin(c, req)
+	if code != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = code
+		return resp
+	}
+	resp := s.fetch(c, plan.read)
+	s.sessions.finish(c, plan, resp)
+	return resp
+}
+
+// fetch answers req in full, waiting for MinBytes up to MaxWaitMillis.
+func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	var deadline time.Time
 	if req.MaxWaitMillis > 0 {
 		deadline = time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)

@@ -21,8 +21,11 @@ import (
 //
 // Deviations: the replication factor is accepted but has no effect: object
 // storage is the durability point, so it is reported as 1 (-1 or any
-// positive value is valid). Manual replica assignments are refused with
-// INVALID_REQUEST: placement is Eddy's.
+// positive value is valid). A manual replica assignment is accepted as
+// Kafka checks it (NumPartitions and ReplicationFactor -1, partitions 0 to
+// n-1 each once, every one with the same number of distinct replicas;
+// INVALID_REPLICA_ASSIGNMENT otherwise), but only its partition count is
+// used: placement is Eddy's, and the brokers it names are not checked.
 //
 // Authorization: CREATE on the cluster or the topic (and DESCRIBE_CONFIGS
 // to see the configs in the answer).
@@ -52,7 +55,10 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 				configs[cf.Name] = *cf.Value
 			}
 		}
-		if st.NumPartitions == -1 {
+		assignErr := replicaAssignment(rt)
+		if len(rt.ReplicaAssignment) > 0 && assignErr == nil {
+			st.NumPartitions = int32(len(rt.ReplicaAssignment))
+		} else if st.NumPartitions == -1 {
 			st.NumPartitions = max(cl.DefaultPartitions, 1)
 		}
 		switch {
@@ -62,8 +68,10 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			fail(kerr.InvalidRequest.Code, "topic named more than once in the request")
 		case validTopicName(rt.Topic) != nil:
 			fail(kerr.InvalidTopicException.Code, validTopicName(rt.Topic).Error())
-		case len(rt.ReplicaAssignment) > 0:
-			fail(kerr.InvalidRequest.Code, "manual replica assignment is not supported; Eddy places partitions itself")
+		case len(rt.ReplicaAssignment) > 0 && (rt.NumPartitions != -1 || rt.ReplicationFactor != -1):
+			fail(kerr.InvalidRequest.Code, "a manual replica assignment needs NumPartitions and ReplicationFactor -1")
+		case assignErr != nil:
+			fail(kerr.InvalidReplicaAssignment.Code, assignErr.Error())
 		case st.NumPartitions <= 0 || st.NumPartitions > topicconfig.MaxPartitions:
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("partition count must be between 1 and %d", topicconfig.MaxPartitions))
 		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1:
@@ -105,4 +113,20 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 		s.awaitLeaders(ctx, c.cluster, created)
 	}
 	return resp
+}
+
+// replicaAssignment checks a topic's manual assignment, which names its
+// partitions by index: 0 to n-1, each once.
+func replicaAssignment(rt kmsg.CreateTopicsRequestTopic) error {
+	replicas := make([][]int32, len(rt.ReplicaAssignment))
+	for _, a := range rt.ReplicaAssignment {
+		if a.Partition < 0 || int(a.Partition) >= len(replicas) || replicas[a.Partition] != nil {
+			return fmt.Errorf("partitions should be a consecutive 0-based integer sequence, each named once (got partition %d of %d)", a.Partition, len(replicas))
+		}
+		replicas[a.Partition] = a.Replicas
+		if a.Replicas == nil {
+			replicas[a.Partition] = []int32{}
+		}
+	}
+	return checkAssignment(replicas)
 }

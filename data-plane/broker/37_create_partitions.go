@@ -18,8 +18,10 @@ import (
 //
 // Any broker accepts it (there is no controller to forward to).
 //
-// Deviation: manual replica assignments are refused with INVALID_REQUEST:
-// placement is Eddy's.
+// Deviation: a manual replica assignment is accepted as Kafka checks it
+// (one per new partition, each with the same number of distinct replicas;
+// INVALID_REPLICA_ASSIGNMENT otherwise), but only the count is used:
+// placement is Eddy's, and the brokers it names are not checked.
 //
 // Authorization: ALTER on the topic.
 
@@ -40,11 +42,15 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 		switch {
 		case t == nil:
 			st.ErrorCode, st.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
-		case len(rt.Assignment) > 0:
-			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("manual replica assignment is not supported")
 		case rt.Count <= int32(len(t.Partitions)):
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strp(fmt.Sprintf("topic has %d partitions; the new count %d must be larger", len(t.Partitions), rt.Count))
+		case len(rt.Assignment) > 0 && len(rt.Assignment) != int(rt.Count)-len(t.Partitions):
+			st.ErrorCode = kerr.InvalidReplicaAssignment.Code
+			st.ErrorMessage = strp(fmt.Sprintf("increasing the number of partitions by %d but %d assignments provided", int(rt.Count)-len(t.Partitions), len(rt.Assignment)))
+		case checkAssignment(newReplicas(rt.Assignment)) != nil:
+			st.ErrorCode = kerr.InvalidReplicaAssignment.Code
+			st.ErrorMessage = strp(checkAssignment(newReplicas(rt.Assignment)).Error())
 		case rt.Count > topicconfig.MaxPartitions:
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", topicconfig.MaxPartitions))
@@ -66,4 +72,12 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 		s.awaitLeaders(ctx, c.cluster, grown)
 	}
 	return resp
+}
+
+func newReplicas(as []kmsg.CreatePartitionsRequestTopicAssignment) [][]int32 {
+	out := make([][]int32, len(as))
+	for i, a := range as {
+		out[i] = a.Replicas
+	}
+	return out
 }

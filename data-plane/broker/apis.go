@@ -29,7 +29,8 @@ func h[R kmsg.Request](f func(*Server, *conn, R) kmsg.Response) func(*Server, *c
 // apis is the broker's API table: what ApiVersions advertises and how each
 // request is dispatched. Every API listed has one handler file,
 // <key>_<api>.go, whose header states the same version range
-// (TestAPITableMatchesFiles).
+// (TestAPITableMatchesFiles), and one row in docs/kafka-compatibility.md
+// (TestCompatibilityDocAPIs).
 var apis map[int16]api
 
 func init() {
@@ -107,6 +108,8 @@ func errCode(err error) (int16, string) {
 		return kerr.UnsupportedForMessageFormat.Code, err.Error()
 	case errors.Is(err, batch.ErrInvalid):
 		return kerr.InvalidRecord.Code, err.Error()
+	case errors.Is(err, topicconfig.ErrTimestamp):
+		return kerr.InvalidTimestamp.Code, err.Error()
 	case errors.Is(err, topicconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code, err.Error()
 	case errors.Is(err, store.ErrProducerFenced):

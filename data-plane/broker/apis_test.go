@@ -5,12 +5,15 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -103,4 +106,105 @@ func headerVersions(path string) (lo, hi int16, err error) {
 		return 0, 0, fmt.Errorf("versions %s-%s: not 16-bit numbers", found[0][1], found[0][2])
 	}
 	return int16(a), int16(b), nil
+}
+
+// docTable returns the rows of the markdown table under the heading
+// section of docs/kafka-compatibility.md, each row's cells trimmed,
+// after checking that its header row is header.
+func docTable(t *testing.T, section string, header ...string) [][]string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "kafka-compatibility.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "\n## "+section+"\n")
+	if !ok {
+		t.Fatalf("docs/kafka-compatibility.md has no section %q", section)
+	}
+	rest, _, _ = strings.Cut(rest, "\n## ")
+	var rows [][]string
+	for line := range strings.Lines(rest) {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			if len(rows) > 0 {
+				break // the first table only
+			}
+			continue
+		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		rows = append(rows, cells)
+	}
+	if len(rows) < 2 || !slices.Equal(rows[0], header) {
+		t.Fatalf("section %q: the table's header is not | %s |", section, strings.Join(header, " | "))
+	}
+	return rows[2:] // after the header and its |---| line
+}
+
+// TestCompatibilityDocAPIs: docs/kafka-compatibility.md lists every API
+// key the broker advertises in ApiVersions, with Kafka's name and the same
+// version range, and nothing else.
+func TestCompatibilityDocAPIs(t *testing.T) {
+	documented := map[int16]kmsg.ApiVersionsResponseApiKey{}
+	for _, row := range docTable(t, "APIs", "key", "name", "min", "max", "notes") {
+		if len(row) != 5 {
+			t.Fatalf("API row %q has %d cells, want 5", row, len(row))
+		}
+		var n [3]int
+		for i, c := range []string{row[0], row[2], row[3]} {
+			v, err := strconv.Atoi(c)
+			if err != nil {
+				t.Fatalf("API row %q: %q is not a number", row, c)
+			}
+			n[i] = v
+		}
+		key := int16(n[0])
+		if _, dup := documented[key]; dup {
+			t.Errorf("API key %d is documented twice", key)
+		}
+		if want := kmsg.NameForKey(key); row[1] != want {
+			t.Errorf("API key %d is documented as %q, Kafka's name is %q", key, row[1], want)
+		}
+		documented[key] = kmsg.ApiVersionsResponseApiKey{ApiKey: key, MinVersion: int16(n[1]), MaxVersion: int16(n[2])}
+	}
+	for _, k := range supportedAPIs() {
+		d, ok := documented[k.ApiKey]
+		switch {
+		case !ok:
+			t.Errorf("API key %d (%s, versions %d-%d) is advertised but not documented", k.ApiKey, kmsg.NameForKey(k.ApiKey), k.MinVersion, k.MaxVersion)
+		case d.MinVersion != k.MinVersion || d.MaxVersion != k.MaxVersion:
+			t.Errorf("API key %d (%s) is documented as versions %d-%d, advertised as %d-%d", k.ApiKey, kmsg.NameForKey(k.ApiKey), d.MinVersion, d.MaxVersion, k.MinVersion, k.MaxVersion)
+		}
+		delete(documented, k.ApiKey)
+	}
+	for key := range documented {
+		t.Errorf("API key %d (%s) is documented but not advertised", key, kmsg.NameForKey(key))
+	}
+}
+
+// TestCompatibilityDocTopicConfigs: the topic config table names every
+// config internal/topicconfig knows, with its default, and nothing else.
+func TestCompatibilityDocTopicConfigs(t *testing.T) {
+	documented := map[string]string{}
+	for _, row := range docTable(t, "Topic configs", "config", "default", "status", "notes") {
+		if len(row) != 4 || (row[2] != "supported" && row[2] != "ignored") {
+			t.Fatalf("topic config row %q: want 4 cells, status supported or ignored", row)
+		}
+		documented[row[0]] = row[1]
+	}
+	for _, d := range topicconfig.Defs() {
+		def, ok := documented[d.Name]
+		switch {
+		case !ok:
+			t.Errorf("topic config %s is not documented", d.Name)
+		case def != d.Default:
+			t.Errorf("topic config %s is documented with default %q, its default is %q", d.Name, def, d.Default)
+		}
+		delete(documented, d.Name)
+	}
+	for name := range documented {
+		t.Errorf("topic config %s is documented but unknown", name)
+	}
 }

@@ -226,6 +226,26 @@ func TestIsolationMatrix(t *testing.T) {
 	topicReq := func(f func(topic string) kmsg.Request) func() kmsg.Request {
 		return func() kmsg.Request { return f(aTopic) }
 	}
+	// A's fetch sessions, one on each broker: B naming their ids must
+	// get FETCH_SESSION_ID_NOT_FOUND, as for an id that never was.
+	brokers, err := admA.ListBrokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aSessions []func() kmsg.Request
+	for _, br := range brokers {
+		open := fetchReq(aTopic, 0)
+		open.SessionEpoch = 0
+		r, err := open.RequestWith(ctx, clA.Broker(int(br.NodeID)))
+		if err != nil || r.SessionID == 0 {
+			t.Fatalf("A's fetch session on broker %d: %v, session %d", br.NodeID, err, r.SessionID)
+		}
+		aSessions = append(aSessions, func() kmsg.Request {
+			inc := fetchReq(aTopic, 0)
+			inc.SessionID, inc.SessionEpoch, inc.Topics = r.SessionID, 1, nil
+			return inc
+		})
+	}
 	cases := map[int16]isoCase{
 		0: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
 			r := kmsg.NewPtrProduceRequest()
@@ -238,14 +258,14 @@ func TestIsolationMatrix(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		})}, check: refused()},
-		1: {reqs: []func() kmsg.Request{
+		1: {reqs: append([]func() kmsg.Request{
 			func() kmsg.Request { return fetchReq(aTopic, 0) },
 			func() kmsg.Request {
 				r := fetchReq("", 0)
 				r.Version, r.Topics[0].TopicID = 13, aTopicID
 				return r
 			},
-		}, check: refused()},
+		}, aSessions...), check: refused(kerr.FetchSessionIDNotFound)},
 		2: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
 			r := kmsg.NewPtrListOffsetsRequest()
 			r.Version = 7

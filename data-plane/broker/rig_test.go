@@ -31,6 +31,7 @@ type rig struct {
 type rigOptions struct {
 	config    func(*Config) // adjusts the defaults (anonymous cluster vc-dev)
 	hook      func(stage string, c *conn)
+	fetchHook func(c *conn, req *kmsg.FetchRequest) // sees every Fetch request
 	placement bool
 	place     store.PlaceFunc // with placement; default onTheBroker
 }
@@ -76,6 +77,7 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	s.guard.hook = o.hook
+	s.fetchHook = o.fetchHook
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	var stopPlacement func()

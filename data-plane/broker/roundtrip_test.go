@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -167,6 +169,51 @@ func TestLogAppendTime(t *testing.T) {
 	}
 	if recs[0].Attrs.TimestampType() != 1 {
 		t.Fatalf("timestamp type %d, want 1 (LogAppendTime)", recs[0].Attrs.TimestampType())
+	}
+}
+
+// TestTimestampWindow (KIP-937): a CreateTime topic refuses a record
+// whose timestamp is outside message.timestamp.before.max.ms /
+// after.max.ms with INVALID_TIMESTAMP, and by default one more than an
+// hour ahead (Kafka 4's after.max.ms); a LogAppendTime topic stamps its own
+// time whatever the window says.
+func TestTimestampWindow(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: 1})
+	cl := newClient(t, s, kgo.RecordRetries(1))
+	createTopic(t, cl, "windowed", 1, map[string]*string{
+		"message.timestamp.before.max.ms": kmsgString("3600000"),
+		"message.timestamp.after.max.ms":  kmsgString("60000"),
+	})
+	createTopic(t, cl, "unwindowed", 1, nil)
+	createTopic(t, cl, "appended", 1, map[string]*string{
+		"message.timestamp.type":          kmsgString("LogAppendTime"),
+		"message.timestamp.before.max.ms": kmsgString("0"),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	for _, tc := range []struct {
+		name, topic string
+		ts          time.Time
+		want        error
+	}{
+		{"inside", "windowed", now, nil},
+		{"too old", "windowed", now.Add(-2 * time.Hour), kerr.InvalidTimestamp},
+		{"too new", "windowed", now.Add(5 * time.Minute), kerr.InvalidTimestamp},
+		{"default: old is fine", "unwindowed", now.Add(-30 * 24 * time.Hour), nil},
+		{"default: past an hour ahead", "unwindowed", now.Add(2 * time.Hour), kerr.InvalidTimestamp},
+		{"log append time", "appended", now.Add(-2 * time.Hour), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := cl.ProduceSync(ctx, &kgo.Record{Topic: tc.topic, Value: []byte(tc.name), Timestamp: tc.ts}).FirstErr()
+			if !errors.Is(err, tc.want) && err != tc.want {
+				t.Fatalf("produce at %v: got %v, want %v", tc.ts, err, tc.want)
+			}
+		})
+	}
+	recs := consumeAll(t, s, "windowed", 1)
+	if string(recs[0].Value) != "inside" {
+		t.Fatalf("windowed holds %q, want only the record inside the window", recs[0].Value)
 	}
 }
 

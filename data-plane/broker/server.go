@@ -40,6 +40,7 @@ import (
 	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ErrServerClosed is returned by Run after a shutdown.
@@ -86,6 +87,8 @@ type Config struct {
 	MaxRequestBytes int
 	// Conn bounds what a connection may cost the broker (connlimits.go).
 	Conn ConnLimits
+	// FetchSessions bounds the fetch sessions kept (fetchsession.go).
+	FetchSessions FetchSessionLimits
 	// TransactionMaxTimeout caps the transaction.timeout.ms a producer may
 	// ask for (Kafka's transaction.max.timeout.ms): InitProducerId with a
 	// longer one gets INVALID_TRANSACTION_TIMEOUT.
@@ -118,6 +121,7 @@ func DefaultConfig() Config {
 		QuotaInterval:     2 * time.Second,
 		MaxRequestBytes:   100 << 20,
 		Conn:              DefaultConnLimits(),
+		FetchSessions:     DefaultFetchSessionLimits(),
 		ShutdownTimeout:   15 * time.Second,
 
 		TransactionMaxTimeout:    15 * time.Minute,
@@ -152,6 +156,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.QuotaInterval, "quota-interval", d.QuotaInterval, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
 	c.Conn.RegisterFlags(fs)
+	c.FetchSessions.RegisterFlags(fs)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "longest a clean shutdown drains")
 	fs.DurationVar(&c.TransactionMaxTimeout, "transaction-max-timeout", d.TransactionMaxTimeout, "longest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", d.TransactionCheckInterval, "how often expired transactions are aborted and missed group markers applied")
@@ -225,6 +230,9 @@ func (c *Config) Validate() error {
 	if err := c.Conn.Validate(); err != nil {
 		return err
 	}
+	if err := c.FetchSessions.Validate(); err != nil {
+		return err
+	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -270,6 +278,11 @@ type Server struct {
 
 	commits *commitBatcher // offset commits, batched across requests (commitbatch.go)
 
+	sessions *fetchSessions // fetch sessions (fetchsession.go)
+	// fetchHook, set by tests before Run, sees every Fetch request as
+	// the client sent it.
+	fetchHook func(*conn, *kmsg.FetchRequest)
+
 	txnMet  *txnMetrics   // the transaction coordinator's (txn.go)
 	txnPoke chan struct{} // 1-buffered: group markers to apply (txn.go)
 
@@ -314,6 +327,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	}
 	s.quotas = quota.New(quota.Config{Broker: cfg.ID, Interval: cfg.QuotaInterval}, st, s.limits, log, reg)
 	s.commits = newCommitBatcher(st, reg)
+	s.sessions = newFetchSessions(cfg.FetchSessions, reg)
 	s.txnMet, s.txnPoke = newTxnMetrics(reg), make(chan struct{}, 1)
 	s.groupMet = newGroupStateMetrics(reg)
 	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s, s.groupMet}, log)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/store"
@@ -41,3 +42,29 @@ func validTopicName(name string) error {
 }
 
 func isExists(err error) bool { return errors.Is(err, store.ErrExists) }
+
+// checkAssignment applies Kafka's rules to manual replica assignments
+// (CreateTopics, CreatePartitions): every partition names at least one
+// replica, no broker twice, and all name the same number. Which brokers
+// they name is not checked: Eddy places partitions itself and has no
+// replicas, so only the count of partitions is taken from an assignment.
+// The error is Kafka's INVALID_REPLICA_ASSIGNMENT message.
+func checkAssignment(replicas [][]int32) error {
+	for i, rs := range replicas {
+		if len(rs) == 0 {
+			return fmt.Errorf("partition %d of the assignment names no replica", i)
+		}
+		if len(rs) != len(replicas[0]) {
+			return fmt.Errorf("all partitions should have the same number of replicas (%d has %d, %d has %d)", 0, len(replicas[0]), i, len(rs))
+		}
+		for j, b := range rs {
+			if b < 0 {
+				return fmt.Errorf("partition %d names broker %d: broker ids are not negative", i, b)
+			}
+			if slices.Contains(rs[:j], b) {
+				return fmt.Errorf("partition %d names broker %d twice", i, b)
+			}
+		}
+	}
+	return nil
+}

@@ -13,9 +13,15 @@ import (
 	"strings"
 )
 
-// ErrInvalid is returned for unknown names and bad values (Kafka's
-// INVALID_CONFIG).
-var ErrInvalid = errors.New("topicconfig: invalid config")
+// Errors of this package.
+var (
+	// ErrInvalid is returned for unknown names and bad values (Kafka's
+	// INVALID_CONFIG).
+	ErrInvalid = errors.New("topicconfig: invalid config")
+	// ErrTimestamp is returned for a batch whose timestamps are outside
+	// the topic's window (Kafka's INVALID_TIMESTAMP).
+	ErrTimestamp = errors.New("topicconfig: timestamp outside the topic's window")
+)
 
 // Kind is the Kafka config type reported by DescribeConfigs.
 type Kind int8
@@ -71,7 +77,10 @@ func boolean(v string) error {
 	return nil
 }
 
-const maxInt64 = 1<<63 - 1
+const (
+	maxInt64    = 1<<63 - 1
+	noTimestamp = -1 // Kafka's RecordBatch.NO_TIMESTAMP
+)
 
 var defs = []Def{
 	{"cleanup.policy", "delete", List, "delete, compact, or both", oneOf("delete", "compact")},
@@ -80,6 +89,8 @@ var defs = []Def{
 	{"file.delete.delay.ms", "60000", Long, "grace period before deleted data is removed", intRange(0, maxInt64)},
 	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted", intRange(1, maxInt64)},
 	{"max.message.bytes", "1048588", Int, "largest record batch accepted", intRange(0, 1<<31-1)},
+	{"message.timestamp.after.max.ms", "3600000", Long, "how far past the broker's clock a CreateTime timestamp may be (KIP-937; Kafka 4's default)", intRange(0, maxInt64)},
+	{"message.timestamp.before.max.ms", strconv.FormatInt(maxInt64, 10), Long, "how far behind the broker's clock a CreateTime timestamp may be (KIP-937)", intRange(0, maxInt64)},
 	{"message.timestamp.type", "CreateTime", String, "CreateTime or LogAppendTime", oneOf("CreateTime", "LogAppendTime")},
 	{"min.cleanable.dirty.ratio", "0.5", Double, "compaction trigger", nil},
 	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted", intRange(0, maxInt64)},
@@ -147,4 +158,57 @@ func Value(explicit map[string]string, name string) string {
 func Int64(explicit map[string]string, name string) int64 {
 	n, _ := strconv.ParseInt(Value(explicit, name), 10, 64)
 	return n
+}
+
+// Timestamps is how a topic treats the timestamps producers send: its
+// message.timestamp.* configs.
+type Timestamps struct {
+	// LogAppendTime: the broker stamps each batch with its own clock
+	// (message.timestamp.type=LogAppendTime) and the window does not apply.
+	LogAppendTime bool
+	// Before and After bound, in milliseconds, how far behind and ahead of
+	// the broker's clock a CreateTime timestamp may be.
+	Before, After int64
+}
+
+// TimestampsOf returns the effective timestamp configs of a topic.
+func TimestampsOf(explicit map[string]string) Timestamps {
+	return Timestamps{
+		LogAppendTime: Value(explicit, "message.timestamp.type") == "LogAppendTime",
+		Before:        Int64(explicit, "message.timestamp.before.max.ms"),
+		After:         Int64(explicit, "message.timestamp.after.max.ms"),
+	}
+}
+
+// Check refuses, with ErrTimestamp, a batch whose first record's timestamp
+// (first) or greatest timestamp (max, from the batch header) is outside
+// [now-Before, now+After]; now is the broker's clock, all in Unix
+// milliseconds. A timestamp of -1 (none) passes, as in Kafka.
+//
+// Kafka checks every record; this reads only the batch header, so that
+// produce decodes no record. The bound after now is exact (max is the
+// greatest timestamp, which Kafka trusts as well); the bound before it
+// sees the first record and the greatest one, so a later record older
+// than the first one (producers stamp records in order, so in practice
+// none) is not checked.
+func (ts Timestamps) Check(first, max, now int64) error {
+	if ts.LogAppendTime {
+		return nil
+	}
+	// now-Before cannot overflow (both are non-negative); now+After
+	// saturates, as the default before.max.ms is Long.MAX_VALUE.
+	lo, hi := now-ts.Before, now+ts.After
+	if ts.After > maxInt64-now {
+		hi = maxInt64
+	}
+	for _, t := range [2]int64{first, max} {
+		switch {
+		case t == noTimestamp: // as Kafka: a record without one is not checked
+		case t < lo:
+			return fmt.Errorf("%w: timestamp %d is more than message.timestamp.before.max.ms=%d before the broker's time %d", ErrTimestamp, t, ts.Before, now)
+		case t > hi:
+			return fmt.Errorf("%w: timestamp %d is more than message.timestamp.after.max.ms=%d after the broker's time %d", ErrTimestamp, t, ts.After, now)
+		}
+	}
+	return nil
 }

@@ -54,3 +54,35 @@ func TestValue(t *testing.T) {
 		t.Fatal("explicit values must win over defaults")
 	}
 }
+
+func TestTimestampsCheck(t *testing.T) {
+	const now = 1_700_000_000_000
+	window := TimestampsOf(map[string]string{"message.timestamp.before.max.ms": "60000", "message.timestamp.after.max.ms": "1000"})
+	for _, tc := range []struct {
+		name       string
+		ts         Timestamps
+		first, max int64
+		ok         bool
+	}{
+		{"inside", window, now - 60000, now + 1000, true},
+		{"first too old", window, now - 60001, now, false},
+		{"max too new", window, now, now + 1001, false},
+		{"max too old", window, -1, now - 60001, false},
+		{"no timestamp", window, -1, -1, true},
+		{"defaults: an hour ahead", TimestampsOf(nil), now, now + 3600000, true},
+		{"defaults: past an hour ahead", TimestampsOf(nil), now, now + 3600001, false},
+		{"defaults: 1970", TimestampsOf(nil), 0, 2000, true},
+		{"after saturates", TimestampsOf(map[string]string{"message.timestamp.after.max.ms": "9223372036854775807"}), now, 1<<63 - 1, true},
+		{"log append time", TimestampsOf(map[string]string{"message.timestamp.type": "LogAppendTime", "message.timestamp.after.max.ms": "0"}), now, now + 1e9, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.ts.Check(tc.first, tc.max, now)
+			if tc.ok && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrTimestamp) {
+				t.Fatalf("want ErrTimestamp, got %v", err)
+			}
+		})
+	}
+}
