@@ -276,12 +276,8 @@ var errTxnCheck = errors.New("broker: transaction check failed")
 // to go to and its endpoint (KIP-951; produce v10+ carries them, older
 // versions ignore them).
 func (s *Server) hintLeader(resp *kmsg.ProduceResponse, out *kmsg.ProduceResponseTopicPartition, pm *store.Partition) {
-	h, ok := s.leaderHint(pm)
+	h, b, ok := s.leaderRedirect(pm)
 	if !ok {
-		return
-	}
-	b, live := s.view.Load().byBroker[h.leader]
-	if !live {
 		return
 	}
 	out.CurrentLeader.LeaderID, out.CurrentLeader.LeaderEpoch = h.leader, h.epoch

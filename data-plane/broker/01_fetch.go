@@ -6,6 +6,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -31,6 +32,9 @@ import (
 //
 // Deviation: a session belongs to the virtual cluster and principal that
 // opened it, and holds at most --fetch-session-max-partitions partitions.
+//
+// A partition that moved away is answered NOT_LEADER_OR_FOLLOWER with its
+// new leader (KIP-951: v12+ the leader, v16+ its endpoint).
 //
 // Authorization: READ on each topic.
 
@@ -153,6 +157,9 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 				switch {
 				case code != 0:
 					sp.ErrorCode = code
+					if code == kerr.NotLeaderForPartition.Code {
+						s.hintFetchLeader(resp, &sp, pm)
+					}
 				default:
 					maxBytes := int(rp.PartitionMaxBytes)
 					if maxBytes <= 0 || maxBytes > budget {
@@ -192,4 +199,22 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, failed
+}
+
+// hintFetchLeader names, in a NOT_LEADER_OR_FOLLOWER answer for pm, the
+// leader to go to (v12+) and its endpoint (v16+), as Produce does (KIP-951).
+func (s *Server) hintFetchLeader(resp *kmsg.FetchResponse, sp *kmsg.FetchResponseTopicPartition, pm *store.Partition) {
+	h, b, ok := s.leaderRedirect(pm)
+	if !ok {
+		return
+	}
+	sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = h.leader, h.epoch
+	for _, rb := range resp.Brokers {
+		if rb.NodeID == b.ID {
+			return
+		}
+	}
+	rb := kmsg.NewFetchResponseBroker()
+	rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
+	resp.Brokers = append(resp.Brokers, rb)
 }

@@ -20,6 +20,8 @@ import (
 //     clients that read them (franz-go, librdkafka, Java) move the
 //     partition at once instead of waiting for a metadata refresh,
 //     which clients rate-limit (franz-go's MetadataMinAge, 5s by default).
+//     A fetch that finds the partition gone gets the same hint (fetch
+//     v12+ carries the leader, v16+ its endpoint).
 //   - On the new leader, a request that arrives before its view shows
 //     the move (the client was quicker than the NOTIFY) waits, briefly,
 //     for the view to catch up rather than send the client back.
@@ -50,6 +52,18 @@ func (s *Server) leaderHint(pm *store.Partition) (hint, bool) {
 	h, ok := s.handOffs.done[pm.ID]
 	s.handOffs.mu.Unlock()
 	return h, ok
+}
+
+// leaderRedirect is leaderHint with the hinted leader's endpoint, for
+// responses that carry both (KIP-951's CurrentLeader and NodeEndpoints);
+// false if there is no hint or its broker is not live.
+func (s *Server) leaderRedirect(pm *store.Partition) (hint, store.Broker, bool) {
+	h, ok := s.leaderHint(pm)
+	if !ok {
+		return hint{}, store.Broker{}, false
+	}
+	b, live := s.view.Load().byBroker[h.leader]
+	return h, b, live
 }
 
 // afterHandOff waits, up to handOffWait, for a hand-off of partition id

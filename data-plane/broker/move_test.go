@@ -171,6 +171,29 @@ func TestPartitionMove(t *testing.T) {
 		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != to || resp.Brokers[0].Port == 0 {
 			t.Fatalf("produce to the old leader named brokers %+v, want broker %d's endpoint", resp.Brokers, to)
 		}
+		// So does a fetch (v16: the leader and its endpoint).
+		freq := kmsg.NewPtrFetchRequest()
+		freq.Version, freq.MaxBytes, freq.SessionEpoch = 16, 1<<20, -1
+		ft := kmsg.NewFetchRequestTopic()
+		td, err := kadm.NewClient(cl).ListTopics(ctx, "moving")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ft.TopicID = td["moving"].ID
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset = 1<<20, -1, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		freq.Topics = append(freq.Topics, ft)
+		fresp, err := freq.RequestWith(ctx, cl.Broker(int(from)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fpr := fresp.Topics[0].Partitions[0]
+		if fpr.ErrorCode != kerr.NotLeaderForPartition.Code || fpr.CurrentLeader.LeaderID != to || fpr.CurrentLeader.LeaderEpoch != p.LeaderEpoch+1 ||
+			len(fresp.Brokers) != 1 || fresp.Brokers[0].NodeID != to {
+			t.Fatalf("fetch from the old leader: %v, current leader %+v, brokers %+v; want NOT_LEADER_OR_FOLLOWER naming broker %d at epoch %d",
+				kerr.ErrorForCode(fpr.ErrorCode), fpr.CurrentLeader, fresp.Brokers, to, p.LeaderEpoch+1)
+		}
 		if want := int64(n + round); offset != want {
 			t.Fatalf("the new leader wrote at offset %d, want %d (the committed high watermark)", offset, want)
 		}
