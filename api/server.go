@@ -1,6 +1,7 @@
 // Package api is Eddy's REST API: an echo server for organisations,
 // virtual clusters, topics, service accounts, API keys, role bindings and
-// billing (usage, invoices, estimates, budget alerts), the operator's
+// billing (usage, invoices, estimates, budget alerts), records (produce
+// and browse, as a Kafka client of the pool: records.go), the operator's
 // plans and their ceilings, and Kafka ACLs,
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
@@ -208,6 +209,12 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
 	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
+
+	// Records: every service account of the organisation; the brokers
+	// authorize as they do any Kafka client (records.go).
+	rec := v1.Group("", tenantMember)
+	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.idempotent)
+	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords)
 
 	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
 	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)
