@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 
+	"github.com/eddy-streams/eddy/console"
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/seal"
@@ -278,8 +279,18 @@ func (s *Server) allowed(path string) []string {
 	return out
 }
 
-// Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.e }
+// Handler returns the HTTP handler: the API, and the web console under
+// /console (package console), which is not part of the API's contract.
+func (s *Server) Handler() http.Handler {
+	ui := console.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		s.e.ServeHTTP(w, r)
+	})
+}
 
 // Routes lists every route (method and echo path, e.g.
 // /v1/clusters/:cluster_id), for tests that must cover them all.
@@ -325,7 +336,7 @@ func (s *Server) Run(ctx context.Context) {
 // Serve serves srv until ctx ends, then shuts down gracefully within
 // grace, like net/http's Server.Shutdown.
 func (s *Server) Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
-	srv.Handler = s.e
+	srv.Handler = s.Handler()
 	if srv.ReadHeaderTimeout == 0 {
 		srv.ReadHeaderTimeout = 10 * time.Second
 	}
