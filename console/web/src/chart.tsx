@@ -10,7 +10,9 @@ export interface Series {
   values: (number | null)[];
 }
 
-export function Chart(props: { title: string; x: number[]; series: Series[]; unit: string; testid: string }) {
+// xRange fixes the x axis (say, to the month) instead of fitting the data,
+// which with one point would span years. The y axis starts at zero.
+export function Chart(props: { title: string; x: number[]; series: Series[]; unit: string; testid: string; xRange?: [number, number] }) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = props.series.map((s) => s.label).join("|");
@@ -32,6 +34,10 @@ export function Chart(props: { title: string; x: number[]; series: Series[]; uni
           value: (_u: uPlot, v: number | null) => (v == null ? "–" : `${v.toLocaleString()} ${props.unit}`),
         })),
       ],
+      scales: {
+        x: props.xRange ? { time: true, range: () => props.xRange! } : { time: true },
+        y: { range: (_u: uPlot, _min: number, max: number) => [0, max > 0 ? max * 1.15 : 1] },
+      },
       axes: [{}, { label: props.unit, size: 70 }],
     };
     plot.current = new uPlot(opts, [props.x, ...props.series.map((s) => s.values)] as uPlot.AlignedData, el.current);
@@ -39,7 +45,7 @@ export function Chart(props: { title: string; x: number[]; series: Series[]; uni
       plot.current?.destroy();
       plot.current = null;
     };
-  }, [shape, props.title]);
+  }, [shape, props.title, props.unit, props.xRange?.[0], props.xRange?.[1]]);
 
   useEffect(() => {
     plot.current?.setData([props.x, ...props.series.map((s) => s.values)] as uPlot.AlignedData);

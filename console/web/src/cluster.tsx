@@ -102,7 +102,9 @@ export function Topics(props: { cred: Credential; cluster: string }) {
             <input type="number" min={1} value={partitions} onInput={(e) => setPartitions((e.target as HTMLInputElement).value)} />
           </label>
           <label>
-            Configs (one <code>key=value</code> a line)
+            <span>
+              Configs (one <code>key=value</code> a line)
+            </span>
             <textarea rows={3} value={configs} placeholder="retention.ms=604800000" onInput={(e) => setConfigs((e.target as HTMLTextAreaElement).value)} />
           </label>
           <ProblemBox error={error} />
@@ -197,7 +199,9 @@ export function TopicDetail(props: { cred: Credential; cluster: string; topic: s
           <form class="card" onSubmit={save}>
             <h2>Configs</h2>
             <label>
-              One <code>key=value</code> a line; a config left out returns to its default
+              <span>
+                One <code>key=value</code> a line; a config left out returns to its default
+              </span>
               <textarea rows={6} value={text} onInput={(e) => setConfigs((e.target as HTMLTextAreaElement).value)} />
             </label>
             <ProblemBox error={error} />
@@ -395,7 +399,9 @@ export function Messages(props: { cred: Credential; cluster: string; topic: stri
           <textarea rows={2} value={value} onInput={(e) => setValue((e.target as HTMLTextAreaElement).value)} data-testid="produce-value" />
         </label>
         <label>
-          Headers (one <code>key=value</code> a line)
+          <span>
+            Headers (one <code>key=value</code> a line)
+          </span>
           <textarea rows={2} value={headers} onInput={(e) => setHeaders((e.target as HTMLTextAreaElement).value)} />
         </label>
         <ProblemBox error={produceError} />

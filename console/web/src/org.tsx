@@ -259,7 +259,13 @@ export function UsagePage(props: { cred: Credential }) {
     days.set(x, d);
   }
   const x = [...days.keys()].sort((a, b) => a - b);
-  const mb = (m: string) => x.map((k) => (days.get(k)![m] ?? 0) / 1e6);
+  // Bytes in the largest unit that keeps the busiest day at 1 or more.
+  const peak = Math.max(0, ...x.map((k) => Math.max(days.get(k)!.ingress ?? 0, days.get(k)!.egress ?? 0)));
+  const [scale, unit] = peak >= 1e9 ? [1e9, "GB"] : peak >= 1e6 ? [1e6, "MB"] : [1e3, "KB"];
+  const bytes = (m: string) => x.map((k) => (days.get(k)![m] ?? 0) / scale);
+  const range: [number, number] | undefined = usage.data
+    ? [Date.parse(usage.data.from) / 1000, Date.parse(usage.data.to) / 1000 - 1]
+    : undefined;
   return (
     <Page title="Usage and cost">
       <ProblemBox error={usage.error || estimate.error} />
@@ -277,11 +283,12 @@ export function UsagePage(props: { cred: Credential }) {
             <Chart
               title="Bytes in and out per day"
               testid="usage-chart"
-              unit="MB"
+              unit={unit}
               x={x}
+              xRange={range}
               series={[
-                { label: "in (produce)", color: "#2563eb", values: mb("ingress") },
-                { label: "out (fetch)", color: "#16a34a", values: mb("egress") },
+                { label: "in (produce)", color: "#2563eb", values: bytes("ingress") },
+                { label: "out (fetch)", color: "#16a34a", values: bytes("egress") },
               ]}
             />
             <Chart
@@ -289,6 +296,7 @@ export function UsagePage(props: { cred: Credential }) {
               testid="storage-chart"
               unit="GB-month"
               x={x}
+              xRange={range}
               series={[{ label: "storage", color: "#9333ea", values: x.map((k) => days.get(k)!.storage ?? 0) }]}
             />
           </>

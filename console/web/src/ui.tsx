@@ -48,7 +48,7 @@ export function ProblemBox(props: { error: ProblemError | null }) {
   if (p.status === 403) {
     return (
       <div class="problem refused" role="alert" data-testid="refused">
-        <strong>Refused: you do not have access to this page.</strong>
+        <strong>Refused: your credential does not allow this.</strong>
         <p>{p.detail || p.title}</p>
       </div>
     );
