@@ -132,6 +132,21 @@ func topicPartitions(ctx context.Context, kc *kgo.Client, topic string) (int32, 
 	return int32(len(resp.Topics[0].Partitions)), nil
 }
 
+// openTopic opens a Kafka client acting as the request's principal in cl
+// and returns it with the topic's partition count; the caller closes it.
+func (s *Server) openTopic(ctx context.Context, c echo.Context, cl store.Cluster, topic string, opts ...kgo.Opt) (*kgo.Client, int32, error) {
+	kc, err := s.kafkaClient(ctx, principal(c), cl, opts...)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := topicPartitions(ctx, kc, topic)
+	if err != nil {
+		kc.Close()
+		return nil, 0, err
+	}
+	return kc, n, nil
+}
+
 // loadRecordsTopic checks the topic name in the path and the cluster.
 func (s *Server) loadRecordsTopic(c echo.Context) (store.Cluster, string, error) {
 	topic := c.Param("topic_name")
@@ -245,16 +260,12 @@ func (s *Server) produceRecords(c echo.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
-	kc, err := s.kafkaClient(ctx, principal(c), cl, kgo.RecordPartitioner(partitioner{explicit}),
+	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.RecordPartitioner(partitioner{explicit}),
 		kgo.ProducerBatchMaxBytes(int32(min(s.cfg.MaxBodyBytes, 1<<30))), kgo.UnknownTopicRetries(1))
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	n, err := topicPartitions(ctx, kc, topic)
-	if err != nil {
-		return err
-	}
 	for i, r := range recs {
 		if explicit[r] && r.Partition >= n {
 			fe.add(fmt.Sprintf("records[%d].partition", i), "the topic has %d partitions", n)
@@ -346,16 +357,12 @@ func (s *Server) browseRecords(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
 	maxBytes := int32(min(s.cfg.MaxBodyBytes, 1<<30))
-	kc, err := s.kafkaClient(ctx, principal(c), cl, kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(maxBytes),
+	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(maxBytes),
 		kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer kc.Close()
-	n, err := topicPartitions(ctx, kc, topic)
-	if err != nil {
-		return err
-	}
 	if partition >= n {
 		return errNotFound("partition")
 	}
