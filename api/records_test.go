@@ -3,11 +3,13 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +100,7 @@ func newRecordsRig(t *testing.T) *recordsRig {
 	r.stack = stack.Start(t, stack.Options{DatabaseURL: e.dbURL, Brokers: 1,
 		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER",
 			"--oauth-issuer=" + r.cluster.Kafka.OAuth.Issuer, "--jwks-url=" + r.cluster.Kafka.OAuth.JWKSURI,
-			"--oauth-audience=" + r.cluster.Kafka.OAuth.Audience},
+			"--oauth-audience=" + r.cluster.Kafka.OAuth.Audience, "--metering-window=200ms"},
 		ClientOpts: []kgo.Opt{kgo.SASL(plain.Auth{User: r.a.keyID + "@" + r.cluster.ID, Pass: r.a.secret}.AsMechanism())}})
 	fwd.set(r.stack.Bootstrap()[0])
 	return r
@@ -189,6 +191,31 @@ func TestRecords(t *testing.T) {
 			{Key: text("same"), Value: text("a")}, {Key: text("same"), Value: text("b")}}}))
 		if res.Records[0].Partition != res.Records[1].Partition || res.Records[1].Offset != res.Records[0].Offset+1 {
 			t.Errorf("one key, two partitions: %+v", res.Records)
+		}
+	})
+
+	t.Run("metered as Kafka bytes", func(t *testing.T) {
+		ingress := func() int64 {
+			u := must[client.Usage](t)(admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl, Metric: "ingress"}))
+			var n int64
+			for _, it := range u.Items {
+				q, _ := strconv.ParseInt(it.Quantity, 10, 64)
+				n += q
+			}
+			return n
+		}
+		before, start := ingress(), time.Now()
+		// Random bytes, which the producer's compression cannot shrink.
+		const size = 200_000
+		payload := make([]byte, size)
+		rand.Read(payload)
+		must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(payload)), ValueEncoding: client.EncodingBase64}}}))
+		for ingress() < before+size {
+			if time.Since(start) > time.Minute {
+				t.Fatalf("ingress metered %d bytes before, %d after an HTTP produce of %d", before, ingress(), size)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 
