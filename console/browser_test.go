@@ -230,7 +230,8 @@ func textContains(sel, text string) string {
 }
 
 // TestConsoleInBrowser drives the console in headless chromium against
-// `eddy dev`: sign in with an API key, create a topic, produce a record
+// `eddy dev`: sign in with an API key, create a topic (and delete one
+// after confirming its name), produce a record
 // and see it in the message browser, watch a kgo consumer group's lag
 // appear and fall to zero, rotate an API key, see the usage chart with
 // data, and be refused a page the key's role does not allow.
@@ -327,14 +328,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	)
 	b.screenshot("consumer-lag")
 
-	b.do("topics list",
-		hash("#/clusters/"+cluster+"/topics"),
-		until(textContains(`[data-testid=topics]`, topic)),
+	// A topic is deleted only after its name is typed.
+	admin := client.New(d.api, client.WithAPIKey(adminID, adminSecret))
+	if _, err := admin.CreateTopic(ctx, cluster, client.CreateTopicRequest{Name: "scratch"}); err != nil {
+		t.Fatal(err)
+	}
+	b.do("delete a topic with confirmation",
+		hash("#/clusters/"+cluster+"/topics/scratch"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=delete-topic]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=delete-topic]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-name]`)),
+		until(`document.querySelector('[data-testid=confirm-delete]').disabled`),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=confirm-name]`), "scratch"),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-delete]`)),
+		until(`location.hash === '#/clusters/`+cluster+`/topics'`),
+		until(textContains(`[data-testid=topics]`, topic)+` && !`+textContains(`[data-testid=topics]`, "scratch")),
 	)
+	if _, err := admin.GetTopic(ctx, cluster, "scratch"); !client.IsNotFound(err) {
+		t.Errorf("the deleted topic is still there: %v", err)
+	}
 	b.screenshot("topics")
 
 	// A developer-read service account with its own key, made over REST.
-	admin := client.New(d.api, client.WithAPIKey(adminID, adminSecret))
 	sa, err := admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "analyst"})
 	if err != nil {
 		t.Fatal(err)
