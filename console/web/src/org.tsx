@@ -104,7 +104,36 @@ export function Clusters(props: { cred: Credential }) {
           </tbody>
         </table>
       )}
+      {clusters.data?.items.map((c) => (
+        <Connect key={c.id} cluster={c} keyID={props.cred.kind === "key" ? props.cred.id : "<key>"} />
+      ))}
     </Page>
+  );
+}
+
+// Connect shows client settings for a cluster with its bootstrap and the
+// signed-in key filled in. "<key>@<cluster>" names the cluster, which an
+// organisation-wide key needs and a cluster's own key may repeat.
+function Connect(props: { cluster: Cluster; keyID: string }) {
+  const b = props.cluster.kafka.bootstrap_servers;
+  const user = `${props.keyID}@${props.cluster.id}`;
+  return (
+    <details class="card">
+      <summary>Connect a client to {props.cluster.name}</summary>
+      <h3>kcat</h3>
+      <pre>{`kcat -b ${b} -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN \\
+  -X sasl.username=${user} -X sasl.password=$EDDY_API_SECRET -L`}</pre>
+      <h3>franz-go</h3>
+      <pre>{`cl, err := kgo.NewClient(kgo.SeedBrokers("${b}"),
+    kgo.SASL(plain.Auth{User: "${user}", Pass: os.Getenv("EDDY_API_SECRET")}.AsMechanism()))`}</pre>
+      <h3>librdkafka / Java properties</h3>
+      <pre>{`bootstrap.servers=${b}
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.username=${user}
+sasl.password=<secret>
+# Java: sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="${user}" password="<secret>";`}</pre>
+    </details>
   );
 }
 
