@@ -61,9 +61,13 @@ type Config struct {
 	// AdminToken is the operator's bootstrap credential (bearer), which
 	// creates organisations. Empty disables operator access.
 	AdminToken string
-	// KafkaBootstrap is the bootstrap address given to Kafka clients.
+	// KafkaBootstrap is the bootstrap address given to Kafka clients. The
+	// records endpoints connect to it too, as the caller's service account
+	// over OAUTHBEARER: the brokers must offer it with this control plane
+	// as their --oauth-issuer (records.go).
 	KafkaBootstrap string
-	// MaxBodyBytes bounds request bodies.
+	// MaxBodyBytes bounds request bodies, and the record data one browse
+	// of the records API returns.
 	MaxBodyBytes int64
 	// TokenTTL is the lifetime of issued JWTs.
 	TokenTTL time.Duration
@@ -101,8 +105,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "api-listen", d.Listen, "address of the REST API, e.g. 127.0.0.1:8080 (empty: off)")
 	fs.StringVar(&c.PublicURL, "public-url", d.PublicURL, "base URL clients use to reach the REST API; the JWT issuer (default http://<api-listen>)")
 	fs.StringVar(&c.AdminToken, "admin-token", d.AdminToken, "operator bootstrap token for creating organisations (bearer); empty disables it")
-	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients")
-	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted")
+	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients; the records API connects to it as the caller (brokers need OAUTHBEARER with this control plane as --oauth-issuer)")
+	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted, and about the most record data one records browse returns")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
 	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
 	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
