@@ -17,7 +17,7 @@ RACEFLAGS ?= -race -count=1 -timeout 60m -p 2
 # sudo only when not root (CI containers run as root and have no sudo).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help deps build image dev test test-deploy test-race testacc bench soak fuzz fmt vet clean
+.PHONY: help deps console build image dev test test-deploy test-race testacc bench soak fuzz fmt vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ help: ## list the targets
 #   - python3-confluent-kafka (Debian's binding of the system librdkafka),
 #     which the transaction tests use as librdkafka's transactional
 #     producer (kcat cannot run transactions);
-#   - npm itself, if missing, and test/js/node_modules (npm ci) when it is
-#     missing, incomplete or older than package-lock.json;
+#   - npm itself, if missing, and test/js/node_modules and
+#     console/web/node_modules (npm ci) when missing, incomplete or older
+#     than their package-lock.json;
+#   - chromium (Debian's), the headless browser the console's browser test
+#     drives (console/browser_test.go, chromedp);
 #   - moto_server (S3 fake, ships with the CI image); pip is tried if it is
 #     missing, and a failure there only warns.
 # apt-get update runs once, and only when a package must be installed.
@@ -42,6 +45,7 @@ deps: ## install missing test/dev dependencies (idempotent)
 	command -v kcat >/dev/null || pkgs="$$pkgs kcat"; \
 	/usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || pkgs="$$pkgs python3-confluent-kafka"; \
 	command -v npm  >/dev/null || pkgs="$$pkgs nodejs npm"; \
+	command -v chromium >/dev/null || pkgs="$$pkgs chromium"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "deps: installing$$pkgs (apt)"; \
 		$(SUDO) apt-get update -qq; \
@@ -52,13 +56,29 @@ deps: ## install missing test/dev dependencies (idempotent)
 		(cd test/js && npm ci --no-audit --no-fund); \
 		touch test/js/node_modules; \
 	fi
+	@if [ ! -f console/web/node_modules/vite/package.json ] || [ console/web/package-lock.json -nt console/web/node_modules ]; then \
+		echo "deps: npm ci in console/web"; \
+		(cd console/web && npm ci --no-audit --no-fund); \
+		touch console/web/node_modules; \
+	fi
 	@if ! command -v moto_server >/dev/null; then \
 		echo "deps: installing moto_server (pip)"; \
 		python3 -m pip install --quiet 'moto[server]' || \
 			echo "deps: WARNING: could not install moto[server]; tests that need moto_server will fail or skip"; \
 	fi
 
-build: ## build bin/eddy
+# console builds the web console (console/web: TypeScript, Preact, uPlot)
+# into console/dist, which the control plane embeds (go:embed): tsc checks
+# the types, then Vite bundles. npm ci runs first when node_modules is
+# missing or older than the lock file. Without it, go build still works
+# and /console says the console is not built.
+console: ## build the web console into console/dist (npm ci + vite)
+	@if [ ! -f console/web/node_modules/vite/package.json ] || [ console/web/package-lock.json -nt console/web/node_modules ]; then \
+		(cd console/web && npm ci --no-audit --no-fund) && touch console/web/node_modules; \
+	fi
+	cd console/web && npm run --silent build
+
+build: console ## build bin/eddy (with the console)
 	$(GO) build -o bin/eddy ./cmd/eddy
 
 # image builds the eddy container image without a daemon or a base image
@@ -92,7 +112,10 @@ define run_tests
 	exit $$rc
 endef
 
-test: deps ## go vet + all tests, no race detector (what CI runs)
+# EDDY_BROWSER_REQUIRE makes the console's browser test fail, not skip,
+# without chromium or the console's build (make console, a prerequisite).
+test: export EDDY_BROWSER_REQUIRE := 1
+test: deps console ## go vet + all tests, no race detector (what CI runs)
 	$(GO) vet $(PKGS)
 	$(call run_tests,$(TESTFLAGS))
 	@if [ "$(PKGS)" = "./..." ]; then $(MAKE) --no-print-directory test-deploy; fi
@@ -105,7 +128,8 @@ test: deps ## go vet + all tests, no race detector (what CI runs)
 test-deploy: ## tests of deploy/: image, Helm chart, dashboards and alerts
 	cd deploy && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...
 
-test-race: deps ## all tests under the race detector (slow on 2 cores)
+test-race: export EDDY_BROWSER_REQUIRE := 1
+test-race: deps console ## all tests under the race detector (slow on 2 cores)
 	$(call run_tests,$(RACEFLAGS))
 
 # testacc runs the Terraform provider's acceptance tests: the real

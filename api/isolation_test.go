@@ -43,15 +43,16 @@ var unscopedRoutes = map[string]string{
 // bodies for routes that take one: valid requests, so only ownership can
 // make them fail.
 var walkBodies = map[string]string{
-	"POST /v1/clusters/:cluster_id/topics":               `{"name":"stolen","partitions":1}`,
-	"PATCH /v1/clusters/:cluster_id/topics/:topic_name":  `{"partitions":4}`,
-	"PATCH /v1/clusters/:cluster_id":                     `{"name":"stolen"}`,
-	"POST /v1/clusters/:cluster_id/role-bindings":        `{"service_account_id":"%SA%","role":"admin"}`,
-	"PATCH /v1/service-accounts/:service_account_id":     `{"name":"stolen"}`,
-	"POST /v1/clusters/:cluster_id/acls":                 `{"principal":"User:%SA%","resource_type":"topic","resource_name":"orders","operation":"all","permission":"allow"}`,
-	"PUT /v1/organizations/:org_id/billing":              `{"plan":"standard","time_zone":"Asia/Tokyo"}`,
-	"PATCH /v1/plans/:plan_id":                           `{"ceilings":{"max_topics":1}}`,
-	"POST /v1/organizations/:org_id/billing/adjustments": `{"month":"2026-03","kind":"credit","amount":"1000"}`,
+	"POST /v1/clusters/:cluster_id/topics":                     `{"name":"stolen","partitions":1}`,
+	"PATCH /v1/clusters/:cluster_id/topics/:topic_name":        `{"partitions":4}`,
+	"PATCH /v1/clusters/:cluster_id":                           `{"name":"stolen"}`,
+	"POST /v1/clusters/:cluster_id/role-bindings":              `{"service_account_id":"%SA%","role":"admin"}`,
+	"PATCH /v1/service-accounts/:service_account_id":           `{"name":"stolen"}`,
+	"POST /v1/clusters/:cluster_id/acls":                       `{"principal":"User:%SA%","resource_type":"topic","resource_name":"orders","operation":"all","permission":"allow"}`,
+	"PUT /v1/organizations/:org_id/billing":                    `{"plan":"standard","time_zone":"Asia/Tokyo"}`,
+	"PATCH /v1/plans/:plan_id":                                 `{"ceilings":{"max_topics":1}}`,
+	"POST /v1/organizations/:org_id/billing/adjustments":       `{"month":"2026-03","kind":"credit","amount":"1000"}`,
+	"POST /v1/clusters/:cluster_id/topics/:topic_name/records": `{"records":[{"key":"k","value":"stolen"}]}`,
 }
 
 // TestIsolation walks echo's route table: for every route that names a
@@ -82,7 +83,7 @@ func TestIsolation(t *testing.T) {
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
 		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID, "group_id": "shop-app",
-		"plan_id": "standard",
+		"plan_id": "standard", "partition": "0",
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){

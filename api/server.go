@@ -1,6 +1,7 @@
 // Package api is Eddy's REST API: an echo server for organisations,
 // virtual clusters, topics, service accounts, API keys, role bindings and
-// billing (usage, invoices, estimates, budget alerts), the operator's
+// billing (usage, invoices, estimates, budget alerts), records (produce
+// and browse, as a Kafka client of the pool: records.go), the operator's
 // plans and their ceilings, and Kafka ACLs,
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
@@ -37,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 
+	"github.com/eddy-streams/eddy/console"
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/seal"
@@ -59,9 +61,13 @@ type Config struct {
 	// AdminToken is the operator's bootstrap credential (bearer), which
 	// creates organisations. Empty disables operator access.
 	AdminToken string
-	// KafkaBootstrap is the bootstrap address given to Kafka clients.
+	// KafkaBootstrap is the bootstrap address given to Kafka clients. The
+	// records endpoints connect to it too, as the caller's service account
+	// over OAUTHBEARER: the brokers must offer it with this control plane
+	// as their --oauth-issuer (records.go).
 	KafkaBootstrap string
-	// MaxBodyBytes bounds request bodies.
+	// MaxBodyBytes bounds request bodies, and the record data one browse
+	// of the records API returns.
 	MaxBodyBytes int64
 	// TokenTTL is the lifetime of issued JWTs.
 	TokenTTL time.Duration
@@ -99,8 +105,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Listen, "api-listen", d.Listen, "address of the REST API, e.g. 127.0.0.1:8080 (empty: off)")
 	fs.StringVar(&c.PublicURL, "public-url", d.PublicURL, "base URL clients use to reach the REST API; the JWT issuer (default http://<api-listen>)")
 	fs.StringVar(&c.AdminToken, "admin-token", d.AdminToken, "operator bootstrap token for creating organisations (bearer); empty disables it")
-	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients")
-	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted")
+	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients; the records API connects to it as the caller (brokers need OAUTHBEARER with this control plane as --oauth-issuer)")
+	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted, and about the most record data one records browse returns")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
 	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
 	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
@@ -209,6 +215,12 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
 	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
 
+	// Records: every service account of the organisation; the brokers
+	// authorize as they do any Kafka client (records.go).
+	rec := v1.Group("", tenantMember)
+	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.idempotent)
+	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords)
+
 	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
 	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)
 
@@ -271,8 +283,18 @@ func (s *Server) allowed(path string) []string {
 	return out
 }
 
-// Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.e }
+// Handler returns the HTTP handler: the API, and the web console under
+// /console (package console), which is not part of the API's contract.
+func (s *Server) Handler() http.Handler {
+	ui := console.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		s.e.ServeHTTP(w, r)
+	})
+}
 
 // Routes lists every route (method and echo path, e.g.
 // /v1/clusters/:cluster_id), for tests that must cover them all.
@@ -318,7 +340,7 @@ func (s *Server) Run(ctx context.Context) {
 // Serve serves srv until ctx ends, then shuts down gracefully within
 // grace, like net/http's Server.Shutdown.
 func (s *Server) Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
-	srv.Handler = s.e
+	srv.Handler = s.Handler()
 	if srv.ReadHeaderTimeout == 0 {
 		srv.ReadHeaderTimeout = 10 * time.Second
 	}

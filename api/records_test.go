@@ -1,0 +1,329 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/eddy-streams/eddy/api"
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/stack"
+)
+
+// forwarder is a TCP listener that hands connections to a target set
+// later: the REST API needs its --kafka-bootstrap before the brokers,
+// which verify its tokens, can be started.
+type forwarder struct {
+	l      net.Listener
+	mu     sync.Mutex
+	target string
+	wg     sync.WaitGroup
+}
+
+func newForwarder(t *testing.T) *forwarder {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forwarder{l: l}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			target := f.target
+			f.mu.Unlock()
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				defer c.Close()
+				u, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				done := make(chan struct{})
+				go func() { io.Copy(u, c); u.Close(); close(done) }()
+				io.Copy(c, u)
+				c.Close()
+				<-done
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); f.wg.Wait() })
+	return f
+}
+
+func (f *forwarder) set(target string) {
+	f.mu.Lock()
+	f.target = target
+	f.mu.Unlock()
+}
+
+// recordsRig is the REST API in process and a broker that accepts its
+// tokens (OAUTHBEARER), with one tenant's cluster and topic.
+type recordsRig struct {
+	*env
+	a       tenant
+	cluster client.Cluster
+	topic   string
+	stack   *stack.Stack
+}
+
+func newRecordsRig(t *testing.T) *recordsRig {
+	fwd := newForwarder(t)
+	e := newEnv(t, func(c *api.Config, _ *identity.Config) { c.KafkaBootstrap = fwd.l.Addr().String() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := &recordsRig{env: e, a: e.newTenant("acme"), topic: "orders"}
+	r.cluster = must[client.Cluster](t)(r.a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"}))
+	r.cluster = must[client.Cluster](t)(r.a.admin.WaitClusterReady(ctx, r.cluster.ID, nil))
+	must[client.Topic](t)(r.a.admin.CreateTopic(ctx, r.cluster.ID, client.CreateTopicRequest{Name: r.topic, Partitions: ptr[int32](2)}))
+	r.stack = stack.Start(t, stack.Options{DatabaseURL: e.dbURL, Brokers: 1,
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER",
+			"--oauth-issuer=" + r.cluster.Kafka.OAuth.Issuer, "--jwks-url=" + r.cluster.Kafka.OAuth.JWKSURI,
+			"--oauth-audience=" + r.cluster.Kafka.OAuth.Audience, "--metering-window=200ms"},
+		ClientOpts: []kgo.Opt{kgo.SASL(plain.Auth{User: r.a.keyID + "@" + r.cluster.ID, Pass: r.a.secret}.AsMechanism())}})
+	fwd.set(r.stack.Bootstrap()[0])
+	return r
+}
+
+// member returns a client for a new service account of A with role on
+// the cluster ("" for none).
+func (r *recordsRig) member(t *testing.T, name, role string) (*client.Client, client.ServiceAccount) {
+	ctx := context.Background()
+	sa := must[client.ServiceAccount](t)(r.a.admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: name}))
+	key := must[client.APIKey](t)(r.a.admin.CreateAPIKey(ctx, client.CreateAPIKeyRequest{ServiceAccountID: sa.ID, ClusterID: r.cluster.ID}))
+	if role != "" {
+		must[client.RoleBinding](t)(r.a.admin.CreateRoleBinding(ctx, r.cluster.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: role}))
+	}
+	return r.client(client.WithAPIKey(key.ID, key.Secret)), sa
+}
+
+func text(s string) *string { return &s }
+
+// TestRecords: produce over HTTP and browse by offset and by timestamp,
+// text and binary data, with the caller's Kafka permissions.
+func TestRecords(t *testing.T) {
+	r := newRecordsRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, topic, admin := r.cluster.ID, r.topic, r.a.admin
+
+	binary := []byte{0xff, 0x00, 0xfe, 'x'}
+	res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+		{Partition: ptr[int32](1), Key: text("k1"), Value: text("héllo"), Headers: []client.RecordHeader{{Key: "trace", Value: "abc"}}},
+		{Partition: ptr[int32](1), Key: nil, Value: text(base64.StdEncoding.EncodeToString(binary)), ValueEncoding: client.EncodingBase64,
+			Headers: []client.RecordHeader{{Key: "bin", Value: base64.StdEncoding.EncodeToString(binary), Encoding: client.EncodingBase64}}},
+		{Partition: ptr[int32](1), Key: text("k3"), Value: nil},
+	}}))
+	if len(res.Records) != 3 || res.Records[0].Partition != 1 || res.Records[0].Offset != 0 || res.Records[2].Offset != 2 {
+		t.Fatalf("produce = %+v", res.Records)
+	}
+
+	t.Run("by offset", func(t *testing.T) {
+		got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{Offset: ptr[int64](0)}))
+		if len(got.Records) != 3 || got.NextOffset != 3 || got.HighWatermark != 3 || got.LogStartOffset != 0 {
+			t.Fatalf("browse = %+v", got)
+		}
+		r0, r1, r2 := got.Records[0], got.Records[1], got.Records[2]
+		if *r0.Key != "k1" || *r0.Value != "héllo" || r0.ValueEncoding != client.EncodingText ||
+			len(r0.Headers) != 1 || r0.Headers[0] != (client.RecordHeader{Key: "trace", Value: "abc", Encoding: client.EncodingText}) {
+			t.Errorf("text record = %+v", r0)
+		}
+		if r1.Key != nil || r1.ValueEncoding != client.EncodingBase64 || *r1.Value != base64.StdEncoding.EncodeToString(binary) ||
+			r1.Headers[0].Encoding != client.EncodingBase64 || r1.Headers[0].Value != base64.StdEncoding.EncodeToString(binary) {
+			t.Errorf("binary record = %+v", r1)
+		}
+		if r2.Value != nil || *r2.Key != "k3" {
+			t.Errorf("null value record = %+v", r2)
+		}
+		page := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{Offset: ptr[int64](1), Limit: 1}))
+		if len(page.Records) != 1 || page.Records[0].Offset != 1 || page.NextOffset != 2 {
+			t.Errorf("offset 1 limit 1 = %+v", page)
+		}
+		end := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{Offset: ptr[int64](3)}))
+		if len(end.Records) != 0 || end.NextOffset != 3 {
+			t.Errorf("at the high watermark = %+v", end)
+		}
+		empty := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}))
+		if len(empty.Records) != 0 || empty.HighWatermark != 0 {
+			t.Errorf("empty partition = %+v", empty)
+		}
+	})
+
+	t.Run("by timestamp", func(t *testing.T) {
+		time.Sleep(20 * time.Millisecond)
+		mid := time.Now()
+		time.Sleep(20 * time.Millisecond)
+		must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](1), Value: text("later")}}}))
+		got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{Timestamp: &mid}))
+		if len(got.Records) != 1 || *got.Records[0].Value != "later" || got.Records[0].Offset != 3 {
+			t.Fatalf("from %s = %+v", mid, got)
+		}
+		future := time.Now().Add(time.Hour)
+		if got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{Timestamp: &future})); len(got.Records) != 0 || got.NextOffset != 4 {
+			t.Errorf("from the future = %+v", got)
+		}
+	})
+
+	t.Run("keyed records land by key", func(t *testing.T) {
+		res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Key: text("same"), Value: text("a")}, {Key: text("same"), Value: text("b")}}}))
+		if res.Records[0].Partition != res.Records[1].Partition || res.Records[1].Offset != res.Records[0].Offset+1 {
+			t.Errorf("one key, two partitions: %+v", res.Records)
+		}
+	})
+
+	t.Run("metered as Kafka bytes", func(t *testing.T) {
+		ingress := func() int64 {
+			u := must[client.Usage](t)(admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl, Metric: "ingress"}))
+			var n int64
+			for _, it := range u.Items {
+				q, _ := strconv.ParseInt(it.Quantity, 10, 64)
+				n += q
+			}
+			return n
+		}
+		before, start := ingress(), time.Now()
+		// Random bytes, which the producer's compression cannot shrink.
+		const size = 200_000
+		payload := make([]byte, size)
+		rand.Read(payload)
+		must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(payload)), ValueEncoding: client.EncodingBase64}}}))
+		for ingress() < before+size {
+			if time.Since(start) > time.Minute {
+				t.Fatalf("ingress metered %d bytes before, %d after an HTTP produce of %d", before, ingress(), size)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("authorization", func(t *testing.T) {
+		reader, readerSA := r.member(t, "reader", client.RoleDeveloperRead)
+		writer, _ := r.member(t, "writer", client.RoleDeveloperWrite)
+		nobody, _ := r.member(t, "nobody", "")
+		one := client.ProduceRequest{Records: []client.ProduceRecord{{Partition: ptr[int32](0), Value: text("x")}}}
+
+		if _, err := writer.ProduceRecords(ctx, cl, topic, one); err != nil {
+			t.Errorf("developer-write produces: %v", err)
+		}
+		if _, err := reader.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}); err != nil {
+			t.Errorf("developer-read browses: %v", err)
+		}
+		if _, err := reader.ProduceRecords(ctx, cl, topic, one); client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("developer-read produces: %v, want 403", err)
+		}
+		if _, err := nobody.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}); client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("no role browses: %v, want 403", err)
+		}
+		if _, err := nobody.ProduceRecords(ctx, cl, topic, one); client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("no role produces: %v, want 403", err)
+		}
+		// A DENY ACL wins over the role, as on the Kafka path.
+		must[client.ACL](t)(admin.CreateACL(ctx, cl, client.CreateACLRequest{Principal: "User:" + readerSA.ID,
+			ResourceType: client.ACLResourceTopic, ResourceName: topic, Operation: "read", Permission: client.ACLDeny}))
+		var err error
+		for range 50 { // the brokers learn of the ACL from eddy_authz
+			if _, err = reader.BrowseRecords(ctx, cl, topic, 1, client.BrowseQuery{}); client.StatusOf(err) == http.StatusForbidden {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("denied reader browses: %v, want 403", err)
+		}
+		// The rest of the REST API stays for org admins.
+		if _, err := writer.ListTopics(ctx, cl, client.ListOptions{}); client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("developer lists topics over REST: %v, want 403", err)
+		}
+		// The operator has no Kafka identity.
+		if _, err := r.operator.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}); client.StatusOf(err) != http.StatusForbidden {
+			t.Errorf("operator browses: %v, want 403", err)
+		}
+	})
+}
+
+// TestRecordsBadInput: what the records API refuses before and after
+// asking the brokers, each as problem+json.
+func TestRecordsBadInput(t *testing.T) {
+	r := newRecordsRig(t)
+	base := r.url + "/v1/clusters/" + r.cluster.ID + "/topics/" + r.topic
+	cases := []struct {
+		name, method, path, ctype, body string
+		status                          int
+		field                           string
+	}{
+		{"no records", "POST", "/records", "application/json", `{"records":[]}`, 400, "records"},
+		{"bad encoding", "POST", "/records", "application/json", `{"records":[{"value":"x","value_encoding":"hex"}]}`, 400, "records[0].value_encoding"},
+		{"bad base64", "POST", "/records", "application/json", `{"records":[{"key":"!!","key_encoding":"base64"}]}`, 400, "records[0].key"},
+		{"negative partition", "POST", "/records", "application/json", `{"records":[{"partition":-1,"value":"x"}]}`, 400, "records[0].partition"},
+		{"partition out of range", "POST", "/records", "application/json", `{"records":[{"partition":7,"value":"x"}]}`, 400, "records[0].partition"},
+		{"empty header key", "POST", "/records", "application/json", `{"records":[{"value":"x","headers":[{"key":"","value":"v"}]}]}`, 400, "records[0].headers[0].key"},
+		{"unknown field", "POST", "/records", "application/json", `{"records":[{"val":"x"}]}`, 400, "val"},
+		{"not json", "POST", "/records", "text/plain", `hello`, 415, ""},
+		{"too large", "POST", "/records", "application/json", `{"records":[{"value":"` + strings.Repeat("x", 2<<20) + `"}]}`, 413, ""},
+		{"unknown topic", "POST", "/../nope/records", "application/json", `{"records":[{"value":"x"}]}`, 404, ""},
+		{"offset and timestamp", "GET", "/partitions/0/records?offset=1&timestamp=2026-01-01T00:00:00Z", "", "", 400, "timestamp"},
+		{"bad offset", "GET", "/partitions/0/records?offset=-3", "", "", 400, "offset"},
+		{"bad timestamp", "GET", "/partitions/0/records?timestamp=yesterday", "", "", 400, "timestamp"},
+		{"bad limit", "GET", "/partitions/0/records?limit=0", "", "", 400, "limit"},
+		{"bad partition", "GET", "/partitions/x/records", "", "", 400, "partition"},
+		{"unknown partition", "GET", "/partitions/9/records", "", "", 404, ""},
+		{"unknown topic browse", "GET", "/../nope/partitions/0/records", "", "", 404, ""},
+	}
+	hc := r.raw()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := base + tc.path
+			if strings.HasPrefix(tc.path, "/../") {
+				url = r.url + "/v1/clusters/" + r.cluster.ID + "/topics/" + strings.TrimPrefix(tc.path, "/../")
+			}
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(tc.method, url, body)
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			req.SetBasicAuth(r.a.keyID, r.a.secret)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %s %s, want %d problem+json", resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.status)
+			}
+			var p client.Problem
+			if err := json.NewDecoder(bytes.NewReader(b)).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if tc.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tc.field) {
+				t.Errorf("errors = %+v, want field %s", p.Errors, tc.field)
+			}
+		})
+	}
+}

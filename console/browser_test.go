@@ -1,0 +1,421 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/console"
+	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/freeport"
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// chromiumPath is Debian's chromium, which `make deps` installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// requireBrowser skips the browser test when chromium or the console's
+// build is missing, unless EDDY_BROWSER_REQUIRE is set (make test sets
+// it), where a missing piece fails the test.
+func requireBrowser(t *testing.T) {
+	var missing []string
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing = append(missing, chromiumPath+" (make deps installs Debian's chromium)")
+	}
+	if !console.Built() {
+		missing = append(missing, "the console's build in console/dist (make console)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "the browser test needs " + strings.Join(missing, " and ")
+	if os.Getenv("EDDY_BROWSER_REQUIRE") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + "; make test runs it")
+}
+
+// devStack is `eddy dev` with one broker on free ports, in a temporary
+// directory, metering usage every second.
+type devStack struct {
+	api       string
+	bootstrap string
+	dir       string
+	dbURL     string
+	env       map[string]string // dev.env: EDDY_ORG, EDDY_CLUSTER, EDDY_API_KEY, EDDY_API_SECRET
+}
+
+func startDev(t *testing.T) *devStack {
+	bin := stack.Binary(t)
+	port, err := freeport.Base(0, 100, 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiPort, err := freeport.One()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &devStack{dir: t.TempDir(), dbURL: pgtest.URL(t), api: "http://127.0.0.1:" + strconv.Itoa(apiPort), bootstrap: "127.0.0.1:" + strconv.Itoa(port)}
+	cmd := exec.Command(bin, "dev", "--data-dir", d.dir, "--database-url", d.dbURL,
+		"--port", strconv.Itoa(port), "--api-port", strconv.Itoa(apiPort), "--brokers", "1",
+		"--broker-flag=--metering-window=1s", "--broker-flag=--flush-interval=50ms")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(d.dir, "eddy-dev.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		saw := false
+		for sc.Scan() {
+			if sc.Text() == "ready" && !saw {
+				saw = true
+				ready <- true
+			}
+		}
+		if !saw {
+			ready <- false
+		}
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	select {
+	case ok := <-ready:
+		if !ok {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("eddy dev exited before ready:\n%s", b)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("eddy dev not ready within 3 minutes")
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, "dev.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.env = map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			d.env[k] = v
+		}
+	}
+	return d
+}
+
+// orgAdminKey makes an organisation-wide key for the dev organisation's
+// admin: eddy dev's own key is limited to its cluster, and billing and
+// API keys are organisation-wide pages.
+func orgAdminKey(t *testing.T, d *devStack) (id, secret string) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, d.dbURL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sas, _, err := st.ServiceAccounts(ctx, d.env["EDDY_ORG"], store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range sas {
+		if sa.OrgAdmin {
+			secret, hash := identity.NewSecret()
+			k, err := st.CreateAPIKey(ctx, d.env["EDDY_ORG"], sa.ID, "", "console browser test", hash, identity.SCRAMCredentials(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k.ID, secret
+		}
+	}
+	t.Fatal("the dev organisation has no org admin")
+	return "", ""
+}
+
+// browser runs actions in one headless chromium tab, each batch within a
+// deadline.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newBrowser(t *testing.T) *browser {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800), chromedp.DisableGPU)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser; it must not carry a deadline.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return &browser{t: t, ctx: ctx}
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		shot, _ := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+		p := filepath.Join(b.t.TempDir(), "failure.png")
+		os.WriteFile(p, shot, 0o644)
+		html, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('main')?.innerText ?? ''`))
+		b.t.Fatalf("%s: %v\npage text: %s\nscreenshot: %s", what, err, html, p)
+	}
+}
+
+// until waits for a JavaScript condition.
+func until(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(80*time.Second), chromedp.WithPollingInterval(200*time.Millisecond))
+}
+
+func hash(route string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", route))
+}
+
+// screenshot writes docs/console/<name>.png when EDDY_UPDATE_SCREENSHOTS
+// is set (the README shows them).
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	if os.Getenv("EDDY_UPDATE_SCREENSHOTS") == "" {
+		return
+	}
+	b.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	time.Sleep(300 * time.Millisecond) // let the charts settle after the scroll
+	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "docs", "console", name+".png"), shot, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func textContains(sel, text string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.innerText ?? '').includes(%q)`, sel, text)
+}
+
+// TestConsoleInBrowser drives the console in headless chromium against
+// `eddy dev`: sign in with an API key, create a topic (and delete one
+// after confirming its name), produce a record
+// and see it in the message browser, watch a kgo consumer group's lag
+// appear and fall to zero, rotate an API key, see the usage chart with
+// data, and be refused a page the key's role does not allow.
+func TestConsoleInBrowser(t *testing.T) {
+	requireBrowser(t)
+	d := startDev(t)
+	cluster := d.env["EDDY_CLUSTER"]
+	adminID, adminSecret := orgAdminKey(t, d)
+	b := newBrowser(t)
+	const topic = "orders"
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	b.do("sign in",
+		chromedp.Navigate(d.api+"/console/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=key-id]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key-id]`), adminID),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key-secret]`), adminSecret),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		until(textContains(`[data-testid=clusters]`, cluster)),
+	)
+
+	b.do("create a topic",
+		hash("#/clusters/"+cluster+"/topics"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=topic-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=topic-name]`), topic),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-topic]`)),
+		until(textContains(`[data-testid=topics]`, topic)),
+	)
+
+	// A kgo producer and a consumer group with the dev tenant's key.
+	auth := kgo.SASL(plain.Auth{User: d.env["EDDY_API_KEY"], Pass: d.env["EDDY_API_SECRET"]}.AsMechanism())
+	producer, err := kgo.NewClient(kgo.SeedBrokers(d.bootstrap), auth, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	var recs []*kgo.Record
+	for i := range 60 {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%6), Value: fmt.Appendf(nil, "order-%d", i)})
+	}
+	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	b.do("produce from the console and see the record in the message browser",
+		hash("#/clusters/"+cluster+"/messages/"+topic),
+		until(`document.querySelectorAll('[data-testid=browse-topic] option').length > 1`),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=produce-key]`), "console-key"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=produce-value]`), "hello from the console"),
+		chromedp.Click(chromedp.CSS(`[data-testid=produce]`)),
+		until(textContains(`main`, "Produced to partition 0")),
+		chromedp.Click(chromedp.CSS(`[data-testid=browse-load]`)),
+		until(textContains(`[data-testid=records]`, "hello from the console")),
+	)
+	b.screenshot("messages")
+
+	// The group commits the first few records of each partition it read:
+	// lag appears on every partition.
+	group, err := kgo.NewClient(kgo.SeedBrokers(d.bootstrap), auth, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("billing-app"),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer group.Close()
+	var read []*kgo.Record
+	for len(read) < len(recs)+1 && ctx.Err() == nil {
+		read = append(read, group.PollFetches(ctx).Records()...)
+	}
+	var some []*kgo.Record
+	perPartition := map[int32]int{}
+	for _, r := range read {
+		if perPartition[r.Partition] < 4 {
+			perPartition[r.Partition]++
+			some = append(some, r)
+		}
+	}
+	if err := group.CommitRecords(ctx, some...); err != nil {
+		t.Fatal(err)
+	}
+	b.do("see the group's lag",
+		hash("#/clusters/"+cluster+"/groups"),
+		until(textContains(`[data-testid=groups]`, "billing-app")),
+		hash("#/clusters/"+cluster+"/groups/billing-app"),
+		until(`Number(document.querySelector('[data-testid=total-lag]')?.dataset.lag) > 0`),
+		until(`document.querySelector('[data-testid=lag-chart]')?.dataset.points >= 2`),
+	)
+	if err := group.CommitRecords(ctx, read...); err != nil {
+		t.Fatal(err)
+	}
+	b.do("see the lag fall to zero",
+		until(`document.querySelector('[data-testid=total-lag]')?.dataset.lag === '0'`),
+		until(`document.querySelector('[data-testid=lag-chart]')?.dataset.points >= 3`),
+	)
+	b.screenshot("consumer-lag")
+
+	// A topic is deleted only after its name is typed.
+	admin := client.New(d.api, client.WithAPIKey(adminID, adminSecret))
+	if _, err := admin.CreateTopic(ctx, cluster, client.CreateTopicRequest{Name: "scratch"}); err != nil {
+		t.Fatal(err)
+	}
+	b.do("delete a topic with confirmation",
+		hash("#/clusters/"+cluster+"/topics/scratch"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=delete-topic]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=delete-topic]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-name]`)),
+		until(`document.querySelector('[data-testid=confirm-delete]').disabled`),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=confirm-name]`), "scratch"),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-delete]`)),
+		until(`location.hash === '#/clusters/`+cluster+`/topics'`),
+		until(textContains(`[data-testid=topics]`, topic)+` && !`+textContains(`[data-testid=topics]`, "scratch")),
+	)
+	if _, err := admin.GetTopic(ctx, cluster, "scratch"); !client.IsNotFound(err) {
+		t.Errorf("the deleted topic is still there: %v", err)
+	}
+	b.screenshot("topics")
+
+	// A developer-read service account with its own key, made over REST.
+	sa, err := admin.CreateServiceAccount(ctx, client.CreateServiceAccountRequest{Name: "analyst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateRoleBinding(ctx, cluster, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: client.RoleDeveloperRead}); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, err := admin.CreateAPIKey(ctx, client.CreateAPIKeyRequest{ServiceAccountID: sa.ID, ClusterID: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("rotate the analyst's key",
+		hash("#/api-keys"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="rotate-`+oldKey.ID+`"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="rotate-`+oldKey.ID+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=new-secret] pre`)),
+	)
+	secret, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(`[data-testid=new-secret] pre`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('[data-testid=new-secret] strong').innerText.replace(/^New key (\S+)\.$/, '$1')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.GetAPIKey(ctx, oldKey.ID); !client.IsNotFound(err) {
+		t.Errorf("the rotated key is still there: %v", err)
+	}
+	if k, err := admin.GetAPIKey(ctx, newKey); err != nil || k.ServiceAccountID != sa.ID || k.ClusterID != cluster {
+		t.Errorf("the new key %q: %+v %v", newKey, k, err)
+	}
+
+	// Usage: the brokers report a window a second; wait until the API has
+	// some ingress, then the chart has points.
+	for {
+		u, err := admin.GetUsage(ctx, client.UsageQuery{Metric: "ingress"})
+		if err == nil && len(u.Items) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no ingress usage recorded: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	b.do("usage chart",
+		hash("#/usage"),
+		until(`document.querySelector('[data-testid=usage-chart]')?.dataset.points >= 1 && !!document.querySelector('[data-testid=usage-chart] canvas')`),
+		until(textContains(`[data-testid=estimate]`, "projected")),
+	)
+	b.screenshot("usage")
+
+	b.do("be refused a page the analyst's role does not allow, signed in with the rotated key",
+		chromedp.Click(chromedp.CSS(`nav button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=key-id]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key-id]`), newKey),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key-secret]`), strings.TrimSpace(secret)),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`nav`)),
+		hash("#/clusters/"+cluster+"/topics"),
+		until(textContains(`[data-testid=refused]`, "only org admin service accounts may use the REST API")),
+		// The same key may read records: its role allows that on the Kafka path.
+		hash("#/clusters/"+cluster+"/messages/"+topic),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=browse-load]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=browse-load]`)),
+		until(textContains(`[data-testid=records]`, "hello from the console")),
+		chromedp.Click(chromedp.CSS(`[data-testid=produce]`)),
+		until(textContains(`main [data-testid=refused]`, "role bindings and ACLs")),
+	)
+}

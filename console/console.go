@@ -1,0 +1,89 @@
+// Package console serves Eddy's web console: a single-page application
+// (console/web, TypeScript and Preact built by Vite, charts by uPlot) that
+// talks only to the REST API, with the user's own credential, so it shows
+// and does nothing the API would not let that credential do.
+//
+// The build (console/dist, made by `make build` or `make console`) is
+// embedded with go:embed. A binary built before it (plain `go build` on a
+// fresh clone) still serves /console, with a page saying how to build it.
+//
+// Handler is safe for concurrent use.
+package console
+
+import (
+	"bytes"
+	"embed"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// Prefix is the path the console is served under.
+const Prefix = "/console"
+
+//go:embed all:dist
+var dist embed.FS
+
+// Built reports whether the front-end build is embedded.
+func Built() bool {
+	_, err := fs.Stat(dist, "dist/index.html")
+	return err == nil
+}
+
+const notBuilt = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Eddy console not built</title></head>
+<body><h1>The console is not built into this binary</h1>
+<p>Build it with <code>make build</code> (npm ci and vite build in console/web), then rebuild eddy.</p></body></html>
+`
+
+// Handler serves the console under Prefix: the build's files, and
+// index.html for every other path (the console routes in the URL's hash,
+// so this only catches bookmarks of old paths). Assets have hashed names
+// and are cached for good; index.html is revalidated.
+func Handler() http.Handler {
+	sub, _ := fs.Sub(dist, "dist")
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		// The console needs nothing from other origins; keep it so.
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if r.URL.Path == Prefix {
+			http.Redirect(w, r, Prefix+"/", http.StatusMovedPermanently)
+			return
+		}
+		if !Built() {
+			h.Set("Content-Type", "text/html; charset=utf-8")
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(notBuilt))
+			return
+		}
+		name := strings.TrimPrefix(path.Clean(strings.TrimPrefix(r.URL.Path, Prefix)), "/")
+		if st, err := fs.Stat(sub, name); name == "" || err != nil || st.IsDir() || name == ".gitkeep" {
+			name = "index.html"
+		}
+		if strings.HasPrefix(name, "assets/") {
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
+		if name == "index.html" {
+			// FileServer would redirect /index.html to /; serve it as is.
+			b, _ := fs.ReadFile(sub, name)
+			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + name
+		files.ServeHTTP(w, r2)
+	})
+}

@@ -1,0 +1,180 @@
+// The REST API as the console uses it: every call carries the signed-in
+// credential, and every error is the server's problem+json, so pages show
+// its title and detail rather than a status code.
+
+export type Credential =
+  | { kind: "key"; id: string; secret: string }
+  | { kind: "operator"; token: string };
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  request_id?: string;
+  errors?: { field: string; message: string }[];
+}
+
+export class ProblemError extends Error {
+  constructor(public problem: Problem) {
+    super(problem.detail ? `${problem.title}: ${problem.detail}` : problem.title);
+  }
+  get status() {
+    return this.problem.status;
+  }
+}
+
+const storageKey = "eddy.credential";
+
+// The credential lives in sessionStorage: it goes when the tab closes.
+export function loadCredential(): Credential | null {
+  const raw = sessionStorage.getItem(storageKey);
+  return raw ? (JSON.parse(raw) as Credential) : null;
+}
+
+export function saveCredential(c: Credential | null) {
+  if (c) sessionStorage.setItem(storageKey, JSON.stringify(c));
+  else sessionStorage.removeItem(storageKey);
+}
+
+function authHeader(c: Credential): string {
+  return c.kind === "key" ? "Basic " + btoa(`${c.id}:${c.secret}`) : "Bearer " + c.token;
+}
+
+export async function call<T>(cred: Credential, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Authorization: authHeader(cred), Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp: Response;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ProblemError({ type: "network", title: "The control plane does not answer", status: 0, detail: String(e) });
+  }
+  if (resp.status === 204) return undefined as T;
+  const text = await resp.text();
+  if (!resp.ok) {
+    let p: Problem;
+    try {
+      p = JSON.parse(text) as Problem;
+    } catch {
+      p = { type: "about:blank", title: resp.statusText || "Error", status: resp.status, detail: text };
+    }
+    throw new ProblemError(p);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export interface List<T> {
+  items: T[];
+  next_cursor?: string;
+}
+
+export interface Cluster {
+  id: string;
+  name: string;
+  status: string;
+  plan: string;
+  partitions_used: number;
+  kafka: { bootstrap_servers: string; sasl_mechanisms: string[] };
+  created_at: string;
+}
+
+export interface Partition {
+  partition: number;
+  leader: number | null;
+  leader_epoch: number;
+  high_watermark: number;
+}
+
+export interface Topic {
+  id: string;
+  name: string;
+  partition_count: number;
+  configs: Record<string, string>;
+  partitions: Partition[];
+  created_at: string;
+}
+
+export interface RecordHeader {
+  key: string;
+  value: string;
+  encoding?: "text" | "base64";
+}
+
+export interface KafkaRecord {
+  partition: number;
+  offset: number;
+  timestamp: string;
+  key: string | null;
+  key_encoding: "text" | "base64";
+  value: string | null;
+  value_encoding: "text" | "base64";
+  headers: RecordHeader[];
+}
+
+export interface Records {
+  records: KafkaRecord[];
+  next_offset: number;
+  log_start_offset: number;
+  high_watermark: number;
+}
+
+export interface ConsumerGroup {
+  group_id: string;
+  partitions: number;
+  total_lag: number;
+  last_commit_at: string;
+}
+
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  committed_offset: number;
+  high_watermark: number;
+  lag: number;
+}
+
+export interface ConsumerGroupDetail extends ConsumerGroup {
+  offsets: GroupOffset[];
+}
+
+export interface ServiceAccount {
+  id: string;
+  name: string;
+  org_admin: boolean;
+}
+
+export interface APIKey {
+  id: string;
+  service_account_id: string;
+  cluster_id?: string;
+  description: string;
+  secret?: string;
+  created_at: string;
+}
+
+export interface UsageItem {
+  cluster_id: string;
+  metric: string;
+  start: string;
+  end: string;
+  quantity: string;
+  units: string;
+  unit: string;
+}
+
+export interface Usage {
+  granularity: string;
+  from: string;
+  to: string;
+  items: UsageItem[];
+}
+
+export interface Estimate {
+  month: string;
+  currency: string;
+  month_to_date: string;
+  projected: string;
+}
+
+export const enc = encodeURIComponent;

@@ -1,0 +1,111 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { Credential, loadCredential, saveCredential } from "./api";
+import { GroupDetail, Groups, Messages, TopicDetail, Topics } from "./cluster";
+import { APIKeys, Clusters, Organizations, SignIn, UsagePage } from "./org";
+import "./style.css";
+
+// The console is one page routed by the URL's hash (#/clusters/...), so
+// the control plane serves the same index.html for every path.
+
+function useHash(): string[] {
+  const read = () => location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const [parts, setParts] = useState(read);
+  useEffect(() => {
+    const on = () => setParts(read());
+    addEventListener("hashchange", on);
+    return () => removeEventListener("hashchange", on);
+  }, []);
+  return parts;
+}
+
+function route(cred: Credential, parts: string[]) {
+  const [a, b, c, d] = parts;
+  if (cred.kind === "operator") return <Organizations cred={cred} />;
+  switch (a) {
+    case "clusters":
+      if (!b) return <Clusters cred={cred} />;
+      switch (c) {
+        case "topics":
+          return d ? <TopicDetail cred={cred} cluster={b} topic={d} /> : <Topics cred={cred} cluster={b} />;
+        case "messages":
+          return <Messages key={d} cred={cred} cluster={b} topic={d ?? ""} />;
+        case "groups":
+          return d ? <GroupDetail cred={cred} cluster={b} group={d} /> : <Groups cred={cred} cluster={b} />;
+      }
+      return <Topics cred={cred} cluster={b} />;
+    case "api-keys":
+      return <APIKeys cred={cred} />;
+    case "usage":
+      return <UsagePage cred={cred} />;
+  }
+  return <Clusters cred={cred} />;
+}
+
+function App() {
+  const [cred, setCred] = useState<Credential | null>(loadCredential);
+  const parts = useHash();
+  if (!cred) {
+    return (
+      <SignIn
+        onSignIn={(c) => {
+          saveCredential(c);
+          setCred(c);
+        }}
+      />
+    );
+  }
+  const cluster = parts[0] === "clusters" ? parts[1] : undefined;
+  const current = (p: string) => (location.hash.startsWith(p) ? "page" : undefined);
+  return (
+    <div class="shell">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <nav aria-label="Main">
+        <strong class="brand">Eddy</strong>
+        {cred.kind === "key" ? (
+          <>
+            <a href="#/clusters" aria-current={current("#/clusters") && !cluster ? "page" : undefined}>
+              Clusters
+            </a>
+            {cluster && (
+              <>
+                <a href={`#/clusters/${encodeURIComponent(cluster)}/topics`} aria-current={current(`#/clusters/${cluster}/topics`)}>
+                  Topics
+                </a>
+                <a href={`#/clusters/${encodeURIComponent(cluster)}/messages`} aria-current={current(`#/clusters/${cluster}/messages`)}>
+                  Messages
+                </a>
+                <a href={`#/clusters/${encodeURIComponent(cluster)}/groups`} aria-current={current(`#/clusters/${cluster}/groups`)}>
+                  Consumer groups
+                </a>
+              </>
+            )}
+            <a href="#/api-keys" aria-current={current("#/api-keys")}>
+              API keys
+            </a>
+            <a href="#/usage" aria-current={current("#/usage")}>
+              Usage
+            </a>
+          </>
+        ) : (
+          <span>Operator</span>
+        )}
+        <span class="spacer" />
+        <span class="muted">{cred.kind === "key" ? cred.id : "operator"}</span>
+        <button
+          onClick={() => {
+            saveCredential(null);
+            setCred(null);
+          }}
+        >
+          Sign out
+        </button>
+      </nav>
+      <main id="main">{route(cred, parts)}</main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);
