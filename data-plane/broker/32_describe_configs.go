@@ -14,10 +14,12 @@ import (
 // Versions: 0-4.
 //
 // Topic configs are the ones internal/topicconfig knows, with Kafka's
-// names, defaults and types (configs.go).
+// names, defaults and types; broker configs are the virtual cluster's
+// (internal/clusterconfig), whichever broker is named (configs.go).
 //
-// Deviation: broker resources describe as empty (tenants of a shared pool
-// have no broker configs); other resource types are INVALID_REQUEST.
+// Deviation: every broker of the pool describes the same configs, the
+// cluster's (a virtual cluster has no per-broker configs); other resource
+// types are INVALID_REQUEST.
 //
 // Authorization: DESCRIBE_CONFIGS on the topic, or on the cluster for
 // broker resources.
@@ -43,12 +45,9 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 				sr.ErrorCode, sr.ErrorMessage = code, strp(msg)
 				break
 			}
-			sr.Configs = describeTopicConfigs(configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+			sr.Configs = describeConfigs(topicDefs(), configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
-			// Nothing tenant-visible to describe.
-			if !c.may(acl.Cluster, acl.ClusterName, acl.DescribeConfigs) {
-				sr.ErrorCode, sr.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to describe cluster configs")
-			}
+			sr.ErrorCode, sr.ErrorMessage, sr.Configs = s.describeBroker(ctx, c, rr, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:
 			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("resource type %d is not supported", rr.ResourceType))
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -107,8 +108,10 @@ func errCode(err error) (int16, string) {
 		return kerr.UnsupportedForMessageFormat.Code, err.Error()
 	case errors.Is(err, batch.ErrInvalid):
 		return kerr.InvalidRecord.Code, err.Error()
-	case errors.Is(err, topicconfig.ErrInvalid):
+	case errors.Is(err, topicconfig.ErrInvalid), errors.Is(err, clusterconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code, err.Error()
+	case errors.Is(err, clusterconfig.ErrReadOnly):
+		return kerr.InvalidRequest.Code, err.Error()
 	case errors.Is(err, store.ErrProducerFenced):
 		return kerr.ProducerFenced.Code, err.Error()
 	case errors.Is(err, store.ErrProducerIDMapping):

@@ -27,9 +27,13 @@ import (
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
-// ErrInvalid is returned for unknown names and bad values (Kafka's
-// INVALID_CONFIG).
-var ErrInvalid = errors.New("clusterconfig: invalid config")
+// Errors: ErrInvalid for unknown names and bad values (Kafka's
+// INVALID_CONFIG), ErrReadOnly for a change the Kafka API may not make
+// (Kafka's INVALID_REQUEST, "cannot update these configs dynamically").
+var (
+	ErrInvalid  = errors.New("clusterconfig: invalid config")
+	ErrReadOnly = errors.New("clusterconfig: read-only config")
+)
 
 // Def describes one broker config.
 type Def struct {
@@ -137,6 +141,24 @@ func ValidateAll(configs map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// CheckDynamic returns nil, or ErrReadOnly naming the configs that differ
+// between cur and next and are not Dynamic: what the Kafka API may not
+// change.
+func CheckDynamic(cur, next map[string]string) error {
+	var static []string
+	for _, d := range defs {
+		a, inCur := cur[d.Name]
+		b, inNext := next[d.Name]
+		if !d.Dynamic && (a != b || inCur != inNext) {
+			static = append(static, d.Name)
+		}
+	}
+	if static == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: cannot update %s dynamically; set them through the REST API or Terraform", ErrReadOnly, strings.Join(static, ", "))
 }
 
 // Within returns nil, or limits.FieldErrors naming (by config name) every

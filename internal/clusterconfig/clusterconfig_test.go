@@ -74,3 +74,24 @@ func TestTopicDefaultsAndWithin(t *testing.T) {
 		t.Errorf("Within over max_partitions and max_retention_ms = %v", fe)
 	}
 }
+
+func TestCheckDynamic(t *testing.T) {
+	cur := map[string]string{"num.partitions": "6", "log.retention.ms": "60000"}
+	for _, tc := range []struct {
+		name string
+		next map[string]string
+		ok   bool
+	}{
+		{"same", map[string]string{"num.partitions": "6", "log.retention.ms": "60000"}, true},
+		{"dynamic changed", map[string]string{"num.partitions": "6", "message.max.bytes": "100"}, true},
+		{"static changed", map[string]string{"num.partitions": "3", "log.retention.ms": "60000"}, false},
+		{"static removed", map[string]string{"log.retention.ms": "60000"}, false},
+		{"static added", map[string]string{"num.partitions": "6", "auto.create.topics.enable": "false"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckDynamic(cur, tc.next); (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrReadOnly)) {
+				t.Errorf("CheckDynamic = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
