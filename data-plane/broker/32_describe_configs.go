@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -35,6 +36,10 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 		case resourceTopic:
 			if !c.may(acl.Topic, rr.ResourceName, acl.DescribeConfigs) {
 				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to describe this topic's configs")
+				break
+			}
+			if topicconfig.Internal(rr.ResourceName) {
+				sr.Configs = describeConfigs(topicDefs(), internalConfigs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 				break
 			}
 			// Read from Postgres, not the routing view: an alteration made

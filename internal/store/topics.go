@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eddy-streams/eddy/internal/clusterconfig"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
 // Topic is a topic of a virtual cluster. Snapshot leaves CreatedAt zero.
@@ -78,6 +79,10 @@ func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, 
 	rand.Read(id[:])
 	id[6] = id[6]&0x0f | 0x40 // UUIDv4, as Kafka's topic ids are
 	id[8] = id[8]&0x3f | 0x80
+	if topicconfig.Internal(name) {
+		// The brokers answer for it in every cluster.
+		return id, fmt.Errorf("%w: %s is an internal topic", ErrExists, name)
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
 			return fmt.Errorf("store: cluster %s: %w", clusterID, err)
