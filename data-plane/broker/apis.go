@@ -69,6 +69,8 @@ func init() {
 		42: {0, 2, h(handleDeleteGroups)},
 		44: {0, 1, h(handleIncrementalAlterConfigs)},
 		47: {0, 0, h(handleOffsetDelete)},
+		48: {0, 1, h(handleDescribeClientQuotas)},
+		49: {0, 1, h(handleAlterClientQuotas)},
 		60: {0, 1, h(handleDescribeCluster)},
 		61: {0, 0, h(handleDescribeProducers)},
 		65: {0, 0, h(handleDescribeTransactions)},
