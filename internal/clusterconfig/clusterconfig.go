@@ -67,34 +67,14 @@ func topicDef(name, topic, doc string) Def {
 		check: func(v string) error { return topicconfig.Validate(topic, v) }}
 }
 
-func intRange(lo, hi int64) func(string) error {
-	return func(v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", v)
-		}
-		if n < lo || n > hi {
-			return fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
-		}
-		return nil
-	}
-}
-
-func boolean(v string) error {
-	if v != "true" && v != "false" {
-		return fmt.Errorf("%q is not true or false", v)
-	}
-	return nil
-}
-
 // defs is sorted by name.
 var defs = func() []Def {
 	d := []Def{
-		{Name: AutoCreateTopics, Default: "true", Kind: topicconfig.Boolean, check: boolean,
+		{Name: AutoCreateTopics, Default: "true", Kind: topicconfig.Boolean, check: topicconfig.CheckBool,
 			Doc: "topics are created on first use (Metadata, Produce)"},
-		{Name: ReplicationFactor, Default: "1", Kind: topicconfig.Short, check: intRange(1, 1<<15-1),
+		{Name: ReplicationFactor, Default: "1", Kind: topicconfig.Short, check: topicconfig.IntRange(1, 1<<15-1),
 			Doc: "accepted and reported; durability comes from object storage, there are no replicas"},
-		{Name: NumPartitions, Default: "1", Kind: topicconfig.Int, check: intRange(1, topicconfig.MaxPartitions),
+		{Name: NumPartitions, Default: "1", Kind: topicconfig.Int, check: topicconfig.IntRange(1, topicconfig.MaxPartitions),
 			Doc: "partitions of topics created automatically or without a count"},
 		topicDef("compression.type", "compression.type", "default of the topic config compression.type"),
 		topicDef("log.cleaner.delete.retention.ms", "delete.retention.ms", "default of the topic config delete.retention.ms"),
@@ -112,13 +92,19 @@ var defs = func() []Def {
 // Defs returns every broker config, sorted by name.
 func Defs() []Def { return defs }
 
+// byName indexes defs.
+var byName = func() map[string]Def {
+	m := make(map[string]Def, len(defs))
+	for _, d := range defs {
+		m[d.Name] = d
+	}
+	return m
+}()
+
 // Lookup returns the definition of name.
 func Lookup(name string) (Def, bool) {
-	i, ok := slices.BinarySearchFunc(defs, name, func(d Def, n string) int { return strings.Compare(d.Name, n) })
-	if !ok {
-		return Def{}, false
-	}
-	return defs[i], true
+	d, ok := byName[name]
+	return d, ok
 }
 
 // Validate checks one name and value.

@@ -39,25 +39,25 @@ func checkTopicName(name string) error { return topicconfig.CheckName(name) }
 // checkConfig checks one topic config.
 func checkConfig(name, value string) error {
 	_, known := topicconfig.Lookup(name)
-	return configError(topicconfig.Validate(name, value), topicconfig.ErrInvalid, known, func() []string {
-		var names []string
-		for _, d := range topicconfig.Defs() {
-			names = append(names, d.Name)
-		}
-		return names
-	})
+	return configError(topicconfig.Validate(name, value), topicconfig.ErrInvalid, known,
+		func() []string { return namesOf(topicconfig.Defs(), func(d topicconfig.Def) string { return d.Name }) })
 }
 
 // checkBrokerConfig checks one of a cluster's broker configs.
 func checkBrokerConfig(name, value string) error {
 	_, known := clusterconfig.Lookup(name)
-	return configError(clusterconfig.Validate(name, value), clusterconfig.ErrInvalid, known, func() []string {
-		var names []string
-		for _, d := range clusterconfig.Defs() {
-			names = append(names, d.Name)
-		}
-		return names
-	})
+	return configError(clusterconfig.Validate(name, value), clusterconfig.ErrInvalid, known,
+		func() []string {
+			return namesOf(clusterconfig.Defs(), func(d clusterconfig.Def) string { return d.Name })
+		})
+}
+
+func namesOf[D any](defs []D, name func(D) string) []string {
+	out := make([]string, len(defs))
+	for i, d := range defs {
+		out[i] = name(d)
+	}
+	return out
 }
 
 // configError is err without the package's sentinel, naming the known
