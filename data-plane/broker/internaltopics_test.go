@@ -84,6 +84,35 @@ func TestInternalTopics(t *testing.T) {
 	if _, err := adm.FetchOffsets(ctx, "no-such-group"); err != nil {
 		t.Errorf("offset fetch: %v", err)
 	}
+	// What names them otherwise answers a Kafka error, on a connection
+	// that keeps serving.
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "__consumer_offsets", Partition: 0, At: 1, LeaderEpoch: -1})
+	if r, err := adm.CommitOffsets(ctx, "g-internal", offs); err == nil && r.Error() == nil {
+		t.Error("committing an offset of __consumer_offsets succeeded")
+	}
+	if r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kmsg.StringPtr("1")}}, "__consumer_offsets"); err == nil && r[0].Err == nil {
+		t.Error("altering the configs of __consumer_offsets succeeded")
+	}
+	if r, err := adm.CreatePartitions(ctx, 1, "__consumer_offsets"); err == nil && r["__consumer_offsets"].Err == nil {
+		t.Error("adding partitions to __consumer_offsets succeeded")
+	}
+	if _, err := adm.DescribeProducers(ctx, nil); err != nil {
+		t.Errorf("describe producers: %v", err)
+	}
+	epochs := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	et := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	et.Topic = "__consumer_offsets"
+	ep := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	ep.CurrentLeaderEpoch = -1
+	et.Partitions = append(et.Partitions, ep)
+	epochs.Topics = append(epochs.Topics, et)
+	if _, err := epochs.RequestWith(ctx, cl); err != nil {
+		t.Errorf("OffsetForLeaderEpoch: %v", err)
+	}
+	if _, err := adm.ListTopicsWithInternal(ctx); err != nil {
+		t.Errorf("the connection after them: %v", err)
+	}
 
 	// A regex consumer of everything consumes regex-a, not the internal
 	// topics; a consumer naming __consumer_offsets gets nothing, and no
