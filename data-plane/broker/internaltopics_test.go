@@ -97,8 +97,13 @@ func TestInternalTopics(t *testing.T) {
 	if r, err := adm.CreatePartitions(ctx, 1, "__consumer_offsets"); err == nil && r["__consumer_offsets"].Err == nil {
 		t.Error("adding partitions to __consumer_offsets succeeded")
 	}
-	if _, err := adm.DescribeProducers(ctx, nil); err != nil {
-		t.Errorf("describe producers: %v", err)
+	// Sent to broker 1 as they are: kgo would route them by leader.
+	producers := kmsg.NewPtrDescribeProducersRequest()
+	pt := kmsg.NewDescribeProducersRequestTopic()
+	pt.Topic, pt.Partitions = "__consumer_offsets", []int32{0}
+	producers.Topics = append(producers.Topics, pt)
+	if _, err := cl.Broker(1).Request(ctx, producers); err != nil {
+		t.Errorf("DescribeProducers: %v", err)
 	}
 	epochs := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	et := kmsg.NewOffsetForLeaderEpochRequestTopic()
@@ -107,7 +112,7 @@ func TestInternalTopics(t *testing.T) {
 	ep.CurrentLeaderEpoch = -1
 	et.Partitions = append(et.Partitions, ep)
 	epochs.Topics = append(epochs.Topics, et)
-	if _, err := epochs.RequestWith(ctx, cl); err != nil {
+	if _, err := cl.Broker(1).Request(ctx, epochs); err != nil {
 		t.Errorf("OffsetForLeaderEpoch: %v", err)
 	}
 	if _, err := adm.ListTopicsWithInternal(ctx); err != nil {
