@@ -10,9 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
-	"github.com/eddy-streams/eddy/internal/store"
 )
 
 // TestClientQuotas: kadm describes the cluster's effective rates as the
@@ -24,17 +24,7 @@ func TestClientQuotas(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, url, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.UpdateBillingPlan(ctx, store.DefaultPlan, func(p *store.BillingPlan) error {
-		p.Ceilings.IngressMBps = 50 // below the default of 100
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	st := lowerDefaultPlan(t, url, func(c *limits.Limits) { c.IngressMBps = 50 }) // below the default of 100
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1})
 	adm := kadm.NewClient(newClient(t, s))
 
