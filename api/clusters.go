@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
@@ -33,6 +34,7 @@ func (s *Server) clusterOut(cl store.Cluster) client.Cluster {
 		Ceilings:            cl.Ceilings,
 		EffectiveLimits:     cl.Limits.Capped(cl.Ceilings),
 		DefaultTopicConfigs: cl.DefaultTopicConfigs,
+		BrokerConfigs:       cl.BrokerConfigs,
 		PartitionsUsed:      cl.Partitions,
 		Kafka: client.KafkaEndpoint{
 			BootstrapServers: s.cfg.KafkaBootstrap,
@@ -143,6 +145,42 @@ func checkConfigs(fe *fieldErrors, field string, m map[string]string) {
 	}
 }
 
+// checkBrokerConfigs validates broker configs, naming each bad one as
+// broker_configs.<config name>.
+func checkBrokerConfigs(fe *fieldErrors, m map[string]string) {
+	for _, d := range sortedKeys(m) {
+		if err := clusterconfig.Validate(d, m[d]); err != nil {
+			fe.add("broker_configs."+d, "%s", strings.TrimPrefix(err.Error(), clusterconfig.ErrInvalid.Error()+": "+d+": "))
+		}
+	}
+}
+
+// brokerConfigsOverLimits returns nil, or a 422 problem naming every
+// broker config of next above the effective limits eff as
+// broker_configs.<name>. Only the configs that differ from cur are
+// checked, as for limits: a cluster left above a ceiling the operator
+// lowered may still change its other configs.
+func brokerConfigsOverLimits(next, cur map[string]string, eff limits.Limits) error {
+	changed := map[string]string{}
+	for k, v := range next {
+		if old, ok := cur[k]; !ok || old != v {
+			changed[k] = v
+		}
+	}
+	var errs limits.FieldErrors
+	if !errors.As(clusterconfig.Within(changed, eff), &errs) {
+		return nil
+	}
+	var fe fieldErrors
+	for _, e := range errs {
+		fe.add("broker_configs."+e.Field, "%s", e.Msg)
+	}
+	p := newProblem(http.StatusUnprocessableEntity, client.ProblemLimitExceeded,
+		"over the cluster's limits: "+fe[0].Field+": "+fe[0].Message)
+	p.Errors = fe
+	return p
+}
+
 func (s *Server) createCluster(c echo.Context) error {
 	if err := orgWide(c); err != nil {
 		return err
@@ -163,13 +201,17 @@ func (s *Server) createCluster(c echo.Context) error {
 	l := limits.Defaults().Capped(ceilings)
 	patchLimits(&fe, rawLimits, &l)
 	checkConfigs(&fe, "default_topic_configs", req.DefaultTopicConfigs)
+	checkBrokerConfigs(&fe, req.BrokerConfigs)
 	if err := fe.err(); err != nil {
 		return err
 	}
 	if err := overCeilings(l, nil, plan, ceilings); err != nil {
 		return err
 	}
-	cl, err := s.st.CreateCluster(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs)
+	if err := brokerConfigsOverLimits(req.BrokerConfigs, nil, l.Capped(ceilings)); err != nil {
+		return err
+	}
+	cl, err := s.st.CreateClusterWith(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs, req.BrokerConfigs)
 	if err != nil {
 		return storeError(err, "cluster")
 	}
@@ -238,6 +280,9 @@ func (s *Server) updateCluster(c echo.Context) error {
 	if req.DefaultTopicConfigs != nil {
 		checkConfigs(&fe, "default_topic_configs", *req.DefaultTopicConfigs)
 	}
+	if req.BrokerConfigs != nil {
+		checkBrokerConfigs(&fe, *req.BrokerConfigs)
+	}
 	if err := fe.err(); err != nil {
 		return err
 	}
@@ -266,6 +311,12 @@ func (s *Server) updateCluster(c echo.Context) error {
 		}
 		if req.DefaultTopicConfigs != nil {
 			cl.DefaultTopicConfigs = *req.DefaultTopicConfigs
+		}
+		if req.BrokerConfigs != nil {
+			if err := brokerConfigsOverLimits(*req.BrokerConfigs, cl.BrokerConfigs, cl.Limits.Capped(cl.Ceilings)); err != nil {
+				return err
+			}
+			cl.BrokerConfigs = *req.BrokerConfigs
 		}
 		return nil
 	})

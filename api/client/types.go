@@ -50,10 +50,14 @@ type Cluster struct {
 	Ceilings            limits.Limits     `json:"ceilings"`
 	EffectiveLimits     limits.Limits     `json:"effective_limits"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs"`
-	PartitionsUsed      int32             `json:"partitions_used"`
-	Kafka               KafkaEndpoint     `json:"kafka"`
-	CreatedAt           time.Time         `json:"created_at"`
-	UpdatedAt           time.Time         `json:"updated_at"`
+	// BrokerConfigs are the Kafka broker configs the cluster has set
+	// (num.partitions, auto.create.topics.enable, log.retention.ms, ...);
+	// the others have their defaults.
+	BrokerConfigs  map[string]string `json:"broker_configs"`
+	PartitionsUsed int32             `json:"partitions_used"`
+	Kafka          KafkaEndpoint     `json:"kafka"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
 	// ETag is the response's ETag header: pass it to UpdateCluster.
 	ETag string `json:"-"`
 }
@@ -81,6 +85,7 @@ type CreateClusterRequest struct {
 	Name                string            `json:"name"`
 	Limits              *limits.Limits    `json:"limits,omitempty"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs,omitempty"`
+	BrokerConfigs       map[string]string `json:"broker_configs,omitempty"`
 }
 
 // UpdateClusterRequest is the body of PATCH /v1/clusters/{id}; nil fields,
@@ -89,6 +94,9 @@ type UpdateClusterRequest struct {
 	Name                *string            `json:"name,omitempty"`
 	Limits              *limits.Limits     `json:"limits,omitempty"`
 	DefaultTopicConfigs *map[string]string `json:"default_topic_configs,omitempty"`
+	// BrokerConfigs replaces the whole set: configs left out return to
+	// their defaults.
+	BrokerConfigs *map[string]string `json:"broker_configs,omitempty"`
 }
 
 // Topic is a Kafka topic of a cluster.

@@ -35,6 +35,7 @@ func clusterFields(c client.Cluster) [][2]string {
 		{"Plan", c.Plan},
 		{"Capped by the plan", cappedString(c.Limits, c.EffectiveLimits)},
 		{"Default topic configs", configString(c.DefaultTopicConfigs)},
+		{"Broker configs", configString(c.BrokerConfigs)},
 		{"Created", c.CreatedAt.Format(time.RFC3339)},
 	}
 }
@@ -61,9 +62,10 @@ func newClusterCmd() *cobra.Command {
 	f.register(cmd)
 
 	var (
-		lim     limitFlags
-		configs []string
-		noWait  bool
+		lim           limitFlags
+		configs       []string
+		brokerConfigs []string
+		noWait        bool
 	)
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a virtual cluster and wait until it is ready", Args: cobra.ExactArgs(1),
@@ -76,11 +78,16 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			bcfg, err := parseFlagConfigs("broker-config", brokerConfigs)
+			if err != nil {
+				return err
+			}
 			l, err := lim.given(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: l, DefaultTopicConfigs: cfg})
+			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: l, DefaultTopicConfigs: cfg,
+				BrokerConfigs: bcfg})
 			if err != nil {
 				return err
 			}
@@ -95,6 +102,7 @@ func newClusterCmd() *cobra.Command {
 	}
 	lim.register(create.Flags(), true)
 	create.Flags().StringArrayVar(&configs, "config", nil, "default topic config name=value (repeatable)")
+	create.Flags().StringArrayVar(&brokerConfigs, "broker-config", nil, "Kafka broker config name=value, e.g. num.partitions=6 (repeatable)")
 	create.Flags().BoolVar(&noWait, "no-wait", false, "return while the cluster is still provisioning")
 
 	list := &cobra.Command{
@@ -144,11 +152,12 @@ func newClusterCmd() *cobra.Command {
 		},
 	}
 	var (
-		upLim  limitFlags
-		rename string
+		upLim         limitFlags
+		rename        string
+		upBrokerConfs []string
 	)
 	update := &cobra.Command{
-		Use: "update ID", Short: "Rename a cluster or change its limits; what is not given stays as it is", Args: cobra.ExactArgs(1),
+		Use: "update ID", Short: "Rename a cluster, change its limits or its broker configs; what is not given stays as it is", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -162,8 +171,18 @@ func newClusterCmd() *cobra.Command {
 			if cmd.Flags().Changed("name") {
 				req.Name = &rename
 			}
-			if req.Name == nil && req.Limits == nil {
-				return fmt.Errorf("nothing to update: give --name or a limit")
+			if cmd.Flags().Changed("broker-config") {
+				bcfg, err := parseFlagConfigs("broker-config", upBrokerConfs)
+				if err != nil {
+					return err
+				}
+				if bcfg == nil {
+					bcfg = map[string]string{}
+				}
+				req.BrokerConfigs = &bcfg
+			}
+			if req.Name == nil && req.Limits == nil && req.BrokerConfigs == nil {
+				return fmt.Errorf("nothing to update: give --name, a limit or --broker-config")
 			}
 			c, err := cl.UpdateCluster(cmd.Context(), args[0], req)
 			if err != nil {
@@ -173,6 +192,8 @@ func newClusterCmd() *cobra.Command {
 		},
 	}
 	update.Flags().StringVar(&rename, "name", "", "new name")
+	update.Flags().StringArrayVar(&upBrokerConfs, "broker-config", nil,
+		"Kafka broker config name=value (repeatable); replaces the cluster's broker configs, those not given return to their defaults")
 	upLim.register(update.Flags(), false)
 	cmd.AddCommand(create, list, describe, update, del)
 	return cmd

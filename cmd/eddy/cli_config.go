@@ -172,7 +172,10 @@ func configString(m map[string]string) string {
 }
 
 // parseConfigs turns repeated --config k=v flags into a map.
-func parseConfigs(kvs []string) (map[string]string, error) {
+func parseConfigs(kvs []string) (map[string]string, error) { return parseFlagConfigs("config", kvs) }
+
+// parseFlagConfigs is parseConfigs for the repeatable flag named flag.
+func parseFlagConfigs(flag string, kvs []string) (map[string]string, error) {
 	if len(kvs) == 0 {
 		return nil, nil
 	}
@@ -180,7 +183,7 @@ func parseConfigs(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--config %q: want name=value", kv)
+			return nil, fmt.Errorf("--%s %q: want name=value", flag, kv)
 		}
 		out[k] = v
 	}

@@ -136,6 +136,13 @@ func TestTenantCLI(t *testing.T) {
 	if up.Limits.MaxRequestsPerSec != 300 || up.Limits.MaxConnections != 60 || up.Limits.MaxPartitions != 20 || up.Name != "prod" {
 		t.Fatalf("updated cluster = %+v", up)
 	}
+	jsonOf(&up, "cluster", "update", cl.ID, "--broker-config", "num.partitions=6", "--broker-config", "log.retention.ms=3600000")
+	if up.BrokerConfigs["num.partitions"] != "6" || up.BrokerConfigs["log.retention.ms"] != "3600000" || up.Limits.MaxRequestsPerSec != 300 {
+		t.Fatalf("cluster after --broker-config = %+v", up)
+	}
+	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "num.partitions=6") {
+		t.Errorf("cluster describe after --broker-config:\n%s", out)
+	}
 	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "300/s") {
 		t.Errorf("cluster describe after update:\n%s", out)
 	}

@@ -52,6 +52,9 @@ import (
 // (topicconfig.Timestamps.Check says what that misses); with
 // LogAppendTime the leader stamps the header (batch.SetLogAppendTime).
 //
+// Internal topics are read-only: INVALID_TOPIC_EXCEPTION, as Kafka answers
+// clients appending to them (internaltopics.go).
+//
 // Authorization: WRITE on each topic (and on the transactional id, if any)
 // — authz.go.
 
@@ -74,14 +77,19 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
-		if denied := txnDenied || !c.may(acl.Topic, rt.Topic, acl.Write); denied {
-			code := kerr.TopicAuthorizationFailed.Code
+		denied := txnDenied || !c.may(acl.Topic, rt.Topic, acl.Write)
+		if internal := topicconfig.Internal(rt.Topic); denied || internal {
+			// Internal topics are read-only, to whoever may write them.
+			code, msg := kerr.InvalidTopicException.Code, strp("cannot append to internal topic "+rt.Topic)
+			if denied {
+				code, msg = kerr.TopicAuthorizationFailed.Code, nil
+			}
 			if txnDenied {
 				code = kerr.TransactionalIDAuthorizationFailed.Code
 			}
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
+				sp.Partition, sp.ErrorCode, sp.ErrorMessage = rp.Partition, code, msg
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 				st.Partitions = append(st.Partitions, sp)
 			}

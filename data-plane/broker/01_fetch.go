@@ -7,6 +7,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -35,6 +36,9 @@ import (
 //
 // A partition that moved away is answered NOT_LEADER_OR_FOLLOWER with its
 // new leader (KIP-951: v12+ the leader, v16+ its endpoint).
+//
+// Internal topics hold no records: they answer empty at offset 0
+// (internaltopics.go).
 //
 // Authorization: READ on each topic.
 
@@ -127,8 +131,13 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		t := v.topic(c.cluster, rt.Topic)
+		internal := rt.Topic // an internal topic's name, or ""
 		if req.Version >= 13 {
 			t = v.topicByID(c.cluster, rt.TopicID)
+			internal = internalByID(c.cluster, rt.TopicID)
+		}
+		if !topicconfig.Internal(internal) {
+			internal = ""
 		}
 		// Authorization before existence, as Kafka: a topic the principal
 		// may not read is refused whether it exists or not (by id, only
@@ -136,8 +145,10 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		name := rt.Topic
 		if t != nil {
 			name = t.Name
+		} else if internal != "" {
+			name = internal
 		}
-		denied := (t != nil || req.Version < 13) && !c.may(acl.Topic, name, acl.Read)
+		denied := (t != nil || internal != "" || req.Version < 13) && !c.may(acl.Topic, name, acl.Read)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -148,6 +159,8 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 			switch pm := partitionOf(t, rp.Partition); {
 			case denied:
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case internal != "":
+				v.internalFetch(&sp, rp.FetchOffset)
 			case t == nil && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case pm == nil:

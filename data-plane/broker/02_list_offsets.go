@@ -41,6 +41,8 @@ import (
 //     record at or after the timestamp is at or after it), rather than an
 //     error a client would retry forever.
 //
+// Internal topics are empty: every offset is 0 (internaltopics.go).
+//
 // Authorization: DESCRIBE on each topic.
 
 func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Response {
@@ -60,6 +62,16 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 			sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = rp.Partition, -1, -1, -1
 			if denied {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if topicconfig.Internal(rt.Topic) {
+				// Empty: every offset is 0 (internaltopics.go).
+				if rp.Partition < 0 || rp.Partition >= s.view.Load().internalPartitions() {
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				} else {
+					sp.Offset = 0
+				}
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -33,6 +34,9 @@ import (
 // principal may DESCRIBE; a named topic it may not describe is answered
 // TOPIC_AUTHORIZATION_FAILED (whether it exists or not), and so is a
 // missing one it may not CREATE when the request would create it.
+//
+// Internal topics (__consumer_offsets, __transaction_state) are listed
+// with IsInternal and never created (internaltopics.go).
 
 func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -45,6 +49,9 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 		cl := v.clusters[c.cluster]
 		for _, rt := range req.Topics {
 			if rt.Topic == nil || !c.sees(acl.Topic, *rt.Topic) {
+				continue
+			}
+			if topicconfig.Internal(*rt.Topic) {
 				continue
 			}
 			if _, t := s.topic(c, *rt.Topic); t == nil && cl.AutoCreateTopics && validTopicName(*rt.Topic) == nil {
@@ -84,7 +91,14 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 	for _, t := range topics {
 		resp.Topics = append(resp.Topics, s.metadataTopic(v, t))
 	}
-	if !all {
+	if all {
+		for _, name := range topicconfig.InternalTopics() {
+			if c.sees(acl.Topic, name) {
+				resp.Topics = append(resp.Topics, v.internalMetadataTopic(c.cluster, name))
+			}
+		}
+		sortMetadataTopics(resp.Topics)
+	} else {
 		for _, rt := range req.Topics {
 			var t *store.Topic
 			switch {
@@ -93,9 +107,22 @@ func handleMetadata(s *Server, c *conn, req *kmsg.MetadataRequest) kmsg.Response
 				mt.Topic, mt.ErrorCode = rt.Topic, kerr.TopicAuthorizationFailed.Code
 				resp.Topics = append(resp.Topics, mt)
 				continue
+			case rt.Topic != nil && topicconfig.Internal(*rt.Topic):
+				resp.Topics = append(resp.Topics, v.internalMetadataTopic(c.cluster, *rt.Topic))
+				continue
 			case rt.Topic != nil:
 				_, t = s.topic(c, *rt.Topic)
 			case rt.TopicID != [16]byte{}:
+				if name := internalByID(c.cluster, rt.TopicID); name != "" {
+					if c.may(acl.Topic, name, acl.Describe) {
+						resp.Topics = append(resp.Topics, v.internalMetadataTopic(c.cluster, name))
+					} else {
+						mt := kmsg.NewMetadataResponseTopic()
+						mt.TopicID, mt.ErrorCode = rt.TopicID, kerr.TopicAuthorizationFailed.Code
+						resp.Topics = append(resp.Topics, mt)
+					}
+					continue
+				}
 				t = v.topicByID(c.cluster, rt.TopicID)
 				if t != nil && !c.may(acl.Topic, t.Name, acl.Describe) {
 					mt := kmsg.NewMetadataResponseTopic()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -101,7 +103,11 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 		if st.ErrorCode == 0 && req.Version >= 5 && !c.decide(acl.Topic, rt.Topic, acl.DescribeConfigs) {
 			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else if st.ErrorCode == 0 && req.Version >= 5 {
-			for _, d := range describeTopicConfigs(configs, nil, false, false) {
+			// As stored: beneath the request's configs, the cluster's
+			// broker configs' topic defaults (store.CreateTopic).
+			shown := clusterconfig.TopicDefaults(cl.BrokerConfigs)
+			maps.Copy(shown, configs)
+			for _, d := range describeConfigs(topicDefs(), shown, nil, false, false) {
 				cf := kmsg.NewCreateTopicsResponseTopicConfig()
 				cf.Name, cf.Value, cf.ReadOnly, cf.Source, cf.IsSensitive = d.Name, d.Value, d.ReadOnly, int8(d.Source), d.IsSensitive
 				st.Configs = append(st.Configs, cf)

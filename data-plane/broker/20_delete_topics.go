@@ -6,6 +6,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -15,6 +16,8 @@ import (
 //
 // Any broker accepts it (there is no controller to forward to); only the
 // connection's virtual cluster's topics can be named, by name or (v6+) id.
+//
+// Internal topics cannot be deleted: INVALID_REQUEST (internaltopics.go).
 //
 // Authorization: DELETE on the topic.
 
@@ -33,7 +36,17 @@ func handleDeleteTopics(s *Server, c *conn, req *kmsg.DeleteTopicsRequest) kmsg.
 				resp.Topics = append(resp.Topics, st)
 				return
 			}
+			if topicconfig.Internal(*name) {
+				st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("internal topics cannot be deleted")
+				resp.Topics = append(resp.Topics, st)
+				return
+			}
 			_, t = s.topic(c, *name)
+		} else if in := internalByID(c.cluster, id); in != "" {
+			st.Topic = &in
+			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("internal topics cannot be deleted")
+			resp.Topics = append(resp.Topics, st)
+			return
 		} else {
 			t = v.topicByID(c.cluster, id)
 			if t != nil && !c.may(acl.Topic, t.Name, acl.Delete) {

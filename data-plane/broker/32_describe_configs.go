@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -14,10 +15,12 @@ import (
 // Versions: 0-4.
 //
 // Topic configs are the ones internal/topicconfig knows, with Kafka's
-// names, defaults and types (configs.go).
+// names, defaults and types; broker configs are the virtual cluster's
+// (internal/clusterconfig), whichever broker is named (configs.go).
 //
-// Deviation: broker resources describe as empty (tenants of a shared pool
-// have no broker configs); other resource types are INVALID_REQUEST.
+// Deviation: every broker of the pool describes the same configs, the
+// cluster's (a virtual cluster has no per-broker configs); other resource
+// types are INVALID_REQUEST.
 //
 // Authorization: DESCRIBE_CONFIGS on the topic, or on the cluster for
 // broker resources.
@@ -35,6 +38,10 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 				sr.ErrorCode, sr.ErrorMessage = kerr.TopicAuthorizationFailed.Code, strp("not authorized to describe this topic's configs")
 				break
 			}
+			if topicconfig.Internal(rr.ResourceName) {
+				sr.Configs = describeConfigs(topicDefs(), internalConfigs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+				break
+			}
 			// Read from Postgres, not the routing view: an alteration made
 			// through another broker must show at once.
 			configs, err := s.store.TopicConfigs(ctx, c.cluster, rr.ResourceName)
@@ -43,12 +50,9 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 				sr.ErrorCode, sr.ErrorMessage = code, strp(msg)
 				break
 			}
-			sr.Configs = describeTopicConfigs(configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+			sr.Configs = describeConfigs(topicDefs(), configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
-			// Nothing tenant-visible to describe.
-			if !c.may(acl.Cluster, acl.ClusterName, acl.DescribeConfigs) {
-				sr.ErrorCode, sr.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strp("not authorized to describe cluster configs")
-			}
+			sr.ErrorCode, sr.ErrorMessage, sr.Configs = s.describeBroker(ctx, c, rr, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:
 			sr.ErrorCode, sr.ErrorMessage = kerr.InvalidRequest.Code, strp(fmt.Sprintf("resource type %d is not supported", rr.ResourceType))
 		}

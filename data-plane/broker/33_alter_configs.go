@@ -2,6 +2,7 @@ package broker
 
 import (
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -12,9 +13,12 @@ import (
 // Replaces a topic's whole set of configs; what is not named returns to its
 // default, as in Kafka.
 //
-// Deviation: broker resources cannot be altered (tenants of a shared pool
-// have no broker configs): POLICY_VIOLATION-free refusal with
-// INVALID_REQUEST and a message (configs.go).
+// On the broker resource "" (the cluster default) it replaces the dynamic
+// broker configs; the read-only ones (num.partitions, ...) must be sent
+// unchanged or left out, and are kept (configs.go).
+//
+// Deviation: a broker id cannot be altered (a virtual cluster has no
+// per-broker configs): INVALID_REQUEST with a message.
 //
 // Authorization: ALTER_CONFIGS on the topic, or on the cluster for broker
 // resources.
@@ -43,8 +47,23 @@ func handleAlterConfigs(s *Server, c *conn, req *kmsg.AlterConfigsRequest) kmsg.
 				}
 			}
 			sr.ErrorCode, sr.ErrorMessage = s.alterTopic(c, rr.ResourceName, next, req.ValidateOnly)
+		case resourceBroker:
+			sr.ErrorCode, sr.ErrorMessage = s.alterBroker(c, rr.ResourceName, func(cur map[string]string) (map[string]string, error) {
+				next := map[string]string{}
+				for k, v := range cur {
+					if d, ok := clusterconfig.Lookup(k); ok && !d.Dynamic {
+						next[k] = v
+					}
+				}
+				for _, cf := range rr.Configs {
+					if cf.Value != nil {
+						next[cf.Name] = *cf.Value
+					}
+				}
+				return next, nil
+			}, req.ValidateOnly)
 		default:
-			sr.ErrorCode, sr.ErrorMessage = alterOther(c, rr.ResourceType)
+			sr.ErrorCode, sr.ErrorMessage = alterOther(rr.ResourceType)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

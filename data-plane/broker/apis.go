@@ -5,6 +5,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,6 +70,8 @@ func init() {
 		42: {0, 2, h(handleDeleteGroups)},
 		44: {0, 1, h(handleIncrementalAlterConfigs)},
 		47: {0, 0, h(handleOffsetDelete)},
+		48: {0, 1, h(handleDescribeClientQuotas)},
+		49: {0, 1, h(handleAlterClientQuotas)},
 		60: {0, 1, h(handleDescribeCluster)},
 		61: {0, 0, h(handleDescribeProducers)},
 		65: {0, 0, h(handleDescribeTransactions)},
@@ -110,8 +113,10 @@ func errCode(err error) (int16, string) {
 		return kerr.InvalidRecord.Code, err.Error()
 	case errors.Is(err, topicconfig.ErrTimestamp):
 		return kerr.InvalidTimestamp.Code, err.Error()
-	case errors.Is(err, topicconfig.ErrInvalid):
+	case errors.Is(err, topicconfig.ErrInvalid), errors.Is(err, clusterconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code, err.Error()
+	case errors.Is(err, clusterconfig.ErrReadOnly):
+		return kerr.InvalidRequest.Code, err.Error()
 	case errors.Is(err, store.ErrProducerFenced):
 		return kerr.ProducerFenced.Code, err.Error()
 	case errors.Is(err, store.ErrProducerIDMapping):

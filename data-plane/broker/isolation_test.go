@@ -117,6 +117,15 @@ func TestIsolationMatrix(t *testing.T) {
 	if err := dst.SetAutoCreateTopics(ctx, b.cluster, false); err != nil {
 		t.Fatal(err)
 	}
+	// Each tenant's producer rate, as DescribeClientQuotas shows it.
+	ingress := map[string]float64{}
+	for _, cl := range []string{a.cluster, b.cluster} {
+		own, ceil, err := dst.Limits(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ingress[cl] = float64(own.Capped(ceil).IngressMBps)
+	}
 	dst.Close()
 
 	authA := kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())
@@ -126,6 +135,9 @@ func TestIsolationMatrix(t *testing.T) {
 
 	// A's resources.
 	const aTopic, aGroup, aTxn, aACLTopic = "a-orders", "a-group", "a-txn", "a-secret"
+	// B's producer rate; B's admin lowers it by 1 MB/s (AlterClientQuotas),
+	// which must leave A's as it is.
+	bIngress := ingress[b.cluster]
 	secret := "a-secret-value-" + rand.Text()
 	clA := newClient(t, s, authA)
 	admA := kadm.NewClient(clA)
@@ -165,6 +177,12 @@ func TestIsolationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	aTopicID, aOrdersID := td[aTopic].ID, td["orders"].ID
+	// A's internal topics have ids of A's cluster.
+	itd, err := admA.ListTopicsWithInternal(ctx, "__consumer_offsets")
+	if err != nil || !itd["__consumer_offsets"].IsInternal {
+		t.Fatalf("A's __consumer_offsets: %v %+v", err, itd)
+	}
+	aOffsetsID := itd["__consumer_offsets"].ID
 	// B's own "orders".
 	clBAdmin := newClient(t, s, authB)
 	createTopic(t, clBAdmin, "orders", 3, nil)
@@ -174,6 +192,7 @@ func TestIsolationMatrix(t *testing.T) {
 		"A's record value": []byte(secret), "A's cluster id": []byte(a.cluster),
 		"A's admin account": []byte(a.sa), "A's account": []byte(aNobody.sa),
 		"A's ACL resource": []byte(aACLTopic), "A's topic id": aTopicID[:], "A's orders id": aOrdersID[:],
+		"A's __consumer_offsets id": aOffsetsID[:],
 	}
 	// Listings name no A resource at all.
 	listingForbidden := map[string][]byte{"A's topic": []byte(aTopic), "A's group": []byte(aGroup)}
@@ -291,6 +310,14 @@ func TestIsolationMatrix(t *testing.T) {
 				r.Version = 12
 				rt := kmsg.NewMetadataRequestTopic()
 				rt.TopicID = aTopicID
+				r.Topics = append(r.Topics, rt)
+				return r
+			},
+			func() kmsg.Request {
+				r := kmsg.NewPtrMetadataRequest()
+				r.Version = 12
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.TopicID = [16]byte(aOffsetsID)
 				r.Topics = append(r.Topics, rt)
 				return r
 			},
@@ -582,6 +609,38 @@ func TestIsolationMatrix(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		}}, check: refused()},
+		48: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrDescribeClientQuotasRequest()
+			r.Version = 1
+			c := kmsg.NewDescribeClientQuotasRequestComponent()
+			c.EntityType, c.MatchType = "user", 2
+			r.Components = append(r.Components, c)
+			return r
+		}}, check: either(refused(), own(func(r kmsg.Response) error {
+			// B's own rates: the default user's, B's limits.
+			for _, e := range r.(*kmsg.DescribeClientQuotasResponse).Entries {
+				for _, v := range e.Values {
+					if v.Key == "producer_byte_rate" && v.Value != bIngress*1e6 {
+						return fmt.Errorf("producer_byte_rate %v, want B's %v MB/s", v.Value, bIngress)
+					}
+				}
+			}
+			return nil
+		}))},
+		49: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrAlterClientQuotasRequest()
+			r.Version = 1
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			ent := kmsg.NewAlterClientQuotasRequestEntryEntity()
+			ent.Type = "user"
+			e.Entity = append(e.Entity, ent)
+			op := kmsg.NewAlterClientQuotasRequestEntryOp()
+			op.Key, op.Value = "producer_byte_rate", (bIngress-1)*1e6
+			e.Ops = append(e.Ops, op)
+			r.Entries = append(r.Entries, e)
+			return r
+		}}, // In B's own cluster: A's rates are checked below.
+			check: either(refused(), own(nil))},
 		60: {reqs: []func() kmsg.Request{func() kmsg.Request {
 			r := kmsg.NewPtrDescribeClusterRequest()
 			r.Version, r.IncludeClusterAuthorizedOperations = 1, true
@@ -677,13 +736,21 @@ func TestIsolationMatrix(t *testing.T) {
 			if err := noneOf(listingForbidden)(md); err != nil {
 				t.Errorf("Metadata of all topics %v", err)
 			}
+			// Besides its topics, B's admin sees B's internal topics (ids
+			// of B's cluster, not A's).
+			internal := 0
 			for _, tp := range md.Topics {
+				if tp.IsInternal && tp.Topic != nil && (*tp.Topic == "__consumer_offsets" || *tp.Topic == "__transaction_state") &&
+					tp.TopicID != [16]byte(aOffsetsID) {
+					internal++
+					continue
+				}
 				if tp.TopicID == aOrdersID || (tp.Topic != nil && *tp.Topic != "orders") {
 					t.Errorf("B's Metadata lists %v %x", tp.Topic, tp.TopicID)
 				}
 			}
-			if who.name == "b-admin" && len(md.Topics) != 1 {
-				t.Errorf("B's admin sees %d topics, want its own orders", len(md.Topics))
+			if who.name == "b-admin" && (len(md.Topics)-internal != 1 || internal != 2) {
+				t.Errorf("B's admin sees %d topics (%d internal), want its own orders and 2 internal", len(md.Topics), internal)
 			}
 		})
 	}
@@ -711,6 +778,16 @@ func TestIsolationMatrix(t *testing.T) {
 	dt, err := admA.DescribeTransactions(ctx, aTxn)
 	if d, ok := dt[aTxn]; err != nil || !ok || d.State != "Ongoing" || d.ProducerID != aPID || d.ProducerEpoch != aEpoch {
 		t.Fatalf("A's transaction after B's attempts: %v %+v", err, dt)
+	}
+	// A's rates are A's: B's AlterClientQuotas changed B's.
+	qs, err := admA.DescribeClientQuotas(ctx, false, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 1}})
+	if err != nil || len(qs) != 1 || len(qs[0].Values) == 0 {
+		t.Fatalf("A's client quotas: %v %+v", err, qs)
+	}
+	for _, v := range qs[0].Values {
+		if v.Key == "producer_byte_rate" && v.Value != ingress[a.cluster]*1e6 {
+			t.Errorf("A's producer_byte_rate after B's attempts: %v", v.Value)
+		}
 	}
 	// B's orders has B's partitions, A's has A's.
 	bmd, err := kadm.NewClient(clBAdmin).ListTopics(ctx, "orders")

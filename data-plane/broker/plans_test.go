@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -27,18 +28,10 @@ func TestPlanCeilings(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, url, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.UpdateBillingPlan(ctx, store.DefaultPlan, func(p *store.BillingPlan) error {
-		p.Ceilings.MaxTopics, p.Ceilings.MaxGroups, p.Ceilings.MaxRetentionMs = 2, 2, 3_600_000
-		p.Ceilings.ProducerIDBurst, p.Ceilings.ProducerIDsPerHour = 5, 1
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	lowerDefaultPlan(t, url, func(c *limits.Limits) {
+		c.MaxTopics, c.MaxGroups, c.MaxRetentionMs = 2, 2, 3_600_000
+		c.ProducerIDBurst, c.ProducerIDsPerHour = 5, 1
+	})
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1})
 	cl := newClient(t, s)
 	adm := kadm.NewClient(cl)
@@ -125,4 +118,24 @@ func TestPlanCeilings(t *testing.T) {
 	if granted != 5 {
 		t.Errorf("%d of 10 InitProducerId granted, want the plan's burst of 5", granted)
 	}
+}
+
+// lowerDefaultPlan sets the ceilings of the default plan, which the
+// development cluster is on, in the database at url.
+func lowerDefaultPlan(t *testing.T, url string, set func(*limits.Limits)) *store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.UpdateBillingPlan(ctx, store.DefaultPlan, func(p *store.BillingPlan) error {
+		set(&p.Ceilings)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

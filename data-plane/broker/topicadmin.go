@@ -21,7 +21,7 @@ import (
 func (s *Server) autoCreate(c *conn, name string) bool {
 	v := s.view.Load()
 	cl, ok := v.clusters[c.cluster]
-	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil || !c.mayCreateTopic(name) {
+	if !ok || !cl.AutoCreateTopics || validTopicName(name) != nil || topicconfig.Internal(name) || !c.mayCreateTopic(name) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)

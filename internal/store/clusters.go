@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/limits"
 )
 
@@ -20,8 +21,8 @@ const (
 )
 
 // Cluster is a virtual cluster. The metadata snapshot brokers route by
-// (Snapshot) fills only ID, OrgID, Name, AutoCreateTopics and
-// DefaultPartitions.
+// (Snapshot) fills only ID, OrgID, Name, BrokerConfigs, AutoCreateTopics
+// and DefaultPartitions.
 type Cluster struct {
 	ID                  string
 	OrgID               string // "" for clusters outside any organisation (development)
@@ -31,12 +32,16 @@ type Cluster struct {
 	PlanID              string        // its organisation's plan (DefaultPlan outside any)
 	Ceilings            limits.Limits // the plan's
 	DefaultTopicConfigs map[string]string
-	AutoCreateTopics    bool  // topics are created on first use (Metadata, Produce)
-	DefaultPartitions   int32 // of topics created on first use
-	Version             int64 // bumped by every update
-	Partitions          int32 // partitions of all its topics
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// BrokerConfigs are the Kafka broker configs set explicitly
+	// (internal/clusterconfig); AutoCreateTopics and DefaultPartitions
+	// are read from them (auto.create.topics.enable, num.partitions).
+	BrokerConfigs     map[string]string
+	AutoCreateTopics  bool  // topics are created on first use (Metadata, Produce)
+	DefaultPartitions int32 // of topics created on first use or without a count
+	Version           int64 // bumped by every update
+	Partitions        int32 // partitions of all its topics
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // limitCols are limits.Limits' columns, in the order of limitArgs: the
@@ -84,34 +89,54 @@ const withPlan = ` LEFT JOIN organizations o ON o.id = c.org_id
 	JOIN billing_plans p ON p.id = coalesce(o.billing_plan_id, '` + DefaultPlan + `')`
 
 var clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, ` + limitColsOf("c") + `, p.id, ` + limitColsOf("p") + `,
-	c.default_topic_configs, c.auto_create_topics, c.default_partitions, c.version, c.created_at, c.updated_at,
+	c.default_topic_configs, c.broker_configs, c.version, c.created_at, c.updated_at,
 	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
 
 func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 	var c Cluster
-	var cfg []byte
+	var cfg, bcfg []byte
 	dest := append([]any{&c.ID, &c.OrgID, &c.Name, &c.Status}, limitDests(&c.Limits)...)
 	dest = append(append(dest, &c.PlanID), limitDests(&c.Ceilings)...)
-	err := r.Scan(append(dest, &cfg, &c.AutoCreateTopics, &c.DefaultPartitions,
+	err := r.Scan(append(dest, &cfg, &bcfg,
 		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)...)
 	if err != nil {
 		return c, err
 	}
-	c.DefaultTopicConfigs, err = unmarshalConfigs(cfg)
-	return c, err
+	if c.DefaultTopicConfigs, err = unmarshalConfigs(cfg); err != nil {
+		return c, err
+	}
+	return c, c.setBrokerConfigs(bcfg)
+}
+
+// setBrokerConfigs fills BrokerConfigs from their column and what is read
+// from them.
+func (c *Cluster) setBrokerConfigs(col []byte) error {
+	var err error
+	if c.BrokerConfigs, err = unmarshalConfigs(col); err != nil {
+		return fmt.Errorf("cluster %s broker configs: %w", c.ID, err)
+	}
+	c.AutoCreateTopics = clusterconfig.AutoCreate(c.BrokerConfigs)
+	c.DefaultPartitions = clusterconfig.Partitions(c.BrokerConfigs)
+	return nil
 }
 
 // CreateCluster creates a virtual cluster in status provisioning and wakes
 // the provisioner (NOTIFY eddy_provision) and the brokers. Limits l leaves
 // unset (zero) take their default.
 func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l limits.Limits, defaults map[string]string) (Cluster, error) {
+	return s.CreateClusterWith(ctx, orgID, name, l, defaults, nil)
+}
+
+// CreateClusterWith is CreateCluster with broker configs (Kafka names,
+// validated by the caller against clusterconfig and the plan).
+func (s *Store) CreateClusterWith(ctx context.Context, orgID, name string, l limits.Limits, defaults, brokerConfigs map[string]string) (Cluster, error) {
 	l = l.OrDefaults()
 	id := NewID("vc")
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, `+limitCols+`)
-			VALUES ($1, $2, $3, 'provisioning', $4, `+params(5, len(limitArgs(l)))+`)`,
-			append([]any{id, orgID, name, marshalConfigs(defaults)}, limitArgs(l)...)...); err != nil {
+			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, broker_configs, `+limitCols+`)
+			VALUES ($1, $2, $3, 'provisioning', $4, $5, `+params(6, len(limitArgs(l)))+`)`,
+			append([]any{id, orgID, name, marshalConfigs(defaults), marshalConfigs(brokerConfigs)}, limitArgs(l)...)...); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify('eddy_provision', ''), pg_notify('eddy_metadata', '')`)
@@ -153,7 +178,8 @@ func (s *Store) Clusters(ctx context.Context, orgID string, p Page) ([]Cluster, 
 
 // UpdateCluster applies change to a cluster under a row lock. With
 // ifVersion > 0 it fails with ErrStale unless the stored version is
-// ifVersion. Name, Limits and DefaultTopicConfigs are written back.
+// ifVersion. Name, Limits, DefaultTopicConfigs and BrokerConfigs are
+// written back.
 func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion int64, change func(*Cluster) error) (Cluster, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock first, then read in a new statement (and so a new snapshot),
@@ -173,9 +199,9 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, version = version + 1, updated_at = now(),
-				(`+limitCols+`) = (`+params(4, len(limitArgs(c.Limits)))+`)
-			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs)}, limitArgs(c.Limits)...)...); err != nil {
+			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, broker_configs = $4, version = version + 1, updated_at = now(),
+				(`+limitCols+`) = (`+params(5, len(limitArgs(c.Limits)))+`)
+			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs), marshalConfigs(c.BrokerConfigs)}, limitArgs(c.Limits)...)...); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
@@ -242,14 +268,67 @@ func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
 	return nil
 }
 
-// SetAutoCreateTopics switches automatic topic creation for a cluster.
+// SetAutoCreateTopics switches automatic topic creation for a cluster
+// (auto.create.topics.enable).
 func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE virtual_clusters SET auto_create_topics = $2 WHERE id = $1`, clusterID, on)
+	return s.SetBrokerConfigs(ctx, clusterID, func(cur map[string]string) (map[string]string, error) {
+		cur[clusterconfig.AutoCreateTopics] = strconv.FormatBool(on)
+		return cur, nil
+	})
+}
+
+// SetBrokerConfigs replaces a cluster's broker configs with what change
+// makes of the current ones (a map change may modify), under the cluster's
+// row lock, and fails with ErrLimit if they exceed the cluster's effective
+// limits (clusterconfig.Within). It is the Kafka API's AlterConfigs on the
+// broker resource; the REST API goes through UpdateCluster.
+func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change func(map[string]string) (map[string]string, error)) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCluster(ctx, tx, AnyOrg, clusterID); err != nil {
+			return err
+		}
+		var col []byte
+		if err := tx.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col); err != nil {
+			return err
+		}
+		cur, err := unmarshalConfigs(col)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			cur = map[string]string{}
+		}
+		next, err := change(cur)
+		if err != nil {
+			return err
+		}
+		l, err := effectiveLimits(ctx, tx, clusterID)
+		if err != nil {
+			return err
+		}
+		if err := clusterconfig.Within(next, l); err != nil {
+			return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
+		}
+		if _, err := tx.Exec(ctx, `UPDATE virtual_clusters SET broker_configs = $2, version = version + 1, updated_at = now() WHERE id = $1`,
+			clusterID, marshalConfigs(next)); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "eddy_metadata")
+	})
 	if err != nil {
-		return fmt.Errorf("store: set auto-create: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return fmt.Errorf("store: set broker configs: %w", err)
 	}
 	return nil
+}
+
+// BrokerConfigs returns a cluster's explicit broker configs, read from
+// Postgres rather than a snapshot so that an alteration through another
+// broker shows at once.
+func (s *Store) BrokerConfigs(ctx context.Context, clusterID string) (map[string]string, error) {
+	var col []byte
+	err := s.pool.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col)
+	if err != nil {
+		return nil, fmt.Errorf("store: broker configs: %w", noRows(err))
+	}
+	return unmarshalConfigs(col)
 }

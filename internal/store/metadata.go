@@ -56,13 +56,19 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		return nil, fmt.Errorf("store: snapshot brokers: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, auto_create_topics, default_partitions FROM virtual_clusters`)
+	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, broker_configs FROM virtual_clusters`)
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 	}
 	for rows.Next() {
-		var c Cluster
-		if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &c.AutoCreateTopics, &c.DefaultPartitions); err != nil {
+		var (
+			c   Cluster
+			col []byte
+		)
+		if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &col); err != nil {
+			return nil, fmt.Errorf("store: snapshot clusters: %w", err)
+		}
+		if err := c.setBrokerConfigs(col); err != nil {
 			return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 		}
 		md.Clusters[c.ID] = c

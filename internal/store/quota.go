@@ -31,13 +31,67 @@ func (s *Store) ClusterLimits(ctx context.Context) (map[string]limits.Limits, er
 
 // effectiveLimits reads one cluster's effective limits.
 func effectiveLimits(ctx context.Context, q querier, clusterID string) (limits.Limits, error) {
-	var l, ceil limits.Limits
-	err := q.QueryRow(ctx, `SELECT `+limitColsOf("c")+`, `+limitColsOf("p")+` FROM virtual_clusters c`+withPlan+` WHERE c.id = $1`,
-		clusterID).Scan(append(limitDests(&l), limitDests(&ceil)...)...)
+	l, ceil, err := readLimits(ctx, q, clusterID)
+	return l.Capped(ceil), err
+}
+
+// readLimits reads one cluster's own limits and its plan's ceilings.
+func readLimits(ctx context.Context, q querier, clusterID string) (own, ceilings limits.Limits, err error) {
+	err = q.QueryRow(ctx, `SELECT `+limitColsOf("c")+`, `+limitColsOf("p")+` FROM virtual_clusters c`+withPlan+` WHERE c.id = $1`,
+		clusterID).Scan(append(limitDests(&own), limitDests(&ceilings)...)...)
 	if err != nil {
-		return l, fmt.Errorf("store: limits of %s: %w", clusterID, noRows(err))
+		return own, ceilings, fmt.Errorf("store: limits of %s: %w", clusterID, noRows(err))
 	}
-	return l.Capped(ceil), nil
+	return own, ceilings, nil
+}
+
+// Limits returns cluster clusterID's own limits and its plan's ceilings.
+func (s *Store) Limits(ctx context.Context, clusterID string) (own, ceilings limits.Limits, err error) {
+	return readLimits(ctx, s.pool, clusterID)
+}
+
+// SetLimits applies change to cluster clusterID's own limits under its
+// row lock and returns them: the Kafka API's AlterClientQuotas (the REST
+// API goes through UpdateCluster). A limit change moves out of its range
+// is ErrInvalid, one it moves above the plan's ceiling ErrLimit, with the
+// rules of limits.Limits.ValidateChange and WithinChange. With
+// validateOnly it checks and writes nothing.
+func (s *Store) SetLimits(ctx context.Context, clusterID string, validateOnly bool, change func(own *limits.Limits, ceilings limits.Limits) error) (limits.Limits, error) {
+	var l limits.Limits
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCluster(ctx, tx, AnyOrg, clusterID); err != nil {
+			return err
+		}
+		var (
+			ceil limits.Limits
+			err  error
+		)
+		if l, ceil, err = readLimits(ctx, tx, clusterID); err != nil {
+			return err
+		}
+		before := l
+		if err := change(&l, ceil); err != nil {
+			return err
+		}
+		if err := l.ValidateChange(before); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), "limits: "))
+		}
+		if err := l.WithinChange(before, ceil); err != nil {
+			return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
+		}
+		if validateOnly {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE virtual_clusters SET version = version + 1, updated_at = now(),
+			(`+limitCols+`) = (`+params(2, len(limitArgs(l)))+`) WHERE id = $1`, append([]any{clusterID}, limitArgs(l)...)...); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "eddy_metadata")
+	})
+	if err != nil {
+		return l, fmt.Errorf("store: set limits: %w", err)
+	}
+	return l, nil
 }
 
 // checkTopicConfigs fails with ErrLimit if configs set retention above

@@ -8,9 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
+	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
 // Topic is a topic of a virtual cluster. Snapshot leaves CreatedAt zero.
@@ -75,9 +79,17 @@ func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, 
 	rand.Read(id[:])
 	id[6] = id[6]&0x0f | 0x40 // UUIDv4, as Kafka's topic ids are
 	id[8] = id[8]&0x3f | 0x80
+	if topicconfig.Internal(name) {
+		// The brokers answer for it in every cluster.
+		return id, fmt.Errorf("%w: %s is an internal topic", ErrExists, name)
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
 			return fmt.Errorf("store: cluster %s: %w", clusterID, err)
+		}
+		configs, err := withBrokerDefaults(ctx, tx, clusterID, configs)
+		if err != nil {
+			return err
 		}
 		if err := checkPartitionLimit(ctx, tx, clusterID, n, true); err != nil {
 			return err
@@ -98,6 +110,23 @@ func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, 
 		return notify(ctx, tx, "eddy_placement", "eddy_metadata")
 	})
 	return id, err
+}
+
+// withBrokerDefaults returns configs over the topic defaults of the
+// cluster's broker configs (log.retention.ms as retention.ms, ...): what a
+// new topic starts with, however it is created.
+func withBrokerDefaults(ctx context.Context, tx pgx.Tx, clusterID string, configs map[string]string) (map[string]string, error) {
+	var col []byte
+	if err := tx.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col); err != nil {
+		return nil, fmt.Errorf("store: cluster %s: %w", clusterID, noRows(err))
+	}
+	bc, err := unmarshalConfigs(col)
+	if err != nil {
+		return nil, fmt.Errorf("store: cluster %s broker configs: %w", clusterID, err)
+	}
+	out := clusterconfig.TopicDefaults(bc)
+	maps.Copy(out, configs)
+	return out, nil
 }
 
 // lockTopic locks cluster clusterID of orgID (AnyOrg: any) and then its

@@ -29,3 +29,16 @@ func CheckName(name string) error {
 	}
 	return nil
 }
+
+// Internal topics' names: Kafka's, which Eddy's brokers answer for every
+// cluster (data-plane/broker) and no tenant may create.
+const (
+	ConsumerOffsets  = "__consumer_offsets"
+	TransactionState = "__transaction_state"
+)
+
+// InternalTopics lists the internal topics' names.
+func InternalTopics() []string { return []string{ConsumerOffsets, TransactionState} }
+
+// Internal reports whether name is an internal topic's.
+func Internal(name string) bool { return name == ConsumerOffsets || name == TransactionState }

@@ -46,7 +46,8 @@ type Def struct {
 	check   func(string) error
 }
 
-func intRange(lo, hi int64) func(string) error {
+// IntRange checks that a value is an integer in [lo, hi].
+func IntRange(lo, hi int64) func(string) error {
 	return func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -70,7 +71,8 @@ func oneOf(vals ...string) func(string) error {
 	}
 }
 
-func boolean(v string) error {
+// CheckBool checks that a value is true or false.
+func CheckBool(v string) error {
 	if v != "true" && v != "false" {
 		return fmt.Errorf("%q is not true or false", v)
 	}
@@ -85,21 +87,21 @@ const (
 var defs = []Def{
 	{"cleanup.policy", "delete", List, "delete, compact, or both", oneOf("delete", "compact")},
 	{"compression.type", "producer", String, "codec batches are stored with; producer keeps them as sent", oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
-	{"delete.retention.ms", "86400000", Long, "how long tombstones survive compaction", intRange(0, maxInt64)},
-	{"file.delete.delay.ms", "60000", Long, "grace period before deleted data is removed", intRange(0, maxInt64)},
-	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted", intRange(1, maxInt64)},
-	{"max.message.bytes", "1048588", Int, "largest record batch accepted", intRange(0, 1<<31-1)},
-	{"message.timestamp.after.max.ms", "3600000", Long, "how far past the broker's clock a CreateTime timestamp may be (KIP-937; Kafka 4's default)", intRange(0, maxInt64)},
-	{"message.timestamp.before.max.ms", strconv.FormatInt(maxInt64, 10), Long, "how far behind the broker's clock a CreateTime timestamp may be (KIP-937)", intRange(0, maxInt64)},
+	{"delete.retention.ms", "86400000", Long, "how long tombstones survive compaction", IntRange(0, maxInt64)},
+	{"file.delete.delay.ms", "60000", Long, "grace period before deleted data is removed", IntRange(0, maxInt64)},
+	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted", IntRange(1, maxInt64)},
+	{"max.message.bytes", "1048588", Int, "largest record batch accepted", IntRange(0, 1<<31-1)},
+	{"message.timestamp.after.max.ms", "3600000", Long, "how far past the broker's clock a CreateTime timestamp may be (KIP-937; Kafka 4's default)", IntRange(0, maxInt64)},
+	{"message.timestamp.before.max.ms", strconv.FormatInt(maxInt64, 10), Long, "how far behind the broker's clock a CreateTime timestamp may be (KIP-937)", IntRange(0, maxInt64)},
 	{"message.timestamp.type", "CreateTime", String, "CreateTime or LogAppendTime", oneOf("CreateTime", "LogAppendTime")},
 	{"min.cleanable.dirty.ratio", "0.5", Double, "compaction trigger", nil},
-	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted", intRange(0, maxInt64)},
-	{"min.insync.replicas", "1", Int, "accepted for compatibility; durability comes from object storage", intRange(1, 1<<31-1)},
-	{"retention.bytes", "-1", Long, "bytes kept per partition; -1 is unlimited", intRange(-1, maxInt64)},
-	{"retention.ms", "604800000", Long, "how long data is kept; -1 is forever", intRange(-1, maxInt64)},
-	{"segment.bytes", "1073741824", Int, "target size of compacted segment objects", intRange(14, 1<<31-1)},
-	{"segment.ms", "604800000", Long, "longest a segment stays open", intRange(1, maxInt64)},
-	{"unclean.leader.election.enable", "false", Boolean, "accepted for compatibility", boolean},
+	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted", IntRange(0, maxInt64)},
+	{"min.insync.replicas", "1", Int, "accepted for compatibility; durability comes from object storage", IntRange(1, 1<<31-1)},
+	{"retention.bytes", "-1", Long, "bytes kept per partition; -1 is unlimited", IntRange(-1, maxInt64)},
+	{"retention.ms", "604800000", Long, "how long data is kept; -1 is forever", IntRange(-1, maxInt64)},
+	{"segment.bytes", "1073741824", Int, "target size of compacted segment objects", IntRange(14, 1<<31-1)},
+	{"segment.ms", "604800000", Long, "longest a segment stays open", IntRange(1, maxInt64)},
+	{"unclean.leader.election.enable", "false", Boolean, "accepted for compatibility", CheckBool},
 }
 
 // Defs returns every known config, sorted by name.

@@ -87,6 +87,7 @@ func TestAcceptance(t *testing.T) {
 		run  func(*testing.T, *accEnv)
 	}{
 		{"cluster", testAccCluster},
+		{"cluster_broker_configs", testAccClusterBrokerConfigs},
 		{"topic", testAccTopic},
 		{"service_account", testAccServiceAccount},
 		{"api_key", testAccAPIKey},

@@ -35,6 +35,7 @@ type clusterDataModel struct {
 	MaxConnections      types.Int64  `tfsdk:"max_connections"`
 	MaxStorageGB        types.Int64  `tfsdk:"max_storage_gb"`
 	DefaultTopicConfigs types.Map    `tfsdk:"default_topic_configs"`
+	BrokerConfigs       types.Map    `tfsdk:"broker_configs"`
 	PartitionsUsed      types.Int64  `tfsdk:"partitions_used"`
 	Status              types.String `tfsdk:"status"`
 	BootstrapServers    types.String `tfsdk:"bootstrap_servers"`
@@ -71,6 +72,7 @@ func (d *clusterDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"max_connections":       computedInt("Limit of Kafka connections open at once across all brokers."),
 			"max_storage_gb":        computedInt("Storage limit in GB."),
 			"default_topic_configs": schema.MapAttribute{MarkdownDescription: "Configs new topics start with.", ElementType: types.StringType, Computed: true},
+			"broker_configs":        schema.MapAttribute{MarkdownDescription: "Kafka broker configs the cluster has set (`num.partitions`, `log.retention.ms`, ...); the others have Kafka's defaults.", ElementType: types.StringType, Computed: true},
 			"partitions_used":       computedInt("Partitions of all topics of the cluster now."),
 			"status":                computedDS("`provisioning` or `ready`."),
 			"bootstrap_servers":     computedDS("Bootstrap address for Kafka clients."),
@@ -138,10 +140,11 @@ func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	rm.DefaultTopicConfigs = types.MapNull(types.StringType)
 	rm.fromCluster(cl)
 	rm.DefaultTopicConfigs = mapValue(cl.DefaultTopicConfigs, false)
+	rm.BrokerConfigs = mapValue(cl.BrokerConfigs, false)
 	resp.Diagnostics.Append(resp.State.Set(ctx, clusterDataModel{
 		ID: rm.ID, Name: rm.Name, MaxPartitions: rm.MaxPartitions, IngressMBps: rm.IngressMBps, EgressMBps: rm.EgressMBps,
 		MaxRequestsPerSec: rm.MaxRequestsPerSec, MaxConnections: rm.MaxConnections,
-		MaxStorageGB: rm.MaxStorageGB, DefaultTopicConfigs: rm.DefaultTopicConfigs, PartitionsUsed: types.Int64Value(int64(cl.PartitionsUsed)),
+		MaxStorageGB: rm.MaxStorageGB, DefaultTopicConfigs: rm.DefaultTopicConfigs, BrokerConfigs: rm.BrokerConfigs, PartitionsUsed: types.Int64Value(int64(cl.PartitionsUsed)),
 		Status: rm.Status, BootstrapServers: rm.BootstrapServers, SASLMechanisms: rm.SASLMechanisms, OAuthIssuer: rm.OAuthIssuer,
 		OAuthTokenEndpoint: rm.OAuthTokenEndpoint, OAuthJWKSURI: rm.OAuthJWKSURI, OAuthAudience: rm.OAuthAudience, CreatedAt: rm.CreatedAt,
 	})...)

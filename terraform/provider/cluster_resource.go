@@ -44,6 +44,7 @@ type clusterModel struct {
 	MaxConnections      types.Int64    `tfsdk:"max_connections"`
 	MaxStorageGB        types.Int64    `tfsdk:"max_storage_gb"`
 	DefaultTopicConfigs types.Map      `tfsdk:"default_topic_configs"`
+	BrokerConfigs       types.Map      `tfsdk:"broker_configs"`
 	Status              types.String   `tfsdk:"status"`
 	BootstrapServers    types.String   `tfsdk:"bootstrap_servers"`
 	SASLMechanisms      types.List     `tfsdk:"sasl_mechanisms"`
@@ -84,7 +85,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A virtual Kafka cluster: a namespace of topics, consumer groups and ACLs on Eddy's shared brokers. " +
 			"Creating one waits until the control plane reports it `ready` (bounded by `timeouts.create`). " +
-			"Name, limits and default topic configs change in place. Deleting a cluster deletes its topics, their data and the API keys scoped to it.",
+			"Name, limits, default topic configs and broker configs change in place. Deleting a cluster deletes its topics, their data and the API keys scoped to it.",
 		Attributes: map[string]schema.Attribute{
 			"id": computedString("Cluster id (`vc-…`)."),
 			"name": schema.StringAttribute{
@@ -107,6 +108,18 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators:  []validator.Map{configsValidator{}},
+			},
+			"broker_configs": schema.MapAttribute{
+				MarkdownDescription: "Kafka broker configs of the cluster, as `DescribeConfigs` on the broker resource reports them: " +
+					"`num.partitions` (partitions of topics created automatically or without a count), `auto.create.topics.enable`, " +
+					"`default.replication.factor` (reported only), and the defaults of new topics' configs (`log.retention.ms`, " +
+					"`log.retention.bytes`, `message.max.bytes`, `log.cleanup.policy`, `compression.type`, `min.insync.replicas`, " +
+					"`log.segment.bytes`, `log.cleaner.delete.retention.ms`), beneath `default_topic_configs`. " +
+					"`num.partitions` and the retention defaults are held to the cluster's limits. Configs left out have Kafka's defaults; " +
+					"changing the topic defaults affects topics created afterwards only.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  []validator.Map{configsValidator{broker: true}},
 			},
 			"status":            computedString("`provisioning` or `ready`."),
 			"bootstrap_servers": computedString("Bootstrap address for Kafka clients."),
@@ -165,6 +178,7 @@ func (m *clusterModel) fromCluster(cl client.Cluster) {
 	m.MaxConnections = types.Int64Value(int64(cl.Limits.MaxConnections))
 	m.MaxStorageGB = types.Int64Value(cl.Limits.MaxStorageGB)
 	m.DefaultTopicConfigs = mapValue(cl.DefaultTopicConfigs, m.DefaultTopicConfigs.IsNull())
+	m.BrokerConfigs = mapValue(cl.BrokerConfigs, m.BrokerConfigs.IsNull())
 	m.Status = types.StringValue(cl.Status)
 	m.BootstrapServers = types.StringValue(cl.Kafka.BootstrapServers)
 	m.SASLMechanisms, _ = types.ListValueFrom(context.Background(), types.StringType, cl.Kafka.SASLMechanisms)
@@ -184,11 +198,12 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	timeout, d := plan.Timeouts.Create(ctx, defaultReadyTimeout)
 	resp.Diagnostics.Append(d...)
 	cfgs := stringMap(ctx, plan.DefaultTopicConfigs, &resp.Diagnostics)
+	bcfgs := stringMap(ctx, plan.BrokerConfigs, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	cl, err := r.c.CreateCluster(ctx, client.CreateClusterRequest{
-		Name: plan.Name.ValueString(), Limits: limitsPatch(plan), DefaultTopicConfigs: cfgs,
+		Name: plan.Name.ValueString(), Limits: limitsPatch(plan), DefaultTopicConfigs: cfgs, BrokerConfigs: bcfgs,
 	}, idempotencyKey())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "create cluster "+plan.Name.ValueString(), err)
@@ -240,6 +255,13 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			m = map[string]string{} // left out of the configuration: clear
 		}
 		upd.DefaultTopicConfigs = &m
+	}
+	if !plan.BrokerConfigs.Equal(state.BrokerConfigs) {
+		m := stringMap(ctx, plan.BrokerConfigs, &resp.Diagnostics)
+		if m == nil {
+			m = map[string]string{} // left out of the configuration: back to the defaults
+		}
+		upd.BrokerConfigs = &m
 	}
 	if resp.Diagnostics.HasError() {
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
@@ -37,18 +38,39 @@ func checkTopicName(name string) error { return topicconfig.CheckName(name) }
 
 // checkConfig checks one topic config.
 func checkConfig(name, value string) error {
-	if err := topicconfig.Validate(name, value); err != nil {
-		msg := strings.TrimPrefix(err.Error(), topicconfig.ErrInvalid.Error()+": ")
-		if _, ok := topicconfig.Lookup(name); !ok {
-			names := make([]string, 0, len(topicconfig.Defs()))
-			for _, d := range topicconfig.Defs() {
-				names = append(names, d.Name)
-			}
-			msg += "; known configs: " + strings.Join(names, ", ")
-		}
-		return fmt.Errorf("%s", msg)
+	_, known := topicconfig.Lookup(name)
+	return configError(topicconfig.Validate(name, value), topicconfig.ErrInvalid, known,
+		func() []string { return namesOf(topicconfig.Defs(), func(d topicconfig.Def) string { return d.Name }) })
+}
+
+// checkBrokerConfig checks one of a cluster's broker configs.
+func checkBrokerConfig(name, value string) error {
+	_, known := clusterconfig.Lookup(name)
+	return configError(clusterconfig.Validate(name, value), clusterconfig.ErrInvalid, known,
+		func() []string {
+			return namesOf(clusterconfig.Defs(), func(d clusterconfig.Def) string { return d.Name })
+		})
+}
+
+func namesOf[D any](defs []D, name func(D) string) []string {
+	out := make([]string, len(defs))
+	for i, d := range defs {
+		out[i] = name(d)
 	}
-	return nil
+	return out
+}
+
+// configError is err without the package's sentinel, naming the known
+// configs when the name is not one.
+func configError(err, sentinel error, known bool, names func() []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+	if !known {
+		msg += "; known configs: " + strings.Join(names(), ", ")
+	}
+	return fmt.Errorf("%s", msg)
 }
 
 type nameValidator struct{ what string }
@@ -83,14 +105,18 @@ func (topicNameValidator) ValidateString(_ context.Context, req validator.String
 	}
 }
 
-// configsValidator checks every known entry of a topic config map.
-type configsValidator struct{}
+// configsValidator checks every entry of a topic config map, or with
+// broker of a cluster's broker config map.
+type configsValidator struct{ broker bool }
 
-func (configsValidator) Description(context.Context) string {
+func (v configsValidator) Description(context.Context) string {
+	if v.broker {
+		return "Kafka broker configs Eddy keeps per cluster, with Kafka's names and value rules"
+	}
 	return "topic configs Eddy accepts, with Kafka's names and value rules"
 }
 func (v configsValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (configsValidator) ValidateMap(ctx context.Context, req validator.MapRequest, resp *validator.MapResponse) {
+func (v configsValidator) ValidateMap(ctx context.Context, req validator.MapRequest, resp *validator.MapResponse) {
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
@@ -100,12 +126,16 @@ func (configsValidator) ValidateMap(ctx context.Context, req validator.MapReques
 		if !ok || sv.IsUnknown() {
 			continue
 		}
+		what, check := "Invalid topic config", checkConfig
+		if v.broker {
+			what, check = "Invalid broker config", checkBrokerConfig
+		}
 		if sv.IsNull() {
-			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), "Invalid topic config", k+" must have a value.")
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), what, k+" must have a value.")
 			continue
 		}
-		if err := checkConfig(k, sv.ValueString()); err != nil {
-			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), "Invalid topic config", err.Error())
+		if err := check(k, sv.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), what, err.Error())
 		}
 	}
 }

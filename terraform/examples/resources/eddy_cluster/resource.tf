@@ -7,6 +7,12 @@ resource "eddy_cluster" "prod" {
     "retention.ms" = "604800000" # 7 days
   }
 
+  # As a Kafka cluster's broker configs: topics created automatically
+  # (or without a partition count) get 6 partitions.
+  broker_configs = {
+    "num.partitions" = "6"
+  }
+
   timeouts {
     create = "5m"
   }

@@ -1,0 +1,75 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"testing"
+
+	"github.com/eddy-streams/eddy/internal/limits"
+	"github.com/eddy-streams/eddy/internal/store"
+)
+
+// TestBrokerConfigs: a cluster's broker configs are stored as set, read by
+// the brokers' snapshot (num.partitions, auto.create.topics.enable), kept
+// within the cluster's effective limits, and give new topics the defaults
+// they set beneath the topic's own configs.
+func TestBrokerConfigs(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	org, _, _, err := st.CreateOrg(ctx, "bc", []byte("h"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limits.Defaults()
+	l.MaxPartitions, l.MaxRetentionMs = 20, 7_200_000
+	cl, err := st.CreateClusterWith(ctx, org.ID, "c", l, nil, map[string]string{"num.partitions": "6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cl.AutoCreateTopics || cl.DefaultPartitions != 6 || cl.BrokerConfigs["num.partitions"] != "6" {
+		t.Fatalf("created cluster: auto %v, partitions %d, configs %v", cl.AutoCreateTopics, cl.DefaultPartitions, cl.BrokerConfigs)
+	}
+
+	set := func(k, v string) error {
+		return st.SetBrokerConfigs(ctx, cl.ID, func(m map[string]string) (map[string]string, error) {
+			m[k] = v
+			return m, nil
+		})
+	}
+	if err := set("num.partitions", "21"); !errors.Is(err, store.ErrLimit) {
+		t.Errorf("num.partitions above max_partitions: %v, want ErrLimit", err)
+	}
+	if err := set("log.retention.ms", "-1"); !errors.Is(err, store.ErrLimit) {
+		t.Errorf("log.retention.ms forever above max_retention_ms: %v, want ErrLimit", err)
+	}
+	if err := set("log.retention.ms", "3600000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAutoCreateTopics(ctx, cl.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"num.partitions": "6", "log.retention.ms": "3600000", "auto.create.topics.enable": "false"}
+	if got, err := st.BrokerConfigs(ctx, cl.ID); err != nil || !maps.Equal(got, want) {
+		t.Errorf("BrokerConfigs = %v, %v; want %v", got, err, want)
+	}
+	md, err := st.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := md.Clusters[cl.ID]; sc.AutoCreateTopics || sc.DefaultPartitions != 6 {
+		t.Errorf("snapshot: auto %v, partitions %d; want false, 6", sc.AutoCreateTopics, sc.DefaultPartitions)
+	}
+
+	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "a", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "b", 1, map[string]string{"retention.ms": "60000"}); err != nil {
+		t.Fatal(err)
+	}
+	for topic, ms := range map[string]string{"a": "3600000", "b": "60000"} {
+		if cfg, err := st.TopicConfigs(ctx, cl.ID, topic); err != nil || cfg["retention.ms"] != ms {
+			t.Errorf("topic %s configs %v, %v; want retention.ms %s", topic, cfg, err, ms)
+		}
+	}
+}
