@@ -82,7 +82,7 @@ func newBillingCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if f.output == "json" {
+				if f.structured() {
 					return f.print(w, inv, nil, nil)
 				}
 				if err := f.describe(w, inv, invoiceFields(inv)); err != nil {

@@ -18,11 +18,13 @@ func newTopicCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{Use: "topic", Aliases: []string{"topics"}, Short: "Manage the topics of a cluster"}
 	f.register(cmd)
-	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (required)")
+	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	need := func() (*client.Client, error) {
-		if cluster == "" {
-			return nil, fmt.Errorf("--cluster is required")
+		id, err := f.cluster(cluster)
+		if err != nil {
+			return nil, err
 		}
+		cluster = id
 		return f.client()
 	}
 	topicFields := func(t client.Topic) [][2]string {
