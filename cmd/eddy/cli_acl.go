@@ -18,7 +18,8 @@ func newACLCmd() *cobra.Command {
 		f       apiFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "acl", Aliases: []string{"acls"}, Short: "Manage the Kafka ACLs of a cluster (a deny wins over every grant, roles included)"}
+	cmd := &cobra.Command{Use: "acl", Example: "  eddy acl create --principal User:sa-... --operation read --topic orders\n" +
+		"  eddy acl list --cluster vc-...", Aliases: []string{"acls"}, Short: "Manage the Kafka ACLs of a cluster (a deny wins over every grant, roles included)"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	aclFields := func(a client.ACL) [][2]string {
@@ -140,7 +141,8 @@ func newRoleBindingCmd() *cobra.Command {
 		f       apiFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "role-binding", Aliases: []string{"role-bindings", "rb"},
+	cmd := &cobra.Command{Use: "role-binding", Example: "  eddy role-binding create --service-account sa-... --role developer-read\n" +
+		"  eddy role-binding list --cluster vc-...", Aliases: []string{"role-bindings", "rb"},
 		Short: "Grant service accounts a role on a cluster (" + client.RoleAdmin + ", " + client.RoleDeveloperRead + ", " + client.RoleDeveloperWrite + ")"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")

@@ -329,7 +329,8 @@ func newLoginCmd() *cobra.Command {
 
 func newOrgCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "org", Short: "Manage organisations (operators, with --token)"}
+	cmd := &cobra.Command{Use: "org", Example: "  eddy org create acme --url https://api.eddy.example --token $EDDY_ADMIN_TOKEN\n" +
+		"  eddy org list --token $EDDY_ADMIN_TOKEN", Short: "Manage organisations (operators, with --token)"}
 	f.register(cmd)
 	orgRows := func(orgs []client.Organization) [][]string {
 		var rows [][]string
@@ -339,7 +340,7 @@ func newOrgCmd() *cobra.Command {
 		return rows
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use: "create NAME", Short: "Create an organisation with an admin service account and API key", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy org create acme --url https://api.eddy.example --token $EDDY_ADMIN_TOKEN", Short: "Create an organisation with an admin service account and API key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -359,7 +360,7 @@ func newOrgCmd() *cobra.Command {
 			})
 		},
 	}, &cobra.Command{
-		Use: "list", Short: "List organisations", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy org list --token $EDDY_ADMIN_TOKEN -o yaml", Short: "List organisations", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -372,7 +373,7 @@ func newOrgCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), orgs, []string{"ID", "NAME", "CREATED"}, orgRows(orgs))
 		},
 	}, &cobra.Command{
-		Use: "delete ID", Short: "Delete an organisation and everything in it", Args: cobra.ExactArgs(1),
+		Use: "delete ID", Example: "  eddy org delete org-... --token $EDDY_ADMIN_TOKEN", Short: "Delete an organisation and everything in it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {

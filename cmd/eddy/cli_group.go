@@ -46,7 +46,8 @@ func newGroupCmd() *cobra.Command {
 		k       kafkaFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "group", Aliases: []string{"groups", "consumer-group"}, Short: "Inspect consumer groups and their lag, reset their offsets, delete them"}
+	cmd := &cobra.Command{Use: "group", Example: "  eddy group list --cluster vc-...\n" +
+		"  eddy group reset-offsets billing --to-earliest --dry-run", Aliases: []string{"groups", "consumer-group"}, Short: "Inspect consumer groups and their lag, reset their offsets, delete them"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 

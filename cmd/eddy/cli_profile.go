@@ -36,7 +36,9 @@ func completeProfiles(*cobra.Command, []string, string) ([]cobra.Completion, cob
 
 func newProfileCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "profile", Aliases: []string{"profiles"}, Short: "Manage named connection settings (organisation, endpoint, key, default cluster)"}
+	cmd := &cobra.Command{Use: "profile", Example: "  eddy profile add staging --url https://api.staging.example --api-key-id key-... --api-key-secret -\n" +
+		"  eddy profile use staging\n" +
+		"  eddy cluster list --profile prod", Aliases: []string{"profiles"}, Short: "Manage named connection settings (organisation, endpoint, key, default cluster)"}
 	f.register(cmd)
 
 	var (

@@ -29,7 +29,8 @@ func newQuotaCmd() *cobra.Command {
 		f       apiFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "quota", Aliases: []string{"quotas"}, Short: "Show or set a cluster's quotas within its plan's ceilings"}
+	cmd := &cobra.Command{Use: "quota", Example: "  eddy quota show --cluster vc-...\n" +
+		"  eddy quota set --cluster vc-... --ingress-mbps 50", Aliases: []string{"quotas"}, Short: "Show or set a cluster's quotas within its plan's ceilings"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	show := func(cmd *cobra.Command, c client.Cluster) error {

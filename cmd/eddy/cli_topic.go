@@ -16,7 +16,8 @@ func newTopicCmd() *cobra.Command {
 		f       apiFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "topic", Aliases: []string{"topics"}, Short: "Manage the topics of a cluster"}
+	cmd := &cobra.Command{Use: "topic", Example: "  eddy topic create orders --cluster vc-... -p 6\n" +
+		"  eddy topic list --cluster vc-...", Aliases: []string{"topics"}, Short: "Manage the topics of a cluster"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	need := func() (*client.Client, error) {
@@ -45,7 +46,7 @@ func newTopicCmd() *cobra.Command {
 		configs    []string
 	)
 	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a topic", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy topic create orders --cluster vc-... -p 6 --config retention.ms=604800000 --config cleanup.policy=compact", Short: "Create a topic", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -70,7 +71,8 @@ func newTopicCmd() *cobra.Command {
 		alterConfigs  []string
 	)
 	alter := &cobra.Command{
-		Use: "alter NAME", Short: "Add partitions or replace a topic's configs", Args: cobra.ExactArgs(1),
+		Use: "alter NAME", Example: "  eddy topic alter orders --cluster vc-... -p 12\n" +
+			"  eddy topic alter orders --cluster vc-... --config retention.ms=86400000", Short: "Add partitions or replace a topic's configs", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -101,7 +103,7 @@ func newTopicCmd() *cobra.Command {
 	alter.Flags().StringArrayVar(&alterConfigs, "config", nil, "topic config name=value; replaces all explicit configs (repeatable)")
 
 	list := &cobra.Command{
-		Use: "list", Short: "List topics", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy topic list --cluster vc-...", Short: "List topics", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := need()
 			if err != nil {
@@ -121,7 +123,7 @@ func newTopicCmd() *cobra.Command {
 		},
 	}
 	describe := &cobra.Command{
-		Use: "describe NAME", Short: "Show a topic and its partitions", Args: cobra.ExactArgs(1),
+		Use: "describe NAME", Example: "  eddy topic describe orders --cluster vc-...", Short: "Show a topic and its partitions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -135,7 +137,7 @@ func newTopicCmd() *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete NAME", Short: "Delete a topic and its data", Args: cobra.ExactArgs(1),
+		Use: "delete NAME", Example: "  eddy topic delete orders --cluster vc-...", Short: "Delete a topic and its data", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
