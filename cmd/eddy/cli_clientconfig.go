@@ -8,8 +8,10 @@ package main
 // dict of librdkafka's properties, franz-go and kafkajs code.
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -184,10 +186,23 @@ func printFranzGo(w io.Writer, c kafkaConn) {
 			tlsOpt = fmt.Sprintf("\n\t\t// The brokers' CA: %s (add it to the tls.Config's RootCAs).%s", c.CAFile, tlsOpt)
 		}
 	}
+	// gofmt's layout: the standard library's packages, then the others.
+	thirdParty := func(imp string) int {
+		if strings.Contains(imp, ".") {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(imports, func(a, b string) int {
+		return cmp.Or(cmp.Compare(thirdParty(a), thirdParty(b)), strings.Compare(a, b))
+	})
 	fmt.Fprint(w, c.header("//"))
 	fmt.Fprintln(w, "import (")
-	for _, i := range imports {
-		fmt.Fprintf(w, "\t%q\n", i)
+	for i, imp := range imports {
+		if i > 0 && thirdParty(imp) > thirdParty(imports[i-1]) {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "\t%q\n", imp)
 	}
 	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, `
@@ -217,6 +232,8 @@ func printKafkaJS(w io.Writer, c kafkaConn) {
 		sasl = fmt.Sprintf(`{
     mechanism: 'oauthbearer',
     // A token from the control plane, with the API key as client credentials.
+    // kafkajs sends no SASL extensions, so the token must name the cluster:
+    // use a key scoped to it (eddy api-key create --cluster).
     oauthBearerProvider: async () => {
       const res = await fetch(%s, {
         method: 'POST',

@@ -186,25 +186,24 @@ func TestCLIManagement(t *testing.T) {
 	fails("--max-connections must be from", "quota", "set", "--max-connections", "0")
 
 	// kcat, with the librdkafka properties as printed.
-	props := filepath.Join(dir, "client.properties")
-	if err := os.WriteFile(props, []byte(ok("client-config", "--lang", "librdkafka")), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	kcat := cliTool(t, "kcat")
-	prod := exec.CommandContext(ctx, kcat, "-F", props, "-P", "-t", "orders", "-p", "0")
-	prod.Stdin = strings.NewReader("kcat-record\n")
-	if out, err := prod.CombinedOutput(); err != nil {
-		t.Fatalf("kcat -P: %v\n%s", err, out)
-	}
-	if out, err := exec.CommandContext(ctx, kcat, "-F", props, "-C", "-t", "orders", "-p", "0", "-o", "beginning", "-e", "-q").CombinedOutput(); err != nil || !strings.Contains(string(out), "kcat-record") {
-		t.Fatalf("kcat -C: %v\n%s", err, out)
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		props := filepath.Join(dir, mech+".properties")
+		writeFile(t, props, ok("client-config", "--lang", "librdkafka", "--mechanism", mech))
+		value := "kcat-" + mech
+		prod := exec.CommandContext(ctx, kcat, "-F", props, "-P", "-t", "orders", "-p", "0")
+		prod.Stdin = strings.NewReader(value + "\n")
+		if out, err := prod.CombinedOutput(); err != nil {
+			t.Fatalf("kcat -P (%s): %v\n%s", mech, err, out)
+		}
+		if out, err := exec.CommandContext(ctx, kcat, "-F", props, "-C", "-t", "orders", "-p", "0", "-o", "beginning", "-e", "-q").CombinedOutput(); err != nil || !strings.Contains(string(out), value) {
+			t.Fatalf("kcat -C (%s): %v\n%s", mech, err, out)
+		}
 	}
 
 	// franz-go: the printed options in a program of their own, which
 	// produces, then consumes in group "franz" and commits.
 	goDir := t.TempDir()
-	snippet := ok("client-config", "--lang", "franz-go")
-	writeFile(t, filepath.Join(goDir, "eddy.go"), "package main\n\n"+snippet)
 	writeFile(t, filepath.Join(goDir, "main.go"), franzMain)
 	repoMod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
 	if err != nil {
@@ -216,11 +215,15 @@ func TestCLIManagement(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(goDir, "go.sum"), string(repoSum))
-	gorun := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "run", ".")
-	gorun.Dir = goDir
-	gorun.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-	if out, err := gorun.CombinedOutput(); err != nil || !strings.Contains(string(out), "franz-go: ok") {
-		t.Fatalf("the franz-go snippet: %v\n%s\n%s", err, out, snippet)
+	for _, mech := range []string{"PLAIN", "OAUTHBEARER"} {
+		snippet := ok("client-config", "--lang", "franz-go", "--mechanism", mech)
+		writeFile(t, filepath.Join(goDir, "eddy.go"), "package main\n\n"+snippet)
+		gorun := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "run", ".")
+		gorun.Dir = goDir
+		gorun.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err := gorun.CombinedOutput(); err != nil || !strings.Contains(string(out), "franz-go: ok") {
+			t.Fatalf("the franz-go snippet (%s): %v\n%s\n%s", mech, err, out, snippet)
+		}
 	}
 
 	// kafkajs, with the printed client.
