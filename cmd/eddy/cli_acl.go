@@ -34,14 +34,10 @@ func newACLCmd() *cobra.Command {
 			"  eddy acl create --principal User:* --operation write --permission deny --topic secret --host 10.0.0.7\n" +
 			"  eddy acl create --principal User:sa-123 --operation read --group billing",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
 			if err := aclResource(cmd, &req); err != nil {
 				return err
 			}
-			cl, err := f.client()
+			cl, id, err := f.clusterClient(cluster)
 			if err != nil {
 				return err
 			}
@@ -71,17 +67,7 @@ func newACLCmd() *cobra.Command {
 		Use: "list", Short: "List a cluster's ACLs", Args: cobra.NoArgs,
 		Example: "  eddy acl list --cluster vc-...\n  eddy acl list -o yaml",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
-			as, err := listAll(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.ACL], error) {
-				return cl.ListACLs(ctx, id, o)
-			})
+			as, err := listInCluster(cmd.Context(), &f, cluster, (*client.Client).ListACLs)
 			if err != nil {
 				return err
 			}
@@ -92,25 +78,8 @@ func newACLCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), as, []string{"ID", "PRINCIPAL", "PERMISSION", "OPERATION", "RESOURCE", "NAME", "PATTERN", "HOST"}, rows)
 		},
 	}
-	del := &cobra.Command{
-		Use: "delete ID", Short: "Delete an ACL (ACLs are not changed: delete and create)", Args: cobra.ExactArgs(1),
-		Example: "  eddy acl delete acl-...",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.DeleteACL(cmd.Context(), id, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Deleted ACL %s\n", args[0])
-			return nil
-		},
-	}
+	del := deleteInCluster(&f, &cluster, "ACL", (*client.Client).DeleteACL)
+	del.Short, del.Example = "Delete an ACL (ACLs are not changed: delete and create)", "  eddy acl delete acl-..."
 	cmd.AddCommand(create, list, del)
 	return cmd
 }
@@ -155,11 +124,7 @@ func newRoleBindingCmd() *cobra.Command {
 		Use: "create", Short: "Bind a role to a service account", Args: cobra.NoArgs,
 		Example: "  eddy role-binding create --service-account sa-... --role developer-write --cluster vc-...",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
+			cl, id, err := f.clusterClient(cluster)
 			if err != nil {
 				return err
 			}
@@ -180,17 +145,7 @@ func newRoleBindingCmd() *cobra.Command {
 		Use: "list", Short: "List a cluster's role bindings", Args: cobra.NoArgs,
 		Example: "  eddy role-binding list --cluster vc-...",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
-			bs, err := listAll(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.RoleBinding], error) {
-				return cl.ListRoleBindings(ctx, id, o)
-			})
+			bs, err := listInCluster(cmd.Context(), &f, cluster, (*client.Client).ListRoleBindings)
 			if err != nil {
 				return err
 			}
@@ -201,25 +156,27 @@ func newRoleBindingCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), bs, []string{"ID", "SERVICE ACCOUNT", "ROLE", "CREATED"}, rows)
 		},
 	}
-	del := &cobra.Command{
-		Use: "delete ID", Short: "Delete a role binding", Args: cobra.ExactArgs(1),
-		Example: "  eddy role-binding delete rb-... --cluster vc-...",
+	del := deleteInCluster(&f, &cluster, "role binding", (*client.Client).DeleteRoleBinding)
+	del.Example = "  eddy role-binding delete rb-... --cluster vc-..."
+	cmd.AddCommand(create, list, del)
+	return cmd
+}
+
+// deleteInCluster is the `delete ID` command of a cluster's ACLs or role
+// bindings (what), deleting with del.
+func deleteInCluster(f *apiFlags, cluster *string, what string, del func(*client.Client, context.Context, string, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete ID", Short: "Delete a " + what, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := f.cluster(cluster)
+			cl, id, err := f.clusterClient(*cluster)
 			if err != nil {
 				return err
 			}
-			cl, err := f.client()
-			if err != nil {
+			if err := del(cl, cmd.Context(), id, args[0]); err != nil {
 				return err
 			}
-			if err := cl.DeleteRoleBinding(cmd.Context(), id, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Deleted role binding %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted %s %s\n", what, args[0])
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, del)
-	return cmd
 }

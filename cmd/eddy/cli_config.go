@@ -194,6 +194,16 @@ func (f *apiFlags) cluster(flag string) (string, error) {
 	return p.Cluster, nil
 }
 
+// clusterClient is client, and the cluster the command acts on (cluster).
+func (f *apiFlags) clusterClient(flag string) (*client.Client, string, error) {
+	id, err := f.cluster(flag)
+	if err != nil {
+		return nil, "", err
+	}
+	cl, err := f.client()
+	return cl, id, err
+}
+
 // client builds an API client from flags, falling back to the profile.
 func (f *apiFlags) client() (*client.Client, error) {
 	if err := f.checkOutput(); err != nil {
@@ -278,6 +288,16 @@ func listAll[T any](ctx context.Context, page func(context.Context, client.ListO
 		}
 		o.Cursor = p.NextCursor
 	}
+}
+
+// listInCluster lists all of a cluster's items with page, a client method
+// such as (*client.Client).ListACLs.
+func listInCluster[T any](ctx context.Context, f *apiFlags, cluster string, page func(*client.Client, context.Context, string, client.ListOptions) (client.List[T], error)) ([]T, error) {
+	cl, id, err := f.clusterClient(cluster)
+	if err != nil {
+		return nil, err
+	}
+	return listAll(ctx, func(ctx context.Context, o client.ListOptions) (client.List[T], error) { return page(cl, ctx, id, o) })
 }
 
 func newLoginCmd() *cobra.Command {

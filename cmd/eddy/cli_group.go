@@ -55,17 +55,7 @@ func newGroupCmd() *cobra.Command {
 		Use: "list", Short: "List the groups that committed offsets, with their total lag", Args: cobra.NoArgs,
 		Example: "  eddy group list --cluster vc-...",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
-			if err != nil {
-				return err
-			}
-			gs, err := listAll(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.ConsumerGroup], error) {
-				return cl.ListConsumerGroups(ctx, id, o)
-			})
+			gs, err := listInCluster(cmd.Context(), &f, cluster, (*client.Client).ListConsumerGroups)
 			if err != nil {
 				return err
 			}
@@ -80,11 +70,7 @@ func newGroupCmd() *cobra.Command {
 		Use: "describe GROUP", Short: "Show a group's committed offsets and lag per partition", Args: cobra.ExactArgs(1),
 		Example: "  eddy group describe billing --cluster vc-...\n  eddy group describe billing -o yaml",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
+			cl, id, err := f.clusterClient(cluster)
 			if err != nil {
 				return err
 			}

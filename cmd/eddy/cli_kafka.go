@@ -66,11 +66,7 @@ func (k *kafkaFlags) resolve(cmd *cobra.Command, f *apiFlags, clusterFlag string
 	if !slices.Contains(kafkaMechanisms, k.mechanism) {
 		return kafkaConn{}, fmt.Errorf("--mechanism must be one of %s, not %q", strings.Join(kafkaMechanisms, ", "), k.mechanism)
 	}
-	id, err := f.cluster(clusterFlag)
-	if err != nil {
-		return kafkaConn{}, err
-	}
-	cl, err := f.client()
+	cl, id, err := f.clusterClient(clusterFlag)
 	if err != nil {
 		return kafkaConn{}, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -49,23 +48,8 @@ func TestCLIManagement(t *testing.T) {
 	defer cancel()
 
 	cfgPath := filepath.Join(dir, "cli", "config.json")
-	run := func(stdin string, args ...string) (string, string, error) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "EDDY_CLI_CONFIG="+cfgPath)
-		var out, errb bytes.Buffer
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
-		err := cmd.Run()
-		return out.String(), errb.String(), err
-	}
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errs, err := run("", args...)
-		if err != nil {
-			t.Fatalf("eddy %s: %v\n%s%s", strings.Join(args, " "), err, out, errs)
-		}
-		return out
-	}
+	cli := cliRunner{t: t, ctx: ctx, bin: bin, config: cfgPath}
+	run, ok := cli.run, cli.ok
 	// yamlOf runs a command with -o yaml and parses its output back into
 	// v, zeroed first (YAML's null leaves a value as it was).
 	yamlOf := func(v any, args ...string) {

@@ -87,15 +87,7 @@ func newProfileCmd() *cobra.Command {
 		Example:           "  eddy profile use staging",
 		ValidArgsFunction: completeProfiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadCLIConfig()
-			if err != nil {
-				return err
-			}
-			if cfg.Profiles[args[0]] == nil {
-				return fmt.Errorf("no profile %q (eddy profile list)", args[0])
-			}
-			cfg.Current = args[0]
-			if _, err := saveCLIConfig(cfg); err != nil {
+			if err := editProfile(args[0], func(cfg *cliConfig) { cfg.Current = args[0] }); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Using profile %s\n", args[0])
@@ -135,18 +127,13 @@ func newProfileCmd() *cobra.Command {
 		Example:           "  eddy profile delete staging",
 		ValidArgsFunction: completeProfiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadCLIConfig()
+			err := editProfile(args[0], func(cfg *cliConfig) {
+				delete(cfg.Profiles, args[0])
+				if cfg.Current == args[0] {
+					cfg.Current = ""
+				}
+			})
 			if err != nil {
-				return err
-			}
-			if cfg.Profiles[args[0]] == nil {
-				return fmt.Errorf("no profile %q (eddy profile list)", args[0])
-			}
-			delete(cfg.Profiles, args[0])
-			if cfg.Current == args[0] {
-				cfg.Current = ""
-			}
-			if _, err := saveCLIConfig(cfg); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Deleted profile %s\n", args[0])
@@ -155,4 +142,19 @@ func newProfileCmd() *cobra.Command {
 	}
 	cmd.AddCommand(add, useCmd, list, del)
 	return cmd
+}
+
+// editProfile applies edit to the CLI's file, which must hold the profile
+// name, and saves it.
+func editProfile(name string, edit func(*cliConfig)) error {
+	cfg, err := loadCLIConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.Profiles[name] == nil {
+		return fmt.Errorf("no profile %q (eddy profile list)", name)
+	}
+	edit(&cfg)
+	_, err = saveCLIConfig(cfg)
+	return err
 }

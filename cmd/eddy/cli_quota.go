@@ -46,11 +46,7 @@ func newQuotaCmd() *cobra.Command {
 		Use: "show", Short: "Show each quota: the cluster's, its plan's ceiling and the effective one", Args: cobra.NoArgs,
 		Example: "  eddy quota show --cluster vc-...\n  eddy quota show -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
-			cl, err := f.client()
+			cl, id, err := f.clusterClient(cluster)
 			if err != nil {
 				return err
 			}
@@ -68,10 +64,6 @@ func newQuotaCmd() *cobra.Command {
 			"the REST API refuses the change otherwise, naming the quota and its ceiling.",
 		Example: "  eddy quota set --cluster vc-... --ingress-mbps 50 --egress-mbps 100\n  eddy quota set --max-connections 500",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := f.cluster(cluster)
-			if err != nil {
-				return err
-			}
 			l, err := lim.given(cmd.Flags())
 			if err != nil {
 				return err
@@ -79,7 +71,7 @@ func newQuotaCmd() *cobra.Command {
 			if l == nil {
 				return errors.New("nothing to set: give at least one quota, e.g. --ingress-mbps")
 			}
-			cl, err := f.client()
+			cl, id, err := f.clusterClient(cluster)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -21,12 +20,9 @@ func newTopicCmd() *cobra.Command {
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	need := func() (*client.Client, error) {
-		id, err := f.cluster(cluster)
-		if err != nil {
-			return nil, err
-		}
+		cl, id, err := f.clusterClient(cluster)
 		cluster = id
-		return f.client()
+		return cl, err
 	}
 	topicFields := func(t client.Topic) [][2]string {
 		out := [][2]string{{"Name", t.Name}, {"Id", t.ID}, {"Partitions", strconv.Itoa(int(t.PartitionCount))},
@@ -105,13 +101,7 @@ func newTopicCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Example: "  eddy topic list --cluster vc-...", Short: "List topics", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := need()
-			if err != nil {
-				return err
-			}
-			ts, err := listAll(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.Topic], error) {
-				return cl.ListTopics(ctx, cluster, o)
-			})
+			ts, err := listInCluster(cmd.Context(), &f, cluster, (*client.Client).ListTopics)
 			if err != nil {
 				return err
 			}
