@@ -30,6 +30,17 @@ var clientLangs = []struct {
 	{"kafkajs", printKafkaJS},
 }
 
+// clientConfigView is what -o json|yaml prints: the settings, and the
+// configuration as text in Config.
+type clientConfigView struct {
+	ClusterID        string `json:"cluster_id"`
+	Lang             string `json:"lang"`
+	BootstrapServers string `json:"bootstrap_servers"`
+	SecurityProtocol string `json:"security_protocol"`
+	SASLMechanism    string `json:"sasl_mechanism"`
+	Config           string `json:"config"`
+}
+
 func newClientConfigCmd() *cobra.Command {
 	var (
 		f       apiFlags
@@ -66,8 +77,14 @@ func newClientConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			print(cmd.OutOrStdout(), conn)
-			return nil
+			if !f.structured() {
+				print(cmd.OutOrStdout(), conn)
+				return nil
+			}
+			var b strings.Builder
+			print(&b, conn)
+			return f.print(cmd.OutOrStdout(), clientConfigView{ClusterID: conn.Cluster.ID, Lang: lang, BootstrapServers: strings.Join(conn.Bootstrap, ","),
+				SecurityProtocol: conn.SecurityProtocol(), SASLMechanism: conn.Mechanism, Config: b.String()}, nil, nil)
 		},
 	}
 	f.register(cmd)

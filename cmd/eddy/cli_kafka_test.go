@@ -222,6 +222,11 @@ func TestCLIManagement(t *testing.T) {
 	if out, err := node.CombinedOutput(); err != nil || !strings.Contains(string(out), "kafkajs: ok") {
 		t.Fatalf("the kafkajs snippet: %v\n%s", err, out)
 	}
+	var ccv clientConfigView
+	yamlOf(&ccv, "client-config", "--lang", "python")
+	if ccv.BootstrapServers != bootstrap || ccv.SecurityProtocol != "SASL_PLAINTEXT" || ccv.SASLMechanism != "PLAIN" || !strings.Contains(ccv.Config, "config = {") {
+		t.Errorf("client-config -o yaml = %+v", ccv)
+	}
 	for _, lang := range []string{"java", "python"} {
 		if out := ok("client-config", "--lang", lang); !strings.Contains(out, bootstrap) || !strings.Contains(out, acme.AdminAPIKey.ID+"@"+cl.ID) {
 			t.Errorf("client-config --lang %s:\n%s", lang, out)
