@@ -76,60 +76,13 @@ func TestAutoscaleLoadStep(t *testing.T) {
 	const maxBrokers, partitions, topic = 3, 6, "step"
 	port := freePorts(t, maxBrokers)
 	bootstrap := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--database-url", pgtest.URL(t),
+	startDev(t, bin, dir, "--database-url", pgtest.URL(t),
 		"--port", strconv.Itoa(port), "--api-port", strconv.Itoa(freePort(t)), "--anonymous",
 		"--brokers", "1", "--autoscale", "--autoscale-min", "1", "--autoscale-max", strconv.Itoa(maxBrokers),
 		"--autoscale-interval", "1s", "--autoscale-target", "0.6", "--autoscale-band", "0.1",
 		"--autoscale-capacity-bytes-in", "200000", "--autoscale-capacity-bytes-out", "0", "--autoscale-capacity-cpu", "0",
 		"--autoscale-smooth", "5s", "--autoscale-lead", "5s", "--autoscale-trend-window", "0", "--autoscale-season", "0",
 		"--autoscale-scale-out-cooldown", "10s", "--autoscale-scale-in-cooldown", "6s", "--autoscale-drain-timeout", "45s")
-	logPath := filepath.Join(dir, "dev.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(90 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			for _, f := range append([]string{logPath}, globLogs(dir)...) {
-				t.Logf("%s:\n%s", filepath.Base(f), tailFile(f, 80))
-			}
-		}
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == "ready" {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("eddy dev exited: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("eddy dev not ready after 2 minutes")
-	}
 
 	// The test's Kafka clients; the producer retries for as long as it
 	// takes and is idempotent (kgo's default), so retries never duplicate.
@@ -433,6 +386,60 @@ type countingLogger struct{ n *atomic.Int64 }
 func (l *countingLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
 func (l *countingLogger) Log(kgo.LogLevel, string, ...any) {
 	l.n.Add(1)
+}
+
+// startDev runs `eddy dev --data-dir dir args...` until the test ends and
+// waits until it prints ready; its logs are shown if the test failed.
+func startDev(t *testing.T, bin, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"dev", "--data-dir", dir}, args...)...)
+	logPath := filepath.Join(dir, "dev.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(90 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			for _, f := range append([]string{logPath}, globLogs(dir)...) {
+				t.Logf("%s:\n%s", filepath.Base(f), tailFile(f, 80))
+			}
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("eddy dev exited: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("eddy dev not ready after 2 minutes")
+	}
 }
 
 func globLogs(dir string) []string {

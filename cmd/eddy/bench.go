@@ -38,7 +38,8 @@ type benchConfig struct {
 func newBenchCmd() *cobra.Command {
 	var cfg benchConfig
 	cmd := &cobra.Command{
-		Use:   "bench",
+		Use: "bench", Example: "  eddy bench --start-stack --standard --markdown docs/benchmarks.md\n" +
+			"  eddy bench --brokers 1 --peer=false -o json",
 		Short: "Measure Eddy side by side with an in-memory Kafka (kfake) and the machine's limits",
 		Long: `Runs OpenMessaging-style workloads with franz-go against Eddy and, in the
 same run, against franz-go's in-memory kfake started here, and measures loopback

@@ -103,7 +103,8 @@ func ordinalID(host string) (int32, error) {
 func newBrokerCmd() *cobra.Command {
 	var cfg brokerConfig
 	cmd := &cobra.Command{
-		Use:   "broker",
+		Use: "broker", Example: "  eddy broker --id 1 --listen 10.0.0.5:9092 --database-url postgres://... --tls-cert tls.crt --tls-key tls.key \\\n" +
+			"    --objstore s3 --s3-bucket eddy-data",
 		Short: "Run one Kafka-protocol broker",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBroker(cmd.Context(), cfg, slog.Default())

@@ -11,7 +11,8 @@ import (
 
 func newServiceAccountCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "service-account", Aliases: []string{"service-accounts", "sa"}, Short: "Manage service accounts"}
+	cmd := &cobra.Command{Use: "service-account", Example: "  eddy service-account create orders-app --description \"the order service\"\n" +
+		"  eddy service-account list", Aliases: []string{"service-accounts", "sa"}, Short: "Manage service accounts"}
 	f.register(cmd)
 	saFields := func(sa client.ServiceAccount) [][2]string {
 		return [][2]string{{"ID", sa.ID}, {"Name", sa.Name}, {"Description", sa.Description},
@@ -19,7 +20,7 @@ func newServiceAccountCmd() *cobra.Command {
 	}
 	var desc string
 	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a service account", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy service-account create orders-app --description \"the order service\"", Short: "Create a service account", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -34,7 +35,8 @@ func newServiceAccountCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&desc, "description", "", "what the account is for")
 	cmd.AddCommand(create, &cobra.Command{
-		Use: "list", Short: "List service accounts", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy service-account list\n" +
+			"  eddy service-account list -o yaml", Short: "List service accounts", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -51,7 +53,7 @@ func newServiceAccountCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), sas, []string{"ID", "NAME", "ORG ADMIN", "DESCRIPTION"}, rows)
 		},
 	}, &cobra.Command{
-		Use: "describe ID", Short: "Show a service account", Args: cobra.ExactArgs(1),
+		Use: "describe ID", Example: "  eddy service-account describe sa-...", Short: "Show a service account", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -64,7 +66,7 @@ func newServiceAccountCmd() *cobra.Command {
 			return f.describe(cmd.OutOrStdout(), sa, saFields(sa))
 		},
 	}, &cobra.Command{
-		Use: "delete ID", Short: "Delete a service account with its API keys and role bindings", Args: cobra.ExactArgs(1),
+		Use: "delete ID", Example: "  eddy service-account delete sa-...", Short: "Delete a service account with its API keys and role bindings", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -82,7 +84,8 @@ func newServiceAccountCmd() *cobra.Command {
 
 func newAPIKeyCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "api-key", Aliases: []string{"api-keys"}, Short: "Manage API keys (rotate: create a new key, switch, delete the old)"}
+	cmd := &cobra.Command{Use: "api-key", Example: "  eddy api-key create --service-account sa-... --cluster vc-...\n" +
+		"  eddy api-key list", Aliases: []string{"api-keys"}, Short: "Manage API keys (rotate: create a new key, switch, delete the old)"}
 	f.register(cmd)
 	orOrg := func(cluster string) string {
 		if cluster == "" {
@@ -92,7 +95,8 @@ func newAPIKeyCmd() *cobra.Command {
 	}
 	var sa, cluster, desc string
 	create := &cobra.Command{
-		Use: "create", Short: "Create an API key; its secret is shown once", Args: cobra.NoArgs,
+		Use: "create", Example: "  eddy api-key create --service-account sa-... --cluster vc-... --description \"orders producer\"\n" +
+			"  eddy api-key create --service-account sa-...   # valid on every cluster of the organisation", Short: "Create an API key; its secret is shown once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sa == "" {
 				return fmt.Errorf("--service-account is required")
@@ -113,7 +117,7 @@ func newAPIKeyCmd() *cobra.Command {
 	create.Flags().StringVar(&cluster, "cluster", "", "limit the key to this cluster")
 	create.Flags().StringVar(&desc, "description", "", "what the key is for")
 	cmd.AddCommand(create, &cobra.Command{
-		Use: "list", Short: "List API keys (never their secrets)", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy api-key list", Short: "List API keys (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -130,7 +134,7 @@ func newAPIKeyCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), ks, []string{"ID", "SERVICE ACCOUNT", "SCOPE", "CREATED", "DESCRIPTION"}, rows)
 		},
 	}, &cobra.Command{
-		Use: "delete ID", Short: "Revoke an API key", Args: cobra.ExactArgs(1),
+		Use: "delete ID", Example: "  eddy api-key delete key-...", Short: "Revoke an API key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {

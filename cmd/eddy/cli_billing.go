@@ -14,7 +14,8 @@ import (
 
 func newBillingCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "billing", Short: "Show usage, invoices and the running month's cost estimate"}
+	cmd := &cobra.Command{Use: "billing", Example: "  eddy billing estimate\n" +
+		"  eddy billing usage --granularity hour --from 2026-01-01 --to 2026-01-02", Short: "Show usage, invoices and the running month's cost estimate"}
 	f.register(cmd)
 
 	var (
@@ -22,7 +23,8 @@ func newBillingCmd() *cobra.Command {
 		from, to string
 	)
 	usage := &cobra.Command{
-		Use: "usage", Short: "Metered usage by cluster, metric and period (default: this month, per day)", Args: cobra.NoArgs,
+		Use: "usage", Example: "  eddy billing usage\n" +
+			"  eddy billing usage --cluster vc-... --metric ingress --granularity hour --from 2026-01-01 --to 2026-01-02", Short: "Metered usage by cluster, metric and period (default: this month, per day)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -62,7 +64,8 @@ func newBillingCmd() *cobra.Command {
 
 	var csvOut bool
 	invoices := &cobra.Command{
-		Use: "invoices [ID]", Short: "List invoices, or show one with its lines", Args: cobra.MaximumNArgs(1),
+		Use: "invoices [ID]", Example: "  eddy billing invoices\n" +
+			"  eddy billing invoices inv-... --csv > invoice.csv", Short: "List invoices, or show one with its lines", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -82,7 +85,7 @@ func newBillingCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if f.output == "json" {
+				if f.structured() {
 					return f.print(w, inv, nil, nil)
 				}
 				if err := f.describe(w, inv, invoiceFields(inv)); err != nil {
@@ -121,7 +124,7 @@ func newBillingCmd() *cobra.Command {
 	invoices.Flags().BoolVar(&csvOut, "csv", false, "print CSV as the API serves it")
 
 	estimate := &cobra.Command{
-		Use: "estimate", Short: "Charges so far this month and the projection to its end", Args: cobra.NoArgs,
+		Use: "estimate", Example: "  eddy billing estimate -o json", Short: "Charges so far this month and the projection to its end", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {

@@ -58,7 +58,8 @@ func cappedString(own, effective limits.Limits) string {
 
 func newClusterCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "cluster", Aliases: []string{"clusters"}, Short: "Manage virtual Kafka clusters"}
+	cmd := &cobra.Command{Use: "cluster", Example: "  eddy cluster create orders-prod --max-partitions 200\n" +
+		"  eddy cluster list", Aliases: []string{"clusters"}, Short: "Manage virtual Kafka clusters"}
 	f.register(cmd)
 
 	var (
@@ -68,7 +69,8 @@ func newClusterCmd() *cobra.Command {
 		noWait        bool
 	)
 	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a virtual cluster and wait until it is ready", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy cluster create orders-prod\n" +
+			"  eddy cluster create orders-prod --ingress-mbps 50 --max-partitions 200 --config retention.ms=86400000", Short: "Create a virtual cluster and wait until it is ready", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -106,7 +108,8 @@ func newClusterCmd() *cobra.Command {
 	create.Flags().BoolVar(&noWait, "no-wait", false, "return while the cluster is still provisioning")
 
 	list := &cobra.Command{
-		Use: "list", Short: "List virtual clusters", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy cluster list\n" +
+			"  eddy cluster list -o json", Short: "List virtual clusters", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -124,7 +127,7 @@ func newClusterCmd() *cobra.Command {
 		},
 	}
 	describe := &cobra.Command{
-		Use: "describe ID", Short: "Show a cluster and how to connect to it", Args: cobra.ExactArgs(1),
+		Use: "describe ID", Example: "  eddy cluster describe vc-...", Short: "Show a cluster and how to connect to it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -138,7 +141,7 @@ func newClusterCmd() *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete ID", Short: "Delete a cluster with all its topics and data", Args: cobra.ExactArgs(1),
+		Use: "delete ID", Example: "  eddy cluster delete vc-...", Short: "Delete a cluster with all its topics and data", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -157,7 +160,10 @@ func newClusterCmd() *cobra.Command {
 		upBrokerConfs []string
 	)
 	update := &cobra.Command{
-		Use: "update ID", Short: "Rename a cluster, change its limits or its broker configs; what is not given stays as it is", Args: cobra.ExactArgs(1),
+		Use: "update ID", Example: "  eddy cluster update vc-... --name orders\n" +
+			"  eddy cluster update vc-... --max-connections 500 --egress-mbps 200\n" +
+			"  eddy cluster update vc-... --broker-config num.partitions=6 --broker-config log.retention.ms=86400000",
+		Short: "Rename a cluster, change its limits or its broker configs; what is not given stays as it is", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {

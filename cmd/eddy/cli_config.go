@@ -1,14 +1,21 @@
 package main
 
-// The tenant CLI: `eddy login`, `eddy cluster ...`, `eddy topic ...`,
-// `eddy service-account ...`, `eddy api-key ...`, `eddy billing ...` and, for operators,
-// `eddy org ...`. It speaks to the REST API through api/client only.
+// The tenant CLI: `eddy login`, `eddy profile ...`, `eddy cluster ...`,
+// `eddy topic ...`, `eddy acl ...`, `eddy role-binding ...`, `eddy group ...`,
+// `eddy quota ...`, `eddy service-account ...`, `eddy api-key ...`,
+// `eddy client-config`, `eddy billing ...` and, for operators, `eddy org ...`
+// and `eddy plan ...`. It speaks to the REST API through api/client only,
+// except where the REST API has no route (resetting a group's offsets,
+// deleting a group): there it speaks Kafka to the cluster (cli_kafka.go).
 //
-// Credentials come from flags (--url, --api-key-id, --api-key-secret,
-// --token), their EDDY_* variables, or the file `eddy login` writes
-// ($EDDY_CLI_CONFIG, default <user config dir>/eddy/config.json, mode 0600).
+// Settings come from flags (--url, --api-key-id, --api-key-secret,
+// --token, --cluster), their EDDY_* variables, or the profile in use
+// (--profile, else the current one) in the file `eddy login` and `eddy
+// profile add` write ($EDDY_CLI_CONFIG, default <user config
+// dir>/eddy/config.json, mode 0600), in that order.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +25,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -27,15 +33,36 @@ import (
 
 // tenantCommands are the CLI's commands, registered by newRoot.
 func tenantCommands() []*cobra.Command {
-	return []*cobra.Command{newLoginCmd(), newOrgCmd(), newPlanCmd(), newClusterCmd(), newTopicCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newBillingCmd()}
+	return []*cobra.Command{newLoginCmd(), newProfileCmd(), newOrgCmd(), newPlanCmd(), newClusterCmd(), newTopicCmd(), newACLCmd(), newRoleBindingCmd(),
+		newGroupCmd(), newQuotaCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newClientConfigCmd(), newBillingCmd()}
 }
 
-// cliConfig is what `eddy login` saves.
+// cliConfig is the CLI's file: named profiles (an organisation's API, the
+// key to use there and a default cluster) and the one in use. It holds
+// secrets, so it is written with mode 0600 in a directory of mode 0700.
 type cliConfig struct {
+	Current  string              `json:"current_profile,omitempty"`
+	Profiles map[string]*profile `json:"profiles,omitempty"`
+	// The one login `eddy login` saved before there were profiles: read
+	// as the profile "default", never written again.
+	LegacyURL          string `json:"url,omitempty"`
+	LegacyAPIKeyID     string `json:"api_key_id,omitempty"`
+	LegacyAPIKeySecret string `json:"api_key_secret,omitempty"`
+}
+
+// profile is one named set of connection settings; flags and their EDDY_*
+// variables override each field.
+type profile struct {
 	URL          string `json:"url"`
 	APIKeyID     string `json:"api_key_id,omitempty"`
 	APIKeySecret string `json:"api_key_secret,omitempty"`
+	// Token is a bearer token instead of an API key (operators).
+	Token   string `json:"token,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
 }
+
+// defaultProfile is the profile `eddy login` writes when none is in use.
+const defaultProfile = "default"
 
 func cliConfigPath() (string, error) {
 	if p := os.Getenv("EDDY_CLI_CONFIG"); p != "" {
@@ -49,7 +76,7 @@ func cliConfigPath() (string, error) {
 }
 
 func loadCLIConfig() (cliConfig, error) {
-	var c cliConfig
+	c := cliConfig{Profiles: map[string]*profile{}}
 	p, err := cliConfigPath()
 	if err != nil {
 		return c, err
@@ -64,9 +91,22 @@ func loadCLIConfig() (cliConfig, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%s: %w", p, err)
 	}
+	if c.Profiles == nil {
+		c.Profiles = map[string]*profile{}
+	}
+	if c.LegacyURL != "" && c.Profiles[defaultProfile] == nil {
+		c.Profiles[defaultProfile] = &profile{URL: c.LegacyURL, APIKeyID: c.LegacyAPIKeyID, APIKeySecret: c.LegacyAPIKeySecret}
+		if c.Current == "" {
+			c.Current = defaultProfile
+		}
+	}
+	c.LegacyURL, c.LegacyAPIKeyID, c.LegacyAPIKeySecret = "", "", ""
 	return c, nil
 }
 
+// saveCLIConfig replaces the file atomically: a reader never sees half a
+// file, and the secrets in it are never readable by others, not even for a
+// moment (the temporary file is created 0600 too).
 func saveCLIConfig(c cliConfig) (string, error) {
 	p, err := cliConfigPath()
 	if err != nil {
@@ -83,76 +123,122 @@ func saveCLIConfig(c cliConfig) (string, error) {
 	return p, os.Rename(tmp, p)
 }
 
-// apiFlags are the connection flags every CLI command takes.
+// apiFlags are the connection and output flags every CLI command takes.
 type apiFlags struct {
 	url, keyID, keySecret, token string
+	profile                      string
 	output                       string
+	// saved is the profile in use, once loaded (settings).
+	saved *profile
 }
 
 func (f *apiFlags) register(cmd *cobra.Command) {
 	fs := cmd.PersistentFlags()
-	fs.StringVar(&f.url, "url", "", "REST API base URL (default: from eddy login)")
-	fs.StringVar(&f.keyID, "api-key-id", "", "API key id (default: from eddy login)")
-	fs.StringVar(&f.keySecret, "api-key-secret", "", "API key secret (default: from eddy login)")
+	fs.StringVar(&f.url, "url", "", "REST API base URL (default: from the profile)")
+	fs.StringVar(&f.keyID, "api-key-id", "", "API key id (default: from the profile)")
+	fs.StringVar(&f.keySecret, "api-key-secret", "", "API key secret (default: from the profile)")
 	fs.StringVar(&f.token, "token", "", "bearer token instead of an API key (operators: the admin token)")
-	fs.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	fs.StringVar(&f.profile, "profile", "", "profile to use instead of the current one (eddy profile list)")
+	fs.StringVarP(&f.output, "output", "o", "table", "output format: "+strings.Join(outputFormats, ", "))
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("profile", completeProfiles)
 }
 
-// client builds an API client from flags, falling back to the saved login.
-func (f *apiFlags) client() (*client.Client, error) {
-	if f.output != "table" && f.output != "json" {
-		return nil, fmt.Errorf("--output must be table or json, not %q", f.output)
+// settings returns the profile in use (--profile, else the current one)
+// with what flags and variables give over it. A profile named on the
+// command line must exist; with none in use, the flags alone count.
+func (f *apiFlags) settings() (profile, error) {
+	if f.saved == nil {
+		cfg, err := loadCLIConfig()
+		if err != nil {
+			return profile{}, err
+		}
+		name := f.profile
+		if name == "" {
+			name = cfg.Current
+		}
+		f.saved = &profile{}
+		if p := cfg.Profiles[name]; p != nil {
+			f.saved = p
+		} else if f.profile != "" {
+			return profile{}, fmt.Errorf("no profile %q (eddy profile list)", f.profile)
+		}
 	}
-	saved, err := loadCLIConfig()
+	p := *f.saved
+	if f.url != "" {
+		p.URL = f.url
+	}
+	// Credentials on the command line replace the profile's as a whole: a
+	// key id from one and a secret from the other would never match.
+	switch {
+	case f.token != "":
+		p.Token, p.APIKeyID, p.APIKeySecret = f.token, "", ""
+	case f.keyID != "" || f.keySecret != "":
+		p.Token, p.APIKeyID, p.APIKeySecret = "", f.keyID, f.keySecret
+	}
+	return p, nil
+}
+
+// cluster returns the --cluster flag's value, else the profile's cluster.
+func (f *apiFlags) cluster(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	p, err := f.settings()
+	if err != nil {
+		return "", err
+	}
+	if p.Cluster == "" {
+		return "", errors.New("--cluster is required (or set the profile's: eddy profile add NAME --cluster ...)")
+	}
+	return p.Cluster, nil
+}
+
+// clusterClient is client, and the cluster the command acts on (cluster).
+func (f *apiFlags) clusterClient(flag string) (*client.Client, string, error) {
+	id, err := f.cluster(flag)
+	if err != nil {
+		return nil, "", err
+	}
+	cl, err := f.client()
+	return cl, id, err
+}
+
+// client builds an API client from flags, falling back to the profile.
+func (f *apiFlags) client() (*client.Client, error) {
+	if err := f.checkOutput(); err != nil {
+		return nil, err
+	}
+	p, err := f.settings()
 	if err != nil {
 		return nil, err
 	}
-	url := f.url
-	if url == "" {
-		url = saved.URL
-	}
-	if url == "" {
+	if p.URL == "" {
 		return nil, errors.New("no API URL: run eddy login or pass --url")
 	}
 	opts := []client.Option{client.WithUserAgent("eddy-cli")}
 	switch {
-	case f.token != "":
-		opts = append(opts, client.WithToken(f.token))
-	case f.keyID != "" || f.keySecret != "":
-		opts = append(opts, client.WithAPIKey(f.keyID, f.keySecret))
-	case saved.APIKeyID != "":
-		opts = append(opts, client.WithAPIKey(saved.APIKeyID, saved.APIKeySecret))
+	case p.Token != "":
+		opts = append(opts, client.WithToken(p.Token))
+	case p.APIKeyID != "":
+		opts = append(opts, client.WithAPIKey(p.APIKeyID, p.APIKeySecret))
 	default:
 		return nil, errors.New("no credentials: run eddy login or pass --api-key-id and --api-key-secret")
 	}
-	return client.New(url, opts...), nil
+	return client.New(p.URL, opts...), nil
 }
 
-// print writes v as indented JSON, or as a table of rows under header.
-func (f *apiFlags) print(w io.Writer, v any, header []string, rows [][]string) error {
-	if f.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+// readSecret returns s, or the first line of stdin for "-", which keeps a
+// secret out of the shell's history and the process list.
+func readSecret(cmd *cobra.Command, s string) (string, error) {
+	if s != "-" {
+		return s, nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+	if err != nil {
+		return "", err
 	}
-	return tw.Flush()
-}
-
-// describe prints one object as key/value lines, or JSON.
-func (f *apiFlags) describe(w io.Writer, v any, fields [][2]string) error {
-	if f.output == "json" {
-		return f.print(w, v, nil, nil)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, kv := range fields {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-	}
-	return tw.Flush()
+	return strings.TrimSpace(string(b)), nil
 }
 
 func configString(m map[string]string) string {
@@ -207,6 +293,16 @@ func listAll[T any](ctx context.Context, page func(context.Context, client.ListO
 	}
 }
 
+// listInCluster lists all of a cluster's items with page, a client method
+// such as (*client.Client).ListACLs.
+func listInCluster[T any](ctx context.Context, f *apiFlags, cluster string, page func(*client.Client, context.Context, string, client.ListOptions) (client.List[T], error)) ([]T, error) {
+	cl, id, err := f.clusterClient(cluster)
+	if err != nil {
+		return nil, err
+	}
+	return listAll(ctx, func(ctx context.Context, o client.ListOptions) (client.List[T], error) { return page(cl, ctx, id, o) })
+}
+
 func newLoginCmd() *cobra.Command {
 	var f apiFlags
 	cmd := &cobra.Command{
@@ -219,12 +315,9 @@ func newLoginCmd() *cobra.Command {
 			if f.url == "" || f.keyID == "" || f.keySecret == "" {
 				return errors.New("--url, --api-key-id and --api-key-secret are required")
 			}
-			if f.keySecret == "-" {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
-				if err != nil {
-					return err
-				}
-				f.keySecret = strings.TrimSpace(string(b))
+			var err error
+			if f.keySecret, err = readSecret(cmd, f.keySecret); err != nil {
+				return err
 			}
 			cl, err := f.client()
 			if err != nil {
@@ -233,11 +326,23 @@ func newLoginCmd() *cobra.Command {
 			if _, err := cl.ListClusters(cmd.Context(), client.ListOptions{Limit: 1}); err != nil {
 				return fmt.Errorf("login failed: %w", err)
 			}
-			p, err := saveCLIConfig(cliConfig{URL: strings.TrimRight(f.url, "/"), APIKeyID: f.keyID, APIKeySecret: f.keySecret})
+			cfg, err := loadCLIConfig()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Logged in to %s as %s (saved in %s)\n", f.url, f.keyID, p)
+			name := cmp.Or(f.profile, cfg.Current, defaultProfile)
+			p := cfg.Profiles[name]
+			if p == nil {
+				p = &profile{}
+				cfg.Profiles[name] = p
+			}
+			p.URL, p.APIKeyID, p.APIKeySecret, p.Token = strings.TrimRight(f.url, "/"), f.keyID, f.keySecret, ""
+			cfg.Current = cmp.Or(cfg.Current, name)
+			path, err := saveCLIConfig(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Logged in to %s as %s (saved as profile %s in %s)\n", f.url, f.keyID, name, path)
 			return nil
 		},
 	}
@@ -247,7 +352,8 @@ func newLoginCmd() *cobra.Command {
 
 func newOrgCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "org", Short: "Manage organisations (operators, with --token)"}
+	cmd := &cobra.Command{Use: "org", Example: "  eddy org create acme --url https://api.eddy.example --token $EDDY_ADMIN_TOKEN\n" +
+		"  eddy org list --token $EDDY_ADMIN_TOKEN", Short: "Manage organisations (operators, with --token)"}
 	f.register(cmd)
 	orgRows := func(orgs []client.Organization) [][]string {
 		var rows [][]string
@@ -257,7 +363,7 @@ func newOrgCmd() *cobra.Command {
 		return rows
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use: "create NAME", Short: "Create an organisation with an admin service account and API key", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy org create acme --url https://api.eddy.example --token $EDDY_ADMIN_TOKEN", Short: "Create an organisation with an admin service account and API key", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -267,7 +373,7 @@ func newOrgCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if f.output == "json" {
+			if f.structured() {
 				return f.print(cmd.OutOrStdout(), o, nil, nil)
 			}
 			return f.describe(cmd.OutOrStdout(), o, [][2]string{
@@ -277,7 +383,7 @@ func newOrgCmd() *cobra.Command {
 			})
 		},
 	}, &cobra.Command{
-		Use: "list", Short: "List organisations", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy org list --token $EDDY_ADMIN_TOKEN -o yaml", Short: "List organisations", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -290,7 +396,7 @@ func newOrgCmd() *cobra.Command {
 			return f.print(cmd.OutOrStdout(), orgs, []string{"ID", "NAME", "CREATED"}, orgRows(orgs))
 		},
 	}, &cobra.Command{
-		Use: "delete ID", Short: "Delete an organisation and everything in it", Args: cobra.ExactArgs(1),
+		Use: "delete ID", Example: "  eddy org delete org-... --token $EDDY_ADMIN_TOKEN", Short: "Delete an organisation and everything in it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {

@@ -24,11 +24,12 @@ func planFields(p client.Plan) [][2]string {
 
 func newPlanCmd() *cobra.Command {
 	var f apiFlags
-	cmd := &cobra.Command{Use: "plan", Aliases: []string{"plans"}, Short: "Manage plans and their ceilings (operators, with --token)"}
+	cmd := &cobra.Command{Use: "plan", Example: "  eddy plan create small --ingress-mbps 50 --token $EDDY_ADMIN_TOKEN\n" +
+		"  eddy plan assign small --org org-... --token $EDDY_ADMIN_TOKEN", Aliases: []string{"plans"}, Short: "Manage plans and their ceilings (operators, with --token)"}
 	f.register(cmd)
 
 	list := &cobra.Command{
-		Use: "list", Short: "List plans", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy plan list --token $EDDY_ADMIN_TOKEN", Short: "List plans", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -47,7 +48,7 @@ func newPlanCmd() *cobra.Command {
 		},
 	}
 	get := &cobra.Command{
-		Use: "get ID", Short: "Show a plan and its ceilings", Args: cobra.ExactArgs(1),
+		Use: "get ID", Example: "  eddy plan get standard --token $EDDY_ADMIN_TOKEN", Short: "Show a plan and its ceilings", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -66,7 +67,7 @@ func newPlanCmd() *cobra.Command {
 		name, currency string
 	)
 	create := &cobra.Command{
-		Use: "create ID", Short: "Create a plan; ceilings not given are the widest the limits allow", Args: cobra.ExactArgs(1),
+		Use: "create ID", Example: "  eddy plan create small --name Small --ingress-mbps 50 --max-partitions 100 --token $EDDY_ADMIN_TOKEN", Short: "Create a plan; ceilings not given are the widest the limits allow", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := f.client()
 			if err != nil {
@@ -95,7 +96,7 @@ func newPlanCmd() *cobra.Command {
 		rename string
 	)
 	update := &cobra.Command{
-		Use: "update ID", Short: "Rename a plan or change its ceilings; what is not given stays as it is", Args: cobra.ExactArgs(1),
+		Use: "update ID", Example: "  eddy plan update small --ingress-mbps 100 --token $EDDY_ADMIN_TOKEN", Short: "Rename a plan or change its ceilings; what is not given stays as it is", Args: cobra.ExactArgs(1),
 		Long: "Raising a ceiling lets tenants set their limits up to it. Lowering one below a\n" +
 			"cluster's limit caps the cluster at the ceiling without changing its own limit.",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -126,7 +127,7 @@ func newPlanCmd() *cobra.Command {
 
 	var org string
 	assign := &cobra.Command{
-		Use: "assign ID --org ORG", Short: "Put an organisation (and so all its clusters) on a plan", Args: cobra.ExactArgs(1),
+		Use: "assign ID --org ORG", Example: "  eddy plan assign small --org org-... --token $EDDY_ADMIN_TOKEN", Short: "Put an organisation (and so all its clusters) on a plan", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if org == "" {
 				return fmt.Errorf("--org is required")

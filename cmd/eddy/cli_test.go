@@ -22,6 +22,35 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// cliRunner runs the eddy binary with a CLI file (profiles) of its own.
+type cliRunner struct {
+	t      *testing.T
+	ctx    context.Context
+	bin    string
+	config string
+}
+
+// run runs eddy with args and stdin, returning its stdout and stderr.
+func (r cliRunner) run(stdin string, args ...string) (string, string, error) {
+	r.t.Helper()
+	cmd := exec.CommandContext(r.ctx, r.bin, args...)
+	cmd.Env = append(os.Environ(), "EDDY_CLI_CONFIG="+r.config)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// ok runs eddy with args, fails the test if it fails, and returns stdout.
+func (r cliRunner) ok(args ...string) string {
+	r.t.Helper()
+	out, errs, err := r.run("", args...)
+	if err != nil {
+		r.t.Fatalf("eddy %s: %v\n%s%s", strings.Join(args, " "), err, out, errs)
+	}
+	return out
+}
+
 // TestTenantCLI runs the real binary: `eddy control-plane` serving the
 // REST API, and the tenant CLI against it, from org creation to deletion.
 func TestTenantCLI(t *testing.T) {
@@ -72,23 +101,8 @@ func TestTenantCLI(t *testing.T) {
 		t.Fatal("the control plane's REST API never became ready")
 	}
 
-	run := func(stdin string, args ...string) (string, string, error) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "EDDY_CLI_CONFIG="+filepath.Join(dir, "config.json"))
-		var out, errb bytes.Buffer
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
-		err := cmd.Run()
-		return out.String(), errb.String(), err
-	}
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errs, err := run("", args...)
-		if err != nil {
-			t.Fatalf("eddy %s: %v\n%s%s", strings.Join(args, " "), err, out, errs)
-		}
-		return out
-	}
+	cli := cliRunner{t: t, ctx: ctx, bin: bin, config: filepath.Join(dir, "config.json")}
+	run, ok := cli.run, cli.ok
 	jsonOf := func(v any, args ...string) {
 		t.Helper()
 		out := ok(append(args, "-o", "json")...)

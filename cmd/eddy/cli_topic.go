@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,14 +15,14 @@ func newTopicCmd() *cobra.Command {
 		f       apiFlags
 		cluster string
 	)
-	cmd := &cobra.Command{Use: "topic", Aliases: []string{"topics"}, Short: "Manage the topics of a cluster"}
+	cmd := &cobra.Command{Use: "topic", Example: "  eddy topic create orders --cluster vc-... -p 6\n" +
+		"  eddy topic list --cluster vc-...", Aliases: []string{"topics"}, Short: "Manage the topics of a cluster"}
 	f.register(cmd)
-	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (required)")
+	cmd.PersistentFlags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
 	need := func() (*client.Client, error) {
-		if cluster == "" {
-			return nil, fmt.Errorf("--cluster is required")
-		}
-		return f.client()
+		cl, id, err := f.clusterClient(cluster)
+		cluster = id
+		return cl, err
 	}
 	topicFields := func(t client.Topic) [][2]string {
 		out := [][2]string{{"Name", t.Name}, {"Id", t.ID}, {"Partitions", strconv.Itoa(int(t.PartitionCount))},
@@ -43,7 +42,7 @@ func newTopicCmd() *cobra.Command {
 		configs    []string
 	)
 	create := &cobra.Command{
-		Use: "create NAME", Short: "Create a topic", Args: cobra.ExactArgs(1),
+		Use: "create NAME", Example: "  eddy topic create orders --cluster vc-... -p 6 --config retention.ms=604800000 --config cleanup.policy=compact", Short: "Create a topic", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -68,7 +67,8 @@ func newTopicCmd() *cobra.Command {
 		alterConfigs  []string
 	)
 	alter := &cobra.Command{
-		Use: "alter NAME", Short: "Add partitions or replace a topic's configs", Args: cobra.ExactArgs(1),
+		Use: "alter NAME", Example: "  eddy topic alter orders --cluster vc-... -p 12\n" +
+			"  eddy topic alter orders --cluster vc-... --config retention.ms=86400000", Short: "Add partitions or replace a topic's configs", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -99,15 +99,9 @@ func newTopicCmd() *cobra.Command {
 	alter.Flags().StringArrayVar(&alterConfigs, "config", nil, "topic config name=value; replaces all explicit configs (repeatable)")
 
 	list := &cobra.Command{
-		Use: "list", Short: "List topics", Args: cobra.NoArgs,
+		Use: "list", Example: "  eddy topic list --cluster vc-...", Short: "List topics", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := need()
-			if err != nil {
-				return err
-			}
-			ts, err := listAll(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.Topic], error) {
-				return cl.ListTopics(ctx, cluster, o)
-			})
+			ts, err := listInCluster(cmd.Context(), &f, cluster, (*client.Client).ListTopics)
 			if err != nil {
 				return err
 			}
@@ -119,7 +113,7 @@ func newTopicCmd() *cobra.Command {
 		},
 	}
 	describe := &cobra.Command{
-		Use: "describe NAME", Short: "Show a topic and its partitions", Args: cobra.ExactArgs(1),
+		Use: "describe NAME", Example: "  eddy topic describe orders --cluster vc-...", Short: "Show a topic and its partitions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {
@@ -133,7 +127,7 @@ func newTopicCmd() *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete NAME", Short: "Delete a topic and its data", Args: cobra.ExactArgs(1),
+		Use: "delete NAME", Example: "  eddy topic delete orders --cluster vc-...", Short: "Delete a topic and its data", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := need()
 			if err != nil {

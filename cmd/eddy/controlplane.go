@@ -128,7 +128,7 @@ func (c *controlPlaneConfig) Validate() error {
 func newControlPlaneCmd() *cobra.Command {
 	var cfg controlPlaneConfig
 	cmd := &cobra.Command{
-		Use:   "control-plane",
+		Use: "control-plane", Example: "  EDDY_ADMIN_TOKEN=... eddy control-plane --database-url postgres://... --api-listen :8080 --kafka-bootstrap kafka.eddy.example:9092",
 		Short: "Run the control plane (placement, broker liveness, cluster provisioning, billing, REST API)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runControlPlane(cmd.Context(), cfg, slog.Default())

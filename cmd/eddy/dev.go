@@ -47,7 +47,9 @@ type devConfig struct {
 func newDevCmd() *cobra.Command {
 	var cfg devConfig
 	cmd := &cobra.Command{
-		Use:   "dev",
+		Use: "dev", Example: "  eddy dev\n" +
+			"  eddy dev --brokers 1 --anonymous --data-dir /tmp/eddy\n" +
+			"  eddy dev --autoscale --autoscale-capacity-bytes-in 200000",
 		Short: "Run Eddy on this machine: Postgres, control plane and brokers",
 		Long: `Starts a private PostgreSQL under the data directory (from the system's
 binaries), applies the schema, runs the control plane and starts brokers as

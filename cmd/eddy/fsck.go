@@ -22,7 +22,8 @@ func newFsckCmd() *cobra.Command {
 		objs        objstoreConfig
 	)
 	cmd := &cobra.Command{
-		Use:   "fsck",
+		Use: "fsck", Example: "  eddy fsck --database-url postgres://... --data-dir .data\n" +
+			"  eddy fsck --database-url postgres://... --objstore s3 --s3-bucket eddy-data --strict",
 		Short: "Check that every indexed object exists in the bucket, and list unreferenced ones",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -11,7 +11,7 @@ import (
 func newMigrateCmd() *cobra.Command {
 	var url string
 	cmd := &cobra.Command{
-		Use:   "migrate",
+		Use: "migrate", Example: "  eddy migrate --database-url postgres://eddy@db/eddy",
 		Short: "Apply the database schema (idempotent)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
