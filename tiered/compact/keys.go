@@ -15,11 +15,11 @@ package compact
 // come. A pass over a due partition runs rounds, each:
 //
 //  1. maps the keys of the dirty rows, in offset order, into an offset map
-//     (offsetmap.go: key hash → latest offset, at most half of
-//     MemoryBytes) until it is full: the mapped rows end at X, the end of
-//     the last row mapped whole;
+//     (offsetmap.go: key hash → latest offset, 24 bytes a key, at most
+//     half of MemoryBytes) until it is 3/4 full: the mapped rows end at X,
+//     the end of the last row mapped whole;
 //  2. rewrites the log from its start to X, streaming: it reads a few rows
-//     at a time (at most MemoryBytes/8 per GET) and keeps a record unless
+//     at a time (at most MemoryBytes/16 per GET) and keeps a record unless
 //     the map knows a later offset of its key or it is a tombstone past
 //     its delete horizon;
 //  3. records X as the clean offset.
@@ -43,7 +43,7 @@ package compact
 // whatever its own timestamp. Transaction markers keep their rule (txn.go).
 //
 // The rewritten log goes out in groups of consecutive rows, each written
-// as one segment object of up to MemoryBytes/4 (and TargetBytes and
+// as one segment object of up to MemoryBytes/8 (and TargetBytes and
 // segment.bytes) and swapped on its own (store.SwapCompacted), which
 // changes nothing if retention or DeleteRecords removed its rows
 // meanwhile (the pass then stops; the next one starts again from the
@@ -63,7 +63,6 @@ package compact
 // without reading it again.
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -91,12 +90,6 @@ func keyCompacted(configs map[string]string) bool {
 		}
 	}
 	return false
-}
-
-type decoded struct {
-	h    batch.Header
-	rb   kmsg.RecordBatch
-	recs []kmsg.Record
 }
 
 // cleanable cuts rows at the first one key compaction may not touch: one
@@ -178,12 +171,21 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	if err != nil {
 		return err
 	}
-	m := newOffsetMap(c.cfg.MemoryBytes / 2)
+	// The map's table is allocated once, for the keys the dirty rows can
+	// hold (a record takes at least minRecordBytes), within its share of
+	// the bound.
+	var dirty int64
+	for _, r := range rows {
+		if r.BaseOffset >= k.CleanOffset {
+			dirty += int64(r.Length)
+		}
+	}
+	m := newOffsetMap(c.cfg.MemoryBytes/2, dirty/minRecordBytes)
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
 		retention: topicconfig.Int64(configs, "delete.retention.ms"),
-		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/4),
-		readBytes: c.cfg.MemoryBytes / 8,
+		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/8),
+		readBytes: c.cfg.MemoryBytes / 16,
 	}
 	clean := k.CleanOffset
 	for round := 0; ; round++ {
@@ -203,30 +205,38 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 			return err
 		}
 		m.reset()
-		e, err := p.mapKeys(ctx, rows, d, newTxnPass(aborted, 0))
+		e, stop, err := p.mapKeys(ctx, rows, d, newTxnPass(aborted, 0))
 		if err != nil {
 			return err
 		}
 		if e == d && d < len(rows) {
-			c.log.Warn("a row of a compacted partition holds more keys than --compact-memory-bytes can map; partition left as it is",
+			c.log.Warn("a batch of a compacted partition holds more keys than --compact-memory-bytes can map; partition left as it is",
 				"partition", pid, "base_offset", rows[d].BaseOffset, "keys", m.len())
 			return nil
 		}
 		res.KeyRounds++
-		st, ok, err := p.rewrite(ctx, rows[:e], newTxnPass(aborted, now-p.retention))
+		st, ok, err := p.rewrite(ctx, rows[:e], stop, newTxnPass(aborted, now-p.retention))
 		if err != nil || !ok {
 			return err
 		}
 		st.PartitionID, st.CleanOffset = pid, rows[e-1].EndOffset
+		if stop.pos >= 0 {
+			st.CleanOffset = stop.offset
+		}
 		if err := c.st.SetCompactionState(ctx, st); err != nil {
 			return err
 		}
 		clean = st.CleanOffset
-		if e == len(rows) {
+		if e == len(rows) && stop.pos < 0 {
 			return nil
 		}
 	}
 }
+
+// minRecordBytes is the least a keyed record takes in a batch: length,
+// attributes, timestamp and offset deltas, key length and a one-byte key,
+// value length, header count.
+const minRecordBytes = 8
 
 func logEnd(rows []store.Segment) int64 {
 	if len(rows) == 0 {
@@ -248,6 +258,7 @@ type keyPass struct {
 	outBytes  int64 // largest segment object written
 	readBytes int64 // largest GET
 	swapped   bool  // counted in res.Partitions
+	scratch   []byte // reencode's records
 	// tail is the end of the partition's log: its last batch is never
 	// removed (as Kafka never cleans the active segment), or a consumer
 	// there would find nothing below the high watermark.
@@ -259,22 +270,29 @@ func (p *keyPass) held(n int64) {
 	p.res.PeakBytes = max(p.res.PeakBytes, p.m.bytes()+n)
 }
 
-// mapKeys puts the keys of rows[d:] into the map, and returns the end of
-// the rows it mapped whole (the map is full in rows[e], or e is len(rows)).
-func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns *txnPass) (int, error) {
+// stopPoint is where, inside the last row of a round, the map filled: the
+// round rewrites the row's batches before pos (offsets below offset) and
+// leaves the rest as a row of its own. pos is -1 if the round ends at a
+// row's end.
+type stopPoint struct{ pos, offset int64 }
+
+// mapKeys puts the keys of rows[d:] into the map, and returns where the
+// mapped batches end: rows[:e] (the map filled at the start of rows[e], or
+// e is len(rows)), or, if the map filled in the middle of a row, rows[:e]
+// with the last one mapped up to stop.
+func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns *txnPass) (int, stopPoint, error) {
 	rd := &rowReader{b: p.c.b, rows: rows, max: p.readBytes, gets: &p.res.Gets}
+	none := stopPoint{-1, -1}
 	for i := d; i < len(rows); i++ {
-		data, err := rd.row(ctx, i)
-		if err != nil {
-			return 0, err
-		}
-		p.held(int64(len(rd.buf)))
 		var (
 			full bool
 			serr error
+			stop = none
 		)
-		batch.Each(data, func(h batch.Header, raw []byte) bool {
+		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
+			p.held(int64(len(rd.buf)) + int64(len(raw)))
 			if _, skip := p.skips[h.BaseOffset]; skip || h.Control() || txns.data(h) {
+				stop.offset = h.LastOffset() + 1
 				return true
 			}
 			err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
@@ -282,8 +300,12 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 				return !full
 			})
 			if full {
+				if stop.offset >= 0 {
+					stop.pos = pos
+				}
 				return false
 			}
+			stop.offset = h.LastOffset() + 1
 			if err != nil {
 				// Record it now, so that the rewrite keeps it without
 				// reading it again.
@@ -292,52 +314,113 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 			}
 			return serr == nil
 		})
+		if err != nil {
+			return 0, none, err
+		}
 		if serr != nil {
-			return 0, serr
+			return 0, none, serr
+		}
+		if full && stop.pos >= 0 {
+			return i + 1, stop, nil
 		}
 		if full {
-			return i, nil
+			return i, none, nil
 		}
 	}
-	return len(rows), nil
+	return len(rows), none, nil
 }
 
 // rewrite compacts rows (the log from its start to the end of the mapped
 // rows) group by group, and returns the state to record: the earliest
 // delete horizon and marker age it kept. ok is false if a swap found its
 // rows changed.
-func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, txns *txnPass) (st store.KeyCompaction, ok bool, err error) {
+func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPoint, txns *txnPass) (st store.KeyCompaction, ok bool, err error) {
 	st.DeleteHorizon, st.MarkerTimestamp = -1, -1
 	rd := &rowReader{b: p.c.b, rows: rows, max: p.readBytes, gets: &p.res.Gets}
-	g := &group{pid: p.pid, rowBytes: p.c.cfg.RowBytes}
+	g := p.newGroup()
 	for i, r := range rows {
-		data, err := rd.row(ctx, i)
-		if err != nil {
-			return st, false, err
-		}
 		if len(g.rows) == 0 {
 			g.rowBase = r.BaseOffset
 		}
 		g.rows = append(g.rows, r)
 		g.changed = g.changed || !strings.HasPrefix(r.ObjectKey, SegmentPrefix)
-		var derr error
-		batch.Each(data, func(h batch.Header, raw []byte) bool {
-			derr = p.batch(ctx, g, txns, &st, h, raw)
-			return derr == nil
+		rowEnd := r.Position + int64(r.Length)
+		var ferr error
+		last := i == len(rows)-1
+		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
+			if last && stop.pos >= 0 && pos >= stop.pos {
+				// The map ends here: the rest of the row stays, as a row
+				// of its own, for the next round. Written even unchanged,
+				// so that the clean offset is a row's start.
+				rem := store.Segment{BaseOffset: stop.offset, EndOffset: r.EndOffset, ObjectKey: r.ObjectKey,
+					Position: pos, Length: int32(rowEnd - pos), MaxTimestamp: r.MaxTimestamp}
+				g.changed = true
+				ok, err := p.finish(ctx, g, rem)
+				if ferr = err; err == nil && !ok {
+					ferr = errConflict
+				}
+				g = nil
+				return false
+			}
+			if ferr = p.batch(ctx, g, txns, &st, h, raw); ferr != nil {
+				return false
+			}
+			p.held(int64(len(rd.buf)) + int64(len(raw)) + p.groupBytes())
+			next := pos + int64(len(raw))
+			if g.size() < p.outBytes || !g.output() || !g.changed || next == rowEnd {
+				return true
+			}
+			// The group is full in the middle of a row: it ends here,
+			// and the rest of the row stays where it is, as a row of
+			// its own (the remainder) that the next group replaces.
+			rem := store.Segment{BaseOffset: h.LastOffset() + 1, EndOffset: r.EndOffset, ObjectKey: r.ObjectKey,
+				Position: next, Length: int32(rowEnd - next), MaxTimestamp: r.MaxTimestamp}
+			var ok bool
+			if ok, ferr = p.finish(ctx, g, rem); ferr != nil || !ok {
+				if ferr == nil {
+					ferr = errConflict
+				}
+				return false
+			}
+			g = p.newGroup()
+			g.rows, g.rowBase, g.changed = []store.Segment{rem}, rem.BaseOffset, !strings.HasPrefix(rem.ObjectKey, SegmentPrefix)
+			return true
 		})
-		if derr != nil {
-			return st, false, derr
+		if err == nil {
+			err = ferr
 		}
-		p.held(int64(len(rd.buf)) + g.size())
+		if errors.Is(err, errConflict) {
+			return st, false, nil
+		}
+		if err != nil {
+			return st, false, err
+		}
+		if g == nil {
+			break // stopped at stop
+		}
 		if g.size() >= p.outBytes && g.output() || i == len(rows)-1 {
-			if ok, err := p.finish(ctx, g, r.EndOffset == p.tail); err != nil || !ok {
+			if ok, err := p.finish(ctx, g, store.Segment{}); err != nil || !ok {
 				return st, false, err
 			}
-			g = &group{pid: p.pid, rowBytes: p.c.cfg.RowBytes}
+			g = p.newGroup()
 		}
 	}
 	return st, true, nil
 }
+
+// errConflict stops a rewrite whose swap found its rows changed.
+var errConflict = errors.New("compact: rows changed")
+
+// newGroup starts a group, with room for its object and the index row
+// it is building, so that neither grows by doubling.
+func (p *keyPass) newGroup() *group {
+	g := &group{pid: p.pid, rowBytes: p.c.cfg.RowBytes, buf: make([]byte, 0, p.c.cfg.RowBytes)}
+	g.bld.Grow(int(p.outBytes + p.c.cfg.RowBytes + 64<<10))
+	return g
+}
+
+// groupBytes is the memory a group holds.
+func (p *keyPass) groupBytes() int64 { return p.outBytes + 2*p.c.cfg.RowBytes + 64<<10 }
 
 // batch decides the fate of one batch in the rewrite.
 func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.KeyCompaction, h batch.Header, raw []byte) error {
@@ -366,7 +449,45 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		g.keep(h, raw)
 		return nil
 	}
-	d, err := decode(h, raw, p.limit)
+	own, stamped := h.DeleteHorizon()
+	horizon := own
+	fate := func(rec *kmsg.Record) (keep, tombstone bool) {
+		tombstone = rec.Key != nil && rec.Value == nil
+		switch {
+		case rec.Key != nil && p.m.latest(rec.Key) > h.BaseOffset+int64(rec.OffsetDelta):
+			return false, tombstone
+		case tombstone && stamped && own <= p.now:
+			return false, tombstone
+		}
+		return true, tombstone
+	}
+	// First without copying anything: most batches come out unchanged.
+	var (
+		dropped, kept int
+		tombstones    bool
+	)
+	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		keep, tombstone := fate(rec)
+		if !keep {
+			dropped++
+			return true
+		}
+		kept++
+		tombstones = tombstones || tombstone
+		return true
+	})
+	restamp := tombstones && !stamped
+	if restamp {
+		horizon = p.now + min(p.retention, math.MaxInt64-p.now)
+	}
+	var out []byte
+	if err == nil && kept > 0 && (dropped > 0 || restamp) {
+		stamp := int64(-1) // keep the batch's own
+		if restamp {
+			stamp = horizon
+		}
+		out, err = p.reencode(h, raw, fate, stamp)
+	}
 	if err != nil {
 		if err := p.c.skip(ctx, p.pid, h, err, p.res); err != nil {
 			return err
@@ -376,47 +497,20 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		g.keep(h, raw)
 		return nil
 	}
-	horizon, stamped := h.DeleteHorizon()
-	var (
-		keep     = d.recs[:0:0]
-		dropped  int
-		restamp  bool
-		tombstds bool
-	)
-	for _, rec := range d.recs {
-		o := h.BaseOffset + int64(rec.OffsetDelta)
-		tombstone := rec.Key != nil && rec.Value == nil
-		switch {
-		case rec.Key != nil && p.m.latest(rec.Key) > o:
-		case tombstone && stamped && horizon <= p.now:
-		default:
-			keep = append(keep, rec)
-			tombstds = tombstds || tombstone
-			continue
-		}
-		dropped++
-	}
-	if tombstds && !stamped {
-		restamp = true
-		horizon = p.now + min(p.retention, math.MaxInt64-p.now)
-	}
-	if tombstds {
+	if tombstones {
 		st.DeleteHorizon = minTs(st.DeleteHorizon, horizon)
 	}
 	switch {
-	case len(keep) == 0:
+	case kept == 0:
 		g.drop(h, raw, dropCount{records: dropped, abortAt: -1})
-	case dropped == 0 && !restamp:
+	case out == nil:
 		txns.keep(h)
 		g.keep(h, raw)
 	default:
-		if !restamp {
-			horizon = -1
-		}
 		txns.keep(h)
 		g.dropped += dropped
 		g.changed = true
-		g.keep(h, encode(d, keep, horizon))
+		g.keep(h, out)
 	}
 	return nil
 }
@@ -429,10 +523,15 @@ func minTs(a, b int64) int64 {
 }
 
 // finish writes a group's segment object and swaps its rows; a group that
-// would come out unchanged is not written. ok is false if the swap found
-// the rows changed.
-func (p *keyPass) finish(ctx context.Context, g *group, tail bool) (bool, error) {
-	g.close(tail)
+// would come out unchanged is not written. A group that ends in the middle
+// of its last row has the rest of that row as rem (Length > 0), which
+// stays in its object. ok is false if the swap found the rows changed.
+func (p *keyPass) finish(ctx context.Context, g *group, rem store.Segment) (bool, error) {
+	end := g.rows[len(g.rows)-1].EndOffset
+	if rem.Length > 0 {
+		end = rem.BaseOffset
+	}
+	g.close(end, rem.Length == 0 && end == p.tail)
 	if !g.changed {
 		return true, nil
 	}
@@ -441,6 +540,9 @@ func (p *keyPass) finish(ctx context.Context, g *group, tail bool) (bool, error)
 	key := segmentKey()
 	for i := range g.newRows {
 		g.newRows[i].ObjectKey = key
+	}
+	if rem.Length > 0 {
+		g.newRows = append(g.newRows, rem)
 	}
 	if err := c.st.RegisterObject(ctx, key, int64(len(obj)), c.brokerID); err != nil {
 		return false, err
@@ -488,8 +590,7 @@ type group struct {
 	rows     []store.Segment // the rows replaced
 	bld      object.Builder
 	newRows  []store.Segment
-	cur      [][]byte
-	curSize  int64
+	buf      []byte // the index row being built
 	curMaxTs int64
 	rowBase  int64
 	changed  bool
@@ -507,10 +608,10 @@ type group struct {
 	abortMarkers []int64
 }
 
-func (g *group) output() bool { return len(g.cur) > 0 || len(g.newRows) > 0 }
+func (g *group) output() bool { return len(g.buf) > 0 || len(g.newRows) > 0 }
 
 // size is about the size of the group's object so far.
-func (g *group) size() int64 { return int64(g.bld.Size()) + g.curSize }
+func (g *group) size() int64 { return int64(g.bld.Size() + len(g.buf)) }
 
 func (g *group) settle() {
 	if g.last == nil {
@@ -534,27 +635,27 @@ func (g *group) drop(h batch.Header, raw []byte, n dropCount) {
 
 func (g *group) keep(h batch.Header, raw []byte) {
 	g.settle()
-	if g.curSize > 0 && g.curSize+int64(len(raw)) > g.rowBytes {
+	if len(g.buf) > 0 && int64(len(g.buf)+len(raw)) > g.rowBytes {
 		g.cut(h.BaseOffset)
 	}
-	g.cur = append(g.cur, raw)
-	g.curSize += int64(len(raw))
+	// Copied: raw is in a read buffer, which this frees.
+	g.buf = append(g.buf, raw...)
 	g.curMaxTs = max(g.curMaxTs, h.MaxTimestamp)
 }
 
 func (g *group) cut(end int64) {
-	if len(g.cur) == 0 {
+	if len(g.buf) == 0 {
 		return
 	}
-	ch := g.bld.Add(g.pid, g.rowBase, end, g.curMaxTs, g.cur...)
+	ch := g.bld.Add(g.pid, g.rowBase, end, g.curMaxTs, g.buf)
 	g.newRows = append(g.newRows, store.Segment{BaseOffset: ch.BaseOffset, EndOffset: ch.EndOffset,
 		Position: ch.Position, Length: int32(ch.Length), MaxTimestamp: ch.MaxTimestamp})
-	g.rowBase, g.cur, g.curSize, g.curMaxTs = end, nil, 0, 0
+	g.rowBase, g.buf, g.curMaxTs = end, g.buf[:0], 0
 }
 
-// close cuts the last index row at the end of the group's rows; at the
-// log's tail, it keeps the last batch.
-func (g *group) close(tail bool) {
+// close cuts the last index row at end; at the log's tail, it keeps the
+// last batch.
+func (g *group) close(end int64, tail bool) {
 	if g.last != nil && (tail || !g.output()) {
 		// Keep the dropped batch as it is, uncounted: the swap needs a
 		// row, or the tail a batch.
@@ -563,11 +664,12 @@ func (g *group) close(tail bool) {
 		g.keep(h, raw)
 	}
 	g.settle()
-	g.cut(g.rows[len(g.rows)-1].EndOffset)
+	g.cut(end)
 }
 
-// rowReader reads index rows in order, each GET spanning consecutive rows
-// of one object up to max bytes.
+// rowReader reads the batches of index rows in order, never more than
+// max bytes at a time (but one batch larger than that whole): a GET spans
+// consecutive small rows of one object, or a window of a large row.
 type rowReader struct {
 	b        bucket.Bucket
 	rows     []store.Segment
@@ -577,27 +679,90 @@ type rowReader struct {
 	gets     *int
 }
 
-func (r *rowReader) row(ctx context.Context, i int) ([]byte, error) {
+// each calls fn with every batch of rows[i] and its position in the
+// row's object, until fn returns false.
+func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw []byte, pos int64) bool) error {
+	row := r.rows[i]
+	if int64(row.Length) > r.max {
+		return r.window(ctx, row, fn)
+	}
 	if i < r.from || i >= r.to {
-		first := r.rows[i]
-		n, j := int64(first.Length), i+1
+		n, j := int64(row.Length), i+1
 		for ; j < len(r.rows); j++ {
 			next, prev := r.rows[j], r.rows[j-1]
-			if next.ObjectKey != first.ObjectKey || next.Position != prev.Position+int64(prev.Length) || n+int64(next.Length) > r.max {
+			if next.ObjectKey != row.ObjectKey || next.Position != prev.Position+int64(prev.Length) || n+int64(next.Length) > r.max {
 				break
 			}
 			n += int64(next.Length)
 		}
-		r.buf = nil // not held across the GET
-		b, err := r.b.GetRange(ctx, first.ObjectKey, first.Position, n)
+		b, err := r.get(ctx, row.ObjectKey, row.Position, n)
 		if err != nil {
-			return nil, fmt.Errorf("compact: read %s: %w", first.ObjectKey, err)
+			return err
 		}
-		*r.gets++
 		r.buf, r.from, r.to = b, i, j
 	}
-	off := r.rows[i].Position - r.rows[r.from].Position
-	return r.buf[off : off+int64(r.rows[i].Length)], nil
+	off := row.Position - r.rows[r.from].Position
+	pos := row.Position
+	batch.Each(r.buf[off:off+int64(row.Length)], func(h batch.Header, raw []byte) bool {
+		ok := fn(h, raw, pos)
+		pos += int64(len(raw))
+		return ok
+	})
+	return nil
+}
+
+// window reads a large row max bytes at a time.
+func (r *rowReader) window(ctx context.Context, row store.Segment, fn func(h batch.Header, raw []byte, pos int64) bool) error {
+	r.buf, r.from, r.to = nil, 0, 0
+	for pos, end := row.Position, row.Position+int64(row.Length); pos < end; {
+		b, err := r.get(ctx, row.ObjectKey, pos, min(r.max, end-pos))
+		if err != nil {
+			return err
+		}
+		r.buf = b // for the accounting only: from == to
+		var used int64
+		stop := false
+		batch.Each(b, func(h batch.Header, raw []byte) bool {
+			stop = !fn(h, raw, pos+used)
+			used += int64(len(raw))
+			return !stop
+		})
+		if stop {
+			return nil
+		}
+		if used == 0 {
+			// One batch larger than the window: read it whole.
+			h, err := batch.ParseHeader(b)
+			if err != nil {
+				return fmt.Errorf("compact: %s at %d: %w", row.ObjectKey, pos, err)
+			}
+			if b, err = r.get(ctx, row.ObjectKey, pos, min(int64(h.Size()), end-pos)); err != nil {
+				return err
+			}
+			batch.Each(b, func(h batch.Header, raw []byte) bool {
+				stop = !fn(h, raw, pos)
+				used = int64(len(raw))
+				return false
+			})
+			if stop {
+				return nil
+			}
+			if used == 0 {
+				return fmt.Errorf("compact: %s at %d: %w: a short batch", row.ObjectKey, pos, batch.ErrCorrupt)
+			}
+		}
+		pos += used
+	}
+	return nil
+}
+
+func (r *rowReader) get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b, err := r.b.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, fmt.Errorf("compact: read %s: %w", key, err)
+	}
+	*r.gets++
+	return b, nil
 }
 
 // skip reports a batch that key compaction cannot read and records it, so
@@ -620,59 +785,53 @@ func (c *Compactor) skip(ctx context.Context, pid int64, h batch.Header, cause e
 	return c.st.SkipInCompaction(ctx, pid, h.BaseOffset, h.LastOffset(), reason)
 }
 
-// decode parses a stored batch and copies its records, decompressed under
-// limit.
-func decode(h batch.Header, raw []byte, limit int) (decoded, error) {
-	d := decoded{h: h}
-	// The header only: the records are read by batch.Records.
-	if err := d.rb.ReadFrom(raw); err != nil {
-		return d, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
+// reencode writes the batch raw again with only the records keep keeps,
+// uncompressed, re-encoding each as it is read (nothing is copied twice).
+// A horizon >= 0 becomes the batch's delete horizon (KIP-534): its base
+// timestamp, with the records' timestamp deltas counted from it.
+func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (bool, bool), horizon int64) ([]byte, error) {
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
 	}
-	d.rb.Records = nil
-	err := batch.Records(raw, limit, func(rec *kmsg.Record) bool {
-		r := *rec
-		// The record aliases a window the next one overwrites.
-		r.Key, r.Value = bytes.Clone(rec.Key), bytes.Clone(rec.Value)
-		r.Headers = make([]kmsg.Header, len(rec.Headers))
-		for i, hd := range rec.Headers {
-			r.Headers[i] = kmsg.Header{Key: strings.Clone(hd.Key), Value: bytes.Clone(hd.Value)}
+	recs := p.scratch[:0]
+	var n int32
+	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		if k, _ := keep(rec); !k {
+			return true
 		}
-		d.recs = append(d.recs, r)
+		n++
+		if horizon < 0 {
+			recs = rec.AppendTo(recs)
+			return true
+		}
+		r := *rec
+		r.TimestampDelta64 = rb.FirstTimestamp + recordDelta(rec) - horizon
+		r.TimestampDelta = int32(r.TimestampDelta64)
+		r.Length = 0
+		r.Length = int32(len(r.AppendTo(nil)) - 1) // the varint 0 takes one byte
+		recs = r.AppendTo(recs)
 		return true
 	})
-	return d, err
-}
-
-// encode writes d's header with only recs, uncompressed. A horizon >= 0
-// becomes the batch's delete horizon (KIP-534): its base timestamp, with
-// the records' timestamp deltas counted from it.
-func encode(d decoded, recs []kmsg.Record, horizon int64) []byte {
-	rb := d.rb
-	rb.Attributes &^= 0x07 // codec bits: none
-	rb.NumRecords = int32(len(recs))
-	rb.Records = nil
-	for _, r := range recs {
-		if horizon >= 0 {
-			ts := rb.FirstTimestamp + recordDelta(r)
-			r.TimestampDelta64 = ts - horizon
-			r.TimestampDelta = int32(r.TimestampDelta64)
-			r.Length = 0
-			r.Length = int32(len(r.AppendTo(nil)) - 1) // the varint 0 takes one byte
-		}
-		rb.Records = r.AppendTo(rb.Records)
+	p.scratch = recs
+	if err != nil {
+		return nil, err
 	}
+	rb.Attributes &^= 0x07 // codec bits: none
 	if horizon >= 0 {
 		rb.Attributes |= batch.AttrDeleteHorizon
 		rb.FirstTimestamp = horizon
 	}
-	raw := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	rb.NumRecords = n
+	rb.Records = recs
+	out := rb.AppendTo(make([]byte, 0, batch.HeaderSize+len(recs)))
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
+	return out, nil
 }
 
 // recordDelta is a record's timestamp delta as kmsg decodes it.
-func recordDelta(r kmsg.Record) int64 {
+func recordDelta(r *kmsg.Record) int64 {
 	if r.TimestampDelta64 != 0 {
 		return r.TimestampDelta64
 	}

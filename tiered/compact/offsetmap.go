@@ -1,22 +1,24 @@
 package compact
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"math/bits"
+)
 
 // offsetMap maps a key's 128-bit hash to the offset of its latest record,
 // as Kafka's SkimpyOffsetMap does: a key costs entryBytes whatever its
-// length, and the map never holds more than maxSlots entries' worth of
-// memory. Two keys with the same 128-bit hash would be taken for one
-// (the older record of the other dropped); with the 10^7 keys of a large
-// partition that happens with a probability of about 10^-25.
+// length, in one table allocated once. Two keys with the same 128-bit
+// hash would be taken for one (the older record of the other dropped);
+// with the 10^7 keys of a large partition that happens with a probability
+// of about 10^-25.
 //
-// The table starts small and doubles (linear probing, at most 3/4 full)
-// up to maxSlots; put refuses a new key once that table is full, and the
-// pass compacts what the map covers so far. Not safe for concurrent use.
+// The table is probed linearly and filled to 3/4 at most; put refuses a
+// new key beyond that, and the pass compacts what the map covers so far.
+// Not safe for concurrent use.
 type offsetMap struct {
 	seed1, seed2 maphash.Seed
 	slots        []mapEntry
 	n            int
-	maxSlots     int
 }
 
 type mapEntry struct {
@@ -27,39 +29,34 @@ type mapEntry struct {
 // entryBytes is the memory one slot takes.
 const entryBytes = 24
 
-const minSlots = 1 << 10
-
-// newOffsetMap returns a map whose table, while growing (the old and the
-// new table side by side), never takes more than memory bytes.
-func newOffsetMap(memory int64) *offsetMap {
-	max := minSlots
-	for int64(max)*2*entryBytes*3/2 <= memory {
-		max *= 2
-	}
-	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), maxSlots: max}
+// newOffsetMap returns a map of at most memory bytes for about keys keys.
+func newOffsetMap(memory int64, keys int64) *offsetMap {
+	n := min(memory/entryBytes, max(keys, 1024)*4/3+1)
+	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), slots: make([]mapEntry, n)}
 }
 
 func (m *offsetMap) hash(key []byte) (uint64, uint64) {
 	return maphash.Bytes(m.seed1, key), maphash.Bytes(m.seed2, key) | 1
 }
 
+// home is h1's slot: h1 scaled to the table (Lemire's multiply-shift).
+func (m *offsetMap) home(h1 uint64) int {
+	hi, _ := bits.Mul64(h1, uint64(len(m.slots)))
+	return int(hi)
+}
+
 // put records offset as key's latest; false if key is new and the map is
 // full.
 func (m *offsetMap) put(key []byte, offset int64) bool {
 	h1, h2 := m.hash(key)
-	if m.slots == nil {
-		m.slots = make([]mapEntry, minSlots)
-	}
-	mask := uint64(len(m.slots) - 1)
-	for i := h1 & mask; ; i = (i + 1) & mask {
+	for i := m.home(h1); ; i++ {
+		if i == len(m.slots) {
+			i = 0
+		}
 		e := &m.slots[i]
 		if e.h2 == 0 {
-			if m.n+1 > len(m.slots)*3/4 {
-				if len(m.slots) >= m.maxSlots {
-					return false
-				}
-				m.grow()
-				return m.put(key, offset)
+			if m.n >= len(m.slots)*3/4 {
+				return false
 			}
 			*e = mapEntry{h1, h2, offset}
 			m.n++
@@ -78,8 +75,10 @@ func (m *offsetMap) latest(key []byte) int64 {
 		return -1
 	}
 	h1, h2 := m.hash(key)
-	mask := uint64(len(m.slots) - 1)
-	for i := h1 & mask; ; i = (i + 1) & mask {
+	for i := m.home(h1); ; i++ {
+		if i == len(m.slots) {
+			i = 0
+		}
 		e := &m.slots[i]
 		if e.h2 == 0 {
 			return -1
@@ -87,22 +86,6 @@ func (m *offsetMap) latest(key []byte) int64 {
 		if e.h1 == h1 && e.h2 == h2 {
 			return e.offset
 		}
-	}
-}
-
-func (m *offsetMap) grow() {
-	old := m.slots
-	m.slots = make([]mapEntry, 2*len(old))
-	mask := uint64(len(m.slots) - 1)
-	for _, e := range old {
-		if e.h2 == 0 {
-			continue
-		}
-		i := e.h1 & mask
-		for m.slots[i].h2 != 0 {
-			i = (i + 1) & mask
-		}
-		m.slots[i] = e
 	}
 }
 
