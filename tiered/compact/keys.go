@@ -255,9 +255,9 @@ type keyPass struct {
 	now       int64
 	limit     int
 	retention int64
-	outBytes  int64 // largest segment object written
-	readBytes int64 // largest GET
-	swapped   bool  // counted in res.Partitions
+	outBytes  int64  // largest segment object written
+	readBytes int64  // largest GET
+	swapped   bool   // counted in res.Partitions
 	scratch   []byte // reencode's records
 	// tail is the end of the partition's log: its last batch is never
 	// removed (as Kafka never cleans the active segment), or a consumer
