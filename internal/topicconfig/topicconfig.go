@@ -64,6 +64,19 @@ func oneOf(vals ...string) func(string) error {
 	}
 }
 
+func floatRange(lo, hi float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		if f < lo || f > hi {
+			return fmt.Errorf("%v is outside [%v, %v]", f, lo, hi)
+		}
+		return nil
+	}
+}
+
 func boolean(v string) error {
 	if v != "true" && v != "false" {
 		return fmt.Errorf("%q is not true or false", v)
@@ -74,15 +87,15 @@ func boolean(v string) error {
 const maxInt64 = 1<<63 - 1
 
 var defs = []Def{
-	{"cleanup.policy", "delete", List, "delete, compact, or both", oneOf("delete", "compact")},
+	{"cleanup.policy", "delete", List, "delete (retention), compact (the last record of each key is kept), or both: compact,delete", oneOf("delete", "compact")},
 	{"compression.type", "producer", String, "codec batches are stored with; producer keeps them as sent", oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
-	{"delete.retention.ms", "86400000", Long, "how long tombstones survive compaction", intRange(0, maxInt64)},
+	{"delete.retention.ms", "86400000", Long, "how long a tombstone is kept after the compaction that first kept it (its delete horizon, KIP-534); a transaction marker with no data left is kept this long after its timestamp", intRange(0, maxInt64)},
 	{"file.delete.delay.ms", "60000", Long, "grace period before deleted data is removed", intRange(0, maxInt64)},
-	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted", intRange(1, maxInt64)},
+	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted: a partition with older dirty data is compacted whatever its dirty ratio", intRange(1, maxInt64)},
 	{"max.message.bytes", "1048588", Int, "largest record batch accepted", intRange(0, 1<<31-1)},
 	{"message.timestamp.type", "CreateTime", String, "CreateTime or LogAppendTime", oneOf("CreateTime", "LogAppendTime")},
-	{"min.cleanable.dirty.ratio", "0.5", Double, "compaction trigger", nil},
-	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted", intRange(0, maxInt64)},
+	{"min.cleanable.dirty.ratio", "0.5", Double, "share of a compacted partition's cleanable bytes not yet compacted above which it is compacted", floatRange(0, 1)},
+	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted (an index row holding a newer record is not compacted)", intRange(0, maxInt64)},
 	{"min.insync.replicas", "1", Int, "accepted for compatibility; durability comes from object storage", intRange(1, 1<<31-1)},
 	{"retention.bytes", "-1", Long, "bytes kept per partition; -1 is unlimited", intRange(-1, maxInt64)},
 	{"retention.ms", "604800000", Long, "how long data is kept; -1 is forever", intRange(-1, maxInt64)},
