@@ -16,8 +16,8 @@ package compact
 //
 //  1. maps the keys of the dirty rows, in offset order, into an offset map
 //     (offsetmap.go: key hash → latest offset, 24 bytes a key, at most
-//     half of MemoryBytes) until it is 3/4 full: the mapped rows end at X,
-//     the end of the last row mapped whole;
+//     half of MemoryBytes) until it is 3/4 full: the mapped batches end at
+//     X, after the last batch mapped whole;
 //  2. rewrites the log from its start to X, streaming: it reads a few rows
 //     at a time (at most MemoryBytes/16 per GET) and keeps a record unless
 //     the map knows a later offset of its key or it is a tombstone past
@@ -26,7 +26,7 @@ package compact
 //
 // A partition whose keys fit the map takes one round; one with more keys
 // takes several, each cleaning the prefix its map covers. Entries the map
-// took from the row it stopped in point past X at records that stay, so
+// took from the batch it stopped in point past X at records that stay, so
 // the older records they drop are indeed superseded.
 //
 // Rewritten batches keep their base offset, last offset delta and producer
@@ -43,9 +43,12 @@ package compact
 // whatever its own timestamp. Transaction markers keep their rule (txn.go).
 //
 // The rewritten log goes out in groups of consecutive rows, each written
-// as one segment object of up to MemoryBytes/8 (and TargetBytes and
-// segment.bytes) and swapped on its own (store.SwapCompacted), which
-// changes nothing if retention or DeleteRecords removed its rows
+// as one segment object of about MemoryBytes/8 (or TargetBytes or
+// segment.bytes, if smaller) and swapped on its own (store.SwapCompacted);
+// a group that fills in the middle of a row ends there, and the rest of
+// the row stays in its object as a row of its own (the remainder, also
+// where a round whose map filled mid-row ends). A swap changes nothing if
+// retention or DeleteRecords removed its rows
 // meanwhile (the pass then stops; the next one starts again from the
 // clean offset). Offsets do not move, so a reader sees a correct log
 // before, between and after the swaps. A group that would come out the
@@ -53,7 +56,8 @@ package compact
 // written.
 //
 // Records are read through batch.Records under the topic's
-// batch.DecompressLimit, copied one batch at a time. A batch that cannot be
+// batch.DecompressLimit, and a batch that loses records (or is stamped) is
+// re-encoded record by record as they are read. A batch that cannot be
 // read that way (records decompressing past the limit, as a decompression
 // bomb stored before produce checked sizes would, or records that do not
 // decode) is kept as it is, every record in it, and its keys do not count:
