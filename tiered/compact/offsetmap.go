@@ -49,24 +49,16 @@ func (m *offsetMap) home(h1 uint64) int {
 // full.
 func (m *offsetMap) put(key []byte, offset int64) bool {
 	h1, h2 := m.hash(key)
-	for i := m.home(h1); ; i++ {
-		if i == len(m.slots) {
-			i = 0
+	e := m.slot(h1, h2)
+	if e.h2 == 0 {
+		if m.n >= len(m.slots)*3/4 {
+			return false
 		}
-		e := &m.slots[i]
-		if e.h2 == 0 {
-			if m.n >= len(m.slots)*3/4 {
-				return false
-			}
-			*e = mapEntry{h1, h2, offset}
-			m.n++
-			return true
-		}
-		if e.h1 == h1 && e.h2 == h2 {
-			e.offset = offset
-			return true
-		}
+		e.h1, e.h2 = h1, h2
+		m.n++
 	}
+	e.offset = offset
+	return true
 }
 
 // latest returns the offset put for key, or -1.
@@ -74,17 +66,21 @@ func (m *offsetMap) latest(key []byte) int64 {
 	if m.n == 0 {
 		return -1
 	}
-	h1, h2 := m.hash(key)
+	if e := m.slot(m.hash(key)); e.h2 != 0 {
+		return e.offset
+	}
+	return -1
+}
+
+// slot returns the slot of (h1, h2), or the empty one where it would go
+// (there is always one: the table is never more than 3/4 full).
+func (m *offsetMap) slot(h1, h2 uint64) *mapEntry {
 	for i := m.home(h1); ; i++ {
 		if i == len(m.slots) {
 			i = 0
 		}
-		e := &m.slots[i]
-		if e.h2 == 0 {
-			return -1
-		}
-		if e.h1 == h1 && e.h2 == h2 {
-			return e.offset
+		if e := &m.slots[i]; e.h2 == 0 || e.h1 == h1 && e.h2 == h2 {
+			return e
 		}
 	}
 }
