@@ -27,10 +27,11 @@ type KeyCompaction struct {
 
 // KeyCompactionCandidates returns up to limit partitions of the shard
 // whose topic's cleanup.policy includes compact and that have index rows
-// at or above their clean offset or a delete horizon, in id order. Which
-// of them are due (min.cleanable.dirty.ratio, the compaction lags, the
-// horizon) is the caller's decision: it needs the rows.
-func (s *Store) KeyCompactionCandidates(ctx context.Context, sh Shard, limit int) ([]KeyCompaction, error) {
+// at or above their clean offset, a delete horizon at or before now (Unix
+// ms) or markers kept for their age, in id order. Which of them are due
+// (min.cleanable.dirty.ratio, the compaction lags, delete.retention.ms)
+// is the caller's decision: it needs the rows.
+func (s *Store) KeyCompactionCandidates(ctx context.Context, sh Shard, now int64, limit int) ([]KeyCompaction, error) {
 	i, n := sh.args()
 	rows, err := s.pool.Query(ctx, `
 		SELECT p.id, t.configs, coalesce(c.clean_offset, 0), coalesce(c.delete_horizon, -1), coalesce(c.marker_timestamp, -1)
@@ -38,9 +39,9 @@ func (s *Store) KeyCompactionCandidates(ctx context.Context, sh Shard, limit int
 		LEFT JOIN compaction_state c ON c.partition_id = p.id
 		WHERE p.id % $2 = $3
 			AND 'compact' = ANY (string_to_array(replace(coalesce(t.configs->>'cleanup.policy', 'delete'), ' ', ''), ','))
-			AND (coalesce(c.delete_horizon, -1) >= 0 OR coalesce(c.marker_timestamp, -1) >= 0 OR EXISTS (
+			AND (c.delete_horizon BETWEEN 0 AND $4 OR c.marker_timestamp >= 0 OR EXISTS (
 				SELECT 1 FROM segments s WHERE s.partition_id = p.id AND s.end_offset > coalesce(c.clean_offset, 0)))
-		ORDER BY p.id LIMIT $1`, limit, n, i)
+		ORDER BY p.id LIMIT $1`, limit, n, i, now)
 	if err != nil {
 		return nil, fmt.Errorf("store: key compaction candidates: %w", err)
 	}

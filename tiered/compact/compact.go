@@ -184,7 +184,7 @@ type run struct {
 // the shard (the zero Shard: all).
 func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error) {
 	var res Result
-	keyed, err := c.st.KeyCompactionCandidates(ctx, sh, c.cfg.Partitions)
+	keyed, err := c.st.KeyCompactionCandidates(ctx, sh, c.now().UnixMilli(), c.cfg.Partitions)
 	if err != nil {
 		return res, err
 	}
