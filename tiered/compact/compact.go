@@ -65,11 +65,12 @@ type Config struct {
 	// PassBytes bounds the data one pass merging pieces holds in memory.
 	PassBytes int64
 	// MemoryBytes bounds the memory key compaction holds, whatever the
-	// partition's size: half for its offset map (24 bytes a key, filled
-	// to 3/4, so about 2.1 million keys a round at the default 128 MiB;
-	// more keys take more rounds), 1/8 for the segment object it writes
-	// (with an index row or two, RowBytes being at most 1/16), 1/16 for
-	// what it reads, the rest for the batch in hand.
+	// partition's size: 3/8 for its offset map (24 bytes a key, filled
+	// to 3/4, so about 1.5 million keys a round at the default 128 MiB;
+	// more keys take more rounds), 1/16 for the segment object it writes
+	// (with an index row or two, RowBytes being at most 1/32), 1/32 for
+	// what it reads; the rest is headroom for the batch in hand and the
+	// garbage the collector has yet to find.
 	MemoryBytes int64
 	// Partitions bounds the partitions one pass considers.
 	Partitions int
@@ -107,9 +108,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("compact: --compact-pass-bytes (%d) must be at least --compact-target-bytes (%d)", c.PassBytes, c.TargetBytes)
 	case c.MemoryBytes < 1<<20:
 		return fmt.Errorf("compact: --compact-memory-bytes must be at least 1 MiB, got %d", c.MemoryBytes)
-	case c.RowBytes > c.MemoryBytes/16:
+	case c.RowBytes > c.MemoryBytes/32:
 		// Key compaction holds a row it leaves unchanged whole.
-		return fmt.Errorf("compact: --compact-row-bytes (%d) must be at most --compact-memory-bytes/16 (%d)", c.RowBytes, c.MemoryBytes/16)
+		return fmt.Errorf("compact: --compact-row-bytes (%d) must be at most --compact-memory-bytes/32 (%d)", c.RowBytes, c.MemoryBytes/32)
 	case c.Partitions <= 0:
 		return fmt.Errorf("compact: --compact-partitions must be positive, got %d", c.Partitions)
 	}

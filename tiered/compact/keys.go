@@ -16,10 +16,10 @@ package compact
 //
 //  1. maps the keys of the dirty rows, in offset order, into an offset map
 //     (offsetmap.go: key hash → latest offset, 24 bytes a key, at most
-//     half of MemoryBytes) until it is 3/4 full: the mapped batches end at
+//     3/8 of MemoryBytes) until it is 3/4 full: the mapped batches end at
 //     X, after the last batch mapped whole;
 //  2. rewrites the log from its start to X, streaming: it reads a few rows
-//     at a time (at most MemoryBytes/16 per GET) and keeps a record unless
+//     at a time (at most MemoryBytes/32 per GET) and keeps a record unless
 //     the map knows a later offset of its key or it is a tombstone past
 //     its delete horizon;
 //  3. records X as the clean offset.
@@ -43,7 +43,7 @@ package compact
 // whatever its own timestamp. Transaction markers keep their rule (txn.go).
 //
 // The rewritten log goes out in groups of consecutive rows, each written
-// as one segment object of about MemoryBytes/8 (or TargetBytes or
+// as one segment object of about MemoryBytes/16 (or TargetBytes or
 // segment.bytes, if smaller) and swapped on its own (store.SwapCompacted);
 // a group that fills in the middle of a row ends there, and the rest of
 // the row stays in its object as a row of its own (the remainder, also
@@ -184,12 +184,12 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 			dirty += int64(r.Length)
 		}
 	}
-	m := newOffsetMap(c.cfg.MemoryBytes/2, dirty/minRecordBytes)
+	m := newOffsetMap(c.cfg.MemoryBytes*3/8, dirty/minRecordBytes)
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
 		retention: topicconfig.Int64(configs, "delete.retention.ms"),
-		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/8),
-		readBytes: c.cfg.MemoryBytes / 16,
+		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/16),
+		readBytes: c.cfg.MemoryBytes / 32,
 	}
 	clean := k.CleanOffset
 	for round := 0; ; round++ {
@@ -386,6 +386,7 @@ func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPo
 				}
 				return false
 			}
+			g = nil // the finished group's buffers are garbage before the next's exist
 			g = p.newGroup()
 			g.rows, g.rowBase, g.changed = []store.Segment{rem}, rem.BaseOffset, !strings.HasPrefix(rem.ObjectKey, SegmentPrefix)
 			return true
@@ -406,6 +407,7 @@ func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPo
 			if ok, err := p.finish(ctx, g, store.Segment{}); err != nil || !ok {
 				return st, false, err
 			}
+			g = nil // as above
 			g = p.newGroup()
 		}
 	}
@@ -699,6 +701,7 @@ func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw
 			}
 			n += int64(next.Length)
 		}
+		r.buf = nil // not held across the next GET
 		b, err := r.get(ctx, row.ObjectKey, row.Position, n)
 		if err != nil {
 			return err
@@ -719,6 +722,7 @@ func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw
 func (r *rowReader) window(ctx context.Context, row store.Segment, fn func(h batch.Header, raw []byte, pos int64) bool) error {
 	r.buf, r.from, r.to = nil, 0, 0
 	for pos, end := row.Position, row.Position+int64(row.Length); pos < end; {
+		r.buf = nil
 		b, err := r.get(ctx, row.ObjectKey, pos, min(r.max, end-pos))
 		if err != nil {
 			return err
