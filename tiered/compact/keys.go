@@ -386,7 +386,7 @@ func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPo
 				}
 				return false
 			}
-			g = nil // the finished group's buffers are garbage before the next's exist
+			*g = group{} // the finished group's buffers are garbage before the next's exist
 			g = p.newGroup()
 			g.rows, g.rowBase, g.changed = []store.Segment{rem}, rem.BaseOffset, !strings.HasPrefix(rem.ObjectKey, SegmentPrefix)
 			return true
@@ -407,7 +407,7 @@ func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPo
 			if ok, err := p.finish(ctx, g, store.Segment{}); err != nil || !ok {
 				return st, false, err
 			}
-			g = nil // as above
+			*g = group{} // as above
 			g = p.newGroup()
 		}
 	}
