@@ -341,6 +341,8 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{"broker", []string{"--gc-batch=0"}, "--gc-batch"},
 		{"broker", []string{"--compact-min-pieces=1"}, "--compact-min-pieces"},
 		{"broker", []string{"--compact-pass-bytes=1"}, "--compact-pass-bytes"},
+		{"broker", []string{"--compact-memory-bytes=1"}, "--compact-memory-bytes"},
+		{"broker", []string{"--compact-memory-bytes=1048576"}, "--compact-row-bytes"},
 		{"broker", []string{"--gc-interval=0"}, "--gc-interval"},
 		{"broker", []string{"--objstore=s3"}, "--s3-bucket"},
 		{"control-plane", nil, ""},

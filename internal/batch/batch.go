@@ -79,6 +79,9 @@ const (
 	attrLogAppendTime = 0x08
 	attrTransactional = 0x10
 	attrControl       = 0x20
+	// AttrDeleteHorizon marks a batch whose BaseTimestamp is its delete
+	// horizon (KIP-534), set by compaction.
+	AttrDeleteHorizon = 0x40
 )
 
 // Magic is the only record batch format this package understands.
@@ -171,6 +174,13 @@ func (h Header) Transactional() bool { return h.Attributes&attrTransactional != 
 // Control reports whether the batch holds control records (transaction
 // markers), which only the broker writes.
 func (h Header) Control() bool { return h.Attributes&attrControl != 0 }
+
+// DeleteHorizon returns the batch's delete horizon (Unix ms), if
+// compaction set one (KIP-534): the BaseTimestamp then holds it, and the
+// records' timestamp deltas count from it.
+func (h Header) DeleteHorizon() (int64, bool) {
+	return h.BaseTimestamp, h.Attributes&AttrDeleteHorizon != 0
+}
 
 // Idempotent reports whether the batch carries a producer ID.
 func (h Header) Idempotent() bool { return h.ProducerID >= 0 }

@@ -409,7 +409,9 @@ func (s *Store) RegisterObject(ctx context.Context, key string, size int64, brok
 }
 
 // SwapSegments atomically replaces the index rows old of a partition with
-// rows new, all in the registered object key. It succeeds only if every
+// rows new, in the registered object key (a new row with another
+// ObjectKey keeps it: key compaction's remainder of an old row it split,
+// whose object the old row referenced). It succeeds only if every
 // old row is still there unchanged (same base offset and object), the new
 // rows cover exactly the old rows' offsets, and key's objects row still
 // exists (garbage collection cannot have taken it): otherwise it changes
@@ -458,14 +460,17 @@ func (s *Store) swapSegments(ctx context.Context, partitionID int64, old, new []
 	}
 	n := len(new)
 	nb, ne, np, nts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	nl := make([]int32, n)
+	nl, nk := make([]int32, n), make([]string, n)
 	for i, r := range new {
-		nb[i], ne[i], np[i], nl[i], nts[i] = r.BaseOffset, r.EndOffset, r.Position, r.Length, r.MaxTimestamp
+		nb[i], ne[i], np[i], nl[i], nts[i], nk[i] = r.BaseOffset, r.EndOffset, r.Position, r.Length, r.MaxTimestamp, r.ObjectKey
+		if nk[i] == "" {
+			nk[i] = key
+		}
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO segments (partition_id, base_offset, end_offset, object_key, position, length, max_timestamp)
-		SELECT $1, b, e, $2, p, l, ts FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::int[], $7::bigint[]) AS r(b, e, p, l, ts)`,
-		partitionID, key, nb, ne, np, nl, nts); err != nil {
+		SELECT $1, b, e, k, p, l, ts FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::bigint[], $7::text[]) AS r(b, e, p, l, ts, k)`,
+		partitionID, nb, ne, np, nl, nts, nk); err != nil {
 		return false, fmt.Errorf("store: swap segments: %w", err)
 	}
 	if len(abortMarkers) > 0 {

@@ -71,6 +71,19 @@ func oneOf(vals ...string) func(string) error {
 	}
 }
 
+func floatRange(lo, hi float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		if f < lo || f > hi {
+			return fmt.Errorf("%v is outside [%v, %v]", f, lo, hi)
+		}
+		return nil
+	}
+}
+
 // CheckBool checks that a value is true or false.
 func CheckBool(v string) error {
 	if v != "true" && v != "false" {
@@ -85,17 +98,17 @@ const (
 )
 
 var defs = []Def{
-	{"cleanup.policy", "delete", List, "delete, compact, or both", oneOf("delete", "compact")},
+	{"cleanup.policy", "delete", List, "delete (retention), compact (the last record of each key is kept), or both: compact,delete", oneOf("delete", "compact")},
 	{"compression.type", "producer", String, "codec batches are stored with; producer keeps them as sent", oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
-	{"delete.retention.ms", "86400000", Long, "how long tombstones survive compaction", IntRange(0, maxInt64)},
+	{"delete.retention.ms", "86400000", Long, "how long a tombstone is kept after the compaction that first kept it (its delete horizon, KIP-534); a transaction marker with no data left is kept this long after its timestamp", IntRange(0, maxInt64)},
 	{"file.delete.delay.ms", "60000", Long, "grace period before deleted data is removed", IntRange(0, maxInt64)},
-	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted", IntRange(1, maxInt64)},
+	{"max.compaction.lag.ms", strconv.FormatInt(maxInt64, 10), Long, "longest a record stays uncompacted: a partition with older dirty data is compacted whatever its dirty ratio", IntRange(1, maxInt64)},
 	{"max.message.bytes", "1048588", Int, "largest record batch accepted", IntRange(0, 1<<31-1)},
 	{"message.timestamp.after.max.ms", "3600000", Long, "how far past the broker's clock a CreateTime timestamp may be (KIP-937; Kafka 4's default)", IntRange(0, maxInt64)},
 	{"message.timestamp.before.max.ms", strconv.FormatInt(maxInt64, 10), Long, "how far behind the broker's clock a CreateTime timestamp may be (KIP-937)", IntRange(0, maxInt64)},
 	{"message.timestamp.type", "CreateTime", String, "CreateTime or LogAppendTime", oneOf("CreateTime", "LogAppendTime")},
-	{"min.cleanable.dirty.ratio", "0.5", Double, "compaction trigger", nil},
-	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted", IntRange(0, maxInt64)},
+	{"min.cleanable.dirty.ratio", "0.5", Double, "share of a compacted partition's cleanable bytes not yet compacted above which it is compacted", floatRange(0, 1)},
+	{"min.compaction.lag.ms", "0", Long, "shortest a record stays uncompacted (an index row holding a newer record is not compacted)", IntRange(0, maxInt64)},
 	{"min.insync.replicas", "1", Int, "accepted for compatibility; durability comes from object storage", IntRange(1, 1<<31-1)},
 	{"retention.bytes", "-1", Long, "bytes kept per partition; -1 is unlimited", IntRange(-1, maxInt64)},
 	{"retention.ms", "604800000", Long, "how long data is kept; -1 is forever", IntRange(-1, maxInt64)},

@@ -35,6 +35,8 @@ func TestValidate(t *testing.T) {
 		{"bool", "unclean.leader.election.enable", "yes", false},
 		{"double", "min.cleanable.dirty.ratio", "0.7", true},
 		{"double bad", "min.cleanable.dirty.ratio", "x", false},
+		{"ratio over 1", "min.cleanable.dirty.ratio", "1.5", false},
+		{"ratio 0", "min.cleanable.dirty.ratio", "0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Validate(tc.key, tc.value)

@@ -25,7 +25,9 @@ func TestKeyCompactionSkipsBomb(t *testing.T) {
 	const memoryBound = 64 << 20
 	ctx := context.Background()
 	e := tieredtest.New(t,
-		tieredtest.Topic{Name: "kvb", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
+		// The ratio: ten small new batches next to the 32 KB bomb are
+		// dirty enough for a second pass.
+		tieredtest.Topic{Name: "kvb", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01"}})
 	pid := e.Parts["kvb"][0]
 	m := e.Manager(t, nil, nil)
 	ts := time.Now().UnixMilli()

@@ -26,8 +26,9 @@
 // short transaction, and readers holding the old rows keep reading the old
 // objects, which garbage collection keeps for its grace period.
 //
-// Partitions of cleanup.policy=compact topics are instead rewritten whole,
-// keeping the last record of each key (keys.go).
+// Partitions of cleanup.policy=compact topics are instead compacted by
+// key, as Kafka's log cleaner does, in memory bounded by MemoryBytes
+// (keys.go).
 package compact
 
 import (
@@ -61,15 +62,23 @@ type Config struct {
 	RowBytes int64
 	// MinPieces is how many pieces a partition needs to be compacted.
 	MinPieces int
-	// PassBytes bounds the data one pass holds in memory.
+	// PassBytes bounds the data one pass merging pieces holds in memory.
 	PassBytes int64
+	// MemoryBytes bounds the memory key compaction holds, whatever the
+	// partition's size: 3/8 for its offset map (24 bytes a key, filled
+	// to 3/4, so about 1.5 million keys a round at the default 128 MiB;
+	// more keys take more rounds), 1/16 for the segment object it writes
+	// (with an index row or two, RowBytes being at most 1/32), 1/32 for
+	// what it reads; the rest is headroom for the batch in hand and the
+	// garbage the collector has yet to find.
+	MemoryBytes int64
 	// Partitions bounds the partitions one pass considers.
 	Partitions int
 }
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{TargetBytes: 64 << 20, RowBytes: 1 << 20, MinPieces: 16, PassBytes: 256 << 20, Partitions: 10000}
+	return Config{TargetBytes: 64 << 20, RowBytes: 1 << 20, MinPieces: 16, PassBytes: 256 << 20, MemoryBytes: 128 << 20, Partitions: 10000}
 }
 
 // RegisterFlags registers compaction's flags with the defaults of
@@ -80,6 +89,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.RowBytes, "compact-row-bytes", d.RowBytes, "index granularity inside a compacted segment object")
 	fs.IntVar(&c.MinPieces, "compact-min-pieces", d.MinPieces, "per-flush pieces a partition needs before it is compacted (at least 2)")
 	fs.Int64Var(&c.PassBytes, "compact-pass-bytes", d.PassBytes, "data one compaction pass holds in memory (at least --compact-target-bytes)")
+	fs.Int64Var(&c.MemoryBytes, "compact-memory-bytes", d.MemoryBytes, "memory key compaction (cleanup.policy=compact) holds, whatever the partition's size (at least 1 MiB)")
 	fs.IntVar(&c.Partitions, "compact-partitions", d.Partitions, "partitions one compaction pass considers")
 }
 
@@ -96,6 +106,11 @@ func (c *Config) Validate() error {
 	case c.PassBytes < c.TargetBytes:
 		// A pass must be able to hold the segment it writes.
 		return fmt.Errorf("compact: --compact-pass-bytes (%d) must be at least --compact-target-bytes (%d)", c.PassBytes, c.TargetBytes)
+	case c.MemoryBytes < 1<<20:
+		return fmt.Errorf("compact: --compact-memory-bytes must be at least 1 MiB, got %d", c.MemoryBytes)
+	case c.RowBytes > c.MemoryBytes/32:
+		// Key compaction holds a row it leaves unchanged whole.
+		return fmt.Errorf("compact: --compact-row-bytes (%d) must be at most --compact-memory-bytes/32 (%d)", c.RowBytes, c.MemoryBytes/32)
 	case c.Partitions <= 0:
 		return fmt.Errorf("compact: --compact-partitions must be positive, got %d", c.Partitions)
 	}
@@ -109,6 +124,7 @@ type Compactor struct {
 	b        bucket.Bucket
 	brokerID int32
 	log      *slog.Logger
+	now      func() time.Time // time.Now; tests move it
 
 	swaps     *prometheus.CounterVec
 	readBytes prometheus.Counter
@@ -121,7 +137,7 @@ func New(cfg Config, st *store.Store, b bucket.Bucket, brokerID int32, log *slog
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Compactor{cfg: cfg, st: st, b: b, brokerID: brokerID, log: log,
+	c := &Compactor{cfg: cfg, st: st, b: b, brokerID: brokerID, log: log, now: time.Now,
 		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_compaction_swaps_total", Help: "Compaction index swaps by outcome (ok, conflict)."}, []string{"outcome"}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -152,6 +168,11 @@ type Result struct {
 	// compaction removed, DroppedMarkers the transaction markers (txn.go).
 	AbortedBatches int
 	DroppedMarkers int
+	// KeyRounds counts key compaction's rounds (one per filling of its
+	// offset map), PeakBytes the most memory it held (its map, the
+	// object it was writing, what it had read).
+	KeyRounds int
+	PeakBytes int64
 }
 
 type run struct {
@@ -164,6 +185,15 @@ type run struct {
 // the shard (the zero Shard: all).
 func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error) {
 	var res Result
+	keyed, err := c.st.KeyCompactionCandidates(ctx, sh, c.now().UnixMilli(), c.cfg.Partitions)
+	if err != nil {
+		return res, err
+	}
+	for _, k := range keyed {
+		if err := c.compactKeys(ctx, k, &res); err != nil {
+			return res, err
+		}
+	}
 	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.MinPieces, c.cfg.Partitions)
 	if err != nil {
 		return res, err
@@ -178,10 +208,7 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 			return res, err
 		}
 		if keyCompacted(configs) {
-			if err := c.compactKeys(ctx, pid, configs, &res); err != nil {
-				return res, err
-			}
-			continue
+			continue // done above
 		}
 		r, ok, err := c.plan(ctx, pid, configs)
 		if err != nil {

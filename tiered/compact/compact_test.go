@@ -217,7 +217,8 @@ func readRecords(t *testing.T, m *leader.Manager, pid int64) (keys []string, val
 }
 
 // cleanup.policy=compact keeps the last value of each key at its original
-// offset, and drops tombstones older than delete.retention.ms.
+// offset, and keeps tombstones for delete.retention.ms from the pass that
+// first compacted them (KIP-534), whatever their own timestamps.
 func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	ctx := context.Background()
 	e := tieredtest.New(t,
@@ -243,9 +244,10 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An old tombstone (dropped) and a fresh one (kept).
+	// An old tombstone and a fresh one: both are kept by the first pass,
+	// an hour-old timestamp does not matter.
 	tieredtest.Append(t, m, pid, keyedBatch([]string{"k0"}, [][]byte{nil}, old))
-	delete(want, "k0")
+	want["k0"], wantOffset["k0"] = "<tombstone>", next
 	tieredtest.Append(t, m, pid, keyedBatch([]string{"k1"}, [][]byte{nil}, time.Now().UnixMilli()))
 	want["k1"], wantOffset["k1"] = "<tombstone>", next+1
 	if err := m.Flush(ctx); err != nil {
@@ -259,6 +261,34 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
+	compact.SetClock(c, func() time.Time { return now })
+	check := func(when string) {
+		t.Helper()
+		m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = t.TempDir() }, nil)
+		defer m2.Close()
+		keys, vals, offs := readRecords(t, m2, pid)
+		got := map[string]string{}
+		for i, k := range keys {
+			if _, dup := got[k]; dup {
+				t.Errorf("%s: key %s appears twice", when, k)
+			}
+			v := string(vals[i])
+			if vals[i] == nil {
+				v = "<tombstone>"
+			}
+			got[k] = v
+			if offs[i] != wantOffset[k] {
+				t.Errorf("%s: key %s at offset %d, want %d", when, k, offs[i], wantOffset[k])
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s:\n got %v\nwant %v", when, got, want)
+		}
+		if rep, err := fsck.Check(ctx, e.St, e.Bucket, 0); err != nil || !rep.OK() {
+			t.Fatalf("%s: fsck: %v %+v", when, err, rep)
+		}
+	}
 	r, err := c.Compact(ctx, store.Shard{})
 	if err != nil {
 		t.Fatal(err)
@@ -267,27 +297,28 @@ func TestKeyCompactionKeepsLastValuePerKey(t *testing.T) {
 	if r.Partitions != 1 || r.DroppedRecords == 0 {
 		t.Fatalf("key compaction did nothing: %+v", r)
 	}
-	m2 := e.Manager(t, func(cfg *leader.Config) { cfg.WALDir = e.Dir + "/wal2" }, nil)
-	keys, vals, offs := readRecords(t, m2, pid)
-	got := map[string]string{}
-	for i, k := range keys {
-		if _, dup := got[k]; dup {
-			t.Errorf("key %s appears twice", k)
-		}
-		v := string(vals[i])
-		if vals[i] == nil {
-			v = "<tombstone>"
-		}
-		got[k] = v
-		if offs[i] != wantOffset[k] {
-			t.Errorf("key %s at offset %d, want %d", k, offs[i], wantOffset[k])
-		}
+	check("after key compaction")
+
+	// Just before the horizon the tombstones stay (and nothing is due);
+	// past it they go, with nothing new written, and nothing is due
+	// after.
+	now = now.Add(59 * time.Second)
+	if r, err := c.Compact(ctx, store.Shard{}); err != nil || r.Partitions != 0 {
+		t.Fatalf("before the horizon: %+v, %v; want nothing done", r, err)
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("after key compaction:\n got %v\nwant %v", got, want)
+	now = now.Add(2 * time.Second)
+	if r, err = c.Compact(ctx, store.Shard{}); err != nil {
+		t.Fatal(err)
 	}
-	if rep, err := fsck.Check(ctx, e.St, e.Bucket, 0); err != nil || !rep.OK() {
-		t.Fatalf("fsck: %v %+v", err, rep)
+	if r.Partitions != 1 || r.DroppedRecords != 1 {
+		t.Fatalf("past the horizon: %+v; want k0's tombstone dropped", r)
+	}
+	// k1's stays while it is the log's last batch: removing it would
+	// leave a consumer there nothing to read below the high watermark.
+	delete(want, "k0")
+	check("past the delete horizon")
+	if r, err := c.Compact(ctx, store.Shard{}); err != nil || r.Partitions != 0 {
+		t.Fatalf("after the tombstones went: %+v, %v; want nothing due", r, err)
 	}
 }
 

@@ -1,23 +1,63 @@
 package compact
 
-// Key compaction (cleanup.policy=compact): keep the last record of each key.
+// Key compaction (cleanup.policy=compact): keep the last record of each
+// key, as Kafka's log cleaner does, in memory bounded by MemoryBytes
+// whatever the partition's size.
 //
-// A pass over such a partition reads its retained log below the last
-// stable offset (up to PassBytes; larger partitions are skipped and
-// logged: an open transaction's batches are never touched, txn.go), finds
-// each key's
-// last offset, and rewrites every batch keeping only records that are the
-// last of their key, dropping tombstones (null values) older than
-// delete.retention.ms. Rewritten batches keep their base offset, last
-// offset delta and producer fields, so offsets never move (gaps are normal
-// in a compacted log and every Kafka client skips them); records are
-// stored uncompressed; a batch left with no record is dropped. The result
-// replaces all of the partition's rows in one SwapSegments, which changes
-// nothing if retention or DeleteRecords removed rows meanwhile (new data
-// only adds rows after the ones read, which the swap leaves alone).
+// A partition's log below its last stable offset (an open transaction's
+// batches are never touched, txn.go) and below min.compaction.lag.ms is
+// cleanable; compaction_state.clean_offset splits it into a clean part,
+// which holds each key at most once, and a dirty part. A partition is due
+// when the dirty part is more than min.cleanable.dirty.ratio of the
+// cleanable bytes, when its oldest dirty row is older than
+// max.compaction.lag.ms (a row's largest timestamp stands for its
+// records'), or when a tombstone's delete horizon or a marker's age has
+// come. A pass over a due partition runs rounds, each:
+//
+//  1. maps the keys of the dirty rows, in offset order, into an offset map
+//     (offsetmap.go: key hash → latest offset, 24 bytes a key, at most
+//     3/8 of MemoryBytes) until it is 3/4 full: the mapped batches end at
+//     X, after the last batch mapped whole;
+//  2. rewrites the log from its start to X, streaming: it reads a few rows
+//     at a time (at most MemoryBytes/32 per GET) and keeps a record unless
+//     the map knows a later offset of its key or it is a tombstone past
+//     its delete horizon;
+//  3. records X as the clean offset.
+//
+// A partition whose keys fit the map takes one round; one with more keys
+// takes several, each cleaning the prefix its map covers. Entries the map
+// took from the batch it stopped in point past X at records that stay, so
+// the older records they drop are indeed superseded.
+//
+// Rewritten batches keep their base offset, last offset delta and producer
+// fields, so offsets never move (gaps are normal in a compacted log and
+// every Kafka client skips them); records are stored uncompressed; a batch
+// left with no record is dropped. Keyless records are kept.
+//
+// Tombstones follow KIP-534: a batch kept with a tombstone and no delete
+// horizon is rewritten with one, now + delete.retention.ms, in its base
+// timestamp with the delete-horizon attribute bit (the records' timestamp
+// deltas are re-counted from it, so their timestamps do not change); a
+// tombstone in a batch whose horizon has passed is removed. So a tombstone
+// is kept for delete.retention.ms from the pass that first compacted it,
+// whatever its own timestamp. Transaction markers keep their rule (txn.go).
+//
+// The rewritten log goes out in groups of consecutive rows, each written
+// as one segment object of about MemoryBytes/16 (or TargetBytes or
+// segment.bytes, if smaller) and swapped on its own (store.SwapCompacted);
+// a group that fills in the middle of a row ends there, and the rest of
+// the row stays in its object as a row of its own (the remainder, also
+// where a round whose map filled mid-row ends). A swap changes nothing if
+// retention or DeleteRecords removed its rows
+// meanwhile (the pass then stops; the next one starts again from the
+// clean offset). Offsets do not move, so a reader sees a correct log
+// before, between and after the swaps. A group that would come out the
+// same (already a segment object, nothing dropped or stamped) is not
+// written.
 //
 // Records are read through batch.Records under the topic's
-// batch.DecompressLimit, copied one batch at a time. A batch that cannot be
+// batch.DecompressLimit, and a batch that loses records (or is stamped) is
+// re-encoded record by record as they are read. A batch that cannot be
 // read that way (records decompressing past the limit, as a decompression
 // bomb stored before produce checked sizes would, or records that do not
 // decode) is kept as it is, every record in it, and its keys do not count:
@@ -27,19 +67,20 @@ package compact
 // without reading it again.
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"slices"
+	"math"
+	"sort"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
+	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/object"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -55,236 +96,681 @@ func keyCompacted(configs map[string]string) bool {
 	return false
 }
 
-type decoded struct {
-	h    batch.Header
-	rb   kmsg.RecordBatch
-	recs []kmsg.Record
-	raw  []byte
-	// whole batches are kept as they are without their records being
-	// read: batches compaction cannot read, and markers it keeps.
-	whole bool
-	// drop removes the batch whole: a batch of an aborted transaction, or
-	// a marker past its horizon (abortAt: the offset of an abort marker,
-	// whose aborted_txns row goes with it; -1 otherwise).
-	drop    bool
-	abortAt int64
+// cleanable cuts rows at the first one key compaction may not touch: one
+// reaching past the last stable offset, or (with min.compaction.lag.ms)
+// holding a record newer than the lag.
+func cleanable(rows []store.Segment, lso, now int64, configs map[string]string) []store.Segment {
+	minLag := topicconfig.Int64(configs, "min.compaction.lag.ms")
+	for i, r := range rows {
+		if r.EndOffset > lso || minLag > 0 && r.MaxTimestamp > now-minLag {
+			return rows[:i]
+		}
+	}
+	return rows
 }
 
-// compactKeys rewrites a cleanup.policy=compact partition; see above.
-func (c *Compactor) compactKeys(ctx context.Context, pid int64, configs map[string]string, res *Result) error {
+// due reports whether a partition with cleanable rows needs a pass.
+func due(k store.KeyCompaction, rows []store.Segment, now int64) bool {
+	if k.DeleteHorizon >= 0 && k.DeleteHorizon <= now {
+		return true
+	}
+	if k.MarkerTimestamp >= 0 && k.MarkerTimestamp < now-topicconfig.Int64(k.Configs, "delete.retention.ms") {
+		return true
+	}
+	var clean, dirty int64
+	oldest := int64(math.MaxInt64)
+	for _, r := range rows {
+		if r.BaseOffset < k.CleanOffset {
+			clean += int64(r.Length)
+			continue
+		}
+		dirty += int64(r.Length)
+		oldest = min(oldest, r.MaxTimestamp)
+	}
+	if dirty == 0 {
+		return false
+	}
+	if oldest < now-topicconfig.Int64(k.Configs, "max.compaction.lag.ms") {
+		return true
+	}
+	ratio, _ := strconv.ParseFloat(topicconfig.Value(k.Configs, "min.cleanable.dirty.ratio"), 64)
+	return float64(dirty)/float64(clean+dirty) > ratio
+}
+
+// segments returns every index row of a partition, in offset order.
+func (c *Compactor) segments(ctx context.Context, pid int64) ([]store.Segment, error) {
+	var out []store.Segment
+	for from := int64(-1); ; {
+		page, err := c.st.Segments(ctx, pid, from, 10000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < 10000 {
+			return out, nil
+		}
+		from = page[len(page)-1].EndOffset
+	}
+}
+
+// compactKeys runs a pass over a cleanup.policy=compact partition if it is
+// due; see above.
+func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res *Result) error {
+	now := c.now().UnixMilli()
+	pid, configs := k.PartitionID, k.Configs
 	lso, err := c.st.LastStableOffset(ctx, pid)
 	if err != nil {
 		return err
 	}
-	rows, err := c.st.Segments(ctx, pid, -1, 100000)
+	rows, err := c.segments(ctx, pid)
 	if err != nil {
 		return err
 	}
-	// Whole rows below the LSO only: above it, a transaction may still
-	// end either way.
-	for i, r := range rows {
-		if r.EndOffset > lso {
-			rows = rows[:i]
-			break
-		}
-	}
-	if len(rows) == 0 {
+	tail := logEnd(rows)
+	rows = cleanable(rows, lso, now, configs)
+	if len(rows) == 0 || !due(k, rows, now) {
 		return nil
 	}
-	var total int64
-	for _, r := range rows {
-		total += int64(r.Length)
-	}
-	if total > c.cfg.PassBytes {
-		c.log.Warn("partition too large to compact by key in one pass; skipped", "partition", pid, "bytes", total)
-		return nil
-	}
-	// Read each object once.
-	type span struct{ lo, hi int64 }
-	spans := map[string]*span{}
-	for _, r := range rows {
-		sp := spans[r.ObjectKey]
-		if sp == nil {
-			sp = &span{r.Position, r.Position}
-			spans[r.ObjectKey] = sp
-		}
-		sp.lo, sp.hi = min(sp.lo, r.Position), max(sp.hi, r.Position+int64(r.Length))
-	}
-	data := map[string][]byte{}
-	for k, sp := range spans {
-		b, err := c.b.GetRange(ctx, k, sp.lo, sp.hi-sp.lo)
-		if err != nil {
-			return fmt.Errorf("compact: read %s: %w", k, err)
-		}
-		data[k] = b
-		res.Gets++
-	}
-
 	skips, err := c.st.CompactionSkips(ctx, pid)
 	if err != nil {
 		return err
 	}
-	aborted, err := c.st.AbortedTxns(ctx, pid, rows[0].BaseOffset, lso, 0)
-	if err != nil {
-		return err
-	}
-	horizon := time.Now().UnixMilli() - topicconfig.Int64(configs, "delete.retention.ms")
-	txns := newTxnPass(aborted, horizon)
-	limit := batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes"))
-	var batches []decoded
-	last := map[string]int64{}
+	// The map's table is allocated once, for the keys the dirty rows can
+	// hold (a record takes at least minRecordBytes), within its share of
+	// the bound.
+	var dirty int64
 	for _, r := range rows {
-		off := r.Position - spans[r.ObjectKey].lo
-		var derr error
-		batch.Each(data[r.ObjectKey][off:off+int64(r.Length)], func(h batch.Header, raw []byte) bool {
-			if h.Control() {
-				remove, abort := txns.marker(h, raw)
-				d := decoded{h: h, raw: raw, whole: !remove, drop: remove, abortAt: -1}
-				if remove && abort {
-					d.abortAt = h.BaseOffset
+		if r.BaseOffset >= k.CleanOffset {
+			dirty += int64(r.Length)
+		}
+	}
+	m := newOffsetMap(c.cfg.MemoryBytes*3/8, dirty/minRecordBytes)
+	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
+		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
+		retention: topicconfig.Int64(configs, "delete.retention.ms"),
+		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/16),
+		readBytes: c.cfg.MemoryBytes / 32,
+	}
+	clean := k.CleanOffset
+	for round := 0; ; round++ {
+		if round > 0 {
+			if rows, err = c.segments(ctx, pid); err != nil {
+				return err
+			}
+			p.tail = logEnd(rows)
+			rows = cleanable(rows, lso, now, configs)
+		}
+		d := sort.Search(len(rows), func(i int) bool { return rows[i].BaseOffset >= clean })
+		if len(rows) == 0 || round > 0 && d == len(rows) {
+			return nil
+		}
+		aborted, err := c.st.AbortedTxns(ctx, pid, rows[0].BaseOffset, lso, 0)
+		if err != nil {
+			return err
+		}
+		m.reset()
+		e, stop, err := p.mapKeys(ctx, rows, d, newTxnPass(aborted, 0))
+		if err != nil {
+			return err
+		}
+		if e == d && d < len(rows) {
+			c.log.Warn("a batch of a compacted partition holds more keys than --compact-memory-bytes can map; partition left as it is",
+				"partition", pid, "base_offset", rows[d].BaseOffset, "keys", m.len())
+			return nil
+		}
+		res.KeyRounds++
+		st, ok, err := p.rewrite(ctx, rows[:e], stop, newTxnPass(aborted, now-p.retention))
+		if err != nil || !ok {
+			return err
+		}
+		st.PartitionID, st.CleanOffset = pid, rows[e-1].EndOffset
+		if stop.pos >= 0 {
+			st.CleanOffset = stop.offset
+		}
+		if err := c.st.SetCompactionState(ctx, st); err != nil {
+			return err
+		}
+		clean = st.CleanOffset
+		if e == len(rows) && stop.pos < 0 {
+			return nil
+		}
+	}
+}
+
+// minRecordBytes is the least a keyed record takes in a batch: length,
+// attributes, timestamp and offset deltas, key length and a one-byte key,
+// value length, header count.
+const minRecordBytes = 8
+
+func logEnd(rows []store.Segment) int64 {
+	if len(rows) == 0 {
+		return -1
+	}
+	return rows[len(rows)-1].EndOffset
+}
+
+// keyPass is one partition's key compaction pass.
+type keyPass struct {
+	c         *Compactor
+	pid       int64
+	m         *offsetMap
+	skips     map[int64]string
+	res       *Result
+	now       int64
+	limit     int
+	retention int64
+	outBytes  int64  // largest segment object written
+	readBytes int64  // largest GET
+	swapped   bool   // counted in res.Partitions
+	scratch   []byte // reencode's records
+	// tail is the end of the partition's log: its last batch is never
+	// removed (as Kafka never cleans the active segment), or a consumer
+	// there would find nothing below the high watermark.
+	tail int64
+}
+
+// held notes the memory the pass holds now, for Result.PeakBytes.
+func (p *keyPass) held(n int64) {
+	p.res.PeakBytes = max(p.res.PeakBytes, p.m.bytes()+n)
+}
+
+// stopPoint is where, inside the last row of a round, the map filled: the
+// round rewrites the row's batches before pos (offsets below offset) and
+// leaves the rest as a row of its own. pos is -1 if the round ends at a
+// row's end.
+type stopPoint struct{ pos, offset int64 }
+
+// mapKeys puts the keys of rows[d:] into the map, and returns where the
+// mapped batches end: rows[:e] (the map filled at the start of rows[e], or
+// e is len(rows)), or, if the map filled in the middle of a row, rows[:e]
+// with the last one mapped up to stop.
+func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns *txnPass) (int, stopPoint, error) {
+	rd := &rowReader{b: p.c.b, rows: rows, max: p.readBytes, gets: &p.res.Gets}
+	none := stopPoint{-1, -1}
+	for i := d; i < len(rows); i++ {
+		var (
+			full bool
+			serr error
+			stop = none
+		)
+		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
+			p.held(int64(len(rd.buf)) + int64(len(raw)))
+			if _, skip := p.skips[h.BaseOffset]; skip || h.Control() || txns.data(h) {
+				stop.offset = h.LastOffset() + 1
+				return true
+			}
+			err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+				full = rec.Key != nil && !p.m.put(rec.Key, h.BaseOffset+int64(rec.OffsetDelta))
+				return !full
+			})
+			if full {
+				if stop.offset >= 0 {
+					stop.pos = pos
 				}
-				batches = append(batches, d)
-				return true
+				return false
 			}
-			if txns.data(h) {
-				batches = append(batches, decoded{h: h, raw: raw, drop: true, abortAt: -1})
-				return true
-			}
-			if _, ok := skips[h.BaseOffset]; ok {
-				batches = append(batches, decoded{h: h, raw: raw, whole: true})
-				return true
-			}
-			d, err := decode(h, raw, limit)
+			stop.offset = h.LastOffset() + 1
 			if err != nil {
-				if derr = c.skip(ctx, pid, h, err, res); derr != nil {
-					return false
+				// Record it now, so that the rewrite keeps it without
+				// reading it again.
+				serr = p.c.skip(ctx, p.pid, h, err, p.res)
+				p.skips[h.BaseOffset] = ""
+			}
+			return serr == nil
+		})
+		if err != nil {
+			return 0, none, err
+		}
+		if serr != nil {
+			return 0, none, serr
+		}
+		if full && stop.pos >= 0 {
+			return i + 1, stop, nil
+		}
+		if full {
+			return i, none, nil
+		}
+	}
+	return len(rows), none, nil
+}
+
+// rewrite compacts rows (the log from its start to the end of the mapped
+// rows) group by group, and returns the state to record: the earliest
+// delete horizon and marker age it kept. ok is false if a swap found its
+// rows changed.
+func (p *keyPass) rewrite(ctx context.Context, rows []store.Segment, stop stopPoint, txns *txnPass) (st store.KeyCompaction, ok bool, err error) {
+	st.DeleteHorizon, st.MarkerTimestamp = -1, -1
+	rd := &rowReader{b: p.c.b, rows: rows, max: p.readBytes, gets: &p.res.Gets}
+	g := p.newGroup()
+	for i, r := range rows {
+		if len(g.rows) == 0 {
+			g.rowBase = r.BaseOffset
+		}
+		g.rows = append(g.rows, r)
+		g.changed = g.changed || !strings.HasPrefix(r.ObjectKey, SegmentPrefix)
+		rowEnd := r.Position + int64(r.Length)
+		var ferr error
+		last := i == len(rows)-1
+		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
+			if last && stop.pos >= 0 && pos >= stop.pos {
+				// The map ends here: the rest of the row stays, as a row
+				// of its own, for the next round. Written even unchanged,
+				// so that the clean offset is a row's start.
+				rem := store.Segment{BaseOffset: stop.offset, EndOffset: r.EndOffset, ObjectKey: r.ObjectKey,
+					Position: pos, Length: int32(rowEnd - pos), MaxTimestamp: r.MaxTimestamp}
+				g.changed = true
+				ok, err := p.finish(ctx, g, rem)
+				if ferr = err; err == nil && !ok {
+					ferr = errConflict
 				}
-				batches = append(batches, decoded{h: h, raw: raw, whole: true})
+				g = nil
+				return false
+			}
+			if ferr = p.batch(ctx, g, txns, &st, h, raw); ferr != nil {
+				return false
+			}
+			p.held(int64(len(rd.buf)) + int64(len(raw)) + p.groupBytes())
+			next := pos + int64(len(raw))
+			if g.size() < p.outBytes || !g.output() || !g.changed || next == rowEnd {
 				return true
 			}
-			for _, rec := range d.recs {
-				if rec.Key != nil {
-					last[string(rec.Key)] = h.BaseOffset + int64(rec.OffsetDelta)
+			// The group is full in the middle of a row: it ends here,
+			// and the rest of the row stays where it is, as a row of
+			// its own (the remainder) that the next group replaces.
+			rem := store.Segment{BaseOffset: h.LastOffset() + 1, EndOffset: r.EndOffset, ObjectKey: r.ObjectKey,
+				Position: next, Length: int32(rowEnd - next), MaxTimestamp: r.MaxTimestamp}
+			var ok bool
+			if ok, ferr = p.finish(ctx, g, rem); ferr != nil || !ok {
+				if ferr == nil {
+					ferr = errConflict
 				}
+				return false
 			}
-			batches = append(batches, d)
+			*g = group{} // the finished group's buffers are garbage before the next's exist
+			g = p.newGroup()
+			g.rows, g.rowBase, g.changed = []store.Segment{rem}, rem.BaseOffset, !strings.HasPrefix(rem.ObjectKey, SegmentPrefix)
 			return true
 		})
-		if derr != nil {
-			return derr
+		if err == nil {
+			err = ferr
+		}
+		if errors.Is(err, errConflict) {
+			return st, false, nil
+		}
+		if err != nil {
+			return st, false, err
+		}
+		if g == nil {
+			break // stopped at stop
+		}
+		if g.size() >= p.outBytes && g.output() || i == len(rows)-1 {
+			if ok, err := p.finish(ctx, g, store.Segment{}); err != nil || !ok {
+				return st, false, err
+			}
+			*g = group{} // as above
+			g = p.newGroup()
 		}
 	}
+	return st, true, nil
+}
 
-	var (
-		bld          object.Builder
-		newRows      []store.Segment
-		cur          [][]byte
-		curSize      int64
-		curMaxTs     int64
-		rowBase      = rows[0].BaseOffset
-		dropped      int
-		kept         int
-		abortedBatch int
-		markers      int
-		abortMarkers []int64
-	)
-	cut := func(end int64) {
-		if len(cur) == 0 {
-			return
-		}
-		ch := bld.Add(pid, rowBase, end, curMaxTs, cur...)
-		newRows = append(newRows, store.Segment{BaseOffset: ch.BaseOffset, EndOffset: ch.EndOffset,
-			Position: ch.Position, Length: int32(ch.Length), MaxTimestamp: ch.MaxTimestamp})
-		rowBase, cur, curSize, curMaxTs = end, nil, 0, 0
-	}
-	for i, d := range batches {
-		if d.drop && (i < len(batches)-1 || len(cur) > 0 || len(newRows) > 0) {
-			if d.h.Control() {
-				markers++
-				if d.abortAt >= 0 {
-					abortMarkers = append(abortMarkers, d.abortAt)
-				}
-			} else {
-				abortedBatch++
+// errConflict stops a rewrite whose swap found its rows changed.
+var errConflict = errors.New("compact: rows changed")
+
+// newGroup starts a group, with room for its object and the index row
+// it is building, so that neither grows by doubling.
+func (p *keyPass) newGroup() *group {
+	g := &group{pid: p.pid, rowBytes: p.c.cfg.RowBytes, buf: make([]byte, 0, p.c.cfg.RowBytes)}
+	g.bld.Grow(int(p.outBytes + p.c.cfg.RowBytes + 64<<10))
+	return g
+}
+
+// groupBytes is the memory a group holds.
+func (p *keyPass) groupBytes() int64 { return p.outBytes + 2*p.c.cfg.RowBytes + 64<<10 }
+
+// batch decides the fate of one batch in the rewrite.
+func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.KeyCompaction, h batch.Header, raw []byte) error {
+	if h.Control() {
+		remove, abort, aging := txns.marker(h, raw)
+		if remove {
+			at := int64(-1)
+			if abort {
+				at = h.BaseOffset
 			}
-			continue
+			g.drop(h, raw, dropCount{markers: 1, abortAt: at})
+			return nil
 		}
-		if d.whole || d.drop { // a dropped batch kept only because a swap needs a row
-			if curSize > 0 && curSize+int64(len(d.raw)) > c.cfg.RowBytes {
-				cut(d.h.BaseOffset)
-			}
-			cur = append(cur, d.raw)
-			curSize += int64(len(d.raw))
-			curMaxTs = max(curMaxTs, d.h.MaxTimestamp)
-			kept += int(d.h.NumRecords)
-			continue
+		if aging {
+			st.MarkerTimestamp = minTs(st.MarkerTimestamp, h.MaxTimestamp)
 		}
-		keep := d.recs[:0:0]
-		for _, rec := range d.recs {
-			o := d.h.BaseOffset + int64(rec.OffsetDelta)
-			ts := d.h.BaseTimestamp + rec.TimestampDelta64
-			switch {
-			case rec.Key != nil && last[string(rec.Key)] != o:
-			case rec.Value == nil && ts < horizon:
-			default:
-				keep = append(keep, rec)
-				continue
-			}
-			dropped++
-		}
-		var out []byte
-		switch {
-		case len(keep) == len(d.recs):
-			out = d.raw // unchanged
-		case len(keep) > 0:
-			out = encode(d, keep)
-		case i == len(batches)-1 && len(cur) == 0 && len(newRows) == 0:
-			out = d.raw // keep something: a swap needs at least one row
-		default:
-			continue
-		}
-		kept += len(keep)
-		if curSize > 0 && curSize+int64(len(out)) > c.cfg.RowBytes {
-			cut(d.h.BaseOffset)
-		}
-		cur = append(cur, out)
-		curSize += int64(len(out))
-		curMaxTs = max(curMaxTs, d.h.MaxTimestamp)
-	}
-	cut(rows[len(rows)-1].EndOffset)
-	if dropped == 0 && abortedBatch == 0 && markers == 0 && !slices.ContainsFunc(rows, func(s store.Segment) bool { return !strings.HasPrefix(s.ObjectKey, SegmentPrefix) }) {
-		return nil // nothing to do
-	}
-	obj, _ := bld.Finish()
-	key := segmentKey()
-	for i := range newRows {
-		newRows[i].ObjectKey = key
-	}
-	if err := c.st.RegisterObject(ctx, key, int64(len(obj)), c.brokerID); err != nil {
-		return err
-	}
-	if err := c.b.Put(ctx, key, obj); err != nil {
-		return fmt.Errorf("compact: put %s: %w", key, err)
-	}
-	res.Objects++
-	ok, err := c.st.SwapCompacted(ctx, pid, rows, newRows, key, abortMarkers)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		res.Conflicts++
-		c.swaps.WithLabelValues("conflict").Inc()
+		g.keep(h, raw)
 		return nil
 	}
-	c.swaps.WithLabelValues("ok").Inc()
-	res.Partitions++
-	res.Pieces += len(rows)
-	res.DroppedRecords += dropped
-	res.AbortedBatches += abortedBatch
-	res.DroppedMarkers += markers
-	c.log.Debug("compacted by key", "partition", pid, "kept", kept, "dropped", dropped,
-		"aborted_batches", abortedBatch, "markers", markers, "key", key)
+	if txns.data(h) {
+		g.drop(h, raw, dropCount{aborted: 1, abortAt: -1})
+		return nil
+	}
+	if _, ok := p.skips[h.BaseOffset]; ok {
+		txns.keep(h)
+		g.keep(h, raw)
+		return nil
+	}
+	own, stamped := h.DeleteHorizon()
+	horizon := own
+	fate := func(rec *kmsg.Record) (keep, tombstone bool) {
+		tombstone = rec.Key != nil && rec.Value == nil
+		switch {
+		case rec.Key != nil && p.m.latest(rec.Key) > h.BaseOffset+int64(rec.OffsetDelta):
+			return false, tombstone
+		case tombstone && stamped && own <= p.now:
+			return false, tombstone
+		}
+		return true, tombstone
+	}
+	// First without copying anything: most batches come out unchanged.
+	var (
+		dropped, kept int
+		tombstones    bool
+	)
+	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		keep, tombstone := fate(rec)
+		if !keep {
+			dropped++
+			return true
+		}
+		kept++
+		tombstones = tombstones || tombstone
+		return true
+	})
+	restamp := tombstones && !stamped
+	if restamp {
+		horizon = p.now + min(p.retention, math.MaxInt64-p.now)
+	}
+	var out []byte
+	if err == nil && kept > 0 && (dropped > 0 || restamp) {
+		stamp := int64(-1) // keep the batch's own
+		if restamp {
+			stamp = horizon
+		}
+		out, err = p.reencode(h, raw, fate, stamp)
+	}
+	if err != nil {
+		if err := p.c.skip(ctx, p.pid, h, err, p.res); err != nil {
+			return err
+		}
+		p.skips[h.BaseOffset] = ""
+		txns.keep(h)
+		g.keep(h, raw)
+		return nil
+	}
+	if tombstones {
+		st.DeleteHorizon = minTs(st.DeleteHorizon, horizon)
+	}
+	switch {
+	case kept == 0:
+		g.drop(h, raw, dropCount{records: dropped, abortAt: -1})
+	case out == nil:
+		txns.keep(h)
+		g.keep(h, raw)
+	default:
+		txns.keep(h)
+		g.dropped += dropped
+		g.changed = true
+		g.keep(h, out)
+	}
 	return nil
+}
+
+func minTs(a, b int64) int64 {
+	if a < 0 {
+		return b
+	}
+	return min(a, b)
+}
+
+// finish writes a group's segment object and swaps its rows; a group that
+// would come out unchanged is not written. A group that ends in the middle
+// of its last row has the rest of that row as rem (Length > 0), which
+// stays in its object. ok is false if the swap found the rows changed.
+func (p *keyPass) finish(ctx context.Context, g *group, rem store.Segment) (bool, error) {
+	end := g.rows[len(g.rows)-1].EndOffset
+	if rem.Length > 0 {
+		end = rem.BaseOffset
+	}
+	g.close(end, rem.Length == 0 && end == p.tail)
+	if !g.changed {
+		return true, nil
+	}
+	c := p.c
+	obj, _ := g.bld.Finish()
+	key := segmentKey()
+	for i := range g.newRows {
+		g.newRows[i].ObjectKey = key
+	}
+	if rem.Length > 0 {
+		g.newRows = append(g.newRows, rem)
+	}
+	if err := c.st.RegisterObject(ctx, key, int64(len(obj)), c.brokerID); err != nil {
+		return false, err
+	}
+	if err := c.b.Put(ctx, key, obj); err != nil {
+		return false, fmt.Errorf("compact: put %s: %w", key, err)
+	}
+	p.res.Objects++
+	ok, err := c.st.SwapCompacted(ctx, p.pid, g.rows, g.newRows, key, g.abortMarkers)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		// Retention or DeleteRecords moved first; the object is
+		// unreferenced and garbage collection takes it.
+		p.res.Conflicts++
+		c.swaps.WithLabelValues("conflict").Inc()
+		return false, nil
+	}
+	c.swaps.WithLabelValues("ok").Inc()
+	if !p.swapped {
+		p.swapped = true
+		p.res.Partitions++
+	}
+	p.res.Pieces += len(g.rows)
+	p.res.DroppedRecords += g.dropped
+	p.res.AbortedBatches += g.aborted
+	p.res.DroppedMarkers += g.markers
+	c.log.Debug("compacted by key", "partition", p.pid, "rows", len(g.rows), "dropped", g.dropped,
+		"aborted_batches", g.aborted, "markers", g.markers, "key", key)
+	return true, nil
+}
+
+// dropCount is what dropping one batch removes.
+type dropCount struct {
+	records, aborted, markers int
+	abortAt                   int64 // an abort marker's offset, or -1
+}
+
+// group is a run of consecutive rows rewritten into one segment object,
+// cut into index rows of about rowBytes.
+type group struct {
+	pid      int64
+	rowBytes int64
+	rows     []store.Segment // the rows replaced
+	bld      object.Builder
+	newRows  []store.Segment
+	buf      []byte // the index row being built
+	curMaxTs int64
+	rowBase  int64
+	changed  bool
+	// last is the latest dropped batch, counted only once another batch
+	// follows it: a group that keeps nothing keeps it, since a swap
+	// needs a row.
+	last      []byte
+	lastH     batch.Header
+	lastCount dropCount
+	dropped   int
+	aborted   int
+	markers   int
+	// abortMarkers are the offsets of the abort markers dropped, whose
+	// aborted_txns rows go in the swap.
+	abortMarkers []int64
+}
+
+func (g *group) output() bool { return len(g.buf) > 0 || len(g.newRows) > 0 }
+
+// size is about the size of the group's object so far.
+func (g *group) size() int64 { return int64(g.bld.Size() + len(g.buf)) }
+
+func (g *group) settle() {
+	if g.last == nil {
+		return
+	}
+	n := g.lastCount
+	g.dropped += n.records
+	g.aborted += n.aborted
+	g.markers += n.markers
+	if n.abortAt >= 0 {
+		g.abortMarkers = append(g.abortMarkers, n.abortAt)
+	}
+	g.changed = true
+	g.last = nil
+}
+
+func (g *group) drop(h batch.Header, raw []byte, n dropCount) {
+	g.settle()
+	g.last, g.lastH, g.lastCount = raw, h, n
+}
+
+func (g *group) keep(h batch.Header, raw []byte) {
+	g.settle()
+	if len(g.buf) > 0 && int64(len(g.buf)+len(raw)) > g.rowBytes {
+		g.cut(h.BaseOffset)
+	}
+	// Copied: raw is in a read buffer, which this frees.
+	g.buf = append(g.buf, raw...)
+	g.curMaxTs = max(g.curMaxTs, h.MaxTimestamp)
+}
+
+func (g *group) cut(end int64) {
+	if len(g.buf) == 0 {
+		return
+	}
+	ch := g.bld.Add(g.pid, g.rowBase, end, g.curMaxTs, g.buf)
+	g.newRows = append(g.newRows, store.Segment{BaseOffset: ch.BaseOffset, EndOffset: ch.EndOffset,
+		Position: ch.Position, Length: int32(ch.Length), MaxTimestamp: ch.MaxTimestamp})
+	g.rowBase, g.buf, g.curMaxTs = end, g.buf[:0], 0
+}
+
+// close cuts the last index row at end; at the log's tail, it keeps the
+// last batch.
+func (g *group) close(end int64, tail bool) {
+	if g.last != nil && (tail || !g.output()) {
+		// Keep the dropped batch as it is, uncounted: the swap needs a
+		// row, or the tail a batch.
+		raw, h := g.last, g.lastH
+		g.last = nil
+		g.keep(h, raw)
+	}
+	g.settle()
+	g.cut(end)
+}
+
+// rowReader reads the batches of index rows in order, never more than
+// max bytes at a time (but one batch larger than that whole): a GET spans
+// consecutive small rows of one object, or a window of a large row.
+type rowReader struct {
+	b        bucket.Bucket
+	rows     []store.Segment
+	max      int64
+	buf      []byte
+	from, to int // rows[from:to] are in buf
+	gets     *int
+}
+
+// each calls fn with every batch of rows[i] and its position in the
+// row's object, until fn returns false.
+func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw []byte, pos int64) bool) error {
+	row := r.rows[i]
+	if int64(row.Length) > r.max {
+		return r.window(ctx, row, fn)
+	}
+	if i < r.from || i >= r.to {
+		n, j := int64(row.Length), i+1
+		for ; j < len(r.rows); j++ {
+			next, prev := r.rows[j], r.rows[j-1]
+			if next.ObjectKey != row.ObjectKey || next.Position != prev.Position+int64(prev.Length) || n+int64(next.Length) > r.max {
+				break
+			}
+			n += int64(next.Length)
+		}
+		r.buf = nil // not held across the next GET
+		b, err := r.get(ctx, row.ObjectKey, row.Position, n)
+		if err != nil {
+			return err
+		}
+		r.buf, r.from, r.to = b, i, j
+	}
+	off := row.Position - r.rows[r.from].Position
+	pos := row.Position
+	batch.Each(r.buf[off:off+int64(row.Length)], func(h batch.Header, raw []byte) bool {
+		ok := fn(h, raw, pos)
+		pos += int64(len(raw))
+		return ok
+	})
+	return nil
+}
+
+// window reads a large row max bytes at a time.
+func (r *rowReader) window(ctx context.Context, row store.Segment, fn func(h batch.Header, raw []byte, pos int64) bool) error {
+	r.buf, r.from, r.to = nil, 0, 0
+	for pos, end := row.Position, row.Position+int64(row.Length); pos < end; {
+		r.buf = nil
+		b, err := r.get(ctx, row.ObjectKey, pos, min(r.max, end-pos))
+		if err != nil {
+			return err
+		}
+		r.buf = b // for the accounting only: from == to
+		var used int64
+		stop := false
+		batch.Each(b, func(h batch.Header, raw []byte) bool {
+			stop = !fn(h, raw, pos+used)
+			used += int64(len(raw))
+			return !stop
+		})
+		if stop {
+			return nil
+		}
+		if used == 0 {
+			// One batch larger than the window: read it whole.
+			h, err := batch.ParseHeader(b)
+			if err != nil {
+				return fmt.Errorf("compact: %s at %d: %w", row.ObjectKey, pos, err)
+			}
+			if b, err = r.get(ctx, row.ObjectKey, pos, min(int64(h.Size()), end-pos)); err != nil {
+				return err
+			}
+			batch.Each(b, func(h batch.Header, raw []byte) bool {
+				stop = !fn(h, raw, pos)
+				used = int64(len(raw))
+				return false
+			})
+			if stop {
+				return nil
+			}
+			if used == 0 {
+				return fmt.Errorf("compact: %s at %d: %w: a short batch", row.ObjectKey, pos, batch.ErrCorrupt)
+			}
+		}
+		pos += used
+	}
+	return nil
+}
+
+func (r *rowReader) get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b, err := r.b.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, fmt.Errorf("compact: read %s: %w", key, err)
+	}
+	*r.gets++
+	return b, nil
 }
 
 // skip reports a batch that key compaction cannot read and records it, so
@@ -307,40 +793,55 @@ func (c *Compactor) skip(ctx context.Context, pid int64, h batch.Header, cause e
 	return c.st.SkipInCompaction(ctx, pid, h.BaseOffset, h.LastOffset(), reason)
 }
 
-// decode parses a stored batch and copies its records, decompressed under
-// limit.
-func decode(h batch.Header, raw []byte, limit int) (decoded, error) {
-	d := decoded{h: h, raw: raw}
-	// The header only: the records are read by batch.Records.
-	if err := d.rb.ReadFrom(raw); err != nil {
-		return d, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
+// reencode writes the batch raw again with only the records keep keeps,
+// uncompressed, re-encoding each as it is read (nothing is copied twice).
+// A horizon >= 0 becomes the batch's delete horizon (KIP-534): its base
+// timestamp, with the records' timestamp deltas counted from it.
+func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (bool, bool), horizon int64) ([]byte, error) {
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
 	}
-	d.rb.Records = nil
-	err := batch.Records(raw, limit, func(rec *kmsg.Record) bool {
-		r := *rec
-		// The record aliases a window the next one overwrites.
-		r.Key, r.Value = bytes.Clone(rec.Key), bytes.Clone(rec.Value)
-		r.Headers = make([]kmsg.Header, len(rec.Headers))
-		for i, hd := range rec.Headers {
-			r.Headers[i] = kmsg.Header{Key: strings.Clone(hd.Key), Value: bytes.Clone(hd.Value)}
+	recs := p.scratch[:0]
+	var n int32
+	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		if k, _ := keep(rec); !k {
+			return true
 		}
-		d.recs = append(d.recs, r)
+		n++
+		if horizon < 0 {
+			recs = rec.AppendTo(recs)
+			return true
+		}
+		r := *rec
+		r.TimestampDelta64 = rb.FirstTimestamp + recordDelta(rec) - horizon
+		r.TimestampDelta = int32(r.TimestampDelta64)
+		r.Length = 0
+		r.Length = int32(len(r.AppendTo(nil)) - 1) // the varint 0 takes one byte
+		recs = r.AppendTo(recs)
 		return true
 	})
-	return d, err
+	p.scratch = recs
+	if err != nil {
+		return nil, err
+	}
+	rb.Attributes &^= 0x07 // codec bits: none
+	if horizon >= 0 {
+		rb.Attributes |= batch.AttrDeleteHorizon
+		rb.FirstTimestamp = horizon
+	}
+	rb.NumRecords = n
+	rb.Records = recs
+	out := rb.AppendTo(make([]byte, 0, batch.HeaderSize+len(recs)))
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], castagnoli))
+	return out, nil
 }
 
-// encode writes d's header with only recs, uncompressed.
-func encode(d decoded, recs []kmsg.Record) []byte {
-	rb := d.rb
-	rb.Attributes &^= 0x07 // codec bits: none
-	rb.NumRecords = int32(len(recs))
-	rb.Records = nil
-	for _, r := range recs {
-		rb.Records = r.AppendTo(rb.Records)
+// recordDelta is a record's timestamp delta as kmsg decodes it.
+func recordDelta(r *kmsg.Record) int64 {
+	if r.TimestampDelta64 != 0 {
+		return r.TimestampDelta64
 	}
-	raw := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	return int64(r.TimestampDelta)
 }
