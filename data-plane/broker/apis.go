@@ -74,6 +74,10 @@ func init() {
 		66: {0, 2, h(handleListTransactions)},
 		68: {0, 1, h(handleConsumerGroupHeartbeat)},
 		69: {0, 1, h(handleConsumerGroupDescribe)},
+		76: {0, 1, h(handleShareGroupHeartbeat)},
+		77: {0, 1, h(handleShareGroupDescribe)},
+		78: {0, 2, h(handleShareFetch)},
+		79: {0, 2, h(handleShareAcknowledge)},
 	}
 }
 

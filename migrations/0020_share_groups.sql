@@ -1,0 +1,21 @@
+-- Share groups (KIP-932, issue 26). One row per share-partition: one share
+-- group's delivery state of one partition. start_offset is the
+-- share-partition start offset (SPSO): every record below it is done.
+-- state is the broker's encoding (data-plane/share Partition.Marshal): the
+-- SPSO and the in-flight records above it that were delivered or finished,
+-- with their state and delivery count. Only the partition's leader writes
+-- it, and only at its leader epoch (the write share-locks the partition's
+-- row and checks leader_id and leader_epoch, as the flush commit does), so
+-- a deposed leader's write fails instead of overwriting its successor's.
+-- The row goes with the partition (its topic deleted) or the cluster.
+
+CREATE TABLE share_partitions (
+    cluster_id   text NOT NULL REFERENCES virtual_clusters (id) ON DELETE CASCADE,
+    group_id     text NOT NULL,
+    partition_id bigint NOT NULL REFERENCES partitions (id) ON DELETE CASCADE,
+    start_offset bigint NOT NULL CHECK (start_offset >= 0),
+    state        bytea NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster_id, group_id, partition_id)
+);
+CREATE INDEX share_partitions_partition_idx ON share_partitions (partition_id);
