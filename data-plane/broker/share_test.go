@@ -1,0 +1,219 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
+	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// shareArgs make share groups start at the log start (tests produce
+// first) and locks expire quickly.
+var shareArgs = []string{
+	"--share-auto-offset-reset", "earliest",
+	"--share-record-lock-duration", "2s",
+	"--share-heartbeat-interval", "250ms",
+	"--share-session-timeout", "6s",
+}
+
+// shareLedger records every delivery of every value to the members of a
+// share group.
+type shareLedger struct {
+	mu         sync.Mutex
+	deliveries map[string][]shareDelivery
+	members    map[string]int // records each member received
+	ackErrs    atomic.Int64
+}
+
+type shareDelivery struct {
+	member string
+	count  int32 // the broker's delivery count
+	at     time.Time
+}
+
+func newShareLedger() *shareLedger {
+	return &shareLedger{deliveries: map[string][]shareDelivery{}, members: map[string]int{}}
+}
+
+func (l *shareLedger) add(member string, recs []*kgo.Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	for _, r := range recs {
+		v := string(r.Value)
+		l.deliveries[v] = append(l.deliveries[v], shareDelivery{member, r.DeliveryCount(), now})
+	}
+	l.members[member] += len(recs)
+}
+
+func (l *shareLedger) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.deliveries)
+}
+
+// shareMember consumes group's topic until ctx ends, handing every poll to
+// handle (which acknowledges) and flushing the acknowledgements before the
+// next poll.
+func shareMember(ctx context.Context, t *testing.T, s *stack.Stack, group, topic, name string, l *shareLedger, handle func([]*kgo.Record)) *sync.WaitGroup {
+	t.Helper()
+	cl := newClient(t, s, kgo.ShareGroup(group), kgo.ConsumeTopics(topic), kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
+			if err := rs.Error(); err != nil {
+				l.ackErrs.Add(1)
+				t.Logf("%s: acknowledgement failed: %v", name, err)
+			}
+		}))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachError(func(tp string, p int32, err error) {
+				if ctx.Err() == nil {
+					t.Logf("%s: fetch error %s/%d: %v", name, tp, p, err)
+				}
+			})
+			recs := fs.Records()
+			if len(recs) == 0 {
+				continue
+			}
+			l.add(name, recs)
+			handle(recs)
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := cl.FlushAcks(fctx); err != nil {
+				t.Logf("%s: flushing acknowledgements: %v", name, err)
+			}
+			cancel()
+		}
+	})
+	return &wg
+}
+
+func acceptAll(recs []*kgo.Record) {
+	for _, r := range recs {
+		r.Ack(kgo.AckAccept)
+	}
+}
+
+// TestShareGroupQueue (issue 26, acceptance 1): six share consumers read a
+// two-partition topic at once; every record is delivered and accepted
+// exactly once across the group, and every consumer received records.
+func TestShareGroupQueue(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), BrokerArgs: shareArgs})
+	prod := newClient(t, s)
+	const topic, grp, n = "share-queue", "share-queue", 100_000
+	createTopic(t, prod, topic, 2, nil)
+	produceValues(t, prod, topic, "q", n, 1000, 0)
+
+	l := newShareLedger()
+	ctx, cancel := context.WithCancel(context.Background())
+	var members []*sync.WaitGroup
+	for i := range 6 {
+		members = append(members, shareMember(ctx, t, s, grp, topic, "m"+strconv.Itoa(i), l, acceptAll))
+	}
+	deadline, dcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer dcancel()
+	ok := stack.WaitFor(deadline, func() bool { return l.distinct() >= n })
+	cancel()
+	for _, m := range members {
+		m.Wait()
+	}
+	if !ok {
+		t.Fatalf("received %d of %d values", l.distinct(), n)
+	}
+	for i := range n {
+		if d := l.deliveries["q"+strconv.Itoa(i)]; len(d) != 1 {
+			t.Errorf("value q%d delivered %d times: %v", i, len(d), d)
+			break
+		}
+	}
+	if len(l.members) != 6 {
+		t.Errorf("records per member %v: not all six received records", l.members)
+	}
+	if e := l.ackErrs.Load(); e != 0 {
+		t.Errorf("%d acknowledgements failed", e)
+	}
+	t.Logf("records per member: %v", l.members)
+}
+
+// TestShareGroupRedelivery (issue 26, acceptance 2): records a member
+// holds without acknowledging go to another member once their lock
+// expires; a released record is delivered again, a rejected one never;
+// a record released up to the delivery limit is archived.
+func TestShareGroupRedelivery(t *testing.T) {
+	args := append([]string{"--share-delivery-count-limit", "3"}, shareArgs...)
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: 1, BrokerArgs: args})
+	prod := newClient(t, s)
+	createTopic(t, prod, "share-redeliver", 1, nil)
+	produceValues(t, prod, "share-redeliver", "r", 10, 10, 0)
+
+	// A member that takes records and then sits on them.
+	hold := newClient(t, s, kgo.ShareGroup("redeliver"), kgo.ConsumeTopics("share-redeliver"), kgo.FetchMaxWait(500*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var held []*kgo.Record
+	for len(held) == 0 && ctx.Err() == nil {
+		held = hold.PollFetches(ctx).Records()
+	}
+	hold.PauseFetchTopics("share-redeliver") // hold them: fetch no more
+	if len(held) != 10 {
+		t.Fatalf("the holding member got %d records, want all 10 (one batch)", len(held))
+	}
+	taken := time.Now()
+
+	l := newShareLedger()
+	var released, rejected atomic.Value
+	mctx, mcancel := context.WithCancel(context.Background())
+	m := shareMember(mctx, t, s, "redeliver", "share-redeliver", "other", l, func(recs []*kgo.Record) {
+		for _, r := range recs {
+			switch v := string(r.Value); {
+			case v == "r1" && r.DeliveryCount() == 2 && released.Load() == nil:
+				released.Store(v)
+				r.Ack(kgo.AckRelease) // delivered again, a third time
+			case v == "r2":
+				rejected.Store(v)
+				r.Ack(kgo.AckReject) // never delivered again
+			case v == "r3":
+				r.Ack(kgo.AckRelease) // until the limit of 3: archived
+			default:
+				r.Ack(kgo.AckAccept)
+			}
+		}
+	})
+	defer func() { mcancel(); m.Wait() }()
+	poll.Until(t, 30*time.Second, "the held records to reach the other member", func() error {
+		if n := l.distinct(); n < 10 {
+			return fmt.Errorf("%d of 10 values redelivered", n)
+		}
+		return nil
+	})
+	// Three deliveries of r3 (the first to the holder) and a second of r1
+	// take at least a lock each; then nothing is delivered again.
+	time.Sleep(3 * time.Second)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := l.deliveries["r0"][0]
+	if first.at.Sub(taken) < 1500*time.Millisecond || first.count != 2 {
+		t.Errorf("r0 reached the other member %v after it was taken, delivery %d: want after the 2s lock, delivery 2", first.at.Sub(taken), first.count)
+	}
+	for v, want := range map[string]int{"r0": 1, "r1": 2, "r2": 1, "r3": 2, "r9": 1} {
+		if got := len(l.deliveries[v]); got != want {
+			t.Errorf("%s delivered %d times to the other member, want %d: %v", v, got, want, l.deliveries[v])
+		}
+	}
+	if d := l.deliveries["r3"]; len(d) == 2 && d[1].count != 3 {
+		t.Errorf("r3's last delivery has count %d, want 3", d[1].count)
+	}
+	if e := l.ackErrs.Load(); e != 0 {
+		t.Errorf("%d acknowledgements failed", e)
+	}
+}
