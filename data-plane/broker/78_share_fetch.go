@@ -26,7 +26,8 @@ import (
 // limit, is treated alike). Long polling waits up to MaxWaitMillis while
 // nothing was acquired, for new data or for records released by others.
 // Epoch -1 closes the session after its acknowledgements, releasing what
-// the member holds here. v2 IsRenewAck renews locks and fetches nothing.
+// the member holds here; so does the end of the connection that opened it,
+// as in Kafka. v2 IsRenewAck renews locks and fetches nothing.
 //
 // Deviations: group.share.isolation.level is read_uncommitted (aborted
 // transactions' records are delivered); MinBytes counts records acquired,
@@ -61,11 +62,12 @@ func handleShareFetch(s *Server, c *conn, req *kmsg.ShareFetchRequest) kmsg.Resp
 		}
 	}
 	sk := share.SessionKey{Cluster: c.cluster, Group: group, Member: member}
-	parts, err := s.shares.Session(sk, req.ShareSessionEpoch, add, forget, true)
+	parts, id, err := s.shares.Session(sk, req.ShareSessionEpoch, add, forget, true)
 	if err != nil {
 		resp.ErrorCode = shareCode(err)
 		return resp
 	}
+	c.shareSessions[sk] = id
 	out := newShareFetchOut(resp)
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
@@ -81,6 +83,7 @@ func handleShareFetch(s *Server, c *conn, req *kmsg.ShareFetchRequest) kmsg.Resp
 	}
 	if req.ShareSessionEpoch == -1 {
 		s.shares.Close(sk)
+		delete(c.shareSessions, sk)
 		return resp
 	}
 	if req.IsRenewAck {

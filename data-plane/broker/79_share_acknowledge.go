@@ -28,7 +28,7 @@ func handleShareAcknowledge(s *Server, c *conn, req *kmsg.ShareAcknowledgeReques
 		return resp
 	}
 	sk := share.SessionKey{Cluster: c.cluster, Group: group, Member: member}
-	if _, err := s.shares.Session(sk, req.ShareSessionEpoch, nil, nil, false); err != nil {
+	if _, _, err := s.shares.Session(sk, req.ShareSessionEpoch, nil, nil, false); err != nil {
 		resp.ErrorCode = shareCode(err)
 		return resp
 	}
@@ -50,6 +50,7 @@ func handleShareAcknowledge(s *Server, c *conn, req *kmsg.ShareAcknowledgeReques
 	}
 	if req.ShareSessionEpoch == -1 {
 		s.shares.Close(sk)
+		delete(c.shareSessions, sk)
 	}
 	return resp
 }

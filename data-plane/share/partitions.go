@@ -77,6 +77,7 @@ type Partitions struct {
 	mu       sync.Mutex
 	parts    map[Key]*entry
 	sessions map[SessionKey]*session
+	lastID   uint64 // of the last session opened
 }
 
 // NewPartitions returns an empty share-partition half; cfg must Validate.

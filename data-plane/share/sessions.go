@@ -19,7 +19,8 @@ type TP struct {
 }
 
 type session struct {
-	epoch int32 // expected next
+	id    uint64 // tells a session from a later one of the same key
+	epoch int32  // expected next
 	parts map[TP]struct{}
 	order []TP // in the order added, for stable responses
 	used  time.Time
@@ -52,44 +53,52 @@ func (s *session) list() []TP { return append([]TP(nil), s.order...) }
 // Session applies a request's session part: epoch 0 opens (or replaces)
 // the member's session with add, a positive epoch must be the one
 // expected and updates it, -1 closes it (the caller then calls Close). It
-// returns the session's partitions after the update. fetch is false for
-// ShareAcknowledge, which may not open a session.
-func (ps *Partitions) Session(k SessionKey, epoch int32, add, forget []TP, fetch bool) ([]TP, error) {
+// returns the session's partitions after the update and its id (for
+// CloseIf). fetch is false for ShareAcknowledge, which may not open a
+// session.
+func (ps *Partitions) Session(k SessionKey, epoch int32, add, forget []TP, fetch bool) ([]TP, uint64, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	s := ps.sessions[k]
 	switch {
 	case epoch == 0 && fetch:
 		if s == nil && len(ps.sessions) >= ps.cfg.MaxSessions {
-			return nil, ErrSessionLimit
+			return nil, 0, ErrSessionLimit
 		}
-		s = &session{parts: make(map[TP]struct{})}
+		ps.lastID++
+		s = &session{id: ps.lastID, parts: make(map[TP]struct{})}
 		ps.sessions[k] = s
 	case epoch == 0 || epoch < -1:
-		return nil, ErrInvalidSessionEpoch
+		return nil, 0, ErrInvalidSessionEpoch
 	case s == nil:
-		return nil, ErrSessionNotFound
+		return nil, 0, ErrSessionNotFound
 	case epoch == -1:
 	case epoch != s.epoch:
-		return nil, ErrInvalidSessionEpoch
+		return nil, 0, ErrInvalidSessionEpoch
 	}
 	s.add(add)
 	s.forget(forget)
 	s.epoch = max(1, epoch+1) // wraps from MaxInt32 to 1, as in Kafka
 	s.used = time.Now()
-	return s.list(), nil
+	return s.list(), s.id, nil
 }
 
 // Close ends the member's share session, releasing the records it holds in
 // the session's share-partitions.
-func (ps *Partitions) Close(k SessionKey) {
+func (ps *Partitions) Close(k SessionKey) { ps.CloseIf(k, 0) }
+
+// CloseIf is Close if the session is still the one of id (0: any): the
+// connection a session was opened on closed, as Kafka ties a share session
+// to its connection, unless the member opened a new one since.
+func (ps *Partitions) CloseIf(k SessionKey, id uint64) {
 	ps.mu.Lock()
 	s := ps.sessions[k]
-	delete(ps.sessions, k)
-	ps.mu.Unlock()
-	if s == nil {
+	if s == nil || (id != 0 && s.id != id) {
+		ps.mu.Unlock()
 		return
 	}
+	delete(ps.sessions, k)
+	ps.mu.Unlock()
 	for _, tp := range s.order {
 		ps.release(Key{k.Cluster, k.Group, tp.Topic, tp.Partition}, k.Member)
 	}
