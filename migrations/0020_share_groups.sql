@@ -8,14 +8,22 @@
 -- row and checks leader_id and leader_epoch, as the flush commit does), so
 -- a deposed leader's write fails instead of overwriting its successor's.
 -- The row goes with the partition (its topic deleted) or the cluster.
+--
+-- state_epoch grows by one whenever an operator resets or deletes the
+-- state (the share-group offset APIs); a leader's write names the
+-- state_epoch it loaded and fails on another one, so a leader holding the
+-- old state in memory cannot write it back. A deleted state is a row
+-- without state (a tombstone), so its state_epoch survives.
 
 CREATE TABLE share_partitions (
     cluster_id   text NOT NULL REFERENCES virtual_clusters (id) ON DELETE CASCADE,
     group_id     text NOT NULL,
     partition_id bigint NOT NULL REFERENCES partitions (id) ON DELETE CASCADE,
-    start_offset bigint NOT NULL CHECK (start_offset >= 0),
-    state        bytea NOT NULL,
+    state_epoch  integer NOT NULL DEFAULT 0,
+    start_offset bigint CHECK (start_offset >= 0),
+    state        bytea,
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (cluster_id, group_id, partition_id)
+    PRIMARY KEY (cluster_id, group_id, partition_id),
+    CHECK ((state IS NULL) = (start_offset IS NULL))
 );
 CREATE INDEX share_partitions_partition_idx ON share_partitions (partition_id);

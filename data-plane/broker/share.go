@@ -38,10 +38,10 @@ func (a shareStore) partitionID(k share.Key) (int64, error) {
 	return pm.ID, nil
 }
 
-func (a shareStore) LoadSharePartition(ctx context.Context, k share.Key) ([]byte, bool, error) {
+func (a shareStore) LoadSharePartition(ctx context.Context, k share.Key) ([]byte, int32, error) {
 	id, err := a.partitionID(k)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	return a.s.store.LoadSharePartition(ctx, k.Cluster, k.Group, id)
 }
@@ -53,7 +53,8 @@ func (a shareStore) SaveSharePartitions(ctx context.Context, ws []share.Write) e
 		if err != nil {
 			return err
 		}
-		rows[i] = store.SharePartitionState{ClusterID: w.Cluster, Group: w.Group, PartitionID: id, LeaderEpoch: w.Epoch, Start: w.Start, State: w.State}
+		rows[i] = store.SharePartitionState{ClusterID: w.Cluster, Group: w.Group, PartitionID: id,
+			LeaderEpoch: w.Epoch, StateEpoch: w.StateEpoch, Start: w.Start, State: w.State}
 	}
 	err := a.s.store.SaveSharePartitions(ctx, a.s.cfg.ID, rows)
 	if errors.Is(err, store.ErrFenced) {

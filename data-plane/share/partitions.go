@@ -22,25 +22,29 @@ type Key struct {
 	Partition      int32
 }
 
-// Store persists share-partition state. Save writes each state only while
-// this broker leads its partition at Epoch and fails with an error
-// matching ErrFenced otherwise (then nothing was written). A Store must be
-// safe for concurrent use.
+// Store persists share-partition state. Load returns the stored state (nil:
+// none) and its state epoch, which an operator's reset bumps. Save writes
+// each state only while this broker leads its partition at Epoch and the
+// stored state is still at StateEpoch, and fails with an error matching
+// ErrFenced otherwise (then nothing was written). A Store must be safe
+// for concurrent use.
 type Store interface {
-	LoadSharePartition(ctx context.Context, k Key) (state []byte, ok bool, err error)
+	LoadSharePartition(ctx context.Context, k Key) (state []byte, stateEpoch int32, err error)
 	SaveSharePartitions(ctx context.Context, writes []Write) error
 }
 
 // Write is one share-partition state to store.
 type Write struct {
 	Key
-	Epoch int32 // the partition's leader epoch this broker holds it at
-	Start int64 // SPSO, also inside State
-	State []byte
+	Epoch      int32 // the partition's leader epoch this broker holds it at
+	StateEpoch int32 // the state epoch it was loaded at
+	Start      int64 // SPSO, also inside State
+	State      []byte
 }
 
 // ErrFenced is returned by a Store whose write lost the partition's
-// leadership; the broker answers NOT_LEADER_OR_FOLLOWER.
+// leadership, or found the state reset since it was loaded; the broker
+// answers NOT_LEADER_OR_FOLLOWER and the next request loads it anew.
 var ErrFenced = errors.New("share: partition leadership lost")
 
 // Errors of share sessions, each a Kafka error code the broker maps.
@@ -54,7 +58,8 @@ type entry struct {
 	saveMu sync.Mutex // held while writing, so writes land in order
 	mu     sync.Mutex // guards the fields below
 	p      *Partition
-	epoch  int32
+	epoch  int32         // the partition's leader epoch
+	sepoch int32         // the state epoch it was loaded at
 	ver    uint64        // bumped by every change to persist
 	saved  uint64        // the ver last written (under saveMu)
 	wake   chan struct{} // closed when records may have become available
@@ -106,7 +111,7 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	loaded := e.p != nil
 	e.mu.Unlock()
 	if !loaded {
-		raw, ok, err := ps.store.LoadSharePartition(ctx, k)
+		raw, sepoch, err := ps.store.LoadSharePartition(ctx, k)
 		if err != nil {
 			ps.drop(k, e)
 			return nil, err
@@ -115,14 +120,14 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 		if ps.cfg.AutoOffsetReset == "earliest" {
 			p.start = offs.LogStart
 		}
-		if ok {
+		if raw != nil {
 			if p, err = Unmarshal(raw); err != nil {
 				ps.drop(k, e)
 				return nil, err
 			}
 		}
 		e.mu.Lock()
-		e.p = p
+		e.p, e.sepoch = p, sepoch
 		e.mu.Unlock()
 	}
 	e.mu.Lock()
@@ -245,7 +250,7 @@ func (ps *Partitions) persist(ctx context.Context, k Key, e *entry, ver uint64) 
 		return nil
 	}
 	e.mu.Lock()
-	w := Write{Key: k, Epoch: e.epoch, Start: e.p.start, State: e.p.Marshal()}
+	w := Write{Key: k, Epoch: e.epoch, StateEpoch: e.sepoch, Start: e.p.start, State: e.p.Marshal()}
 	latest := e.ver
 	e.mu.Unlock()
 	if err := ps.store.SaveSharePartitions(ctx, []Write{w}); err != nil {

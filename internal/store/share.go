@@ -12,19 +12,22 @@ import (
 // groups, migration 0020): one group's delivery state of one partition.
 // Start is the share-partition start offset; State is the broker's
 // encoding of it and the in-flight records (data-plane/share).
+// StateEpoch is the epoch of operator resets the state was loaded at.
 type SharePartitionState struct {
 	ClusterID, Group string
 	PartitionID      int64
 	LeaderEpoch      int32 // for writes: the partition leader epoch of the writer
+	StateEpoch       int32
 	Start            int64
 	State            []byte
 }
 
 // SaveSharePartitions writes rows in one statement, fenced like the flush
 // commit: each row only while broker leads its partition at the row's
-// LeaderEpoch, with the partition rows share-locked for the statement so
-// a leader move waits for it. If any row fails its fence nothing is
-// written and the error is ErrFenced.
+// LeaderEpoch (the partition rows are share-locked for the statement, so
+// a leader move waits for it) and while the stored state is at the row's
+// StateEpoch (no operator reset or deletion since it was loaded). If any
+// row fails its fence nothing is written and the error is ErrFenced.
 func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []SharePartitionState) error {
 	if len(rows) == 0 {
 		return nil
@@ -33,6 +36,7 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 	groups := make([]string, len(rows))
 	parts := make([]int64, len(rows))
 	epochs := make([]int32, len(rows))
+	stateEpochs := make([]int32, len(rows))
 	starts := make([]int64, len(rows))
 	states := make([][]byte, len(rows))
 	for i, r := range rows {
@@ -41,35 +45,42 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 		}
 		clusters[i], groups[i], parts[i] = r.ClusterID, r.Group, r.PartitionID
 		epochs[i], starts[i], states[i] = r.LeaderEpoch, r.Start, r.State
+		stateEpochs[i] = r.StateEpoch
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var fenced int
 		err := tx.QueryRow(ctx, `
 			WITH r AS (
-				SELECT * FROM unnest($2::bigint[], $3::int[]) AS r(partition_id, leader_epoch)
+				SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::int[])
+					AS r(partition_id, leader_epoch, cluster_id, group_id, state_epoch)
 			), ok AS (
 				SELECT p.id FROM partitions p JOIN r ON p.id = r.partition_id
 				WHERE p.leader_id = $1 AND p.leader_epoch = r.leader_epoch
 				ORDER BY p.id
 				FOR SHARE OF p
 			)
-			SELECT count(*) FROM r WHERE partition_id NOT IN (SELECT id FROM ok)`,
-			broker, parts, epochs).Scan(&fenced)
+			SELECT count(*) FROM r
+			LEFT JOIN share_partitions s USING (cluster_id, group_id, partition_id)
+			WHERE r.partition_id NOT IN (SELECT id FROM ok) OR coalesce(s.state_epoch, 0) <> r.state_epoch`,
+			broker, parts, epochs, clusters, groups, stateEpochs).Scan(&fenced)
 		if err != nil {
 			return fmt.Errorf("store: save share partitions: %w", err)
 		}
 		if fenced > 0 {
 			return fmt.Errorf("store: save share partitions: %w", ErrFenced)
 		}
+		// A reset racing this statement waits for the row lock and then
+		// bumps state_epoch; the WHERE repeats the check under that lock.
 		_, err = tx.Exec(ctx, `
-			INSERT INTO share_partitions (cluster_id, group_id, partition_id, start_offset, state)
-			SELECT r.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[])
-				AS r(cluster_id, group_id, partition_id, start_offset, state)
+			INSERT INTO share_partitions (cluster_id, group_id, partition_id, state_epoch, start_offset, state)
+			SELECT r.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
+				AS r(cluster_id, group_id, partition_id, state_epoch, start_offset, state)
 			WHERE EXISTS (SELECT 1 FROM virtual_clusters c WHERE c.id = r.cluster_id)
 			ORDER BY r.cluster_id, r.group_id, r.partition_id
 			ON CONFLICT (cluster_id, group_id, partition_id) DO UPDATE SET
-				start_offset = EXCLUDED.start_offset, state = EXCLUDED.state, updated_at = now()`,
-			clusters, groups, parts, starts, states)
+				start_offset = EXCLUDED.start_offset, state = EXCLUDED.state, updated_at = now()
+			WHERE share_partitions.state_epoch = EXCLUDED.state_epoch`,
+			clusters, groups, parts, stateEpochs, starts, states)
 		if err != nil {
 			return fmt.Errorf("store: save share partitions: %w", err)
 		}
@@ -77,19 +88,20 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 	})
 }
 
-// LoadSharePartition returns a share-partition's stored state; ok is false
-// when it has none.
-func (s *Store) LoadSharePartition(ctx context.Context, clusterID, group string, partitionID int64) (state []byte, ok bool, err error) {
+// LoadSharePartition returns a share-partition's stored state and its
+// state epoch, which writes of it must name; state is nil when it has
+// none (never written, or deleted).
+func (s *Store) LoadSharePartition(ctx context.Context, clusterID, group string, partitionID int64) (state []byte, stateEpoch int32, err error) {
 	err = s.pool.QueryRow(ctx, `
-		SELECT state FROM share_partitions WHERE cluster_id = $1 AND group_id = $2 AND partition_id = $3`,
-		clusterID, group, partitionID).Scan(&state)
+		SELECT state, state_epoch FROM share_partitions WHERE cluster_id = $1 AND group_id = $2 AND partition_id = $3`,
+		clusterID, group, partitionID).Scan(&state, &stateEpoch)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("store: load share partition: %w", err)
+		return nil, 0, fmt.Errorf("store: load share partition: %w", err)
 	}
-	return state, true, nil
+	return state, stateEpoch, nil
 }
 
 // ShareOffset is a share-partition as the share-group offset APIs and
@@ -114,7 +126,7 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 		FROM share_partitions s
 		JOIN partitions p ON p.id = s.partition_id
 		JOIN topics t ON t.id = p.topic_id
-		WHERE ($1 = '' OR (s.cluster_id = $1 AND s.group_id = $2))
+		WHERE s.state IS NOT NULL AND ($1 = '' OR (s.cluster_id = $1 AND s.group_id = $2))
 		ORDER BY s.cluster_id, s.group_id, t.name, p.partition`, clusterID, group)
 	if err != nil {
 		return nil, fmt.Errorf("store: share offsets: %w", err)
@@ -132,7 +144,7 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 // ShareGroups lists the share groups of cluster that have stored state.
 func (s *Store) ShareGroups(ctx context.Context, clusterID string) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT DISTINCT group_id FROM share_partitions WHERE cluster_id = $1 ORDER BY group_id`, clusterID)
+		SELECT DISTINCT group_id FROM share_partitions WHERE cluster_id = $1 AND state IS NOT NULL ORDER BY group_id`, clusterID)
 	if err != nil {
 		return nil, fmt.Errorf("store: share groups: %w", err)
 	}
@@ -143,36 +155,39 @@ func (s *Store) ShareGroups(ctx context.Context, clusterID string) ([]string, er
 	return out, nil
 }
 
-// ResetSharePartitions replaces the state of group's share-partitions
-// (an offset reset: the admin APIs), unfenced: the broker allows it only
-// while the group has no members, and leaders drop what they loaded.
+// ResetSharePartitions replaces the state of share-partitions (the
+// share-group offset APIs: a nil State deletes it) and bumps their state
+// epoch, so leaders holding the old state fail their next write and load
+// the new one. It is not fenced by leadership: the broker allows it only
+// while the group has no members.
 func (s *Store) ResetSharePartitions(ctx context.Context, rows []SharePartitionState) error {
-	for _, r := range rows {
+	clusters := make([]string, len(rows))
+	groups := make([]string, len(rows))
+	parts := make([]int64, len(rows))
+	starts := make([]*int64, len(rows))
+	states := make([][]byte, len(rows))
+	for i, r := range rows {
 		if !storableText(r.ClusterID) || !storableText(r.Group) {
 			return fmt.Errorf("%w: group id Postgres cannot store", ErrInvalid)
 		}
-		_, err := s.pool.Exec(ctx, `
-			INSERT INTO share_partitions (cluster_id, group_id, partition_id, start_offset, state)
-			VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (cluster_id, group_id, partition_id) DO UPDATE SET
-				start_offset = EXCLUDED.start_offset, state = EXCLUDED.state, updated_at = now()`,
-			r.ClusterID, r.Group, r.PartitionID, r.Start, r.State)
-		if err != nil {
-			return fmt.Errorf("store: reset share partitions: %w", err)
+		clusters[i], groups[i], parts[i], states[i] = r.ClusterID, r.Group, r.PartitionID, r.State
+		if r.State != nil {
+			starts[i] = &rows[i].Start
 		}
 	}
-	return nil
-}
-
-// DeleteSharePartitions deletes the state of group's share-partitions
-// (all of them for nil partitionIDs).
-func (s *Store) DeleteSharePartitions(ctx context.Context, clusterID, group string, partitionIDs []int64) error {
 	_, err := s.pool.Exec(ctx, `
-		DELETE FROM share_partitions
-		WHERE cluster_id = $1 AND group_id = $2 AND ($3::bigint[] IS NULL OR partition_id = ANY($3))`,
-		clusterID, group, partitionIDs)
+		INSERT INTO share_partitions (cluster_id, group_id, partition_id, state_epoch, start_offset, state)
+		SELECT r.cluster_id, r.group_id, r.partition_id, 1, r.start_offset, r.state
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[])
+			AS r(cluster_id, group_id, partition_id, start_offset, state)
+		WHERE EXISTS (SELECT 1 FROM partitions p WHERE p.id = r.partition_id)
+		ORDER BY r.cluster_id, r.group_id, r.partition_id
+		ON CONFLICT (cluster_id, group_id, partition_id) DO UPDATE SET
+			state_epoch = share_partitions.state_epoch + 1,
+			start_offset = EXCLUDED.start_offset, state = EXCLUDED.state, updated_at = now()`,
+		clusters, groups, parts, starts, states)
 	if err != nil {
-		return fmt.Errorf("store: delete share partitions: %w", err)
+		return fmt.Errorf("store: reset share partitions: %w", err)
 	}
 	return nil
 }
