@@ -665,6 +665,51 @@ func TestIsolationMatrix(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		}}, check: refused(kerr.ShareSessionNotFound, kerr.InvalidShareSessionEpoch)},
+		90: {reqs: []func() kmsg.Request{
+			func() kmsg.Request {
+				r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+				rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				rg.GroupID = aShare
+				r.Groups = append(r.Groups, rg)
+				return r
+			},
+			topicReq(func(topic string) kmsg.Request {
+				r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+				rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				rg.GroupID = aShare
+				rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+				rt.Topic, rt.Partitions = topic, []int32{0, 1}
+				rg.Topics = append(rg.Topics, rt)
+				r.Groups = append(r.Groups, rg)
+				return r
+			}),
+		}, check: either(refused(), own(func(r kmsg.Response) error {
+			for _, g := range r.(*kmsg.DescribeShareGroupOffsetsResponse).Groups {
+				if len(g.Topics) > 0 {
+					return fmt.Errorf("offsets of %d topics", len(g.Topics))
+				}
+			}
+			return nil
+		}))},
+		// B's own share group of that name has the member of case 76.
+		91: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+			r.GroupID = aShare
+			rt := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused(kerr.NonEmptyGroup)},
+		92: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+			r.GroupID = aShare
+			rt := kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+			rt.Topic = topic
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused(kerr.NonEmptyGroup)},
 	}
 
 	for _, who := range []struct {
@@ -765,6 +810,14 @@ func TestIsolationMatrix(t *testing.T) {
 	// have touched.
 	if now := shareMemberOf(t, clA, aShare); now != aShareMember {
 		t.Fatalf("A's share group member after B's attempts: %q, want %q", now, aShareMember)
+	}
+	so, err := admA.DescribeShareGroupOffsets(ctx, aShare)
+	var started int64
+	for _, o := range so[aShare].Offsets[aTopic] {
+		started += o.StartOffset
+	}
+	if err != nil || started != 1 {
+		t.Fatalf("A's share-group offsets after B's attempts: %v %+v", err, so)
 	}
 	// B's orders has B's partitions, A's has A's.
 	bmd, err := kadm.NewClient(clBAdmin).ListTopics(ctx, "orders")

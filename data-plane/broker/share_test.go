@@ -12,6 +12,7 @@ import (
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -216,4 +217,143 @@ func TestShareGroupRedelivery(t *testing.T) {
 	if e := l.ackErrs.Load(); e != 0 {
 		t.Errorf("%d acknowledgements failed", e)
 	}
+}
+
+// consumeShare reads group's topic with a new share consumer, accepting
+// everything, until it holds want values, then leaves the group. It
+// returns the values received.
+func consumeShare(t *testing.T, s *stack.Stack, group, topic string, want int) map[string]bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...), kgo.ShareGroup(group), kgo.ConsumeTopics(topic), kgo.FetchMaxWait(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := map[string]bool{}
+	for len(got) < want && ctx.Err() == nil {
+		recs := cl.PollFetches(ctx).Records()
+		for _, r := range recs {
+			got[string(r.Value)] = true
+		}
+		cl.MarkAcks(kgo.AckAccept)
+		if err := cl.FlushAcks(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) < want {
+		t.Fatalf("share consumer got %d of %d values", len(got), want)
+	}
+	return got
+}
+
+// TestShareGroupOffsets (issue 26, acceptance 4): a share group's offsets
+// are described, reset to the earliest and latest offsets and to a
+// timestamp, and deleted through kadm; a consumer then reads from there.
+func TestShareGroupOffsets(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: 1, BrokerArgs: shareArgs})
+	prod := newClient(t, s)
+	adm := kadm.NewClient(prod)
+	const topic, grp = "share-offsets", "share-offsets"
+	createTopic(t, prod, topic, 2, nil)
+	produceValues(t, prod, topic, "a", 50, 50, 0)
+	time.Sleep(20 * time.Millisecond)
+	middle := time.Now().UnixMilli()
+	time.Sleep(20 * time.Millisecond)
+	produceValues(t, prod, topic, "b", 50, 50, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// describe checks the group's start offsets against want (nil: none
+	// stored) and its lag against lag.
+	describe := func(what string, want kadm.ListedOffsets, lag func(p int32) int64) {
+		t.Helper()
+		d, err := adm.DescribeShareGroupOffsets(ctx, grp)
+		if err != nil || d[grp].Err != nil {
+			t.Fatalf("%s: describe: %v %v", what, err, d[grp].Err)
+		}
+		got := d[grp].Offsets[topic]
+		if want == nil {
+			if len(got) != 0 {
+				t.Fatalf("%s: offsets %+v, want none", what, got)
+			}
+			return
+		}
+		for p := range int32(2) {
+			w, _ := want.Lookup(topic, p)
+			if o := got[p]; o.StartOffset != w.Offset || o.Lag != lag(p) || o.Err != nil {
+				t.Errorf("%s: partition %d start %d lag %d (%v), want start %d lag %d", what, p, o.StartOffset, o.Lag, o.Err, w.Offset, lag(p))
+			}
+		}
+	}
+	alter := func(what string, to kadm.ListedOffsets) {
+		t.Helper()
+		r, err := adm.AlterShareGroupOffsets(ctx, grp, to.Offsets())
+		if err != nil || r.Error() != nil {
+			t.Fatalf("%s: alter: %v %v", what, err, r.Error())
+		}
+	}
+	none := func(int32) int64 { return 0 }
+	all := func(p int32) int64 { o, _ := ends.Lookup(topic, p); return o.Offset }
+
+	consumeShare(t, s, grp, topic, 100)
+	describe("consumed", ends, none)
+
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alter("earliest", starts)
+	describe("earliest", starts, all)
+	if got := consumeShare(t, s, grp, topic, 100); len(got) != 100 {
+		t.Fatalf("after the reset to earliest got %d values", len(got))
+	}
+
+	alter("latest", ends)
+	describe("latest", ends, none)
+
+	at, err := adm.ListOffsetsAfterMilli(ctx, middle, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alter("timestamp", at)
+	got := consumeShare(t, s, grp, topic, 50)
+	for v := range got {
+		if v[0] != 'b' {
+			t.Fatalf("after the reset to a timestamp between a and b got %s", v)
+		}
+	}
+
+	// Not while the group has a member.
+	member := newClient(t, s, kgo.ShareGroup(grp), kgo.ConsumeTopics(topic))
+	poll.Until(t, 30*time.Second, "the member to join", func() error {
+		pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		member.PollFetches(pctx) // joins; nothing is left to read
+		pcancel()
+		d, err := adm.DescribeShareGroups(ctx, grp)
+		if err != nil {
+			return err
+		}
+		if n := len(d[grp].Members); n != 1 {
+			return fmt.Errorf("%d members", n)
+		}
+		return nil
+	})
+	if _, err := adm.AlterShareGroupOffsets(ctx, grp, starts.Offsets()); err == nil {
+		t.Fatal("altered the offsets of a group with a member")
+	}
+	member.Close()
+
+	r, err := adm.DeleteShareGroupOffsets(ctx, grp, topic)
+	if err != nil || r.Error() != nil {
+		t.Fatalf("delete: %v %v", err, r.Error())
+	}
+	describe("deleted", nil, nil)
+	// Deleted: the group starts over at share.auto.offset.reset (earliest).
+	consumeShare(t, s, grp, topic, 100)
 }

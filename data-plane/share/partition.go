@@ -349,3 +349,24 @@ func Unmarshal(b []byte) (*Partition, error) {
 	p.advance()
 	return p, nil
 }
+
+// Fresh is the stored form of a share-partition that starts at start with
+// nothing in flight: what an offset reset writes.
+func Fresh(start int64) []byte { return (&Partition{start: start}).Marshal() }
+
+// Lag is the records of a stored share-partition not yet acknowledged or
+// archived, up to the high watermark hw (KIP-932's share-partition lag):
+// from the start offset to hw, less the finished records in flight.
+func Lag(state []byte, hw int64) int64 {
+	p, err := Unmarshal(state)
+	if err != nil || hw <= p.start {
+		return 0
+	}
+	lag := hw - p.start
+	for i, r := range p.recs {
+		if p.start+int64(i) < hw && (r.state == Acknowledged || r.state == Archived) {
+			lag--
+		}
+	}
+	return lag
+}
