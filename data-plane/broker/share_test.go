@@ -30,7 +30,8 @@ var shareArgs = []string{
 type shareLedger struct {
 	mu         sync.Mutex
 	deliveries map[string][]shareDelivery
-	members    map[string]int // records each member received
+	members    map[string]int       // records each member received
+	confirmed  map[string]time.Time // when the broker confirmed a value's acknowledgement
 	ackErrs    atomic.Int64
 }
 
@@ -41,7 +42,7 @@ type shareDelivery struct {
 }
 
 func newShareLedger() *shareLedger {
-	return &shareLedger{deliveries: map[string][]shareDelivery{}, members: map[string]int{}}
+	return &shareLedger{deliveries: map[string][]shareDelivery{}, members: map[string]int{}, confirmed: map[string]time.Time{}}
 }
 
 func (l *shareLedger) add(member string, recs []*kgo.Record) {
@@ -55,6 +56,34 @@ func (l *shareLedger) add(member string, recs []*kgo.Record) {
 	l.members[member] += len(recs)
 }
 
+// confirm records that the acknowledgements of recs were confirmed, except
+// those of the partitions in failed.
+func (l *shareLedger) confirm(recs []*kgo.Record, failed map[int32]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	for _, r := range recs {
+		if !failed[r.Partition] {
+			l.confirmed[string(r.Value)] = now
+		}
+	}
+}
+
+// redeliveredAfterAck returns a value delivered again after its
+// acknowledgement was confirmed, if any.
+func (l *shareLedger) redeliveredAfterAck() (string, []shareDelivery, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for v, at := range l.confirmed {
+		for _, d := range l.deliveries[v] {
+			if d.at.After(at) {
+				return v, l.deliveries[v], true
+			}
+		}
+	}
+	return "", nil, false
+}
+
 func (l *shareLedger) distinct() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -66,11 +95,18 @@ func (l *shareLedger) distinct() int {
 // next poll.
 func shareMember(ctx context.Context, t *testing.T, s *stack.Stack, group, topic, name string, l *shareLedger, handle func([]*kgo.Record)) *sync.WaitGroup {
 	t.Helper()
+	var fmu sync.Mutex
+	failed := map[int32]bool{} // partitions whose acknowledgements failed since the last poll
 	cl := newClient(t, s, kgo.ShareGroup(group), kgo.ConsumeTopics(topic), kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
-			if err := rs.Error(); err != nil {
-				l.ackErrs.Add(1)
-				t.Logf("%s: acknowledgement failed: %v", name, err)
+			for _, r := range rs {
+				if r.Err != nil {
+					l.ackErrs.Add(1)
+					t.Logf("%s: acknowledgement of partition %d failed: %v", name, r.Partition, r.Err)
+					fmu.Lock()
+					failed[r.Partition] = true
+					fmu.Unlock()
+				}
 			}
 		}))
 	var wg sync.WaitGroup
@@ -88,12 +124,20 @@ func shareMember(ctx context.Context, t *testing.T, s *stack.Stack, group, topic
 				continue
 			}
 			l.add(name, recs)
+			fmu.Lock()
+			clear(failed)
+			fmu.Unlock()
 			handle(recs)
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := cl.FlushAcks(fctx); err != nil {
-				t.Logf("%s: flushing acknowledgements: %v", name, err)
-			}
+			err := cl.FlushAcks(fctx)
 			cancel()
+			if err != nil {
+				t.Logf("%s: flushing acknowledgements: %v", name, err)
+				continue
+			}
+			fmu.Lock()
+			l.confirm(recs, failed)
+			fmu.Unlock()
 		}
 	})
 	return &wg
@@ -356,4 +400,88 @@ func TestShareGroupOffsets(t *testing.T) {
 	describe("deleted", nil, nil)
 	// Deleted: the group starts over at share.auto.offset.reset (earliest).
 	consumeShare(t, s, grp, topic, 100)
+}
+
+// TestShareGroupFailover (issue 26, acceptance 3): the broker holding the
+// share group's coordinator and then a partition's leader are killed
+// (SIGKILL) while six members consume; no record is delivered again after
+// its acknowledgement was confirmed, and every record ends acknowledged.
+func TestShareGroupFailover(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), BrokerArgs: shareArgs})
+	prod := newClient(t, s)
+	adm := kadm.NewClient(prod)
+	const topic, grp, n = "share-failover", "share-failover", 20_000
+	createTopic(t, prod, topic, 2, nil)
+	produceValues(t, prod, topic, "f", n, 500, 0)
+
+	l := newShareLedger()
+	ctx, cancel := context.WithCancel(context.Background())
+	var members []*sync.WaitGroup
+	slow := func(recs []*kgo.Record) {
+		time.Sleep(20 * time.Millisecond) // keep the consumption going through the kills
+		acceptAll(recs)
+	}
+	for i := range 6 {
+		members = append(members, shareMember(ctx, t, s, grp, topic, "m"+strconv.Itoa(i), l, slow))
+	}
+	stop := sync.OnceFunc(func() {
+		cancel()
+		for _, m := range members {
+			m.Wait()
+		}
+	})
+	defer stop()
+	wait := func(count int) {
+		t.Helper()
+		poll.Until(t, 2*time.Minute, "the members to receive "+strconv.Itoa(count)+" values", func() error {
+			if got := l.distinct(); got < count {
+				return fmt.Errorf("%d values", got)
+			}
+			return nil
+		})
+	}
+	wait(n / 4)
+	coord := coordinatorOf(t, adm, grp)
+	t.Logf("killing the coordinator, broker %d", coord)
+	s.Kill(int(coord))
+	wait(n / 2)
+	s.Restart(int(coord))
+	var lead int32 = -1
+	poll.Until(t, time.Minute, "partition 0 to have a live leader", func() error {
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		lead = td[topic].Partitions[0].Leader
+		if lead < 0 {
+			return fmt.Errorf("no leader")
+		}
+		return nil
+	})
+	t.Logf("killing partition 0's leader, broker %d", lead)
+	s.Kill(int(lead))
+	wait(n)
+
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 2*time.Minute, "every record to be acknowledged", func() error {
+		d, err := adm.DescribeShareGroupOffsets(ctx, grp)
+		if err != nil {
+			return err
+		}
+		for p := range int32(2) {
+			end, _ := ends.Lookup(topic, p)
+			if o := d[grp].Offsets[topic][p]; o.StartOffset != end.Offset || o.Lag != 0 {
+				return fmt.Errorf("partition %d: start %d lag %d, end %d", p, o.StartOffset, o.Lag, end.Offset)
+			}
+		}
+		return nil
+	})
+	stop()
+	if v, ds, ok := l.redeliveredAfterAck(); ok {
+		t.Errorf("value %s delivered again after its acknowledgement was confirmed at %v: %v", v, l.confirmed[v], ds)
+	}
+	t.Logf("records per member: %v; failed acknowledgements: %d", l.members, l.ackErrs.Load())
 }
