@@ -96,13 +96,8 @@ func handleShareFetch(s *Server, c *conn, req *kmsg.ShareFetchRequest) kmsg.Resp
 		}
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
-	notify := make(chan struct{}, 1)
-	var stops []func()
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
+	w := newLogWatch()
+	defer w.stop()
 	watched := false
 	for {
 		wakes, got, failed := s.shareFetchOnce(c, req, group, member, parts, maxBytes, out)
@@ -115,15 +110,11 @@ func handleShareFetch(s *Server, c *conn, req *kmsg.ShareFetchRequest) kmsg.Resp
 			watched = true
 			v := s.view.Load()
 			for _, tp := range parts {
-				if pm := partitionOf(v.topicByID(c.cluster, tp.Topic), tp.Partition); pm != nil {
-					if p := s.lead.Partition(pm.ID); p != nil {
-						stops = append(stops, p.Watch(notify))
-					}
-				}
+				w.add(s, partitionOf(v.topicByID(c.cluster, tp.Topic), tp.Partition))
 			}
 			continue
 		}
-		waitAny(c.ctx, wakes, notify, deadline)
+		waitAny(c.ctx, wakes, w.notify, deadline)
 	}
 }
 

@@ -29,11 +29,7 @@ import (
 
 func handleAlterShareGroupOffsets(s *Server, c *conn, req *kmsg.AlterShareGroupOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
-	if resp.ErrorCode = s.groupCheck(c, req.GroupID, acl.Read); resp.ErrorCode != 0 {
-		return resp
-	}
-	if s.shareGroups.Members(c.cluster, req.GroupID) > 0 {
-		resp.ErrorCode = kerr.NonEmptyGroup.Code
+	if resp.ErrorCode = s.shareAdminCheck(c, req.GroupID, acl.Read); resp.ErrorCode != 0 {
 		return resp
 	}
 	v := s.view.Load()
@@ -90,6 +86,19 @@ func handleAlterShareGroupOffsets(s *Server, c *conn, req *kmsg.AlterShareGroupO
 		}
 	}
 	return resp
+}
+
+// shareAdminCheck authorizes op on a share group, checks this broker
+// coordinates it and that it has no members, as the offset APIs that
+// change it require: 0 or the error code.
+func (s *Server) shareAdminCheck(c *conn, group string, op acl.Operation) int16 {
+	if code := s.groupCheck(c, group, op); code != 0 {
+		return code
+	}
+	if s.shareGroups.Members(c.cluster, group) > 0 {
+		return kerr.NonEmptyGroup.Code
+	}
+	return 0
 }
 
 // resetShares writes operator resets (nil State: deletions) and drops what

@@ -21,11 +21,7 @@ import (
 
 func handleDeleteShareGroupOffsets(s *Server, c *conn, req *kmsg.DeleteShareGroupOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
-	if resp.ErrorCode = s.groupCheck(c, req.GroupID, acl.Delete); resp.ErrorCode != 0 {
-		return resp
-	}
-	if s.shareGroups.Members(c.cluster, req.GroupID) > 0 {
-		resp.ErrorCode = kerr.NonEmptyGroup.Code
+	if resp.ErrorCode = s.shareAdminCheck(c, req.GroupID, acl.Delete); resp.ErrorCode != 0 {
 		return resp
 	}
 	v := s.view.Load()

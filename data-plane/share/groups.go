@@ -68,14 +68,19 @@ func NewGroups(cfg Config) *Groups {
 
 // Run removes members whose session timed out until ctx ends.
 func (g *Groups) Run(ctx context.Context) {
-	t := time.NewTicker(max(g.cfg.HeartbeatInterval/2, 50*time.Millisecond))
+	every(ctx, max(g.cfg.HeartbeatInterval/2, 50*time.Millisecond), g.expire)
+}
+
+// every calls fn with the time every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func(time.Time)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			g.expire(now)
+			fn(now)
 		}
 	}
 }

@@ -283,16 +283,7 @@ func (ps *Partitions) release(k Key, member string) {
 // Run expires acquisition locks on time, drops idle share-partitions and
 // share sessions, until ctx ends.
 func (ps *Partitions) Run(ctx context.Context) {
-	t := time.NewTicker(min(max(ps.cfg.RecordLockDuration/20, 20*time.Millisecond), time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			ps.sweep(now)
-		}
-	}
+	every(ctx, min(max(ps.cfg.RecordLockDuration/20, 20*time.Millisecond), time.Second), ps.sweep)
 }
 
 func (ps *Partitions) sweep(now time.Time) {
