@@ -12,8 +12,9 @@
 -- state_epoch grows by one whenever an operator resets or deletes the
 -- state (the share-group offset APIs); a leader's write names the
 -- state_epoch it loaded and fails on another one, so a leader holding the
--- old state in memory cannot write it back. A deleted state is a row
--- without state (a tombstone), so its state_epoch survives.
+-- old state in memory cannot write it back. A reset state is a
+-- start_offset without state (nothing in flight); a deleted one is a row
+-- without either (a tombstone), so its state_epoch survives.
 
 CREATE TABLE share_partitions (
     cluster_id   text NOT NULL REFERENCES virtual_clusters (id) ON DELETE CASCADE,
@@ -24,6 +25,6 @@ CREATE TABLE share_partitions (
     state        bytea,
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cluster_id, group_id, partition_id),
-    CHECK ((state IS NULL) = (start_offset IS NULL))
+    CHECK (state IS NULL OR start_offset IS NOT NULL)
 );
 CREATE INDEX share_partitions_partition_idx ON share_partitions (partition_id);

@@ -94,6 +94,6 @@ func handleDescribeShareGroupOffsets(s *Server, c *conn, req *kmsg.DescribeShare
 func shareOffsetOf(r store.ShareOffset) kmsg.DescribeShareGroupOffsetsResponseGroupTopicPartition {
 	rp := kmsg.NewDescribeShareGroupOffsetsResponseGroupTopicPartition()
 	rp.Partition, rp.StartOffset, rp.LeaderEpoch = r.Partition, r.Start, -1
-	rp.Lag = share.Lag(r.State, r.HighWatermark)
+	rp.Lag = share.Lag(r.State, r.Start, r.HighWatermark)
 	return rp
 }

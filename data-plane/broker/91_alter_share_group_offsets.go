@@ -69,7 +69,7 @@ func handleAlterShareGroupOffsets(s *Server, c *conn, req *kmsg.AlterShareGroupO
 					rp.ErrorCode = kerr.OffsetOutOfRange.Code
 					break
 				}
-				rows = append(rows, store.SharePartitionState{ClusterID: c.cluster, Group: req.GroupID, PartitionID: pm.ID, Start: off, State: share.Fresh(off)})
+				rows = append(rows, store.SharePartitionState{ClusterID: c.cluster, Group: req.GroupID, PartitionID: pm.ID, Start: off})
 				keys = append(keys, share.Key{Cluster: c.cluster, Group: req.GroupID, Topic: t.ID, Partition: qp.Partition})
 			}
 			if rp.ErrorCode == 0 {
@@ -101,7 +101,7 @@ func (s *Server) shareAdminCheck(c *conn, group string, op acl.Operation) int16 
 	return 0
 }
 
-// resetShares writes operator resets (nil State: deletions) and drops what
+// resetShares writes operator resets (negative Start: deletions) and drops what
 // this broker holds of those share-partitions; other leaders find out at
 // their next write.
 func (s *Server) resetShares(c *conn, rows []store.SharePartitionState, keys []share.Key) error {

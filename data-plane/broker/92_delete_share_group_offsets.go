@@ -39,7 +39,7 @@ func handleDeleteShareGroupOffsets(s *Server, c *conn, req *kmsg.DeleteShareGrou
 		default:
 			rt.TopicID = t.ID
 			for _, pm := range t.Partitions {
-				rows = append(rows, store.SharePartitionState{ClusterID: c.cluster, Group: req.GroupID, PartitionID: pm.ID})
+				rows = append(rows, store.SharePartitionState{ClusterID: c.cluster, Group: req.GroupID, PartitionID: pm.ID, Start: -1})
 				keys = append(keys, share.Key{Cluster: c.cluster, Group: req.GroupID, Topic: t.ID, Partition: pm.Partition})
 			}
 		}

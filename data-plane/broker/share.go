@@ -38,12 +38,13 @@ func (a shareStore) partitionID(k share.Key) (int64, error) {
 	return pm.ID, nil
 }
 
-func (a shareStore) LoadSharePartition(ctx context.Context, k share.Key) ([]byte, int32, error) {
+func (a shareStore) LoadSharePartition(ctx context.Context, k share.Key) (share.Stored, error) {
 	id, err := a.partitionID(k)
 	if err != nil {
-		return nil, 0, err
+		return share.Stored{}, err
 	}
-	return a.s.store.LoadSharePartition(ctx, k.Cluster, k.Group, id)
+	st, err := a.s.store.LoadSharePartition(ctx, k.Cluster, k.Group, id)
+	return share.Stored{State: st.State, Start: st.Start, StateEpoch: st.StateEpoch}, err
 }
 
 func (a shareStore) SaveSharePartitions(ctx context.Context, ws []share.Write) error {

@@ -350,16 +350,19 @@ func Unmarshal(b []byte) (*Partition, error) {
 	return p, nil
 }
 
-// Fresh is the stored form of a share-partition that starts at start with
-// nothing in flight: what an offset reset writes.
-func Fresh(start int64) []byte { return (&Partition{start: start}).Marshal() }
-
 // Lag is the records of a stored share-partition not yet acknowledged or
 // archived, up to the high watermark hw (KIP-932's share-partition lag):
-// from the start offset to hw, less the finished records in flight.
-func Lag(state []byte, hw int64) int64 {
-	p, err := Unmarshal(state)
-	if err != nil || hw <= p.start {
+// from the start offset to hw, less the finished records in flight. A nil
+// state is a share-partition reset to start.
+func Lag(state []byte, start, hw int64) int64 {
+	p := &Partition{start: start}
+	if state != nil {
+		var err error
+		if p, err = Unmarshal(state); err != nil {
+			return 0
+		}
+	}
+	if hw <= p.start {
 		return 0
 	}
 	lag := hw - p.start

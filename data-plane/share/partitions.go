@@ -22,15 +22,24 @@ type Key struct {
 	Partition      int32
 }
 
-// Store persists share-partition state. Load returns the stored state (nil:
-// none) and its state epoch, which an operator's reset bumps. Save writes
+// Store persists share-partition state. Load returns what is stored and
+// its state epoch, which an operator's reset bumps. Save writes
 // each state only while this broker leads its partition at Epoch and the
 // stored state is still at StateEpoch, and fails with an error matching
 // ErrFenced otherwise (then nothing was written). A Store must be safe
 // for concurrent use.
 type Store interface {
-	LoadSharePartition(ctx context.Context, k Key) (state []byte, stateEpoch int32, err error)
+	LoadSharePartition(ctx context.Context, k Key) (Stored, error)
 	SaveSharePartitions(ctx context.Context, writes []Write) error
+}
+
+// Stored is a share-partition as a Store holds it: State as Marshal wrote
+// it, or nil with Start set after an operator's reset (nothing in
+// flight), or nil with Start -1 when there is none.
+type Stored struct {
+	State      []byte
+	Start      int64
+	StateEpoch int32
 }
 
 // Write is one share-partition state to store.
@@ -111,23 +120,25 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	loaded := e.p != nil
 	e.mu.Unlock()
 	if !loaded {
-		raw, sepoch, err := ps.store.LoadSharePartition(ctx, k)
+		st, err := ps.store.LoadSharePartition(ctx, k)
 		if err != nil {
 			ps.drop(k, e)
 			return nil, err
 		}
 		p := &Partition{start: offs.HighWatermark}
-		if ps.cfg.AutoOffsetReset == "earliest" {
-			p.start = offs.LogStart
-		}
-		if raw != nil {
-			if p, err = Unmarshal(raw); err != nil {
+		switch {
+		case st.State != nil:
+			if p, err = Unmarshal(st.State); err != nil {
 				ps.drop(k, e)
 				return nil, err
 			}
+		case st.Start >= 0:
+			p.start = st.Start
+		case ps.cfg.AutoOffsetReset == "earliest":
+			p.start = offs.LogStart
 		}
 		e.mu.Lock()
-		e.p, e.sepoch = p, sepoch
+		e.p, e.sepoch = p, st.StateEpoch
 		e.mu.Unlock()
 	}
 	e.mu.Lock()

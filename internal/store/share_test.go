@@ -46,11 +46,11 @@ func TestSharePartitionFences(t *testing.T) {
 	}
 	load := func() ([]byte, int32) {
 		t.Helper()
-		b, e, err := st.LoadSharePartition(ctx, "vc1", "g", part.ID)
+		got, err := st.LoadSharePartition(ctx, "vc1", "g", part.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b, e
+		return got.State, got.StateEpoch
 	}
 
 	if b, e := load(); b != nil || e != 0 {
@@ -73,15 +73,15 @@ func TestSharePartitionFences(t *testing.T) {
 	}
 
 	// A reset: the leader's next write at the old state epoch fails.
-	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID, Start: 7, State: []byte{7}}}); err != nil {
+	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID, Start: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := save(1, row(part.LeaderEpoch, 0, 5)); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("a write at the state epoch before the reset: %v", err)
 	}
-	b, e := load()
-	if len(b) != 1 || b[0] != 7 || e != 1 {
-		t.Fatalf("after the reset: %v at state epoch %d", b, e)
+	got, err := st.LoadSharePartition(ctx, "vc1", "g", part.ID)
+	if err != nil || got.State != nil || got.Start != 7 || got.StateEpoch != 1 {
+		t.Fatalf("after the reset: %+v %v, want start 7 without state at state epoch 1", got, err)
 	}
 	if err := save(1, row(part.LeaderEpoch, 1, 8)); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestSharePartitionFences(t *testing.T) {
 	}
 
 	// A deletion leaves a tombstone, so the epoch survives.
-	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID}}); err != nil {
+	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID, Start: -1}}); err != nil {
 		t.Fatal(err)
 	}
 	if b, e := load(); b != nil || e != 2 {
