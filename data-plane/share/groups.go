@@ -59,11 +59,12 @@ type Groups struct {
 
 	mu     sync.Mutex
 	groups map[gkey]*sgroup
+	counts map[string]int // groups per cluster, bounded by Config.MaxGroups
 }
 
 // NewGroups returns an empty coordinator half; cfg must Validate.
 func NewGroups(cfg Config) *Groups {
-	return &Groups{cfg: cfg, groups: make(map[gkey]*sgroup)}
+	return &Groups{cfg: cfg, groups: make(map[gkey]*sgroup), counts: make(map[string]int)}
 }
 
 // Run removes members whose session timed out until ctx ends.
@@ -102,8 +103,19 @@ func (g *Groups) expire(now time.Time) {
 		if len(sg.members) == 0 && changed {
 			// An empty share group is forgotten: only the partitions'
 			// state (its offsets) outlives it, as Kafka keeps it.
-			delete(g.groups, k)
+			g.remove(k)
 		}
+	}
+}
+
+// remove forgets a group; g.mu is held.
+func (g *Groups) remove(k gkey) {
+	if _, ok := g.groups[k]; !ok {
+		return
+	}
+	delete(g.groups, k)
+	if g.counts[k.cluster]--; g.counts[k.cluster] <= 0 {
+		delete(g.counts, k.cluster)
 	}
 }
 
@@ -115,7 +127,7 @@ func (g *Groups) Forget(match func(cluster, group string) bool) {
 	defer g.mu.Unlock()
 	for k := range g.groups {
 		if match(k.cluster, k.group) {
-			delete(g.groups, k)
+			g.remove(k)
 		}
 	}
 }
@@ -157,7 +169,7 @@ func (g *Groups) Heartbeat(cluster string, cl Client, req *kmsg.ShareGroupHeartb
 		if m != nil {
 			delete(sg.members, m.id)
 			if len(sg.members) == 0 {
-				delete(g.groups, k)
+				g.remove(k)
 			} else {
 				sg.reassign(lookup)
 			}
@@ -165,12 +177,16 @@ func (g *Groups) Heartbeat(cluster string, cl Client, req *kmsg.ShareGroupHeartb
 		return resp
 	case req.MemberEpoch == 0 && m == nil:
 		if sg == nil {
+			if g.counts[cluster] >= g.cfg.MaxGroups {
+				return fail(kerr.GroupMaxSizeReached, "the cluster has reached its maximum number of share groups")
+			}
 			sg = &sgroup{members: make(map[string]*member), topics: make(map[string]Topic)}
 			g.groups[k] = sg
+			g.counts[cluster]++
 		}
 		if len(sg.members) >= g.cfg.MaxMembers {
 			if len(sg.members) == 0 {
-				delete(g.groups, k)
+				g.remove(k)
 			}
 			return fail(kerr.GroupMaxSizeReached, "")
 		}

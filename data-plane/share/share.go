@@ -70,10 +70,14 @@ type Config struct {
 	// Kafka: the group config share.auto.offset.reset (latest).
 	AutoOffsetReset string
 	// MaxSessions bounds the share sessions of one broker; MaxMembers the
-	// members of one share group. Kafka: max.share.session.cache.size
-	// (derived) and group.share.max.size (200).
+	// members of one share group; MaxGroups the share groups of one virtual
+	// cluster a coordinator holds. Kafka: max.share.session.cache.size
+	// (derived), group.share.max.size (200) and group.max.count (Eddy
+	// bounds share groups per cluster, as every coordinator structure a
+	// tenant can grow).
 	MaxSessions int
 	MaxMembers  int
+	MaxGroups   int
 }
 
 // DefaultConfig returns the defaults: the one place they are written.
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		AutoOffsetReset:    "latest",
 		MaxSessions:        2000,
 		MaxMembers:         200,
+		MaxGroups:          10000,
 	}
 }
 
@@ -101,6 +106,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AutoOffsetReset, "share-auto-offset-reset", d.AutoOffsetReset, "where a share group starts reading a partition it has no state for: latest or earliest (Kafka's share.auto.offset.reset)")
 	fs.IntVar(&c.MaxSessions, "share-max-sessions", d.MaxSessions, "most share sessions one broker keeps")
 	fs.IntVar(&c.MaxMembers, "share-max-members", d.MaxMembers, "most members of one share group (Kafka's group.share.max.size)")
+	fs.IntVar(&c.MaxGroups, "share-max-groups", d.MaxGroups, "most share groups with members of one virtual cluster")
 }
 
 // Validate names the flag of each value it rejects.
@@ -121,8 +127,8 @@ func (c Config) Validate() error {
 	if c.AutoOffsetReset != "latest" && c.AutoOffsetReset != "earliest" {
 		errs = append(errs, fmt.Errorf("share: --share-auto-offset-reset must be latest or earliest, got %q", c.AutoOffsetReset))
 	}
-	if c.MaxSessions < 1 || c.MaxMembers < 1 {
-		errs = append(errs, errors.New("share: --share-max-sessions and --share-max-members must be at least 1"))
+	if c.MaxSessions < 1 || c.MaxMembers < 1 || c.MaxGroups < 1 {
+		errs = append(errs, errors.New("share: --share-max-sessions, --share-max-members and --share-max-groups must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
