@@ -19,21 +19,9 @@ import (
 // continue from the reset state.
 
 func (s *Server) listShareGroups(c echo.Context) error {
-	cl, err := s.loadCluster(c)
-	if err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	gs, next, err := s.st.ShareGroupSummaries(c.Request().Context(), cl.OrgID, cl.ID, p)
-	if err != nil {
-		return storeError(err, "cluster")
-	}
-	return c.JSON(http.StatusOK, list(gs, next, func(g store.ShareGroupSummary) client.ShareGroup {
+	return listInCluster(s, c, s.st.ShareGroupSummaries, func(g store.ShareGroupSummary) client.ShareGroup {
 		return client.ShareGroup{GroupID: g.Group, Partitions: g.Partitions, Backlog: g.Backlog, UpdatedAt: g.UpdatedAt}
-	}))
+	})
 }
 
 func (s *Server) getShareGroup(c echo.Context) error {
