@@ -11,7 +11,7 @@ import (
 )
 
 // AlterShareGroupOffsets (API key 91).
-// Versions: 0.
+// Versions: 0-0.
 //
 // KIP-932 share groups, on the group's coordinator, while the group has no
 // members (NON_EMPTY_GROUP otherwise): each named share-partition starts

@@ -9,7 +9,7 @@ import (
 )
 
 // DeleteShareGroupOffsets (API key 92).
-// Versions: 0.
+// Versions: 0-0.
 //
 // KIP-932 share groups, on the group's coordinator, while the group has no
 // members (NON_EMPTY_GROUP otherwise): the state of every share-partition
