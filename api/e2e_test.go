@@ -117,6 +117,51 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("unknown group: %v, want 404", err)
 	}
 
+	// A share group's backlog shows in REST, and resets there: kadm starts
+	// it at the earliest offsets, a share consumer works the backlog off.
+	starts, err := adm.ListStartOffsets(ctx, top.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := adm.AlterShareGroupOffsets(ctx, "shop-queue", starts.Offsets()); err != nil || r.Error() != nil {
+		t.Fatalf("alter share group offsets: %v %v", err, r.Error())
+	}
+	backlog := func() int64 {
+		return must[client.ShareGroupDetail](t)(a.admin.GetShareGroup(ctx, cl.ID, "shop-queue")).Backlog
+	}
+	sgs := must[client.List[client.ShareGroup]](t)(a.admin.ListShareGroups(ctx, cl.ID, client.ListOptions{}))
+	if len(sgs.Items) != 1 || sgs.Items[0].GroupID != "shop-queue" || sgs.Items[0].Backlog != n || backlog() != n {
+		t.Fatalf("share groups in REST = %+v, want shop-queue with a backlog of %d", sgs.Items, n)
+	}
+	queue, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...), plainAuth, kgo.ShareGroup("shop-queue"),
+		kgo.ConsumeTopics(top.Name), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < n && ctx.Err() == nil; {
+		got += len(queue.PollFetches(ctx).Records())
+		queue.MarkAcks(kgo.AckAccept)
+		if err := queue.FlushAcks(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue.Close()
+	if !stack.WaitFor(ctx, func() bool { return backlog() == 0 }) {
+		t.Fatalf("share group backlog %d after consuming everything", backlog())
+	}
+	if d := must[client.ShareGroupDetail](t)(a.admin.ResetShareGroup(ctx, cl.ID, "shop-queue", client.ShareGroupReset{To: "earliest"})); d.Backlog != n {
+		t.Fatalf("after a reset to earliest: %+v", d)
+	}
+	if d := must[client.ShareGroupDetail](t)(a.admin.ResetShareGroup(ctx, cl.ID, "shop-queue", client.ShareGroupReset{To: "latest"})); d.Backlog != 0 {
+		t.Fatalf("after a reset to latest: %+v", d)
+	}
+	if err := a.admin.DeleteShareGroupOffsets(ctx, cl.ID, "shop-queue"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.admin.GetShareGroup(ctx, cl.ID, "shop-queue"); !client.IsNotFound(err) {
+		t.Fatalf("share group after deleting its offsets: %v, want 404", err)
+	}
+
 	// A topic created over Kafka shows in REST ...
 	if r, err := adm.CreateTopic(ctx, 2, -1, map[string]*string{"retention.ms": ptr("60000")}, "from-kafka"); err != nil || r.Err != nil {
 		t.Fatalf("kafka create topic: %v %v", err, r.Err)

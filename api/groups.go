@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -16,6 +17,14 @@ import (
 // and lag).
 
 func (s *Server) listGroups(c echo.Context) error {
+	return listInCluster(s, c, s.st.Groups, func(g store.GroupSummary) client.ConsumerGroup {
+		return client.ConsumerGroup{GroupID: g.Group, Partitions: g.Partitions, TotalLag: g.TotalLag, LastCommitAt: g.CommittedAt}
+	})
+}
+
+// listInCluster answers one page of a listing of the path's cluster:
+// fetch reads it, conv makes each item the client's.
+func listInCluster[S, T any](s *Server, c echo.Context, fetch func(ctx context.Context, orgID, clusterID string, p store.Page) ([]S, string, error), conv func(S) T) error {
 	cl, err := s.loadCluster(c)
 	if err != nil {
 		return err
@@ -24,13 +33,11 @@ func (s *Server) listGroups(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	gs, next, err := s.st.Groups(c.Request().Context(), cl.OrgID, cl.ID, p)
+	items, next, err := fetch(c.Request().Context(), cl.OrgID, cl.ID, p)
 	if err != nil {
 		return storeError(err, "cluster")
 	}
-	return c.JSON(http.StatusOK, list(gs, next, func(g store.GroupSummary) client.ConsumerGroup {
-		return client.ConsumerGroup{GroupID: g.Group, Partitions: g.Partitions, TotalLag: g.TotalLag, LastCommitAt: g.CommittedAt}
-	}))
+	return c.JSON(http.StatusOK, list(items, next, conv))
 }
 
 func (s *Server) getGroup(c echo.Context) error {

@@ -224,6 +224,11 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
 	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)
 
+	t.GET("/clusters/:cluster_id/share-groups", s.listShareGroups)
+	t.GET("/clusters/:cluster_id/share-groups/:group_id", s.getShareGroup)
+	t.POST("/clusters/:cluster_id/share-groups/:group_id/reset", s.resetShareGroup)
+	t.DELETE("/clusters/:cluster_id/share-groups/:group_id/offsets", s.deleteShareGroupOffsets)
+
 	ti.POST("/clusters/:cluster_id/acls", s.createACL)
 	t.GET("/clusters/:cluster_id/acls", s.listACLs)
 	t.GET("/clusters/:cluster_id/acls/:acl_id", s.getACL)

@@ -48,3 +48,66 @@ func (c *Client) GetConsumerGroup(ctx context.Context, cluster, group string) (C
 	_, err := c.do(ctx, http.MethodGet, groupsPath(cluster)+"/"+esc(group), nil, &out)
 	return out, err
 }
+
+// ShareGroup is a share group (KIP-932) of a cluster as its stored
+// share-partitions show it. Backlog is the records between each
+// share-partition's start offset and the high watermark, not yet
+// acknowledged or archived: what to scale share consumers by.
+type ShareGroup struct {
+	GroupID    string    `json:"group_id"`
+	Partitions int32     `json:"partitions"`
+	Backlog    int64     `json:"backlog"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// ShareOffset is one share-partition of a share group.
+type ShareOffset struct {
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	StartOffset   int64  `json:"start_offset"`
+	HighWatermark int64  `json:"high_watermark"`
+	Backlog       int64  `json:"backlog"`
+}
+
+// ShareGroupDetail is one share group with its share-partitions.
+type ShareGroupDetail struct {
+	ShareGroup
+	Offsets []ShareOffset `json:"offsets"`
+}
+
+// ShareGroupReset is where ResetShareGroup starts a share group's
+// partitions over: "earliest" (the log start) or "latest" (the high
+// watermark).
+type ShareGroupReset struct {
+	To string `json:"to"`
+}
+
+func shareGroupsPath(cluster string) string { return "/v1/clusters/" + esc(cluster) + "/share-groups" }
+
+// ListShareGroups lists a cluster's share groups with their backlog.
+func (c *Client) ListShareGroups(ctx context.Context, cluster string, o ListOptions) (List[ShareGroup], error) {
+	var out List[ShareGroup]
+	_, err := c.do(ctx, http.MethodGet, shareGroupsPath(cluster)+o.query(), nil, &out)
+	return out, err
+}
+
+// GetShareGroup returns a share group's share-partitions and backlog.
+func (c *Client) GetShareGroup(ctx context.Context, cluster, group string) (ShareGroupDetail, error) {
+	var out ShareGroupDetail
+	_, err := c.do(ctx, http.MethodGet, shareGroupsPath(cluster)+"/"+esc(group), nil, &out)
+	return out, err
+}
+
+// ResetShareGroup starts every share-partition of a share group over at
+// the earliest or latest offset, forgetting what is in flight.
+func (c *Client) ResetShareGroup(ctx context.Context, cluster, group string, r ShareGroupReset) (ShareGroupDetail, error) {
+	var out ShareGroupDetail
+	_, err := c.do(ctx, http.MethodPost, shareGroupsPath(cluster)+"/"+esc(group)+"/reset", r, &out)
+	return out, err
+}
+
+// DeleteShareGroupOffsets deletes a share group's share-partition state.
+func (c *Client) DeleteShareGroupOffsets(ctx context.Context, cluster, group string) error {
+	_, err := c.do(ctx, http.MethodDelete, shareGroupsPath(cluster)+"/"+esc(group)+"/offsets", nil, nil)
+	return err
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/broker"
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/share"
 	"github.com/eddy-streams/eddy/data-plane/wal"
 	"github.com/eddy-streams/eddy/internal/flagenv"
 	"github.com/eddy-streams/eddy/internal/seal"
@@ -69,6 +70,7 @@ func brokerSettings() settings {
 		{&c.Leader, leader.DefaultConfig()},
 		{&c.Leader.WAL, wal.DefaultOptions()},
 		{&c.Group, group.DefaultConfig()},
+		{&c.Share, share.DefaultConfig()},
 		{&c.Metering, billmeter.DefaultConfig()},
 		{&c.objstore.s3, s3bucket.Config{}}, // the zero value holds its defaults
 		{&c.tiered.cache, cache.DefaultConfig()},
@@ -422,6 +424,7 @@ var operationsDoc = []struct {
 		{"Broker (data-plane/broker)", nil},
 		{"Partitions and write-ahead log (data-plane/leader, data-plane/wal)", new(leader.Config)},
 		{"Consumer groups (data-plane/group)", new(group.Config)},
+		{"Share groups (data-plane/share)", new(share.Config)},
 		{"Usage metering (billing/meter)", new(billmeter.Config)},
 		{"Object store (tiered/fsbucket, tiered/s3bucket)", new(objstoreConfig)},
 		{"Tiered storage: read cache, jobs, collection, compaction (tiered/*)", new(tieredConfig)},

@@ -63,13 +63,8 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	if req.MaxWaitMillis > 0 {
 		deadline = time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	}
-	notify := make(chan struct{}, 1)
-	var stops []func()
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
+	w := newLogWatch()
+	defer w.stop()
 	watched := false
 	for {
 		resp, bytes, failed := s.fetchOnce(c, req)
@@ -80,12 +75,12 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 			// Watch every partition of the request, then read once more
 			// so a commit between the read and the watch is not missed.
 			watched = true
-			stops = s.watchFetch(c, req, notify)
+			s.watchFetch(c, req, w)
 			continue
 		}
 		t := time.NewTimer(time.Until(deadline))
 		select {
-		case <-notify:
+		case <-w.notify:
 		case <-t.C:
 		case <-c.ctx.Done():
 		}
@@ -96,9 +91,33 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	}
 }
 
-func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, notify chan struct{}) []func() {
+// logWatch is the watches of a long poll on the logs of the partitions it
+// reads: notify receives when one's high watermark moves (or it is lost).
+type logWatch struct {
+	notify chan struct{}
+	stops  []func()
+}
+
+func newLogWatch() *logWatch { return &logWatch{notify: make(chan struct{}, 1)} }
+
+// add watches the partition pm if this broker leads it.
+func (w *logWatch) add(s *Server, pm *store.Partition) {
+	if pm == nil {
+		return
+	}
+	if p := s.lead.Partition(pm.ID); p != nil {
+		w.stops = append(w.stops, p.Watch(w.notify))
+	}
+}
+
+func (w *logWatch) stop() {
+	for _, stop := range w.stops {
+		stop()
+	}
+}
+
+func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, w *logWatch) {
 	v := s.view.Load()
-	var stops []func()
 	for _, rt := range req.Topics {
 		t := v.topic(c.cluster, rt.Topic)
 		if req.Version >= 13 {
@@ -108,14 +127,9 @@ func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, notify chan struct{
 			continue
 		}
 		for _, rp := range rt.Partitions {
-			if pm := partitionOf(t, rp.Partition); pm != nil {
-				if p := s.lead.Partition(pm.ID); p != nil {
-					stops = append(stops, p.Watch(notify))
-				}
-			}
+			w.add(s, partitionOf(t, rp.Partition))
 		}
 	}
-	return stops
 }
 
 // fetchOnce reads every requested partition once. failed is true when a

@@ -3,6 +3,7 @@ package broker
 import (
 	"github.com/eddy-streams/eddy/data-plane/group"
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,15 +26,24 @@ func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHea
 		return resp
 	}
 	v := s.view.Load()
-	cluster := c.cluster
 	lookup := func(name string) (group.TopicInfo, bool) {
-		t := v.topic(cluster, name)
-		// Topics the member may not describe are as good as missing, as
-		// in Kafka: they are never assigned.
-		if t == nil || !c.sees(acl.Topic, name) {
+		t := subscribable(v, c, name)
+		if t == nil {
 			return group.TopicInfo{}, false
 		}
 		return group.TopicInfo{ID: t.ID, Name: t.Name, Partitions: int32(len(t.Partitions))}, true
 	}
 	return s.groups.ConsumerGroupHeartbeat(c.groupCtx(), c.cluster, req, lookup)
+}
+
+// subscribable returns the topic of the connection's cluster a group member
+// subscribes to by name, or nil: topics the member may not describe are as
+// good as missing, as in Kafka, and never assigned. It runs on the group
+// coordinators' loops, so it must stay quick (it reads the view only).
+func subscribable(v *view, c *conn, name string) *store.Topic {
+	t := v.topic(c.cluster, name)
+	if t == nil || !c.sees(acl.Topic, name) {
+		return nil
+	}
+	return t
 }

@@ -78,6 +78,13 @@ func init() {
 		66: {0, 2, h(handleListTransactions)},
 		68: {0, 1, h(handleConsumerGroupHeartbeat)},
 		69: {0, 1, h(handleConsumerGroupDescribe)},
+		76: {0, 1, h(handleShareGroupHeartbeat)},
+		77: {0, 1, h(handleShareGroupDescribe)},
+		78: {0, 2, h(handleShareFetch)},
+		79: {0, 2, h(handleShareAcknowledge)},
+		90: {0, 1, h(handleDescribeShareGroupOffsets)},
+		91: {0, 0, h(handleAlterShareGroupOffsets)},
+		92: {0, 0, h(handleDeleteShareGroupOffsets)},
 	}
 }
 

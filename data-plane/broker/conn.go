@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/eddy-streams/eddy/data-plane/share"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,10 @@ type conn struct {
 	clientID string
 	host     string // the client's IP address, as ACLs name hosts
 	reqKey   int16  // API key of the request being handled (audit logs)
+
+	// shareSessions are the share sessions opened on this connection
+	// (78_share_fetch.go), closed with it.
+	shareSessions map[share.SessionKey]uint64
 
 	// The principal's grants (authz.go), kept while valid.
 	grantsRef *grantsEntry
@@ -76,6 +81,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		ctx: ctx, cancel: cancel, host: remoteHost(nc),
 		cluster:       s.cfg.AnonymousCluster,
 		authenticated: s.cfg.AnonymousCluster != "",
+		shareSessions: map[share.SessionKey]uint64{},
 	}
 	c.startGuard()
 	return c
@@ -98,6 +104,11 @@ func (c *conn) serve() {
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
 	defer c.load.Close()
+	defer func() {
+		for k, id := range c.shareSessions {
+			c.s.shares.CloseIf(k, id)
+		}
+	}()
 	log := c.s.log.With("remote", c.nc.RemoteAddr().String())
 
 	// Requests are decoded and handled one at a time, in order, here; but

@@ -142,8 +142,14 @@ func (o offsetStore) ListGroupsWithOffsets(ctx context.Context, cluster string) 
 // groupCtx carries the client's id and address to the coordinator (member
 // ids and DescribeGroups show them).
 func (c *conn) groupCtx() context.Context {
+	return group.WithClient(c.ctx, c.client())
+}
+
+// client is the connection's client id and host, as group members show
+// them.
+func (c *conn) client() group.Client {
 	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
-	return group.WithClient(c.ctx, group.Client{ID: c.clientID, Host: host})
+	return group.Client{ID: c.clientID, Host: host}
 }
 
 func (o offsetStore) ExpireGroupOffsets(ctx context.Context, cluster, grp string, before time.Time) (int64, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -131,7 +132,7 @@ func TestIsolationMatrix(t *testing.T) {
 	authA := kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())
 	authB := kgo.SASL(plain.Auth{User: b.keyID, Pass: b.secret}.AsMechanism())
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2,
-		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN"}, ClientOpts: []kgo.Opt{authA}})
+		BrokerArgs: []string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN", "--share-auto-offset-reset=earliest"}, ClientOpts: []kgo.Opt{authA}})
 
 	// A's resources.
 	const aTopic, aGroup, aTxn, aACLTopic = "a-orders", "a-group", "a-txn", "a-secret"
@@ -183,6 +184,17 @@ func TestIsolationMatrix(t *testing.T) {
 		t.Fatalf("A's __consumer_offsets: %v %+v", err, itd)
 	}
 	aOffsetsID := itd["__consumer_offsets"].ID
+	// A's share group: a member that accepted A's record and stays.
+	const aShare = "a-share"
+	shareA := newClient(t, s, authA, kgo.ShareGroup(aShare), kgo.ConsumeTopics(aTopic), kgo.FetchMaxWait(500*time.Millisecond))
+	for got := 0; got == 0 && ctx.Err() == nil; {
+		got = len(shareA.PollFetches(ctx).Records())
+	}
+	shareA.MarkAcks(kgo.AckAccept)
+	if err := shareA.FlushAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	aShareMember := shareMemberOf(t, clA, aShare)
 	// B's own "orders".
 	clBAdmin := newClient(t, s, authB)
 	createTopic(t, clBAdmin, "orders", 3, nil)
@@ -193,6 +205,7 @@ func TestIsolationMatrix(t *testing.T) {
 		"A's admin account": []byte(a.sa), "A's account": []byte(aNobody.sa),
 		"A's ACL resource": []byte(aACLTopic), "A's topic id": aTopicID[:], "A's orders id": aOrdersID[:],
 		"A's __consumer_offsets id": aOffsetsID[:],
+		"A's share member":          []byte(aShareMember),
 	}
 	// Listings name no A resource at all.
 	listingForbidden := map[string][]byte{"A's topic": []byte(aTopic), "A's group": []byte(aGroup)}
@@ -675,6 +688,107 @@ func TestIsolationMatrix(t *testing.T) {
 			r.Version, r.Groups = 0, []string{aGroup}
 			return r
 		}}, check: refused()},
+		// Share groups: B may have a share group of the same name, which
+		// is assigned none of A's partitions; A's member id and topic id
+		// name no session, record or partition of A's (78, 79).
+		76: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupHeartbeatRequest()
+			// Not A's member id: B's own group, described by case 77, would
+			// show it back.
+			r.GroupID, r.SubscribedTopicNames = aShare, []string{aTopic}
+			return r
+		}}, check: either(refused(), own(func(r kmsg.Response) error {
+			if as := r.(*kmsg.ShareGroupHeartbeatResponse).Assignment; as != nil && len(as.TopicPartitions) > 0 {
+				return fmt.Errorf("assigned %d topics", len(as.TopicPartitions))
+			}
+			return nil
+		}))},
+		77: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupDescribeRequest()
+			r.GroupIDs = []string{aShare}
+			return r
+		}}, check: either(refused(), own(func(r kmsg.Response) error {
+			// B's own share group of that name, joined by case 76.
+			for _, g := range r.(*kmsg.ShareGroupDescribeResponse).Groups {
+				for _, m := range g.Members {
+					if len(m.Assignment.TopicPartitions) > 0 {
+						return fmt.Errorf("member %s has partitions", m.MemberID)
+					}
+				}
+			}
+			return nil
+		}))},
+		78: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrShareFetchRequest()
+			r.GroupID, r.MemberID, r.MaxRecords, r.BatchSize = kmsg.StringPtr(aShare), kmsg.StringPtr(aShareMember), 10, 10
+			rt := kmsg.NewShareFetchRequestTopic()
+			rt.TopicID = aTopicID
+			for p := range int32(2) {
+				rp := kmsg.NewShareFetchRequestTopicPartition()
+				rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}, check: refused()},
+		79: {reqs: []func() kmsg.Request{func() kmsg.Request {
+			r := kmsg.NewPtrShareAcknowledgeRequest()
+			r.GroupID, r.MemberID, r.ShareSessionEpoch = kmsg.StringPtr(aShare), kmsg.StringPtr(aShareMember), 1
+			rt := kmsg.NewShareAcknowledgeRequestTopic()
+			rt.TopicID = aTopicID
+			rp := kmsg.NewShareAcknowledgeRequestTopicPartition()
+			ab := kmsg.NewShareAcknowledgeRequestTopicPartitionAcknowledgementBatch()
+			ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = 0, 0, []int8{3}
+			rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}, check: refused(kerr.ShareSessionNotFound, kerr.InvalidShareSessionEpoch)},
+		90: {reqs: []func() kmsg.Request{
+			func() kmsg.Request {
+				r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+				rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				rg.GroupID = aShare
+				r.Groups = append(r.Groups, rg)
+				return r
+			},
+			topicReq(func(topic string) kmsg.Request {
+				r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+				rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				rg.GroupID = aShare
+				rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+				rt.Topic, rt.Partitions = topic, []int32{0, 1}
+				rg.Topics = append(rg.Topics, rt)
+				r.Groups = append(r.Groups, rg)
+				return r
+			}),
+		}, check: either(refused(), own(func(r kmsg.Response) error {
+			for _, g := range r.(*kmsg.DescribeShareGroupOffsetsResponse).Groups {
+				if len(g.Topics) > 0 {
+					return fmt.Errorf("offsets of %d topics", len(g.Topics))
+				}
+			}
+			return nil
+		}))},
+		// B's own share group of that name has the member of case 76.
+		91: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+			r.GroupID = aShare
+			rt := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused(kerr.NonEmptyGroup)},
+		92: {reqs: []func() kmsg.Request{topicReq(func(topic string) kmsg.Request {
+			r := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+			r.GroupID = aShare
+			rt := kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+			rt.Topic = topic
+			r.Topics = append(r.Topics, rt)
+			return r
+		})}, check: refused(kerr.NonEmptyGroup)},
 	}
 
 	for _, who := range []struct {
@@ -789,6 +903,19 @@ func TestIsolationMatrix(t *testing.T) {
 			t.Errorf("A's producer_byte_rate after B's attempts: %v", v.Value)
 		}
 	}
+	// A's share group keeps its member, which still holds nothing B could
+	// have touched.
+	if now := shareMemberOf(t, clA, aShare); now != aShareMember {
+		t.Fatalf("A's share group member after B's attempts: %q, want %q", now, aShareMember)
+	}
+	so, err := admA.DescribeShareGroupOffsets(ctx, aShare)
+	var started int64
+	for _, o := range so[aShare].Offsets[aTopic] {
+		started += o.StartOffset
+	}
+	if err != nil || started != 1 {
+		t.Fatalf("A's share-group offsets after B's attempts: %v %+v", err, so)
+	}
 	// B's orders has B's partitions, A's has A's.
 	bmd, err := kadm.NewClient(clBAdmin).ListTopics(ctx, "orders")
 	if err != nil || len(bmd["orders"].Partitions) != 3 || bmd["orders"].ID == aOrdersID {
@@ -831,4 +958,29 @@ func isoRaw(t *testing.T, s *stack.Stack, key int16, acct account, aCluster stri
 			}
 		}
 	}
+}
+
+// shareMemberOf returns the one member of a share group, as its
+// coordinator describes it.
+func shareMemberOf(t *testing.T, cl *kgo.Client, group string) string {
+	t.Helper()
+	var member string
+	poll.Until(t, 30*time.Second, "share group "+group+" to have one member", func() error {
+		r := kmsg.NewPtrShareGroupDescribeRequest()
+		r.GroupIDs = []string{group}
+		resp, err := r.RequestWith(context.Background(), cl)
+		if err != nil {
+			return err
+		}
+		g := resp.Groups[0]
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return err
+		}
+		if len(g.Members) != 1 {
+			return fmt.Errorf("%d members", len(g.Members))
+		}
+		member = g.Members[0].MemberID
+		return nil
+	})
+	return member
 }

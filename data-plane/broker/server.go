@@ -34,6 +34,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/data-plane/share"
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -103,6 +104,7 @@ type Config struct {
 	// The parts' configurations, each registering its own flags.
 	Leader leader.Config
 	Group  group.Config
+	Share  share.Config
 	// Metering counts usage per virtual cluster for billing.
 	Metering billmeter.Config
 }
@@ -129,6 +131,7 @@ func DefaultConfig() Config {
 
 		Leader:   leader.DefaultConfig(),
 		Group:    group.DefaultConfig(),
+		Share:    share.DefaultConfig(),
 		Metering: billmeter.DefaultConfig(),
 	}
 }
@@ -162,6 +165,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", d.TransactionCheckInterval, "how often expired transactions are aborted and missed group markers applied")
 	c.Leader.RegisterFlags(fs)
 	c.Group.RegisterFlags(fs)
+	c.Share.RegisterFlags(fs)
 	c.Metering.RegisterFlags(fs)
 }
 
@@ -236,6 +240,9 @@ func (c *Config) Validate() error {
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
+	if err := c.Share.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
 	c.Metering.BrokerID = c.ID
 	if err := c.Metering.Validate(); err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -266,13 +273,17 @@ type Server struct {
 	lead     *leader.Manager
 	groups   *group.Coordinator
 	groupMet *groupStateMetrics // group persistence (groupstate.go)
-	log      *slog.Logger
-	met      *metrics
-	meter    *quota.Meter      // per-cluster load
-	guard    *guard            // connection limits (guard.go)
-	quotas   *quota.Enforcer   // per-cluster quota shares
-	limits   *limits.Overrides // every cluster's effective limits, kept fresh by quotas
-	usage    *billmeter.Meter  // usage metering for billing (metering.go)
+	// Share groups (share.go): membership on the group's coordinator,
+	// share-partitions on the partition's leader.
+	shareGroups *share.Groups
+	shares      *share.Partitions
+	log         *slog.Logger
+	met         *metrics
+	meter       *quota.Meter      // per-cluster load
+	guard       *guard            // connection limits (guard.go)
+	quotas      *quota.Enforcer   // per-cluster quota shares
+	limits      *limits.Overrides // every cluster's effective limits, kept fresh by quotas
+	usage       *billmeter.Meter  // usage metering for billing (metering.go)
 
 	handOffs handOffs // graceful partition moves under way (handoff.go)
 
@@ -331,8 +342,11 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s.txnMet, s.txnPoke = newTxnMetrics(reg), make(chan struct{}, 1)
 	s.groupMet = newGroupStateMetrics(reg)
 	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s, s.groupMet}, log)
+	s.shareGroups = share.NewGroups(cfg.Share)
+	s.shares = share.NewPartitions(cfg.Share, shareStore{s})
 	if reg != nil {
-		reg.MustRegister(newGroupLagCollector(s)) // consumer lag (groups.go)
+		reg.MustRegister(newGroupLagCollector(s))     // consumer lag (groups.go)
+		reg.MustRegister(newShareBacklogCollector(s)) // share-group backlog (share.go)
 	}
 	s.auth = &sasl.Authenticator{Offer: cfg.SASLMechanisms}
 	s.revoke = newRevoker(reg)
@@ -415,6 +429,8 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("producer expiry", service.Loop(s.lead.RunProducerExpiry))
 	l.Add("transaction markers", service.Loop(s.lead.RunMarkers))
 	l.Add("transactions", service.Loop(s.txnLoop))
+	l.Add("share groups", service.Loop(s.shareGroups.Run))
+	l.Add("share locks", service.Loop(s.shares.Run))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -437,7 +453,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"usage meter",    // report their last window
 		"flusher",        // flush what they produced
 		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
-		"transaction markers", "transactions",
+		"transaction markers", "transactions", "share groups", "share locks",
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once

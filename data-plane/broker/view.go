@@ -247,6 +247,7 @@ func (s *Server) reload(ctx context.Context) error {
 		if len(lost) > 0 {
 			n := len(v.slots)
 			s.groups.Forget(func(cluster, group string) bool { return lost[slotFor(cluster, group, n)] })
+			s.shareGroups.Forget(func(cluster, group string) bool { return lost[slotFor(cluster, group, n)] })
 		}
 	}
 	return nil
