@@ -11,10 +11,10 @@ import (
 
 // Environment of the long run (`make soak`) and of the reports.
 const (
-	envDuration  = "EDDY_CHAOS_DURATION"   // the soak's faults phase, e.g. 1h; unset: TestChaosSoak skips
-	envSeed      = "EDDY_CHAOS_SEED"       // the soak's seed (default: the time)
+	envDuration  = "EDDY_CHAOS_DURATION"    // the soak's faults phase, e.g. 1h; unset: TestChaosSoak skips
+	envSeed      = "EDDY_CHAOS_SEED"        // the soak's seed (default: the time)
 	envEvery     = "EDDY_CHAOS_FAULT_EVERY" // the soak's mean time between faults (default 10s)
-	envReportDir = "EDDY_CHAOS_REPORT_DIR" // where reports go (default: the test's temporary directory)
+	envReportDir = "EDDY_CHAOS_REPORT_DIR"  // where reports go (default: the test's temporary directory)
 )
 
 func reportDir(t *testing.T) string {
@@ -29,6 +29,9 @@ func judge(t *testing.T, r *Run, dir string) {
 	t.Helper()
 	t.Log(r.Summary())
 	t.Logf("report: %s", dir)
+	if why := r.History.FailErrors(); len(why) > 0 {
+		t.Logf("produce attempts that failed for good: %v", why)
+	}
 	if r.Result.OK() {
 		return
 	}

@@ -27,28 +27,28 @@ type Violation struct {
 
 // Kinds of violation.
 const (
-	KindLost        = "lost"              // an acks=all record acknowledged, not in the log
-	KindMoved       = "moved"             // an acks=all record stored elsewhere than acknowledged
-	KindDuplicate   = "duplicate"         // an idempotent record stored twice
-	KindTwoRecords  = "offset reused"     // one offset named two records
-	KindOrder       = "order"             // a producer's records out of order in a partition
-	KindAboveHWM    = "above watermark"   // a consumer saw what the committed log does not hold
-	KindRedelivered = "redelivered"       // the group re-read below a confirmed commit
-	KindNoProgress  = "no progress"       // the run acknowledged nothing
-	maxPerKind      = 25                  // violations kept per kind; the rest are counted
+	KindLost        = "lost"             // an acks=all record acknowledged, not in the log
+	KindMoved       = "moved"            // an acks=all record stored elsewhere than acknowledged
+	KindDuplicate   = "duplicate"        // an idempotent record stored twice
+	KindTwoRecords  = "offset reused"    // one offset named two records
+	KindOrder       = "order"            // a producer's records out of order in a partition
+	KindAboveHWM    = "above watermark"  // a consumer saw what the committed log does not hold
+	KindRedelivered = "redelivered"      // the group re-read below a confirmed commit
+	KindNoProgress  = "no progress"      // the run acknowledged nothing
+	maxPerKind      = 25                 // violations kept per kind; the rest are counted
 	idempotentTag   = valueAcksAll + "-" // values of idempotent producers
 )
 
 // Result is what Check found.
 type Result struct {
-	Violations []Violation    // at most maxPerKind of each kind
-	Counts     map[string]int // violations by kind, all of them
-	AcksAll    int            // acks=all records acknowledged
-	AcksOne    int            // acks=1 records acknowledged
-	LostAcksOne int           // acks=1 records acknowledged and lost: counted, allowed
-	Reads      int
-	Commits    int
-	Stored     int // records in the log
+	Violations  []Violation    // at most maxPerKind of each kind
+	Counts      map[string]int // violations by kind, all of them
+	AcksAll     int            // acks=all records acknowledged
+	AcksOne     int            // acks=1 records acknowledged
+	LostAcksOne int            // acks=1 records acknowledged and lost: counted, allowed
+	Reads       int
+	Commits     int
+	Stored      int // records in the log
 }
 
 // OK reports whether no invariant was broken.

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"maps"
 	"sync"
 	"time"
 )
@@ -47,13 +48,14 @@ type Record struct {
 type History struct {
 	mu      sync.Mutex
 	acks    []Ack
-	failed  map[bool]int // acksAll → produce attempts that failed for good
+	failed  map[bool]int   // acksAll → produce attempts that failed for good
+	why     map[string]int // their errors
 	reads   []Read
 	commits []Commit
 }
 
 // NewHistory returns an empty history.
-func NewHistory() *History { return &History{failed: map[bool]int{}} }
+func NewHistory() *History { return &History{failed: map[bool]int{}, why: map[string]int{}} }
 
 func (h *History) ack(a Ack) {
 	h.mu.Lock()
@@ -61,9 +63,10 @@ func (h *History) ack(a Ack) {
 	h.mu.Unlock()
 }
 
-func (h *History) fail(acksAll bool) {
+func (h *History) fail(acksAll bool, err error) {
 	h.mu.Lock()
 	h.failed[acksAll]++
+	h.why[err.Error()]++
 	h.mu.Unlock()
 }
 
@@ -106,4 +109,11 @@ func (h *History) Failed() (acksAll, acksOne int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.failed[true], h.failed[false]
+}
+
+// FailErrors returns why produce attempts failed for good: error → count.
+func (h *History) FailErrors() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.why)
 }

@@ -61,8 +61,9 @@ func (s Step) String() string {
 }
 
 // Plan draws a fault schedule from seed: over d, on average one fault
-// every `every` across the two lanes, each kind drawn from kinds (all of
-// them when empty). The same arguments give the same plan.
+// every `every` across the two lanes, going through kinds (all of them
+// when empty) in a shuffled order, each once before any twice. The same
+// arguments give the same plan.
 func Plan(seed uint64, d, every time.Duration, kinds []FaultKind, brokers, controlPlanes int) []Step {
 	if len(kinds) == 0 {
 		kinds = append(slices.Clone(ProcessFaults), StorageFaults...)
@@ -88,10 +89,16 @@ func Plan(seed uint64, d, every time.Duration, kinds []FaultKind, brokers, contr
 		}
 		rng := rand.New(rand.NewPCG(seed, uint64(li)+1))
 		mean := every * time.Duration(busy) // each lane's share of the rate
+		var deck []FaultKind                // every kind once, shuffled, so a short run sees each
 		for at := time.Duration(0); ; {
 			gap := time.Duration(rng.ExpFloat64() * float64(mean))
 			gap = min(max(gap, time.Second), 3*mean)
-			s := drawStep(rng, lane[rng.IntN(len(lane))], brokers, controlPlanes)
+			if len(deck) == 0 {
+				deck = slices.Clone(lane)
+				rng.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
+			}
+			s := drawStep(rng, deck[0], brokers, controlPlanes)
+			deck = deck[1:]
 			s.At = at + gap
 			if s.At+s.For > d {
 				break

@@ -97,6 +97,12 @@ func (r *Run) markdown() string {
 	for _, k := range slices.Sorted(maps.Keys(count)) {
 		p("| %s | %d | %v |\n", k, count[k], total[k].Round(time.Second))
 	}
+	if why := r.History.FailErrors(); len(why) > 0 {
+		p("\n## Why produce attempts failed for good\n\n| error | attempts |\n|---|---|\n")
+		for _, k := range slices.Sorted(maps.Keys(why)) {
+			p("| %s | %d |\n", strings.ReplaceAll(k, "|", "/"), why[k])
+		}
+	}
 	if len(r.Hits) > 0 {
 		p("\n## Object-store requests faulted\n\n| request, fault | requests |\n|---|---|\n")
 		for _, k := range slices.Sorted(maps.Keys(r.Hits)) {

@@ -132,7 +132,7 @@ func (w *Workload) startProducer(ctx context.Context, name string, acksAll bool)
 			sent := time.Now()
 			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
-					w.h.fail(acksAll)
+					w.h.fail(acksAll, err)
 					return
 				}
 				w.h.ack(Ack{Producer: name, Seq: seq, Value: val, Partition: r.Partition, Offset: r.Offset,
