@@ -90,7 +90,8 @@ func Plan(seed uint64, d, every time.Duration, kinds []FaultKind, brokers, contr
 		rng := rand.New(rand.NewPCG(seed, uint64(li)+1))
 		mean := every * time.Duration(busy) // each lane's share of the rate
 		var deck []FaultKind                // every kind once, shuffled, so a short run sees each
-		for at := time.Duration(0); ; {
+		var at, free time.Duration          // the last start; when the lane is free again
+		for {
 			gap := time.Duration(rng.ExpFloat64() * float64(mean))
 			gap = min(max(gap, time.Second), 3*mean)
 			if len(deck) == 0 {
@@ -99,12 +100,12 @@ func Plan(seed uint64, d, every time.Duration, kinds []FaultKind, brokers, contr
 			}
 			s := drawStep(rng, deck[0], brokers, controlPlanes)
 			deck = deck[1:]
-			s.At = at + gap
+			s.At = max(at+gap, free) // the gaps are between starts, as the rate is
 			if s.At+s.For > d {
 				break
 			}
 			plan = append(plan, s)
-			at = s.At + s.For
+			at, free = s.At, s.At+s.For+500*time.Millisecond
 		}
 	}
 	slices.SortStableFunc(plan, func(a, b Step) int { return int(a.At - b.At) })
@@ -113,7 +114,10 @@ func Plan(seed uint64, d, every time.Duration, kinds []FaultKind, brokers, contr
 
 func drawStep(rng *rand.Rand, k FaultKind, brokers, controlPlanes int) Step {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
-	s := Step{Kind: k, Op: Ops[rng.IntN(len(Ops))]}
+	// PUTs carry every flush, so they are hit most; GETs serve reads
+	// past the cache, LISTs and DELETEs garbage collection.
+	ops := []Op{OpPut, OpPut, OpPut, OpPut, OpGet, OpGet, OpList, OpDelete}
+	s := Step{Kind: k, Op: ops[rng.IntN(len(ops))]}
 	switch k {
 	case FaultKillBroker:
 		s.Target, s.For = 1+rng.IntN(brokers), between(time.Second, 6*time.Second)
@@ -126,7 +130,7 @@ func drawStep(rng *rand.Rand, k FaultKind, brokers, controlPlanes int) Step {
 		s.For = between(time.Second, 5*time.Second)
 	case FaultS3Latency:
 		s.For = between(5*time.Second, 15*time.Second)
-		s.Fault = Fault{Latency: between(200*time.Millisecond, 3*time.Second)}
+		s.Fault = Fault{Latency: between(200*time.Millisecond, 3*time.Second).Round(time.Millisecond)}
 	case FaultS3SlowDown:
 		s.For, s.Fault = between(5*time.Second, 15*time.Second), Fault{Status: http.StatusServiceUnavailable, Rate: 0.5}
 	case FaultS3Error:

@@ -24,12 +24,10 @@ const (
 
 // Summary is the one-paragraph outcome of a run, for test logs.
 func (r *Run) Summary() string {
-	acks1Failed := 0
 	allFailed, oneFailed := r.History.Failed()
-	acks1Failed = oneFailed
 	return fmt.Sprintf("seed %d: %d faults (%s); %d acks=all records acknowledged (%d attempts failed for good), %d acks=1 (%d lost, %d failed); %d reads, %d confirmed commits, %d records stored; violations: %s",
 		r.Config.Seed, len(r.Timeline.Events()), r.faultCounts(), r.Result.AcksAll, allFailed, r.Result.AcksOne, r.Result.LostAcksOne,
-		acks1Failed, r.Result.Reads, r.Result.Commits, r.Result.Stored, r.violationCounts())
+		oneFailed, r.Result.Reads, r.Result.Commits, r.Result.Stored, r.violationCounts())
 }
 
 func (r *Run) faultCounts() string {
@@ -161,7 +159,7 @@ func (r *Run) writeChart(path string) error {
 	p.Title.Text = fmt.Sprintf("chaos run, seed %d: acknowledged records per second, faults above", r.Config.Seed)
 	p.X.Label.Text = "seconds since the faults began"
 	p.Y.Label.Text = "records/s"
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	top := slices.Max(append(slices.Clone(all), slices.Max(append(one, 1))))
 	for _, s := range []struct {
 		name string
