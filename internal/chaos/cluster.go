@@ -18,8 +18,8 @@ import (
 
 // ClusterConfig shapes the cluster under test.
 type ClusterConfig struct {
-	Brokers       int      // default 3
-	ControlPlanes int      // default 1
+	Brokers       int      // default 3 (internal/stack's)
+	ControlPlanes int      // default 1 (internal/stack's)
 	BrokerEnv     []string // added to every broker's environment
 	Seed          uint64   // seeds the proxy's choice of the requests a fault hits
 }
@@ -44,12 +44,6 @@ const chaosBucket = "eddy-chaos"
 // StartCluster starts a cluster; it stops when t ends.
 func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
-	if cfg.Brokers == 0 {
-		cfg.Brokers = 3
-	}
-	if cfg.ControlPlanes == 0 {
-		cfg.ControlPlanes = 1
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := &Cluster{t: t}

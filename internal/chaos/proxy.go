@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -108,11 +109,7 @@ func (p *Proxy) Clear() {
 func (p *Proxy) Hits() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]int, len(p.hits))
-	for k, v := range p.hits {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.hits)
 }
 
 // Close stops the proxy, cutting requests in progress, and waits for it.
