@@ -2,7 +2,9 @@ package chaos
 
 import (
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ const (
 	envDuration  = "EDDY_CHAOS_DURATION"    // the soak's faults phase, e.g. 1h; unset: TestChaosSoak skips
 	envSeed      = "EDDY_CHAOS_SEED"        // the soak's seed (default: the time)
 	envEvery     = "EDDY_CHAOS_FAULT_EVERY" // the soak's mean time between faults (default 10s)
+	envKinds     = "EDDY_CHAOS_KINDS"       // the soak's faults, comma-separated (default: all)
 	envReportDir = "EDDY_CHAOS_REPORT_DIR"  // where reports go (default: the test's temporary directory)
 )
 
@@ -63,7 +66,8 @@ func TestChaosShort(t *testing.T) {
 }
 
 // TestChaosSoak is `make soak`: EDDY_CHAOS_DURATION of faults (one every
-// EDDY_CHAOS_FAULT_EVERY, 10s by default) from EDDY_CHAOS_SEED.
+// EDDY_CHAOS_FAULT_EVERY, 10s by default, of EDDY_CHAOS_KINDS, all by
+// default) from EDDY_CHAOS_SEED.
 func TestChaosSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv(envDuration))
 	if err != nil {
@@ -81,9 +85,19 @@ func TestChaosSoak(t *testing.T) {
 			t.Fatalf("%s: %v", envEvery, err)
 		}
 	}
+	var kinds []FaultKind
+	for k := range strings.SplitSeq(os.Getenv(envKinds), ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !slices.Contains(ProcessFaults, FaultKind(k)) && !slices.Contains(StorageFaults, FaultKind(k)) {
+			t.Fatalf("%s: no fault %q (faults: %v %v)", envKinds, k, ProcessFaults, StorageFaults)
+		}
+		kinds = append(kinds, FaultKind(k))
+	}
 	dir := reportDir(t)
 	r := Execute(t, Config{
-		Seed: seed, Duration: d, FaultEvery: every,
+		Seed: seed, Duration: d, FaultEvery: every, Kinds: kinds,
 		Cluster:   ClusterConfig{Brokers: 3, ControlPlanes: 2},
 		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 3, TailReaders: 1, Rate: 30, ProduceTimeout: 3 * time.Second},
 		ReportDir: dir,

@@ -201,7 +201,7 @@ func (tl *Timeline) Around(t time.Time, d time.Duration) []Event {
 // until the plan ends or ctx does; every fault it began is healed before
 // it returns. Process faults go through c, which may fail the test, so
 // their lane runs on the calling goroutine.
-func inject(ctx context.Context, c *Cluster, plan []Step, start time.Time, tl *Timeline) {
+func inject(ctx context.Context, c *Cluster, plan []Step, start time.Time, tl *Timeline, logf func(string, ...any)) {
 	var storage, process []Step
 	for _, s := range plan {
 		if isStorage(s.Kind) {
@@ -211,20 +211,26 @@ func inject(ctx context.Context, c *Cluster, plan []Step, start time.Time, tl *T
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { runLane(ctx, c, storage, start, tl) })
-	runLane(ctx, c, process, start, tl)
+	wg.Go(func() { runLane(ctx, c, storage, start, tl, logf) })
+	runLane(ctx, c, process, start, tl, logf)
 	wg.Wait()
 }
 
-func runLane(ctx context.Context, c *Cluster, steps []Step, start time.Time, tl *Timeline) {
+func runLane(ctx context.Context, c *Cluster, steps []Step, start time.Time, tl *Timeline, logf func(string, ...any)) {
 	for _, s := range steps {
 		if !sleepUntil(ctx, start.Add(s.At)) {
 			return
 		}
+		logf("chaos: +%v %s", time.Since(start).Round(time.Second), s)
 		i := tl.begin(s)
 		heal := c.inject(s)
 		sleepUntil(ctx, time.Now().Add(s.For)) // healed early if ctx ends
-		tl.end(i, heal())
+		if err := heal(); err != nil {
+			logf("chaos: healing %s: %v", s, err)
+			tl.end(i, err)
+			continue
+		}
+		tl.end(i, nil)
 	}
 }
 

@@ -76,8 +76,16 @@ func (r *Run) markdown() string {
 		verdict = "FAIL: " + r.violationCounts()
 	}
 	p("# Chaos run, seed %d\n\n", r.Config.Seed)
-	p("Reproduce: `make soak DURATION=%v SEED=%d` (a fault every %v on average; %d brokers, %d control planes).\n\n",
-		r.Config.Duration, r.Config.Seed, r.Config.FaultEvery, r.Config.Cluster.Brokers, r.Config.Cluster.ControlPlanes)
+	kinds := ""
+	if len(r.Config.Kinds) > 0 {
+		var ks []string
+		for _, k := range r.Config.Kinds {
+			ks = append(ks, string(k))
+		}
+		kinds = " KINDS=" + strings.Join(ks, ",")
+	}
+	p("Reproduce: `make soak DURATION=%v SEED=%d FAULT_EVERY=%v%s` (%d brokers, %d control planes; the same plan, though process scheduling varies).\n\n",
+		r.Config.Duration, r.Config.Seed, r.Config.FaultEvery, kinds, r.Config.Cluster.Brokers, r.Config.Cluster.ControlPlanes)
 	p("Faults from %s for %v. **%s**\n\n", r.Start.UTC().Format(time.RFC3339), r.End.Sub(r.Start).Round(time.Second), verdict)
 	allFailed, oneFailed := r.History.Failed()
 	p("## Totals\n\n| | |\n|---|---|\n")

@@ -94,7 +94,7 @@ func Execute(t testing.TB, cfg Config) *Run {
 
 	r.Start = time.Now()
 	t.Logf("chaos: seed %d, %d faults planned over %v", cfg.Seed, len(r.Plan), cfg.Duration)
-	inject(context.Background(), c, r.Plan, r.Start, r.Timeline)
+	inject(context.Background(), c, r.Plan, r.Start, r.Timeline, t.Logf)
 	c.Proxy.Clear()
 	r.End = time.Now()
 	r.Hits = c.Proxy.Hits()
