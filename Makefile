@@ -157,8 +157,22 @@ bench: build ## eddy bench's standard set vs kfake and the machine's limits -> d
 	@mkdir -p docs
 	./bin/eddy bench --start-stack --standard --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
 
-soak: ## long-running soak tests (build tag soak)
-	$(GO) test -run Soak -tags soak ./...
+# soak runs the fault-injection harness (internal/chaos, docs/testing.md)
+# for DURATION with a fault every FAULT_EVERY on average, drawn from SEED
+# (default: the time) among KINDS (comma-separated, default all; e.g.
+# KINDS=kill-broker FAULT_EVERY=20s kills a broker, and the coordinators
+# it holds, every 20s), and writes its report (report.md, throughput.png)
+# to SOAK_REPORT. The short run, TestChaosShort, is part of `make test`;
+# this one is not (TestChaosSoak skips without EDDY_CHAOS_DURATION).
+DURATION    ?= 1h
+SEED        ?=
+FAULT_EVERY ?= 10s
+KINDS       ?=
+SOAK_REPORT ?= bin/soak
+soak: deps ## fault-injection soak: make soak DURATION=1h SEED=42 [KINDS=kill-broker] (report in bin/soak/)
+	EDDY_CHAOS_DURATION=$(DURATION) EDDY_CHAOS_SEED=$(SEED) EDDY_CHAOS_FAULT_EVERY=$(FAULT_EVERY) EDDY_CHAOS_KINDS=$(KINDS) \
+		EDDY_CHAOS_REPORT_DIR=$(abspath $(SOAK_REPORT)) \
+		$(GO) test -count=1 -v -timeout 0 -run '^TestChaosSoak$$' ./internal/chaos
 
 # go test -fuzz takes one package and one target at a time, so list the
 # Fuzz functions of every package and run each for FUZZTIME.

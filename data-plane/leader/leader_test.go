@@ -248,12 +248,7 @@ func TestWALReplay(t *testing.T) {
 func TestReadNeverSkips(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m := e.manager(t, 1)
-	defer m.Close()
-	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p := tieredtest.Led(t, m, e.pid)
+	m, p := e.lead(t, 1, 1)
 	// Flushes of alternating big and small batches: one index row each.
 	for i := range 6 {
 		n := 1
@@ -337,5 +332,17 @@ func BenchmarkProduceAppend(b *testing.B) {
 		if _, err := p.Append(raw, hdrs, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// EnvUnsafeNoDedupe, the fault-injection harness's switch, stores an
+// idempotent retry again; without it the retry is recognised (above).
+func TestUnsafeNoDedupe(t *testing.T) {
+	t.Setenv(leader.EnvUnsafeNoDedupe, "1")
+	_, p := setup(t).lead(t, 1, 1)
+	first := appendBatch(t, p, recordBatch(5, 4242, 0))
+	again := appendBatch(t, p, recordBatch(5, 4242, 0))
+	if again.Duplicate || again.BaseOffset != first.LastOffset+1 {
+		t.Fatalf("retry with the dedupe off got %+v, want it stored again at %d", again, first.LastOffset+1)
 	}
 }

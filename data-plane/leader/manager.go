@@ -150,6 +150,8 @@ type Manager struct {
 
 	met     metrics
 	prodMet producerMetrics // producers.go
+
+	noDedupe bool // EnvUnsafeNoDedupe: tests of the fault-injection checker only
 }
 
 type metrics struct {
@@ -181,6 +183,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 		bootID: hex.EncodeToString(boot[:]),
 		parts:  map[int64]*Partition{}, replay: map[int64][]wal.Entry{},
 		dirty: map[int64]*Partition{}, kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
+		noDedupe: unsafeNoDedupe(log),
 	}
 	n := 0
 	if err := w.Replay(func(e wal.Entry) error {

@@ -114,6 +114,8 @@ type Options struct {
 	// ControlPlanes is how many control-plane replicas share the database
 	// (default 1); each serves its own REST API (with API) and /metrics.
 	ControlPlanes int
+	// BrokerEnv is added to every broker's environment ("NAME=value").
+	BrokerEnv []string
 }
 
 // OperatorToken is the control plane's --admin-token when Options.API is set.
@@ -146,6 +148,8 @@ type ControlPlane struct {
 	API string
 	// Metrics is host:port of its /metrics, /livez and /readyz.
 	Metrics string
+	name    string
+	args    []string
 	proc    *proc
 }
 
@@ -188,7 +192,8 @@ func Start(t testing.TB, opts Options) *Stack {
 		if i > 0 {
 			name = fmt.Sprintf("control-plane-%d", i)
 		}
-		cp.proc = s.spawn(name, cpArgs...)
+		cp.name, cp.args = name, cpArgs
+		cp.proc = s.spawn(name, nil, cpArgs...)
 		s.cps = append(s.cps, cp)
 	}
 	s.apiURL = s.cps[0].API
@@ -217,9 +222,26 @@ func (s *Stack) ControlPlane(i int) *ControlPlane { return s.cps[i] }
 
 // KillControlPlane sends SIGKILL to control plane i and waits for it to die.
 func (s *Stack) KillControlPlane(i int) {
-	p := s.cps[i].proc
+	p := s.controlPlaneProc(i)
 	p.cmd.Process.Kill()
 	<-p.done
+}
+
+// RestartControlPlane starts a killed control plane i again with the same
+// flags (ports included); it does not wait for it to serve.
+func (s *Stack) RestartControlPlane(i int) {
+	s.t.Helper()
+	cp := s.cps[i]
+	p := s.spawn(cp.name, nil, cp.args...)
+	s.mu.Lock() // shutdown reads it under the lock
+	cp.proc = p
+	s.mu.Unlock()
+}
+
+func (s *Stack) controlPlaneProc(i int) *proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cps[i].proc
 }
 
 // Leader reports whether the control plane holds the lease that runs the
@@ -351,7 +373,7 @@ func (s *Stack) startBroker(b *Broker) {
 	for _, a := range s.opts.BrokerArgs {
 		args = append(args, strings.ReplaceAll(a, "{api}", s.apiURL))
 	}
-	p := s.spawn(fmt.Sprintf("broker-%d", b.ID), args...)
+	p := s.spawn(fmt.Sprintf("broker-%d", b.ID), s.opts.BrokerEnv, args...)
 	s.mu.Lock() // shutdown reads it under the lock
 	b.proc = p
 	s.mu.Unlock()
@@ -362,6 +384,18 @@ func (s *Stack) Kill(id int) {
 	b := s.Broker(id)
 	b.proc.cmd.Process.Kill()
 	<-b.proc.done
+}
+
+// Pause stops broker id with SIGSTOP, as a long GC pause or a frozen VM
+// would: it keeps its sockets and state but neither runs nor answers
+// until Resume. Kill and Stop work on a paused broker.
+func (s *Stack) Pause(id int) {
+	s.Broker(id).proc.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Resume continues broker id after Pause (SIGCONT).
+func (s *Stack) Resume(id int) {
+	s.Broker(id).proc.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // Stop stops broker id cleanly (SIGTERM) and waits.
@@ -425,7 +459,7 @@ func (s *Stack) Restart(id int) {
 	s.waitListening(b)
 }
 
-func (s *Stack) spawn(name string, args ...string) *proc {
+func (s *Stack) spawn(name string, env []string, args ...string) *proc {
 	s.t.Helper()
 	logPath := filepath.Join(s.dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -435,7 +469,7 @@ func (s *Stack) spawn(name string, args ...string) *proc {
 	defer f.Close()
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "EDDY_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), "EDDY_LOG_LEVEL=info"), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", name, err)
@@ -481,6 +515,7 @@ func (s *Stack) shutdown() {
 	s.mu.Unlock()
 	for _, p := range all {
 		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Process.Signal(syscall.SIGCONT) // a paused broker handles SIGTERM once continued
 	}
 	for _, p := range all {
 		select {
@@ -490,20 +525,26 @@ func (s *Stack) shutdown() {
 			<-p.done
 		}
 	}
+	var cps []*proc
+	s.mu.Lock()
 	for _, cp := range s.cps {
-		cp.proc.cmd.Process.Signal(syscall.SIGTERM)
+		cps = append(cps, cp.proc)
 	}
-	for _, cp := range s.cps {
+	s.mu.Unlock()
+	for _, p := range cps {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range cps {
 		select {
-		case <-cp.proc.done:
+		case <-p.done:
 		case <-time.After(10 * time.Second):
-			cp.proc.cmd.Process.Kill()
-			<-cp.proc.done
+			p.cmd.Process.Kill()
+			<-p.done
 		}
 	}
 	if s.t.Failed() {
-		for i, cp := range s.cps {
-			s.t.Logf("control plane %d log:\n%s", i, tail(cp.proc.log))
+		for i, p := range cps {
+			s.t.Logf("control plane %d log:\n%s", i, tail(p.log))
 		}
 		for id := 1; id <= len(s.brokers); id++ {
 			s.t.Logf("broker %d log:\n%s", id, tail(s.brokers[id].proc.log))

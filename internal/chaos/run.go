@@ -1,0 +1,128 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/poll"
+)
+
+// Config is one run of the harness.
+type Config struct {
+	Seed       uint64
+	Duration   time.Duration // of the faults phase
+	FaultEvery time.Duration // mean time between faults (default 10s)
+	Kinds      []FaultKind   // the faults to draw from (all when empty)
+	// Plan, when set, is run instead of one drawn from the seed.
+	Plan []Step
+
+	Cluster  ClusterConfig
+	Workload WorkloadConfig // Seeds are filled in; defaults for the zero fields
+
+	// ReportDir receives report.md and throughput.png ("" writes none).
+	ReportDir string
+}
+
+func (cfg *Config) defaults() {
+	if cfg.FaultEvery == 0 {
+		cfg.FaultEvery = 10 * time.Second
+	}
+	w := &cfg.Workload
+	if w.Topic == "" {
+		w.Topic = "chaos"
+	}
+	if w.Group == "" {
+		w.Group = "chaos-group"
+	}
+	if w.Partitions == 0 {
+		w.Partitions = 6
+	}
+	if w.Rate == 0 {
+		w.Rate = 50
+	}
+	if cfg.Cluster.Brokers == 0 {
+		cfg.Cluster.Brokers = 3
+	}
+	if cfg.Cluster.ControlPlanes == 0 {
+		cfg.Cluster.ControlPlanes = 1
+	}
+	cfg.Cluster.Seed = cfg.Seed
+}
+
+// Run is the outcome of one run.
+type Run struct {
+	Config   Config
+	Plan     []Step
+	Start    time.Time // the faults phase's
+	End      time.Time
+	Timeline *Timeline
+	History  *History
+	Result   Result
+	Hits     map[string]int // the proxy's faulted requests
+}
+
+// Execute starts a cluster and the workload, runs the nemesis for
+// cfg.Duration, heals everything, lets the workload drain, reads the
+// topic back and checks the history; it writes the report when
+// cfg.ReportDir is set. The test fails only if the harness itself cannot
+// work (a process that does not come back); the caller judges
+// Run.Result.
+func Execute(t testing.TB, cfg Config) *Run {
+	t.Helper()
+	cfg.defaults()
+	r := &Run{Config: cfg, Plan: cfg.Plan, Timeline: &Timeline{}, History: NewHistory()}
+	c := StartCluster(t, cfg.Cluster)
+	if r.Plan == nil {
+		r.Plan = Plan(cfg.Seed, cfg.Duration, cfg.FaultEvery, cfg.Kinds, cfg.Cluster.Brokers, cfg.Cluster.ControlPlanes)
+	}
+	cfg.Workload.Seeds = c.Stack.Bootstrap()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	w, err := StartWorkload(ctx, cfg.Workload, r.History)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(context.Background())
+	poll.Until(t, 2*time.Minute, "the workload's first acknowledgements", func() error {
+		if len(r.History.Acks()) == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+
+	r.Start = time.Now()
+	t.Logf("chaos: seed %d, %d faults planned over %v", cfg.Seed, len(r.Plan), cfg.Duration)
+	inject(context.Background(), c, r.Plan, r.Start, r.Timeline, t.Logf)
+	c.Proxy.Clear()
+	r.End = time.Now()
+	r.Hits = c.Proxy.Hits()
+
+	// Healed: every acks=all record in flight gets its answer, the group
+	// catches up for a moment, then the log is read back.
+	pctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	if err := w.StopProducing(pctx); err != nil {
+		t.Logf("chaos: producers did not drain: %v", err)
+	}
+	cancel()
+	time.Sleep(5 * time.Second)
+	w.StopConsuming()
+	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log, err := ReadBack(rctx, c.Stack.Bootstrap(), cfg.Workload.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Result = Check(r.History, log)
+	if r.Result.AcksAll == 0 {
+		r.Result.Counts[KindNoProgress]++
+		r.Result.Violations = append(r.Result.Violations, Violation{Kind: KindNoProgress, At: r.End, Detail: "no acks=all record was acknowledged"})
+	}
+	if cfg.ReportDir != "" {
+		if err := r.WriteReport(cfg.ReportDir); err != nil {
+			t.Errorf("chaos: report: %v", err)
+		}
+	}
+	return r
+}
