@@ -85,6 +85,19 @@ func verifyAcks(t *testing.T, s *stack.Stack, topic string, got map[string]ackPo
 // under 1 s; the measured time is logged); the old leader writes no
 // object and the new one only the produced record — no data is copied —
 // and the new leader continues the log at the committed high watermark.
+// produceRequest is an acks=all produce of batch to partition 0 of topic.
+func produceRequest(topic string, batch []byte) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
 func TestPartitionMove(t *testing.T) {
 	url := pgtest.URL(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2})
@@ -122,15 +135,7 @@ func TestPartitionMove(t *testing.T) {
 		// Produce straight to the target until it acknowledges.
 		var offset int64
 		for {
-			req := kmsg.NewPtrProduceRequest()
-			req.Acks, req.TimeoutMillis = -1, 5000
-			rt := kmsg.NewProduceRequestTopic()
-			rt.Topic = "moving"
-			rp := kmsg.NewProduceRequestTopicPartition()
-			rp.Records = batch
-			rt.Partitions = append(rt.Partitions, rp)
-			req.Topics = append(req.Topics, rt)
-			resp, err := req.RequestWith(ctx, cl.Broker(int(to)))
+			resp, err := produceRequest("moving", batch).RequestWith(ctx, cl.Broker(int(to)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,14 +156,8 @@ func TestPartitionMove(t *testing.T) {
 		times = append(times, took)
 		// The old leader redirects (KIP-951): NOT_LEADER_OR_FOLLOWER
 		// naming the new leader at the next epoch, with its endpoint.
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 10, -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "moving"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = batch
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceRequest("moving", batch)
+		req.Version = 10
 		resp, err := req.RequestWith(ctx, cl.Broker(int(from)))
 		if err != nil {
 			t.Fatal(err)
