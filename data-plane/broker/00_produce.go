@@ -66,7 +66,6 @@ type pendingAck struct {
 }
 
 func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
-	s.lastData.Store(time.Now().UnixNano())
 	if resp, refused := s.quotas.StorageRefusal(c.cluster, req); refused {
 		return resp // the cluster is at its storage limit (quota.go)
 	}
