@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/internal/spread"
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
@@ -51,16 +52,15 @@ func (s *Server) startHandOffs(ctx context.Context, md *store.Metadata) {
 	}
 }
 
-// goHandOff starts p's hand-off unless one is under way; it reports
-// whether it started one.
-func (s *Server) goHandOff(ctx context.Context, p store.Partition) bool {
+// goHandOff starts p's hand-off unless one is under way.
+func (s *Server) goHandOff(ctx context.Context, p store.Partition) {
 	s.handOffs.mu.Lock()
 	if s.handOffs.running == nil {
 		s.handOffs.running = map[int64]chan struct{}{}
 	}
 	if s.handOffs.running[p.ID] != nil {
 		s.handOffs.mu.Unlock()
-		return false
+		return
 	}
 	done := make(chan struct{})
 	s.handOffs.running[p.ID] = done
@@ -76,7 +76,6 @@ func (s *Server) goHandOff(ctx context.Context, p store.Partition) bool {
 		}()
 		s.handOff(ctx, p)
 	}()
-	return true
 }
 
 // handingOff returns a channel closed when the hand-off of partition id
@@ -131,24 +130,29 @@ const drainTimeout = 10 * time.Second
 // (leaderhint.go), so a rolling restart costs them a redirect per
 // partition rather than a wait for a session to expire.
 func (s *Server) handOffAll(ctx context.Context) {
-	v := s.view.Load()
-	load := map[int32]int{}
-	for _, b := range v.brokers {
-		if b.ID != s.cfg.ID && !b.Draining {
-			load[b.ID] = 0
-		}
-	}
-	if len(load) == 0 {
-		return // nowhere to go: the partitions wait for a new broker
-	}
 	led := s.lead.Led()
 	if len(led) == 0 {
 		return
 	}
-	for _, p := range v.byPartition {
-		if _, ok := load[p.LeaderID]; ok {
-			load[p.LeaderID]++
+	v := s.view.Load()
+	var brokers []store.BrokerLoad
+	for _, b := range v.brokers { // sorted by id: ties go to the lowest
+		if b.ID != s.cfg.ID {
+			brokers = append(brokers, store.BrokerLoad{ID: b.ID, Draining: b.Draining})
 		}
+	}
+	for _, p := range v.byPartition {
+		if i := slices.IndexFunc(brokers, func(b store.BrokerLoad) bool { return b.ID == p.LeaderID }); i >= 0 {
+			brokers[i].Partitions++
+		}
+	}
+	items := make([]store.Item, len(led))
+	for i, id := range led {
+		items[i] = store.Item{Kind: store.KindPartition, ID: id}
+	}
+	assigned := spread.Evenly(brokers, items)
+	if len(assigned) == 0 {
+		return // nowhere to go: the partitions wait for a new broker
 	}
 	budget := drainTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -161,17 +165,9 @@ func (s *Server) handOffAll(ctx context.Context) {
 		s.log.Warn("could not mark the broker draining; partitions move when its session ends", "err", err)
 		return
 	}
-	slices.Sort(led) // a stable spread, partition by partition
-	moves := make([]store.Move, 0, len(led))
-	for _, id := range led {
-		to, least := int32(-1), 0
-		for b, n := range load {
-			if to < 0 || n < least || (n == least && b < to) {
-				to, least = b, n
-			}
-		}
-		load[to]++
-		moves = append(moves, store.Move{PartitionID: id, To: to})
+	moves := make([]store.Move, len(assigned))
+	for i, a := range assigned {
+		moves[i] = store.Move{PartitionID: a.Item.ID, To: a.Broker}
 	}
 	if _, err := s.store.RequestMoves(ctx, moves); err != nil {
 		s.log.Warn("could not request hand-offs; partitions move when the session ends", "err", err)
