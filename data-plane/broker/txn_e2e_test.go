@@ -100,35 +100,59 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 		}
 	}
 
-	sess, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(s.Bootstrap()...),
-		kgo.ConsumerGroup(group), kgo.ConsumeTopics(in),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
-		kgo.TransactionalID(txnID), kgo.TransactionTimeout(30*time.Second),
-		kgo.DefaultProduceTopic(out),
-		kgo.RecordRetries(1<<30), kgo.MetadataMinAge(250*time.Millisecond),
-	)
+	newSession := func() (*kgo.GroupTransactSession, error) {
+		return kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(s.Bootstrap()...),
+			kgo.ConsumerGroup(group), kgo.ConsumeTopics(in),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(),
+			kgo.TransactionalID(txnID), kgo.TransactionTimeout(30*time.Second),
+			kgo.DefaultProduceTopic(out),
+			kgo.RecordRetries(1<<30), kgo.MetadataMinAge(250*time.Millisecond),
+		)
+	}
+	sess, err := newSession()
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var ends, failedEnds atomic.Int64
+	var ends, failedEnds, restarts atomic.Int64
 	var lastErr atomic.Value
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer sess.Close()
-		for runCtx.Err() == nil {
+		defer func() {
+			if sess != nil {
+				sess.Close()
+			}
+		}()
+		// restart replaces a session that End or Begin failed, as an
+		// application does: franz-go says no such error is retryable, and
+		// the new session's InitProducerID fences the old one and aborts
+		// what it left open.
+		restart := func(err error) {
+			lastErr.Store(err)
+			restarts.Add(1)
+			sess.Close()
+			sess = nil
+			for runCtx.Err() == nil {
+				if sess, err = newSession(); err == nil {
+					return
+				}
+				sess = nil
+				lastErr.Store(fmt.Errorf("new session: %w", err))
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		for runCtx.Err() == nil && sess != nil {
 			fs := sess.PollRecords(runCtx, 2000)
 			if runCtx.Err() != nil {
 				return
 			}
 			if err := sess.Begin(); err != nil {
-				lastErr.Store(fmt.Errorf("begin: %w", err))
-				time.Sleep(100 * time.Millisecond)
+				restart(fmt.Errorf("begin: %w", err))
 				continue
 			}
 			fs.EachRecord(func(r *kgo.Record) {
@@ -138,9 +162,9 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 			ends.Add(1)
 			if err != nil || !committed {
 				failedEnds.Add(1)
-				if err != nil {
-					lastErr.Store(fmt.Errorf("end: %w", err))
-				}
+			}
+			if err != nil && runCtx.Err() == nil {
+				restart(fmt.Errorf("end: %w", err))
 			}
 		}
 	}()
@@ -206,7 +230,8 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 	waitProgress(n)
 	stop()
 	wg.Wait()
-	t.Logf("transactions ended: %d, of which failed or aborted: %d", ends.Load(), failedEnds.Load())
+	t.Logf("transactions ended: %d, of which failed or aborted: %d; sessions replaced after an error: %d (last error: %v)",
+		ends.Load(), failedEnds.Load(), restarts.Load(), lastErr.Load())
 
 	seen := make(map[string]int, n)
 	for _, r := range readTopic(t, s, out, kgo.ReadCommitted(), n) {
