@@ -39,6 +39,10 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 			continue
 		}
 		_, t := s.topic(c, rt.Topic)
+		var assignErr error
+		if t != nil && len(rt.Assignment) > 0 && len(rt.Assignment) <= topicconfig.MaxPartitions && rt.Count <= topicconfig.MaxPartitions {
+			assignErr = checkAssignment(newReplicas(rt.Assignment))
+		}
 		switch {
 		case t == nil:
 			st.ErrorCode, st.ErrorMessage = kerr.UnknownTopicOrPartition.Code, strp("topic does not exist")
@@ -48,12 +52,12 @@ func handleCreatePartitions(s *Server, c *conn, req *kmsg.CreatePartitionsReques
 		case len(rt.Assignment) > 0 && len(rt.Assignment) != int(rt.Count)-len(t.Partitions):
 			st.ErrorCode = kerr.InvalidReplicaAssignment.Code
 			st.ErrorMessage = strp(fmt.Sprintf("increasing the number of partitions by %d but %d assignments provided", int(rt.Count)-len(t.Partitions), len(rt.Assignment)))
-		case checkAssignment(newReplicas(rt.Assignment)) != nil:
-			st.ErrorCode = kerr.InvalidReplicaAssignment.Code
-			st.ErrorMessage = strp(checkAssignment(newReplicas(rt.Assignment)).Error())
 		case rt.Count > topicconfig.MaxPartitions:
 			st.ErrorCode = kerr.InvalidPartitions.Code
 			st.ErrorMessage = strp(fmt.Sprintf("partition count must be at most %d", topicconfig.MaxPartitions))
+		case assignErr != nil:
+			st.ErrorCode = kerr.InvalidReplicaAssignment.Code
+			st.ErrorMessage = strp(assignErr.Error())
 		case req.ValidateOnly:
 		default:
 			if err := s.store.CreatePartitions(ctx, c.cluster, rt.Topic, rt.Count); err != nil {

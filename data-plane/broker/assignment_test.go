@@ -119,6 +119,12 @@ func TestReplicaAssignments(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		gap := topic("bad-gap", -1, -1, []int32{b}, []int32{b})
 		gap.ReplicaAssignment[1].Partition = 2
+		// A list of replicas past the bound is refused before it is
+		// checked broker by broker (checking costs what it names).
+		many := make([]int32, 100_000)
+		for i := range many {
+			many[i] = int32(i)
+		}
 		for _, tc := range []struct {
 			name string
 			rt   kmsg.CreateTopicsRequestTopic
@@ -128,6 +134,7 @@ func TestReplicaAssignments(t *testing.T) {
 			{"gap in partitions", gap, kerr.InvalidReplicaAssignment},
 			{"no replicas", topic("bad-empty", -1, -1, []int32{}), kerr.InvalidReplicaAssignment},
 			{"broker twice", topic("bad-twice", -1, -1, []int32{b, b}), kerr.InvalidReplicaAssignment},
+			{"too many replicas", topic("bad-many", -1, -1, many), kerr.InvalidReplicaAssignment},
 			{"partition count too", topic("bad-count", 2, -1, []int32{b}, []int32{b}), kerr.InvalidRequest},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/store"
@@ -43,27 +42,41 @@ func validTopicName(name string) error {
 
 func isExists(err error) bool { return errors.Is(err, store.ErrExists) }
 
+// maxAssignedReplicas bounds the replicas one partition of a manual
+// assignment may name. Kafka refuses brokers that do not exist, so its
+// bound is the cluster's size; Eddy does not check the ids (see below),
+// so it bounds the list instead: far above any replication factor in use,
+// and small enough that checking a request costs little whoever sends it.
+const maxAssignedReplicas = 1024
+
 // checkAssignment applies Kafka's rules to manual replica assignments
 // (CreateTopics, CreatePartitions): every partition names at least one
 // replica, no broker twice, and all name the same number. Which brokers
 // they name is not checked: Eddy places partitions itself and has no
 // replicas, so only the count of partitions is taken from an assignment.
-// The error is Kafka's INVALID_REPLICA_ASSIGNMENT message.
+// The error is Kafka's INVALID_REPLICA_ASSIGNMENT message. Callers check
+// the partition count (at most topicconfig.MaxPartitions) first.
 func checkAssignment(replicas [][]int32) error {
+	seen := make(map[int32]struct{})
 	for i, rs := range replicas {
 		if len(rs) == 0 {
 			return fmt.Errorf("partition %d of the assignment names no replica", i)
 		}
+		if len(rs) > maxAssignedReplicas {
+			return fmt.Errorf("partition %d names %d replicas, more than %d", i, len(rs), maxAssignedReplicas)
+		}
 		if len(rs) != len(replicas[0]) {
 			return fmt.Errorf("all partitions should have the same number of replicas (%d has %d, %d has %d)", 0, len(replicas[0]), i, len(rs))
 		}
-		for j, b := range rs {
+		clear(seen)
+		for _, b := range rs {
 			if b < 0 {
 				return fmt.Errorf("partition %d names broker %d: broker ids are not negative", i, b)
 			}
-			if slices.Contains(rs[:j], b) {
+			if _, dup := seen[b]; dup {
 				return fmt.Errorf("partition %d names broker %d twice", i, b)
 			}
+			seen[b] = struct{}{}
 		}
 	}
 	return nil
