@@ -72,7 +72,9 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	now := time.Now().UnixMilli()
 	var waits []pendingAck
-	leadBy := time.Now().Add(leadWait) // awaitLead's deadline, for all partitions
+	// The one deadline of this request's waits on moves (leaderhint.go),
+	// never past its own timeout.
+	redirectBy := time.Now().Add(min(redirectWait, max(time.Duration(req.TimeoutMillis)*time.Millisecond, 0)))
 	txnDenied := req.TransactionID != nil && !c.may(acl.TransactionalID, *req.TransactionID, acl.Write)
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -119,7 +121,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			p := s.awaitLead(c.ctx, pm, leadBy)
+			p := s.awaitLead(c.ctx, pm, redirectBy)
 			if p == nil {
 				out.ErrorCode = kerr.NotLeaderForPartition.Code
 				s.hintLeader(resp, out, pm)
@@ -146,7 +148,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				code, msg := produceErrCode(err, req.Version)
 				out.ErrorCode, out.ErrorMessage = code, strp(msg)
 				if errors.Is(err, leader.ErrNotLeader) {
-					s.afterHandOff(c.ctx, pm.ID)
+					s.afterHandOff(c.ctx, pm.ID, redirectBy)
 					s.hintLeader(resp, out, pm)
 				}
 				continue
@@ -179,7 +181,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 					w.resp.BaseOffset = -1
 					if errors.Is(err, leader.ErrNotLeader) {
 						w.resp.ErrorCode = kerr.NotLeaderForPartition.Code
-						s.afterHandOff(ctx, w.pm.ID)
+						s.afterHandOff(ctx, w.pm.ID, redirectBy)
 						s.hintLeader(resp, w.resp, w.pm)
 					} else {
 						w.resp.ErrorCode = kerr.RequestTimedOut.Code

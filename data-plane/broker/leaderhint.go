@@ -29,14 +29,12 @@ import (
 // hint is a partition's leader as this broker knows it.
 type hint struct{ leader, epoch int32 }
 
-// handOffWait bounds how long a produce waits for a hand-off it met, and
-// leadWait how long a new leader waits for its view to show a partition
-// it was told about: both well under a produce's timeout, and both only
-// on the rare requests that race a move.
-const (
-	handOffWait = 2 * time.Second
-	leadWait    = time.Second
-)
+// redirectWait bounds what one produce request waits, for all its
+// partitions together, on moves it races: for a hand-off it met to end
+// (afterHandOff) and for a partition just given to this broker to load
+// (awaitLead). Well under a produce's timeout, and spent only by the rare
+// requests that race a move.
+const redirectWait = time.Second
 
 // leaderHint returns the leader of partition pm (of cluster's topic) that
 // a client should go to instead of this broker: from the current view,
@@ -66,18 +64,17 @@ func (s *Server) leaderRedirect(pm *store.Partition) (hint, store.Broker, bool) 
 	return h, b, live
 }
 
-// afterHandOff waits, up to handOffWait, for a hand-off of partition id
-// under way here to end.
-func (s *Server) afterHandOff(ctx context.Context, id int64) {
+// afterHandOff waits, until by at the latest, for a hand-off of
+// partition id under way here to end.
+func (s *Server) afterHandOff(ctx context.Context, id int64, by time.Time) {
 	ch := s.handingOff(id)
 	if ch == nil {
 		return
 	}
-	t := time.NewTimer(handOffWait)
-	defer t.Stop()
+	ctx, cancel := context.WithDeadline(ctx, by)
+	defer cancel()
 	select {
 	case <-ch:
-	case <-t.C:
 	case <-ctx.Done():
 	}
 }
@@ -86,7 +83,7 @@ func (s *Server) afterHandOff(ctx context.Context, id int64) {
 // it or is about to (the view names it as the move's target, or as the
 // leader of a partition not loaded yet), refreshing the view until by at
 // the latest; otherwise nil at once. A request shares one by among its
-// partitions, so a partition that cannot load costs it leadWait once.
+// partitions, so a partition that cannot load costs it redirectWait once.
 func (s *Server) awaitLead(ctx context.Context, pm *store.Partition, by time.Time) *leader.Partition {
 	if p := s.lead.Partition(pm.ID); p != nil {
 		return p
