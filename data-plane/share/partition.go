@@ -111,8 +111,14 @@ batches:
 			break
 		}
 		// Offsets between batches hold no record (compaction): they are
-		// done before anyone could acquire them.
-		for p.End() < b.First && (len(p.recs) < maxInFlight || n == 0) {
+		// done before anyone could acquire them. With nothing in flight the
+		// start jumps over them; otherwise they are archived one by one, but
+		// only up to the window, so a gap of millions of offsets never
+		// allocates millions of records.
+		if len(p.recs) == 0 && p.start < b.First {
+			p.start = b.First
+		}
+		for p.End() < b.First && len(p.recs) < maxInFlight {
 			p.recs = append(p.recs, record{state: Archived})
 		}
 		took := false
