@@ -101,10 +101,14 @@ func (p *Partition) FirstAvailable() int64 {
 // Acquire locks the Available offsets of batches (in log order) for member
 // until now+lock, at most maxRecords of them but whole batches, as Kafka's
 // batch-optimized acquisition; the window SPEO-SPSO grows at most to
-// maxInFlight unless nothing was acquired yet. It returns the acquired
-// runs and the indexes of the batches that hold one.
+// maxInFlight, except that a call finding the window empty may pass it to
+// acquire its first record (else a batch larger than the window could
+// never be delivered). Once the window is full and nothing in it is
+// Available nothing is acquired, as Kafka. It returns the acquired runs
+// and the indexes of the batches that hold one.
 func (p *Partition) Acquire(member string, batches []Batch, maxRecords, maxInFlight int, now time.Time, lock time.Duration) (acquired []Range, used []int) {
 	n := 0
+	wasEmpty := len(p.recs) == 0
 batches:
 	for bi, b := range batches {
 		if n >= maxRecords {
@@ -128,7 +132,7 @@ batches:
 				break batches // the window is full short of this batch
 			}
 			if i == int64(len(p.recs)) {
-				if len(p.recs) >= maxInFlight && n > 0 {
+				if len(p.recs) >= maxInFlight && (!wasEmpty || n > 0) {
 					if took {
 						used = append(used, bi)
 					}

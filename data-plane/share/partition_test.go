@@ -106,6 +106,26 @@ func TestHugeGapBounded(t *testing.T) {
 	}
 }
 
+// MaxRecordLocks holds: once the window is full and nothing in it is
+// Available, further calls acquire nothing.
+func TestFullWindowAcquiresNothing(t *testing.T) {
+	p := &Partition{}
+	bs := batches([2]int64{0, 99}, [2]int64{100, 109}, [2]int64{110, 119})
+	if acq, _ := p.Acquire("a", bs, 1000, 100, t0, lock); !slices.Equal(acq, []Range{{0, 99, 1}}) {
+		t.Fatalf("a acquired %v, want 0-99", acq)
+	}
+	for i := range 3 {
+		if acq, _ := p.Acquire("b", bs, 1000, 100, t0, lock); len(acq) != 0 || p.End() != 100 {
+			t.Fatalf("call %d: b acquired %v with SPEO %d, want nothing and 100", i, acq, p.End())
+		}
+	}
+	// An empty window still takes a batch larger than itself.
+	q := &Partition{}
+	if acq, _ := q.Acquire("a", batches([2]int64{0, 149}), 1000, 100, t0, lock); len(acq) != 1 || acq[0].First != 0 {
+		t.Fatalf("empty window acquired %v, want a run from 0", acq)
+	}
+}
+
 func TestMarshalRoundTrip(t *testing.T) {
 	p := &Partition{}
 	p.Acquire("a", batches([2]int64{5, 14}), 10, 100, t0, lock)
