@@ -172,6 +172,15 @@ batches:
 // gap archives it, renew extends its lock to now+lock. The batch is
 // checked whole before anything changes.
 func (p *Partition) Acknowledge(member string, first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) error {
+	if err := p.check(member, first, last, types); err != nil {
+		return err
+	}
+	p.apply(first, last, types, limit, now, lock)
+	return nil
+}
+
+// check is Acknowledge's validation of one batch, changing nothing.
+func (p *Partition) check(member string, first, last int64, types []int8) error {
 	if first > last || (len(types) != 1 && int64(len(types)) != last-first+1) {
 		return ErrInvalidAck
 	}
@@ -188,6 +197,11 @@ func (p *Partition) Acknowledge(member string, first, last int64, types []int8, 
 			return fmt.Errorf("%w: offset %d is %s", ErrInvalidRecordState, off, r.state)
 		}
 	}
+	return nil
+}
+
+// apply is Acknowledge's change of a batch that check accepted.
+func (p *Partition) apply(first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) {
 	for off := first; off <= last; off++ {
 		t := types[0]
 		if len(types) > 1 {
@@ -208,7 +222,6 @@ func (p *Partition) Acknowledge(member string, first, last int64, types []int8, 
 		r.owner = ""
 	}
 	p.advance()
-	return nil
 }
 
 // release makes an acquired record available again, or archives it once it

@@ -1,6 +1,7 @@
 package share
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -227,19 +228,28 @@ type Ack struct {
 
 // Acknowledge applies member's acknowledgements to the share-partition k
 // and writes the result before returning: an acknowledgement that returned
-// nil survives any crash. The error of a batch that did not apply is
-// ErrInvalidRecordState or ErrInvalidAck; the others are, as the first
-// error, not applied either.
+// nil survives any crash. The batches apply whole or not at all: every
+// batch is checked before any changes, so an ErrInvalidRecordState or
+// ErrInvalidAck (batches that overlap included) leaves the share-partition
+// as it was.
 func (ps *Partitions) Acknowledge(ctx context.Context, k Key, epoch int32, offs Offsets, member string, acks []Ack) error {
 	e, err := ps.entry(ctx, k, epoch, offs)
 	if err != nil {
 		return err
 	}
+	if err := disjoint(acks); err != nil {
+		return err
+	}
 	now := time.Now()
 	e.mu.Lock()
 	for _, a := range acks {
-		if err = e.p.Acknowledge(member, a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration); err != nil {
+		if err = e.p.check(member, a.First, a.Last, a.Types); err != nil {
 			break
+		}
+	}
+	if err == nil {
+		for _, a := range acks {
+			e.p.apply(a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration)
 		}
 	}
 	e.ver++
@@ -250,6 +260,23 @@ func (ps *Partitions) Acknowledge(ctx context.Context, k Key, epoch int32, offs 
 		return perr
 	}
 	return err
+}
+
+// disjoint rejects acknowledgement batches that overlap: each is checked
+// against the state before any applies, so a record acknowledged twice in
+// one request would otherwise be changed twice.
+func disjoint(acks []Ack) error {
+	if len(acks) < 2 {
+		return nil
+	}
+	sorted := slices.Clone(acks)
+	slices.SortFunc(sorted, func(a, b Ack) int { return cmp.Compare(a.First, b.First) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].First <= sorted[i-1].Last {
+			return fmt.Errorf("%w: batches %d-%d and %d-%d overlap", ErrInvalidAck, sorted[i-1].First, sorted[i-1].Last, sorted[i].First, sorted[i].Last)
+		}
+	}
+	return nil
 }
 
 // persist writes e's state unless a write at or after ver already did:

@@ -1,0 +1,94 @@
+package share
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+)
+
+// memStore is a Store in memory; load, when set, runs before each load
+// and may fail it.
+type memStore struct {
+	mu     sync.Mutex
+	states map[Key]Write
+	saves  int
+	load   func(k Key) error
+}
+
+func newMemStore() *memStore { return &memStore{states: make(map[Key]Write)} }
+
+func (m *memStore) LoadSharePartition(ctx context.Context, k Key) (Stored, error) {
+	if m.load != nil {
+		if err := m.load(k); err != nil {
+			return Stored{}, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.states[k]
+	if !ok {
+		return Stored{Start: -1}, nil
+	}
+	return Stored{State: w.State, Start: w.Start, StateEpoch: w.StateEpoch}, nil
+}
+
+func (m *memStore) SaveSharePartitions(ctx context.Context, ws []Write) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, w := range ws {
+		m.states[w.Key] = w
+	}
+	m.saves++
+	return nil
+}
+
+func (m *memStore) saveCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saves
+}
+
+var testKey = Key{Cluster: "c", Group: "g", Topic: [16]byte{1}, Partition: 0}
+
+// acquired loads the share-partition of testKey and locks offsets from-to
+// for member, as Partitions.Acquire does after its read.
+func acquired(t *testing.T, ps *Partitions, member string, from, to int64) *entry {
+	t.Helper()
+	e, err := ps.entry(context.Background(), testKey, 1, Offsets{LogStart: 0, HighWatermark: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if acq, _ := e.p.Acquire(member, []Batch{{First: from, Last: to}}, 1000, ps.cfg.MaxRecordLocks, t0, lock); len(acq) == 0 {
+		t.Fatalf("%s acquired nothing of %d-%d", member, from, to)
+	}
+	e.ver++
+	return e
+}
+
+// A request's batches apply whole or not at all: a valid batch before an
+// invalid one is not applied.
+func TestAcknowledgeAllOrNothing(t *testing.T) {
+	ps := NewPartitions(DefaultConfig(), newMemStore())
+	ctx := context.Background()
+	e := acquired(t, ps, "a", 0, 9)
+	acks := []Ack{{First: 0, Last: 4, Types: []int8{AckAccept}}, {First: 20, Last: 20, Types: []int8{AckAccept}}}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", acks); !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("got %v, want ErrInvalidRecordState", err)
+	}
+	e.mu.Lock()
+	start, held := e.p.Start(), e.p.Acquired()
+	e.mu.Unlock()
+	if start != 0 || held != 10 {
+		t.Fatalf("after a failed request SPSO %d with %d acquired, want 0 and 10 (nothing applied)", start, held)
+	}
+	overlap := []Ack{{First: 0, Last: 4, Types: []int8{AckAccept}}, {First: 4, Last: 5, Types: []int8{AckRelease}}}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", overlap); !errors.Is(err, ErrInvalidAck) {
+		t.Fatalf("overlapping batches: got %v, want ErrInvalidAck", err)
+	}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", acks[:1]); err != nil {
+		t.Fatal(err)
+	}
+}
