@@ -200,8 +200,10 @@ func (p *Partition) check(member string, first, last int64, types []int8) error 
 	return nil
 }
 
-// apply is Acknowledge's change of a batch that check accepted.
-func (p *Partition) apply(first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) {
+// apply is Acknowledge's change of a batch that check accepted. It reports
+// whether the stored form changed (anything but a renewal: locks are not
+// stored) and whether a record became Available again.
+func (p *Partition) apply(first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) (changed, released bool) {
 	for off := first; off <= last; off++ {
 		t := types[0]
 		if len(types) > 1 {
@@ -215,13 +217,16 @@ func (p *Partition) apply(first, last int64, types []int8, limit int16, now time
 			r.state = Archived
 		case AckRelease:
 			p.release(r, limit)
+			released = released || r.state == Available
 		case AckRenew:
 			r.expiry = now.Add(lock)
 			continue
 		}
 		r.owner = ""
+		changed = true
 	}
 	p.advance()
+	return changed, released
 }
 
 // release makes an acquired record available again, or archives it once it

@@ -233,6 +233,9 @@ type Ack struct {
 // ErrInvalidAck (batches that overlap included) leaves the share-partition
 // as it was.
 func (ps *Partitions) Acknowledge(ctx context.Context, k Key, epoch int32, offs Offsets, member string, acks []Ack) error {
+	if len(acks) == 0 {
+		return nil // a partition named without batches: nothing to load, change or write
+	}
 	e, err := ps.entry(ctx, k, epoch, offs)
 	if err != nil {
 		return err
@@ -247,15 +250,26 @@ func (ps *Partitions) Acknowledge(ctx context.Context, k Key, epoch int32, offs 
 			break
 		}
 	}
+	changed, released, start := false, false, e.p.start
 	if err == nil {
 		for _, a := range acks {
-			e.p.apply(a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration)
+			c, r := e.p.apply(a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration)
+			changed, released = changed || c, released || r
 		}
 	}
-	e.ver++
+	if changed {
+		e.ver++
+	}
 	ver := e.ver
-	e.broadcast()
+	// Only a released record or a moved start lets a waiting fetch acquire
+	// more; waking them for an accept inside the window is wasted work.
+	if released || e.p.start != start {
+		e.broadcast()
+	}
 	e.mu.Unlock()
+	if !changed {
+		return err // a renewal or a rejected request: nothing stored changed
+	}
 	if perr := ps.persist(ctx, k, e, ver); perr != nil {
 		return perr
 	}

@@ -92,3 +92,47 @@ func TestAcknowledgeAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Only a change is written, and only a release or a moved start wakes
+// waiting fetches.
+func TestAcknowledgeWritesAndWakesOnlyOnChange(t *testing.T) {
+	st := newMemStore()
+	ps := NewPartitions(DefaultConfig(), st)
+	ctx := context.Background()
+	e := acquired(t, ps, "a", 0, 9)
+	wake := func() <-chan struct{} { e.mu.Lock(); defer e.mu.Unlock(); return e.wake }
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	w, saves := wake(), st.saveCount()
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", []Ack{{First: 0, Last: 9, Types: []int8{AckRenew}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", []Ack{{First: 20, Last: 20, Types: []int8{AckAccept}}}); !errors.Is(err, ErrInvalidRecordState) {
+		t.Fatalf("got %v, want ErrInvalidRecordState", err)
+	}
+	if st.saveCount() != saves || closed(w) {
+		t.Fatalf("no batches, a renewal and a rejected batch wrote %d times (woke %v), want none", st.saveCount()-saves, closed(w))
+	}
+	// An accept inside the window is written but wakes nobody.
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", []Ack{{First: 5, Last: 5, Types: []int8{AckAccept}}}); err != nil {
+		t.Fatal(err)
+	}
+	if st.saveCount() != saves+1 || closed(w) {
+		t.Fatalf("accept of 5 wrote %d times (woke %v), want once and no wake", st.saveCount()-saves, closed(w))
+	}
+	if err := ps.Acknowledge(ctx, testKey, 1, Offsets{}, "a", []Ack{{First: 6, Last: 6, Types: []int8{AckRelease}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(w) {
+		t.Fatal("a release did not wake waiting fetches")
+	}
+}
