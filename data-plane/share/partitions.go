@@ -74,6 +74,10 @@ type entry struct {
 	saved  uint64        // the ver last written (under saveMu)
 	wake   chan struct{} // closed when records may have become available
 	used   time.Time
+	// dropped is set (under ps.mu, then e.mu) when the entry leaves
+	// ps.parts: a request that got it before must not use it, or the
+	// share-partition would live in two entries and deliver twice.
+	dropped bool
 }
 
 // broadcast wakes waiting fetches; e.mu is held.
@@ -108,9 +112,30 @@ type Offsets struct{ LogStart, HighWatermark int64 }
 // from the store (or starting it at Config.AutoOffsetReset) when it is not
 // loaded at that epoch.
 func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offsets) (*entry, error) {
+	for {
+		e, ok, err := ps.tryEntry(ctx, k, epoch, offs)
+		if ok || err != nil {
+			return e, err
+		}
+		// The entry was dropped (a failed load, fencing, an idle sweep)
+		// while this request waited for it: take the map's current one.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// tryEntry is one attempt of entry; ok is false when the entry it found
+// was dropped before it could be used.
+func (ps *Partitions) tryEntry(ctx context.Context, k Key, epoch int32, offs Offsets) (*entry, bool, error) {
 	ps.mu.Lock()
 	e := ps.parts[k]
 	if e == nil || e.epoch != epoch {
+		if e != nil {
+			e.mu.Lock()
+			e.dropped = true // replaced at a new leader epoch
+			e.mu.Unlock()
+		}
 		e = &entry{epoch: epoch, wake: make(chan struct{})}
 		ps.parts[k] = e
 	}
@@ -118,20 +143,23 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	e.saveMu.Lock()
 	defer e.saveMu.Unlock()
 	e.mu.Lock()
-	loaded := e.p != nil
+	loaded, dropped := e.p != nil, e.dropped
 	e.mu.Unlock()
+	if dropped {
+		return nil, false, nil
+	}
 	if !loaded {
 		st, err := ps.store.LoadSharePartition(ctx, k)
 		if err != nil {
 			ps.drop(k, e)
-			return nil, err
+			return nil, false, err
 		}
 		p := &Partition{start: offs.HighWatermark}
 		switch {
 		case st.State != nil:
 			if p, err = Unmarshal(st.State); err != nil {
 				ps.drop(k, e)
-				return nil, err
+				return nil, false, err
 			}
 		case st.Start >= 0:
 			p.start = st.Start
@@ -143,6 +171,13 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 		e.mu.Unlock()
 	}
 	e.mu.Lock()
+	if e.dropped {
+		// Dropped by the idle sweep or Forget since the check above; the
+		// sweep reads used under e.mu, so after this check it sees the
+		// entry in use.
+		e.mu.Unlock()
+		return nil, false, nil
+	}
 	e.p.Trim(offs.LogStart)
 	if e.p.start > offs.HighWatermark {
 		// The log was truncated below the stored start (records deleted
@@ -152,15 +187,24 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	}
 	e.used = time.Now()
 	e.mu.Unlock()
-	return e, nil
+	return e, true, nil
 }
 
+// drop removes e from the map and marks it dropped; the lock order is
+// ps.mu, then e.mu.
 func (ps *Partitions) drop(k Key, e *entry) {
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.dropLocked(k, e)
+}
+
+func (ps *Partitions) dropLocked(k Key, e *entry) {
 	if ps.parts[k] == e {
 		delete(ps.parts, k)
 	}
-	ps.mu.Unlock()
+	e.mu.Lock()
+	e.dropped = true
+	e.mu.Unlock()
 }
 
 // Fetched is what Acquire hands a member of one share-partition.
@@ -365,11 +409,17 @@ func (ps *Partitions) sweep(now time.Time) {
 		if e.p != nil && e.p.Expire(now, limit) > 0 {
 			e.broadcast()
 		}
+		e.mu.Unlock()
+		// Decide and drop under both locks, so a request that set used
+		// since is never left holding a dropped entry it was told is live.
+		ps.mu.Lock()
+		e.mu.Lock()
 		idle := e.p != nil && e.p.Acquired() == 0 && now.Sub(e.used) > 10*ps.cfg.RecordLockDuration
 		e.mu.Unlock()
 		if idle {
-			ps.drop(k, e)
+			ps.dropLocked(k, e)
 		}
+		ps.mu.Unlock()
 	}
 }
 
@@ -379,9 +429,9 @@ func (ps *Partitions) sweep(now time.Time) {
 func (ps *Partitions) Forget(match func(Key) bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for k := range ps.parts {
+	for k, e := range ps.parts {
 		if match(k) {
-			delete(ps.parts, k)
+			ps.dropLocked(k, e)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 // memStore is a Store in memory; load, when set, runs before each load
@@ -134,5 +135,47 @@ func TestAcknowledgeWritesAndWakesOnlyOnChange(t *testing.T) {
 	}
 	if !closed(w) {
 		t.Fatal("a release did not wake waiting fetches")
+	}
+}
+
+// A request waiting for an entry whose load failed must not go on with
+// that entry once it left the map: the share-partition would be loaded
+// twice and its records delivered twice.
+func TestFailedLoadLeavesOneEntry(t *testing.T) {
+	st := newMemStore()
+	loading, fail := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	st.load = func(Key) error {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return nil
+		}
+		close(loading)
+		<-fail
+		return errors.New("store down")
+	}
+	ps := NewPartitions(DefaultConfig(), st)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var failed error
+	wg.Go(func() { _, failed = ps.entry(ctx, testKey, 1, Offsets{}) })
+	<-loading
+	var waiter *entry
+	var werr error
+	wg.Go(func() { waiter, werr = ps.entry(ctx, testKey, 1, Offsets{}) })
+	// Let the second request reach the entry's write lock, which the
+	// blocked load holds.
+	time.Sleep(50 * time.Millisecond)
+	close(fail)
+	wg.Wait()
+	if failed == nil || werr != nil {
+		t.Fatalf("first load: %v, second: %v; want an error and success", failed, werr)
+	}
+	ps.mu.Lock()
+	current := ps.parts[testKey]
+	ps.mu.Unlock()
+	if waiter != current {
+		t.Fatal("the waiting request uses an entry that is no longer the share-partition's")
 	}
 }
