@@ -238,6 +238,25 @@ func (p *Partition) release(r *record, limit int16) {
 	}
 }
 
+// ArchiveSpent archives the Available records already delivered limit
+// times and reports whether there were any. A record whose last lock ended
+// by expiry or a closed session is archived in memory only (nothing is
+// written then), and the stored form keeps an Acquired record as
+// Available: after a reload such a record must not be delivered again.
+func (p *Partition) ArchiveSpent(limit int16) bool {
+	n := 0
+	for i := range p.recs {
+		if r := &p.recs[i]; r.state == Available && r.deliveries >= limit {
+			r.state = Archived
+			n++
+		}
+	}
+	if n > 0 {
+		p.advance()
+	}
+	return n > 0
+}
+
 // advance moves SPSO past the finished records.
 func (p *Partition) advance() {
 	i := 0

@@ -228,6 +228,9 @@ func (ps *Partitions) Acquire(ctx context.Context, k Key, epoch int32, offs Offs
 		return Fetched{}, err
 	}
 	e.mu.Lock()
+	if e.p.ArchiveSpent(int16(ps.cfg.DeliveryCountLimit)) {
+		e.ver++ // written below, or by the next write
+	}
 	from, wake := e.p.FirstAvailable(), e.wake
 	e.mu.Unlock()
 	out := Fetched{Wake: wake}

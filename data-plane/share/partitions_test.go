@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // memStore is a Store in memory; load, when set, runs before each load
@@ -177,5 +179,41 @@ func TestFailedLoadLeavesOneEntry(t *testing.T) {
 	ps.mu.Unlock()
 	if waiter != current {
 		t.Fatal("the waiting request uses an entry that is no longer the share-partition's")
+	}
+}
+
+// rawBatch is a record batch header spanning first-last, enough for
+// batch.Each.
+func rawBatch(first, last int64) []byte {
+	rb := kmsg.RecordBatch{FirstOffset: first, LastOffsetDelta: int32(last - first), Magic: 2, ProducerID: -1, NumRecords: int32(last - first + 1)}
+	rb.Length = int32(len(rb.AppendTo(nil)) - 12)
+	return rb.AppendTo(nil)
+}
+
+// A record whose lock expired at its last allowed delivery is archived in
+// memory only; after the share-partition is dropped and loaded again
+// (idle, failover) it must not be delivered a limit+1-th time.
+func TestDeliveryLimitSurvivesReload(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DeliveryCountLimit = 2
+	cfg.AutoOffsetReset = "earliest"
+	st := newMemStore()
+	ps := NewPartitions(cfg, st)
+	ctx := context.Background()
+	offs := Offsets{LogStart: 0, HighWatermark: 1}
+	read := func(from int64) ([]byte, error) { return rawBatch(0, 0), nil }
+	now := time.Now()
+	for d := int16(1); d <= 2; d++ {
+		f, err := ps.Acquire(ctx, testKey, 1, offs, "a", 10, read)
+		if err != nil || len(f.Acquired) != 1 || f.Acquired[0].Deliveries != d {
+			t.Fatalf("delivery %d: acquired %v, %v", d, f.Acquired, err)
+		}
+		now = now.Add(2 * cfg.RecordLockDuration)
+		ps.sweep(now) // the lock expires
+	}
+	ps.Forget(func(Key) bool { return true }) // as an idle drop or a new leader
+	f, err := ps.Acquire(ctx, testKey, 1, offs, "b", 10, read)
+	if err != nil || len(f.Acquired) != 0 {
+		t.Fatalf("after a reload acquired %v (%v), want nothing: delivered twice already", f.Acquired, err)
 	}
 }
