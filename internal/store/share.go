@@ -71,8 +71,10 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 			return fmt.Errorf("store: save share partitions: %w", ErrFenced)
 		}
 		// A reset racing this statement waits for the row lock and then
-		// bumps state_epoch; the WHERE repeats the check under that lock.
-		_, err = tx.Exec(ctx, `
+		// bumps state_epoch; the WHERE repeats the check under that lock,
+		// and a row it skips (or one of a cluster deleted since) is written
+		// by nobody: fenced, not a success the caller would build on.
+		tag, err := tx.Exec(ctx, `
 			INSERT INTO share_partitions (cluster_id, group_id, partition_id, state_epoch, start_offset, state)
 			SELECT r.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
 				AS r(cluster_id, group_id, partition_id, state_epoch, start_offset, state)
@@ -84,6 +86,9 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 			clusters, groups, parts, stateEpochs, starts, states)
 		if err != nil {
 			return fmt.Errorf("store: save share partitions: %w", err)
+		}
+		if n := tag.RowsAffected(); n != int64(len(rows)) {
+			return fmt.Errorf("store: save share partitions: %d of %d rows written: %w", n, len(rows), ErrFenced)
 		}
 		return nil
 	})
