@@ -133,9 +133,8 @@ type ShareOffset struct {
 // above the start (an upper bound, cheap to compute).
 func (o ShareOffset) Backlog() int64 { return max(o.HighWatermark-o.Start, 0) }
 
-// ShareOffsets lists the share-partitions of cluster's group, or of every
-// group of every cluster when clusterID is empty (the lag metrics), by
-// topic and partition.
+// ShareOffsets lists the share-partitions of cluster's group by topic and
+// partition.
 func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]ShareOffset, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.cluster_id, s.group_id, t.id, t.name, p.partition, p.id, s.start_offset, p.high_watermark,
@@ -143,8 +142,8 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 		FROM share_partitions s
 		JOIN partitions p ON p.id = s.partition_id
 		JOIN topics t ON t.id = p.topic_id
-		WHERE s.start_offset IS NOT NULL AND ($1 = '' OR (s.cluster_id = $1 AND s.group_id = $2))
-		ORDER BY s.cluster_id, s.group_id, t.name, p.partition`, clusterID, group)
+		WHERE s.start_offset IS NOT NULL AND s.cluster_id = $1 AND s.group_id = $2
+		ORDER BY t.name, p.partition`, clusterID, group)
 	if err != nil {
 		return nil, fmt.Errorf("store: share offsets: %w", err)
 	}
@@ -155,6 +154,33 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: share offsets: %w", err)
+	}
+	return out, nil
+}
+
+// LedShareOffsets lists the share-partitions, of every group of every
+// cluster, of the partitions broker leads, without State: the backlog
+// metrics, read at every scrape, need neither other brokers' rows nor the
+// in-flight state.
+func (s *Store) LedShareOffsets(ctx context.Context, broker int32) ([]ShareOffset, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT s.cluster_id, s.group_id, t.id, t.name, p.partition, p.id, s.start_offset, p.high_watermark,
+		       p.log_start_offset, s.updated_at
+		FROM share_partitions s
+		JOIN partitions p ON p.id = s.partition_id
+		JOIN topics t ON t.id = p.topic_id
+		WHERE s.start_offset IS NOT NULL AND p.leader_id = $1
+		ORDER BY s.cluster_id, s.group_id, t.name, p.partition`, broker)
+	if err != nil {
+		return nil, fmt.Errorf("store: led share offsets: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (o ShareOffset, err error) {
+		err = r.Scan(&o.ClusterID, &o.Group, &o.TopicID, &o.Topic, &o.Partition, &o.PartitionID, &o.Start, &o.HighWatermark,
+			&o.LogStart, &o.UpdatedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: led share offsets: %w", err)
 	}
 	return out, nil
 }

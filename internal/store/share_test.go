@@ -92,6 +92,13 @@ func TestSharePartitionFences(t *testing.T) {
 	if err != nil || len(offs) != 1 || offs[0].Start != 8 || offs[0].Topic != "jobs" {
 		t.Fatalf("share offsets %+v %v", offs, err)
 	}
+	// The metrics' listing: only the leader's rows, without the state.
+	if led, err := st.LedShareOffsets(ctx, 1); err != nil || len(led) != 1 || led[0].Start != 8 || led[0].State != nil || led[0].Group != "g" {
+		t.Fatalf("share offsets led by broker 1: %+v %v", led, err)
+	}
+	if led, err := st.LedShareOffsets(ctx, 2); err != nil || len(led) != 0 {
+		t.Fatalf("share offsets led by broker 2: %+v %v", led, err)
+	}
 
 	// A deletion leaves a tombstone, so the epoch survives.
 	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID, Start: -1}}); err != nil {
