@@ -96,12 +96,16 @@ type Partitions struct {
 	mu       sync.Mutex
 	parts    map[Key]*entry
 	sessions map[SessionKey]*session
-	lastID   uint64 // of the last session opened
+	// clusterSessions counts the sessions of each virtual cluster, for
+	// the per-cluster bound.
+	clusterSessions map[string]int
+	lastID          uint64 // of the last session opened
 }
 
 // NewPartitions returns an empty share-partition half; cfg must Validate.
 func NewPartitions(cfg Config, st Store) *Partitions {
-	return &Partitions{cfg: cfg, store: st, parts: make(map[Key]*entry), sessions: make(map[SessionKey]*session)}
+	return &Partitions{cfg: cfg, store: st, parts: make(map[Key]*entry), sessions: make(map[SessionKey]*session),
+		clusterSessions: make(map[string]int)}
 }
 
 // Offsets are a partition's log start and high watermark, as the leader
@@ -397,7 +401,7 @@ func (ps *Partitions) sweep(now time.Time) {
 		if now.Sub(s.used) > ps.cfg.SessionTimeout {
 			gone = append(gone, k)
 			goneParts = append(goneParts, s.list())
-			delete(ps.sessions, k)
+			ps.removeSession(k)
 		}
 	}
 	ps.mu.Unlock()

@@ -217,3 +217,39 @@ func TestDeliveryLimitSurvivesReload(t *testing.T) {
 		t.Fatalf("after a reload acquired %v (%v), want nothing: delivered twice already", f.Acquired, err)
 	}
 }
+
+// A share session holds at most MaxSessionPartitions partitions, and one
+// virtual cluster at most half of MaxSessions sessions.
+func TestSessionLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxSessions, cfg.MaxSessionPartitions = 4, 2
+	ps := NewPartitions(cfg, newMemStore())
+	tp := func(p int32) TP { return TP{Topic: [16]byte{1}, Partition: p} }
+	a := SessionKey{Cluster: "a", Group: "g", Member: "m1"}
+	if _, _, err := ps.Session(a, 0, []TP{tp(0), tp(1), tp(2)}, nil, true); !errors.Is(err, ErrSessionLimit) {
+		t.Fatalf("opening with 3 partitions: %v, want ErrSessionLimit", err)
+	}
+	if _, _, err := ps.Session(a, 0, []TP{tp(0), tp(1)}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ps.Session(a, 1, []TP{tp(2)}, nil, true); !errors.Is(err, ErrSessionLimit) {
+		t.Fatalf("growing to 3 partitions: %v, want ErrSessionLimit", err)
+	}
+	// Refused whole: the same epoch swaps one for another.
+	if got, _, err := ps.Session(a, 1, []TP{tp(2)}, []TP{tp(0)}, true); err != nil || len(got) != 2 {
+		t.Fatalf("swapping a partition: %v %v", got, err)
+	}
+	if _, _, err := ps.Session(SessionKey{Cluster: "a", Group: "g", Member: "m2"}, 0, nil, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ps.Session(SessionKey{Cluster: "a", Group: "g", Member: "m3"}, 0, nil, nil, true); !errors.Is(err, ErrSessionLimit) {
+		t.Fatalf("a third session of cluster a (of 4 a broker): %v, want ErrSessionLimit", err)
+	}
+	if _, _, err := ps.Session(SessionKey{Cluster: "b", Group: "g", Member: "m1"}, 0, nil, nil, true); err != nil {
+		t.Fatalf("cluster b after a took its half: %v", err)
+	}
+	ps.Close(a)
+	if _, _, err := ps.Session(SessionKey{Cluster: "a", Group: "g", Member: "m3"}, 0, nil, nil, true); err != nil {
+		t.Fatalf("cluster a after closing a session: %v", err)
+	}
+}
