@@ -534,6 +534,22 @@ func TestShareGroupOffsetsDuplicates(t *testing.T) {
 		t.Fatalf("alter with partition 0 twice answered %v, want %v", codes, want)
 	}
 
+	// Item 15 rides along: a group with stored state and no members is
+	// Empty, and GROUP_ID_NOT_FOUND once its state is deleted.
+	describe := func() (int16, string) {
+		t.Helper()
+		req := kmsg.NewPtrShareGroupDescribeRequest()
+		req.GroupIDs = []string{grp}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Groups) != 1 {
+			t.Fatalf("describe: %v %+v", err, resp)
+		}
+		return resp.Groups[0].ErrorCode, resp.Groups[0].GroupState
+	}
+	if code, state := describe(); code != 0 || state != "Empty" {
+		t.Fatalf("a group with stored state described as %d %q, want Empty", code, state)
+	}
+
 	del := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
 	del.GroupID = grp
 	for range 2 {
@@ -547,5 +563,8 @@ func TestShareGroupOffsetsDuplicates(t *testing.T) {
 	}
 	if c0, c1 := dr.Topics[0].ErrorCode, dr.Topics[1].ErrorCode; c0 != 0 || c1 != kerr.InvalidRequest.Code {
 		t.Fatalf("delete with the topic twice answered %d and %d, want 0 and INVALID_REQUEST", c0, c1)
+	}
+	if code, _ := describe(); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("a group without state or members described with code %d, want GROUP_ID_NOT_FOUND", code)
 	}
 }

@@ -230,6 +230,19 @@ func (s *Store) ShareGroupSummaries(ctx context.Context, orgID, clusterID string
 	return out, next, nil
 }
 
+// HasShareState reports whether cluster's group has stored share-partition
+// state (a start offset), so it exists though it has no members.
+func (s *Store) HasShareState(ctx context.Context, clusterID, group string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM share_partitions WHERE cluster_id = $1 AND group_id = $2 AND start_offset IS NOT NULL)`,
+		clusterID, group).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: share state: %w", err)
+	}
+	return ok, nil
+}
+
 // ShareGroups lists the share groups of cluster that have stored state.
 func (s *Store) ShareGroups(ctx context.Context, clusterID string) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `
