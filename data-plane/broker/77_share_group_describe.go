@@ -2,6 +2,7 @@ package broker
 
 import (
 	"github.com/eddy-streams/eddy/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -9,8 +10,10 @@ import (
 // Versions: 0-1.
 //
 // KIP-932 share groups, on their coordinator (see 76). A share group
-// without members here is GROUP_ID_NOT_FOUND. AuthorizedOperations is not
-// computed (INT32_MIN, "not requested").
+// without members here is Empty if it has stored share-partition state
+// (as Kafka, whose groups outlive their members), GROUP_ID_NOT_FOUND
+// otherwise. AuthorizedOperations is not computed (INT32_MIN, "not
+// requested").
 //
 // Authorization: DESCRIBE on each group.
 
@@ -30,7 +33,21 @@ func handleShareGroupDescribe(s *Server, c *conn, req *kmsg.ShareGroupDescribeRe
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		resp.Groups = append(resp.Groups, s.shareGroups.Describe(c.cluster, []string{g}, names)...)
+		described := s.shareGroups.Describe(c.cluster, []string{g}, names)
+		for i := range described {
+			rg := &described[i]
+			if rg.ErrorCode != kerr.GroupIDNotFound.Code {
+				continue
+			}
+			stored, err := s.store.HasShareState(c.ctx, c.cluster, g)
+			switch {
+			case err != nil:
+				rg.ErrorCode, _ = errCode(err)
+			case stored:
+				rg.ErrorCode, rg.GroupState = 0, "Empty"
+			}
+		}
+		resp.Groups = append(resp.Groups, described...)
 	}
 	return resp
 }

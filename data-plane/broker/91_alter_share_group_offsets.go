@@ -19,8 +19,8 @@ import (
 // latest offset or a timestamp are resolved by the client (kadm, the REST
 // API) with ListOffsets first, as in Kafka; -1 and -2 are accepted as the
 // high watermark and the log start too. An offset outside the log is
-// OFFSET_OUT_OF_RANGE. The partitions' leaders drop the state they hold:
-// its state epoch no longer matches (see migration 0020).
+// OFFSET_OUT_OF_RANGE; a partition named again is INVALID_REQUEST. The
+// partitions' leaders drop the state they hold: its state epoch no longer matches (see migration 0020).
 //
 // Deviation: membership is not persisted, so right after a coordinator
 // move a group whose members have not yet rejoined counts as empty.
@@ -36,6 +36,10 @@ func handleAlterShareGroupOffsets(s *Server, c *conn, req *kmsg.AlterShareGroupO
 	var rows []store.SharePartitionState
 	var keys []share.Key
 	var written [][2]int // topic and partition index of each row
+	// A partition named twice would put two rows for one key in one
+	// upsert, which Postgres rejects whole: the repeat is INVALID_REQUEST
+	// (its offset may differ from the first's), the first is applied.
+	seen := make(map[int64]bool)
 	for _, qt := range req.Topics {
 		rt := kmsg.NewAlterShareGroupOffsetsResponseTopic()
 		rt.Topic = qt.Topic
@@ -52,7 +56,10 @@ func handleAlterShareGroupOffsets(s *Server, c *conn, req *kmsg.AlterShareGroupO
 				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case pm == nil:
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case seen[pm.ID]:
+				rp.ErrorCode = kerr.InvalidRequest.Code
 			default:
+				seen[pm.ID] = true
 				st, err := s.store.LoadPartition(c.ctx, pm.ID, time.Now())
 				if err != nil {
 					rp.ErrorCode, _ = errCode(err)

@@ -14,7 +14,8 @@ import (
 // KIP-932 share groups, on the group's coordinator, while the group has no
 // members (NON_EMPTY_GROUP otherwise): the state of every share-partition
 // of each named topic is deleted, so the group starts those partitions
-// over at share.auto.offset.reset. As for AlterShareGroupOffsets, leaders
+// over at share.auto.offset.reset; a topic named again is INVALID_REQUEST.
+// As for AlterShareGroupOffsets, leaders
 // holding the old state drop it at their next write.
 //
 // Authorization: DELETE on the group, READ on each topic.
@@ -27,6 +28,9 @@ func handleDeleteShareGroupOffsets(s *Server, c *conn, req *kmsg.DeleteShareGrou
 	v := s.view.Load()
 	var rows []store.SharePartitionState
 	var keys []share.Key
+	// A topic named twice would put two rows for one key in one upsert,
+	// which Postgres rejects whole: the repeat is INVALID_REQUEST.
+	seen := make(map[[16]byte]bool)
 	for _, qt := range req.Topics {
 		rt := kmsg.NewDeleteShareGroupOffsetsResponseTopic()
 		rt.Topic = qt.Topic
@@ -36,7 +40,11 @@ func handleDeleteShareGroupOffsets(s *Server, c *conn, req *kmsg.DeleteShareGrou
 			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		case t == nil:
 			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case seen[t.ID]:
+			rt.TopicID = t.ID
+			rt.ErrorCode = kerr.InvalidRequest.Code
 		default:
+			seen[t.ID] = true
 			rt.TopicID = t.ID
 			for _, pm := range t.Partitions {
 				rows = append(rows, store.SharePartitionState{ClusterID: c.cluster, Group: req.GroupID, PartitionID: pm.ID, Start: -1})

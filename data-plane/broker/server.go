@@ -343,7 +343,10 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 	s.groupMet = newGroupStateMetrics(reg)
 	s.groups = group.New(cfg.Group, groupStore{offsetStore{st, s.commits}, s, s.groupMet}, log)
 	s.shareGroups = share.NewGroups(cfg.Share)
-	s.shares = share.NewPartitions(cfg.Share, shareStore{s})
+	shareCfg := cfg.Share
+	// A share session holds partitions as a fetch session does: one bound.
+	shareCfg.MaxSessionPartitions = cfg.FetchSessions.MaxPartitions
+	s.shares = share.NewPartitions(shareCfg, shareStore{s})
 	if reg != nil {
 		reg.MustRegister(newGroupLagCollector(s))     // consumer lag (groups.go)
 		reg.MustRegister(newShareBacklogCollector(s)) // share-group backlog (share.go)

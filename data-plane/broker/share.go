@@ -190,7 +190,7 @@ func (c *shareBacklogCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *shareBacklogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := c.s.store.ShareOffsets(ctx, "", "")
+	rows, err := c.s.store.LedShareOffsets(ctx, c.s.cfg.ID)
 	if err != nil {
 		c.s.log.Warn("collecting share-group backlog", "err", err)
 		return
@@ -201,10 +201,10 @@ func (c *shareBacklogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range rows {
 		if c.s.lead.Partition(r.PartitionID) == nil {
-			continue
+			continue // Postgres names this broker, but it has not taken the partition up (or is handing it off)
 		}
 		p := strconv.Itoa(int(r.Partition))
-		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(max(r.HighWatermark-r.Start, 0)), r.ClusterID, r.Group, r.Topic, p)
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(r.Backlog()), r.ClusterID, r.Group, r.Topic, p)
 		k := share.Key{Cluster: r.ClusterID, Group: r.Group, Topic: r.TopicID, Partition: r.Partition}
 		ch <- prometheus.MustNewConstMetric(c.inFlght, prometheus.GaugeValue, float64(acquired[k]), r.ClusterID, r.Group, r.Topic, p)
 	}

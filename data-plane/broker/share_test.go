@@ -14,7 +14,9 @@ import (
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // shareArgs make share groups start at the log start (tests produce
@@ -497,4 +499,72 @@ func TestShareGroupFailover(t *testing.T) {
 		t.Errorf("value %s delivered again after its acknowledgement was confirmed at %v: %v", v, l.confirmed[v], ds)
 	}
 	t.Logf("records per member: %v; failed acknowledgements: %d", l.members, l.ackErrs.Load())
+}
+
+// A partition (Alter) or topic (Delete) named twice in one request is
+// INVALID_REQUEST for the repeat; the others are applied, not failed by
+// Postgres refusing two rows for one key in one statement.
+func TestShareGroupOffsetsDuplicates(t *testing.T) {
+	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), Brokers: 1, BrokerArgs: shareArgs})
+	cl := newClient(t, s)
+	const topic, grp = "share-dups", "share-dups"
+	createTopic(t, cl, topic, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	alter := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+	alter.GroupID = grp
+	at := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+	at.Topic = topic
+	for _, p := range []int32{0, 1, 0} {
+		ap := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+		ap.Partition, ap.StartOffset = p, 0
+		at.Partitions = append(at.Partitions, ap)
+	}
+	alter.Topics = append(alter.Topics, at)
+	ar, err := alter.RequestWith(ctx, cl)
+	if err != nil || ar.ErrorCode != 0 || len(ar.Topics) != 1 {
+		t.Fatalf("alter: %v %+v", err, ar)
+	}
+	var codes []int16
+	for _, p := range ar.Topics[0].Partitions {
+		codes = append(codes, p.ErrorCode)
+	}
+	if want := []int16{0, 0, kerr.InvalidRequest.Code}; fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Fatalf("alter with partition 0 twice answered %v, want %v", codes, want)
+	}
+
+	// Item 15 rides along: a group with stored state and no members is
+	// Empty, and GROUP_ID_NOT_FOUND once its state is deleted.
+	describe := func() (int16, string) {
+		t.Helper()
+		req := kmsg.NewPtrShareGroupDescribeRequest()
+		req.GroupIDs = []string{grp}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Groups) != 1 {
+			t.Fatalf("describe: %v %+v", err, resp)
+		}
+		return resp.Groups[0].ErrorCode, resp.Groups[0].GroupState
+	}
+	if code, state := describe(); code != 0 || state != "Empty" {
+		t.Fatalf("a group with stored state described as %d %q, want Empty", code, state)
+	}
+
+	del := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+	del.GroupID = grp
+	for range 2 {
+		dt := kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+		dt.Topic = topic
+		del.Topics = append(del.Topics, dt)
+	}
+	dr, err := del.RequestWith(ctx, cl)
+	if err != nil || dr.ErrorCode != 0 || len(dr.Topics) != 2 {
+		t.Fatalf("delete: %v %+v", err, dr)
+	}
+	if c0, c1 := dr.Topics[0].ErrorCode, dr.Topics[1].ErrorCode; c0 != 0 || c1 != kerr.InvalidRequest.Code {
+		t.Fatalf("delete with the topic twice answered %d and %d, want 0 and INVALID_REQUEST", c0, c1)
+	}
+	if code, _ := describe(); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("a group without state or members described with code %d, want GROUP_ID_NOT_FOUND", code)
+	}
 }

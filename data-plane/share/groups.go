@@ -184,10 +184,9 @@ func (g *Groups) Heartbeat(cluster string, cl Client, req *kmsg.ShareGroupHeartb
 			g.groups[k] = sg
 			g.counts[cluster]++
 		}
+		// A group just created has no member and MaxMembers is at least 1
+		// (Validate), so a refusal never leaves an empty group behind.
 		if len(sg.members) >= g.cfg.MaxMembers {
-			if len(sg.members) == 0 {
-				g.remove(k)
-			}
 			return fail(kerr.GroupMaxSizeReached, "")
 		}
 		id := req.MemberID

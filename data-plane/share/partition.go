@@ -101,18 +101,28 @@ func (p *Partition) FirstAvailable() int64 {
 // Acquire locks the Available offsets of batches (in log order) for member
 // until now+lock, at most maxRecords of them but whole batches, as Kafka's
 // batch-optimized acquisition; the window SPEO-SPSO grows at most to
-// maxInFlight unless nothing was acquired yet. It returns the acquired
-// runs and the indexes of the batches that hold one.
+// maxInFlight, except that a call finding the window empty may pass it to
+// acquire its first record (else a batch larger than the window could
+// never be delivered). Once the window is full and nothing in it is
+// Available nothing is acquired, as Kafka. It returns the acquired runs
+// and the indexes of the batches that hold one.
 func (p *Partition) Acquire(member string, batches []Batch, maxRecords, maxInFlight int, now time.Time, lock time.Duration) (acquired []Range, used []int) {
 	n := 0
+	wasEmpty := len(p.recs) == 0
 batches:
 	for bi, b := range batches {
 		if n >= maxRecords {
 			break
 		}
 		// Offsets between batches hold no record (compaction): they are
-		// done before anyone could acquire them.
-		for p.End() < b.First && (len(p.recs) < maxInFlight || n == 0) {
+		// done before anyone could acquire them. With nothing in flight the
+		// start jumps over them; otherwise they are archived one by one, but
+		// only up to the window, so a gap of millions of offsets never
+		// allocates millions of records.
+		if len(p.recs) == 0 && p.start < b.First {
+			p.start = b.First
+		}
+		for p.End() < b.First && len(p.recs) < maxInFlight {
 			p.recs = append(p.recs, record{state: Archived})
 		}
 		took := false
@@ -122,7 +132,7 @@ batches:
 				break batches // the window is full short of this batch
 			}
 			if i == int64(len(p.recs)) {
-				if len(p.recs) >= maxInFlight && n > 0 {
+				if len(p.recs) >= maxInFlight && (!wasEmpty || n > 0) {
 					if took {
 						used = append(used, bi)
 					}
@@ -162,6 +172,15 @@ batches:
 // gap archives it, renew extends its lock to now+lock. The batch is
 // checked whole before anything changes.
 func (p *Partition) Acknowledge(member string, first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) error {
+	if err := p.check(member, first, last, types); err != nil {
+		return err
+	}
+	p.apply(first, last, types, limit, now, lock)
+	return nil
+}
+
+// check is Acknowledge's validation of one batch, changing nothing.
+func (p *Partition) check(member string, first, last int64, types []int8) error {
 	if first > last || (len(types) != 1 && int64(len(types)) != last-first+1) {
 		return ErrInvalidAck
 	}
@@ -178,6 +197,13 @@ func (p *Partition) Acknowledge(member string, first, last int64, types []int8, 
 			return fmt.Errorf("%w: offset %d is %s", ErrInvalidRecordState, off, r.state)
 		}
 	}
+	return nil
+}
+
+// apply is Acknowledge's change of a batch that check accepted. It reports
+// whether the stored form changed (anything but a renewal: locks are not
+// stored) and whether a record became Available again.
+func (p *Partition) apply(first, last int64, types []int8, limit int16, now time.Time, lock time.Duration) (changed, released bool) {
 	for off := first; off <= last; off++ {
 		t := types[0]
 		if len(types) > 1 {
@@ -191,14 +217,16 @@ func (p *Partition) Acknowledge(member string, first, last int64, types []int8, 
 			r.state = Archived
 		case AckRelease:
 			p.release(r, limit)
+			released = released || r.state == Available
 		case AckRenew:
 			r.expiry = now.Add(lock)
 			continue
 		}
 		r.owner = ""
+		changed = true
 	}
 	p.advance()
-	return nil
+	return changed, released
 }
 
 // release makes an acquired record available again, or archives it once it
@@ -208,6 +236,25 @@ func (p *Partition) release(r *record, limit int16) {
 	if r.deliveries >= limit {
 		r.state = Archived
 	}
+}
+
+// ArchiveSpent archives the Available records already delivered limit
+// times and reports whether there were any. A record whose last lock ended
+// by expiry or a closed session is archived in memory only (nothing is
+// written then), and the stored form keeps an Acquired record as
+// Available: after a reload such a record must not be delivered again.
+func (p *Partition) ArchiveSpent(limit int16) bool {
+	n := 0
+	for i := range p.recs {
+		if r := &p.recs[i]; r.state == Available && r.deliveries >= limit {
+			r.state = Archived
+			n++
+		}
+	}
+	if n > 0 {
+		p.advance()
+	}
+	return n > 0
 }
 
 // advance moves SPSO past the finished records.

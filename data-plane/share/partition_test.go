@@ -80,11 +80,49 @@ func TestWindowAndGaps(t *testing.T) {
 	// A gap before the batch (compaction) and a control batch are archived.
 	bs := []Batch{{First: 3, Last: 4}, {First: 5, Last: 5, Control: true}, {First: 6, Last: 200}, {First: 201, Last: 300}}
 	acq, used := p.Acquire("a", bs, 1000, 100, t0, lock)
-	if !slices.Equal(acq, []Range{{3, 4, 1}, {6, 99, 1}}) || !slices.Equal(used, []int{0, 2}) {
-		t.Fatalf("acquired %v of %v, want 3-4 and 6-99 (the window of 100 is full)", acq, used)
+	// The leading gap 0-2 is skipped by moving SPSO, not held in the
+	// window, so the window of 100 spans 3-102.
+	if !slices.Equal(acq, []Range{{3, 4, 1}, {6, 102, 1}}) || !slices.Equal(used, []int{0, 2}) {
+		t.Fatalf("acquired %v of %v, want 3-4 and 6-102 (the window of 100 is full)", acq, used)
 	}
-	if p.Start() != 3 || p.End() != 100 {
-		t.Fatalf("SPSO %d SPEO %d, want 3 and 100", p.Start(), p.End())
+	if p.Start() != 3 || p.End() != 103 {
+		t.Fatalf("SPSO %d SPEO %d, want 3 and 103", p.Start(), p.End())
+	}
+}
+
+// A compaction gap must not allocate a record per offset, whether nothing
+// is in flight (SPSO jumps) or the window holds records of others (the
+// gap is filled only up to the window).
+func TestHugeGapBounded(t *testing.T) {
+	p := &Partition{}
+	acq, _ := p.Acquire("a", batches([2]int64{5_000_000, 5_000_009}), 10, 100, t0, lock)
+	if !slices.Equal(acq, []Range{{5_000_000, 5_000_009, 1}}) || len(p.recs) != 10 {
+		t.Fatalf("acquired %v with %d records in flight, want 5000000-5000009 and 10", acq, len(p.recs))
+	}
+	// a holds 10 records; b, acquiring nothing yet, meets a gap of 5M.
+	acq, _ = p.Acquire("b", batches([2]int64{10_000_000, 10_000_009}), 10, 100, t0, lock)
+	if len(acq) != 0 || len(p.recs) > 100 {
+		t.Fatalf("acquired %v with %d records in flight, want nothing and at most the window of 100", acq, len(p.recs))
+	}
+}
+
+// MaxRecordLocks holds: once the window is full and nothing in it is
+// Available, further calls acquire nothing.
+func TestFullWindowAcquiresNothing(t *testing.T) {
+	p := &Partition{}
+	bs := batches([2]int64{0, 99}, [2]int64{100, 109}, [2]int64{110, 119})
+	if acq, _ := p.Acquire("a", bs, 1000, 100, t0, lock); !slices.Equal(acq, []Range{{0, 99, 1}}) {
+		t.Fatalf("a acquired %v, want 0-99", acq)
+	}
+	for i := range 3 {
+		if acq, _ := p.Acquire("b", bs, 1000, 100, t0, lock); len(acq) != 0 || p.End() != 100 {
+			t.Fatalf("call %d: b acquired %v with SPEO %d, want nothing and 100", i, acq, p.End())
+		}
+	}
+	// An empty window still takes a batch larger than itself.
+	q := &Partition{}
+	if acq, _ := q.Acquire("a", batches([2]int64{0, 149}), 1000, 100, t0, lock); len(acq) != 1 || acq[0].First != 0 {
+		t.Fatalf("empty window acquired %v, want a run from 0", acq)
 	}
 }
 

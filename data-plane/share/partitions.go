@@ -1,6 +1,7 @@
 package share
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,10 @@ type entry struct {
 	saved  uint64        // the ver last written (under saveMu)
 	wake   chan struct{} // closed when records may have become available
 	used   time.Time
+	// dropped is set (under ps.mu, then e.mu) when the entry leaves
+	// ps.parts: a request that got it before must not use it, or the
+	// share-partition would live in two entries and deliver twice.
+	dropped bool
 }
 
 // broadcast wakes waiting fetches; e.mu is held.
@@ -91,12 +96,16 @@ type Partitions struct {
 	mu       sync.Mutex
 	parts    map[Key]*entry
 	sessions map[SessionKey]*session
-	lastID   uint64 // of the last session opened
+	// clusterSessions counts the sessions of each virtual cluster, for
+	// the per-cluster bound.
+	clusterSessions map[string]int
+	lastID          uint64 // of the last session opened
 }
 
 // NewPartitions returns an empty share-partition half; cfg must Validate.
 func NewPartitions(cfg Config, st Store) *Partitions {
-	return &Partitions{cfg: cfg, store: st, parts: make(map[Key]*entry), sessions: make(map[SessionKey]*session)}
+	return &Partitions{cfg: cfg, store: st, parts: make(map[Key]*entry), sessions: make(map[SessionKey]*session),
+		clusterSessions: make(map[string]int)}
 }
 
 // Offsets are a partition's log start and high watermark, as the leader
@@ -107,9 +116,30 @@ type Offsets struct{ LogStart, HighWatermark int64 }
 // from the store (or starting it at Config.AutoOffsetReset) when it is not
 // loaded at that epoch.
 func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offsets) (*entry, error) {
+	for {
+		e, ok, err := ps.tryEntry(ctx, k, epoch, offs)
+		if ok || err != nil {
+			return e, err
+		}
+		// The entry was dropped (a failed load, fencing, an idle sweep)
+		// while this request waited for it: take the map's current one.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// tryEntry is one attempt of entry; ok is false when the entry it found
+// was dropped before it could be used.
+func (ps *Partitions) tryEntry(ctx context.Context, k Key, epoch int32, offs Offsets) (*entry, bool, error) {
 	ps.mu.Lock()
 	e := ps.parts[k]
 	if e == nil || e.epoch != epoch {
+		if e != nil {
+			e.mu.Lock()
+			e.dropped = true // replaced at a new leader epoch
+			e.mu.Unlock()
+		}
 		e = &entry{epoch: epoch, wake: make(chan struct{})}
 		ps.parts[k] = e
 	}
@@ -117,20 +147,23 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	e.saveMu.Lock()
 	defer e.saveMu.Unlock()
 	e.mu.Lock()
-	loaded := e.p != nil
+	loaded, dropped := e.p != nil, e.dropped
 	e.mu.Unlock()
+	if dropped {
+		return nil, false, nil
+	}
 	if !loaded {
 		st, err := ps.store.LoadSharePartition(ctx, k)
 		if err != nil {
 			ps.drop(k, e)
-			return nil, err
+			return nil, false, err
 		}
 		p := &Partition{start: offs.HighWatermark}
 		switch {
 		case st.State != nil:
 			if p, err = Unmarshal(st.State); err != nil {
 				ps.drop(k, e)
-				return nil, err
+				return nil, false, err
 			}
 		case st.Start >= 0:
 			p.start = st.Start
@@ -142,6 +175,13 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 		e.mu.Unlock()
 	}
 	e.mu.Lock()
+	if e.dropped {
+		// Dropped by the idle sweep or Forget since the check above; the
+		// sweep reads used under e.mu, so after this check it sees the
+		// entry in use.
+		e.mu.Unlock()
+		return nil, false, nil
+	}
 	e.p.Trim(offs.LogStart)
 	if e.p.start > offs.HighWatermark {
 		// The log was truncated below the stored start (records deleted
@@ -151,15 +191,24 @@ func (ps *Partitions) entry(ctx context.Context, k Key, epoch int32, offs Offset
 	}
 	e.used = time.Now()
 	e.mu.Unlock()
-	return e, nil
+	return e, true, nil
 }
 
+// drop removes e from the map and marks it dropped; the lock order is
+// ps.mu, then e.mu.
 func (ps *Partitions) drop(k Key, e *entry) {
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.dropLocked(k, e)
+}
+
+func (ps *Partitions) dropLocked(k Key, e *entry) {
 	if ps.parts[k] == e {
 		delete(ps.parts, k)
 	}
-	ps.mu.Unlock()
+	e.mu.Lock()
+	e.dropped = true
+	e.mu.Unlock()
 }
 
 // Fetched is what Acquire hands a member of one share-partition.
@@ -183,6 +232,9 @@ func (ps *Partitions) Acquire(ctx context.Context, k Key, epoch int32, offs Offs
 		return Fetched{}, err
 	}
 	e.mu.Lock()
+	if e.p.ArchiveSpent(int16(ps.cfg.DeliveryCountLimit)) {
+		e.ver++ // written below, or by the next write
+	}
 	from, wake := e.p.FirstAvailable(), e.wake
 	e.mu.Unlock()
 	out := Fetched{Wake: wake}
@@ -227,29 +279,69 @@ type Ack struct {
 
 // Acknowledge applies member's acknowledgements to the share-partition k
 // and writes the result before returning: an acknowledgement that returned
-// nil survives any crash. The error of a batch that did not apply is
-// ErrInvalidRecordState or ErrInvalidAck; the others are, as the first
-// error, not applied either.
+// nil survives any crash. The batches apply whole or not at all: every
+// batch is checked before any changes, so an ErrInvalidRecordState or
+// ErrInvalidAck (batches that overlap included) leaves the share-partition
+// as it was.
 func (ps *Partitions) Acknowledge(ctx context.Context, k Key, epoch int32, offs Offsets, member string, acks []Ack) error {
+	if len(acks) == 0 {
+		return nil // a partition named without batches: nothing to load, change or write
+	}
 	e, err := ps.entry(ctx, k, epoch, offs)
 	if err != nil {
+		return err
+	}
+	if err := disjoint(acks); err != nil {
 		return err
 	}
 	now := time.Now()
 	e.mu.Lock()
 	for _, a := range acks {
-		if err = e.p.Acknowledge(member, a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration); err != nil {
+		if err = e.p.check(member, a.First, a.Last, a.Types); err != nil {
 			break
 		}
 	}
-	e.ver++
+	changed, released, start := false, false, e.p.start
+	if err == nil {
+		for _, a := range acks {
+			c, r := e.p.apply(a.First, a.Last, a.Types, int16(ps.cfg.DeliveryCountLimit), now, ps.cfg.RecordLockDuration)
+			changed, released = changed || c, released || r
+		}
+	}
+	if changed {
+		e.ver++
+	}
 	ver := e.ver
-	e.broadcast()
+	// Only a released record or a moved start lets a waiting fetch acquire
+	// more; waking them for an accept inside the window is wasted work.
+	if released || e.p.start != start {
+		e.broadcast()
+	}
 	e.mu.Unlock()
+	if !changed {
+		return err // a renewal or a rejected request: nothing stored changed
+	}
 	if perr := ps.persist(ctx, k, e, ver); perr != nil {
 		return perr
 	}
 	return err
+}
+
+// disjoint rejects acknowledgement batches that overlap: each is checked
+// against the state before any applies, so a record acknowledged twice in
+// one request would otherwise be changed twice.
+func disjoint(acks []Ack) error {
+	if len(acks) < 2 {
+		return nil
+	}
+	sorted := slices.Clone(acks)
+	slices.SortFunc(sorted, func(a, b Ack) int { return cmp.Compare(a.First, b.First) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].First <= sorted[i-1].Last {
+			return fmt.Errorf("%w: batches %d-%d and %d-%d overlap", ErrInvalidAck, sorted[i-1].First, sorted[i-1].Last, sorted[i].First, sorted[i].Last)
+		}
+	}
+	return nil
 }
 
 // persist writes e's state unless a write at or after ver already did:
@@ -309,7 +401,7 @@ func (ps *Partitions) sweep(now time.Time) {
 		if now.Sub(s.used) > ps.cfg.SessionTimeout {
 			gone = append(gone, k)
 			goneParts = append(goneParts, s.list())
-			delete(ps.sessions, k)
+			ps.removeSession(k)
 		}
 	}
 	ps.mu.Unlock()
@@ -324,11 +416,17 @@ func (ps *Partitions) sweep(now time.Time) {
 		if e.p != nil && e.p.Expire(now, limit) > 0 {
 			e.broadcast()
 		}
+		e.mu.Unlock()
+		// Decide and drop under both locks, so a request that set used
+		// since is never left holding a dropped entry it was told is live.
+		ps.mu.Lock()
+		e.mu.Lock()
 		idle := e.p != nil && e.p.Acquired() == 0 && now.Sub(e.used) > 10*ps.cfg.RecordLockDuration
 		e.mu.Unlock()
 		if idle {
-			ps.drop(k, e)
+			ps.dropLocked(k, e)
 		}
+		ps.mu.Unlock()
 	}
 }
 
@@ -338,9 +436,9 @@ func (ps *Partitions) sweep(now time.Time) {
 func (ps *Partitions) Forget(match func(Key) bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for k := range ps.parts {
+	for k, e := range ps.parts {
 		if match(k) {
-			delete(ps.parts, k)
+			ps.dropLocked(k, e)
 		}
 	}
 }

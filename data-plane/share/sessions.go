@@ -62,10 +62,16 @@ func (ps *Partitions) Session(k SessionKey, epoch int32, add, forget []TP, fetch
 	s := ps.sessions[k]
 	switch {
 	case epoch == 0 && fetch:
-		if s == nil && len(ps.sessions) >= ps.cfg.MaxSessions {
+		if s == nil && (len(ps.sessions) >= ps.cfg.MaxSessions || ps.clusterSessions[k.Cluster] >= ps.maxClusterSessions()) {
+			return nil, 0, ErrSessionLimit
+		}
+		if ps.tooMany(nil, add, forget) {
 			return nil, 0, ErrSessionLimit
 		}
 		ps.lastID++
+		if s == nil {
+			ps.clusterSessions[k.Cluster]++
+		}
 		s = &session{id: ps.lastID, parts: make(map[TP]struct{})}
 		ps.sessions[k] = s
 	case epoch == 0 || epoch < -1:
@@ -75,12 +81,51 @@ func (ps *Partitions) Session(k SessionKey, epoch int32, add, forget []TP, fetch
 	case epoch == -1:
 	case epoch != s.epoch:
 		return nil, 0, ErrInvalidSessionEpoch
+	case ps.tooMany(s.parts, add, forget):
+		// Refused whole, the session as it was: the member may retry
+		// with fewer partitions at the same epoch.
+		return nil, 0, ErrSessionLimit
 	}
 	s.add(add)
 	s.forget(forget)
 	s.epoch = max(1, epoch+1) // wraps from MaxInt32 to 1, as in Kafka
 	s.used = time.Now()
 	return s.list(), s.id, nil
+}
+
+// maxClusterSessions is the share sessions one virtual cluster may hold:
+// half the broker's, so one tenant cannot use up the pool.
+func (ps *Partitions) maxClusterSessions() int { return max(ps.cfg.MaxSessions/2, 1) }
+
+// tooMany reports whether a session of parts would hold more than
+// MaxSessionPartitions after adding add and forgetting forget.
+func (ps *Partitions) tooMany(parts map[TP]struct{}, add, forget []TP) bool {
+	limit := ps.cfg.MaxSessionPartitions
+	if limit <= 0 || len(parts)+len(add) <= limit {
+		return false
+	}
+	after := make(map[TP]struct{}, len(parts)+len(add))
+	for tp := range parts {
+		after[tp] = struct{}{}
+	}
+	for _, tp := range add {
+		after[tp] = struct{}{}
+	}
+	for _, tp := range forget {
+		delete(after, tp)
+	}
+	return len(after) > limit
+}
+
+// removeSession deletes the session of k; ps.mu is held.
+func (ps *Partitions) removeSession(k SessionKey) {
+	if _, ok := ps.sessions[k]; !ok {
+		return
+	}
+	delete(ps.sessions, k)
+	if ps.clusterSessions[k.Cluster]--; ps.clusterSessions[k.Cluster] <= 0 {
+		delete(ps.clusterSessions, k.Cluster)
+	}
 }
 
 // Close ends the member's share session, releasing the records it holds in
@@ -97,7 +142,7 @@ func (ps *Partitions) CloseIf(k SessionKey, id uint64) {
 		ps.mu.Unlock()
 		return
 	}
-	delete(ps.sessions, k)
+	ps.removeSession(k)
 	ps.mu.Unlock()
 	for _, tp := range s.order {
 		ps.release(Key{k.Cluster, k.Group, tp.Topic, tp.Partition}, k.Member)

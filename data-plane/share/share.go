@@ -69,7 +69,9 @@ type Config struct {
 	// starts: "latest" (the high watermark) or "earliest" (the log start).
 	// Kafka: the group config share.auto.offset.reset (latest).
 	AutoOffsetReset string
-	// MaxSessions bounds the share sessions of one broker; MaxMembers the
+	// MaxSessions bounds the share sessions of one broker, of which one
+	// virtual cluster may hold at most half (at least 1), so one tenant
+	// cannot take them all; MaxMembers the
 	// members of one share group; MaxGroups the share groups of one virtual
 	// cluster a coordinator holds. Kafka: max.share.session.cache.size
 	// (derived), group.share.max.size (200) and group.max.count (Eddy
@@ -78,6 +80,10 @@ type Config struct {
 	MaxSessions int
 	MaxMembers  int
 	MaxGroups   int
+	// MaxSessionPartitions bounds the partitions of one share session (0:
+	// no bound). It has no flag: the broker passes its fetch sessions'
+	// --fetch-session-max-partitions, the same bound for the same memory.
+	MaxSessionPartitions int
 }
 
 // DefaultConfig returns the defaults: the one place they are written.

@@ -71,8 +71,10 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 			return fmt.Errorf("store: save share partitions: %w", ErrFenced)
 		}
 		// A reset racing this statement waits for the row lock and then
-		// bumps state_epoch; the WHERE repeats the check under that lock.
-		_, err = tx.Exec(ctx, `
+		// bumps state_epoch; the WHERE repeats the check under that lock,
+		// and a row it skips (or one of a cluster deleted since) is written
+		// by nobody: fenced, not a success the caller would build on.
+		tag, err := tx.Exec(ctx, `
 			INSERT INTO share_partitions (cluster_id, group_id, partition_id, state_epoch, start_offset, state)
 			SELECT r.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bytea[])
 				AS r(cluster_id, group_id, partition_id, state_epoch, start_offset, state)
@@ -84,6 +86,9 @@ func (s *Store) SaveSharePartitions(ctx context.Context, broker int32, rows []Sh
 			clusters, groups, parts, stateEpochs, starts, states)
 		if err != nil {
 			return fmt.Errorf("store: save share partitions: %w", err)
+		}
+		if n := tag.RowsAffected(); n != int64(len(rows)) {
+			return fmt.Errorf("store: save share partitions: %d of %d rows written: %w", n, len(rows), ErrFenced)
 		}
 		return nil
 	})
@@ -128,9 +133,8 @@ type ShareOffset struct {
 // above the start (an upper bound, cheap to compute).
 func (o ShareOffset) Backlog() int64 { return max(o.HighWatermark-o.Start, 0) }
 
-// ShareOffsets lists the share-partitions of cluster's group, or of every
-// group of every cluster when clusterID is empty (the lag metrics), by
-// topic and partition.
+// ShareOffsets lists the share-partitions of cluster's group by topic and
+// partition.
 func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]ShareOffset, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.cluster_id, s.group_id, t.id, t.name, p.partition, p.id, s.start_offset, p.high_watermark,
@@ -138,8 +142,8 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 		FROM share_partitions s
 		JOIN partitions p ON p.id = s.partition_id
 		JOIN topics t ON t.id = p.topic_id
-		WHERE s.start_offset IS NOT NULL AND ($1 = '' OR (s.cluster_id = $1 AND s.group_id = $2))
-		ORDER BY s.cluster_id, s.group_id, t.name, p.partition`, clusterID, group)
+		WHERE s.start_offset IS NOT NULL AND s.cluster_id = $1 AND s.group_id = $2
+		ORDER BY t.name, p.partition`, clusterID, group)
 	if err != nil {
 		return nil, fmt.Errorf("store: share offsets: %w", err)
 	}
@@ -150,6 +154,33 @@ func (s *Store) ShareOffsets(ctx context.Context, clusterID, group string) ([]Sh
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: share offsets: %w", err)
+	}
+	return out, nil
+}
+
+// LedShareOffsets lists the share-partitions, of every group of every
+// cluster, of the partitions broker leads, without State: the backlog
+// metrics, read at every scrape, need neither other brokers' rows nor the
+// in-flight state.
+func (s *Store) LedShareOffsets(ctx context.Context, broker int32) ([]ShareOffset, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT s.cluster_id, s.group_id, t.id, t.name, p.partition, p.id, s.start_offset, p.high_watermark,
+		       p.log_start_offset, s.updated_at
+		FROM share_partitions s
+		JOIN partitions p ON p.id = s.partition_id
+		JOIN topics t ON t.id = p.topic_id
+		WHERE s.start_offset IS NOT NULL AND p.leader_id = $1
+		ORDER BY s.cluster_id, s.group_id, t.name, p.partition`, broker)
+	if err != nil {
+		return nil, fmt.Errorf("store: led share offsets: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (o ShareOffset, err error) {
+		err = r.Scan(&o.ClusterID, &o.Group, &o.TopicID, &o.Topic, &o.Partition, &o.PartitionID, &o.Start, &o.HighWatermark,
+			&o.LogStart, &o.UpdatedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: led share offsets: %w", err)
 	}
 	return out, nil
 }
@@ -197,6 +228,19 @@ func (s *Store) ShareGroupSummaries(ctx context.Context, orgID, clusterID string
 	}
 	out, next := page(out, p.limit(), func(g ShareGroupSummary) string { return g.Group })
 	return out, next, nil
+}
+
+// HasShareState reports whether cluster's group has stored share-partition
+// state (a start offset), so it exists though it has no members.
+func (s *Store) HasShareState(ctx context.Context, clusterID, group string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM share_partitions WHERE cluster_id = $1 AND group_id = $2 AND start_offset IS NOT NULL)`,
+		clusterID, group).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: share state: %w", err)
+	}
+	return ok, nil
 }
 
 // ShareGroups lists the share groups of cluster that have stored state.

@@ -3,15 +3,17 @@ package store_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestSharePartitionFences: a share-partition's state is written only by
 // its partition's leader at its leader epoch, and only at the state epoch
 // it was loaded at; an operator's reset or deletion bumps that epoch.
 func TestSharePartitionFences(t *testing.T) {
-	ctx, st, _ := commitDB(t)
+	ctx, st, url := commitDB(t)
 	if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc1", "jobs", 1, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +92,13 @@ func TestSharePartitionFences(t *testing.T) {
 	if err != nil || len(offs) != 1 || offs[0].Start != 8 || offs[0].Topic != "jobs" {
 		t.Fatalf("share offsets %+v %v", offs, err)
 	}
+	// The metrics' listing: only the leader's rows, without the state.
+	if led, err := st.LedShareOffsets(ctx, 1); err != nil || len(led) != 1 || led[0].Start != 8 || led[0].State != nil || led[0].Group != "g" {
+		t.Fatalf("share offsets led by broker 1: %+v %v", led, err)
+	}
+	if led, err := st.LedShareOffsets(ctx, 2); err != nil || len(led) != 0 {
+		t.Fatalf("share offsets led by broker 2: %+v %v", led, err)
+	}
 
 	// A deletion leaves a tombstone, so the epoch survives.
 	if err := st.ResetSharePartitions(ctx, []store.SharePartitionState{{ClusterID: "vc1", Group: "g", PartitionID: part.ID, Start: -1}}); err != nil {
@@ -104,5 +113,40 @@ func TestSharePartitionFences(t *testing.T) {
 	groups, err := st.ShareGroups(ctx, "vc1")
 	if err != nil || len(groups) != 0 {
 		t.Fatalf("share groups after the deletion: %v %v", groups, err)
+	}
+
+	// A reset committing between the fence check and the upsert: the
+	// upsert's WHERE skips the row, and the write must fail as fenced
+	// rather than report a success that wrote nothing.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM share_partitions WHERE cluster_id = 'vc1' AND group_id = 'g' AND partition_id = $1 FOR UPDATE`, part.ID); err != nil {
+		t.Fatal(err)
+	}
+	saved := make(chan error, 1)
+	go func() { saved <- save(1, row(part.LeaderEpoch, 2, 10)) }()
+	time.Sleep(300 * time.Millisecond) // the save passes its check and waits for the row lock
+	if _, err := tx.Exec(ctx, `UPDATE share_partitions SET state_epoch = state_epoch + 1 WHERE cluster_id = 'vc1' AND group_id = 'g' AND partition_id = $1`, part.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-saved; !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("a write that a concurrent reset fenced: %v, want ErrFenced", err)
+	}
+	// A cluster that does not exist (deleted): nothing is written either.
+	missing := row(part.LeaderEpoch, 0, 11)
+	missing.ClusterID = "gone"
+	if err := save(1, missing); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("a write for a missing cluster: %v, want ErrFenced", err)
 	}
 }
