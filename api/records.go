@@ -53,6 +53,9 @@ const (
 	// recordsTimeout bounds a request's Kafka work, so a slow or missing
 	// broker cannot hold a REST request (and its client) for long.
 	recordsTimeout = 15 * time.Second
+	// quotaRetryAfter is the Retry-After of a 429 for a broker's quota
+	// refusal, which does not say how long the quota's window is.
+	quotaRetryAfter = 5 * time.Second
 )
 
 // tenantMember is middleware for routes any service account of an
@@ -92,6 +95,10 @@ func kafkaError(err error, topic string) error {
 	var ke *kerr.Error
 	var ne net.Error
 	switch {
+	case errors.Is(err, kerr.ThrottlingQuotaExceeded):
+		// The tenant's own quota, not an outage: the client should slow
+		// down and try again, not page anyone.
+		return errTooMany("the cluster's quota refused the request, try again later: "+err.Error(), quotaRetryAfter)
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 		return errForbidden(fmt.Sprintf("the service account's role bindings and ACLs do not allow this on topic %q (%v)", topic, err))
@@ -260,8 +267,13 @@ func (s *Server) produceRecords(c echo.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
+	// Not idempotent: the client lives for this one request, so
+	// idempotence would buy nothing but an InitProducerID per request,
+	// which writes to Postgres and spends the cluster's producer-id quota
+	// that the tenant's own Kafka producers share.
 	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.RecordPartitioner(partitioner{explicit}),
-		kgo.ProducerBatchMaxBytes(int32(min(s.cfg.MaxBodyBytes, 1<<30))), kgo.UnknownTopicRetries(1))
+		kgo.ProducerBatchMaxBytes(int32(min(s.cfg.MaxBodyBytes, 1<<30))), kgo.UnknownTopicRetries(1),
+		kgo.DisableIdempotentWrite())
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
@@ -260,6 +263,43 @@ func TestRecords(t *testing.T) {
 		// The operator has no Kafka identity.
 		if _, err := r.operator.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}); client.StatusOf(err) != http.StatusForbidden {
 			t.Errorf("operator browses: %v, want 403", err)
+		}
+	})
+
+	// Last: it spends the cluster's producer-id budget for the hour.
+	t.Run("no producer id per request", func(t *testing.T) {
+		must[client.Cluster](t)(admin.UpdateCluster(ctx, cl, client.UpdateClusterRequest{
+			Limits: &limits.Limits{ProducerIDsPerHour: 1, ProducerIDBurst: 1}}))
+		// Spend the budget as a Kafka producer would, until the brokers
+		// throttle (they learn of the new limits on their own schedule).
+		// A fresh client each time: kgo waits out a throttle before its
+		// next request on the same connection.
+		throttled := false
+		for start := time.Now(); !throttled && time.Since(start) < time.Minute; {
+			kc, err := kgo.NewClient(kgo.SeedBrokers(r.stack.Bootstrap()...),
+				kgo.SASL(plain.Auth{User: r.a.keyID + "@" + cl, Pass: r.a.secret}.AsMechanism()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, kc)
+			kc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			throttled = resp.ErrorCode == kerr.ThrottlingQuotaExceeded.Code
+			if !throttled {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if !throttled {
+			t.Fatal("InitProducerId never throttled under a burst of 1")
+		}
+		// HTTP produces do not need producer ids, so they still succeed.
+		for i := range 3 {
+			if _, err := admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Partition: ptr[int32](0), Value: text("after the budget")}}}); err != nil {
+				t.Fatalf("produce %d with the producer-id budget spent: %v", i, err)
+			}
 		}
 	})
 }
