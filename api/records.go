@@ -369,8 +369,11 @@ func (s *Server) browseRecords(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
 	maxBytes := int32(min(s.cfg.MaxBodyBytes, 1<<30))
+	// KeepControlRecords: kgo drops transaction markers, so a browse whose
+	// tail is one would wait for an offset that never comes; kept, they
+	// advance next_offset without being shown.
 	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(maxBytes),
-		kgo.FetchMaxWait(200*time.Millisecond))
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}
@@ -408,16 +411,27 @@ func (s *Server) browseRecords(c echo.Context) error {
 	for len(out.Records) < limit && out.NextOffset < out.HighWatermark && size < int(maxBytes) {
 		fs := kc.PollFetches(ctx)
 		if ctx.Err() != nil {
-			break // what was read so far; next_offset says where to go on
-		}
-		for _, fe := range fs.Errors() {
-			if len(out.Records) == 0 {
-				return kafkaError(fe.Err, topic)
+			if out.NextOffset == from {
+				// Not one record (or marker) in recordsTimeout: an answer
+				// of none would claim the partition is empty up to here.
+				return newProblem(http.StatusServiceUnavailable, client.ProblemUnavailable, "no broker answered in time")
 			}
+			break // what was read so far; next_offset says where to go on
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset < out.NextOffset || len(out.Records) >= limit || size >= int(maxBytes) {
 				return // before the start (a compacted batch), or over a bound
+			}
+			if r.Offset >= out.HighWatermark {
+				// Written after the high watermark was read: not shown, so
+				// next_offset never passes high_watermark. Records come in
+				// offset order, so nothing below it is left to read.
+				out.NextOffset = out.HighWatermark
+				return
+			}
+			if r.Attrs.IsControl() {
+				out.NextOffset = r.Offset + 1 // a transaction marker: no data
+				return
 			}
 			rec := client.Record{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Headers: []client.RecordHeader{}}
 			rec.Key, rec.KeyEncoding = encodeData(r.Key, r.Key == nil)
@@ -431,6 +445,15 @@ func (s *Server) browseRecords(c echo.Context) error {
 			out.Records = append(out.Records, rec)
 			out.NextOffset = r.Offset + 1
 		})
+		// Any fetch error ends the browse: kgo would keep answering it, and
+		// a recurring one after a record would otherwise hold the request
+		// to recordsTimeout.
+		if errs := fs.Errors(); len(errs) > 0 {
+			if out.NextOffset == from {
+				return kafkaError(errs[0].Err, topic)
+			}
+			break
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

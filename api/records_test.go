@@ -266,6 +266,44 @@ func TestRecords(t *testing.T) {
 		}
 	})
 
+	t.Run("browse to a transaction marker", func(t *testing.T) {
+		const txTopic = "payments"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: txTopic, Partitions: ptr[int32](1)}))
+		kc, err := kgo.NewClient(kgo.SeedBrokers(r.stack.Bootstrap()...), kgo.DefaultProduceTopic(txTopic),
+			kgo.TransactionalID("browse-test"),
+			kgo.SASL(plain.Auth{User: r.a.keyID + "@" + cl, Pass: r.a.secret}.AsMechanism()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kc.Close()
+		if err := kc.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.ProduceSync(ctx, &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		// Two records and the commit marker (which the coordinator may
+		// write after EndTransaction returns): the browse ends at the
+		// marker, promptly, without showing it.
+		var got client.Records
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			start := time.Now()
+			got = must[client.Records](t)(admin.BrowseRecords(ctx, cl, txTopic, 0, client.BrowseQuery{Offset: ptr[int64](0)}))
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("browse to the marker took %s", took)
+			}
+			if got.HighWatermark == 3 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(got.Records) != 2 || got.HighWatermark != 3 || got.NextOffset != 3 {
+			t.Errorf("browse = %+v, want 2 records, next_offset = high_watermark = 3", got)
+		}
+	})
+
 	// Last: it spends the cluster's producer-id budget for the hour.
 	t.Run("no producer id per request", func(t *testing.T) {
 		must[client.Cluster](t)(admin.UpdateCluster(ctx, cl, client.UpdateClusterRequest{
