@@ -190,10 +190,23 @@ func TestRecords(t *testing.T) {
 	})
 
 	t.Run("keyed records land by key", func(t *testing.T) {
-		res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
-			{Key: text("same"), Value: text("a")}, {Key: text("same"), Value: text("b")}}}))
-		if res.Records[0].Partition != res.Records[1].Partition || res.Records[1].Offset != res.Records[0].Offset+1 {
-			t.Errorf("one key, two partitions: %+v", res.Records)
+		// One request per key: records of one request could share a
+		// partition by stickiness alone, whatever their keys. Each must
+		// land where Kafka's Java client (murmur2) would put it, and the
+		// keys cover both partitions.
+		byKey := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+		seen := map[int32]bool{}
+		for _, k := range []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"} {
+			res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Key: text(k), Value: text("v")}}}))
+			want := int32(byKey.Partition(&kgo.Record{Key: []byte(k)}, 2))
+			if got := res.Records[0].Partition; got != want {
+				t.Errorf("key %q landed on partition %d, want %d", k, got, want)
+			}
+			seen[want] = true
+		}
+		if len(seen) != 2 {
+			t.Fatalf("the keys all hash to partitions %v; pick keys that cover both", seen)
 		}
 	})
 
