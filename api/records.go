@@ -53,6 +53,14 @@ const (
 	// recordsTimeout bounds a request's Kafka work, so a slow or missing
 	// broker cannot hold a REST request (and its client) for long.
 	recordsTimeout = 15 * time.Second
+	// browseRecordEstimate is the bytes of a record a browse's fetches are
+	// sized for: limit × this (at least browseMinFetchBytes, at most
+	// --api-max-body-bytes), so a small browse neither fetches nor is
+	// metered as egress for a whole MiB it will not show. A broker always
+	// returns at least one batch, so larger records still come, over more
+	// fetches.
+	browseRecordEstimate = 1 << 10
+	browseMinFetchBytes  = 16 << 10
 	// quotaRetryAfter is the Retry-After of a 429 for a broker's quota
 	// refusal, which does not say how long the quota's window is.
 	quotaRetryAfter = 5 * time.Second
@@ -369,10 +377,11 @@ func (s *Server) browseRecords(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
 	maxBytes := int32(min(s.cfg.MaxBodyBytes, 1<<30))
+	fetchBytes := min(maxBytes, int32(max(limit*browseRecordEstimate, browseMinFetchBytes)))
 	// KeepControlRecords: kgo drops transaction markers, so a browse whose
 	// tail is one would wait for an offset that never comes; kept, they
 	// advance next_offset without being shown.
-	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(maxBytes),
+	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(fetchBytes), kgo.FetchMaxPartitionBytes(fetchBytes),
 		kgo.FetchMaxWait(200*time.Millisecond), kgo.KeepControlRecords())
 	if err != nil {
 		return err

@@ -235,6 +235,42 @@ func TestRecords(t *testing.T) {
 		}
 	})
 
+	t.Run("a small browse fetches little", func(t *testing.T) {
+		const bulk = "bulk"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: bulk, Partitions: ptr[int32](1)}))
+		// 20 batches of 25 KiB (one request each; random bytes, which
+		// compression cannot shrink): 500 KiB a 1 MiB fetch would take.
+		for range 20 {
+			payload := make([]byte, 25<<10)
+			rand.Read(payload)
+			must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, bulk, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Value: text(base64.StdEncoding.EncodeToString(payload)), ValueEncoding: client.EncodingBase64}}}))
+		}
+		egress := func() int64 {
+			u := must[client.Usage](t)(admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl, Metric: "egress"}))
+			var n int64
+			for _, it := range u.Items {
+				q, _ := strconv.ParseInt(it.Quantity, 10, 64)
+				n += q
+			}
+			return n
+		}
+		before := egress()
+		got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, bulk, 0, client.BrowseQuery{Offset: ptr[int64](0), Limit: 1}))
+		if len(got.Records) != 1 || got.NextOffset != 1 {
+			t.Fatalf("limit 1 = %d records, next_offset %d", len(got.Records), got.NextOffset)
+		}
+		for start := time.Now(); egress() == before; time.Sleep(200 * time.Millisecond) {
+			if time.Since(start) > time.Minute {
+				t.Fatal("the browse's fetch was never metered")
+			}
+		}
+		time.Sleep(time.Second) // the rest of its windows
+		if d := egress() - before; d > 200<<10 {
+			t.Errorf("a limit=1 browse of 25 KiB records fetched %d bytes", d)
+		}
+	})
+
 	t.Run("authorization", func(t *testing.T) {
 		reader, readerSA := r.member(t, "reader", client.RoleDeveloperRead)
 		writer, _ := r.member(t, "writer", client.RoleDeveloperWrite)
