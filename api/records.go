@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,57 @@ func tenantMember(next echo.HandlerFunc) echo.HandlerFunc {
 		if principal(c).Operator {
 			return errForbidden("the operator token manages organisations only; use a service account's credentials")
 		}
+		return next(c)
+	}
+}
+
+// recordsLimiter bounds the records requests in progress, in all and per
+// organisation. It refuses rather than queues: a queued request would
+// still hold its HTTP connection, and the client can retry after
+// Retry-After as it would after a broker's throttle.
+type recordsLimiter struct {
+	total, perOrg int
+
+	mu    sync.Mutex
+	inUse int
+	orgs  map[string]int // in progress per organisation; no zero entries
+}
+
+// acquire takes a slot for org, or says which bound is reached.
+func (l *recordsLimiter) acquire(org string) (release func(), full string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.orgs[org] >= l.perOrg:
+		return nil, fmt.Sprintf("the organisation has %d records requests in progress, the most allowed", l.perOrg)
+	case l.inUse >= l.total:
+		return nil, "the records API is at its limit of requests in progress"
+	}
+	l.inUse++
+	l.orgs[org]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.inUse--
+		if l.orgs[org]--; l.orgs[org] == 0 {
+			delete(l.orgs, org)
+		}
+	}, ""
+}
+
+// recordsRetryAfter is the Retry-After of a 429 for a full records
+// limiter: requests last at most recordsTimeout, most far less.
+const recordsRetryAfter = time.Second
+
+// limitRecords is middleware holding a records request to the limiter's
+// bounds (429 problem+json with Retry-After beyond them).
+func (s *Server) limitRecords(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		release, full := s.records.acquire(principal(c).OrgID)
+		if release == nil {
+			return errTooMany(full+"; try again later", recordsRetryAfter)
+		}
+		defer release()
 		return next(c)
 	}
 }

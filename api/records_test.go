@@ -454,3 +454,106 @@ func TestRecordsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// blackHole accepts connections and never answers: a broker that holds
+// every records request until its context ends.
+func blackHole(t *testing.T) (addr string, accepted <-chan struct{}) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 100)
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String(), ch
+}
+
+// TestRecordsConcurrency: records requests beyond the per-organisation
+// or the global bound are refused with 429 and Retry-After, not queued.
+func TestRecordsConcurrency(t *testing.T) {
+	addr, accepted := blackHole(t)
+	e := newEnv(t, func(c *api.Config, _ *identity.Config) {
+		c.KafkaBootstrap, c.RecordsConcurrency, c.RecordsConcurrencyPerOrg = addr, 2, 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type org struct {
+		tenant
+		cluster string
+	}
+	var orgs []org
+	for _, name := range []string{"acme", "globex", "initech"} {
+		o := org{tenant: e.newTenant(name)}
+		o.cluster = must[client.Cluster](t)(o.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"})).ID
+		orgs = append(orgs, o)
+	}
+	hc := e.raw()
+	browse := func(ctx context.Context, o org) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/clusters/"+o.cluster+"/topics/orders/partitions/0/records", nil)
+		req.SetBasicAuth(o.keyID, o.secret)
+		return hc.Do(req)
+	}
+	want429 := func(what string, o org) {
+		t.Helper()
+		resp, err := browse(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d %s Retry-After %q %s, want 429 problem+json with Retry-After", what, resp.StatusCode,
+				resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), b)
+		}
+	}
+	// hold starts a browse of o that the black hole keeps in progress.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hold := func(o org) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := browse(ctx, o); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			t.Fatal("the held browse never reached the broker")
+		}
+	}
+	defer cancel() // ends the held browses before wg.Wait
+
+	hold(orgs[0])
+	want429("a second request of one organisation", orgs[0])
+	hold(orgs[1]) // another organisation still gets a slot
+	want429("a request past the global bound", orgs[2])
+}
