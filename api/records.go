@@ -178,6 +178,16 @@ func kafkaError(err error, topic string) error {
 	return err
 }
 
+// recordProblem is the problem of one refused record in a produce answer.
+func recordProblem(err error) *client.Problem {
+	var p *problem
+	if !errors.As(err, &p) {
+		p = newProblem(http.StatusServiceUnavailable, client.ProblemUnavailable, "the brokers refused the record: "+err.Error())
+	}
+	rp := p.Problem
+	return &rp
+}
+
 // topicPartitions asks the brokers (as the principal) how many partitions
 // topic has: the Kafka path's answer to whether it exists and may be
 // described.
@@ -346,12 +356,27 @@ func (s *Server) produceRecords(c echo.Context) error {
 	if err := fe.err(); err != nil {
 		return err
 	}
-	if err := kc.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return kafkaError(err, topic)
+	// Each record's own result: records of one request go to several
+	// partitions, and some may land while others are refused. A problem
+	// for the whole request would hide those that landed, and a client
+	// retrying it (under the same Idempotency-Key, which records only
+	// answers below 500) would write them twice.
+	errs := map[*kgo.Record]error{}
+	for _, res := range kc.ProduceSync(ctx, recs...) {
+		if res.Err != nil {
+			errs[res.Record] = res.Err
+		}
+	}
+	if len(errs) == len(recs) {
+		return kafkaError(errs[recs[0]], topic)
 	}
 	out := client.ProduceResponse{Records: make([]client.ProducedRecord, len(recs))}
 	for i, r := range recs {
 		out.Records[i] = client.ProducedRecord{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC()}
+		if err := errs[r]; err != nil {
+			out.Records[i].Offset = -1
+			out.Records[i].Error = recordProblem(kafkaError(err, topic))
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

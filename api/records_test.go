@@ -353,6 +353,43 @@ func TestRecords(t *testing.T) {
 		}
 	})
 
+	t.Run("partial failure", func(t *testing.T) {
+		const small = "small-records"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: small, Partitions: ptr[int32](2),
+			Configs: map[string]string{"max.message.bytes": "2000"}}))
+		big := make([]byte, 8000) // random: compression cannot bring it under 2000
+		rand.Read(big)
+		res, err := admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64},
+			{Partition: ptr[int32](1), Value: text("fits")}}}, client.IdempotencyKey("partial-1"))
+		if err != nil {
+			t.Fatalf("one record refused, one landed: %v, want each record's result", err)
+		}
+		r0, r1 := res.Records[0], res.Records[1]
+		if r0.Error == nil || r0.Error.Status != http.StatusRequestEntityTooLarge || r0.Offset != -1 {
+			t.Errorf("the refused record = %+v (error %+v), want a 413 error and offset -1", r0, r0.Error)
+		}
+		if r1.Error != nil || r1.Partition != 1 || r1.Offset != 0 {
+			t.Errorf("the record that landed = %+v (error %+v)", r1, r1.Error)
+		}
+		// A retry under the same key replays the answer; the record that
+		// landed is not written twice.
+		again := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64},
+			{Partition: ptr[int32](1), Value: text("fits")}}}, client.IdempotencyKey("partial-1")))
+		if again.Records[1].Offset != 0 || again.Records[0].Error == nil {
+			t.Errorf("retry under the same key = %+v", again.Records)
+		}
+		if got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, small, 1, client.BrowseQuery{})); got.HighWatermark != 1 {
+			t.Errorf("partition 1 holds %d records after a retry, want 1", got.HighWatermark)
+		}
+		// Every record refused: a problem, as before.
+		if _, err := admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64}}}); client.StatusOf(err) != http.StatusRequestEntityTooLarge {
+			t.Errorf("every record refused: %v, want 413", err)
+		}
+	})
+
 	// Last: it spends the cluster's producer-id budget for the hour.
 	t.Run("no producer id per request", func(t *testing.T) {
 		must[client.Cluster](t)(admin.UpdateCluster(ctx, cl, client.UpdateClusterRequest{
