@@ -86,9 +86,11 @@ build: console ## build bin/eddy (with the console)
 # the static binary, run as uid 65532) and writes it as an OCI layout,
 # bin/eddy-image/, and an OCI archive, bin/eddy-image.tar; it prints the
 # digest. Reproducible: SOURCE_DATE_EPOCH (default: the commit's time)
-# fixes every timestamp. VERSION defaults to git describe.
+# fixes every timestamp. VERSION defaults to git describe. It depends on
+# console because the binary embeds console/dist: without it the image
+# would ship whatever dist was last built, or none.
 VERSION ?=
-image: ## build the OCI image bin/eddy-image.tar (offline, reproducible) and print its digest
+image: console ## build the OCI image bin/eddy-image.tar (offline, reproducible) and print its digest
 	cd deploy && $(GO) run ./image -repo $(CURDIR) -out $(CURDIR)/bin/eddy-image $(if $(VERSION),-version $(VERSION))
 
 dev: deps build ## run Eddy locally (Postgres, control plane, 3 brokers; data in .data/)

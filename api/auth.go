@@ -134,17 +134,14 @@ func (s *Server) checkKey(ctx context.Context, id, secret string) (store.APIKey,
 
 // tenantOnly is middleware for routes inside an organisation: the
 // operator token and service accounts that are not org admins are refused.
+// It builds on tenantMember so the operator check lives in one place.
 func tenantOnly(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		p := principal(c)
-		if p.Operator {
-			return errForbidden("the operator token manages organisations only; use an org admin's credentials")
-		}
-		if !p.OrgAdmin {
+	return tenantMember(func(c echo.Context) error {
+		if !principal(c).OrgAdmin {
 			return errForbidden("only org admin service accounts may use the REST API")
 		}
 		return next(c)
-	}
+	})
 }
 
 // orgWide refuses principals limited to one cluster on routes that span

@@ -7,7 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -44,6 +46,14 @@ var titles = map[string]string{
 	client.ProblemIdempotencyInFlight: "Idempotency key in flight",
 	client.ProblemInternal:            "Internal server error",
 	client.ProblemUnavailable:         "Service unavailable",
+	client.ProblemTooManyRequests:     "Too many requests",
+}
+
+// errTooMany is a 429 that tells the client when to try again.
+func errTooMany(detail string, retryAfter time.Duration) *problem {
+	p := newProblem(http.StatusTooManyRequests, client.ProblemTooManyRequests, detail)
+	p.header = http.Header{"Retry-After": {strconv.Itoa(max(1, int((retryAfter+time.Second-1)/time.Second)))}}
+	return p
 }
 
 func errNotFound(what string) *problem {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,6 +54,17 @@ const (
 	// recordsTimeout bounds a request's Kafka work, so a slow or missing
 	// broker cannot hold a REST request (and its client) for long.
 	recordsTimeout = 15 * time.Second
+	// browseRecordEstimate is the bytes of a record a browse's fetches are
+	// sized for: limit × this (at least browseMinFetchBytes, at most
+	// --api-max-body-bytes), so a small browse neither fetches nor is
+	// metered as egress for a whole MiB it will not show. A broker always
+	// returns at least one batch, so larger records still come, over more
+	// fetches.
+	browseRecordEstimate = 1 << 10
+	browseMinFetchBytes  = 16 << 10
+	// quotaRetryAfter is the Retry-After of a 429 for a broker's quota
+	// refusal, which does not say how long the quota's window is.
+	quotaRetryAfter = 5 * time.Second
 )
 
 // tenantMember is middleware for routes any service account of an
@@ -62,6 +74,57 @@ func tenantMember(next echo.HandlerFunc) echo.HandlerFunc {
 		if principal(c).Operator {
 			return errForbidden("the operator token manages organisations only; use a service account's credentials")
 		}
+		return next(c)
+	}
+}
+
+// recordsLimiter bounds the records requests in progress, in all and per
+// organisation. It refuses rather than queues: a queued request would
+// still hold its HTTP connection, and the client can retry after
+// Retry-After as it would after a broker's throttle.
+type recordsLimiter struct {
+	total, perOrg int
+
+	mu    sync.Mutex
+	inUse int
+	orgs  map[string]int // in progress per organisation; no zero entries
+}
+
+// acquire takes a slot for org, or says which bound is reached.
+func (l *recordsLimiter) acquire(org string) (release func(), full string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.orgs[org] >= l.perOrg:
+		return nil, fmt.Sprintf("the organisation has %d records requests in progress, the most allowed", l.perOrg)
+	case l.inUse >= l.total:
+		return nil, "the records API is at its limit of requests in progress"
+	}
+	l.inUse++
+	l.orgs[org]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.inUse--
+		if l.orgs[org]--; l.orgs[org] == 0 {
+			delete(l.orgs, org)
+		}
+	}, ""
+}
+
+// recordsRetryAfter is the Retry-After of a 429 for a full records
+// limiter: requests last at most recordsTimeout, most far less.
+const recordsRetryAfter = time.Second
+
+// limitRecords is middleware holding a records request to the limiter's
+// bounds (429 problem+json with Retry-After beyond them).
+func (s *Server) limitRecords(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		release, full := s.records.acquire(principal(c).OrgID)
+		if release == nil {
+			return errTooMany(full+"; try again later", recordsRetryAfter)
+		}
+		defer release()
 		return next(c)
 	}
 }
@@ -92,6 +155,10 @@ func kafkaError(err error, topic string) error {
 	var ke *kerr.Error
 	var ne net.Error
 	switch {
+	case errors.Is(err, kerr.ThrottlingQuotaExceeded):
+		// The tenant's own quota, not an outage: the client should slow
+		// down and try again, not page anyone.
+		return errTooMany("the cluster's quota refused the request, try again later: "+err.Error(), quotaRetryAfter)
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 		return errForbidden(fmt.Sprintf("the service account's role bindings and ACLs do not allow this on topic %q (%v)", topic, err))
@@ -109,6 +176,16 @@ func kafkaError(err error, topic string) error {
 		return newProblem(http.StatusServiceUnavailable, client.ProblemUnavailable, "no broker answered in time")
 	}
 	return err
+}
+
+// recordProblem is the problem of one refused record in a produce answer.
+func recordProblem(err error) *client.Problem {
+	var p *problem
+	if !errors.As(err, &p) {
+		p = newProblem(http.StatusServiceUnavailable, client.ProblemUnavailable, "the brokers refused the record: "+err.Error())
+	}
+	rp := p.Problem
+	return &rp
 }
 
 // topicPartitions asks the brokers (as the principal) how many partitions
@@ -260,8 +337,13 @@ func (s *Server) produceRecords(c echo.Context) error {
 
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
+	// Not idempotent: the client lives for this one request, so
+	// idempotence would buy nothing but an InitProducerID per request,
+	// which writes to Postgres and spends the cluster's producer-id quota
+	// that the tenant's own Kafka producers share.
 	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.RecordPartitioner(partitioner{explicit}),
-		kgo.ProducerBatchMaxBytes(int32(min(s.cfg.MaxBodyBytes, 1<<30))), kgo.UnknownTopicRetries(1))
+		kgo.ProducerBatchMaxBytes(int32(min(s.cfg.MaxBodyBytes, 1<<30))), kgo.UnknownTopicRetries(1),
+		kgo.DisableIdempotentWrite())
 	if err != nil {
 		return err
 	}
@@ -274,12 +356,27 @@ func (s *Server) produceRecords(c echo.Context) error {
 	if err := fe.err(); err != nil {
 		return err
 	}
-	if err := kc.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return kafkaError(err, topic)
+	// Each record's own result: records of one request go to several
+	// partitions, and some may land while others are refused. A problem
+	// for the whole request would hide those that landed, and a client
+	// retrying it (under the same Idempotency-Key, which records only
+	// answers below 500) would write them twice.
+	errs := map[*kgo.Record]error{}
+	for _, res := range kc.ProduceSync(ctx, recs...) {
+		if res.Err != nil {
+			errs[res.Record] = res.Err
+		}
+	}
+	if len(errs) == len(recs) {
+		return kafkaError(errs[recs[0]], topic)
 	}
 	out := client.ProduceResponse{Records: make([]client.ProducedRecord, len(recs))}
 	for i, r := range recs {
 		out.Records[i] = client.ProducedRecord{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC()}
+		if err := errs[r]; err != nil {
+			out.Records[i].Offset = -1
+			out.Records[i].Error = recordProblem(kafkaError(err, topic))
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -357,8 +454,12 @@ func (s *Server) browseRecords(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), recordsTimeout)
 	defer cancel()
 	maxBytes := int32(min(s.cfg.MaxBodyBytes, 1<<30))
-	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(maxBytes),
-		kgo.FetchMaxWait(200*time.Millisecond))
+	fetchBytes := min(maxBytes, int32(max(limit*browseRecordEstimate, browseMinFetchBytes)))
+	// KeepControlRecords: kgo drops transaction markers, so a browse whose
+	// tail is one would wait for an offset that never comes; kept, they
+	// advance next_offset without being shown.
+	kc, n, err := s.openTopic(ctx, c, cl, topic, kgo.FetchMaxBytes(fetchBytes), kgo.FetchMaxPartitionBytes(fetchBytes),
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}
@@ -396,16 +497,27 @@ func (s *Server) browseRecords(c echo.Context) error {
 	for len(out.Records) < limit && out.NextOffset < out.HighWatermark && size < int(maxBytes) {
 		fs := kc.PollFetches(ctx)
 		if ctx.Err() != nil {
-			break // what was read so far; next_offset says where to go on
-		}
-		for _, fe := range fs.Errors() {
-			if len(out.Records) == 0 {
-				return kafkaError(fe.Err, topic)
+			if out.NextOffset == from {
+				// Not one record (or marker) in recordsTimeout: an answer
+				// of none would claim the partition is empty up to here.
+				return newProblem(http.StatusServiceUnavailable, client.ProblemUnavailable, "no broker answered in time")
 			}
+			break // what was read so far; next_offset says where to go on
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset < out.NextOffset || len(out.Records) >= limit || size >= int(maxBytes) {
 				return // before the start (a compacted batch), or over a bound
+			}
+			if r.Offset >= out.HighWatermark {
+				// Written after the high watermark was read: not shown, so
+				// next_offset never passes high_watermark. Records come in
+				// offset order, so nothing below it is left to read.
+				out.NextOffset = out.HighWatermark
+				return
+			}
+			if r.Attrs.IsControl() {
+				out.NextOffset = r.Offset + 1 // a transaction marker: no data
+				return
 			}
 			rec := client.Record{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), Headers: []client.RecordHeader{}}
 			rec.Key, rec.KeyEncoding = encodeData(r.Key, r.Key == nil)
@@ -419,6 +531,15 @@ func (s *Server) browseRecords(c echo.Context) error {
 			out.Records = append(out.Records, rec)
 			out.NextOffset = r.Offset + 1
 		})
+		// Any fetch error ends the browse: kgo would keep answering it, and
+		// a recurring one after a record would otherwise hold the request
+		// to recordsTimeout.
+		if errs := fs.Errors(); len(errs) > 0 {
+			if out.NextOffset == from {
+				return kafkaError(errs[0].Err, topic)
+			}
+			break
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/eddy-streams/eddy/api"
 	"github.com/eddy-streams/eddy/api/client"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/stack"
 )
 
@@ -187,10 +190,23 @@ func TestRecords(t *testing.T) {
 	})
 
 	t.Run("keyed records land by key", func(t *testing.T) {
-		res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
-			{Key: text("same"), Value: text("a")}, {Key: text("same"), Value: text("b")}}}))
-		if res.Records[0].Partition != res.Records[1].Partition || res.Records[1].Offset != res.Records[0].Offset+1 {
-			t.Errorf("one key, two partitions: %+v", res.Records)
+		// One request per key: records of one request could share a
+		// partition by stickiness alone, whatever their keys. Each must
+		// land where Kafka's Java client (murmur2) would put it, and the
+		// keys cover both partitions.
+		byKey := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+		seen := map[int32]bool{}
+		for _, k := range []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"} {
+			res := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Key: text(k), Value: text("v")}}}))
+			want := int32(byKey.Partition(&kgo.Record{Key: []byte(k)}, 2))
+			if got := res.Records[0].Partition; got != want {
+				t.Errorf("key %q landed on partition %d, want %d", k, got, want)
+			}
+			seen[want] = true
+		}
+		if len(seen) != 2 {
+			t.Fatalf("the keys all hash to partitions %v; pick keys that cover both", seen)
 		}
 	})
 
@@ -216,6 +232,42 @@ func TestRecords(t *testing.T) {
 				t.Fatalf("ingress metered %d bytes before, %d after an HTTP produce of %d", before, ingress(), size)
 			}
 			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("a small browse fetches little", func(t *testing.T) {
+		const bulk = "bulk"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: bulk, Partitions: ptr[int32](1)}))
+		// 20 batches of 25 KiB (one request each; random bytes, which
+		// compression cannot shrink): 500 KiB a 1 MiB fetch would take.
+		for range 20 {
+			payload := make([]byte, 25<<10)
+			rand.Read(payload)
+			must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, bulk, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Value: text(base64.StdEncoding.EncodeToString(payload)), ValueEncoding: client.EncodingBase64}}}))
+		}
+		egress := func() int64 {
+			u := must[client.Usage](t)(admin.GetUsage(ctx, client.UsageQuery{ClusterID: cl, Metric: "egress"}))
+			var n int64
+			for _, it := range u.Items {
+				q, _ := strconv.ParseInt(it.Quantity, 10, 64)
+				n += q
+			}
+			return n
+		}
+		before := egress()
+		got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, bulk, 0, client.BrowseQuery{Offset: ptr[int64](0), Limit: 1}))
+		if len(got.Records) != 1 || got.NextOffset != 1 {
+			t.Fatalf("limit 1 = %d records, next_offset %d", len(got.Records), got.NextOffset)
+		}
+		for start := time.Now(); egress() == before; time.Sleep(200 * time.Millisecond) {
+			if time.Since(start) > time.Minute {
+				t.Fatal("the browse's fetch was never metered")
+			}
+		}
+		time.Sleep(time.Second) // the rest of its windows
+		if d := egress() - before; d > 200<<10 {
+			t.Errorf("a limit=1 browse of 25 KiB records fetched %d bytes", d)
 		}
 	})
 
@@ -260,6 +312,118 @@ func TestRecords(t *testing.T) {
 		// The operator has no Kafka identity.
 		if _, err := r.operator.BrowseRecords(ctx, cl, topic, 0, client.BrowseQuery{}); client.StatusOf(err) != http.StatusForbidden {
 			t.Errorf("operator browses: %v, want 403", err)
+		}
+	})
+
+	t.Run("browse to a transaction marker", func(t *testing.T) {
+		const txTopic = "payments"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: txTopic, Partitions: ptr[int32](1)}))
+		kc, err := kgo.NewClient(kgo.SeedBrokers(r.stack.Bootstrap()...), kgo.DefaultProduceTopic(txTopic),
+			kgo.TransactionalID("browse-test"),
+			kgo.SASL(plain.Auth{User: r.a.keyID + "@" + cl, Pass: r.a.secret}.AsMechanism()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kc.Close()
+		if err := kc.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.ProduceSync(ctx, &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		// Two records and the commit marker (which the coordinator may
+		// write after EndTransaction returns): the browse ends at the
+		// marker, promptly, without showing it.
+		var got client.Records
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			start := time.Now()
+			got = must[client.Records](t)(admin.BrowseRecords(ctx, cl, txTopic, 0, client.BrowseQuery{Offset: ptr[int64](0)}))
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("browse to the marker took %s", took)
+			}
+			if got.HighWatermark == 3 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(got.Records) != 2 || got.HighWatermark != 3 || got.NextOffset != 3 {
+			t.Errorf("browse = %+v, want 2 records, next_offset = high_watermark = 3", got)
+		}
+	})
+
+	t.Run("partial failure", func(t *testing.T) {
+		const small = "small-records"
+		must[client.Topic](t)(admin.CreateTopic(ctx, cl, client.CreateTopicRequest{Name: small, Partitions: ptr[int32](2),
+			Configs: map[string]string{"max.message.bytes": "2000"}}))
+		big := make([]byte, 8000) // random: compression cannot bring it under 2000
+		rand.Read(big)
+		res, err := admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64},
+			{Partition: ptr[int32](1), Value: text("fits")}}}, client.IdempotencyKey("partial-1"))
+		if err != nil {
+			t.Fatalf("one record refused, one landed: %v, want each record's result", err)
+		}
+		r0, r1 := res.Records[0], res.Records[1]
+		if r0.Error == nil || r0.Error.Status != http.StatusRequestEntityTooLarge || r0.Offset != -1 {
+			t.Errorf("the refused record = %+v (error %+v), want a 413 error and offset -1", r0, r0.Error)
+		}
+		if r1.Error != nil || r1.Partition != 1 || r1.Offset != 0 {
+			t.Errorf("the record that landed = %+v (error %+v)", r1, r1.Error)
+		}
+		// A retry under the same key replays the answer; the record that
+		// landed is not written twice.
+		again := must[client.ProduceResponse](t)(admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64},
+			{Partition: ptr[int32](1), Value: text("fits")}}}, client.IdempotencyKey("partial-1")))
+		if again.Records[1].Offset != 0 || again.Records[0].Error == nil {
+			t.Errorf("retry under the same key = %+v", again.Records)
+		}
+		if got := must[client.Records](t)(admin.BrowseRecords(ctx, cl, small, 1, client.BrowseQuery{})); got.HighWatermark != 1 {
+			t.Errorf("partition 1 holds %d records after a retry, want 1", got.HighWatermark)
+		}
+		// Every record refused: a problem, as before.
+		if _, err := admin.ProduceRecords(ctx, cl, small, client.ProduceRequest{Records: []client.ProduceRecord{
+			{Partition: ptr[int32](0), Value: text(base64.StdEncoding.EncodeToString(big)), ValueEncoding: client.EncodingBase64}}}); client.StatusOf(err) != http.StatusRequestEntityTooLarge {
+			t.Errorf("every record refused: %v, want 413", err)
+		}
+	})
+
+	// Last: it spends the cluster's producer-id budget for the hour.
+	t.Run("no producer id per request", func(t *testing.T) {
+		must[client.Cluster](t)(admin.UpdateCluster(ctx, cl, client.UpdateClusterRequest{
+			Limits: &limits.Limits{ProducerIDsPerHour: 1, ProducerIDBurst: 1}}))
+		// Spend the budget as a Kafka producer would, until the brokers
+		// throttle (they learn of the new limits on their own schedule).
+		// A fresh client each time: kgo waits out a throttle before its
+		// next request on the same connection.
+		throttled := false
+		for start := time.Now(); !throttled && time.Since(start) < time.Minute; {
+			kc, err := kgo.NewClient(kgo.SeedBrokers(r.stack.Bootstrap()...),
+				kgo.SASL(plain.Auth{User: r.a.keyID + "@" + cl, Pass: r.a.secret}.AsMechanism()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, kc)
+			kc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			throttled = resp.ErrorCode == kerr.ThrottlingQuotaExceeded.Code
+			if !throttled {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if !throttled {
+			t.Fatal("InitProducerId never throttled under a burst of 1")
+		}
+		// HTTP produces do not need producer ids, so they still succeed.
+		for i := range 3 {
+			if _, err := admin.ProduceRecords(ctx, cl, topic, client.ProduceRequest{Records: []client.ProduceRecord{
+				{Partition: ptr[int32](0), Value: text("after the budget")}}}); err != nil {
+				t.Fatalf("produce %d with the producer-id budget spent: %v", i, err)
+			}
 		}
 	})
 }
@@ -326,4 +490,107 @@ func TestRecordsBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blackHole accepts connections and never answers: a broker that holds
+// every records request until its context ends.
+func blackHole(t *testing.T) (addr string, accepted <-chan struct{}) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 100)
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String(), ch
+}
+
+// TestRecordsConcurrency: records requests beyond the per-organisation
+// or the global bound are refused with 429 and Retry-After, not queued.
+func TestRecordsConcurrency(t *testing.T) {
+	addr, accepted := blackHole(t)
+	e := newEnv(t, func(c *api.Config, _ *identity.Config) {
+		c.KafkaBootstrap, c.RecordsConcurrency, c.RecordsConcurrencyPerOrg = addr, 2, 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type org struct {
+		tenant
+		cluster string
+	}
+	var orgs []org
+	for _, name := range []string{"acme", "globex", "initech"} {
+		o := org{tenant: e.newTenant(name)}
+		o.cluster = must[client.Cluster](t)(o.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"})).ID
+		orgs = append(orgs, o)
+	}
+	hc := e.raw()
+	browse := func(ctx context.Context, o org) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/clusters/"+o.cluster+"/topics/orders/partitions/0/records", nil)
+		req.SetBasicAuth(o.keyID, o.secret)
+		return hc.Do(req)
+	}
+	want429 := func(what string, o org) {
+		t.Helper()
+		resp, err := browse(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d %s Retry-After %q %s, want 429 problem+json with Retry-After", what, resp.StatusCode,
+				resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), b)
+		}
+	}
+	// hold starts a browse of o that the black hole keeps in progress.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hold := func(o org) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := browse(ctx, o); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			t.Fatal("the held browse never reached the broker")
+		}
+	}
+	defer cancel() // ends the held browses before wg.Wait
+
+	hold(orgs[0])
+	want429("a second request of one organisation", orgs[0])
+	hold(orgs[1]) // another organisation still gets a slot
+	want429("a request past the global bound", orgs[2])
 }

@@ -69,6 +69,12 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies, and the record data one browse
 	// of the records API returns.
 	MaxBodyBytes int64
+	// RecordsConcurrency and RecordsConcurrencyPerOrg bound the records
+	// requests in progress, in all and per organisation: each opens a
+	// Kafka client from this control plane's one address, and brokers'
+	// per-IP connection limits are shared by every tenant (records.go).
+	RecordsConcurrency       int
+	RecordsConcurrencyPerOrg int
 	// TokenTTL is the lifetime of issued JWTs.
 	TokenTTL time.Duration
 	// Audience is the aud claim of issued JWTs.
@@ -92,9 +98,14 @@ func DefaultConfig() Config {
 	return Config{
 		KafkaBootstrap: "127.0.0.1:9092",
 		MaxBodyBytes:   1 << 20,
-		TokenTTL:       identity.DefaultTokenTTL,
-		Audience:       identity.DefaultAudience,
-		KeyRotation:    30 * 24 * time.Hour,
+		// Each request holds a connection or two for at most
+		// recordsTimeout; these leave most of a broker's per-IP room to
+		// tenants' own clients and let no organisation take all of it.
+		RecordsConcurrency:       64,
+		RecordsConcurrencyPerOrg: 8,
+		TokenTTL:                 identity.DefaultTokenTTL,
+		Audience:                 identity.DefaultAudience,
+		KeyRotation:              30 * 24 * time.Hour,
 	}
 }
 
@@ -107,6 +118,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", d.AdminToken, "operator bootstrap token for creating organisations (bearer); empty disables it")
 	fs.StringVar(&c.KafkaBootstrap, "kafka-bootstrap", d.KafkaBootstrap, "Kafka bootstrap address handed to clients; the records API connects to it as the caller (brokers need OAUTHBEARER with this control plane as --oauth-issuer)")
 	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", d.MaxBodyBytes, "largest request body accepted, and about the most record data one records browse returns")
+	fs.IntVar(&c.RecordsConcurrency, "api-records-concurrency", d.RecordsConcurrency, "most records API requests (produce, browse) in progress at once; more are refused with 429")
+	fs.IntVar(&c.RecordsConcurrencyPerOrg, "api-records-concurrency-per-org", d.RecordsConcurrencyPerOrg, "most records API requests in progress at once for one organisation; more are refused with 429")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
 	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
 	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
@@ -118,6 +131,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes <= 0:
 		return fmt.Errorf("api: --api-max-body-bytes must be positive, got %d", c.MaxBodyBytes)
+	case c.RecordsConcurrency <= 0:
+		return fmt.Errorf("api: --api-records-concurrency must be positive, got %d", c.RecordsConcurrency)
+	case c.RecordsConcurrencyPerOrg <= 0:
+		return fmt.Errorf("api: --api-records-concurrency-per-org must be positive, got %d", c.RecordsConcurrencyPerOrg)
 	case c.TokenTTL <= 0:
 		return fmt.Errorf("api: --token-ttl must be positive, got %s", c.TokenTTL)
 	case c.Audience == "":
@@ -150,6 +167,7 @@ type Server struct {
 	e      *echo.Echo
 
 	patterns []routePattern
+	records  recordsLimiter
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -159,6 +177,7 @@ type Server struct {
 // API's metrics and is served at /metrics (nil: no metrics).
 func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s := &Server{cfg: cfg, st: st, issuer: issuer, log: log.With("component", "api")}
+	s.records = recordsLimiter{total: cfg.RecordsConcurrency, perOrg: cfg.RecordsConcurrencyPerOrg, orgs: map[string]int{}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eddy_api_requests_total", Help: "REST requests by route, method and status.",
 	}, []string{"route", "method", "code"})
@@ -218,8 +237,10 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	// Records: every service account of the organisation; the brokers
 	// authorize as they do any Kafka client (records.go).
 	rec := v1.Group("", tenantMember)
-	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.idempotent)
-	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords)
+	// limitRecords before idempotent: a 429 must not be recorded as the
+	// answer to the request's Idempotency-Key.
+	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.limitRecords, s.idempotent)
+	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords, s.limitRecords)
 
 	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
 	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)

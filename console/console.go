@@ -12,7 +12,9 @@ package console
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
@@ -42,9 +44,17 @@ const notBuilt = `<!doctype html>
 // index.html for every other path (the console routes in the URL's hash,
 // so this only catches bookmarks of old paths). Assets have hashed names
 // and are cached for good; index.html is revalidated.
+//
+// index.html is read once, here: the build is embedded, so it cannot
+// change while the process runs, and its ETag (a hash of its bytes) lets
+// a browser revalidate it with a 304 instead of fetching it again.
 func Handler() http.Handler {
 	sub, _ := fs.Sub(dist, "dist")
 	files := http.FileServerFS(sub)
+	built := Built()
+	index, _ := fs.ReadFile(sub, "index.html")
+	sum := sha256.Sum256(index)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -60,7 +70,7 @@ func Handler() http.Handler {
 			http.Redirect(w, r, Prefix+"/", http.StatusMovedPermanently)
 			return
 		}
-		if !Built() {
+		if !built {
 			h.Set("Content-Type", "text/html; charset=utf-8")
 			h.Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusOK)
@@ -78,8 +88,8 @@ func Handler() http.Handler {
 		}
 		if name == "index.html" {
 			// FileServer would redirect /index.html to /; serve it as is.
-			b, _ := fs.ReadFile(sub, name)
-			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+			h.Set("ETag", etag)
+			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(index))
 			return
 		}
 		r2 := r.Clone(r.Context())

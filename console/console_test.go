@@ -39,3 +39,25 @@ func TestHandler(t *testing.T) {
 		t.Errorf("POST: %d", r.StatusCode)
 	}
 }
+
+// TestIndexETag: index.html carries an ETag, and a request that names it
+// is answered 304 without the page.
+func TestIndexETag(t *testing.T) {
+	if !Built() {
+		t.Skip("the console is not built (make console)")
+	}
+	h := Handler()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/console/", nil))
+	etag := w.Result().Header.Get("ETag")
+	if w.Code != http.StatusOK || etag == "" {
+		t.Fatalf("GET /console/: %d, ETag %q", w.Code, etag)
+	}
+	req := httptest.NewRequest("GET", "/console/clusters/x", nil)
+	req.Header.Set("If-None-Match", etag)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+		t.Errorf("GET with If-None-Match %s: %d, %d bytes, want 304", etag, w.Code, w.Body.Len())
+	}
+}

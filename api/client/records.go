@@ -39,14 +39,19 @@ type ProduceRequest struct {
 	Records []ProduceRecord `json:"records"`
 }
 
-// ProducedRecord is where one produced record landed.
+// ProducedRecord is where one produced record landed, or, when only some
+// records of a request were refused, why this one was (Error set, Offset
+// -1).
 type ProducedRecord struct {
 	Partition int32     `json:"partition"`
 	Offset    int64     `json:"offset"`
 	Timestamp time.Time `json:"timestamp"`
+	Error     *Problem  `json:"error,omitempty"`
 }
 
-// ProduceResponse lists the produced records in request order.
+// ProduceResponse lists the produced records in request order. When every
+// record was refused the answer is a problem instead; when only some
+// were, each says whether it landed.
 type ProduceResponse struct {
 	Records []ProducedRecord `json:"records"`
 }

@@ -305,4 +305,5 @@ const (
 	ProblemIdempotencyInFlight = ProblemBase + "idempotency-key-in-flight"
 	ProblemInternal            = ProblemBase + "internal"
 	ProblemUnavailable         = ProblemBase + "unavailable"
+	ProblemTooManyRequests     = ProblemBase + "too-many-requests"
 )

@@ -240,7 +240,10 @@ export function Messages(props: { cred: Credential; cluster: string; topic: stri
 
   const base = `/v1/clusters/${enc(props.cluster)}/topics/${enc(topic)}`;
 
-  async function load(from: "form" | "next") {
+  // live says whether the answer is still wanted: a follow loop that was
+  // stopped (or restarted for another partition) drops what its last
+  // request brings back instead of appending it.
+  async function load(from: "form" | "next", live: () => boolean = () => true) {
     setError(null);
     let q = "limit=100";
     if (from === "next" && next.current !== null) q += `&offset=${next.current}`;
@@ -248,19 +251,39 @@ export function Messages(props: { cred: Credential; cluster: string; topic: stri
     else if (timestamp) q += `&timestamp=${enc(new Date(timestamp).toISOString())}`;
     try {
       const r = await call<Records>(props.cred, "GET", `${base}/partitions/${Number(partition) || 0}/records?${q}`);
-      setRecords((old) => (from === "next" ? [...old, ...r.records].slice(-500) : r.records));
+      if (!live()) return;
+      setRecords((old) => {
+        if (from !== "next") return r.records;
+        // Never the same offset twice, whatever answered in between.
+        const last = old.length ? old[old.length - 1].offset : -1;
+        return [...old, ...r.records.filter((x) => x.offset > last)].slice(-500);
+      });
       next.current = r.next_offset;
       setBounds({ next: r.next_offset, start: r.log_start_offset, hwm: r.high_watermark });
     } catch (err) {
+      if (!live()) return;
       setError(toProblem(err));
       setFollow(false);
     }
   }
 
+  // Follow mode polls once a second, but the next poll is scheduled only
+  // when the previous one has answered: a browse can take up to the API's
+  // timeout, and overlapping requests would append the same rows twice.
   useEffect(() => {
     if (!follow) return;
-    const t = setInterval(() => load("next"), 1000);
-    return () => clearInterval(t);
+    let stopped = false;
+    let t: ReturnType<typeof setTimeout> | undefined;
+    const live = () => !stopped;
+    const poll = async () => {
+      await load("next", live);
+      if (!stopped) t = setTimeout(poll, 1000);
+    };
+    t = setTimeout(poll, 1000);
+    return () => {
+      stopped = true;
+      clearTimeout(t);
+    };
   }, [follow, topic, partition]);
 
   const [key, setKey] = useState("");

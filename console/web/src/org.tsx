@@ -172,12 +172,14 @@ export function APIKeys(props: { cred: Credential }) {
     setBusy(k.id);
     try {
       const n = await create({ service_account_id: k.service_account_id, cluster_id: k.cluster_id || undefined, description: k.description || undefined });
-      await call(props.cred, "DELETE", `/v1/api-keys/${enc(k.id)}`);
+      // The new secret is shown only once: show it before deleting the old
+      // key, so a failed DELETE reports an error but does not lose it.
       setFresh(n);
-      keys.reload();
+      await call(props.cred, "DELETE", `/v1/api-keys/${enc(k.id)}`);
     } catch (err) {
       setError(toProblem(err));
     } finally {
+      keys.reload();
       setBusy("");
     }
   }
