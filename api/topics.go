@@ -68,7 +68,9 @@ func (s *Server) createTopic(c echo.Context) error {
 	}
 	var fe fieldErrors
 	validTopicName(&fe, req.Name)
-	n := int32(1)
+	// Without a count, the cluster's num.partitions, as Kafka's
+	// CreateTopics with NumPartitions -1.
+	n := max(cl.DefaultPartitions, 1)
 	if req.Partitions != nil {
 		n = *req.Partitions
 		checkPartitions(&fe, n)
