@@ -119,6 +119,10 @@ func TestBrokerConfigs(t *testing.T) {
 	if err != nil || created["default-count"].Err != nil || created["default-count"].NumPartitions != 6 {
 		t.Errorf("CreateTopics without a count: %+v %v", created["default-count"], err)
 	}
+	// The answer shows the configs as stored, the cluster's defaults in.
+	if c := created["default-count"].Configs["retention.ms"]; c.Value == nil || *c.Value != "3600000" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("CreateTopics answer's retention.ms: %+v, want 3600000 set on the topic", c)
+	}
 	tc, err := adm.DescribeTopicConfigs(ctx, "default-count")
 	if err != nil || configValue(t, tc, "retention.ms") != "3600000" {
 		t.Errorf("new topic's retention.ms: %v %v, want log.retention.ms 3600000", tc, err)

@@ -61,15 +61,44 @@ func TestBrokerConfigs(t *testing.T) {
 		t.Errorf("snapshot: auto %v, partitions %d; want false, 6", sc.AutoCreateTopics, sc.DefaultPartitions)
 	}
 
-	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "a", 1, nil); err != nil {
+	if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, "a", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "b", 1, map[string]string{"retention.ms": "60000"}); err != nil {
+	if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, "b", 1, map[string]string{"retention.ms": "60000"}); err != nil {
 		t.Fatal(err)
 	}
 	for topic, ms := range map[string]string{"a": "3600000", "b": "60000"} {
 		if cfg, err := st.TopicConfigs(ctx, cl.ID, topic); err != nil || cfg["retention.ms"] != ms {
 			t.Errorf("topic %s configs %v, %v; want retention.ms %s", topic, cfg, err, ms)
 		}
+	}
+}
+
+// TestCreateTopicDefaults: however a topic is created, it starts with its
+// own configs over the cluster's default_topic_configs over its broker
+// configs' topic defaults, and CreateTopic returns what it stored.
+func TestCreateTopicDefaults(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	org, _, _, err := st.CreateOrg(ctx, "ctd", []byte("h"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := st.CreateClusterWith(ctx, org.ID, "c", limits.Defaults(),
+		map[string]string{"retention.ms": "120000", "cleanup.policy": "compact"},
+		map[string]string{"log.retention.ms": "3600000", "message.max.bytes": "2000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stored, err := st.CreateTopic(ctx, org.ID, cl.ID, "t", 1, map[string]string{"cleanup.policy": "delete"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"retention.ms": "120000", "cleanup.policy": "delete", "max.message.bytes": "2000000"}
+	if !maps.Equal(stored, want) {
+		t.Errorf("CreateTopic returned %v, want %v", stored, want)
+	}
+	if got, err := st.TopicConfigs(ctx, cl.ID, "t"); err != nil || !maps.Equal(got, want) {
+		t.Errorf("stored configs %v, %v; want %v", got, err, want)
 	}
 }

@@ -284,21 +284,11 @@ func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bo
 // broker resource; the REST API goes through UpdateCluster.
 func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change func(map[string]string) (map[string]string, error)) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockCluster(ctx, tx, AnyOrg, clusterID); err != nil {
-			return err
-		}
-		var col []byte
-		if err := tx.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col); err != nil {
-			return err
-		}
-		cur, err := unmarshalConfigs(col)
+		cc, err := readClusterConfigs(ctx, tx, AnyOrg, clusterID, true)
 		if err != nil {
 			return err
 		}
-		if cur == nil {
-			cur = map[string]string{}
-		}
-		next, err := change(cur)
+		next, err := change(cc.broker)
 		if err != nil {
 			return err
 		}
@@ -325,10 +315,44 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 // Postgres rather than a snapshot so that an alteration through another
 // broker shows at once.
 func (s *Store) BrokerConfigs(ctx context.Context, clusterID string) (map[string]string, error) {
-	var col []byte
-	err := s.pool.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col)
+	cc, err := readClusterConfigs(ctx, s.pool, AnyOrg, clusterID, false)
 	if err != nil {
-		return nil, fmt.Errorf("store: broker configs: %w", noRows(err))
+		return nil, fmt.Errorf("store: broker configs: %w", err)
 	}
-	return unmarshalConfigs(col)
+	return cc.broker, nil
+}
+
+// clusterConfigs are a cluster's explicit broker configs and default topic
+// configs, never nil.
+type clusterConfigs struct{ broker, topic map[string]string }
+
+// readClusterConfigs reads the configs of cluster clusterID of orgID
+// (AnyOrg: any), ErrNotFound if there is none. With lock it also takes the
+// cluster's row lock, as lockCluster, in the same statement, so what it
+// read stays current until the transaction ends.
+func readClusterConfigs(ctx context.Context, q querier, orgID, clusterID string, lock bool) (clusterConfigs, error) {
+	sql := `SELECT broker_configs, default_topic_configs FROM virtual_clusters WHERE id = $2 AND ($1 = '*' OR org_id = $1)`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	var bc, tc []byte
+	if err := q.QueryRow(ctx, sql, orgID, clusterID).Scan(&bc, &tc); err != nil {
+		return clusterConfigs{}, noRows(err)
+	}
+	var cc clusterConfigs
+	var err error
+	if cc.broker, err = unmarshalConfigs(bc); err != nil {
+		return clusterConfigs{}, fmt.Errorf("broker configs of %s: %w", clusterID, err)
+	}
+	if cc.topic, err = unmarshalConfigs(tc); err != nil {
+		return clusterConfigs{}, fmt.Errorf("default topic configs of %s: %w", clusterID, err)
+	}
+	// A JSON null unmarshals to a nil map; callers add to these.
+	if cc.broker == nil {
+		cc.broker = map[string]string{}
+	}
+	if cc.topic == nil {
+		cc.topic = map[string]string{}
+	}
+	return cc, nil
 }
