@@ -173,6 +173,21 @@ func Within(configs map[string]string, l limits.Limits) error {
 	return fe
 }
 
+// WithinChange is Within for a change from cur to next: only the configs
+// that next adds or changes are checked, as limits.Limits.WithinChange,
+// so a cluster left above a ceiling the operator lowered since (its
+// num.partitions above a new max_partitions, say) can still change its
+// other configs.
+func WithinChange(cur, next map[string]string, l limits.Limits) error {
+	changed := map[string]string{}
+	for k, v := range next {
+		if old, ok := cur[k]; !ok || old != v {
+			changed[k] = v
+		}
+	}
+	return Within(changed, l)
+}
+
 // Value returns the effective value of name given the explicit set.
 func Value(explicit map[string]string, name string) string {
 	if v, ok := explicit[name]; ok {

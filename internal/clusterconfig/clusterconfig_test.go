@@ -75,6 +75,24 @@ func TestTopicDefaultsAndWithin(t *testing.T) {
 	}
 }
 
+func TestWithinChange(t *testing.T) {
+	l := limits.Defaults()
+	l.MaxPartitions, l.MaxRetentionMs = 5, 60_000
+	cur := map[string]string{"num.partitions": "6", "log.retention.ms": "3600000"}
+	// Over since the ceilings were lowered: other changes still pass.
+	if err := WithinChange(cur, map[string]string{"num.partitions": "6", "log.retention.ms": "3600000", "message.max.bytes": "100"}, l); err != nil {
+		t.Errorf("changing another config: %v", err)
+	}
+	var fe limits.FieldErrors
+	if !errors.As(WithinChange(cur, map[string]string{"num.partitions": "7", "log.retention.ms": "3600000"}, l), &fe) ||
+		len(fe) != 1 || fe[0].Field != "num.partitions" {
+		t.Errorf("raising num.partitions = %v, want it alone named", fe)
+	}
+	if err := WithinChange(nil, cur, l); err == nil {
+		t.Error("new configs over the limits passed")
+	}
+}
+
 func TestCheckDynamic(t *testing.T) {
 	cur := map[string]string{"num.partitions": "6", "log.retention.ms": "60000"}
 	for _, tc := range []struct {

@@ -72,6 +72,21 @@ func TestBrokerConfigs(t *testing.T) {
 			t.Errorf("topic %s configs %v, %v; want retention.ms %s", topic, cfg, err, ms)
 		}
 	}
+
+	// max_partitions lowered below num.partitions: the other configs can
+	// still change; num.partitions only to within it.
+	if _, err := st.SetLimits(ctx, cl.ID, false, func(own *limits.Limits, _ limits.Limits) error {
+		own.MaxPartitions = 5
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := set("log.retention.ms", "1800000"); err != nil {
+		t.Errorf("log.retention.ms with num.partitions above a lowered max_partitions: %v", err)
+	}
+	if err := set("num.partitions", "7"); !errors.Is(err, store.ErrLimit) {
+		t.Errorf("num.partitions raised above max_partitions: %v, want ErrLimit", err)
+	}
 }
 
 // TestCreateTopicDefaults: however a topic is created, it starts with its

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -279,8 +280,8 @@ func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bo
 
 // SetBrokerConfigs replaces a cluster's broker configs with what change
 // makes of the current ones (a map change may modify), under the cluster's
-// row lock, and fails with ErrLimit if they exceed the cluster's effective
-// limits (clusterconfig.Within). It is the Kafka API's AlterConfigs on the
+// row lock, and fails with ErrLimit if a config it changes exceeds the
+// cluster's effective limits (clusterconfig.WithinChange). It is the Kafka API's AlterConfigs on the
 // broker resource; the REST API goes through UpdateCluster.
 func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change func(map[string]string) (map[string]string, error)) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -288,7 +289,8 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 		if err != nil {
 			return err
 		}
-		next, err := change(cc.broker)
+		// change may modify the map it is given.
+		next, err := change(maps.Clone(cc.broker))
 		if err != nil {
 			return err
 		}
@@ -296,7 +298,7 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 		if err != nil {
 			return err
 		}
-		if err := clusterconfig.Within(next, l); err != nil {
+		if err := clusterconfig.WithinChange(cc.broker, next, l); err != nil {
 			return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
 		}
 		if _, err := tx.Exec(ctx, `UPDATE virtual_clusters SET broker_configs = $2, version = version + 1, updated_at = now() WHERE id = $1`,
