@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/clusterconfig"
-	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -171,29 +169,19 @@ func (s *Server) alterBroker(c *conn, name string, change func(cur map[string]st
 		if err := clusterconfig.CheckDynamic(cur, next); err != nil {
 			return nil, err
 		}
-		if validateOnly {
-			if err := clusterconfig.Within(next, s.limits.Of(c.cluster)); err != nil {
-				return nil, fmt.Errorf("%w: %v", store.ErrLimit, err)
-			}
-			return nil, errValidated
-		}
 		return next, nil
 	}
-	err := s.store.SetBrokerConfigs(ctx, c.cluster, checked)
-	if errors.Is(err, errValidated) {
-		return 0, nil
-	}
-	if err != nil {
+	// The limits are checked in the store, against Postgres, validate-only
+	// or not.
+	if err := s.store.SetBrokerConfigs(ctx, c.cluster, validateOnly, checked); err != nil {
 		code, msg := errCode(err)
 		return code, strp(msg)
 	}
-	s.refreshNow(ctx)
+	if !validateOnly {
+		s.refreshNow(ctx)
+	}
 	return 0, nil
 }
-
-// errValidated ends a validate-only alteration before anything is
-// written.
-var errValidated = errors.New("validated only")
 
 // alterTopic validates and stores a topic's new explicit configs.
 func (s *Server) alterTopic(c *conn, name string, next map[string]string, validateOnly bool) (int16, *string) {

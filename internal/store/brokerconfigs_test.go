@@ -32,7 +32,7 @@ func TestBrokerConfigs(t *testing.T) {
 	}
 
 	set := func(k, v string) error {
-		return st.SetBrokerConfigs(ctx, cl.ID, func(m map[string]string) (map[string]string, error) {
+		return st.SetBrokerConfigs(ctx, cl.ID, false, func(m map[string]string) (map[string]string, error) {
 			m[k] = v
 			return m, nil
 		})
@@ -86,6 +86,23 @@ func TestBrokerConfigs(t *testing.T) {
 	}
 	if err := set("num.partitions", "7"); !errors.Is(err, store.ErrLimit) {
 		t.Errorf("num.partitions raised above max_partitions: %v, want ErrLimit", err)
+	}
+
+	// Validate-only: the same checks, nothing written.
+	validate := func(k, v string) error {
+		return st.SetBrokerConfigs(ctx, cl.ID, true, func(m map[string]string) (map[string]string, error) {
+			m[k] = v
+			return m, nil
+		})
+	}
+	if err := validate("log.retention.ms", "-1"); !errors.Is(err, store.ErrLimit) {
+		t.Errorf("validate-only log.retention.ms forever: %v, want ErrLimit", err)
+	}
+	if err := validate("message.max.bytes", "2000000"); err != nil {
+		t.Errorf("validate-only message.max.bytes: %v", err)
+	}
+	if got, err := st.BrokerConfigs(ctx, cl.ID); err != nil || got["message.max.bytes"] != "" || got["log.retention.ms"] != "1800000" {
+		t.Errorf("after validate-only: %v, %v; want nothing written", got, err)
 	}
 }
 

@@ -272,7 +272,7 @@ func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
 // SetAutoCreateTopics switches automatic topic creation for a cluster
 // (auto.create.topics.enable).
 func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bool) error {
-	return s.SetBrokerConfigs(ctx, clusterID, func(cur map[string]string) (map[string]string, error) {
+	return s.SetBrokerConfigs(ctx, clusterID, false, func(cur map[string]string) (map[string]string, error) {
 		cur[clusterconfig.AutoCreateTopics] = strconv.FormatBool(on)
 		return cur, nil
 	})
@@ -281,9 +281,11 @@ func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bo
 // SetBrokerConfigs replaces a cluster's broker configs with what change
 // makes of the current ones (a map change may modify), under the cluster's
 // row lock, and fails with ErrLimit if a config it changes exceeds the
-// cluster's effective limits (clusterconfig.WithinChange). It is the Kafka API's AlterConfigs on the
-// broker resource; the REST API goes through UpdateCluster.
-func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change func(map[string]string) (map[string]string, error)) error {
+// cluster's effective limits (clusterconfig.WithinChange). With
+// validateOnly it checks against the limits in Postgres and writes
+// nothing, as SetLimits. It is the Kafka API's AlterConfigs on the broker
+// resource; the REST API goes through UpdateCluster.
+func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, validateOnly bool, change func(map[string]string) (map[string]string, error)) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		cc, err := readClusterConfigs(ctx, tx, AnyOrg, clusterID, true)
 		if err != nil {
@@ -300,6 +302,9 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 		}
 		if err := clusterconfig.WithinChange(cc.broker, next, l); err != nil {
 			return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
+		}
+		if validateOnly {
+			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE virtual_clusters SET broker_configs = $2, version = version + 1, updated_at = now() WHERE id = $1`,
 			clusterID, marshalConfigs(next)); err != nil {
