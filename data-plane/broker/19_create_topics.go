@@ -116,7 +116,7 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 		} else if st.ErrorCode == 0 && req.Version >= 5 {
 			// As stored, with the cluster's defaults beneath the request's
 			// configs (store.CreateTopic).
-			for _, d := range describeConfigs(topicDefs(), stored, nil, false, false) {
+			for _, d := range describeConfigs(topicConfigDefs, stored, nil, false, false) {
 				cf := kmsg.NewCreateTopicsResponseTopicConfig()
 				cf.Name, cf.Value, cf.ReadOnly, cf.Source, cf.IsSensitive = d.Name, d.Value, d.ReadOnly, int8(d.Source), d.IsSensitive
 				st.Configs = append(st.Configs, cf)

@@ -47,25 +47,29 @@ type configDef struct {
 	setSource      kmsg.ConfigSource // the source of an explicit value
 }
 
-func topicDefs() []configDef {
-	var out []configDef
-	for _, d := range topicconfig.Defs() {
-		out = append(out, configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, setSource: sourceDynamicTopic})
-	}
-	return out
-}
-
-func brokerDefs() []configDef {
-	var out []configDef
-	for _, d := range clusterconfig.Defs() {
-		cd := configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, readOnly: !d.Dynamic, setSource: sourceDynamicDefaultBroker}
-		if !d.Dynamic {
-			cd.setSource = sourceStaticBroker
+// topicConfigDefs and brokerConfigDefs are built once: the definitions
+// they come from never change, and every DescribeConfigs and CreateTopics
+// reads them. Read-only after init.
+var (
+	topicConfigDefs = func() []configDef {
+		var out []configDef
+		for _, d := range topicconfig.Defs() {
+			out = append(out, configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, setSource: sourceDynamicTopic})
 		}
-		out = append(out, cd)
-	}
-	return out
-}
+		return out
+	}()
+	brokerConfigDefs = func() []configDef {
+		var out []configDef
+		for _, d := range clusterconfig.Defs() {
+			cd := configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, readOnly: !d.Dynamic, setSource: sourceDynamicDefaultBroker}
+			if !d.Dynamic {
+				cd.setSource = sourceStaticBroker
+			}
+			out = append(out, cd)
+		}
+		return out
+	}()
+)
 
 // describeConfigs describes defs given the explicit values, only those
 // named if names is not nil.
@@ -123,7 +127,7 @@ func (s *Server) describeBroker(ctx context.Context, c *conn, rr kmsg.DescribeCo
 		code, msg := errCode(err)
 		return code, strp(msg), nil
 	}
-	return 0, nil, describeConfigs(brokerDefs(), explicit, rr.ConfigNames, synonyms, docs)
+	return 0, nil, describeConfigs(brokerConfigDefs, explicit, rr.ConfigNames, synonyms, docs)
 }
 
 // brokerName checks a broker resource's name: "" (the cluster default)
