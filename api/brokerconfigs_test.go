@@ -45,6 +45,9 @@ func TestClusterBrokerConfigs(t *testing.T) {
 	if top.Configs["retention.ms"] != "3600000" {
 		t.Errorf("new topic's configs %v, want retention.ms from log.retention.ms", top.Configs)
 	}
+	if top.PartitionCount != 3 {
+		t.Errorf("topic created without a count has %d partitions, want num.partitions (3)", top.PartitionCount)
+	}
 
 	const js = "application/json"
 	for _, tc := range []struct {

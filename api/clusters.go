@@ -156,19 +156,13 @@ func checkBrokerConfigs(fe *fieldErrors, m map[string]string) {
 }
 
 // brokerConfigsOverLimits returns nil, or a 422 problem naming every
-// broker config of next above the effective limits eff as
-// broker_configs.<name>. Only the configs that differ from cur are
-// checked, as for limits: a cluster left above a ceiling the operator
-// lowered may still change its other configs.
+// broker config next changes from cur above the effective limits eff as
+// broker_configs.<name>, by the store's rule (clusterconfig.WithinChange):
+// a cluster left above a ceiling the operator lowered may still change
+// its other configs.
 func brokerConfigsOverLimits(next, cur map[string]string, eff limits.Limits) error {
-	changed := map[string]string{}
-	for k, v := range next {
-		if old, ok := cur[k]; !ok || old != v {
-			changed[k] = v
-		}
-	}
 	var errs limits.FieldErrors
-	if !errors.As(clusterconfig.Within(changed, eff), &errs) {
+	if !errors.As(clusterconfig.WithinChange(cur, next, eff), &errs) {
 		return nil
 	}
 	var fe fieldErrors

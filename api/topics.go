@@ -68,7 +68,9 @@ func (s *Server) createTopic(c echo.Context) error {
 	}
 	var fe fieldErrors
 	validTopicName(&fe, req.Name)
-	n := int32(1)
+	// Without a count, the cluster's num.partitions, as Kafka's
+	// CreateTopics with NumPartitions -1.
+	n := max(cl.DefaultPartitions, 1)
 	if req.Partitions != nil {
 		n = *req.Partitions
 		checkPartitions(&fe, n)
@@ -77,12 +79,9 @@ func (s *Server) createTopic(c echo.Context) error {
 	if err := fe.err(); err != nil {
 		return err
 	}
-	cfg := maps.Clone(cl.DefaultTopicConfigs)
-	if cfg == nil {
-		cfg = map[string]string{}
-	}
-	maps.Copy(cfg, req.Configs)
-	if _, err := s.st.CreateTopic(c.Request().Context(), cl.OrgID, cl.ID, req.Name, n, cfg); err != nil {
+	// The cluster's defaults go beneath req.Configs in the store, as for
+	// a topic created through the Kafka API.
+	if _, _, err := s.st.CreateTopic(c.Request().Context(), cl.OrgID, cl.ID, req.Name, n, req.Configs); err != nil {
 		return storeError(err, "topic")
 	}
 	t, err := s.st.Topic(c.Request().Context(), cl.OrgID, cl.ID, req.Name)

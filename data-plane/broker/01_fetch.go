@@ -148,7 +148,13 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 		internal := rt.Topic // an internal topic's name, or ""
 		if req.Version >= 13 {
 			t = v.topicByID(c.cluster, rt.TopicID)
-			internal = internalByID(c.cluster, rt.TopicID)
+			// Only an id the cluster has no topic of can be an internal
+			// topic's: internalByID hashes (SHA-256 per internal topic),
+			// too dear for every topic of every long-poll pass.
+			internal = ""
+			if t == nil {
+				internal = internalByID(c.cluster, rt.TopicID)
+			}
 		}
 		if !topicconfig.Internal(internal) {
 			internal = ""

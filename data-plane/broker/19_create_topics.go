@@ -52,6 +52,7 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 			st.NumPartitions, st.ReplicationFactor = -1, -1
 		}
 		configs := map[string]string{}
+		var stored map[string]string // as store.CreateTopic stored them
 		for _, cf := range rt.Configs {
 			if cf.Value != nil {
 				configs[cf.Name] = *cf.Value
@@ -92,9 +93,13 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 				break
 			}
 			if req.ValidateOnly {
+				// Nothing is stored: show what would be, from the
+				// snapshot, with the store's rule.
+				stored = clusterconfig.NewTopicDefaults(cl.BrokerConfigs, cl.DefaultTopicConfigs)
+				maps.Copy(stored, configs)
 				break
 			}
-			id, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, rt.Topic, st.NumPartitions, configs)
+			id, cfg, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, rt.Topic, st.NumPartitions, configs)
 			if err != nil {
 				code, msg := errCode(err)
 				if errors.Is(err, store.ErrExists) {
@@ -103,17 +108,15 @@ func handleCreateTopics(s *Server, c *conn, req *kmsg.CreateTopicsRequest) kmsg.
 				fail(code, msg)
 				break
 			}
-			st.TopicID = id
+			st.TopicID, stored = id, cfg
 			created = append(created, rt.Topic)
 		}
 		if st.ErrorCode == 0 && req.Version >= 5 && !c.decide(acl.Topic, rt.Topic, acl.DescribeConfigs) {
 			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else if st.ErrorCode == 0 && req.Version >= 5 {
-			// As stored: beneath the request's configs, the cluster's
-			// broker configs' topic defaults (store.CreateTopic).
-			shown := clusterconfig.TopicDefaults(cl.BrokerConfigs)
-			maps.Copy(shown, configs)
-			for _, d := range describeConfigs(topicDefs(), shown, nil, false, false) {
+			// As stored, with the cluster's defaults beneath the request's
+			// configs (store.CreateTopic).
+			for _, d := range describeConfigs(topicConfigDefs, stored, nil, false, false) {
 				cf := kmsg.NewCreateTopicsResponseTopicConfig()
 				cf.Name, cf.Value, cf.ReadOnly, cf.Source, cf.IsSensitive = d.Name, d.Value, d.ReadOnly, int8(d.Source), d.IsSensitive
 				st.Configs = append(st.Configs, cf)

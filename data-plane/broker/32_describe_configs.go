@@ -39,7 +39,7 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 				break
 			}
 			if topicconfig.Internal(rr.ResourceName) {
-				sr.Configs = describeConfigs(topicDefs(), internalConfigs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+				sr.Configs = describeConfigs(topicConfigDefs, internalConfigs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 				break
 			}
 			// Read from Postgres, not the routing view: an alteration made
@@ -50,7 +50,7 @@ func handleDescribeConfigs(s *Server, c *conn, req *kmsg.DescribeConfigsRequest)
 				sr.ErrorCode, sr.ErrorMessage = code, strp(msg)
 				break
 			}
-			sr.Configs = describeConfigs(topicDefs(), configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
+			sr.Configs = describeConfigs(topicConfigDefs, configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		case resourceBroker:
 			sr.ErrorCode, sr.ErrorMessage, sr.Configs = s.describeBroker(ctx, c, rr, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:

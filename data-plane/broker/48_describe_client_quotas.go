@@ -19,7 +19,9 @@ import (
 //
 // Deviation: Eddy's quotas are the cluster's, shared by its clients, not
 // per user or client id; filters naming a user or another entity type
-// match nothing.
+// match nothing. A malformed filter (an exact match without a name, a
+// default one with a name, an unknown match type, an entity type filtered
+// twice) is INVALID_REQUEST.
 //
 // Authorization: DESCRIBE_CONFIGS on the cluster.
 
@@ -30,7 +32,12 @@ func handleDescribeClientQuotas(s *Server, c *conn, req *kmsg.DescribeClientQuot
 		return resp
 	}
 	resp.Entries = []kmsg.DescribeClientQuotasResponseEntry{}
-	if !matchesClusterEntity(req.Components, req.Strict) {
+	match, err := matchesClusterEntity(req.Components, req.Strict)
+	if err != nil {
+		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, strp(err.Error())
+		return resp
+	}
+	if !match {
 		return resp
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)

@@ -23,7 +23,7 @@ import (
 //
 // Deviation: Eddy's quotas are the cluster's, shared by its clients;
 // other entities (a named user, client ids, IPs) and other quota keys are
-// INVALID_REQUEST.
+// INVALID_REQUEST, as is an entry naming a quota key twice.
 //
 // Authorization: ALTER_CONFIGS on the cluster.
 
@@ -45,6 +45,9 @@ func handleAlterClientQuotas(s *Server, c *conn, req *kmsg.AlterClientQuotasRequ
 		case !isClusterEntity(re.Entity):
 			se.ErrorCode, se.ErrorMessage = kerr.InvalidRequest.Code,
 				strp("Eddy's client quotas are the virtual cluster's, shared by all its clients: alter those of the default user entity")
+		case duplicateQuotaKey(re.Ops) != "":
+			se.ErrorCode, se.ErrorMessage = kerr.InvalidRequest.Code,
+				strp(fmt.Sprintf("quota %s is altered more than once in the entry", duplicateQuotaKey(re.Ops)))
 		default:
 			se.ErrorCode, se.ErrorMessage = s.alterQuotas(ctx, c, re.Ops, req.ValidateOnly)
 		}

@@ -83,7 +83,7 @@ func startInProcess(t *testing.T, topics map[string]int32) *inProcess {
 		t.Fatal(err)
 	}
 	for name, n := range topics {
-		if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-bomb", name, n, nil); err != nil {
+		if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-bomb", name, n, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -63,13 +63,16 @@ func TestBrokerConfigs(t *testing.T) {
 	if err := alter("log.retention.ms", "3600000"); err != nil {
 		t.Fatalf("log.retention.ms: %v", err)
 	}
-	rc, _ = adm.DescribeBrokerConfigs(ctx)
-	for _, r := range rc {
-		for _, c := range r.Configs {
-			if c.Key == "log.retention.ms" && (c.Value == nil || *c.Value != "3600000" || c.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig) {
-				t.Errorf("log.retention.ms after alter: %+v", c)
-			}
-		}
+	// Validate-only checks and writes nothing.
+	if res, err := adm.ValidateAlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "log.retention.ms", Value: kmsg.StringPtr("60000")}}); err != nil || res[0].Err != nil {
+		t.Errorf("validate-only log.retention.ms: %v %v", res, err)
+	}
+	rc, err = adm.DescribeBrokerConfigs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := describedConfig(t, rc, "log.retention.ms"); c.Value == nil || *c.Value != "3600000" || c.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Errorf("log.retention.ms after alter: %+v, want 3600000 from the dynamic cluster default", c)
 	}
 
 	// num.partitions as the REST API and Terraform set it.
@@ -78,7 +81,7 @@ func TestBrokerConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.SetBrokerConfigs(ctx, "vc-dev", func(m map[string]string) (map[string]string, error) {
+	if err := st.SetBrokerConfigs(ctx, "vc-dev", false, func(m map[string]string) (map[string]string, error) {
 		m["num.partitions"] = "6"
 		return m, nil
 	}); err != nil {
@@ -119,8 +122,27 @@ func TestBrokerConfigs(t *testing.T) {
 	if err != nil || created["default-count"].Err != nil || created["default-count"].NumPartitions != 6 {
 		t.Errorf("CreateTopics without a count: %+v %v", created["default-count"], err)
 	}
+	// The answer shows the configs as stored, the cluster's defaults in.
+	if c := created["default-count"].Configs["retention.ms"]; c.Value == nil || *c.Value != "3600000" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("CreateTopics answer's retention.ms: %+v, want 3600000 set on the topic", c)
+	}
 	tc, err := adm.DescribeTopicConfigs(ctx, "default-count")
 	if err != nil || configValue(t, tc, "retention.ms") != "3600000" {
 		t.Errorf("new topic's retention.ms: %v %v, want log.retention.ms 3600000", tc, err)
 	}
+}
+
+// describedConfig returns config name of rc, failing the test if it is
+// not described.
+func describedConfig(t *testing.T, rc kadm.ResourceConfigs, name string) kadm.Config {
+	t.Helper()
+	for _, r := range rc {
+		for _, c := range r.Configs {
+			if c.Key == name {
+				return c
+			}
+		}
+	}
+	t.Fatalf("config %s not described", name)
+	return kadm.Config{}
 }

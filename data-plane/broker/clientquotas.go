@@ -85,21 +85,61 @@ func isClusterEntity(entity []kmsg.AlterClientQuotasRequestEntryEntity) bool {
 	return len(entity) == 1 && entity[0].Type == quotaEntityUser && entity[0].Name == nil
 }
 
-// matchesClusterEntity reports whether a DescribeClientQuotas filter
+// Match types of a DescribeClientQuotas filter component.
+const (
+	quotaMatchExact     = 0 // the entity named by Match
+	quotaMatchDefault   = 1 // the default entity of the type
+	quotaMatchSpecified = 2 // any entity of the type
+)
+
+// matchesClusterEntity checks a DescribeClientQuotas filter, an error
+// (INVALID_REQUEST) for a malformed one rather than no match: an exact
+// match without a name, a default one with a name, an unknown match type,
+// an entity type filtered twice. Then it reports whether the filter
 // matches the default user entity.
-func matchesClusterEntity(components []kmsg.DescribeClientQuotasRequestComponent, strict bool) bool {
+func matchesClusterEntity(components []kmsg.DescribeClientQuotasRequestComponent, strict bool) (bool, error) {
+	seen := make(map[string]bool, len(components))
+	for _, c := range components {
+		if seen[c.EntityType] {
+			return false, fmt.Errorf("entity type %q filtered more than once", c.EntityType)
+		}
+		seen[c.EntityType] = true
+		switch c.MatchType {
+		case quotaMatchExact:
+			if c.Match == nil {
+				return false, fmt.Errorf("an exact match on %q needs a name to match", c.EntityType)
+			}
+		case quotaMatchDefault:
+			if c.Match != nil {
+				return false, fmt.Errorf("a match on the default %q takes no name", c.EntityType)
+			}
+		case quotaMatchSpecified: // a name is ignored, as Kafka
+		default:
+			return false, fmt.Errorf("unknown match type %d", c.MatchType)
+		}
+	}
 	if len(components) == 0 {
-		return !strict
+		return !strict, nil
 	}
 	for _, c := range components {
-		if c.EntityType != quotaEntityUser {
-			return false
-		}
-		switch c.MatchType {
-		case 1, 2: // the default, or any entity of the type
-		default: // a name: Eddy has no per-user quotas
-			return false
+		// Only the default user (or any user) matches: Eddy has no
+		// per-user quotas nor quotas of other entity types.
+		if c.EntityType != quotaEntityUser || c.MatchType == quotaMatchExact {
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
+}
+
+// duplicateQuotaKey returns a quota key ops name more than once, or "":
+// Kafka refuses such an entry as ambiguous.
+func duplicateQuotaKey(ops []kmsg.AlterClientQuotasRequestEntryOp) string {
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if seen[op.Key] {
+			return op.Key
+		}
+		seen[op.Key] = true
+	}
+	return ""
 }

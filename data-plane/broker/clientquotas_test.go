@@ -18,7 +18,8 @@ import (
 // TestClientQuotas: kadm describes the cluster's effective rates as the
 // default user's producer_byte_rate and consumer_byte_rate, alters them
 // within the plan's ceilings (POLICY_VIOLATION above, INVALID_REQUEST out
-// of range, for another entity or another quota), and removing one
+// of range, for another entity or another quota, or a quota twice),
+// refuses malformed filters (INVALID_REQUEST), and removing one
 // restores the default under the ceiling.
 func TestClientQuotas(t *testing.T) {
 	url := pgtest.URL(t)
@@ -56,6 +57,18 @@ func TestClientQuotas(t *testing.T) {
 		}
 	}
 
+	// Malformed filters are INVALID_REQUEST, as Kafka, not "no match".
+	for name, filter := range map[string][]kadm.DescribeClientQuotaComponent{
+		"exact without a name": {{Type: "user", MatchType: 0}},
+		"default with a name":  {{Type: "user", MatchType: 1, MatchName: kmsg.StringPtr("alice")}},
+		"unknown match type":   {{Type: "user", MatchType: 7}},
+		"entity type twice":    {{Type: "user", MatchType: 1}, {Type: "user", MatchType: 2}},
+	} {
+		if qs, err := adm.DescribeClientQuotas(ctx, false, filter); !errors.Is(err, kerr.InvalidRequest) {
+			t.Errorf("filter %s: %+v %v, want INVALID_REQUEST", name, qs, err)
+		}
+	}
+
 	alter := func(entity kadm.ClientQuotaEntity, ops ...kadm.AlterClientQuotaOp) error {
 		t.Helper()
 		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: entity, Ops: ops}})
@@ -81,6 +94,10 @@ func TestClientQuotas(t *testing.T) {
 		if err := alter(tc.entity, tc.op); !errors.Is(err, kerr.InvalidRequest) {
 			t.Errorf("%s: %v, want INVALID_REQUEST", tc.name, err)
 		}
+	}
+	if err := alter(defaultUser, kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 2e6},
+		kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 3e6}); !errors.Is(err, kerr.InvalidRequest) {
+		t.Errorf("a quota key twice in an entry: %v, want INVALID_REQUEST", err)
 	}
 	if res, err := adm.ValidateAlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: defaultUser,
 		Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10e6}}}}); err != nil || res[0].Err != nil {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/clusterconfig"
-	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,25 +47,29 @@ type configDef struct {
 	setSource      kmsg.ConfigSource // the source of an explicit value
 }
 
-func topicDefs() []configDef {
-	var out []configDef
-	for _, d := range topicconfig.Defs() {
-		out = append(out, configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, setSource: sourceDynamicTopic})
-	}
-	return out
-}
-
-func brokerDefs() []configDef {
-	var out []configDef
-	for _, d := range clusterconfig.Defs() {
-		cd := configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, readOnly: !d.Dynamic, setSource: sourceDynamicDefaultBroker}
-		if !d.Dynamic {
-			cd.setSource = sourceStaticBroker
+// topicConfigDefs and brokerConfigDefs are built once: the definitions
+// they come from never change, and every DescribeConfigs and CreateTopics
+// reads them. Read-only after init.
+var (
+	topicConfigDefs = func() []configDef {
+		var out []configDef
+		for _, d := range topicconfig.Defs() {
+			out = append(out, configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, setSource: sourceDynamicTopic})
 		}
-		out = append(out, cd)
-	}
-	return out
-}
+		return out
+	}()
+	brokerConfigDefs = func() []configDef {
+		var out []configDef
+		for _, d := range clusterconfig.Defs() {
+			cd := configDef{name: d.Name, def: d.Default, doc: d.Doc, kind: d.Kind, readOnly: !d.Dynamic, setSource: sourceDynamicDefaultBroker}
+			if !d.Dynamic {
+				cd.setSource = sourceStaticBroker
+			}
+			out = append(out, cd)
+		}
+		return out
+	}()
+)
 
 // describeConfigs describes defs given the explicit values, only those
 // named if names is not nil.
@@ -125,7 +127,7 @@ func (s *Server) describeBroker(ctx context.Context, c *conn, rr kmsg.DescribeCo
 		code, msg := errCode(err)
 		return code, strp(msg), nil
 	}
-	return 0, nil, describeConfigs(brokerDefs(), explicit, rr.ConfigNames, synonyms, docs)
+	return 0, nil, describeConfigs(brokerConfigDefs, explicit, rr.ConfigNames, synonyms, docs)
 }
 
 // brokerName checks a broker resource's name: "" (the cluster default)
@@ -171,29 +173,19 @@ func (s *Server) alterBroker(c *conn, name string, change func(cur map[string]st
 		if err := clusterconfig.CheckDynamic(cur, next); err != nil {
 			return nil, err
 		}
-		if validateOnly {
-			if err := clusterconfig.Within(next, s.limits.Of(c.cluster)); err != nil {
-				return nil, fmt.Errorf("%w: %v", store.ErrLimit, err)
-			}
-			return nil, errValidated
-		}
 		return next, nil
 	}
-	err := s.store.SetBrokerConfigs(ctx, c.cluster, checked)
-	if errors.Is(err, errValidated) {
-		return 0, nil
-	}
-	if err != nil {
+	// The limits are checked in the store, against Postgres, validate-only
+	// or not.
+	if err := s.store.SetBrokerConfigs(ctx, c.cluster, validateOnly, checked); err != nil {
 		code, msg := errCode(err)
 		return code, strp(msg)
 	}
-	s.refreshNow(ctx)
+	if !validateOnly {
+		s.refreshNow(ctx)
+	}
 	return 0, nil
 }
-
-// errValidated ends a validate-only alteration before anything is
-// written.
-var errValidated = errors.New("validated only")
 
 // alterTopic validates and stores a topic's new explicit configs.
 func (s *Server) alterTopic(c *conn, name string, next map[string]string, validateOnly bool) (int16, *string) {

@@ -25,7 +25,7 @@ func (s *Server) autoCreate(c *conn, name string) bool {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
+	if _, _, err := s.store.CreateTopic(ctx, store.AnyOrg, c.cluster, name, cl.DefaultPartitions, nil); err != nil && !isExists(err) {
 		s.log.Warn("automatic topic creation failed", "topic", name, "err", err)
 		return false
 	}

@@ -173,6 +173,21 @@ func Within(configs map[string]string, l limits.Limits) error {
 	return fe
 }
 
+// WithinChange is Within for a change from cur to next: only the configs
+// that next adds or changes are checked, as limits.Limits.WithinChange,
+// so a cluster left above a ceiling the operator lowered since (its
+// num.partitions above a new max_partitions, say) can still change its
+// other configs.
+func WithinChange(cur, next map[string]string, l limits.Limits) error {
+	changed := map[string]string{}
+	for k, v := range next {
+		if old, ok := cur[k]; !ok || old != v {
+			changed[k] = v
+		}
+	}
+	return Within(changed, l)
+}
+
 // Value returns the effective value of name given the explicit set.
 func Value(explicit map[string]string, name string) string {
 	if v, ok := explicit[name]; ok {
@@ -195,9 +210,20 @@ func Partitions(explicit map[string]string) int32 {
 // AutoCreate is auto.create.topics.enable.
 func AutoCreate(explicit map[string]string) bool { return Value(explicit, AutoCreateTopics) != "false" }
 
+// NewTopicDefaults returns what a new topic starts with beneath its own
+// configs, however it is created: the cluster's default topic configs
+// (default_topic_configs) over the topic defaults of its explicit broker
+// configs (TopicDefaults). The store applies it on creation and the
+// Terraform provider hides what it put there, so both must read the same
+// layers in the same order.
+func NewTopicDefaults(brokerConfigs, defaultTopicConfigs map[string]string) map[string]string {
+	out := TopicDefaults(brokerConfigs)
+	maps.Copy(out, defaultTopicConfigs)
+	return out
+}
+
 // TopicDefaults returns the topic configs the explicit broker configs set
-// defaults for (log.retention.ms as retention.ms, ...): what a new topic
-// starts with beneath its own configs.
+// defaults for (log.retention.ms as retention.ms, ...).
 func TopicDefaults(explicit map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, d := range defs {

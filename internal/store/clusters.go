@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -271,7 +272,7 @@ func (s *Store) EnsureCluster(ctx context.Context, id, name string) error {
 // SetAutoCreateTopics switches automatic topic creation for a cluster
 // (auto.create.topics.enable).
 func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bool) error {
-	return s.SetBrokerConfigs(ctx, clusterID, func(cur map[string]string) (map[string]string, error) {
+	return s.SetBrokerConfigs(ctx, clusterID, false, func(cur map[string]string) (map[string]string, error) {
 		cur[clusterconfig.AutoCreateTopics] = strconv.FormatBool(on)
 		return cur, nil
 	})
@@ -279,26 +280,19 @@ func (s *Store) SetAutoCreateTopics(ctx context.Context, clusterID string, on bo
 
 // SetBrokerConfigs replaces a cluster's broker configs with what change
 // makes of the current ones (a map change may modify), under the cluster's
-// row lock, and fails with ErrLimit if they exceed the cluster's effective
-// limits (clusterconfig.Within). It is the Kafka API's AlterConfigs on the
-// broker resource; the REST API goes through UpdateCluster.
-func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change func(map[string]string) (map[string]string, error)) error {
+// row lock, and fails with ErrLimit if a config it changes exceeds the
+// cluster's effective limits (clusterconfig.WithinChange). With
+// validateOnly it checks against the limits in Postgres and writes
+// nothing, as SetLimits. It is the Kafka API's AlterConfigs on the broker
+// resource; the REST API goes through UpdateCluster.
+func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, validateOnly bool, change func(map[string]string) (map[string]string, error)) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockCluster(ctx, tx, AnyOrg, clusterID); err != nil {
-			return err
-		}
-		var col []byte
-		if err := tx.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col); err != nil {
-			return err
-		}
-		cur, err := unmarshalConfigs(col)
+		cc, err := readClusterConfigs(ctx, tx, AnyOrg, clusterID, true)
 		if err != nil {
 			return err
 		}
-		if cur == nil {
-			cur = map[string]string{}
-		}
-		next, err := change(cur)
+		// change may modify the map it is given.
+		next, err := change(maps.Clone(cc.broker))
 		if err != nil {
 			return err
 		}
@@ -306,8 +300,11 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 		if err != nil {
 			return err
 		}
-		if err := clusterconfig.Within(next, l); err != nil {
+		if err := clusterconfig.WithinChange(cc.broker, next, l); err != nil {
 			return fmt.Errorf("%w: %v", ErrLimit, strings.TrimPrefix(err.Error(), "limits: "))
+		}
+		if validateOnly {
+			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE virtual_clusters SET broker_configs = $2, version = version + 1, updated_at = now() WHERE id = $1`,
 			clusterID, marshalConfigs(next)); err != nil {
@@ -325,10 +322,44 @@ func (s *Store) SetBrokerConfigs(ctx context.Context, clusterID string, change f
 // Postgres rather than a snapshot so that an alteration through another
 // broker shows at once.
 func (s *Store) BrokerConfigs(ctx context.Context, clusterID string) (map[string]string, error) {
-	var col []byte
-	err := s.pool.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col)
+	cc, err := readClusterConfigs(ctx, s.pool, AnyOrg, clusterID, false)
 	if err != nil {
-		return nil, fmt.Errorf("store: broker configs: %w", noRows(err))
+		return nil, fmt.Errorf("store: broker configs: %w", err)
 	}
-	return unmarshalConfigs(col)
+	return cc.broker, nil
+}
+
+// clusterConfigs are a cluster's explicit broker configs and default topic
+// configs, never nil.
+type clusterConfigs struct{ broker, topic map[string]string }
+
+// readClusterConfigs reads the configs of cluster clusterID of orgID
+// (AnyOrg: any), ErrNotFound if there is none. With lock it also takes the
+// cluster's row lock, as lockCluster, in the same statement, so what it
+// read stays current until the transaction ends.
+func readClusterConfigs(ctx context.Context, q querier, orgID, clusterID string, lock bool) (clusterConfigs, error) {
+	sql := `SELECT broker_configs, default_topic_configs FROM virtual_clusters WHERE id = $2 AND ($1 = '*' OR org_id = $1)`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	var bc, tc []byte
+	if err := q.QueryRow(ctx, sql, orgID, clusterID).Scan(&bc, &tc); err != nil {
+		return clusterConfigs{}, noRows(err)
+	}
+	var cc clusterConfigs
+	var err error
+	if cc.broker, err = unmarshalConfigs(bc); err != nil {
+		return clusterConfigs{}, fmt.Errorf("broker configs of %s: %w", clusterID, err)
+	}
+	if cc.topic, err = unmarshalConfigs(tc); err != nil {
+		return clusterConfigs{}, fmt.Errorf("default topic configs of %s: %w", clusterID, err)
+	}
+	// A JSON null unmarshals to a nil map; callers add to these.
+	if cc.broker == nil {
+		cc.broker = map[string]string{}
+	}
+	if cc.topic == nil {
+		cc.topic = map[string]string{}
+	}
+	return cc, nil
 }

@@ -65,16 +65,16 @@ func TestPlanCeilings(t *testing.T) {
 		t.Errorf("cluster outside any organisation: %+v, want the defaults under the default plan", got)
 	}
 
-	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "long", 1, map[string]string{"retention.ms": "-1"}); !errors.Is(err, store.ErrLimit) ||
+	if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, "long", 1, map[string]string{"retention.ms": "-1"}); !errors.Is(err, store.ErrLimit) ||
 		!strings.Contains(err.Error(), "retention.ms") {
 		t.Errorf("topic retained forever under a 1 h ceiling: %v, want ErrLimit naming retention.ms", err)
 	}
 	for _, name := range []string{"t1", "t2"} {
-		if _, err := st.CreateTopic(ctx, org.ID, cl.ID, name, 1, map[string]string{"retention.ms": "3600000"}); err != nil {
+		if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, name, 1, map[string]string{"retention.ms": "3600000"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "t3", 1, nil); !errors.Is(err, store.ErrLimit) || !strings.Contains(err.Error(), "2 topics") {
+	if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, "t3", 1, nil); !errors.Is(err, store.ErrLimit) || !strings.Contains(err.Error(), "2 topics") {
 		t.Errorf("third topic under a ceiling of 2: %v, want ErrLimit", err)
 	}
 	if err := st.SetTopicConfigs(ctx, cl.ID, "t1", map[string]string{"retention.ms": "3600001"}); !errors.Is(err, store.ErrLimit) {
@@ -92,7 +92,7 @@ func TestPlanCeilings(t *testing.T) {
 	if err != nil || up.Ceilings.MaxTopics != 3 {
 		t.Fatalf("update plan: %+v, %v", up, err)
 	}
-	if _, err := st.CreateTopic(ctx, org.ID, cl.ID, "t3", 1, nil); err != nil {
+	if _, _, err := st.CreateTopic(ctx, org.ID, cl.ID, "t3", 1, nil); err != nil {
 		t.Errorf("third topic under a ceiling of 3: %v", err)
 	}
 	if _, err := st.UpdateBillingPlan(ctx, "nope", func(*store.BillingPlan) error { return nil }); !errors.Is(err, store.ErrNotFound) {

@@ -52,7 +52,7 @@ func TestSetLimits(t *testing.T) {
 	if own, ceil, err := st.Limits(ctx, "vc-dev"); err != nil || own.IngressMBps != 10 || ceil.IngressMBps != 50 {
 		t.Errorf("after a change: %+v %+v %v", own, ceil, err)
 	}
-	if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-dev", "__consumer_offsets", 1, nil); !errors.Is(err, store.ErrExists) {
+	if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-dev", "__consumer_offsets", 1, nil); !errors.Is(err, store.ErrExists) {
 		t.Errorf("creating __consumer_offsets: %v, want ErrExists", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // it was loaded at; an operator's reset or deletion bumps that epoch.
 func TestSharePartitionFences(t *testing.T) {
 	ctx, st, url := commitDB(t)
-	if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc1", "jobs", 1, nil); err != nil {
+	if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc1", "jobs", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.PlaceRound(ctx, func(bs []store.BrokerLoad, items []store.Item) []store.Assignment {

@@ -42,7 +42,7 @@ func TestPartitionLimitUnderConcurrency(t *testing.T) {
 	errs := make(chan error, 12)
 	for i := range 12 {
 		wg.Go(func() {
-			_, err := st.CreateTopic(ctx, org.ID, cl.ID, fmt.Sprintf("t%d", i), 3, nil)
+			_, _, err := st.CreateTopic(ctx, org.ID, cl.ID, fmt.Sprintf("t%d", i), 3, nil)
 			errs <- err
 		})
 	}
@@ -77,13 +77,13 @@ func TestOrgScoping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateTopic(ctx, a.ID, cl.ID, "t", 1, nil); err != nil {
+	if _, _, err := st.CreateTopic(ctx, a.ID, cl.ID, "t", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
 		"cluster":      func() error { _, err := st.Cluster(ctx, b.ID, cl.ID); return err }(),
 		"topic":        func() error { _, err := st.Topic(ctx, b.ID, cl.ID, "t"); return err }(),
-		"create topic": func() error { _, err := st.CreateTopic(ctx, b.ID, cl.ID, "x", 1, nil); return err }(),
+		"create topic": func() error { _, _, err := st.CreateTopic(ctx, b.ID, cl.ID, "x", 1, nil); return err }(),
 		"update topic": func() error { _, err := st.UpdateTopic(ctx, b.ID, cl.ID, "t", 2, nil); return err }(),
 		"delete topic": st.DeleteTopic(ctx, b.ID, cl.ID, "t"),
 		"update cluster": func() error {

@@ -70,35 +70,40 @@ func checkPartitionLimit(ctx context.Context, tx pgx.Tx, clusterID string, n int
 
 // CreateTopic creates a topic with n partitions in cluster clusterID of
 // orgID (AnyOrg: any), within the cluster's partition limit, and returns
-// its id; past the cluster's topic limit, or with retention configs above
-// its retention limits, it is ErrLimit. The partitions start unassigned; the placer is woken (NOTIFY) to
-// lead them. A taken name is ErrExists, a cluster outside orgID
-// ErrNotFound.
-func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, n int32, configs map[string]string) ([16]byte, error) {
+// its id and the configs it was stored with: configs over the cluster's
+// topic defaults (clusterconfig.NewTopicDefaults), the one place they are
+// applied however the topic is created. Past the cluster's topic limit, or
+// with retention configs above its retention limits, it is ErrLimit. The
+// partitions start unassigned; the placer is woken (NOTIFY) to lead them.
+// A taken name is ErrExists, a cluster outside orgID ErrNotFound.
+func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, n int32, configs map[string]string) ([16]byte, map[string]string, error) {
 	var id [16]byte
 	rand.Read(id[:])
 	id[6] = id[6]&0x0f | 0x40 // UUIDv4, as Kafka's topic ids are
 	id[8] = id[8]&0x3f | 0x80
 	if topicconfig.Internal(name) {
 		// The brokers answer for it in every cluster.
-		return id, fmt.Errorf("%w: %s is an internal topic", ErrExists, name)
+		return id, nil, fmt.Errorf("%w: %s is an internal topic", ErrExists, name)
 	}
+	var stored map[string]string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockCluster(ctx, tx, orgID, clusterID); err != nil {
+		// The lock and the defaults in one statement: the defaults read
+		// are the ones no concurrent change of the cluster can replace
+		// before the topic is in.
+		cc, err := readClusterConfigs(ctx, tx, orgID, clusterID, true)
+		if err != nil {
 			return fmt.Errorf("store: cluster %s: %w", clusterID, err)
 		}
-		configs, err := withBrokerDefaults(ctx, tx, clusterID, configs)
-		if err != nil {
-			return err
-		}
+		stored = clusterconfig.NewTopicDefaults(cc.broker, cc.topic)
+		maps.Copy(stored, configs)
 		if err := checkPartitionLimit(ctx, tx, clusterID, n, true); err != nil {
 			return err
 		}
-		if err := checkTopicConfigs(ctx, tx, clusterID, configs); err != nil {
+		if err := checkTopicConfigs(ctx, tx, clusterID, stored); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO topics (id, cluster_id, name, configs) VALUES ($1, $2, $3, $4)`,
-			id, clusterID, name, marshalConfigs(configs)); err != nil {
+			id, clusterID, name, marshalConfigs(stored)); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("%w: topic %q", ErrExists, name)
 			}
@@ -109,24 +114,10 @@ func (s *Store) CreateTopic(ctx context.Context, orgID, clusterID, name string, 
 		}
 		return notify(ctx, tx, "eddy_placement", "eddy_metadata")
 	})
-	return id, err
-}
-
-// withBrokerDefaults returns configs over the topic defaults of the
-// cluster's broker configs (log.retention.ms as retention.ms, ...): what a
-// new topic starts with, however it is created.
-func withBrokerDefaults(ctx context.Context, tx pgx.Tx, clusterID string, configs map[string]string) (map[string]string, error) {
-	var col []byte
-	if err := tx.QueryRow(ctx, `SELECT broker_configs FROM virtual_clusters WHERE id = $1`, clusterID).Scan(&col); err != nil {
-		return nil, fmt.Errorf("store: cluster %s: %w", clusterID, noRows(err))
-	}
-	bc, err := unmarshalConfigs(col)
 	if err != nil {
-		return nil, fmt.Errorf("store: cluster %s broker configs: %w", clusterID, err)
+		return id, nil, err
 	}
-	out := clusterconfig.TopicDefaults(bc)
-	maps.Copy(out, configs)
-	return out, nil
+	return id, stored, nil
 }
 
 // lockTopic locks cluster clusterID of orgID (AnyOrg: any) and then its

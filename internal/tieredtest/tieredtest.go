@@ -71,7 +71,7 @@ func New(t testing.TB, topics ...Topic) *Env {
 		t.Fatal(err)
 	}
 	for _, tp := range topics {
-		if _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-t", tp.Name, tp.Partitions, tp.Configs); err != nil {
+		if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-t", tp.Name, tp.Partitions, tp.Configs); err != nil {
 			t.Fatal(err)
 		}
 	}

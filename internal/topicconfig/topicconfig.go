@@ -8,6 +8,7 @@ package topicconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,9 @@ func oneOf(vals ...string) func(string) error {
 func floatRange(lo, hi float64) func(string) error {
 	return func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
+		// ParseFloat takes "NaN" and "Inf", which no range comparison
+		// refuses (NaN compares false): a NaN dirty ratio never compacts.
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("%q is not a number", v)
 		}
 		if f < lo || f > hi {
@@ -135,12 +138,8 @@ func Validate(name, value string) error {
 	if !ok {
 		return fmt.Errorf("%w: unknown topic config %q", ErrInvalid, name)
 	}
-	if d.check != nil {
-		if err := d.check(value); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
-		}
-	} else if _, err := strconv.ParseFloat(value, 64); err != nil && d.Kind == Double {
-		return fmt.Errorf("%w: %s: %q is not a number", ErrInvalid, name, value)
+	if err := d.check(value); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
 	}
 	return nil
 }

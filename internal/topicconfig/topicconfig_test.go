@@ -37,6 +37,9 @@ func TestValidate(t *testing.T) {
 		{"double bad", "min.cleanable.dirty.ratio", "x", false},
 		{"ratio over 1", "min.cleanable.dirty.ratio", "1.5", false},
 		{"ratio 0", "min.cleanable.dirty.ratio", "0", true},
+		{"ratio NaN", "min.cleanable.dirty.ratio", "NaN", false},
+		{"ratio nan", "min.cleanable.dirty.ratio", "nan", false},
+		{"ratio Inf", "min.cleanable.dirty.ratio", "-Inf", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Validate(tc.key, tc.value)

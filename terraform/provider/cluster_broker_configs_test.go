@@ -21,7 +21,8 @@ import (
 // testAccClusterBrokerConfigs: eddy_cluster's broker_configs are checked
 // at plan time, and the num.partitions they set is what a Kafka client
 // creating a topic automatically gets, before and after a change in
-// place; left out, the cluster has none again.
+// place; left out, the cluster has none again. A topic created with the
+// topic defaults they set shows no drift.
 func testAccClusterBrokerConfigs(t *testing.T, e *accEnv) {
 	tn := e.tenant(t, "tf-broker-configs")
 	ctx := ctxT(t)
@@ -85,10 +86,18 @@ func testAccClusterBrokerConfigs(t *testing.T, e *accEnv) {
   name           = "bc"
   broker_configs = { "num.partitions" = "6", "log.retention.ms" = "3600000" }
   timeouts { create = "2m" }
+}
+
+# Created with retention.ms from log.retention.ms, which is no drift.
+resource "eddy_topic" "t" {
+  cluster_id = eddy_cluster.c.id
+  name       = "t"
+  partitions = 1
 }`),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					remember,
 					resource.TestCheckResourceAttr("eddy_cluster.c", "broker_configs.num.partitions", "6"),
+					resource.TestCheckNoResourceAttr("eddy_topic.t", "configs.retention.ms"),
 					server(map[string]string{"num.partitions": "6", "log.retention.ms": "3600000"}),
 					autoCreated("auto-six", 6),
 				),

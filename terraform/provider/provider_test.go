@@ -132,6 +132,17 @@ func TestConfigsAgainstDefaults(t *testing.T) {
 	}
 }
 
+// TestNewTopicDefaults: the defaults hidden are the ones the server
+// applies, broker configs' topic defaults included.
+func TestNewTopicDefaults(t *testing.T) {
+	cl := client.Cluster{BrokerConfigs: map[string]string{"log.retention.ms": "3600000", "num.partitions": "6"},
+		DefaultTopicConfigs: map[string]string{"cleanup.policy": "compact"}}
+	explicit := map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact", "segment.ms": "1"}
+	if got, want := managedConfigs(explicit, nil, newTopicDefaults(cl)), map[string]string{"segment.ms": "1"}; !maps.Equal(got, want) {
+		t.Errorf("managedConfigs = %v, want %v", got, want)
+	}
+}
+
 func TestRotationDue(t *testing.T) {
 	now := time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
 	created := types.StringValue("2026-01-01T00:00:00Z")

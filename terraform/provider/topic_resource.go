@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/clusterconfig"
 )
 
 // eddy_topic: a Kafka topic of a cluster.
@@ -136,6 +137,14 @@ func (r *topicResource) Configure(_ context.Context, req resource.ConfigureReque
 
 func topicID(cluster, name string) string { return cluster + "/" + name }
 
+// newTopicDefaults is what the server put beneath a topic's own configs
+// when it created it: its default topic configs and its broker configs'
+// topic defaults (log.retention.ms as retention.ms, ...), by the server's
+// own rule, so that neither shows as drift.
+func newTopicDefaults(cl client.Cluster) map[string]string {
+	return clusterconfig.NewTopicDefaults(cl.BrokerConfigs, cl.DefaultTopicConfigs)
+}
+
 // managedConfigs picks the configs Terraform shows from a topic's
 // explicit configs: every one that prior (the state's configs) names,
 // and every other one unless it equals the cluster's default.
@@ -193,7 +202,7 @@ func (r *topicResource) read(ctx context.Context, m *topicModel, prior map[strin
 	m.ID = types.StringValue(topicID(cluster, t.Name))
 	m.TopicID = types.StringValue(t.ID)
 	m.Partitions = types.Int64Value(int64(t.PartitionCount))
-	m.Configs = mapValue(managedConfigs(t.Configs, prior, cl.DefaultTopicConfigs), m.Configs.IsNull())
+	m.Configs = mapValue(managedConfigs(t.Configs, prior, newTopicDefaults(cl)), m.Configs.IsNull())
 	return true, nil
 }
 
@@ -271,7 +280,7 @@ func (r *topicResource) Update(ctx context.Context, req resource.UpdateRequest, 
 			addAPIError(&resp.Diagnostics, what, err)
 			return
 		}
-		cfg := keptConfigs(t.Configs, prior, planned, cl.DefaultTopicConfigs)
+		cfg := keptConfigs(t.Configs, prior, planned, newTopicDefaults(cl))
 		upd.Configs = &cfg
 		// The ETag covers partitions and configs: a change made between
 		// the read above and this update fails rather than being lost.
