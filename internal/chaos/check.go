@@ -54,6 +54,16 @@ type Result struct {
 // OK reports whether no invariant was broken.
 func (r Result) OK() bool { return len(r.Counts) == 0 }
 
+// Total is the number of violations of every kind; len(Counts) would be
+// the number of kinds.
+func (r Result) Total() int {
+	n := 0
+	for _, c := range r.Counts {
+		n += c
+	}
+	return n
+}
+
 type checker struct{ res Result }
 
 func (c *checker) add(v Violation) {
