@@ -9,8 +9,7 @@ func TestCheck(t *testing.T) {
 	t0 := time.Now()
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	ack := func(v string, p int32, o int64, all bool) Ack {
-		_, seq, _ := parseValue(v)
-		return Ack{Producer: "x", Seq: seq, Value: v, Partition: p, Offset: o, AcksAll: all, At: at(1)}
+		return Ack{Value: v, Partition: p, Offset: o, AcksAll: all, At: at(1)}
 	}
 	log := func(recs ...string) Log {
 		l := Log{Records: map[int32][]Record{}, End: map[int32]int64{0: int64(len(recs))}}

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ func TestRunLaneHealFails(t *testing.T) {
 	}
 	steps := []Step{{Kind: FaultRestartPostgres}, {Kind: FaultKillBroker, Target: 1}}
 	tl := &Timeline{}
-	err := runLane(context.Background(), do, steps, time.Now(), tl, t.Logf)
+	err := runLane(do, steps, time.Now(), tl, t.Logf)
 	if err == nil {
 		t.Fatal("runLane returned no error for a failed heal")
 	}

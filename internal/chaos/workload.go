@@ -139,7 +139,7 @@ func (w *Workload) startProducer(ctx context.Context, name string, acksAll bool)
 					w.h.fail(acksAll, err)
 					return
 				}
-				w.h.ack(Ack{Producer: name, Seq: seq, Value: val, Partition: r.Partition, Offset: r.Offset,
+				w.h.ack(Ack{Value: val, Partition: r.Partition, Offset: r.Offset,
 					AcksAll: acksAll, Sent: sent, At: time.Now()})
 			})
 		}
