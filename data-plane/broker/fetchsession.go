@@ -107,7 +107,6 @@ type sessionPart struct {
 	// high watermark again after an error, so that the partition is
 	// answered next time.
 	hwm, lso, logStart int64
-	moved              bool // returned records: goes to the back (answer)
 }
 
 type fetchSession struct {
@@ -159,11 +158,13 @@ func newFetchSessions(lim FetchSessionLimits, reg prometheus.Registerer) *fetchS
 // and principal.
 func sessionOwner(c *conn) string { return c.cluster + "\x00" + c.principalName() }
 
-func keyOf(version int16, rt *kmsg.FetchRequestTopic, partition int32) sessionKey {
+// keyOf names a partition in a session of a request of version: by topic
+// id from v13, by name below.
+func keyOf(version int16, topic string, topicID [16]byte, partition int32) sessionKey {
 	if version >= 13 {
-		return sessionKey{topicID: rt.TopicID, partition: partition}
+		return sessionKey{topicID: topicID, partition: partition}
 	}
-	return sessionKey{topic: rt.Topic, partition: partition}
+	return sessionKey{topic: topic, partition: partition}
 }
 
 // fetchPlan is what one Fetch request reads: the request itself for a
@@ -215,7 +216,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for _, rp := range rt.Partitions {
-			k := keyOf(req.Version, rt, rp.Partition)
+			k := keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			if sp := sess.index[k]; sp != nil {
 				sp.req = rp
 				continue
@@ -227,11 +228,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 	}
 	for _, ft := range req.ForgottenTopics {
 		for _, p := range ft.Partitions {
-			k := sessionKey{topic: ft.Topic, partition: p}
-			if req.Version >= 13 {
-				k = sessionKey{topicID: ft.TopicID, partition: p}
-			}
-			delete(sess.index, k)
+			delete(sess.index, keyOf(req.Version, ft.Topic, ft.TopicID, p))
 		}
 	}
 	if len(sess.index) != len(sess.parts) {
@@ -308,16 +305,12 @@ func (fs *fetchSessions) finish(c *conn, plan fetchPlan, resp *kmsg.FetchRespons
 func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	moved := 0
+	var moved map[*sessionPart]bool // returned records: go to the back
 	topics := resp.Topics[:0]
 	for _, rt := range resp.Topics {
 		parts := rt.Partitions[:0]
 		for _, rp := range rt.Partitions {
-			k := sessionKey{topic: rt.Topic, partition: rp.Partition}
-			if version >= 13 {
-				k = sessionKey{topicID: rt.TopicID, partition: rp.Partition}
-			}
-			sp := s.index[k]
+			sp := s.index[keyOf(version, rt.Topic, rt.TopicID, rp.Partition)]
 			if sp == nil { // forgotten meanwhile by a concurrent request
 				continue
 			}
@@ -325,8 +318,10 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 				continue
 			}
 			if len(rp.RecordBatches) > 0 {
-				sp.moved = true
-				moved++
+				if moved == nil {
+					moved = map[*sessionPart]bool{}
+				}
+				moved[sp] = true
 			}
 			parts = append(parts, rp)
 		}
@@ -336,14 +331,13 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 		}
 	}
 	resp.Topics = topics
-	if moved == 0 {
+	if len(moved) == 0 {
 		return
 	}
-	back := make([]*sessionPart, 0, moved)
+	back := make([]*sessionPart, 0, len(moved))
 	kept := s.parts[:0]
 	for _, sp := range s.parts {
-		if sp.moved {
-			sp.moved = false
+		if moved[sp] {
 			back = append(back, sp)
 		} else {
 			kept = append(kept, sp)
@@ -383,7 +377,7 @@ func (fs *fetchSessions) create(c *conn, req *kmsg.FetchRequest, resp *kmsg.Fetc
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for _, rp := range rt.Partitions {
-			k := keyOf(req.Version, rt, rp.Partition)
+			k := keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			if sess.index[k] != nil {
 				continue // named twice; Kafka keeps one
 			}
@@ -395,11 +389,7 @@ func (fs *fetchSessions) create(c *conn, req *kmsg.FetchRequest, resp *kmsg.Fetc
 	for _, rt := range resp.Topics {
 		for i := range rt.Partitions {
 			rp := &rt.Partitions[i]
-			k := sessionKey{topic: rt.Topic, partition: rp.Partition}
-			if sess.usesIDs {
-				k = sessionKey{topicID: rt.TopicID, partition: rp.Partition}
-			}
-			if sp := sess.index[k]; sp != nil {
+			if sp := sess.index[keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)]; sp != nil {
 				sp.update(rp)
 			}
 		}
