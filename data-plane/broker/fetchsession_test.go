@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -282,21 +283,30 @@ func TestFetchSessionErrors(t *testing.T) {
 		t.Fatalf("epoch 2 after the refusals: %v", kerr.ErrorForCode(resp.ErrorCode))
 	}
 
-	// Another principal (another cluster here: the session owner names
-	// both) cannot resolve the id, nor close it.
-	other := &conn{cluster: "vc-other"}
-	if _, code := r.s.sessions.begin(other, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: 3}); code != kerr.FetchSessionIDNotFound.Code {
-		t.Fatalf("another cluster's request of session %d: %v, want FETCH_SESSION_ID_NOT_FOUND", id, kerr.ErrorForCode(code))
-	}
-	r.s.sessions.begin(other, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: -1})
-	if resp := fetch(13, id, 3); resp.ErrorCode != 0 {
-		t.Fatalf("session %d after another cluster tried to close it: %v", id, kerr.ErrorForCode(resp.ErrorCode))
+	// Another principal, of the same cluster (the rig's anonymous one) or
+	// of another, cannot resolve the id, nor close it.
+	epoch := int32(3)
+	for _, other := range []struct {
+		name string
+		c    *conn
+	}{
+		{"another principal of the same cluster", &conn{cluster: "vc-dev", principal: &sasl.Principal{Cluster: "vc-dev", ServiceAccount: "sa-other"}}},
+		{"another cluster", &conn{cluster: "vc-other"}},
+	} {
+		if _, code := r.s.sessions.begin(other.c, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: epoch}); code != kerr.FetchSessionIDNotFound.Code {
+			t.Fatalf("%s: request of session %d: %v, want FETCH_SESSION_ID_NOT_FOUND", other.name, id, kerr.ErrorForCode(code))
+		}
+		r.s.sessions.begin(other.c, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: -1})
+		if resp := fetch(13, id, epoch); resp.ErrorCode != 0 {
+			t.Fatalf("session %d after %s tried to close it: %v", id, other.name, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		epoch++
 	}
 	// Epoch -1 closes it.
 	if resp := fetch(13, id, -1, 0); resp.ErrorCode != 0 || resp.SessionID != 0 {
 		t.Fatalf("closing fetch: error %d, session %d", resp.ErrorCode, resp.SessionID)
 	}
-	if resp := fetch(13, id, 4); kerr.ErrorForCode(resp.ErrorCode) != kerr.FetchSessionIDNotFound {
+	if resp := fetch(13, id, epoch); kerr.ErrorForCode(resp.ErrorCode) != kerr.FetchSessionIDNotFound {
 		t.Fatalf("closed session: %v, want FETCH_SESSION_ID_NOT_FOUND", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
