@@ -480,6 +480,57 @@ func TestFetchSessionCache(t *testing.T) {
 			t.Fatalf("a session of 1: id %d; want the least recently used evicted", id)
 		}
 	})
+	t.Run("a cluster at its bound evicts only its own", func(t *testing.T) {
+		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 3, MaxPartitions: 100, EvictAfter: time.Hour, MaxPerCluster: 2}, nil)
+		b := &conn{cluster: "vc-b"}
+		req := full(1)
+		if plan, code := fs.begin(b, req); code != 0 || !plan.open {
+			t.Fatalf("vc-b's full fetch: code %d, open %v", code, plan.open)
+		}
+		theirs := fs.create(b, req, req.ResponseKind().(*kmsg.FetchResponse))
+		first, second := open(fs, 5), open(fs, 6)
+		if theirs == 0 || first == 0 || second == 0 {
+			t.Fatalf("sessions %d %d %d, want three", theirs, first, second)
+		}
+		// The cache is full and vc-a at its bound: vc-b's session of 1 is
+		// the smallest, but vc-a's new session may only take vc-a's.
+		if id := open(fs, 10); id == 0 || resolves(fs, first) || !resolves(fs, second) {
+			t.Fatalf("vc-a's third session: id %d; want vc-a's smallest evicted", id)
+		}
+		if _, code := fs.begin(b, &kmsg.FetchRequest{Version: 12, SessionID: theirs, SessionEpoch: 1}); code != 0 {
+			t.Fatalf("vc-b's session after vc-a filled its share: %v", kerr.ErrorForCode(code))
+		}
+		if id := open(fs, 3); id != 0 {
+			t.Fatal("vc-a at its bound got a session smaller than all of its own")
+		}
+		if n := len(fs.byID); n != 3 {
+			t.Fatalf("%d sessions, want 3", n)
+		}
+	})
+	t.Run("only readable partitions", func(t *testing.T) {
+		fs := newFetchSessions(DefaultFetchSessionLimits(), nil)
+		for _, code := range []int16{kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code, kerr.TopicAuthorizationFailed.Code} {
+			req := full(2)
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = "t"
+			for p := range int32(2) {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition = p
+				if p == 1 {
+					rp.ErrorCode = code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+			if id := fs.create(c, req, resp); id != 0 {
+				t.Fatalf("a full fetch answered %v for a partition got session %d", kerr.ErrorForCode(code), id)
+			}
+		}
+		if n := len(fs.byID); n != 0 {
+			t.Fatalf("%d sessions kept, want none", n)
+		}
+	})
 	t.Run("partition bound", func(t *testing.T) {
 		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 10, MaxPartitions: 3}, nil)
 		if id := open(fs, 4); id != 0 {
