@@ -44,14 +44,3 @@ func TestClientConfigs(t *testing.T) {
 		}
 	}
 }
-
-func TestLoopback(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1:9092": true, "[::1]:9092": true, "localhost:9092": true,
-		"10.0.0.1:9092": false, "kafka.example:9092": false,
-	} {
-		if got := loopback(addr); got != want {
-			t.Errorf("loopback(%q) = %v", addr, got)
-		}
-	}
-}

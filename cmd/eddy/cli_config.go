@@ -213,6 +213,11 @@ func (f *apiFlags) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newClient(p)
+}
+
+// newClient builds an API client for p's URL and credentials.
+func newClient(p profile) (*client.Client, error) {
 	if p.URL == "" {
 		return nil, errors.New("no API URL: run eddy login or pass --url")
 	}
@@ -319,7 +324,12 @@ func newLoginCmd() *cobra.Command {
 			if f.keySecret, err = readSecret(cmd, f.keySecret); err != nil {
 				return err
 			}
-			cl, err := f.client()
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			// The key is checked from the flags alone, not through settings:
+			// --profile may name a profile that login is about to create.
+			cl, err := newClient(profile{URL: f.url, APIKeyID: f.keyID, APIKeySecret: f.keySecret})
 			if err != nil {
 				return err
 			}

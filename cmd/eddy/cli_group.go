@@ -113,6 +113,18 @@ func newGroupCmd() *cobra.Command {
 			"  eddy group reset-offsets billing --topic orders:0,1 --to-offset 1000",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			group := args[0]
+			// Flags are checked before any request: a typo should not cost
+			// a round trip to the API and the brokers first.
+			want, err := parseTopicPartitions(topics)
+			if err != nil {
+				return err
+			}
+			to := resetTarget{earliest: toEarliest, latest: toLatest, offset: toOffset, byOffset: cmd.Flags().Changed("to-offset")}
+			if toDatetime != "" {
+				if to.datetime, err = time.Parse(time.RFC3339, toDatetime); err != nil {
+					return fmt.Errorf("--to-datetime: want an RFC 3339 time, not %q", toDatetime)
+				}
+			}
 			conn, err := k.resolve(cmd, &f, cluster)
 			if err != nil {
 				return err
@@ -124,12 +136,7 @@ func newGroupCmd() *cobra.Command {
 			}
 			defer kc.Close()
 			adm := kadm.NewClient(kc)
-			want, err := parseTopicPartitions(topics)
-			if err != nil {
-				return err
-			}
-			plan, err := planReset(ctx, adm, group, want, resetTarget{earliest: toEarliest, latest: toLatest, datetime: toDatetime,
-				offset: toOffset, byOffset: cmd.Flags().Changed("to-offset")})
+			plan, err := planReset(ctx, adm, group, want, to)
 			if err != nil {
 				return err
 			}
@@ -225,7 +232,7 @@ func parseTopicPartitions(vals []string) (map[string][]int32, error) {
 // resetTarget is where reset-offsets moves each partition.
 type resetTarget struct {
 	earliest, latest bool
-	datetime         string
+	datetime         time.Time // zero: not by time
 	offset           int64
 	byOffset         bool
 }
@@ -266,12 +273,8 @@ func planReset(ctx context.Context, adm *kadm.Client, group string, want map[str
 		return nil, kafkaError(err)
 	}
 	var at kadm.ListedOffsets
-	if to.datetime != "" {
-		ts, err := time.Parse(time.RFC3339, to.datetime)
-		if err != nil {
-			return nil, fmt.Errorf("--to-datetime: want an RFC 3339 time, not %q", to.datetime)
-		}
-		if at, err = adm.ListOffsetsAfterMilli(ctx, ts.UnixMilli(), topics...); err == nil {
+	if !to.datetime.IsZero() {
+		if at, err = adm.ListOffsetsAfterMilli(ctx, to.datetime.UnixMilli(), topics...); err == nil {
 			err = at.Error()
 		}
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -25,10 +24,12 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/loopback"
 )
 
 // kafkaMechanisms are the SASL mechanisms a client may log in with.
-var kafkaMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+var kafkaMechanisms = []string{sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512, sasl.OAuthBearer}
 
 // kafkaFlags are the Kafka login flags of the commands that speak Kafka or
 // print a client's configuration.
@@ -98,26 +99,14 @@ func (k *kafkaFlags) resolve(cmd *cobra.Command, f *apiFlags, clusterFlag string
 		return kafkaConn{}, fmt.Errorf("cluster %s has no bootstrap servers", c.ID)
 	}
 	// Brokers refuse plaintext except on loopback addresses (or behind a
-	// proxy that terminates TLS, which the flag covers).
+	// proxy that terminates TLS, which the flag covers): the same rule.
 	if !cmd.Flags().Changed("tls") {
-		conn.TLS = !loopback(conn.Bootstrap[0])
+		conn.TLS = !loopback.Is(conn.Bootstrap[0])
 	}
 	if conn.CAFile != "" {
 		conn.TLS = true
 	}
 	return conn, nil
-}
-
-func loopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // SecurityProtocol is Kafka's name for the transport and login.

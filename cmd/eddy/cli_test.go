@@ -122,6 +122,13 @@ func TestTenantCLI(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("saved login: %v %v", info, err)
 	}
+	// --profile may name a profile login creates.
+	if out, errs, err := run(org.AdminAPIKey.Secret+"\n", "login", "--profile", "second", "--url", url, "--api-key-id", org.AdminAPIKey.ID, "--api-key-secret", "-"); err != nil || !strings.Contains(out, "saved as profile second") {
+		t.Fatalf("login --profile second: %v %s %s", err, out, errs)
+	}
+	if out := ok("cluster", "list", "--profile", "second"); !strings.Contains(out, "NAME") {
+		t.Fatalf("cluster list --profile second: %q", out)
+	}
 
 	out, errs, err := run("", "cluster", "create", "prod", "--max-partitions", "20", "--max-connections", "50", "--config", "retention.ms=60000", "-o", "json")
 	if err != nil {

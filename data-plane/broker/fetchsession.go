@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,15 +43,22 @@ import (
 // the smallest if the new one has more partitions (Kafka's rules, which
 // keep busy consumers' sessions from being thrashed), else it is not
 // created and the client fetches without one (session id 0), which is
-// correct, merely larger. A session holds at most MaxPartitions
-// partitions, a bound Kafka does not have: a full request naming more
-// gets no session, and an incremental one that grows a session past it
-// closes the session and is answered FETCH_SESSION_ID_NOT_FOUND, so the
-// client goes on with full requests.
+// correct, merely larger. The brokers are shared by tenants, which Kafka's
+// cache is not: a virtual cluster holds at most MaxPerCluster sessions,
+// and one at its bound evicts only its own, by the same rules, so that one
+// tenant's clients cannot push the others' sessions out. A session holds
+// at most MaxPartitions partitions, a bound Kafka does not have: a full
+// request naming more gets no session, and an incremental one that grows
+// a session past it closes the session and is answered
+// FETCH_SESSION_ID_NOT_FOUND, so the client goes on with full requests.
+// Nor does a full request get a session when a partition it names does
+// not exist or may not be read: a session holds only partitions the
+// principal reads, not whatever a request names.
 //
 // fetchSessions is safe for concurrent use: its lock guards the index and
-// the recency list, each session's lock its partitions; the cache lock is
-// taken first.
+// the recency lists, each session's lock its partitions (its size is an
+// atomic, so that choosing a victim takes no session's lock); the cache
+// lock is never held while a session's is taken.
 
 // FetchSessionLimits bound the fetch sessions a broker keeps.
 type FetchSessionLimits struct {
@@ -62,11 +70,16 @@ type FetchSessionLimits struct {
 	// EvictAfter is how long a session must be unused before any new one
 	// may evict it (Kafka's fixed 2 minutes).
 	EvictAfter time.Duration
+	// MaxPerCluster is the most sessions one virtual cluster holds; 0
+	// leaves it unbounded (up to CacheSlots).
+	MaxPerCluster int
 }
 
 // DefaultFetchSessionLimits returns the defaults the flags start from.
 func DefaultFetchSessionLimits() FetchSessionLimits {
-	return FetchSessionLimits{CacheSlots: 1000, MaxPartitions: 1000, EvictAfter: 2 * time.Minute}
+	// A cluster may hold a quarter of the slots: a few tenants' consumers
+	// fill the cache, no single one does.
+	return FetchSessionLimits{CacheSlots: 1000, MaxPartitions: 1000, EvictAfter: 2 * time.Minute, MaxPerCluster: 250}
 }
 
 // RegisterFlags registers the fetch session limits with their defaults.
@@ -74,6 +87,7 @@ func (l *FetchSessionLimits) RegisterFlags(fs *pflag.FlagSet) {
 	d := DefaultFetchSessionLimits()
 	fs.IntVar(&l.CacheSlots, "fetch-session-cache-slots", d.CacheSlots, "fetch sessions (KIP-227) kept at once on this broker; 0 turns them off (Kafka's max.incremental.fetch.session.cache.slots)")
 	fs.IntVar(&l.MaxPartitions, "fetch-session-max-partitions", d.MaxPartitions, "partitions one fetch session may hold; a consumer fetching more from this broker fetches without a session")
+	fs.IntVar(&l.MaxPerCluster, "fetch-session-max-per-cluster", d.MaxPerCluster, "fetch sessions one virtual cluster may hold on this broker (a cluster at the bound evicts only its own); 0: no bound but the cache's")
 	fs.DurationVar(&l.EvictAfter, "fetch-session-evict-after", d.EvictAfter, "how long a fetch session must be unused before a new one may evict it when the cache is full")
 }
 
@@ -84,6 +98,8 @@ func (l *FetchSessionLimits) Validate() error {
 		return fmt.Errorf("broker: --fetch-session-cache-slots must not be negative, got %d", l.CacheSlots)
 	case l.MaxPartitions <= 0:
 		return fmt.Errorf("broker: --fetch-session-max-partitions must be positive, got %d", l.MaxPartitions)
+	case l.MaxPerCluster < 0:
+		return fmt.Errorf("broker: --fetch-session-max-per-cluster must not be negative, got %d", l.MaxPerCluster)
 	case l.EvictAfter < 0:
 		return fmt.Errorf("broker: --fetch-session-evict-after must not be negative, got %s", l.EvictAfter)
 	}
@@ -107,16 +123,18 @@ type sessionPart struct {
 	// high watermark again after an error, so that the partition is
 	// answered next time.
 	hwm, lso, logStart int64
-	moved              bool // returned records: goes to the back (answer)
 }
 
 type fetchSession struct {
 	id      int32
+	cluster string
 	owner   string // cluster and principal (sessionOwner)
 	usesIDs bool   // opened with v13+
 
-	elem *list.Element // in fetchSessions.lru; under the cache's lock
-	used time.Time     // under the cache's lock
+	elem  *list.Element // in fetchSessions.lru; under the cache's lock
+	celem *list.Element // in its cluster's list; under the cache's lock
+	used  time.Time     // under the cache's lock
+	size  atomic.Int32  // len(parts), for eviction without s.mu
 
 	mu    sync.Mutex
 	epoch int32 // the epoch the next request must carry
@@ -127,9 +145,10 @@ type fetchSession struct {
 type fetchSessions struct {
 	lim FetchSessionLimits
 
-	mu   sync.Mutex
-	byID map[int32]*fetchSession
-	lru  *list.List // of *fetchSession, most recently used at the front
+	mu       sync.Mutex
+	byID     map[int32]*fetchSession
+	lru      *list.List            // of *fetchSession, most recently used at the front
+	clusters map[string]*list.List // the same, of each cluster; no empty list
 
 	open      prometheus.Gauge
 	evictions prometheus.Counter
@@ -138,9 +157,10 @@ type fetchSessions struct {
 
 func newFetchSessions(lim FetchSessionLimits, reg prometheus.Registerer) *fetchSessions {
 	fs := &fetchSessions{
-		lim:  lim,
-		byID: map[int32]*fetchSession{},
-		lru:  list.New(),
+		lim:      lim,
+		byID:     map[int32]*fetchSession{},
+		lru:      list.New(),
+		clusters: map[string]*list.List{},
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eddy_broker_fetch_sessions", Help: "Fetch sessions (KIP-227) open on this broker."}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
@@ -159,11 +179,13 @@ func newFetchSessions(lim FetchSessionLimits, reg prometheus.Registerer) *fetchS
 // and principal.
 func sessionOwner(c *conn) string { return c.cluster + "\x00" + c.principalName() }
 
-func keyOf(version int16, rt *kmsg.FetchRequestTopic, partition int32) sessionKey {
+// keyOf names a partition in a session of a request of version: by topic
+// id from v13, by name below.
+func keyOf(version int16, topic string, topicID [16]byte, partition int32) sessionKey {
 	if version >= 13 {
-		return sessionKey{topicID: rt.TopicID, partition: partition}
+		return sessionKey{topicID: topicID, partition: partition}
 	}
-	return sessionKey{topic: rt.Topic, partition: partition}
+	return sessionKey{topic: topic, partition: partition}
 }
 
 // fetchPlan is what one Fetch request reads: the request itself for a
@@ -200,6 +222,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 	}
 	sess.used = time.Now()
 	fs.lru.MoveToFront(sess.elem)
+	fs.clusters[sess.cluster].MoveToFront(sess.celem)
 	fs.mu.Unlock()
 
 	sess.mu.Lock()
@@ -215,7 +238,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for _, rp := range rt.Partitions {
-			k := keyOf(req.Version, rt, rp.Partition)
+			k := keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			if sp := sess.index[k]; sp != nil {
 				sp.req = rp
 				continue
@@ -227,11 +250,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 	}
 	for _, ft := range req.ForgottenTopics {
 		for _, p := range ft.Partitions {
-			k := sessionKey{topic: ft.Topic, partition: p}
-			if req.Version >= 13 {
-				k = sessionKey{topicID: ft.TopicID, partition: p}
-			}
-			delete(sess.index, k)
+			delete(sess.index, keyOf(req.Version, ft.Topic, ft.TopicID, p))
 		}
 	}
 	if len(sess.index) != len(sess.parts) {
@@ -244,6 +263,7 @@ func (fs *fetchSessions) begin(c *conn, req *kmsg.FetchRequest) (fetchPlan, int1
 		clear(sess.parts[len(kept):])
 		sess.parts = kept
 	}
+	sess.size.Store(int32(len(sess.parts)))
 	if len(sess.parts) > fs.lim.MaxPartitions {
 		sess.mu.Unlock()
 		fs.remove(sess.id, owner)
@@ -308,16 +328,12 @@ func (fs *fetchSessions) finish(c *conn, plan fetchPlan, resp *kmsg.FetchRespons
 func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	moved := 0
+	var moved map[*sessionPart]bool // returned records: go to the back
 	topics := resp.Topics[:0]
 	for _, rt := range resp.Topics {
 		parts := rt.Partitions[:0]
 		for _, rp := range rt.Partitions {
-			k := sessionKey{topic: rt.Topic, partition: rp.Partition}
-			if version >= 13 {
-				k = sessionKey{topicID: rt.TopicID, partition: rp.Partition}
-			}
-			sp := s.index[k]
+			sp := s.index[keyOf(version, rt.Topic, rt.TopicID, rp.Partition)]
 			if sp == nil { // forgotten meanwhile by a concurrent request
 				continue
 			}
@@ -325,8 +341,10 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 				continue
 			}
 			if len(rp.RecordBatches) > 0 {
-				sp.moved = true
-				moved++
+				if moved == nil {
+					moved = map[*sessionPart]bool{}
+				}
+				moved[sp] = true
 			}
 			parts = append(parts, rp)
 		}
@@ -336,14 +354,13 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 		}
 	}
 	resp.Topics = topics
-	if moved == 0 {
+	if len(moved) == 0 {
 		return
 	}
-	back := make([]*sessionPart, 0, moved)
+	back := make([]*sessionPart, 0, len(moved))
 	kept := s.parts[:0]
 	for _, sp := range s.parts {
-		if sp.moved {
-			sp.moved = false
+		if moved[sp] {
 			back = append(back, sp)
 		} else {
 			kept = append(kept, sp)
@@ -366,24 +383,33 @@ func (sp *sessionPart) update(rp *kmsg.FetchResponseTopicPartition) bool {
 }
 
 // create opens a session for a full fetch that was answered with resp and
-// returns its id, or 0 when none is kept (too many partitions, or the
-// cache is full of sessions it may not evict).
+// returns its id, or 0 when none is kept (too many partitions, one that
+// does not exist or may not be read, or no room the session may take).
 func (fs *fetchSessions) create(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int32 {
 	n := 0
 	for _, rt := range req.Topics {
 		n += len(rt.Partitions)
 	}
-	if n > fs.lim.MaxPartitions {
+	if n > fs.lim.MaxPartitions || !readable(resp) {
 		return 0
 	}
 	sess := &fetchSession{
-		owner: sessionOwner(c), usesIDs: req.Version >= 13, epoch: 1,
+		cluster: c.cluster, owner: sessionOwner(c), usesIDs: req.Version >= 13, epoch: 1,
 		parts: make([]*sessionPart, 0, n), index: make(map[sessionKey]*sessionPart, n),
+	}
+	sess.size.Store(int32(n))
+	// Room first, and the slot taken, before the session is built: a
+	// request that gets no session costs no more than the check. The
+	// session is locked until built; its id is not yet the client's.
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if !fs.add(sess, n) {
+		return 0
 	}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for _, rp := range rt.Partitions {
-			k := keyOf(req.Version, rt, rp.Partition)
+			k := keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			if sess.index[k] != nil {
 				continue // named twice; Kafka keeps one
 			}
@@ -392,59 +418,85 @@ func (fs *fetchSessions) create(c *conn, req *kmsg.FetchRequest, resp *kmsg.Fetc
 			sess.index[k] = sp
 		}
 	}
+	sess.size.Store(int32(len(sess.parts)))
 	for _, rt := range resp.Topics {
 		for i := range rt.Partitions {
 			rp := &rt.Partitions[i]
-			k := sessionKey{topic: rt.Topic, partition: rp.Partition}
-			if sess.usesIDs {
-				k = sessionKey{topicID: rt.TopicID, partition: rp.Partition}
-			}
-			if sp := sess.index[k]; sp != nil {
+			if sp := sess.index[keyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)]; sp != nil {
 				sp.update(rp)
 			}
 		}
 	}
+	return sess.id
+}
 
+// readable reports whether every partition of a full fetch's answer
+// exists and may be read: only then is a session worth keeping.
+func readable(resp *kmsg.FetchResponse) bool {
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			switch rp.ErrorCode {
+			case kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code, kerr.TopicAuthorizationFailed.Code:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// add makes room for sess, of size partitions, and indexes it under a new
+// id; false when there is no room it may take.
+func (fs *fetchSessions) add(sess *fetchSession, size int) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	now := time.Now()
-	if len(fs.byID) >= fs.lim.CacheSlots && !fs.evictFor(len(sess.parts), now) {
-		return 0
+	own := fs.clusters[sess.cluster]
+	switch {
+	case fs.lim.MaxPerCluster > 0 && own != nil && own.Len() >= fs.lim.MaxPerCluster:
+		if !fs.evictFor(own, size, now) {
+			return false
+		}
+	case len(fs.byID) >= fs.lim.CacheSlots:
+		if !fs.evictFor(fs.lru, size, now) {
+			return false
+		}
 	}
 	for sess.id == 0 || fs.byID[sess.id] != nil {
 		sess.id = rand.Int32N(math.MaxInt32) + 1
 	}
 	sess.used = now
 	sess.elem = fs.lru.PushFront(sess)
+	if fs.clusters[sess.cluster] == nil {
+		fs.clusters[sess.cluster] = list.New()
+	}
+	sess.celem = fs.clusters[sess.cluster].PushFront(sess)
 	fs.byID[sess.id] = sess
 	fs.open.Set(float64(len(fs.byID)))
-	return sess.id
+	return true
 }
 
-// evictFor makes room for a new session of size partitions, by Kafka's
-// rules (see the top of this file). Called with fs.mu held.
-func (fs *fetchSessions) evictFor(size int, now time.Time) bool {
-	victim := fs.lru.Back().Value.(*fetchSession)
+// evictFor evicts one session of candidates (the whole cache's recency
+// list, or one cluster's) to make room for a new session of size
+// partitions, by Kafka's rules (see the top of this file). Called with
+// fs.mu held; sizes are read without the sessions' locks.
+func (fs *fetchSessions) evictFor(candidates *list.List, size int, now time.Time) bool {
+	victim := candidates.Back().Value.(*fetchSession)
 	if now.Sub(victim.used) < fs.lim.EvictAfter {
 		victim = nil
-		smallest := math.MaxInt
+		smallest := int32(math.MaxInt32)
 		// From the least recently used: of equally small ones, the
 		// oldest goes.
-		for e := fs.lru.Back(); e != nil; e = e.Prev() {
+		for e := candidates.Back(); e != nil; e = e.Prev() {
 			s := e.Value.(*fetchSession)
-			s.mu.Lock()
-			n := len(s.parts)
-			s.mu.Unlock()
-			if n < smallest {
+			if n := s.size.Load(); n < smallest {
 				victim, smallest = s, n
 			}
 		}
-		if smallest >= size {
+		if int(smallest) >= size {
 			return false
 		}
 	}
-	fs.lru.Remove(victim.elem)
-	delete(fs.byID, victim.id)
+	fs.drop(victim)
 	fs.evictions.Inc()
 	return true
 }
@@ -454,8 +506,18 @@ func (fs *fetchSessions) remove(id int32, owner string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if s := fs.byID[id]; s != nil && s.owner == owner {
-		fs.lru.Remove(s.elem)
-		delete(fs.byID, id)
+		fs.drop(s)
 		fs.open.Set(float64(len(fs.byID)))
 	}
+}
+
+// drop forgets s. Called with fs.mu held.
+func (fs *fetchSessions) drop(s *fetchSession) {
+	fs.lru.Remove(s.elem)
+	own := fs.clusters[s.cluster]
+	own.Remove(s.celem)
+	if own.Len() == 0 {
+		delete(fs.clusters, s.cluster)
+	}
+	delete(fs.byID, s.id)
 }

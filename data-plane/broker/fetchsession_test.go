@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -282,21 +283,30 @@ func TestFetchSessionErrors(t *testing.T) {
 		t.Fatalf("epoch 2 after the refusals: %v", kerr.ErrorForCode(resp.ErrorCode))
 	}
 
-	// Another principal (another cluster here: the session owner names
-	// both) cannot resolve the id, nor close it.
-	other := &conn{cluster: "vc-other"}
-	if _, code := r.s.sessions.begin(other, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: 3}); code != kerr.FetchSessionIDNotFound.Code {
-		t.Fatalf("another cluster's request of session %d: %v, want FETCH_SESSION_ID_NOT_FOUND", id, kerr.ErrorForCode(code))
-	}
-	r.s.sessions.begin(other, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: -1})
-	if resp := fetch(13, id, 3); resp.ErrorCode != 0 {
-		t.Fatalf("session %d after another cluster tried to close it: %v", id, kerr.ErrorForCode(resp.ErrorCode))
+	// Another principal, of the same cluster (the rig's anonymous one) or
+	// of another, cannot resolve the id, nor close it.
+	epoch := int32(3)
+	for _, other := range []struct {
+		name string
+		c    *conn
+	}{
+		{"another principal of the same cluster", &conn{cluster: "vc-dev", principal: &sasl.Principal{Cluster: "vc-dev", ServiceAccount: "sa-other"}}},
+		{"another cluster", &conn{cluster: "vc-other"}},
+	} {
+		if _, code := r.s.sessions.begin(other.c, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: epoch}); code != kerr.FetchSessionIDNotFound.Code {
+			t.Fatalf("%s: request of session %d: %v, want FETCH_SESSION_ID_NOT_FOUND", other.name, id, kerr.ErrorForCode(code))
+		}
+		r.s.sessions.begin(other.c, &kmsg.FetchRequest{Version: 13, SessionID: id, SessionEpoch: -1})
+		if resp := fetch(13, id, epoch); resp.ErrorCode != 0 {
+			t.Fatalf("session %d after %s tried to close it: %v", id, other.name, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		epoch++
 	}
 	// Epoch -1 closes it.
 	if resp := fetch(13, id, -1, 0); resp.ErrorCode != 0 || resp.SessionID != 0 {
 		t.Fatalf("closing fetch: error %d, session %d", resp.ErrorCode, resp.SessionID)
 	}
-	if resp := fetch(13, id, 4); kerr.ErrorForCode(resp.ErrorCode) != kerr.FetchSessionIDNotFound {
+	if resp := fetch(13, id, epoch); kerr.ErrorForCode(resp.ErrorCode) != kerr.FetchSessionIDNotFound {
 		t.Fatalf("closed session: %v, want FETCH_SESSION_ID_NOT_FOUND", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
@@ -468,6 +478,57 @@ func TestFetchSessionCache(t *testing.T) {
 		}
 		if id := open(fs, 1); id == 0 || resolves(fs, second) {
 			t.Fatalf("a session of 1: id %d; want the least recently used evicted", id)
+		}
+	})
+	t.Run("a cluster at its bound evicts only its own", func(t *testing.T) {
+		fs := newFetchSessions(FetchSessionLimits{CacheSlots: 3, MaxPartitions: 100, EvictAfter: time.Hour, MaxPerCluster: 2}, nil)
+		b := &conn{cluster: "vc-b"}
+		req := full(1)
+		if plan, code := fs.begin(b, req); code != 0 || !plan.open {
+			t.Fatalf("vc-b's full fetch: code %d, open %v", code, plan.open)
+		}
+		theirs := fs.create(b, req, req.ResponseKind().(*kmsg.FetchResponse))
+		first, second := open(fs, 5), open(fs, 6)
+		if theirs == 0 || first == 0 || second == 0 {
+			t.Fatalf("sessions %d %d %d, want three", theirs, first, second)
+		}
+		// The cache is full and vc-a at its bound: vc-b's session of 1 is
+		// the smallest, but vc-a's new session may only take vc-a's.
+		if id := open(fs, 10); id == 0 || resolves(fs, first) || !resolves(fs, second) {
+			t.Fatalf("vc-a's third session: id %d; want vc-a's smallest evicted", id)
+		}
+		if _, code := fs.begin(b, &kmsg.FetchRequest{Version: 12, SessionID: theirs, SessionEpoch: 1}); code != 0 {
+			t.Fatalf("vc-b's session after vc-a filled its share: %v", kerr.ErrorForCode(code))
+		}
+		if id := open(fs, 3); id != 0 {
+			t.Fatal("vc-a at its bound got a session smaller than all of its own")
+		}
+		if n := len(fs.byID); n != 3 {
+			t.Fatalf("%d sessions, want 3", n)
+		}
+	})
+	t.Run("only readable partitions", func(t *testing.T) {
+		fs := newFetchSessions(DefaultFetchSessionLimits(), nil)
+		for _, code := range []int16{kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code, kerr.TopicAuthorizationFailed.Code} {
+			req := full(2)
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = "t"
+			for p := range int32(2) {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition = p
+				if p == 1 {
+					rp.ErrorCode = code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+			if id := fs.create(c, req, resp); id != 0 {
+				t.Fatalf("a full fetch answered %v for a partition got session %d", kerr.ErrorForCode(code), id)
+			}
+		}
+		if n := len(fs.byID); n != 0 {
+			t.Fatalf("%d sessions kept, want none", n)
 		}
 	})
 	t.Run("partition bound", func(t *testing.T) {

@@ -36,6 +36,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/share"
 	"github.com/eddy-streams/eddy/internal/limits"
+	"github.com/eddy-streams/eddy/internal/loopback"
 	"github.com/eddy-streams/eddy/internal/service"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/tiered/bucket"
@@ -209,8 +210,7 @@ func (c *Config) Validate() error {
 		return errors.New("broker: --tls-cert and --tls-key go together")
 	}
 	if c.TLSCert == "" && !c.AllowPlaintext {
-		host, _, err := net.SplitHostPort(c.Listen)
-		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		if !loopback.Is(c.Listen) {
 			return fmt.Errorf("broker: %s is not a loopback address: configure --tls-cert/--tls-key, or --allow-plaintext if a proxy terminates TLS", c.Listen)
 		}
 	}

@@ -54,6 +54,16 @@ type Result struct {
 // OK reports whether no invariant was broken.
 func (r Result) OK() bool { return len(r.Counts) == 0 }
 
+// Total is the number of violations of every kind; len(Counts) would be
+// the number of kinds.
+func (r Result) Total() int {
+	n := 0
+	for _, c := range r.Counts {
+		n += c
+	}
+	return n
+}
+
 type checker struct{ res Result }
 
 func (c *checker) add(v Violation) {
@@ -138,19 +148,21 @@ func (c *checker) stored(log Log, where map[string][]pos) {
 		}
 	}
 	for p, recs := range log.Records {
-		last := map[string]Record{} // producer → its last record here
+		type seen struct {
+			seq int64
+			rec Record
+		}
+		last := map[string]seen{} // producer → its last record here
 		for _, r := range recs {
 			prod, seq, ok := parseValue(r.Value)
 			if !ok {
 				continue
 			}
-			if prev, ok := last[prod]; ok {
-				if _, pseq, _ := parseValue(prev.Value); seq < pseq {
-					c.add(Violation{Kind: KindOrder, Partition: p, Offset: r.Offset,
-						Detail: fmt.Sprintf("%s at offset %d after %s at offset %d", r.Value, r.Offset, prev.Value, prev.Offset)})
-				}
+			if prev, ok := last[prod]; ok && seq < prev.seq {
+				c.add(Violation{Kind: KindOrder, Partition: p, Offset: r.Offset,
+					Detail: fmt.Sprintf("%s at offset %d after %s at offset %d", r.Value, r.Offset, prev.rec.Value, prev.rec.Offset)})
 			}
-			last[prod] = r
+			last[prod] = seen{seq, r}
 		}
 	}
 }

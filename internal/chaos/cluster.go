@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -115,9 +116,14 @@ func (c *Cluster) StopPostgres() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := c.pg.Stop(ctx)
+	if err := c.pg.Stop(ctx); err != nil {
+		// c.pg stays: the heal reports the failure, which fails the run,
+		// rather than StartPostgres later taking a Postgres in an unknown
+		// state for a stopped one.
+		return fmt.Errorf("chaos: stop postgres: %w", err)
+	}
 	c.pg = nil
-	return err
+	return nil
 }
 
 // StartPostgres starts a stopped Postgres again on the same port and data.
@@ -150,7 +156,10 @@ func (c *Cluster) inject(s Step) (heal func() error) {
 		return func() error { c.Stack.Resume(s.Target); return nil }
 	case FaultKillControlPlane:
 		c.Stack.KillControlPlane(s.Target)
-		return func() error { c.Stack.RestartControlPlane(s.Target); return nil }
+		return func() error {
+			c.Stack.RestartControlPlane(s.Target)
+			return waitReady(c.Stack.ControlPlane(s.Target), 2*time.Minute)
+		}
 	case FaultRestartPostgres:
 		if err := c.StopPostgres(); err != nil {
 			return func() error { return err }
@@ -164,5 +173,35 @@ func (c *Cluster) inject(s Step) (heal func() error) {
 	default:
 		c.Proxy.Set(s.Op, s.Fault)
 		return func() error { c.Proxy.Set(s.Op, Fault{}); return nil }
+	}
+}
+
+// waitReady waits until a restarted control plane's /readyz answers 200:
+// RestartControlPlane only starts the process, and a control plane that
+// never serves is a heal that failed.
+func waitReady(cp *stack.ControlPlane, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	url := "http://" + cp.Metrics + "/readyz"
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("chaos: control plane not ready within %v: %w", within, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }

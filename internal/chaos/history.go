@@ -8,9 +8,7 @@ import (
 
 // Ack is a record the cluster acknowledged to a producer.
 type Ack struct {
-	Producer  string // the producing client
-	Seq       int64  // the producer's sequence number of the record, from 1
-	Value     string
+	Value     string // "<acks>-<producer>-<seq>" (parseValue)
 	Partition int32
 	Offset    int64
 	AcksAll   bool // acks=all and idempotent; else acks=1
@@ -46,16 +44,17 @@ type Record struct {
 // History is what the workload saw, recorded as it happened and checked
 // afterwards. Its methods are safe for concurrent use.
 type History struct {
-	mu      sync.Mutex
-	acks    []Ack
-	failed  map[bool]int   // acksAll → produce attempts that failed for good
-	why     map[string]int // their errors
-	reads   []Read
-	commits []Commit
+	mu   sync.Mutex
+	acks []Ack
+	// Produce attempts that failed for good, acks=all and acks=1.
+	failedAll, failedOne int
+	why                  map[string]int // their errors
+	reads                []Read
+	commits              []Commit
 }
 
 // NewHistory returns an empty history.
-func NewHistory() *History { return &History{failed: map[bool]int{}, why: map[string]int{}} }
+func NewHistory() *History { return &History{why: map[string]int{}} }
 
 func (h *History) ack(a Ack) {
 	h.mu.Lock()
@@ -65,7 +64,11 @@ func (h *History) ack(a Ack) {
 
 func (h *History) fail(acksAll bool, err error) {
 	h.mu.Lock()
-	h.failed[acksAll]++
+	if acksAll {
+		h.failedAll++
+	} else {
+		h.failedOne++
+	}
 	h.why[err.Error()]++
 	h.mu.Unlock()
 }
@@ -108,7 +111,7 @@ func (h *History) Commits() []Commit {
 func (h *History) Failed() (acksAll, acksOne int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.failed[true], h.failed[false]
+	return h.failedAll, h.failedOne
 }
 
 // FailErrors returns why produce attempts failed for good: error → count.

@@ -1,7 +1,7 @@
 package chaos
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -198,10 +198,13 @@ func (tl *Timeline) Around(t time.Time, d time.Duration) []Event {
 }
 
 // inject runs the steps of plan on c from start, one lane per goroutine,
-// until the plan ends or ctx does; every fault it began is healed before
+// until the plan ends; every fault it began is healed before
 // it returns. Process faults go through c, which may fail the test, so
-// their lane runs on the calling goroutine.
-func inject(ctx context.Context, c *Cluster, plan []Step, start time.Time, tl *Timeline, logf func(string, ...any)) {
+// their lane runs on the calling goroutine. A fault that could not be
+// healed (a Postgres or a control plane that does not come back) ends
+// its lane and is returned: the cluster is no longer the one the run
+// means to test.
+func inject(c *Cluster, plan []Step, start time.Time, tl *Timeline, logf func(string, ...any)) error {
 	var storage, process []Step
 	for _, s := range plan {
 		if isStorage(s.Kind) {
@@ -211,34 +214,28 @@ func inject(ctx context.Context, c *Cluster, plan []Step, start time.Time, tl *T
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { runLane(ctx, c, storage, start, tl, logf) })
-	runLane(ctx, c, process, start, tl, logf)
+	var storageErr error
+	wg.Go(func() { storageErr = runLane(c.inject, storage, start, tl, logf) })
+	err := runLane(c.inject, process, start, tl, logf)
 	wg.Wait()
+	return errors.Join(err, storageErr)
 }
 
-func runLane(ctx context.Context, c *Cluster, steps []Step, start time.Time, tl *Timeline, logf func(string, ...any)) {
+// runLane injects steps one after another with do, which returns the
+// step's heal.
+func runLane(do func(Step) (heal func() error), steps []Step, start time.Time, tl *Timeline, logf func(string, ...any)) error {
 	for _, s := range steps {
-		if !sleepUntil(ctx, start.Add(s.At)) {
-			return
-		}
+		time.Sleep(time.Until(start.Add(s.At)))
 		logf("chaos: +%v %s", time.Since(start).Round(time.Second), s)
 		i := tl.begin(s)
-		heal := c.inject(s)
-		sleepUntil(ctx, time.Now().Add(s.For)) // healed early if ctx ends
+		heal := do(s)
+		time.Sleep(s.For)
 		if err := heal(); err != nil {
 			logf("chaos: healing %s: %v", s, err)
 			tl.end(i, err)
-			continue
+			return fmt.Errorf("chaos: healing %s: %w", s, err)
 		}
 		tl.end(i, nil)
 	}
-}
-
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(time.Until(t)):
-		return true
-	}
+	return nil
 }

@@ -94,7 +94,9 @@ func Execute(t testing.TB, cfg Config) *Run {
 
 	r.Start = time.Now()
 	t.Logf("chaos: seed %d, %d faults planned over %v", cfg.Seed, len(r.Plan), cfg.Duration)
-	inject(context.Background(), c, r.Plan, r.Start, r.Timeline, t.Logf)
+	if err := inject(c, r.Plan, r.Start, r.Timeline, t.Logf); err != nil {
+		t.Fatal(err) // doc.go: a process that does not come back fails the run
+	}
 	c.Proxy.Clear()
 	r.End = time.Now()
 	r.Hits = c.Proxy.Hits()

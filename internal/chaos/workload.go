@@ -130,12 +130,16 @@ func (w *Workload) startProducer(ctx context.Context, name string, acksAll bool)
 			val := name + "-" + strconv.FormatInt(seq, 10)
 			r := &kgo.Record{Key: []byte(strconv.FormatInt(seq%16, 10)), Value: []byte(val)}
 			sent := time.Now()
-			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			// Not ctx: it only ends the loop. StopProducing cancels it
+			// before Flush, and a record's own canceled context would fail
+			// the records still buffered, counting them as failed for good
+			// though nothing went wrong.
+			cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 				if err != nil {
 					w.h.fail(acksAll, err)
 					return
 				}
-				w.h.ack(Ack{Producer: name, Seq: seq, Value: val, Partition: r.Partition, Offset: r.Offset,
+				w.h.ack(Ack{Value: val, Partition: r.Partition, Offset: r.Offset,
 					AcksAll: acksAll, Sent: sent, At: time.Now()})
 			})
 		}

@@ -398,16 +398,30 @@ func (s *Stack) Resume(id int) {
 	s.Broker(id).proc.cmd.Process.Signal(syscall.SIGCONT)
 }
 
-// Stop stops broker id cleanly (SIGTERM) and waits.
+// stopWait bounds Stop; a variable so the test of a paused broker need
+// not wait a minute to fail.
+var stopWait = 60 * time.Second
+
+// Stop stops broker id cleanly (SIGTERM) and waits. It works on a paused
+// broker too: terminate continues it.
 func (s *Stack) Stop(id int) {
 	s.t.Helper()
 	b := s.Broker(id)
-	b.proc.cmd.Process.Signal(syscall.SIGTERM)
+	b.proc.terminate()
 	select {
 	case <-b.proc.done:
-	case <-time.After(60 * time.Second):
-		s.t.Fatalf("broker %d did not stop within a minute", id)
+	case <-time.After(stopWait):
+		s.t.Fatalf("broker %d did not stop within %v", id, stopWait)
 	}
+}
+
+// terminate asks p to stop cleanly. A process stopped by Pause (SIGSTOP)
+// would keep SIGTERM pending for as long as it stays stopped, since the
+// broker handles SIGTERM rather than dying of it; SIGCONT after SIGTERM
+// lets it handle the signal at once.
+func (p *proc) terminate() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // Exit returns how broker id's last process ended: nil for a clean exit
@@ -514,8 +528,7 @@ func (s *Stack) shutdown() {
 	}
 	s.mu.Unlock()
 	for _, p := range all {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		p.cmd.Process.Signal(syscall.SIGCONT) // a paused broker handles SIGTERM once continued
+		p.terminate()
 	}
 	for _, p := range all {
 		select {

@@ -1,0 +1,29 @@
+package chaos
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// A heal that fails ends its lane with the error (Execute fails the run
+// with it) instead of being logged while the lane goes on.
+func TestRunLaneHealFails(t *testing.T) {
+	var injected []Step
+	do := func(s Step) func() error {
+		injected = append(injected, s)
+		return func() error { return errors.New("postgres did not come back") }
+	}
+	steps := []Step{{Kind: FaultRestartPostgres}, {Kind: FaultKillBroker, Target: 1}}
+	tl := &Timeline{}
+	err := runLane(do, steps, time.Now(), tl, t.Logf)
+	if err == nil {
+		t.Fatal("runLane returned no error for a failed heal")
+	}
+	if len(injected) != 1 {
+		t.Fatalf("injected %v after the failed heal", injected)
+	}
+	if ev := tl.Events(); len(ev) != 1 || ev[0].Err == "" {
+		t.Fatalf("timeline %+v", ev)
+	}
+}
