@@ -109,32 +109,42 @@ func cleanable(rows []store.Segment, lso, now int64, configs map[string]string) 
 	return rows
 }
 
-// due reports whether a partition with cleanable rows needs a pass.
-func due(k store.KeyCompaction, rows []store.Segment, now int64) bool {
+// due reports whether a partition needs a pass, from its state and the
+// sizes of its rows (k.CleanBytes, k.DirtyBytes, k.OldestDirty): those the
+// candidates query measured over all its rows, which is enough to leave a
+// partition alone before reading anything (extra rows past the cleanable
+// end are dirty, so they can only make it look more due), then those of
+// its cleanable rows (measure).
+func due(k store.KeyCompaction, now int64) bool {
 	if k.DeleteHorizon >= 0 && k.DeleteHorizon <= now {
 		return true
 	}
 	if k.MarkerTimestamp >= 0 && k.MarkerTimestamp < now-topicconfig.Int64(k.Configs, "delete.retention.ms") {
 		return true
 	}
-	var clean, dirty int64
-	oldest := int64(math.MaxInt64)
-	for _, r := range rows {
-		if r.BaseOffset < k.CleanOffset {
-			clean += int64(r.Length)
-			continue
-		}
-		dirty += int64(r.Length)
-		oldest = min(oldest, r.MaxTimestamp)
-	}
-	if dirty == 0 {
+	if k.DirtyBytes == 0 {
 		return false
 	}
-	if oldest < now-topicconfig.Int64(k.Configs, "max.compaction.lag.ms") {
+	if k.OldestDirty < now-topicconfig.Int64(k.Configs, "max.compaction.lag.ms") {
 		return true
 	}
 	ratio, _ := strconv.ParseFloat(topicconfig.Value(k.Configs, "min.cleanable.dirty.ratio"), 64)
-	return float64(dirty)/float64(clean+dirty) > ratio
+	return float64(k.DirtyBytes)/float64(k.CleanBytes+k.DirtyBytes) > ratio
+}
+
+// measure returns k with the sizes due reads taken from rows, as the
+// candidates query takes them from all of a partition's rows.
+func measure(k store.KeyCompaction, rows []store.Segment) store.KeyCompaction {
+	k.CleanBytes, k.DirtyBytes, k.OldestDirty = 0, 0, math.MaxInt64
+	for _, r := range rows {
+		if r.BaseOffset < k.CleanOffset {
+			k.CleanBytes += int64(r.Length)
+			continue
+		}
+		k.DirtyBytes += int64(r.Length)
+		k.OldestDirty = min(k.OldestDirty, r.MaxTimestamp)
+	}
+	return k
 }
 
 // segments returns every index row of a partition, in offset order.
@@ -158,6 +168,9 @@ func (c *Compactor) segments(ctx context.Context, pid int64) ([]store.Segment, e
 func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res *Result) error {
 	now := c.now().UnixMilli()
 	pid, configs := k.PartitionID, k.Configs
+	if !due(k, now) {
+		return nil // known from the candidates query alone
+	}
 	lso, err := c.st.LastStableOffset(ctx, pid)
 	if err != nil {
 		return err
@@ -168,7 +181,11 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	}
 	tail := logEnd(rows)
 	rows = cleanable(rows, lso, now, configs)
-	if len(rows) == 0 || !due(k, rows, now) {
+	if len(rows) == 0 {
+		return nil
+	}
+	k = measure(k, rows)
+	if !due(k, now) {
 		return nil
 	}
 	skips, err := c.st.CompactionSkips(ctx, pid)
@@ -178,13 +195,7 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	// The map's table is allocated once, for the keys the dirty rows can
 	// hold (a record takes at least minRecordBytes), within its share of
 	// the bound.
-	var dirty int64
-	for _, r := range rows {
-		if r.BaseOffset >= k.CleanOffset {
-			dirty += int64(r.Length)
-		}
-	}
-	m := newOffsetMap(c.cfg.MemoryBytes*3/8, dirty/minRecordBytes)
+	m := newOffsetMap(c.cfg.MemoryBytes*3/8, k.DirtyBytes/minRecordBytes)
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
 		retention: topicconfig.Int64(configs, "delete.retention.ms"),

@@ -1,0 +1,59 @@
+package compact_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
+	"github.com/eddy-streams/eddy/tiered/compact"
+)
+
+// With more compacted partitions than --compact-partitions, a pass takes
+// the dirtiest: a partition with a lower id that is not due does not use
+// up the limit and starve a due one.
+func TestKeyCompactionCandidatesDirtiestFirst(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t,
+		tieredtest.Topic{Name: "a", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+		tieredtest.Topic{Name: "b", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
+	pa, pb := e.Parts["a"][0], e.Parts["b"][0]
+	if pa > pb {
+		pa, pb = pb, pa
+	}
+	m := e.Manager(t, nil, nil)
+	defer m.Close()
+	ts := time.Now().UnixMilli()
+	write := func(pid int64, n int, key func(i int) string) {
+		t.Helper()
+		for i := range n {
+			tieredtest.Append(t, m, pid, keyedBatch([]string{key(i)}, [][]byte{[]byte(fmt.Sprintf("v%d", i))}, ts))
+			if err := m.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := compact.DefaultConfig()
+	cfg.Partitions = 1
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lower id compacted, then a little dirty: a candidate, not due.
+	write(pa, 20, func(i int) string { return fmt.Sprintf("k%d", i) })
+	if r, err := c.Compact(ctx, store.Shard{}); err != nil || r.Partitions != 1 {
+		t.Fatalf("first pass: %+v, %v", r, err)
+	}
+	write(pa, 1, func(int) string { return "new" })
+	// The higher id all dirty, with keys to drop.
+	write(pb, 10, func(i int) string { return fmt.Sprintf("k%d", i%2) })
+	r, err := c.Compact(ctx, store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Partitions != 1 || r.DroppedRecords == 0 {
+		t.Fatalf("the due partition was left alone: %+v", r)
+	}
+}
