@@ -57,3 +57,40 @@ func TestKeyCompactionCandidatesDirtiestFirst(t *testing.T) {
 		t.Fatalf("the due partition was left alone: %+v", r)
 	}
 }
+
+// Merging pieces leaves cleanup.policy=compact partitions to key
+// compaction in the candidates query itself: one with more pieces than a
+// delete-policy partition does not use up --compact-partitions.
+func TestMergeCandidatesLeaveCompactedTopicsOut(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t,
+		// Never due for key compaction, so its pieces stay pieces.
+		tieredtest.Topic{Name: "kv", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "1"}},
+		tieredtest.Topic{Name: "log", Partitions: 1})
+	pk, pl := e.Parts["kv"][0], e.Parts["log"][0]
+	m := e.Manager(t, nil, nil)
+	defer m.Close()
+	ts := time.Now().UnixMilli()
+	for i := range 12 {
+		tieredtest.Append(t, m, pk, keyedBatch([]string{fmt.Sprintf("k%d", i)}, [][]byte{[]byte("v")}, ts))
+		if i < 8 {
+			tieredtest.Append(t, m, pl, keyedBatch([]string{fmt.Sprintf("k%d", i)}, [][]byte{[]byte("v")}, ts))
+		}
+		if err := m.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := compact.DefaultConfig()
+	cfg.MinPieces, cfg.Partitions = 4, 1
+	c, err := compact.New(cfg, e.St, e.Bucket, -1, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Compact(ctx, store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Partitions != 1 || r.Pieces != 8 {
+		t.Fatalf("the delete-policy partition was not merged: %+v", r)
+	}
+}
