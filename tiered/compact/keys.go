@@ -192,9 +192,9 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	if err != nil {
 		return err
 	}
-	// The map's table is allocated once, for the keys the dirty rows can
-	// hold (a record takes at least minRecordBytes), within its share of
-	// the bound.
+	// The map's table starts at the keys the dirty rows hold if they are
+	// uncompressed (a record takes at least minRecordBytes) and grows up
+	// to its share of the bound if compressed batches hold more.
 	m := newOffsetMap(c.cfg.MemoryBytes*3/8, k.DirtyBytes/minRecordBytes)
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
@@ -282,7 +282,7 @@ type keyPass struct {
 
 // held notes the memory the pass holds now, for Result.PeakBytes.
 func (p *keyPass) held(n int64) {
-	p.res.PeakBytes = max(p.res.PeakBytes, p.m.bytes()+n)
+	p.res.PeakBytes = max(p.res.PeakBytes, p.m.peak+n)
 }
 
 // stopPoint is where, inside the last row of a round, the map filled: the
