@@ -270,10 +270,11 @@ type keyPass struct {
 	now       int64
 	limit     int
 	retention int64
-	outBytes  int64  // largest segment object written
-	readBytes int64  // largest GET
-	swapped   bool   // counted in res.Partitions
-	scratch   []byte // reencode's records
+	outBytes  int64      // largest segment object written
+	readBytes int64      // largest GET
+	swapped   bool       // counted in res.Partitions
+	scratch   []byte     // reencode's records
+	stage     []mapEntry // mapBatch's keys held back
 	// tail is the end of the partition's log: its last batch is never
 	// removed (as Kafka never cleans the active segment), or a consumer
 	// there would find nothing below the high watermark.
@@ -305,15 +306,13 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 			stop = none
 		)
 		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
-			p.held(int64(len(rd.buf)) + int64(len(raw)))
+			p.held(int64(len(rd.buf)) + int64(len(raw)) + int64(cap(p.stage))*entryBytes)
 			if _, skip := p.skips[h.BaseOffset]; skip || h.Control() || txns.data(h) {
 				stop.offset = h.LastOffset() + 1
 				return true
 			}
-			err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
-				full = rec.Key != nil && !p.m.put(rec.Key, h.BaseOffset+int64(rec.OffsetDelta))
-				return !full
-			})
+			var err error
+			full, err = p.mapBatch(h, raw)
 			if full {
 				if stop.offset >= 0 {
 					stop.pos = pos
@@ -343,6 +342,51 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 		}
 	}
 	return len(rows), none, nil
+}
+
+// maxStaged is the most keys mapBatch holds back for a batch (24 bytes
+// each); a batch with more is decoded once more instead.
+const maxStaged = 4096
+
+// mapBatch puts the keys of one batch into the map, only once the batch
+// has decoded whole: a batch that does not decode is kept as it is, so
+// its keys must not drop their older records. It returns whether the map
+// filled (at a record of this batch) and the batch's decoding error.
+func (p *keyPass) mapBatch(h batch.Header, raw []byte) (full bool, err error) {
+	p.stage = p.stage[:0]
+	over := false
+	err = batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		if rec.Key == nil {
+			return true
+		}
+		if len(p.stage) == maxStaged {
+			over = true
+			return false
+		}
+		p.stage = append(p.stage, p.m.entry(rec.Key, h.BaseOffset+int64(rec.OffsetDelta)))
+		return true
+	})
+	if err != nil {
+		return false, err
+	}
+	if !over {
+		for _, e := range p.stage {
+			if !p.m.putHash(e.h1, e.h2, e.offset) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	// Too many keys to hold back: check that the batch decodes whole,
+	// then map it as it decodes again.
+	if err := batch.Records(raw, p.limit, func(*kmsg.Record) bool { return true }); err != nil {
+		return false, err
+	}
+	err = batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		full = rec.Key != nil && !p.m.put(rec.Key, h.BaseOffset+int64(rec.OffsetDelta))
+		return !full
+	})
+	return full, err
 }
 
 // rewrite compacts rows (the log from its start to the end of the mapped

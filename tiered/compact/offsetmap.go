@@ -77,6 +77,17 @@ func (m *offsetMap) home(h1 uint64) int {
 // full.
 func (m *offsetMap) put(key []byte, offset int64) bool {
 	h1, h2 := m.hash(key)
+	return m.putHash(h1, h2, offset)
+}
+
+// entry returns key's entry for offset, to put later (putHash).
+func (m *offsetMap) entry(key []byte, offset int64) mapEntry {
+	h1, h2 := m.hash(key)
+	return mapEntry{h1: h1, h2: h2, offset: offset}
+}
+
+// putHash is put of a key by its hashes.
+func (m *offsetMap) putHash(h1, h2 uint64, offset int64) bool {
 	e := m.slot(h1, h2)
 	if e.h2 == 0 {
 		if m.n >= len(m.slots)*3/4 {
