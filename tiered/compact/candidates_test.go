@@ -94,3 +94,45 @@ func TestMergeCandidatesLeaveCompactedTopicsOut(t *testing.T) {
 		t.Fatalf("the delete-policy partition was not merged: %+v", r)
 	}
 }
+
+// A partition whose key compaction fails (here its object is gone) is
+// counted and the pass goes on with the shard's other partitions.
+func TestKeyCompactionFailureDoesNotStallThePass(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t,
+		tieredtest.Topic{Name: "a", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+		tieredtest.Topic{Name: "b", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
+	pa, pb := e.Parts["a"][0], e.Parts["b"][0]
+	if pa > pb {
+		pa, pb = pb, pa
+	}
+	m := e.Manager(t, nil, nil)
+	defer m.Close()
+	ts := time.Now().UnixMilli()
+	for _, pid := range []int64{pa, pb} {
+		for i := range 4 {
+			tieredtest.Append(t, m, pid, keyedBatch([]string{"k"}, [][]byte{[]byte(fmt.Sprint(i))}, ts))
+		}
+		if err := m.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := e.St.Segments(ctx, pa, -1, 100)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows of %d: %v %v", pa, rows, err)
+	}
+	if err := e.Bucket.Delete(ctx, rows[0].ObjectKey); err != nil {
+		t.Fatal(err)
+	}
+	c, err := compact.New(compact.DefaultConfig(), e.St, e.Bucket, -1, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Compact(ctx, store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FailedPartitions != 1 || r.Partitions != 1 || r.DroppedRecords != 3 {
+		t.Fatalf("%+v: want %d failed and %d compacted", r, pa, pb)
+	}
+}
