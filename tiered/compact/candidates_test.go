@@ -136,3 +136,45 @@ func TestKeyCompactionFailureDoesNotStallThePass(t *testing.T) {
 		t.Fatalf("%+v: want %d failed and %d compacted", r, pa, pb)
 	}
 }
+
+// A row whose bytes end in something that is not a batch fails its
+// partition's pass (and is left as it is) rather than being rewritten as
+// if its batches ended there.
+func TestKeyCompactionRowEndingInGarbage(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t, tieredtest.Topic{Name: "kvg", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
+	pid := e.Parts["kvg"][0]
+	m := e.Manager(t, nil, nil)
+	ts := time.Now().UnixMilli()
+	first := keyedBatch([]string{"k"}, [][]byte{[]byte("1")}, ts)
+	tieredtest.Append(t, m, pid, first)
+	tieredtest.Append(t, m, pid, keyedBatch([]string{"k"}, [][]byte{[]byte("2")}, ts))
+	tieredtest.Append(t, m, pid, keyedBatch([]string{"j"}, [][]byte{[]byte("3")}, ts))
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	rows, err := e.St.Segments(ctx, pid, -1, 100)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows: %v %v", rows, err)
+	}
+	obj, err := e.Bucket.Get(ctx, rows[0].ObjectKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj[rows[0].Position+int64(len(first))+16] = 9 // the second batch's magic
+	if err := e.Bucket.Put(ctx, rows[0].ObjectKey, obj); err != nil {
+		t.Fatal(err)
+	}
+	c, err := compact.New(compact.DefaultConfig(), e.St, e.Bucket, -1, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Compact(ctx, store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FailedPartitions != 1 || r.Partitions != 0 {
+		t.Fatalf("%+v: want the partition failed and left as it is", r)
+	}
+}

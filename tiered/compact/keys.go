@@ -741,7 +741,8 @@ type rowReader struct {
 }
 
 // each calls fn with every batch of rows[i] and its position in the
-// row's object, until fn returns false.
+// row's object, until fn returns false; it fails with batch.ErrCorrupt if
+// the row's bytes are not all batches.
 func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw []byte, pos int64) bool) error {
 	row := r.rows[i]
 	if int64(row.Length) > r.max {
@@ -765,11 +766,18 @@ func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw
 	}
 	off := row.Position - r.rows[r.from].Position
 	pos := row.Position
+	stopped := false
 	batch.Each(r.buf[off:off+int64(row.Length)], func(h batch.Header, raw []byte) bool {
-		ok := fn(h, raw, pos)
+		stopped = !fn(h, raw, pos)
 		pos += int64(len(raw))
-		return ok
+		return !stopped
 	})
+	if !stopped && pos != row.Position+int64(row.Length) {
+		// Each stops quietly at bytes that are not a batch; going on
+		// would have the new rows cover bytes no batch was read from.
+		return fmt.Errorf("compact: %s at %d: %w: no batch in the row's last %d bytes",
+			row.ObjectKey, pos, batch.ErrCorrupt, row.Position+int64(row.Length)-pos)
+	}
 	return nil
 }
 
