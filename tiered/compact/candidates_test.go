@@ -178,3 +178,31 @@ func TestKeyCompactionRowEndingInGarbage(t *testing.T) {
 		t.Fatalf("%+v: want the partition failed and left as it is", r)
 	}
 }
+
+// A tiny segment.bytes (Kafka allows 14) does not make key compaction
+// write an object, and swap, per batch.
+func TestKeyCompactionTinySegmentBytes(t *testing.T) {
+	ctx := context.Background()
+	e := tieredtest.New(t, tieredtest.Topic{Name: "kvs", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "14"}})
+	pid := e.Parts["kvs"][0]
+	m := e.Manager(t, nil, nil)
+	ts := time.Now().UnixMilli()
+	for i := range 20 {
+		tieredtest.Append(t, m, pid, keyedBatch([]string{fmt.Sprintf("k%d", i%10)}, [][]byte{[]byte("v")}, ts))
+	}
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	c, err := compact.New(compact.DefaultConfig(), e.St, e.Bucket, -1, e.Log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Compact(ctx, store.Shard{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Objects != 1 || r.DroppedRecords != 10 {
+		t.Fatalf("%+v: want one object, 10 records dropped", r)
+	}
+}

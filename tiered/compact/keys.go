@@ -44,7 +44,8 @@ package compact
 //
 // The rewritten log goes out in groups of consecutive rows, each written
 // as one segment object of about MemoryBytes/16 (or TargetBytes or
-// segment.bytes, if smaller) and swapped on its own (store.SwapCompacted);
+// segment.bytes, if smaller, but at least 1 MiB unless MemoryBytes/16 or
+// TargetBytes is smaller) and swapped on its own (store.SwapCompacted);
 // a group that fills in the middle of a row ends there, and the rest of
 // the row stays in its object as a row of its own (the remainder, also
 // where a round whose map filled mid-row ends). A swap changes nothing if
@@ -199,7 +200,9 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
 		retention: topicconfig.Int64(configs, "delete.retention.ms"),
-		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/16),
+		// segment.bytes may be as small as 14: floored, or every batch
+		// would be an object and a swap of its own.
+		outBytes:  min(c.cfg.TargetBytes, max(topicconfig.Int64(configs, "segment.bytes"), minOutBytes), c.cfg.MemoryBytes/16),
 		readBytes: c.cfg.MemoryBytes / 32,
 	}
 	clean := k.CleanOffset
@@ -247,6 +250,10 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 		}
 	}
 }
+
+// minOutBytes floors the segment objects key compaction writes, whatever
+// the topic's segment.bytes.
+const minOutBytes = 1 << 20
 
 // minRecordBytes is the least a keyed record takes in a batch: length,
 // attributes, timestamp and offset deltas, key length and a one-byte key,
