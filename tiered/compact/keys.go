@@ -884,10 +884,10 @@ func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (
 			return true
 		}
 		r := *rec
-		r.TimestampDelta64 = rb.FirstTimestamp + recordDelta(rec) - horizon
+		r.TimestampDelta64 = rb.FirstTimestamp + rec.TimestampDelta64 - horizon
 		r.TimestampDelta = int32(r.TimestampDelta64)
-		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // the varint 0 takes one byte
+		// Only the delta's varlong changes size.
+		r.Length += int32(varlongLen(r.TimestampDelta64) - varlongLen(rec.TimestampDelta64))
 		recs = r.AppendTo(recs)
 		return true
 	})
@@ -908,10 +908,9 @@ func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (
 	return out, nil
 }
 
-// recordDelta is a record's timestamp delta as kmsg decodes it.
-func recordDelta(r *kmsg.Record) int64 {
-	if r.TimestampDelta64 != 0 {
-		return r.TimestampDelta64
-	}
-	return int64(r.TimestampDelta)
+// varlongLen is the size of v as a Kafka varlong (zigzag, as
+// binary.PutVarint).
+func varlongLen(v int64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutVarint(b[:], v)
 }
