@@ -280,7 +280,8 @@ type keyPass struct {
 	outBytes  int64      // largest segment object written
 	readBytes int64      // largest GET
 	swapped   bool       // counted in res.Partitions
-	scratch   []byte     // reencode's records
+	scratch   []byte     // the kept records of the batch in hand
+	stamped   []byte     // the same, re-stamped (rebatch)
 	stage     []mapEntry // mapBatch's keys held back
 	// tail is the end of the partition's log: its last batch is never
 	// removed (as Kafka never cleans the active segment), or a consumer
@@ -529,11 +530,14 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		}
 		return true, tombstone
 	}
-	// First without copying anything: most batches come out unchanged.
+	// One pass: the kept records are encoded into scratch as they are
+	// read and fated, and thrown away if the batch comes out unchanged
+	// (most do).
 	var (
 		dropped, kept int
 		tombstones    bool
 	)
+	recs := p.scratch[:0]
 	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
 		keep, tombstone := fate(rec)
 		if !keep {
@@ -542,8 +546,10 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		}
 		kept++
 		tombstones = tombstones || tombstone
+		recs = rec.AppendTo(recs)
 		return true
 	})
+	p.scratch = recs
 	restamp := tombstones && !stamped
 	if restamp {
 		horizon = p.now + min(p.retention, math.MaxInt64-p.now)
@@ -554,7 +560,7 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		if restamp {
 			stamp = horizon
 		}
-		out, err = p.reencode(h, raw, fate, stamp)
+		out, err = p.rebatch(raw, recs, int32(kept), stamp)
 	}
 	if err != nil {
 		if err := p.c.skip(ctx, p.pid, h, err, p.res); err != nil {
@@ -863,43 +869,40 @@ func (c *Compactor) skip(ctx context.Context, pid int64, h batch.Header, cause e
 	return c.st.SkipInCompaction(ctx, pid, h.BaseOffset, h.LastOffset(), reason)
 }
 
-// reencode writes the batch raw again with only the records keep keeps,
-// uncompressed, re-encoding each as it is read (nothing is copied twice).
-// A horizon >= 0 becomes the batch's delete horizon (KIP-534): its base
-// timestamp, with the records' timestamp deltas counted from it.
-func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (bool, bool), horizon int64) ([]byte, error) {
+// rebatch writes the batch raw again with the records recs (uncompressed,
+// n of them) instead of its own, uncompressed. A horizon >= 0 becomes the
+// batch's delete horizon (KIP-534): its base timestamp, with the records'
+// timestamp deltas counted from it.
+func (p *keyPass) rebatch(raw, recs []byte, n int32, horizon int64) ([]byte, error) {
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
 	}
-	recs := p.scratch[:0]
-	var n int32
-	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
-		if k, _ := keep(rec); !k {
-			return true
-		}
-		n++
-		if horizon < 0 {
-			recs = rec.AppendTo(recs)
-			return true
-		}
-		r := *rec
-		r.TimestampDelta64 = rb.FirstTimestamp + rec.TimestampDelta64 - horizon
-		r.TimestampDelta = int32(r.TimestampDelta64)
-		// Only the delta's varlong changes size.
-		r.Length += int32(varlongLen(r.TimestampDelta64) - varlongLen(rec.TimestampDelta64))
-		recs = r.AppendTo(recs)
-		return true
-	})
-	p.scratch = recs
-	if err != nil {
-		return nil, err
-	}
-	rb.Attributes &^= 0x07 // codec bits: none
 	if horizon >= 0 {
+		stamped := p.stamped[:0]
+		for rest := recs; len(rest) > 0; {
+			length, k := binary.Varint(rest)
+			if k <= 0 || length < 0 || int64(len(rest)-k) < length {
+				return nil, fmt.Errorf("%w: a record re-encoded short", batch.ErrCorrupt)
+			}
+			var r kmsg.Record
+			if err := r.UnsafeReadFrom(rest[:k+int(length)]); err != nil {
+				return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
+			}
+			rest = rest[k+int(length):]
+			old := r.TimestampDelta64
+			r.TimestampDelta64 = rb.FirstTimestamp + old - horizon
+			r.TimestampDelta = int32(r.TimestampDelta64)
+			// Only the delta's varlong changes size.
+			r.Length += int32(varlongLen(r.TimestampDelta64) - varlongLen(old))
+			stamped = r.AppendTo(stamped)
+		}
+		p.stamped = stamped
+		recs = stamped
 		rb.Attributes |= batch.AttrDeleteHorizon
 		rb.FirstTimestamp = horizon
 	}
+	rb.Attributes &^= 0x07 // codec bits: none
 	rb.NumRecords = n
 	rb.Records = recs
 	out := rb.AppendTo(make([]byte, 0, batch.HeaderSize+len(recs)))

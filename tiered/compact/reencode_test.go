@@ -27,13 +27,9 @@ func TestReencodeStampsHorizon(t *testing.T) {
 	raw := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
 	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	h, err := batch.ParseHeader(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &keyPass{limit: 1 << 20}
 	for _, horizon := range []int64{base, base + 1, base + 1<<41} {
-		out, err := p.reencode(h, raw, func(*kmsg.Record) (bool, bool) { return true, false }, horizon)
+		out, err := p.rebatch(raw, recs, int32(len(deltas)), horizon)
 		if err != nil {
 			t.Fatal(err)
 		}
