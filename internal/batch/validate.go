@@ -5,7 +5,8 @@ import "fmt"
 // Validate checks the records field of a produce request: one or more
 // complete magic-2 batches back to back, each with a correct CRC, a length
 // consistent with the data, at least one record, lastOffsetDelta equal to
-// recordCount-1, a known codec, and no control bit. If maxBytes > 0, the
+// recordCount-1, a known codec, and neither the control nor the
+// delete-horizon bit. If maxBytes > 0, the
 // records may be at most maxBytes long. It returns the batches' headers in
 // order.
 //
@@ -76,6 +77,12 @@ func validateOne(b []byte, control bool) (Header, error) {
 	// client sending one could forge a commit or abort.
 	if h.Control() && !control {
 		return Header{}, fmt.Errorf("%w: control batch from a client", ErrInvalid)
+	}
+	// The delete-horizon bit (KIP-534) is set by compaction alone: a
+	// producer setting it would have its tombstones expire at a time it
+	// chose instead of delete.retention.ms after their first compaction.
+	if h.Attributes&AttrDeleteHorizon != 0 && !control {
+		return Header{}, fmt.Errorf("%w: delete-horizon bit from a client", ErrInvalid)
 	}
 	if h.NumRecords <= 0 {
 		return Header{}, fmt.Errorf("%w: record count %d", ErrInvalid, h.NumRecords)

@@ -105,6 +105,9 @@ func TestValidateRejects(t *testing.T) {
 		{"second batch control", concat(good, makeBatch(t, batch.CodecNone, records(1, 0), func(rb *kmsg.RecordBatch) {
 			rb.Attributes |= 0x20
 		})), 0, batch.ErrInvalid},
+		{"delete horizon", makeBatch(t, batch.CodecNone, records(1, 0), func(rb *kmsg.RecordBatch) {
+			rb.Attributes |= batch.AttrDeleteHorizon
+		}), 0, batch.ErrInvalid},
 	}
 	sentinels := []error{batch.ErrCorrupt, batch.ErrMagic, batch.ErrTooLarge, batch.ErrInvalid}
 	for _, tt := range tests {

@@ -372,14 +372,17 @@ func (s *Store) ReadIndex(ctx context.Context, partitionID, from int64, limit in
 
 // CompactionCandidates returns up to limit partitions of the shard with at
 // least minPieces index rows in objects whose keys do not start with
-// segPrefix (per-flush pieces), most pieces first.
+// segPrefix (per-flush pieces), most pieces first. Partitions of
+// cleanup.policy=compact topics are left out: key compaction rewrites
+// them (KeyCompactionCandidates), and here they would only use up limit.
 func (s *Store) CompactionCandidates(ctx context.Context, sh Shard, segPrefix string, minPieces, limit int) ([]int64, error) {
 	i, n := sh.args()
 	rows, err := s.pool.Query(ctx, `
-		SELECT partition_id FROM segments
-		WHERE NOT starts_with(object_key, $1) AND partition_id % $4 = $5
-		GROUP BY partition_id HAVING count(*) >= $2
-		ORDER BY count(*) DESC, partition_id LIMIT $3`, segPrefix, minPieces, limit, n, i)
+		SELECT s.partition_id FROM segments s
+		JOIN partitions p ON p.id = s.partition_id JOIN topics t ON t.id = p.topic_id
+		WHERE NOT starts_with(s.object_key, $1) AND s.partition_id % $4 = $5 AND NOT `+keyCompactedSQL+`
+		GROUP BY s.partition_id HAVING count(*) >= $2
+		ORDER BY count(*) DESC, s.partition_id LIMIT $3`, segPrefix, minPieces, limit, n, i)
 	if err != nil {
 		return nil, fmt.Errorf("store: compaction candidates: %w", err)
 	}

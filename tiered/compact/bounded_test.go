@@ -26,10 +26,12 @@ import (
 // tombstones stay until delete.retention.ms after the pass that first
 // compacted them, then go.
 //
-// The normal suite runs 200,000 keys under 4 MiB; EDDY_COMPACT_SOAK=1
-// runs issue 20's figures, 10 million keys (about 2 GiB) under 128 MiB.
+// The normal suite runs 200,000 keys (about 27 MiB, over twice the heap
+// allowance, so that holding the partition whole fails) under 4 MiB;
+// EDDY_COMPACT_SOAK=1 runs issue 20's figures, 10 million keys (about
+// 2 GiB) under 128 MiB.
 func TestKeyCompactionBoundedMemory(t *testing.T) {
-	s := manyKeys{keys: 200_000, valueLen: 20, memory: 4 << 20, flushBytes: 1 << 20}
+	s := manyKeys{keys: 200_000, valueLen: 84, memory: 4 << 20, flushBytes: 1 << 20}
 	if os.Getenv("EDDY_COMPACT_SOAK") != "" {
 		s = manyKeys{keys: 10_000_000, valueLen: 130, memory: 128 << 20, flushBytes: 64 << 20}
 	}
@@ -110,6 +112,10 @@ func (s manyKeys) run(t *testing.T) {
 	}
 	m.Close()
 	t.Logf("wrote %d keys, %d MiB, in %v", s.keys, written>>20, time.Since(start).Round(time.Second))
+	if allowance := 2*s.memory + heapSlack; written < 2*allowance {
+		// Else a pass holding the whole partition could pass the test.
+		t.Fatalf("wrote %d bytes: not clearly over the heap allowance of %d", written, allowance)
+	}
 
 	cfg := compact.DefaultConfig()
 	cfg.MemoryBytes, cfg.RowBytes = s.memory, s.memory/32

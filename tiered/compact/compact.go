@@ -173,6 +173,9 @@ type Result struct {
 	// object it was writing, what it had read).
 	KeyRounds int
 	PeakBytes int64
+	// FailedPartitions counts partitions whose key compaction failed in
+	// this pass (logged; the pass went on with the others).
+	FailedPartitions int
 }
 
 type run struct {
@@ -191,7 +194,14 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 	}
 	for _, k := range keyed {
 		if err := c.compactKeys(ctx, k, &res); err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return res, err
+			}
+			// One partition that keeps failing (an object it cannot
+			// read, say) must not stall the shard's others: the next
+			// pass tries it again.
+			res.FailedPartitions++
+			c.log.Warn("key compaction of a partition failed; the pass goes on", "partition", k.PartitionID, "err", err)
 		}
 	}
 	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.MinPieces, c.cfg.Partitions)
@@ -208,7 +218,9 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 			return res, err
 		}
 		if keyCompacted(configs) {
-			continue // done above
+			// The candidates query leaves these out; a topic whose
+			// cleanup.policy changed since is left for the next pass.
+			continue
 		}
 		r, ok, err := c.plan(ctx, pid, configs)
 		if err != nil {

@@ -34,7 +34,7 @@ func TestDue(t *testing.T) {
 		{"marker too young", store.KeyCompaction{Configs: map[string]string{"delete.retention.ms": "100"}, CleanOffset: 40, DeleteHorizon: -1, MarkerTimestamp: now - 100}, rows, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := due(tc.k, tc.rows, now); got != tc.wantDue {
+			if got := due(measure(tc.k, tc.rows), now); got != tc.wantDue {
 				t.Fatalf("due = %v, want %v", got, tc.wantDue)
 			}
 		})

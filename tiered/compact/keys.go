@@ -44,7 +44,8 @@ package compact
 //
 // The rewritten log goes out in groups of consecutive rows, each written
 // as one segment object of about MemoryBytes/16 (or TargetBytes or
-// segment.bytes, if smaller) and swapped on its own (store.SwapCompacted);
+// segment.bytes, if smaller, but at least 1 MiB unless MemoryBytes/16 or
+// TargetBytes is smaller) and swapped on its own (store.SwapCompacted);
 // a group that fills in the middle of a row ends there, and the rest of
 // the row stays in its object as a row of its own (the remainder, also
 // where a round whose map filled mid-row ends). A swap changes nothing if
@@ -109,32 +110,42 @@ func cleanable(rows []store.Segment, lso, now int64, configs map[string]string) 
 	return rows
 }
 
-// due reports whether a partition with cleanable rows needs a pass.
-func due(k store.KeyCompaction, rows []store.Segment, now int64) bool {
+// due reports whether a partition needs a pass, from its state and the
+// sizes of its rows (k.CleanBytes, k.DirtyBytes, k.OldestDirty): those the
+// candidates query measured over all its rows, which is enough to leave a
+// partition alone before reading anything (extra rows past the cleanable
+// end are dirty, so they can only make it look more due), then those of
+// its cleanable rows (measure).
+func due(k store.KeyCompaction, now int64) bool {
 	if k.DeleteHorizon >= 0 && k.DeleteHorizon <= now {
 		return true
 	}
 	if k.MarkerTimestamp >= 0 && k.MarkerTimestamp < now-topicconfig.Int64(k.Configs, "delete.retention.ms") {
 		return true
 	}
-	var clean, dirty int64
-	oldest := int64(math.MaxInt64)
-	for _, r := range rows {
-		if r.BaseOffset < k.CleanOffset {
-			clean += int64(r.Length)
-			continue
-		}
-		dirty += int64(r.Length)
-		oldest = min(oldest, r.MaxTimestamp)
-	}
-	if dirty == 0 {
+	if k.DirtyBytes == 0 {
 		return false
 	}
-	if oldest < now-topicconfig.Int64(k.Configs, "max.compaction.lag.ms") {
+	if k.OldestDirty < now-topicconfig.Int64(k.Configs, "max.compaction.lag.ms") {
 		return true
 	}
 	ratio, _ := strconv.ParseFloat(topicconfig.Value(k.Configs, "min.cleanable.dirty.ratio"), 64)
-	return float64(dirty)/float64(clean+dirty) > ratio
+	return float64(k.DirtyBytes)/float64(k.CleanBytes+k.DirtyBytes) > ratio
+}
+
+// measure returns k with the sizes due reads taken from rows, as the
+// candidates query takes them from all of a partition's rows.
+func measure(k store.KeyCompaction, rows []store.Segment) store.KeyCompaction {
+	k.CleanBytes, k.DirtyBytes, k.OldestDirty = 0, 0, math.MaxInt64
+	for _, r := range rows {
+		if r.BaseOffset < k.CleanOffset {
+			k.CleanBytes += int64(r.Length)
+			continue
+		}
+		k.DirtyBytes += int64(r.Length)
+		k.OldestDirty = min(k.OldestDirty, r.MaxTimestamp)
+	}
+	return k
 }
 
 // segments returns every index row of a partition, in offset order.
@@ -158,6 +169,9 @@ func (c *Compactor) segments(ctx context.Context, pid int64) ([]store.Segment, e
 func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res *Result) error {
 	now := c.now().UnixMilli()
 	pid, configs := k.PartitionID, k.Configs
+	if !due(k, now) {
+		return nil // known from the candidates query alone
+	}
 	lso, err := c.st.LastStableOffset(ctx, pid)
 	if err != nil {
 		return err
@@ -168,27 +182,27 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	}
 	tail := logEnd(rows)
 	rows = cleanable(rows, lso, now, configs)
-	if len(rows) == 0 || !due(k, rows, now) {
+	if len(rows) == 0 {
+		return nil
+	}
+	k = measure(k, rows)
+	if !due(k, now) {
 		return nil
 	}
 	skips, err := c.st.CompactionSkips(ctx, pid)
 	if err != nil {
 		return err
 	}
-	// The map's table is allocated once, for the keys the dirty rows can
-	// hold (a record takes at least minRecordBytes), within its share of
-	// the bound.
-	var dirty int64
-	for _, r := range rows {
-		if r.BaseOffset >= k.CleanOffset {
-			dirty += int64(r.Length)
-		}
-	}
-	m := newOffsetMap(c.cfg.MemoryBytes*3/8, dirty/minRecordBytes)
+	// The map's table starts at the keys the dirty rows hold if they are
+	// uncompressed (a record takes at least minRecordBytes) and grows up
+	// to its share of the bound if compressed batches hold more.
+	m := newOffsetMap(c.cfg.MemoryBytes*3/8, k.DirtyBytes/minRecordBytes)
 	p := &keyPass{c: c, pid: pid, m: m, skips: skips, res: res, now: now, tail: tail,
 		limit:     batch.DecompressLimit(topicconfig.Int64(configs, "max.message.bytes")),
 		retention: topicconfig.Int64(configs, "delete.retention.ms"),
-		outBytes:  min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"), c.cfg.MemoryBytes/16),
+		// segment.bytes may be as small as 14: floored, or every batch
+		// would be an object and a swap of its own.
+		outBytes:  min(c.cfg.TargetBytes, max(topicconfig.Int64(configs, "segment.bytes"), minOutBytes), c.cfg.MemoryBytes/16),
 		readBytes: c.cfg.MemoryBytes / 32,
 	}
 	clean := k.CleanOffset
@@ -237,6 +251,10 @@ func (c *Compactor) compactKeys(ctx context.Context, k store.KeyCompaction, res 
 	}
 }
 
+// minOutBytes floors the segment objects key compaction writes, whatever
+// the topic's segment.bytes.
+const minOutBytes = 1 << 20
+
 // minRecordBytes is the least a keyed record takes in a batch: length,
 // attributes, timestamp and offset deltas, key length and a one-byte key,
 // value length, header count.
@@ -259,10 +277,12 @@ type keyPass struct {
 	now       int64
 	limit     int
 	retention int64
-	outBytes  int64  // largest segment object written
-	readBytes int64  // largest GET
-	swapped   bool   // counted in res.Partitions
-	scratch   []byte // reencode's records
+	outBytes  int64      // largest segment object written
+	readBytes int64      // largest GET
+	swapped   bool       // counted in res.Partitions
+	scratch   []byte     // the kept records of the batch in hand
+	stamped   []byte     // the same, re-stamped (rebatch)
+	stage     []mapEntry // mapBatch's keys held back
 	// tail is the end of the partition's log: its last batch is never
 	// removed (as Kafka never cleans the active segment), or a consumer
 	// there would find nothing below the high watermark.
@@ -271,7 +291,7 @@ type keyPass struct {
 
 // held notes the memory the pass holds now, for Result.PeakBytes.
 func (p *keyPass) held(n int64) {
-	p.res.PeakBytes = max(p.res.PeakBytes, p.m.bytes()+n)
+	p.res.PeakBytes = max(p.res.PeakBytes, p.m.peak+n)
 }
 
 // stopPoint is where, inside the last row of a round, the map filled: the
@@ -294,15 +314,13 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 			stop = none
 		)
 		err := rd.each(ctx, i, func(h batch.Header, raw []byte, pos int64) bool {
-			p.held(int64(len(rd.buf)) + int64(len(raw)))
+			p.held(int64(len(rd.buf)) + int64(len(raw)) + int64(cap(p.stage))*entryBytes)
 			if _, skip := p.skips[h.BaseOffset]; skip || h.Control() || txns.data(h) {
 				stop.offset = h.LastOffset() + 1
 				return true
 			}
-			err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
-				full = rec.Key != nil && !p.m.put(rec.Key, h.BaseOffset+int64(rec.OffsetDelta))
-				return !full
-			})
+			var err error
+			full, err = p.mapBatch(h, raw)
 			if full {
 				if stop.offset >= 0 {
 					stop.pos = pos
@@ -332,6 +350,51 @@ func (p *keyPass) mapKeys(ctx context.Context, rows []store.Segment, d int, txns
 		}
 	}
 	return len(rows), none, nil
+}
+
+// maxStaged is the most keys mapBatch holds back for a batch (24 bytes
+// each); a batch with more is decoded once more instead.
+const maxStaged = 4096
+
+// mapBatch puts the keys of one batch into the map, only once the batch
+// has decoded whole: a batch that does not decode is kept as it is, so
+// its keys must not drop their older records. It returns whether the map
+// filled (at a record of this batch) and the batch's decoding error.
+func (p *keyPass) mapBatch(h batch.Header, raw []byte) (full bool, err error) {
+	p.stage = p.stage[:0]
+	over := false
+	err = batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		if rec.Key == nil {
+			return true
+		}
+		if len(p.stage) == maxStaged {
+			over = true
+			return false
+		}
+		p.stage = append(p.stage, p.m.entry(rec.Key, h.BaseOffset+int64(rec.OffsetDelta)))
+		return true
+	})
+	if err != nil {
+		return false, err
+	}
+	if !over {
+		for _, e := range p.stage {
+			if !p.m.putHash(e.h1, e.h2, e.offset) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	// Too many keys to hold back: check that the batch decodes whole,
+	// then map it as it decodes again.
+	if err := batch.Records(raw, p.limit, func(*kmsg.Record) bool { return true }); err != nil {
+		return false, err
+	}
+	err = batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
+		full = rec.Key != nil && !p.m.put(rec.Key, h.BaseOffset+int64(rec.OffsetDelta))
+		return !full
+	})
+	return full, err
 }
 
 // rewrite compacts rows (the log from its start to the end of the mapped
@@ -467,11 +530,14 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		}
 		return true, tombstone
 	}
-	// First without copying anything: most batches come out unchanged.
+	// One pass: the kept records are encoded into scratch as they are
+	// read and fated, and thrown away if the batch comes out unchanged
+	// (most do).
 	var (
 		dropped, kept int
 		tombstones    bool
 	)
+	recs := p.scratch[:0]
 	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
 		keep, tombstone := fate(rec)
 		if !keep {
@@ -480,8 +546,10 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		}
 		kept++
 		tombstones = tombstones || tombstone
+		recs = rec.AppendTo(recs)
 		return true
 	})
+	p.scratch = recs
 	restamp := tombstones && !stamped
 	if restamp {
 		horizon = p.now + min(p.retention, math.MaxInt64-p.now)
@@ -492,7 +560,7 @@ func (p *keyPass) batch(ctx context.Context, g *group, txns *txnPass, st *store.
 		if restamp {
 			stamp = horizon
 		}
-		out, err = p.reencode(h, raw, fate, stamp)
+		out, err = p.rebatch(raw, recs, int32(kept), stamp)
 	}
 	if err != nil {
 		if err := p.c.skip(ctx, p.pid, h, err, p.res); err != nil {
@@ -686,7 +754,8 @@ type rowReader struct {
 }
 
 // each calls fn with every batch of rows[i] and its position in the
-// row's object, until fn returns false.
+// row's object, until fn returns false; it fails with batch.ErrCorrupt if
+// the row's bytes are not all batches.
 func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw []byte, pos int64) bool) error {
 	row := r.rows[i]
 	if int64(row.Length) > r.max {
@@ -710,11 +779,18 @@ func (r *rowReader) each(ctx context.Context, i int, fn func(h batch.Header, raw
 	}
 	off := row.Position - r.rows[r.from].Position
 	pos := row.Position
+	stopped := false
 	batch.Each(r.buf[off:off+int64(row.Length)], func(h batch.Header, raw []byte) bool {
-		ok := fn(h, raw, pos)
+		stopped = !fn(h, raw, pos)
 		pos += int64(len(raw))
-		return ok
+		return !stopped
 	})
+	if !stopped && pos != row.Position+int64(row.Length) {
+		// Each stops quietly at bytes that are not a batch; going on
+		// would have the new rows cover bytes no batch was read from.
+		return fmt.Errorf("compact: %s at %d: %w: no batch in the row's last %d bytes",
+			row.ObjectKey, pos, batch.ErrCorrupt, row.Position+int64(row.Length)-pos)
+	}
 	return nil
 }
 
@@ -793,43 +869,40 @@ func (c *Compactor) skip(ctx context.Context, pid int64, h batch.Header, cause e
 	return c.st.SkipInCompaction(ctx, pid, h.BaseOffset, h.LastOffset(), reason)
 }
 
-// reencode writes the batch raw again with only the records keep keeps,
-// uncompressed, re-encoding each as it is read (nothing is copied twice).
-// A horizon >= 0 becomes the batch's delete horizon (KIP-534): its base
-// timestamp, with the records' timestamp deltas counted from it.
-func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (bool, bool), horizon int64) ([]byte, error) {
+// rebatch writes the batch raw again with the records recs (uncompressed,
+// n of them) instead of its own, uncompressed. A horizon >= 0 becomes the
+// batch's delete horizon (KIP-534): its base timestamp, with the records'
+// timestamp deltas counted from it.
+func (p *keyPass) rebatch(raw, recs []byte, n int32, horizon int64) ([]byte, error) {
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
 	}
-	recs := p.scratch[:0]
-	var n int32
-	err := batch.Records(raw, p.limit, func(rec *kmsg.Record) bool {
-		if k, _ := keep(rec); !k {
-			return true
-		}
-		n++
-		if horizon < 0 {
-			recs = rec.AppendTo(recs)
-			return true
-		}
-		r := *rec
-		r.TimestampDelta64 = rb.FirstTimestamp + recordDelta(rec) - horizon
-		r.TimestampDelta = int32(r.TimestampDelta64)
-		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // the varint 0 takes one byte
-		recs = r.AppendTo(recs)
-		return true
-	})
-	p.scratch = recs
-	if err != nil {
-		return nil, err
-	}
-	rb.Attributes &^= 0x07 // codec bits: none
 	if horizon >= 0 {
+		stamped := p.stamped[:0]
+		for rest := recs; len(rest) > 0; {
+			length, k := binary.Varint(rest)
+			if k <= 0 || length < 0 || int64(len(rest)-k) < length {
+				return nil, fmt.Errorf("%w: a record re-encoded short", batch.ErrCorrupt)
+			}
+			var r kmsg.Record
+			if err := r.UnsafeReadFrom(rest[:k+int(length)]); err != nil {
+				return nil, fmt.Errorf("%w: %w", batch.ErrCorrupt, err)
+			}
+			rest = rest[k+int(length):]
+			old := r.TimestampDelta64
+			r.TimestampDelta64 = rb.FirstTimestamp + old - horizon
+			r.TimestampDelta = int32(r.TimestampDelta64)
+			// Only the delta's varlong changes size.
+			r.Length += int32(varlongLen(r.TimestampDelta64) - varlongLen(old))
+			stamped = r.AppendTo(stamped)
+		}
+		p.stamped = stamped
+		recs = stamped
 		rb.Attributes |= batch.AttrDeleteHorizon
 		rb.FirstTimestamp = horizon
 	}
+	rb.Attributes &^= 0x07 // codec bits: none
 	rb.NumRecords = n
 	rb.Records = recs
 	out := rb.AppendTo(make([]byte, 0, batch.HeaderSize+len(recs)))
@@ -838,10 +911,9 @@ func (p *keyPass) reencode(h batch.Header, raw []byte, keep func(*kmsg.Record) (
 	return out, nil
 }
 
-// recordDelta is a record's timestamp delta as kmsg decodes it.
-func recordDelta(r *kmsg.Record) int64 {
-	if r.TimestampDelta64 != 0 {
-		return r.TimestampDelta64
-	}
-	return int64(r.TimestampDelta)
+// varlongLen is the size of v as a Kafka varlong (zigzag, as
+// binary.PutVarint).
+func varlongLen(v int64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutVarint(b[:], v)
 }

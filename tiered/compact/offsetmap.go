@@ -12,13 +12,20 @@ import (
 // with the 10^7 keys of a large partition that happens with a probability
 // of about 10^-25.
 //
-// The table is probed linearly and filled to 3/4 at most; put refuses a
-// new key beyond that, and the pass compacts what the map covers so far.
-// Not safe for concurrent use.
+// The table is probed linearly and filled to 3/4 at most. It starts at
+// the size the caller expects and doubles when it fills, up to its memory
+// (as Kafka's dedupe buffer is, at most): an estimate from the dirty bytes
+// cannot know how many keys compressed batches hold. put refuses a new
+// key once the largest table is 3/4 full, and the pass compacts what the
+// map covers so far. Not safe for concurrent use.
 type offsetMap struct {
 	seed1, seed2 maphash.Seed
 	slots        []mapEntry
 	n            int
+	maxSlots     int
+	// peak is the most the tables took at once: while one grows, the old
+	// and the new.
+	peak int64
 }
 
 type mapEntry struct {
@@ -29,10 +36,31 @@ type mapEntry struct {
 // entryBytes is the memory one slot takes.
 const entryBytes = 24
 
-// newOffsetMap returns a map of at most memory bytes for about keys keys.
+// newOffsetMap returns a map of at most memory bytes, starting with room
+// for about keys keys.
 func newOffsetMap(memory int64, keys int64) *offsetMap {
-	n := min(memory/entryBytes, max(keys, 1024)*4/3+1)
-	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), slots: make([]mapEntry, n)}
+	most := max(memory/entryBytes, 4)
+	n := min(most, max(keys, 1024)*4/3+1)
+	m := &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), slots: make([]mapEntry, n), maxSlots: int(most)}
+	m.peak = m.bytes()
+	return m
+}
+
+// grow doubles the table, up to maxSlots; false if it is that large
+// already.
+func (m *offsetMap) grow() bool {
+	if len(m.slots) >= m.maxSlots {
+		return false
+	}
+	old := m.slots
+	m.slots = make([]mapEntry, min(m.maxSlots, 2*len(old)))
+	m.peak = max(m.peak, int64(len(old)+len(m.slots))*entryBytes)
+	for _, e := range old {
+		if e.h2 != 0 {
+			*m.slot(e.h1, e.h2) = e
+		}
+	}
+	return true
 }
 
 func (m *offsetMap) hash(key []byte) (uint64, uint64) {
@@ -49,10 +77,24 @@ func (m *offsetMap) home(h1 uint64) int {
 // full.
 func (m *offsetMap) put(key []byte, offset int64) bool {
 	h1, h2 := m.hash(key)
+	return m.putHash(h1, h2, offset)
+}
+
+// entry returns key's entry for offset, to put later (putHash).
+func (m *offsetMap) entry(key []byte, offset int64) mapEntry {
+	h1, h2 := m.hash(key)
+	return mapEntry{h1: h1, h2: h2, offset: offset}
+}
+
+// putHash is put of a key by its hashes.
+func (m *offsetMap) putHash(h1, h2 uint64, offset int64) bool {
 	e := m.slot(h1, h2)
 	if e.h2 == 0 {
 		if m.n >= len(m.slots)*3/4 {
-			return false
+			if !m.grow() {
+				return false
+			}
+			e = m.slot(h1, h2)
 		}
 		e.h1, e.h2 = h1, h2
 		m.n++
