@@ -96,14 +96,15 @@ func controlPlaneSettings() settings {
 // noFlag lists the exported fields of the parts that deliberately have no
 // flag of their own, with the reason.
 var noFlag = map[string]string{
-	"leader.Config.BrokerID":           "broker.Config.Validate copies --id",
-	"meter.Config.BrokerID":            "broker.Config.Validate copies --id",
-	"leader.Config.Remote":             "the read cache (--remote-cache-*), opened at start-up",
-	"ledger.Config.Webhooks.Allow":     "egress.Policy.Validate parses --webhook-allow-cidrs into it",
-	"api.Config.Webhooks.AllowPrivate": "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
-	"api.Config.Webhooks.Allow":        "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
-	"api.Config.Secrets":               "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
-	"ledger.Config.Secrets":            "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
+	"leader.Config.BrokerID":            "broker.Config.Validate copies --id",
+	"meter.Config.BrokerID":             "broker.Config.Validate copies --id",
+	"leader.Config.Remote":              "the read cache (--remote-cache-*), opened at start-up",
+	"ledger.Config.Webhooks.Allow":      "egress.Policy.Validate parses --webhook-allow-cidrs into it",
+	"api.Config.Webhooks.AllowPrivate":  "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
+	"api.Config.Webhooks.Allow":         "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
+	"api.Config.Secrets":                "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
+	"ledger.Config.Secrets":             "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
+	"share.Config.MaxSessionPartitions": "broker.New copies --fetch-session-max-partitions: a share session is bounded as a fetch session",
 }
 
 // fields returns the exported leaf fields of the parts with their values,
