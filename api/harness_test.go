@@ -115,6 +115,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		defer wg.Done()
 		cluster.NewProvisioner(st, 100*time.Millisecond, log).Run(runCtx)
 	}()
+	wg.Go(func() { e.srv.Run(runCtx) }) // upkeep and the audit log's writer
 	t.Cleanup(func() { stop(); wg.Wait() })
 
 	doc := loadSpec(t)

@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,7 @@ import (
 
 	"github.com/eddy-streams/eddy/console"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/internal/audit"
 	"github.com/eddy-streams/eddy/internal/egress"
 	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -90,6 +92,9 @@ type Config struct {
 	// creates; the control plane hands in its key-encryption key
 	// (--secrets-key-file). Required: without it nothing is created.
 	Secrets *seal.Sealer
+	// AuditRetention is how long audit rows are kept (0: for ever); Run
+	// deletes older ones.
+	AuditRetention time.Duration
 }
 
 // DefaultConfig returns the defaults the flags start from. The API is off
@@ -106,6 +111,7 @@ func DefaultConfig() Config {
 		TokenTTL:                 identity.DefaultTokenTTL,
 		Audience:                 identity.DefaultAudience,
 		KeyRotation:              30 * 24 * time.Hour,
+		AuditRetention:           90 * 24 * time.Hour,
 	}
 }
 
@@ -123,6 +129,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
 	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
 	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", d.AuditRetention, "how long audit-log rows are kept (0: for ever)")
 }
 
 // Validate checks the config, naming the flag of a bad value, and derives
@@ -137,6 +144,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("api: --api-records-concurrency-per-org must be positive, got %d", c.RecordsConcurrencyPerOrg)
 	case c.TokenTTL <= 0:
 		return fmt.Errorf("api: --token-ttl must be positive, got %s", c.TokenTTL)
+	case c.AuditRetention < 0:
+		return fmt.Errorf("api: --audit-retention must not be negative, got %s", c.AuditRetention)
 	case c.Audience == "":
 		return errors.New("api: --token-audience must not be empty")
 	}
@@ -168,6 +177,7 @@ type Server struct {
 
 	patterns []routePattern
 	records  recordsLimiter
+	auditLog *audit.Writer
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -177,6 +187,7 @@ type Server struct {
 // API's metrics and is served at /metrics (nil: no metrics).
 func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s := &Server{cfg: cfg, st: st, issuer: issuer, log: log.With("component", "api")}
+	s.auditLog = audit.New(st, s.log, reg)
 	s.records = recordsLimiter{total: cfg.RecordsConcurrency, perOrg: cfg.RecordsConcurrencyPerOrg, orgs: map[string]int{}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eddy_api_requests_total", Help: "REST requests by route, method and status.",
@@ -201,12 +212,13 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	e.GET("/.well-known/openid-configuration", s.discovery)
 	e.POST("/oauth2/token", s.token)
 
-	v1 := e.Group("/v1", s.authenticate)
+	v1 := e.Group("/v1", s.authenticate, s.audit)
 	op := v1.Group("", s.idempotent)
 	op.POST("/organizations", s.createOrg, operatorOnly)
 	v1.GET("/organizations", s.listOrgs, operatorOnly)
 	v1.GET("/organizations/:org_id", s.getOrg)
 	v1.DELETE("/organizations/:org_id", s.deleteOrg)
+	v1.GET("/organizations/:org_id/audit-log", s.listAuditLog)
 	v1.GET("/organizations/:org_id/billing", s.getBillingSettings)
 	v1.PUT("/organizations/:org_id/billing", s.putBillingSettings)
 	op.POST("/organizations/:org_id/billing/adjustments", s.createAdjustment)
@@ -265,6 +277,8 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.GET("/api-keys", s.listAPIKeys)
 	t.GET("/api-keys/:key_id", s.getAPIKey)
 	t.DELETE("/api-keys/:key_id", s.deleteAPIKey)
+
+	t.GET("/audit-log", s.listOwnAuditLog)
 
 	t.GET("/billing/usage", s.getUsage)
 	t.GET("/billing/invoices", s.listInvoices)
@@ -339,9 +353,17 @@ func (s *Server) Routes() []*echo.Route {
 // idempotency records, rotates the signing key when it is due and deletes
 // the keys no token needs any more.
 func (s *Server) Run(ctx context.Context) {
+	// The audit writer lives as long as Run: its last write happens after
+	// the REST server stopped (the control plane stops it first).
+	var wg sync.WaitGroup
+	wg.Go(func() { s.auditLog.Run(ctx) })
+	defer wg.Wait()
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
+		if s.cfg.AuditRetention > 0 {
+			s.pruneAudit(ctx)
+		}
 		if err := s.st.ExpireIdempotent(ctx, idempotencyTTL); err != nil && ctx.Err() == nil {
 			s.log.Warn("idempotency: expiry failed", "err", err)
 		}

@@ -421,3 +421,36 @@ func (c *Client) Token(ctx context.Context, keyID, secret string) (Token, error)
 	_, err = c.send(req, &out)
 	return out, err
 }
+
+// ListAuditLog lists an organisation's audit log, newest first; org ""
+// is the caller's own.
+func (c *Client) ListAuditLog(ctx context.Context, org string, f AuditFilter, o ListOptions) (List[AuditEntry], error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"cluster_id": f.ClusterID, "principal": f.Principal, "action": f.Action, "result": f.Result} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if o.Limit > 0 {
+		v.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		v.Set("cursor", o.Cursor)
+	}
+	path := "/v1/audit-log"
+	if org != "" {
+		path = "/v1/organizations/" + esc(org) + "/audit-log"
+	}
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out List[AuditEntry]
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}

@@ -307,3 +307,25 @@ const (
 	ProblemUnavailable         = ProblemBase + "unavailable"
 	ProblemTooManyRequests     = ProblemBase + "too-many-requests"
 )
+
+// AuditEntry is one row of an organisation's audit log.
+type AuditEntry struct {
+	ID           string    `json:"id"`
+	At           time.Time `json:"at"`
+	ClusterID    string    `json:"cluster_id,omitempty"`
+	Principal    string    `json:"principal"`
+	Source       string    `json:"source,omitempty"`
+	Channel      string    `json:"channel"`
+	Action       string    `json:"action"`
+	ResourceType string    `json:"resource_type,omitempty"`
+	ResourceName string    `json:"resource_name,omitempty"`
+	Result       string    `json:"result"`
+	Detail       string    `json:"detail,omitempty"`
+	Count        int       `json:"count"`
+}
+
+// AuditFilter narrows an audit-log listing; empty fields match all.
+type AuditFilter struct {
+	ClusterID, Principal, Action, Result string
+	Since, Until                         time.Time
+}

@@ -329,6 +329,19 @@ func TestCLIManagement(t *testing.T) {
 	if out := ok("group", "list"); strings.Contains(out, "franz") {
 		t.Errorf("group list after delete:\n%s", out)
 	}
+
+	// The audit log holds what the commands above changed, read back as
+	// YAML; bad filters fail before any request.
+	poll.Until(t, 15*time.Second, "the ACL's audit row", func() error {
+		var rows []client.AuditEntry
+		yamlOf(&rows, "audit", "list", "--action", "acl.create", "--result", "ok", "--since", "1h")
+		if len(rows) != 1 || rows[0].ResourceName != a.ID || rows[0].Result != "ok" || rows[0].Channel != "rest" {
+			return fmt.Errorf("acl.create rows = %+v", rows)
+		}
+		return nil
+	})
+	fails("--since: want an RFC 3339 time or a duration", "audit", "list", "--since", "yesterday")
+	fails("--result must be ok, failed or denied", "audit", "list", "--result", "maybe")
 }
 
 func writeFile(t *testing.T, path, s string) {

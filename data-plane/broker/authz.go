@@ -258,6 +258,7 @@ const denialLogBurst = 10
 // denied audits a refusal.
 func (c *conn) denied(rt acl.ResourceType, name string, op acl.Operation) {
 	c.s.met.authzDenials.WithLabelValues(string(rt), string(op)).Inc()
+	c.auditDenial(rt, name, op)
 	if now := time.Now(); now.Sub(c.denialWindow) >= time.Second {
 		c.denialWindow, c.denialsLogged = now, 0
 	}

@@ -325,6 +325,7 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 		c.s.met.observe(rq.key, start, err)
 		return nil, nil, err
 	}
+	c.auditRequest(rq.req, resp)
 	wait := c.deferred
 	c.deferred = nil
 	delay, err := c.s.quotas.Charge(&c.load, rq.key, len(buf)+4, resp)

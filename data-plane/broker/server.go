@@ -35,6 +35,7 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/share"
+	"github.com/eddy-streams/eddy/internal/audit"
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/loopback"
 	"github.com/eddy-streams/eddy/internal/service"
@@ -271,6 +272,7 @@ type Server struct {
 	revoke   *revoker // login caches and metrics of revocation (revoke.go)
 	failed   failedLogins
 	lead     *leader.Manager
+	audit    *audit.Writer // admin changes and denials (auditlog.go)
 	groups   *group.Coordinator
 	groupMet *groupStateMetrics // group persistence (groupstate.go)
 	// Share groups (share.go): membership on the group's coordinator,
@@ -336,6 +338,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 		refresh: make(chan refreshReq),
 		conns:   map[*conn]struct{}{},
 	}
+	s.audit = audit.New(st, log, reg)
 	s.quotas = quota.New(quota.Config{Broker: cfg.ID, Interval: cfg.QuotaInterval}, st, s.limits, log, reg)
 	s.commits = newCommitBatcher(st, reg)
 	s.sessions = newFetchSessions(cfg.FetchSessions, reg)
@@ -434,6 +437,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	l.Add("transactions", service.Loop(s.txnLoop))
 	l.Add("share groups", service.Loop(s.shareGroups.Run))
 	l.Add("share locks", service.Loop(s.shares.Run))
+	l.Add("audit", service.Loop(s.audit.Run))
 	l.Add("flusher", service.Func(s.runFlusher))
 	l.Add("usage meter", service.Loop(func(ctx context.Context) { s.usage.Run(ctx, s.cfg.ShutdownTimeout/3) }))
 	l.Add("offset commits", service.Basic{
@@ -457,6 +461,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		"flusher",        // flush what they produced
 		"heartbeat", "metadata", "authz", "revocation", "revocation check", "quota", "offset expiry", "producer expiry",
 		"transaction markers", "transactions", "share groups", "share locks",
+		"audit", // the connections' last admin changes and denials
 		"groups",
 		"flush all", // whatever is left, until the deadline
 		"session",   // deregister: the partitions move on at once
