@@ -95,6 +95,7 @@ func TestAcceptance(t *testing.T) {
 		{"acl", testAccACL},
 		{"data_sources", testAccDataSources},
 		{"example_complete", testAccExampleComplete},
+		{"audit", testAccAudit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
