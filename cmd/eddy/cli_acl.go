@@ -53,7 +53,7 @@ func newACLCmd() *cobra.Command {
 	fs.StringVar(&req.Operation, "operation", "", "all, read, write, create, delete, alter, describe, cluster_action, describe_configs, alter_configs or idempotent_write (required)")
 	fs.StringVar(&req.Permission, "permission", client.ACLAllow, "allow or deny")
 	fs.StringVar(&req.PatternType, "pattern", client.ACLPatternLiteral, "literal or prefixed (the name is a prefix)")
-	fs.StringVar(&req.Host, "host", "*", `"*" or the client's IP address`)
+	fs.StringVar(&req.Host, "host", "*", `"*", the client's IP address, or a CIDR block (10.0.0.0/8)`)
 	fs.String("topic", "", "the topic (or topic prefix) the ACL is about")
 	fs.String("group", "", "the consumer group (or prefix)")
 	fs.String("transactional-id", "", "the transactional id (or prefix)")

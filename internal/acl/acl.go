@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -100,7 +101,7 @@ type ACL struct {
 	PatternType  PatternType
 	Operation    Operation
 	Permission   Permission
-	Host         string // "*" or an IP address
+	Host         string // "*", an IP address, or a CIDR block (KIP-1276) such as 10.0.0.0/8
 }
 
 // ErrInvalid is wrapped by Validate's errors.
@@ -149,10 +150,22 @@ func (a *ACL) Validate() error {
 		return bad("operation", "%s does not apply to %s resources", a.Operation, a.ResourceType)
 	case !slices.Contains(Permissions, a.Permission):
 		return bad("permission", "must be one of %s", join(Permissions))
-	case a.Host != "*" && net.ParseIP(a.Host) == nil:
-		return bad("host", "must be * or an IP address")
+	case a.Host != "*" && !validHost(a.Host):
+		return bad("host", "must be *, an IP address or a CIDR block such as 10.0.0.0/8")
+	}
+	if p, err := netip.ParsePrefix(a.Host); err == nil {
+		a.Host = p.Masked().String() // one spelling per block, so identical ACLs compare equal
 	}
 	return nil
+}
+
+// validHost: an IP address or a CIDR block.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	_, err := netip.ParsePrefix(h)
+	return err == nil
 }
 
 // validFor: the operations Kafka defines for each resource type.
@@ -192,7 +205,22 @@ func (a *ACL) nameMatches(name string) bool {
 	return false
 }
 
-func (a *ACL) hostMatches(host string) bool { return a.Host == "*" || a.Host == host }
+// hostMatches reports whether the client's address is the ACL's host or
+// falls in its CIDR block.
+func (a *ACL) hostMatches(host string) bool {
+	if a.Host == "*" || a.Host == host {
+		return true
+	}
+	if !strings.Contains(a.Host, "/") {
+		return false
+	}
+	p, err := netip.ParsePrefix(a.Host)
+	if err != nil {
+		return false
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && p.Contains(addr.Unmap())
+}
 
 // Grants is everything that decides what one principal may do in one
 // virtual cluster.

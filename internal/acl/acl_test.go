@@ -53,6 +53,10 @@ func TestAllowed(t *testing.T) {
 		{"deny other op", Grants{Roles: []string{RoleAdmin}, ACLs: []ACL{deny(Topic, "t", Literal, Write)}}, Topic, "t", Read, true},
 		{"deny describe keeps read", Grants{ACLs: []ACL{allow(Topic, "t", Literal, Read), deny(Topic, "t", Literal, Describe)}}, Topic, "t", Read, true},
 		{"deny other host", Grants{Roles: []string{RoleAdmin}, ACLs: []ACL{onHost(deny(Topic, "t", Literal, Write), "10.0.0.2")}}, Topic, "t", Write, true},
+		{"cidr allow", Grants{ACLs: []ACL{onHost(allow(Topic, "t", Literal, Read), "10.0.0.0/24")}}, Topic, "t", Read, true},
+		{"cidr allow miss", Grants{ACLs: []ACL{onHost(allow(Topic, "t", Literal, Read), "10.0.1.0/24")}}, Topic, "t", Read, false},
+		{"cidr deny beats role", Grants{Roles: []string{RoleAdmin}, ACLs: []ACL{onHost(deny(Topic, "t", Literal, Write), "10.0.0.0/8")}}, Topic, "t", Write, false},
+		{"cidr deny outside", Grants{Roles: []string{RoleAdmin}, ACLs: []ACL{onHost(deny(Topic, "t", Literal, Write), "192.168.0.0/16")}}, Topic, "t", Write, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.g.Allowed("10.0.0.1", tc.rt, tc.res, tc.op); got != tc.want {
@@ -82,6 +86,8 @@ func TestValidate(t *testing.T) {
 		{"operation", func(a *ACL) { a.ResourceType = Group; a.Operation = Write }},
 		{"permission", func(a *ACL) { a.Permission = "maybe" }},
 		{"host", func(a *ACL) { a.Host = "example.com" }},
+		{"host", func(a *ACL) { a.Host = "10.0.0.0/33" }},
+		{"host", func(a *ACL) { a.Host = "10.0.0/8" }},
 	} {
 		a := ok
 		tc.mod(&a)
@@ -89,6 +95,19 @@ func TestValidate(t *testing.T) {
 		if err := a.Validate(); !errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: got %v, want an error on %s", a, err, tc.field)
 		}
+	}
+}
+
+// TestCIDRHost: a CIDR host is stored in one spelling (its network
+// address), and an IPv4 client seen as an IPv4-mapped IPv6 address still
+// matches an IPv4 block.
+func TestCIDRHost(t *testing.T) {
+	a := ACL{Principal: "User:sa-abc", ResourceType: Topic, ResourceName: "t", PatternType: Literal, Operation: Read, Permission: Deny, Host: "10.1.2.3/8"}
+	if err := a.Validate(); err != nil || a.Host != "10.0.0.0/8" {
+		t.Fatalf("Validate: %v, host %q, want 10.0.0.0/8", err, a.Host)
+	}
+	if !a.hostMatches("::ffff:10.9.9.9") || a.hostMatches("11.0.0.1") || a.hostMatches("not-an-ip") {
+		t.Fatal("hostMatches of 10.0.0.0/8 is wrong")
 	}
 }
 

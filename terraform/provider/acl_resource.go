@@ -113,7 +113,7 @@ func (r *aclResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp
 			"operation":  oneOf("Kafka operation.", names(acl.Operations)),
 			"permission": oneOf("Allow or deny.", names(acl.Permissions)),
 			"host": schema.StringAttribute{
-				MarkdownDescription: "`*` (default) or the IP address clients connect from. Changing it replaces the ACL.",
+				MarkdownDescription: "`*` (default), the IP address clients connect from, or a CIDR block of them written as its network address (`10.0.0.0/8`; KIP-1276). Changing it replaces the ACL.",
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString("*"),
