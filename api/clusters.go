@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/eddy-streams/eddy/api/client"
+	"github.com/eddy-streams/eddy/internal/allowlist"
 	"github.com/eddy-streams/eddy/internal/clusterconfig"
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -35,6 +37,7 @@ func (s *Server) clusterOut(cl store.Cluster) client.Cluster {
 		EffectiveLimits:     cl.Limits.Capped(cl.Ceilings),
 		DefaultTopicConfigs: cl.DefaultTopicConfigs,
 		BrokerConfigs:       cl.BrokerConfigs,
+		AllowedCIDRs:        append([]string{}, cl.AllowedCIDRs...),
 		PartitionsUsed:      cl.Partitions,
 		Kafka: client.KafkaEndpoint{
 			BootstrapServers: s.cfg.KafkaBootstrap,
@@ -155,6 +158,39 @@ func checkBrokerConfigs(fe *fieldErrors, m map[string]string) {
 	}
 }
 
+// checkAllowList validates an allow-list and returns it in canonical form
+// (allowlist.Parse).
+func checkAllowList(fe *fieldErrors, entries []string) []string {
+	out, err := allowlist.Parse(entries)
+	if err != nil {
+		fe.add("allowed_cidrs", "%s", err)
+	}
+	return out
+}
+
+// allowedFrom is middleware for a cluster's sub-resources (topics,
+// records, groups, ACLs, ...): a request from outside the cluster's
+// allow-list is refused (403), as a Kafka connection is. The cluster's
+// own routes are not guarded, so an org admin can always correct the
+// list.
+func (s *Server) allowedFrom(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := principal(c)
+		if p.Operator {
+			return next(c)
+		}
+		list, err := s.st.ClusterAllowList(c.Request().Context(), p.OrgID, c.Param("cluster_id"))
+		if err != nil {
+			return storeError(err, "cluster")
+		}
+		host, _, _ := net.SplitHostPort(c.Request().RemoteAddr)
+		if !allowlist.Allows(list, host) {
+			return errForbidden("this address (" + host + ") is not in the cluster's allow-list")
+		}
+		return next(c)
+	}
+}
+
 // brokerConfigsOverLimits returns nil, or a 422 problem naming every
 // broker config next changes from cur above the effective limits eff as
 // broker_configs.<name>, by the store's rule (clusterconfig.WithinChange):
@@ -196,6 +232,7 @@ func (s *Server) createCluster(c echo.Context) error {
 	patchLimits(&fe, rawLimits, &l)
 	checkConfigs(&fe, "default_topic_configs", req.DefaultTopicConfigs)
 	checkBrokerConfigs(&fe, req.BrokerConfigs)
+	allowed := checkAllowList(&fe, req.AllowedCIDRs)
 	if err := fe.err(); err != nil {
 		return err
 	}
@@ -205,7 +242,7 @@ func (s *Server) createCluster(c echo.Context) error {
 	if err := brokerConfigsOverLimits(req.BrokerConfigs, nil, l.Capped(ceilings)); err != nil {
 		return err
 	}
-	cl, err := s.st.CreateClusterWith(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs, req.BrokerConfigs)
+	cl, err := s.st.CreateClusterWith(c.Request().Context(), principal(c).OrgID, req.Name, l, req.DefaultTopicConfigs, req.BrokerConfigs, allowed)
 	if err != nil {
 		return storeError(err, "cluster")
 	}
@@ -277,6 +314,10 @@ func (s *Server) updateCluster(c echo.Context) error {
 	if req.BrokerConfigs != nil {
 		checkBrokerConfigs(&fe, *req.BrokerConfigs)
 	}
+	var allowed []string
+	if req.AllowedCIDRs != nil {
+		allowed = checkAllowList(&fe, *req.AllowedCIDRs)
+	}
 	if err := fe.err(); err != nil {
 		return err
 	}
@@ -311,6 +352,9 @@ func (s *Server) updateCluster(c echo.Context) error {
 				return err
 			}
 			cl.BrokerConfigs = *req.BrokerConfigs
+		}
+		if req.AllowedCIDRs != nil {
+			cl.AllowedCIDRs = allowed
 		}
 		return nil
 	})

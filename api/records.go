@@ -136,6 +136,7 @@ func (s *Server) kafkaClient(ctx context.Context, p Principal, cl store.Cluster,
 		RegisteredClaims: jwt.RegisteredClaims{Subject: p.Subject, ExpiresAt: jwt.NewNumericDate(time.Now().Add(recordsTokenTTL))},
 		Org:              p.OrgID,
 		Cluster:          cl.ID,
+		Proxy:            true, // allowedFrom checked the caller's address
 	})
 	if err != nil {
 		return nil, err

@@ -235,37 +235,37 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.PATCH("/clusters/:cluster_id", s.updateCluster)
 	t.DELETE("/clusters/:cluster_id", s.deleteCluster)
 
-	ti.POST("/clusters/:cluster_id/topics", s.createTopic)
-	t.GET("/clusters/:cluster_id/topics", s.listTopics)
-	t.GET("/clusters/:cluster_id/topics/:topic_name", s.getTopic)
-	t.PATCH("/clusters/:cluster_id/topics/:topic_name", s.updateTopic)
-	t.DELETE("/clusters/:cluster_id/topics/:topic_name", s.deleteTopic)
+	ti.POST("/clusters/:cluster_id/topics", s.createTopic, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/topics", s.listTopics, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/topics/:topic_name", s.getTopic, s.allowedFrom)
+	t.PATCH("/clusters/:cluster_id/topics/:topic_name", s.updateTopic, s.allowedFrom)
+	t.DELETE("/clusters/:cluster_id/topics/:topic_name", s.deleteTopic, s.allowedFrom)
 
-	ti.POST("/clusters/:cluster_id/role-bindings", s.createRoleBinding)
-	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings)
-	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding)
-	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding)
+	ti.POST("/clusters/:cluster_id/role-bindings", s.createRoleBinding, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/role-bindings", s.listRoleBindings, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/role-bindings/:binding_id", s.getRoleBinding, s.allowedFrom)
+	t.DELETE("/clusters/:cluster_id/role-bindings/:binding_id", s.deleteRoleBinding, s.allowedFrom)
 
 	// Records: every service account of the organisation; the brokers
 	// authorize as they do any Kafka client (records.go).
 	rec := v1.Group("", tenantMember)
 	// limitRecords before idempotent: a 429 must not be recorded as the
 	// answer to the request's Idempotency-Key.
-	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.limitRecords, s.idempotent)
-	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords, s.limitRecords)
+	rec.POST("/clusters/:cluster_id/topics/:topic_name/records", s.produceRecords, s.limitRecords, s.idempotent, s.allowedFrom)
+	rec.GET("/clusters/:cluster_id/topics/:topic_name/partitions/:partition/records", s.browseRecords, s.limitRecords, s.allowedFrom)
 
-	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups)
-	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup)
+	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup, s.allowedFrom)
 
-	t.GET("/clusters/:cluster_id/share-groups", s.listShareGroups)
-	t.GET("/clusters/:cluster_id/share-groups/:group_id", s.getShareGroup)
-	t.POST("/clusters/:cluster_id/share-groups/:group_id/reset", s.resetShareGroup)
-	t.DELETE("/clusters/:cluster_id/share-groups/:group_id/offsets", s.deleteShareGroupOffsets)
+	t.GET("/clusters/:cluster_id/share-groups", s.listShareGroups, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/share-groups/:group_id", s.getShareGroup, s.allowedFrom)
+	t.POST("/clusters/:cluster_id/share-groups/:group_id/reset", s.resetShareGroup, s.allowedFrom)
+	t.DELETE("/clusters/:cluster_id/share-groups/:group_id/offsets", s.deleteShareGroupOffsets, s.allowedFrom)
 
-	ti.POST("/clusters/:cluster_id/acls", s.createACL)
-	t.GET("/clusters/:cluster_id/acls", s.listACLs)
-	t.GET("/clusters/:cluster_id/acls/:acl_id", s.getACL)
-	t.DELETE("/clusters/:cluster_id/acls/:acl_id", s.deleteACL)
+	ti.POST("/clusters/:cluster_id/acls", s.createACL, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/acls", s.listACLs, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/acls/:acl_id", s.getACL, s.allowedFrom)
+	t.DELETE("/clusters/:cluster_id/acls/:acl_id", s.deleteACL, s.allowedFrom)
 
 	ti.POST("/service-accounts", s.createServiceAccount)
 	t.GET("/service-accounts", s.listServiceAccounts)

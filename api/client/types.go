@@ -53,8 +53,11 @@ type Cluster struct {
 	// BrokerConfigs are the Kafka broker configs the cluster has set
 	// (num.partitions, auto.create.topics.enable, log.retention.ms, ...);
 	// the others have their defaults.
-	BrokerConfigs  map[string]string `json:"broker_configs"`
-	PartitionsUsed int32             `json:"partitions_used"`
+	BrokerConfigs map[string]string `json:"broker_configs"`
+	// AllowedCIDRs is the cluster's IP allow-list: the addresses its Kafka
+	// clients and its REST sub-resources are reached from (empty: any).
+	AllowedCIDRs   []string      `json:"allowed_cidrs"`
+	PartitionsUsed int32         `json:"partitions_used"`
 	Kafka          KafkaEndpoint     `json:"kafka"`
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
@@ -86,6 +89,7 @@ type CreateClusterRequest struct {
 	Limits              *limits.Limits    `json:"limits,omitempty"`
 	DefaultTopicConfigs map[string]string `json:"default_topic_configs,omitempty"`
 	BrokerConfigs       map[string]string `json:"broker_configs,omitempty"`
+	AllowedCIDRs        []string          `json:"allowed_cidrs,omitempty"`
 }
 
 // UpdateClusterRequest is the body of PATCH /v1/clusters/{id}; nil fields,
@@ -97,6 +101,8 @@ type UpdateClusterRequest struct {
 	// BrokerConfigs replaces the whole set: configs left out return to
 	// their defaults.
 	BrokerConfigs *map[string]string `json:"broker_configs,omitempty"`
+	// AllowedCIDRs replaces the allow-list; an empty list removes it.
+	AllowedCIDRs *[]string `json:"allowed_cidrs,omitempty"`
 }
 
 // Topic is a Kafka topic of a cluster.

@@ -36,8 +36,17 @@ func clusterFields(c client.Cluster) [][2]string {
 		{"Capped by the plan", cappedString(c.Limits, c.EffectiveLimits)},
 		{"Default topic configs", configString(c.DefaultTopicConfigs)},
 		{"Broker configs", configString(c.BrokerConfigs)},
+		{"Allowed from", allowedString(c.AllowedCIDRs)},
 		{"Created", c.CreatedAt.Format(time.RFC3339)},
 	}
+}
+
+// allowedString shows an allow-list; none means from anywhere.
+func allowedString(cidrs []string) string {
+	if len(cidrs) == 0 {
+		return "anywhere"
+	}
+	return strings.Join(cidrs, ", ")
 }
 
 // cappedString lists the limits the plan's ceilings hold below the
@@ -66,6 +75,7 @@ func newClusterCmd() *cobra.Command {
 		lim           limitFlags
 		configs       []string
 		brokerConfigs []string
+		allowCIDRs    []string
 		noWait        bool
 	)
 	create := &cobra.Command{
@@ -89,7 +99,7 @@ func newClusterCmd() *cobra.Command {
 				return err
 			}
 			c, err := cl.CreateCluster(cmd.Context(), client.CreateClusterRequest{Name: args[0], Limits: l, DefaultTopicConfigs: cfg,
-				BrokerConfigs: bcfg})
+				BrokerConfigs: bcfg, AllowedCIDRs: allowCIDRs})
 			if err != nil {
 				return err
 			}
@@ -106,6 +116,7 @@ func newClusterCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&configs, "config", nil, "default topic config name=value (repeatable)")
 	create.Flags().StringArrayVar(&brokerConfigs, "broker-config", nil, "Kafka broker config name=value, e.g. num.partitions=6 (repeatable)")
 	create.Flags().BoolVar(&noWait, "no-wait", false, "return while the cluster is still provisioning")
+	create.Flags().StringArrayVar(&allowCIDRs, "allow-cidr", nil, "CIDR block or IP address the cluster's clients may connect from (repeatable; default: anywhere)")
 
 	list := &cobra.Command{
 		Use: "list", Example: "  eddy cluster list\n" +
@@ -158,6 +169,7 @@ func newClusterCmd() *cobra.Command {
 		upLim         limitFlags
 		rename        string
 		upBrokerConfs []string
+		upAllowCIDRs  []string
 	)
 	update := &cobra.Command{
 		Use: "update ID", Example: "  eddy cluster update vc-... --name orders\n" +
@@ -187,8 +199,17 @@ func newClusterCmd() *cobra.Command {
 				}
 				req.BrokerConfigs = &bcfg
 			}
-			if req.Name == nil && req.Limits == nil && req.BrokerConfigs == nil {
-				return fmt.Errorf("nothing to update: give --name, a limit or --broker-config")
+			if cmd.Flags().Changed("allow-cidr") {
+				list := []string{}
+				for _, c := range upAllowCIDRs {
+					if c != "" { // --allow-cidr "" clears the list
+						list = append(list, c)
+					}
+				}
+				req.AllowedCIDRs = &list
+			}
+			if req.Name == nil && req.Limits == nil && req.BrokerConfigs == nil && req.AllowedCIDRs == nil {
+				return fmt.Errorf("nothing to update: give --name, a limit, --broker-config or --allow-cidr")
 			}
 			c, err := cl.UpdateCluster(cmd.Context(), args[0], req)
 			if err != nil {
@@ -198,6 +219,7 @@ func newClusterCmd() *cobra.Command {
 		},
 	}
 	update.Flags().StringVar(&rename, "name", "", "new name")
+	update.Flags().StringArrayVar(&upAllowCIDRs, "allow-cidr", nil, `CIDR block or IP address clients may connect from (repeatable); replaces the allow-list, --allow-cidr "" removes it`)
 	update.Flags().StringArrayVar(&upBrokerConfs, "broker-config", nil,
 		"Kafka broker config name=value (repeatable); replaces the cluster's broker configs, those not given return to their defaults")
 	upLim.register(update.Flags(), false)

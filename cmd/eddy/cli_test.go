@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,17 @@ func TestTenantCLI(t *testing.T) {
 	}
 	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "300/s") {
 		t.Errorf("cluster describe after update:\n%s", out)
+	}
+	jsonOf(&up, "cluster", "update", cl.ID, "--allow-cidr", "127.0.0.1", "--allow-cidr", "10.1.0.0/16")
+	if !slices.Equal(up.AllowedCIDRs, []string{"10.1.0.0/16", "127.0.0.1/32"}) {
+		t.Fatalf("cluster after --allow-cidr = %+v", up.AllowedCIDRs)
+	}
+	if out := ok("cluster", "describe", cl.ID); !strings.Contains(out, "10.1.0.0/16, 127.0.0.1/32") {
+		t.Errorf("cluster describe after --allow-cidr:\n%s", out)
+	}
+	jsonOf(&up, "cluster", "update", cl.ID, "--allow-cidr", "")
+	if len(up.AllowedCIDRs) != 0 {
+		t.Fatalf("cluster after --allow-cidr \"\" = %+v", up.AllowedCIDRs)
 	}
 	if _, errs, err := run("", "cluster", "update", cl.ID, "--max-connections", "0"); err == nil || !strings.Contains(errs, "--max-connections must be from 1 to 100000") {
 		t.Errorf("out-of-range connection limit: %v %s", err, errs)

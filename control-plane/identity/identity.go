@@ -125,6 +125,9 @@ type Claims struct {
 	// Cluster is the virtual cluster the token is scoped to; "" means the
 	// whole organisation.
 	Cluster string `json:"cluster,omitempty"`
+	// Proxy marks a token the REST API mints to act for a caller on the
+	// Kafka path (the records API), never one handed to a client.
+	Proxy bool `json:"eddy_proxy,omitempty"`
 }
 
 // keyStore is the part of store.Store the issuer uses.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/allowlist"
 	"github.com/eddy-streams/eddy/internal/scram"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -46,6 +48,8 @@ func (c *conn) authenticate(msg []byte) (reply []byte, done bool, err error) {
 	if err == nil {
 		if err = s.checkCluster(ctx, p); err != nil {
 			reason = "cluster"
+		} else if err = s.checkAllowList(p, host); err != nil {
+			reason = "allow-list"
 		}
 	}
 	if err == nil && c.principal != nil && c.principal.Cluster != p.Cluster {
@@ -81,6 +85,20 @@ func failureReason(err error) string {
 		return "credentials"
 	}
 	return "internal"
+}
+
+// checkAllowList: a client outside its cluster's IP allow-list is refused
+// as an authentication failure, the answer Kafka gives a refused client.
+// Checked at every authentication (re-authentication too), so a list
+// narrowed since reaches a connection at its next one.
+func (s *Server) checkAllowList(p sasl.Principal, host string) error {
+	if p.Proxied {
+		return nil
+	}
+	if list := s.view.Load().clusters[p.Cluster].AllowedCIDRs; !allowlist.Allows(list, host) {
+		return errors.Join(sasl.ErrAuthentication, fmt.Errorf("the client's address %s is not in the cluster's allow-list", host))
+	}
+	return nil
 }
 
 // checkCluster: the cluster a credential acts in must exist and belong to

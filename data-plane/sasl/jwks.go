@@ -40,6 +40,7 @@ type tokenClaims struct {
 	jwt.RegisteredClaims
 	Org     string `json:"org"`
 	Cluster string `json:"cluster,omitempty"`
+	Proxy   bool   `json:"eddy_proxy,omitempty"`
 }
 
 // VerifyToken implements TokenVerifier.
@@ -67,7 +68,7 @@ func (j *JWKS) VerifyToken(ctx context.Context, token string) (Principal, error)
 	if c.Subject == "" || c.Org == "" {
 		return Principal{}, fmt.Errorf("%w: token rejected: it names no principal or organisation", ErrAuthentication)
 	}
-	return Principal{Org: c.Org, Cluster: c.Cluster, ServiceAccount: c.Subject, Via: c.ID, Expires: c.ExpiresAt.Time}, nil
+	return Principal{Org: c.Org, Cluster: c.Cluster, ServiceAccount: c.Subject, Via: c.ID, Expires: c.ExpiresAt.Time, Proxied: c.Proxy}, nil
 }
 
 // reason turns jwt's errors into a short, secret-free explanation.

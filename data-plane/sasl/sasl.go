@@ -57,6 +57,11 @@ type Principal struct {
 	// API keys); brokers close connections that do not re-authenticate by
 	// then (KIP-368).
 	Expires time.Time
+	// Proxied: the control plane's records API acting for the principal
+	// (its own short-lived token, claim eddy_proxy, which only the
+	// control plane signs); the API checked the caller's address against
+	// the cluster's allow-list, so the broker does not check its own.
+	Proxied bool
 }
 
 // Mechanism names.

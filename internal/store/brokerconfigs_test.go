@@ -23,7 +23,7 @@ func TestBrokerConfigs(t *testing.T) {
 	}
 	l := limits.Defaults()
 	l.MaxPartitions, l.MaxRetentionMs = 20, 7_200_000
-	cl, err := st.CreateClusterWith(ctx, org.ID, "c", l, nil, map[string]string{"num.partitions": "6"})
+	cl, err := st.CreateClusterWith(ctx, org.ID, "c", l, nil, map[string]string{"num.partitions": "6"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestCreateTopicDefaults(t *testing.T) {
 	}
 	cl, err := st.CreateClusterWith(ctx, org.ID, "c", limits.Defaults(),
 		map[string]string{"retention.ms": "120000", "cleanup.policy": "compact"},
-		map[string]string{"log.retention.ms": "3600000", "message.max.bytes": "2000000"})
+		map[string]string{"log.retention.ms": "3600000", "message.max.bytes": "2000000"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

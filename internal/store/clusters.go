@@ -39,7 +39,10 @@ type Cluster struct {
 	BrokerConfigs     map[string]string
 	AutoCreateTopics  bool  // topics are created on first use (Metadata, Produce)
 	DefaultPartitions int32 // of topics created on first use or without a count
-	Version           int64 // bumped by every update
+	// AllowedCIDRs is the cluster's IP allow-list (internal/allowlist's
+	// canonical form); empty: clients from anywhere.
+	AllowedCIDRs []string
+	Version      int64 // bumped by every update
 	Partitions        int32 // partitions of all its topics
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
@@ -90,7 +93,7 @@ const withPlan = ` LEFT JOIN organizations o ON o.id = c.org_id
 	JOIN billing_plans p ON p.id = coalesce(o.billing_plan_id, '` + DefaultPlan + `')`
 
 var clusterCols = `c.id, coalesce(c.org_id, ''), c.name, c.status, ` + limitColsOf("c") + `, p.id, ` + limitColsOf("p") + `,
-	c.default_topic_configs, c.broker_configs, c.version, c.created_at, c.updated_at,
+	c.default_topic_configs, c.broker_configs, c.allowed_cidrs, c.version, c.created_at, c.updated_at,
 	(SELECT count(*) FROM partitions p JOIN topics t ON t.id = p.topic_id WHERE t.cluster_id = c.id)::int`
 
 func scanCluster(r pgx.CollectableRow) (Cluster, error) {
@@ -98,7 +101,7 @@ func scanCluster(r pgx.CollectableRow) (Cluster, error) {
 	var cfg, bcfg []byte
 	dest := append([]any{&c.ID, &c.OrgID, &c.Name, &c.Status}, limitDests(&c.Limits)...)
 	dest = append(append(dest, &c.PlanID), limitDests(&c.Ceilings)...)
-	err := r.Scan(append(dest, &cfg, &bcfg,
+	err := r.Scan(append(dest, &cfg, &bcfg, &c.AllowedCIDRs,
 		&c.Version, &c.CreatedAt, &c.UpdatedAt, &c.Partitions)...)
 	if err != nil {
 		return c, err
@@ -125,19 +128,20 @@ func (c *Cluster) setBrokerConfigs(col []byte) error {
 // the provisioner (NOTIFY eddy_provision) and the brokers. Limits l leaves
 // unset (zero) take their default.
 func (s *Store) CreateCluster(ctx context.Context, orgID, name string, l limits.Limits, defaults map[string]string) (Cluster, error) {
-	return s.CreateClusterWith(ctx, orgID, name, l, defaults, nil)
+	return s.CreateClusterWith(ctx, orgID, name, l, defaults, nil, nil)
 }
 
 // CreateClusterWith is CreateCluster with broker configs (Kafka names,
-// validated by the caller against clusterconfig and the plan).
-func (s *Store) CreateClusterWith(ctx context.Context, orgID, name string, l limits.Limits, defaults, brokerConfigs map[string]string) (Cluster, error) {
+// validated by the caller against clusterconfig and the plan) and an IP
+// allow-list (canonical, internal/allowlist.Parse).
+func (s *Store) CreateClusterWith(ctx context.Context, orgID, name string, l limits.Limits, defaults, brokerConfigs map[string]string, allowed []string) (Cluster, error) {
 	l = l.OrDefaults()
 	id := NewID("vc")
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, broker_configs, `+limitCols+`)
-			VALUES ($1, $2, $3, 'provisioning', $4, $5, `+params(6, len(limitArgs(l)))+`)`,
-			append([]any{id, orgID, name, marshalConfigs(defaults), marshalConfigs(brokerConfigs)}, limitArgs(l)...)...); err != nil {
+			INSERT INTO virtual_clusters (id, org_id, name, status, default_topic_configs, broker_configs, allowed_cidrs, `+limitCols+`)
+			VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, `+params(7, len(limitArgs(l)))+`)`,
+			append([]any{id, orgID, name, marshalConfigs(defaults), marshalConfigs(brokerConfigs), nonNil(allowed)}, limitArgs(l)...)...); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify('eddy_provision', ''), pg_notify('eddy_metadata', '')`)
@@ -179,8 +183,8 @@ func (s *Store) Clusters(ctx context.Context, orgID string, p Page) ([]Cluster, 
 
 // UpdateCluster applies change to a cluster under a row lock. With
 // ifVersion > 0 it fails with ErrStale unless the stored version is
-// ifVersion. Name, Limits, DefaultTopicConfigs and BrokerConfigs are
-// written back.
+// ifVersion. Name, Limits, DefaultTopicConfigs, BrokerConfigs and
+// AllowedCIDRs are written back.
 func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion int64, change func(*Cluster) error) (Cluster, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock first, then read in a new statement (and so a new snapshot),
@@ -200,9 +204,10 @@ func (s *Store) UpdateCluster(ctx context.Context, orgID, id string, ifVersion i
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, broker_configs = $4, version = version + 1, updated_at = now(),
-				(`+limitCols+`) = (`+params(5, len(limitArgs(c.Limits)))+`)
-			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs), marshalConfigs(c.BrokerConfigs)}, limitArgs(c.Limits)...)...); err != nil {
+			UPDATE virtual_clusters SET name = $2, default_topic_configs = $3, broker_configs = $4, allowed_cidrs = $5,
+				version = version + 1, updated_at = now(),
+				(`+limitCols+`) = (`+params(6, len(limitArgs(c.Limits)))+`)
+			WHERE id = $1`, append([]any{id, c.Name, marshalConfigs(c.DefaultTopicConfigs), marshalConfigs(c.BrokerConfigs), nonNil(c.AllowedCIDRs)}, limitArgs(c.Limits)...)...); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
@@ -362,4 +367,22 @@ func readClusterConfigs(ctx context.Context, q querier, orgID, clusterID string,
 		cc.topic = map[string]string{}
 	}
 	return cc, nil
+}
+
+// nonNil is list, or an empty one for a NOT NULL array column.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+// ClusterAllowList returns the IP allow-list of one of orgID's clusters.
+func (s *Store) ClusterAllowList(ctx context.Context, orgID, id string) ([]string, error) {
+	var list []string
+	err := s.pool.QueryRow(ctx, `SELECT allowed_cidrs FROM virtual_clusters WHERE org_id = $1 AND id = $2`, orgID, id).Scan(&list)
+	if err != nil {
+		return nil, fmt.Errorf("store: cluster allow-list: %w", noRows(err))
+	}
+	return list, nil
 }

@@ -56,7 +56,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		return nil, fmt.Errorf("store: snapshot brokers: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, broker_configs FROM virtual_clusters`)
+	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, broker_configs, allowed_cidrs FROM virtual_clusters`)
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 	}
@@ -65,7 +65,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 			c   Cluster
 			col []byte
 		)
-		if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &col); err != nil {
+		if err := rows.Scan(&c.ID, &c.OrgID, &c.Name, &col, &c.AllowedCIDRs); err != nil {
 			return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 		}
 		if err := c.setBrokerConfigs(col); err != nil {

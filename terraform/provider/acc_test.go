@@ -96,6 +96,7 @@ func TestAcceptance(t *testing.T) {
 		{"data_sources", testAccDataSources},
 		{"example_complete", testAccExampleComplete},
 		{"audit", testAccAudit},
+		{"cluster_allow_list", testAccClusterAllowList},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

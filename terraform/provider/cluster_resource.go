@@ -45,6 +45,7 @@ type clusterModel struct {
 	MaxStorageGB        types.Int64    `tfsdk:"max_storage_gb"`
 	DefaultTopicConfigs types.Map      `tfsdk:"default_topic_configs"`
 	BrokerConfigs       types.Map      `tfsdk:"broker_configs"`
+	AllowedCIDRs        types.Set      `tfsdk:"allowed_cidrs"`
 	Status              types.String   `tfsdk:"status"`
 	BootstrapServers    types.String   `tfsdk:"bootstrap_servers"`
 	SASLMechanisms      types.List     `tfsdk:"sasl_mechanisms"`
@@ -121,6 +122,14 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:    true,
 				Validators:  []validator.Map{configsValidator{broker: true}},
 			},
+			"allowed_cidrs": schema.SetAttribute{
+				MarkdownDescription: "The cluster's IP allow-list: CIDR blocks in network form (`10.0.0.0/8`, `203.0.113.7/32`) its Kafka clients " +
+					"and its REST sub-resources (topics, records, groups, ACLs) may be reached from; a client outside them is refused " +
+					"(`SASL_AUTHENTICATION_FAILED` on Kafka, 403 over REST). Left out: from anywhere. The cluster itself stays manageable from anywhere.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  []validator.Set{cidrsValidator{}},
+			},
 			"status":            computedString("`provisioning` or `ready`."),
 			"bootstrap_servers": computedString("Bootstrap address for Kafka clients."),
 			"sasl_mechanisms": schema.ListAttribute{
@@ -179,6 +188,7 @@ func (m *clusterModel) fromCluster(cl client.Cluster) {
 	m.MaxStorageGB = types.Int64Value(cl.Limits.MaxStorageGB)
 	m.DefaultTopicConfigs = mapValue(cl.DefaultTopicConfigs, m.DefaultTopicConfigs.IsNull())
 	m.BrokerConfigs = mapValue(cl.BrokerConfigs, m.BrokerConfigs.IsNull())
+	m.AllowedCIDRs = setValue(cl.AllowedCIDRs, m.AllowedCIDRs.IsNull())
 	m.Status = types.StringValue(cl.Status)
 	m.BootstrapServers = types.StringValue(cl.Kafka.BootstrapServers)
 	m.SASLMechanisms, _ = types.ListValueFrom(context.Background(), types.StringType, cl.Kafka.SASLMechanisms)
@@ -199,11 +209,13 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	resp.Diagnostics.Append(d...)
 	cfgs := stringMap(ctx, plan.DefaultTopicConfigs, &resp.Diagnostics)
 	bcfgs := stringMap(ctx, plan.BrokerConfigs, &resp.Diagnostics)
+	cidrs := stringSet(ctx, plan.AllowedCIDRs, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	cl, err := r.c.CreateCluster(ctx, client.CreateClusterRequest{
 		Name: plan.Name.ValueString(), Limits: limitsPatch(plan), DefaultTopicConfigs: cfgs, BrokerConfigs: bcfgs,
+		AllowedCIDRs: cidrs,
 	}, idempotencyKey())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "create cluster "+plan.Name.ValueString(), err)
@@ -262,6 +274,13 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			m = map[string]string{} // left out of the configuration: back to the defaults
 		}
 		upd.BrokerConfigs = &m
+	}
+	if !plan.AllowedCIDRs.Equal(state.AllowedCIDRs) {
+		l := stringSet(ctx, plan.AllowedCIDRs, &resp.Diagnostics)
+		if l == nil {
+			l = []string{} // left out of the configuration: from anywhere
+		}
+		upd.AllowedCIDRs = &l
 	}
 	if resp.Diagnostics.HasError() {
 		return

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"github.com/eddy-streams/eddy/internal/allowlist"
 	"maps"
 	"slices"
 	"strings"
@@ -155,5 +156,38 @@ func (durationValidator) ValidateString(_ context.Context, req validator.StringR
 	if err != nil || d <= 0 {
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid duration",
 			fmt.Sprintf("%q is not a positive duration such as 90s, 15m or 720h.", req.ConfigValue.ValueString()))
+	}
+}
+
+// cidrsValidator accepts an allow-list of CIDR blocks written as the
+// server stores them (network address and prefix length: 10.0.0.0/8,
+// 127.0.0.1/32), so the state never differs from the configuration.
+type cidrsValidator struct{}
+
+func (cidrsValidator) Description(context.Context) string {
+	return "CIDR blocks in network form, such as 10.0.0.0/8 or 203.0.113.7/32"
+}
+func (v cidrsValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (cidrsValidator) ValidateSet(_ context.Context, req validator.SetRequest, resp *validator.SetResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	elems := req.ConfigValue.Elements()
+	if len(elems) > allowlist.MaxEntries {
+		resp.Diagnostics.AddAttributeError(req.Path, "Too many CIDR blocks", fmt.Sprintf("at most %d, got %d", allowlist.MaxEntries, len(elems)))
+	}
+	for _, e := range elems {
+		sv, ok := e.(types.String)
+		if !ok || sv.IsUnknown() || sv.IsNull() {
+			continue
+		}
+		got, err := allowlist.Parse([]string{sv.ValueString()})
+		switch {
+		case err != nil:
+			resp.Diagnostics.AddAttributeError(req.Path, "Invalid CIDR block", err.Error())
+		case got[0] != sv.ValueString():
+			resp.Diagnostics.AddAttributeError(req.Path, "CIDR block not in network form",
+				fmt.Sprintf("write %q as %q", sv.ValueString(), got[0]))
+		}
 	}
 }

@@ -43,3 +43,23 @@ func optString(s string, prior types.String) types.String {
 	}
 	return types.StringValue(s)
 }
+
+// stringSet reads a set of strings; nil when null or unknown.
+func stringSet(ctx context.Context, s types.Set, diags *diag.Diagnostics) []string {
+	if s.IsNull() || s.IsUnknown() {
+		return nil
+	}
+	var out []string
+	diags.Append(s.ElementsAs(ctx, &out, false)...)
+	return out
+}
+
+// setValue is the attribute value of l; an empty list is null when
+// emptyIsNull, so a config that leaves the attribute out sees no change.
+func setValue(l []string, emptyIsNull bool) types.Set {
+	if len(l) == 0 && emptyIsNull {
+		return types.SetNull(types.StringType)
+	}
+	v, _ := types.SetValueFrom(context.Background(), types.StringType, l)
+	return v
+}
