@@ -83,6 +83,9 @@ func (s *Server) resolve(r *http.Request) (Principal, error) {
 		return Principal{OrgID: k.OrgID, Subject: k.ServiceAccountID, ClusterID: k.ClusterID, OrgAdmin: k.OrgAdmin}, nil
 	case "bearer":
 		cred = strings.TrimSpace(cred)
+		if pool := r.Header.Get(client.IdentityPoolHeader); pool != "" {
+			return s.resolvePool(r.Context(), pool, cred)
+		}
 		if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(cred), []byte(s.cfg.AdminToken)) == 1 {
 			return Principal{Operator: true}, nil
 		}

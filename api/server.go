@@ -43,6 +43,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/audit"
 	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/federation"
 	"github.com/eddy-streams/eddy/internal/seal"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -92,6 +93,9 @@ type Config struct {
 	// creates; the control plane hands in its key-encryption key
 	// (--secrets-key-file). Required: without it nothing is created.
 	Secrets *seal.Sealer
+	// Federation guards the fetches of the key sets of identity providers
+	// organisations register (tenant-chosen URLs): --oidc-allow-*.
+	Federation egress.Policy
 	// AuditRetention is how long audit rows are kept (0: for ever); Run
 	// deletes older ones.
 	AuditRetention time.Duration
@@ -129,6 +133,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TokenTTL, "token-ttl", d.TokenTTL, "lifetime of issued JWTs")
 	fs.StringVar(&c.Audience, "token-audience", d.Audience, "aud claim of issued JWTs")
 	fs.DurationVar(&c.KeyRotation, "signing-key-rotation", d.KeyRotation, "replace the JWT signing key when it is this old (0: never)")
+	c.Federation.RegisterFlagsFor(fs, "oidc", "identity-provider JWKS URLs")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", d.AuditRetention, "how long audit-log rows are kept (0: for ever)")
 }
 
@@ -144,6 +149,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("api: --api-records-concurrency-per-org must be positive, got %d", c.RecordsConcurrencyPerOrg)
 	case c.TokenTTL <= 0:
 		return fmt.Errorf("api: --token-ttl must be positive, got %s", c.TokenTTL)
+	case c.Federation.Validate() != nil:
+		return fmt.Errorf("api: %w", c.Federation.Validate())
 	case c.AuditRetention < 0:
 		return fmt.Errorf("api: --audit-retention must not be negative, got %s", c.AuditRetention)
 	case c.Audience == "":
@@ -175,9 +182,10 @@ type Server struct {
 	log    *slog.Logger
 	e      *echo.Echo
 
-	patterns []routePattern
-	records  recordsLimiter
-	auditLog *audit.Writer
+	patterns   []routePattern
+	records    recordsLimiter
+	auditLog   *audit.Writer
+	federation *federation.Verifier
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -188,6 +196,7 @@ type Server struct {
 func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s := &Server{cfg: cfg, st: st, issuer: issuer, log: log.With("component", "api")}
 	s.auditLog = audit.New(st, s.log, reg)
+	s.federation = federation.New(st, cfg.Federation)
 	s.records = recordsLimiter{total: cfg.RecordsConcurrency, perOrg: cfg.RecordsConcurrencyPerOrg, orgs: map[string]int{}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eddy_api_requests_total", Help: "REST requests by route, method and status.",
@@ -279,6 +288,13 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	t.DELETE("/api-keys/:key_id", s.deleteAPIKey)
 
 	t.GET("/audit-log", s.listOwnAuditLog)
+
+	ti.POST("/identity-providers", s.createIdentityProvider)
+	t.GET("/identity-providers", s.listIdentityProviders)
+	t.DELETE("/identity-providers/:provider_id", s.deleteIdentityProvider)
+	ti.POST("/identity-pools", s.createIdentityPool)
+	t.GET("/identity-pools", s.listIdentityPools)
+	t.DELETE("/identity-pools/:pool_id", s.deleteIdentityPool)
 
 	t.GET("/billing/usage", s.getUsage)
 	t.GET("/billing/invoices", s.listInvoices)

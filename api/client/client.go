@@ -45,6 +45,17 @@ func WithToken(token string) Option {
 	}
 }
 
+// WithPoolToken authenticates with a token of the organisation's own
+// identity provider, for identity pool pool (identity federation).
+func WithPoolToken(pool, token string) Option {
+	return func(c *Client) {
+		c.auth = func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+token)
+			r.Header.Set(IdentityPoolHeader, pool)
+		}
+	}
+}
+
 // WithHTTPClient replaces http.DefaultClient.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
@@ -453,4 +464,38 @@ func (c *Client) ListAuditLog(ctx context.Context, org string, f AuditFilter, o 
 	var out List[AuditEntry]
 	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
 	return out, err
+}
+
+func (c *Client) CreateIdentityProvider(ctx context.Context, req CreateIdentityProviderRequest, opts ...CallOption) (IdentityProvider, error) {
+	var out IdentityProvider
+	_, err := c.do(ctx, http.MethodPost, "/v1/identity-providers", req, &out, opts...)
+	return out, err
+}
+
+func (c *Client) ListIdentityProviders(ctx context.Context, o ListOptions) (List[IdentityProvider], error) {
+	var out List[IdentityProvider]
+	_, err := c.do(ctx, http.MethodGet, "/v1/identity-providers"+o.query(), nil, &out)
+	return out, err
+}
+
+func (c *Client) DeleteIdentityProvider(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/identity-providers/"+esc(id), nil, nil)
+	return err
+}
+
+func (c *Client) CreateIdentityPool(ctx context.Context, req CreateIdentityPoolRequest, opts ...CallOption) (IdentityPool, error) {
+	var out IdentityPool
+	_, err := c.do(ctx, http.MethodPost, "/v1/identity-pools", req, &out, opts...)
+	return out, err
+}
+
+func (c *Client) ListIdentityPools(ctx context.Context, o ListOptions) (List[IdentityPool], error) {
+	var out List[IdentityPool]
+	_, err := c.do(ctx, http.MethodGet, "/v1/identity-pools"+o.query(), nil, &out)
+	return out, err
+}
+
+func (c *Client) DeleteIdentityPool(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/identity-pools/"+esc(id), nil, nil)
+	return err
 }

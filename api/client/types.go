@@ -335,3 +335,47 @@ type AuditFilter struct {
 	ClusterID, Principal, Action, Result string
 	Since, Until                         time.Time
 }
+
+// IdentityProvider is an OIDC issuer an organisation trusts (identity
+// federation).
+type IdentityProvider struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Issuer    string    `json:"issuer"`
+	JWKSURL   string    `json:"jwks_url"`
+	Audience  string    `json:"audience"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateIdentityProviderRequest is the body of POST /v1/identity-providers.
+type CreateIdentityProviderRequest struct {
+	Name     string `json:"name"`
+	Issuer   string `json:"issuer"`
+	JWKSURL  string `json:"jwks_url"`
+	Audience string `json:"audience"`
+}
+
+// IdentityPool admits a provider's tokens whose claims pass Filter as a
+// service account in a cluster.
+type IdentityPool struct {
+	ID               string              `json:"id"`
+	Name             string              `json:"name"`
+	ProviderID       string              `json:"provider_id"`
+	ClusterID        string              `json:"cluster_id"`
+	ServiceAccountID string              `json:"service_account_id"`
+	Filter           map[string][]string `json:"filter"`
+	CreatedAt        time.Time           `json:"created_at"`
+}
+
+// CreateIdentityPoolRequest is the body of POST /v1/identity-pools.
+type CreateIdentityPoolRequest struct {
+	Name             string              `json:"name"`
+	ProviderID       string              `json:"provider_id"`
+	ClusterID        string              `json:"cluster_id"`
+	ServiceAccountID string              `json:"service_account_id"`
+	Filter           map[string][]string `json:"filter"`
+}
+
+// IdentityPoolHeader names the identity pool a bearer token of an
+// organisation's own identity provider is for.
+const IdentityPoolHeader = "Eddy-Identity-Pool"

@@ -104,6 +104,8 @@ var noFlag = map[string]string{
 	"api.Config.Webhooks.Allow":         "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
 	"api.Config.Secrets":                "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
 	"ledger.Config.Secrets":             "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
+	"broker.Config.Federation.Allow":    "egress.Policy.Validate parses --oidc-allow-cidrs into it",
+	"api.Config.Federation.Allow":       "egress.Policy.Validate parses --oidc-allow-cidrs into it",
 	"share.Config.MaxSessionPartitions": "broker.New copies --fetch-session-max-partitions: a share session is bounded as a fetch session",
 }
 

@@ -36,6 +36,8 @@ import (
 	"github.com/eddy-streams/eddy/data-plane/sasl"
 	"github.com/eddy-streams/eddy/data-plane/share"
 	"github.com/eddy-streams/eddy/internal/audit"
+	"github.com/eddy-streams/eddy/internal/egress"
+	"github.com/eddy-streams/eddy/internal/federation"
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/loopback"
 	"github.com/eddy-streams/eddy/internal/service"
@@ -68,6 +70,9 @@ type Config struct {
 	OAuthIssuer    string
 	OAuthAudience  string
 	JWKSURL        string
+	// Federation guards the fetches of the key sets of identity providers
+	// organisations register (tenant-chosen URLs): --oidc-allow-*.
+	Federation egress.Policy
 	// APIKeyCacheTTL bounds how long logins trust a cached API key or
 	// service account lookup; deletions announced on eddy_revoke drop the
 	// entry at once (revoke.go), so this only matters if one is lost.
@@ -151,6 +156,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", d.OAuthIssuer, "issuer (iss) of accepted tokens: the control plane's base URL")
 	fs.StringVar(&c.OAuthAudience, "oauth-audience", d.OAuthAudience, "audience (aud) accepted tokens must name")
 	fs.StringVar(&c.JWKSURL, "jwks-url", d.JWKSURL, "JWKS of the token issuer (default: <oauth-issuer>/.well-known/jwks.json)")
+	c.Federation.RegisterFlagsFor(fs, "oidc", "identity-provider JWKS URLs")
 	fs.StringVar(&c.TLSCert, "tls-cert", d.TLSCert, "PEM certificate (chain) for TLS on the Kafka listener")
 	fs.StringVar(&c.TLSKey, "tls-key", d.TLSKey, "PEM private key for --tls-cert")
 	fs.BoolVar(&c.AllowPlaintext, "allow-plaintext", d.AllowPlaintext, "allow a plaintext listener on a non-loopback address")
@@ -179,6 +185,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Advertise == "" {
 		c.Advertise = c.Listen
+	}
+	if err := c.Federation.Validate(); err != nil {
+		return fmt.Errorf("broker: %w", err)
 	}
 	if _, _, err := splitHostPort(c.Advertise); err != nil {
 		return fmt.Errorf("broker: --advertise: %w", err)
@@ -367,6 +376,7 @@ func New(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg p
 			s.auth.Tokens = &sasl.JWKS{URL: cfg.JWKSURL, Issuer: cfg.OAuthIssuer, Audience: cfg.OAuthAudience}
 			s.revoke.accounts = &sasl.AccountCache{Exists: accountExists(st), TTL: cfg.APIKeyCacheTTL}
 			s.auth.Accounts = s.revoke.accounts
+			s.auth.Pools = poolVerifier{federation.New(st, cfg.Federation)}
 		}
 	}
 	s.authz = newAuthorizer(st.Grants)

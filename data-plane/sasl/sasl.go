@@ -77,6 +77,10 @@ const (
 type Authenticator struct {
 	Keys   KeyVerifier
 	Tokens TokenVerifier
+	// Pools, when set, verifies OAUTHBEARER tokens of the identity
+	// providers organisations register, for a client that names an
+	// identity pool (extension identityPoolId).
+	Pools PoolVerifier
 	// Accounts, when set, must confirm that a token's subject (its service
 	// account) still exists: a token outlives the deletion of its account
 	// otherwise, until it expires.
@@ -90,6 +94,14 @@ type Authenticator struct {
 	FakeSalt []byte
 
 	fakeOnce sync.Once
+}
+
+// PoolVerifier verifies a token of an organisation's own identity
+// provider for the identity pool the client named (internal/federation):
+// the principal is the pool's service account in the pool's cluster.
+// Errors wrap ErrAuthentication unless the check itself failed.
+type PoolVerifier interface {
+	VerifyPoolToken(ctx context.Context, pool, token string) (Principal, error)
 }
 
 // SCRAMVerifier finds an API key's SCRAM credential for a mechanism; known
@@ -200,7 +212,15 @@ func (x *Exchange) Next(ctx context.Context, msg []byte) (reply []byte, p Princi
 		if err != nil {
 			return nil, Principal{}, true, err
 		}
-		p, err := x.a.Tokens.VerifyToken(ctx, token)
+		var p Principal
+		if pool, ok := ext["identityPoolId"]; ok {
+			if x.a.Pools == nil {
+				return nil, Principal{}, true, fmt.Errorf("%w: identity federation is not enabled on this broker", ErrAuthentication)
+			}
+			p, err = x.a.Pools.VerifyPoolToken(ctx, pool, token)
+		} else {
+			p, err = x.a.Tokens.VerifyToken(ctx, token)
+		}
 		if err != nil {
 			return nil, Principal{}, true, err
 		}

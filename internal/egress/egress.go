@@ -45,15 +45,21 @@ type Policy struct {
 	// public: an internal receiver the operator trusts.
 	Allow []netip.Prefix
 
-	allow []string // flag value, parsed by Validate
+	allow     []string // flag value, parsed by Validate
+	allowFlag string   // its name, for Validate's error
 }
 
-// RegisterFlags registers the policy's flags.
-func (p *Policy) RegisterFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&p.AllowPrivate, "webhook-allow-private-addresses", false,
-		"let tenant-chosen webhook URLs reach loopback, private, link-local and cloud-metadata addresses (development only)")
-	fs.StringSliceVar(&p.allow, "webhook-allow-cidrs", nil,
-		"address ranges tenant-chosen webhook URLs may reach although they are not public, e.g. 10.20.0.0/16")
+// RegisterFlags registers the policy's flags for webhooks.
+func (p *Policy) RegisterFlags(fs *pflag.FlagSet) { p.RegisterFlagsFor(fs, "webhook", "webhook URLs") }
+
+// RegisterFlagsFor registers the policy's flags as --<name>-allow-private-addresses
+// and --<name>-allow-cidrs, for the URLs what describes.
+func (p *Policy) RegisterFlagsFor(fs *pflag.FlagSet, name, what string) {
+	fs.BoolVar(&p.AllowPrivate, name+"-allow-private-addresses", false,
+		"let tenant-chosen "+what+" reach loopback, private, link-local and cloud-metadata addresses (development only)")
+	p.allowFlag = name + "-allow-cidrs"
+	fs.StringSliceVar(&p.allow, p.allowFlag, nil,
+		"address ranges tenant-chosen "+what+" may reach although they are not public, e.g. 10.20.0.0/16")
 }
 
 // Validate parses the flags.
@@ -61,7 +67,7 @@ func (p *Policy) Validate() error {
 	for _, s := range p.allow {
 		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("egress: --webhook-allow-cidrs: %w", err)
+			return fmt.Errorf("egress: --%s: %w", p.allowFlag, err)
 		}
 		p.Allow = append(p.Allow, pfx.Masked())
 	}

@@ -1,0 +1,47 @@
+package federation
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMatches(t *testing.T) {
+	filter := map[string][]string{"sub": {"a", "b"}, "groups": {"payments"}}
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		want   bool
+	}{
+		{"both", map[string]any{"sub": "a", "groups": []any{"devs", "payments"}}, true},
+		{"other subject", map[string]any{"sub": "c", "groups": []any{"payments"}}, false},
+		{"not in the group", map[string]any{"sub": "b", "groups": []any{"devs"}}, false},
+		{"claim missing", map[string]any{"sub": "a"}, false},
+		{"claim of another type", map[string]any{"sub": "a", "groups": 7.0}, false},
+		{"string claim for a list filter", map[string]any{"sub": "a", "groups": "payments"}, true},
+	} {
+		if got := Matches(filter, tc.claims); got != tc.want {
+			t.Errorf("%s: Matches = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if Matches(nil, map[string]any{"sub": "a"}) {
+		t.Error("an empty filter matched")
+	}
+}
+
+func TestCheckFilter(t *testing.T) {
+	if err := CheckFilter(map[string][]string{"sub": {"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	many := map[string][]string{}
+	for i := range MaxFilterClaims + 1 {
+		many[strings.Repeat("c", i+1)] = []string{"v"}
+	}
+	for name, f := range map[string]map[string][]string{
+		"empty": {}, "no values": {"sub": nil}, "empty claim name": {"": {"x"}},
+		"too many claims": many, "long value": {"sub": {strings.Repeat("v", 1025)}},
+	} {
+		if CheckFilter(f) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
