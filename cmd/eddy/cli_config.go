@@ -34,7 +34,7 @@ import (
 // tenantCommands are the CLI's commands, registered by newRoot.
 func tenantCommands() []*cobra.Command {
 	return []*cobra.Command{newLoginCmd(), newProfileCmd(), newOrgCmd(), newPlanCmd(), newClusterCmd(), newTopicCmd(), newACLCmd(), newRoleBindingCmd(),
-		newGroupCmd(), newQuotaCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newClientConfigCmd(), newBillingCmd(), newAuditCmd()}
+		newGroupCmd(), newQuotaCmd(), newServiceAccountCmd(), newAPIKeyCmd(), newClientConfigCmd(), newBillingCmd(), newAuditCmd(), newIdentityProviderCmd(), newIdentityPoolCmd()}
 }
 
 // cliConfig is the CLI's file: named profiles (an organisation's API, the

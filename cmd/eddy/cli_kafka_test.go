@@ -341,6 +341,31 @@ func TestCLIManagement(t *testing.T) {
 		return nil
 	})
 	fails("--since: want an RFC 3339 time or a duration", "audit", "list", "--since", "yesterday")
+
+	// Identity federation: a provider and a pool, listed back as YAML; a
+	// malformed --claim fails before any request.
+	var idp client.IdentityProvider
+	yamlOf(&idp, "identity-provider", "create", "corp", "--issuer", "https://login.corp.example",
+		"--jwks-url", "https://login.corp.example/keys", "--audience", "eddy")
+	var pool client.IdentityPool
+	yamlOf(&pool, "identity-pool", "create", "payments", "--provider", idp.ID, "--service-account", sa.ID,
+		"--claim", "sub=system:serviceaccount:prod:payments", "--claim", "groups=payments", "--claim", "groups=devs")
+	if pool.ClusterID != cl.ID || len(pool.Filter["groups"]) != 2 || pool.Filter["sub"][0] != "system:serviceaccount:prod:payments" {
+		t.Fatalf("identity pool = %+v", pool)
+	}
+	var pools []client.IdentityPool
+	yamlOf(&pools, "identity-pool", "list")
+	if len(pools) != 1 || pools[0].ID != pool.ID {
+		t.Fatalf("identity pools = %+v", pools)
+	}
+	fails("--claim: want name=value", "identity-pool", "create", "x", "--provider", idp.ID, "--service-account", sa.ID, "--claim", "sub")
+	if out := ok("identity-provider", "delete", idp.ID); !strings.Contains(out, "Deleted identity provider") {
+		t.Errorf("identity-provider delete: %s", out)
+	}
+	yamlOf(&pools, "identity-pool", "list")
+	if len(pools) != 0 {
+		t.Fatalf("pools left after their provider was deleted: %+v", pools)
+	}
 	fails("--result must be ok, failed or denied", "audit", "list", "--result", "maybe")
 }
 
