@@ -22,7 +22,7 @@ func FuzzAPI(f *testing.F) {
 	params := map[string]string{"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "t1",
 		"binding_id": "rb-x", "service_account_id": sa.ID, "key_id": a.keyID,
 		"invoice_id": "inv-x", "alert_id": "ba-x", "plan_id": "standard", "group_id": "x-1", "acl_id": "x-1",
-		"partition": "0"}
+		"partition": "0", "provider_id": "idp-x", "pool_id": "pool-x"}
 	routes := e.srv.Routes()
 	for _, r := range routes {
 		for _, m := range echoParam.FindAllString(r.Path, -1) {

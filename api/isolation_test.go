@@ -38,6 +38,11 @@ var unscopedRoutes = map[string]string{
 	"GET /v1/billing/estimate":              "rates the caller's organisation (checked below)",
 	"POST /v1/billing/budget-alerts":        "creates in the caller's organisation",
 	"GET /v1/billing/budget-alerts":         "lists the caller's organisation (checked below)",
+	"GET /v1/audit-log":                     "the caller's organisation (TestAuditLogREST)",
+	"POST /v1/identity-providers":           "creates in the caller's organisation",
+	"GET /v1/identity-providers":            "lists the caller's organisation (checked below)",
+	"POST /v1/identity-pools":               "names a provider, cluster and service account of the caller's organisation (checked below)",
+	"GET /v1/identity-pools":                "lists the caller's organisation (checked below)",
 }
 
 // bodies for routes that take one: valid requests, so only ownership can
@@ -78,12 +83,17 @@ func TestIsolation(t *testing.T) {
 	// A has usage, an invoice and a budget alert.
 	inv := e.usageAndInvoice(a.org.Organization.ID, cl.ID)
 	alert := must[client.BudgetAlert](t)(a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{Name: "a", Threshold: "10", WebhookURL: "https://example.com/hook"}))
+	// A trusts an identity provider, with a pool.
+	idp := must[client.IdentityProvider](t)(a.admin.CreateIdentityProvider(ctx, client.CreateIdentityProviderRequest{
+		Name: "corp", Issuer: "https://login.a.example", JWKSURL: "https://login.a.example/keys", Audience: "eddy"}))
+	pool := must[client.IdentityPool](t)(a.admin.CreateIdentityPool(ctx, client.CreateIdentityPoolRequest{
+		Name: "p", ProviderID: idp.ID, ClusterID: cl.ID, ServiceAccountID: sa.ID, Filter: map[string][]string{"sub": {"x"}}}))
 
 	params := map[string]string{
 		"org_id": a.org.Organization.ID, "cluster_id": cl.ID, "topic_name": "orders",
 		"binding_id": rb.ID, "service_account_id": sa.ID, "key_id": key.ID,
 		"invoice_id": inv.ID, "alert_id": alert.ID, "acl_id": acl.ID, "group_id": "shop-app",
-		"plan_id": "standard", "partition": "0",
+		"plan_id": "standard", "partition": "0", "provider_id": idp.ID, "pool_id": pool.ID,
 	}
 	tok := must[client.Token](t)(b.admin.Token(ctx, b.keyID, b.secret))
 	creds := map[string]func(*http.Request){
@@ -167,6 +177,26 @@ func TestIsolation(t *testing.T) {
 	}
 	if _, err := b.admin.CreateRoleBinding(ctx, bcl.ID, client.CreateRoleBindingRequest{ServiceAccountID: sa.ID, Role: client.RoleAdmin}); !client.IsNotFound(err) {
 		t.Errorf("B binds A's service account: %v", err)
+	}
+
+	// B sees none of A's identity providers and pools, nor makes a pool
+	// of A's provider, cluster or service account.
+	if l := must[client.List[client.IdentityProvider]](t)(b.admin.ListIdentityProviders(ctx, client.ListOptions{})); len(l.Items) != 0 {
+		t.Errorf("B lists identity providers %+v", l.Items)
+	}
+	if l := must[client.List[client.IdentityPool]](t)(b.admin.ListIdentityPools(ctx, client.ListOptions{})); len(l.Items) != 0 {
+		t.Errorf("B lists identity pools %+v", l.Items)
+	}
+	bidp := must[client.IdentityProvider](t)(b.admin.CreateIdentityProvider(ctx, client.CreateIdentityProviderRequest{
+		Name: "corp", Issuer: "https://login.b.example", JWKSURL: "https://login.b.example/keys", Audience: "eddy"}))
+	for name, req := range map[string]client.CreateIdentityPoolRequest{
+		"A's provider":        {Name: "x", ProviderID: idp.ID, ClusterID: bcl.ID, ServiceAccountID: bsa.ID, Filter: map[string][]string{"sub": {"x"}}},
+		"A's cluster":         {Name: "x", ProviderID: bidp.ID, ClusterID: cl.ID, ServiceAccountID: bsa.ID, Filter: map[string][]string{"sub": {"x"}}},
+		"A's service account": {Name: "x", ProviderID: bidp.ID, ClusterID: bcl.ID, ServiceAccountID: sa.ID, Filter: map[string][]string{"sub": {"x"}}},
+	} {
+		if _, err := b.admin.CreateIdentityPool(ctx, req); client.StatusOf(err) < 400 || client.StatusOf(err) >= 500 {
+			t.Errorf("B makes a pool of %s: %v", name, err)
+		}
 	}
 
 	// B's billing shows none of A's usage, invoices or alerts.
