@@ -207,7 +207,7 @@ func TestKIP848Migration(t *testing.T) {
 		startMember(t, s, grp, topic, l, 0, nil, kip848...)
 		// The group is a consumer group holding the new member beside the
 		// classic ones still there, with every partition assigned.
-		want := strings.TrimPrefix(strings.Repeat(",0", 3-i-1)+strings.Repeat(",1", i+1), ",")
+		want := strings.TrimPrefix(strings.Repeat(",0", 3-i)+strings.Repeat(",1", i+1), ",")
 		var last string
 		if !stack.WaitFor(ctx, func() bool {
 			g, err := describeConsumerGroup(ctx, prod, grp)
