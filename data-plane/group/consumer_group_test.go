@@ -172,7 +172,8 @@ func TestConsumerGroupFencing(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(tc.got), kerr.ErrorForCode(tc.want))
 		}
 	}
-	// A classic JoinGroup cannot take over a consumer group with members.
+	// A classic JoinGroup whose metadata is no consumer subscription cannot
+	// join a consumer group with members (valid ones do: migration_test.go).
 	join := kmsg.NewPtrJoinGroupRequest()
 	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g", "consumer", 10000, 10000
 	join.Protocols = protocols("range", "")

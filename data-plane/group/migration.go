@@ -42,7 +42,9 @@ import (
 //     assignment, and starts a rebalance.
 //
 // New classic members may join a consumer group with members, as in
-// Kafka; its dynamic members get MEMBER_ID_REQUIRED first (v4+).
+// Kafka; its dynamic members get MEMBER_ID_REQUIRED first (v4+). With the
+// policy "disabled" classic JoinGroups to a consumer group with members
+// fail with INCONSISTENT_GROUP_PROTOCOL, as before KIP-848's migration.
 //
 // Deviations: a classic member of a consumer group is never the leader
 // (the coordinator assigns), so SkipAssignment is never set; a static
@@ -186,7 +188,7 @@ func sortedNames(in []string) []string {
 // state is written (see JoinGroup).
 func (c *Coordinator) joinConsumer(g *group, a joinArgs, topics Topics) (res joinResult, changed bool) {
 	cg := g.cg
-	if a.protocolType != "consumer" || len(a.protocols) == 0 {
+	if c.cfg.ConsumerMigrationPolicy == "disabled" || a.protocolType != "consumer" || len(a.protocols) == 0 {
 		return joinError(a.memberID, kerr.InconsistentGroupProtocol.Code), false
 	}
 	var sub kmsg.ConsumerMemberMetadata

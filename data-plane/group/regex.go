@@ -68,13 +68,19 @@ type resolvedRegex struct {
 	topics []string
 }
 
-// admitRegex reports whether the group may take pattern: it already uses
-// it, or has room for one more distinct regex.
+// admitRegex reports whether the group may take pattern: a member already
+// uses it, or the group has room for one more distinct regex.
 func (c *Coordinator) admitRegex(cg *consumerGroup, pattern string) bool {
-	if _, ok := cg.regexes[pattern]; ok {
-		return true
+	inUse := map[string]bool{}
+	for _, m := range cg.members {
+		if m.regex == pattern {
+			return true
+		}
+		if m.regex != "" {
+			inUse[m.regex] = true
+		}
 	}
-	return len(cg.regexes) < c.cfg.ConsumerMaxRegexes
+	return len(inUse) < c.cfg.ConsumerMaxRegexes
 }
 
 // updateRegexes resolves the group's regexes that are due (see above),
