@@ -51,8 +51,12 @@
 // transaction's offsets are applied, drops its cache of the group's
 // offsets (ApplyOffsets). See 28_txn_offset_commit.go.
 //
-// Not provided: regular-expression subscriptions and classic-member
-// interop of KIP-848 groups; a classic-protocol view of KIP-848 groups in
+// KIP-848 groups resolve regular-expression subscriptions themselves
+// (regex.go), and a group converts online between the classic and the
+// consumer protocol while its members keep consuming, classic members of a
+// consumer group being answered by it (migration.go).
+//
+// Not provided: a classic-protocol view of KIP-848 groups in
 // DescribeGroups.
 //
 // # Concurrency
