@@ -433,7 +433,13 @@ func (c *Coordinator) maybeDowngrade(g *group) {
 		}
 	}
 	g.cg = nil
-	g.generation = cg.epoch
+	// The generation members are at, not the group epoch the leave just
+	// bumped: a member at it is told REBALANCE_IN_PROGRESS and rejoins
+	// with its partitions, rather than ILLEGAL_GENERATION.
+	g.generation = 0
+	for _, m := range cg.members {
+		g.generation = max(g.generation, m.epoch)
+	}
 	g.protocolType = "consumer"
 	g.leader = ""
 	for _, cm := range sortedMembers(cg) {

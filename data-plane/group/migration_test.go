@@ -3,7 +3,9 @@ package group
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -206,4 +208,46 @@ func TestMigrationPolicy(t *testing.T) {
 	if g := c3.ConsumerGroupDescribe(ctx, "c1", d).Groups[0]; g.ErrorCode != 0 || len(g.Members) != 1 || g.Members[0].MemberType != 0 {
 		t.Fatalf("without downgrades the classic member stays in the consumer group: %v, %d members", kerr.ErrorForCode(g.ErrorCode), len(g.Members))
 	}
+}
+
+// TestMigratedGroupSurvivesFailover: a consumer group holding a classic
+// member (upgraded online) and a member subscribed by regex resumes on a
+// new coordinator: the classic member heartbeats at its generation, the
+// regex is still the member's, and each keeps its kind.
+func TestMigratedGroupSurvivesFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStateStore()
+		cfg := scenarioConfig()
+		c := New(cfg, st, nil)
+		defer c.Close()
+		ctx := testCtx(t)
+		f := &fakeTopics{topics: map[string]TopicInfo{"t": topicT}, version: 1}
+		cl := formGroup(t, c, "c1", "g", 1, func(_ int, m *consumer) {
+			m.protocols = protocols("cooperative-sticky", subscription(nil))
+			m.session = 10 * time.Second
+		})[0]
+		if resp := regexHeartbeat(t, c, f, "n", 0, "t|u"); resp.ErrorCode != 0 || len(resp.Assignment.Topics) != 1 {
+			t.Fatalf("regex member join: %v %+v", kerr.ErrorForCode(resp.ErrorCode), resp.Assignment)
+		}
+
+		c2 := failover(t, cfg, st)
+		cl.c = c2
+		// Known at its generation; it is not at its target yet (it owned
+		// nothing), so it is asked to rejoin.
+		wantCode(t, "classic heartbeat on the new coordinator", cl.heartbeat(ctx), kerr.RebalanceInProgress.Code)
+		d := kmsg.NewPtrConsumerGroupDescribeRequest()
+		d.Groups = []string{"g"}
+		g := c2.ConsumerGroupDescribe(ctx, "c1", d).Groups[0]
+		kinds := map[int8]string{}
+		for _, m := range g.Members {
+			re := ""
+			if m.SubscribedTopicRegex != nil {
+				re = *m.SubscribedTopicRegex
+			}
+			kinds[m.MemberType] = m.MemberID + " " + re + " " + strings.Join(m.SubscribedTopics, ",")
+		}
+		if g.ErrorCode != 0 || kinds[0] != cl.id+"  t" || kinds[1] != "n t|u t" {
+			t.Fatalf("after failover: %v %v", kerr.ErrorForCode(g.ErrorCode), kinds)
+		}
+	})
 }
