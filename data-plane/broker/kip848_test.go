@@ -203,11 +203,9 @@ func TestKIP848Migration(t *testing.T) {
 		sort.Strings(ts)
 		return strings.Join(ts, ",")
 	}
-	for i := range old {
-		startMember(t, s, grp, topic, l, 0, nil, kip848...)
-		// The group is a consumer group holding the new member beside the
-		// classic ones still there, with every partition assigned.
-		want := strings.TrimPrefix(strings.Repeat(",0", 3-i)+strings.Repeat(",1", i+1), ",")
+	// waitGroup waits until the group's description satisfies ok.
+	waitGroup := func(what string, ok func(g kmsg.ConsumerGroupDescribeResponseGroup) bool) {
+		t.Helper()
 		var last string
 		if !stack.WaitFor(ctx, func() bool {
 			g, err := describeConsumerGroup(ctx, prod, grp)
@@ -216,26 +214,26 @@ func TestKIP848Migration(t *testing.T) {
 				return false
 			}
 			last = fmt.Sprintf("state %s member types %s assigned %v", g.State, memberTypes(g), assignedTopics(g))
-			return memberTypes(g) == want && assignedTopics(g)[topic] == 12
+			return ok(g)
 		}) {
-			t.Fatalf("step %d: group did not take the KIP-848 member: %s", i, last)
+			t.Fatalf("%s: %s", what, last)
 		}
+	}
+	for i := range old {
+		startMember(t, s, grp, topic, l, 0, nil, kip848...)
+		// The group is a consumer group holding the new member beside the
+		// classic ones still there, with every partition assigned.
+		want := strings.TrimPrefix(strings.Repeat(",0", 3-i)+strings.Repeat(",1", i+1), ",")
+		waitGroup(fmt.Sprintf("step %d: group did not take the KIP-848 member", i), func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
+			return memberTypes(g) == want && assignedTopics(g)[topic] == 12
+		})
 		before := l.count()
 		old[i].stop()
 		waitCount(t, l, min(before+n/10, n), time.Minute)
 	}
-	var last string
-	if !stack.WaitFor(ctx, func() bool {
-		g, err := describeConsumerGroup(ctx, prod, grp)
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		last = fmt.Sprintf("state %s member types %s assigned %v", g.State, memberTypes(g), assignedTopics(g))
+	waitGroup("group did not settle with three KIP-848 members", func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
 		return g.State == "Stable" && memberTypes(g) == "1,1,1" && assignedTopics(g)[topic] == 12
-	}) {
-		t.Fatalf("group did not settle with three KIP-848 members: %s", last)
-	}
+	})
 	<-produced
 	waitCount(t, l, n, time.Minute)
 	l.check(t, "v", n)

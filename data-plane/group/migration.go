@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -239,6 +240,10 @@ func (c *Coordinator) joinConsumer(g *group, a joinArgs, topics Topics) (res joi
 	}
 	m.clientID, m.clientHost = a.client.ID, a.client.Host
 	m.rebalance = a.rebalanceTimeout
+	// What a downgrade would need: written even if nothing else changed.
+	classicChanged := m.classic.sessionTimeout != a.sessionTimeout || !slices.EqualFunc(m.classic.protocols, a.protocols, func(x, y protocol) bool {
+		return x.name == y.name && bytes.Equal(x.metadata, y.metadata)
+	})
 	m.classic.sessionTimeout, m.classic.protocols = a.sessionTimeout, a.protocols
 	m.names = sortedNames(sub.Topics)
 	if m.updateSubscribed() {
@@ -266,7 +271,7 @@ func (c *Coordinator) joinConsumer(g *group, a joinArgs, topics Topics) (res joi
 		protocolType: "consumer",
 		protocol:     a.protocols[0].name,
 	}
-	return res, cg.epoch != epoch0 || cg.targetEpoch != target0 || m.persistent() != before
+	return res, classicChanged || cg.epoch != epoch0 || cg.targetEpoch != target0 || m.persistent() != before
 }
 
 // reconcileClassic is reconcile for a classic member, from what it reports
