@@ -18,8 +18,8 @@ import (
 //
 //   - Upgrade: a ConsumerGroupHeartbeat joining a classic group with
 //     members converts it to a consumer group, if the group's protocol
-//     type is "consumer", its members' subscriptions decode and they fit
-//     Config.ConsumerMaxSize. Each classic member becomes a member of the
+//     type is "consumer", its members' subscriptions decode and they and
+//     the joining member fit Config.ConsumerMaxSize. Each classic member becomes a member of the
 //     consumer group at the generation as its epoch, subscribed to the
 //     topics of its JoinGroup metadata, owning its current assignment
 //     (nothing if the group was between generations), which is also the
@@ -94,8 +94,10 @@ func (c *Coordinator) upgrade(g *group, lookup TopicLookup) string {
 		return "group " + g.group + " is a classic group with members and the migration policy does not allow upgrades"
 	case g.protocolType != "consumer":
 		return "group " + g.group + " is a classic group of protocol type " + g.protocolType + ", not consumer"
-	case len(g.members) > c.cfg.ConsumerMaxSize:
-		return "group " + g.group + " has more members than a consumer group may"
+	case len(g.members) >= c.cfg.ConsumerMaxSize:
+		// Room for the joining member too: a conversion is not undone
+		// when the heartbeat that made it fails afterwards.
+		return "group " + g.group + " has as many members as a consumer group may"
 	}
 	cg := newConsumerGroup()
 	cg.epoch, cg.targetEpoch = g.generation, g.generation
