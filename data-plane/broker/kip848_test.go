@@ -171,7 +171,7 @@ func TestKIP848RegexErrors(t *testing.T) {
 }
 
 // TestKIP848Migration: a classic group of three franz-go consumers
-// (cooperative-sticky) is switched member by member to the KIP-848
+// (cooperative-sticky, and range) is switched member by member to the KIP-848
 // protocol while a producer writes: each step starts a KIP-848 member and
 // then stops a classic one. The first KIP-848 member converts the group
 // online (its classic members show in ConsumerGroupDescribe); at the end
@@ -181,10 +181,23 @@ func TestKIP848RegexErrors(t *testing.T) {
 func TestKIP848Migration(t *testing.T) {
 	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), BrokerArgs: groupArgs})
 	prod := newClient(t, s)
-	topic, grp, n := "migrate", "migrate", 15000
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+	}{
+		// Cooperative members give partitions up one by one; eager
+		// ones (range) give up all of them at every rejoin.
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+		{"range", kgo.RangeBalancer()},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testMigration(t, s, prod, "migrate-"+tc.name, kgo.Balancers(tc.balancer)) })
+	}
+}
+
+func testMigration(t *testing.T, s *stack.Stack, prod *kgo.Client, grp string, classic ...kgo.Opt) {
+	topic, n := grp, 15000
 	createTopic(t, prod, topic, 12, nil)
 	l := newLedger()
-	classic := []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}
 	var old []*member
 	for i := 0; i < 3; i++ {
 		old = append(old, startMember(t, s, grp, topic, l, 0, nil, classic...))
