@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -171,36 +173,52 @@ func TestKIP848RegexErrors(t *testing.T) {
 }
 
 // TestKIP848Migration: a classic group of three franz-go consumers
-// (cooperative-sticky, and range) is switched member by member to the KIP-848
-// protocol while a producer writes: each step starts a KIP-848 member and
-// then stops a classic one. The first KIP-848 member converts the group
-// online (its classic members show in ConsumerGroupDescribe); at the end
-// only KIP-848 members remain. Every record is processed, and none again
-// after its commit was confirmed (the ledger counts each record's
-// processings), so committed offsets survived the conversion.
+// (cooperative-sticky, and range) is switched member by member to the
+// KIP-848 protocol while a producer writes: each step starts a KIP-848
+// member and then stops a classic one. The first KIP-848 member converts
+// the group online (its classic members show in ConsumerGroupDescribe); at
+// the end only KIP-848 members remain. The way back (downgrade) switches
+// KIP-848 members to classic ones, and the group is a classic group again
+// once the last KIP-848 member left. Every record is processed, and none
+// again after its commit was confirmed (the ledger counts each record's
+// processings), so committed offsets survive each conversion.
 func TestKIP848Migration(t *testing.T) {
 	s := stack.Start(t, stack.Options{DatabaseURL: pgtest.URL(t), BrokerArgs: groupArgs})
 	prod := newClient(t, s)
+	coop := []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}
 	for _, tc := range []struct {
-		name     string
-		balancer kgo.GroupBalancer
+		name      string
+		from, to  []kgo.Opt
+		toClassic bool
 	}{
 		// Cooperative members give partitions up one by one; eager
 		// ones (range) give up all of them at every rejoin.
-		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
-		{"range", kgo.RangeBalancer()},
+		{"upgrade cooperative-sticky", coop, kip848, false},
+		{"upgrade range", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}, kip848, false},
+		{"downgrade", kip848, coop, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testMigration(t, s, prod, "migrate-"+tc.name, kgo.Balancers(tc.balancer)) })
+		grp := "migrate-" + strings.ReplaceAll(tc.name, " ", "-")
+		t.Run(tc.name, func(t *testing.T) { testMigration(t, s, prod, grp, tc.from, tc.to, tc.toClassic) })
 	}
 }
 
-func testMigration(t *testing.T, s *stack.Stack, prod *kgo.Client, grp string, classic ...kgo.Opt) {
+// memberTypes lists the members' protocols, sorted: 0 classic, 1 consumer.
+func memberTypes(g kmsg.ConsumerGroupDescribeResponseGroup) string {
+	var ts []string
+	for _, m := range g.Members {
+		ts = append(ts, fmt.Sprint(m.MemberType))
+	}
+	sort.Strings(ts)
+	return strings.Join(ts, ",")
+}
+
+func testMigration(t *testing.T, s *stack.Stack, prod *kgo.Client, grp string, from, to []kgo.Opt, toClassic bool) {
 	topic, n := grp, 15000
 	createTopic(t, prod, topic, 12, nil)
 	l := newLedger()
 	var old []*member
 	for i := 0; i < 3; i++ {
-		old = append(old, startMember(t, s, grp, topic, l, 0, nil, classic...))
+		old = append(old, startMember(t, s, grp, topic, l, 0, nil, from...))
 	}
 	produced := make(chan struct{})
 	go func() { defer close(produced); produceValues(t, prod, topic, "v", n, 100, 100*time.Millisecond) }()
@@ -208,14 +226,6 @@ func testMigration(t *testing.T, s *stack.Stack, prod *kgo.Client, grp string, c
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	memberTypes := func(g kmsg.ConsumerGroupDescribeResponseGroup) string {
-		var ts []string
-		for _, m := range g.Members {
-			ts = append(ts, fmt.Sprint(m.MemberType))
-		}
-		sort.Strings(ts)
-		return strings.Join(ts, ",")
-	}
 	// waitGroup waits until the group's description satisfies ok.
 	waitGroup := func(what string, ok func(g kmsg.ConsumerGroupDescribeResponseGroup) bool) {
 		t.Helper()
@@ -232,21 +242,48 @@ func testMigration(t *testing.T, s *stack.Stack, prod *kgo.Client, grp string, c
 			t.Fatalf("%s: %s", what, last)
 		}
 	}
+	fromType, toType := "0", "1"
+	if toClassic {
+		fromType, toType = toType, fromType
+	}
 	for i := range old {
-		startMember(t, s, grp, topic, l, 0, nil, kip848...)
+		startMember(t, s, grp, topic, l, 0, nil, to...)
 		// The group is a consumer group holding the new member beside the
-		// classic ones still there, with every partition assigned.
-		want := strings.TrimPrefix(strings.Repeat(",0", 3-i)+strings.Repeat(",1", i+1), ",")
-		waitGroup(fmt.Sprintf("step %d: group did not take the KIP-848 member", i), func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
+		// old ones still there, with every partition assigned.
+		var types []string
+		for j := range 3 {
+			if j >= i { // old[i:] are still there
+				types = append(types, fromType)
+			}
+			if j <= i { // and i+1 new ones
+				types = append(types, toType)
+			}
+		}
+		sort.Strings(types)
+		want := strings.Join(types, ",")
+		waitGroup(fmt.Sprintf("step %d: group did not take the new member", i), func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
 			return memberTypes(g) == want && assignedTopics(g)[topic] == 12
 		})
 		before := l.count()
 		old[i].stop()
 		waitCount(t, l, min(before+n/10, n), time.Minute)
 	}
-	waitGroup("group did not settle with three KIP-848 members", func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
-		return g.State == "Stable" && memberTypes(g) == "1,1,1" && assignedTopics(g)[topic] == 12
-	})
+	if toClassic {
+		var last string
+		if !stack.WaitFor(ctx, func() bool {
+			_, err := describeConsumerGroup(ctx, prod, grp)
+			ds, derr := kadm.NewClient(prod).DescribeGroups(ctx, grp)
+			d := ds[grp]
+			last = fmt.Sprintf("ConsumerGroupDescribe: %v; DescribeGroups: %v %v state %s protocol type %s, %d members", err, derr, d.Err, d.State, d.ProtocolType, len(d.Members))
+			return errors.Is(err, kerr.GroupIDNotFound) && derr == nil && d.Err == nil && d.State == "Stable" && d.ProtocolType == "consumer" && len(d.Members) == 3
+		}) {
+			t.Fatalf("group did not become a Stable classic group: %s", last)
+		}
+	} else {
+		waitGroup("group did not settle with three KIP-848 members", func(g kmsg.ConsumerGroupDescribeResponseGroup) bool {
+			return g.State == "Stable" && memberTypes(g) == "1,1,1" && assignedTopics(g)[topic] == 12
+		})
+	}
 	<-produced
 	waitCount(t, l, n, time.Minute)
 	l.check(t, "v", n)
