@@ -17,7 +17,9 @@ import (
 // cluster, so a member can only ever be assigned its own tenant's topics.
 //
 // Authorization: READ on the group; subscribed topics the member may not
-// DESCRIBE are treated as missing.
+// DESCRIBE are treated as missing, and a SubscribedTopicRegex never matches
+// them (as Kafka authorizes regex resolution since 4.0) nor internal
+// topics.
 
 func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHeartbeatRequest) kmsg.Response {
 	if code := s.groupCheck(c, req.Group, acl.Read); code != 0 {
@@ -25,15 +27,35 @@ func handleConsumerGroupHeartbeat(s *Server, c *conn, req *kmsg.ConsumerGroupHea
 		resp.ErrorCode = code
 		return resp
 	}
-	v := s.view.Load()
-	lookup := func(name string) (group.TopicInfo, bool) {
-		t := subscribable(v, c, name)
-		if t == nil {
-			return group.TopicInfo{}, false
-		}
-		return group.TopicInfo{ID: t.ID, Name: t.Name, Partitions: int32(len(t.Partitions))}, true
+	return s.groups.ConsumerGroupHeartbeat(c.groupCtx(), c.cluster, req, groupTopics(s.view.Load(), c))
+}
+
+// groupTopics is the connection's view of its cluster's topics for the
+// group coordinator. Its version is the view's snapshot time: a new view
+// may hold created or deleted topics, and the coordinator bounds how often
+// it re-resolves regexes anyway. Internal topics are not in the view's
+// topics, so regexes never match them.
+func groupTopics(v *view, c *conn) group.Topics {
+	return group.Topics{
+		Lookup: func(name string) (group.TopicInfo, bool) {
+			t := subscribable(v, c, name)
+			if t == nil {
+				return group.TopicInfo{}, false
+			}
+			return group.TopicInfo{ID: t.ID, Name: t.Name, Partitions: int32(len(t.Partitions))}, true
+		},
+		Names: func() []string {
+			ts := v.topics[c.cluster]
+			out := make([]string, 0, len(ts))
+			for name := range ts {
+				if c.sees(acl.Topic, name) {
+					out = append(out, name)
+				}
+			}
+			return out
+		},
+		Version: uint64(v.at.UnixNano()),
 	}
-	return s.groups.ConsumerGroupHeartbeat(c.groupCtx(), c.cluster, req, lookup)
 }
 
 // subscribable returns the topic of the connection's cluster a group member

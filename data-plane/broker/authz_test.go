@@ -315,6 +315,33 @@ func TestAuthorization(t *testing.T) {
 		t.Fatalf("offsets of a group without a grant: %v", err)
 	}
 
+	// A KIP-848 regex subscription matches only topics the member may
+	// DESCRIBE, and never internal topics: ".*" gives the ACL-only account
+	// orders alone, the org admin every topic but __consumer_offsets.
+	for _, tc := range []struct {
+		cl    *kgo.Client
+		group string
+		want  string
+	}{
+		{aclCl, "g-regex", "orders"},
+		{admin, "admin-regex", "orders,other,secret.x"},
+	} {
+		re := ".*"
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.RebalanceTimeoutMillis = tc.group, "m-"+tc.group, 30000
+		req.SubscribedTopicRegex, req.Topics = &re, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		if resp, err := req.RequestWith(ctx, tc.cl); err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("%s: regex heartbeat: %v %+v", tc.group, err, resp)
+		}
+		g, err := describeConsumerGroup(ctx, admin, tc.group)
+		if err != nil || len(g.Members) != 1 {
+			t.Fatalf("%s: describe: %v", tc.group, err)
+		}
+		if got := strings.Join(g.Members[0].SubscribedTopics, ","); got != tc.want {
+			t.Errorf("%s: regex .* resolved to %s, want %s", tc.group, got, tc.want)
+		}
+	}
+
 	// Audit: denials and failed logins are counted.
 	bad := newClient(t, s, kgo.SASL(plain.Auth{User: reader.keyID, Pass: "wrong"}.AsMechanism()), kgo.RequestRetries(0))
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)

@@ -728,7 +728,9 @@ func TestGroupBadInput(t *testing.T) {
 		{"848 unknown member", func() int16 { return cgh("nobody", 3, nil) }, kerr.UnknownMemberID},
 		{"848 fenced epoch", func() int16 { return cgh("m848", 1000, nil) }, kerr.FencedMemberEpoch},
 		{"848 unsupported assignor", func() int16 { return cgh("m848", 0, &bogus) }, kerr.UnsupportedAssignor},
-		{"848 on classic group", func() int16 {
+		// The classic group's metadata is no consumer subscription, so it
+		// cannot be upgraded online (migration: kip848_test.go).
+		{"848 on classic group that cannot be upgraded", func() int16 {
 			r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 			r.Group, r.MemberID, r.RebalanceTimeoutMillis = "bad", "x", 30000
 			r.SubscribedTopicNames, r.Topics = []string{"bad-groups"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}

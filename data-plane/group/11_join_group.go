@@ -78,6 +78,7 @@ type joinArgs struct {
 	protocolType     string
 	protocols        []protocol
 	reason           string
+	topics           Topics // for classic members of a consumer group
 }
 
 func (c *Coordinator) joinGroup(ctx context.Context, cluster string, req *kmsg.JoinGroupRequest) joinResult {
@@ -105,6 +106,7 @@ func (c *Coordinator) joinGroup(ctx context.Context, cluster string, req *kmsg.J
 		sessionTimeout:   session,
 		protocolType:     strings.Clone(req.ProtocolType),
 		protocols:        protocols,
+		topics:           topicsFrom(ctx),
 	}
 	if req.Version >= 5 && req.InstanceID != nil {
 		id := strings.Clone(*req.InstanceID)
@@ -118,12 +120,21 @@ func (c *Coordinator) joinGroup(ctx context.Context, cluster string, req *kmsg.J
 		return joinError(req.MemberID, code)
 	}
 	var (
-		res  joinResult
-		m    *member
-		wait chan joinResult
+		res   joinResult
+		m     *member
+		wait  chan joinResult
+		saved chan int16
 	)
-	if err := c.do(ctx, func() { res, m, wait = c.join(key{cluster, req.Group}, a) }); err != nil {
+	if err := c.do(ctx, func() { res, m, wait, saved = c.join(key{cluster, req.Group}, a) }); err != nil {
 		return joinError(req.MemberID, kerr.CoordinatorNotAvailable.Code)
+	}
+	if saved != nil {
+		// A classic member of a consumer group: answered once its new
+		// epoch and assignment are written, as a heartbeat would be.
+		if code := awaitSaved(ctx, saved); code != 0 {
+			return joinError(req.MemberID, code)
+		}
+		return res
 	}
 	if wait == nil {
 		return res
@@ -168,23 +179,31 @@ func copyProtocols(in []kmsg.JoinGroupRequestProtocol) ([]protocol, int) {
 	return out, size
 }
 
-// join runs a JoinGroup on the loop. It returns either an immediate result
-// or the member and the channel its parked request will be answered on.
-func (c *Coordinator) join(k key, a joinArgs) (joinResult, *member, chan joinResult) {
+// join runs a JoinGroup on the loop. It returns either an immediate result,
+// the member and the channel its parked request will be answered on, or
+// (a classic member of a consumer group) the result to send once saved
+// delivers a zero code.
+func (c *Coordinator) join(k key, a joinArgs) (joinResult, *member, chan joinResult, chan int16) {
 	g := c.get(k)
 	if g == nil {
 		if a.memberID != "" {
 			// A member of a group we do not know: lost with a coordinator
 			// move, or the group emptied. It must join afresh.
-			return joinError(a.memberID, kerr.UnknownMemberID.Code), nil, nil
+			return joinError(a.memberID, kerr.UnknownMemberID.Code), nil, nil, nil
 		}
 		g = c.newGroup(k)
 	}
 	if g.cg != nil {
 		if len(g.cg.members) > 0 {
-			// A KIP-848 group with members (Kafka's default upgrade
-			// policy refuses classic members too).
-			return joinError(a.memberID, kerr.InconsistentGroupProtocol.Code), nil, nil
+			// A consumer group with members answers classic members
+			// itself (migration.go).
+			res, changed := c.joinConsumer(g, a, a.topics)
+			if !changed {
+				return res, nil, nil, nil
+			}
+			saved := make(chan int16, 1)
+			c.mark(g, func(code int16) { saved <- code })
+			return res, nil, nil, saved
 		}
 		// An empty consumer group becomes a classic group.
 		g.generation = max(g.generation, g.cg.epoch)
@@ -203,7 +222,7 @@ func (c *Coordinator) join(k key, a joinArgs) (joinResult, *member, chan joinRes
 	}
 	c.tryCompleteJoin(g)
 	c.gc(g)
-	return res, m, wait
+	return res, m, wait, nil
 }
 
 func (c *Coordinator) joinNew(g *group, a joinArgs) (joinResult, *member, chan joinResult) {

@@ -39,6 +39,9 @@ func (c *Coordinator) heartbeat(k key, generation int32, memberID string, instan
 	if g.state == stateDead {
 		return kerr.CoordinatorNotAvailable.Code
 	}
+	if g.cg != nil {
+		return c.heartbeatConsumer(g, generation, memberID, instanceID)
+	}
 	if code := g.validateMember(memberID, instanceID); code != 0 {
 		return code
 	}

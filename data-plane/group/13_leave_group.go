@@ -76,6 +76,11 @@ func (c *Coordinator) leave(k key, leaving []kmsg.LeaveGroupRequestMember, codes
 	if g.state == stateDead {
 		return kerr.CoordinatorNotAvailable.Code
 	}
+	if g.cg != nil {
+		c.leaveConsumer(g, leaving, codes)
+		c.gc(g)
+		return 0
+	}
 	for i, l := range leaving {
 		reason := "member left"
 		if l.Reason != nil {

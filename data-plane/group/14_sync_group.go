@@ -117,6 +117,9 @@ func (c *Coordinator) sync(k key, a syncArgs) (syncResult, *member, chan syncRes
 	if g.state == stateDead {
 		return fail(kerr.CoordinatorNotAvailable.Code)
 	}
+	if g.cg != nil {
+		return c.syncConsumer(g, a), nil, nil
+	}
 	if code := g.validateMember(a.memberID, a.instanceID); code != 0 {
 		return fail(code)
 	}

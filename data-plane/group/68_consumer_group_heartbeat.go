@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -38,8 +39,12 @@ import (
 // does not revoke within its rebalance timeout, is removed. Epoch -1 leaves;
 // epoch -2 (a static member's temporary leave) is treated as a leave.
 //
-// Deviations: regular-expression subscriptions (v1 SubscribedTopicRegex)
-// fail with INVALID_REQUEST; rack-aware assignment is not done. While a
+// Regular-expression subscriptions (v1 SubscribedTopicRegex) are resolved
+// by the group (regex.go). Classic members take part in a consumer group
+// after an online upgrade and a group converts back when only classic
+// members remain (migration.go).
+//
+// Deviations: rack-aware assignment is not done. While a
 // member waits for partitions others still hold, the heartbeat interval it
 // is told is shortened to Config.ConsumerHeartbeatInterval/5, so handoffs
 // take well under the regular interval.
@@ -95,6 +100,13 @@ type consumerGroup struct {
 	target      map[string]tpSet  // member id → target assignment
 	topics      map[string]TopicInfo
 	names       map[[16]byte]string // topic id → name, for describe
+
+	// Regex subscriptions (regex.go): each distinct regex of the members
+	// with its last resolution, when and against which metadata version
+	// the group last resolved them all.
+	regexes      map[string]*resolvedRegex
+	regexAt      time.Time
+	regexVersion uint64
 }
 
 type cmember struct {
@@ -103,9 +115,16 @@ type cmember struct {
 	rackID     *string
 	clientID   string
 	clientHost string
-	subscribed []string // sorted
+	names      []string // SubscribedTopicNames, sorted
+	regex      string   // SubscribedTopicRegex; "" for none
+	matched    []string // topics regex matched at its last resolution, sorted
+	subscribed []string // names and matched, sorted: what assignors read
 	assignor   string   // "" = the group's default
-	rebalance  time.Duration
+
+	// classic is set for a member that uses the classic protocol
+	// (JoinGroup, SyncGroup, Heartbeat) in a consumer group (migration.go).
+	classic   *classicMember
+	rebalance time.Duration
 
 	epoch, prevEpoch int32
 	assigned         tpSet // what the member may own
@@ -123,12 +142,13 @@ func newConsumerGroup() *consumerGroup {
 		target:  make(map[string]tpSet),
 		topics:  make(map[string]TopicInfo),
 		names:   make(map[[16]byte]string),
+		regexes: make(map[string]*resolvedRegex),
 	}
 }
 
-// ConsumerGroupHeartbeat handles a KIP-848 heartbeat; lookup resolves the
-// subscribed topics of cluster.
-func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string, req *kmsg.ConsumerGroupHeartbeatRequest, lookup TopicLookup) *kmsg.ConsumerGroupHeartbeatResponse {
+// ConsumerGroupHeartbeat handles a KIP-848 heartbeat; topics resolves the
+// subscribed topics and regexes of cluster.
+func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string, req *kmsg.ConsumerGroupHeartbeatRequest, topics Topics) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
 	resp.Version = req.Version
 	fail := func(code int16, msg string) *kmsg.ConsumerGroupHeartbeatResponse {
@@ -143,10 +163,8 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 		return fail(kerr.InvalidGroupID.Code, "")
 	case req.MemberEpoch < -2:
 		return fail(kerr.InvalidRequest.Code, "member epoch below -2")
-	case req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "":
-		return fail(kerr.InvalidRequest.Code, "regular-expression subscriptions are not supported")
-	case req.MemberEpoch == 0 && req.SubscribedTopicNames == nil:
-		return fail(kerr.InvalidRequest.Code, "SubscribedTopicNames must be set when joining")
+	case req.MemberEpoch == 0 && req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil:
+		return fail(kerr.InvalidRequest.Code, "SubscribedTopicNames or SubscribedTopicRegex must be set when joining")
 	case req.MemberEpoch == 0 && len(req.Topics) > 0:
 		return fail(kerr.InvalidRequest.Code, "Topics must be empty when joining")
 	case req.MemberEpoch == 0 && req.RebalanceTimeoutMillis <= 0:
@@ -155,6 +173,13 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 		return fail(kerr.UnsupportedAssignor.Code, "supported assignors: uniform, range")
 	case req.MemberEpoch != 0 && req.MemberID == "":
 		return fail(kerr.UnknownMemberID.Code, "")
+	}
+	var compiled *regexp.Regexp
+	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
+		var msg string
+		if compiled, msg = c.compileRegex(*req.SubscribedTopicRegex); compiled == nil {
+			return fail(kerr.InvalidRegularExpression.Code, msg)
+		}
 	}
 	if req.MemberEpoch == 0 {
 		if code := c.admitGroup(ctx, cluster, req.Group); code != 0 {
@@ -166,7 +191,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 	saved := make(chan int16, 1)
 	changed := false
 	if err := c.do(ctx, func() {
-		changed = c.consumerHeartbeat(k, req, cl, lookup, resp)
+		changed = c.consumerHeartbeat(k, req, cl, topics, compiled, resp)
 		if g := c.get(k); changed && g != nil {
 			c.mark(g, func(code int16) { saved <- code })
 		} else {
@@ -190,7 +215,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, cluster string
 
 // consumerHeartbeat runs on the loop. It reports whether the group's
 // persistent state changed; the group is then live.
-func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, lookup TopicLookup, resp *kmsg.ConsumerGroupHeartbeatResponse) (changed bool) {
+func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, topics Topics, compiled *regexp.Regexp, resp *kmsg.ConsumerGroupHeartbeatResponse) (changed bool) {
 	g := c.get(k)
 	if g == nil {
 		if req.MemberEpoch != 0 {
@@ -203,13 +228,18 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return false
 	}
-	if g.cg == nil {
-		if g.state != stateEmpty || len(g.members) > 0 || len(g.pending) > 0 {
+	if g.cg == nil && (g.state != stateEmpty || len(g.members) > 0 || len(g.pending) > 0) {
+		msg := "group " + g.group + " is a classic group with members"
+		if req.MemberEpoch == 0 {
+			msg = c.upgrade(g, topics.Lookup)
+		}
+		if msg != "" {
 			resp.ErrorCode = kerr.GroupIDNotFound.Code
-			msg := "group " + g.group + " is a classic group with members"
 			resp.ErrorMessage = &msg
 			return false
 		}
+	}
+	if g.cg == nil {
 		g.cg = newConsumerGroup()
 		g.protocolType = "consumer"
 		// Epochs continue across a conversion, as generations would.
@@ -234,6 +264,7 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 			return false
 		}
 		c.removeConsumer(g, m, "member left")
+		c.maybeDowngrade(g)
 		id := m.id
 		resp.MemberID = &id
 		resp.MemberEpoch = req.MemberEpoch
@@ -241,6 +272,17 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 	}
 
 	m := cg.members[req.MemberID]
+	if m != nil && m.classic != nil {
+		// The id of a member using the classic protocol.
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return false
+	}
+	if re := req.SubscribedTopicRegex; re != nil && *re != "" && (m == nil || m.regex != *re) && !c.admitRegex(cg, *re) {
+		resp.ErrorCode = kerr.InvalidRegularExpression.Code
+		msg := fmt.Sprintf("the group uses its maximum of %d distinct regular expressions", c.cfg.ConsumerMaxRegexes)
+		resp.ErrorMessage = &msg
+		return false
+	}
 	if req.MemberEpoch == 0 {
 		replacing := req.InstanceID != nil && cg.static[*req.InstanceID] != ""
 		if m == nil && !replacing && len(cg.members) >= c.cfg.ConsumerMaxSize {
@@ -304,11 +346,17 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 			subs[i] = strings.Clone(subs[i])
 		}
 		slices.Sort(subs)
-		subs = slices.Compact(subs)
-		if !slices.Equal(subs, m.subscribed) {
-			m.subscribed = subs
-			cg.epoch++
-		}
+		m.names = slices.Compact(subs)
+	}
+	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.regex {
+		m.regex = strings.Clone(*req.SubscribedTopicRegex)
+		m.matched = nil
+	}
+	if m.updateSubscribed() {
+		cg.epoch++
+	}
+	if c.updateRegexes(cg, topics, compiled, time.Now()) {
+		cg.epoch++
 	}
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
 		m.assignor = strings.Clone(*req.ServerAssignor)
@@ -318,7 +366,7 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 
 	// Topic metadata changes (a topic created, deleted or grown) also
 	// start a new epoch.
-	if c.refreshTopics(cg, lookup) {
+	if c.refreshTopics(cg, topics.Lookup) {
 		cg.epoch++
 	}
 	if cg.targetEpoch < cg.epoch {
@@ -359,10 +407,11 @@ type memberState struct {
 	epoch, prevEpoch   int32
 	assigned, revoking int
 	rebalance          time.Duration
+	regex              string
 }
 
 func (m *cmember) persistent() memberState {
-	return memberState{m.epoch, m.prevEpoch, len(m.assigned), len(m.revoking), m.rebalance}
+	return memberState{m.epoch, m.prevEpoch, len(m.assigned), len(m.revoking), m.rebalance, m.regex}
 }
 
 // ownsSubset reports whether the partitions a member reports are within
@@ -520,6 +569,9 @@ func (c *Coordinator) onConsumerExpiry(g *group, m *cmember, reason string) {
 	}
 	c.logger(g).Info("removing consumer group member", "member", m.id, "reason", reason)
 	c.removeConsumer(g, m, reason)
+	if m.classic == nil {
+		c.maybeDowngrade(g)
+	}
 	c.gc(g)
 }
 
@@ -562,7 +614,9 @@ func (c *Coordinator) validateConsumerCommit(g *group, version int16, epoch int3
 		return kerr.UnknownMemberID.Code
 	}
 	stale := kerr.IllegalGeneration.Code
-	if version >= 9 {
+	// Classic members (migration.go) know only ILLEGAL_GENERATION, as in
+	// Kafka.
+	if version >= 9 && m.classic == nil {
 		stale = kerr.StaleMemberEpoch.Code
 	}
 	if epoch > m.epoch {

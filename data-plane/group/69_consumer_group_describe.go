@@ -59,6 +59,16 @@ func describeConsumer(g *group, rg *kmsg.ConsumerGroupDescribeResponseGroup) {
 		dm.ClientID = m.clientID
 		dm.ClientHost = m.clientHost
 		dm.SubscribedTopics = slices.Clone(m.subscribed)
+		if m.regex != "" {
+			re := m.regex
+			dm.SubscribedTopicRegex = &re
+		}
+		// v1+: 0 for a member using the classic protocol, 1 for the
+		// consumer protocol.
+		dm.MemberType = 1
+		if m.classic != nil {
+			dm.MemberType = 0
+		}
 		dm.Assignment.TopicPartitions = cg.describeAssignment(m.assigned)
 		dm.TargetAssignment.TopicPartitions = cg.describeAssignment(cg.target[m.id])
 		rg.Members = append(rg.Members, dm)

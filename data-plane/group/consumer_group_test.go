@@ -44,7 +44,7 @@ func (m *cgMember) heartbeat(t *testing.T, ctx context.Context, c *Coordinator, 
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	resp := c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT)
+	resp := c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT})
 	if resp.ErrorCode != 0 {
 		t.Fatalf("member %s heartbeat: %v", m.id, kerr.ErrorForCode(resp.ErrorCode))
 	}
@@ -110,7 +110,7 @@ func TestConsumerGroupReconcile(t *testing.T) {
 			// b leaves: its partitions go to the others at once.
 			req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 			req.Group, req.MemberID, req.MemberEpoch = "g", "b", -1
-			if resp := c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT); resp.ErrorCode != 0 || resp.MemberEpoch != -1 {
+			if resp := c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT}); resp.ErrorCode != 0 || resp.MemberEpoch != -1 {
 				t.Fatalf("leave: %+v", resp)
 			}
 			ms[1].owned = nil
@@ -135,7 +135,7 @@ func TestConsumerGroupFencing(t *testing.T) {
 	hb := func(id string, epoch int32) int16 {
 		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		req.Group, req.MemberID, req.MemberEpoch = "g", id, epoch
-		return c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT).ErrorCode
+		return c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT}).ErrorCode
 	}
 	commitP := func(id string, epoch int32, version int16, partition int32) int16 {
 		req := kmsg.NewPtrOffsetCommitRequest()
@@ -172,7 +172,8 @@ func TestConsumerGroupFencing(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(tc.got), kerr.ErrorForCode(tc.want))
 		}
 	}
-	// A classic JoinGroup cannot take over a consumer group with members.
+	// A classic JoinGroup whose metadata is no consumer subscription cannot
+	// join a consumer group with members (valid ones do: migration_test.go).
 	join := kmsg.NewPtrJoinGroupRequest()
 	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "g", "consumer", 10000, 10000
 	join.Protocols = protocols("range", "")
@@ -209,7 +210,7 @@ func TestConsumerGroupSessionExpiry(t *testing.T) {
 		}
 		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		req.Group, req.MemberID, req.MemberEpoch = "g", "b", b.epoch
-		if code := c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT).ErrorCode; code != kerr.UnknownMemberID.Code {
+		if code := c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT}).ErrorCode; code != kerr.UnknownMemberID.Code {
 			t.Fatalf("expired member heartbeat: %v", kerr.ErrorForCode(code))
 		}
 	})
@@ -231,7 +232,7 @@ func TestExpireOffsets(t *testing.T) {
 	}
 	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 	req.Group, req.MemberID, req.MemberEpoch = "g", "a", -1
-	c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT)
+	c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT})
 	if expired, err := c.ExpireOffsets(ctx, "c1", "g"); err != nil || !expired {
 		t.Fatalf("empty group: expired %v, %v", expired, err)
 	}

@@ -51,8 +51,12 @@
 // transaction's offsets are applied, drops its cache of the group's
 // offsets (ApplyOffsets). See 28_txn_offset_commit.go.
 //
-// Not provided: regular-expression subscriptions and classic-member
-// interop of KIP-848 groups; a classic-protocol view of KIP-848 groups in
+// KIP-848 groups resolve regular-expression subscriptions themselves
+// (regex.go), and a group converts online between the classic and the
+// consumer protocol while its members keep consuming, classic members of a
+// consumer group being answered by it (migration.go).
+//
+// Not provided: a classic-protocol view of KIP-848 groups in
 // DescribeGroups.
 //
 // # Concurrency
@@ -148,6 +152,29 @@ type Config struct {
 	// cluster's own limit (limits.go): a join or simple commit that would
 	// create one more is refused. Default DefaultMaxGroups.
 	MaxGroups int
+
+	// ConsumerRegexRefreshInterval is the shortest time between two
+	// resolutions of a KIP-848 group's regular-expression subscriptions
+	// against its cluster's topics (regex.go): a group re-resolves when
+	// topic metadata changed and at least this long has passed since its
+	// last resolution, never on every heartbeat. A regex new to the group
+	// is resolved at once. Kafka: 10s, not configurable there.
+	ConsumerRegexRefreshInterval time.Duration
+
+	// ConsumerMaxRegexLength caps the length of a SubscribedTopicRegex and
+	// ConsumerMaxRegexes the distinct regexes of one group; beyond either a
+	// heartbeat fails with INVALID_REGULAR_EXPRESSION. Kafka has neither;
+	// Eddy bounds them because each regex is matched against every topic
+	// of the cluster on the coordinator's loop. Defaults 1024 and 32.
+	ConsumerMaxRegexLength int
+	ConsumerMaxRegexes     int
+
+	// ConsumerMigrationPolicy says which online conversions between the
+	// classic and the consumer protocol a group with members may make
+	// (migration.go): "bidirectional" (Kafka 4.x's default), "upgrade"
+	// (classic to consumer only), "downgrade" (consumer to classic only)
+	// or "disabled". Kafka: group.consumer.migration.policy.
+	ConsumerMigrationPolicy string
 }
 
 // DefaultConfig returns the default configuration: the one place the
@@ -167,6 +194,11 @@ func DefaultConfig() Config {
 		MaxSize:         1000,
 		ConsumerMaxSize: 1000,
 		MaxGroups:       DefaultMaxGroups,
+
+		ConsumerRegexRefreshInterval: 10 * time.Second,
+		ConsumerMaxRegexLength:       1024,
+		ConsumerMaxRegexes:           32,
+		ConsumerMigrationPolicy:      "bidirectional",
 	}
 }
 
@@ -185,6 +217,10 @@ func (cfg *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&cfg.MaxSize, "group-max-size", d.MaxSize, "most members of one classic group (Kafka's group.max.size)")
 	fs.IntVar(&cfg.ConsumerMaxSize, "group-consumer-max-size", d.ConsumerMaxSize, "most members of one KIP-848 consumer group (Kafka's group.consumer.max.size)")
 	fs.IntVar(&cfg.MaxGroups, "group-max-groups", d.MaxGroups, "most consumer groups of any one virtual cluster, a pool-wide cap over each cluster's max_groups (from its plan)")
+	fs.DurationVar(&cfg.ConsumerRegexRefreshInterval, "group-consumer-regex-refresh-interval", d.ConsumerRegexRefreshInterval, "shortest time between two resolutions of a KIP-848 group's regex subscriptions after topics change")
+	fs.IntVar(&cfg.ConsumerMaxRegexLength, "group-consumer-max-regex-length", d.ConsumerMaxRegexLength, "longest SubscribedTopicRegex a KIP-848 member may send")
+	fs.IntVar(&cfg.ConsumerMaxRegexes, "group-consumer-max-regexes", d.ConsumerMaxRegexes, "most distinct subscription regexes of one KIP-848 group")
+	fs.StringVar(&cfg.ConsumerMigrationPolicy, "group-consumer-migration-policy", d.ConsumerMigrationPolicy, "online conversions between classic and KIP-848 groups with members: bidirectional, upgrade, downgrade or disabled (Kafka's group.consumer.migration.policy)")
 }
 
 // Validate reports whether the configuration is usable, naming the flags
@@ -214,6 +250,17 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.MaxGroups < 1 {
 		errs = append(errs, errors.New("group: --group-max-groups must be at least 1"))
+	}
+	if cfg.ConsumerRegexRefreshInterval <= 0 {
+		errs = append(errs, errors.New("group: --group-consumer-regex-refresh-interval must be positive"))
+	}
+	if cfg.ConsumerMaxRegexLength < 1 || cfg.ConsumerMaxRegexes < 1 {
+		errs = append(errs, errors.New("group: --group-consumer-max-regex-length and --group-consumer-max-regexes must be at least 1"))
+	}
+	switch cfg.ConsumerMigrationPolicy {
+	case "bidirectional", "upgrade", "downgrade", "disabled":
+	default:
+		errs = append(errs, fmt.Errorf("group: --group-consumer-migration-policy %q must be bidirectional, upgrade, downgrade or disabled", cfg.ConsumerMigrationPolicy))
 	}
 	if cfg.MaxOffsetMetadataBytes < 0 {
 		errs = append(errs, errors.New("group: --group-max-offset-metadata-bytes must not be negative"))

@@ -30,7 +30,7 @@ func TestGroupMaxSize(t *testing.T) {
 	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 	req.Group, req.MemberID, req.RebalanceTimeoutMillis, req.SubscribedTopicNames = "g", "b", 30000, []string{"t"}
 	req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
-	wantCode(t, "KIP-848 join of a second member", c.ConsumerGroupHeartbeat(ctx, "c1", req, lookupT).ErrorCode, kerr.GroupMaxSizeReached.Code)
+	wantCode(t, "KIP-848 join of a second member", c.ConsumerGroupHeartbeat(ctx, "c1", req, Topics{Lookup: lookupT}).ErrorCode, kerr.GroupMaxSizeReached.Code)
 	a.heartbeat(t, ctx, c, "") // the member in the group carries on
 }
 

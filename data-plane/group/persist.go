@@ -143,18 +143,26 @@ type storedConsumer struct {
 }
 
 type storedCMember struct {
-	ID               string        `json:"id"`
-	InstanceID       *string       `json:"instance_id,omitempty"`
-	RackID           *string       `json:"rack_id,omitempty"`
-	ClientID         string        `json:"client_id"`
-	ClientHost       string        `json:"client_host"`
-	Subscribed       []string      `json:"subscribed"`
-	Assignor         string        `json:"assignor,omitempty"`
-	RebalanceTimeout int64         `json:"rebalance_timeout_ms"`
-	Epoch            int32         `json:"epoch"`
-	PrevEpoch        int32         `json:"prev_epoch"`
-	Assigned         []storedTopic `json:"assigned,omitempty"`
-	Revoking         []storedTopic `json:"revoking,omitempty"`
+	ID               string         `json:"id"`
+	InstanceID       *string        `json:"instance_id,omitempty"`
+	RackID           *string        `json:"rack_id,omitempty"`
+	ClientID         string         `json:"client_id"`
+	ClientHost       string         `json:"client_host"`
+	Subscribed       []string       `json:"subscribed"` // by name
+	Regex            string         `json:"regex,omitempty"`
+	Matched          []string       `json:"matched,omitempty"` // by Regex, at its last resolution
+	Assignor         string         `json:"assignor,omitempty"`
+	RebalanceTimeout int64          `json:"rebalance_timeout_ms"`
+	Epoch            int32          `json:"epoch"`
+	PrevEpoch        int32          `json:"prev_epoch"`
+	Assigned         []storedTopic  `json:"assigned,omitempty"`
+	Revoking         []storedTopic  `json:"revoking,omitempty"`
+	Classic          *storedClassic `json:"classic,omitempty"` // a member using the classic protocol
+}
+
+type storedClassic struct {
+	SessionTimeout int64            `json:"session_timeout_ms"`
+	Protocols      []storedProtocol `json:"protocols"`
 }
 
 type storedTopic struct {
@@ -193,9 +201,7 @@ func (c *Coordinator) snapshot(g *group) ([]byte, bool) {
 			// Every protocol, not only the selected one as Kafka keeps: a
 			// member that rejoins with unchanged metadata then does not
 			// start a rebalance.
-			for _, p := range m.protocols {
-				sm.Protocols = append(sm.Protocols, storedProtocol{Name: p.name, Metadata: p.metadata})
-			}
+			sm.Protocols = storeProtocols(m.protocols)
 			s.Members = append(s.Members, sm)
 		}
 		slices.SortFunc(s.Members, func(a, b storedMember) int { return strings.Compare(a.ID, b.ID) })
@@ -213,12 +219,17 @@ func (c *Coordinator) snapshot(g *group) ([]byte, bool) {
 func snapshotConsumer(cg *consumerGroup) *storedConsumer {
 	s := &storedConsumer{Epoch: cg.epoch, TargetEpoch: cg.targetEpoch, Assignor: cg.assignor}
 	for _, m := range cg.members {
-		s.Members = append(s.Members, storedCMember{
+		sm := storedCMember{
 			ID: m.id, InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
-			Subscribed: m.subscribed, Assignor: m.assignor, RebalanceTimeout: m.rebalance.Milliseconds(),
+			Subscribed: m.names, Regex: m.regex, Matched: m.matched,
+			Assignor: m.assignor, RebalanceTimeout: m.rebalance.Milliseconds(),
 			Epoch: m.epoch, PrevEpoch: m.prevEpoch,
 			Assigned: storeSet(m.assigned), Revoking: storeSet(m.revoking),
-		})
+		}
+		if m.classic != nil {
+			sm.Classic = &storedClassic{SessionTimeout: m.classic.sessionTimeout.Milliseconds(), Protocols: storeProtocols(m.classic.protocols)}
+		}
+		s.Members = append(s.Members, sm)
 	}
 	slices.SortFunc(s.Members, func(a, b storedCMember) int { return strings.Compare(a.ID, b.ID) })
 	if len(cg.target) > 0 {
@@ -232,6 +243,22 @@ func snapshotConsumer(cg *consumerGroup) *storedConsumer {
 	}
 	slices.SortFunc(s.Topics, func(a, b storedTopicInfo) int { return strings.Compare(a.Name, b.Name) })
 	return s
+}
+
+func storeProtocols(ps []protocol) []storedProtocol {
+	out := make([]storedProtocol, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, storedProtocol{Name: p.name, Metadata: p.metadata})
+	}
+	return out
+}
+
+func loadProtocols(ps []storedProtocol) []protocol {
+	out := make([]protocol, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, protocol{name: p.Name, metadata: p.Metadata})
+	}
+	return out
 }
 
 func storeSet(set tpSet) []storedTopic {
@@ -295,7 +322,11 @@ func (c *Coordinator) install(st GroupState) error {
 	if cg != nil {
 		g.cg = cg
 		for _, m := range cg.members {
-			c.armConsumer(g, m)
+			if m.classic != nil {
+				c.armClassic(g, m)
+			} else {
+				c.armConsumer(g, m)
+			}
 			if len(m.revoking) > 0 {
 				c.arm(m.revoke, max(m.rebalance, time.Second))
 			}
@@ -314,9 +345,7 @@ func (c *Coordinator) install(st GroupState) error {
 			protocolType:     sm.ProtocolType,
 			assignment:       sm.Assignment,
 		}
-		for _, p := range sm.Protocols {
-			m.protocols = append(m.protocols, protocol{name: p.Name, metadata: p.Metadata})
-		}
+		m.protocols = loadProtocols(sm.Protocols)
 		m.expiry = newTimer(func() { c.onMemberExpiry(g, m) })
 		g.add(m)
 		c.arm(m.expiry, m.sessionTimeout)
@@ -357,10 +386,17 @@ func decodeConsumer(s *storedConsumer) (*consumerGroup, error) {
 		}
 		m := &cmember{
 			id: sm.ID, instanceID: sm.InstanceID, rackID: sm.RackID, clientID: sm.ClientID, clientHost: sm.ClientHost,
-			subscribed: sm.Subscribed, assignor: sm.Assignor,
+			names: sm.Subscribed, regex: sm.Regex, matched: sm.Matched, assignor: sm.Assignor,
 			rebalance: time.Duration(sm.RebalanceTimeout) * time.Millisecond,
 			epoch:     sm.Epoch, prevEpoch: sm.PrevEpoch,
 			assigned: assigned, revoking: revoking,
+		}
+		m.updateSubscribed()
+		if sm.Classic != nil {
+			m.classic = &classicMember{
+				sessionTimeout: time.Duration(sm.Classic.SessionTimeout) * time.Millisecond,
+				protocols:      loadProtocols(sm.Classic.Protocols),
+			}
 		}
 		cg.members[m.id] = m
 		if m.instanceID != nil {

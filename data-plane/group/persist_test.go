@@ -318,7 +318,7 @@ func TestRefusedWritesFailTheHeartbeat(t *testing.T) {
 		req.Group, req.MemberID = "g", "a"
 		req.RebalanceTimeoutMillis = 30000
 		req.SubscribedTopicNames = []string{"t"}
-		resp := c.ConsumerGroupHeartbeat(testCtx(t), "c1", req, lookupT)
+		resp := c.ConsumerGroupHeartbeat(testCtx(t), "c1", req, Topics{Lookup: lookupT})
 		wantCode(t, "join whose write is refused", resp.ErrorCode, kerr.NotCoordinator.Code)
 	})
 }
