@@ -161,3 +161,25 @@ func (s *Server) deleteIdentityPool(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+func (s *Server) getIdentityProvider(c echo.Context) error {
+	if err := orgWide(c); err != nil {
+		return err
+	}
+	p, err := s.st.IdentityProvider(c.Request().Context(), principal(c).OrgID, c.Param("provider_id"))
+	if err != nil {
+		return storeError(err, "identity provider")
+	}
+	return c.JSON(http.StatusOK, providerOut(p))
+}
+
+func (s *Server) getIdentityPool(c echo.Context) error {
+	if err := orgWide(c); err != nil {
+		return err
+	}
+	p, err := s.st.IdentityPool(c.Request().Context(), principal(c).OrgID, c.Param("pool_id"))
+	if err != nil {
+		return storeError(err, "identity pool")
+	}
+	return c.JSON(http.StatusOK, poolOut(p))
+}

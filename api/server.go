@@ -291,9 +291,11 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 
 	ti.POST("/identity-providers", s.createIdentityProvider)
 	t.GET("/identity-providers", s.listIdentityProviders)
+	t.GET("/identity-providers/:provider_id", s.getIdentityProvider)
 	t.DELETE("/identity-providers/:provider_id", s.deleteIdentityProvider)
 	ti.POST("/identity-pools", s.createIdentityPool)
 	t.GET("/identity-pools", s.listIdentityPools)
+	t.GET("/identity-pools/:pool_id", s.getIdentityPool)
 	t.DELETE("/identity-pools/:pool_id", s.deleteIdentityPool)
 
 	t.GET("/billing/usage", s.getUsage)

@@ -499,3 +499,15 @@ func (c *Client) DeleteIdentityPool(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/identity-pools/"+esc(id), nil, nil)
 	return err
 }
+
+func (c *Client) GetIdentityProvider(ctx context.Context, id string) (IdentityProvider, error) {
+	var out IdentityProvider
+	_, err := c.do(ctx, http.MethodGet, "/v1/identity-providers/"+esc(id), nil, &out)
+	return out, err
+}
+
+func (c *Client) GetIdentityPool(ctx context.Context, id string) (IdentityPool, error) {
+	var out IdentityPool
+	_, err := c.do(ctx, http.MethodGet, "/v1/identity-pools/"+esc(id), nil, &out)
+	return out, err
+}

@@ -165,3 +165,23 @@ func (s *Store) IdentityPoolWithProvider(ctx context.Context, id string) (Identi
 	}
 	return pool, prov, nil
 }
+
+// IdentityProvider returns one of orgID's providers.
+func (s *Store) IdentityProvider(ctx context.Context, orgID, id string) (IdentityProvider, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+providerCols+` FROM identity_providers WHERE org_id = $1 AND id = $2`, orgID, id)
+	p, err := pgx.CollectExactlyOneRow(rows, scanProvider)
+	if err != nil {
+		return p, fmt.Errorf("store: identity provider: %w", noRows(err))
+	}
+	return p, nil
+}
+
+// IdentityPool returns one of orgID's pools.
+func (s *Store) IdentityPool(ctx context.Context, orgID, id string) (IdentityPool, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+poolCols+` FROM identity_pools WHERE org_id = $1 AND id = $2`, orgID, id)
+	p, err := pgx.CollectExactlyOneRow(rows, scanPool)
+	if err != nil {
+		return p, fmt.Errorf("store: identity pool: %w", noRows(err))
+	}
+	return p, nil
+}

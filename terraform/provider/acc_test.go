@@ -97,6 +97,7 @@ func TestAcceptance(t *testing.T) {
 		{"example_complete", testAccExampleComplete},
 		{"audit", testAccAudit},
 		{"cluster_allow_list", testAccClusterAllowList},
+		{"identity", testAccIdentity},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -155,6 +155,8 @@ func (p *eddyProvider) Resources(context.Context) []func() resource.Resource {
 		newClusterResource,
 		newTopicResource,
 		newServiceAccountResource,
+		newIdentityProviderResource,
+		newIdentityPoolResource,
 		newAPIKeyResource,
 		newRoleBindingResource,
 		newACLResource,
