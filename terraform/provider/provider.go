@@ -39,7 +39,7 @@ import (
 	"github.com/eddy-streams/eddy/api/client"
 )
 
-//go:generate go run ../docgen -docs ../docs -examples ../examples
+//go:generate go run ../docgen -terraform-dir .. -docs ../docs
 
 // Environment variables the provider reads when its block leaves a
 // setting out.
