@@ -341,13 +341,18 @@ func (s *Server) allowed(path string) []string {
 	return out
 }
 
-// Handler returns the HTTP handler: the API, and the web console under
-// /console (package console), which is not part of the API's contract.
+// Handler returns the HTTP handler: the API, the web console under
+// /console and the rendered API reference at /docs (package console),
+// which are not part of the API's contract.
 func (s *Server) Handler() http.Handler {
-	ui := console.Handler()
+	ui, docs := console.Handler(), console.DocsHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
 			ui.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == console.DocsPrefix || strings.HasPrefix(r.URL.Path, console.DocsPrefix+"/") {
+			docs.ServeHTTP(w, r)
 			return
 		}
 		s.e.ServeHTTP(w, r)

@@ -22,6 +22,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/freeport"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 )
@@ -375,9 +376,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.GetAPIKey(ctx, oldKey.ID); !client.IsNotFound(err) {
-		t.Errorf("the rotated key is still there: %v", err)
-	}
+	// The console shows the new secret first, then revokes the old key.
+	poll.Until(t, 15*time.Second, "the rotated key to be revoked", func() error {
+		if _, err := admin.GetAPIKey(ctx, oldKey.ID); !client.IsNotFound(err) {
+			return fmt.Errorf("the rotated key is still there: %v", err)
+		}
+		return nil
+	})
 	if k, err := admin.GetAPIKey(ctx, newKey); err != nil || k.ServiceAccountID != sa.ID || k.ClusterID != cluster {
 		t.Errorf("the new key %q: %+v %v", newKey, k, err)
 	}
@@ -417,5 +422,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(textContains(`[data-testid=records]`, "hello from the console")),
 		chromedp.Click(chromedp.CSS(`[data-testid=produce]`)),
 		until(textContains(`main [data-testid=refused]`, "role bindings and ACLs")),
+	)
+
+	// The API reference renders the spec the handlers are tested against.
+	b.do("read the API reference",
+		chromedp.Navigate(d.api+"/docs"),
+		until(textContains(`.swagger-ui .info .title`, "Eddy control plane API")),
+		until(textContains(`.swagger-ui`, "/v1/audit-log")),
 	)
 }

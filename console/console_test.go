@@ -61,3 +61,36 @@ func TestIndexETag(t *testing.T) {
 		t.Errorf("GET with If-None-Match %s: %d, %d bytes, want 304", etag, w.Code, w.Body.Len())
 	}
 }
+
+// TestDocs: /docs is the API reference page, its initializer points the
+// renderer at /openapi.yaml, and the renderer's files come with the
+// console's; without a build, the page says how to build it.
+func TestDocs(t *testing.T) {
+	docs, ui := DocsHandler(), Handler()
+	get := func(h http.Handler, path string) (*http.Response, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		b, _ := io.ReadAll(w.Result().Body)
+		return w.Result(), string(b)
+	}
+	if !DocsBuilt() {
+		if r, b := get(docs, "/docs"); r.StatusCode != http.StatusOK || !strings.Contains(b, "not built") {
+			t.Fatalf("/docs without a build: %d %.80s", r.StatusCode, b)
+		}
+		t.Skip("the console is not built (make console)")
+	}
+	if r, b := get(docs, "/docs"); r.StatusCode != http.StatusOK || !strings.Contains(b, "/console/docs/swagger-ui-bundle.js") || r.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("/docs: %d %q %.200s", r.StatusCode, r.Header.Get("Content-Security-Policy"), b)
+	}
+	if r, b := get(docs, "/docs/init.js"); r.StatusCode != http.StatusOK || !strings.Contains(b, `url: "/openapi.yaml"`) {
+		t.Errorf("/docs/init.js: %d %.200s", r.StatusCode, b)
+	}
+	if r, _ := get(docs, "/docs/nothing"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("/docs/nothing: %d", r.StatusCode)
+	}
+	for _, p := range []string{"/console/docs/swagger-ui-bundle.js", "/console/docs/swagger-ui.css"} {
+		if r, b := get(ui, p); r.StatusCode != http.StatusOK || len(b) < 10000 || strings.Contains(b, "<title>Eddy console</title>") {
+			t.Errorf("%s: %d, %d bytes", p, r.StatusCode, len(b))
+		}
+	}
+}

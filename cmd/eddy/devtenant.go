@@ -174,6 +174,7 @@ Eddy is running: %d brokers, control plane, Postgres (%s).
   anonymous:    %s
   REST API:     %s  (operator token in %s)
   console:      %s/console/  (sign in with the API key above)
+  API docs:     %s/docs
   logs:         %s/logs
   metrics:      http://%s/metrics (control plane), brokers on the following ports
 
@@ -192,6 +193,6 @@ curl (REST, as the organisation's admin; or fetch a JWT for OAUTHBEARER):
   (source %s first to set EDDY_API_SECRET)
 
 Ctrl-C stops everything; data stays in %s.
-`, b.brokers, b.db, b.bootstrap, t.OrgID, t.ClusterID, t.KeyID, t.Secret, b.env, anon, b.api, b.adminToken, b.api, b.dir, b.metrics,
+`, b.brokers, b.db, b.bootstrap, t.OrgID, t.ClusterID, t.KeyID, t.Secret, b.env, anon, b.api, b.adminToken, b.api, b.api, b.dir, b.metrics,
 		kcat, kcat, b.bootstrap, t.KeyID, t.KeyID, b.api, t.ClusterID, t.KeyID, b.api, b.env, b.dir)
 }

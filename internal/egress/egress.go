@@ -45,8 +45,7 @@ type Policy struct {
 	// public: an internal receiver the operator trusts.
 	Allow []netip.Prefix
 
-	allow     []string // flag value, parsed by Validate
-	allowFlag string   // its name, for Validate's error
+	allow []string // flag value, parsed by Validate
 }
 
 // RegisterFlags registers the policy's flags for webhooks.
@@ -57,8 +56,7 @@ func (p *Policy) RegisterFlags(fs *pflag.FlagSet) { p.RegisterFlagsFor(fs, "webh
 func (p *Policy) RegisterFlagsFor(fs *pflag.FlagSet, name, what string) {
 	fs.BoolVar(&p.AllowPrivate, name+"-allow-private-addresses", false,
 		"let tenant-chosen "+what+" reach loopback, private, link-local and cloud-metadata addresses (development only)")
-	p.allowFlag = name + "-allow-cidrs"
-	fs.StringSliceVar(&p.allow, p.allowFlag, nil,
+	fs.StringSliceVar(&p.allow, name+"-allow-cidrs", nil,
 		"address ranges tenant-chosen "+what+" may reach although they are not public, e.g. 10.20.0.0/16")
 }
 
@@ -67,7 +65,7 @@ func (p *Policy) Validate() error {
 	for _, s := range p.allow {
 		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("egress: --%s: %w", p.allowFlag, err)
+			return fmt.Errorf("egress: an --*-allow-cidrs entry: %w", err)
 		}
 		p.Allow = append(p.Allow, pfx.Masked())
 	}
