@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,6 +227,11 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
+// choose picks value in a select and tells the page, as a user's choice would.
+func choose(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(e => { e.value = %q; e.dispatchEvent(new Event('change', {bubbles: true})); })(document.querySelector(%q))`, value, sel))
+}
+
 func textContains(sel, text string) string {
 	return fmt.Sprintf(`(document.querySelector(%q)?.innerText ?? '').includes(%q)`, sel, text)
 }
@@ -405,6 +411,58 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(textContains(`[data-testid=estimate]`, "projected")),
 	)
 	b.screenshot("usage")
+
+	b.do("create a service account",
+		hash("#/service-accounts"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=sa-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=sa-name]`), "auditor"),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-sa]`)),
+		until(textContains(`[data-testid=service-accounts]`, "auditor")),
+	)
+	var auditor client.ServiceAccount
+	sas, err := admin.ListServiceAccounts(ctx, client.ListOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range sas.Items {
+		if a.Name == "auditor" {
+			auditor = a
+		}
+	}
+	if auditor.ID == "" {
+		t.Fatalf("the console made no service account auditor: %+v", sas.Items)
+	}
+	b.do("bind it a role and deny it writes by ACL on the cluster's access page",
+		hash("#/clusters/"+cluster+"/access"),
+		until(`!!document.querySelector('[data-testid=bind-sa] option[value="`+auditor.ID+`"]')`),
+		choose(`[data-testid=bind-sa]`, auditor.ID),
+		choose(`[data-testid=bind-role]`, client.RoleDeveloperRead),
+		chromedp.Click(chromedp.CSS(`[data-testid=bind]`)),
+		until(textContains(`[data-testid=role-bindings]`, auditor.ID)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=acl-principal]`), "User:"+auditor.ID),
+		choose(`[data-testid=acl-permission]`, "deny"),
+		choose(`[data-testid=acl-operation]`, "write"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=acl-resource]`), topic),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-acl]`)),
+		until(textContains(`[data-testid=acls]`, "User:"+auditor.ID)),
+	)
+	if rbs, err := admin.ListRoleBindings(ctx, cluster, client.ListOptions{}); err != nil || !slices.ContainsFunc(rbs.Items, func(rb client.RoleBinding) bool {
+		return rb.ServiceAccountID == auditor.ID && rb.Role == client.RoleDeveloperRead
+	}) {
+		t.Errorf("role bindings after the console's: %+v %v", rbs.Items, err)
+	}
+	if acls, err := admin.ListACLs(ctx, cluster, client.ListOptions{}); err != nil || !slices.ContainsFunc(acls.Items, func(a client.ACL) bool {
+		return a.Principal == "User:"+auditor.ID && a.Permission == client.ACLDeny && a.Operation == "write" && a.ResourceName == topic
+	}) {
+		t.Errorf("ACLs after the console's: %+v %v", acls.Items, err)
+	}
+	b.do("find the topic's creation in the audit log",
+		hash("#/audit"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=audit-action]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=audit-action]`), "role-binding.create"),
+		chromedp.Click(chromedp.CSS(`[data-testid=audit-filter]`)),
+		until(textContains(`[data-testid=audit]`, "role-binding.create")),
+	)
 
 	b.do("be refused a page the analyst's role does not allow, signed in with the rotated key",
 		chromedp.Click(chromedp.CSS(`nav button`)),

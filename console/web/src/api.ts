@@ -178,3 +178,37 @@ export interface Estimate {
 }
 
 export const enc = encodeURIComponent;
+
+export interface RoleBinding {
+  id: string;
+  service_account_id: string;
+  role: string;
+  created_at: string;
+}
+
+export interface ACL {
+  id: string;
+  principal: string;
+  resource_type: string;
+  resource_name: string;
+  pattern_type: string;
+  operation: string;
+  permission: string;
+  host: string;
+  created_at: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  cluster_id?: string;
+  principal: string;
+  source?: string;
+  channel: string;
+  action: string;
+  resource_type?: string;
+  resource_name?: string;
+  result: string;
+  detail?: string;
+  count: number;
+}

@@ -1,5 +1,6 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { Access, AuditLog, ServiceAccounts } from "./access";
 import { Credential, loadCredential, saveCredential } from "./api";
 import { GroupDetail, Groups, Messages, TopicDetail, Topics } from "./cluster";
 import { APIKeys, Clusters, Organizations, SignIn, UsagePage } from "./org";
@@ -32,10 +33,16 @@ function route(cred: Credential, parts: string[]) {
           return <Messages key={d} cred={cred} cluster={b} topic={d ?? ""} />;
         case "groups":
           return d ? <GroupDetail cred={cred} cluster={b} group={d} /> : <Groups cred={cred} cluster={b} />;
+        case "access":
+          return <Access cred={cred} cluster={b} />;
       }
       return <Topics cred={cred} cluster={b} />;
     case "api-keys":
       return <APIKeys cred={cred} />;
+    case "service-accounts":
+      return <ServiceAccounts cred={cred} />;
+    case "audit":
+      return <AuditLog cred={cred} />;
     case "usage":
       return <UsagePage cred={cred} />;
   }
@@ -80,13 +87,22 @@ function App() {
                 <a href={`#/clusters/${encodeURIComponent(cluster)}/groups`} aria-current={current(`#/clusters/${cluster}/groups`)}>
                   Consumer groups
                 </a>
+                <a href={`#/clusters/${encodeURIComponent(cluster)}/access`} aria-current={current(`#/clusters/${cluster}/access`)}>
+                  Access
+                </a>
               </>
             )}
+            <a href="#/service-accounts" aria-current={current("#/service-accounts")}>
+              Service accounts
+            </a>
             <a href="#/api-keys" aria-current={current("#/api-keys")}>
               API keys
             </a>
             <a href="#/usage" aria-current={current("#/usage")}>
               Usage
+            </a>
+            <a href="#/audit" aria-current={current("#/audit")}>
+              Audit log
             </a>
           </>
         ) : (
