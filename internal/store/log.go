@@ -37,6 +37,9 @@ type PartitionState struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	Producers      []ProducerState
+	// InlineBytes is how much of the log is committed inline (not yet
+	// moved to an object), which the new leader's uploader moves.
+	InlineBytes int64
 }
 
 // LoadPartition reads a partition's committed state, with the producers
@@ -46,9 +49,10 @@ type PartitionState struct {
 func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersSince time.Time) (PartitionState, error) {
 	var st PartitionState
 	err := s.pool.QueryRow(ctx, `
-		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset
-		FROM partitions WHERE id = $1`, partitionID).
-		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset)
+		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset,
+			(SELECT coalesce(sum(octet_length(data)), 0) FROM inline_batches WHERE partition_id = p.id)
+		FROM partitions p WHERE id = $1`, partitionID).
+		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset, &st.InlineBytes)
 	if err != nil {
 		return st, fmt.Errorf("store: load partition %d: %w", partitionID, noRows(err))
 	}
@@ -112,6 +116,9 @@ type CommitPart struct {
 	MaxTimestamp int64
 	Producers    []ProducerState
 	Markers      []WrittenMarker
+	// Data is the part's batches when Commit stores them inline (an empty
+	// object key); Position and Length are then unused.
+	Data []byte
 }
 
 // WrittenMarker is a transaction marker (a txn_markers row) that a part
@@ -135,11 +142,16 @@ type WrittenMarker struct {
 // transaction is recorded in aborted_txns, so a marker is written exactly
 // once whoever leads the partition. It returns the ids of the partitions
 // that committed; the others were fenced (DESIGN.md invariant 1).
+//
+// With an empty objectKey nothing was PUT: each part's Data goes into an
+// inline_batches row instead of an index row (migration 0021), in the same
+// statement, and MoveInline later moves it into an object.
 func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, objectSize int64, parts []CommitPart) (map[int64]bool, error) {
 	n := len(parts)
 	var (
 		ids, bases, ends, poss, maxTs  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		epochs, lens                   = make([]int32, n), make([]int32, n)
+		data                           [][]byte
 		pPart, pID                     []int64
 		pEpoch                         []int16
 		pBatches                       []string
@@ -147,9 +159,15 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 		mPart, mID, mPID, mFirst, mOff []int64
 		mCommit                        []bool
 	)
+	if objectKey == "" {
+		data = make([][]byte, 0, n)
+	}
 	for i, p := range parts {
 		ids[i], epochs[i], bases[i], ends[i] = p.PartitionID, p.LeaderEpoch, p.BaseOffset, p.EndOffset
 		poss[i], lens[i], maxTs[i] = p.Position, p.Length, p.MaxTimestamp
+		if objectKey == "" {
+			data = append(data, p.Data)
+		}
 		for _, ps := range p.Producers {
 			pPart = append(pPart, p.PartitionID)
 			pID = append(pID, ps.ProducerID)
@@ -164,8 +182,8 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 	}
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
-			SELECT * FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[])
-				AS t(partition_id, leader_epoch, base_offset, end_offset, position, length, max_timestamp)
+			SELECT * FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[], $22::bytea[])
+				AS t(partition_id, leader_epoch, base_offset, end_offset, position, length, max_timestamp, data)
 		), advanced AS (
 			UPDATE partitions p SET high_watermark = i.end_offset
 			FROM input i
@@ -173,11 +191,15 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 			  AND p.leader_epoch = i.leader_epoch AND p.high_watermark = i.base_offset
 			RETURNING p.id
 		), obj AS (
-			INSERT INTO objects (key, size, broker_id) VALUES ($2, $3, $1)
+			INSERT INTO objects (key, size, broker_id) SELECT $2, $3, $1 WHERE $2 <> ''
 		), seg AS (
 			INSERT INTO segments (partition_id, base_offset, end_offset, object_key, position, length, max_timestamp)
 			SELECT i.partition_id, i.base_offset, i.end_offset, $2, i.position, i.length, i.max_timestamp
-			FROM input i JOIN advanced a ON a.id = i.partition_id
+			FROM input i JOIN advanced a ON a.id = i.partition_id WHERE $2 <> ''
+		), inl AS (
+			INSERT INTO inline_batches (partition_id, base_offset, end_offset, max_timestamp, data)
+			SELECT i.partition_id, i.base_offset, i.end_offset, i.max_timestamp, i.data
+			FROM input i JOIN advanced a ON a.id = i.partition_id WHERE $2 = ''
 		), prod AS (
 			INSERT INTO producer_states (partition_id, producer_id, producer_epoch, batches, txn_first_offset)
 			SELECT s.partition_id, s.producer_id, s.producer_epoch, s.batches::jsonb, s.txn_first_offset
@@ -202,7 +224,7 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 		brokerID, objectKey, objectSize,
 		ids, epochs, bases, ends, poss, lens, maxTs,
 		pPart, pID, pEpoch, pBatches, pTxnFirst,
-		mPart, mID, mPID, mFirst, mOff, mCommit)
+		mPart, mID, mPID, mFirst, mOff, mCommit, data)
 	if err != nil {
 		return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
 	}
