@@ -763,8 +763,27 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 	return out, true, nil
 }
 
-// ReadRange reads one index row's bytes (used by ListOffsets by timestamp).
-func (m *Manager) ReadRange(ctx context.Context, s store.Segment) ([]byte, error) {
+// ReadRange reads the bytes of one index row or inline row (ObjectKey "")
+// of a partition (used by ListOffsets by timestamp). An inline row the
+// uploader moved meanwhile is read from its object.
+func (m *Manager) ReadRange(ctx context.Context, partitionID int64, s store.Segment) ([]byte, error) {
+	if s.ObjectKey == "" {
+		rows, err := m.store.ReadInline(ctx, partitionID, s.BaseOffset, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 && rows[0].BaseOffset == s.BaseOffset {
+			return rows[0].Data, nil
+		}
+		segs, err := m.store.Segments(ctx, partitionID, s.BaseOffset, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(segs) == 0 || segs[0].BaseOffset > s.BaseOffset {
+			return nil, nil // below the log start now
+		}
+		s = segs[0]
+	}
 	return m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
 }
 

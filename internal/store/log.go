@@ -275,14 +275,26 @@ func (s *Store) Segments(ctx context.Context, partitionID, from int64, limit int
 	return out, rows.Err()
 }
 
-// SegmentAtTimestamp returns the first index row (at or after the log start
-// offset) holding a record with timestamp >= ts; ok is false if none does.
+// logRowsSQL is a partition's index rows and inline rows (ObjectKey "",
+// Length their size) as one relation s, for a query joining partitions p
+// on p.id = $1.
+const logRowsSQL = `(
+		SELECT base_offset, end_offset, object_key, position, length, max_timestamp
+		FROM segments WHERE partition_id = $1
+		UNION ALL
+		SELECT base_offset, end_offset, '', 0, octet_length(data), max_timestamp
+		FROM inline_batches WHERE partition_id = $1
+	) s JOIN partitions p ON p.id = $1`
+
+// SegmentAtTimestamp returns the first index row or inline row (ObjectKey
+// "") at or after the log start offset holding a record with timestamp >=
+// ts; ok is false if none does.
 func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (Segment, bool, error) {
 	var sg Segment
 	err := s.pool.QueryRow(ctx, `
 		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
-		FROM segments s JOIN partitions p ON p.id = s.partition_id
-		WHERE s.partition_id = $1 AND s.max_timestamp >= $2 AND s.end_offset > p.log_start_offset
+		FROM `+logRowsSQL+`
+		WHERE s.max_timestamp >= $2 AND s.end_offset > p.log_start_offset
 		ORDER BY s.base_offset LIMIT 1`, partitionID, ts).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {
@@ -295,13 +307,13 @@ func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (
 }
 
 // MaxTimestamp returns the largest record timestamp of a partition's
-// retained data and the offset range of the segment holding it.
+// retained data and the index row or inline row (ObjectKey "") holding it.
 func (s *Store) MaxTimestamp(ctx context.Context, partitionID int64) (Segment, bool, error) {
 	var sg Segment
 	err := s.pool.QueryRow(ctx, `
 		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
-		FROM segments s JOIN partitions p ON p.id = s.partition_id
-		WHERE s.partition_id = $1 AND s.end_offset > p.log_start_offset
+		FROM `+logRowsSQL+`
+		WHERE s.end_offset > p.log_start_offset
 		ORDER BY s.max_timestamp DESC, s.base_offset LIMIT 1`, partitionID).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {
