@@ -182,3 +182,40 @@ func TestInlineAndObjectFlushesInterleave(t *testing.T) {
 		t.Fatalf("cold read of interleaved inline rows and objects: %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// BenchmarkFlushLatency measures what acks=all waits for after the flush
+// interval: one flush of a 16 KiB batch, committed inline (one Postgres
+// round trip) or PUT as an object first (the filesystem bucket: a write
+// and its fsyncs).
+func BenchmarkFlushLatency(b *testing.B) {
+	for _, mode := range []struct {
+		name   string
+		inline int64
+	}{{"inline", leader.DefaultConfig().InlineMaxBytes}, {"object", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx := context.Background()
+			e := setup(b)
+			m := e.managerWith(b, 1, func(c *leader.Config) { c.InlineMaxBytes, c.UploadAge = mode.inline, time.Hour })
+			defer m.Close()
+			if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
+				b.Fatal(err)
+			}
+			p := tieredtest.Led(b, m, e.pid)
+			proto := recordBatchOf(16, -1, -1, make([]byte, 1000))
+			b.SetBytes(int64(len(proto)))
+			for b.Loop() {
+				raw := append([]byte(nil), proto...)
+				hdrs, err := batch.Validate(raw, 1<<20)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Append(raw, hdrs, false); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
