@@ -67,12 +67,7 @@ func readAll(t *testing.T, p *leader.Partition) []byte {
 func TestInlineWritePathAndFailover(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m1 := e.managerWith(t, 1, func(c *leader.Config) { c.UploadAge = time.Hour })
-	t.Cleanup(func() { m1.Close() })
-	if err := m1.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p1 := tieredtest.Led(t, m1, e.pid)
+	m1, p1 := e.leadWith(t, 1, 1, func(c *leader.Config) { c.UploadAge = time.Hour })
 	const flushes = 5
 	for i := range flushes {
 		r := appendBatch(t, p1, recordBatchOf(10, -1, -1, []byte(fmt.Sprintf("value %d", i))))
@@ -93,12 +88,7 @@ func TestInlineWritePathAndFailover(t *testing.T) {
 
 	// Broker 1 dies (no shutdown, no upload); broker 2 takes over.
 	e.moveToBroker2(t)
-	m2 := e.managerWith(t, 2, func(c *leader.Config) { c.UploadAge = 50 * time.Millisecond })
-	t.Cleanup(func() { m2.Close() })
-	if err := m2.Sync(ctx, map[int64]int32{e.pid: 2}); err != nil {
-		t.Fatal(err)
-	}
-	p2 := tieredtest.Led(t, m2, e.pid)
+	m2, p2 := e.leadWith(t, 2, 2, func(c *leader.Config) { c.UploadAge = 50 * time.Millisecond })
 	if got := readAll(t, p2); !bytes.Equal(got, want) {
 		t.Fatalf("the new leader read %d bytes from the inline rows, want the %d the old one served", len(got), len(want))
 	}
@@ -136,12 +126,8 @@ func TestInlineWritePathAndFailover(t *testing.T) {
 	// A third leader, with nothing cached, reads the same bytes from the
 	// object.
 	m2.Close()
-	m3 := e.manager(t, 2)
-	t.Cleanup(func() { m3.Close() })
-	if err := m3.Sync(ctx, map[int64]int32{e.pid: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, tieredtest.Led(t, m3, e.pid)); !bytes.Equal(got, want) {
+	_, p3 := e.lead(t, 2, 2)
+	if got := readAll(t, p3); !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes from the uploaded object, want the %d read inline", len(got), len(want))
 	}
 }
@@ -152,12 +138,7 @@ func TestInlineWritePathAndFailover(t *testing.T) {
 func TestInlineAndObjectFlushesInterleave(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	m := e.managerWith(t, 1, func(c *leader.Config) { c.InlineMaxBytes, c.UploadAge = 2000, time.Hour })
-	t.Cleanup(func() { m.Close() })
-	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p := tieredtest.Led(t, m, e.pid)
+	m, p := e.leadWith(t, 1, 1, func(c *leader.Config) { c.InlineMaxBytes, c.UploadAge = 2000, time.Hour })
 	for i := range 6 {
 		value := []byte("small")
 		if i%2 == 1 {
@@ -173,12 +154,8 @@ func TestInlineAndObjectFlushesInterleave(t *testing.T) {
 	}
 	want := readAll(t, p)
 	m.Close()
-	m2 := e.manager(t, 1)
-	t.Cleanup(func() { m2.Close() })
-	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, tieredtest.Led(t, m2, e.pid)); !bytes.Equal(got, want) {
+	_, p2 := e.lead(t, 1, 1)
+	if got := readAll(t, p2); !bytes.Equal(got, want) {
 		t.Fatalf("cold read of interleaved inline rows and objects: %d bytes, want %d", len(got), len(want))
 	}
 }

@@ -76,7 +76,13 @@ func (e *env) managerWith(t testing.TB, id int32, configure func(*leader.Config)
 // partition at epoch.
 func (e *env) lead(t *testing.T, id, epoch int32) (*leader.Manager, *leader.Partition) {
 	t.Helper()
-	m := e.manager(t, id)
+	return e.leadWith(t, id, epoch, nil)
+}
+
+// leadWith is lead with the manager's configuration changed by configure.
+func (e *env) leadWith(t *testing.T, id, epoch int32, configure func(*leader.Config)) (*leader.Manager, *leader.Partition) {
+	t.Helper()
+	m := e.managerWith(t, id, configure)
 	t.Cleanup(func() { m.Close() })
 	if err := m.Sync(context.Background(), map[int64]int32{e.pid: epoch}); err != nil {
 		t.Fatal(err)
@@ -273,12 +279,7 @@ func TestReadNeverSkips(t *testing.T) {
 func testReadNeverSkips(t *testing.T, cold string, configure func(*leader.Config)) {
 	ctx := context.Background()
 	e := setup(t)
-	m := e.managerWith(t, 1, configure)
-	t.Cleanup(func() { m.Close() })
-	if err := m.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p := tieredtest.Led(t, m, e.pid)
+	m, p := e.leadWith(t, 1, 1, configure)
 	// Flushes of alternating big and small batches: one index row each.
 	for i := range 6 {
 		n := 1

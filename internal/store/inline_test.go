@@ -11,9 +11,9 @@ import (
 	"github.com/eddy-streams/eddy/internal/store"
 )
 
-// inlinePartition creates a one-partition topic led by broker 1 at its
-// first epoch and returns the partition.
-func inlinePartition(t *testing.T, ctx context.Context, st *store.Store, topic string) store.Partition {
+// ledPartition creates a one-partition topic of vc1 led by broker 1 and
+// returns the partition.
+func ledPartition(t *testing.T, ctx context.Context, st *store.Store, topic string) store.Partition {
 	t.Helper()
 	if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc1", topic, 1, nil); err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func movesOf(rows []store.InlineBatch) []store.InlineMove {
 // writer stores nothing.
 func TestInlineCommitAndRead(t *testing.T) {
 	ctx, st, _ := commitDB(t)
-	part := inlinePartition(t, ctx, st, "inline")
+	part := ledPartition(t, ctx, st, "inline")
 	want := commitInline(t, ctx, st, part, 0, 3)
 
 	ps, err := st.LoadPartition(ctx, part.ID, time.Time{})
@@ -135,7 +135,7 @@ func TestInlineCommitAndRead(t *testing.T) {
 // offset range, nothing inline, and the loser's object unreferenced.
 func TestMoveInlineRace(t *testing.T) {
 	ctx, st, _ := commitDB(t)
-	part := inlinePartition(t, ctx, st, "race")
+	part := ledPartition(t, ctx, st, "race")
 	commitInline(t, ctx, st, part, 0, 20)
 
 	rows, more, err := st.InlineToMove(ctx, []int64{part.ID}, 1<<20)
@@ -233,7 +233,7 @@ func TestMoveInlineRace(t *testing.T) {
 // would pass data still inline.
 func TestRetentionStopsAtInline(t *testing.T) {
 	ctx, st, _ := commitDB(t)
-	part := inlinePartition(t, ctx, st, "retain")
+	part := ledPartition(t, ctx, st, "retain")
 	// [0,10) in an object, [10,20) inline, [20,30) in an object.
 	for _, r := range []struct {
 		base   int64
