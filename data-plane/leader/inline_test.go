@@ -178,7 +178,9 @@ func BenchmarkFlushLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			p := tieredtest.Led(b, m, e.pid)
-			proto := recordBatchOf(16, -1, -1, make([]byte, 1000))
+			// About what each broker flushes per interval at 10 MB/s over
+			// three brokers: 80 records of 1 KiB.
+			proto := recordBatchOf(80, -1, -1, make([]byte, 1000))
 			b.SetBytes(int64(len(proto)))
 			for b.Loop() {
 				raw := append([]byte(nil), proto...)
