@@ -93,7 +93,7 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 				case -3:
 					seg, ok, err := s.store.MaxTimestamp(ctx, p.ID)
 					if err == nil && ok {
-						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, seg.MaxTimestamp, start, func(raw []byte) (int64, int64, bool, error) {
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, p.ID, seg, seg.MaxTimestamp, start, func(raw []byte) (int64, int64, bool, error) {
 							off, _, err := batch.OffsetOfMaxTimestamp(raw)
 							return off, seg.MaxTimestamp, err == nil, err
 						})
@@ -109,7 +109,7 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 					seg, ok, err := s.store.SegmentAtTimestamp(ctx, p.ID, rp.Timestamp)
 					if err == nil && ok {
 						limit := batch.DecompressLimit(topicconfig.Int64(t.Configs, "max.message.bytes"))
-						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, seg, rp.Timestamp, start, func(raw []byte) (int64, int64, bool, error) {
+						sp.Offset, sp.Timestamp, err = s.offsetAtTimestamp(ctx, p.ID, seg, rp.Timestamp, start, func(raw []byte) (int64, int64, bool, error) {
 							off, ts, ok, err := batch.FirstAtOrAfter(raw, rp.Timestamp, limit)
 							if errors.Is(err, batch.ErrTooLarge) {
 								h, _ := batch.ParseHeader(raw)
@@ -133,8 +133,8 @@ func handleListOffsets(s *Server, c *conn, req *kmsg.ListOffsetsRequest) kmsg.Re
 // offsetAtTimestamp finds, inside one index range, the first record at or
 // after logStart whose timestamp is >= ts, with find looking inside each
 // batch whose header reaches ts.
-func (s *Server) offsetAtTimestamp(ctx context.Context, seg store.Segment, ts, logStart int64, find func(raw []byte) (int64, int64, bool, error)) (int64, int64, error) {
-	data, err := s.lead.ReadRange(ctx, seg)
+func (s *Server) offsetAtTimestamp(ctx context.Context, partitionID int64, seg store.Segment, ts, logStart int64, find func(raw []byte) (int64, int64, bool, error)) (int64, int64, error) {
+	data, err := s.lead.ReadRange(ctx, partitionID, seg)
 	if err != nil {
 		return -1, -1, err
 	}

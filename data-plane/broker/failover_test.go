@@ -78,10 +78,22 @@ func leadersOf(ctx context.Context, adm *kadm.Client, topic string) (map[int32]i
 // TestKillBrokerUnderLoad: three brokers under continuous acks=all load;
 // one is killed with SIGKILL. Its partitions must be led elsewhere within
 // 10 s, producers carry on, and every acknowledged record is read back
-// exactly once, at the offset it was acknowledged with.
+// exactly once, at the offset it was acknowledged with. Run with the
+// uploader as configured by default, and with none due during the test:
+// every acknowledged record is then inline in Postgres when the broker
+// dies, and its successors serve it from there.
 func TestKillBrokerUnderLoad(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+	}{{"default", nil}, {"inline not uploaded", []string{"--inline-upload-age", "1h", "--inline-upload-bytes", "1073741824"}}} {
+		t.Run(c.name, func(t *testing.T) { testKillBrokerUnderLoad(t, c.args) })
+	}
+}
+
+func testKillBrokerUnderLoad(t *testing.T, brokerArgs []string) {
 	url := pgtest.URL(t)
-	s := stack.Start(t, stack.Options{DatabaseURL: url})
+	s := stack.Start(t, stack.Options{DatabaseURL: url, BrokerArgs: brokerArgs})
 	const topic = "failover"
 	prod := newClient(t, s, kgo.DefaultProduceTopic(topic), kgo.RecordRetries(1<<30),
 		kgo.RecordDeliveryTimeout(60*time.Second), kgo.MetadataMinAge(250*time.Millisecond))
@@ -163,6 +175,25 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 		t.Fatalf("partitions of the killed broker were not led elsewhere within 10s")
 	}
 	t.Logf("failover: %d partitions moved %v after SIGKILL", led, time.Since(killedAt).Round(10*time.Millisecond))
+	if brokerArgs != nil {
+		// The case under test: what the killed broker acknowledged is
+		// inline, in no object.
+		inline := 0
+		for part := range int32(12) {
+			p, err := st.PartitionByName(context.Background(), "vc-dev", topic, part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := st.ReadInline(context.Background(), p.ID, 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inline += len(rows)
+		}
+		if inline == 0 {
+			t.Fatal("no inline rows at the kill: the test would not exercise them")
+		}
+	}
 
 	// Producers must carry on: a few seconds of load on the new leaders,
 	// and on a busy machine for as long as the first acks take.

@@ -53,8 +53,18 @@ func setup(t testing.TB) *env {
 
 func (e *env) manager(t testing.TB, id int32) *leader.Manager {
 	t.Helper()
+	return e.managerWith(t, id, nil)
+}
+
+// managerWith is manager with leader.DefaultConfig changed by configure
+// (if not nil).
+func (e *env) managerWith(t testing.TB, id int32, configure func(*leader.Config)) *leader.Manager {
+	t.Helper()
 	cfg := leader.DefaultConfig()
 	cfg.BrokerID, cfg.WALDir = id, e.dir+"/wal-"+string(rune('0'+id))
+	if configure != nil {
+		configure(&cfg)
+	}
 	m, err := leader.Open(cfg, e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +76,13 @@ func (e *env) manager(t testing.TB, id int32) *leader.Manager {
 // partition at epoch.
 func (e *env) lead(t *testing.T, id, epoch int32) (*leader.Manager, *leader.Partition) {
 	t.Helper()
-	m := e.manager(t, id)
+	return e.leadWith(t, id, epoch, nil)
+}
+
+// leadWith is lead with the manager's configuration changed by configure.
+func (e *env) leadWith(t *testing.T, id, epoch int32, configure func(*leader.Config)) (*leader.Manager, *leader.Partition) {
+	t.Helper()
+	m := e.managerWith(t, id, configure)
 	t.Cleanup(func() { m.Close() })
 	if err := m.Sync(context.Background(), map[int64]int32{e.pid: epoch}); err != nil {
 		t.Fatal(err)
@@ -244,11 +260,26 @@ func TestWALReplay(t *testing.T) {
 
 // Reads bounded by maxBytes must stop at the first batch that does not
 // fit: skipping to a later, smaller batch would hide records from the
-// consumer. Checked on the cache and on object storage.
+// consumer. Checked on the cache and on object storage, and on inline
+// rows (flushes committed in Postgres, not yet uploaded).
 func TestReadNeverSkips(t *testing.T) {
+	for _, mode := range []struct {
+		name   string
+		inline int64
+	}{{"object store", 0}, {"inline", leader.DefaultConfig().InlineMaxBytes}} {
+		t.Run(mode.name, func(t *testing.T) {
+			testReadNeverSkips(t, mode.name, func(c *leader.Config) {
+				c.InlineMaxBytes = mode.inline
+				c.UploadAge = time.Hour // no uploader runs here anyway
+			})
+		})
+	}
+}
+
+func testReadNeverSkips(t *testing.T, cold string, configure func(*leader.Config)) {
 	ctx := context.Background()
 	e := setup(t)
-	m, p := e.lead(t, 1, 1)
+	m, p := e.leadWith(t, 1, 1, configure)
 	// Flushes of alternating big and small batches: one index row each.
 	for i := range 6 {
 		n := 1
@@ -286,18 +317,25 @@ func TestReadNeverSkips(t *testing.T) {
 		return r.Records
 	})
 	m.Close()
-	m2 := e.manager(t, 1) // a new leader: nothing cached, all from objects
+	m2 := e.managerWith(t, 1, configure) // a new leader: nothing cached, all from objects or inline rows
 	defer m2.Close()
 	if err := m2.Sync(ctx, map[int64]int32{e.pid: 1}); err != nil {
 		t.Fatal(err)
 	}
-	check("object store", func(off int64, max int) []byte {
+	check(cold, func(off int64, max int) []byte {
 		r, err := tieredtest.Led(t, m2, e.pid).Read(ctx, off, max)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r.Records
 	})
+	refs, err := e.st.ObjectRefs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inObjects := cold == "object store"; (len(refs) > 0) != inObjects {
+		t.Fatalf("%d objects after the flushes; want them in objects: %v", len(refs), inObjects)
+	}
 }
 
 // BenchmarkProduceAppend measures the broker's produce hot path below the

@@ -1,25 +1,37 @@
 // Package leader runs the partitions a broker leads: it accepts produced
 // record batches (idempotence checks, offset assignment by patching the
 // batch header, append to the local WAL), flushes every partition's new
-// batches into ONE object per flush interval, commits that object's index
-// rows and the new high watermarks in one Postgres statement fenced by
-// leader epoch, and serves reads of committed data from a local cache or
-// from object storage through the index.
+// batches at most once per flush interval, commits them and the new high
+// watermarks in one Postgres statement fenced by leader epoch, and serves
+// reads of committed data from a local cache, from object storage through
+// the index, or from the inline rows not yet uploaded.
 //
 // Write path (DESIGN.md):
 //
 //	produce ─▶ Partition.Append ─▶ WAL (acks=1 answered) ─▶ pending
 //	flusher, at most once per FlushInterval (sooner at FlushBytes):
-//	   take pending of every dirty partition ─▶ one object ─▶ Bucket.Put
-//	   ─▶ store.Commit (hw moves only if leader epoch still matches)
+//	   take pending of every dirty partition
+//	   ─▶ up to InlineMaxBytes: store.Commit with the batches inline
+//	      (one Postgres round trip, no PUT)
+//	   ─▶ larger: one object ─▶ Bucket.Put ─▶ store.Commit of its index rows
+//	   (either way the hw moves only if the leader epoch still matches)
 //	   ─▶ Partition.committed (acks=all answered, consumers see it)
+//	uploader (uploader.go), once UploadBytes wait or after UploadAge:
+//	   the led partitions' inline rows ─▶ one object ─▶ Bucket.Put
+//	   ─▶ store.MoveInline (index rows in, inline rows out)
+//
+// Inline is a trade of Postgres bytes for PUTs: at low load the object
+// store sees one PUT per broker per UploadAge instead of one per flush,
+// and acks=all waits for no PUT; Postgres carries every small flush's
+// bytes once in its WAL and holds them for about UploadAge.
 //
 // A partition whose commit is fenced is dropped at once; its waiting
 // producers get ErrNotLeader, never a success. A failed Put or commit puts
 // the batches back and is retried on the next tick.
 //
-// All methods are safe for concurrent use. Run owns the flusher; when its
-// context ends it flushes once more and returns.
+// All methods are safe for concurrent use. Run owns the flusher and the
+// uploader; when its context ends it stops the uploader, flushes once
+// more and returns.
 package leader
 
 import (
@@ -53,6 +65,20 @@ type Config struct {
 	FlushInterval time.Duration
 	// FlushBytes starts a flush early once this much is pending.
 	FlushBytes int64
+	// InlineMaxBytes is the largest flush committed inline: its batches go
+	// into Postgres with the commit that moves the high watermarks, and
+	// acks=all waits for that commit and no PUT; the uploader moves them
+	// into an object later (uploader.go). A larger flush is PUT as an
+	// object of its own. 0 PUTs every flush (an object per interval: the
+	// lowest Postgres load, the most PUTs).
+	InlineMaxBytes int64
+	// UploadBytes and UploadAge say when the uploader writes the inline
+	// data of the partitions led here as one object: once this many bytes
+	// wait, or once the oldest has waited this long. The age bounds the
+	// PUTs per second at low load (one per broker per UploadAge); the
+	// bytes bound the object's size, and what Postgres holds, at high load.
+	UploadBytes int64
+	UploadAge   time.Duration
 	// CacheBytes bounds each partition's in-memory cache of recent
 	// committed batches; older reads go to object storage.
 	CacheBytes int
@@ -78,10 +104,13 @@ type Config struct {
 // none: the broker puts it under its data directory.
 func DefaultConfig() Config {
 	return Config{
-		FlushInterval: 25 * time.Millisecond,
-		FlushBytes:    8 << 20,
-		CacheBytes:    8 << 20,
-		WAL:           wal.DefaultOptions(),
+		FlushInterval:  25 * time.Millisecond,
+		FlushBytes:     8 << 20,
+		InlineMaxBytes: 1 << 20,
+		UploadBytes:    4 << 20,
+		UploadAge:      time.Second,
+		CacheBytes:     8 << 20,
+		WAL:            wal.DefaultOptions(),
 
 		ProducerIDExpiration: 24 * time.Hour,
 	}
@@ -93,6 +122,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.DurationVar(&c.FlushInterval, "flush-interval", d.FlushInterval, "longest a produced batch waits for the object-store flush")
 	fs.Int64Var(&c.FlushBytes, "flush-bytes", d.FlushBytes, "pending bytes that start a flush early")
+	fs.Int64Var(&c.InlineMaxBytes, "inline-max-bytes", d.InlineMaxBytes, "largest flush committed inline in Postgres and uploaded later in a larger object (0: PUT an object every flush)")
+	fs.Int64Var(&c.UploadBytes, "inline-upload-bytes", d.UploadBytes, "inline bytes that make the uploader write them as one object")
+	fs.DurationVar(&c.UploadAge, "inline-upload-age", d.UploadAge, "longest inline data waits before the uploader writes it as an object")
 	fs.IntVar(&c.CacheBytes, "cache-bytes", d.CacheBytes, "in-memory cache of recent committed data per partition")
 	fs.StringVar(&c.WALDir, "wal-dir", d.WALDir, "write-ahead log directory (default: <data-dir>/wal)")
 	c.WAL.RegisterFlags(fs)
@@ -106,6 +138,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("leader: --flush-interval must be positive, got %s", c.FlushInterval)
 	case c.FlushBytes <= 0:
 		return fmt.Errorf("leader: --flush-bytes must be positive, got %d", c.FlushBytes)
+	case c.InlineMaxBytes < 0:
+		return fmt.Errorf("leader: --inline-max-bytes must not be negative, got %d", c.InlineMaxBytes)
+	case c.InlineMaxBytes > 0 && c.UploadBytes <= 0:
+		return fmt.Errorf("leader: --inline-upload-bytes must be positive, got %d", c.UploadBytes)
+	case c.InlineMaxBytes > 0 && c.UploadAge <= 0:
+		return fmt.Errorf("leader: --inline-upload-age must be positive, got %s", c.UploadAge)
 	case c.CacheBytes <= 0:
 		return fmt.Errorf("leader: --cache-bytes must be positive, got %d", c.CacheBytes)
 	case c.ProducerIDExpiration <= 0:
@@ -150,6 +188,7 @@ type Manager struct {
 
 	met     metrics
 	prodMet producerMetrics // producers.go
+	up      *uploads        // uploader.go
 
 	noDedupe bool // EnvUnsafeNoDedupe: tests of the fault-injection checker only
 }
@@ -204,6 +243,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 	}
 	m.initMetrics(reg)
 	m.initProducerMetrics(reg)
+	m.up = newUploads(cfg.UploadBytes, reg)
 	return m, nil
 }
 
@@ -271,6 +311,7 @@ func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
 	m.mu.Unlock()
 	for _, p := range drop {
 		p.lose()
+		m.up.forget(p.ID)
 		m.log.Info("partition released", "partition", p.ID, "epoch", p.Epoch)
 	}
 
@@ -294,6 +335,10 @@ func (m *Manager) Sync(ctx context.Context, want map[int64]int32) error {
 		m.mu.Lock()
 		m.parts[id] = p
 		m.mu.Unlock()
+		if st.InlineBytes > 0 {
+			// Left inline by the previous leader: this one uploads it.
+			m.up.added(id, st.InlineBytes, time.Now())
+		}
 		// Markers left by the previous leader (or queued meanwhile).
 		m.writeMarkers(ctx, queued)
 		m.log.Debug("partition acquired", "partition", id, "epoch", p.Epoch, "hw", st.HighWatermark)
@@ -369,7 +414,9 @@ func (m *Manager) markDirty(p *Partition, n int) {
 const flushTimeout = 10 * time.Second
 
 // Run flushes until ctx ends, then flushes what is left (with a bounded
-// grace period) and returns.
+// grace period) and returns. It owns the uploader of inline data
+// (uploader.go), which it stops and waits for before the final flush:
+// inline data is durable, so what is left waits for the next leader.
 //
 // Scheduling: a flush starts as soon as data is pending and the previous
 // flush started at least FlushInterval ago — so object-store PUTs never
@@ -377,6 +424,16 @@ const flushTimeout = 10 * time.Second
 // produce on an idle broker waits only for one PUT and one commit rather
 // than for the next tick.
 func (m *Manager) Run(ctx context.Context) error {
+	upCtx, stopUploader := context.WithCancel(ctx)
+	uploaderDone := make(chan struct{})
+	go func() {
+		defer close(uploaderDone)
+		m.runUploader(upCtx)
+	}()
+	defer func() {
+		stopUploader()
+		<-uploaderDone
+	}()
 	var lastStart time.Time
 	backoff := time.Duration(0)
 	final := func() error {
@@ -499,7 +556,6 @@ func (m *Manager) flush(ctx context.Context) (int64, error) {
 	start := time.Now()
 	var (
 		ts    []taken
-		b     object.Builder
 		bytes int64
 	)
 	ids := make([]int64, 0, len(dirty))
@@ -513,15 +569,30 @@ func (m *Manager) flush(ctx context.Context) (int64, error) {
 		if !ok {
 			continue
 		}
-		ch := b.Add(p.ID, c.base, c.end, c.maxTs, c.data...)
-		ts = append(ts, taken{p: p, c: c, prods: prods, pos: ch.Position})
+		ts = append(ts, taken{p: p, c: c, prods: prods})
 		bytes += int64(c.size)
 	}
 	if len(ts) == 0 {
 		return 0, nil
 	}
-	data, _ := b.Finish()
-	key := m.objectKey()
+	// A small flush is committed inline: no PUT on the acks=all path, and
+	// the uploader turns many of them into one object (uploader.go).
+	var (
+		key  string
+		data []byte
+	)
+	if bytes > m.cfg.InlineMaxBytes {
+		var b object.Builder
+		for i, t := range ts {
+			ts[i].pos = b.Add(t.p.ID, t.c.base, t.c.end, t.c.maxTs, t.c.data...).Position
+		}
+		data, _ = b.Finish()
+		key = m.objectKey()
+	} else {
+		for i := range ts {
+			ts[i].c.flatten()
+		}
+	}
 	err := m.commit(ctx, key, data, ts)
 	m.met.flushSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -550,9 +621,13 @@ func (m *Manager) isSynced() bool {
 	return m.synced
 }
 
+// commit PUTs data as object key and commits ts in it; with an empty key
+// it commits ts inline (their chunks flattened).
 func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []taken) error {
-	if err := m.bucket.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("leader: put %s: %w", key, err)
+	if key != "" {
+		if err := m.bucket.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("leader: put %s: %w", key, err)
+		}
 	}
 	parts := make([]store.CommitPart, len(ts))
 	for i, t := range ts {
@@ -562,6 +637,9 @@ func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []take
 			Position: t.pos, Length: int32(t.c.size), MaxTimestamp: t.c.maxTs,
 			Producers: t.prods, Markers: t.c.markers,
 		}
+		if key == "" {
+			parts[i].Data = t.c.data[0]
+		}
 	}
 	done, err := m.store.Commit(ctx, m.cfg.BrokerID, key, int64(len(data)), parts)
 	if err != nil {
@@ -570,6 +648,9 @@ func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []take
 	for _, t := range ts {
 		if done[t.p.ID] {
 			t.p.committed(t.c)
+			if key == "" {
+				m.up.added(t.p.ID, int64(t.c.size), time.Now())
+			}
 			continue
 		}
 		// Fenced: someone else leads this partition now. Whatever this
@@ -601,25 +682,63 @@ type RangeReader interface {
 }
 
 // readRemote reads committed batches of a partition from object storage
-// through the index, starting with the batch holding offset and ending
-// before limit (the high watermark, or the last stable offset). Retention
-// may have moved the log start in Postgres since the partition was loaded:
-// a read below it learns the new start and fails with ErrOffsetOutOfRange.
+// through the index, or from its inline rows where no index row holds
+// offset yet, starting with the batch holding offset and ending before
+// limit (the high watermark, or the last stable offset). Retention may
+// have moved the log start in Postgres since the partition was loaded: a
+// read below it learns the new start and fails with ErrOffsetOutOfRange.
 func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
+	// An uploader may move the inline rows between the two reads; the
+	// second round then finds them in the index.
+	for range 2 {
+		out, found, err := m.readIndexed(ctx, p, offset, limit, maxBytes)
+		if found || err != nil {
+			return out, err
+		}
+		rows, err := m.store.ReadInline(ctx, p.ID, offset, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 || rows[0].BaseOffset > offset {
+			continue
+		}
+		prevEnd := rows[0].BaseOffset
+		for _, r := range rows {
+			if r.BaseOffset > prevEnd {
+				break // a large flush went to an object in between
+			}
+			prevEnd = r.EndOffset
+			var full bool
+			if out, offset, full = appendFrom(out, r.Data, offset, limit, maxBytes); full {
+				break
+			}
+		}
+		return out, nil
+	}
+	return nil, nil // the consumer asks again
+}
+
+// readIndexed is readRemote through the index; found is false when no
+// index row holds offset (it is inline, or moving out of it).
+func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) (out []byte, found bool, err error) {
 	const rows = 8
 	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if offset < logStart {
 		p.SetLogStart(logStart)
-		return nil, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+		return nil, false, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
 	}
-	var out []byte
+	if len(segs) == 0 || segs[0].BaseOffset > offset {
+		return nil, false, nil
+	}
+	prevEnd := segs[0].BaseOffset
 	for i, s := range segs {
-		if s.BaseOffset >= limit {
-			break
+		if s.BaseOffset >= limit || s.BaseOffset > prevEnd {
+			break // past the limit, or the offsets between are inline
 		}
+		prevEnd = s.EndOffset
 		var data []byte
 		if m.cfg.Remote != nil {
 			if i == 0 {
@@ -634,18 +753,37 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 			data, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
 		}
 		if err != nil {
-			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
+			return out, true, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 		}
 		var full bool
 		if out, offset, full = appendFrom(out, data, offset, limit, maxBytes); full {
 			break
 		}
 	}
-	return out, nil
+	return out, true, nil
 }
 
-// ReadRange reads one index row's bytes (used by ListOffsets by timestamp).
-func (m *Manager) ReadRange(ctx context.Context, s store.Segment) ([]byte, error) {
+// ReadRange reads the bytes of one index row or inline row (ObjectKey "")
+// of a partition (used by ListOffsets by timestamp). An inline row the
+// uploader moved meanwhile is read from its object.
+func (m *Manager) ReadRange(ctx context.Context, partitionID int64, s store.Segment) ([]byte, error) {
+	if s.ObjectKey == "" {
+		rows, err := m.store.ReadInline(ctx, partitionID, s.BaseOffset, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 && rows[0].BaseOffset == s.BaseOffset {
+			return rows[0].Data, nil
+		}
+		segs, err := m.store.Segments(ctx, partitionID, s.BaseOffset, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(segs) == 0 || segs[0].BaseOffset > s.BaseOffset {
+			return nil, nil // below the log start now
+		}
+		s = segs[0]
+	}
 	return m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
 }
 

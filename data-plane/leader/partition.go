@@ -46,6 +46,7 @@ type chunk struct {
 	base, end int64
 	maxTs     int64
 	data      [][]byte // whole batches, back to back; pending: as received (no copy)
+	flat      bool     // data is one slice of its own (flatten), not parts of request frames
 	size      int
 	markers   []store.WrittenMarker // the transaction markers among the batches
 }
@@ -262,7 +263,7 @@ func (p *Partition) checkSequence(h batch.Header) (*producer, int64, error) {
 func (p *Partition) addPending(base, end, maxTs int64, b []byte) {
 	if n := len(p.pending); n > 0 && p.pending[n-1].end == base {
 		c := &p.pending[n-1]
-		c.end, c.data, c.size = end, append(c.data, b), c.size+len(b)
+		c.end, c.data, c.size, c.flat = end, append(c.data, b), c.size+len(b), false
 		c.maxTs = max(c.maxTs, maxTs)
 		return
 	}
@@ -279,7 +280,7 @@ func (p *Partition) take() (c chunk, prods []store.ProducerState, ok bool) {
 	}
 	c = p.pending[0]
 	for _, more := range p.pending[1:] {
-		c.end, c.data, c.size = more.end, append(c.data, more.data...), c.size+more.size
+		c.end, c.data, c.size, c.flat = more.end, append(c.data, more.data...), c.size+more.size, false
 		c.maxTs = max(c.maxTs, more.maxTs)
 		c.markers = append(c.markers, more.markers...)
 	}
@@ -324,11 +325,7 @@ func (p *Partition) committed(c chunk) {
 	// frames they arrived in (decoded without copying), so caching them
 	// would keep whole frames alive, far beyond what CacheBytes counts. The
 	// copy runs here, on the flusher, not on the produce path.
-	flat := make([]byte, 0, c.size)
-	for _, b := range c.data {
-		flat = append(flat, b...)
-	}
-	c.data = [][]byte{flat}
+	c.flatten()
 	p.cache = append(p.cache, c)
 	p.cacheSize += c.size
 	for p.cacheSize > p.m.cfg.CacheBytes && len(p.cache) > 1 {
@@ -336,6 +333,18 @@ func (p *Partition) committed(c chunk) {
 		p.cache = p.cache[1:]
 	}
 	p.notifyLocked()
+}
+
+// flatten copies c's batches into one slice of its own, once.
+func (c *chunk) flatten() {
+	if c.flat {
+		return
+	}
+	flat := make([]byte, 0, c.size)
+	for _, b := range c.data {
+		flat = append(flat, b...)
+	}
+	c.data, c.flat = [][]byte{flat}, true
 }
 
 // lose marks the partition as no longer led here: waiting producers and

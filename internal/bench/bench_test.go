@@ -81,7 +81,7 @@ func TestRun(t *testing.T) {
 		})
 	}
 	k := c.Eddy.Cost
-	if k == nil || k.PutsPerSec <= 0 || k.PutsPerGiB <= 0 || k.CPUSecPerGiB <= 0 || k.PGXactsPerSec <= 0 || k.FlushMs <= 0 {
+	if k == nil || k.PutsPerSec <= 0 || k.PutsPerGiB <= 0 || k.CPUSecPerGiB <= 0 || k.PGXactsPerSec <= 0 || k.PGWALPerGiB <= 0 || k.FlushMs <= 0 {
 		t.Errorf("eddy cost %+v", k)
 	}
 	if c.Peer.Cost != nil {

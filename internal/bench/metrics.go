@@ -26,11 +26,12 @@ type counters struct {
 	flushN   float64 // eddy_flush_seconds_count
 	flushB   float64 // eddy_flush_bytes_sum
 	xacts    float64 // pg_stat_database.xact_commit; -1 unknown
+	walBytes float64 // pg_stat_wal.wal_bytes; -1 unknown
 }
 
 // snapshot scrapes every metrics URL of tg (nothing for the peer).
 func snapshot(ctx context.Context, tg target) (counters, error) {
-	c := counters{at: time.Now(), xacts: -1}
+	c := counters{at: time.Now(), xacts: -1, walBytes: -1}
 	if len(tg.metrics) == 0 {
 		return c, nil
 	}
@@ -65,30 +66,35 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 	}
 	c.ok = true
 	if tg.dbURL != "" {
-		x, err := pgXacts(ctx, tg.dbURL)
+		x, wal, err := pgCounters(ctx, tg.dbURL)
 		if err != nil {
 			return c, err
 		}
-		c.xacts = x
+		c.xacts, c.walBytes = x, wal
 	}
 	return c, nil
 }
 
-// pgXacts is the committed transactions of the database of url (the
-// query's own transaction adds one per call, which is noise).
-func pgXacts(ctx context.Context, url string) (float64, error) {
+// pgCounters is the committed transactions of the database of url (the
+// query's own transaction adds one per call, which is noise) and the
+// bytes its server wrote to its WAL (-1 if it cannot tell).
+func pgCounters(ctx context.Context, url string) (xacts, walBytes float64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, url, 1)
 	if err != nil {
-		return 0, fmt.Errorf("bench: postgres: %w", err)
+		return 0, 0, fmt.Errorf("bench: postgres: %w", err)
 	}
 	defer st.Close()
 	n, err := st.CommittedTransactions(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+		return 0, 0, fmt.Errorf("bench: %w", err)
 	}
-	return float64(n), nil
+	wal, err := st.WALBytes(ctx)
+	if err != nil {
+		wal = -1 // before Postgres 14, or not allowed: the column shows –
+	}
+	return float64(n), float64(wal), nil
 }
 
 // cost turns two snapshots around the produce phase into the cost figures.
@@ -103,6 +109,7 @@ func cost(a, b counters, res *Result, recordSize int) *Cost {
 		PutsPerGiB:    perGiB(b.puts-a.puts, gib),
 		GetsPerGiB:    perGiB(b.gets-a.gets, gib),
 		PGXactsPerSec: -1,
+		PGWALPerGiB:   -1,
 		CPUSecPerGiB:  perGiB(b.cpu-a.cpu, gib),
 		CPUCores:      (b.cpu - a.cpu) / secs,
 		FlushesPerSec: (b.flushN - a.flushN) / secs,
@@ -112,6 +119,9 @@ func cost(a, b counters, res *Result, recordSize int) *Cost {
 	}
 	if a.xacts >= 0 && b.xacts >= 0 {
 		c.PGXactsPerSec = (b.xacts - a.xacts) / secs
+	}
+	if a.walBytes >= 0 && b.walBytes >= 0 {
+		c.PGWALPerGiB = perGiB(b.walBytes-a.walBytes, gib)
 	}
 	return c
 }

@@ -78,7 +78,7 @@ func (r *Report) tables() []*table {
 	rat := &table{title: "Eddy / kfake (throughput: above 1 is faster; latency: above 1 is slower)",
 		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p50", "e2e p99", "cold MB/s", "hot MB/s", "of loopback", "of disk fsync"}}
 	cst := &table{title: "Eddy's cost (produce phase; GETs and bucket share for the cold read)",
-		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
+		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "Postgres WAL MiB/GiB", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
 	for _, c := range r.Runs {
 		for _, x := range []*Result{c.Eddy, c.Peer} {
 			if x == nil {
@@ -115,11 +115,14 @@ func (r *Report) tables() []*table {
 			if c.Eddy.Cold != nil && c.Eddy.Cold.BucketShare >= 0 {
 				gets, share = f1(c.Eddy.Cold.GetsPerGiB), pct(c.Eddy.Cold.BucketShare)
 			}
-			xact := "–"
+			xact, wal := "–", "–"
 			if k.PGXactsPerSec >= 0 {
 				xact = f1(k.PGXactsPerSec)
 			}
-			cst.add(c.Workload.Name, f1(k.PutsPerSec), f1(k.PutsPerGiB), gets, share, xact, f1(k.CPUSecPerGiB), f1(k.CPUCores), f1(k.FlushesPerSec), f1(k.FlushMs))
+			if k.PGWALPerGiB >= 0 {
+				wal = f1(k.PGWALPerGiB / (1 << 20))
+			}
+			cst.add(c.Workload.Name, f1(k.PutsPerSec), f1(k.PutsPerGiB), gets, share, xact, wal, f1(k.CPUSecPerGiB), f1(k.CPUCores), f1(k.FlushesPerSec), f1(k.FlushMs))
 		}
 	}
 	var out []*table

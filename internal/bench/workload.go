@@ -64,6 +64,7 @@ type Cost struct {
 	PutsPerGiB    float64 `json:"objstore_puts_per_gib"`
 	GetsPerGiB    float64 `json:"objstore_gets_per_gib"` // produce phase, tailing consumer included
 	PGXactsPerSec float64 `json:"pg_xacts_per_sec"`      // -1 without --database-url
+	PGWALPerGiB   float64 `json:"pg_wal_bytes_per_gib"`  // Postgres WAL bytes per GiB; -1 unknown
 	CPUSecPerGiB  float64 `json:"broker_cpu_seconds_per_gib"`
 	CPUCores      float64 `json:"broker_cpu_cores"` // CPU-seconds per second over all brokers
 	FlushesPerSec float64 `json:"flushes_per_sec"`  // over all brokers

@@ -109,6 +109,8 @@ func TestChaosSoak(t *testing.T) {
 // the brokers' idempotent dedupe turned off (leader.EnvUnsafeNoDedupe),
 // PUTs slower than the produce timeout make the clients retry batches
 // the brokers already hold, and the checker must report the duplicates.
+// Every flush PUTs (no inline commits), so that the slow PUTs are on the
+// acks=all path.
 func TestChaosCatchesDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -118,7 +120,7 @@ func TestChaosCatchesDuplicates(t *testing.T) {
 		Seed: 1, Duration: 25 * time.Second,
 		Plan: []Step{{At: 5 * time.Second, For: 12 * time.Second, Kind: FaultS3Latency, Op: OpPut, Fault: Fault{Latency: 2500 * time.Millisecond}}},
 		Cluster: ClusterConfig{Brokers: 3, ControlPlanes: 1,
-			BrokerEnv: []string{leader.EnvUnsafeNoDedupe + "=1"}},
+			BrokerEnv: []string{leader.EnvUnsafeNoDedupe + "=1", "EDDY_INLINE_MAX_BYTES=0"}},
 		Workload:  WorkloadConfig{AcksAllProducers: 2, Rate: 40, ProduceTimeout: time.Second},
 		ReportDir: dir,
 	})

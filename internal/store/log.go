@@ -37,6 +37,9 @@ type PartitionState struct {
 	HighWatermark  int64
 	LogStartOffset int64
 	Producers      []ProducerState
+	// InlineBytes is how much of the log is committed inline (not yet
+	// moved to an object), which the new leader's uploader moves.
+	InlineBytes int64
 }
 
 // LoadPartition reads a partition's committed state, with the producers
@@ -46,9 +49,10 @@ type PartitionState struct {
 func (s *Store) LoadPartition(ctx context.Context, partitionID int64, producersSince time.Time) (PartitionState, error) {
 	var st PartitionState
 	err := s.pool.QueryRow(ctx, `
-		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset
-		FROM partitions WHERE id = $1`, partitionID).
-		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset)
+		SELECT coalesce(leader_id, -1), leader_epoch, high_watermark, log_start_offset,
+			(SELECT coalesce(sum(octet_length(data)), 0) FROM inline_batches WHERE partition_id = p.id)
+		FROM partitions p WHERE id = $1`, partitionID).
+		Scan(&st.LeaderID, &st.LeaderEpoch, &st.HighWatermark, &st.LogStartOffset, &st.InlineBytes)
 	if err != nil {
 		return st, fmt.Errorf("store: load partition %d: %w", partitionID, noRows(err))
 	}
@@ -112,6 +116,9 @@ type CommitPart struct {
 	MaxTimestamp int64
 	Producers    []ProducerState
 	Markers      []WrittenMarker
+	// Data is the part's batches when Commit stores them inline (an empty
+	// object key); Position and Length are then unused.
+	Data []byte
 }
 
 // WrittenMarker is a transaction marker (a txn_markers row) that a part
@@ -135,11 +142,16 @@ type WrittenMarker struct {
 // transaction is recorded in aborted_txns, so a marker is written exactly
 // once whoever leads the partition. It returns the ids of the partitions
 // that committed; the others were fenced (DESIGN.md invariant 1).
+//
+// With an empty objectKey nothing was PUT: each part's Data goes into an
+// inline_batches row instead of an index row (migration 0021), in the same
+// statement, and MoveInline later moves it into an object.
 func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, objectSize int64, parts []CommitPart) (map[int64]bool, error) {
 	n := len(parts)
 	var (
 		ids, bases, ends, poss, maxTs  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		epochs, lens                   = make([]int32, n), make([]int32, n)
+		data                           [][]byte
 		pPart, pID                     []int64
 		pEpoch                         []int16
 		pBatches                       []string
@@ -147,9 +159,15 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 		mPart, mID, mPID, mFirst, mOff []int64
 		mCommit                        []bool
 	)
+	if objectKey == "" {
+		data = make([][]byte, 0, n)
+	}
 	for i, p := range parts {
 		ids[i], epochs[i], bases[i], ends[i] = p.PartitionID, p.LeaderEpoch, p.BaseOffset, p.EndOffset
 		poss[i], lens[i], maxTs[i] = p.Position, p.Length, p.MaxTimestamp
+		if objectKey == "" {
+			data = append(data, p.Data)
+		}
 		for _, ps := range p.Producers {
 			pPart = append(pPart, p.PartitionID)
 			pID = append(pID, ps.ProducerID)
@@ -164,8 +182,8 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 	}
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
-			SELECT * FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[])
-				AS t(partition_id, leader_epoch, base_offset, end_offset, position, length, max_timestamp)
+			SELECT * FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[], $22::bytea[])
+				AS t(partition_id, leader_epoch, base_offset, end_offset, position, length, max_timestamp, data)
 		), advanced AS (
 			UPDATE partitions p SET high_watermark = i.end_offset
 			FROM input i
@@ -173,11 +191,15 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 			  AND p.leader_epoch = i.leader_epoch AND p.high_watermark = i.base_offset
 			RETURNING p.id
 		), obj AS (
-			INSERT INTO objects (key, size, broker_id) VALUES ($2, $3, $1)
+			INSERT INTO objects (key, size, broker_id) SELECT $2, $3, $1 WHERE $2 <> ''
 		), seg AS (
 			INSERT INTO segments (partition_id, base_offset, end_offset, object_key, position, length, max_timestamp)
 			SELECT i.partition_id, i.base_offset, i.end_offset, $2, i.position, i.length, i.max_timestamp
-			FROM input i JOIN advanced a ON a.id = i.partition_id
+			FROM input i JOIN advanced a ON a.id = i.partition_id WHERE $2 <> ''
+		), inl AS (
+			INSERT INTO inline_batches (partition_id, base_offset, end_offset, max_timestamp, data)
+			SELECT i.partition_id, i.base_offset, i.end_offset, i.max_timestamp, i.data
+			FROM input i JOIN advanced a ON a.id = i.partition_id WHERE $2 = ''
 		), prod AS (
 			INSERT INTO producer_states (partition_id, producer_id, producer_epoch, batches, txn_first_offset)
 			SELECT s.partition_id, s.producer_id, s.producer_epoch, s.batches::jsonb, s.txn_first_offset
@@ -202,7 +224,7 @@ func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, ob
 		brokerID, objectKey, objectSize,
 		ids, epochs, bases, ends, poss, lens, maxTs,
 		pPart, pID, pEpoch, pBatches, pTxnFirst,
-		mPart, mID, mPID, mFirst, mOff, mCommit)
+		mPart, mID, mPID, mFirst, mOff, mCommit, data)
 	if err != nil {
 		return nil, fmt.Errorf("store: commit %s: %w", objectKey, err)
 	}
@@ -253,14 +275,26 @@ func (s *Store) Segments(ctx context.Context, partitionID, from int64, limit int
 	return out, rows.Err()
 }
 
-// SegmentAtTimestamp returns the first index row (at or after the log start
-// offset) holding a record with timestamp >= ts; ok is false if none does.
+// logRowsSQL is a partition's index rows and inline rows (ObjectKey "",
+// Length their size) as one relation s, for a query joining partitions p
+// on p.id = $1.
+const logRowsSQL = `(
+		SELECT base_offset, end_offset, object_key, position, length, max_timestamp
+		FROM segments WHERE partition_id = $1
+		UNION ALL
+		SELECT base_offset, end_offset, '', 0, octet_length(data), max_timestamp
+		FROM inline_batches WHERE partition_id = $1
+	) s JOIN partitions p ON p.id = $1`
+
+// SegmentAtTimestamp returns the first index row or inline row (ObjectKey
+// "") at or after the log start offset holding a record with timestamp >=
+// ts; ok is false if none does.
 func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (Segment, bool, error) {
 	var sg Segment
 	err := s.pool.QueryRow(ctx, `
 		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
-		FROM segments s JOIN partitions p ON p.id = s.partition_id
-		WHERE s.partition_id = $1 AND s.max_timestamp >= $2 AND s.end_offset > p.log_start_offset
+		FROM `+logRowsSQL+`
+		WHERE s.max_timestamp >= $2 AND s.end_offset > p.log_start_offset
 		ORDER BY s.base_offset LIMIT 1`, partitionID, ts).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {
@@ -273,13 +307,13 @@ func (s *Store) SegmentAtTimestamp(ctx context.Context, partitionID, ts int64) (
 }
 
 // MaxTimestamp returns the largest record timestamp of a partition's
-// retained data and the offset range of the segment holding it.
+// retained data and the index row or inline row (ObjectKey "") holding it.
 func (s *Store) MaxTimestamp(ctx context.Context, partitionID int64) (Segment, bool, error) {
 	var sg Segment
 	err := s.pool.QueryRow(ctx, `
 		SELECT s.base_offset, s.end_offset, s.object_key, s.position, s.length, s.max_timestamp
-		FROM segments s JOIN partitions p ON p.id = s.partition_id
-		WHERE s.partition_id = $1 AND s.end_offset > p.log_start_offset
+		FROM `+logRowsSQL+`
+		WHERE s.end_offset > p.log_start_offset
 		ORDER BY s.max_timestamp DESC, s.base_offset LIMIT 1`, partitionID).
 		Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Length, &sg.MaxTimestamp)
 	if err != nil {

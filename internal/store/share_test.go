@@ -14,31 +14,7 @@ import (
 // it was loaded at; an operator's reset or deletion bumps that epoch.
 func TestSharePartitionFences(t *testing.T) {
 	ctx, st, url := commitDB(t)
-	if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc1", "jobs", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.PlaceRound(ctx, func(bs []store.BrokerLoad, items []store.Item) []store.Assignment {
-		var out []store.Assignment
-		for _, it := range items {
-			out = append(out, store.Assignment{Item: it, Broker: 1})
-		}
-		return out
-	}); err != nil {
-		t.Fatal(err)
-	}
-	md, err := st.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var part store.Partition
-	for _, tp := range md.Topics {
-		if tp.Name == "jobs" {
-			part = tp.Partitions[0]
-		}
-	}
-	if part.LeaderID != 1 {
-		t.Fatalf("partition %+v not led by broker 1", part)
-	}
+	part := ledPartition(t, ctx, st, "jobs")
 	row := func(leaderEpoch, stateEpoch int32, start int64) store.SharePartitionState {
 		return store.SharePartitionState{ClusterID: "vc1", Group: "g", PartitionID: part.ID,
 			LeaderEpoch: leaderEpoch, StateEpoch: stateEpoch, Start: start, State: []byte{byte(start)}}

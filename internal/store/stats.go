@@ -17,3 +17,15 @@ func (s *Store) CommittedTransactions(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// WALBytes returns how many bytes the server has written to its WAL
+// (pg_stat_wal.wal_bytes: every database of the server, so a benchmark
+// reads it on a server of its own), for `eddy bench`'s cost figures.
+func (s *Store) WALBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT wal_bytes::bigint FROM pg_stat_wal`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: pg_stat_wal: %w", err)
+	}
+	return n, nil
+}

@@ -260,6 +260,14 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 		partitionID).Scan(&hw, &start); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, noRows(err))
 	}
+	// Inline rows (not yet in an object) hold the newest data, unless a
+	// large flush went straight to an object after them: retention never
+	// drops an index row above them, so the log stays contiguous.
+	var inlineBase int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(min(base_offset), -1) FROM inline_batches WHERE partition_id = $1`,
+		partitionID).Scan(&inlineBase); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
 	rows, err := tx.Query(ctx, `
 		SELECT end_offset, length, max_timestamp FROM segments
 		WHERE partition_id = $1 ORDER BY base_offset`, partitionID)
@@ -288,7 +296,7 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 	for _, r := range all {
 		byTime := cutoffMs >= 0 && r.maxTs < cutoffMs
 		bySize := maxBytes >= 0 && total-r.length >= maxBytes
-		if !byTime && !bySize || r.end > hw {
+		if !byTime && !bySize || r.end > hw || inlineBase >= 0 && r.end > inlineBase {
 			break
 		}
 		total -= r.length
@@ -299,6 +307,9 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 		return start, 0, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE partitions SET log_start_offset = $2 WHERE id = $1`, partitionID, newStart); err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	if err := dropInlineBelow(ctx, tx, partitionID, newStart); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2`, partitionID, newStart); err != nil {

@@ -322,7 +322,7 @@ func (s *Store) DeleteTopic(ctx context.Context, orgID, clusterID, name string) 
 // AdvanceLogStart moves a partition's log start offset forward to offset
 // (DeleteRecords); offset -1 means the high watermark. It never moves it
 // backwards and fails with ErrInvalid above the high watermark. Index rows
-// wholly below the new start are deleted, and so are the aborted
+// and inline rows wholly below the new start are deleted, and so are the aborted
 // transactions whose marker is below it. It returns the new start.
 func (s *Store) AdvanceLogStart(ctx context.Context, partitionID, offset int64) (int64, error) {
 	tx, err := s.pool.Begin(ctx)
@@ -344,6 +344,9 @@ func (s *Store) AdvanceLogStart(ctx context.Context, partitionID, offset int64) 
 		return start, tx.Commit(ctx)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE partitions SET log_start_offset = $2 WHERE id = $1`, partitionID, offset); err != nil {
+		return 0, fmt.Errorf("store: delete records: %w", err)
+	}
+	if err := dropInlineBelow(ctx, tx, partitionID, offset); err != nil {
 		return 0, fmt.Errorf("store: delete records: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2`, partitionID, offset); err != nil {

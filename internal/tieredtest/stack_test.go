@@ -37,6 +37,9 @@ func TestWipedBrokerServesEverythingAfterCompaction(t *testing.T) {
 		"--compact-interval", "300ms", "--compact-min-pieces", "4",
 		"--gc-interval", "300ms", "--gc-grace", "500ms", "--gc-orphan-age", "1h",
 		"--jobs-poll", "100ms", "--jobs-lease", "5s",
+		// A PUT per flush: the pieces compaction merges. Inline flushes
+		// would reach the bucket as one or two uploaded objects.
+		"--inline-max-bytes", "0",
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -102,7 +102,9 @@ func New(t testing.TB, topics ...Topic) *Env {
 // Manager opens a leader.Manager for broker 1 writing to bkt (nil: the
 // env's bucket) and makes it lead every partition. It is closed at the
 // end of the test. Its configuration is leader.DefaultConfig with the WAL
-// in e.Dir/wal, changed by configure if that is not nil.
+// in e.Dir/wal and every flush PUT as an object (InlineMaxBytes 0: tiered
+// storage works on objects and the index, and its tests flush to make
+// them), changed by configure if that is not nil.
 func (e *Env) Manager(t testing.TB, configure func(*leader.Config), bkt bucket.Bucket) *leader.Manager {
 	t.Helper()
 	if bkt == nil {
@@ -110,6 +112,7 @@ func (e *Env) Manager(t testing.TB, configure func(*leader.Config), bkt bucket.B
 	}
 	cfg := leader.DefaultConfig()
 	cfg.BrokerID, cfg.WALDir = 1, filepath.Join(e.Dir, "wal")
+	cfg.InlineMaxBytes = 0
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -1,0 +1,236 @@
+package leader
+
+// The uploader moves inline data (small flushes committed in Postgres, see
+// Config.InlineMaxBytes) into objects, so that PUTs follow the bytes
+// written rather than the flush clock:
+//
+//	flush ─▶ store.Commit (inline rows, acks=all answered)
+//	uploader, once UploadBytes wait or the oldest waited UploadAge:
+//	   store.InlineToMove (the led partitions' oldest rows, bounded)
+//	   ─▶ one object ─▶ Bucket.Put
+//	   ─▶ store.MoveInline (index rows in, the rows it covered out)
+//
+// It moves the rows of the partitions led here, whoever wrote them: a new
+// leader uploads what its predecessor committed inline. Racing uploaders
+// (a deposed leader's still running) and DeleteRecords are settled by
+// MoveInline, which indexes only the rows it deleted; the loser's object
+// has no index row and garbage collection removes it. The uploader keeps
+// only an estimate of what waits (bytes per partition, from its own
+// commits and from LoadPartition); the rows themselves are read back from
+// Postgres, so nothing is lost if it is wrong or the broker dies.
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/eddy-streams/eddy/tiered/object"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type inlinePart struct {
+	bytes int64
+	since time.Time // when the oldest of them was committed (or found)
+	last  time.Time // when bytes were last added
+}
+
+// uploads is the uploader's estimate of the inline data waiting.
+type uploads struct {
+	mu    sync.Mutex
+	parts map[int64]*inlinePart
+	bytes int64
+	limit int64 // UploadBytes: kick when reached
+	kick  chan struct{}
+
+	pending  prometheus.GaugeFunc
+	outcomes *prometheus.CounterVec
+	size     prometheus.Histogram
+}
+
+func newUploads(limit int64, reg prometheus.Registerer) *uploads {
+	u := &uploads{parts: map[int64]*inlinePart{}, limit: limit, kick: make(chan struct{}, 1)}
+	u.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eddy_inline_pending_bytes", Help: "Bytes committed inline in Postgres that the uploader has not yet moved to an object."},
+		func() float64 { u.mu.Lock(); defer u.mu.Unlock(); return float64(u.bytes) })
+	u.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_inline_uploads_total", Help: "Objects the uploader wrote from inline data, by outcome."}, []string{"outcome"})
+	u.size = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "eddy_inline_upload_bytes", Help: "Bytes of record batches per object the uploader wrote.",
+		Buckets: prometheus.ExponentialBuckets(16<<10, 4, 8)})
+	if reg != nil {
+		reg.MustRegister(u.pending, u.outcomes, u.size)
+	}
+	return u
+}
+
+// added records n inline bytes of partition id committed at t.
+func (u *uploads) added(id, n int64, t time.Time) {
+	u.mu.Lock()
+	ip := u.parts[id]
+	if ip == nil {
+		ip = &inlinePart{since: t}
+		u.parts[id] = ip
+	}
+	ip.bytes += n
+	ip.last = t
+	u.bytes += n
+	full := u.bytes >= u.limit
+	u.mu.Unlock()
+	if full {
+		select {
+		case u.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// due reports whether an upload should start now, with the partitions to
+// upload.
+func (u *uploads) due(now time.Time, age time.Duration) (ids []int64, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := false
+	for id, ip := range u.parts {
+		ids = append(ids, id)
+		old = old || now.Sub(ip.since) >= age
+	}
+	return ids, len(ids) > 0 && (old || u.bytes >= u.limit)
+}
+
+// moved settles the estimate after an upload that started at start and
+// read rows (of the partitions ids); all says the read was not cut short.
+// Rows another uploader moved count as moved: they wait no more.
+func (u *uploads) moved(ids []int64, rows []store.InlineBatch, all bool, start, now time.Time) {
+	got := map[int64]int64{}
+	for _, r := range rows {
+		got[r.PartitionID] += int64(len(r.Data))
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, id := range ids {
+		ip := u.parts[id]
+		if ip == nil {
+			continue
+		}
+		n := got[id]
+		if all && ip.last.Before(start) {
+			n = ip.bytes // everything it counted was there to read
+		}
+		n = min(n, ip.bytes)
+		ip.bytes -= n
+		u.bytes -= n
+		switch {
+		case ip.bytes <= 0:
+			delete(u.parts, id)
+		case n > 0:
+			ip.since = now // what is left is newer than what went
+		}
+	}
+}
+
+// forget drops a partition no longer led here: its next leader uploads it.
+func (u *uploads) forget(id int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if ip := u.parts[id]; ip != nil {
+		u.bytes -= ip.bytes
+		delete(u.parts, id)
+	}
+}
+
+// runUploader uploads inline data until ctx ends. Run owns it.
+func (m *Manager) runUploader(ctx context.Context) {
+	tick := time.NewTicker(max(m.cfg.UploadAge/4, 10*time.Millisecond))
+	defer tick.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-m.up.kick:
+		}
+		for {
+			ids, ok := m.up.due(time.Now(), m.cfg.UploadAge)
+			if !ok {
+				break
+			}
+			n, err := m.upload(ctx, ids)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				m.up.outcomes.WithLabelValues("error").Inc()
+				m.log.Warn("inline upload failed; will retry", "err", err)
+				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				break
+			}
+			backoff = 0
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// upload writes the oldest inline rows of the partitions ids that are
+// still led here as one object and moves them into it. It returns the
+// bytes it read.
+func (m *Manager) upload(ctx context.Context, ids []int64) (int64, error) {
+	led := ids[:0:0]
+	for _, id := range ids {
+		if m.Partition(id) != nil {
+			led = append(led, id)
+		} else {
+			m.up.forget(id)
+		}
+	}
+	if len(led) == 0 {
+		return 0, nil
+	}
+	start := time.Now()
+	// Twice the trigger: one object takes what waits when it fires and
+	// what arrived while the previous upload ran.
+	rows, more, err := m.store.InlineToMove(ctx, led, 2*m.cfg.UploadBytes)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		m.up.moved(led, nil, !more, start, time.Now())
+		return 0, nil
+	}
+	var (
+		b     object.Builder
+		moves = make([]store.InlineMove, len(rows))
+		bytes int64
+	)
+	for i, r := range rows {
+		ch := b.Add(r.PartitionID, r.BaseOffset, r.EndOffset, r.MaxTimestamp, r.Data)
+		moves[i] = store.InlineMove{PartitionID: r.PartitionID, BaseOffset: r.BaseOffset, EndOffset: r.EndOffset,
+			MaxTimestamp: r.MaxTimestamp, Position: ch.Position, Length: int32(len(r.Data))}
+		bytes += int64(len(r.Data))
+	}
+	data, _ := b.Finish()
+	key := m.objectKey()
+	if err := m.bucket.Put(ctx, key, data); err != nil {
+		return 0, err
+	}
+	n, err := m.store.MoveInline(ctx, m.cfg.BrokerID, key, int64(len(data)), moves)
+	if err != nil {
+		return 0, err
+	}
+	outcome := "ok"
+	if n < len(moves) {
+		outcome = "raced" // someone else moved or deleted some of them
+	}
+	m.up.outcomes.WithLabelValues(outcome).Inc()
+	m.up.size.Observe(float64(bytes))
+	m.up.moved(led, rows, !more, start, time.Now())
+	return bytes, nil
+}
