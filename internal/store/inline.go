@@ -1,6 +1,6 @@
 package store
 
-// Inline storage (migration 0021): small flushes committed in Postgres by
+// Inline storage (migration 0024): small flushes committed in Postgres by
 // Commit with an empty object key, read back by fetches until the
 // leader's uploader moves them into an object with MoveInline.
 //

@@ -144,7 +144,7 @@ type WrittenMarker struct {
 // that committed; the others were fenced (DESIGN.md invariant 1).
 //
 // With an empty objectKey nothing was PUT: each part's Data goes into an
-// inline_batches row instead of an index row (migration 0021), in the same
+// inline_batches row instead of an index row (migration 0024), in the same
 // statement, and MoveInline later moves it into an object.
 func (s *Store) Commit(ctx context.Context, brokerID int32, objectKey string, objectSize int64, parts []CommitPart) (map[int64]bool, error) {
 	n := len(parts)
