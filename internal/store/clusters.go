@@ -43,9 +43,9 @@ type Cluster struct {
 	// canonical form); empty: clients from anywhere.
 	AllowedCIDRs []string
 	Version      int64 // bumped by every update
-	Partitions        int32 // partitions of all its topics
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	Partitions   int32 // partitions of all its topics
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // limitCols are limits.Limits' columns, in the order of limitArgs: the
