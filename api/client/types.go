@@ -58,9 +58,9 @@ type Cluster struct {
 	// clients and its REST sub-resources are reached from (empty: any).
 	AllowedCIDRs   []string      `json:"allowed_cidrs"`
 	PartitionsUsed int32         `json:"partitions_used"`
-	Kafka          KafkaEndpoint     `json:"kafka"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	Kafka          KafkaEndpoint `json:"kafka"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
 	// ETag is the response's ETag header: pass it to UpdateCluster.
 	ETag string `json:"-"`
 }

@@ -78,7 +78,7 @@ func TestFederation(t *testing.T) {
 	ctx := context.Background()
 	allowLoopback := []string{"--oidc-allow-private-addresses"}
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 1, API: true,
-		BrokerArgs: append([]string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer={api}"}, allowLoopback...),
+		BrokerArgs:       append([]string{"--anonymous-cluster=", "--sasl-mechanisms=PLAIN,OAUTHBEARER", "--oauth-issuer={api}"}, allowLoopback...),
 		ControlPlaneArgs: allowLoopback,
 		ClientOpts:       []kgo.Opt{kgo.SASL(plain.Auth{User: a.keyID, Pass: a.secret}.AsMechanism())}})
 	rest := client.New(s.APIURL(), client.WithAPIKey(a.keyID, a.secret))

@@ -37,7 +37,7 @@ func testAccClusterAllowList(t *testing.T, e *accEnv) {
 		CheckDestroy:             tn.checkNoneLeft,
 		Steps: []resource.TestStep{
 			{
-				Config:      tn.config(`resource "eddy_cluster" "c" {
+				Config: tn.config(`resource "eddy_cluster" "c" {
   name          = "allow"
   allowed_cidrs = ["10.1.2.3/8"]
 }`),
@@ -49,14 +49,14 @@ func testAccClusterAllowList(t *testing.T, e *accEnv) {
   name          = "allow"
   allowed_cidrs = ["127.0.0.1/32"]
 }`),
-				Check:  server("127.0.0.1/32"),
+				Check: server("127.0.0.1/32"),
 			},
 			{
 				Config: tn.config(`resource "eddy_cluster" "c" {
   name          = "allow"
   allowed_cidrs = ["127.0.0.1/32", "10.0.0.0/8"]
 }`),
-				Check:  server("10.0.0.0/8", "127.0.0.1/32"),
+				Check: server("10.0.0.0/8", "127.0.0.1/32"),
 			},
 			{
 				Config: tn.config(`resource "eddy_cluster" "c" { name = "allow" }`),
