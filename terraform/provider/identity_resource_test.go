@@ -51,6 +51,21 @@ resource "eddy_identity_pool" "p" {
 					resource.TestCheckResourceAttrPair("eddy_identity_pool.p", "provider_id", "eddy_identity_provider.corp", "id"),
 				),
 			},
+			{
+				Config: pool(`{ sub = ["system:serviceaccount:prod:payments"], groups = ["payments", "devs"] }`) + `
+data "eddy_identity_provider" "by_name" {
+  name = "corp"
+}
+data "eddy_identity_pool" "by_id" {
+  id = eddy_identity_pool.p.id
+}`,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrPair("data.eddy_identity_provider.by_name", "id", "eddy_identity_provider.corp", "id"),
+					resource.TestCheckResourceAttr("data.eddy_identity_provider.by_name", "audience", "eddy"),
+					resource.TestCheckResourceAttr("data.eddy_identity_pool.by_id", "name", "payments"),
+					resource.TestCheckResourceAttr("data.eddy_identity_pool.by_id", "filter.groups.#", "2"),
+				),
+			},
 			{ResourceName: "eddy_identity_provider.corp", ImportState: true, ImportStateVerify: true},
 			{ResourceName: "eddy_identity_pool.p", ImportState: true, ImportStateVerify: true},
 			{

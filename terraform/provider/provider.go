@@ -168,6 +168,8 @@ func (p *eddyProvider) DataSources(context.Context) []func() datasource.DataSour
 		newClusterDataSource,
 		newTopicDataSource,
 		newServiceAccountDataSource,
+		newIdentityProviderDataSource,
+		newIdentityPoolDataSource,
 		newACLsDataSource,
 	}
 }

@@ -53,20 +53,28 @@ func (d *serviceAccountDataSource) Configure(_ context.Context, req datasource.C
 }
 
 func findServiceAccount(ctx context.Context, c *client.Client, name string) (client.ServiceAccount, error) {
+	return findByName(ctx, c.ListServiceAccounts, func(sa client.ServiceAccount) string { return sa.Name }, "service account", name)
+}
+
+// findByName pages through a listing for the item named name; a 404
+// problem when there is none.
+func findByName[T any](ctx context.Context, list func(context.Context, client.ListOptions) (client.List[T], error), nameOf func(T) string, what, name string) (T, error) {
 	opt := client.ListOptions{Limit: 100}
 	for {
-		page, err := c.ListServiceAccounts(ctx, opt)
+		page, err := list(ctx, opt)
 		if err != nil {
-			return client.ServiceAccount{}, err
+			var zero T
+			return zero, err
 		}
-		for _, sa := range page.Items {
-			if sa.Name == name {
-				return sa, nil
+		for _, it := range page.Items {
+			if nameOf(it) == name {
+				return it, nil
 			}
 		}
 		if page.NextCursor == "" {
-			return client.ServiceAccount{}, &client.Problem{Status: 404, Type: client.ProblemNotFound, Title: "Not found",
-				Detail: fmt.Sprintf("the organisation has no service account named %q", name)}
+			var zero T
+			return zero, &client.Problem{Status: 404, Type: client.ProblemNotFound, Title: "Not found",
+				Detail: fmt.Sprintf("the organisation has no %s named %q", what, name)}
 		}
 		opt.Cursor = page.NextCursor
 	}

@@ -1,0 +1,3 @@
+data "eddy_identity_provider" "eks" {
+  name = "eks-prod"
+}
