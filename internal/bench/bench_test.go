@@ -181,6 +181,48 @@ func TestStandardSet(t *testing.T) {
 	if !max || !fixed || !wide {
 		t.Errorf("standard set lacks a workload: max %v, 10 MB/s %v, 1000 partitions %v", max, fixed, wide)
 	}
+	// Goal 4's: a 2 GiB topic written with nobody reading, then read back.
+	s, err := bench.StandardSet(1).Only([]string{bench.ColdReadName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Workloads[0]; w.TopicBytes != 2<<30 || w.Consume || !w.ReadBack || w.Validate() != nil {
+		t.Errorf("cold-read workload %+v", w)
+	}
+}
+
+// TestColdRead runs a small cold-read workload against a stack whose
+// leaders keep almost nothing in memory, so the cold read goes through
+// the object store: the produce phase stops at the topic size, every
+// record is read back cold, the bucket served the cold read and the
+// report has the cold-reads table.
+func TestColdRead(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, Metrics: true,
+		BrokerArgs: []string{"--cache-bytes=65536"}})
+	w := bench.ColdRead(0.004) // about 8.6 MB
+	w.Partitions = 4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Metrics: s.MetricsURLs(), DatabaseURL: url,
+		Workloads: []bench.Workload{w}, Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0].Eddy
+	if want := w.TopicBytes / int64(w.RecordSize); r.Sent < want-int64(w.Producers) || r.Sent > want || r.Acked != r.Sent {
+		t.Errorf("sent %d, acked %d records, want %d", r.Sent, r.Acked, want)
+	}
+	if r.EndToEnd != nil || r.Consumed != 0 {
+		t.Errorf("a tailing consumer ran: %+v", r)
+	}
+	if r.Cold == nil || r.Cold.Records != r.Acked || r.Cold.BucketShare < 0.5 || r.Cold.GetsPerGiB <= 0 {
+		t.Errorf("cold read %+v, want %d records mostly from the bucket", r.Cold, r.Acked)
+	}
+	if r.Hot == nil || r.Hot.Records == 0 {
+		t.Errorf("hot read %+v", r.Hot)
+	}
+	wantMarkdown(t, rep, "### Cold reads", "| "+bench.ColdReadName+" | eddy |")
 }
 
 // TestNoisy runs a short noisy-neighbour scenario against a real stack,

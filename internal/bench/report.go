@@ -79,6 +79,21 @@ func (r *Report) tables() []*table {
 		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p50", "e2e p99", "cold MB/s", "hot MB/s", "of loopback", "of disk fsync"}}
 	cst := &table{title: "Eddy's cost (produce phase; GETs and bucket share for the cold read)",
 		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
+	cold := &table{title: coldTitle,
+		header: []string{"workload", "target", "GiB read cold", "cold MB/s", "hot MB/s", "cold / hot", "GETs/GiB (cold)", "bucket share (cold)"}}
+	for _, c := range r.Runs {
+		for _, x := range []*Result{c.Eddy, c.Peer} {
+			if x == nil || x.Cold == nil || x.Cold.Records == 0 {
+				continue
+			}
+			gets, share := "–", "–"
+			if x.Cold.BucketShare >= 0 {
+				gets, share = f1(x.Cold.GetsPerGiB), pct(x.Cold.BucketShare)
+			}
+			cold.add(c.Workload.Name, x.Target, f1(float64(x.Cold.Bytes)/GiB), f1(x.Cold.MBPerSec), readCell(x.Hot),
+				ratio(div(x.Cold.MBPerSec, readMB(x.Hot))), gets, share)
+		}
+	}
 	for _, c := range r.Runs {
 		for _, x := range []*Result{c.Eddy, c.Peer} {
 			if x == nil {
@@ -135,6 +150,9 @@ func (r *Report) tables() []*table {
 			out = append(out, t)
 		}
 	}
+	if len(cold.rows) > 0 {
+		out = append(out, cold)
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
@@ -172,6 +190,8 @@ func (r *Report) bestProduce() float64 {
 	}
 	return best
 }
+
+const coldTitle = "Cold reads (the whole topic from the beginning, then the last 4 MiB per partition hot; goal: cold / hot at least 0.5×, bucket share at most 110%)"
 
 func pctOr(v float64) string {
 	if v == 0 {

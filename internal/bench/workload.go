@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -350,6 +351,10 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 
 	// Producers: each sends its share of the rate, in 1 ms steps.
 	perProducer := 0.0
+	quota := int64(math.MaxInt64) // records per producer
+	if w.TopicBytes > 0 {
+		quota = max(1, w.TopicBytes/int64(w.RecordSize)/int64(w.Producers))
+	}
 	if w.Rate > 0 {
 		perProducer = w.Rate * MB / float64(w.RecordSize) / float64(w.Producers)
 	}
@@ -374,7 +379,7 @@ func producePhase(ctx context.Context, tg target, w Workload, topic string, res 
 			var n int64
 			for pctx.Err() == nil {
 				now := time.Now()
-				if now.After(deadline) {
+				if now.After(deadline) || n >= quota {
 					break
 				}
 				if perProducer > 0 && float64(n) >= now.Sub(start).Seconds()*perProducer {
