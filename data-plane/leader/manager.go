@@ -600,48 +600,108 @@ type RangeReader interface {
 	Prefetch(key string, objSize, off, n int64)
 }
 
+// Reads of old data: how many index rows one query returns, and how many
+// rows one fetch reads from the object store at once.
+const (
+	remoteRows     = 64
+	remoteParallel = 8
+)
+
 // readRemote reads committed batches of a partition from object storage
 // through the index, starting with the batch holding offset and ending
 // before limit (the high watermark, or the last stable offset). Retention
 // may have moved the log start in Postgres since the partition was loaded:
 // a read below it learns the new start and fails with ErrOffsetOutOfRange.
+//
+// It reads the rows that cover maxBytes, up to remoteParallel at once, and
+// asks the cache to prefetch the rows after them, up to maxBytes more:
+// read-ahead sized to the consumer, which asks for the next maxBytes next.
 func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
-	const rows = 8
-	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
-	if err != nil {
-		return nil, err
-	}
-	if offset < logStart {
-		p.SetLogStart(logStart)
-		return nil, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
-	}
 	var out []byte
-	for i, s := range segs {
-		if s.BaseOffset >= limit {
-			break
-		}
-		var data []byte
-		if m.cfg.Remote != nil {
-			if i == 0 {
-				// Read-ahead for a sequential consumer: the rows after
-				// this one are what its next fetches ask for.
-				for _, n := range segs[1:] {
-					m.cfg.Remote.Prefetch(n.ObjectKey, n.ObjectSize, n.Position, int64(n.Length))
-				}
-			}
-			data, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
-		} else {
-			data, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
-		}
+	for {
+		logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, remoteRows)
 		if err != nil {
-			return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
+			return out, err
 		}
-		var full bool
-		if out, offset, full = appendFrom(out, data, offset, limit, maxBytes); full {
-			break
+		if offset < logStart {
+			p.SetLogStart(logStart)
+			if out != nil {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+		}
+		// The rows this fetch needs: the first always (KIP-74), then
+		// while the bytes read stay under what the fetch may return.
+		want := int64(maxBytes - len(out))
+		n, size := 0, int64(0)
+		for n < len(segs) && segs[n].BaseOffset < limit && (n == 0 || size < want) {
+			size += int64(segs[n].Length)
+			n++
+		}
+		if n == 0 {
+			return out, nil
+		}
+		if m.cfg.Remote != nil {
+			ahead := int64(0)
+			for _, s := range segs[n:] {
+				if s.BaseOffset >= limit || ahead >= int64(maxBytes) {
+					break
+				}
+				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+				ahead += int64(s.Length)
+			}
+		}
+		data, err := m.readRows(ctx, segs[:n])
+		for i, d := range data {
+			if d == nil {
+				return out, fmt.Errorf("leader: read %s: %w", segs[i].ObjectKey, err)
+			}
+			var full bool
+			if out, offset, full = appendFrom(out, d, offset, limit, maxBytes); full {
+				return out, nil
+			}
+		}
+		if n < len(segs) || len(segs) < remoteRows {
+			return out, nil // the limit, or the end of the index
 		}
 	}
-	return out, nil
+}
+
+// readRows reads the bytes of rows, up to remoteParallel at once. data[i]
+// is nil for the first row that failed and every row after it; err is
+// that row's error.
+func (m *Manager) readRows(ctx context.Context, rows []store.RemoteSegment) (data [][]byte, err error) {
+	data = make([][]byte, len(rows))
+	errs := make([]error, len(rows))
+	read := func(i int) {
+		s := rows[i]
+		if m.cfg.Remote != nil {
+			data[i], errs[i] = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+		} else {
+			data[i], errs[i] = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+		}
+	}
+	if len(rows) == 1 {
+		read(0)
+	} else {
+		sem := make(chan struct{}, remoteParallel)
+		var wg sync.WaitGroup
+		for i := range rows {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				read(i)
+			})
+		}
+		wg.Wait()
+	}
+	for i, e := range errs {
+		if e != nil {
+			clear(data[i:])
+			return data, e
+		}
+	}
+	return data, nil
 }
 
 // ReadRange reads one index row's bytes (used by ListOffsets by timestamp).
