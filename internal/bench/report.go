@@ -80,18 +80,21 @@ func (r *Report) tables() []*table {
 	cst := &table{title: "Eddy's cost (produce phase; GETs and bucket share for the cold read)",
 		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
 	cold := &table{title: coldTitle,
-		header: []string{"workload", "target", "GiB read cold", "cold MB/s", "hot MB/s", "cold / hot", "GETs/GiB (cold)", "bucket share (cold)"}}
+		header: []string{"workload", "target", "GiB read cold", "cold MB/s", "hot MB/s", "cold / hot", "GETs/GiB (cold)", "bucket share (cold)", "of which read caches"}}
 	for _, c := range r.Runs {
 		for _, x := range []*Result{c.Eddy, c.Peer} {
 			if x == nil || x.Cold == nil || x.Cold.Records == 0 {
 				continue
 			}
-			gets, share := "–", "–"
+			gets, share, cache := "–", "–", "–"
 			if x.Cold.BucketShare >= 0 {
 				gets, share = f1(x.Cold.GetsPerGiB), pct(x.Cold.BucketShare)
 			}
+			if x.Cold.CacheShare >= 0 {
+				cache = pct(x.Cold.CacheShare)
+			}
 			cold.add(c.Workload.Name, x.Target, f1(float64(x.Cold.Bytes)/GiB), f1(x.Cold.MBPerSec), readCell(x.Hot),
-				ratio(div(x.Cold.MBPerSec, readMB(x.Hot))), gets, share)
+				ratio(div(x.Cold.MBPerSec, readMB(x.Hot))), gets, share, cache)
 		}
 	}
 	for _, c := range r.Runs {

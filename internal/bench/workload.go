@@ -56,7 +56,11 @@ type ReadResult struct {
 	// read: about 1 when everything came from object storage, 0 from
 	// memory. Eddy only (-1 when unknown).
 	BucketShare float64 `json:"bucket_share"`
-	GetsPerGiB  float64 `json:"gets_per_gib"` // Eddy only
+	// CacheShare is the part of BucketShare the brokers' read caches
+	// fetched for consumers (the rest is compaction's and other jobs'
+	// GETs). -1 when unknown.
+	CacheShare float64 `json:"bucket_share_read_path"`
+	GetsPerGiB float64 `json:"gets_per_gib"` // Eddy only
 }
 
 // Cost are the resource figures of the produce phase (Eddy only).
@@ -478,7 +482,7 @@ func readRange(ctx context.Context, tg target, topic string, from, to map[int32]
 			remaining++
 		}
 	}
-	rr := &ReadResult{BucketShare: -1}
+	rr := &ReadResult{BucketShare: -1, CacheShare: -1}
 	if remaining == 0 {
 		return rr, nil
 	}
