@@ -156,6 +156,9 @@ func (r *Report) tables() []*table {
 	if len(cold.rows) > 0 {
 		out = append(out, cold)
 	}
+	if t := r.s3Table(); t != nil {
+		out = append(out, t)
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
@@ -192,6 +195,33 @@ func (r *Report) bestProduce() float64 {
 		best = max(best, c.Eddy.MBPerSec)
 	}
 	return best
+}
+
+// s3Table is the S3 run's table, nil without one.
+func (r *Report) s3Table() *table {
+	if r.S3 == nil {
+		return nil
+	}
+	m := r.S3.Model
+	t := &table{title: fmt.Sprintf("S3 run (brokers on moto_server behind a latency injector modelling %s: PUT p50 %v / p99 %v, GET first byte p50 %v / p99 %v; goal: acks=all produce p99 at most 150 ms)",
+		m.Name, m.Write.P50, m.Write.P99, m.Read.P50, m.Read.P99),
+		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p99", "PUTs/s", "mean flush ms", "injected PUT p50", "injected PUT p99", "injected GET p50", "injected GET p99"}}
+	for _, c := range r.Runs {
+		x := c.Eddy
+		if !strings.HasPrefix(c.Workload.Name, S3Prefix) || x == nil {
+			continue
+		}
+		e2e, puts, flush := "–", "–", "–"
+		if x.EndToEnd != nil {
+			e2e = f1(x.EndToEnd.P99)
+		}
+		if x.Cost != nil {
+			puts, flush = f1(x.Cost.PutsPerSec), f1(x.Cost.FlushMs)
+		}
+		t.add(c.Workload.Name, f1(x.MBPerSec), f1(x.ProduceLatency.P50), f1(x.ProduceLatency.P99), f1(x.ProduceLatency.P999), e2e,
+			puts, flush, f1(r.S3.Writes.P50), f1(r.S3.Writes.P99), f1(r.S3.Reads.P50), f1(r.S3.Reads.P99))
+	}
+	return t
 }
 
 const coldTitle = "Cold reads (the whole topic from the beginning, then the last 4 MiB per partition hot; goal: cold / hot at least 0.5×, bucket share at most 110%)"

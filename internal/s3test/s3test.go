@@ -11,6 +11,9 @@
 //     (CI sets it so that a missing server cannot pass for a green run).
 //
 // Servers are path-style and accept any credentials in region us-east-1.
+//
+// StartMoto starts a private moto_server outside tests (eddy bench's S3
+// run); its caller closes it.
 package s3test
 
 import (
