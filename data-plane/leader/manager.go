@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -598,14 +599,24 @@ func (m *Manager) objectKey() string {
 type RangeReader interface {
 	ReadRange(ctx context.Context, key string, objSize, off, n int64) ([]byte, error)
 	Prefetch(key string, objSize, off, n int64)
+	// Unread says that bytes a ReadRange returned went unused: the fetch
+	// was full before them, and the next one reads them.
+	Unread(key string, objSize, off, n int64)
 }
 
-// Reads of old data: how many index rows one query returns, and how many
-// rows one fetch reads from the object store at once.
-const (
-	remoteRows     = 64
-	remoteParallel = 8
-)
+// remoteRows is how many index rows one query for old data returns.
+const remoteRows = 64
+
+// resumePoint is where a read of old data stopped inside an index row: a
+// sequential consumer's next fetch starts there, and reads the rest of
+// the row rather than the row again (no byte fetched or read twice, and
+// the read cache does not take the re-read for a hot reader's).
+type resumePoint struct {
+	key      string
+	position int64 // the row's
+	offset   int64 // the next offset wanted
+	at       int64 // byte in the object where offset's batch starts
+}
 
 // readRemote reads committed batches of a partition from object storage
 // through the index, starting with the batch holding offset and ending
@@ -613,9 +624,11 @@ const (
 // may have moved the log start in Postgres since the partition was loaded:
 // a read below it learns the new start and fails with ErrOffsetOutOfRange.
 //
-// It reads the rows that cover maxBytes, up to remoteParallel at once, and
-// asks the cache to prefetch the rows after them, up to maxBytes more:
-// read-ahead sized to the consumer, which asks for the next maxBytes next.
+// It asks the cache to fetch the rows that cover maxBytes at once, and the
+// rows after them up to maxBytes more (read-ahead sized to the consumer,
+// which asks for the next maxBytes next), then reads the rows in order
+// until the fetch is full: a row fetched but not read is read by the next
+// fetch for the first time, which the cache's policy relies on.
 func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
 	var out []byte
 	for {
@@ -641,23 +654,47 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 		if n == 0 {
 			return out, nil
 		}
+		rows := slices.Clone(segs[:n]) // the first may shrink to where the last read stopped
+		p.mu.Lock()
+		rp := p.resume
+		p.mu.Unlock()
+		if s := &rows[0]; rp.offset == offset && rp.key == s.ObjectKey && rp.position == s.Position && rp.at > s.Position && rp.at < s.Position+int64(s.Length) {
+			s.Length -= int32(rp.at - s.Position)
+			s.Position = rp.at
+		}
 		if m.cfg.Remote != nil {
 			ahead := int64(0)
-			for _, s := range segs[n:] {
-				if s.BaseOffset >= limit || ahead >= int64(maxBytes) {
+			for i, s := range segs[1:] {
+				if i+1 >= n && (s.BaseOffset >= limit || ahead >= int64(maxBytes)) {
 					break
 				}
+				if i+1 >= n {
+					ahead += int64(s.Length)
+				}
 				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
-				ahead += int64(s.Length)
 			}
 		}
-		data, err := m.readRows(ctx, segs[:n])
-		for i, d := range data {
-			if d == nil {
-				return out, fmt.Errorf("leader: read %s: %w", segs[i].ObjectKey, err)
+		for i, s := range rows {
+			var d []byte
+			var err error
+			if m.cfg.Remote != nil {
+				d, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+			} else {
+				d, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+			}
+			if err != nil {
+				return out, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 			}
 			var full bool
 			if out, offset, full = appendFrom(out, d, offset, limit, maxBytes); full {
+				if at := batchAt(d, offset); at >= 0 {
+					p.mu.Lock()
+					p.resume = resumePoint{key: segs[i].ObjectKey, position: segs[i].Position, offset: offset, at: s.Position + at}
+					p.mu.Unlock()
+					if m.cfg.Remote != nil {
+						m.cfg.Remote.Unread(s.ObjectKey, s.ObjectSize, s.Position+at, int64(s.Length)-at)
+					}
+				}
 				return out, nil
 			}
 		}
@@ -667,41 +704,18 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 	}
 }
 
-// readRows reads the bytes of rows, up to remoteParallel at once. data[i]
-// is nil for the first row that failed and every row after it; err is
-// that row's error.
-func (m *Manager) readRows(ctx context.Context, rows []store.RemoteSegment) (data [][]byte, err error) {
-	data = make([][]byte, len(rows))
-	errs := make([]error, len(rows))
-	read := func(i int) {
-		s := rows[i]
-		if m.cfg.Remote != nil {
-			data[i], errs[i] = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
-		} else {
-			data[i], errs[i] = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+// batchAt is the position in b of the batch holding offset, -1 if none.
+func batchAt(b []byte, offset int64) int64 {
+	pos, at := int64(0), int64(-1)
+	batch.Each(b, func(h batch.Header, raw []byte) bool {
+		if h.LastOffset() >= offset {
+			at = pos
+			return false
 		}
-	}
-	if len(rows) == 1 {
-		read(0)
-	} else {
-		sem := make(chan struct{}, remoteParallel)
-		var wg sync.WaitGroup
-		for i := range rows {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				read(i)
-			})
-		}
-		wg.Wait()
-	}
-	for i, e := range errs {
-		if e != nil {
-			clear(data[i:])
-			return data, e
-		}
-	}
-	return data, nil
+		pos += int64(len(raw))
+		return true
+	})
+	return at
 }
 
 // ReadRange reads one index row's bytes (used by ListOffsets by timestamp).

@@ -26,7 +26,9 @@
 // Cache policy: segmented LRU. Blocks enter a probation segment of at
 // most ScanBytes; a block moves to the protected segment (the rest of
 // MaxBytes) only when a reader reads bytes of it that were read before —
-// a tailing or repeated reader — or reads a block that left probation
+// a tailing or repeated reader (a reader that stopped inside a read it
+// made says so with Unread: its next read is not a re-read) — or reads a
+// block that left probation
 // after being read (the cache remembers the last MaxBytes/BlockBytes such
 // blocks by name, no data). A full-topic scan reads every block's
 // bytes once, in disjoint pieces (the chunks of an object never overlap),
@@ -200,6 +202,24 @@ func (e *entry) reread(lo, hi int64) bool {
 	return again
 }
 
+// unread forgets that [lo, hi) was read.
+func (e *entry) unread(lo, hi int64) {
+	var out []span
+	for _, s := range e.read {
+		if s.hi <= lo || s.lo >= hi {
+			out = append(out, s)
+			continue
+		}
+		if s.lo < lo {
+			out = append(out, span{s.lo, lo})
+		}
+		if s.hi > hi {
+			out = append(out, span{hi, s.hi})
+		}
+	}
+	e.read = out
+}
+
 type call struct {
 	done    chan struct{}
 	data    []byte
@@ -350,6 +370,24 @@ func (c *Cache) ReadRange(ctx context.Context, key string, objSize, off, n int64
 	}
 	c.readBytes.Add(n)
 	return out, nil
+}
+
+// Unread tells the cache that the bytes [off, off+n) of key, returned by
+// a ReadRange, went unused (a fetch that filled up before them), so that
+// reading them later is a first read, not a re-read that would protect
+// them.
+func (c *Cache) Unread(key string, objSize, off, n int64) {
+	if objSize < 0 || off < 0 || n <= 0 || off+n > objSize {
+		return
+	}
+	B := c.cfg.BlockBytes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := off / B; i*B < off+n; i++ {
+		if e := c.entries[blockID{key, i}]; e != nil {
+			e.unread(max(off, i*B)-i*B, min(off+n, (i+1)*B)-i*B)
+		}
+	}
 }
 
 // Prefetch fetches the blocks holding [off, off+n) of key in the
