@@ -155,7 +155,7 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # objects in a moto_server behind a latency injector modelling S3 Standard
 # (internal/bench.StartS3Dev; needs moto_server), and rewrites
 # docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
-# report goes to bin/benchmarks.json. About 7 minutes; `eddy bench
+# report goes to bin/benchmarks.json. About 10 minutes; `eddy bench
 # --start-stack --standard --only transactions,noisy-neighbour` runs some. The Go
 # micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md

@@ -21,7 +21,10 @@
 // Two scenarios run after the workloads: transactions (Txn: committed
 // throughput and commit latency, on Eddy and kfake) and the noisy
 // neighbour (Noisy: one tenant's latency while another saturates its
-// quota, Eddy only).
+// quota, Eddy only). The cold-read workload (ColdRead) writes a topic of a
+// set size with nobody reading and reads it back. The S3 run (StandardS3,
+// StartS3Dev) runs workloads on brokers whose bucket is a moto_server
+// behind a LatencyProxy that models S3 Standard.
 //
 // Every produced record carries its send time (nanoseconds) in a header,
 // so end-to-end latency is not limited to Kafka's millisecond timestamps.

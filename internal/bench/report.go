@@ -301,7 +301,13 @@ consumer. "cold" reads the whole topic back from the beginning, mostly from obje
 storage ("bucket share" is all the bucket GET bytes of the brokers during the
 read, read-ahead and background compaction included, over the bytes read: above
 100%% means the extra GETs cost more than the read itself); "hot" reads
-the last 4 MiB of each partition, which the leaders keep in memory. Cost figures
+the last 4 MiB of each partition, which the leaders keep in memory. The cold-read
+workload writes a 2 GiB topic with nobody reading it and then reads it back so;
+its bucket share is split into the brokers' read caches' GETs (the read path)
+and the rest (compaction of the freshly written topic, which runs meanwhile).
+The S3 run, when there is one, starts a second stack whose brokers keep their
+objects in moto_server behind a latency injector that models S3 Standard, and
+runs the workloads named s3-* on it (no kfake). Cost figures
 come from the brokers' /metrics and Postgres's pg_stat_database, before and after
 each phase. The tailing consumer runs during every produce phase (as in the
 OpenMessaging Benchmark), so produce throughput is with a consumer attached.
