@@ -224,7 +224,7 @@ func (r *Report) s3Table() *table {
 	return t
 }
 
-const coldTitle = "Cold reads (the whole topic from the beginning, then the last 4 MiB per partition hot; goal: cold / hot at least 0.5×, bucket share at most 110%)"
+const coldTitle = "Cold reads (the whole topic from the beginning, then the last 4 MiB per partition hot, four times; goal: cold / hot at least 0.5×, bucket share at most 110%)"
 
 func pctOr(v float64) string {
 	if v == 0 {
@@ -301,7 +301,8 @@ consumer. "cold" reads the whole topic back from the beginning, mostly from obje
 storage ("bucket share" is all the bucket GET bytes of the brokers during the
 read, read-ahead and background compaction included, over the bytes read: above
 100%% means the extra GETs cost more than the read itself); "hot" reads
-the last 4 MiB of each partition, which the leaders keep in memory. The cold-read
+the last 4 MiB of each partition, which the leaders keep in memory, four times
+over; read rates run from the first records received to the last. The cold-read
 workload writes a 2 GiB topic with nobody reading it and then reads it back so;
 its bucket share is split into the brokers' read caches' GETs (the read path)
 and the rest (compaction of the freshly written topic, which runs meanwhile).
