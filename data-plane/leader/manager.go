@@ -663,15 +663,18 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 			s.Position = rp.at
 		}
 		if m.cfg.Remote != nil {
+			// This fetch's rows are fetched at once (the first is read
+			// now anyway), then the next fetch's.
+			for _, s := range segs[1:n] {
+				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+			}
 			ahead := int64(0)
-			for i, s := range segs[1:] {
-				if i+1 >= n && (s.BaseOffset >= limit || ahead >= int64(maxBytes)) {
+			for _, s := range segs[n:] {
+				if s.BaseOffset >= limit || ahead >= int64(maxBytes) {
 					break
 				}
-				if i+1 >= n {
-					ahead += int64(s.Length)
-				}
 				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+				ahead += int64(s.Length)
 			}
 		}
 		for i, s := range rows {

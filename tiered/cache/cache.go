@@ -25,12 +25,13 @@
 //
 // Cache policy: segmented LRU. Blocks enter a probation segment of at
 // most ScanBytes; a block moves to the protected segment (the rest of
-// MaxBytes) only when a reader reads bytes of it that were read before —
-// a tailing or repeated reader (a reader that stopped inside a read it
-// made says so with Unread: its next read is not a re-read) — or reads a
-// block that left probation
-// after being read (the cache remembers the last MaxBytes/BlockBytes such
-// blocks by name, no data). A full-topic scan reads every block's
+// MaxBytes) only when a reader reads bytes of it that were read before:
+// a tailing or repeated reader. (A reader that stopped inside a read it
+// made says so with Unread: its next read is not a re-read.) The cache
+// remembers which bytes of the last MaxBytes/BlockBytes blocks evicted
+// from probation were read (no data), so a re-read after eviction counts
+// too, and a straggler reading other bytes of an evicted block does not.
+// A full-topic scan reads every block's
 // bytes once, in disjoint pieces (the chunks of an object never overlap),
 // so it cycles through probation and never evicts protected blocks.
 // Protected blocks beyond their share are demoted to probation, not
@@ -220,6 +221,14 @@ func (e *entry) unread(lo, hi int64) {
 	e.read = out
 }
 
+// ghost is what the cache remembers of a block read and then evicted from
+// probation: which bytes were read, so that reading them again (and only
+// that) counts as a re-read.
+type ghost struct {
+	elem *list.Element // in Cache.ghostQ
+	read []span
+}
+
 type call struct {
 	done    chan struct{}
 	data    []byte
@@ -244,7 +253,7 @@ type Cache struct {
 	size      [2]int64      // per segment
 	inflight  map[blockID]*call
 	aheadSize int64 // read-ahead bytes queued or in flight
-	ghosts    map[blockID]*list.Element
+	ghosts    map[blockID]*ghost
 	ghostQ    *list.List // of blockID, oldest at the front
 	closed    bool
 
@@ -271,7 +280,7 @@ func Open(cfg Config, b bucket.Bucket, reg prometheus.Registerer) (*Cache, error
 		entries:  map[blockID]*entry{},
 		lru:      [2]*list.List{list.New(), list.New()},
 		inflight: map[blockID]*call{},
-		ghosts:   map[blockID]*list.Element{},
+		ghosts:   map[blockID]*ghost{},
 		ghostQ:   list.New(),
 	}
 	if reg != nil {
@@ -530,12 +539,12 @@ func (c *Cache) touchLocked(e *entry, lo, hi int64) (wasAhead bool) {
 		c.aheadHits.Add(1)
 		e.ahead, wasAhead = false, true
 	}
-	again := e.reread(lo, hi)
 	if g := c.ghosts[e.id]; g != nil {
-		c.ghostQ.Remove(g)
+		c.ghostQ.Remove(g.elem)
 		delete(c.ghosts, e.id)
-		again = true
+		e.read = g.read
 	}
+	again := e.reread(lo, hi)
 	if again && e.seg == probation {
 		c.moveLocked(e, protected)
 		// The protected segment keeps what ScanBytes leaves; its least
@@ -643,7 +652,7 @@ func (c *Cache) evictLocked() {
 		e := c.lru[probation].Back().Value.(*entry)
 		c.removeLocked(e)
 		if len(e.read) > 0 && c.ghosts[e.id] == nil {
-			c.ghosts[e.id] = c.ghostQ.PushBack(e.id)
+			c.ghosts[e.id] = &ghost{elem: c.ghostQ.PushBack(e.id), read: e.read}
 			if int64(c.ghostQ.Len()) > c.cfg.MaxBytes/c.cfg.BlockBytes {
 				delete(c.ghosts, c.ghostQ.Remove(c.ghostQ.Front()).(blockID))
 			}

@@ -163,3 +163,36 @@ func TestRereadIsCached(t *testing.T) {
 		t.Fatalf("GETs after each pass %v, %+v", gets, s)
 	}
 }
+
+// A block evicted after one reader read part of it, fetched again for
+// another part (a partition whose reader lags the others on a shared
+// flush object), is not taken for a re-read; reading the first part again
+// is one.
+func TestStragglerIsNotARereader(t *testing.T) {
+	const block = 64 << 10
+	objects := map[string][]byte{"data/shared": random(block)}
+	for i := range 8 {
+		objects[fmt.Sprintf("data/scan-%02d", i)] = random(block)
+	}
+	c, _ := setup(t, cache.Config{MaxBytes: 8 * block, BlockBytes: block, ScanBytes: 2 * block,
+		ReadAheadBytes: block, Parallelism: 2}, objects)
+	ctx := context.Background()
+	read := func(key string, off, n int64) {
+		t.Helper()
+		if _, err := c.ReadRange(ctx, key, int64(len(objects[key])), off, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read("data/shared", 0, 1000)
+	for i := range 8 {
+		read(fmt.Sprintf("data/scan-%02d", i), 0, block)
+	}
+	read("data/shared", 2000, 1000) // fetched again, other bytes
+	if s := c.Stats(); s.ProtectedBytes != 0 {
+		t.Fatalf("a straggler's read protected %d bytes", s.ProtectedBytes)
+	}
+	read("data/shared", 500, 1000) // overlaps the first read
+	if s := c.Stats(); s.ProtectedBytes != block {
+		t.Fatalf("a re-read protected %d bytes, want the block", s.ProtectedBytes)
+	}
+}
