@@ -604,8 +604,14 @@ type RangeReader interface {
 	Unread(key string, objSize, off, n int64)
 }
 
-// remoteRows is how many index rows one query for old data returns.
-const remoteRows = 64
+// Reads of old data: how many index rows one query returns (at most), and
+// how many fetches of MaxBytes the leader asks the cache to fetch ahead of
+// a consumer (it sends the next fetch as soon as it has this one's
+// response: one fetch ahead leaves it waiting for GETs).
+const (
+	remoteRows       = 128
+	readAheadFetches = 2
+)
 
 // resumePoint is where a read of old data stopped inside an index row: a
 // sequential consumer's next fetch starts there, and reads the rest of
@@ -625,8 +631,8 @@ type resumePoint struct {
 // a read below it learns the new start and fails with ErrOffsetOutOfRange.
 //
 // It asks the cache to fetch the rows that cover maxBytes at once, and the
-// rows after them up to maxBytes more (read-ahead sized to the consumer,
-// which asks for the next maxBytes next), then reads the rows in order
+// rows after them up to readAheadFetches times maxBytes more (read-ahead
+// sized to the consumer), then reads the rows in order
 // until the fetch is full: a row fetched but not read is read by the next
 // fetch for the first time, which the cache's policy relies on.
 func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
@@ -670,7 +676,7 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 			}
 			ahead := int64(0)
 			for _, s := range segs[n:] {
-				if s.BaseOffset >= limit || ahead >= int64(maxBytes) {
+				if s.BaseOffset >= limit || ahead >= readAheadFetches*int64(maxBytes) {
 					break
 				}
 				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))

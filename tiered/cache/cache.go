@@ -111,7 +111,7 @@ type Config struct {
 // the broker puts it under its data directory.
 func DefaultConfig() Config {
 	return Config{MaxBytes: 1 << 30, BlockBytes: 1 << 20, ReadAhead: 0,
-		ScanBytes: 256 << 20, ReadAheadBytes: 64 << 20, Parallelism: 8}
+		ScanBytes: 256 << 20, ReadAheadBytes: 128 << 20, Parallelism: 8}
 }
 
 // RegisterFlags registers the cache's flags with the defaults of
