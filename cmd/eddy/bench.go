@@ -145,9 +145,10 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		if err != nil {
 			return err
 		}
-		if rep == nil {
-			rep = s3rep
-			rep.Runs = nil
+		if rep == nil { // only the S3 run: its report, with its runs added once
+			only := *s3rep
+			only.Runs = nil
+			rep = &only
 		}
 		rep.AddS3(s3rep, *injected)
 	}
