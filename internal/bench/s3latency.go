@@ -1,37 +1,18 @@
 package bench
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"sync"
 	"time"
+
+	"github.com/eddy-streams/eddy/internal/chaos"
 )
 
 // Latency is a log-normal distribution of delays given by its median and
-// 99th percentile.
+// 99th percentile (chaos.Fault's Latency and LatencyP99).
 type Latency struct {
 	P50 time.Duration `json:"p50"`
 	P99 time.Duration `json:"p99"`
-}
-
-// sample draws one delay: exp(N(ln P50, sigma)) with sigma such that the
-// 99th percentile is P99 (z(0.99) = 2.326).
-func (l Latency) sample(r *rand.Rand) time.Duration {
-	if l.P50 <= 0 {
-		return 0
-	}
-	sigma := 0.0
-	if l.P99 > l.P50 {
-		sigma = math.Log(float64(l.P99)/float64(l.P50)) / 2.326
-	}
-	return time.Duration(float64(l.P50) * math.Exp(sigma*r.NormFloat64()))
 }
 
 // LatencyModel is the delay the injector adds per kind of request: writes
@@ -59,74 +40,31 @@ func (m LatencyModel) String() string {
 // LatencyProxy is an HTTP reverse proxy in front of an S3-compatible
 // server that delays every request by a delay drawn from its model before
 // forwarding it, so a local server (moto_server) answers with the latency
-// of a real object store. Start it with StartLatencyProxy; Close stops it.
-// Its methods are safe for concurrent use.
+// of a real object store: internal/chaos's fault proxy with log-normal
+// latency on every operation. Start it with StartLatencyProxy; Close
+// stops it. Its methods are safe for concurrent use.
 type LatencyProxy struct {
 	// URL is the proxy's endpoint, to give to the S3 client instead of
 	// the server's.
 	URL   string
 	model LatencyModel
-
-	srv  *http.Server
-	done chan struct{} // closed when Serve returned
-
-	mu            sync.Mutex // guards rng
-	rng           *rand.Rand
-	writes, reads latencies // injected delays
+	p     *chaos.Proxy
 }
 
 // StartLatencyProxy listens on a free loopback port and forwards to
 // target (http://host:port) with the delays of model.
 func StartLatencyProxy(target string, model LatencyModel) (*LatencyProxy, error) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil, fmt.Errorf("bench: latency proxy target: %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := chaos.StartProxy(target, rand.Uint64())
 	if err != nil {
 		return nil, fmt.Errorf("bench: latency proxy: %w", err)
 	}
-	p := &LatencyProxy{URL: "http://" + ln.Addr().String(), model: model,
-		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), done: make(chan struct{})}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// Many brokers' connections at once: keep them open to the server.
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
-	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := p.delay(r.Context(), r.Method); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	})}
-	go func() {
-		defer close(p.done)
-		p.srv.Serve(ln)
-	}()
-	return p, nil
-}
-
-// delay sleeps for a delay drawn for a request of method, or until ctx
-// ends.
-func (p *LatencyProxy) delay(ctx context.Context, method string) error {
-	p.mu.Lock()
-	var d time.Duration
-	switch method {
-	case http.MethodGet, http.MethodHead:
-		d = p.model.Read.sample(p.rng)
-		p.reads.add(d)
-	default:
-		d = p.model.Write.sample(p.rng)
-		p.writes.add(d)
-	}
-	p.mu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	write := chaos.Fault{Latency: model.Write.P50, LatencyP99: model.Write.P99}
+	read := chaos.Fault{Latency: model.Read.P50, LatencyP99: model.Read.P99}
+	p.Set(chaos.OpPut, write)
+	p.Set(chaos.OpDelete, write)
+	p.Set(chaos.OpGet, read)
+	p.Set(chaos.OpList, read)
+	return &LatencyProxy{URL: p.URL(), model: model, p: p}, nil
 }
 
 // ProxyStats are the delays a LatencyProxy injected, in milliseconds.
@@ -138,18 +76,18 @@ type ProxyStats struct {
 
 // Stats returns the delays injected so far.
 func (p *LatencyProxy) Stats() ProxyStats {
-	return ProxyStats{Model: p.model, Writes: p.writes.percentiles(), Reads: p.reads.percentiles()}
+	var writes, reads latencies
+	for op, ds := range p.p.Drawn() {
+		l := &reads
+		if op == chaos.OpPut || op == chaos.OpDelete {
+			l = &writes
+		}
+		for _, d := range ds {
+			l.add(d)
+		}
+	}
+	return ProxyStats{Model: p.model, Writes: writes.percentiles(), Reads: reads.percentiles()}
 }
 
-// Close stops accepting, waits up to 10 s for requests in flight and
-// returns once the server has stopped.
-func (p *LatencyProxy) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := p.srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = p.srv.Close()
-	}
-	<-p.done
-	return err
-}
+// Close stops the proxy and waits for it.
+func (p *LatencyProxy) Close() error { return p.p.Close() }
