@@ -150,14 +150,17 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # directory), side by side with franz-go's kfake and the machine's limits,
 # then the transactions scenario (Eddy and kfake), then the noisy-neighbour
 # scenario (two tenants, Eddy only; tenant A's producers run in an
-# `eddy bench-worker` child process), and rewrites
+# `eddy bench-worker` child process), then (--s3) the S3 run: the
+# latency-10MBps-acks-all workload on a second stack whose brokers store
+# objects in a moto_server behind a latency injector modelling S3 Standard
+# (internal/bench.StartS3Dev; needs moto_server), and rewrites
 # docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
-# report goes to bin/benchmarks.json. About 7 minutes; `eddy bench
+# report goes to bin/benchmarks.json. About 10 minutes; `eddy bench
 # --start-stack --standard --only transactions,noisy-neighbour` runs some. The Go
 # micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
 	@mkdir -p docs
-	./bin/eddy bench --start-stack --standard --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
+	./bin/eddy bench --start-stack --standard --s3 --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
 
 # soak runs the fault-injection harness (internal/chaos, docs/testing.md)
 # for DURATION with a fault every FAULT_EVERY on average, drawn from SEED

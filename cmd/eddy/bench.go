@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ type benchConfig struct {
 	jsonFile    string
 	mdFile      string
 	chartsDir   string
+	s3          bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -77,6 +79,8 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&cfg.mdFile, "markdown", "", "also write the Markdown report to this file (charts go beside it)")
 	fs.StringVar(&cfg.chartsDir, "charts", "", "write PNG charts to this directory (default: the --markdown file's)")
+	fs.BoolVar(&cfg.s3, "s3", false, "with --start-stack, then run the S3 workloads (--standard: "+strings.Join(workloadNames(bench.StandardS3(1)), ", ")+
+		"; otherwise the flags' workload) on a second stack whose brokers store objects in a moto_server started here, behind a latency injector modelling "+bench.S3Standard().String()+" (needs moto_server on $PATH)")
 	return cmd
 }
 
@@ -89,6 +93,7 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	}
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
+	var s3 []bench.Workload
 	if cfg.standard {
 		set := bench.StandardSet(cfg.scale)
 		if len(cfg.only) > 0 {
@@ -101,48 +106,51 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 			set.Noisy.NoisyIngressMBps, set.Noisy.NoisyProcess = cfg.noisyMBps, !cfg.noisyInProc
 		}
 		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
+		// --only naming an S3 workload asks for the S3 run.
+		if cfg.s3 || len(cfg.only) > 0 {
+			s3 = set.S3
+		}
 	} else {
 		if len(cfg.only) > 0 {
 			return errors.New("--only selects from the standard set: use it with --standard")
 		}
 		bc.Workloads = []bench.Workload{cfg.workload}
+		if cfg.s3 {
+			w := cfg.workload
+			w.Name = bench.S3Prefix + w.Name
+			s3 = []bench.Workload{w}
+		}
+	}
+	if cfg.startStack && len(cfg.bootstrap) > 0 {
+		return errors.New("--start-stack and --bootstrap exclude each other")
+	}
+	if len(s3) > 0 && !cfg.startStack {
+		return errors.New("the S3 run (--s3) starts its own stack: use it with --start-stack")
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	bc.Worker = []string{self, "bench-worker"}
-	if cfg.startStack {
-		if len(cfg.bootstrap) > 0 {
-			return errors.New("--start-stack and --bootstrap exclude each other")
-		}
-		dir := cfg.stackDir
-		if dir == "" {
-			tmp, err := os.MkdirTemp("", "eddy-bench-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			dir = tmp
-		}
-		// Postgres runs as its own user when we are root; it must reach dir.
-		if err := os.Chmod(dir, 0o755); err != nil {
+	var rep *bench.Report
+	if len(bc.Workloads) > 0 || bc.Txn != nil || bc.Noisy != nil {
+		if rep, _, err = runBenchStack(ctx, cfg, bc, self, false); err != nil {
 			return err
 		}
-		bc.Progress("starting eddy dev in " + dir)
-		dev, err := bench.StartDev(ctx, self, dir, cfg.brokers)
+	}
+	if len(s3) > 0 {
+		bs := bc
+		bs.Workloads, bs.Txn, bs.Noisy, bs.Peer, bs.Limits = s3, nil, nil, false, false
+		s3rep, injected, err := runBenchStack(ctx, cfg, bs, self, true)
 		if err != nil {
 			return err
 		}
-		defer dev.Stop()
-		bc.Bootstrap, bc.Metrics, bc.DatabaseURL = dev.Bootstrap, dev.Metrics, dev.DatabaseURL
-		if bc.LimitsDir == "" {
-			bc.LimitsDir = dir
+		if rep == nil { // only the S3 run: its report, with its runs added once
+			only := *s3rep
+			only.Runs = nil
+			rep = &only
 		}
-	}
-	rep, err := bench.Run(ctx, bc)
-	if err != nil {
-		return err
+		rep.AddS3(s3rep, *injected)
 	}
 	rep.Command = "eddy " + strings.Join(os.Args[1:], " ")
 	fmt.Fprintln(os.Stderr)
@@ -193,6 +201,68 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		rep.WriteText(os.Stdout)
 	}
 	return nil
+}
+
+// runBenchStack runs bc against a stack it starts with --start-stack (one
+// on S3 behind the latency injector if s3, whose injected delays it
+// returns), stopping it before it returns, or against the brokers bc
+// names.
+func runBenchStack(ctx context.Context, cfg benchConfig, bc bench.Config, self string, s3 bool) (*bench.Report, *bench.ProxyStats, error) {
+	if !cfg.startStack {
+		rep, err := bench.Run(ctx, bc)
+		return rep, nil, err
+	}
+	dir := cfg.stackDir
+	if dir == "" || s3 {
+		tmp, err := os.MkdirTemp(cfg.stackDir, "eddy-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	// Postgres runs as its own user when we are root; it must reach dir.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	var (
+		dev  *bench.Dev
+		stop func() error
+		s3d  *bench.S3Dev
+		err  error
+	)
+	if s3 {
+		bc.Progress("starting moto_server, the S3 latency injector and eddy dev in " + dir)
+		if s3d, err = bench.StartS3Dev(ctx, self, dir, cfg.brokers, bench.S3Standard()); err != nil {
+			return nil, nil, err
+		}
+		dev, stop = s3d.Dev, s3d.Stop
+	} else {
+		bc.Progress("starting eddy dev in " + dir)
+		if dev, err = bench.StartDev(ctx, self, dir, cfg.brokers); err != nil {
+			return nil, nil, err
+		}
+		stop = dev.Stop
+	}
+	defer stop()
+	bc.Bootstrap, bc.Metrics, bc.DatabaseURL = dev.Bootstrap, dev.Metrics, dev.DatabaseURL
+	if bc.LimitsDir == "" {
+		bc.LimitsDir = dir
+	}
+	rep, err := bench.Run(ctx, bc)
+	if err != nil || s3d == nil {
+		return rep, nil, err
+	}
+	injected := s3d.Proxy.Stats()
+	return rep, &injected, nil
+}
+
+func workloadNames(ws []bench.Workload) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.Name)
+	}
+	return out
 }
 
 // progressPrinter overwrites one line on a terminal and prints one line

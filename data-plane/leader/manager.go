@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -679,6 +680,29 @@ func (m *Manager) objectKey() string {
 type RangeReader interface {
 	ReadRange(ctx context.Context, key string, objSize, off, n int64) ([]byte, error)
 	Prefetch(key string, objSize, off, n int64)
+	// Unread says that bytes a ReadRange returned went unused: the fetch
+	// was full before them, and the next one reads them.
+	Unread(key string, objSize, off, n int64)
+}
+
+// Reads of old data: how many index rows one query returns (at most), and
+// how many fetches of MaxBytes the leader asks the cache to fetch ahead of
+// a consumer (it sends the next fetch as soon as it has this one's
+// response: one fetch ahead leaves it waiting for GETs).
+const (
+	remoteRows       = 128
+	readAheadFetches = 2
+)
+
+// resumePoint is where a read of old data stopped inside an index row: a
+// sequential consumer's next fetch starts there, and reads the rest of
+// the row rather than the row again (no byte fetched or read twice, and
+// the read cache does not take the re-read for a hot reader's).
+type resumePoint struct {
+	key      string
+	position int64 // the row's
+	offset   int64 // the next offset wanted
+	at       int64 // byte in the object where offset's batch starts
 }
 
 // readRemote reads committed batches of a partition from object storage
@@ -720,47 +744,93 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 
 // readIndexed is readRemote through the index; found is false when no
 // index row holds offset (it is inline, or moving out of it).
+//
+// It asks the cache to fetch the rows that cover maxBytes at once, and the
+// rows after them up to readAheadFetches times maxBytes more (read-ahead
+// sized to the consumer), then reads the rows in order until the fetch is
+// full: a row fetched but not read is read by the next fetch for the first
+// time, which the cache's policy relies on. It stops where the index has a
+// gap (those offsets are inline): the next fetch reads them there.
 func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) (out []byte, found bool, err error) {
-	const rows = 8
-	logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, rows)
-	if err != nil {
-		return nil, false, err
-	}
-	if offset < logStart {
-		p.SetLogStart(logStart)
-		return nil, false, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
-	}
-	if len(segs) == 0 || segs[0].BaseOffset > offset {
-		return nil, false, nil
-	}
-	prevEnd := segs[0].BaseOffset
-	for i, s := range segs {
-		if s.BaseOffset >= limit || s.BaseOffset > prevEnd {
-			break // past the limit, or the offsets between are inline
-		}
-		prevEnd = s.EndOffset
-		var data []byte
-		if m.cfg.Remote != nil {
-			if i == 0 {
-				// Read-ahead for a sequential consumer: the rows after
-				// this one are what its next fetches ask for.
-				for _, n := range segs[1:] {
-					m.cfg.Remote.Prefetch(n.ObjectKey, n.ObjectSize, n.Position, int64(n.Length))
-				}
-			}
-			data, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
-		} else {
-			data, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
-		}
+	for {
+		logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, remoteRows)
 		if err != nil {
-			return out, true, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
+			return out, found, err
 		}
-		var full bool
-		if out, offset, full = appendFrom(out, data, offset, limit, maxBytes); full {
-			break
+		if offset < logStart {
+			p.SetLogStart(logStart)
+			if out != nil {
+				return out, true, nil
+			}
+			return nil, false, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+		}
+		if len(segs) == 0 || segs[0].BaseOffset > offset {
+			return out, found, nil
+		}
+		found = true
+		// The rows this fetch needs: the first always (KIP-74), then
+		// while the bytes read stay under what the fetch may return, up
+		// to a gap in the index.
+		want := int64(maxBytes - len(out))
+		n, size, prevEnd := 0, int64(0), segs[0].BaseOffset
+		for n < len(segs) && segs[n].BaseOffset < limit && segs[n].BaseOffset <= prevEnd && (n == 0 || size < want) {
+			size += int64(segs[n].Length)
+			prevEnd = segs[n].EndOffset
+			n++
+		}
+		if n == 0 {
+			return out, true, nil
+		}
+		rows := slices.Clone(segs[:n]) // the first may shrink to where the last read stopped
+		p.mu.Lock()
+		rp := p.resume
+		p.mu.Unlock()
+		if s := &rows[0]; rp.offset == offset && rp.key == s.ObjectKey && rp.position == s.Position && rp.at > s.Position && rp.at < s.Position+int64(s.Length) {
+			s.Length -= int32(rp.at - s.Position)
+			s.Position = rp.at
+		}
+		if m.cfg.Remote != nil {
+			// This fetch's rows are fetched at once (the first is read
+			// now anyway), then the next fetch's.
+			for _, s := range segs[1:n] {
+				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+			}
+			ahead := int64(0)
+			for _, s := range segs[n:] {
+				if s.BaseOffset >= limit || ahead >= readAheadFetches*int64(maxBytes) {
+					break
+				}
+				m.cfg.Remote.Prefetch(s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+				ahead += int64(s.Length)
+			}
+		}
+		for i, s := range rows {
+			var d []byte
+			if m.cfg.Remote != nil {
+				d, err = m.cfg.Remote.ReadRange(ctx, s.ObjectKey, s.ObjectSize, s.Position, int64(s.Length))
+			} else {
+				d, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
+			}
+			if err != nil {
+				return out, true, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
+			}
+			var full bool
+			if out, offset, full = appendFrom(out, d, offset, limit, maxBytes); full {
+				if at := batchAt(d, offset); at >= 0 {
+					p.mu.Lock()
+					p.resume = resumePoint{key: segs[i].ObjectKey, position: segs[i].Position, offset: offset, at: s.Position + at}
+					p.mu.Unlock()
+					if m.cfg.Remote != nil {
+						m.cfg.Remote.Unread(s.ObjectKey, s.ObjectSize, s.Position+at, int64(s.Length)-at)
+					}
+				}
+				return out, true, nil
+			}
+		}
+		if n < len(segs) || len(segs) < remoteRows {
+			return out, true, nil // the limit, a gap, or the end of the index
 		}
 	}
-	return out, true, nil
 }
 
 // ReadRange reads the bytes of one index row or inline row (ObjectKey "")
@@ -807,4 +877,18 @@ func (m *Manager) RemoveWAL() error {
 		return err
 	}
 	return m.wal.RemoveBefore(seg)
+}
+
+// batchAt is the position in b of the batch holding offset, -1 if none.
+func batchAt(b []byte, offset int64) int64 {
+	pos, at := int64(0), int64(-1)
+	batch.Each(b, func(h batch.Header, raw []byte) bool {
+		if h.LastOffset() >= offset {
+			at = pos
+			return false
+		}
+		pos += int64(len(raw))
+		return true
+	})
+	return at
 }

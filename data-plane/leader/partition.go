@@ -88,6 +88,8 @@ type Partition struct {
 	changed   chan struct{} // closed and replaced when hw moves or the partition is lost
 
 	txn txnState // txn.go
+
+	resume resumePoint // where the last read of old data stopped (manager.go)
 }
 
 func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {

@@ -21,7 +21,10 @@
 // Two scenarios run after the workloads: transactions (Txn: committed
 // throughput and commit latency, on Eddy and kfake) and the noisy
 // neighbour (Noisy: one tenant's latency while another saturates its
-// quota, Eddy only).
+// quota, Eddy only). The cold-read workload (ColdRead) writes a topic of a
+// set size with nobody reading and reads it back. The S3 run (StandardS3,
+// StartS3Dev) runs workloads on brokers whose bucket is a moto_server
+// behind a LatencyProxy that models S3 Standard.
 //
 // Every produced record carries its send time (nanoseconds) in a header,
 // so end-to-end latency is not limited to Kafka's millisecond timestamps.
@@ -60,6 +63,10 @@ type Workload struct {
 	MaxInflight int           `json:"max_inflight,omitempty"` // acks=1/0: produce requests in flight per broker (0: kgo's default, 1)
 	Consume     bool          `json:"consume"`                // tailing consumer during the produce phase
 	ReadBack    bool          `json:"read_back"`              // cold and hot reads after the produce phase
+	// TopicBytes, if positive, ends the produce phase once the producers
+	// sent this many value bytes (Duration still bounds it): the cold-read
+	// workload writes a topic of a set size, then reads it back.
+	TopicBytes int64 `json:"topic_bytes,omitempty"`
 }
 
 // RegisterFlags registers the flags of a single workload, with the
@@ -78,6 +85,7 @@ func (w *Workload) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&w.MaxInflight, "max-inflight", 0, "produce requests in flight per broker for acks=1 and 0 (0: kgo's default, 1); with acks=all kgo's idempotent producer pipelines up to 5 by itself")
 	fs.BoolVar(&w.Consume, "consume", true, "run a tailing consumer during the produce phase (end-to-end latency)")
 	fs.BoolVar(&w.ReadBack, "read-back", true, "read the topic back afterwards: from the start (cold) and its recent tail (hot)")
+	fs.Int64Var(&w.TopicBytes, "topic-bytes", 0, "stop producing once this many value bytes were sent (0: produce for --duration)")
 }
 
 // Validate reports the first invalid setting.
@@ -99,6 +107,8 @@ func (w Workload) Validate() error {
 		return fmt.Errorf("bench: %s: max in-flight must be 0 or 1 with acks=all (kgo's idempotent producer pipelines up to 5 requests itself)", w.Name)
 	case w.Linger < 0:
 		return fmt.Errorf("bench: %s: linger must not be negative", w.Name)
+	case w.TopicBytes < 0:
+		return fmt.Errorf("bench: %s: topic bytes must not be negative", w.Name)
 	}
 	if _, err := acksOpt(w.Acks); err != nil {
 		return fmt.Errorf("bench: %s: %w", w.Name, err)
@@ -118,7 +128,14 @@ func (w Workload) Describe() string {
 	if w.Rate > 0 {
 		rate = fmt.Sprintf("%g MB/s", w.Rate)
 	}
-	return fmt.Sprintf("%s records, %d partitions, %d producers, acks=%s, %s, %s, %s", fmtSize(w.RecordSize), w.Partitions, w.Producers, w.Acks, rate, w.Compression, w.Duration)
+	d := fmt.Sprintf("%s records, %d partitions, %d producers, acks=%s, %s, %s, %s", fmtSize(w.RecordSize), w.Partitions, w.Producers, w.Acks, rate, w.Compression, w.Duration)
+	if w.TopicBytes > 0 {
+		d += fmt.Sprintf(" at most, a %.2f GiB topic", float64(w.TopicBytes)/GiB)
+	}
+	if !w.Consume {
+		d += ", no tailing consumer"
+	}
+	return d
 }
 
 func fmtSize(n int) string {
@@ -129,8 +146,9 @@ func fmtSize(n int) string {
 }
 
 // Standard is the set `make bench` runs: the issue's three workloads plus
-// the latency workload at the other acks levels; StandardNoisy runs after
-// them. scale multiplies every duration (the test uses a small one).
+// the latency workload at the other acks levels and the cold read;
+// StandardNoisy runs after them. scale multiplies every duration and the
+// cold read's topic size (the test uses a small one).
 func Standard(scale float64) []Workload {
 	d := func(s float64) time.Duration { return time.Duration(s * scale * float64(time.Second)) }
 	base := Workload{RecordSize: 1024, Partitions: 16, Producers: 2, Acks: "all", Compression: "none",
@@ -148,23 +166,59 @@ func Standard(scale float64) []Workload {
 	objs.Name, objs.Partitions, objs.Rate, objs.Duration = "objstore-1000-partitions", 1000, 1, d(30)
 	objs.Partitioner, objs.Producers, objs.ReadBack = "round-robin", 1, false
 	out = append(out, objs)
+	out = append(out, ColdRead(scale))
 	return out
+}
+
+// ColdReadName names the cold-read workload.
+const ColdReadName = "cold-read-2GiB"
+
+// ColdRead writes a 2 GiB topic (times scale) as fast as it can with
+// nobody reading it, then reads it back from the beginning (cold: from
+// the object store, through the brokers' read caches) while nothing else
+// runs, and then its last 4 MiB per partition (hot: from the leaders'
+// memory). Its figures are the cold/hot ratio, GETs per GiB and the
+// bucket share of the cold read.
+func ColdRead(scale float64) Workload {
+	return Workload{Name: ColdReadName, RecordSize: 1024, Partitions: 16, Producers: 2, Acks: "all",
+		Compression: "none", Partitioner: "sticky", Linger: time.Millisecond, ReadBack: true,
+		Duration:   time.Duration(120 * scale * float64(time.Second)),
+		TopicBytes: int64(2 * GiB * scale)}
 }
 
 // Set is what one run measures: the workloads one after the other, then
 // the transactions scenario, then the noisy-neighbour scenario (nil: not
-// run).
+// run), then the S3 workloads, on a stack of their own whose brokers use
+// S3 through a latency injector (StartS3Dev).
 type Set struct {
 	Workloads []Workload
 	Txn       *Txn
 	Noisy     *Noisy
+	S3        []Workload
 }
 
-// StandardSet is the set `make bench` runs: Standard, StandardTxn and
-// StandardNoisy.
+// StandardSet is the set `make bench` runs: Standard, StandardTxn,
+// StandardNoisy and StandardS3.
 func StandardSet(scale float64) Set {
 	txn, noisy := StandardTxn(scale), StandardNoisy(scale)
-	return Set{Workloads: Standard(scale), Txn: &txn, Noisy: &noisy}
+	return Set{Workloads: Standard(scale), Txn: &txn, Noisy: &noisy, S3: StandardS3(scale)}
+}
+
+// S3Prefix starts the names of workloads run on the S3 stack.
+const S3Prefix = "s3-"
+
+// StandardS3 is what the S3 run measures: the 10 MB/s acks=all latency
+// workload, whose produce p99 through S3 Standard's latency the issue
+// bounds (150 ms).
+func StandardS3(scale float64) []Workload {
+	var out []Workload
+	for _, w := range Standard(scale) {
+		if w.Name == "latency-10MBps-acks-all" {
+			w.Name = S3Prefix + w.Name
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Only keeps the workloads and scenarios of s that names lists; a name
@@ -184,6 +238,11 @@ func (s Set) Only(names []string) (Set, error) {
 		if s.Noisy != nil && s.Noisy.Name == name {
 			out.Noisy, found = s.Noisy, true
 		}
+		for _, w := range s.S3 {
+			if w.Name == name {
+				out.S3, found = append(out.S3, w), true
+			}
+		}
 		if !found {
 			return Set{}, fmt.Errorf("bench: no workload %q in the set (%s)", name, strings.Join(s.names(), ", "))
 		}
@@ -201,6 +260,9 @@ func (s Set) names() []string {
 	}
 	if s.Noisy != nil {
 		known = append(known, s.Noisy.Name)
+	}
+	for _, w := range s.S3 {
+		known = append(known, w.Name)
 	}
 	return known
 }

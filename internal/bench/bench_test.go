@@ -6,15 +6,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/bench"
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/s3test"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/tiered/s3bucket"
 )
 
 func TestMain(m *testing.M) {
@@ -181,6 +188,53 @@ func TestStandardSet(t *testing.T) {
 	if !max || !fixed || !wide {
 		t.Errorf("standard set lacks a workload: max %v, 10 MB/s %v, 1000 partitions %v", max, fixed, wide)
 	}
+	// Goal 4's: a 2 GiB topic written with nobody reading, then read back.
+	s, err := bench.StandardSet(1).Only([]string{bench.ColdReadName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Workloads[0]; w.TopicBytes != 2<<30 || w.Consume || !w.ReadBack || w.Validate() != nil {
+		t.Errorf("cold-read workload %+v", w)
+	}
+	// Goal 2's: the 10 MB/s acks=all workload on the S3 stack.
+	s, err = bench.StandardSet(1).Only([]string{"s3-latency-10MBps-acks-all"})
+	if err != nil || len(s.S3) != 1 || len(s.Workloads) != 0 || s.S3[0].Rate != 10 || s.S3[0].Acks != "all" {
+		t.Errorf("S3 workloads %+v, %v", s.S3, err)
+	}
+}
+
+// TestColdRead runs a small cold-read workload against a stack whose
+// leaders keep almost nothing in memory, so the cold read goes through
+// the object store: the produce phase stops at the topic size, every
+// record is read back cold, the bucket served the cold read and the
+// report has the cold-reads table.
+func TestColdRead(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, Metrics: true,
+		BrokerArgs: []string{"--cache-bytes=65536"}})
+	w := bench.ColdRead(0.004) // about 8.6 MB
+	w.Partitions = 4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Metrics: s.MetricsURLs(), DatabaseURL: url,
+		Workloads: []bench.Workload{w}, Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0].Eddy
+	if want := w.TopicBytes / int64(w.RecordSize); r.Sent < want-int64(w.Producers) || r.Sent > want || r.Acked != r.Sent {
+		t.Errorf("sent %d, acked %d records, want %d", r.Sent, r.Acked, want)
+	}
+	if r.EndToEnd != nil || r.Consumed != 0 {
+		t.Errorf("a tailing consumer ran: %+v", r)
+	}
+	if r.Cold == nil || r.Cold.Records != r.Acked || r.Cold.BucketShare < 0.5 || r.Cold.GetsPerGiB <= 0 {
+		t.Errorf("cold read %+v, want %d records mostly from the bucket", r.Cold, r.Acked)
+	}
+	if r.Hot == nil || r.Hot.Records == 0 {
+		t.Errorf("hot read %+v", r.Hot)
+	}
+	wantMarkdown(t, rep, "### Cold reads", "| "+bench.ColdReadName+" | eddy |")
 }
 
 // TestNoisy runs a short noisy-neighbour scenario against a real stack,
@@ -290,5 +344,114 @@ func wantMarkdown(t *testing.T, rep *bench.Report, wants ...string) {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
+	}
+}
+
+// TestS3Run runs the S3 workload on brokers whose bucket is a moto_server
+// behind the latency injector: the injector delays every request by about
+// its model, acks=all produce latency carries the PUT delay, and the
+// report has the S3 table.
+func TestS3Run(t *testing.T) {
+	endpoint, ak, sk := s3test.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, err := s3bucket.New(ctx, s3bucket.Config{Endpoint: endpoint, Region: s3test.Region, Bucket: "bench-s3-run",
+		AccessKey: ak, SecretKey: sk, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateBucketIfMissing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	model := bench.S3Standard()
+	proxy, err := bench.StartLatencyProxy(endpoint, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, Metrics: true, BrokerArgs: []string{
+		"--objstore=s3", "--s3-endpoint=" + proxy.URL, "--s3-bucket=bench-s3-run", "--s3-region=" + s3test.Region,
+		"--s3-path-style", "--s3-access-key=" + ak, "--s3-secret-key=" + sk}})
+	w := bench.StandardS3(0.2)[0]
+	w.Partitions, w.Rate = 4, 2
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Metrics: s.MetricsURLs(), DatabaseURL: url,
+		Workloads: []bench.Workload{w}, Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := proxy.Stats()
+	t.Logf("injected %+v", injected)
+	if injected.Writes.Count < 10 || injected.Writes.P50 < 0.5*ms(model.Write.P50) || injected.Writes.P50 > 2*ms(model.Write.P50) {
+		t.Errorf("injected PUT delays %+v, model %v", injected.Writes, model.Write)
+	}
+	r := rep.Runs[0].Eddy
+	if r.Acked == 0 || r.Failed != 0 || r.ProduceLatency.P50 < ms(model.Write.P50)/2 {
+		t.Errorf("produce through the injector: %+v, want p50 above half the PUT delay", r)
+	}
+	var all bench.Report
+	all.AddS3(rep, injected)
+	wantMarkdown(t, &all, "### S3 run", "| "+w.Name+" |", "S3 Standard")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// The injector's delays follow the model: median and 99th percentile
+// within sampling error.
+func TestLatencyProxyDelays(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, r.Method)
+	}))
+	defer srv.Close()
+	model := bench.LatencyModel{Name: "test",
+		Write: bench.Latency{P50: 8 * time.Millisecond, P99: 30 * time.Millisecond},
+		Read:  bench.Latency{P50: 4 * time.Millisecond, P99: 8 * time.Millisecond}}
+	p, err := bench.StartLatencyProxy(srv.URL, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			method := http.MethodGet
+			if i%2 == 0 {
+				method = http.MethodPut
+			}
+			req, _ := http.NewRequest(method, p.URL+"/bucket/key", nil)
+			start := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != method {
+				t.Errorf("%s answered %q", method, body)
+			}
+			if min := model.Read.P50 / 4; time.Since(start) < min {
+				t.Errorf("%s answered in %v", method, time.Since(start))
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	for _, c := range []struct {
+		name string
+		got  bench.Percentiles
+		want bench.Latency
+	}{{"writes", st.Writes, model.Write}, {"reads", st.Reads, model.Read}} {
+		if c.got.Count != 200 || c.got.P50 < 0.8*ms(c.want.P50) || c.got.P50 > 1.25*ms(c.want.P50) ||
+			c.got.P99 < 0.6*ms(c.want.P99) || c.got.P99 > 1.6*ms(c.want.P99) {
+			t.Errorf("%s: injected %+v, model %v", c.name, c.got, c.want)
+		}
+	}
+	if hits.Load() != 400 {
+		t.Errorf("server saw %d requests, want 400", hits.Load())
 	}
 }

@@ -2,22 +2,23 @@ package bench
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/draw"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // barChart is a grouped bar chart with optional horizontal reference
-// lines, drawn with the standard library and a bitmap font.
+// lines, drawn with gonum/plot: one bar per series in each group, the
+// group names slanted under the axis so long names never overlap, the
+// value above each bar.
 type barChart struct {
 	title  string
 	unit   string
@@ -36,142 +37,115 @@ type refLine struct {
 var (
 	seriesColors = []color.RGBA{{0x1f, 0x77, 0xb4, 0xff}, {0xff, 0x7f, 0x0e, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xd6, 0x27, 0x28, 0xff}}
 	refColors    = []color.RGBA{{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}}
-	ink          = color.RGBA{0x22, 0x22, 0x22, 0xff}
-	grid         = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
 )
 
-func (c *barChart) render() image.Image {
-	const (
-		w, h                  = 960, 500
-		left, right, top, bot = 80, 190, 40, 70
-	)
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	pw, ph := w-left-right, h-top-bot
+// save draws the chart into a PNG file at path.
+func (c *barChart) save(path string) error {
+	p := plot.New()
+	p.Title.Text = c.title
+	p.Y.Label.Text = c.unit
+	p.NominalX(c.groups...)
+	p.X.Tick.Label.Rotation = math.Pi / 6
+	p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
+	// The legend goes right of the plot, where it hides no bar.
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = nil
+	p.Add(grid)
 
 	lo, hi := math.Inf(1), 0.0
 	for _, g := range c.values {
 		for _, v := range g {
 			if v > 0 {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+				lo, hi = min(lo, v), max(hi, v)
 			}
 		}
 	}
 	for _, r := range c.refs {
-		lo, hi = math.Min(lo, r.value), math.Max(hi, r.value)
+		lo, hi = min(lo, r.value), max(hi, r.value)
 	}
 	if hi == 0 {
-		hi, lo = 1, 1
+		lo, hi = 1, 1
 	}
-	// y maps a value to a pixel row.
-	var y func(v float64) int
-	var ticks []float64
+	// On a log scale bars stand on the decade below the smallest value,
+	// not on zero (which has no logarithm).
+	floor := 0.0
 	if c.log {
-		a, b := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-		if b <= a {
-			b = a + 1
-		}
-		y = func(v float64) int {
-			v = math.Max(v, math.Pow(10, a))
-			return top + ph - int(float64(ph)*(math.Log10(v)-a)/(b-a))
-		}
-		for e := a; e <= b; e++ {
-			ticks = append(ticks, math.Pow(10, e))
-		}
+		floor = math.Pow(10, math.Floor(math.Log10(lo)))
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = floor, math.Pow(10, math.Ceil(math.Log10(hi*1.5)))
 	} else {
-		step := niceStep(hi * 1.1 / 5)
-		top1 := step * math.Ceil(hi*1.1/step)
-		y = func(v float64) int { return top + ph - int(float64(ph)*v/top1) }
-		for t := 0.0; t <= top1+step/2; t += step {
-			ticks = append(ticks, t)
-		}
+		p.Y.Min, p.Y.Max = 0, hi*1.15
 	}
-	for _, t := range ticks {
-		yy := y(t)
-		hline(img, left, left+pw, yy, grid)
-		label := fmtTick(t)
-		text(img, left-8-7*len(label), yy+4, label, ink)
-	}
-	text(img, 8, top-14, c.unit, ink)
-	text(img, left, 20, c.title, ink)
 
-	gw := float64(pw) / float64(len(c.groups))
-	bw := gw * 0.8 / float64(len(c.series))
-	for gi, g := range c.groups {
-		x0 := float64(left) + gw*float64(gi) + gw*0.1
-		for si := range c.series {
+	n := len(c.series)
+	width := vg.Points(min(28, 480/float64(max(1, len(c.groups)*n))))
+	for si, name := range c.series {
+		vals, base := make(plotter.Values, len(c.groups)), make(plotter.Values, len(c.groups))
+		var labels plotter.XYLabels
+		for gi := range c.groups {
 			v := c.values[gi][si]
-			if v <= 0 {
-				continue
-			}
-			bx := int(x0 + bw*float64(si))
-			rect(img, bx, y(v), int(x0+bw*float64(si+1))-1, top+ph, seriesColors[si%len(seriesColors)])
-			label := fmtTick(v)
-			if 7*len(label) <= int(bw)+10 {
-				text(img, bx+int(bw)/2-7*len(label)/2, y(v)-3, label, ink)
+			base[gi] = floor
+			if v > 0 {
+				vals[gi] = v - floor
+				labels.XYs = append(labels.XYs, plotter.XY{X: float64(gi), Y: v})
+				labels.Labels = append(labels.Labels, fmtTick(v))
 			}
 		}
-		// Group labels, split on spaces over up to three lines.
-		for li, line := range wrap(g, int(gw)/7) {
-			text(img, int(x0+gw*0.4)-7*len(line)/2, top+ph+16+14*li, line, ink)
+		bars, err := plotter.NewBarChart(vals, width)
+		if err != nil {
+			return err
+		}
+		bars.Color, bars.LineStyle.Width = seriesColors[si%len(seriesColors)], 0
+		bars.Offset = vg.Length(float64(si)-float64(n-1)/2) * width
+		if floor > 0 {
+			under, err := plotter.NewBarChart(base, width)
+			if err != nil {
+				return err
+			}
+			under.Offset = bars.Offset
+			bars.StackOn(under)
+		}
+		p.Add(bars)
+		legend.Add(name, bars)
+		if len(labels.XYs) > 0 {
+			l, err := plotter.NewLabels(labels)
+			if err != nil {
+				return err
+			}
+			for i := range l.TextStyle {
+				l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YBottom
+				l.TextStyle[i].Font.Size = vg.Points(7)
+			}
+			l.Offset = vg.Point{X: bars.Offset, Y: vg.Points(2)}
+			p.Add(l)
 		}
 	}
 	for ri, r := range c.refs {
-		col := refColors[ri%len(refColors)]
-		yy := y(r.value)
-		for x := left; x < left+pw; x += 10 {
-			hline(img, x, min(x+6, left+pw), yy, col)
-			hline(img, x, min(x+6, left+pw), yy+1, col)
+		line, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: r.value}, {X: float64(len(c.groups)) - 0.5, Y: r.value}})
+		if err != nil {
+			return err
 		}
+		line.Color, line.Width = refColors[ri%len(refColors)], vg.Points(1.5)
+		line.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		p.Add(line)
+		legend.Add(r.label+" "+fmtTick(r.value), line)
 	}
-	hline(img, left, left+pw, top+ph, ink)
-	// Legend.
-	ly := top + 10
-	for si, s := range c.series {
-		rect(img, left+pw+16, ly-9, left+pw+28, ly+1, seriesColors[si%len(seriesColors)])
-		text(img, left+pw+34, ly, s, ink)
-		ly += 18
+	const w, h, legendW = 30 * vg.Centimeter, 14 * vg.Centimeter, 7 * vg.Centimeter
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	legend.Draw(draw.Crop(dc, w-legendW+vg.Points(8), 0, 0, -vg.Points(24)))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
-	for ri, r := range c.refs {
-		col := refColors[ri%len(refColors)]
-		hline(img, left+pw+16, left+pw+28, ly-4, col)
-		hline(img, left+pw+16, left+pw+28, ly-3, col)
-		for li, line := range wrap(r.label+" "+fmtTick(r.value), 22) {
-			text(img, left+pw+34, ly+14*li, line, ink)
-		}
-		ly += 36
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
 	}
-	return img
-}
-
-func wrap(s string, width int) []string {
-	var lines []string
-	cur := ""
-	for _, w := range strings.Fields(s) {
-		if cur != "" && len(cur)+1+len(w) > width {
-			lines = append(lines, cur)
-			cur = w
-			continue
-		}
-		if cur != "" {
-			cur += " "
-		}
-		cur += w
-	}
-	return append(lines, cur)
-}
-
-func niceStep(raw float64) float64 {
-	if raw <= 0 {
-		return 1
-	}
-	e := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if raw <= m*e {
-			return m * e
-		}
-	}
-	return 10 * e
+	return f.Close()
 }
 
 func fmtTick(v float64) string {
@@ -183,33 +157,6 @@ func fmtTick(v float64) string {
 	default:
 		return fmt.Sprintf("%.2g", v)
 	}
-}
-
-func hline(img *image.RGBA, x0, x1, y int, c color.Color) {
-	for x := x0; x <= x1; x++ {
-		img.Set(x, y, c)
-	}
-}
-
-func rect(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
-	draw.Draw(img, image.Rect(x0, y0, x1, y1), &image.Uniform{c}, image.Point{}, draw.Src)
-}
-
-func text(img *image.RGBA, x, y int, s string, c color.Color) {
-	d := font.Drawer{Dst: img, Src: &image.Uniform{c}, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
-}
-
-func writePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // WriteCharts draws the throughput and latency charts into dir and
@@ -256,7 +203,7 @@ func (r *Report) WriteCharts(dir string) ([]string, error) {
 	}
 	if len(tp.groups) > 0 {
 		tp.log = true
-		if err := writePNG(filepath.Join(dir, "benchmarks-throughput.png"), tp.render()); err != nil {
+		if err := tp.save(filepath.Join(dir, "benchmarks-throughput.png")); err != nil {
 			return nil, err
 		}
 		names = append(names, "benchmarks-throughput.png")
@@ -290,7 +237,7 @@ func (r *Report) WriteCharts(dir string) ([]string, error) {
 			continue
 		}
 		name := "benchmarks-latency-" + kind + ".png"
-		if err := writePNG(filepath.Join(dir, name), lc.render()); err != nil {
+		if err := lc.save(filepath.Join(dir, name)); err != nil {
 			return nil, err
 		}
 		names = append(names, name)

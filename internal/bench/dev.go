@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eddy-streams/eddy/internal/freeport"
 	"io"
 	"net"
 	"os"
@@ -16,6 +15,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eddy-streams/eddy/internal/freeport"
+	"github.com/eddy-streams/eddy/internal/s3test"
+	"github.com/eddy-streams/eddy/tiered/s3bucket"
 )
 
 // Dev is an `eddy dev` child process on free ports, started for a run
@@ -35,9 +38,9 @@ type Dev struct {
 
 var pgURLRe = regexp.MustCompile(`Postgres \((postgres://[^)\s]+)\)`)
 
-// StartDev runs `bin dev` with n brokers in dir and waits until it is
-// ready. Stop it with Stop.
-func StartDev(ctx context.Context, bin, dir string, n int) (*Dev, error) {
+// StartDev runs `bin dev` with n brokers in dir, and the extra flags of
+// eddy dev, and waits until it is ready. Stop it with Stop.
+func StartDev(ctx context.Context, bin, dir string, n int, extra ...string) (*Dev, error) {
 	base, pgPort, err := devPorts(n)
 	if err != nil {
 		return nil, err
@@ -52,6 +55,7 @@ func StartDev(ctx context.Context, bin, dir string, n int) (*Dev, error) {
 	// a `make dev` running alongside uses).
 	cmd := exec.Command(bin, "dev", "--anonymous", "--data-dir", dir, "--brokers", strconv.Itoa(n),
 		"--port", strconv.Itoa(base), "--pg-port", strconv.Itoa(pgPort), "--api-port", strconv.Itoa(base+201))
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stderr = lf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -144,4 +148,68 @@ func tailFile(path string) string {
 		lines = lines[len(lines)-40:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// S3Dev is an `eddy dev` stack whose brokers keep their objects in a
+// private moto_server (internal/s3test) behind a LatencyProxy, rather than
+// in the filesystem: the S3 run of `eddy bench --s3`.
+type S3Dev struct {
+	*Dev
+	Proxy *LatencyProxy
+	moto  *s3test.Moto
+}
+
+// s3Bucket is the S3 run's bucket.
+const s3Bucket = "eddy-bench"
+
+// StartS3Dev starts moto_server, a LatencyProxy with model in front of it
+// and `bin dev` with n brokers in dir whose brokers use the proxy as their
+// S3 endpoint. Stop stops all three.
+func StartS3Dev(ctx context.Context, bin, dir string, n int, model LatencyModel) (_ *S3Dev, err error) {
+	moto, err := s3test.StartMoto()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			moto.Close()
+		}
+	}()
+	// The bucket is made directly on the server: no latency for set-up.
+	b, err := s3bucket.New(ctx, s3bucket.Config{Endpoint: moto.Endpoint, Region: s3test.Region, Bucket: s3Bucket,
+		AccessKey: s3test.MotoAccessKey, SecretKey: s3test.MotoSecretKey, PathStyle: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.CreateBucketIfMissing(ctx); err != nil {
+		return nil, fmt.Errorf("bench: create the S3 run's bucket: %w", err)
+	}
+	proxy, err := StartLatencyProxy(moto.Endpoint, model)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			proxy.Close()
+		}
+	}()
+	var args []string
+	for _, f := range []string{"--objstore=s3", "--s3-endpoint=" + proxy.URL, "--s3-bucket=" + s3Bucket,
+		"--s3-region=" + s3test.Region, "--s3-path-style", "--s3-access-key=" + s3test.MotoAccessKey,
+		"--s3-secret-key=" + s3test.MotoSecretKey} {
+		args = append(args, "--broker-flag="+f)
+	}
+	dev, err := StartDev(ctx, bin, dir, n, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &S3Dev{Dev: dev, Proxy: proxy, moto: moto}, nil
+}
+
+// Stop stops the brokers, then the proxy and the server.
+func (d *S3Dev) Stop() error {
+	err := d.Dev.Stop()
+	d.Proxy.Close()
+	d.moto.Close()
+	return err
 }

@@ -21,17 +21,20 @@ type counters struct {
 	puts     float64 // eddy_objstore_requests_total{op="put"}
 	gets     float64 // op get and get_range
 	getBytes float64 // eddy_objstore_bytes_total{op=get|get_range}
-	cpu      float64 // process_cpu_seconds_total
-	flushSum float64 // eddy_flush_seconds_sum
-	flushN   float64 // eddy_flush_seconds_count
-	flushB   float64 // eddy_flush_bytes_sum
-	xacts    float64 // pg_stat_database.xact_commit; -1 unknown
-	walBytes float64 // pg_stat_wal.wal_bytes; -1 unknown
+	// readGetBytes is eddy_remote_get_bytes_total, the GET bytes of the
+	// brokers' read caches (reads for consumers); -1 if no broker has it.
+	readGetBytes float64
+	cpu          float64 // process_cpu_seconds_total
+	flushSum     float64 // eddy_flush_seconds_sum
+	flushN       float64 // eddy_flush_seconds_count
+	flushB       float64 // eddy_flush_bytes_sum
+	xacts        float64 // pg_stat_database.xact_commit; -1 unknown
+	walBytes     float64 // pg_stat_wal.wal_bytes; -1 unknown
 }
 
 // snapshot scrapes every metrics URL of tg (nothing for the peer).
 func snapshot(ctx context.Context, tg target) (counters, error) {
-	c := counters{at: time.Now(), xacts: -1, walBytes: -1}
+	c := counters{at: time.Now(), xacts: -1, walBytes: -1, readGetBytes: -1}
 	if len(tg.metrics) == 0 {
 		return c, nil
 	}
@@ -53,6 +56,8 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 				if op := s.labels["op"]; op == "get" || op == "get_range" {
 					c.getBytes += s.value
 				}
+			case "eddy_remote_get_bytes_total":
+				c.readGetBytes = max(c.readGetBytes, 0) + s.value
 			case "process_cpu_seconds_total":
 				c.cpu += s.value
 			case "eddy_flush_seconds_sum":
@@ -161,6 +166,9 @@ func bucketRead(rr *ReadResult, a, b counters) {
 		return
 	}
 	rr.BucketShare = (b.getBytes - a.getBytes) / float64(rr.Bytes)
+	if a.readGetBytes >= 0 && b.readGetBytes >= 0 {
+		rr.CacheShare = (b.readGetBytes - a.readGetBytes) / float64(rr.Bytes)
+	}
 	rr.GetsPerGiB = perGiB(b.gets-a.gets, float64(rr.Bytes)/GiB)
 }
 

@@ -79,6 +79,24 @@ func (r *Report) tables() []*table {
 		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p50", "e2e p99", "cold MB/s", "hot MB/s", "of loopback", "of disk fsync"}}
 	cst := &table{title: "Eddy's cost (produce phase; GETs and bucket share for the cold read)",
 		header: []string{"workload", "PUTs/s", "PUTs/GiB", "GETs/GiB (cold)", "bucket share (cold)", "Postgres xact/s", "Postgres WAL MiB/GiB", "broker CPU s/GiB", "broker CPU cores", "flushes/s", "mean flush ms"}}
+	cold := &table{title: coldTitle,
+		header: []string{"workload", "target", "GiB read cold", "cold MB/s", "hot MB/s", "cold / hot", "GETs/GiB (cold)", "bucket share (cold)", "of which read caches"}}
+	for _, c := range r.Runs {
+		for _, x := range []*Result{c.Eddy, c.Peer} {
+			if x == nil || x.Cold == nil || x.Cold.Records == 0 {
+				continue
+			}
+			gets, share, cache := "–", "–", "–"
+			if x.Cold.BucketShare >= 0 {
+				gets, share = f1(x.Cold.GetsPerGiB), pct(x.Cold.BucketShare)
+			}
+			if x.Cold.CacheShare >= 0 {
+				cache = pct(x.Cold.CacheShare)
+			}
+			cold.add(c.Workload.Name, x.Target, f1(float64(x.Cold.Bytes)/GiB), f1(x.Cold.MBPerSec), readCell(x.Hot),
+				ratio(div(x.Cold.MBPerSec, readMB(x.Hot))), gets, share, cache)
+		}
+	}
 	for _, c := range r.Runs {
 		for _, x := range []*Result{c.Eddy, c.Peer} {
 			if x == nil {
@@ -138,6 +156,12 @@ func (r *Report) tables() []*table {
 			out = append(out, t)
 		}
 	}
+	if len(cold.rows) > 0 {
+		out = append(out, cold)
+	}
+	if t := r.s3Table(); t != nil {
+		out = append(out, t)
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
@@ -175,6 +199,35 @@ func (r *Report) bestProduce() float64 {
 	}
 	return best
 }
+
+// s3Table is the S3 run's table, nil without one.
+func (r *Report) s3Table() *table {
+	if r.S3 == nil {
+		return nil
+	}
+	m := r.S3.Model
+	t := &table{title: fmt.Sprintf("S3 run (brokers on moto_server behind a latency injector modelling %s: PUT p50 %v / p99 %v, GET first byte p50 %v / p99 %v; goal: acks=all produce p99 at most 150 ms)",
+		m.Name, m.Write.P50, m.Write.P99, m.Read.P50, m.Read.P99),
+		header: []string{"workload", "MB/s", "p50", "p99", "p99.9", "e2e p99", "PUTs/s", "mean flush ms", "injected PUT p50", "injected PUT p99", "injected GET p50", "injected GET p99"}}
+	for _, c := range r.Runs {
+		x := c.Eddy
+		if !strings.HasPrefix(c.Workload.Name, S3Prefix) || x == nil {
+			continue
+		}
+		e2e, puts, flush := "–", "–", "–"
+		if x.EndToEnd != nil {
+			e2e = f1(x.EndToEnd.P99)
+		}
+		if x.Cost != nil {
+			puts, flush = f1(x.Cost.PutsPerSec), f1(x.Cost.FlushMs)
+		}
+		t.add(c.Workload.Name, f1(x.MBPerSec), f1(x.ProduceLatency.P50), f1(x.ProduceLatency.P99), f1(x.ProduceLatency.P999), e2e,
+			puts, flush, f1(r.S3.Writes.P50), f1(r.S3.Writes.P99), f1(r.S3.Reads.P50), f1(r.S3.Reads.P99))
+	}
+	return t
+}
+
+const coldTitle = "Cold reads (the whole topic from the beginning, then the last 4 MiB per partition hot, four times; goal: cold / hot at least 0.5×, bucket share at most 110%)"
 
 func pctOr(v float64) string {
 	if v == 0 {
@@ -251,7 +304,14 @@ consumer. "cold" reads the whole topic back from the beginning, mostly from obje
 storage ("bucket share" is all the bucket GET bytes of the brokers during the
 read, read-ahead and background compaction included, over the bytes read: above
 100%% means the extra GETs cost more than the read itself); "hot" reads
-the last 4 MiB of each partition, which the leaders keep in memory. Cost figures
+the last 4 MiB of each partition, which the leaders keep in memory, four times
+over; read rates run from the first records received to the last. The cold-read
+workload writes a 2 GiB topic with nobody reading it and then reads it back so;
+its bucket share is split into the brokers' read caches' GETs (the read path)
+and the rest (compaction of the freshly written topic, which runs meanwhile).
+The S3 run, when there is one, starts a second stack whose brokers keep their
+objects in moto_server behind a latency injector that models S3 Standard, and
+runs the workloads named s3-* on it (no kfake). Cost figures
 come from the brokers' /metrics and Postgres's pg_stat_database, before and after
 each phase. The tailing consumer runs during every produce phase (as in the
 OpenMessaging Benchmark), so produce throughput is with a consumer attached.

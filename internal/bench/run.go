@@ -21,6 +21,18 @@ type Report struct {
 	Runs    []Comparison   `json:"runs"`
 	Txn     *TxnComparison `json:"transactions,omitempty"`
 	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
+	// S3 is the latency the S3 run's injector added; the S3 run's
+	// workloads are in Runs, named with S3Prefix.
+	S3 *ProxyStats `json:"s3_latency,omitempty"`
+}
+
+// AddS3 appends the runs of s3, a report of the S3 stack, with the
+// delays its latency injector added.
+func (r *Report) AddS3(s3 *Report, injected ProxyStats) {
+	r.Runs = append(r.Runs, s3.Runs...)
+	r.S3 = &injected
+	r.Seconds += s3.Seconds
+	r.Machine.LoadEnd = s3.Machine.LoadEnd
 }
 
 // Machine describes where the run happened.

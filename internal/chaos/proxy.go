@@ -3,11 +3,13 @@ package chaos
 import (
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +34,10 @@ var Ops = []Op{OpPut, OpGet, OpList, OpDelete}
 type Fault struct {
 	// Latency is added before the request is forwarded.
 	Latency time.Duration
+	// LatencyP99, above Latency, makes the added latency log-normal with
+	// median Latency and this 99th percentile, drawn per request, as a
+	// real object store's (the bench's S3 run models S3 Standard so).
+	LatencyP99 time.Duration
 	// Status answers the request with this HTTP status (503 as S3's
 	// SlowDown, 500 as InternalError) instead of forwarding it.
 	Status int
@@ -57,7 +63,8 @@ type Proxy struct {
 	mu     sync.Mutex
 	faults map[Op]Fault
 	rng    *rand.Rand
-	hits   map[string]int // "PUT 503" → requests faulted so far
+	hits   map[string]int         // "PUT 503" → requests faulted so far
+	drawn  map[Op][]time.Duration // latencies drawn for LatencyP99 faults
 }
 
 // StartProxy listens on a free loopback port and forwards to target (an
@@ -72,7 +79,7 @@ func StartProxy(target string, seed uint64) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{ln: ln, served: make(chan struct{}), faults: map[Op]Fault{},
-		rng: rand.New(rand.NewPCG(seed, 0x5eed)), hits: map[string]int{}}
+		rng: rand.New(rand.NewPCG(seed, 0x5eed)), hits: map[string]int{}, drawn: map[Op][]time.Duration{}}
 	// The Host header is kept: the client signed it (SigV4).
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = r.In.Host },
@@ -112,6 +119,18 @@ func (p *Proxy) Hits() map[string]int {
 	return maps.Clone(p.hits)
 }
 
+// Drawn returns the latencies drawn so far for faults with a LatencyP99,
+// per Op.
+func (p *Proxy) Drawn() map[Op][]time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[Op][]time.Duration, len(p.drawn))
+	for op, d := range p.drawn {
+		out[op] = slices.Clone(d)
+	}
+	return out
+}
+
 // Close stops the proxy, cutting requests in progress, and waits for it.
 func (p *Proxy) Close() error {
 	err := p.srv.Close()
@@ -143,11 +162,19 @@ func bucketOf(path string) string {
 	return b
 }
 
-// decide returns the fault for r's Op and whether it hits r.
+// decide returns the fault for r's Op, with the latency to add, and
+// whether it hits r.
 func (p *Proxy) decide(op Op) (Fault, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f := p.faults[op]
+	if f.Latency > 0 && f.LatencyP99 > f.Latency {
+		// exp(N(ln median, sigma)), sigma putting the 99th percentile
+		// (z = 2.326) at LatencyP99.
+		sigma := math.Log(float64(f.LatencyP99)/float64(f.Latency)) / 2.326
+		f.Latency = time.Duration(float64(f.Latency) * math.Exp(sigma*p.rng.NormFloat64()))
+		p.drawn[op] = append(p.drawn[op], f.Latency)
+	}
 	hit := f.Rate <= 0 || p.rng.Float64() < f.Rate
 	if f.Latency > 0 {
 		p.hits[string(op)+" latency"]++

@@ -11,6 +11,9 @@
 //     (CI sets it so that a missing server cannot pass for a green run).
 //
 // Servers are path-style and accept any credentials in region us-east-1.
+//
+// StartMoto starts a private moto_server outside tests (eddy bench's S3
+// run); its caller closes it.
 package s3test
 
 import (
@@ -59,24 +62,62 @@ func Start(t testing.TB) (endpoint, accessKey, secretKey string) {
 	}
 	// The port is free when probed; another process could take it before
 	// moto binds it, so try a few.
+	m, err := startMotoRetrying(moto)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	t.Cleanup(m.Close)
+	return m.Endpoint, MotoAccessKey, MotoSecretKey
+}
+
+// Credentials moto_server accepts (it accepts any).
+const (
+	MotoAccessKey = "testing"
+	MotoSecretKey = "testing"
+)
+
+// Moto is a private moto_server, for runs outside tests (eddy bench).
+type Moto struct {
+	Endpoint string // http://127.0.0.1:port
+	stop     func()
+}
+
+// StartMoto starts moto_server (from $PATH) on a free loopback port and
+// waits until it answers. Close kills it and waits for it.
+func StartMoto() (*Moto, error) {
+	path, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, fmt.Errorf("s3test: no moto_server on $PATH (pip install 'moto[server]'): %w", err)
+	}
+	m, err := startMotoRetrying(path)
+	if err != nil {
+		return nil, fmt.Errorf("s3test: %w", err)
+	}
+	return m, nil
+}
+
+// Close kills the server and waits for it.
+func (m *Moto) Close() { m.stop() }
+
+// startMotoRetrying tries startMoto a few times: the port is free when
+// probed, but another process could take it before moto binds it.
+func startMotoRetrying(path string) (*Moto, error) {
 	var lastErr error
 	for range 3 {
-		ep, err := startMoto(t, moto)
+		m, err := startMoto(path)
 		if err == nil {
-			return ep, "testing", "testing"
+			return m, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("s3test: %v", lastErr)
-	return "", "", ""
+	return nil, lastErr
 }
 
 // startMoto starts moto_server on a free port and waits until it answers.
-// The server is killed, and waited for, when t ends.
-func startMoto(t testing.TB, path string) (string, error) {
+func startMoto(path string) (*Moto, error) {
 	port, err := freePort()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
@@ -85,7 +126,7 @@ func startMoto(t testing.TB, path string) (string, error) {
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = 5 * time.Second // don't hang on output pipes held open
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start moto_server: %w", err)
+		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -110,16 +151,15 @@ func startMoto(t testing.TB, path string) (string, error) {
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("moto_server on %s exited before answering:\n%s", addr, out.String())
+			return nil, fmt.Errorf("moto_server on %s exited before answering:\n%s", addr, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("moto_server on %s did not answer within %v:\n%s", addr, startTimeout, out.String())
+			return nil, fmt.Errorf("moto_server on %s did not answer within %v:\n%s", addr, startTimeout, out.String())
 		}
 	}
-	t.Cleanup(stop)
-	return endpoint, nil
+	return &Moto{Endpoint: endpoint, stop: stop}, nil
 }
 
 func freePort() (int, error) { return freeport.One() }

@@ -29,6 +29,8 @@ func (s *swapReader) ReadRange(ctx context.Context, key string, size, off, n int
 
 func (s *swapReader) Prefetch(key string, size, off, n int64) { s.c.Load().Prefetch(key, size, off, n) }
 
+func (s *swapReader) Unread(key string, size, off, n int64) { s.c.Load().Unread(key, size, off, n) }
+
 func benchMiB(def int) int64 {
 	if v, err := strconv.Atoi(os.Getenv("EDDY_BENCH_TIERED_MIB")); err == nil && v > 0 {
 		return int64(v)

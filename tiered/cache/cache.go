@@ -1,7 +1,8 @@
 // Package cache serves byte ranges of objects through a bounded on-disk
 // cache of fixed-size blocks, with read-ahead for sequential readers, so
 // reading old data costs about one ranged GET per block however small the
-// reads are.
+// reads are, and reading a whole topic does not push out what tailing
+// readers keep coming back to.
 //
 // An object is cut into blocks aligned to BlockBytes from its start:
 //
@@ -9,26 +10,51 @@
 //	        0                   B                  2B          size
 //
 // A read of [off, off+n) fetches the blocks it touches that are not cached
-// (one GetRange each, the last block short), stores each as a file in Dir
-// and copies out the bytes asked for. After a miss on block i the next
-// ReadAhead blocks of the same object are fetched in the background: a
-// consumer reading forward finds them cached. A small per-flush object is
-// a single block, so one GET brings every partition's chunk of it.
+// (one GetRange each, the last block short; up to Parallelism of them at
+// once), stores each as a file in Dir and copies out the bytes asked for.
+// A GET never covers more than the blocks a read touches: a small read of
+// a large object costs one block, not the object. After a miss on block i
+// the next ReadAhead blocks of the same object are fetched in the
+// background; Prefetch fetches ranges a caller expects to read next (the
+// partition leader asks for the index rows its consumer's next fetch
+// needs, wherever they are).
 //
-// Objects are immutable (Eddy never rewrites a key with other bytes), so
-// cached blocks never go stale; they leave the cache only by eviction,
-// least recently used first, once the cache holds more than MaxBytes. The
-// cache is rebuilt from nothing on Open: a wiped or lost directory costs
-// GETs, never correctness.
+// Read-ahead is bounded: at most ReadAheadBytes are queued or in flight
+// for Prefetch and ReadAhead at any time (further hints are dropped and
+// counted), and at most Parallelism background GETs run at once.
+//
+// Cache policy: segmented LRU. Blocks enter a probation segment of at
+// most ScanBytes; a block moves to the protected segment (the rest of
+// MaxBytes) only when a reader reads bytes of it that were read before:
+// a tailing or repeated reader. (A reader that stopped inside a read it
+// made says so with Unread: its next read is not a re-read.) The cache
+// remembers which bytes of the last MaxBytes/BlockBytes blocks evicted
+// from probation were read (no data), so a re-read after eviction counts
+// too, and a straggler reading other bytes of an evicted block does not.
+// A full-topic scan reads every block's
+// bytes once, in disjoint pieces (the chunks of an object never overlap),
+// so it cycles through probation and never evicts protected blocks.
+// Protected blocks beyond their share are demoted to probation, not
+// dropped. Objects are immutable (Eddy never rewrites a key with other
+// bytes), so cached blocks never go stale. The cache is rebuilt from
+// nothing on Open: a wiped or lost directory costs GETs, never
+// correctness. Memory: one block per GET in flight (Parallelism for
+// read-ahead plus one per waiting reader), nothing else in proportion to
+// the data.
 //
 // Metrics (GETs per MiB is the ratio of the first two):
 //
-//	eddy_remote_gets_total          GetRange calls made for readers (read-ahead included)
-//	eddy_remote_read_bytes_total    bytes returned to readers
-//	eddy_remote_gets_per_mib        the two above divided, since start
-//	eddy_remote_cache_hits_total    blocks served from disk
-//	eddy_remote_cache_misses_total  blocks fetched while a reader waited
-//	eddy_remote_cache_bytes         bytes on disk
+//	eddy_remote_gets_total                     GetRange calls made for readers (read-ahead included)
+//	eddy_remote_read_bytes_total               bytes returned to readers
+//	eddy_remote_get_bytes_total                bytes the GETs returned
+//	eddy_remote_gets_per_mib                   the first two divided, since start
+//	eddy_remote_cache_hits_total               blocks served from disk
+//	eddy_remote_cache_misses_total             blocks fetched while a reader waited (read-ahead misses)
+//	eddy_remote_read_ahead_hits_total          blocks a reader found fetched (or being fetched) by read-ahead
+//	eddy_remote_read_ahead_dropped_total       read-ahead blocks not fetched: ReadAheadBytes was queued already
+//	eddy_remote_read_ahead_wasted_bytes_total  read-ahead bytes evicted before anyone read them
+//	eddy_remote_cache_bytes                    bytes on disk
+//	eddy_remote_cache_protected_bytes          of which in the protected segment
 //
 // All methods are safe for concurrent use; concurrent reads of one missing
 // block share one GET.
@@ -60,17 +86,32 @@ type Config struct {
 	Dir string
 	// MaxBytes bounds the bytes kept in Dir.
 	MaxBytes int64
-	// BlockBytes is the size of one cached block and so of one GET.
+	// BlockBytes is the size of one cached block and so the most one GET
+	// asks for: smaller blocks fetch less around a small read, larger ones
+	// make fewer GETs per GiB.
 	BlockBytes int64
 	// ReadAhead is how many blocks after a missed one are fetched in the
-	// background (0: none).
+	// background (0: none). Blocks of one object need not belong to the
+	// same partition (a flush writes many partitions into one object), so
+	// the leader's Prefetch of the next index rows is the read-ahead that
+	// follows a consumer; this one suits readers of single-partition
+	// objects.
 	ReadAhead int
+	// ScanBytes bounds the probation segment: blocks read once, and
+	// read-ahead not read yet. The rest of MaxBytes keeps blocks read again.
+	ScanBytes int64
+	// ReadAheadBytes bounds the bytes of read-ahead queued or in flight.
+	ReadAheadBytes int64
+	// Parallelism bounds the background GETs running at once, and the GETs
+	// one read of several blocks runs at once.
+	Parallelism int
 }
 
 // DefaultConfig returns the defaults the flags start from. Dir has none:
 // the broker puts it under its data directory.
 func DefaultConfig() Config {
-	return Config{MaxBytes: 1 << 30, BlockBytes: 4 << 20, ReadAhead: 2}
+	return Config{MaxBytes: 1 << 30, BlockBytes: 1 << 20, ReadAhead: 0,
+		ScanBytes: 256 << 20, ReadAheadBytes: 128 << 20, Parallelism: 8}
 }
 
 // RegisterFlags registers the cache's flags with the defaults of
@@ -79,8 +120,11 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Dir, "remote-cache-dir", d.Dir, "on-disk cache of object-store reads (default: <data-dir>/cache)")
 	fs.Int64Var(&c.MaxBytes, "remote-cache-bytes", d.MaxBytes, "size bound of the on-disk read cache")
-	fs.Int64Var(&c.BlockBytes, "remote-cache-block-bytes", d.BlockBytes, "block size of the read cache: the size of one ranged GET")
-	fs.IntVar(&c.ReadAhead, "remote-read-ahead", d.ReadAhead, "blocks fetched ahead of a sequential reader")
+	fs.Int64Var(&c.BlockBytes, "remote-cache-block-bytes", d.BlockBytes, "block size of the read cache: the most one ranged GET asks for")
+	fs.IntVar(&c.ReadAhead, "remote-read-ahead", d.ReadAhead, "blocks of the same object fetched after a missed one (the leader prefetches the next index rows regardless)")
+	fs.Int64Var(&c.ScanBytes, "remote-cache-scan-bytes", d.ScanBytes, "part of the read cache for data read once (scans, read-ahead); data read again is kept in the rest")
+	fs.Int64Var(&c.ReadAheadBytes, "remote-read-ahead-bytes", d.ReadAheadBytes, "read-ahead bytes queued or in flight at most; further read-ahead is dropped")
+	fs.IntVar(&c.Parallelism, "remote-get-parallelism", d.Parallelism, "background ranged GETs at once, and GETs at once for one read of several blocks")
 }
 
 // Validate checks the configuration, naming the flag of a bad value.
@@ -94,6 +138,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache: --remote-cache-bytes (%d) must hold at least two blocks of %d", c.MaxBytes, c.BlockBytes)
 	case c.ReadAhead < 0:
 		return fmt.Errorf("cache: --remote-read-ahead must not be negative, got %d", c.ReadAhead)
+	case c.ScanBytes < c.BlockBytes || c.ScanBytes > c.MaxBytes-c.BlockBytes:
+		return fmt.Errorf("cache: --remote-cache-scan-bytes (%d) must hold a block of %d and leave one of --remote-cache-bytes (%d)", c.ScanBytes, c.BlockBytes, c.MaxBytes)
+	case c.ReadAheadBytes < 0:
+		return fmt.Errorf("cache: --remote-read-ahead-bytes must not be negative, got %d", c.ReadAheadBytes)
+	case c.Parallelism < 1:
+		return fmt.Errorf("cache: --remote-get-parallelism must be at least 1, got %d", c.Parallelism)
 	}
 	return nil
 }
@@ -106,16 +156,85 @@ type blockID struct {
 	index int64
 }
 
+// Segments of the cache (see the package doc).
+const (
+	probation = iota
+	protected
+)
+
+// span is a range of a block's bytes returned to readers.
+type span struct{ lo, hi int64 }
+
+// maxSpans bounds the spans an entry remembers; beyond them a read is
+// taken for a first one (a scan is never promoted by mistake).
+const maxSpans = 16
+
 type entry struct {
-	id   blockID
-	size int64
-	elem *list.Element
+	id    blockID
+	size  int64
+	seg   int
+	elem  *list.Element
+	ahead bool   // fetched by read-ahead and not read since
+	read  []span // disjoint, sorted: what readers have had of it
+}
+
+// reread records [lo, hi) as read and reports whether any of it was read
+// before.
+func (e *entry) reread(lo, hi int64) bool {
+	i := 0
+	for ; i < len(e.read) && e.read[i].hi < lo; i++ {
+	}
+	// e.read[i:] end at or after lo; those starting at or before hi touch
+	// [lo, hi) and merge with it.
+	j := i
+	again := false
+	m := span{lo, hi}
+	for ; j < len(e.read) && e.read[j].lo <= hi; j++ {
+		s := e.read[j]
+		if s.lo < hi && s.hi > lo {
+			again = true
+		}
+		m = span{min(m.lo, s.lo), max(m.hi, s.hi)}
+	}
+	if len(e.read)-(j-i)+1 > maxSpans {
+		return again
+	}
+	e.read = append(e.read[:i], append([]span{m}, e.read[j:]...)...)
+	return again
+}
+
+// unread forgets that [lo, hi) was read.
+func (e *entry) unread(lo, hi int64) {
+	var out []span
+	for _, s := range e.read {
+		if s.hi <= lo || s.lo >= hi {
+			out = append(out, s)
+			continue
+		}
+		if s.lo < lo {
+			out = append(out, span{s.lo, lo})
+		}
+		if s.hi > hi {
+			out = append(out, span{hi, s.hi})
+		}
+	}
+	e.read = out
+}
+
+// ghost is what the cache remembers of a block read and then evicted from
+// probation: which bytes were read, so that reading them again (and only
+// that) counts as a re-read.
+type ghost struct {
+	elem *list.Element // in Cache.ghostQ
+	read []span
 }
 
 type call struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	data    []byte
+	err     error
+	ahead   bool // started by read-ahead
+	claimed bool // a reader waited for it: not read-ahead nobody read
 }
 
 // Cache is an on-disk block cache in front of a bucket.
@@ -123,19 +242,24 @@ type Cache struct {
 	cfg Config
 	b   bucket.Bucket
 
-	ctx    context.Context // ends on Close; read-ahead runs under it
+	ctx    context.Context // ends on Close; background GETs run under it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	sem    chan struct{} // bounds concurrent read-ahead GETs
+	sem    chan struct{} // bounds concurrent background GETs
 
-	mu       sync.Mutex
-	entries  map[blockID]*entry
-	lru      *list.List // front: most recently used
-	size     int64
-	inflight map[blockID]*call
-	closed   bool
+	mu        sync.Mutex
+	entries   map[blockID]*entry
+	lru       [2]*list.List // per segment; front: most recently used
+	size      [2]int64      // per segment
+	inflight  map[blockID]*call
+	aheadSize int64 // read-ahead bytes queued or in flight
+	ghosts    map[blockID]*ghost
+	ghostQ    *list.List // of blockID, oldest at the front
+	closed    bool
 
-	gets, readBytes, hits, misses atomic.Int64
+	gets, readBytes, getBytes, hits, misses atomic.Int64
+	aheadHits, aheadDropped, aheadWasted    atomic.Int64
+	aheadPeak                               atomic.Int64
 }
 
 // Open empties cfg.Dir and returns a cache reading through b. reg may be nil.
@@ -152,34 +276,50 @@ func Open(cfg Config, b bucket.Bucket, reg prometheus.Registerer) (*Cache, error
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
 		cfg: cfg, b: b, ctx: ctx, cancel: cancel,
-		sem:      make(chan struct{}, 4),
+		sem:      make(chan struct{}, cfg.Parallelism),
 		entries:  map[blockID]*entry{},
-		lru:      list.New(),
+		lru:      [2]*list.List{list.New(), list.New()},
 		inflight: map[blockID]*call{},
+		ghosts:   map[blockID]*ghost{},
+		ghostQ:   list.New(),
 	}
 	if reg != nil {
 		counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
 			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 				func() float64 { return float64(v.Load()) })
 		}
+		gauge := func(name, help string, f func(Stats) int64) prometheus.Collector {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+				func() float64 { return float64(f(c.Stats())) })
+		}
 		reg.MustRegister(
 			counter("eddy_remote_gets_total", "Ranged GETs made to read old data (read-ahead included).", &c.gets),
 			counter("eddy_remote_read_bytes_total", "Bytes of old data returned to readers.", &c.readBytes),
+			counter("eddy_remote_get_bytes_total", "Bytes the ranged GETs for old data returned (read-ahead included).", &c.getBytes),
 			counter("eddy_remote_cache_hits_total", "Blocks served from the on-disk read cache.", &c.hits),
-			counter("eddy_remote_cache_misses_total", "Blocks fetched from the object store while a reader waited.", &c.misses),
+			counter("eddy_remote_cache_misses_total", "Blocks fetched from the object store while a reader waited (read-ahead misses).", &c.misses),
+			counter("eddy_remote_read_ahead_hits_total", "Blocks a reader found fetched, or being fetched, by read-ahead.", &c.aheadHits),
+			counter("eddy_remote_read_ahead_dropped_total", "Read-ahead blocks not fetched because the read-ahead bound was reached.", &c.aheadDropped),
+			counter("eddy_remote_read_ahead_wasted_bytes_total", "Read-ahead bytes evicted before any reader read them.", &c.aheadWasted),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "eddy_remote_gets_per_mib", Help: "Ranged GETs per MiB of old data read, since start."},
 				func() float64 { return c.Stats().GetsPerMiB() }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "eddy_remote_cache_bytes", Help: "Bytes held by the on-disk read cache."},
-				func() float64 { c.mu.Lock(); defer c.mu.Unlock(); return float64(c.size) }))
+			gauge("eddy_remote_cache_bytes", "Bytes held by the on-disk read cache.", func(s Stats) int64 { return s.CachedBytes }),
+			gauge("eddy_remote_cache_protected_bytes", "Bytes of the read cache in its protected segment (read more than once).", func(s Stats) int64 { return s.ProtectedBytes }))
 	}
 	return c, nil
 }
 
-// Stats are counters since Open.
+// Stats are counters since Open, and the cache's current sizes.
 type Stats struct {
-	Gets, ReadBytes, Hits, Misses, CachedBytes int64
+	Gets, ReadBytes, GetBytes, Hits, Misses int64
+	// ReadAheadHits counts blocks readers found fetched (or being
+	// fetched) by read-ahead; ReadAheadDropped, read-ahead blocks not
+	// fetched at the bound; ReadAheadWasted, read-ahead bytes evicted
+	// unread; ReadAheadPeak, the most read-ahead bytes ever queued or in
+	// flight at once (at most Config.ReadAheadBytes).
+	ReadAheadHits, ReadAheadDropped, ReadAheadWasted, ReadAheadPeak int64
+	CachedBytes, ProtectedBytes                                     int64
 }
 
 // GetsPerMiB is Gets divided by ReadBytes in MiB (0 before any read).
@@ -193,11 +333,14 @@ func (s Stats) GetsPerMiB() float64 {
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
-	size := c.size
+	size, prot := c.size[probation]+c.size[protected], c.size[protected]
 	c.mu.Unlock()
 	return Stats{
-		Gets: c.gets.Load(), ReadBytes: c.readBytes.Load(),
-		Hits: c.hits.Load(), Misses: c.misses.Load(), CachedBytes: size,
+		Gets: c.gets.Load(), ReadBytes: c.readBytes.Load(), GetBytes: c.getBytes.Load(),
+		Hits: c.hits.Load(), Misses: c.misses.Load(),
+		ReadAheadHits: c.aheadHits.Load(), ReadAheadDropped: c.aheadDropped.Load(),
+		ReadAheadWasted: c.aheadWasted.Load(), ReadAheadPeak: c.aheadPeak.Load(),
+		CachedBytes: size, ProtectedBytes: prot,
 	}
 }
 
@@ -208,6 +351,7 @@ func (c *Cache) ReadRange(ctx context.Context, key string, objSize, off, n int64
 	if objSize < 0 {
 		c.gets.Add(1)
 		data, err := c.b.GetRange(ctx, key, off, n)
+		c.getBytes.Add(int64(len(data)))
 		c.readBytes.Add(int64(len(data)))
 		return data, err
 	}
@@ -216,13 +360,19 @@ func (c *Cache) ReadRange(ctx context.Context, key string, objSize, off, n int64
 	}
 	out := make([]byte, 0, n)
 	B := c.cfg.BlockBytes
-	for i := off / B; i*B < off+n; i++ {
+	first, last := off/B, (off+n-1)/B
+	for i := first; i*B < off+n; i++ {
+		// The blocks after this one that the read needs are fetched at
+		// the same time, a window of Parallelism at most.
+		for j := i + 1; j <= min(last, i+int64(c.cfg.Parallelism)-1); j++ {
+			c.fetchAsync(blockID{key, j}, objSize, false)
+		}
 		lo, hi := max(off, i*B)-i*B, min(off+n, (i+1)*B)-i*B
-		part, missed, err := c.block(ctx, blockID{key, i}, objSize, lo, hi)
+		part, more, err := c.block(ctx, blockID{key, i}, objSize, lo, hi)
 		if err != nil {
 			return nil, err
 		}
-		if missed {
+		if more {
 			c.readAhead(key, objSize, i)
 		}
 		out = append(out, part...)
@@ -231,36 +381,77 @@ func (c *Cache) ReadRange(ctx context.Context, key string, objSize, off, n int64
 	return out, nil
 }
 
+// Unread tells the cache that the bytes [off, off+n) of key, returned by
+// a ReadRange, went unused (a fetch that filled up before them), so that
+// reading them later is a first read, not a re-read that would protect
+// them.
+func (c *Cache) Unread(key string, objSize, off, n int64) {
+	if objSize < 0 || off < 0 || n <= 0 || off+n > objSize {
+		return
+	}
+	B := c.cfg.BlockBytes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := off / B; i*B < off+n; i++ {
+		if e := c.entries[blockID{key, i}]; e != nil {
+			e.unread(max(off, i*B)-i*B, min(off+n, (i+1)*B)-i*B)
+		}
+	}
+}
+
 // Prefetch fetches the blocks holding [off, off+n) of key in the
-// background, for a reader expected to ask for them soon.
+// background, for a reader expected to ask for them soon. It is a hint:
+// past ReadAheadBytes queued, blocks are dropped.
 func (c *Cache) Prefetch(key string, objSize, off, n int64) {
 	if objSize < 0 || off < 0 || n <= 0 || off+n > objSize {
 		return
 	}
 	B := c.cfg.BlockBytes
 	for i := off / B; i*B < off+n; i++ {
-		c.fetchAsync(blockID{key, i}, objSize)
+		c.fetchAsync(blockID{key, i}, objSize, true)
 	}
 }
 
 func (c *Cache) readAhead(key string, objSize, i int64) {
 	for j := i + 1; j <= i+int64(c.cfg.ReadAhead) && j*c.cfg.BlockBytes < objSize; j++ {
-		c.fetchAsync(blockID{key, j}, objSize)
+		c.fetchAsync(blockID{key, j}, objSize, true)
 	}
 }
 
-func (c *Cache) fetchAsync(id blockID, objSize int64) {
+// fetchAsync fetches a block in the background unless it is cached or
+// being fetched. Read-ahead (ahead) counts against ReadAheadBytes and is
+// dropped beyond it; the blocks of a read in progress are not.
+func (c *Cache) fetchAsync(id blockID, objSize int64, ahead bool) {
+	n := min(c.cfg.BlockBytes, objSize-id.index*c.cfg.BlockBytes)
 	c.mu.Lock()
 	if c.closed || c.entries[id] != nil || c.inflight[id] != nil {
 		c.mu.Unlock()
 		return
 	}
-	cl := &call{done: make(chan struct{})}
+	if ahead {
+		if c.aheadSize+n > c.cfg.ReadAheadBytes {
+			c.mu.Unlock()
+			c.aheadDropped.Add(1)
+			return
+		}
+		c.aheadSize += n
+		if c.aheadSize > c.aheadPeak.Load() {
+			c.aheadPeak.Store(c.aheadSize)
+		}
+	}
+	cl := &call{done: make(chan struct{}), ahead: ahead}
 	c.inflight[id] = cl
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
+		if ahead {
+			defer func() {
+				c.mu.Lock()
+				c.aheadSize -= n
+				c.mu.Unlock()
+			}()
+		}
 		select {
 		case c.sem <- struct{}{}:
 			defer func() { <-c.sem }()
@@ -272,8 +463,9 @@ func (c *Cache) fetchAsync(id blockID, objSize int64) {
 
 // block returns bytes [lo, hi) of one block, read from its file (only
 // those bytes: a small read of a large cached block stays small) or from
-// the fetched block; missed says it had to be fetched (or waited for a
-// fetch in flight).
+// the fetched block; more says the reader is sequential, so read-ahead
+// should go on: the block had to be fetched, the reader waited for a
+// fetch in flight, or read-ahead had brought it.
 func (c *Cache) block(ctx context.Context, id blockID, objSize, lo, hi int64) ([]byte, bool, error) {
 	for {
 		c.mu.Lock()
@@ -282,11 +474,11 @@ func (c *Cache) block(ctx context.Context, id blockID, objSize, lo, hi int64) ([
 			return nil, false, ErrClosed
 		}
 		if e := c.entries[id]; e != nil {
-			c.lru.MoveToFront(e.elem)
+			wasAhead := c.touchLocked(e, lo, hi)
 			c.mu.Unlock()
 			if part, ok := readAt(c.path(id), lo, hi, e.size); ok {
 				c.hits.Add(1)
-				return part, false, nil
+				return part, wasAhead, nil
 			}
 			// Evicted between the lookup and the read (or damaged): forget
 			// it and fetch again.
@@ -299,7 +491,7 @@ func (c *Cache) block(ctx context.Context, id blockID, objSize, lo, hi int64) ([
 		}
 		cl := c.inflight[id]
 		if cl == nil {
-			cl = &call{done: make(chan struct{})}
+			cl = &call{done: make(chan struct{}), claimed: true}
 			c.inflight[id] = cl
 			c.mu.Unlock()
 			c.misses.Add(1)
@@ -307,8 +499,17 @@ func (c *Cache) block(ctx context.Context, id blockID, objSize, lo, hi int64) ([
 			if cl.err != nil {
 				return nil, true, cl.err
 			}
+			c.mu.Lock()
+			if e := c.entries[id]; e != nil {
+				c.touchLocked(e, lo, hi)
+			}
+			c.mu.Unlock()
 			return cl.data[lo:hi], true, nil
 		}
+		if cl.ahead && !cl.claimed {
+			c.aheadHits.Add(1)
+		}
+		cl.claimed = true
 		c.mu.Unlock()
 		select {
 		case <-cl.done:
@@ -321,8 +522,51 @@ func (c *Cache) block(ctx context.Context, id blockID, objSize, lo, hi int64) ([
 			}
 			return nil, true, cl.err
 		}
+		c.mu.Lock()
+		if e := c.entries[id]; e != nil {
+			c.touchLocked(e, lo, hi)
+		}
+		c.mu.Unlock()
 		return cl.data[lo:hi], true, nil
 	}
+}
+
+// touchLocked records a read of [lo, hi) of e: bytes read before promote
+// it to the protected segment, where scans do not reach. It reports
+// whether read-ahead had fetched e for this reader.
+func (c *Cache) touchLocked(e *entry, lo, hi int64) (wasAhead bool) {
+	if e.ahead {
+		c.aheadHits.Add(1)
+		e.ahead, wasAhead = false, true
+	}
+	if g := c.ghosts[e.id]; g != nil {
+		c.ghostQ.Remove(g.elem)
+		delete(c.ghosts, e.id)
+		e.read = g.read
+	}
+	again := e.reread(lo, hi)
+	if again && e.seg == probation {
+		c.moveLocked(e, protected)
+		// The protected segment keeps what ScanBytes leaves; its least
+		// recently used blocks go back to probation, not out.
+		for c.size[protected] > c.cfg.MaxBytes-c.cfg.ScanBytes && c.lru[protected].Len() > 1 {
+			old := c.lru[protected].Back().Value.(*entry)
+			c.moveLocked(old, probation)
+			c.lru[probation].MoveToBack(old.elem)
+		}
+		c.evictLocked()
+		return wasAhead
+	}
+	c.lru[e.seg].MoveToFront(e.elem)
+	return wasAhead
+}
+
+func (c *Cache) moveLocked(e *entry, seg int) {
+	c.lru[e.seg].Remove(e.elem)
+	c.size[e.seg] -= e.size
+	e.seg = seg
+	e.elem = c.lru[seg].PushFront(e)
+	c.size[seg] += e.size
 }
 
 // readAt reads [lo, hi) of the block file at path, which should hold size
@@ -350,22 +594,26 @@ func (c *Cache) fetch(ctx context.Context, id blockID, objSize int64, cl *call) 
 	n := min(B, objSize-start)
 	c.gets.Add(1)
 	data, err := c.b.GetRange(ctx, id.key, start, n)
+	c.getBytes.Add(int64(len(data)))
+	stored := false
 	if err == nil {
-		err = c.store(id, data)
-		if err != nil {
-			err = nil // a full or broken disk costs caching, not the read
-		}
+		// A full or broken disk costs caching, not the read.
+		stored = c.writeBlock(id, data) == nil
 	} else {
 		err = fmt.Errorf("cache: get %s [%d, %d): %w", id.key, start, start+n, err)
 	}
 	cl.data, cl.err = data, err
 	c.mu.Lock()
 	delete(c.inflight, id)
+	if stored {
+		c.insertLocked(id, int64(len(data)), cl.ahead && !cl.claimed)
+	}
 	c.mu.Unlock()
 	close(cl.done)
 }
 
-func (c *Cache) store(id blockID, data []byte) error {
+// writeBlock writes a fetched block's file.
+func (c *Cache) writeBlock(id blockID, data []byte) error {
 	p := c.path(id)
 	tmp := p + ".tmp" + strconv.FormatInt(int64(len(data)), 10)
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
@@ -376,29 +624,52 @@ func (c *Cache) store(id blockID, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
-	if old := c.entries[id]; old != nil {
-		c.lru.Remove(old.elem)
-		c.size -= old.size
-	}
-	e := &entry{id: id, size: int64(len(data))}
-	e.elem = c.lru.PushFront(e)
-	c.entries[id] = e
-	c.size += e.size
-	for c.size > c.cfg.MaxBytes && c.lru.Len() > 1 {
-		c.removeLocked(c.lru.Back().Value.(*entry))
-	}
 	return nil
 }
 
+// insertLocked adds a block whose file is written, on probation.
+func (c *Cache) insertLocked(id blockID, size int64, ahead bool) {
+	if c.closed {
+		os.Remove(c.path(id))
+		return
+	}
+	if old := c.entries[id]; old != nil {
+		c.lru[old.seg].Remove(old.elem)
+		c.size[old.seg] -= old.size
+	}
+	e := &entry{id: id, size: size, seg: probation, ahead: ahead}
+	e.elem = c.lru[probation].PushFront(e)
+	c.entries[id] = e
+	c.size[probation] += size
+	c.evictLocked()
+}
+
+// evictLocked drops probation's least recently used blocks while it holds
+// more than ScanBytes or the cache more than MaxBytes (protected blocks
+// only once probation is empty).
+func (c *Cache) evictLocked() {
+	for c.lru[probation].Len() > 1 && (c.size[probation] > c.cfg.ScanBytes || c.size[probation]+c.size[protected] > c.cfg.MaxBytes) {
+		e := c.lru[probation].Back().Value.(*entry)
+		c.removeLocked(e)
+		if len(e.read) > 0 && c.ghosts[e.id] == nil {
+			c.ghosts[e.id] = &ghost{elem: c.ghostQ.PushBack(e.id), read: e.read}
+			if int64(c.ghostQ.Len()) > c.cfg.MaxBytes/c.cfg.BlockBytes {
+				delete(c.ghosts, c.ghostQ.Remove(c.ghostQ.Front()).(blockID))
+			}
+		}
+	}
+	for c.size[probation]+c.size[protected] > c.cfg.MaxBytes && c.lru[protected].Len() > 0 {
+		c.removeLocked(c.lru[protected].Back().Value.(*entry))
+	}
+}
+
 func (c *Cache) removeLocked(e *entry) {
-	c.lru.Remove(e.elem)
+	c.lru[e.seg].Remove(e.elem)
 	delete(c.entries, e.id)
-	c.size -= e.size
+	c.size[e.seg] -= e.size
+	if e.ahead {
+		c.aheadWasted.Add(e.size)
+	}
 	os.Remove(c.path(e.id))
 }
 

@@ -39,6 +39,14 @@ func setup(t *testing.T, cfg cache.Config, objects map[string][]byte) (*cache.Ca
 	return c, reg
 }
 
+// config is a cache of maxBytes in blocks of block bytes whose probation
+// segment takes all but one block, as close to a plain LRU as the cache
+// comes, with room for maxBytes of read-ahead.
+func config(maxBytes, block int64, readAhead int) cache.Config {
+	return cache.Config{MaxBytes: maxBytes, BlockBytes: block, ReadAhead: readAhead,
+		ScanBytes: maxBytes - block, ReadAheadBytes: maxBytes, Parallelism: 4}
+}
+
 func random(n int) []byte {
 	b := make([]byte, n)
 	r := rand.New(rand.NewPCG(1, uint64(n)))
@@ -52,7 +60,7 @@ func random(n int) []byte {
 // whatever the cache holds.
 func TestReadRangeIsExact(t *testing.T) {
 	obj := random(10_000)
-	c, _ := setup(t, cache.Config{MaxBytes: 2048, BlockBytes: 1000, ReadAhead: 1}, map[string][]byte{"data/a": obj})
+	c, _ := setup(t, config(2048, 1000, 1), map[string][]byte{"data/a": obj})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(2, 3))
 	for range 500 {
@@ -86,7 +94,7 @@ func TestReadRangeIsExact(t *testing.T) {
 func TestSequentialReadCostsOneGetPerBlock(t *testing.T) {
 	const size, block = 1 << 20, 64 << 10
 	obj := random(size)
-	c, _ := setup(t, cache.Config{MaxBytes: 4 << 20, BlockBytes: block, ReadAhead: 2}, map[string][]byte{"seg/a": obj})
+	c, _ := setup(t, config(4<<20, block, 2), map[string][]byte{"seg/a": obj})
 	ctx := context.Background()
 	for pass := range 2 {
 		for off := int64(0); off < size; off += 10_000 {
@@ -113,7 +121,7 @@ func TestSequentialReadCostsOneGetPerBlock(t *testing.T) {
 // Concurrent readers of one missing block share one GET.
 func TestConcurrentMissesShareOneGet(t *testing.T) {
 	obj := random(100_000)
-	c, _ := setup(t, cache.Config{MaxBytes: 2 << 20, BlockBytes: 1 << 20}, map[string][]byte{"data/a": obj})
+	c, _ := setup(t, config(2<<20, 1<<20, 0), map[string][]byte{"data/a": obj})
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
@@ -147,7 +155,9 @@ func TestOpenAndCloseKeepForeignFiles(t *testing.T) {
 	if err := os.WriteFile(cdir+"/precious", []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(cache.Config{Dir: cdir, MaxBytes: 1 << 20, BlockBytes: 1000}, fb, nil)
+	cfg := config(1<<20, 1000, 0)
+	cfg.Dir = cdir
+	c, err := cache.Open(cfg, fb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,8 @@ func TestCompactionThenColdReadFromZero(t *testing.T) {
 func coldRead(t *testing.T, e *tieredtest.Env, pids []int64, block int64) getsPerMiB {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := cache.Open(cache.Config{Dir: dir + "/cache", MaxBytes: 64 << 20, BlockBytes: block, ReadAhead: 2}, e.Bucket, nil)
+	c, err := cache.Open(cache.Config{Dir: dir + "/cache", MaxBytes: 64 << 20, BlockBytes: block, ReadAhead: 2,
+		ScanBytes: 32 << 20, ReadAheadBytes: 16 << 20, Parallelism: 4}, e.Bucket, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
