@@ -99,13 +99,10 @@ var noFlag = map[string]string{
 	"leader.Config.BrokerID":            "broker.Config.Validate copies --id",
 	"meter.Config.BrokerID":             "broker.Config.Validate copies --id",
 	"leader.Config.Remote":              "the read cache (--remote-cache-*), opened at start-up",
-	"ledger.Config.Webhooks.Allow":      "egress.Policy.Validate parses --webhook-allow-cidrs into it",
 	"api.Config.Webhooks.AllowPrivate":  "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
 	"api.Config.Webhooks.Allow":         "controlPlaneConfig.Validate copies the ledger's policy (--webhook-*)",
 	"api.Config.Secrets":                "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
 	"ledger.Config.Secrets":             "controlPlaneConfig.Validate hands in the key-encryption key (--secrets-key-file)",
-	"broker.Config.Federation.Allow":    "egress.Policy.Validate parses --oidc-allow-cidrs into it",
-	"api.Config.Federation.Allow":       "egress.Policy.Validate parses --oidc-allow-cidrs into it",
 	"share.Config.MaxSessionPartitions": "broker.New copies --fetch-session-max-partitions: a share session is bounded as a fetch session",
 }
 
@@ -154,6 +151,8 @@ func probe(f *pflag.Flag) string {
 		return "PROBE"
 	case "stringToInt":
 		return "10.4.3.21=4321"
+	case "cidrs":
+		return "10.4.3.0/24"
 	case "policy":
 		if f.DefValue == "always" {
 			return "never"

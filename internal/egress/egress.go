@@ -44,34 +44,51 @@ type Policy struct {
 	// Allow lists address ranges that are allowed although they are not
 	// public: an internal receiver the operator trusts.
 	Allow []netip.Prefix
-
-	allow []string // flag value, parsed by Validate
 }
 
 // RegisterFlags registers the policy's flags for webhooks.
 func (p *Policy) RegisterFlags(fs *pflag.FlagSet) { p.RegisterFlagsFor(fs, "webhook", "webhook URLs") }
 
 // RegisterFlagsFor registers the policy's flags as --<name>-allow-private-addresses
-// and --<name>-allow-cidrs, for the URLs what describes.
+// and --<name>-allow-cidrs, for the URLs what describes. The CIDR blocks
+// are parsed as the flag (or its variable) is set, so a bad one is an
+// error naming the flag.
 func (p *Policy) RegisterFlagsFor(fs *pflag.FlagSet, name, what string) {
 	fs.BoolVar(&p.AllowPrivate, name+"-allow-private-addresses", false,
 		"let tenant-chosen "+what+" reach loopback, private, link-local and cloud-metadata addresses (development only)")
-	fs.StringSliceVar(&p.allow, name+"-allow-cidrs", nil,
+	fs.Var(prefixList{&p.Allow}, name+"-allow-cidrs",
 		"address ranges tenant-chosen "+what+" may reach although they are not public, e.g. 10.20.0.0/16")
 }
 
-// Validate parses the flags.
-func (p *Policy) Validate() error {
-	for _, s := range p.allow {
+// prefixList is a flag of comma-separated CIDR blocks, appended to *p.
+type prefixList struct{ p *[]netip.Prefix }
+
+func (l prefixList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	var out []string
+	for _, pfx := range *l.p {
+		out = append(out, pfx.String())
+	}
+	return strings.Join(out, ",")
+}
+
+func (l prefixList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
 		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("egress: an --*-allow-cidrs entry: %w", err)
+			return err
 		}
-		p.Allow = append(p.Allow, pfx.Masked())
+		*l.p = append(*l.p, pfx.Masked())
 	}
-	p.allow = nil
 	return nil
 }
+
+func (l prefixList) Type() string { return "cidrs" }
+
+// Validate checks the policy; its flags were parsed as they were set.
+func (p *Policy) Validate() error { return nil }
 
 // shared is RFC 6598's carrier-grade NAT range, which netip does not
 // count as private but which is as internal as 10.0.0.0/8 in clouds.

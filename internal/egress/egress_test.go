@@ -3,9 +3,11 @@ package egress
 import (
 	"context"
 	"errors"
+	"github.com/spf13/pflag"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,8 +116,10 @@ func TestClientRefusesAtConnect(t *testing.T) {
 
 	// A receiver the operator allowed may not redirect to a forbidden
 	// address: every connection is checked, not just the first.
-	p := Policy{allow: []string{"127.0.0.0/8"}}
-	if err := p.Validate(); err != nil {
+	var p Policy
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	p.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--webhook-allow-cidrs=127.0.0.0/8"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = p.Client(5 * time.Second).Get(srv.URL + "/redirect")
@@ -125,7 +129,10 @@ func TestClientRefusesAtConnect(t *testing.T) {
 	if hits != 2 {
 		t.Fatalf("hits = %d, want 2 (the allowed receiver once)", hits)
 	}
-	if err := (&Policy{allow: []string{"nonsense"}}).Validate(); err == nil {
-		t.Fatal("a bad CIDR must be refused")
+	var bad Policy
+	fs = pflag.NewFlagSet("t", pflag.ContinueOnError)
+	bad.RegisterFlagsFor(fs, "oidc", "JWKS URLs")
+	if err := fs.Parse([]string{"--oidc-allow-cidrs=nonsense"}); err == nil || !strings.Contains(err.Error(), "--oidc-allow-cidrs") {
+		t.Fatalf("a bad CIDR: %v, want an error naming the flag", err)
 	}
 }
