@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/eddy-streams/eddy/internal/bench"
 	"github.com/spf13/cobra"
@@ -20,11 +21,15 @@ type benchConfig struct {
 	startStack  bool
 	brokers     int
 	stackDir    string
+	stackBin    string
 	standard    bool
 	only        []string
 	scale       float64
 	noisyMBps   int32
 	noisyInProc bool
+	scaleParts  int
+	scaleCl     int
+	scaleQuiet  time.Duration
 	workload    bench.Workload
 	peer        bool
 	limits      bool
@@ -64,11 +69,15 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.BoolVar(&cfg.startStack, "start-stack", false, `start "eddy dev" on free ports in a temporary directory and measure it`)
 	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
 	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
+	fs.StringVar(&cfg.stackBin, "stack-binary", "", "the eddy binary --start-stack runs (default: this one), to measure another build in the same conditions")
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
 	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.TxnName+","+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
 	fs.Int32Var(&cfg.noisyMBps, "noisy-ingress-mbps", bench.StandardNoisy(1).NoisyIngressMBps, "ingress limit of the noisy-neighbour scenario's tenant A, MB/s over the pool (0: a new cluster's default)")
 	fs.BoolVar(&cfg.noisyInProc, "noisy-in-process", false, "run the noisy-neighbour scenario's tenant A in the bench's process rather than a worker process (its clients then take CPU from tenant B's)")
+	fs.IntVar(&cfg.scaleParts, "scale-partitions", 0, "run the scale scenario instead of workloads: create this many partitions on the pool, then measure the idle pool and Metadata (use a stack of its own: it leaves them behind)")
+	fs.IntVar(&cfg.scaleCl, "scale-clusters", 1, "virtual clusters the scale scenario spreads its partitions over")
+	fs.DurationVar(&cfg.scaleQuiet, "scale-quiet", bench.DefaultScale(1, 1).Quiet, "the scale scenario's idle window")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
 	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
@@ -89,7 +98,15 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	}
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
-	if cfg.standard {
+	switch {
+	case cfg.scaleParts > 0:
+		if cfg.standard || len(cfg.only) > 0 {
+			return errors.New("--scale-partitions runs the scale scenario alone: not with --standard or --only")
+		}
+		x := bench.DefaultScale(cfg.scaleParts, cfg.scaleCl)
+		x.Quiet = cfg.scaleQuiet
+		bc.Scale = &x
+	case cfg.standard:
 		set := bench.StandardSet(cfg.scale)
 		if len(cfg.only) > 0 {
 			var err error
@@ -101,7 +118,7 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 			set.Noisy.NoisyIngressMBps, set.Noisy.NoisyProcess = cfg.noisyMBps, !cfg.noisyInProc
 		}
 		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
-	} else {
+	default:
 		if len(cfg.only) > 0 {
 			return errors.New("--only selects from the standard set: use it with --standard")
 		}
@@ -130,7 +147,11 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 			return err
 		}
 		bc.Progress("starting eddy dev in " + dir)
-		dev, err := bench.StartDev(ctx, self, dir, cfg.brokers)
+		bin := self
+		if cfg.stackBin != "" {
+			bin = cfg.stackBin
+		}
+		dev, err := bench.StartDev(ctx, bin, dir, cfg.brokers)
 		if err != nil {
 			return err
 		}

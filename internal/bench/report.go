@@ -135,6 +135,9 @@ func (r *Report) tables() []*table {
 			out = append(out, t)
 		}
 	}
+	if r.Scale != nil {
+		out = append(out, r.Scale.table())
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
@@ -161,6 +164,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Noisy != nil {
 		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
+	}
+	if r.Scale != nil {
+		wl.add(r.Scale.Scenario.Name, r.Scale.Scenario.Describe())
 	}
 	return append(out, wl)
 }
@@ -194,6 +200,8 @@ func (r *Report) sentence(t *table) string {
 		return r.Txn.Sentence()
 	case r.Noisy != nil && strings.HasPrefix(t.title, noisyTitle):
 		return r.Noisy.Sentence()
+	case r.Scale != nil && strings.HasPrefix(t.title, scaleTitle):
+		return r.Scale.Sentence()
 	}
 	return ""
 }

@@ -21,6 +21,7 @@ type Report struct {
 	Runs    []Comparison   `json:"runs"`
 	Txn     *TxnComparison `json:"transactions,omitempty"`
 	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
+	Scale   *ScaleResult   `json:"scale,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -138,6 +139,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var err error
 		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, cfg.Worker, progress); err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Noisy.Name, err)
+		}
+	}
+	if cfg.Scale != nil {
+		var err error
+		if rep.Scale, err = runScale(ctx, eddy, *cfg.Scale, progress); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", cfg.Scale.Name, err)
 		}
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()

@@ -17,3 +17,35 @@ func (s *Store) CommittedTransactions(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// DatabaseActivity is the database's cumulative activity counters
+// (pg_stat_database): what `eddy bench` turns into rates.
+type DatabaseActivity struct {
+	Commits     int64 // xact_commit
+	RowsRead    int64 // tup_returned + tup_fetched: rows scanned and fetched by index
+	RowsWritten int64 // tup_inserted + tup_updated + tup_deleted
+}
+
+// Activity reads the database's DatabaseActivity (as CommittedTransactions,
+// statistics lag by a second or so).
+func (s *Store) Activity(ctx context.Context) (DatabaseActivity, error) {
+	var a DatabaseActivity
+	err := s.pool.QueryRow(ctx, `
+		SELECT xact_commit, tup_returned + tup_fetched, tup_inserted + tup_updated + tup_deleted
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(&a.Commits, &a.RowsRead, &a.RowsWritten)
+	if err != nil {
+		return a, fmt.Errorf("store: pg_stat_database: %w", err)
+	}
+	return a, nil
+}
+
+// IndexSize is the segment index's rows and their bytes (the rows as
+// stored, without the table's indexes and dead tuples), for the
+// index-hygiene measurements of tests and `eddy bench`.
+func (s *Store) IndexSize(ctx context.Context) (rows, bytes int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0) FROM segments s`).Scan(&rows, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: index size: %w", err)
+	}
+	return rows, bytes, nil
+}
