@@ -146,12 +146,16 @@ func (s *Server) metadataLoop(ctx context.Context) {
 
 	t := time.NewTicker(s.cfg.MetadataInterval)
 	defer t.Stop()
+	failed := false // the last reload failed: retry at the next tick
 	for {
 		var req refreshReq
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !failed && !s.brokersChanged(ctx) {
+				continue
+			}
 		case <-poke:
 		case req = <-s.refresh:
 			// Requests that queued up while a reload ran are answered
@@ -162,6 +166,7 @@ func (s *Server) metadataLoop(ctx context.Context) {
 			}
 		}
 		err := s.reload(ctx)
+		failed = err != nil
 		if req.reply != nil {
 			req.reply <- err
 		}
@@ -171,9 +176,22 @@ func (s *Server) metadataLoop(ctx context.Context) {
 	}
 }
 
+// brokersChanged reports whether the live brokers differ from the view's
+// (a session expired, which nothing announces), or the view is older than
+// MetadataFullInterval, or the check failed: a reload is due.
+func (s *Server) brokersChanged(ctx context.Context) bool {
+	v := s.view.Load()
+	if v == nil || time.Since(v.at) >= s.cfg.MetadataFullInterval {
+		return true
+	}
+	live, err := s.store.LiveBrokers(ctx)
+	return err != nil || !slices.Equal(live, v.brokers)
+}
+
 // listenMetadata pokes the metadata loop whenever Postgres announces a
 // change of topics or leadership (NOTIFY eddy_metadata), so the routing
-// view follows within milliseconds; the timer is the fallback.
+// view follows within milliseconds; the periodic re-read every
+// MetadataFullInterval is the fallback.
 func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
 	s.store.Poke(ctx, "eddy_metadata", poke, func(err error) {
 		s.log.Warn("metadata listener failed; retrying", "err", err)
@@ -200,6 +218,7 @@ func (s *Server) topic(c *conn, name string) (*view, *store.Topic) {
 // reload reads a fresh snapshot, publishes it and reconciles leadership.
 func (s *Server) reload(ctx context.Context) error {
 	start := time.Now()
+	s.met.reloads.Inc()
 	md, err := s.store.Snapshot(ctx)
 	if err != nil {
 		return err
