@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,8 +93,10 @@ type Idle struct {
 	PGXactsPerSec       float64 `json:"pg_xacts_per_sec"`
 	PGRowsReadPerSec    float64 `json:"pg_rows_read_per_sec"`
 	PGRowsWrittenPerSec float64 `json:"pg_rows_written_per_sec"`
-	PutsPerSec          float64 `json:"objstore_puts_per_sec"`
-	CPUCores            float64 `json:"broker_cpu_cores"`
+	// TopTables are the tables read most, rows per second, busiest first.
+	TopTables  []TableRate `json:"pg_top_tables"`
+	PutsPerSec float64     `json:"objstore_puts_per_sec"`
+	CPUCores   float64     `json:"broker_cpu_cores"`
 }
 
 // poolState is one reading of the brokers' metrics and the database's
@@ -100,6 +104,7 @@ type Idle struct {
 type poolState struct {
 	at      time.Time
 	db      store.DatabaseActivity
+	tables  map[string]int64
 	puts    float64
 	cpu     float64
 	rss     float64
@@ -133,13 +138,30 @@ func readPool(ctx context.Context, st *store.Store, metrics []string) (poolState
 		}
 	}
 	var err error
-	ps.db, err = st.Activity(ctx)
+	if ps.db, err = st.Activity(ctx); err != nil {
+		return ps, err
+	}
+	ps.tables, err = st.TableReads(ctx)
 	return ps, err
+}
+
+// TableRate is the rows per second read from one table.
+type TableRate struct {
+	Table  string  `json:"table"`
+	PerSec float64 `json:"rows_read_per_sec"`
 }
 
 func idleBetween(a, b poolState) Idle {
 	secs := b.at.Sub(a.at).Seconds()
+	var top []TableRate
+	for name, n := range b.tables {
+		if d := n - a.tables[name]; d > 0 {
+			top = append(top, TableRate{name, float64(d) / secs})
+		}
+	}
+	slices.SortFunc(top, func(x, y TableRate) int { return cmp.Compare(y.PerSec, x.PerSec) })
 	return Idle{
+		TopTables:           top[:min(len(top), 5)],
 		PGXactsPerSec:       float64(b.db.Commits-a.db.Commits) / secs,
 		PGRowsReadPerSec:    float64(b.db.RowsRead-a.db.RowsRead) / secs,
 		PGRowsWrittenPerSec: float64(b.db.RowsWritten-a.db.RowsWritten) / secs,
@@ -360,8 +382,12 @@ func (r *ScaleResult) table() *table {
 
 // Sentence is the scenario's result in one sentence.
 func (r *ScaleResult) Sentence() string {
+	var top []string
+	for _, t := range r.Idle.TopTables {
+		top = append(top, fmt.Sprintf("%s %s", t.Table, f1(t.PerSec)))
+	}
 	return fmt.Sprintf("With %d partitions over %d virtual clusters on an idle pool, Postgres committed %s transactions/s (%s rows read/s), the brokers issued %s PUTs/s and used %s CPU cores; "+
-		"resident memory grew by about %s bytes per partition; a Metadata request for all %d partitions of one cluster took %s ms at p99, for one topic %s ms.",
+		"resident memory grew by about %s bytes per partition; a Metadata request for all %d partitions of one cluster took %s ms at p99, for one topic %s ms. Rows read per second by table: %s.",
 		r.Scenario.Partitions, r.Scenario.Clusters, f1(r.Idle.PGXactsPerSec), f1(r.Idle.PGRowsReadPerSec), f1(r.Idle.PutsPerSec), f1(r.Idle.CPUCores),
-		fmt.Sprintf("%.0f", r.BytesPerPartition), r.MetadataPartitions, f1(r.MetadataAll.P99), f1(r.MetadataOne.P99))
+		fmt.Sprintf("%.0f", r.BytesPerPartition), r.MetadataPartitions, f1(r.MetadataAll.P99), f1(r.MetadataOne.P99), strings.Join(top, ", "))
 }

@@ -49,3 +49,25 @@ func (s *Store) IndexSize(ctx context.Context) (rows, bytes int64, err error) {
 	}
 	return rows, bytes, nil
 }
+
+// TableReads is, per table, the rows read by sequential scans and fetched
+// through indexes (pg_stat_user_tables): where a database's reads go.
+func (s *Store) TableReads(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables`)
+	if err != nil {
+		return nil, fmt.Errorf("store: pg_stat_user_tables: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			name string
+			n    int64
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("store: pg_stat_user_tables: %w", err)
+		}
+		out[name] = n
+	}
+	return out, rows.Err()
+}
