@@ -26,6 +26,12 @@ type view struct {
 	serving []int32
 	slots   []store.Slot
 	at      time.Time // when the snapshot it was built from began
+	// mdParts caches Metadata's answer for a topic's partitions
+	// (*store.Topic → []kmsg.MetadataResponseTopicPartition, 03_metadata.go).
+	mdParts sync.Map
+	// replicas holds a one-broker replica set per broker, {id}, shared by
+	// every partition it leads.
+	replicas map[int32][]int32
 }
 
 func newView(md *store.Metadata) *view {
@@ -42,8 +48,10 @@ func newView(md *store.Metadata) *view {
 		n += len(md.Topics[i].Partitions)
 	}
 	v.byPartition = make(map[int64]*store.Partition, n)
+	v.replicas = make(map[int32][]int32, len(md.Brokers))
 	for _, b := range md.Brokers {
 		v.byBroker[b.ID] = b
+		v.replicas[b.ID] = []int32{b.ID}
 		if !b.Draining {
 			v.serving = append(v.serving, b.ID)
 		}
@@ -66,6 +74,14 @@ func newView(md *store.Metadata) *view {
 }
 
 func (v *view) topic(cluster, name string) *store.Topic { return v.topics[cluster][name] }
+
+// alone is the replica set (and ISR) of a partition led by id: {id}.
+func (v *view) alone(id int32) []int32 {
+	if r, ok := v.replicas[id]; ok {
+		return r
+	}
+	return []int32{id}
+}
 
 // topicByID returns a topic only if it belongs to cluster: a tenant can
 // never reach another tenant's topic by guessing its id.
