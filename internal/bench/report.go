@@ -144,6 +144,9 @@ func (r *Report) tables() []*table {
 	if len(cst.rows) > 0 {
 		out = append(out, cst)
 	}
+	if t := r.indexTable(); t != nil {
+		out = append(out, t)
+	}
 	if r.Limits != nil {
 		lim := &table{title: "Machine limits (same run)", header: []string{"limit", "MB/s"}}
 		if len(r.Runs) > 0 {

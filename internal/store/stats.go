@@ -39,15 +39,24 @@ func (s *Store) Activity(ctx context.Context) (DatabaseActivity, error) {
 	return a, nil
 }
 
-// IndexSize is the segment index's rows and their bytes (the rows as
-// stored, without the table's indexes and dead tuples), for the
-// index-hygiene measurements of tests and `eddy bench`.
-func (s *Store) IndexSize(ctx context.Context) (rows, bytes int64, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0) FROM segments s`).Scan(&rows, &bytes)
+// IndexStats is the segment index's size: its rows, the bytes they take
+// as stored (without the table's indexes and dead tuples), and the bytes
+// of data they reference.
+type IndexStats struct {
+	Rows, RowBytes, DataBytes, Partitions int64
+}
+
+// IndexSize measures the segment index, for the index-hygiene
+// measurements of tests and `eddy bench`. It reads every row.
+func (s *Store) IndexSize(ctx context.Context) (IndexStats, error) {
+	var st IndexStats
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0), coalesce(sum(length), 0), count(DISTINCT partition_id)
+		FROM segments s`).Scan(&st.Rows, &st.RowBytes, &st.DataBytes, &st.Partitions)
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: index size: %w", err)
+		return st, fmt.Errorf("store: index size: %w", err)
 	}
-	return rows, bytes, nil
+	return st, nil
 }
 
 // TableReads is, per table, the rows read by sequential scans and fetched

@@ -86,13 +86,16 @@ func TestMergedRowsStayFewPerPartition(t *testing.T) {
 			t.Errorf("partition %d has %d index rows (%d small, %d pieces) for %d bytes, want at most %d", p, len(segs), small, pieces, bytes, bound)
 		}
 	}
-	rows, size, err := e.St.IndexSize(ctx)
+	ix, err := e.St.IndexSize(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ix.DataBytes != kept {
+		t.Errorf("index references %d bytes, the partitions' rows %d", ix.DataBytes, kept)
+	}
 	gib := float64(kept) / (1 << 30)
 	t.Logf("index: %d rows, %d bytes of rows for %d bytes kept: %.0f rows and %.0f bytes per GiB kept (%d flushes of %d partitions)",
-		rows, size, kept, float64(rows)/gib, float64(size)/gib, flushes, parts)
+		ix.Rows, ix.RowBytes, kept, float64(ix.Rows)/gib, float64(ix.RowBytes)/gib, flushes, parts)
 
 	gcfg := gc.DefaultConfig()
 	gcfg.Grace, gcfg.OrphanAge = 0, 0
