@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
 )
 
 // Scale is the scale scenario: Partitions partitions spread over Clusters
@@ -102,42 +103,19 @@ type Idle struct {
 // poolState is one reading of the brokers' metrics and the database's
 // counters.
 type poolState struct {
-	at      time.Time
-	db      store.DatabaseActivity
-	tables  map[string]int64
-	puts    float64
-	cpu     float64
-	rss     float64
-	heap    float64
-	led     float64 // eddy_partitions_led over all brokers
-	brokers int
+	counters
+	db     store.DatabaseActivity
+	tables map[string]int64
 }
 
-func readPool(ctx context.Context, st *store.Store, metrics []string) (poolState, error) {
-	ps := poolState{at: time.Now(), brokers: len(metrics)}
-	for _, u := range metrics {
-		samples, err := scrape(ctx, u)
-		if err != nil {
-			return ps, err
-		}
-		for _, s := range samples {
-			switch s.name {
-			case "eddy_objstore_requests_total":
-				if s.labels["op"] == "put" {
-					ps.puts += s.value
-				}
-			case "process_cpu_seconds_total":
-				ps.cpu += s.value
-			case "process_resident_memory_bytes":
-				ps.rss += s.value
-			case "go_memstats_heap_inuse_bytes":
-				ps.heap += s.value
-			case "eddy_partitions_led":
-				ps.led += s.value
-			}
-		}
+func readPool(ctx context.Context, st *store.Store, tg target) (poolState, error) {
+	var (
+		ps  poolState
+		err error
+	)
+	if ps.counters, err = snapshot(ctx, tg); err != nil {
+		return ps, err
 	}
-	var err error
 	if ps.db, err = st.Activity(ctx); err != nil {
 		return ps, err
 	}
@@ -180,7 +158,7 @@ func runScale(ctx context.Context, eddy target, x Scale, progress func(string)) 
 	}
 	defer st.Close()
 	res := &ScaleResult{Scenario: x}
-	before, err := readPool(ctx, st, eddy.metrics)
+	before, err := readPool(ctx, st, eddy)
 	if err != nil {
 		return nil, err
 	}
@@ -193,35 +171,39 @@ func runScale(ctx context.Context, eddy target, x Scale, progress func(string)) 
 	lim.MaxPartitions, lim.MaxTopics = int32(per), int32(max(per, int(lim.MaxTopics)))
 	tenants := make([]tenant, x.Clusters)
 	// A few clusters at a time, as many customers signing up would.
-	err = parallel(ctx, 4, x.Clusters, func(i int) error {
-		t, err := makeTenant(ctx, st, fmt.Sprintf("bench-%s-%s-%d", x.Name, suffix, i), lim)
-		if err != nil {
-			return fmt.Errorf("cluster %d: %w", i, err)
-		}
-		tenants[i] = t
-		n := x.Partitions / x.Clusters
-		if i < x.Partitions%x.Clusters {
-			n++
-		}
-		for j := 0; n > 0; j++ {
-			k := min(n, x.TopicPartitions)
-			if _, _, err := st.CreateTopic(ctx, t.org, t.cluster, fmt.Sprintf("scale-%d", j), int32(k), nil); err != nil {
-				return fmt.Errorf("cluster %d topic %d: %w", i, j, err)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var done atomic.Int64
+	for i := range x.Clusters {
+		g.Go(func() error {
+			t, err := makeTenant(gctx, st, fmt.Sprintf("bench-%s-%s-%d", x.Name, suffix, i), lim)
+			if err != nil {
+				return fmt.Errorf("cluster %d: %w", i, err)
 			}
-			n -= k
-		}
-		return nil
-	}, func(done int) {
-		if done%max(1, x.Clusters/20) == 0 {
-			progress(fmt.Sprintf("%s: %d of %d clusters created", x.Name, done, x.Clusters))
-		}
-	})
-	if err != nil {
+			tenants[i] = t
+			n := x.Partitions / x.Clusters
+			if i < x.Partitions%x.Clusters {
+				n++
+			}
+			for j := 0; n > 0; j++ {
+				k := min(n, x.TopicPartitions)
+				if _, _, err := st.CreateTopic(gctx, t.org, t.cluster, fmt.Sprintf("scale-%d", j), int32(k), nil); err != nil {
+					return fmt.Errorf("cluster %d topic %d: %w", i, j, err)
+				}
+				n -= k
+			}
+			if d := done.Add(1); d%int64(max(1, x.Clusters/20)) == 0 {
+				progress(fmt.Sprintf("%s: %d of %d clusters created", x.Name, d, x.Clusters))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	// Every partition placed and loaded by its leader.
 	for {
-		ps, err := readPool(ctx, st, eddy.metrics)
+		ps, err := readPool(ctx, st, eddy)
 		if err != nil {
 			return nil, err
 		}
@@ -241,14 +223,14 @@ func runScale(ctx context.Context, eddy target, x Scale, progress func(string)) 
 	if err := sleepCtx(ctx, x.Settle); err != nil {
 		return nil, err
 	}
-	a, err := readPool(ctx, st, eddy.metrics)
+	a, err := readPool(ctx, st, eddy)
 	if err != nil {
 		return nil, err
 	}
 	if err := sleepCtx(ctx, x.Quiet); err != nil {
 		return nil, err
 	}
-	b, err := readPool(ctx, st, eddy.metrics)
+	b, err := readPool(ctx, st, eddy)
 	if err != nil {
 		return nil, err
 	}
@@ -310,51 +292,6 @@ func metadataLatency(ctx context.Context, tg target, n int, res *ScaleResult) er
 		*c.out = lat.percentiles()
 	}
 	return nil
-}
-
-// parallel runs fn(0..n-1) on at most workers goroutines, and stops at
-// the first error; done reports progress in order of completion.
-func parallel(ctx context.Context, workers, n int, fn func(i int) error, done func(n int)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		next     int
-		finished int
-		first    error
-		wg       sync.WaitGroup
-	)
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= n {
-					return
-				}
-				err := fn(i)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-					cancel()
-				}
-				if err == nil {
-					finished++
-					done(finished)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

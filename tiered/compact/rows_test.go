@@ -9,8 +9,6 @@ import (
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/compact"
-	"github.com/eddy-streams/eddy/tiered/fsck"
-	"github.com/eddy-streams/eddy/tiered/gc"
 )
 
 // A partition written a little at a time, with compaction passes between
@@ -97,21 +95,6 @@ func TestMergedRowsStayFewPerPartition(t *testing.T) {
 	t.Logf("index: %d rows, %d bytes of rows for %d bytes kept: %.0f rows and %.0f bytes per GiB kept (%d flushes of %d partitions)",
 		ix.Rows, ix.RowBytes, kept, float64(ix.Rows)/gib, float64(ix.RowBytes)/gib, flushes, parts)
 
-	gcfg := gc.DefaultConfig()
-	gcfg.Grace, gcfg.OrphanAge = 0, 0
-	col, err := gc.New(gcfg, e.St, e.Bucket, e.Log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := col.Collect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := fsck.Check(ctx, e.St, e.Bucket, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Clean() {
-		t.Fatalf("not clean after compaction and gc: %+v", rep)
-	}
+	collectAndCheck(t, e)
 	coldRead(t, e, pids, 64<<10)
 }
