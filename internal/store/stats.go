@@ -39,20 +39,23 @@ func (s *Store) Activity(ctx context.Context) (DatabaseActivity, error) {
 	return a, nil
 }
 
-// IndexStats is the segment index's size: its rows, the bytes they take
-// as stored (without the table's indexes and dead tuples), and the bytes
-// of data they reference.
+// IndexStats is the segment index's size: its rows (Compacted of them in
+// objects under the compacted prefix asked for), the bytes they take as
+// stored (without the table's indexes and dead tuples), and the bytes of
+// data they reference.
 type IndexStats struct {
-	Rows, RowBytes, DataBytes, Partitions int64
+	Rows, Compacted, RowBytes, DataBytes, Partitions int64
 }
 
 // IndexSize measures the segment index, for the index-hygiene
-// measurements of tests and `eddy bench`. It reads every row.
-func (s *Store) IndexSize(ctx context.Context) (IndexStats, error) {
+// measurements of tests and `eddy bench`; rows in objects whose keys
+// start with compactedPrefix count as Compacted. It reads every row.
+func (s *Store) IndexSize(ctx context.Context, compactedPrefix string) (IndexStats, error) {
 	var st IndexStats
 	err := s.pool.QueryRow(ctx, `
-		SELECT count(*), coalesce(sum(pg_column_size(s.*)), 0), coalesce(sum(length), 0), count(DISTINCT partition_id)
-		FROM segments s`).Scan(&st.Rows, &st.RowBytes, &st.DataBytes, &st.Partitions)
+		SELECT count(*), count(*) FILTER (WHERE starts_with(object_key, $1)), coalesce(sum(pg_column_size(s.*)), 0),
+			coalesce(sum(length), 0), count(DISTINCT partition_id)
+		FROM segments s`, compactedPrefix).Scan(&st.Rows, &st.Compacted, &st.RowBytes, &st.DataBytes, &st.Partitions)
 	if err != nil {
 		return st, fmt.Errorf("store: index size: %w", err)
 	}

@@ -84,7 +84,7 @@ func TestMergedRowsStayFewPerPartition(t *testing.T) {
 			t.Errorf("partition %d has %d index rows (%d small, %d pieces) for %d bytes, want at most %d", p, len(segs), small, pieces, bytes, bound)
 		}
 	}
-	ix, err := e.St.IndexSize(ctx)
+	ix, err := e.St.IndexSize(ctx, compact.SegmentPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
