@@ -216,9 +216,18 @@ func (sh Shard) args() (int, int) {
 // after that have index rows, in id order, with their topics' configs.
 func (s *Store) PartitionsWithData(ctx context.Context, sh Shard, after int64, limit int) ([]RetentionTarget, error) {
 	i, n := sh.args()
+	// The ids come from the index, one primary-key probe per partition
+	// with rows (a loose index scan), so a pass costs the partitions that
+	// hold data, not every partition of the pool: an idle partition is
+	// never read.
 	rows, err := s.pool.Query(ctx, `
-		SELECT p.id, t.configs FROM partitions p JOIN topics t ON t.id = p.topic_id
-		WHERE p.id > $1 AND p.id % $3 = $4 AND EXISTS (SELECT 1 FROM segments s WHERE s.partition_id = p.id)
+		WITH RECURSIVE ids(id) AS (
+			SELECT min(partition_id) FROM segments WHERE partition_id > $1
+			UNION ALL
+			SELECT (SELECT min(partition_id) FROM segments WHERE partition_id > ids.id) FROM ids WHERE ids.id IS NOT NULL
+		)
+		SELECT p.id, t.configs FROM ids JOIN partitions p ON p.id = ids.id JOIN topics t ON t.id = p.topic_id
+		WHERE p.id % $3 = $4
 		ORDER BY p.id LIMIT $2`, after, limit, n, i)
 	if err != nil {
 		return nil, fmt.Errorf("store: partitions with data: %w", err)
