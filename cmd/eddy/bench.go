@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/eddy-streams/eddy/internal/bench"
 	"github.com/spf13/cobra"
@@ -21,11 +22,15 @@ type benchConfig struct {
 	startStack  bool
 	brokers     int
 	stackDir    string
+	stackBin    string
 	standard    bool
 	only        []string
 	scale       float64
 	noisyMBps   int32
 	noisyInProc bool
+	scaleParts  int
+	scaleCl     int
+	scaleQuiet  time.Duration
 	workload    bench.Workload
 	peer        bool
 	limits      bool
@@ -66,11 +71,15 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.BoolVar(&cfg.startStack, "start-stack", false, `start "eddy dev" on free ports in a temporary directory and measure it`)
 	fs.IntVar(&cfg.brokers, "brokers", 3, "brokers of the --start-stack stack (and of the kfake peer)")
 	fs.StringVar(&cfg.stackDir, "stack-dir", "", "directory for --start-stack (default: a temporary one, removed afterwards)")
+	fs.StringVar(&cfg.stackBin, "stack-binary", "", "the eddy binary --start-stack runs (default: this one), to measure another build in the same conditions")
 	fs.BoolVar(&cfg.standard, "standard", false, "run the standard workload set instead of the one the flags define")
 	fs.StringSliceVar(&cfg.only, "only", nil, "with --standard, run only these of its workloads, by name (e.g. "+bench.TxnName+","+bench.NoisyName+")")
 	fs.Float64Var(&cfg.scale, "scale", 1, "multiply the standard set's durations")
 	fs.Int32Var(&cfg.noisyMBps, "noisy-ingress-mbps", bench.StandardNoisy(1).NoisyIngressMBps, "ingress limit of the noisy-neighbour scenario's tenant A, MB/s over the pool (0: a new cluster's default)")
 	fs.BoolVar(&cfg.noisyInProc, "noisy-in-process", false, "run the noisy-neighbour scenario's tenant A in the bench's process rather than a worker process (its clients then take CPU from tenant B's)")
+	fs.IntVar(&cfg.scaleParts, "scale-partitions", 0, "run the scale scenario instead of workloads: create this many partitions on the pool, then measure the idle pool and Metadata (use a stack of its own: it leaves them behind)")
+	fs.IntVar(&cfg.scaleCl, "scale-clusters", 1, "virtual clusters the scale scenario spreads its partitions over")
+	fs.DurationVar(&cfg.scaleQuiet, "scale-quiet", bench.DefaultScale(1, 1).Quiet, "the scale scenario's idle window")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
 	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
@@ -94,7 +103,15 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	bc := bench.Config{Bootstrap: cfg.bootstrap, Metrics: cfg.metrics, DatabaseURL: cfg.databaseURL,
 		Peer: cfg.peer, Limits: cfg.limits, LimitsDir: cfg.limitsDir, Progress: progressPrinter(os.Stderr)}
 	var s3 []bench.Workload
-	if cfg.standard {
+	switch {
+	case cfg.scaleParts > 0:
+		if cfg.standard || len(cfg.only) > 0 || cfg.s3 {
+			return errors.New("--scale-partitions runs the scale scenario alone: not with --standard, --only or --s3")
+		}
+		x := bench.DefaultScale(cfg.scaleParts, cfg.scaleCl)
+		x.Quiet = cfg.scaleQuiet
+		bc.Scale = &x
+	case cfg.standard:
 		set := bench.StandardSet(cfg.scale)
 		if len(cfg.only) > 0 {
 			var err error
@@ -110,7 +127,7 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		if cfg.s3 || len(cfg.only) > 0 {
 			s3 = set.S3
 		}
-	} else {
+	default:
 		if len(cfg.only) > 0 {
 			return errors.New("--only selects from the standard set: use it with --standard")
 		}
@@ -133,7 +150,7 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	}
 	bc.Worker = []string{self, "bench-worker"}
 	var rep *bench.Report
-	if len(bc.Workloads) > 0 || bc.Txn != nil || bc.Noisy != nil {
+	if len(bc.Workloads) > 0 || bc.Txn != nil || bc.Noisy != nil || bc.Scale != nil {
 		if rep, _, err = runBenchStack(ctx, cfg, bc, self, false); err != nil {
 			return err
 		}
@@ -225,6 +242,11 @@ func runBenchStack(ctx context.Context, cfg benchConfig, bc bench.Config, self s
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
+	// --stack-binary measures another build in the same conditions.
+	bin := self
+	if cfg.stackBin != "" {
+		bin = cfg.stackBin
+	}
 	var (
 		dev  *bench.Dev
 		stop func() error
@@ -233,13 +255,13 @@ func runBenchStack(ctx context.Context, cfg benchConfig, bc bench.Config, self s
 	)
 	if s3 {
 		bc.Progress("starting moto_server, the S3 latency injector and eddy dev in " + dir)
-		if s3d, err = bench.StartS3Dev(ctx, self, dir, cfg.brokers, bench.S3Standard()); err != nil {
+		if s3d, err = bench.StartS3Dev(ctx, bin, dir, cfg.brokers, bench.S3Standard()); err != nil {
 			return nil, nil, err
 		}
 		dev, stop = s3d.Dev, s3d.Stop
 	} else {
 		bc.Progress("starting eddy dev in " + dir)
-		if dev, err = bench.StartDev(ctx, self, dir, cfg.brokers); err != nil {
+		if dev, err = bench.StartDev(ctx, bin, dir, cfg.brokers); err != nil {
 			return nil, nil, err
 		}
 		stop = dev.Stop

@@ -333,6 +333,7 @@ func TestConfigValidateNamesTheFlag(t *testing.T) {
 		{"broker", nil, ""},
 		{"broker", []string{"--max-request-bytes=0"}, "--max-request-bytes"},
 		{"broker", []string{"--metadata-interval=0"}, "--metadata-interval"},
+		{"broker", []string{"--metadata-full-interval=100ms"}, "--metadata-full-interval"},
 		{"broker", []string{"--heartbeat-interval=0"}, "--heartbeat-interval"},
 		{"broker", []string{"--flush-interval=0"}, "--flush-interval"},
 		{"broker", []string{"--cache-bytes=0"}, "--cache-bytes"},

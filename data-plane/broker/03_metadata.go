@@ -153,19 +153,34 @@ func (s *Server) metadataTopic(v *view, t *store.Topic) kmsg.MetadataResponseTop
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic, mt.TopicID = &name, t.ID
+	mt.Partitions = v.metadataPartitions(t)
+	return mt
+}
+
+// metadataPartitions are t's partitions as Metadata answers them in view
+// v, built once per view and topic: a listing of all topics of a large
+// cluster then costs the encoding alone, not 10,000 partitions' worth of
+// allocations per request. The slice is shared by every response of the
+// view: it is read (encoded), never changed.
+func (v *view) metadataPartitions(t *store.Topic) []kmsg.MetadataResponseTopicPartition {
+	if ps, ok := v.mdParts.Load(t); ok {
+		return ps.([]kmsg.MetadataResponseTopicPartition)
+	}
+	ps := make([]kmsg.MetadataResponseTopicPartition, len(t.Partitions))
 	for i := range t.Partitions {
 		p := &t.Partitions[i]
-		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp := &ps[i]
+		*mp = kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.Partition
 		mp.Leader = v.metadataLeader(p)
 		mp.LeaderEpoch = p.LeaderEpoch
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		} else {
-			mp.Replicas = []int32{mp.Leader}
-			mp.ISR = []int32{mp.Leader}
+			r := v.alone(mp.Leader)
+			mp.Replicas, mp.ISR = r, r
 		}
-		mt.Partitions = append(mt.Partitions, mp)
 	}
-	return mt
+	v.mdParts.Store(t, ps)
+	return ps
 }

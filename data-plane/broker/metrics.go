@@ -15,6 +15,7 @@ type metrics struct {
 	requests          *prometheus.CounterVec
 	latency           *prometheus.HistogramVec
 	handOffs          *prometheus.CounterVec
+	reloads           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +41,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		handOffs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_broker_partition_handoffs_total", Help: "Graceful partition moves away from this broker, by outcome."},
 			[]string{"outcome"}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_broker_metadata_reloads_total", Help: "Re-reads of the whole routing view from Postgres."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs)
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs, m.reloads)
 	}
 	return m
 }

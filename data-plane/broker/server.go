@@ -86,8 +86,18 @@ type Config struct {
 	// heartbeat; a broker that dies loses its partitions this long after.
 	SessionTTL        time.Duration
 	HeartbeatInterval time.Duration
-	// MetadataInterval is how often the routing view is re-read.
+	// MetadataInterval is how often the broker checks which brokers are
+	// live (a few rows): a session that expires is announced by no
+	// NOTIFY. Every other change of the routing view (topics, leaders,
+	// clusters, coordinator slots) is, and makes the broker re-read the
+	// whole view at once; so do a change of live brokers and a failed
+	// re-read. What an idle broker costs Postgres thus does not grow with
+	// the partitions it routes.
 	MetadataInterval time.Duration
+	// MetadataFullInterval is how often the whole routing view is re-read
+	// even though nothing announced a change: a safety net, not the way
+	// changes arrive.
+	MetadataFullInterval time.Duration
 	// QuotaInterval is how often the broker recomputes its share of every
 	// cluster's quotas from the pool's load reports (quota.go).
 	QuotaInterval time.Duration
@@ -120,18 +130,19 @@ type Config struct {
 // own here, its parts' from their packages.
 func DefaultConfig() Config {
 	return Config{
-		ID:                1,
-		Listen:            "127.0.0.1:9092",
-		OAuthAudience:     "eddy",
-		APIKeyCacheTTL:    5 * time.Second,
-		SessionTTL:        6 * time.Second,
-		HeartbeatInterval: time.Second,
-		MetadataInterval:  250 * time.Millisecond,
-		QuotaInterval:     2 * time.Second,
-		MaxRequestBytes:   100 << 20,
-		Conn:              DefaultConnLimits(),
-		FetchSessions:     DefaultFetchSessionLimits(),
-		ShutdownTimeout:   15 * time.Second,
+		ID:                   1,
+		Listen:               "127.0.0.1:9092",
+		OAuthAudience:        "eddy",
+		APIKeyCacheTTL:       5 * time.Second,
+		SessionTTL:           6 * time.Second,
+		HeartbeatInterval:    time.Second,
+		MetadataInterval:     250 * time.Millisecond,
+		MetadataFullInterval: 30 * time.Second,
+		QuotaInterval:        2 * time.Second,
+		MaxRequestBytes:      100 << 20,
+		Conn:                 DefaultConnLimits(),
+		FetchSessions:        DefaultFetchSessionLimits(),
+		ShutdownTimeout:      15 * time.Second,
 
 		TransactionMaxTimeout:    15 * time.Minute,
 		TransactionCheckInterval: 5 * time.Second,
@@ -163,7 +174,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.APIKeyCacheTTL, "api-key-cache-ttl", d.APIKeyCacheTTL, "how long API key and service account lookups at login are cached (deletions announced by Postgres take effect at once; this bounds a lost announcement)")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", d.SessionTTL, "how long the session outlives the last heartbeat")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", d.HeartbeatInterval, "heartbeat period")
-	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "routing view refresh period")
+	fs.DurationVar(&c.MetadataInterval, "metadata-interval", d.MetadataInterval, "how often the live brokers are checked (other routing changes arrive by NOTIFY)")
+	fs.DurationVar(&c.MetadataFullInterval, "metadata-full-interval", d.MetadataFullInterval, "how often the whole routing view is re-read without a notification (a safety net)")
 	fs.DurationVar(&c.QuotaInterval, "quota-interval", d.QuotaInterval, "how often this broker's share of each cluster's quotas is recomputed from the pool's load")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request frame accepted")
 	c.Conn.RegisterFlags(fs)
@@ -232,6 +244,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: --shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
 	case c.MetadataInterval <= 0:
 		return fmt.Errorf("broker: --metadata-interval must be positive, got %s", c.MetadataInterval)
+	case c.MetadataFullInterval < c.MetadataInterval:
+		return fmt.Errorf("broker: --metadata-full-interval (%s) must be at least --metadata-interval (%s)", c.MetadataFullInterval, c.MetadataInterval)
 	case c.QuotaInterval <= 0:
 		return fmt.Errorf("broker: --quota-interval must be positive, got %s", c.QuotaInterval)
 	case c.MaxRequestBytes <= 0:

@@ -26,6 +26,12 @@ type view struct {
 	serving []int32
 	slots   []store.Slot
 	at      time.Time // when the snapshot it was built from began
+	// mdParts caches Metadata's answer for a topic's partitions
+	// (*store.Topic → []kmsg.MetadataResponseTopicPartition, 03_metadata.go).
+	mdParts sync.Map
+	// replicas holds a one-broker replica set per broker, {id}, shared by
+	// every partition it leads.
+	replicas map[int32][]int32
 }
 
 func newView(md *store.Metadata) *view {
@@ -42,8 +48,10 @@ func newView(md *store.Metadata) *view {
 		n += len(md.Topics[i].Partitions)
 	}
 	v.byPartition = make(map[int64]*store.Partition, n)
+	v.replicas = make(map[int32][]int32, len(md.Brokers))
 	for _, b := range md.Brokers {
 		v.byBroker[b.ID] = b
+		v.replicas[b.ID] = []int32{b.ID}
 		if !b.Draining {
 			v.serving = append(v.serving, b.ID)
 		}
@@ -66,6 +74,14 @@ func newView(md *store.Metadata) *view {
 }
 
 func (v *view) topic(cluster, name string) *store.Topic { return v.topics[cluster][name] }
+
+// alone is the replica set (and ISR) of a partition led by id: {id}.
+func (v *view) alone(id int32) []int32 {
+	if r, ok := v.replicas[id]; ok {
+		return r
+	}
+	return []int32{id}
+}
 
 // topicByID returns a topic only if it belongs to cluster: a tenant can
 // never reach another tenant's topic by guessing its id.
@@ -146,12 +162,16 @@ func (s *Server) metadataLoop(ctx context.Context) {
 
 	t := time.NewTicker(s.cfg.MetadataInterval)
 	defer t.Stop()
+	failed := false // the last reload failed: retry at the next tick
 	for {
 		var req refreshReq
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !failed && !s.brokersChanged(ctx) {
+				continue
+			}
 		case <-poke:
 		case req = <-s.refresh:
 			// Requests that queued up while a reload ran are answered
@@ -162,6 +182,7 @@ func (s *Server) metadataLoop(ctx context.Context) {
 			}
 		}
 		err := s.reload(ctx)
+		failed = err != nil
 		if req.reply != nil {
 			req.reply <- err
 		}
@@ -171,9 +192,22 @@ func (s *Server) metadataLoop(ctx context.Context) {
 	}
 }
 
+// brokersChanged reports whether the live brokers differ from the view's
+// (a session expired, which nothing announces), or the view is older than
+// MetadataFullInterval, or the check failed: a reload is due.
+func (s *Server) brokersChanged(ctx context.Context) bool {
+	v := s.view.Load()
+	if v == nil || time.Since(v.at) >= s.cfg.MetadataFullInterval {
+		return true
+	}
+	live, err := s.store.LiveBrokers(ctx)
+	return err != nil || !slices.Equal(live, v.brokers)
+}
+
 // listenMetadata pokes the metadata loop whenever Postgres announces a
 // change of topics or leadership (NOTIFY eddy_metadata), so the routing
-// view follows within milliseconds; the timer is the fallback.
+// view follows within milliseconds; the periodic re-read every
+// MetadataFullInterval is the fallback.
 func (s *Server) listenMetadata(ctx context.Context, poke chan<- struct{}) {
 	s.store.Poke(ctx, "eddy_metadata", poke, func(err error) {
 		s.log.Warn("metadata listener failed; retrying", "err", err)
@@ -200,6 +234,7 @@ func (s *Server) topic(c *conn, name string) (*view, *store.Topic) {
 // reload reads a fresh snapshot, publishes it and reconciles leadership.
 func (s *Server) reload(ctx context.Context) error {
 	start := time.Now()
+	s.met.reloads.Inc()
 	md, err := s.store.Snapshot(ctx)
 	if err != nil {
 		return err

@@ -1,9 +1,13 @@
 package broker
 
 import (
+	"context"
 	"testing"
+	"time"
 
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestMetadataLeaderNeverEmpty: Metadata names the live leader, else the
@@ -37,4 +41,37 @@ func TestMetadataLeaderNeverEmpty(t *testing.T) {
 	if got := none.metadataLeader(&ps[3]); got != -1 {
 		t.Errorf("no serving broker: leader %d, want -1", got)
 	}
+}
+
+// An idle broker does not re-read the routing view at every
+// --metadata-interval (what that costs Postgres would grow with the
+// partitions): it checks the live brokers and re-reads the view when a
+// NOTIFY announces a change (a new topic here) or when a broker's session
+// expires, which nothing announces.
+func TestIdleBrokerReadsTheViewOnChangesOnly(t *testing.T) {
+	r := startRig(t, rigOptions{config: func(c *Config) { c.MetadataInterval = 20 * time.Millisecond }})
+	ctx := context.Background()
+	st := r.s.store
+	reloads := func() float64 { return testutil.ToFloat64(r.s.met.reloads) }
+
+	before := reloads()
+	time.Sleep(time.Second) // 50 intervals
+	if n := reloads() - before; n > 2 {
+		t.Errorf("idle for 50 metadata intervals: %v reloads, want at most 2", n)
+	}
+
+	if _, _, err := st.CreateTopic(ctx, store.AnyOrg, "vc-dev", "announced", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 5*time.Second, "the new topic in the view", poll.True(func() bool {
+		return r.s.view.Load().topic("vc-dev", "announced") != nil
+	}))
+
+	// A broker whose session ends without a word.
+	if _, err := st.Register(ctx, 77, "127.0.0.1", 1, "", 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	has77 := func() bool { _, ok := r.s.view.Load().byBroker[77]; return ok }
+	poll.Until(t, 5*time.Second, "broker 77 in the view", poll.True(has77))
+	poll.Until(t, 5*time.Second, "broker 77 gone from the view", poll.True(func() bool { return !has77() }))
 }

@@ -279,6 +279,7 @@ type Config struct {
 	Workloads   []Workload    // run in order
 	Txn         *Txn          // the transactions scenario, after the workloads (and against the peer)
 	Noisy       *Noisy        // the noisy-neighbour scenario, last (needs DatabaseURL)
+	Scale       *Scale        // the scale scenario, after everything else (needs DatabaseURL and Metrics)
 	// Worker starts a worker process (argv): `eddy bench-worker`, or a
 	// test binary that runs Worker. Needed by Noisy.NoisyProcess.
 	Worker   []string
@@ -290,7 +291,7 @@ func (c Config) Validate() error {
 	if len(c.Bootstrap) == 0 {
 		return errors.New("bench: no Eddy bootstrap brokers (--bootstrap or --start-stack)")
 	}
-	if len(c.Workloads) == 0 && c.Txn == nil && c.Noisy == nil {
+	if len(c.Workloads) == 0 && c.Txn == nil && c.Noisy == nil && c.Scale == nil {
 		return errors.New("bench: no workloads")
 	}
 	if c.Txn != nil {
@@ -307,6 +308,14 @@ func (c Config) Validate() error {
 		}
 		if c.DatabaseURL == "" {
 			return fmt.Errorf("bench: %s creates its two tenants in Eddy's database: --database-url or --start-stack", c.Noisy.Name)
+		}
+	}
+	if c.Scale != nil {
+		if err := c.Scale.Validate(); err != nil {
+			return err
+		}
+		if c.DatabaseURL == "" || len(c.Metrics) == 0 {
+			return fmt.Errorf("bench: %s creates its clusters in Eddy's database and reads the brokers' metrics: --database-url and --metrics, or --start-stack", c.Scale.Name)
 		}
 	}
 	seen := map[string]bool{}

@@ -94,6 +94,13 @@ func TestRun(t *testing.T) {
 	if c.Peer.Cost != nil {
 		t.Errorf("kfake has cost figures: %+v", c.Peer.Cost)
 	}
+	// The index holds the topic's rows when the produce phase ends.
+	if ix := c.Eddy.Index; ix == nil || ix.Rows < 4 || ix.Partitions != 4 || ix.DataBytes <= 0 || ix.RowsPerGiB <= 0 {
+		t.Errorf("eddy index %+v", ix)
+	}
+	if c.Peer.Index != nil {
+		t.Errorf("kfake has an index: %+v", c.Peer.Index)
+	}
 	if c.Ratios == nil || c.Ratios.Throughput <= 0 || c.Ratios.P99 <= 0 {
 		t.Errorf("ratios %+v", c.Ratios)
 	}

@@ -28,6 +28,9 @@ type counters struct {
 	flushSum     float64 // eddy_flush_seconds_sum
 	flushN       float64 // eddy_flush_seconds_count
 	flushB       float64 // eddy_flush_bytes_sum
+	rss          float64 // process_resident_memory_bytes
+	heap         float64 // go_memstats_heap_inuse_bytes
+	led          float64 // eddy_partitions_led
 	xacts        float64 // pg_stat_database.xact_commit; -1 unknown
 	walBytes     float64 // pg_stat_wal.wal_bytes; -1 unknown
 }
@@ -66,6 +69,12 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 				c.flushN += s.value
 			case "eddy_flush_bytes_sum":
 				c.flushB += s.value
+			case "process_resident_memory_bytes":
+				c.rss += s.value
+			case "go_memstats_heap_inuse_bytes":
+				c.heap += s.value
+			case "eddy_partitions_led":
+				c.led += s.value
 			}
 		}
 	}

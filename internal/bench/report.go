@@ -162,11 +162,17 @@ func (r *Report) tables() []*table {
 	if t := r.s3Table(); t != nil {
 		out = append(out, t)
 	}
+	if r.Scale != nil {
+		out = append(out, r.Scale.table())
+	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
 	}
 	if len(cst.rows) > 0 {
 		out = append(out, cst)
+	}
+	if t := r.indexTable(); t != nil {
+		out = append(out, t)
 	}
 	if r.Limits != nil {
 		lim := &table{title: "Machine limits (same run)", header: []string{"limit", "MB/s"}}
@@ -188,6 +194,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Noisy != nil {
 		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
+	}
+	if r.Scale != nil {
+		wl.add(r.Scale.Scenario.Name, r.Scale.Scenario.Describe())
 	}
 	return append(out, wl)
 }
@@ -250,6 +259,8 @@ func (r *Report) sentence(t *table) string {
 		return r.Txn.Sentence()
 	case r.Noisy != nil && strings.HasPrefix(t.title, noisyTitle):
 		return r.Noisy.Sentence()
+	case r.Scale != nil && strings.HasPrefix(t.title, scaleTitle):
+		return r.Scale.Sentence()
 	}
 	return ""
 }

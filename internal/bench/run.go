@@ -23,7 +23,8 @@ type Report struct {
 	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
 	// S3 is the latency the S3 run's injector added; the S3 run's
 	// workloads are in Runs, named with S3Prefix.
-	S3 *ProxyStats `json:"s3_latency,omitempty"`
+	S3    *ProxyStats  `json:"s3_latency,omitempty"`
+	Scale *ScaleResult `json:"scale,omitempty"`
 }
 
 // AddS3 appends the runs of s3, a report of the S3 stack, with the
@@ -150,6 +151,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var err error
 		if rep.Noisy, err = runNoisy(ctx, eddy, *cfg.Noisy, cfg.Worker, progress); err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Noisy.Name, err)
+		}
+	}
+	if cfg.Scale != nil {
+		var err error
+		if rep.Scale, err = runScale(ctx, eddy, *cfg.Scale, progress); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", cfg.Scale.Name, err)
 		}
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()

@@ -35,6 +35,7 @@ type Result struct {
 	Cold           *ReadResult  `json:"consume_cold,omitempty"`
 	Hot            *ReadResult  `json:"consume_hot,omitempty"`
 	Cost           *Cost        `json:"cost,omitempty"`
+	Index          *Index       `json:"index,omitempty"` // after the produce phase
 }
 
 // Percentiles of a latency distribution, in milliseconds.
@@ -184,6 +185,9 @@ func runWorkload(ctx context.Context, tg target, w Workload, progress func(strin
 		return nil, err
 	}
 	res.Cost = cost(before, afterProduce, res, w.RecordSize)
+	if res.Index, err = indexAfter(ctx, tg); err != nil {
+		return nil, err
+	}
 	if !w.ReadBack {
 		return res, nil
 	}

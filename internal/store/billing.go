@@ -30,13 +30,11 @@ var ErrFinalized = errors.New("store: invoice finalized")
 func (s *Store) SampleStorage(ctx context.Context, start time.Time, seconds int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO storage_samples (cluster_id, window_start, window_seconds, bytes, partitions)
-		SELECT vc.id, $1::timestamptz, $2::int,
-			COALESCE((SELECT sum(sg.length) FROM topics t
-				JOIN partitions p ON p.topic_id = t.id
-				JOIN segments sg ON sg.partition_id = p.id
-				WHERE t.cluster_id = vc.id), 0),
-			(SELECT count(*) FROM topics t JOIN partitions p ON p.topic_id = t.id WHERE t.cluster_id = vc.id)
+		SELECT vc.id, $1::timestamptz, $2::int, coalesce(b.bytes, 0), coalesce(n.partitions, 0)
 		FROM virtual_clusters vc
+		LEFT JOIN (`+storedByClusterSQL+`) b ON b.cluster_id = vc.id
+		LEFT JOIN (SELECT t.cluster_id, count(*) AS partitions FROM topics t JOIN partitions p ON p.topic_id = t.id
+			GROUP BY t.cluster_id) n ON n.cluster_id = vc.id
 		WHERE vc.org_id IS NOT NULL AND vc.created_at < $1::timestamptz + $2::int * interval '1 second'
 		ON CONFLICT (cluster_id, window_start) DO NOTHING`, start, seconds)
 	if err != nil {

@@ -41,17 +41,22 @@ type KeyCompaction struct {
 // the compaction lags, delete.retention.ms) is the caller's decision.
 func (s *Store) KeyCompactionCandidates(ctx context.Context, sh Shard, now int64, limit int) ([]KeyCompaction, error) {
 	i, n := sh.args()
+	// The key-compacted topics first (OFFSET 0 keeps the planner from
+	// flattening the subquery), then their partitions by topic: a pass
+	// reads the topics and the partitions of compacted topics, not every
+	// partition of the pool.
 	rows, err := s.pool.Query(ctx, `
 		SELECT p.id, t.configs, coalesce(c.clean_offset, 0), coalesce(c.delete_horizon, -1), coalesce(c.marker_timestamp, -1),
 			d.clean_bytes, d.dirty_bytes, d.oldest_dirty
-		FROM partitions p JOIN topics t ON t.id = p.topic_id
+		FROM (SELECT * FROM topics t WHERE `+keyCompactedSQL+` OFFSET 0) t
+		JOIN partitions p ON p.topic_id = t.id
 		LEFT JOIN compaction_state c ON c.partition_id = p.id
 		CROSS JOIN LATERAL (
 			SELECT coalesce(sum(s.length) FILTER (WHERE s.base_offset < coalesce(c.clean_offset, 0)), 0) AS clean_bytes,
 				coalesce(sum(s.length) FILTER (WHERE s.base_offset >= coalesce(c.clean_offset, 0)), 0) AS dirty_bytes,
 				coalesce(min(s.max_timestamp) FILTER (WHERE s.base_offset >= coalesce(c.clean_offset, 0)), `+maxInt64SQL+`) AS oldest_dirty
 			FROM segments s WHERE s.partition_id = p.id) d
-		WHERE p.id % $2 = $3 AND `+keyCompactedSQL+`
+		WHERE p.id % $2 = $3
 			AND (c.delete_horizon BETWEEN 0 AND $4 OR c.marker_timestamp >= 0 OR d.dirty_bytes > 0)
 		ORDER BY coalesce(c.delete_horizon BETWEEN 0 AND $4, false) DESC,
 			d.dirty_bytes::float8 / greatest(d.clean_bytes + d.dirty_bytes, 1) DESC, p.id

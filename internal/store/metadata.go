@@ -39,24 +39,11 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 	defer tx.Rollback(ctx)
 
 	md := &Metadata{Clusters: map[string]Cluster{}}
-	rows, err := tx.Query(ctx, `
-		SELECT id, host, port, coalesce(rack, ''), draining FROM brokers
-		WHERE expires_at > now() ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("store: snapshot brokers: %w", err)
-	}
-	for rows.Next() {
-		var b Broker
-		if err := rows.Scan(&b.ID, &b.Host, &b.Port, &b.Rack, &b.Draining); err != nil {
-			return nil, fmt.Errorf("store: snapshot brokers: %w", err)
-		}
-		md.Brokers = append(md.Brokers, b)
-	}
-	if err := rows.Err(); err != nil {
+	if md.Brokers, err = liveBrokers(ctx, tx); err != nil {
 		return nil, fmt.Errorf("store: snapshot brokers: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, broker_configs, allowed_cidrs FROM virtual_clusters`)
+	rows, err := tx.Query(ctx, `SELECT id, coalesce(org_id, ''), name, broker_configs, allowed_cidrs FROM virtual_clusters`)
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshot clusters: %w", err)
 	}
@@ -126,4 +113,34 @@ func (s *Store) Snapshot(ctx context.Context) (*Metadata, error) {
 		return nil, fmt.Errorf("store: snapshot slots: %w", err)
 	}
 	return md, tx.Commit(ctx)
+}
+
+// LiveBrokers reads the live brokers as Snapshot does, and nothing else:
+// a few rows, whatever the number of partitions. Brokers poll it to notice
+// a session that expired (which no NOTIFY announces) without re-reading
+// the whole routing state.
+func (s *Store) LiveBrokers(ctx context.Context) ([]Broker, error) {
+	bs, err := liveBrokers(ctx, s.pool)
+	if err != nil {
+		return nil, fmt.Errorf("store: live brokers: %w", err)
+	}
+	return bs, nil
+}
+
+func liveBrokers(ctx context.Context, q querier) ([]Broker, error) {
+	rows, err := q.Query(ctx, `
+		SELECT id, host, port, coalesce(rack, ''), draining FROM brokers
+		WHERE expires_at > now() ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	var out []Broker
+	for rows.Next() {
+		var b Broker
+		if err := rows.Scan(&b.ID, &b.Host, &b.Port, &b.Rack, &b.Draining); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }

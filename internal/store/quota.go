@@ -115,12 +115,12 @@ func checkTopicConfigs(ctx context.Context, q querier, clusterID string, configs
 // references, by cluster id (0 for a cluster with none). It scans the
 // segment rows: call it seldom.
 func (s *Store) StoredBytes(ctx context.Context) (map[string]int64, error) {
+	// One aggregate over the index, grouped by cluster: a subquery per
+	// cluster joined the partitions table once per cluster, and with 1,000
+	// clusters of 10,000 partitions read 10 million rows a call.
 	rows, _ := s.pool.Query(ctx, `
-		SELECT c.id, coalesce((
-			SELECT sum(sg.length) FROM segments sg
-			JOIN partitions p ON p.id = sg.partition_id JOIN topics t ON t.id = p.topic_id
-			WHERE t.cluster_id = c.id), 0)::bigint
-		FROM virtual_clusters c`)
+		SELECT c.id, coalesce(b.bytes, 0)::bigint
+		FROM virtual_clusters c LEFT JOIN (`+storedByClusterSQL+`) b ON b.cluster_id = c.id`)
 	out := map[string]int64{}
 	var (
 		id string
@@ -135,6 +135,13 @@ func (s *Store) StoredBytes(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// storedByClusterSQL is the bytes the index references per cluster
+// (clusters with none are left out), in one pass over the segment rows.
+const storedByClusterSQL = `
+	SELECT t.cluster_id, sum(sg.length) AS bytes
+	FROM segments sg JOIN partitions p ON p.id = sg.partition_id JOIN topics t ON t.id = p.topic_id
+	GROUP BY t.cluster_id`
 
 // BrokerLoads returns the last load report (brokerload JSON) of every live
 // broker.

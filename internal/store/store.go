@@ -126,11 +126,18 @@ func (s *Store) Listen(ctx context.Context, channel string, fn func(wait func(co
 }
 
 // Poke sends on poke, without blocking, at every notification on channel
-// until ctx ends. When the listening connection fails it reports the
-// error to failed and listens again a second later.
+// until ctx ends, and once each time it starts listening: notifications
+// sent before LISTEN, or while a failed connection was being replaced, are
+// lost, so the caller must look once it is listening. When the listening
+// connection fails it reports the error to failed and listens again a
+// second later.
 func (s *Store) Poke(ctx context.Context, channel string, poke chan<- struct{}, failed func(error)) {
 	for ctx.Err() == nil {
 		err := s.Listen(ctx, channel, func(wait func(context.Context) (string, error)) error {
+			select {
+			case poke <- struct{}{}:
+			default:
+			}
 			for {
 				if _, err := wait(ctx); err != nil {
 					return err

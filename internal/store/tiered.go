@@ -216,9 +216,18 @@ func (sh Shard) args() (int, int) {
 // after that have index rows, in id order, with their topics' configs.
 func (s *Store) PartitionsWithData(ctx context.Context, sh Shard, after int64, limit int) ([]RetentionTarget, error) {
 	i, n := sh.args()
+	// The ids come from the index, one primary-key probe per partition
+	// with rows (a loose index scan), so a pass costs the partitions that
+	// hold data, not every partition of the pool: an idle partition is
+	// never read.
 	rows, err := s.pool.Query(ctx, `
-		SELECT p.id, t.configs FROM partitions p JOIN topics t ON t.id = p.topic_id
-		WHERE p.id > $1 AND p.id % $3 = $4 AND EXISTS (SELECT 1 FROM segments s WHERE s.partition_id = p.id)
+		WITH RECURSIVE ids(id) AS (
+			SELECT min(partition_id) FROM segments WHERE partition_id > $1
+			UNION ALL
+			SELECT (SELECT min(partition_id) FROM segments WHERE partition_id > ids.id) FROM ids WHERE ids.id IS NOT NULL
+		)
+		SELECT p.id, t.configs FROM ids JOIN partitions p ON p.id = ids.id JOIN topics t ON t.id = p.topic_id
+		WHERE p.id % $3 = $4
 		ORDER BY p.id LIMIT $2`, after, limit, n, i)
 	if err != nil {
 		return nil, fmt.Errorf("store: partitions with data: %w", err)
@@ -332,20 +341,34 @@ type RemoteSegment struct {
 	ObjectSize int64
 }
 
+// readIndexSQL reads a partition's rows from the one holding offset $2, in
+// order, at most $3 of them. The rows of a partition do not overlap, so
+// that row is the last one starting at or before $2: both lookups are
+// ranges of the primary key (partition_id, base_offset), and what a read
+// costs does not grow with the rows before it. (Filtering on end_offset
+// alone walked every row of the partition from its start: a consumer at
+// the tail of a long log read the whole index, and the flush commits of
+// every other partition shared the CPU it took.)
+const readIndexSQL = `
+	SELECT p.log_start_offset, s.base_offset, s.end_offset, s.object_key, s.position, s.length,
+		s.max_timestamp, coalesce(o.size, -1)
+	FROM partitions p
+	LEFT JOIN LATERAL (
+		SELECT * FROM segments
+		WHERE partition_id = p.id AND end_offset > $2 AND base_offset >= coalesce((
+			SELECT base_offset FROM segments
+			WHERE partition_id = p.id AND base_offset <= $2
+			ORDER BY base_offset DESC LIMIT 1), -1)
+		ORDER BY base_offset LIMIT $3
+	) s ON true
+	LEFT JOIN objects o ON o.key = s.object_key
+	WHERE p.id = $1
+	ORDER BY s.base_offset`
+
 // ReadIndex returns the partition's log start offset and up to limit index
 // rows holding offsets at or after from, in offset order.
 func (s *Store) ReadIndex(ctx context.Context, partitionID, from int64, limit int) (int64, []RemoteSegment, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT p.log_start_offset, s.base_offset, s.end_offset, s.object_key, s.position, s.length,
-			s.max_timestamp, coalesce(o.size, -1)
-		FROM partitions p
-		LEFT JOIN LATERAL (
-			SELECT * FROM segments WHERE partition_id = p.id AND end_offset > $2
-			ORDER BY base_offset LIMIT $3
-		) s ON true
-		LEFT JOIN objects o ON o.key = s.object_key
-		WHERE p.id = $1
-		ORDER BY s.base_offset`, partitionID, from, limit)
+	rows, err := s.pool.Query(ctx, readIndexSQL, partitionID, from, limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: read index: %w", err)
 	}

@@ -156,6 +156,7 @@ func New(cfg Config, st *store.Store, b bucket.Bucket, brokerID int32, log *slog
 type Result struct {
 	Partitions int // partitions whose rows were swapped
 	Pieces     int // pieces merged
+	Rewritten  int // small rows of earlier segment objects merged again
 	Objects    int // segment objects written
 	Conflicts  int // swaps refused because the rows changed meanwhile
 	Gets       int // objects read
@@ -178,10 +179,13 @@ type Result struct {
 	FailedPartitions int
 }
 
+// run is a partition's rows to merge into one segment object: pieces
+// (fresh of them from flushes, the others small rows of segment objects).
 type run struct {
 	pid    int64
 	pieces []store.Segment
 	bytes  int64
+	fresh  int
 }
 
 // Compact runs one pass over up to cfg.Partitions candidate partitions of
@@ -246,31 +250,54 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 	return res, nil
 }
 
-// plan picks the oldest run of consecutive pieces of a partition.
+// plan picks the oldest run of consecutive rows to merge: pieces, and
+// the small rows (under RowBytes/2) that earlier passes left at the end of
+// the partition's segments. Without the latter, every pass would leave
+// one more small row per partition, and the index would grow with the
+// number of passes (with the flush rate) rather than with the data. A
+// small row is rewritten only when what follows it in the run is at least
+// as large as it is, as in a size-tiered LSM: a partition keeps a few
+// small rows of decreasing sizes (about log2(RowBytes/run) at most), and
+// each byte is rewritten about that many times.
 func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string) (run, bool, error) {
 	target := min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"))
 	rows, err := c.st.Segments(ctx, pid, -1, 100000)
 	if err != nil {
 		return run{}, false, err
 	}
+	ok := func(r run) bool {
+		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2
+	}
 	r := run{pid: pid}
 	for _, s := range rows {
 		isPiece := !strings.HasPrefix(s.ObjectKey, SegmentPrefix)
+		mergeable := isPiece || int64(s.Length) < c.cfg.RowBytes/2
 		contiguous := len(r.pieces) == 0 || r.pieces[len(r.pieces)-1].EndOffset == s.BaseOffset
-		if !isPiece || !contiguous || (len(r.pieces) > 0 && r.bytes+int64(s.Length) > target) {
-			if len(r.pieces) >= c.cfg.MinPieces || r.bytes >= target/2 && len(r.pieces) >= 2 {
+		if !mergeable || !contiguous || (len(r.pieces) > 0 && r.bytes+int64(s.Length) > target) {
+			if ok(r) {
 				break
 			}
 			r = run{pid: pid}
-			if !isPiece {
+			if !mergeable {
 				continue
 			}
 		}
 		r.pieces = append(r.pieces, s)
 		r.bytes += int64(s.Length)
+		if isPiece {
+			r.fresh++
+		}
 	}
-	ok := len(r.pieces) >= c.cfg.MinPieces || r.bytes >= target/2 && len(r.pieces) >= 2
-	return r, ok, nil
+	if !ok(r) {
+		return r, false, nil
+	}
+	// Leave leading small rows larger than the rest of the run alone.
+	for len(r.pieces) > 0 && strings.HasPrefix(r.pieces[0].ObjectKey, SegmentPrefix) &&
+		int64(r.pieces[0].Length) > r.bytes-int64(r.pieces[0].Length) {
+		r.bytes -= int64(r.pieces[0].Length)
+		r.pieces = r.pieces[1:]
+	}
+	return r, true, nil
 }
 
 // merge reads the pieces of runs (each source object once), writes them
@@ -353,7 +380,8 @@ func (c *Compactor) merge(ctx context.Context, runs []run, res *Result) error {
 			c.swaps.WithLabelValues("ok").Inc()
 			c.readBytes.Add(float64(bt.r.bytes))
 			res.Partitions++
-			res.Pieces += len(bt.r.pieces)
+			res.Pieces += bt.r.fresh
+			res.Rewritten += len(bt.r.pieces) - bt.r.fresh
 			c.log.Debug("compacted", "partition", bt.r.pid, "pieces", len(bt.r.pieces), "rows", len(bt.rows), "bytes", bt.r.bytes, "key", key)
 		}
 		return nil
