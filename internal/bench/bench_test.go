@@ -379,7 +379,10 @@ func TestS3Run(t *testing.T) {
 	url := pgtest.URL(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, Metrics: true, BrokerArgs: []string{
 		"--objstore=s3", "--s3-endpoint=" + proxy.URL, "--s3-bucket=bench-s3-run", "--s3-region=" + s3test.Region,
-		"--s3-path-style", "--s3-access-key=" + ak, "--s3-secret-key=" + sk}})
+		"--s3-path-style", "--s3-access-key=" + ak, "--s3-secret-key=" + sk,
+		// Every flush a PUT, so produce latency carries the injected
+		// delays this test checks (inline flushes would hide them).
+		"--inline-max-bytes=0"}})
 	w := bench.StandardS3(0.2)[0]
 	w.Partitions, w.Rate = 4, 2
 	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Metrics: s.MetricsURLs(), DatabaseURL: url,
