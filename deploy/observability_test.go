@@ -20,7 +20,7 @@ const repo = ".."
 // metricDef finds the metric names Eddy's code registers: Name fields of
 // prometheus *Opts, NewDesc for collectors, and the tiered cache's and the
 // autoscaler's small constructors (counter(...), g(...)).
-var metricDef = regexp.MustCompile(`(?:Name:\s*|NewDesc\(|counter\(|\bg\()"(eddy_[a-z0-9_]+)"`)
+var metricDef = regexp.MustCompile(`(?:Name:\s*|NewDesc\(|counter\(|\bgauge\(|\bg\()"(eddy_[a-z0-9_]+)"`)
 
 // metricRef finds metric names in an expression.
 var metricRef = regexp.MustCompile(`\beddy_[a-z0-9_]+`)
