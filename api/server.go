@@ -149,8 +149,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("api: --api-records-concurrency-per-org must be positive, got %d", c.RecordsConcurrencyPerOrg)
 	case c.TokenTTL <= 0:
 		return fmt.Errorf("api: --token-ttl must be positive, got %s", c.TokenTTL)
-	case c.Federation.Validate() != nil:
-		return fmt.Errorf("api: %w", c.Federation.Validate())
 	case c.AuditRetention < 0:
 		return fmt.Errorf("api: --audit-retention must not be negative, got %s", c.AuditRetention)
 	case c.Audience == "":

@@ -117,9 +117,6 @@ func (c *Config) Validate() error {
 	case c.FinalizeGrace < 0:
 		return fmt.Errorf("ledger: --billing-finalize-grace must not be negative")
 	}
-	if err := c.Webhooks.Validate(); err != nil {
-		return err
-	}
 	if billing.BucketSize%c.SampleInterval != 0 {
 		return fmt.Errorf("ledger: --billing-sample-interval %s must divide %s, so samples never straddle a rating bucket", c.SampleInterval, billing.BucketSize)
 	}

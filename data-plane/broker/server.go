@@ -198,9 +198,6 @@ func (c *Config) Validate() error {
 	if c.Advertise == "" {
 		c.Advertise = c.Listen
 	}
-	if err := c.Federation.Validate(); err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
 	if _, _, err := splitHostPort(c.Advertise); err != nil {
 		return fmt.Errorf("broker: --advertise: %w", err)
 	}

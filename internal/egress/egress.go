@@ -87,9 +87,6 @@ func (l prefixList) Set(v string) error {
 
 func (l prefixList) Type() string { return "cidrs" }
 
-// Validate checks the policy; its flags were parsed as they were set.
-func (p *Policy) Validate() error { return nil }
-
 // shared is RFC 6598's carrier-grade NAT range, which netip does not
 // count as private but which is as internal as 10.0.0.0/8 in clouds.
 var shared = netip.MustParsePrefix("100.64.0.0/10")
