@@ -72,8 +72,22 @@ func New(st *store.Store, log *slog.Logger, reg prometheus.Registerer) *Writer {
 	return w
 }
 
+// maxText bounds each text a queued row or counted denial holds (the
+// store cuts to less when it writes): names come from tenants' requests,
+// so the queue's memory stays bounded by MaxQueue and MaxDenials times it.
+const maxText = 1024
+
+func short(s string) string { return s[:min(len(s), maxText)] }
+
+func shorten(e *store.AuditEntry) {
+	for _, f := range []*string{&e.OrgID, &e.ClusterID, &e.Principal, &e.Source, &e.Action, &e.ResourceType, &e.ResourceName, &e.Detail} {
+		*f = short(*f)
+	}
+}
+
 // Record queues one row.
 func (w *Writer) Record(e store.AuditEntry) {
+	shorten(&e)
 	w.mu.Lock()
 	if len(w.queue) >= MaxQueue {
 		w.mu.Unlock()
@@ -91,6 +105,7 @@ func (w *Writer) Record(e store.AuditEntry) {
 // Deny counts one authorization denial (e.Result is set to denied; its
 // Count and At are the writer's).
 func (w *Writer) Deny(e store.AuditEntry) {
+	shorten(&e)
 	k := denial{e.OrgID, e.ClusterID, e.Principal, e.Source, e.Action, e.ResourceType, e.ResourceName, e.Detail}
 	w.mu.Lock()
 	defer w.mu.Unlock()
