@@ -397,14 +397,19 @@ func encodeAssignment(cg *consumerGroup, set tpSet) []byte {
 	return a.AppendTo(nil)
 }
 
-// leaveConsumer is a classic LeaveGroup to a consumer group.
+// leaveConsumer is a classic LeaveGroup to a consumer group. A downgrade, if the leavers were the last consumer-protocol members,
+// waits until every entry is handled: the later entries still name
+// members of this consumer group.
 func (c *Coordinator) leaveConsumer(g *group, leaving []kmsg.LeaveGroupRequestMember, codes []int16) {
-	for i, l := range leaving {
-		cg := g.cg
-		if cg == nil {
+	cg := g.cg
+	if cg == nil {
+		for i := range codes {
 			codes[i] = kerr.UnknownMemberID.Code
-			continue
 		}
+		return
+	}
+	consumerLeft := false
+	for i, l := range leaving {
 		var m *cmember
 		if l.MemberID == "" && l.InstanceID != nil {
 			m = cg.members[cg.static[*l.InstanceID]]
@@ -420,9 +425,10 @@ func (c *Coordinator) leaveConsumer(g *group, leaving []kmsg.LeaveGroupRequestMe
 			}
 		}
 		c.removeConsumer(g, m, "member left")
-		if m.classic == nil {
-			c.maybeDowngrade(g)
-		}
+		consumerLeft = consumerLeft || m.classic == nil
+	}
+	if consumerLeft {
+		c.maybeDowngrade(g)
 	}
 }
 
