@@ -277,7 +277,7 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		return false
 	}
-	if re := req.SubscribedTopicRegex; re != nil && *re != "" && (m == nil || m.regex != *re) && !c.admitRegex(cg, *re) {
+	if re := req.SubscribedTopicRegex; re != nil && *re != "" && (m == nil || m.regex != *re) && !c.admitRegex(cg, m, *re) {
 		resp.ErrorCode = kerr.InvalidRegularExpression.Code
 		msg := fmt.Sprintf("the group uses its maximum of %d distinct regular expressions", c.cfg.ConsumerMaxRegexes)
 		resp.ErrorMessage = &msg
@@ -341,12 +341,7 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		m.rebalance = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	}
 	if req.SubscribedTopicNames != nil {
-		subs := slices.Clone(req.SubscribedTopicNames)
-		for i := range subs {
-			subs[i] = strings.Clone(subs[i])
-		}
-		slices.Sort(subs)
-		m.names = slices.Compact(subs)
+		m.names = sortedNames(req.SubscribedTopicNames)
 	}
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.regex {
 		m.regex = strings.Clone(*req.SubscribedTopicRegex)

@@ -68,15 +68,16 @@ type resolvedRegex struct {
 	topics []string
 }
 
-// admitRegex reports whether the group may take pattern: a member already
-// uses it, or the group has room for one more distinct regex.
-func (c *Coordinator) admitRegex(cg *consumerGroup, pattern string) bool {
+// admitRegex reports whether the group may take pattern for member self
+// (nil: a new member): a member already uses it, or the group has room for
+// one more distinct regex once self's own, which it replaces, is left out.
+func (c *Coordinator) admitRegex(cg *consumerGroup, self *cmember, pattern string) bool {
 	inUse := map[string]bool{}
 	for _, m := range cg.members {
 		if m.regex == pattern {
 			return true
 		}
-		if m.regex != "" {
+		if m.regex != "" && m != self {
 			inUse[m.regex] = true
 		}
 	}
