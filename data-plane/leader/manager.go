@@ -582,7 +582,7 @@ func (m *Manager) flush(ctx context.Context) (int64, error) {
 		key  string
 		data []byte
 	)
-	if bytes > m.cfg.InlineMaxBytes {
+	if bytes > m.cfg.InlineMaxBytes || m.up.full() {
 		var b object.Builder
 		for i, t := range ts {
 			ts[i].pos = b.Add(t.p.ID, t.c.base, t.c.end, t.c.maxTs, t.c.data...).Position

@@ -64,6 +64,20 @@ func newUploads(limit int64, reg prometheus.Registerer) *uploads {
 	return u
 }
 
+// inlineBacklogFactor is how many uploads' worth of inline data may wait
+// before flushes go straight to objects again: while the bucket is down
+// or slow the PUTs on the acks=all path fail and push back on producers,
+// as before inline storage, instead of Postgres filling without bound
+// (retention cannot drop rows the uploader has not moved).
+const inlineBacklogFactor = 4
+
+// full reports whether the inline data waiting has reached its bound.
+func (u *uploads) full() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.bytes >= inlineBacklogFactor*u.limit
+}
+
 // added records n inline bytes of partition id committed at t.
 func (u *uploads) added(id, n int64, t time.Time) {
 	u.mu.Lock()
