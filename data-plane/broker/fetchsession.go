@@ -123,6 +123,9 @@ type sessionPart struct {
 	// high watermark again after an error, so that the partition is
 	// answered next time.
 	hwm, lso, logStart int64
+	// moved marks, inside one answer (under the session's lock), a
+	// partition that returned records: it goes to the back.
+	moved bool
 }
 
 type fetchSession struct {
@@ -328,7 +331,7 @@ func (fs *fetchSessions) finish(c *conn, plan fetchPlan, resp *kmsg.FetchRespons
 func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var moved map[*sessionPart]bool // returned records: go to the back
+	moved := 0 // partitions that returned records: they go to the back
 	topics := resp.Topics[:0]
 	for _, rt := range resp.Topics {
 		parts := rt.Partitions[:0]
@@ -341,10 +344,10 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 				continue
 			}
 			if len(rp.RecordBatches) > 0 {
-				if moved == nil {
-					moved = map[*sessionPart]bool{}
+				if !sp.moved {
+					sp.moved = true
+					moved++
 				}
-				moved[sp] = true
 			}
 			parts = append(parts, rp)
 		}
@@ -354,13 +357,14 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 		}
 	}
 	resp.Topics = topics
-	if len(moved) == 0 {
+	if moved == 0 {
 		return
 	}
-	back := make([]*sessionPart, 0, len(moved))
+	back := make([]*sessionPart, 0, moved)
 	kept := s.parts[:0]
 	for _, sp := range s.parts {
-		if moved[sp] {
+		if sp.moved {
+			sp.moved = false
 			back = append(back, sp)
 		} else {
 			kept = append(kept, sp)
