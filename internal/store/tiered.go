@@ -225,10 +225,13 @@ func (s *Store) PartitionsWithData(ctx context.Context, sh Shard, after int64, l
 			SELECT min(partition_id) FROM segments WHERE partition_id > $1
 			UNION ALL
 			SELECT (SELECT min(partition_id) FROM segments WHERE partition_id > ids.id) FROM ids WHERE ids.id IS NOT NULL
-		)
-		SELECT p.id, t.configs FROM ids JOIN partitions p ON p.id = ids.id JOIN topics t ON t.id = p.topic_id
-		WHERE p.id % $3 = $4
-		ORDER BY p.id LIMIT $2`, after, limit, n, i)
+		),
+		-- The shard's first limit ids, taken as the recursion yields them
+		-- (in id order): the recursion stops there instead of walking
+		-- every partition with data for each page.
+		mine AS (SELECT id FROM ids WHERE id IS NOT NULL AND id % $3 = $4 LIMIT $2)
+		SELECT p.id, t.configs FROM mine JOIN partitions p ON p.id = mine.id JOIN topics t ON t.id = p.topic_id
+		ORDER BY p.id`, after, limit, n, i)
 	if err != nil {
 		return nil, fmt.Errorf("store: partitions with data: %w", err)
 	}
