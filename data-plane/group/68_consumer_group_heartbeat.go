@@ -259,7 +259,8 @@ func (c *Coordinator) consumerHeartbeat(k key, req *kmsg.ConsumerGroupHeartbeatR
 		if m == nil && req.InstanceID != nil {
 			m = cg.members[cg.static[*req.InstanceID]]
 		}
-		if m == nil {
+		if m == nil || m.classic != nil {
+			// A classic member leaves with LeaveGroup, as below.
 			resp.ErrorCode = kerr.UnknownMemberID.Code
 			return false
 		}
