@@ -146,11 +146,24 @@ func TestKIP848RegexErrors(t *testing.T) {
 		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		req.Group, req.MemberID, req.RebalanceTimeoutMillis = "regex-errors", member, 30000
 		req.SubscribedTopicRegex, req.Topics = &regex, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatal(err)
+		// The group's coordinator may not be placed yet just after the
+		// stack started: ask again until one answers.
+		for {
+			resp, err := req.RequestWith(ctx, cl)
+			if errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.NotCoordinator) ||
+				err == nil && (resp.ErrorCode == kerr.CoordinatorNotAvailable.Code || resp.ErrorCode == kerr.NotCoordinator.Code) {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("no coordinator for the group: %v", ctx.Err())
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.ErrorCode
 		}
-		return resp.ErrorCode
 	}
 	for _, tc := range []struct {
 		name, member, regex string
