@@ -191,7 +191,8 @@ type Manager struct {
 	prodMet producerMetrics // producers.go
 	up      *uploads        // uploader.go
 
-	noDedupe bool // EnvUnsafeNoDedupe: tests of the fault-injection checker only
+	noDedupe bool   // EnvUnsafeNoDedupe: tests of the fault-injection checker only
+	crashAt  string // EnvCrashAfterPut's trigger file: fault-injection tests only
 }
 
 type metrics struct {
@@ -224,6 +225,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 		parts:  map[int64]*Partition{}, replay: map[int64][]wal.Entry{},
 		dirty: map[int64]*Partition{}, kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
 		noDedupe: unsafeNoDedupe(log),
+		crashAt:  crashAfterPutTrigger(log, cfg.BrokerID),
 	}
 	n := 0
 	if err := w.Replay(func(e wal.Entry) error {
@@ -629,6 +631,7 @@ func (m *Manager) commit(ctx context.Context, key string, data []byte, ts []take
 		if err := m.bucket.Put(ctx, key, data); err != nil {
 			return fmt.Errorf("leader: put %s: %w", key, err)
 		}
+		m.afterPut(key)
 	}
 	parts := make([]store.CommitPart, len(ts))
 	for i, t := range ts {

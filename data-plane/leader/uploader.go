@@ -235,6 +235,7 @@ func (m *Manager) upload(ctx context.Context, ids []int64) (int64, error) {
 	if err := m.bucket.Put(ctx, key, data); err != nil {
 		return 0, err
 	}
+	m.afterPut(key)
 	n, err := m.store.MoveInline(ctx, m.cfg.BrokerID, key, int64(len(data)), moves)
 	if err != nil {
 		return 0, err

@@ -46,6 +46,13 @@ func judge(t *testing.T, r *Run, dir string) {
 	}
 }
 
+// The short run's plan.
+const (
+	shortSeed     = 20261207
+	shortDuration = 100 * time.Second
+	shortEvery    = 6 * time.Second
+)
+
 // TestChaosShort is the run `make test` includes: a fixed seed, about
 // two minutes of every fault, one every 6s on average, against 3 brokers
 // and 2 control planes. The produce timeout is short so that slow
@@ -57,7 +64,7 @@ func TestChaosShort(t *testing.T) {
 	}
 	dir := reportDir(t)
 	r := Execute(t, Config{
-		Seed: 20261207, Duration: 100 * time.Second, FaultEvery: 6 * time.Second,
+		Seed: shortSeed, Duration: shortDuration, FaultEvery: shortEvery,
 		Cluster:   ClusterConfig{Brokers: 3, ControlPlanes: 2},
 		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 2, TailReaders: 1, Rate: 40, ProduceTimeout: 3 * time.Second},
 		ReportDir: dir,

@@ -35,6 +35,7 @@ const (
 	KindAboveHWM    = "above watermark"  // a consumer saw what the committed log does not hold
 	KindRedelivered = "redelivered"      // the group re-read below a confirmed commit
 	KindNoProgress  = "no progress"      // the run acknowledged nothing
+	KindOrphanKept  = "orphan kept"      // an object PUT and never committed outlived garbage collection
 	maxPerKind      = 25                 // violations kept per kind; the rest are counted
 	idempotentTag   = valueAcksAll + "-" // values of idempotent producers
 )

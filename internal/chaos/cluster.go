@@ -1,19 +1,25 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/pgserver"
 	"github.com/eddy-streams/eddy/internal/s3test"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/migrations"
+	"github.com/eddy-streams/eddy/tiered/bucket"
 	"github.com/eddy-streams/eddy/tiered/s3bucket"
 )
 
@@ -37,6 +43,11 @@ type Cluster struct {
 	pgCfg pgserver.Config
 	mu    sync.Mutex
 	pg    *pgserver.Server // nil while stopped
+
+	bucket   *s3bucket.Bucket // behind the proxy's back, for the orphan check
+	crashDir string           // leader.EnvCrashAfterPut's directory
+	dataDirs map[int]string   // the brokers' data directories
+	disks    bool             // each data directory is a tmpfs the nemesis may fill
 }
 
 // chaosBucket is the bucket the brokers write to.
@@ -86,16 +97,65 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	}
 	t.Cleanup(func() { c.Proxy.Close() })
 
+	c.bucket = b
+
+	// Each broker's data directory is a small tmpfs where the nemesis may
+	// fill it (root only); the directories outlive the stack, which
+	// stops its brokers in a cleanup that runs before this one.
+	c.crashDir = filepath.Join(dir, "crash")
+	if err := os.Mkdir(c.crashDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.dataDirs = map[int]string{}
+	brokers := cmp.Or(cfg.Brokers, 3)
+	c.disks = true
+	for id := 1; id <= brokers; id++ {
+		d := filepath.Join(dir, fmt.Sprintf("broker-%d", id))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c.dataDirs[id] = d
+		if !c.disks {
+			continue
+		}
+		if err := mountDisk(d); err != nil {
+			t.Logf("chaos: brokers' disks cannot be filled, disk-full is left out: %v", err)
+			c.disks = false
+			continue
+		}
+		t.Cleanup(func() {
+			if err := unmountDisk(d); err != nil {
+				t.Log(err)
+			}
+		})
+	}
+	brokerArgs := []string{"--objstore", "s3", "--s3-endpoint", c.Proxy.URL(), "--s3-region", s3test.Region,
+		"--s3-bucket", chaosBucket, "--s3-path-style",
+		// Orphans (crash-after-put) are listed and deleted within the run;
+		// an object waits 30s for its commit, three times a flush's bound.
+		"--gc-orphans-interval", "10s", "--gc-orphan-age", "30s", "--gc-grace", "15s", "--gc-interval", "10s"}
+	if c.disks {
+		// The read cache must leave room for the WAL on the small disk.
+		brokerArgs = append(brokerArgs, "--remote-cache-bytes", strconv.Itoa(diskBytes/4),
+			"--remote-cache-scan-bytes", strconv.Itoa(diskBytes/16))
+	}
+
 	// The credentials go through the environment (flagenv), not argv.
-	env := append([]string{"EDDY_S3_ACCESS_KEY=" + accessKey, "EDDY_S3_SECRET_KEY=" + secretKey}, cfg.BrokerEnv...)
+	env := append([]string{"EDDY_S3_ACCESS_KEY=" + accessKey, "EDDY_S3_SECRET_KEY=" + secretKey,
+		leader.EnvCrashAfterPut + "=" + c.crashDir}, cfg.BrokerEnv...)
 	c.Stack = stack.Start(t, stack.Options{
+		BrokerDataDir: func(id int) string {
+			if d := c.dataDirs[id]; d != "" {
+				return d
+			}
+			return filepath.Join(dir, fmt.Sprintf("broker-%d", id))
+		},
 		DatabaseURL:   dbURL,
 		Brokers:       cfg.Brokers,
 		ControlPlanes: cfg.ControlPlanes,
 		Metrics:       true,
 		BrokerEnv:     env,
-		BrokerArgs: []string{"--objstore", "s3", "--s3-endpoint", c.Proxy.URL(), "--s3-region", s3test.Region,
-			"--s3-bucket", chaosBucket, "--s3-path-style"},
+		BrokerArgs:    brokerArgs,
 	})
 	return c
 }
@@ -165,6 +225,24 @@ func (c *Cluster) inject(s Step) (heal func() error) {
 			return func() error { return err }
 		}
 		return c.StartPostgres
+	case FaultPausePostgres:
+		if err := c.signalPostgres(syscall.SIGSTOP); err != nil {
+			return func() error { return err }
+		}
+		return func() error { return c.signalPostgres(syscall.SIGCONT) }
+	case FaultDropConnections:
+		return c.dropConnections()
+	case FaultStopBroker:
+		c.Stack.Stop(s.Target)
+		return func() error { c.Stack.Restart(s.Target); return nil }
+	case FaultCrashAfterPut:
+		return c.crashAfterPut(s)
+	case FaultDiskFull:
+		d := c.dataDirs[s.Target]
+		if err := fillDisk(d); err != nil {
+			return func() error { return err }
+		}
+		return func() error { return freeDisk(d) }
 	case FaultS3Down:
 		for _, op := range Ops {
 			c.Proxy.Set(op, Fault{Down: true})
@@ -174,6 +252,88 @@ func (c *Cluster) inject(s Step) (heal func() error) {
 		c.Proxy.Set(s.Op, s.Fault)
 		return func() error { c.Proxy.Set(s.Op, Fault{}); return nil }
 	}
+}
+
+func (c *Cluster) signalPostgres(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pg == nil {
+		return fmt.Errorf("chaos: postgres is not running")
+	}
+	return c.pg.Signal(sig)
+}
+
+// dropConnections ends every client connection to Postgres now and each
+// second until healed: pools reconnect into connections that die again.
+func (c *Cluster) dropConnections() (heal func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var first error
+		for {
+			c.mu.Lock()
+			pg := c.pg
+			c.mu.Unlock()
+			if pg != nil {
+				tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
+				if _, err := pg.TerminateClients(tctx); err != nil && ctx.Err() == nil && first == nil {
+					first = err
+				}
+				tcancel()
+			}
+			select {
+			case <-ctx.Done():
+				done <- first
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return func() error { cancel(); return <-done }
+}
+
+// crashAfterPut arms s.Target's crash between a PUT and its commit,
+// waits (at most s.For) for the broker to die of it, and restarts it when
+// healed. A broker that PUT nothing meanwhile is left running.
+func (c *Cluster) crashAfterPut(s Step) (heal func() error) {
+	trigger := filepath.Join(c.crashDir, fmt.Sprintf("broker-%d", s.Target))
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		return func() error { return err }
+	}
+	return func() error {
+		err := os.Remove(trigger)
+		if c.Stack.Exited(s.Target) {
+			c.Stack.Restart(s.Target)
+		}
+		return err
+	}
+}
+
+// CrashOrphans returns the keys of the objects brokers PUT and never
+// committed because crash-after-put killed them.
+func (c *Cluster) CrashOrphans() []string {
+	var keys []string
+	files, _ := filepath.Glob(filepath.Join(c.crashDir, "broker-*.keys"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		keys = append(keys, strings.Fields(string(b))...)
+	}
+	return keys
+}
+
+// ObjectExists reports whether key is in the bucket.
+func (c *Cluster) ObjectExists(ctx context.Context, key string) (bool, error) {
+	found := false
+	err := c.bucket.List(ctx, key, func(o bucket.Object) error {
+		if o.Key == key {
+			found = true
+		}
+		return nil
+	})
+	return found, err
 }
 
 // waitReady waits until a restarted control plane's /readyz answers 200:

@@ -21,6 +21,11 @@ const (
 	FaultPauseBroker      FaultKind = "pause-broker"       // SIGSTOP, then SIGCONT (past the session TTL or not)
 	FaultKillControlPlane FaultKind = "kill-control-plane" // SIGKILL, then restart
 	FaultRestartPostgres  FaultKind = "restart-postgres"   // fast shutdown, then start
+	FaultPausePostgres    FaultKind = "pause-postgres"     // SIGSTOP of every postgres process, then SIGCONT
+	FaultDropConnections  FaultKind = "drop-pg-conns"      // every client connection to Postgres ended, again each second
+	FaultStopBroker       FaultKind = "stop-broker"        // SIGTERM (a drain moves its partitions and coordinator slots), then restart
+	FaultCrashAfterPut    FaultKind = "crash-after-put"    // the broker kills itself between a PUT and its commit, then restart
+	FaultDiskFull         FaultKind = "disk-full"          // the broker's data directory filled (ENOSPC), then freed
 	FaultS3Latency        FaultKind = "s3-latency"         // added latency on one Op
 	FaultS3SlowDown       FaultKind = "s3-slowdown"        // 503 SlowDown on a share of one Op
 	FaultS3Error          FaultKind = "s3-500"             // 500 InternalError on a share of one Op
@@ -30,7 +35,8 @@ const (
 
 // ProcessFaults and StorageFaults are every fault of each lane.
 var (
-	ProcessFaults = []FaultKind{FaultKillBroker, FaultPauseBroker, FaultKillControlPlane, FaultRestartPostgres}
+	ProcessFaults = []FaultKind{FaultKillBroker, FaultPauseBroker, FaultKillControlPlane, FaultRestartPostgres,
+		FaultPausePostgres, FaultDropConnections, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull}
 	StorageFaults = []FaultKind{FaultS3Latency, FaultS3SlowDown, FaultS3Error, FaultS3Reset, FaultS3Down}
 )
 
@@ -48,11 +54,11 @@ type Step struct {
 
 func (s Step) String() string {
 	switch s.Kind {
-	case FaultKillBroker, FaultPauseBroker:
+	case FaultKillBroker, FaultPauseBroker, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull:
 		return fmt.Sprintf("%s broker-%d for %v", s.Kind, s.Target, s.For.Round(time.Millisecond))
 	case FaultKillControlPlane:
 		return fmt.Sprintf("%s %d for %v", s.Kind, s.Target, s.For.Round(time.Millisecond))
-	case FaultRestartPostgres, FaultS3Down:
+	case FaultRestartPostgres, FaultPausePostgres, FaultDropConnections, FaultS3Down:
 		return fmt.Sprintf("%s for %v", s.Kind, s.For.Round(time.Millisecond))
 	case FaultS3Latency:
 		return fmt.Sprintf("%s +%v on %s for %v", s.Kind, s.Fault.Latency, s.Op, s.For.Round(time.Millisecond))
@@ -128,6 +134,20 @@ func drawStep(rng *rand.Rand, k FaultKind, brokers, controlPlanes int) Step {
 		s.Target, s.For = rng.IntN(controlPlanes), between(time.Second, 5*time.Second)
 	case FaultRestartPostgres:
 		s.For = between(time.Second, 5*time.Second)
+	case FaultPausePostgres:
+		// Past the brokers' session TTL (6s) sometimes: sessions expire
+		// in a database that was not running to expire them.
+		s.For = between(time.Second, 8*time.Second)
+	case FaultDropConnections:
+		s.For = between(time.Second, 5*time.Second)
+	case FaultStopBroker:
+		s.Target, s.For = 1+rng.IntN(brokers), between(time.Second, 4*time.Second)
+	case FaultCrashAfterPut:
+		// For bounds the wait for the crash (a broker that PUTs nothing
+		// meanwhile does not crash), then the down time.
+		s.Target, s.For = 1+rng.IntN(brokers), between(2*time.Second, 6*time.Second)
+	case FaultDiskFull:
+		s.Target, s.For = 1+rng.IntN(brokers), between(3*time.Second, 12*time.Second)
 	case FaultS3Latency:
 		s.For = between(5*time.Second, 15*time.Second)
 		s.Fault = Fault{Latency: between(200*time.Millisecond, 3*time.Second).Round(time.Millisecond)}

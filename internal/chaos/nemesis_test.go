@@ -27,3 +27,18 @@ func TestRunLaneHealFails(t *testing.T) {
 		t.Fatalf("timeline %+v", ev)
 	}
 }
+
+// The short run in make test deals every fault at least once.
+func TestShortPlanCoversEveryKind(t *testing.T) {
+	plan := Plan(shortSeed, shortDuration, shortEvery, nil, 3, 2)
+	seen := map[FaultKind]int{}
+	for _, s := range plan {
+		seen[s.Kind]++
+	}
+	t.Logf("%d faults: %v", len(plan), seen)
+	for _, k := range append(append([]FaultKind{}, ProcessFaults...), StorageFaults...) {
+		if seen[k] == 0 {
+			t.Errorf("the short run's plan has no %s: %v", k, seen)
+		}
+	}
+}

@@ -316,6 +316,38 @@ func (s *Server) Port() int { return s.port }
 // or not.
 func (s *Server) Done() <-chan struct{} { return s.exited }
 
+// Signal sends sig to postgres and every backend it forked (they share
+// its process group). Fault-injection tests pause the whole server with
+// SIGSTOP and continue it with SIGCONT, as a frozen VM would.
+func (s *Server) Signal(sig syscall.Signal) error {
+	select {
+	case <-s.exited:
+		return errors.New("pgserver: postgres has exited")
+	default:
+	}
+	return syscall.Kill(-s.cmd.Process.Pid, sig)
+}
+
+// TerminateClients ends every client connection but its own
+// (pg_terminate_backend), as a failover or a network blip would, and
+// returns how many it ended. Fault-injection tests use it.
+func (s *Server) TerminateClients(ctx context.Context) (int, error) {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: terminate clients: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	err = conn.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: terminate clients: %w", err)
+	}
+	return n, nil
+}
+
 // Stop shuts the server down like `pg_ctl stop -m fast`: it rolls back open
 // transactions, disconnects clients, writes a checkpoint and exits. If ctx
 // ends first, Stop forces an immediate shutdown (crash recovery runs at the

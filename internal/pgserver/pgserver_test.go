@@ -223,3 +223,35 @@ func TestDeepDir(t *testing.T) {
 		t.Errorf("socket directory %s left behind: %v", s.sockDir, err)
 	}
 }
+
+// TerminateClients ends other connections; SIGSTOP freezes the server
+// (a connection attempt times out) until SIGCONT.
+func TestTerminateClientsAndSignal(t *testing.T) {
+	s := startT(t, Config{Dir: dataDir(t)})
+	conn, err := pgx.Connect(t.Context(), s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	n, err := s.TerminateClients(t.Context())
+	if err != nil || n < 1 {
+		t.Fatalf("TerminateClients = %d, %v; want at least the test's connection", n, err)
+	}
+	if err := conn.Ping(t.Context()); err == nil {
+		t.Fatal("a terminated connection still answers")
+	}
+
+	if err := s.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	_, err = pgx.Connect(ctx, s.URL("postgres"))
+	cancel()
+	if err == nil {
+		t.Error("connected to a stopped server")
+	}
+	if err := s.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	show(t, s, "fsync") // answers again
+}

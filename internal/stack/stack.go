@@ -116,6 +116,10 @@ type Options struct {
 	ControlPlanes int
 	// BrokerEnv is added to every broker's environment ("NAME=value").
 	BrokerEnv []string
+	// BrokerDataDir, when set, names broker id's --data-dir (the caller
+	// owns it: fault-injection tests mount a small filesystem there);
+	// by default it is a directory in the stack's own.
+	BrokerDataDir func(id int) string
 }
 
 // OperatorToken is the control plane's --admin-token when Options.API is set.
@@ -199,6 +203,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	s.apiURL = s.cps[0].API
 	for id := 1; id <= opts.Brokers; id++ {
 		b := &Broker{ID: id, Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), DataDir: filepath.Join(s.dir, fmt.Sprintf("broker-%d", id))}
+		if opts.BrokerDataDir != nil {
+			b.DataDir = opts.BrokerDataDir(id)
+		}
 		if opts.Metrics {
 			b.Metrics = "127.0.0.1:" + strconv.Itoa(freePort(t))
 		}
@@ -422,6 +429,17 @@ func (s *Stack) Stop(id int) {
 func (p *proc) terminate() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// Exited reports whether broker id's process has ended (killed, stopped
+// or crashed) since it last started.
+func (s *Stack) Exited(id int) bool {
+	select {
+	case <-s.Broker(id).proc.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Exit returns how broker id's last process ended: nil for a clean exit
