@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,6 +49,7 @@ type Cluster struct {
 	crashDir string           // leader.EnvCrashAfterPut's directory
 	dataDirs map[int]string   // the brokers' data directories
 	disks    bool             // each data directory is a tmpfs the nemesis may fill
+	gates    map[int]*Gate    // each broker's way to Postgres
 }
 
 // chaosBucket is the bucket the brokers write to.
@@ -140,10 +142,30 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 			"--remote-cache-scan-bytes", strconv.Itoa(diskBytes/16))
 	}
 
+	// Each broker reaches Postgres through its own gate.
+	pgURL, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.gates = map[int]*Gate{}
+	for id := 1; id <= brokers; id++ {
+		g, err := StartGate(pgURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		c.gates[id] = g
+	}
+
 	// The credentials go through the environment (flagenv), not argv.
 	env := append([]string{"EDDY_S3_ACCESS_KEY=" + accessKey, "EDDY_S3_SECRET_KEY=" + secretKey,
 		leader.EnvCrashAfterPut + "=" + c.crashDir}, cfg.BrokerEnv...)
 	c.Stack = stack.Start(t, stack.Options{
+		BrokerDatabaseURL: func(id int) string {
+			u := *pgURL
+			u.Host = c.gates[id].Addr()
+			return u.String()
+		},
 		BrokerDataDir: func(id int) string {
 			if d := c.dataDirs[id]; d != "" {
 				return d
@@ -237,6 +259,10 @@ func (c *Cluster) inject(s Step) (heal func() error) {
 		return func() error { c.Stack.Restart(s.Target); return nil }
 	case FaultCrashAfterPut:
 		return c.crashAfterPut(s)
+	case FaultPartitionBroker:
+		g := c.gates[s.Target]
+		g.Cut()
+		return func() error { g.Heal(); return nil }
 	case FaultDiskFull:
 		d := c.dataDirs[s.Target]
 		if err := fillDisk(d); err != nil {

@@ -26,6 +26,7 @@ const (
 	FaultStopBroker       FaultKind = "stop-broker"        // SIGTERM (a drain moves its partitions and coordinator slots), then restart
 	FaultCrashAfterPut    FaultKind = "crash-after-put"    // the broker kills itself between a PUT and its commit, then restart
 	FaultDiskFull         FaultKind = "disk-full"          // the broker's data directory filled (ENOSPC), then freed
+	FaultPartitionBroker  FaultKind = "partition-pg"       // one broker cut from Postgres (clients still reach it), then joined
 	FaultS3Latency        FaultKind = "s3-latency"         // added latency on one Op
 	FaultS3SlowDown       FaultKind = "s3-slowdown"        // 503 SlowDown on a share of one Op
 	FaultS3Error          FaultKind = "s3-500"             // 500 InternalError on a share of one Op
@@ -36,7 +37,7 @@ const (
 // ProcessFaults and StorageFaults are every fault of each lane.
 var (
 	ProcessFaults = []FaultKind{FaultKillBroker, FaultPauseBroker, FaultKillControlPlane, FaultRestartPostgres,
-		FaultPausePostgres, FaultDropConnections, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull}
+		FaultPausePostgres, FaultDropConnections, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull, FaultPartitionBroker}
 	StorageFaults = []FaultKind{FaultS3Latency, FaultS3SlowDown, FaultS3Error, FaultS3Reset, FaultS3Down}
 )
 
@@ -54,7 +55,7 @@ type Step struct {
 
 func (s Step) String() string {
 	switch s.Kind {
-	case FaultKillBroker, FaultPauseBroker, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull:
+	case FaultKillBroker, FaultPauseBroker, FaultStopBroker, FaultCrashAfterPut, FaultDiskFull, FaultPartitionBroker:
 		return fmt.Sprintf("%s broker-%d for %v", s.Kind, s.Target, s.For.Round(time.Millisecond))
 	case FaultKillControlPlane:
 		return fmt.Sprintf("%s %d for %v", s.Kind, s.Target, s.For.Round(time.Millisecond))
@@ -148,6 +149,10 @@ func drawStep(rng *rand.Rand, k FaultKind, brokers, controlPlanes int) Step {
 		s.Target, s.For = 1+rng.IntN(brokers), between(2*time.Second, 6*time.Second)
 	case FaultDiskFull:
 		s.Target, s.For = 1+rng.IntN(brokers), between(3*time.Second, 12*time.Second)
+	case FaultPartitionBroker:
+		// About half outlast the session TTL (6s): the others take the
+		// broker's partitions while it still talks to clients.
+		s.Target, s.For = 1+rng.IntN(brokers), between(2*time.Second, 11*time.Second)
 	case FaultS3Latency:
 		s.For = between(5*time.Second, 15*time.Second)
 		s.Fault = Fault{Latency: between(200*time.Millisecond, 3*time.Second).Round(time.Millisecond)}

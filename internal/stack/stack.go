@@ -120,6 +120,9 @@ type Options struct {
 	// owns it: fault-injection tests mount a small filesystem there);
 	// by default it is a directory in the stack's own.
 	BrokerDataDir func(id int) string
+	// BrokerDatabaseURL, when set, is broker id's --database-url instead
+	// of DatabaseURL (fault-injection tests put a proxy in the way).
+	BrokerDatabaseURL func(id int) string
 }
 
 // OperatorToken is the control plane's --admin-token when Options.API is set.
@@ -368,8 +371,12 @@ func (s *Stack) Broker(id int) *Broker {
 }
 
 func (s *Stack) startBroker(b *Broker) {
+	dbURL := s.opts.DatabaseURL
+	if s.opts.BrokerDatabaseURL != nil {
+		dbURL = s.opts.BrokerDatabaseURL(b.ID)
+	}
 	args := []string{"broker", "--id", strconv.Itoa(b.ID), "--listen", b.Addr,
-		"--database-url", s.opts.DatabaseURL, "--data-dir", b.DataDir,
+		"--database-url", dbURL, "--data-dir", b.DataDir,
 		"--objstore", "fs", "--objstore-dir", filepath.Join(s.dir, "objects"),
 		// Tests talk to vc-dev without credentials unless BrokerArgs turn
 		// it off with --anonymous-cluster=.
