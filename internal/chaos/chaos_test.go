@@ -66,7 +66,7 @@ func TestChaosShort(t *testing.T) {
 	r := Execute(t, Config{
 		Seed: shortSeed, Duration: shortDuration, FaultEvery: shortEvery,
 		Cluster:   ClusterConfig{Brokers: 3, ControlPlanes: 2},
-		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 2, TailReaders: 1, Rate: 40, ProduceTimeout: 3 * time.Second},
+		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 2, TailReaders: 1, Copiers: 1, Rate: 40, ProduceTimeout: 3 * time.Second},
 		ReportDir: dir,
 	})
 	judge(t, r, dir)
@@ -106,7 +106,7 @@ func TestChaosSoak(t *testing.T) {
 	r := Execute(t, Config{
 		Seed: seed, Duration: d, FaultEvery: every, Kinds: kinds,
 		Cluster:   ClusterConfig{Brokers: 3, ControlPlanes: 2},
-		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 3, TailReaders: 1, Rate: 30, ProduceTimeout: 3 * time.Second},
+		Workload:  WorkloadConfig{AcksAllProducers: 2, AcksOneProducers: 1, GroupMembers: 3, TailReaders: 1, Copiers: 2, Rate: 30, ProduceTimeout: 3 * time.Second},
 		ReportDir: dir,
 	})
 	judge(t, r, dir)

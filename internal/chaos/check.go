@@ -36,6 +36,8 @@ const (
 	KindRedelivered = "redelivered"      // the group re-read below a confirmed commit
 	KindNoProgress  = "no progress"      // the run acknowledged nothing
 	KindOrphanKept  = "orphan kept"      // an object PUT and never committed outlived garbage collection
+	KindObject      = "object damaged"   // an object an index row references is missing, short or unregistered
+	KindEOS         = "exactly-once"     // the copiers' committed output and offsets disagree (eos.go)
 	maxPerKind      = 25                 // violations kept per kind; the rest are counted
 	idempotentTag   = valueAcksAll + "-" // values of idempotent producers
 )

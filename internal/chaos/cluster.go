@@ -19,8 +19,10 @@ import (
 	"github.com/eddy-streams/eddy/internal/pgserver"
 	"github.com/eddy-streams/eddy/internal/s3test"
 	"github.com/eddy-streams/eddy/internal/stack"
+	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/migrations"
 	"github.com/eddy-streams/eddy/tiered/bucket"
+	"github.com/eddy-streams/eddy/tiered/fsck"
 	"github.com/eddy-streams/eddy/tiered/s3bucket"
 )
 
@@ -348,6 +350,23 @@ func (c *Cluster) CrashOrphans() []string {
 		keys = append(keys, strings.Fields(string(b))...)
 	}
 	return keys
+}
+
+// CheckObjects runs fsck over the index and the bucket: every object an
+// index row references must be there, whole and registered.
+func (c *Cluster) CheckObjects(ctx context.Context) (*fsck.Report, error) {
+	c.mu.Lock()
+	pg := c.pg
+	c.mu.Unlock()
+	if pg == nil {
+		return nil, fmt.Errorf("chaos: postgres is not running")
+	}
+	st, err := store.Open(ctx, pg.URL("postgres"), 2)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return fsck.Check(ctx, st, c.bucket, time.Hour)
 }
 
 // ObjectExists reports whether key is in the bucket.

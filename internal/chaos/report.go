@@ -92,6 +92,10 @@ func (r *Run) markdown() string {
 	p("| acks=all records acknowledged | %d |\n| acks=all attempts failed for good (never acknowledged) | %d |\n", r.Result.AcksAll, allFailed)
 	p("| acks=1 records acknowledged | %d |\n| acks=1 records acknowledged, then lost (allowed) | %d |\n| acks=1 attempts failed | %d |\n", r.Result.AcksOne, r.Result.LostAcksOne, oneFailed)
 	p("| records handed to consumers | %d |\n| confirmed group commits | %d |\n| records in the log at the end | %d |\n", r.Result.Reads, r.Result.Commits, r.Result.Stored)
+	if r.Config.Workload.Copiers > 0 {
+		p("| transactions committed / aborted by the copiers (sessions replaced) | %d / %d (%d) |\n", r.EOSCommitted, r.EOSAborted, r.EOSRestarts)
+		p("| records in the copiers' committed output | %d |\n", r.EOSOutput)
+	}
 	p("| objects a crash left between PUT and commit (must be collected) | %d |\n", len(r.Orphans))
 	p("| faults injected | %d |\n| violations | %d |\n\n", len(r.Timeline.Events()), r.Result.Total())
 

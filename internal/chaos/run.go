@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/poll"
+	"github.com/eddy-streams/eddy/tiered/fsck"
 )
 
 // Config is one run of the harness.
@@ -63,6 +64,11 @@ type Run struct {
 	Result   Result
 	Hits     map[string]int // the proxy's faulted requests
 	Orphans  []string       // objects crash-after-put left behind
+
+	// The transactional copiers': transactions committed, ended without
+	// a commit, sessions replaced, and records in the committed output.
+	EOSCommitted, EOSAborted, EOSRestarts int64
+	EOSOutput                             int
 }
 
 // orphanWait bounds the wait for garbage collection to delete the objects
@@ -157,6 +163,40 @@ func Execute(t testing.TB, cfg Config) *Run {
 		t.Fatal(err)
 	}
 	r.Result = Check(r.History, log)
+	if cfg.Workload.Copiers > 0 {
+		r.EOSCommitted, r.EOSAborted, r.EOSRestarts = w.eos.Committed.Load(), w.eos.Aborted.Load(), w.eos.Restarts.Load()
+		committed, err := committedOffsets(rctx, c.Stack.Bootstrap(), cfg.Workload.Topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := readCommitted(rctx, c.Stack.Bootstrap(), cfg.Workload.Topic+eosSuffix, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rs := range out.Records {
+			r.EOSOutput += len(rs)
+		}
+		for _, v := range CheckEOS(log, out, committed) {
+			r.Result.Counts[v.Kind]++
+			if r.Result.Counts[v.Kind] <= maxPerKind {
+				r.Result.Violations = append(r.Result.Violations, v)
+			}
+		}
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	rep, err := c.CheckObjects(fctx)
+	fcancel()
+	if err != nil {
+		t.Fatalf("chaos: fsck: %v", err)
+	}
+	for kind, ps := range map[string][]fsck.Problem{"missing": rep.Missing, "short": rep.Short,
+		"unregistered": rep.Unregistered, "size mismatch": rep.SizeMismatch} {
+		for _, p := range ps {
+			r.Result.Counts[KindObject]++
+			r.Result.Violations = append(r.Result.Violations, Violation{Kind: KindObject, At: time.Now(),
+				Detail: fmt.Sprintf("%s: %s: %s", kind, p.Key, p.Detail)})
+		}
+	}
 	r.Orphans = c.CrashOrphans()
 	for _, key := range collectOrphans(t, c, r.Orphans) {
 		r.Result.Counts[KindOrphanKept]++

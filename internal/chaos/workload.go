@@ -29,6 +29,7 @@ type WorkloadConfig struct {
 	AcksOneProducers int // acks=1 producers
 	GroupMembers     int // members of one consumer group that commit what they read
 	TailReaders      int // readers from the start of every partition, without a group
+	Copiers          int // transactional consume-transform-produce sessions into Topic+"-eos" (eos.go)
 	Rate             int // records per second per producer
 
 	// ProduceTimeout is the producers' produce request timeout (kgo's
@@ -50,6 +51,8 @@ type Workload struct {
 	stopConsume context.CancelFunc
 	consuming   sync.WaitGroup
 	consumers   []*kgo.Client
+
+	eos EOS
 }
 
 // StartWorkload creates the topic and starts the clients.
@@ -59,12 +62,18 @@ func StartWorkload(ctx context.Context, cfg WorkloadConfig, h *History) (*Worklo
 		return nil, err
 	}
 	defer admin.Close()
-	resp, err := kadm.NewClient(admin).CreateTopic(ctx, cfg.Partitions, -1, nil, cfg.Topic)
-	if err == nil {
-		err = resp.Err
+	topics := []string{cfg.Topic}
+	if cfg.Copiers > 0 {
+		topics = append(topics, cfg.Topic+eosSuffix)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("chaos: create topic %s: %w", cfg.Topic, err)
+	for _, topic := range topics {
+		resp, err := kadm.NewClient(admin).CreateTopic(ctx, cfg.Partitions, -1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("chaos: create topic %s: %w", topic, err)
+		}
 	}
 	w := &Workload{cfg: cfg, h: h}
 	pctx, stopP := context.WithCancel(context.Background())
@@ -93,6 +102,9 @@ func StartWorkload(ctx context.Context, cfg WorkloadConfig, h *History) (*Worklo
 			w.Stop(ctx)
 			return nil, err
 		}
+	}
+	for i := range cfg.Copiers {
+		w.startCopier(cctx, i)
 	}
 	return w, nil
 }
