@@ -148,7 +148,9 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # bench runs `eddy bench`'s standard set (internal/bench.StandardSet) against
 # a stack it starts itself (`eddy dev` on free ports in a temporary
 # directory), side by side with franz-go's kfake and the machine's limits,
-# then the transactions scenario (Eddy and kfake), then the noisy-neighbour
+# then the transactions scenario (Eddy and kfake), then the share-group
+# scenario (KIP-932 share groups of 1, 4 and 16 consumers on one partition
+# next to a classic group on 16, Eddy and kfake), then the noisy-neighbour
 # scenario (two tenants, Eddy only; tenant A's producers run in an
 # `eddy bench-worker` child process), then (--s3) the S3 run: the
 # latency-10MBps-acks-all workload on a second stack whose brokers store
@@ -156,7 +158,7 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # (internal/bench.StartS3Dev; needs moto_server), and rewrites
 # docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
 # report goes to bin/benchmarks.json. About 10 minutes; `eddy bench
-# --start-stack --standard --only transactions,noisy-neighbour` runs some. The Go
+# --start-stack --standard --only transactions,share-groups` runs some. The Go
 # micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
 	@mkdir -p docs

@@ -122,7 +122,7 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 		if set.Noisy != nil {
 			set.Noisy.NoisyIngressMBps, set.Noisy.NoisyProcess = cfg.noisyMBps, !cfg.noisyInProc
 		}
-		bc.Workloads, bc.Txn, bc.Noisy = set.Workloads, set.Txn, set.Noisy
+		bc.Workloads, bc.Txn, bc.Share, bc.Noisy = set.Workloads, set.Txn, set.Share, set.Noisy
 		// --only naming an S3 workload asks for the S3 run.
 		if cfg.s3 || len(cfg.only) > 0 {
 			s3 = set.S3
@@ -150,14 +150,14 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	}
 	bc.Worker = []string{self, "bench-worker"}
 	var rep *bench.Report
-	if len(bc.Workloads) > 0 || bc.Txn != nil || bc.Noisy != nil || bc.Scale != nil {
+	if len(bc.Workloads) > 0 || bc.Txn != nil || bc.Share != nil || bc.Noisy != nil || bc.Scale != nil {
 		if rep, _, err = runBenchStack(ctx, cfg, bc, self, false); err != nil {
 			return err
 		}
 	}
 	if len(s3) > 0 {
 		bs := bc
-		bs.Workloads, bs.Txn, bs.Noisy, bs.Peer, bs.Limits = s3, nil, nil, false, false
+		bs.Workloads, bs.Txn, bs.Share, bs.Noisy, bs.Peer, bs.Limits = s3, nil, nil, nil, false, false
 		s3rep, injected, err := runBenchStack(ctx, cfg, bs, self, true)
 		if err != nil {
 			return err

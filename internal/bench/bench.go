@@ -18,8 +18,11 @@
 //	           broker CPU-seconds per GiB, from /metrics and pg_stat_database
 //	limits     loopback TCP MB/s for RecordSize writes, fsync'd disk MB/s
 //
-// Two scenarios run after the workloads: transactions (Txn: committed
-// throughput and commit latency, on Eddy and kfake) and the noisy
+// Three scenarios run after the workloads: transactions (Txn: committed
+// throughput and commit latency, on Eddy and kfake), share groups (Share:
+// KIP-932 consume throughput and acknowledgement latency with 1, 4 and 16
+// consumers on one partition, next to a classic group on 16 partitions,
+// on Eddy and kfake) and the noisy
 // neighbour (Noisy: one tenant's latency while another saturates its
 // quota, Eddy only). The cold-read workload (ColdRead) writes a topic of a
 // set size with nobody reading and reads it back. The S3 run (StandardS3,
@@ -193,15 +196,16 @@ func ColdRead(scale float64) Workload {
 type Set struct {
 	Workloads []Workload
 	Txn       *Txn
+	Share     *Share
 	Noisy     *Noisy
 	S3        []Workload
 }
 
 // StandardSet is the set `make bench` runs: Standard, StandardTxn,
-// StandardNoisy and StandardS3.
+// StandardShare, StandardNoisy and StandardS3.
 func StandardSet(scale float64) Set {
-	txn, noisy := StandardTxn(scale), StandardNoisy(scale)
-	return Set{Workloads: Standard(scale), Txn: &txn, Noisy: &noisy, S3: StandardS3(scale)}
+	txn, share, noisy := StandardTxn(scale), StandardShare(scale), StandardNoisy(scale)
+	return Set{Workloads: Standard(scale), Txn: &txn, Share: &share, Noisy: &noisy, S3: StandardS3(scale)}
 }
 
 // S3Prefix starts the names of workloads run on the S3 stack.
@@ -235,6 +239,9 @@ func (s Set) Only(names []string) (Set, error) {
 		if s.Txn != nil && s.Txn.Name == name {
 			out.Txn, found = s.Txn, true
 		}
+		if s.Share != nil && s.Share.Name == name {
+			out.Share, found = s.Share, true
+		}
 		if s.Noisy != nil && s.Noisy.Name == name {
 			out.Noisy, found = s.Noisy, true
 		}
@@ -258,6 +265,9 @@ func (s Set) names() []string {
 	if s.Txn != nil {
 		known = append(known, s.Txn.Name)
 	}
+	if s.Share != nil {
+		known = append(known, s.Share.Name)
+	}
 	if s.Noisy != nil {
 		known = append(known, s.Noisy.Name)
 	}
@@ -278,6 +288,7 @@ type Config struct {
 	LimitTime   time.Duration // of each limit measurement (default 3s)
 	Workloads   []Workload    // run in order
 	Txn         *Txn          // the transactions scenario, after the workloads (and against the peer)
+	Share       *Share        // the share-group scenario, after the transactions (and against the peer)
 	Noisy       *Noisy        // the noisy-neighbour scenario, last (needs DatabaseURL)
 	Scale       *Scale        // the scale scenario, after everything else (needs DatabaseURL and Metrics)
 	// Worker starts a worker process (argv): `eddy bench-worker`, or a
@@ -291,11 +302,16 @@ func (c Config) Validate() error {
 	if len(c.Bootstrap) == 0 {
 		return errors.New("bench: no Eddy bootstrap brokers (--bootstrap or --start-stack)")
 	}
-	if len(c.Workloads) == 0 && c.Txn == nil && c.Noisy == nil && c.Scale == nil {
+	if len(c.Workloads) == 0 && c.Txn == nil && c.Share == nil && c.Noisy == nil && c.Scale == nil {
 		return errors.New("bench: no workloads")
 	}
 	if c.Txn != nil {
 		if err := c.Txn.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Share != nil {
+		if err := c.Share.Validate(); err != nil {
 			return err
 		}
 	}

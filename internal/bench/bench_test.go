@@ -293,6 +293,10 @@ func TestOnly(t *testing.T) {
 	if err != nil || len(s.Workloads) != 1 || s.Workloads[0].Name != "max-throughput" || s.Noisy != nil || s.Txn != nil {
 		t.Fatalf("Only(max-throughput) = %+v, %v", s, err)
 	}
+	s, err = set.Only([]string{bench.ShareName})
+	if err != nil || len(s.Workloads) != 0 || s.Noisy != nil || s.Txn != nil || s.Share == nil {
+		t.Fatalf("Only(share-groups) = %+v, %v", s, err)
+	}
 	s, err = set.Only([]string{bench.TxnName})
 	if err != nil || len(s.Workloads) != 0 || s.Noisy != nil || s.Txn == nil {
 		t.Fatalf("Only(transactions) = %+v, %v", s, err)
@@ -464,4 +468,46 @@ func TestLatencyProxyDelays(t *testing.T) {
 	if hits.Load() != 400 {
 		t.Errorf("server saw %d requests, want 400", hits.Load())
 	}
+}
+
+// TestShare runs a small share-group scenario against a real stack (with
+// the default share.auto.offset.reset, latest, as eddy dev has it) and
+// kfake: every group accepted every pre-loaded record, every figure is
+// there, and the report carries the table, its sentence and the workload.
+func TestShare(t *testing.T) {
+	url := pgtest.URL(t)
+	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2})
+	x := bench.StandardShare(0.02)
+	x.Groups, x.ClassicPartitions, x.ClassicConsumers, x.MaxDuration = []int{1, 4}, 4, 4, 90*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, bench.Config{Bootstrap: s.Bootstrap(), Peer: true, Share: &x,
+		Progress: func(l string) { t.Log(l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Share
+	if r == nil || len(rep.Runs) != 0 || len(r.Eddy) != 3 || len(r.Peer) != 3 {
+		t.Fatalf("share result %+v, runs %d", r, len(rep.Runs))
+	}
+	for _, g := range append(r.Eddy, r.Peer...) {
+		name := fmt.Sprintf("%s %s-%d", g.Target, g.Kind, g.Consumers)
+		if g.Records != int64(x.Records) || g.Accepted != g.Records || !g.Complete || g.Deliveries < g.Records {
+			t.Errorf("%s: accepted %d of %d records (%d in the topic), %d deliveries", name, g.Accepted, x.Records, g.Records, g.Deliveries)
+		}
+		if g.MBPerSec <= 0 || g.RecordsPerSec <= 0 || g.Seconds <= 0 || g.ConsumersWithRecords < 1 {
+			t.Errorf("%s: %+v", name, g)
+		}
+		if g.Ack.Count < int(g.Records) || g.Ack.P50 <= 0 || g.Ack.P50 > g.Ack.P99 {
+			t.Errorf("%s: acknowledgement latency %+v", name, g.Ack)
+		}
+	}
+	if g := r.Eddy[0]; g.Kind != "share" || g.Consumers != 1 || g.Partitions != 1 {
+		t.Errorf("first group %+v, want a share group of 1 on 1 partition", g)
+	}
+	if g := r.Eddy[2]; g.Kind != "classic" || g.Consumers != 4 || g.Partitions != 4 {
+		t.Errorf("last group %+v, want a classic group of 4 on 4 partitions", g)
+	}
+	wantMarkdown(t, rep, "### Share groups", "| share | 4 | 1 | eddy |", "| classic | 4 | 4 | kfake |",
+		"pre-loaded into one partition", "| "+bench.ShareName+" |")
 }

@@ -150,6 +150,9 @@ func (r *Report) tables() []*table {
 	if r.Txn != nil {
 		out = append(out, r.Txn.table())
 	}
+	if r.Share != nil {
+		out = append(out, r.Share.table())
+	}
 	if r.Noisy != nil {
 		out = append(out, r.Noisy.table())
 		if t := r.Noisy.flushTable(); t != nil {
@@ -191,6 +194,9 @@ func (r *Report) tables() []*table {
 	}
 	if r.Txn != nil {
 		wl.add(r.Txn.Scenario.Name, r.Txn.Scenario.Describe())
+	}
+	if r.Share != nil {
+		wl.add(r.Share.Scenario.Name, r.Share.Scenario.Describe())
 	}
 	if r.Noisy != nil {
 		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
@@ -257,6 +263,8 @@ func (r *Report) sentence(t *table) string {
 	switch {
 	case r.Txn != nil && strings.HasPrefix(t.title, txnTitle):
 		return r.Txn.Sentence()
+	case r.Share != nil && strings.HasPrefix(t.title, shareTitle):
+		return r.Share.Sentence()
 	case r.Noisy != nil && strings.HasPrefix(t.title, noisyTitle):
 		return r.Noisy.Sentence()
 	case r.Scale != nil && strings.HasPrefix(t.title, scaleTitle):

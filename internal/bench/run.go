@@ -20,6 +20,7 @@ type Report struct {
 	Brokers int            `json:"eddy_brokers"`
 	Runs    []Comparison   `json:"runs"`
 	Txn     *TxnComparison `json:"transactions,omitempty"`
+	Share   *ShareResult   `json:"share_groups,omitempty"`
 	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
 	// S3 is the latency the S3 run's injector added; the S3 run's
 	// workloads are in Runs, named with S3Prefix.
@@ -145,6 +146,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var err error
 		if rep.Txn, err = runTxnBoth(ctx, eddy, peer, *cfg.Txn, progress); err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Txn.Name, err)
+		}
+	}
+	if cfg.Share != nil {
+		var err error
+		if rep.Share, err = runShareBoth(ctx, eddy, peer, *cfg.Share, progress); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", cfg.Share.Name, err)
 		}
 	}
 	if cfg.Noisy != nil {
