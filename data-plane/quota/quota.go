@@ -4,7 +4,7 @@
 // # Quotas per virtual cluster, enforced across the whole pool
 //
 // A cluster's quotas (internal/limits: ingress_mbps for produce bytes,
-// egress_mbps for fetch bytes, max_requests_per_sec, max_connections) hold
+// egress_mbps for fetch and share-fetch bytes, max_requests_per_sec, max_connections) hold
 // for the pool as a whole. Every broker enforces its share of each: the
 // fraction of the cluster's traffic it carried in the latest load reports
 // of all live brokers (brokers.load), but never less than 1/N of the
@@ -202,6 +202,11 @@ func (e *Enforcer) Charge(c *Conn, key int16, reqBytes int, resp kmsg.Response) 
 		if fr, ok := resp.(*kmsg.FetchResponse); ok {
 			fetch = gcra(&t.quota.fetchTAT, now, float64(fetchedBytes(fr)), lim.fetch)
 		}
+	case kmsg.ShareFetch:
+		// Records a share group reads are egress like a fetch's.
+		if sr, ok := resp.(*kmsg.ShareFetchResponse); ok {
+			fetch = gcra(&t.quota.fetchTAT, now, float64(shareFetchedBytes(sr)), lim.fetch)
+		}
 	}
 	reqs = gcra(&t.quota.rTAT, now, 1, lim.requests)
 	t.quota.mu.Unlock()
@@ -236,6 +241,16 @@ func fetchedBytes(fr *kmsg.FetchResponse) int {
 	for _, t := range fr.Topics {
 		for _, p := range t.Partitions {
 			n += len(p.RecordBatches)
+		}
+	}
+	return n
+}
+
+func shareFetchedBytes(sr *kmsg.ShareFetchResponse) int {
+	n := 0
+	for _, t := range sr.Topics {
+		for _, p := range t.Partitions {
+			n += len(p.Records)
 		}
 	}
 	return n

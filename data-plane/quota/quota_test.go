@@ -181,6 +181,21 @@ func TestCharge(t *testing.T) {
 	stopping.Store(true)
 	a.WaitMuted(context.Background(), &stopping) // returns at once while stopping
 	a.Close()
+
+	// A share group's records count against the egress rate, as a fetch's.
+	e.shares.Store(&map[string]share{"vc": {fetch: 1000, connections: 10}})
+	var c Conn
+	c.Request(m, "vc", 10)
+	sr := kmsg.NewPtrShareFetchResponse()
+	st := kmsg.NewShareFetchResponseTopic()
+	sp := kmsg.NewShareFetchResponseTopicPartition()
+	sp.Records = make([]byte, 5000)
+	st.Partitions = append(st.Partitions, sp)
+	sr.Topics = append(sr.Topics, st)
+	if _, err := e.Charge(&c, int16(kmsg.ShareFetch), 100, sr); err != nil || sr.ThrottleMillis < 3000 {
+		t.Errorf("5 s of share-fetched bytes at 1000 B/s: %v, throttle %d ms", err, sr.ThrottleMillis)
+	}
+	c.Close()
 }
 
 // TestMeterReport: requests, responses and connections are reported per
