@@ -251,7 +251,11 @@ func textContains(sel, text string) string {
 // after confirming its name), produce a record
 // and see it in the message browser, watch a kgo consumer group's lag
 // appear and fall to zero, rotate an API key, see the usage chart with
-// data, and be refused a page the key's role does not allow.
+// data, and be refused a page the key's role does not allow. Then the
+// operator's part (issue 25): a tenant sees no operator pages and is
+// refused their URLs; the operator signs in with the operator token, sees
+// the pool's three brokers with their bar chart, the autoscaler's chart
+// with data and its decisions, and creates a plan and edits a ceiling.
 func TestConsoleInBrowser(t *testing.T) {
 	requireBrowser(t)
 	d := startDev(t)
@@ -552,8 +556,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(textContains(`[data-testid=plans]`, "gold")),
 		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('[data-testid=plan-row]')].find(r => r.innerText.includes('gold')).querySelector('button').click()`),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]`)),
-		chromedp.SetValue(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]`), ""),
-		chromedp.SendKeys(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]`), "50"),
+		chromedp.Evaluate[chromedp.Void](`(e => { e.value = '50'; e.dispatchEvent(new Event('input', {bubbles: true})); })(document.querySelector('[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]'))`),
 		chromedp.Click(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=save-plan]`)),
 		until(`!document.querySelector('[data-testid=edit-plan-gold]') && [...document.querySelectorAll('[data-testid=plan-row]')].some(r => r.innerText.includes('gold') && r.innerText.includes('\t50\t'))`),
 	)

@@ -8,6 +8,9 @@ export interface Series {
   label: string;
   color: string;
   values: (number | null)[];
+  // dash draws the line dashed (canvas setLineDash), so a series that
+  // often equals another stays visible over it.
+  dash?: number[];
 }
 
 // xRange fixes the x axis (say, to the month) instead of fitting the data,
@@ -30,6 +33,7 @@ export function Chart(props: { title: string; x: number[]; series: Series[]; uni
           label: s.label,
           stroke: s.color,
           width: 2,
+          dash: s.dash,
           points: { show: true, size: 6 },
           value: (_u: uPlot, v: number | null) => (v == null ? "–" : `${v.toLocaleString()} ${props.unit}`),
         })),

@@ -34,13 +34,9 @@ export function Pool(props: { cred: Credential }) {
   const live = all.filter((b) => b.state !== "expired");
   const zones = new Set(live.map((b) => b.rack || "—"));
   const categories = live.map((b) => `broker ${b.id}`);
-  const counts = useMemo(
-    () => [
-      { label: "partitions led", color: "#1d4ed8", values: live.map((b) => b.partitions) },
-      { label: "coordinator slots", color: "#f59e0b", values: live.map((b) => b.coordinator_slots) },
-    ],
-    [brokers.data],
-  );
+  // Coordinator slots (64, spread evenly) would dwarf the partitions on
+  // one axis; the table lists them.
+  const counts = useMemo(() => [{ label: "partitions led", color: "#1d4ed8", values: live.map((b) => b.partitions) }], [brokers.data]);
   const load = useMemo(
     () => [
       { label: "bytes in", color: "#15803d", values: live.map((b) => Math.round(b.load.bytes_in_per_sec)) },
@@ -102,7 +98,7 @@ export function Pool(props: { cred: Credential }) {
           </table>
           {live.length > 0 && (
             <>
-              <BarChart title="Partitions and coordinator slots per broker" categories={categories} series={counts} unit="" testid="pool-partitions-chart" />
+              <BarChart title="Partitions per broker" categories={categories} series={counts} unit="" testid="pool-partitions-chart" />
               <BarChart title="Load per broker" categories={categories} series={load} unit="B/s" testid="pool-load-chart" />
             </>
           )}
@@ -154,7 +150,7 @@ export function Autoscaler(props: { cred: Credential }) {
       { label: "load (brokers' worth)", color: "#b91c1c", values: items.map((ev) => ev.demand) },
       { label: "capacity (live brokers)", color: "#1d4ed8", values: items.map((ev) => ev.brokers) },
       { label: "target load", color: "#6b7280", values: items.map((ev) => (ev.target ? +(ev.brokers * ev.target).toFixed(3) : null)) },
-      { label: "brokers wanted", color: "#15803d", values: items.map((ev) => ev.decision?.to ?? null) },
+      { label: "brokers wanted", color: "#15803d", dash: [6, 4], values: items.map((ev) => ev.decision?.to ?? null) },
     ],
     [hist.data],
   );
@@ -323,7 +319,7 @@ export function Plans(props: { cred: Credential }) {
       {plans.data && (
         <div class="scroll">
           <table data-testid="plans">
-            <caption class="muted">Each plan caps the limits of its organisations' clusters; a blank ceiling is the widest allowed.</caption>
+            <caption class="muted">Each plan caps the limits of its organisations' clusters (a new plan starts at the widest limits allowed).</caption>
             <thead>
               <tr>
                 <th scope="col">Plan</th>
