@@ -157,11 +157,11 @@ func orgWide(c echo.Context) error {
 }
 
 // operatorOnly is middleware for the operator's routes: creating and
-// listing organisations, and plans.
+// listing organisations, plans, the broker pool and the autoscaler.
 func operatorOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !principal(c).Operator {
-			return errForbidden("only the operator may create or list organisations, or manage plans")
+			return errForbidden("only the operator may create or list organisations, manage plans, or see the broker pool and the autoscaler")
 		}
 		return next(c)
 	}

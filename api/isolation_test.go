@@ -27,6 +27,8 @@ var unscopedRoutes = map[string]string{
 	"GET /v1/organizations":                 "operator only (checked below)",
 	"POST /v1/plans":                        "operator only (TestPlans)",
 	"GET /v1/plans":                         "operator only (TestPlans)",
+	"GET /v1/brokers":                       "operator only (TestPool)",
+	"GET /v1/autoscaler/decisions":          "operator only (TestPool)",
 	"POST /v1/clusters":                     "creates in the caller's organisation",
 	"GET /v1/clusters":                      "lists the caller's organisation (checked below)",
 	"POST /v1/service-accounts":             "creates in the caller's organisation",

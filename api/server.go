@@ -2,7 +2,8 @@
 // virtual clusters, topics, service accounts, API keys, role bindings and
 // billing (usage, invoices, estimates, budget alerts), records (produce
 // and browse, as a Kafka client of the pool: records.go), the operator's
-// plans and their ceilings, and Kafka ACLs,
+// plans and their ceilings, the broker pool and the autoscaler's
+// history (pool.go), and Kafka ACLs,
 // plus the OAuth 2.0 token endpoint, JWKS and OIDC discovery that Kafka
 // clients use. api/openapi.yaml is the contract (served at /openapi.yaml);
 // api/client is the typed client.
@@ -233,6 +234,8 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 	v1.GET("/plans", s.listPlans, operatorOnly)
 	v1.GET("/plans/:plan_id", s.getPlan, operatorPlan)
 	v1.PATCH("/plans/:plan_id", s.updatePlan, operatorPlan)
+	v1.GET("/brokers", s.listBrokers, operatorOnly)
+	v1.GET("/autoscaler/decisions", s.autoscalerDecisions, operatorOnly)
 
 	t := v1.Group("", tenantOnly)
 	ti := t.Group("", s.idempotent)

@@ -54,8 +54,10 @@ func requireBrowser(t *testing.T) {
 	t.Skip(msg + "; make test runs it")
 }
 
-// devStack is `eddy dev` with one broker on free ports, in a temporary
-// directory, metering usage every second.
+// devStack is `eddy dev` with three brokers on free ports, in a temporary
+// directory, metering usage every second, with the autoscaler evaluating
+// every second and held at three brokers (the operator's pages show the
+// pool and its decisions; nothing starts or stops brokers under the test).
 type devStack struct {
 	api       string
 	bootstrap string
@@ -64,9 +66,16 @@ type devStack struct {
 	env       map[string]string // dev.env: EDDY_ORG, EDDY_CLUSTER, EDDY_API_KEY, EDDY_API_SECRET
 }
 
+// devBrokers is how many brokers startDev runs.
+const devBrokers = 3
+
 func startDev(t *testing.T) *devStack {
 	bin := stack.Binary(t)
-	port, err := freeport.Base(0, 100, 101)
+	var offsets []int // the brokers' Kafka ports, the control plane's and the brokers' metrics ports
+	for i := range devBrokers {
+		offsets = append(offsets, i, 101+i)
+	}
+	port, err := freeport.Base(append(offsets, 100)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +85,8 @@ func startDev(t *testing.T) *devStack {
 	}
 	d := &devStack{dir: t.TempDir(), dbURL: pgtest.URL(t), api: "http://127.0.0.1:" + strconv.Itoa(apiPort), bootstrap: "127.0.0.1:" + strconv.Itoa(port)}
 	cmd := exec.Command(bin, "dev", "--data-dir", d.dir, "--database-url", d.dbURL,
-		"--port", strconv.Itoa(port), "--api-port", strconv.Itoa(apiPort), "--brokers", "1",
+		"--port", strconv.Itoa(port), "--api-port", strconv.Itoa(apiPort), "--brokers", strconv.Itoa(devBrokers),
+		"--autoscale", "--autoscale-min", strconv.Itoa(devBrokers), "--autoscale-max", strconv.Itoa(devBrokers), "--autoscale-interval", "1s",
 		"--broker-flag=--metering-window=1s", "--broker-flag=--flush-interval=50ms")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -241,7 +251,11 @@ func textContains(sel, text string) string {
 // after confirming its name), produce a record
 // and see it in the message browser, watch a kgo consumer group's lag
 // appear and fall to zero, rotate an API key, see the usage chart with
-// data, and be refused a page the key's role does not allow.
+// data, and be refused a page the key's role does not allow. Then the
+// operator's part (issue 25): a tenant sees no operator pages and is
+// refused their URLs; the operator signs in with the operator token, sees
+// the pool's three brokers with their bar chart, the autoscaler's chart
+// with data and its decisions, and creates a plan and edits a ceiling.
 func TestConsoleInBrowser(t *testing.T) {
 	requireBrowser(t)
 	d := startDev(t)
@@ -481,6 +495,75 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid=produce]`)),
 		until(textContains(`main [data-testid=refused]`, "role bindings and ACLs")),
 	)
+
+	b.do("a tenant sees no operator pages in the navigation and is refused the pool's URL",
+		until(`!document.querySelector('nav a[href="#/pool"]') && !document.querySelector('nav a[href="#/autoscaler"]')`),
+		hash("#/pool"),
+		until(textContains(`main [data-testid=refused]`, "only the operator")),
+		hash("#/autoscaler"),
+		until(textContains(`main [data-testid=refused]`, "only the operator")),
+	)
+
+	// The operator: the pool's three brokers, the autoscaler's history
+	// charted, the plans with their ceilings (one created and edited here).
+	token, err := os.ReadFile(filepath.Join(d.dir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := client.New(d.api, client.WithToken(strings.TrimSpace(string(token))))
+	b.do("sign in as the operator",
+		chromedp.Click(chromedp.CSS(`nav button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=sign-in-operator]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in-operator]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key-secret]`), strings.TrimSpace(string(token))),
+		chromedp.Click(chromedp.CSS(`[data-testid=sign-in]`)),
+		chromedp.WaitVisible(chromedp.CSS(`nav a[href="#/pool"]`)),
+	)
+	b.do("see the pool's three brokers with the partitions they lead",
+		chromedp.Click(chromedp.CSS(`nav a[href="#/pool"]`)),
+		until(fmt.Sprintf(`document.querySelectorAll('[data-testid=broker-row] .tag').length === %d &&
+			[...document.querySelectorAll('[data-testid=broker-row] .tag')].every(e => e.innerText === 'live')`, devBrokers)),
+		until(fmt.Sprintf(`document.querySelector('[data-testid=pool-partitions-chart]')?.dataset.points == %d && !!document.querySelector('[data-testid=pool-partitions-chart] canvas')`, devBrokers)),
+		until(textContains(`[data-testid=pool-summary]`, fmt.Sprintf("%d live brokers", devBrokers))),
+	)
+	// The table's partition counts are the pool's: the topic's partitions
+	// are led somewhere.
+	if pool, err := operator.ListBrokers(ctx); err != nil || len(pool.Items) != devBrokers {
+		t.Errorf("pool %+v %v", pool.Items, err)
+	} else {
+		led := 0
+		for _, br := range pool.Items {
+			led += br.Partitions
+		}
+		if led == 0 {
+			t.Errorf("no broker leads a partition: %+v", pool.Items)
+		}
+	}
+	b.screenshot("pool")
+	b.do("see the autoscaler's load against capacity and its decisions",
+		chromedp.Click(chromedp.CSS(`nav a[href="#/autoscaler"]`)),
+		until(`document.querySelector('[data-testid=autoscaler-chart]')?.dataset.points >= 3 && !!document.querySelector('[data-testid=autoscaler-chart] canvas')`),
+		until(textContains(`[data-testid=decisions]`, "hold")),
+		until(textContains(`[data-testid=autoscaler-latest]`, fmt.Sprintf("%d live brokers", devBrokers))),
+	)
+	b.screenshot("autoscaler")
+	b.do("create a plan and lower one of its ceilings",
+		chromedp.Click(chromedp.CSS(`nav a[href="#/plans"]`)),
+		until(textContains(`[data-testid=plans]`, "standard")),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=plan-id]`), "gold"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=plan-name]`), "Gold"),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-plan]`)),
+		until(textContains(`[data-testid=plans]`, "gold")),
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('[data-testid=plan-row]')].find(r => r.innerText.includes('gold')).querySelector('button').click()`),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]`)),
+		chromedp.Evaluate[chromedp.Void](`(e => { e.value = '50'; e.dispatchEvent(new Event('input', {bubbles: true})); })(document.querySelector('[data-testid=edit-plan-gold] [data-testid=ceiling-max_topics]'))`),
+		chromedp.Click(chromedp.CSS(`[data-testid=edit-plan-gold] [data-testid=save-plan]`)),
+		until(`!document.querySelector('[data-testid=edit-plan-gold]') && [...document.querySelectorAll('[data-testid=plan-row]')].some(r => r.innerText.includes('gold') && r.innerText.includes('\t50\t'))`),
+	)
+	if p, err := operator.GetPlan(ctx, "gold"); err != nil || p.Name != "Gold" || p.Ceilings.MaxTopics != 50 {
+		t.Errorf("plan gold after the console's: %+v %v", p, err)
+	}
+	b.screenshot("plans")
 
 	// The API reference renders the spec the handlers are tested against.
 	b.do("read the API reference",

@@ -95,9 +95,20 @@ func (c Config) history() time.Duration {
 // Decide needs; a week and a day lets weekly patterns be studied).
 const keepSamples = 8 * 24 * time.Hour
 
-// record is a load_samples row: the sample and what was decided on it.
-type record struct {
+// Evaluation is a load_samples row: the sample, the demand and target the
+// loop saw in it, and what was decided on it. The operator's REST API
+// (GET /v1/autoscaler/decisions) reads the rows back with it.
+type Evaluation struct {
 	Sample
+	// Demand is the sample's load in brokers' worth of capacity
+	// (Capacity.Demand) and Target the utilisation aimed at, so a reader
+	// without the loop's configuration can draw load against capacity.
+	// Rows written before they were recorded have zeros.
+	Demand float64 `json:"demand"`
+	Target float64 `json:"target,omitempty"`
+	// Decision is what the loop decided: a fresh decision, or while a
+	// scale-in drains, the hold that follows the drain. Rows of older
+	// control planes have none during a drain.
 	Decision *Decision `json:"decision,omitempty"`
 }
 
@@ -220,7 +231,7 @@ func (l *Loop) recover(ctx context.Context) {
 		l.log.Warn("autoscaler: reading the load history failed; starting without", "err", err)
 	}
 	for _, row := range rows {
-		var r record
+		var r Evaluation
 		if err := json.Unmarshal(row.Sample, &r); err != nil {
 			continue // an unreadable row is just a gap
 		}
@@ -273,7 +284,6 @@ func (l *Loop) Tick(ctx context.Context) error {
 
 	var (
 		d      Decision
-		acted  *Decision
 		actErr error
 	)
 	if l.drain != nil {
@@ -282,7 +292,6 @@ func (l *Loop) Tick(ctx context.Context) error {
 		d = Decide(l.cfg.Config, State{Brokers: size, LastScaleOut: l.lastOut, LastScaleIn: l.lastIn}, l.history, now)
 		l.met.decisions.WithLabelValues(d.Action).Inc()
 		l.logDecision(d)
-		acted = &d
 		actErr = l.act(ctx, d)
 	}
 	l.met.util.Set(d.Utilisation)
@@ -292,7 +301,9 @@ func (l *Loop) Tick(ctx context.Context) error {
 	} else {
 		l.met.draining.Set(0)
 	}
-	b, _ := json.Marshal(record{Sample: s, Decision: acted})
+	// A drain's holds are recorded too, so the history shows the drain;
+	// recover reads only scale-outs and scale-ins from it.
+	b, _ := json.Marshal(Evaluation{Sample: s, Demand: round(l.cfg.Capacity.Demand(s)), Target: l.cfg.Target, Decision: &d})
 	if err := l.store.AddLoadSample(ctx, now, b, max(keepSamples, l.cfg.history())); err != nil {
 		return errors.Join(actErr, err)
 	}

@@ -205,11 +205,17 @@ func TestLoop(t *testing.T) {
 	}
 	var actions []string
 	for _, r := range rows {
-		var rec record
+		var rec Evaluation
 		if err := json.Unmarshal(r.Sample, &rec); err != nil {
 			t.Fatal(err)
 		}
-		if rec.Decision != nil && rec.Decision.Action != Hold {
+		// A drain's ticks record their hold too (the operator's
+		// history shows the drain), and every row its target.
+		if rec.Decision == nil || rec.Target <= 0 {
+			t.Errorf("sample at %s stored without its decision or target: %s", r.At, r.Sample)
+			continue
+		}
+		if rec.Decision.Action != Hold {
 			actions = append(actions, rec.Decision.Action)
 		}
 	}

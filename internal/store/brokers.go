@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Register starts a new session for broker id, advertising host:port. It
@@ -77,4 +79,49 @@ func (s *Store) Deregister(ctx context.Context, id int32, epoch int64) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// BrokerRow is a broker's session row as the operator sees it (the REST
+// API's GET /v1/brokers): where it listens, its session, its last load
+// report and what it leads.
+type BrokerRow struct {
+	ID           int32
+	Host         string
+	Port         int32
+	Rack         string // its zone; empty when the broker gave none
+	SessionEpoch int64
+	HeartbeatAt  time.Time
+	ExpiresAt    time.Time
+	Live         bool // its session has not expired
+	Draining     bool
+	Load         []byte // its last load report (brokerload JSON)
+	Partitions   int    // partitions it leads
+	Moving       int    // of those, how many have a move pending
+	Slots        int    // coordinator slots it leads
+}
+
+// Brokers returns every broker row, live or not, by id. The pool is a few
+// dozen brokers at most, so it is one query without paging.
+func (s *Store) Brokers(ctx context.Context) ([]BrokerRow, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT b.id, b.host, b.port, coalesce(b.rack, ''), b.session_epoch, b.heartbeat_at, b.expires_at,
+			b.expires_at > now(), b.draining, b.load::text,
+			(SELECT count(*)::int FROM partitions p WHERE p.leader_id = b.id),
+			(SELECT count(*)::int FROM partitions p WHERE p.leader_id = b.id AND p.moving_to IS NOT NULL),
+			(SELECT count(*)::int FROM coordinator_slots c WHERE c.leader_id = b.id)
+		FROM brokers b ORDER BY b.id`)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BrokerRow, error) {
+		var (
+			b    BrokerRow
+			load string
+		)
+		err := r.Scan(&b.ID, &b.Host, &b.Port, &b.Rack, &b.SessionEpoch, &b.HeartbeatAt, &b.ExpiresAt,
+			&b.Live, &b.Draining, &load, &b.Partitions, &b.Moving, &b.Slots)
+		b.Load = []byte(load)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: brokers: %w", err)
+	}
+	return out, nil
 }

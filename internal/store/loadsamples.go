@@ -53,3 +53,26 @@ func (s *Store) LoadSamples(ctx context.Context, since time.Time) ([]LoadSample,
 	}
 	return out, nil
 }
+
+// RecentLoadSamples returns at most limit samples taken after since, the
+// newest ones, oldest first: what an operator's chart shows without
+// reading the whole week the table keeps.
+func (s *Store) RecentLoadSamples(ctx context.Context, since time.Time, limit int) ([]LoadSample, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT at, sample FROM (
+			SELECT at, sample::text FROM load_samples WHERE at > $1 ORDER BY at DESC LIMIT $2
+		) recent ORDER BY at`, since, limit)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LoadSample, error) {
+		var (
+			ls LoadSample
+			b  string
+		)
+		err := r.Scan(&ls.At, &b)
+		ls.Sample = []byte(b)
+		return ls, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: recent load samples: %w", err)
+	}
+	return out, nil
+}

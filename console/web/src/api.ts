@@ -212,3 +212,69 @@ export interface AuditEntry {
   detail?: string;
   count: number;
 }
+
+// The operator's views (GET /v1/brokers, /v1/autoscaler/decisions, /v1/plans).
+
+export interface BrokerLoad {
+  reported_at?: string;
+  bytes_in_per_sec: number;
+  bytes_out_per_sec: number;
+  requests_per_sec: number;
+  connections: number;
+  cpu_cores_used: number;
+  cpu_cores: number;
+  memory_bytes: number;
+}
+
+export interface Broker {
+  id: number;
+  host: string;
+  port: number;
+  rack?: string;
+  state: "live" | "draining" | "expired";
+  session_epoch: number;
+  heartbeat_at: string;
+  expires_at: string;
+  partitions: number;
+  partitions_moving: number;
+  coordinator_slots: number;
+  load: BrokerLoad;
+}
+
+export interface AutoscalerDecision {
+  action: "hold" | "scale-out" | "scale-in";
+  from: number;
+  to: number;
+  reason: string;
+  utilisation: number;
+  predicted: number;
+}
+
+export interface AutoscalerEvaluation {
+  at: string;
+  brokers: number;
+  bytes_in_per_sec: number;
+  bytes_out_per_sec: number;
+  cpu_cores_used: number;
+  connections: number;
+  demand: number;
+  target?: number;
+  decision?: AutoscalerDecision;
+}
+
+export interface AutoscalerHistory {
+  since: string;
+  items: AutoscalerEvaluation[];
+}
+
+// Limits as the REST API writes them (internal/limits): a plan's ceilings.
+export type Limits = Record<string, number>;
+
+export interface Plan {
+  id: string;
+  name: string;
+  currency: string;
+  ceilings: Limits;
+  created_at: string;
+  updated_at: string;
+}

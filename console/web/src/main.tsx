@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { Access, AuditLog, ServiceAccounts } from "./access";
 import { Credential, loadCredential, saveCredential } from "./api";
 import { GroupDetail, Groups, Messages, TopicDetail, Topics } from "./cluster";
+import { Autoscaler, Plans, Pool } from "./operator";
 import { APIKeys, Clusters, Organizations, SignIn, UsagePage } from "./org";
 import "./style.css";
 
@@ -22,6 +23,16 @@ function useHash(): string[] {
 
 function route(cred: Credential, parts: string[]) {
   const [a, b, c, d] = parts;
+  // The operator's pages. A tenant that types their URL gets them too:
+  // their calls answer 403, which the page shows as a refusal.
+  switch (a) {
+    case "pool":
+      return <Pool cred={cred} />;
+    case "autoscaler":
+      return <Autoscaler cred={cred} />;
+    case "plans":
+      return <Plans cred={cred} />;
+  }
   if (cred.kind === "operator") return <Organizations cred={cred} />;
   switch (a) {
     case "clusters":
@@ -106,7 +117,20 @@ function App() {
             </a>
           </>
         ) : (
-          <span>Operator</span>
+          <>
+            <a href="#/organizations" aria-current={current("#/organizations")}>
+              Organisations
+            </a>
+            <a href="#/pool" aria-current={current("#/pool")}>
+              Broker pool
+            </a>
+            <a href="#/autoscaler" aria-current={current("#/autoscaler")}>
+              Autoscaler
+            </a>
+            <a href="#/plans" aria-current={current("#/plans")}>
+              Plans
+            </a>
+          </>
         )}
         <span class="spacer" />
         <span class="muted">{cred.kind === "key" ? cred.id : "operator"}</span>

@@ -42,7 +42,8 @@ export function SignIn(props: { onSignIn: (c: Credential) => void }) {
             <input type="radio" name="kind" checked={kind === "key"} onChange={() => setKind("key")} /> an API key
           </label>
           <label class="inline">
-            <input type="radio" name="kind" checked={kind === "operator"} onChange={() => setKind("operator")} /> the operator token
+            <input type="radio" name="kind" checked={kind === "operator"} onChange={() => setKind("operator")} data-testid="sign-in-operator" /> the
+            operator token
           </label>
         </fieldset>
         {kind === "key" && (
