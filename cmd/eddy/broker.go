@@ -29,6 +29,10 @@ type brokerConfig struct {
 	databaseURL string
 	dataDir     string
 	metrics     string
+	// pprof adds Go's profiling endpoints (/debug/pprof/) to the
+	// --metrics-listen server: off by default, since a profile reveals
+	// timing and code paths to whoever reaches that port.
+	pprof bool
 	// idFromHostname derives --id from a StatefulSet pod's hostname
 	// (<name>-<ordinal>): ordinal+1, the id the Kubernetes scaler expects
 	// (control-plane/scaler). hostname is os.Hostname unless a test sets it.
@@ -48,6 +52,7 @@ func (c *brokerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "local directory for the WAL (and the fs object store)")
 	fs.BoolVar(&c.idFromHostname, "id-from-hostname", false, "derive --id from a StatefulSet pod's hostname <name>-<ordinal>: ordinal+1")
 	fs.StringVar(&c.metrics, "metrics-listen", "", "address for /metrics and the /livez and /readyz probes (empty: off)")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --metrics-listen (for profiling; keep that address private)")
 }
 
 // Validate checks every part, after putting the directories not given
@@ -144,7 +149,7 @@ func runBroker(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
 	// Stopped in reverse: the tiered jobs first (a job in flight is handed
 	// back at once), then the broker drains, the metrics server last.
 	l := service.List{Log: log}
-	addMetrics(&l, cfg.metrics, reg, srv.Ready)
+	addMetrics(&l, cfg.metrics, reg, cfg.pprof, srv.Ready)
 	l.Add("broker", service.Func(func(ctx context.Context) error {
 		if err := srv.Run(ctx); !errors.Is(err, broker.ErrServerClosed) {
 			return err

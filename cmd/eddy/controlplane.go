@@ -187,7 +187,7 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	// metrics server last. A failure of any (say the REST port is taken)
 	// stops them all and is returned.
 	l := service.List{Log: log}
-	addMetrics(&l, cfg.metrics, reg, func(ctx context.Context) error {
+	addMetrics(&l, cfg.metrics, reg, false, func(ctx context.Context) error {
 		if st.Ping(ctx) != nil {
 			return errors.New("the database does not answer")
 		}

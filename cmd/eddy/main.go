@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -88,10 +89,14 @@ func newRegistry() *prometheus.Registry {
 // addMetrics adds the /metrics server on addr to l ("" adds nothing). It
 // also answers the probes: /livez while the process runs, /readyz while
 // ready returns nil. It is added first so that it stops last: a draining
-// process stays live.
-func addMetrics(l *service.List, addr string, reg *prometheus.Registry, ready func(context.Context) error) {
+// process stays live. With profiles it also serves Go's profiles under
+// /debug/pprof/.
+func addMetrics(l *service.List, addr string, reg *prometheus.Registry, profiles bool, ready func(context.Context) error) {
 	if addr != "" {
 		h := adminHandler(reg, ready)
+		if profiles {
+			h = withPprof(h)
+		}
 		l.Add("metrics", service.Func(func(ctx context.Context) error { return runMetrics(ctx, addr, h) }))
 	}
 }
@@ -114,6 +119,21 @@ func adminHandler(reg *prometheus.Registry, ready func(context.Context) error) h
 		}
 		w.Write([]byte("ok\n"))
 	})
+	return mux
+}
+
+// withPprof serves net/http/pprof's handlers under /debug/pprof/ and
+// everything else from h. The handlers are mounted on a mux of our own
+// rather than through the package's side effect on http.DefaultServeMux,
+// which no server of ours serves.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
 	return mux
 }
 

@@ -40,3 +40,29 @@ func TestProbes(t *testing.T) {
 		t.Errorf("/metrics: %d", code)
 	}
 }
+
+// TestPprof: the profiles are served only with --pprof, beside /metrics.
+func TestPprof(t *testing.T) {
+	ready := func(context.Context) error { return nil }
+	for _, on := range []bool{false, true} {
+		h := adminHandler(newRegistry(), ready)
+		if on {
+			h = withPprof(h)
+		}
+		srv := httptest.NewServer(h)
+		for path, want := range map[string]int{"/debug/pprof/": http.StatusNotFound, "/debug/pprof/goroutine?debug=1": http.StatusNotFound, "/metrics": http.StatusOK} {
+			if on {
+				want = http.StatusOK
+			}
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("pprof %v: %s answered %d, want %d", on, path, resp.StatusCode, want)
+			}
+		}
+		srv.Close()
+	}
+}

@@ -372,7 +372,7 @@ func (c *conn) admit(key int16) error {
 // frame encodes a response with its size and header. ApiVersions always
 // uses response header v0 (no tagged fields), whatever its version.
 func (c *conn) frame(corr int32, key int16, resp kmsg.Response) []byte {
-	out := make([]byte, 4, 256)
+	out := make([]byte, 4, frameSizeHint(resp))
 	out = kbin.AppendInt32(out, corr)
 	if resp.IsFlexible() && key != apiVersionsKey {
 		out = append(out, 0)
@@ -380,4 +380,22 @@ func (c *conn) frame(corr int32, key int16, resp kmsg.Response) []byte {
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	return out
+}
+
+// frameSizeHint is a capacity for resp's frame: for a fetch, its record
+// bytes plus room for the rest, so that encoding it copies the records
+// once instead of regrowing the frame partition after partition.
+func frameSizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 256
+	}
+	n := 256
+	for _, t := range f.Topics {
+		n += 64 + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += 96 + len(p.RecordBatches) + 24*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }

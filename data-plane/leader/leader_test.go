@@ -1,10 +1,12 @@
 package leader_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -382,5 +384,63 @@ func TestUnsafeNoDedupe(t *testing.T) {
 	again := appendBatch(t, p, recordBatch(5, 4242, 0))
 	if again.Duplicate || again.BaseOffset != first.LastOffset+1 {
 		t.Fatalf("retry with the dedupe off got %+v, want it stored again at %d", again, first.LastOffset+1)
+	}
+}
+
+// Reads of committed batches from the leader's cache hand out the cached
+// bytes themselves, not a copy per read, capped so that a caller's append
+// cannot write into them; a read spanning chunks is one fresh slice.
+func TestReadsShareCachedBytes(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m, p := e.leadWith(t, 1, 1, func(c *leader.Config) { c.InlineMaxBytes = 0 })
+	appendBatch(t, p, recordBatch(5, -1, -1)) // offsets 0-4
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, p, recordBatch(3, -1, -1)) // 5-7
+	appendBatch(t, p, recordBatch(2, -1, -1)) // 8-9
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	readMax := func(off int64, max int) []byte {
+		r, err := p.Read(ctx, off, max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Records
+	}
+	read := func(off int64) []byte { return readMax(off, 1<<20) }
+	bases := func(b []byte) (out []int64) {
+		batch.Each(b, func(h batch.Header, _ []byte) bool { out = append(out, h.BaseOffset); return true })
+		return out
+	}
+	one, again := read(5), read(5)
+	if got := bases(one); !slices.Equal(got, []int64{5, 8}) {
+		t.Fatalf("read at 5 returned batches at %v, want [5 8]", got)
+	}
+	if &one[0] != &again[0] {
+		t.Fatal("two reads of the same cached chunk returned copies, not the cached bytes")
+	}
+	if cap(one) != len(one) {
+		t.Fatalf("read returned %d bytes with capacity %d: an append would write into the cache", len(one), cap(one))
+	}
+	// A read that stops inside a chunk is capped too.
+	first := readMax(5, 1)
+	if got := bases(first); !slices.Equal(got, []int64{5}) || cap(first) != len(first) {
+		t.Fatalf("read at 5 of 1 byte returned batches at %v, %d bytes with capacity %d", got, len(first), cap(first))
+	}
+	want := slices.Clone(one)
+	_ = append(first, 0xff)
+	_ = append(one, 0xff)
+	if !bytes.Equal(read(5), want) {
+		t.Fatal("appending to a read's records changed the cached bytes")
+	}
+	all := read(0)
+	if got := bases(all); !slices.Equal(got, []int64{0, 5, 8}) {
+		t.Fatalf("read at 0 returned batches at %v, want [0 5 8]", got)
+	}
+	if !bytes.Equal(all[len(all)-len(want):], want) {
+		t.Fatal("a read across chunks did not return the second chunk's bytes")
 	}
 }

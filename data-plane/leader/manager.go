@@ -586,11 +586,23 @@ func (m *Manager) flush(ctx context.Context) (int64, error) {
 	)
 	if bytes > m.cfg.InlineMaxBytes || m.up.full() {
 		var b object.Builder
+		b.Grow(object.SizeOf(len(ts), bytes) - object.HeaderSize) // one allocation, no regrowth
 		for i, t := range ts {
 			ts[i].pos = b.Add(t.p.ID, t.c.base, t.c.end, t.c.maxTs, t.c.data...).Position
 		}
 		data, _ = b.Finish()
 		key = m.objectKey()
+		// The object holds each chunk's batches back to back already: the
+		// chunks become those slices, so that committed caches them
+		// without copying them again (flatten). The cached chunks then
+		// share the object's buffer, which lives until the last of them
+		// leaves the partitions' caches; the chunks of one flush are
+		// cached and evicted together, so this holds little more than
+		// CacheBytes says.
+		for i := range ts {
+			c := &ts[i].c
+			c.data, c.flat = [][]byte{data[ts[i].pos : ts[i].pos+int64(c.size) : ts[i].pos+int64(c.size)]}, true
+		}
 	} else {
 		for i := range ts {
 			ts[i].c.flatten()

@@ -528,9 +528,19 @@ func endOf(b []byte) int64 {
 // always taken, as KIP-74 asks). It returns the grown out, the next offset
 // wanted and whether out is full. Once full, callers must stop: appending
 // a later, smaller batch would skip the one that did not fit.
+//
+// The batches taken are contiguous in b: they are appended with one copy,
+// and when out is empty not copied at all. out is then b's bytes (capped,
+// so that appending to it copies), which callers must not modify: the
+// records of a fetch go out as they are, and b is immutable (a committed
+// chunk, or bytes read for this fetch).
 func appendFrom(out, b []byte, from, limit int64, maxBytes int) ([]byte, int64, bool) {
 	full := false
+	start, end := -1, 0 // the batches taken: b[start:end]
+	pos := 0
 	batch.Each(b, func(h batch.Header, raw []byte) bool {
+		at := pos
+		pos += len(raw)
 		if h.LastOffset() < from {
 			return true
 		}
@@ -538,14 +548,28 @@ func appendFrom(out, b []byte, from, limit int64, maxBytes int) ([]byte, int64, 
 			full = true // nothing past the limit may follow either
 			return false
 		}
-		if len(out) > 0 && len(out)+len(raw) > maxBytes {
+		taken := len(out)
+		if start >= 0 {
+			taken += end - start
+		}
+		if taken > 0 && taken+len(raw) > maxBytes {
 			full = true
 			return false
 		}
-		out = append(out, raw...)
+		if start < 0 {
+			start = at
+		}
+		end = at + len(raw)
 		from = h.LastOffset() + 1
-		full = len(out) >= maxBytes
+		full = taken+len(raw) >= maxBytes
 		return !full
 	})
+	switch {
+	case start < 0:
+	case len(out) == 0:
+		out = b[start:end:end]
+	default:
+		out = append(out, b[start:end]...)
+	}
 	return out, from, full
 }

@@ -224,11 +224,14 @@ func (m *Manager) upload(ctx context.Context, ids []int64) (int64, error) {
 		moves = make([]store.InlineMove, len(rows))
 		bytes int64
 	)
+	for _, r := range rows {
+		bytes += int64(len(r.Data))
+	}
+	b.Grow(object.SizeOf(len(rows), bytes) - object.HeaderSize) // one allocation, no regrowth
 	for i, r := range rows {
 		ch := b.Add(r.PartitionID, r.BaseOffset, r.EndOffset, r.MaxTimestamp, r.Data)
 		moves[i] = store.InlineMove{PartitionID: r.PartitionID, BaseOffset: r.BaseOffset, EndOffset: r.EndOffset,
 			MaxTimestamp: r.MaxTimestamp, Position: ch.Position, Length: int32(len(r.Data))}
-		bytes += int64(len(r.Data))
 	}
 	data, _ := b.Finish()
 	key := m.objectKey()
