@@ -87,7 +87,7 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 		return b.putErr(key, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = write(f, data)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -79,3 +79,25 @@ func TestConflict(t *testing.T) {
 		t.Errorf("Get(a/b) = %q, %v", got, err)
 	}
 }
+
+// An object larger than the piece the write-back trickles in comes back
+// whole, whatever its size modulo the piece.
+func TestLargePut(t *testing.T) {
+	b := open(t)
+	for _, n := range []int{8<<20 + 1, 13<<20 + 7, 16 << 20} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 7 / 3)
+		}
+		if err := b.Put(t.Context(), "large/object", data); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Get(t.Context(), "large/object")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, data) {
+			t.Fatalf("%d bytes put, %d read back differ", n, len(got))
+		}
+	}
+}
