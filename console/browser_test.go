@@ -211,13 +211,18 @@ func hash(route string) chromedp.Action[chromedp.Void] {
 }
 
 // screenshot writes docs/console/<name>.png when EDDY_UPDATE_SCREENSHOTS
-// is set (the README shows them).
-func (b *browser) screenshot(name string) {
+// is set (the README shows them): of the top of the page, or with the
+// element of a CSS selector scrolled to the top.
+func (b *browser) screenshot(name string, at ...string) {
 	b.t.Helper()
 	if os.Getenv("EDDY_UPDATE_SCREENSHOTS") == "" {
 		return
 	}
-	b.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	scroll := `window.scrollTo(0, 0)`
+	if len(at) > 0 {
+		scroll = fmt.Sprintf(`document.querySelector(%q).scrollIntoView()`, at[0])
+	}
+	b.do("scroll", chromedp.Evaluate[chromedp.Void](scroll))
 	time.Sleep(300 * time.Millisecond) // let the charts settle after the scroll
 	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -447,7 +452,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if as, err := admin.ListBudgetAlerts(ctx, client.ListOptions{}); err != nil || len(as.Items) != 1 || as.Items[0].Name != "monthly-cap" || as.Items[0].Threshold != "1000000.00" {
 		t.Errorf("budget alerts after the console's: %+v %v", as.Items, err)
 	}
-	b.screenshot("billing")
+	b.screenshot("billing", `[aria-labelledby=invoices-title]`)
 	b.do("delete the budget alert after confirming its name",
 		chromedp.Click(chromedp.CSS(`[data-testid=delete-alert-monthly-cap]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-name]`)),
@@ -460,7 +465,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// a lowered produce limit its clients are throttled, and the page says so.
 	b.do("see the cluster's quotas",
 		hash("#/clusters/"+cluster+"/quotas"),
-		until(textContains(`[data-testid=quota-ingress]`, "MB/s")),
+		until(textContains(`[data-testid=quota-ingress]`, "Produce throughput")),
 		until(`document.querySelector('[data-testid=throttled]')?.dataset.throttled === 'no'`),
 	)
 	if _, err := admin.UpdateCluster(ctx, cluster, client.UpdateClusterRequest{Limits: &limits.Limits{IngressMBps: 1}}); err != nil {

@@ -71,8 +71,8 @@ export function Quotas(props: { cred: Credential; cluster: string }) {
           </p>
           <table data-testid="quotas">
             <caption class="muted">
-              Now, over {u.brokers_reporting} broker{u.brokers_reporting === 1 ? "" : "s"}' last load reports, as of {fmtTime(u.as_of)}. Limits hold for the whole
-              pool.
+              Now, from the last load report of {u.brokers_reporting === 1 ? "the one live broker" : `${u.brokers_reporting} live brokers`}, as of{" "}
+              {fmtTime(u.as_of)}. Limits hold for the whole pool.
             </caption>
             <thead>
               <tr>
