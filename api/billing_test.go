@@ -73,9 +73,30 @@ func TestBillingRoutes(t *testing.T) {
 	if err != nil || len(rows) != 1+2+4 || rows[1][5] != "ingress" || rows[len(rows)-1][5] != "total" || rows[len(rows)-1][10] != "0.20" {
 		t.Errorf("invoice CSV (%v):\n%s", err, raw)
 	}
-	// ?format=csv works too; a bad format is a validation problem.
+	// The CSV is the JSON: its header, one row per line with the line's
+	// fields, then the totals.
+	if err == nil && len(rows) == 1+len(full.Lines)+4 {
+		if got := strings.Join(rows[0], ","); got != "invoice,month,status,cluster_id,cluster_name,metric,unit,unit_price,units,billable_units,amount,currency" {
+			t.Errorf("CSV header %s", got)
+		}
+		for i, l := range full.Lines {
+			want := []string{full.ID, full.Month, full.Status, l.ClusterID, l.ClusterName, l.Metric, l.Unit, l.UnitPrice, l.Units, l.BillableUnits, l.Amount, full.Currency}
+			if strings.Join(rows[1+i], "|") != strings.Join(want, "|") {
+				t.Errorf("CSV line %d %q, want %q", i, rows[1+i], want)
+			}
+		}
+		totals := rows[1+len(full.Lines):]
+		for i, tt := range [][2]string{{"subtotal", full.Subtotal}, {"credits", full.Credits}, {"adjustments", full.Adjustments}, {"total", full.Total}} {
+			if totals[i][5] != tt[0] || totals[i][10] != tt[1] {
+				t.Errorf("CSV %s row %q, want %s", tt[0], totals[i], tt[1])
+			}
+		}
+	}
+	// ?format=csv works too, named for download; a bad format is a
+	// validation problem.
 	resp, err := e.raw().Do(authed(ctx, a, "/v1/billing/invoices/"+inv.ID+"?format=csv", e.url))
-	if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+	if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		resp.Header.Get("Content-Disposition") != `attachment; filename="invoice-`+full.Month+`.csv"` {
 		t.Errorf("?format=csv: %v %v", resp, err)
 	}
 	resp, err = e.raw().Do(authed(ctx, a, "/v1/billing/invoices?format=xml", e.url))

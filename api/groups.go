@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -59,5 +61,58 @@ func (s *Server) getGroup(c echo.Context) error {
 		}
 	}
 	out.Partitions = int32(len(offs))
+	return c.JSON(http.StatusOK, out)
+}
+
+// Lag history: what control-plane/laghistory sampled. One page holds at
+// most maxLagSamples samples (a day of the default one a minute); a
+// caller pages on from next_since.
+const (
+	maxLagSamples     = 1440
+	defaultLagHistory = 24 * time.Hour
+)
+
+func (s *Server) getLagHistory(c echo.Context) error {
+	cl, err := s.loadCluster(c)
+	if err != nil {
+		return err
+	}
+	var fe fieldErrors
+	since := time.Now().Add(-defaultLagHistory)
+	if v := c.QueryParam("since"); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			fe.add("since", "must be an RFC 3339 time")
+		} else {
+			since = t
+		}
+	}
+	limit := maxLagSamples
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLagSamples {
+			fe.add("limit", "must be an integer from 1 to %d", maxLagSamples)
+		}
+		limit = n
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	group := c.Param("group_id")
+	samples, err := s.st.GroupLagHistory(c.Request().Context(), cl.OrgID, cl.ID, group, since, limit)
+	if err != nil {
+		return storeError(err, "cluster")
+	}
+	out := client.LagHistory{GroupID: group, Samples: make([]client.LagSample, 0, len(samples))}
+	for _, ls := range samples {
+		o := client.LagSample{At: ls.At.UTC(), TotalLag: ls.TotalLag, Partitions: make([]client.PartitionLag, len(ls.Partitions))}
+		for i, p := range ls.Partitions {
+			o.Partitions[i] = client.PartitionLag{Topic: p.Topic, Partition: p.Partition, Lag: p.Lag}
+		}
+		out.Samples = append(out.Samples, o)
+	}
+	if len(samples) == limit {
+		next := samples[len(samples)-1].At.UTC()
+		out.NextSince = &next
+	}
 	return c.JSON(http.StatusOK, out)
 }

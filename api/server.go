@@ -266,6 +266,8 @@ func New(cfg Config, st *store.Store, issuer *identity.Issuer, log *slog.Logger,
 
 	t.GET("/clusters/:cluster_id/consumer-groups", s.listGroups, s.allowedFrom)
 	t.GET("/clusters/:cluster_id/consumer-groups/:group_id", s.getGroup, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/consumer-groups/:group_id/lag-history", s.getLagHistory, s.allowedFrom)
+	t.GET("/clusters/:cluster_id/quota-usage", s.getQuotaUsage, s.allowedFrom)
 
 	t.GET("/clusters/:cluster_id/share-groups", s.listShareGroups, s.allowedFrom)
 	t.GET("/clusters/:cluster_id/share-groups/:group_id", s.getShareGroup, s.allowedFrom)

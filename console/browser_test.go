@@ -22,6 +22,7 @@ import (
 	"github.com/eddy-streams/eddy/console"
 	"github.com/eddy-streams/eddy/control-plane/identity"
 	"github.com/eddy-streams/eddy/internal/freeport"
+	"github.com/eddy-streams/eddy/internal/limits"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
@@ -55,9 +56,10 @@ func requireBrowser(t *testing.T) {
 }
 
 // devStack is `eddy dev` with three brokers on free ports, in a temporary
-// directory, metering usage every second, with the autoscaler evaluating
-// every second and held at three brokers (the operator's pages show the
-// pool and its decisions; nothing starts or stops brokers under the test).
+// directory, metering usage and sampling consumer-group lag every second,
+// with the autoscaler evaluating every second and held at three brokers
+// (the operator's pages show the pool and its decisions; nothing starts or
+// stops brokers under the test).
 type devStack struct {
 	api       string
 	bootstrap string
@@ -87,7 +89,7 @@ func startDev(t *testing.T) *devStack {
 	cmd := exec.Command(bin, "dev", "--data-dir", d.dir, "--database-url", d.dbURL,
 		"--port", strconv.Itoa(port), "--api-port", strconv.Itoa(apiPort), "--brokers", strconv.Itoa(devBrokers),
 		"--autoscale", "--autoscale-min", strconv.Itoa(devBrokers), "--autoscale-max", strconv.Itoa(devBrokers), "--autoscale-interval", "1s",
-		"--broker-flag=--metering-window=1s", "--broker-flag=--flush-interval=50ms")
+		"--broker-flag=--metering-window=1s", "--broker-flag=--flush-interval=50ms", "--lag-sample-interval=1s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,13 +222,18 @@ func hash(route string) chromedp.Action[chromedp.Void] {
 }
 
 // screenshot writes docs/console/<name>.png when EDDY_UPDATE_SCREENSHOTS
-// is set (the README shows them).
-func (b *browser) screenshot(name string) {
+// is set (the README shows them): of the top of the page, or with the
+// element of a CSS selector scrolled to the top.
+func (b *browser) screenshot(name string, at ...string) {
 	b.t.Helper()
 	if os.Getenv("EDDY_UPDATE_SCREENSHOTS") == "" {
 		return
 	}
-	b.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	scroll := `window.scrollTo(0, 0)`
+	if len(at) > 0 {
+		scroll = fmt.Sprintf(`document.querySelector(%q).scrollIntoView()`, at[0])
+	}
+	b.do("scroll", chromedp.Evaluate[chromedp.Void](scroll))
 	time.Sleep(300 * time.Millisecond) // let the charts settle after the scroll
 	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -340,6 +347,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(`Number(document.querySelector('[data-testid=total-lag]')?.dataset.lag) > 0`),
 		until(`document.querySelector('[data-testid=lag-chart]')?.dataset.points >= 2`),
 	)
+	// The control plane samples the lag too: the history the server kept
+	// charts it (it refreshes every 30 s, so reopen the page to see it now).
+	poll.Until(t, time.Minute, "a lag sample of billing-app with lag", func() error {
+		h, err := client.New(d.api, client.WithAPIKey(adminID, adminSecret)).GetLagHistory(ctx, cluster, "billing-app", client.LagHistoryQuery{})
+		if err != nil || len(h.Samples) == 0 || h.Samples[len(h.Samples)-1].TotalLag == 0 {
+			return fmt.Errorf("%d samples, %v", len(h.Samples), err)
+		}
+		return nil
+	})
+	b.do("see the server-side lag history",
+		hash("#/clusters/"+cluster+"/groups"),
+		until(textContains(`[data-testid=groups]`, "billing-app")),
+		hash("#/clusters/"+cluster+"/groups/billing-app"),
+		until(`document.querySelector('[data-testid=lag-history-chart]')?.dataset.points >= 1 && !!document.querySelector('[data-testid=lag-history-chart] canvas')`),
+	)
 	if err := group.CommitRecords(ctx, read...); err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +447,65 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(textContains(`[data-testid=estimate]`, "projected")),
 	)
 	b.screenshot("usage")
+
+	// The estimate rated the month: its draft invoice is listed, and its
+	// CSV downloads.
+	month := time.Now().UTC().Format("2006-01")
+	b.do("download the month's invoice as CSV",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="csv-`+month+`"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="csv-`+month+`"]`)),
+		until(textContains(`[data-testid=csv-done]`, "Downloaded invoice-"+month+".csv")),
+	)
+	b.do("create a budget alert and see it against the estimate",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=alert-name]`), "monthly-cap"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=alert-threshold]`), "1000000"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=alert-webhook]`), "https://203.0.113.10/eddy-budget"),
+		chromedp.Click(chromedp.CSS(`[data-testid=create-alert]`)),
+		until(textContains(`[data-testid=alert-secret]`, "whsec_")),
+		until(textContains(`[data-testid=alert-state-monthly-cap]`, "Below")),
+	)
+	if as, err := admin.ListBudgetAlerts(ctx, client.ListOptions{}); err != nil || len(as.Items) != 1 || as.Items[0].Name != "monthly-cap" || as.Items[0].Threshold != "1000000.00" {
+		t.Errorf("budget alerts after the console's: %+v %v", as.Items, err)
+	}
+	b.screenshot("billing", `[aria-labelledby=invoices-title]`)
+	b.do("delete the budget alert after confirming its name",
+		chromedp.Click(chromedp.CSS(`[data-testid=delete-alert-monthly-cap]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=confirm-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=confirm-name]`), "monthly-cap"),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-delete]`)),
+		until(textContains(`[data-testid=budget-alerts]`, "No budget alerts")),
+	)
+
+	// Quotas: the page shows the cluster's limits and what it uses; past
+	// a lowered produce limit its clients are throttled, and the page says so.
+	b.do("see the cluster's quotas",
+		hash("#/clusters/"+cluster+"/quotas"),
+		until(textContains(`[data-testid=quota-ingress]`, "Produce throughput")),
+		until(`document.querySelector('[data-testid=throttled]')?.dataset.throttled === 'no'`),
+	)
+	if _, err := admin.UpdateCluster(ctx, cluster, client.UpdateClusterRequest{Limits: &limits.Limits{IngressMBps: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 256<<10)
+	poll.Until(t, 2*time.Minute, "the brokers to report a throttle", func() error {
+		var batch []*kgo.Record
+		for range 8 {
+			batch = append(batch, &kgo.Record{Value: big})
+		}
+		if err := producer.ProduceSync(ctx, batch...).FirstErr(); err != nil {
+			return err
+		}
+		q, err := admin.GetQuotaUsage(ctx, cluster)
+		if err != nil || q.LastThrottledAt == nil {
+			return fmt.Errorf("not throttled yet: %+v %v", q, err)
+		}
+		return nil
+	})
+	b.do("see the throttling on the quotas page",
+		until(`document.querySelector('[data-testid=throttled]')?.dataset.throttled === 'yes'`),
+		until(textContains(`[data-testid=quota-ingress]`, "1.00 MB/s")),
+	)
+	b.screenshot("quotas")
 
 	b.do("create a service account",
 		hash("#/service-accounts"),

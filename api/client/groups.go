@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -110,4 +112,53 @@ func (c *Client) ResetShareGroup(ctx context.Context, cluster, group string, r S
 func (c *Client) DeleteShareGroupOffsets(ctx context.Context, cluster, group string) error {
 	_, err := c.do(ctx, http.MethodDelete, shareGroupsPath(cluster)+"/"+esc(group)+"/offsets", nil, nil)
 	return err
+}
+
+// LagHistory is a consumer group's lag as the control plane sampled it
+// (GET .../consumer-groups/{g}/lag-history), oldest first.
+type LagHistory struct {
+	GroupID string      `json:"group_id"`
+	Samples []LagSample `json:"samples"`
+	// NextSince, when set, is where the next page starts: pass it as
+	// LagHistoryQuery.Since.
+	NextSince *time.Time `json:"next_since,omitempty"`
+}
+
+// LagSample is a group's lag at one instant.
+type LagSample struct {
+	At         time.Time      `json:"at"`
+	TotalLag   int64          `json:"total_lag"`
+	Partitions []PartitionLag `json:"partitions"`
+}
+
+// PartitionLag is one partition's lag in a LagSample.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Lag       int64  `json:"lag"`
+}
+
+// LagHistoryQuery selects samples: those after Since (zero: the last
+// 24 hours), at most Limit (zero: the server's default, 1440).
+type LagHistoryQuery struct {
+	Since time.Time
+	Limit int
+}
+
+// GetLagHistory returns a group's sampled lag.
+func (c *Client) GetLagHistory(ctx context.Context, cluster, group string, q LagHistoryQuery) (LagHistory, error) {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := groupsPath(cluster) + "/" + esc(group) + "/lag-history"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out LagHistory
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
 }

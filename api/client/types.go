@@ -379,3 +379,31 @@ type CreateIdentityPoolRequest struct {
 // IdentityPoolHeader names the identity pool a bearer token of an
 // organisation's own identity provider is for.
 const IdentityPoolHeader = "Eddy-Identity-Pool"
+
+// QuotaUsage is how close a cluster is to its limits now
+// (GET /v1/clusters/{id}/quota-usage).
+type QuotaUsage struct {
+	ClusterID string    `json:"cluster_id"`
+	AsOf      time.Time `json:"as_of"`
+	// Limits are the cluster's effective limits (Cluster.EffectiveLimits).
+	Limits limits.Limits `json:"limits"`
+	// Rates and connections summed over the live brokers' last load
+	// reports; BrokersReporting says how many reported.
+	BytesInPerSec    float64 `json:"bytes_in_per_sec"`
+	BytesOutPerSec   float64 `json:"bytes_out_per_sec"`
+	RequestsPerSec   float64 `json:"requests_per_sec"`
+	Connections      int     `json:"connections"`
+	BrokersReporting int     `json:"brokers_reporting"`
+	// What the cluster holds.
+	Partitions  int32 `json:"partitions"`
+	Topics      int32 `json:"topics"`
+	Groups      int32 `json:"groups"`
+	StoredBytes int64 `json:"stored_bytes"`
+	// StorageSampledAt is when StoredBytes was sampled (absent: never).
+	StorageSampledAt *time.Time `json:"storage_sampled_at,omitempty"`
+	// Throttling: the throttle time handed to the cluster's clients per
+	// second now, and the last time a live broker throttled one within the
+	// last hour (absent: none did).
+	ThrottleSecondsPerSec float64    `json:"throttle_seconds_per_sec"`
+	LastThrottledAt       *time.Time `json:"last_throttled_at,omitempty"`
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/eddy-streams/eddy/api"
 	billmeter "github.com/eddy-streams/eddy/billing/meter"
 	"github.com/eddy-streams/eddy/control-plane/autoscale"
+	"github.com/eddy-streams/eddy/control-plane/laghistory"
 	"github.com/eddy-streams/eddy/control-plane/lease"
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
@@ -440,6 +441,7 @@ var operationsDoc = []struct {
 		{"Kubernetes scaler (control-plane/scaler)", new(scaler.KubernetesConfig)},
 		{"REST API (api)", new(api.Config)},
 		{"Billing ledger and its webhooks (control-plane/ledger, internal/egress)", new(ledger.Config)},
+		{"Consumer-group lag history (control-plane/laghistory)", new(laghistory.Config)},
 	}},
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/eddy-streams/eddy/control-plane/autoscale"
 	"github.com/eddy-streams/eddy/control-plane/cluster"
 	"github.com/eddy-streams/eddy/control-plane/identity"
+	"github.com/eddy-streams/eddy/control-plane/laghistory"
 	"github.com/eddy-streams/eddy/control-plane/lease"
 	"github.com/eddy-streams/eddy/control-plane/ledger"
 	"github.com/eddy-streams/eddy/control-plane/placement"
@@ -38,6 +39,8 @@ type controlPlaneConfig struct {
 	secrets   seal.Config
 	placement placement.Config
 	ledger    ledger.Config
+	// lagHistory samples consumer-group lag for its history.
+	lagHistory laghistory.Config
 	// lease elects the replica that runs the singleton loops.
 	lease lease.Config
 	// api is the REST API; it is off while api.Listen is empty.
@@ -81,6 +84,7 @@ func (c *controlPlaneConfig) RegisterFlags(fs *pflag.FlagSet) {
 	// (and test stacks) may share a machine, and only one can have a fixed port.
 	c.api.RegisterFlags(fs)
 	c.ledger.RegisterFlags(fs)
+	c.lagHistory.RegisterFlags(fs)
 }
 
 // Validate checks the parts that will run: the API only with --api-listen,
@@ -99,6 +103,9 @@ func (c *controlPlaneConfig) Validate() error {
 		return err
 	}
 	if err := c.lease.Validate(); err != nil {
+		return err
+	}
+	if err := c.lagHistory.Validate(); err != nil {
 		return err
 	}
 	// One policy guards webhook URLs at registration (API) and delivery.
@@ -216,12 +223,14 @@ func runControlPlane(ctx context.Context, cfg controlPlaneConfig, log *slog.Logg
 	if cfg.autoscale {
 		scale = autoscale.NewLoop(cfg.autoscaleLoop, st, sc, base, reg)
 	}
+	lagSampler := laghistory.New(cfg.lagHistory, st, log, reg)
 	elector := lease.New(cfg.lease, st, leaseName, leaseHolder(), log, reg)
 	l.Add("leader", service.Func(func(ctx context.Context) error {
 		return elector.Run(ctx, func(ctx context.Context) error {
 			term := service.List{Log: log}
 			term.Add("ledger", service.Loop(books.Run))
 			term.Add("placement", loop)
+			term.Add("lag history", service.Loop(lagSampler.Run))
 			if scale != nil {
 				term.Add("autoscaler", scale)
 			}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eddy-streams/eddy/control-plane/laghistory"
 	"github.com/eddy-streams/eddy/control-plane/scaler"
 	"github.com/eddy-streams/eddy/internal/pgserver"
 	"github.com/eddy-streams/eddy/internal/seal"
@@ -42,6 +43,8 @@ type devConfig struct {
 	databaseURL string
 	// autoscale holds --autoscale and the --autoscale-* flags.
 	autoscale controlPlaneConfig
+	// lagHistory holds the --lag-* flags of the control plane.
+	lagHistory laghistory.Config
 }
 
 func newDevCmd() *cobra.Command {
@@ -76,6 +79,7 @@ them again; lower --autoscale-capacity-bytes-in to see it at work.`,
 	fs.StringVar(&cfg.databaseURL, "database-url", "", "use this Postgres database instead of starting one under --data-dir")
 	fs.StringArrayVar(&cfg.brokerArgs, "broker-flag", nil, "extra flag for every broker, e.g. --broker-flag=--flush-interval=50ms (repeatable)")
 	cfg.autoscale.registerAutoscale(fs)
+	cfg.lagHistory.RegisterFlags(fs)
 	// A laptop's pool: a few brokers, so the ports in use stay few.
 	fs.Lookup("autoscale-max").DefValue = strconv.Itoa(devMaxBrokers)
 	cfg.autoscale.autoscaleLoop.MaxBrokers = devMaxBrokers
@@ -184,6 +188,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger) error {
 	cp.api.Listen, cp.api.PublicURL = apiAddr, apiURL
 	cp.api.AdminToken, cp.api.KafkaBootstrap = adminToken, net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port))
 	cp.secrets.KeyFile = secretsKey
+	cp.lagHistory = cfg.lagHistory
 	if cfg.autoscale.autoscale {
 		cp.autoscale, cp.autoscaleLoop, cp.scaler = true, cfg.autoscale.autoscaleLoop, procs
 		cp.placement.RebalanceInterval = 2 * time.Second

@@ -19,6 +19,9 @@ type tenant struct {
 	bytesIn, bytesOut, requests atomic.Int64
 	conns                       atomic.Int64
 	quota                       tenantQuota
+	// throttled sums the throttle time handed out (nanoseconds) and
+	// lastThrottled is when the last was (Unix nanoseconds; 0: never).
+	throttled, lastThrottled atomic.Int64
 }
 
 // Meter holds every tenant seen and the previous report's counters.
@@ -36,7 +39,7 @@ type Meter struct {
 	lastAll   counts
 }
 
-type counts struct{ in, out, reqs int64 }
+type counts struct{ in, out, reqs, throttled int64 }
 
 // NewMeter returns a Meter whose first report covers the time since now.
 func NewMeter() *Meter {
@@ -147,16 +150,20 @@ func (m *Meter) Report(led map[int64]bool, slots int) brokerload.Report {
 	seen := make(map[string]counts, len(m.lastSeen))
 	var all counts
 	for _, t := range m.all() {
-		c := counts{t.bytesIn.Load(), t.bytesOut.Load(), t.requests.Load()}
+		c := counts{t.bytesIn.Load(), t.bytesOut.Load(), t.requests.Load(), t.throttled.Load()}
 		p := m.lastSeen[t.name]
 		rates := brokerload.Rates{
 			BytesIn:     float64(c.in-p.in) / secs,
 			BytesOut:    float64(c.out-p.out) / secs,
 			Requests:    float64(c.reqs-p.reqs) / secs,
 			Connections: int(t.conns.Load()),
+			Throttle:    time.Duration(c.throttled-p.throttled).Seconds() / secs,
+		}
+		if last := t.lastThrottled.Load(); last != 0 && now.Sub(time.Unix(0, last)) < brokerload.RecentThrottle {
+			rates.LastThrottledAt = time.Unix(0, last).UTC()
 		}
 		seen[t.name] = c
-		all.in, all.out, all.reqs = all.in+c.in, all.out+c.out, all.reqs+c.reqs
+		all.in, all.out, all.reqs, all.throttled = all.in+c.in, all.out+c.out, all.reqs+c.reqs, all.throttled+c.throttled
 		if rates != (brokerload.Rates{}) {
 			r.Clusters[t.name] = rates
 		}

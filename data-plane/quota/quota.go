@@ -214,6 +214,8 @@ func (e *Enforcer) Charge(c *Conn, key int16, reqBytes int, resp kmsg.Response) 
 	if d <= 0 {
 		return 0, nil
 	}
+	t.throttled.Add(int64(d))
+	t.lastThrottled.Store(now.UnixNano())
 	for name, v := range map[string]time.Duration{"produce": produce, "fetch": fetch, "requests": reqs} {
 		if v > 0 {
 			e.throttle.WithLabelValues(t.name, name).Add(v.Seconds())

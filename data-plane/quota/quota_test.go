@@ -177,6 +177,10 @@ func TestCharge(t *testing.T) {
 	if err != nil || d != 0 || resp.ThrottleMillis < 3000 || time.Until(a.mutedUntil) < 3*time.Second {
 		t.Errorf("5 s of bytes at 1000 B/s: delay %v, %v, throttle %d ms, muted for %v", d, err, resp.ThrottleMillis, time.Until(a.mutedUntil))
 	}
+	// The load report tells the control plane the cluster was throttled.
+	if r := m.Report(nil, 0).Clusters["vc"]; r.Throttle <= 0 || r.LastThrottledAt.IsZero() {
+		t.Errorf("the report after a throttle: %+v", r)
+	}
 	var stopping atomic.Bool
 	stopping.Store(true)
 	a.WaitMuted(context.Background(), &stopping) // returns at once while stopping

@@ -30,7 +30,18 @@ type Rates struct {
 	BytesOut    float64 `json:"bytes_out_per_sec"`
 	Requests    float64 `json:"requests_per_sec"`
 	Connections int     `json:"connections"`
+	// Throttle is the throttle time the broker's quotas handed to the
+	// cluster's clients per second of the interval (data-plane/quota), and
+	// LastThrottledAt when it last throttled one, if within
+	// RecentThrottle: the control plane shows tenants whether they were
+	// throttled recently (GET /v1/clusters/{id}/quota-usage).
+	Throttle        float64   `json:"throttle_seconds_per_sec,omitempty"`
+	LastThrottledAt time.Time `json:"last_throttled_at,omitzero"`
 }
+
+// RecentThrottle is how long a broker keeps reporting a cluster's last
+// throttle: a broker that restarts forgets it.
+const RecentThrottle = time.Hour
 
 // Report is one broker's load.
 type Report struct {

@@ -278,3 +278,98 @@ export interface Plan {
   created_at: string;
   updated_at: string;
 }
+
+export interface InvoiceLine {
+  cluster_id: string;
+  cluster_name: string;
+  metric: string;
+  unit: string;
+  unit_price: string;
+  units: string;
+  billable_units: string;
+  amount: string;
+}
+
+export interface Invoice {
+  id: string;
+  month: string;
+  status: string;
+  currency: string;
+  subtotal: string;
+  credits: string;
+  adjustments: string;
+  total: string;
+  lines?: InvoiceLine[];
+}
+
+export interface BudgetAlert {
+  id: string;
+  name: string;
+  threshold: string;
+  webhook_url: string;
+  secret?: string;
+  created_at: string;
+}
+
+export interface LagSample {
+  at: string;
+  total_lag: number;
+  partitions: { topic: string; partition: number; lag: number }[];
+}
+
+export interface LagHistory {
+  group_id: string;
+  samples: LagSample[];
+  next_since?: string;
+}
+
+export interface QuotaUsage {
+  cluster_id: string;
+  as_of: string;
+  limits: Limits;
+  bytes_in_per_sec: number;
+  bytes_out_per_sec: number;
+  requests_per_sec: number;
+  connections: number;
+  brokers_reporting: number;
+  partitions: number;
+  topics: number;
+  groups: number;
+  stored_bytes: number;
+  storage_sampled_at?: string;
+  throttle_seconds_per_sec: number;
+  last_throttled_at?: string;
+}
+
+// download fetches path as the signed-in credential with the given
+// Accept type and hands it to the browser as a file, named as the
+// server's Content-Disposition says. It returns the file's name and text.
+export async function download(cred: Credential, path: string, accept: string): Promise<{ filename: string; text: string }> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, { headers: { Authorization: authHeader(cred), Accept: accept } });
+  } catch (e) {
+    throw new ProblemError({ type: "network", title: "The control plane does not answer", status: 0, detail: String(e) });
+  }
+  const text = await resp.text();
+  if (!resp.ok) {
+    let p: Problem;
+    try {
+      p = JSON.parse(text) as Problem;
+    } catch {
+      p = { type: "about:blank", title: resp.statusText || "Error", status: resp.status, detail: text };
+    }
+    throw new ProblemError(p);
+  }
+  const m = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") ?? "");
+  const filename = m ? m[1] : "download";
+  const url = URL.createObjectURL(new Blob([text], { type: resp.headers.get("Content-Type") ?? "application/octet-stream" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return { filename, text };
+}

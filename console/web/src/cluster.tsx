@@ -12,6 +12,7 @@ import {
   Topic,
 } from "./api";
 import { Chart } from "./chart";
+import { LagHistoryChart } from "./laghistory";
 import { Confirm, fmtTime, Page, ProblemBox, toProblem, useLoad } from "./ui";
 
 // The pages of one cluster: topics, a topic's configs, the message
@@ -527,7 +528,8 @@ export function GroupDetail(props: { cred: Credential; cluster: string; group: s
           <p role="status" data-testid="total-lag" data-lag={detail.total_lag}>
             Total lag: <strong>{detail.total_lag}</strong>
           </p>
-          {history.x.length > 0 && <Chart title="Lag per partition" x={history.x} series={series} unit="records" testid="lag-chart" />}
+          {history.x.length > 0 && <Chart title="Lag per partition while this page is open" x={history.x} series={series} unit="records" testid="lag-chart" />}
+          <LagHistoryChart cred={props.cred} cluster={props.cluster} group={props.group} />
           <table data-testid="group-offsets">
             <thead>
               <tr>

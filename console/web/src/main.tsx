@@ -5,6 +5,7 @@ import { Credential, loadCredential, saveCredential } from "./api";
 import { GroupDetail, Groups, Messages, TopicDetail, Topics } from "./cluster";
 import { Autoscaler, Plans, Pool } from "./operator";
 import { APIKeys, Clusters, Organizations, SignIn, UsagePage } from "./org";
+import { Quotas } from "./quotas";
 import "./style.css";
 
 // The console is one page routed by the URL's hash (#/clusters/...), so
@@ -46,6 +47,8 @@ function route(cred: Credential, parts: string[]) {
           return d ? <GroupDetail cred={cred} cluster={b} group={d} /> : <Groups cred={cred} cluster={b} />;
         case "access":
           return <Access cred={cred} cluster={b} />;
+        case "quotas":
+          return <Quotas cred={cred} cluster={b} />;
       }
       return <Topics cred={cred} cluster={b} />;
     case "api-keys":
@@ -100,6 +103,9 @@ function App() {
                 </a>
                 <a href={`#/clusters/${encodeURIComponent(cluster)}/access`} aria-current={current(`#/clusters/${cluster}/access`)}>
                   Access
+                </a>
+                <a href={`#/clusters/${encodeURIComponent(cluster)}/quotas`} aria-current={current(`#/clusters/${cluster}/quotas`)}>
+                  Quotas
                 </a>
               </>
             )}

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import { APIKey, call, Cluster, Credential, enc, Estimate, List, ProblemError, ServiceAccount, Usage } from "./api";
+import { BudgetAlerts, Invoices } from "./billing";
 import { Chart } from "./chart";
 import { Confirm, fmtTime, Page, ProblemBox, toProblem, useLoad } from "./ui";
 
@@ -333,6 +334,9 @@ export function UsagePage(props: { cred: Credential }) {
             />
           </>
         ))}
+      {/* The estimate rates the month first, so its draft invoice is listed. */}
+      {(estimate.data || estimate.error) && <Invoices cred={props.cred} />}
+      <BudgetAlerts cred={props.cred} estimate={estimate.data} />
     </Page>
   );
 }

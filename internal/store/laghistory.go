@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Consumer-group lag history (migration 0025, group_lag_samples): what
+// control-plane/laghistory samples and GET .../lag-history returns.
+
+// PartitionLag is one partition's lag in a LagSample.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	Lag       int64
+}
+
+// LagSample is a group's lag at one instant.
+type LagSample struct {
+	At         time.Time
+	TotalLag   int64
+	Partitions []PartitionLag // by topic and partition
+}
+
+// SampleGroupLag stores, at instant at, the lag of every consumer group
+// with committed offsets in every cluster — computed as GroupOffset.Lag
+// and Groups compute it — in one statement. At most maxGroupsPerCluster
+// groups of a cluster are sampled (the first by group id), which bounds
+// the rows a cluster adds per sample. A second sample at the same instant
+// adds nothing. It returns how many groups it sampled.
+func (s *Store) SampleGroupLag(ctx context.Context, at time.Time, maxGroupsPerCluster int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+		WITH lag AS (
+			SELECT g.cluster_id, g.group_id, g.topic, g.partition,
+			       CASE WHEN p.high_watermark IS NULL OR p.high_watermark < 0 THEN 0
+			            ELSE greatest(p.high_watermark - g.committed, 0) END AS lag,
+			       dense_rank() OVER (PARTITION BY g.cluster_id ORDER BY g.group_id) AS n
+			FROM group_offsets g
+			LEFT JOIN topics t ON t.cluster_id = g.cluster_id AND t.name = g.topic
+			LEFT JOIN partitions p ON p.topic_id = t.id AND p.partition = g.partition
+		)
+		INSERT INTO group_lag_samples (cluster_id, group_id, sampled_at, total_lag, topics, partitions, lags)
+		SELECT cluster_id, group_id, $1, sum(lag),
+		       array_agg(topic ORDER BY topic, partition),
+		       array_agg(partition ORDER BY topic, partition),
+		       array_agg(lag ORDER BY topic, partition)
+		FROM lag WHERE n <= $2
+		GROUP BY cluster_id, group_id
+		ON CONFLICT DO NOTHING`, at, maxGroupsPerCluster)
+	if err != nil {
+		return 0, fmt.Errorf("store: sample group lag: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// PruneGroupLag deletes lag samples taken before before, at most limit of
+// them (oldest first, so a backlog goes over several short statements),
+// and returns how many it deleted.
+func (s *Store) PruneGroupLag(ctx context.Context, before time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM group_lag_samples WHERE ctid IN (
+		SELECT ctid FROM group_lag_samples WHERE sampled_at < $1 ORDER BY sampled_at LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune group lag: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// GroupLagHistory returns a group's lag samples taken after since, oldest
+// first, at most limit of them (the oldest after since, so a caller pages
+// on by asking again after the last one's time). A cluster outside orgID
+// is ErrNotFound; a group without samples has none.
+func (s *Store) GroupLagHistory(ctx context.Context, orgID, clusterID, group string, since time.Time, limit int) ([]LagSample, error) {
+	if _, err := s.Cluster(ctx, orgID, clusterID); err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, `
+		SELECT sampled_at, total_lag, topics, partitions, lags FROM group_lag_samples
+		WHERE cluster_id = $1 AND group_id = $2 AND sampled_at > $3
+		ORDER BY sampled_at LIMIT $4`, clusterID, group, since, limit)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LagSample, error) {
+		var (
+			ls     LagSample
+			topics []string
+			parts  []int32
+			lags   []int64
+		)
+		if err := r.Scan(&ls.At, &ls.TotalLag, &topics, &parts, &lags); err != nil {
+			return ls, err
+		}
+		if len(parts) != len(topics) || len(lags) != len(topics) {
+			return ls, fmt.Errorf("sample at %s: arrays of different lengths", ls.At)
+		}
+		ls.Partitions = make([]PartitionLag, len(topics))
+		for i := range topics {
+			ls.Partitions[i] = PartitionLag{Topic: topics[i], Partition: parts[i], Lag: lags[i]}
+		}
+		return ls, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: group lag history: %w", err)
+	}
+	return out, nil
+}
