@@ -44,7 +44,7 @@ func providerOut(p store.IdentityProvider) client.IdentityProvider {
 
 func poolOut(p store.IdentityPool) client.IdentityPool {
 	return client.IdentityPool{ID: p.ID, Name: p.Name, ProviderID: p.ProviderID, ClusterID: p.ClusterID,
-		ServiceAccountID: p.ServiceAccountID, Filter: p.Filter, CreatedAt: p.CreatedAt}
+		ServiceAccountID: p.ServiceAccountID, Filter: p.Filter, FilterExpression: p.FilterExpression, CreatedAt: p.CreatedAt}
 }
 
 func (s *Server) createIdentityProvider(c echo.Context) error {
@@ -122,14 +122,14 @@ func (s *Server) createIdentityPool(c echo.Context) error {
 			fe.add(field, "is required")
 		}
 	}
-	if err := federation.CheckFilter(req.Filter); err != nil {
-		fe.add("filter", "%s", err)
+	if field, err := federation.CheckPool(req.Filter, req.FilterExpression); err != nil {
+		fe.add(field, "%s", err)
 	}
 	if err := fe.err(); err != nil {
 		return err
 	}
 	p, err := s.st.CreateIdentityPool(c.Request().Context(), store.IdentityPool{OrgID: principal(c).OrgID, Name: req.Name,
-		ProviderID: req.ProviderID, ClusterID: req.ClusterID, ServiceAccountID: req.ServiceAccountID, Filter: req.Filter})
+		ProviderID: req.ProviderID, ClusterID: req.ClusterID, ServiceAccountID: req.ServiceAccountID, Filter: req.Filter, FilterExpression: req.FilterExpression})
 	if err != nil {
 		return storeError(err, "identity pool")
 	}

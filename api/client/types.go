@@ -355,15 +355,16 @@ type CreateIdentityProviderRequest struct {
 	Audience string `json:"audience"`
 }
 
-// IdentityPool admits a provider's tokens whose claims pass Filter as a
-// service account in a cluster.
+// IdentityPool admits a provider's tokens whose claims pass Filter and
+// FilterExpression (each when set) as a service account in a cluster.
 type IdentityPool struct {
 	ID               string              `json:"id"`
 	Name             string              `json:"name"`
 	ProviderID       string              `json:"provider_id"`
 	ClusterID        string              `json:"cluster_id"`
 	ServiceAccountID string              `json:"service_account_id"`
-	Filter           map[string][]string `json:"filter"`
+	Filter           map[string][]string `json:"filter,omitempty"`
+	FilterExpression string              `json:"filter_expression,omitempty"`
 	CreatedAt        time.Time           `json:"created_at"`
 }
 
@@ -373,7 +374,11 @@ type CreateIdentityPoolRequest struct {
 	ProviderID       string              `json:"provider_id"`
 	ClusterID        string              `json:"cluster_id"`
 	ServiceAccountID string              `json:"service_account_id"`
-	Filter           map[string][]string `json:"filter"`
+	Filter           map[string][]string `json:"filter,omitempty"`
+	// FilterExpression is a filter expression on the token's claims, e.g.
+	// `"admins" in claims.groups && claims.email.endsWith("@corp.example")`
+	// (internal/federation documents the language).
+	FilterExpression string `json:"filter_expression,omitempty"`
 }
 
 // IdentityPoolHeader names the identity pool a bearer token of an

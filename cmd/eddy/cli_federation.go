@@ -92,7 +92,7 @@ func newIdentityPoolCmd() *cobra.Command {
 	f.register(cmd)
 	fields := func(p client.IdentityPool) [][2]string {
 		return [][2]string{{"ID", p.ID}, {"Name", p.Name}, {"Provider", p.ProviderID}, {"Cluster", p.ClusterID},
-			{"Service account", p.ServiceAccountID}, {"Filter", filterString(p.Filter)}, {"Created", p.CreatedAt.Format(time.RFC3339)}}
+			{"Service account", p.ServiceAccountID}, {"Filter", filterString(p.Filter)}, {"Filter expression", p.FilterExpression}, {"Created", p.CreatedAt.Format(time.RFC3339)}}
 	}
 	var (
 		req     client.CreateIdentityPoolRequest
@@ -102,9 +102,14 @@ func newIdentityPoolCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create an identity pool", Args: cobra.ExactArgs(1),
 		Example: "  eddy identity-pool create ci --provider idp-... --service-account sa-... \\\n" +
-			"    --claim repository=acme/payments --claim ref=refs/heads/main",
+			"    --claim repository=acme/payments --claim ref=refs/heads/main\n" +
+			"  eddy identity-pool create admins --provider idp-... --service-account sa-... \\\n" +
+			"    --filter-expression '\"admins\" in claims.groups && claims.email.endsWith(\"@corp.example\")'",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Parsed before anything is asked of the API.
+			if len(claims) == 0 && req.FilterExpression == "" {
+				return fmt.Errorf("give --claim name=value, --filter-expression or both: a pool must say whose tokens it admits")
+			}
 			req.Filter = map[string][]string{}
 			for _, c := range claims {
 				name, val, ok := strings.Cut(c, "=")
@@ -128,8 +133,10 @@ func newIdentityPoolCmd() *cobra.Command {
 	create.Flags().StringVar(&req.ProviderID, "provider", "", "identity provider id (required)")
 	create.Flags().StringVar(&req.ServiceAccountID, "service-account", "", "the service account its tokens act as (required)")
 	create.Flags().StringVar(&cluster, "cluster", "", "cluster id (default: the profile's)")
-	create.Flags().StringArrayVar(&claims, "claim", nil, "claim=value the token must carry (repeatable; values of one claim are alternatives; required)")
-	for _, n := range []string{"provider", "service-account", "claim"} {
+	create.Flags().StringArrayVar(&claims, "claim", nil, "claim=value the token must carry (repeatable; values of one claim are alternatives; this, --filter-expression or both)")
+	create.Flags().StringVar(&req.FilterExpression, "filter-expression", "",
+		`expression on the token's claims (==, !=, in, &&, ||, !, startsWith, endsWith; e.g. 'claims.sub == "x" || "admins" in claims.groups')`)
+	for _, n := range []string{"provider", "service-account"} {
 		create.MarkFlagRequired(n)
 	}
 	cmd.AddCommand(create, &cobra.Command{

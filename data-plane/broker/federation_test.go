@@ -98,15 +98,16 @@ func TestFederation(t *testing.T) {
 		Name: "payments-prod", ProviderID: prov.ID, ClusterID: a.cluster, ServiceAccountID: app.ID,
 		Filter: map[string][]string{"sub": {"system:serviceaccount:prod:payments"}, "groups": {"payments"}}}))
 
-	produce := func(token string) error {
+	produceIn := func(poolID, token string) error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Bootstrap()...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1),
-			kgo.SASL(oauth.Auth{Token: token, Extensions: map[string]string{"identityPoolId": pool.ID}}.AsMechanism()))
+			kgo.SASL(oauth.Auth{Token: token, Extensions: map[string]string{"identityPoolId": poolID}}.AsMechanism()))
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
 		return produceErr(ctx, cl, "payments")
 	}
+	produce := func(token string) error { return produceIn(pool.ID, token) }
 	good := is.token(t, is.key, "system:serviceaccount:prod:payments", 10*time.Minute)
 	if err := produce(good); err != nil {
 		t.Fatalf("a produce with the admitted subject's token: %v", err)
@@ -133,6 +134,27 @@ func TestFederation(t *testing.T) {
 	}
 	if _, err := client.New(s.APIURL(), client.WithPoolToken("pool-nope", good)).ListTopics(ctx, a.cluster, client.ListOptions{}); client.StatusOf(err) != 401 {
 		t.Errorf("an unknown pool over REST: %v, want 401", err)
+	}
+
+	// A pool with a filter expression instead of a claim filter admits
+	// the subjects it describes and refuses the others; an expression
+	// that does not parse is a 400 naming where.
+	exprPool := mustREST[client.IdentityPool](t)(admin.CreateIdentityPool(ctx, client.CreateIdentityPoolRequest{
+		Name: "payments-expr", ProviderID: prov.ID, ClusterID: a.cluster, ServiceAccountID: app.ID,
+		FilterExpression: `claims.sub.startsWith("system:serviceaccount:prod:") && "payments" in claims.groups && claims.sub != "system:serviceaccount:prod:intruder"`}))
+	if err := produceIn(exprPool.ID, good); err != nil {
+		t.Errorf("a produce through the expression's pool: %v", err)
+	}
+	if err := produceIn(exprPool.ID, is.token(t, is.key, "system:serviceaccount:prod:intruder", 10*time.Minute)); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("a subject the expression excludes: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+	if err := produceIn(exprPool.ID, is.token(t, is.key, "system:serviceaccount:staging:payments", 10*time.Minute)); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("a subject outside the expression's prefix: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+	_, err := admin.CreateIdentityPool(ctx, client.CreateIdentityPoolRequest{Name: "bad-expr", ProviderID: prov.ID,
+		ClusterID: a.cluster, ServiceAccountID: app.ID, FilterExpression: `claims.sub = "x"`})
+	if client.StatusOf(err) != 400 || !strings.Contains(err.Error(), "at character 12") {
+		t.Errorf("an expression that does not parse: %v, want 400 naming character 12", err)
 	}
 }
 

@@ -9,7 +9,8 @@
 // signed by a key of the pool's provider (its JWKS, fetched through the
 // egress policy, since its URL is the tenant's choice; asymmetric
 // algorithms only), carry the provider's issuer and audience and an exp
-// not passed, and pass the pool's claim filter. Anything else is
+// not passed, and pass the pool's claim filter and filter expression
+// (expr.go), each when the pool has one. Anything else is
 // ErrRejected with a short reason that holds no secret.
 package federation
 
@@ -89,7 +90,7 @@ func (v *Verifier) Verify(ctx context.Context, poolID, token string) (Identity, 
 	if err != nil || exp == nil || !exp.After(time.Now()) {
 		return Identity{}, fmt.Errorf("%w: expired", ErrRejected)
 	}
-	if !Matches(pool.Filter, claims) {
+	if !Admits(pool.Filter, pool.FilterExpression, claims) {
 		return Identity{}, fmt.Errorf("%w: the token's claims do not pass the identity pool's filter", ErrRejected)
 	}
 	sub, _ := claims.GetSubject()
@@ -149,6 +150,45 @@ func Matches(filter map[string][]string, claims map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// Admits reports whether claims pass a pool's claim filter and filter
+// expression, each when set; a pool with neither admits nothing. An
+// expression that no longer parses (it was checked when stored) admits
+// nothing.
+func Admits(filter map[string][]string, expr string, claims map[string]any) bool {
+	if len(filter) == 0 && expr == "" {
+		return false
+	}
+	if len(filter) > 0 && !Matches(filter, claims) {
+		return false
+	}
+	if expr != "" {
+		e, err := ParseExpr(expr)
+		if err != nil || !e.Eval(claims) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckPool validates a pool's claim filter and filter expression: at
+// least one of them, each valid. It returns the request field at fault.
+func CheckPool(filter map[string][]string, expr string) (field string, err error) {
+	if filter == nil && expr == "" {
+		return "filter", errors.New("give a claim filter or a filter_expression (or both): a pool must say whom it admits")
+	}
+	if filter != nil {
+		if err := CheckFilter(filter); err != nil {
+			return "filter", err
+		}
+	}
+	if expr != "" {
+		if _, err := ParseExpr(expr); err != nil {
+			return "filter_expression", err
+		}
+	}
+	return "", nil
 }
 
 // MaxFilterClaims and MaxFilterValues bound a pool's filter.

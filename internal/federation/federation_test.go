@@ -45,3 +45,46 @@ func TestCheckFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmits(t *testing.T) {
+	claims := map[string]any{"sub": "a", "groups": []any{"payments"}}
+	filter := map[string][]string{"sub": {"a"}}
+	for _, tc := range []struct {
+		name   string
+		filter map[string][]string
+		expr   string
+		want   bool
+	}{
+		{"filter only", filter, "", true},
+		{"expression only", nil, `"payments" in claims.groups`, true},
+		{"both pass", filter, `claims.sub == "a"`, true},
+		{"the expression refuses", filter, `claims.sub == "b"`, false},
+		{"the filter refuses", map[string][]string{"sub": {"b"}}, `claims.sub == "a"`, false},
+		{"neither", nil, "", false},
+		{"an expression that does not parse", nil, `claims.sub ==`, false},
+	} {
+		if got := Admits(tc.filter, tc.expr, claims); got != tc.want {
+			t.Errorf("%s: Admits = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCheckPool(t *testing.T) {
+	for _, tc := range []struct {
+		filter     map[string][]string
+		expr       string
+		wantField  string
+		wantSubstr string
+	}{
+		{map[string][]string{"sub": {"a"}}, "", "", ""},
+		{nil, `claims.sub == "a"`, "", ""},
+		{nil, "", "filter", "filter_expression"},
+		{map[string][]string{}, `claims.sub == "a"`, "filter", "at least one claim"},
+		{nil, `claims.sub = "a"`, "filter_expression", "at character 12"},
+	} {
+		field, err := CheckPool(tc.filter, tc.expr)
+		if field != tc.wantField || (tc.wantSubstr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.wantSubstr) {
+			t.Errorf("CheckPool(%v, %q) = %q, %v; want %q, …%s…", tc.filter, tc.expr, field, err, tc.wantField, tc.wantSubstr)
+		}
+	}
+}

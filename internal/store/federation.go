@@ -22,11 +22,46 @@ type IdentityProvider struct {
 
 // IdentityPool admits the tokens of a provider whose claims pass Filter
 // (every claim named must hold one of its values, or for a list claim
-// contain one) as ServiceAccountID in ClusterID.
+// contain one) and FilterExpression (internal/federation's expression
+// language), each when set, as ServiceAccountID in ClusterID.
 type IdentityPool struct {
 	ID, OrgID, ProviderID, Name, ClusterID, ServiceAccountID string
 	Filter                                                   map[string][]string
+	FilterExpression                                         string
 	CreatedAt                                                time.Time
+}
+
+// The filter column holds the claim filter as a JSON object of claim name
+// to values; a pool with an expression stores the object
+// {"expression": "<text>", "claims": {<claim filter>}} instead, which no
+// claim filter can be mistaken for (their values are arrays, never a
+// string). Kept in the one column so that no migration is needed.
+type storedFilter struct {
+	Expression string              `json:"expression"`
+	Claims     map[string][]string `json:"claims,omitempty"`
+}
+
+func encodeFilter(p IdentityPool) ([]byte, error) {
+	if p.FilterExpression == "" {
+		return json.Marshal(p.Filter)
+	}
+	return json.Marshal(storedFilter{Expression: p.FilterExpression, Claims: p.Filter})
+}
+
+func decodeFilter(b []byte, p *IdentityPool) error {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return err
+	}
+	if e, ok := probe["expression"]; ok && len(e) > 0 && e[0] == '"' {
+		var sf storedFilter
+		if err := json.Unmarshal(b, &sf); err != nil {
+			return err
+		}
+		p.Filter, p.FilterExpression = sf.Claims, sf.Expression
+		return nil
+	}
+	return json.Unmarshal(b, &p.Filter)
 }
 
 // Bounds of what an organisation registers.
@@ -92,7 +127,7 @@ func (s *Store) DeleteIdentityProvider(ctx context.Context, orgID, id string) er
 // account must be orgID's.
 func (s *Store) CreateIdentityPool(ctx context.Context, p IdentityPool) (IdentityPool, error) {
 	p.ID = NewID("pool")
-	filter, err := json.Marshal(p.Filter)
+	filter, err := encodeFilter(p)
 	if err != nil {
 		return p, err
 	}
@@ -123,7 +158,7 @@ func scanPool(r pgx.CollectableRow) (IdentityPool, error) {
 	if err := r.Scan(&p.ID, &p.OrgID, &p.ProviderID, &p.Name, &p.ClusterID, &p.ServiceAccountID, &filter, &p.CreatedAt); err != nil {
 		return p, err
 	}
-	return p, json.Unmarshal(filter, &p.Filter)
+	return p, decodeFilter(filter, &p)
 }
 
 // IdentityPools lists orgID's pools by id, a page at a time.

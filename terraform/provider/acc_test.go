@@ -88,6 +88,7 @@ func TestAcceptance(t *testing.T) {
 	}{
 		{"cluster", testAccCluster},
 		{"cluster_broker_configs", testAccClusterBrokerConfigs},
+		{"cluster_quota_config", testAccClusterQuotaConfig},
 		{"topic", testAccTopic},
 		{"service_account", testAccServiceAccount},
 		{"api_key", testAccAPIKey},

@@ -153,6 +153,8 @@ func (p *eddyProvider) Configure(ctx context.Context, req provider.ConfigureRequ
 func (p *eddyProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		newClusterResource,
+		newClusterQuotaResource,
+		newClusterConfigResource,
 		newTopicResource,
 		newServiceAccountResource,
 		newIdentityProviderResource,
@@ -166,6 +168,8 @@ func (p *eddyProvider) Resources(context.Context) []func() resource.Resource {
 func (p *eddyProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		newClusterDataSource,
+		newClusterQuotaDataSource,
+		newClusterConfigDataSource,
 		newTopicDataSource,
 		newServiceAccountDataSource,
 		newIdentityProviderDataSource,

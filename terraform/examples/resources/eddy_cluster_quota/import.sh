@@ -1,0 +1,2 @@
+# <cluster id>
+terraform import eddy_cluster_quota.prod vc-0123456789abcdefghij
