@@ -39,15 +39,7 @@ func (s *Store) AddLoadSample(ctx context.Context, at time.Time, sample []byte, 
 // LoadSamples returns the samples taken after since, oldest first.
 func (s *Store) LoadSamples(ctx context.Context, since time.Time) ([]LoadSample, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT at, sample::text FROM load_samples WHERE at > $1 ORDER BY at`, since)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LoadSample, error) {
-		var (
-			ls LoadSample
-			b  string
-		)
-		err := r.Scan(&ls.At, &b)
-		ls.Sample = []byte(b)
-		return ls, err
-	})
+	out, err := pgx.CollectRows(rows, scanLoadSample)
 	if err != nil {
 		return nil, fmt.Errorf("store: load samples: %w", err)
 	}
@@ -62,17 +54,20 @@ func (s *Store) RecentLoadSamples(ctx context.Context, since time.Time, limit in
 		SELECT at, sample FROM (
 			SELECT at, sample::text FROM load_samples WHERE at > $1 ORDER BY at DESC LIMIT $2
 		) recent ORDER BY at`, since, limit)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LoadSample, error) {
-		var (
-			ls LoadSample
-			b  string
-		)
-		err := r.Scan(&ls.At, &b)
-		ls.Sample = []byte(b)
-		return ls, err
-	})
+	out, err := pgx.CollectRows(rows, scanLoadSample)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent load samples: %w", err)
 	}
 	return out, nil
+}
+
+// scanLoadSample reads a row of (at, sample::text).
+func scanLoadSample(r pgx.CollectableRow) (LoadSample, error) {
+	var (
+		ls LoadSample
+		b  string
+	)
+	err := r.Scan(&ls.At, &b)
+	ls.Sample = []byte(b)
+	return ls, err
 }
