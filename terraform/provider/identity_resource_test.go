@@ -42,7 +42,7 @@ resource "eddy_identity_pool" "p" {
 		Steps: []resource.TestStep{
 			{
 				Config:      pool(`{}`),
-				ExpectError: regexp.MustCompile(`(?s)filter.*at least one claim`),
+				ExpectError: regexp.MustCompile(`(?s)filter.*a pool must say whom it admits`),
 			},
 			{
 				Config: pool(`{ sub = ["system:serviceaccount:prod:payments"], groups = ["payments", "devs"] }`),
