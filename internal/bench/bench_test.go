@@ -218,7 +218,10 @@ func TestStandardSet(t *testing.T) {
 func TestColdRead(t *testing.T) {
 	url := pgtest.URL(t)
 	s := stack.Start(t, stack.Options{DatabaseURL: url, Brokers: 2, Metrics: true,
-		BrokerArgs: []string{"--cache-bytes=65536"}})
+		// Every flush PUTs an object: small ones would otherwise stay
+		// inline in Postgres until the uploader moves them, and a cold
+		// read of them then comes from Postgres, not the bucket.
+		BrokerArgs: []string{"--cache-bytes=65536", "--inline-max-bytes=0"}})
 	w := bench.ColdRead(0.004) // about 8.6 MB
 	w.Partitions = 4
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
