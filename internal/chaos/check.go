@@ -69,10 +69,13 @@ func (r Result) Total() int {
 
 type checker struct{ res Result }
 
-func (c *checker) add(v Violation) {
-	c.res.Counts[v.Kind]++
-	if c.res.Counts[v.Kind] <= maxPerKind {
-		c.res.Violations = append(c.res.Violations, v)
+func (c *checker) add(v Violation) { c.res.add(v) }
+
+// add counts v and keeps it unless maxPerKind of its kind are kept.
+func (r *Result) add(v Violation) {
+	r.Counts[v.Kind]++
+	if r.Counts[v.Kind] <= maxPerKind {
+		r.Violations = append(r.Violations, v)
 	}
 }
 

@@ -177,10 +177,7 @@ func Execute(t testing.TB, cfg Config) *Run {
 			r.EOSOutput += len(rs)
 		}
 		for _, v := range CheckEOS(log, out, committed) {
-			r.Result.Counts[v.Kind]++
-			if r.Result.Counts[v.Kind] <= maxPerKind {
-				r.Result.Violations = append(r.Result.Violations, v)
-			}
+			r.Result.add(v)
 		}
 	}
 	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -192,20 +189,16 @@ func Execute(t testing.TB, cfg Config) *Run {
 	for kind, ps := range map[string][]fsck.Problem{"missing": rep.Missing, "short": rep.Short,
 		"unregistered": rep.Unregistered, "size mismatch": rep.SizeMismatch} {
 		for _, p := range ps {
-			r.Result.Counts[KindObject]++
-			r.Result.Violations = append(r.Result.Violations, Violation{Kind: KindObject, At: time.Now(),
-				Detail: fmt.Sprintf("%s: %s: %s", kind, p.Key, p.Detail)})
+			r.Result.add(Violation{Kind: KindObject, At: time.Now(), Detail: fmt.Sprintf("%s: %s: %s", kind, p.Key, p.Detail)})
 		}
 	}
 	r.Orphans = c.CrashOrphans()
 	for _, key := range collectOrphans(t, c, r.Orphans) {
-		r.Result.Counts[KindOrphanKept]++
-		r.Result.Violations = append(r.Result.Violations, Violation{Kind: KindOrphanKept, At: time.Now(),
+		r.Result.add(Violation{Kind: KindOrphanKept, At: time.Now(),
 			Detail: fmt.Sprintf("object %s, PUT by a broker that crashed before committing it, is still in the bucket %v after the run", key, orphanWait)})
 	}
 	if r.Result.AcksAll == 0 {
-		r.Result.Counts[KindNoProgress]++
-		r.Result.Violations = append(r.Result.Violations, Violation{Kind: KindNoProgress, At: r.End, Detail: "no acks=all record was acknowledged"})
+		r.Result.add(Violation{Kind: KindNoProgress, At: r.End, Detail: "no acks=all record was acknowledged"})
 	}
 	if cfg.ReportDir != "" {
 		if err := r.WriteReport(cfg.ReportDir); err != nil {
