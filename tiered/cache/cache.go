@@ -53,6 +53,8 @@
 //	eddy_remote_read_ahead_hits_total          blocks a reader found fetched (or being fetched) by read-ahead
 //	eddy_remote_read_ahead_dropped_total       read-ahead blocks not fetched: ReadAheadBytes was queued already
 //	eddy_remote_read_ahead_wasted_bytes_total  read-ahead bytes evicted before anyone read them
+//	eddy_remote_first_read_bytes_total         bytes of fetched blocks readers read for the first time
+//	eddy_remote_get_again_bytes_total          bytes fetched again for blocks read and evicted before
 //	eddy_remote_cache_bytes                    bytes on disk
 //	eddy_remote_cache_protected_bytes          of which in the protected segment
 //
@@ -176,6 +178,9 @@ type entry struct {
 	elem  *list.Element
 	ahead bool   // fetched by read-ahead and not read since
 	read  []span // disjoint, sorted: what readers have had of it
+	// handed is what readers gave back with Unread (read once, not
+	// used), so that reading it then is no first read for the metrics.
+	handed []span
 }
 
 // reread records [lo, hi) as read and reports whether any of it was read
@@ -217,8 +222,40 @@ func (e *entry) unread(lo, hi int64) {
 		if s.hi > hi {
 			out = append(out, span{hi, s.hi})
 		}
+		if len(e.handed) < maxSpans {
+			e.handed = append(e.handed, span{max(s.lo, lo), min(s.hi, hi)})
+		}
 	}
 	e.read = out
+}
+
+// firstRead is how many bytes of [lo, hi), about to be recorded as read,
+// no reader has had before: neither read nor handed back with Unread.
+func (e *entry) firstRead(lo, hi int64) int64 {
+	n := hi - lo
+	for _, s := range e.read {
+		n -= max(0, min(s.hi, hi)-max(s.lo, lo))
+	}
+	var kept []span
+	for _, s := range e.handed {
+		// Handed-back bytes count once: read again, they are read.
+		if o := min(s.hi, hi) - max(s.lo, lo); o > 0 {
+			for _, r := range e.read {
+				o -= max(0, min(s.hi, hi, r.hi)-max(s.lo, lo, r.lo))
+			}
+			n -= o
+			if s.lo < lo {
+				kept = append(kept, span{s.lo, lo})
+			}
+			if s.hi > hi {
+				kept = append(kept, span{hi, s.hi})
+			}
+			continue
+		}
+		kept = append(kept, s)
+	}
+	e.handed = kept
+	return max(n, 0)
 }
 
 // ghost is what the cache remembers of a block read and then evicted from
@@ -260,6 +297,7 @@ type Cache struct {
 	gets, readBytes, getBytes, hits, misses atomic.Int64
 	aheadHits, aheadDropped, aheadWasted    atomic.Int64
 	aheadPeak                               atomic.Int64
+	firstBytes, againBytes                  atomic.Int64
 }
 
 // Open empties cfg.Dir and returns a cache reading through b. reg may be nil.
@@ -301,6 +339,8 @@ func Open(cfg Config, b bucket.Bucket, reg prometheus.Registerer) (*Cache, error
 			counter("eddy_remote_read_ahead_hits_total", "Blocks a reader found fetched, or being fetched, by read-ahead.", &c.aheadHits),
 			counter("eddy_remote_read_ahead_dropped_total", "Read-ahead blocks not fetched because the read-ahead bound was reached.", &c.aheadDropped),
 			counter("eddy_remote_read_ahead_wasted_bytes_total", "Read-ahead bytes evicted before any reader read them.", &c.aheadWasted),
+			counter("eddy_remote_first_read_bytes_total", "Bytes of fetched blocks that readers read for the first time (the GET bytes beyond them were not needed, or not yet).", &c.firstBytes),
+			counter("eddy_remote_get_again_bytes_total", "Bytes fetched again for blocks that readers had read before they were evicted.", &c.againBytes),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "eddy_remote_gets_per_mib", Help: "Ranged GETs per MiB of old data read, since start."},
 				func() float64 { return c.Stats().GetsPerMiB() }),
@@ -319,7 +359,12 @@ type Stats struct {
 	// unread; ReadAheadPeak, the most read-ahead bytes ever queued or in
 	// flight at once (at most Config.ReadAheadBytes).
 	ReadAheadHits, ReadAheadDropped, ReadAheadWasted, ReadAheadPeak int64
-	CachedBytes, ProtectedBytes                                     int64
+	// FirstReadBytes counts the bytes of fetched blocks that readers read
+	// for the first time: GetBytes beyond it and AgainBytes were fetched
+	// and not needed (yet). AgainBytes counts GET bytes of blocks fetched
+	// again after readers had read them and they were evicted.
+	FirstReadBytes, AgainBytes  int64
+	CachedBytes, ProtectedBytes int64
 }
 
 // GetsPerMiB is Gets divided by ReadBytes in MiB (0 before any read).
@@ -340,6 +385,7 @@ func (c *Cache) Stats() Stats {
 		Hits: c.hits.Load(), Misses: c.misses.Load(),
 		ReadAheadHits: c.aheadHits.Load(), ReadAheadDropped: c.aheadDropped.Load(),
 		ReadAheadWasted: c.aheadWasted.Load(), ReadAheadPeak: c.aheadPeak.Load(),
+		FirstReadBytes: c.firstBytes.Load(), AgainBytes: c.againBytes.Load(),
 		CachedBytes: size, ProtectedBytes: prot,
 	}
 }
@@ -544,6 +590,7 @@ func (c *Cache) touchLocked(e *entry, lo, hi int64) (wasAhead bool) {
 		delete(c.ghosts, e.id)
 		e.read = g.read
 	}
+	c.firstBytes.Add(e.firstRead(lo, hi))
 	again := e.reread(lo, hi)
 	if again && e.seg == probation {
 		c.moveLocked(e, protected)
@@ -595,6 +642,11 @@ func (c *Cache) fetch(ctx context.Context, id blockID, objSize int64, cl *call) 
 	c.gets.Add(1)
 	data, err := c.b.GetRange(ctx, id.key, start, n)
 	c.getBytes.Add(int64(len(data)))
+	c.mu.Lock()
+	if c.ghosts[id] != nil {
+		c.againBytes.Add(int64(len(data)))
+	}
+	c.mu.Unlock()
 	stored := false
 	if err == nil {
 		// A full or broken disk costs caching, not the read.
