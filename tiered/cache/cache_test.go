@@ -178,3 +178,31 @@ func TestOpenAndCloseKeepForeignFiles(t *testing.T) {
 		t.Fatalf("read after close: %v", err)
 	}
 }
+
+// The counters say where GET bytes went: bytes read for the first time
+// (a part handed back with Unread and read again counts once), the rest
+// of a block nobody read, and blocks fetched again after they were read
+// and evicted.
+func TestGetBytesAccounting(t *testing.T) {
+	const block = 1024
+	c, _ := setup(t, config(3*block, block, 0), map[string][]byte{"a": random(4 * block)}) // 2 blocks of probation
+	ctx := context.Background()
+	read := func(off, n int64) {
+		t.Helper()
+		if _, err := c.ReadRange(ctx, "a", 4*block, off, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(0, 600) // block 0 fetched, 600 bytes read
+	c.Unread("a", 4*block, 400, 200)
+	read(400, 300) // 200 handed back (not first) and 100 new
+	if s := c.Stats(); s.FirstReadBytes != 700 || s.GetBytes != block || s.AgainBytes != 0 {
+		t.Fatalf("after one block: %+v", s)
+	}
+	read(block, block)   // block 1
+	read(2*block, block) // block 2 evicts block 0
+	read(0, 100)         // block 0 again: read before, so no first read
+	if s := c.Stats(); s.FirstReadBytes != 700+2*block || s.AgainBytes != block || s.GetBytes != 4*block {
+		t.Fatalf("after the re-read: %+v", s)
+	}
+}
