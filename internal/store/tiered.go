@@ -408,18 +408,20 @@ func (s *Store) ReadIndex(ctx context.Context, partitionID, from int64, limit in
 }
 
 // CompactionCandidates returns up to limit partitions of the shard with at
-// least minPieces index rows in objects whose keys do not start with
-// segPrefix (per-flush pieces), most pieces first. Partitions of
-// cleanup.policy=compact topics are left out: key compaction rewrites
-// them (KeyCompactionCandidates), and here they would only use up limit.
-func (s *Store) CompactionCandidates(ctx context.Context, sh Shard, segPrefix string, minPieces, limit int) ([]int64, error) {
+// least minPieces index rows shorter than smallBytes in objects whose keys
+// do not start with segPrefix (small per-flush pieces), most pieces first.
+// Pieces of smallBytes or more are not counted: compaction leaves them
+// where they are. Partitions of cleanup.policy=compact topics are left
+// out: key compaction rewrites them (KeyCompactionCandidates), and here
+// they would only use up limit.
+func (s *Store) CompactionCandidates(ctx context.Context, sh Shard, segPrefix string, smallBytes int64, minPieces, limit int) ([]int64, error) {
 	i, n := sh.args()
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.partition_id FROM segments s
 		JOIN partitions p ON p.id = s.partition_id JOIN topics t ON t.id = p.topic_id
-		WHERE NOT starts_with(s.object_key, $1) AND s.partition_id % $4 = $5 AND NOT `+keyCompactedSQL+`
+		WHERE NOT starts_with(s.object_key, $1) AND s.length < $6 AND s.partition_id % $4 = $5 AND NOT `+keyCompactedSQL+`
 		GROUP BY s.partition_id HAVING count(*) >= $2
-		ORDER BY count(*) DESC, s.partition_id LIMIT $3`, segPrefix, minPieces, limit, n, i)
+		ORDER BY count(*) DESC, s.partition_id LIMIT $3`, segPrefix, minPieces, limit, n, i, smallBytes)
 	if err != nil {
 		return nil, fmt.Errorf("store: compaction candidates: %w", err)
 	}

@@ -5,9 +5,10 @@
 // A flush writes one object holding one piece (index row) of every
 // partition that had new data, so a partition's history is many small rows
 // in many objects. One compaction pass takes candidate partitions (those
-// with at least MinPieces pieces), and for each the oldest run of
-// consecutive pieces up to its target size (min(TargetBytes,
-// segment.bytes)). It reads every flush object involved once (one ranged
+// with at least MinPieces pieces under RowBytes/2), and for each the
+// oldest run of consecutive such pieces up to its target size
+// (min(TargetBytes, segment.bytes)); larger pieces are left where they
+// are (see plan). It reads every flush object involved once (one ranged
 // GET spanning the pieces it needs, whatever the number of partitions),
 // writes them under "seg/" into objects of up to TargetBytes (one
 // partition's run, or the runs of several small partitions together, so
@@ -208,7 +209,7 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 			c.log.Warn("key compaction of a partition failed; the pass goes on", "partition", k.PartitionID, "err", err)
 		}
 	}
-	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.MinPieces, c.cfg.Partitions)
+	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.RowBytes/2, c.cfg.MinPieces, c.cfg.Partitions)
 	if err != nil {
 		return res, err
 	}
@@ -250,15 +251,22 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 	return res, nil
 }
 
-// plan picks the oldest run of consecutive rows to merge: pieces, and
-// the small rows (under RowBytes/2) that earlier passes left at the end of
-// the partition's segments. Without the latter, every pass would leave
-// one more small row per partition, and the index would grow with the
-// number of passes (with the flush rate) rather than with the data. A
+// plan picks the oldest run of consecutive small rows to merge: pieces,
+// and the rows that earlier passes left at the end of the partition's
+// segments, under RowBytes/2 (small). Without the latter, every pass would
+// leave one more small row per partition, and the index would grow with
+// the number of passes (with the flush rate) rather than with the data. A
 // small row is rewritten only when what follows it in the run is at least
 // as large as it is, as in a size-tiered LSM: a partition keeps a few
 // small rows of decreasing sizes (about log2(RowBytes/run) at most), and
 // each byte is rewritten about that many times.
+//
+// Pieces of RowBytes/2 or more are left where they are, as rows of a
+// segment object would be: rewriting them would make their rows no fewer
+// and reads no cheaper, and would cost a GET and a PUT of every byte a
+// busy partition writes (and the readers of the old rows the blocks they
+// fetched ahead). A run of small pieces that such a piece ends is merged
+// from two pieces on: no more will join it.
 func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string) (run, bool, error) {
 	target := min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"))
 	rows, err := c.st.Segments(ctx, pid, -1, 100000)
@@ -268,13 +276,13 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 	ok := func(r run) bool {
 		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2
 	}
-	r := run{pid: pid}
+	r, closed := run{pid: pid}, false
 	for _, s := range rows {
 		isPiece := !strings.HasPrefix(s.ObjectKey, SegmentPrefix)
-		mergeable := isPiece || int64(s.Length) < c.cfg.RowBytes/2
+		mergeable := int64(s.Length) < c.cfg.RowBytes/2
 		contiguous := len(r.pieces) == 0 || r.pieces[len(r.pieces)-1].EndOffset == s.BaseOffset
 		if !mergeable || !contiguous || (len(r.pieces) > 0 && r.bytes+int64(s.Length) > target) {
-			if ok(r) {
+			if closed = !mergeable && contiguous && r.fresh >= 2; closed || ok(r) {
 				break
 			}
 			r = run{pid: pid}
@@ -288,7 +296,7 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 			r.fresh++
 		}
 	}
-	if !ok(r) {
+	if !closed && !ok(r) {
 		return r, false, nil
 	}
 	// Leave leading small rows larger than the rest of the run alone.
