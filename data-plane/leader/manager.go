@@ -35,6 +35,7 @@
 package leader
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -202,6 +203,9 @@ type metrics struct {
 	fenced       prometheus.Counter
 	pending      prometheus.GaugeFunc
 	led          prometheus.GaugeFunc
+	// skipped counts bytes of old data read for a fetch that lay below
+	// the offset it asked for: a row read again from its start.
+	skipped prometheus.Counter
 }
 
 // Open opens the WAL in cfg.WALDir and reads whatever a previous run left
@@ -268,9 +272,12 @@ func (m *Manager) initMetrics(reg prometheus.Registerer) {
 		led: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eddy_partitions_led", Help: "Partitions this broker leads."},
 			func() float64 { m.mu.RLock(); defer m.mu.RUnlock(); return float64(len(m.parts)) }),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_remote_skipped_bytes_total",
+			Help: "Bytes of old data read for fetches that lay below the offset asked for (index rows read again from their start, as after a compaction swap)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.met.flushes, m.met.flushBytes, m.met.flushSeconds, m.met.fenced, m.met.pending, m.met.led)
+		reg.MustRegister(m.met.flushes, m.met.flushBytes, m.met.flushSeconds, m.met.fenced, m.met.pending, m.met.led, m.met.skipped)
 	}
 }
 
@@ -766,6 +773,15 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 // full: a row fetched but not read is read by the next fetch for the first
 // time, which the cache's policy relies on. It stops where the index has a
 // gap (those offsets are inline): the next fetch reads them there.
+//
+// A sequential reader keeps reading the rows it started with (the
+// partition's cursor: the rows after where the last read stopped) while
+// the index has other rows for them: compaction swapped them for rows of
+// a merged object meanwhile. The old objects hold the same batches, and
+// garbage collection keeps them for its grace period; switching would
+// waste the blocks fetched ahead from them and read the merged row that
+// holds offset from its start, both a second time from the bucket. Once
+// the cursor is used up the reader moves to the new rows.
 func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) (out []byte, found bool, err error) {
 	for {
 		logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, remoteRows)
@@ -778,6 +794,13 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 				return out, true, nil
 			}
 			return nil, false, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
+		}
+		p.mu.Lock()
+		held := cursorAt(p.cursor, offset)
+		p.mu.Unlock()
+		fromCursor := len(held) > 0 && !sameRows(held, segs)
+		if fromCursor {
+			segs = held
 		}
 		if len(segs) == 0 || segs[0].BaseOffset > offset {
 			return out, found, nil
@@ -819,6 +842,7 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 				ahead += int64(s.Length)
 			}
 		}
+		gone := false
 		for i, s := range rows {
 			var d []byte
 			if m.cfg.Remote != nil {
@@ -826,26 +850,78 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 			} else {
 				d, err = m.bucket.GetRange(ctx, s.ObjectKey, s.Position, int64(s.Length))
 			}
+			if err != nil && fromCursor && errors.Is(err, bucket.ErrNotFound) {
+				// Collected since: read the index's rows instead.
+				gone = true
+				break
+			}
 			if err != nil {
 				return out, true, fmt.Errorf("leader: read %s: %w", s.ObjectKey, err)
 			}
+			if i == 0 {
+				if at := batchAt(d, offset); at != 0 {
+					m.met.skipped.Add(float64(cmp.Or(max(at, 0), int64(len(d)))))
+				}
+			}
 			var full bool
 			if out, offset, full = appendFrom(out, d, offset, limit, maxBytes); full {
-				if at := batchAt(d, offset); at >= 0 {
-					p.mu.Lock()
+				at := batchAt(d, offset)
+				p.mu.Lock()
+				p.cursor = slices.Clone(segs[i+1:])
+				if at >= 0 {
 					p.resume = resumePoint{key: segs[i].ObjectKey, position: segs[i].Position, offset: offset, at: s.Position + at}
-					p.mu.Unlock()
-					if m.cfg.Remote != nil {
-						m.cfg.Remote.Unread(s.ObjectKey, s.ObjectSize, s.Position+at, int64(s.Length)-at)
-					}
+					p.cursor = slices.Clone(segs[i:])
+				}
+				p.mu.Unlock()
+				if at >= 0 && m.cfg.Remote != nil {
+					m.cfg.Remote.Unread(s.ObjectKey, s.ObjectSize, s.Position+at, int64(s.Length)-at)
 				}
 				return out, true, nil
 			}
 		}
-		if n < len(segs) || len(segs) < remoteRows {
+		p.mu.Lock()
+		p.cursor = nil
+		if !gone {
+			p.cursor = slices.Clone(segs[n:])
+		}
+		p.mu.Unlock()
+		switch {
+		case gone, fromCursor && n > 0 && n == len(segs) && segs[n-1].EndOffset < limit:
+			// The cursor is used up (or its object collected): go on
+			// with the index's rows.
+		case n < len(segs) || len(segs) < remoteRows:
 			return out, true, nil // the limit, a gap, or the end of the index
 		}
 	}
+}
+
+// cursorAt returns the rows of cursor from the one holding offset on (nil
+// if none does).
+func cursorAt(cursor []store.RemoteSegment, offset int64) []store.RemoteSegment {
+	for i, s := range cursor {
+		if s.EndOffset > offset {
+			if s.BaseOffset > offset {
+				return nil
+			}
+			return cursor[i:]
+		}
+	}
+	return nil
+}
+
+// sameRows reports whether the index's rows begin with the rows held (as
+// many of them as it has): nothing was swapped under the reader.
+func sameRows(held, index []store.RemoteSegment) bool {
+	if len(index) == 0 {
+		return false
+	}
+	for i := range min(len(held), len(index)) {
+		h, x := held[i], index[i]
+		if h.ObjectKey != x.ObjectKey || h.Position != x.Position || h.BaseOffset != x.BaseOffset || h.Length != x.Length {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadRange reads the bytes of one index row or inline row (ObjectKey "")

@@ -90,6 +90,10 @@ type Partition struct {
 	txn txnState // txn.go
 
 	resume resumePoint // where the last read of old data stopped (manager.go)
+	// cursor is the index rows after where the last read of old data
+	// stopped (at most remoteRows), which the next one keeps reading if
+	// compaction swapped them meanwhile (manager.go).
+	cursor []store.RemoteSegment
 }
 
 func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
@@ -486,26 +490,28 @@ func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, commit
 		cold = false
 		cached := p.cache // chunks are immutable once committed
 		p.mu.Unlock()
-		var out []byte
-		full := false
-	chunks:
-		for _, c := range cached {
-			if c.end <= offset {
-				continue
-			}
-			for _, b := range c.data {
-				if out, offset, full = appendFrom(out, b, offset, limit, maxBytes); full {
-					break chunks
-				}
-			}
-		}
-		res.Records = out
+		res.Records = appendCached(nil, cached, offset, limit, maxBytes)
 	} else {
+		// Old data is read up to what memory holds, and the rest from
+		// memory: the read cache fetches nothing ahead for offsets that
+		// memory holds (nobody would read it from there).
+		memStart := limit
+		if len(p.cache) > 0 {
+			memStart = min(limit, p.cache[0].base)
+		}
 		p.mu.Unlock()
-		out, err := p.m.readRemote(ctx, p, offset, limit, maxBytes)
+		out, err := p.m.readRemote(ctx, p, offset, memStart, maxBytes)
 		res.Records = out
 		if err != nil {
 			return res, err
+		}
+		if next := endOf(out); next >= memStart && next < limit && len(out) < maxBytes {
+			p.mu.Lock()
+			cached := p.cache
+			p.mu.Unlock()
+			if len(cached) > 0 && cached[0].base <= next {
+				res.Records = appendCached(out, cached, next, limit, maxBytes)
+			}
 		}
 	}
 	if committed && len(res.Records) > 0 {
@@ -514,6 +520,23 @@ func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, commit
 		return res, err
 	}
 	return res, nil
+}
+
+// appendCached appends to out the batches of the chunks cached (in
+// memory) from offset on, as appendFrom does.
+func appendCached(out []byte, cached []chunk, offset, limit int64, maxBytes int) []byte {
+	full := false
+	for _, c := range cached {
+		if c.end <= offset {
+			continue
+		}
+		for _, b := range c.data {
+			if out, offset, full = appendFrom(out, b, offset, limit, maxBytes); full {
+				return out
+			}
+		}
+	}
+	return out
 }
 
 // endOf is the offset after the last of a run of whole batches.
