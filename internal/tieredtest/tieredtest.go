@@ -227,6 +227,28 @@ func (e *Env) Requests(t testing.TB, op string) float64 {
 	return 0
 }
 
+// GetBytes returns the payload bytes GETs (whole and ranged) returned
+// through e.Bucket.
+func (e *Env) GetBytes(t testing.TB) float64 {
+	t.Helper()
+	mfs, err := e.Reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "eddy_objstore_bytes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if op := label(m, "op"); op == "get" || op == "get_range" {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
