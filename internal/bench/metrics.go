@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,11 +34,19 @@ type counters struct {
 	led          float64 // eddy_partitions_led
 	xacts        float64 // pg_stat_database.xact_commit; -1 unknown
 	walBytes     float64 // pg_stat_wal.wal_bytes; -1 unknown
+	// remote sums the read path's byte counters named in remoteCounters,
+	// for the cold read's breakdown of the bucket bytes.
+	remote map[string]float64
 }
+
+// remoteCounters are the read path's counters whose differences explain
+// the bucket bytes of a cold read (readBreakdown).
+var remoteCounters = []string{"eddy_remote_read_bytes_total", "eddy_remote_first_read_bytes_total",
+	"eddy_remote_get_again_bytes_total", "eddy_remote_skipped_bytes_total", "eddy_compaction_bytes_total"}
 
 // snapshot scrapes every metrics URL of tg (nothing for the peer).
 func snapshot(ctx context.Context, tg target) (counters, error) {
-	c := counters{at: time.Now(), xacts: -1, walBytes: -1, readGetBytes: -1}
+	c := counters{at: time.Now(), xacts: -1, walBytes: -1, readGetBytes: -1, remote: map[string]float64{}}
 	if len(tg.metrics) == 0 {
 		return c, nil
 	}
@@ -75,6 +84,9 @@ func snapshot(ctx context.Context, tg target) (counters, error) {
 				c.heap += s.value
 			case "eddy_partitions_led":
 				c.led += s.value
+			}
+			if slices.Contains(remoteCounters, s.name) {
+				c.remote[s.name] += s.value
 			}
 		}
 	}
@@ -167,6 +179,25 @@ func perGiB(n, gib float64) float64 {
 		return 0
 	}
 	return n / gib
+}
+
+// readBreakdown says where the bucket bytes between two snapshots around
+// a read of bytes went, each as a share of bytes: what the read caches
+// fetched (returned to the leaders for the first time, fetched again
+// after eviction, the rest fetched and never read), what the leaders read
+// below the offsets asked for, and the other GETs (compaction's).
+func readBreakdown(a, b counters, bytes int64) string {
+	if !a.ok || !b.ok || bytes == 0 || a.readGetBytes < 0 {
+		return ""
+	}
+	d := func(name string) float64 { return (b.remote[name] - a.remote[name]) / float64(bytes) }
+	caches := (b.readGetBytes - a.readGetBytes) / float64(bytes)
+	first, again := d("eddy_remote_first_read_bytes_total"), d("eddy_remote_get_again_bytes_total")
+	return fmt.Sprintf("bucket %s of the bytes read: read caches %s (first read %s, fetched again %s, not read %s; "+
+		"leaders returned %s, skipping %s below the offsets asked), other GETs %s (compaction merged %s)",
+		pct((b.getBytes-a.getBytes)/float64(bytes)), pct(caches), pct(first), pct(again), pct(caches-first-again),
+		pct(d("eddy_remote_read_bytes_total")), pct(d("eddy_remote_skipped_bytes_total")),
+		pct((b.getBytes-a.getBytes)/float64(bytes)-caches), pct(d("eddy_compaction_bytes_total")))
 }
 
 // bucketRead fills the object-store share of a read from two snapshots.

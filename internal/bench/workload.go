@@ -217,6 +217,9 @@ func runWorkload(ctx context.Context, tg target, w Workload, progress func(strin
 	if err != nil {
 		return nil, err
 	}
+	if b := readBreakdown(afterProduce, afterCold, res.Cold.Bytes); b != "" {
+		progress(tg.name + " cold read: " + b)
+	}
 	if res.Hot, err = readRange(ctx, tg, topic, hot, to, "hot", hotPasses, progress); err != nil {
 		return nil, err
 	}
