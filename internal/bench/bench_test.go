@@ -221,7 +221,9 @@ func TestColdRead(t *testing.T) {
 		// Every flush PUTs an object: small ones would otherwise stay
 		// inline in Postgres until the uploader moves them, and a cold
 		// read of them then comes from Postgres, not the bucket.
-		BrokerArgs: []string{"--cache-bytes=65536", "--inline-max-bytes=0"}})
+		// Flushes stay small too: memory keeps at least a partition's
+		// last flush, and a fetch reads what memory holds from there.
+		BrokerArgs: []string{"--cache-bytes=65536", "--inline-max-bytes=0", "--flush-bytes=131072"}})
 	w := bench.ColdRead(0.004) // about 8.6 MB
 	w.Partitions = 4
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
