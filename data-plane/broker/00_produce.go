@@ -66,6 +66,7 @@ type pendingAck struct {
 }
 
 func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
+	s.lastData.Store(time.Now().UnixNano())
 	if resp, refused := s.quotas.StorageRefusal(c.cluster, req); refused {
 		return resp // the cluster is at its storage limit (quota.go)
 	}

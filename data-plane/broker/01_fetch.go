@@ -43,6 +43,7 @@ import (
 // Authorization: READ on each topic.
 
 func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
+	s.lastData.Store(time.Now().UnixNano())
 	if s.fetchHook != nil {
 		s.fetchHook(c, req)
 	}

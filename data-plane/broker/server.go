@@ -320,6 +320,10 @@ type Server struct {
 	txnPoke chan struct{} // 1-buffered: group markers to apply (txn.go)
 
 	session atomic.Int64 // current session epoch
+	// lastData is when a Produce or Fetch last arrived (Unix ns): a
+	// draining broker lingers until clients have stopped sending them
+	// (handOffAll).
+	lastData atomic.Int64
 	// loaded: a routing view has been read and the partitions it places
 	// here are loaded (Ready).
 	loaded  atomic.Bool
