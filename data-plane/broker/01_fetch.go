@@ -46,6 +46,9 @@ func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 	if s.fetchHook != nil {
 		s.fetchHook(c, req)
 	}
+	if req.Version >= 11 {
+		c.setRack(req.Rack) // KIP-392 (zone.go)
+	}
 	plan, code := s.sessions.begin(c, req)
 	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
