@@ -38,8 +38,8 @@ type conn struct {
 	// client.rack of its last Fetch. Reader goroutine only.
 	idZone, rackZone string
 	idZoneParsed     bool
-	host     string // the client's IP address, as ACLs name hosts
-	reqKey   int16  // API key of the request being handled (audit logs)
+	host             string // the client's IP address, as ACLs name hosts
+	reqKey           int16  // API key of the request being handled (audit logs)
 
 	// shareSessions are the share sessions opened on this connection
 	// (78_share_fetch.go), closed with it.
