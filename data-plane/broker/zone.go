@@ -1,6 +1,12 @@
 package broker
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/eddy-streams/eddy/internal/store"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // Zone-aware traffic (issue 22). A broker's zone is its --rack. A client
 // says its zone in one of two ways:
@@ -15,6 +21,21 @@ import "strings"
 // the client.id hint. A client that says neither has no zone: it is served
 // as before zones existed (every request to the partition leader), and its
 // bytes are metered as "unknown".
+
+// Fetch from the same zone (KIP-392, 01_fetch.go). When the leader of a
+// partition gets a Fetch (v11+) from a client whose zone is known and
+// differs from the leader's own, and a serving broker of the client's
+// zone exists, it answers with no records and PreferredReadReplica naming
+// one: the zone's serving brokers by id, picked by partition id modulo
+// their number, so that the reads of a partition in a zone go to one
+// broker and its read cache. Any broker with a --rack serves a Fetch of a
+// partition it does not lead to a client with a zone, as a read replica
+// (leader/replica.go): committed data only, up to the high watermark (or,
+// read_committed, the last stable offset) committed in Postgres, which
+// lags the leader's by at most --replica-read-interval; the leader epoch
+// the client names is checked against the routing view's. A client
+// without a zone, or a broker without a --rack, is served as before: by
+// the leader only, NOT_LEADER_OR_FOLLOWER elsewhere.
 
 // maxZoneLen bounds a zone name; AWS's, GCP's and Azure's are far shorter.
 const maxZoneLen = 64
@@ -96,4 +117,77 @@ func (c *conn) zone() string {
 		return c.rackZone
 	}
 	return c.idZone
+}
+
+// servesReplicas reports whether this broker serves c's fetches of
+// partitions it does not lead (as a KIP-392 read replica).
+func (s *Server) servesReplicas(c *conn) bool {
+	return s.cfg.Rack != "" && c.zone() != ""
+}
+
+// preferredReplica is the broker a client in zone should fetch pm from
+// instead of this broker, its leader; -1 to read here.
+func (s *Server) preferredReplica(v *view, pm *store.Partition, zone string) int32 {
+	if zone == "" || s.cfg.Rack == "" || zone == s.cfg.Rack {
+		return -1
+	}
+	ids := v.servingIn[zone]
+	if len(ids) == 0 {
+		return -1
+	}
+	return ids[pm.ID%int64(len(ids))]
+}
+
+// replicaEpochCheck checks, on a broker serving pm as a read replica, the
+// leader epoch a fetch names against the routing view's (KIP-320): 0 when
+// it matches or is not given.
+func replicaEpochCheck(pm *store.Partition, clientEpoch int32) int16 {
+	switch {
+	case clientEpoch < 0 || clientEpoch == pm.LeaderEpoch:
+		return 0
+	case clientEpoch < pm.LeaderEpoch:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+}
+
+// Metering (eddy_broker_zone_bytes_total): the record bytes of every
+// Produce appended here and every Fetch answered here, by whether the
+// client's zone is this broker's. Cross-zone bytes are what a cloud
+// charges for between zones; the share of them is what zone hints are for.
+const (
+	sameZone  = "same_zone"
+	crossZone = "cross_zone"
+	zoneUnkn  = "unknown"
+)
+
+// locality says where a client in zone is from this broker's point of view.
+func (s *Server) locality(zone string) string {
+	switch {
+	case zone == "" || s.cfg.Rack == "":
+		return zoneUnkn
+	case zone == s.cfg.Rack:
+		return sameZone
+	default:
+		return crossZone
+	}
+}
+
+// meterZone counts n record bytes of direction ("produce", "fetch") for c.
+func (s *Server) meterZone(c *conn, direction string, n int) {
+	if n > 0 {
+		s.met.zoneBytes.WithLabelValues(c.cluster, direction, s.locality(c.zone())).Add(float64(n))
+	}
+}
+
+// fetchedBytes is the record bytes a Fetch response carries.
+func fetchedBytes(resp *kmsg.FetchResponse) int {
+	n := 0
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches)
+		}
+	}
+	return n
 }
