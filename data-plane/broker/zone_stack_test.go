@@ -150,7 +150,8 @@ func runZoneWorkload(t *testing.T, s *stack.Stack, topic string, records int, hi
 }
 
 // zoneMetrics sums eddy_broker_zone_bytes_total over the brokers, by
-// "direction/locality".
+// "direction/locality", and eddy_replica_read_bytes_total by
+// "replica_read/source".
 func zoneMetrics(t *testing.T, s *stack.Stack) map[string]float64 {
 	page := scrape(t, s)
 	out := map[string]float64{}
@@ -158,6 +159,11 @@ func zoneMetrics(t *testing.T, s *stack.Stack) map[string]float64 {
 		for _, loc := range []string{"same_zone", "cross_zone", "unknown"} {
 			out[dir+"/"+loc] = metricSum(grepLines(grepLines(page, `direction="`+dir+`"`), `locality="`+loc+`"`), "eddy_broker_zone_bytes_total")
 		}
+	}
+	// What brokers read for partitions they do not lead: from objects
+	// (regional) or from inline rows (Postgres, in one zone).
+	for _, src := range []string{"object", "inline"} {
+		out["replica_read/"+src] = metricSum(grepLines(page, `source="`+src+`"`), "eddy_replica_read_bytes_total")
 	}
 	return out
 }

@@ -778,6 +778,7 @@ func (m *Manager) readRemote(ctx context.Context, p remoteLog, offset, limit int
 	for range 2 {
 		out, found, err := m.readIndexed(ctx, p, offset, limit, maxBytes)
 		if found || err != nil {
+			m.replicas.counted(p, "object", len(out))
 			return out, err
 		}
 		rows, err := m.store.ReadInline(ctx, p.partitionID(), offset, maxBytes)
@@ -798,6 +799,7 @@ func (m *Manager) readRemote(ctx context.Context, p remoteLog, offset, limit int
 				break
 			}
 		}
+		m.replicas.counted(p, "inline", len(out))
 		return out, nil
 	}
 	return nil, nil // the consumer asks again

@@ -16,7 +16,10 @@ package leader
 //     Postgres: below that offset every marker and aborted_txns row is
 //     committed;
 //   - reads go through the same path as the leader's reads of old data
-//     (readRemote: the index, the read cache, the inline rows);
+//     (readRemote: the index, the read cache, the inline rows). Data not
+//     yet uploaded is read from its inline rows in Postgres, which lives
+//     in one zone: eddy_replica_read_bytes_total{source} says how much
+//     (docs/architecture.md, "Zone-aware traffic");
 //   - Postgres sees at most one offsets query per partition per
 //     ReplicaInterval from reads (concurrent reads share it), and one query
 //     per ReplicaInterval for all the partitions long polls wait on, not
@@ -45,6 +48,7 @@ type replicas struct {
 	parts map[int64]*replica
 	kick  chan struct{} // a first watcher arrived: start polling
 	reads prometheus.Counter
+	bytes *prometheus.CounterVec // by source: object, inline
 }
 
 // replica is a partition read here without being led here.
@@ -69,8 +73,12 @@ func newReplicas(reg prometheus.Registerer) *replicas {
 			Name: "eddy_replica_offset_reads_total",
 			Help: "Queries of committed offsets for partitions this broker serves reads of without leading them (zone-aware fetch)."}),
 	}
+	rs.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_replica_read_bytes_total",
+		Help: "Record bytes read for partitions this broker serves without leading them, by source: object (the object store, through the read cache) or inline (Postgres rows not yet uploaded)."},
+		[]string{"source"})
 	if reg != nil {
-		reg.MustRegister(rs.reads)
+		reg.MustRegister(rs.reads, rs.bytes)
 	}
 	return rs
 }
@@ -87,6 +95,13 @@ func (rs *replicas) get(id int64) *replica {
 	r.used = time.Now()
 	r.mu.Unlock()
 	return r
+}
+
+// counted counts n bytes read from source if l is a replica.
+func (rs *replicas) counted(l remoteLog, source string, n int) {
+	if _, ok := l.(*replica); ok && n > 0 {
+		rs.bytes.WithLabelValues(source).Add(float64(n))
+	}
 }
 
 func (r *replica) partitionID() int64 { return r.id }
