@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,4 +202,26 @@ func TestZoneAwareFetch(t *testing.T) {
 	if plain.broker["fetch/cross_zone"]+plain.broker["fetch/same_zone"] != 0 {
 		t.Errorf("without hints the brokers knew the clients' zones: %v", plain.broker)
 	}
+
+	// librdkafka honours the preferred read replica too (client.rack).
+	t.Run("kcat", func(t *testing.T) {
+		kcat := tool(t, "kcat")
+		before := zoneMetrics(t, s)
+		out, err := exec.Command(kcat, "-b", strings.Join(s.Bootstrap(), ","), "-C", "-t", "zones-hinted",
+			"-o", "beginning", "-e", "-q", "-f", "%k\n", "-X", "client.rack=zone-b", "-X", "fetch.wait.max.ms=200").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat: %v: %s", err, out)
+		}
+		keys := map[string]bool{}
+		for l := range strings.Lines(string(out)) {
+			keys[strings.TrimSpace(l)] = true
+		}
+		after := zoneMetrics(t, s)
+		if len(keys) != records*len(zones) {
+			t.Errorf("kcat read %d distinct keys, want %d", len(keys), records*len(zones))
+		}
+		if d := after["fetch/cross_zone"] - before["fetch/cross_zone"]; d != 0 {
+			t.Errorf("kcat with client.rack: %.0f fetch bytes crossed zones (same zone: %.0f)", d, after["fetch/same_zone"]-before["fetch/same_zone"])
+		}
+	})
 }
