@@ -62,3 +62,37 @@ func TestReplicaReadsOnlyCommitted(t *testing.T) {
 		t.Fatalf("after the flush: %d records, hw %d, %v; want 2 records, hw 5", records(t, r.Records), r.HighWatermark, err)
 	}
 }
+
+// TestReplicaWatch: a long poll on a partition read here without being
+// led here is woken by the replica poller once the leader commits, and
+// then reads what was committed.
+func TestReplicaWatch(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m1, p1 := e.lead(t, 1, 1)
+	m2 := e.manager(t, 2)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m2.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done; m2.Close() })
+
+	if _, err := m2.ReadReplica(ctx, e.pid, 0, 1<<20, false); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 1)
+	unwatch := m2.WatchReplica(e.pid, ch)
+	defer unwatch()
+	appendBatch(t, p1, recordBatch(3, -1, -1)) // not committed: no wake-up for it
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watch was not woken by the commit")
+	}
+	r, err := m2.ReadReplica(ctx, e.pid, 0, 1<<20, false)
+	if err != nil || records(t, r.Records) != 3 {
+		t.Fatalf("after the wake-up: %d records, %v", records(t, r.Records), err)
+	}
+}
