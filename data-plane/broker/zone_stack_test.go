@@ -73,40 +73,8 @@ func runZoneWorkload(t *testing.T, s *stack.Stack, topic string, records int, hi
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*len(zones))
-	for zi, zone := range zones {
-		opts := []kgo.Opt{kgo.WithHooks(zoneMeter{zone: zone, mu: &mu, sums: run.client}), kgo.DefaultProduceTopic(topic)}
-		if hints {
-			opts = append(opts, kgo.ClientID("zone-test,eddy_az="+zone))
-		}
-		pr := newClient(t, s, opts...)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range records {
-				value := make([]byte, 1000) // incompressible: bytes on the wire are bytes produced
-				rand.Read(value)
-				r := &kgo.Record{Key: fmt.Appendf(nil, "%d-%d", zi, i), Value: value}
-				pr.Produce(ctx, r, func(_ *kgo.Record, err error) {
-					if err != nil {
-						select {
-						case errs <- err:
-						default:
-						}
-					}
-				})
-			}
-			if err := pr.Flush(ctx); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatalf("produce: %v", err)
-	default:
-	}
-
+	// The consumers start first: they long-poll (on the replicas, with
+	// hints) while the producers write.
 	want := records * len(zones)
 	for _, zone := range zones {
 		opts := []kgo.Opt{kgo.WithHooks(zoneMeter{zone: zone, mu: &mu, sums: run.client}),
@@ -134,6 +102,33 @@ func runZoneWorkload(t *testing.T, s *stack.Stack, topic string, records int, hi
 			}
 			if n != want || len(seen) != want {
 				errs <- fmt.Errorf("consumer in %s read %d records, %d distinct, want %d exactly once", zone, n, len(seen), want)
+			}
+		}()
+	}
+	for zi, zone := range zones {
+		opts := []kgo.Opt{kgo.WithHooks(zoneMeter{zone: zone, mu: &mu, sums: run.client}), kgo.DefaultProduceTopic(topic)}
+		if hints {
+			opts = append(opts, kgo.ClientID("zone-test,eddy_az="+zone))
+		}
+		pr := newClient(t, s, opts...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range records {
+				value := make([]byte, 1000) // incompressible: bytes on the wire are bytes produced
+				rand.Read(value)
+				r := &kgo.Record{Key: fmt.Appendf(nil, "%d-%d", zi, i), Value: value}
+				pr.Produce(ctx, r, func(_ *kgo.Record, err error) {
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				})
+			}
+			if err := pr.Flush(ctx); err != nil {
+				errs <- err
 			}
 		}()
 	}
