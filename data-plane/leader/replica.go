@@ -16,7 +16,9 @@ package leader
 //     Postgres: below that offset every marker and aborted_txns row is
 //     committed;
 //   - reads go through the same path as the leader's reads of old data
-//     (readRemote: the index, the read cache, the inline rows). Data not
+//     (readRemote: the index, the read cache, the inline rows), behind a
+//     small tail of the most recent batches read, which the consumers at
+//     the head share. Data not
 //     yet uploaded is read from its inline rows in Postgres, which lives
 //     in one zone: eddy_replica_read_bytes_total{source} says how much
 //     (docs/architecture.md, "Zone-aware traffic");
@@ -36,12 +38,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // replicaIdle is how long a replica nobody reads or watches is kept.
 const replicaIdle = time.Minute
+
+// replicaTailBytes bounds a replica's tail (at most --cache-bytes): the
+// head a zone's consumers share, not a cache of the log.
+const replicaTailBytes = 1 << 20
 
 type replicas struct {
 	mu    sync.Mutex
@@ -63,6 +70,16 @@ type replica struct {
 	used     time.Time
 	watchers map[chan<- struct{}]struct{}
 	resume   resumePoint
+
+	// tail holds the most recent committed batches read here, whole and
+	// back to back, offsets [tailBase, tailEnd), at most replicaTailBytes
+	// (but one batch): the consumers of a zone reading the head of a
+	// partition share one read of it from Postgres or the object store.
+	// Offsets are never reused, so what it holds never goes stale. Bytes
+	// once in it are never written again (it only grows at its end or is
+	// replaced).
+	tail              []byte
+	tailBase, tailEnd int64
 }
 
 func newReplicas(reg prometheus.Registerer) *replicas {
@@ -209,7 +226,13 @@ func (m *Manager) ReadReplica(ctx context.Context, partitionID, offset int64, ma
 	if offset >= limit {
 		return res, nil
 	}
-	out, err := m.readRemote(ctx, r, offset, limit, maxBytes)
+	out := r.fromTail(offset, limit, maxBytes)
+	if len(out) == 0 {
+		out, err = m.readRemote(ctx, r, offset, limit, maxBytes)
+		if err == nil {
+			r.addTail(out, min(m.cfg.CacheBytes, replicaTailBytes))
+		}
+	}
 	res.Records = out
 	if err != nil {
 		// A read below a log start retention moved: say the new start.
@@ -222,6 +245,60 @@ func (m *Manager) ReadReplica(ctx context.Context, partitionID, offset int64, ma
 		res.Aborted, err = m.store.AbortedTxns(ctx, partitionID, offset, endOf(out), 0)
 	}
 	return res, err
+}
+
+// fromTail returns the batches of the tail from the one holding offset,
+// below limit, up to maxBytes (at least one batch); nil if the tail does
+// not hold offset.
+func (r *replica) fromTail(offset, limit int64, maxBytes int) []byte {
+	r.mu.Lock()
+	tail, base, end := r.tail, r.tailBase, r.tailEnd
+	r.mu.Unlock()
+	if len(tail) == 0 || offset < base || offset >= end {
+		return nil
+	}
+	out, _, _ := appendFrom(nil, tail, offset, limit, maxBytes)
+	return out
+}
+
+// addTail keeps b, batches just read, as the tail: appended when they
+// continue it, else instead of it when they end after it (a reader far
+// behind the head does not displace it); then the oldest batches go while
+// it holds more than maxBytes.
+func (r *replica) addTail(b []byte, maxBytes int) {
+	if len(b) == 0 {
+		return
+	}
+	base, end := int64(-1), int64(-1)
+	batch.Each(b, func(h batch.Header, _ []byte) bool {
+		if base < 0 {
+			base = h.BaseOffset
+		}
+		end = h.LastOffset() + 1
+		return true
+	})
+	if base < 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case len(r.tail) > 0 && base == r.tailEnd:
+		// Bytes past len are nobody's: readers hold slices of [0, len).
+		r.tail = append(r.tail, b...)
+		r.tailEnd = end
+	case len(r.tail) == 0 || end > r.tailEnd:
+		r.tail, r.tailBase, r.tailEnd = append([]byte(nil), b...), base, end
+	default:
+		return
+	}
+	for len(r.tail) > maxBytes {
+		h, err := batch.ParseHeader(r.tail)
+		if err != nil || h.Size() >= len(r.tail) {
+			break // keep the last batch
+		}
+		r.tail, r.tailBase = r.tail[h.Size():], h.LastOffset()+1
+	}
 }
 
 // WatchReplica registers ch to receive a non-blocking send whenever the

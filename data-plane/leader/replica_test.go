@@ -3,11 +3,14 @@ package leader_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // records counts the records of a run of whole batches.
@@ -94,5 +97,81 @@ func TestReplicaWatch(t *testing.T) {
 	r, err := m2.ReadReplica(ctx, e.pid, 0, 1<<20, false)
 	if err != nil || records(t, r.Records) != 3 {
 		t.Fatalf("after the wake-up: %d records, %v", records(t, r.Records), err)
+	}
+}
+
+// replicaReadBytes is eddy_replica_read_bytes_total, all sources.
+func replicaReadBytes(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "eddy_replica_read_bytes_total" {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestReplicaTail: the consumers of a zone reading the head of a
+// partition share one read of it (the replica's tail), and a reader far
+// behind does not displace it.
+func TestReplicaTail(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	m1, p1 := e.lead(t, 1, 1)
+	reg := prometheus.NewRegistry()
+	cfg := leader.DefaultConfig()
+	cfg.BrokerID, cfg.WALDir, cfg.ReplicaInterval = 2, e.dir+"/wal-replica", time.Nanosecond
+	m2, err := leader.Open(cfg, e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m2.Close() })
+
+	for range 2 {
+		appendBatch(t, p1, recordBatch(3, -1, -1))
+		if err := m1.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first reader reads from Postgres, the next ones from the tail.
+	for i := range 3 {
+		r, err := m2.ReadReplica(ctx, e.pid, 3, 1<<20, false)
+		if err != nil || records(t, r.Records) != 3 {
+			t.Fatalf("reader %d at 3: %d records, %v", i, records(t, r.Records), err)
+		}
+	}
+	read := replicaReadBytes(t, reg)
+	if read == 0 {
+		t.Fatal("nothing counted as read")
+	}
+	// A reader far behind reads [0, 3) from Postgres; the head stays.
+	if r, err := m2.ReadReplica(ctx, e.pid, 0, 1, false); err != nil || records(t, r.Records) != 3 {
+		t.Fatalf("reader at 0: %d records, %v", records(t, r.Records), err)
+	}
+	behind := replicaReadBytes(t, reg)
+	if behind != 2*read {
+		t.Fatalf("read %v bytes for the first head reader, %v after the one behind: want it read once more", read, behind)
+	}
+	appendBatch(t, p1, recordBatch(2, -1, -1))
+	if err := m1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The head reader goes on at 6 (read once, appended to the tail); a
+	// slower one at 3 then finds [3, 8) in the tail.
+	if r, err := m2.ReadReplica(ctx, e.pid, 6, 1<<20, false); err != nil || records(t, r.Records) != 2 || r.HighWatermark != 8 {
+		t.Fatalf("reader at 6: %d records, hw %d, %v", records(t, r.Records), r.HighWatermark, err)
+	}
+	if r, err := m2.ReadReplica(ctx, e.pid, 3, 1<<20, false); err != nil || records(t, r.Records) != 5 {
+		t.Fatalf("reader at 3: %d records, %v; want [3, 8)", records(t, r.Records), err)
+	}
+	if got := replicaReadBytes(t, reg); got >= behind+read {
+		t.Fatalf("the new batch and the head were read %v bytes more, want only the new batch once (< %v)", got-behind, read)
 	}
 }
