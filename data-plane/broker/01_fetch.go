@@ -150,6 +150,7 @@ func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, w *logWatch) {
 func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	v := s.view.Load()
+	s.refreshReplicas(c, v, req)
 	budget := int(req.MaxBytes)
 	if budget <= 0 {
 		budget = 50 << 20
@@ -289,4 +290,30 @@ func (s *Server) hintFetchLeader(resp *kmsg.FetchResponse, sp *kmsg.FetchRespons
 	rb := kmsg.NewFetchResponseBroker()
 	rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
 	resp.Brokers = append(resp.Brokers, rb)
+}
+
+// refreshReplicas reads at once the committed offsets of the partitions
+// of req this broker would serve as a read replica (zone.go), so that a
+// fetch of many of them costs Postgres one query rather than one each.
+func (s *Server) refreshReplicas(c *conn, v *view, req *kmsg.FetchRequest) {
+	if !s.servesReplicas(c) {
+		return
+	}
+	var ids []int64
+	for _, rt := range req.Topics {
+		t := v.topic(c.cluster, rt.Topic)
+		if req.Version >= 13 {
+			t = v.topicByID(c.cluster, rt.TopicID)
+		}
+		for _, rp := range rt.Partitions {
+			if pm := partitionOf(t, rp.Partition); pm != nil && s.lead.Partition(pm.ID) == nil {
+				ids = append(ids, pm.ID)
+			}
+		}
+	}
+	if len(ids) > 1 {
+		if err := s.lead.RefreshReplicas(c.ctx, ids); err != nil && c.ctx.Err() == nil {
+			s.log.Warn("replica offsets refresh failed", "partitions", len(ids), "err", err)
+		}
+	}
 }

@@ -23,7 +23,8 @@ package leader
 //     in one zone: eddy_replica_read_bytes_total{source} says how much
 //     (docs/architecture.md, "Zone-aware traffic");
 //   - Postgres sees at most one offsets query per partition per
-//     ReplicaInterval from reads (concurrent reads share it), and one query
+//     ReplicaInterval from reads (concurrent reads share it; a fetch of
+//     many partitions reads them in one, RefreshReplicas), and one query
 //     per ReplicaInterval for all the partitions long polls wait on, not
 //     one per waiting fetch. A read at an offset past the known high
 //     watermark reads the offsets again first, so a consumer the leader
@@ -203,6 +204,41 @@ func (m *Manager) replicaOffsets(ctx context.Context, r *replica, offset int64) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.off, nil
+}
+
+// RefreshReplicas reads, in one query, the committed offsets of those of
+// the partitions (read here without being led here) whose last reading
+// is older than ReplicaInterval: a fetch of many partitions calls it
+// first, so that its reads cost Postgres one query, not one each.
+func (m *Manager) RefreshReplicas(ctx context.Context, partitionIDs []int64) error {
+	var stale []*replica
+	for _, id := range partitionIDs {
+		r := m.replicas.get(id)
+		r.mu.Lock()
+		if r.at.IsZero() || time.Since(r.at) >= m.cfg.ReplicaInterval {
+			stale = append(stale, r)
+		}
+		r.mu.Unlock()
+	}
+	if len(stale) < 2 {
+		return nil // ReadReplica reads one on its own
+	}
+	ids := make([]int64, len(stale))
+	for i, r := range stale {
+		ids[i] = r.id
+	}
+	at := time.Now()
+	m.replicas.reads.Inc()
+	got, err := m.store.CommittedOffsetsOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, r := range stale {
+		if o, ok := got[r.id]; ok {
+			r.set(o, at)
+		}
+	}
+	return nil
 }
 
 // ReadReplica reads committed batches of a partition this broker does not
