@@ -10,6 +10,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
 	"github.com/eddy-streams/eddy/internal/batch"
+	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -102,20 +103,7 @@ func TestReplicaWatch(t *testing.T) {
 
 // replicaReadBytes is eddy_replica_read_bytes_total, all sources.
 func replicaReadBytes(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == "eddy_replica_read_bytes_total" {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return counterValue(t, reg, "eddy_replica_read_bytes_total")
 }
 
 // TestReplicaTail: the consumers of a zone reading the head of a
@@ -173,5 +161,50 @@ func TestReplicaTail(t *testing.T) {
 	}
 	if got := replicaReadBytes(t, reg); got >= behind+read {
 		t.Fatalf("the new batch and the head were read %v bytes more, want only the new batch once (< %v)", got-behind, read)
+	}
+}
+
+// counterValue is a counter's value (all label sets) in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestRefreshReplicas: the committed offsets of a fetch's partitions are
+// read in one query, and the reads that follow ask Postgres nothing more.
+func TestRefreshReplicas(t *testing.T) {
+	ctx := context.Background()
+	te := tieredtest.New(t, tieredtest.Topic{Name: "t", Partitions: 3})
+	ids := te.Parts["t"]
+	reg := prometheus.NewRegistry()
+	cfg := leader.DefaultConfig()
+	cfg.BrokerID, cfg.WALDir, cfg.ReplicaInterval = 2, te.Dir+"/wal-replica", time.Hour
+	m, err := leader.Open(cfg, te.St, te.FS, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.RefreshReplicas(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if r, err := m.ReadReplica(ctx, id, 0, 1<<20, false); err != nil || r.HighWatermark != 0 {
+			t.Fatalf("partition %d: hw %d, %v", id, r.HighWatermark, err)
+		}
+	}
+	if n := counterValue(t, reg, "eddy_replica_offset_reads_total"); n != 1 {
+		t.Fatalf("%v offsets queries for %d partitions, want 1", n, len(ids))
 	}
 }
