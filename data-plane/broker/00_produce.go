@@ -155,6 +155,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				continue
 			}
 			s.meter.Produced(pm.ID, len(rp.Records)) // load report
+			s.meterZone(c, "produce", len(rp.Records))
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()
 			if req.Acks == -1 {

@@ -35,8 +35,12 @@ type conn struct {
 	// authentication, or the anonymous cluster when that is enabled.
 	cluster  string
 	clientID string
-	host     string // the client's IP address, as ACLs name hosts
-	reqKey   int16  // API key of the request being handled (audit logs)
+	// The client's zone (zone.go): hinted in client.id, and the
+	// client.rack of its last Fetch. Reader goroutine only.
+	idZone, rackZone string
+	idZoneParsed     bool
+	host             string // the client's IP address, as ACLs name hosts
+	reqKey           int16  // API key of the request being handled (audit logs)
 
 	// shareSessions are the share sessions opened on this connection
 	// (78_share_fetch.go), closed with it.
@@ -330,7 +334,7 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 		return nil, nil, err
 	}
 	if rq.clientID != nil {
-		c.clientID = *rq.clientID
+		c.setClientID(*rq.clientID)
 	}
 	if rq.req == nil {
 		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil, nil
