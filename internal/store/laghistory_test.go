@@ -99,3 +99,29 @@ func TestGroupLagHistory(t *testing.T) {
 		t.Errorf("app history after pruning: %+v %v", h, err)
 	}
 }
+
+// TestGroupLagSampleBounded: a sample reads, of a cluster with many
+// groups, the rows of the groups it samples and not the others, and caps
+// each cluster on its own.
+func TestGroupLagSampleBounded(t *testing.T) {
+	ctx, st, _ := commitDB(t)
+	const groups, capped = 5000, 10
+	if err := st.FillGroupOffsets(ctx, "vc1", groups); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CommitOffsets(ctx, "vc2", "small", slot1, offs("t", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	read, plan, err := st.ExplainSampleGroupLag(ctx, time.Now(), capped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first capped groups (one row each), the next row that ends the
+	// walk, and the same again joined: a few times the cap, not 5000.
+	if read > 4*capped {
+		t.Errorf("sampling %d groups a cluster read %d rows of group_offsets (of %d); plan:\n%s", capped, read, groups+1, plan)
+	}
+	if n, err := st.SampleGroupLag(ctx, time.Now(), capped); err != nil || n != capped+1 {
+		t.Errorf("sampled %d groups (%v), want %d of vc1 and 1 of vc2", n, err, capped+1)
+	}
+}
