@@ -49,7 +49,7 @@ export function LagHistoryChart(props: { cred: Credential; cluster: string; grou
       live = false;
       clearInterval(t);
     };
-  }, [props.group, range]);
+  }, [props.cred, props.cluster, props.group, range]);
 
   const x = (samples ?? []).map((s) => Date.parse(s.at) / 1000);
   const peak = new Map<string, number>();
