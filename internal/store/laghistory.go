@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Consumer-group lag history (migration 0025, group_lag_samples): what
@@ -84,38 +82,50 @@ func (s *Store) PruneGroupLag(ctx context.Context, before time.Time, limit int) 
 }
 
 // GroupLagHistory returns a group's lag samples taken after since, oldest
-// first, at most limit of them (the oldest after since, so a caller pages
-// on by asking again after the last one's time). A cluster outside orgID
-// is ErrNotFound; a group without samples has none.
-func (s *Store) GroupLagHistory(ctx context.Context, orgID, clusterID, group string, since time.Time, limit int) ([]LagSample, error) {
+// first: at most limit of them, and no more after the one that would take
+// their partition lags past maxPoints (the first is always returned), so
+// a group of many partitions cannot make a page without bound. The
+// samples are the oldest after since, so a caller pages on by asking
+// again after the last one's time; more reports that a bound ended the
+// page (there may be more). A cluster outside orgID is ErrNotFound; a
+// group without samples has none.
+func (s *Store) GroupLagHistory(ctx context.Context, orgID, clusterID, group string, since time.Time, limit, maxPoints int) (samples []LagSample, more bool, err error) {
 	if _, err := s.Cluster(ctx, orgID, clusterID); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	rows, _ := s.pool.Query(ctx, `
+	rows, err := s.pool.Query(ctx, `
 		SELECT sampled_at, total_lag, topics, partitions, lags FROM group_lag_samples
 		WHERE cluster_id = $1 AND group_id = $2 AND sampled_at > $3
 		ORDER BY sampled_at LIMIT $4`, clusterID, group, since, limit)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LagSample, error) {
+	if err != nil {
+		return nil, false, fmt.Errorf("store: group lag history: %w", err)
+	}
+	defer rows.Close()
+	points := 0
+	for rows.Next() {
 		var (
 			ls     LagSample
 			topics []string
 			parts  []int32
 			lags   []int64
 		)
-		if err := r.Scan(&ls.At, &ls.TotalLag, &topics, &parts, &lags); err != nil {
-			return ls, err
+		if err := rows.Scan(&ls.At, &ls.TotalLag, &topics, &parts, &lags); err != nil {
+			return nil, false, fmt.Errorf("store: group lag history: %w", err)
 		}
 		if len(parts) != len(topics) || len(lags) != len(topics) {
-			return ls, fmt.Errorf("sample at %s: arrays of different lengths", ls.At)
+			return nil, false, fmt.Errorf("store: group lag history: sample at %s: arrays of different lengths", ls.At)
+		}
+		if points += len(topics); points > maxPoints && len(samples) > 0 {
+			return samples, true, nil
 		}
 		ls.Partitions = make([]PartitionLag, len(topics))
 		for i := range topics {
 			ls.Partitions[i] = PartitionLag{Topic: topics[i], Partition: parts[i], Lag: lags[i]}
 		}
-		return ls, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: group lag history: %w", err)
+		samples = append(samples, ls)
 	}
-	return out, nil
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: group lag history: %w", err)
+	}
+	return samples, len(samples) == limit, nil
 }
