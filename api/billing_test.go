@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,6 +171,24 @@ func TestBillingRoutes(t *testing.T) {
 	}
 	if l := must[client.List[client.BudgetAlert]](t)(a.admin.ListBudgetAlerts(ctx, client.ListOptions{})); len(l.Items) != 1 {
 		t.Errorf("alerts = %+v", l.Items)
+	}
+	// An organisation's alerts are bounded: past store.MaxBudgetAlerts, a
+	// new one is refused naming the bound, until one is deleted.
+	var extra []string
+	for i := 1; i < store.MaxBudgetAlerts; i++ {
+		x := must[client.BudgetAlert](t)(a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{
+			Name: fmt.Sprintf("a%d", i), Threshold: "1", WebhookURL: "https://hooks.example.com/eddy"}))
+		extra = append(extra, x.ID)
+	}
+	over := client.CreateBudgetAlertRequest{Name: "over", Threshold: "1", WebhookURL: "https://hooks.example.com/eddy"}
+	if _, err := a.admin.CreateBudgetAlert(ctx, over); client.StatusOf(err) != http.StatusUnprocessableEntity ||
+		!strings.Contains(err.Error(), fmt.Sprintf("at most %d budget alerts", store.MaxBudgetAlerts)) {
+		t.Errorf("alert %d: %v, want 422 naming the bound", store.MaxBudgetAlerts+1, err)
+	}
+	for _, id := range extra {
+		if err := a.admin.DeleteBudgetAlert(ctx, id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := a.admin.DeleteBudgetAlert(ctx, al.ID); err != nil {
 		t.Fatal(err)
