@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,47 @@ func (e *env) usageAndInvoice(orgID, clusterID string) client.Invoice {
 		e.t.Fatal(err)
 	}
 	return client.Invoice{ID: inv.ID, Total: billing.FormatCents(inv.TotalCents), PeriodStart: inv.PeriodStart, PeriodEnd: inv.PeriodEnd}
+}
+
+// TestInvoicesCSVPages: a CSV page of invoices links to the next page
+// with the same limit, and following the link gives the older invoice.
+func TestInvoicesCSVPages(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := e.newTenant("paged")
+	cl := must[client.Cluster](t)(a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"}))
+	e.usageAndInvoice(a.org.Organization.ID, cl.ID)
+	ob, err := e.st.OrgBillingOf(ctx, a.org.Organization.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation(ob.TimeZone)
+	if _, err := e.st.RateMonth(ctx, ob, billing.MonthOf(time.Now().AddDate(0, -1, 0), loc), false); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (string, [][]string) {
+		t.Helper()
+		resp, err := e.raw().Do(authed(ctx, a, path, e.url))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+		rows, err := csv.NewReader(resp.Body).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Get("Link"), rows
+	}
+	link, first := get("/v1/billing/invoices?format=csv&limit=1")
+	m := regexp.MustCompile(`^<(/v1/billing/invoices\?[^>]+)>; rel="next"$`).FindStringSubmatch(link)
+	if len(first) != 2 || m == nil || !strings.Contains(m[1], "limit=1") || !strings.Contains(m[1], "format=csv") {
+		t.Fatalf("first page %q, Link %q: want one invoice and a link to the next page of one", first, link)
+	}
+	link, second := get(m[1])
+	if len(second) != 2 || second[1][0] == first[1][0] || second[1][1] >= first[1][1] || link != "" {
+		t.Errorf("second page %q (Link %q) after %q: want the older invoice and no link", second, link, first)
+	}
 }
 
 func TestBillingRoutes(t *testing.T) {
