@@ -262,6 +262,7 @@ func (s *Server) reload(ctx context.Context) error {
 	v := newView(md)
 	v.at = start
 	old := s.view.Swap(v)
+	s.closeDisallowed(old, v)
 	s.forgetHandOffs(v)
 	if len(gained) > 0 {
 		s.pokeTxns() // the group markers the last leader left (txn.go)
