@@ -229,7 +229,12 @@ func (s *Server) listInvoices(c echo.Context) error {
 			rows = append(rows, []string{o.ID, o.Month, o.Status, o.Currency, o.Subtotal, o.Credits, o.Adjustments, o.Total})
 		}
 		if next != "" {
-			c.Response().Header().Set("Link", `</v1/billing/invoices?format=csv&cursor=`+url.QueryEscape(cursor(next))+`>; rel="next"`)
+			// The next page as this one was asked for: CSV, the same limit.
+			q := url.Values{"format": {"csv"}, "cursor": {cursor(next)}}
+			if l := c.QueryParam("limit"); l != "" {
+				q.Set("limit", l)
+			}
+			c.Response().Header().Set("Link", `</v1/billing/invoices?`+q.Encode()+`>; rel="next"`)
 		}
 		return writeCSV(c, "invoices.csv", rows)
 	}

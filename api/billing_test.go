@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,47 @@ func (e *env) usageAndInvoice(orgID, clusterID string) client.Invoice {
 		e.t.Fatal(err)
 	}
 	return client.Invoice{ID: inv.ID, Total: billing.FormatCents(inv.TotalCents), PeriodStart: inv.PeriodStart, PeriodEnd: inv.PeriodEnd}
+}
+
+// TestInvoicesCSVPages: a CSV page of invoices links to the next page
+// with the same limit, and following the link gives the older invoice.
+func TestInvoicesCSVPages(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := e.newTenant("paged")
+	cl := must[client.Cluster](t)(a.admin.CreateCluster(ctx, client.CreateClusterRequest{Name: "prod"}))
+	e.usageAndInvoice(a.org.Organization.ID, cl.ID)
+	ob, err := e.st.OrgBillingOf(ctx, a.org.Organization.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation(ob.TimeZone)
+	if _, err := e.st.RateMonth(ctx, ob, billing.MonthOf(time.Now().AddDate(0, -1, 0), loc), false); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (string, [][]string) {
+		t.Helper()
+		resp, err := e.raw().Do(authed(ctx, a, path, e.url))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+		rows, err := csv.NewReader(resp.Body).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Get("Link"), rows
+	}
+	link, first := get("/v1/billing/invoices?format=csv&limit=1")
+	m := regexp.MustCompile(`^<(/v1/billing/invoices\?[^>]+)>; rel="next"$`).FindStringSubmatch(link)
+	if len(first) != 2 || m == nil || !strings.Contains(m[1], "limit=1") || !strings.Contains(m[1], "format=csv") {
+		t.Fatalf("first page %q, Link %q: want one invoice and a link to the next page of one", first, link)
+	}
+	link, second := get(m[1])
+	if len(second) != 2 || second[1][0] == first[1][0] || second[1][1] >= first[1][1] || link != "" {
+		t.Errorf("second page %q (Link %q) after %q: want the older invoice and no link", second, link, first)
+	}
 }
 
 func TestBillingRoutes(t *testing.T) {
@@ -170,6 +213,24 @@ func TestBillingRoutes(t *testing.T) {
 	}
 	if l := must[client.List[client.BudgetAlert]](t)(a.admin.ListBudgetAlerts(ctx, client.ListOptions{})); len(l.Items) != 1 {
 		t.Errorf("alerts = %+v", l.Items)
+	}
+	// An organisation's alerts are bounded: past store.MaxBudgetAlerts, a
+	// new one is refused naming the bound, until one is deleted.
+	var extra []string
+	for i := 1; i < store.MaxBudgetAlerts; i++ {
+		x := must[client.BudgetAlert](t)(a.admin.CreateBudgetAlert(ctx, client.CreateBudgetAlertRequest{
+			Name: fmt.Sprintf("a%d", i), Threshold: "1", WebhookURL: "https://hooks.example.com/eddy"}))
+		extra = append(extra, x.ID)
+	}
+	over := client.CreateBudgetAlertRequest{Name: "over", Threshold: "1", WebhookURL: "https://hooks.example.com/eddy"}
+	if _, err := a.admin.CreateBudgetAlert(ctx, over); client.StatusOf(err) != http.StatusUnprocessableEntity ||
+		!strings.Contains(err.Error(), fmt.Sprintf("at most %d budget alerts", store.MaxBudgetAlerts)) {
+		t.Errorf("alert %d: %v, want 422 naming the bound", store.MaxBudgetAlerts+1, err)
+	}
+	for _, id := range extra {
+		if err := a.admin.DeleteBudgetAlert(ctx, id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := a.admin.DeleteBudgetAlert(ctx, al.ID); err != nil {
 		t.Fatal(err)

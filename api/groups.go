@@ -65,10 +65,13 @@ func (s *Server) getGroup(c echo.Context) error {
 }
 
 // Lag history: what control-plane/laghistory sampled. One page holds at
-// most maxLagSamples samples (a day of the default one a minute); a
-// caller pages on from next_since.
+// most maxLagSamples samples (a day of the default one a minute) and
+// maxLagPoints partition lags (a day of a group of 69 partitions: a group
+// of thousands of partitions gets shorter pages, not megabytes); a caller
+// pages on from next_since.
 const (
 	maxLagSamples     = 1440
+	maxLagPoints      = 100_000
 	defaultLagHistory = 24 * time.Hour
 )
 
@@ -98,7 +101,7 @@ func (s *Server) getLagHistory(c echo.Context) error {
 		return err
 	}
 	group := c.Param("group_id")
-	samples, err := s.st.GroupLagHistory(c.Request().Context(), cl.OrgID, cl.ID, group, since, limit)
+	samples, more, err := s.st.GroupLagHistory(c.Request().Context(), cl.OrgID, cl.ID, group, since, limit, maxLagPoints)
 	if err != nil {
 		return storeError(err, "cluster")
 	}
@@ -110,7 +113,7 @@ func (s *Server) getLagHistory(c echo.Context) error {
 		}
 		out.Samples = append(out.Samples, o)
 	}
-	if len(samples) == limit {
+	if more {
 		next := samples[len(samples)-1].At.UTC()
 		out.NextSince = &next
 	}

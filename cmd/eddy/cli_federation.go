@@ -152,9 +152,22 @@ func newIdentityPoolCmd() *cobra.Command {
 			}
 			var rows [][]string
 			for _, p := range ps {
-				rows = append(rows, []string{p.ID, p.Name, p.ProviderID, p.ClusterID, p.ServiceAccountID, filterString(p.Filter)})
+				rows = append(rows, []string{p.ID, p.Name, p.ProviderID, p.ClusterID, p.ServiceAccountID, filterString(p.Filter), p.FilterExpression})
 			}
-			return f.print(cmd.OutOrStdout(), ps, []string{"ID", "NAME", "PROVIDER", "CLUSTER", "SERVICE ACCOUNT", "FILTER"}, rows)
+			return f.print(cmd.OutOrStdout(), ps, []string{"ID", "NAME", "PROVIDER", "CLUSTER", "SERVICE ACCOUNT", "FILTER", "FILTER EXPRESSION"}, rows)
+		},
+	}, &cobra.Command{
+		Use: "get ID", Aliases: []string{"describe"}, Short: "Show an identity pool", Args: cobra.ExactArgs(1), Example: "  eddy identity-pool get pool-...",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := f.client()
+			if err != nil {
+				return err
+			}
+			p, err := cl.GetIdentityPool(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return f.describe(cmd.OutOrStdout(), p, fields(p))
 		},
 	}, &cobra.Command{
 		Use: "delete ID", Short: "Delete an identity pool", Args: cobra.ExactArgs(1), Example: "  eddy identity-pool delete pool-...",

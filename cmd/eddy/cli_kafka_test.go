@@ -359,6 +359,24 @@ func TestCLIManagement(t *testing.T) {
 		t.Fatalf("identity pools = %+v", pools)
 	}
 	fails("--claim: want name=value", "identity-pool", "create", "x", "--provider", idp.ID, "--service-account", sa.ID, "--claim", "sub")
+	// A pool by expression alone: list and get show the expression.
+	expr := `"admins" in claims.groups && claims.email.endsWith("@corp.example")`
+	var exprPool client.IdentityPool
+	yamlOf(&exprPool, "identity-pool", "create", "admins", "--provider", idp.ID, "--service-account", sa.ID, "--filter-expression", expr)
+	if exprPool.FilterExpression != expr || len(exprPool.Filter) != 0 {
+		t.Fatalf("identity pool by expression = %+v", exprPool)
+	}
+	if out := ok("identity-pool", "list"); !strings.Contains(out, "FILTER EXPRESSION") || !strings.Contains(out, expr) {
+		t.Errorf("identity-pool list does not show the filter expression:\n%s", out)
+	}
+	if out := ok("identity-pool", "get", exprPool.ID); !regexp.MustCompile(`(?m)^Filter expression:?\s+` + regexp.QuoteMeta(expr) + `$`).MatchString(out) {
+		t.Errorf("identity-pool get does not show the filter expression:\n%s", out)
+	}
+	var got client.IdentityPool
+	yamlOf(&got, "identity-pool", "get", pool.ID)
+	if got.ID != pool.ID || len(got.Filter["groups"]) != 2 {
+		t.Errorf("identity-pool get -o yaml = %+v", got)
+	}
 	if out := ok("identity-provider", "delete", idp.ID); !strings.Contains(out, "Deleted identity provider") {
 		t.Errorf("identity-provider delete: %s", out)
 	}

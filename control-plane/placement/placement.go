@@ -41,12 +41,16 @@ type Config struct {
 	// the move is forced; MaxMoves bounds the moves of one round.
 	MoveTimeout time.Duration
 	MaxMoves    int
+	// Settle is how long a restarted broker gets no partitions from the
+	// rebalancer (Node.Settling): past the time clients take to drop idle
+	// connections to its previous process (franz-go: 20–40 s).
+	Settle time.Duration
 }
 
 // DefaultConfig returns the defaults the flags start from; the rebalancer
 // is off.
 func DefaultConfig() Config {
-	return Config{Interval: 500 * time.Millisecond, MoveTimeout: 15 * time.Second, MaxMoves: 8}
+	return Config{Interval: 500 * time.Millisecond, MoveTimeout: 15 * time.Second, MaxMoves: 8, Settle: 45 * time.Second}
 }
 
 // RegisterFlags registers placement's flags with the defaults of
@@ -57,6 +61,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RebalanceInterval, "rebalance-interval", d.RebalanceInterval, "how often partitions are rebalanced by measured load and draining brokers emptied, with graceful moves (0: off)")
 	fs.DurationVar(&c.MoveTimeout, "move-timeout", d.MoveTimeout, "how long a leader has to hand a moving partition off before the move is forced")
 	fs.IntVar(&c.MaxMoves, "max-moves", d.MaxMoves, "most partition moves the rebalancer starts per round")
+	fs.DurationVar(&c.Settle, "rebalance-settle", d.Settle, "how long a restarted broker gets no partitions from the rebalancer, while clients drop idle connections to its previous process (0: at once)")
 }
 
 // Validate checks the configuration, naming the flag of a bad value.
@@ -70,6 +75,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("placement: --move-timeout must be positive, got %s", c.MoveTimeout)
 	case c.MaxMoves <= 0:
 		return fmt.Errorf("placement: --max-moves must be positive, got %d", c.MaxMoves)
+	case c.Settle < 0:
+		return fmt.Errorf("placement: --rebalance-settle must not be negative, got %s", c.Settle)
 	}
 	return nil
 }
@@ -82,6 +89,8 @@ type Loop struct {
 	rounds  prometheus.Counter
 	moved   *prometheus.CounterVec
 	failure prometheus.Counter
+
+	sessions sessions // the rebalancer's (rebalance.go)
 }
 
 // New returns a loop; reg may be nil. New panics if cfg does not
@@ -91,7 +100,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 		panic(err)
 	}
 	l := &Loop{
-		cfg: cfg, store: st, log: log,
+		cfg: cfg, store: st, log: log, sessions: sessions{},
 		rounds:  prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_placement_rounds_total", Help: "Placement rounds run."}),
 		moved:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eddy_placement_items_total", Help: "Partitions and coordinator slots released or assigned."}, []string{"action"}),
 		failure: prometheus.NewCounter(prometheus.CounterOpts{Name: "eddy_placement_failures_total", Help: "Placement rounds that failed."}),

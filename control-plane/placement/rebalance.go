@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/eddy-streams/eddy/internal/brokerload"
 	"github.com/eddy-streams/eddy/internal/store"
@@ -19,6 +20,12 @@ type Node struct {
 	Partitions map[int64]float64
 	Slots      []int32
 	Moving     int // moves pending away from it
+	// Settling: restarted lately (a new session of an id seen before).
+	// Clients may still hold idle connections to its previous process
+	// that some notice are dead only when they use them, then back off;
+	// so it receives no partitions until it settles, unless a draining
+	// broker's partitions have nowhere else to go.
+	Settling bool
 }
 
 // Rebalance plans at most maxMoves graceful partition moves, and the
@@ -59,8 +66,15 @@ func Rebalance(nodes []Node, maxMoves int) (moves []store.Move, releaseSlots []i
 			load[i] += w + eps
 		}
 	}
+	// Partitions go to settled targets; a draining broker's go to
+	// settling ones only when no target has settled.
+	settled := slices.DeleteFunc(slices.Clone(targets), func(i int) bool { return nodes[i].Settling })
+	evacuateTo := settled
+	if len(evacuateTo) == 0 {
+		evacuateTo = targets
+	}
 	coolest := func() int {
-		return slices.MinFunc(targets, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(a, b)) })
+		return slices.MinFunc(evacuateTo, func(a, b int) int { return cmp.Or(cmp.Compare(load[a], load[b]), cmp.Compare(a, b)) })
 	}
 	// A round never moves partitions both into and out of one broker:
 	// such a swap narrows the estimated gap but costs two moves (and two
@@ -94,7 +108,7 @@ func Rebalance(nodes []Node, maxMoves int) (moves []store.Move, releaseSlots []i
 			if !got[i] {
 				srcs = append(srcs, i)
 			}
-			if !gave[i] {
+			if !gave[i] && !nodes[i].Settling {
 				dsts = append(dsts, i)
 			}
 		}
@@ -157,12 +171,39 @@ func sortedIDs(m map[int64]float64) []int64 {
 	return ids
 }
 
+// sessions remembers, per broker id, the session the rebalancer last saw
+// and when a new session of an id it had seen before appeared: a restart.
+// Only the rebalancer's goroutine uses it. What it saw before this process
+// led the pool is unknown, so brokers count as settled then.
+type sessions map[int32]sessionSeen
+
+type sessionSeen struct {
+	epoch     int64
+	restarted time.Time // zero: not seen restarting
+}
+
+// settling reports whether broker b restarted less than settle ago, and
+// records its session.
+func (ss sessions) settling(b store.PoolBroker, now time.Time, settle time.Duration) bool {
+	seen, ok := ss[b.ID]
+	switch {
+	case !ok:
+		seen = sessionSeen{epoch: b.SessionEpoch}
+	case seen.epoch != b.SessionEpoch:
+		seen = sessionSeen{epoch: b.SessionEpoch, restarted: now}
+	}
+	ss[b.ID] = seen
+	return !seen.restarted.IsZero() && now.Sub(seen.restarted) < settle
+}
+
 // nodes reads the pool for Rebalance.
-func nodes(pool []store.PoolBroker) []Node {
+func (l *Loop) nodes(pool []store.PoolBroker) []Node {
 	out := make([]Node, 0, len(pool))
+	now := time.Now()
 	for _, b := range pool {
 		r, _ := brokerload.Parse(b.Load) // an unreadable report weighs as unmeasured
-		n := Node{ID: b.ID, Draining: b.Draining, Slots: b.Slots, Moving: b.Moving, Partitions: map[int64]float64{}}
+		n := Node{ID: b.ID, Draining: b.Draining, Slots: b.Slots, Moving: b.Moving, Partitions: map[int64]float64{},
+			Settling: l.sessions.settling(b, now, l.cfg.Settle)}
 		for _, id := range b.Partitions {
 			n.Partitions[id] = r.PartitionBytesIn[strconv.FormatInt(id, 10)]
 		}
@@ -187,7 +228,7 @@ func (l *Loop) rebalance(ctx context.Context) {
 		}
 		return
 	}
-	moves, slots := Rebalance(nodes(pool), l.cfg.MaxMoves)
+	moves, slots := Rebalance(l.nodes(pool), l.cfg.MaxMoves)
 	if len(slots) > 0 {
 		if err := l.store.ReleaseSlots(ctx, slots); err != nil {
 			l.log.Warn("rebalance: releasing slots failed", "err", err)

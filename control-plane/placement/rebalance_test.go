@@ -3,6 +3,9 @@ package placement
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/eddy-streams/eddy/internal/store"
 )
 
 func parts(ws ...float64) map[int64]float64 {
@@ -107,6 +110,61 @@ func TestRebalance(t *testing.T) {
 					t.Fatalf("broker %d gives and receives in one round: %v", b, moves)
 				}
 			}
+		}
+	})
+}
+
+// TestRebalanceSettling: a broker that restarted lately gets no partitions
+// while it settles, except a draining broker's when no other broker can
+// take them; and a restart is a new session of an id seen before.
+func TestRebalanceSettling(t *testing.T) {
+	t.Run("no balancing moves to a settling broker", func(t *testing.T) {
+		moves, _ := Rebalance([]Node{{ID: 1, Partitions: parts(0, 0, 0, 0, 0, 0)}, {ID: 2, Settling: true, Partitions: map[int64]float64{}}}, 10)
+		if len(moves) != 0 {
+			t.Fatalf("moves %v, want none while broker 2 settles", moves)
+		}
+	})
+	t.Run("a draining broker's partitions prefer settled brokers", func(t *testing.T) {
+		moves, _ := Rebalance([]Node{
+			{ID: 1, Settling: true, Partitions: map[int64]float64{}},
+			{ID: 2, Partitions: parts(5, 5)},
+			{ID: 3, Draining: true, Partitions: map[int64]float64{10: 5, 11: 5, 12: 5}},
+		}, 10)
+		if len(moves) != 3 {
+			t.Fatalf("moves %v, want broker 3's three", moves)
+		}
+		for _, m := range moves {
+			if m.To != 2 {
+				t.Fatalf("moves %v, want all to broker 2 (1 settles)", moves)
+			}
+		}
+	})
+	t.Run("or settling ones when none has settled", func(t *testing.T) {
+		moves, _ := Rebalance([]Node{
+			{ID: 1, Settling: true, Partitions: map[int64]float64{}},
+			{ID: 3, Draining: true, Partitions: map[int64]float64{10: 5, 11: 5}},
+		}, 10)
+		if len(moves) != 2 || moves[0].To != 1 || moves[1].To != 1 {
+			t.Fatalf("moves %v, want both to broker 1", moves)
+		}
+	})
+	t.Run("a restart is a new session of a known id", func(t *testing.T) {
+		ss := sessions{}
+		t0 := time.Now()
+		if ss.settling(store.PoolBroker{ID: 1, SessionEpoch: 3}, t0, time.Minute) {
+			t.Fatal("a broker first seen settles: nothing says it restarted")
+		}
+		if ss.settling(store.PoolBroker{ID: 1, SessionEpoch: 3}, t0.Add(time.Second), time.Minute) {
+			t.Fatal("the same session settles")
+		}
+		if !ss.settling(store.PoolBroker{ID: 1, SessionEpoch: 4}, t0.Add(2*time.Second), time.Minute) {
+			t.Fatal("a new session of a known id does not settle")
+		}
+		if !ss.settling(store.PoolBroker{ID: 1, SessionEpoch: 4}, t0.Add(61*time.Second), time.Minute) {
+			t.Fatal("settled before a minute had passed since the restart")
+		}
+		if ss.settling(store.PoolBroker{ID: 1, SessionEpoch: 4}, t0.Add(63*time.Second), time.Minute) {
+			t.Fatal("still settling a minute after the restart")
 		}
 	})
 }

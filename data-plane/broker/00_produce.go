@@ -66,6 +66,7 @@ type pendingAck struct {
 }
 
 func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
+	s.lastData.Store(time.Now().UnixNano())
 	if resp, refused := s.quotas.StorageRefusal(c.cluster, req); refused {
 		return resp // the cluster is at its storage limit (quota.go)
 	}
@@ -154,6 +155,7 @@ func handleProduce(s *Server, c *conn, req *kmsg.ProduceRequest) kmsg.Response {
 				continue
 			}
 			s.meter.Produced(pm.ID, len(rp.Records)) // load report
+			s.meterZone(c, "produce", len(rp.Records))
 			out.BaseOffset, out.LogAppendTime = res.BaseOffset, res.LogAppendTime
 			out.LogStartOffset, _ = p.Offsets()
 			if req.Acks == -1 {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 //
 // Only the partition leader serves (NOT_LEADER_OR_FOLLOWER elsewhere), and
 // only committed data: the high watermark is the commit point in Postgres.
+// Clients that say their zone are the exception (KIP-392, zone.go): the
+// leader sends one in another zone to a broker of its zone
+// (PreferredReadReplica), which serves what is committed in Postgres.
 // read_committed (isolation level 1) stops at the last stable offset and
 // carries the aborted transactions that overlap the batches returned;
 // control batches (transaction markers) are returned like any batch, for
@@ -43,8 +47,12 @@ import (
 // Authorization: READ on each topic.
 
 func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
+	s.lastData.Store(time.Now().UnixNano())
 	if s.fetchHook != nil {
 		s.fetchHook(c, req)
+	}
+	if req.Version >= 11 {
+		c.setRack(req.Rack) // KIP-392 (zone.go)
 	}
 	plan, code := s.sessions.begin(c, req)
 	if code != 0 {
@@ -53,6 +61,7 @@ func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 		return resp
 	}
 	resp := s.fetch(c, plan.read)
+	s.meterZone(c, "fetch", fetchedBytes(resp))
 	s.sessions.finish(c, plan, resp)
 	return resp
 }
@@ -100,13 +109,16 @@ type logWatch struct {
 
 func newLogWatch() *logWatch { return &logWatch{notify: make(chan struct{}, 1)} }
 
-// add watches the partition pm if this broker leads it.
-func (w *logWatch) add(s *Server, pm *store.Partition) {
+// add watches the partition pm if this broker leads it, or, with
+// replicas, its committed offsets in Postgres (zone.go).
+func (w *logWatch) add(s *Server, pm *store.Partition, replicas bool) {
 	if pm == nil {
 		return
 	}
 	if p := s.lead.Partition(pm.ID); p != nil {
 		w.stops = append(w.stops, p.Watch(w.notify))
+	} else if replicas {
+		w.stops = append(w.stops, s.lead.WatchReplica(pm.ID, w.notify))
 	}
 }
 
@@ -118,6 +130,7 @@ func (w *logWatch) stop() {
 
 func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, w *logWatch) {
 	v := s.view.Load()
+	replicas := s.servesReplicas(c)
 	for _, rt := range req.Topics {
 		t := v.topic(c.cluster, rt.Topic)
 		if req.Version >= 13 {
@@ -127,16 +140,18 @@ func (s *Server) watchFetch(c *conn, req *kmsg.FetchRequest, w *logWatch) {
 			continue
 		}
 		for _, rp := range rt.Partitions {
-			w.add(s, partitionOf(t, rp.Partition))
+			w.add(s, partitionOf(t, rp.Partition), replicas)
 		}
 	}
 }
 
 // fetchOnce reads every requested partition once. failed is true when a
-// partition returned an error, which Kafka answers without waiting.
+// partition returned an error or a preferred read replica, which Kafka
+// answers without waiting.
 func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, failed bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	v := s.view.Load()
+	s.refreshReplicas(c, v, req)
 	budget := int(req.MaxBytes)
 	if budget <= 0 {
 		budget = 50 << 20
@@ -187,20 +202,46 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				p, code := s.ledPartition(pm, rp.CurrentLeaderEpoch)
+				replica := code == kerr.NotLeaderForPartition.Code && s.servesReplicas(c)
+				if replica {
+					code = replicaEpochCheck(pm, rp.CurrentLeaderEpoch)
+				}
+				var pref int32 = -1
+				if code == 0 && !replica && req.Version >= 11 {
+					pref = s.preferredReplica(v, pm, c.zone())
+				}
 				switch {
 				case code != 0:
 					sp.ErrorCode = code
 					if code == kerr.NotLeaderForPartition.Code {
 						s.hintFetchLeader(resp, &sp, pm)
 					}
+				case pref >= 0:
+					// KIP-392: read from that broker, in the client's
+					// zone; no records from here.
+					sp.PreferredReadReplica = pref
+					sp.LogStartOffset, sp.HighWatermark = p.Offsets()
 				default:
 					maxBytes := int(rp.PartitionMaxBytes)
 					if maxBytes <= 0 || maxBytes > budget {
 						maxBytes = max(budget, 1)
 					}
-					read := p.Read
-					if req.IsolationLevel == 1 {
+					var read func(context.Context, int64, int) (leader.ReadResult, error)
+					switch {
+					case replica && req.IsolationLevel == 1:
+						read = func(ctx context.Context, off int64, n int) (leader.ReadResult, error) {
+							return s.lead.ReadReplica(ctx, pm.ID, off, n, true)
+						}
+					case replica:
+						read = func(ctx context.Context, off int64, n int) (leader.ReadResult, error) {
+							return s.lead.ReadReplica(ctx, pm.ID, off, n, false)
+						}
+					case req.IsolationLevel == 1:
 						read = p.ReadCommitted
+					default:
+						read = p.Read
+					}
+					if req.IsolationLevel == 1 {
 						sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 					}
 					r, err := read(c.ctx, rp.FetchOffset, maxBytes)
@@ -224,7 +265,7 @@ func (s *Server) fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchRes
 					budget -= len(r.Records)
 				}
 			}
-			if sp.ErrorCode != 0 {
+			if sp.ErrorCode != 0 || sp.PreferredReadReplica >= 0 {
 				failed = true
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -250,4 +291,30 @@ func (s *Server) hintFetchLeader(resp *kmsg.FetchResponse, sp *kmsg.FetchRespons
 	rb := kmsg.NewFetchResponseBroker()
 	rb.NodeID, rb.Host, rb.Port, rb.Rack = b.ID, b.Host, b.Port, strp(b.Rack)
 	resp.Brokers = append(resp.Brokers, rb)
+}
+
+// refreshReplicas reads at once the committed offsets of the partitions
+// of req this broker would serve as a read replica (zone.go), so that a
+// fetch of many of them costs Postgres one query rather than one each.
+func (s *Server) refreshReplicas(c *conn, v *view, req *kmsg.FetchRequest) {
+	if !s.servesReplicas(c) {
+		return
+	}
+	var ids []int64
+	for _, rt := range req.Topics {
+		t := v.topic(c.cluster, rt.Topic)
+		if req.Version >= 13 {
+			t = v.topicByID(c.cluster, rt.TopicID)
+		}
+		for _, rp := range rt.Partitions {
+			if pm := partitionOf(t, rp.Partition); pm != nil && s.lead.Partition(pm.ID) == nil {
+				ids = append(ids, pm.ID)
+			}
+		}
+	}
+	if len(ids) > 1 {
+		if err := s.lead.RefreshReplicas(c.ctx, ids); err != nil && c.ctx.Err() == nil {
+			s.log.Warn("replica offsets refresh failed", "partitions", len(ids), "err", err)
+		}
+	}
 }

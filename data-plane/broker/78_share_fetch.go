@@ -110,7 +110,7 @@ func handleShareFetch(s *Server, c *conn, req *kmsg.ShareFetchRequest) kmsg.Resp
 			watched = true
 			v := s.view.Load()
 			for _, tp := range parts {
-				w.add(s, partitionOf(v.topicByID(c.cluster, tp.Topic), tp.Partition))
+				w.add(s, partitionOf(v.topicByID(c.cluster, tp.Topic), tp.Partition), false)
 			}
 			continue
 		}

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/eddy-streams/eddy/data-plane/share"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/data-plane/share"
 	"github.com/eddy-streams/eddy/internal/kbound"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,8 +35,12 @@ type conn struct {
 	// authentication, or the anonymous cluster when that is enabled.
 	cluster  string
 	clientID string
-	host     string // the client's IP address, as ACLs name hosts
-	reqKey   int16  // API key of the request being handled (audit logs)
+	// The client's zone (zone.go): hinted in client.id, and the
+	// client.rack of its last Fetch. Reader goroutine only.
+	idZone, rackZone string
+	idZoneParsed     bool
+	host             string // the client's IP address, as ACLs name hosts
+	reqKey           int16  // API key of the request being handled (audit logs)
 
 	// shareSessions are the share sessions opened on this connection
 	// (78_share_fetch.go), closed with it.
@@ -94,12 +99,37 @@ func (c *conn) stopReading() {
 	c.nc.SetReadDeadline(time.Now())
 }
 
+// closeDiscard bounds how long, and how much, a draining connection reads
+// and discards after its last response (see close).
+const (
+	closeDiscardFor   = 100 * time.Millisecond
+	closeDiscardBytes = 1 << 20
+)
+
+// close ends the connection once serve is done with it. A connection
+// stopped by a drain (stopReading) closes gracefully: its responses are
+// all written by now, so it sends FIN, then reads and discards what the
+// client had already sent (pipelined requests it will resend) for a
+// moment before it closes. Closing a socket with unread bytes in its
+// receive buffer sends RST instead, and a client that gets RST may lose
+// responses it had not read yet: kgo then resends requests the broker
+// had answered and waits out a metadata retry backoff.
+func (c *conn) close() {
+	if c.stopping.Load() {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			c.nc.SetReadDeadline(time.Now().Add(closeDiscardFor))
+			io.Copy(io.Discard, io.LimitReader(c.nc, closeDiscardBytes))
+		}
+	}
+	c.nc.Close()
+}
+
 // errBadRequest means the frame or header could not be parsed; Kafka closes
 // the connection in that case.
 var errBadRequest = errors.New("broker: malformed request")
 
 func (c *conn) serve() {
-	defer c.nc.Close()
+	defer c.close()
 	defer c.cancel()
 	c.s.met.connections.Inc()
 	defer c.s.met.connections.Dec()
@@ -304,7 +334,7 @@ func (c *conn) handle(buf []byte) (out []byte, later func() []byte, err error) {
 		return nil, nil, err
 	}
 	if rq.clientID != nil {
-		c.clientID = *rq.clientID
+		c.setClientID(*rq.clientID)
 	}
 	if rq.req == nil {
 		return c.frame(rq.corr, apiVersionsKey, unsupportedAPIVersions()), nil, nil

@@ -377,7 +377,7 @@ func (s *fetchSession) answer(version int16, resp *kmsg.FetchResponse) {
 // incremental response must carry it (Kafka's
 // CachedPartition.maybeUpdateResponseData).
 func (sp *sessionPart) update(rp *kmsg.FetchResponseTopicPartition) bool {
-	must := len(rp.RecordBatches) > 0 || rp.ErrorCode != 0 ||
+	must := len(rp.RecordBatches) > 0 || rp.ErrorCode != 0 || rp.PreferredReadReplica >= 0 ||
 		rp.HighWatermark != sp.hwm || rp.LastStableOffset != sp.lso || rp.LogStartOffset != sp.logStart
 	sp.hwm, sp.lso, sp.logStart = rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset
 	if rp.ErrorCode != 0 {

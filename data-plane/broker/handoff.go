@@ -197,6 +197,31 @@ func (s *Server) handOffAll(ctx context.Context) {
 		}
 	}
 	s.log.Info("partitions handed off", "partitions", len(led), "took", time.Since(start).Round(time.Millisecond))
+	s.linger(ctx)
+}
+
+// lingerQuiet and lingerMax shape linger: the quiet spell that shows
+// clients have moved, and the longest a drain waits for one.
+const (
+	lingerQuiet = 150 * time.Millisecond
+	lingerMax   = 2 * time.Second
+)
+
+// linger keeps the connections served after the hand-offs until no
+// Produce or Fetch has arrived for lingerQuiet (at most lingerMax): the
+// requests clients had already sent are answered NOT_LEADER_OR_FOLLOWER
+// with the new leader, rather than cut when the connections close, which
+// costs a client a reconnect and its retry backoff.
+func (s *Server) linger(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, lingerMax)
+	defer cancel()
+	for time.Since(time.Unix(0, s.lastData.Load())) < lingerQuiet {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(lingerQuiet / 3):
+		}
+	}
 }
 
 // mayHandOff reports whether a hand-off of one of the partitions ids is

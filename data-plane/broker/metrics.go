@@ -16,6 +16,7 @@ type metrics struct {
 	latency           *prometheus.HistogramVec
 	handOffs          *prometheus.CounterVec
 	reloads           prometheus.Counter
+	zoneBytes         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"outcome"}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_broker_metadata_reloads_total", Help: "Re-reads of the whole routing view from Postgres."}),
+		zoneBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eddy_broker_zone_bytes_total",
+			Help: "Record bytes produced to and fetched from this broker, by virtual cluster, direction (produce, fetch) and whether the client is in this broker's zone (locality: same_zone, cross_zone, unknown when the client or the broker names no zone)."},
+			[]string{"virtual_cluster", "direction", "locality"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs, m.reloads)
+		reg.MustRegister(m.bytesIn, m.bytesOut, m.connections, m.authFailures, m.authzDenials, m.requests, m.latency, m.handOffs, m.reloads, m.zoneBytes)
 	}
 	return m
 }

@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/sasl"
+	"github.com/eddy-streams/eddy/internal/allowlist"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -28,7 +30,9 @@ import (
 // notifications may have been lost) the credentials of all open
 // connections are checked against Postgres in one query. Role bindings and
 // ACLs are not credentials: their removal reaches open connections through
-// the authorizer (authz.go).
+// the authorizer (authz.go). A cluster's narrowed IP allow-list closes the
+// connections it no longer allows when the broker reads it
+// (closeDisallowed, from reload).
 
 // revocationRecheck is how often open connections' credentials are
 // re-checked, in case a notification was lost in a way the listener could
@@ -45,7 +49,7 @@ type revoker struct {
 func newRevoker(reg prometheus.Registerer) *revoker {
 	r := &revoker{closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eddy_broker_revoked_connections_total",
-		Help: "Connections closed because their credential was deleted, by what was deleted (api_key, service_account)."},
+		Help: "Connections closed because their credential was deleted, by what was deleted (api_key, service_account), or because their address left their cluster's IP allow-list (allow_list)."},
 		[]string{"deleted"})}
 	if reg != nil {
 		reg.MustRegister(r.closed)
@@ -226,4 +230,45 @@ func setKeys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// closeDisallowed closes the connections of the clusters whose allow-list
+// changed from old to now whose address the new list no longer allows,
+// whatever their mechanism: an API key's connection does not expire, and
+// an OAUTHBEARER session's token may outlive the change by an hour. The
+// records API's proxied connections are the control plane's, which checks
+// the caller's address itself (checkAllowList).
+func (s *Server) closeDisallowed(old, now *view) {
+	if old == nil {
+		return
+	}
+	changed := map[string][]string{}
+	for id, cl := range now.clusters {
+		if prev, ok := old.clusters[id]; ok && len(cl.AllowedCIDRs) > 0 && !slices.Equal(prev.AllowedCIDRs, cl.AllowedCIDRs) {
+			changed[id] = cl.AllowedCIDRs
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	var victims []*conn
+	s.mu.Lock()
+	for c := range s.conns {
+		p := c.cred.Load()
+		if p == nil || p.Proxied {
+			continue
+		}
+		if list, ok := changed[p.Cluster]; ok && !allowlist.Allows(list, c.host) {
+			victims = append(victims, c)
+			s.revoke.closed.WithLabelValues("allow_list").Inc()
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		p := c.cred.Load()
+		s.log.Info("closing connection: its address left the cluster's allow-list", "remote", c.host, "cluster", p.Cluster,
+			"principal", p.ServiceAccount, "mechanism", p.Mechanism)
+		c.cancel()
+		c.nc.Close()
+	}
 }

@@ -67,6 +67,13 @@ func (c *conn) authenticate(msg []byte) (reply []byte, done bool, err error) {
 	}
 	c.principal, c.cluster, c.expires = &p, p.Cluster, p.Expires
 	c.cred.Store(&p)
+	// A narrowed allow-list published between the check above and the
+	// Store was not applied to this connection by closeDisallowed (it
+	// scanned before the credential was there): check against it again.
+	if err := s.checkAllowList(p, host); err != nil {
+		s.met.authFailures.WithLabelValues(c.mechanism, "allow-list").Inc()
+		return nil, true, err
+	}
 	c.authenticated = true
 	s.log.Debug("authenticated", "remote", host, "mechanism", p.Mechanism, "org", p.Org, "cluster", p.Cluster, "principal", p.ServiceAccount)
 	return reply, true, nil
@@ -89,8 +96,9 @@ func failureReason(err error) string {
 
 // checkAllowList: a client outside its cluster's IP allow-list is refused
 // as an authentication failure, the answer Kafka gives a refused client.
-// Checked at every authentication (re-authentication too), so a list
-// narrowed since reaches a connection at its next one.
+// Checked at every authentication (re-authentication too); a list
+// narrowed later closes the open connections it no longer allows
+// (closeDisallowed).
 func (s *Server) checkAllowList(p sasl.Principal, host string) error {
 	if p.Proxied {
 		return nil

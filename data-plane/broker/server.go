@@ -161,7 +161,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&c.ID, "id", d.ID, "broker id (unique in the pool)")
 	fs.StringVar(&c.Listen, "listen", d.Listen, "Kafka listener address")
 	fs.StringVar(&c.Advertise, "advertise", d.Advertise, "address advertised to clients (default: --listen)")
-	fs.StringVar(&c.Rack, "rack", d.Rack, "rack or zone of this broker")
+	fs.StringVar(&c.Rack, "rack", d.Rack, "zone (rack) of this broker: Metadata shows it, and clients that say their zone read from a broker of it (KIP-392)")
 	fs.StringVar(&c.AnonymousCluster, "anonymous-cluster", d.AnonymousCluster, "accept unauthenticated connections, acting in this virtual cluster (development only; e.g. vc-dev)")
 	fs.StringSliceVar(&c.SASLMechanisms, "sasl-mechanisms", d.SASLMechanisms, "SASL mechanisms to offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (API keys), OAUTHBEARER (control-plane JWTs)")
 	fs.StringVar(&c.OAuthIssuer, "oauth-issuer", d.OAuthIssuer, "issuer (iss) of accepted tokens: the control plane's base URL")
@@ -320,6 +320,10 @@ type Server struct {
 	txnPoke chan struct{} // 1-buffered: group markers to apply (txn.go)
 
 	session atomic.Int64 // current session epoch
+	// lastData is when a Produce or Fetch last arrived (Unix ns): a
+	// draining broker lingers until clients have stopped sending them
+	// (handOffAll).
+	lastData atomic.Int64
 	// loaded: a routing view has been read and the partitions it places
 	// here are loaded (Ready).
 	loaded  atomic.Bool

@@ -24,8 +24,10 @@ type view struct {
 	byPartition map[int64]*store.Partition
 	// serving are the live brokers that are not draining, by id.
 	serving []int32
-	slots   []store.Slot
-	at      time.Time // when the snapshot it was built from began
+	// servingIn are the serving brokers of each zone (--rack), by id.
+	servingIn map[string][]int32
+	slots     []store.Slot
+	at        time.Time // when the snapshot it was built from began
 	// mdParts caches Metadata's answer for a topic's partitions
 	// (*store.Topic → []kmsg.MetadataResponseTopicPartition, 03_metadata.go).
 	mdParts sync.Map
@@ -54,9 +56,18 @@ func newView(md *store.Metadata) *view {
 		v.replicas[b.ID] = []int32{b.ID}
 		if !b.Draining {
 			v.serving = append(v.serving, b.ID)
+			if b.Rack != "" {
+				if v.servingIn == nil {
+					v.servingIn = map[string][]int32{}
+				}
+				v.servingIn[b.Rack] = append(v.servingIn[b.Rack], b.ID)
+			}
 		}
 	}
 	slices.Sort(v.serving)
+	for _, ids := range v.servingIn {
+		slices.Sort(ids)
+	}
 	for i := range md.Topics {
 		t := &md.Topics[i]
 		m := v.topics[t.ClusterID]
@@ -251,6 +262,7 @@ func (s *Server) reload(ctx context.Context) error {
 	v := newView(md)
 	v.at = start
 	old := s.view.Swap(v)
+	s.closeDisallowed(old, v)
 	s.forgetHandOffs(v)
 	if len(gained) > 0 {
 		s.pokeTxns() // the group markers the last leader left (txn.go)

@@ -29,9 +29,9 @@
 // producers get ErrNotLeader, never a success. A failed Put or commit puts
 // the batches back and is retried on the next tick.
 //
-// All methods are safe for concurrent use. Run owns the flusher and the
-// uploader; when its context ends it stops the uploader, flushes once
-// more and returns.
+// All methods are safe for concurrent use. Run owns the flusher, the
+// uploader and the replica poller (replica.go); when its context ends it
+// stops the uploader and the poller, flushes once more and returns.
 package leader
 
 import (
@@ -95,6 +95,12 @@ type Config struct {
 	// Remote, if set, serves reads of data older than the in-memory cache
 	// (through a bounded local cache); nil reads the bucket directly.
 	Remote RangeReader
+	// ReplicaInterval bounds how stale the committed offsets of a
+	// partition this broker serves reads of without leading it (zone-aware
+	// fetch, replica.go) may be: a replica read re-reads them when older,
+	// and long polls on such partitions are woken by a poll at this
+	// period. It is also the most a replica lags its leader.
+	ReplicaInterval time.Duration
 	// ProducerIDExpiration is how long an idempotent producer's state
 	// outlives its last write, in memory and in Postgres (Kafka's
 	// producer.id.expiration.ms, 1 day); a producer that writes again
@@ -112,7 +118,9 @@ func DefaultConfig() Config {
 		UploadBytes:    4 << 20,
 		UploadAge:      time.Second,
 		CacheBytes:     8 << 20,
-		WAL:            wal.DefaultOptions(),
+
+		ReplicaInterval: 25 * time.Millisecond,
+		WAL:             wal.DefaultOptions(),
 
 		ProducerIDExpiration: 24 * time.Hour,
 	}
@@ -130,6 +138,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.CacheBytes, "cache-bytes", d.CacheBytes, "in-memory cache of recent committed data per partition")
 	fs.StringVar(&c.WALDir, "wal-dir", d.WALDir, "write-ahead log directory (default: <data-dir>/wal)")
 	c.WAL.RegisterFlags(fs)
+	fs.DurationVar(&c.ReplicaInterval, "replica-read-interval", d.ReplicaInterval, "how often committed offsets are re-read from Postgres for partitions this broker serves zone-local reads of without leading them")
 	fs.DurationVar(&c.ProducerIDExpiration, "producer-id-expiration", d.ProducerIDExpiration, "how long an idempotent producer's state is kept after its last write (Kafka's producer.id.expiration.ms)")
 }
 
@@ -146,6 +155,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("leader: --inline-upload-bytes must be positive, got %d", c.UploadBytes)
 	case c.InlineMaxBytes > 0 && c.UploadAge <= 0:
 		return fmt.Errorf("leader: --inline-upload-age must be positive, got %s", c.UploadAge)
+	case c.ReplicaInterval <= 0:
+		return fmt.Errorf("leader: --replica-read-interval must be positive, got %s", c.ReplicaInterval)
 	case c.CacheBytes <= 0:
 		return fmt.Errorf("leader: --cache-bytes must be positive, got %d", c.CacheBytes)
 	case c.ProducerIDExpiration <= 0:
@@ -191,6 +202,8 @@ type Manager struct {
 	met     metrics
 	prodMet producerMetrics // producers.go
 	up      *uploads        // uploader.go
+
+	replicas *replicas // partitions read here without being led here (replica.go)
 
 	noDedupe bool   // EnvUnsafeNoDedupe: tests of the fault-injection checker only
 	crashAt  string // EnvCrashAfterPut's trigger file: fault-injection tests only
@@ -251,6 +264,7 @@ func Open(cfg Config, st *store.Store, bkt bucket.Bucket, log *slog.Logger, reg 
 	m.initMetrics(reg)
 	m.initProducerMetrics(reg)
 	m.up = newUploads(cfg.UploadBytes, reg)
+	m.replicas = newReplicas(reg)
 	return m, nil
 }
 
@@ -440,9 +454,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer close(uploaderDone)
 		m.runUploader(upCtx)
 	}()
+	replicasDone := make(chan struct{})
+	go func() {
+		defer close(replicasDone)
+		m.runReplicas(upCtx)
+	}()
 	defer func() {
 		stopUploader()
 		<-uploaderDone
+		<-replicasDone
 	}()
 	var lastStart time.Time
 	backoff := time.Duration(0)
@@ -716,6 +736,49 @@ const (
 	readAheadFetches = 2
 )
 
+// remoteLog is a partition as reads of old data see it: a led Partition,
+// or a replica this broker serves reads of without leading it
+// (replica.go). Each keeps where the last read stopped and learns a log
+// start that retention moved.
+type remoteLog interface {
+	partitionID() int64
+	learnLogStart(int64)
+	resumePoint() resumePoint
+	setResume(resumePoint)
+	// cursorRows are the index rows after where the last read stopped,
+	// which the next one keeps reading if compaction swapped them
+	// meanwhile (readIndexed).
+	cursorRows() []store.RemoteSegment
+	setCursor([]store.RemoteSegment)
+}
+
+func (p *Partition) partitionID() int64      { return p.ID }
+func (p *Partition) learnLogStart(off int64) { p.SetLogStart(off) }
+
+func (p *Partition) resumePoint() resumePoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resume
+}
+
+func (p *Partition) setResume(rp resumePoint) {
+	p.mu.Lock()
+	p.resume = rp
+	p.mu.Unlock()
+}
+
+func (p *Partition) cursorRows() []store.RemoteSegment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cursor
+}
+
+func (p *Partition) setCursor(rows []store.RemoteSegment) {
+	p.mu.Lock()
+	p.cursor = rows
+	p.mu.Unlock()
+}
+
 // resumePoint is where a read of old data stopped inside an index row: a
 // sequential consumer's next fetch starts there, and reads the rest of
 // the row rather than the row again (no byte fetched or read twice, and
@@ -733,15 +796,16 @@ type resumePoint struct {
 // limit (the high watermark, or the last stable offset). Retention may
 // have moved the log start in Postgres since the partition was loaded: a
 // read below it learns the new start and fails with ErrOffsetOutOfRange.
-func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) ([]byte, error) {
+func (m *Manager) readRemote(ctx context.Context, p remoteLog, offset, limit int64, maxBytes int) ([]byte, error) {
 	// An uploader may move the inline rows between the two reads; the
 	// second round then finds them in the index.
 	for range 2 {
 		out, found, err := m.readIndexed(ctx, p, offset, limit, maxBytes)
 		if found || err != nil {
+			m.replicas.counted(p, "object", len(out))
 			return out, err
 		}
-		rows, err := m.store.ReadInline(ctx, p.ID, offset, maxBytes)
+		rows, err := m.store.ReadInline(ctx, p.partitionID(), offset, maxBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -759,6 +823,7 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 				break
 			}
 		}
+		m.replicas.counted(p, "inline", len(out))
 		return out, nil
 	}
 	return nil, nil // the consumer asks again
@@ -782,22 +847,20 @@ func (m *Manager) readRemote(ctx context.Context, p *Partition, offset, limit in
 // waste the blocks fetched ahead from them and read the merged row that
 // holds offset from its start, both a second time from the bucket. Once
 // the cursor is used up the reader moves to the new rows.
-func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit int64, maxBytes int) (out []byte, found bool, err error) {
+func (m *Manager) readIndexed(ctx context.Context, p remoteLog, offset, limit int64, maxBytes int) (out []byte, found bool, err error) {
 	for {
-		logStart, segs, err := m.store.ReadIndex(ctx, p.ID, offset, remoteRows)
+		logStart, segs, err := m.store.ReadIndex(ctx, p.partitionID(), offset, remoteRows)
 		if err != nil {
 			return out, found, err
 		}
 		if offset < logStart {
-			p.SetLogStart(logStart)
+			p.learnLogStart(logStart)
 			if out != nil {
 				return out, true, nil
 			}
 			return nil, false, fmt.Errorf("%w: %d is below the log start %d", ErrOffsetOutOfRange, offset, logStart)
 		}
-		p.mu.Lock()
-		held := cursorAt(p.cursor, offset)
-		p.mu.Unlock()
+		held := cursorAt(p.cursorRows(), offset)
 		fromCursor := len(held) > 0 && !sameRows(held, segs)
 		if fromCursor {
 			segs = held
@@ -820,9 +883,7 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 			return out, true, nil
 		}
 		rows := slices.Clone(segs[:n]) // the first may shrink to where the last read stopped
-		p.mu.Lock()
-		rp := p.resume
-		p.mu.Unlock()
+		rp := p.resumePoint()
 		if s := &rows[0]; rp.offset == offset && rp.key == s.ObjectKey && rp.position == s.Position && rp.at > s.Position && rp.at < s.Position+int64(s.Length) {
 			s.Length -= int32(rp.at - s.Position)
 			s.Position = rp.at
@@ -866,25 +927,22 @@ func (m *Manager) readIndexed(ctx context.Context, p *Partition, offset, limit i
 			var full bool
 			if out, offset, full = appendFrom(out, d, offset, limit, maxBytes); full {
 				at := batchAt(d, offset)
-				p.mu.Lock()
-				p.cursor = slices.Clone(segs[i+1:])
+				p.setCursor(slices.Clone(segs[i+1:]))
 				if at >= 0 {
-					p.resume = resumePoint{key: segs[i].ObjectKey, position: segs[i].Position, offset: offset, at: s.Position + at}
-					p.cursor = slices.Clone(segs[i:])
+					p.setResume(resumePoint{key: segs[i].ObjectKey, position: segs[i].Position, offset: offset, at: s.Position + at})
+					p.setCursor(slices.Clone(segs[i:]))
 				}
-				p.mu.Unlock()
 				if at >= 0 && m.cfg.Remote != nil {
 					m.cfg.Remote.Unread(s.ObjectKey, s.ObjectSize, s.Position+at, int64(s.Length)-at)
 				}
 				return out, true, nil
 			}
 		}
-		p.mu.Lock()
-		p.cursor = nil
-		if !gone {
-			p.cursor = slices.Clone(segs[n:])
+		if gone {
+			p.setCursor(nil)
+		} else {
+			p.setCursor(slices.Clone(segs[n:]))
 		}
-		p.mu.Unlock()
 		switch {
 		case gone, fromCursor && n > 0 && n == len(segs) && segs[n-1].EndOffset < limit:
 			// The cursor is used up (or its object collected): go on

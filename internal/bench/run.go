@@ -122,18 +122,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer kf.Close()
 		peer = &target{name: "kfake", seeds: kf.ListenAddrs()}
 	}
-	// Workload by workload, Eddy then the peer, so both see the same
-	// machine weather as closely as possible.
+	// Workload by workload, Eddy then the peer (onBoth).
 	for _, w := range cfg.Workloads {
 		c := Comparison{Workload: w}
 		var err error
-		if c.Eddy, err = runWorkload(ctx, eddy, w, progress); err != nil {
-			return nil, fmt.Errorf("bench: %s on eddy: %w", w.Name, err)
+		c.Eddy, c.Peer, err = onBoth(ctx, eddy, peer, func(ctx context.Context, tg target) (*Result, error) {
+			return runWorkload(ctx, tg, w, progress)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s %w", w.Name, err)
 		}
-		if cfg.Peer {
-			if c.Peer, err = runWorkload(ctx, *peer, w, progress); err != nil {
-				return nil, fmt.Errorf("bench: %s on kfake: %w", w.Name, err)
-			}
+		if c.Peer != nil {
 			c.Ratios = ratios(c.Eddy, c.Peer)
 		}
 		if rep.Limits != nil {
@@ -142,17 +141,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Runs = append(rep.Runs, c)
 	}
-	if cfg.Txn != nil {
-		var err error
-		if rep.Txn, err = runTxnBoth(ctx, eddy, peer, *cfg.Txn, progress); err != nil {
-			return nil, fmt.Errorf("bench: %s: %w", cfg.Txn.Name, err)
+	if x := cfg.Txn; x != nil {
+		e, p, err := onBoth(ctx, eddy, peer, func(ctx context.Context, tg target) (*TxnResult, error) {
+			return runTxn(ctx, tg, *x, progress)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s %w", x.Name, err)
 		}
+		rep.Txn = compareTxn(*x, e, p)
 	}
-	if cfg.Share != nil {
-		var err error
-		if rep.Share, err = runShareBoth(ctx, eddy, peer, *cfg.Share, progress); err != nil {
-			return nil, fmt.Errorf("bench: %s: %w", cfg.Share.Name, err)
+	if x := cfg.Share; x != nil {
+		e, p, err := onBoth(ctx, eddy, peer, func(ctx context.Context, tg target) ([]ShareRun, error) {
+			return runShare(ctx, tg, *x, progress)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s %w", x.Name, err)
 		}
+		rep.Share = &ShareResult{Scenario: *x, Eddy: e, Peer: p}
 	}
 	if cfg.Noisy != nil {
 		var err error
@@ -169,6 +174,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Machine.LoadEnd = loadAvg()
 	return rep, nil
+}
+
+// onBoth runs a scenario on Eddy and then, when there is one, on the peer
+// (p is then the zero T), one after the other so both see the same
+// machine weather as closely as possible. Its error names the target.
+func onBoth[T any](ctx context.Context, eddy target, peer *target, run func(context.Context, target) (T, error)) (e, p T, err error) {
+	if e, err = run(ctx, eddy); err != nil {
+		return e, p, fmt.Errorf("on %s: %w", eddy.name, err)
+	}
+	if peer != nil {
+		if p, err = run(ctx, *peer); err != nil {
+			return e, p, fmt.Errorf("on %s: %w", peer.name, err)
+		}
+	}
+	return e, p, nil
 }
 
 func ratios(e, p *Result) *Ratios {

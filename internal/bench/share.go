@@ -485,21 +485,6 @@ func runShare(ctx context.Context, tg target, x Share, progress func(string)) ([
 	return out, nil
 }
 
-// runShareBoth runs the scenario on Eddy and, when peer is set, on it.
-func runShareBoth(ctx context.Context, eddy target, peer *target, x Share, progress func(string)) (*ShareResult, error) {
-	res := &ShareResult{Scenario: x}
-	var err error
-	if res.Eddy, err = runShare(ctx, eddy, x, progress); err != nil {
-		return nil, err
-	}
-	if peer != nil {
-		if res.Peer, err = runShare(ctx, *peer, x, progress); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
 const shareTitle = "Share groups"
 
 // table lays the scenario out: a row per group and target.

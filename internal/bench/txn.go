@@ -225,23 +225,15 @@ wait:
 	return res, nil
 }
 
-// runTxnBoth runs the scenario on Eddy and, when peer is set, on it.
-func runTxnBoth(ctx context.Context, eddy target, peer *target, x Txn, progress func(string)) (*TxnComparison, error) {
-	c := &TxnComparison{Scenario: x}
-	var err error
-	if c.Eddy, err = runTxn(ctx, eddy, x, progress); err != nil {
-		return nil, err
+// compareTxn sets Eddy's transactions beside the peer's (nil: none).
+func compareTxn(x Txn, eddy, peer *TxnResult) *TxnComparison {
+	c := &TxnComparison{Scenario: x, Eddy: eddy, Peer: peer}
+	if peer != nil {
+		c.Throughput = div(eddy.MBPerSec, peer.MBPerSec)
+		c.CommitP50 = div(eddy.Commit.P50, peer.Commit.P50)
+		c.CommitP99 = div(eddy.Commit.P99, peer.Commit.P99)
 	}
-	if peer == nil {
-		return c, nil
-	}
-	if c.Peer, err = runTxn(ctx, *peer, x, progress); err != nil {
-		return nil, err
-	}
-	c.Throughput = div(c.Eddy.MBPerSec, c.Peer.MBPerSec)
-	c.CommitP50 = div(c.Eddy.Commit.P50, c.Peer.Commit.P50)
-	c.CommitP99 = div(c.Eddy.Commit.P99, c.Peer.Commit.P99)
-	return c, nil
+	return c
 }
 
 const txnTitle = "Transactions"

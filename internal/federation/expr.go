@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // A filter expression decides, from a token's claims, whether an identity
@@ -33,6 +34,10 @@ import (
 // (true || error is true, false && error is false); an expression whose
 // result is an error does not admit the token. So a pool fails closed:
 // `!(claims.sub == "x")` does not admit a token without sub.
+// A test that no token could decide — a list literal compared with == or
+// !=, a string literal compared with a boolean one, a boolean or a list
+// on the left of in, startsWith or endsWith — is a syntax error rather
+// than a pool that silently admits no one.
 
 // Bounds of an expression: its length in bytes, the nesting of
 // parentheses and negations, its tests, and the strings of a list.
@@ -161,6 +166,20 @@ func (v value) get(c map[string]any) (any, error) {
 	return nil, errUndecided
 }
 
+// kind is the kind of a literal ("string", "boolean" or "list"), or ""
+// for a claim, whose kind is known only from a token.
+func (v value) kind() string {
+	switch v.lit.(type) {
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case []string:
+		return "list"
+	}
+	return ""
+}
+
 type testNode struct {
 	op   string // ==, !=, in, startsWith, endsWith
 	l, r value
@@ -252,7 +271,12 @@ type parser struct {
 	tests int
 }
 
+// errorf is a syntax error at the current token; at a token the lexer
+// could not read, that is the error (rather than "unexpected" it).
 func (p *parser) errorf(format string, args ...any) error {
+	if p.tok.kind == tBad {
+		return &ExprError{Pos: p.tok.pos + 1, Msg: p.tok.text}
+	}
 	return &ExprError{Pos: p.tok.pos + 1, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -311,7 +335,8 @@ func (p *parser) next() {
 				return
 			}
 		}
-		p.tok = token{kind: tBad, text: fmt.Sprintf("unexpected character %q", rune(c)), pos: start}
+		r, _ := utf8.DecodeRuneInString(p.src[p.off:])
+		p.tok = token{kind: tBad, text: fmt.Sprintf("unexpected character %q", r), pos: start}
 	}
 }
 
@@ -373,17 +398,36 @@ func (p *parser) test() (node, error) {
 	if p.tests++; p.tests > MaxExprTests {
 		return nil, p.errorf("more than %d tests", MaxExprTests)
 	}
+	lpos := p.tok.pos
 	l, err := p.value()
 	if err != nil {
 		return nil, err
+	}
+	// A test whose literal operands can never be decided is refused
+	// here, rather than stored to admit no one.
+	at := func(pos int, format string, args ...any) error {
+		return &ExprError{Pos: pos + 1, Msg: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case p.is("==") || p.is("!="):
 		op := p.tok.text
 		p.next()
+		rpos := p.tok.pos
 		r, err := p.value()
+		switch {
+		case err != nil:
+		case l.kind() == "list":
+			err = at(lpos, "a list cannot be compared with %s; test membership with in", op)
+		case r.kind() == "list":
+			err = at(rpos, "a list cannot be compared with %s; test membership with in", op)
+		case l.kind() != "" && r.kind() != "" && l.kind() != r.kind():
+			err = at(lpos, "compares a %s with a %s, which is never decided", l.kind(), r.kind())
+		}
 		return testNode{op: op, l: l, r: r}, err
 	case p.tok.kind == tIdent && p.tok.text == "in":
+		if k := l.kind(); k == "boolean" || k == "list" {
+			return nil, at(lpos, "the left side of in must be a string or a claim, not a %s", k)
+		}
 		p.next()
 		if _, isList := p.peekList(); !isList {
 			return nil, p.errorf("expected a list ([…] or a claim) after in, found %s", p.tok)
@@ -396,6 +440,9 @@ func (p *parser) test() (node, error) {
 		}
 		return testNode{op: "in", l: l, r: r}, err
 	case p.is("."):
+		if k := l.kind(); k == "boolean" || k == "list" {
+			return nil, at(lpos, "startsWith and endsWith apply to a string or a claim, not a %s", k)
+		}
 		p.next()
 		if p.tok.kind != tIdent || p.tok.text != "startsWith" && p.tok.text != "endsWith" {
 			return nil, p.errorf("expected startsWith or endsWith, found %s", p.tok)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestExprEval(t *testing.T) {
@@ -93,6 +94,17 @@ func TestParseExprErrors(t *testing.T) {
 		{strings.Repeat("!", MaxExprDepth+1) + `(claims.sub == "x")`, MaxExprDepth + 1, "nested deeper"},
 		{strings.Repeat(`"a" == "a" || `, MaxExprTests) + `"a" == "a"`, 14*MaxExprTests + 1, "more than"},
 		{`claims.sub == "` + strings.Repeat("x", MaxExprLen) + `"`, MaxExprLen + 1, "longer than"},
+		// A lexical error is named once, wherever it stands.
+		{`claims.sub == "x" @`, 19, "unexpected character '@'"},
+		{`claims.sub == "x" && claims.sub ~ "y"`, 33, "unexpected character '~'"},
+		{`claims.sub == "x" || é`, 22, "unexpected character 'é'"},
+		// Literal operands that can never be decided.
+		{`["a"] == claims.sub`, 1, "a list cannot be compared with =="},
+		{`claims.groups != ["a"]`, 18, "a list cannot be compared with !="},
+		{`"a" == true`, 1, "compares a string with a boolean"},
+		{`true in claims.groups`, 1, "the left side of in must be a string or a claim, not a boolean"},
+		{`["a"] in ["a"]`, 1, "not a list"},
+		{`true.startsWith("t")`, 1, "apply to a string or a claim, not a boolean"},
 	} {
 		_, err := ParseExpr(tc.expr)
 		var pe *ExprError
@@ -100,7 +112,7 @@ func TestParseExprErrors(t *testing.T) {
 			t.Errorf("%.40s: error %v, want an *ExprError", tc.expr, err)
 			continue
 		}
-		if pe.Pos != tc.pos || !strings.Contains(pe.Msg, tc.msg) {
+		if pe.Pos != tc.pos || !strings.Contains(pe.Msg, tc.msg) || strings.Count(pe.Msg, "unexpected") > 1 {
 			t.Errorf("%.40s: %v, want at character %d: …%s…", tc.expr, err, tc.pos, tc.msg)
 		}
 	}
@@ -128,6 +140,9 @@ func FuzzParseExpr(f *testing.F) {
 			var pe *ExprError
 			if !errors.As(err, &pe) || pe.Pos < 1 || pe.Pos > len(s)+1 && len(s) <= MaxExprLen {
 				t.Fatalf("%q: error %v without a position in the input", s, err)
+			}
+			if strings.Contains(pe.Msg, "unexpected unexpected") || !utf8.ValidString(pe.Msg) && utf8.ValidString(s) {
+				t.Fatalf("%q: garbled error %q", s, pe.Msg)
 			}
 			return
 		}

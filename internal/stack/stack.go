@@ -116,6 +116,9 @@ type Options struct {
 	ControlPlanes int
 	// BrokerEnv is added to every broker's environment ("NAME=value").
 	BrokerEnv []string
+	// BrokerArgsFor, when set, gives extra flags for broker id alone
+	// (after BrokerArgs): a --rack per broker for zone-aware tests.
+	BrokerArgsFor func(id int) []string
 	// BrokerDataDir, when set, names broker id's --data-dir (the caller
 	// owns it: fault-injection tests mount a small filesystem there);
 	// by default it is a directory in the stack's own.
@@ -386,6 +389,9 @@ func (s *Stack) startBroker(b *Broker) {
 	}
 	for _, a := range s.opts.BrokerArgs {
 		args = append(args, strings.ReplaceAll(a, "{api}", s.apiURL))
+	}
+	if s.opts.BrokerArgsFor != nil {
+		args = append(args, s.opts.BrokerArgsFor(b.ID)...)
 	}
 	p := s.spawn(fmt.Sprintf("broker-%d", b.ID), s.opts.BrokerEnv, args...)
 	s.mu.Lock() // shutdown reads it under the lock

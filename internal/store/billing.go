@@ -606,18 +606,42 @@ func scanAlert(r pgx.Row) (BudgetAlert, error) {
 	return a, err
 }
 
+// MaxBudgetAlerts bounds an organisation's budget alerts: each is
+// evaluated at every rating and may send a webhook, so their number is
+// the tenant's to choose only within a bound.
+const MaxBudgetAlerts = 25
+
 // CreateBudgetAlert stores a new alert; a.CreatedAt is set, and a.ID
 // unless the caller chose it (with NewID("ba")) to seal the secret to it.
+// An organisation that has MaxBudgetAlerts already is ErrLimit (counted
+// under its row's lock, so concurrent creations do not pass the bound).
 func (s *Store) CreateBudgetAlert(ctx context.Context, a BudgetAlert) (BudgetAlert, error) {
 	if a.ID == "" {
 		a.ID = NewID("ba")
 	}
-	out, err := scanAlert(s.pool.QueryRow(ctx, `
-		INSERT INTO budget_alerts (id, org_id, name, threshold_nanos, webhook_url, secret)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+alertCols,
-		a.ID, a.OrgID, a.Name, int64(a.Threshold), a.WebhookURL, a.Secret))
-	if isFKViolation(err) {
+	var out BudgetAlert
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `
+			SELECT count(b.id) FROM (SELECT id FROM organizations WHERE id = $1 FOR UPDATE) o
+			LEFT JOIN budget_alerts b ON b.org_id = o.id GROUP BY o.id`, a.OrgID).Scan(&n); err != nil {
+			return noRows(err)
+		}
+		if n >= MaxBudgetAlerts {
+			return fmt.Errorf("%w: an organisation has at most %d budget alerts; it has %d", ErrLimit, MaxBudgetAlerts, n)
+		}
+		var err error
+		out, err = scanAlert(tx.QueryRow(ctx, `
+			INSERT INTO budget_alerts (id, org_id, name, threshold_nanos, webhook_url, secret)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+alertCols,
+			a.ID, a.OrgID, a.Name, int64(a.Threshold), a.WebhookURL, a.Secret))
+		return err
+	})
+	if isFKViolation(err) || errors.Is(err, ErrNotFound) {
 		return BudgetAlert{}, ErrNotFound
+	}
+	if errors.Is(err, ErrLimit) {
+		return BudgetAlert{}, err
 	}
 	if err != nil {
 		return BudgetAlert{}, fmt.Errorf("store: create budget alert: %w", err)

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestGroupLagHistory(t *testing.T) {
 	if n, err := st.SampleGroupLag(ctx, t0, 10); err != nil || n != 0 {
 		t.Errorf("a repeated sample stored %d groups (%v)", n, err)
 	}
-	h, err := st.GroupLagHistory(ctx, org.ID, cl.ID, "app", t0.Add(-time.Second), 100)
+	h, err := history(ctx, st, org.ID, cl.ID, "app", t0.Add(-time.Second), 100)
 	if err != nil || len(h) != 3 {
 		t.Fatalf("history: %d samples, %v", len(h), err)
 	}
@@ -66,18 +67,27 @@ func TestGroupLagHistory(t *testing.T) {
 		}
 	}
 	// since is exclusive and limit takes the oldest after it.
-	if h, err := st.GroupLagHistory(ctx, org.ID, cl.ID, "app", t0, 1); err != nil || len(h) != 1 || !h[0].At.Equal(t0.Add(time.Minute)) {
+	if h, err := history(ctx, st, org.ID, cl.ID, "app", t0, 1); err != nil || len(h) != 1 || !h[0].At.Equal(t0.Add(time.Minute)) {
 		t.Errorf("after t0, limit 1: %+v %v", h, err)
 	}
-	if _, err := st.GroupLagHistory(ctx, other.ID, cl.ID, "app", time.Time{}, 100); err == nil {
+	if _, err := history(ctx, st, other.ID, cl.ID, "app", time.Time{}, 100); err == nil {
 		t.Error("another organisation read the history")
 	}
 	// A cap of one group a cluster samples app only.
 	if n, err := st.SampleGroupLag(ctx, t0.Add(3*time.Minute), 1); err != nil || n != 1 {
 		t.Errorf("capped sample: %d groups, %v", n, err)
 	}
-	if h, err := st.GroupLagHistory(ctx, org.ID, cl.ID, "batch", time.Time{}, 100); err != nil || len(h) != 3 || h[0].TotalLag != 10 {
+	if h, err := history(ctx, st, org.ID, cl.ID, "batch", time.Time{}, 100); err != nil || len(h) != 3 || h[0].TotalLag != 10 {
 		t.Errorf("batch history after the capped sample: %+v %v", h, err)
+	}
+	// A page ends before the sample that would pass its points (app has
+	// three partition lags in each of its four samples), the first always
+	// in it.
+	for _, tc := range []struct{ points, samples int }{{1, 1}, {5, 1}, {6, 2}, {9, 3}, {12, 4}} {
+		h, more, err := st.GroupLagHistory(ctx, org.ID, cl.ID, "app", t0.Add(-time.Second), 100, tc.points)
+		if err != nil || len(h) != tc.samples || more != (tc.samples < 4) {
+			t.Errorf("at most %d points: %d samples, more %v (%v), want %d", tc.points, len(h), more, err, tc.samples)
+		}
 	}
 	// Pruning deletes what is older than the cut, a batch at a time.
 	cut := t0.Add(90 * time.Second) // 4 rows before: app and batch at t0 and t0+1m
@@ -95,7 +105,39 @@ func TestGroupLagHistory(t *testing.T) {
 	if len(batches) != 2 || batches[0] != 3 || batches[1] != 1 {
 		t.Errorf("prune batches %v, want [3 1]", batches)
 	}
-	if h, err := st.GroupLagHistory(ctx, org.ID, cl.ID, "app", time.Time{}, 100); err != nil || len(h) != 2 || !h[0].At.Equal(t0.Add(2*time.Minute)) {
+	if h, err := history(ctx, st, org.ID, cl.ID, "app", time.Time{}, 100); err != nil || len(h) != 2 || !h[0].At.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("app history after pruning: %+v %v", h, err)
 	}
+}
+
+// TestGroupLagSampleBounded: a sample reads, of a cluster with many
+// groups, the rows of the groups it samples and not the others, and caps
+// each cluster on its own.
+func TestGroupLagSampleBounded(t *testing.T) {
+	ctx, st, _ := commitDB(t)
+	const groups, capped = 5000, 10
+	if err := st.FillGroupOffsets(ctx, "vc1", groups); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CommitOffsets(ctx, "vc2", "small", slot1, offs("t", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	read, plan, err := st.ExplainSampleGroupLag(ctx, time.Now(), capped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first capped groups (one row each), the next row that ends the
+	// walk, and the same again joined: a few times the cap, not 5000.
+	if read > 4*capped {
+		t.Errorf("sampling %d groups a cluster read %d rows of group_offsets (of %d); plan:\n%s", capped, read, groups+1, plan)
+	}
+	if n, err := st.SampleGroupLag(ctx, time.Now(), capped); err != nil || n != capped+1 {
+		t.Errorf("sampled %d groups (%v), want %d of vc1 and 1 of vc2", n, err, capped+1)
+	}
+}
+
+// history is GroupLagHistory without its bound on points.
+func history(ctx context.Context, st *store.Store, orgID, clusterID, group string, since time.Time, limit int) ([]store.LagSample, error) {
+	h, _, err := st.GroupLagHistory(ctx, orgID, clusterID, group, since, limit, 1<<30)
+	return h, err
 }

@@ -109,18 +109,19 @@ func (s *Store) PartitionByName(ctx context.Context, clusterID, topic string, pa
 
 // PoolBroker is a live broker as the rebalancer and autoscaler see it.
 type PoolBroker struct {
-	ID         int32
-	Draining   bool
-	Load       []byte  // its last load report (brokerload JSON)
-	Partitions []int64 // partitions it leads
-	Moving     int     // of those, how many have a move pending
-	Slots      []int32 // coordinator slots it leads
+	ID           int32
+	SessionEpoch int64 // a new one each time the broker registers
+	Draining     bool
+	Load         []byte  // its last load report (brokerload JSON)
+	Partitions   []int64 // partitions it leads
+	Moving       int     // of those, how many have a move pending
+	Slots        []int32 // coordinator slots it leads
 }
 
 // Pool returns every live broker with its load and what it leads.
 func (s *Store) Pool(ctx context.Context) ([]PoolBroker, error) {
 	rows, _ := s.pool.Query(ctx, `
-		SELECT b.id, b.draining, b.load::text,
+		SELECT b.id, b.session_epoch, b.draining, b.load::text,
 			coalesce((SELECT array_agg(p.id ORDER BY p.id) FROM partitions p WHERE p.leader_id = b.id), '{}'),
 			(SELECT count(*)::int FROM partitions p WHERE p.leader_id = b.id AND p.moving_to IS NOT NULL),
 			coalesce((SELECT array_agg(c.slot ORDER BY c.slot) FROM coordinator_slots c WHERE c.leader_id = b.id), '{}')
@@ -130,7 +131,7 @@ func (s *Store) Pool(ctx context.Context) ([]PoolBroker, error) {
 			b    PoolBroker
 			load string
 		)
-		err := r.Scan(&b.ID, &b.Draining, &load, &b.Partitions, &b.Moving, &b.Slots)
+		err := r.Scan(&b.ID, &b.SessionEpoch, &b.Draining, &load, &b.Partitions, &b.Moving, &b.Slots)
 		b.Load = []byte(load)
 		return b, err
 	})

@@ -118,3 +118,39 @@ func (s *Store) PutAbortedTxnForTest(ctx context.Context, partitionID int64, a A
 	}
 	return nil
 }
+
+// CommittedOffsets is a partition's committed offsets as a broker that
+// does not lead it sees them (a KIP-392 read replica).
+type CommittedOffsets struct {
+	HighWatermark  int64
+	LastStable     int64
+	LogStartOffset int64
+}
+
+// CommittedOffsetsOf reads the committed offsets of partitions in one
+// statement: brokers serving reads of partitions they do not lead poll
+// it, for every partition a fetch waits on at once. Unknown ids are left
+// out of the map.
+func (s *Store) CommittedOffsetsOf(ctx context.Context, partitionIDs []int64) (map[int64]CommittedOffsets, error) {
+	rows, err := s.pool.Query(ctx, `SELECT p.id, p.high_watermark, `+lastStableSQL+`, p.log_start_offset
+		FROM partitions p WHERE p.id = ANY($1)`, partitionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("store: committed offsets: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]CommittedOffsets, len(partitionIDs))
+	for rows.Next() {
+		var (
+			id int64
+			o  CommittedOffsets
+		)
+		if err := rows.Scan(&id, &o.HighWatermark, &o.LastStable, &o.LogStartOffset); err != nil {
+			return nil, fmt.Errorf("store: committed offsets: %w", err)
+		}
+		out[id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: committed offsets: %w", err)
+	}
+	return out, nil
+}

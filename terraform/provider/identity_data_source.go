@@ -90,6 +90,7 @@ func (d *identityPoolDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 	attrs["cluster_id"] = computedDS("The cluster its tokens act in.")
 	attrs["service_account_id"] = computedDS("The service account its tokens act as.")
 	attrs["filter"] = schema.MapAttribute{MarkdownDescription: "Claim name → accepted values.", ElementType: types.ListType{ElemType: types.StringType}, Computed: true}
+	attrs["filter_expression"] = computedDS("The expression on the token's claims it requires (null without one).")
 	attrs["created_at"] = computedDS("Creation time (RFC 3339).")
 	resp.Schema = schema.Schema{MarkdownDescription: "Looks up an identity pool of the organisation by `id` or by `name` (exactly one of them).", Attributes: attrs}
 }

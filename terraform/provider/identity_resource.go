@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -139,6 +141,7 @@ type identityPoolModel struct {
 	ClusterID        types.String `tfsdk:"cluster_id"`
 	ServiceAccountID types.String `tfsdk:"service_account_id"`
 	Filter           types.Map    `tfsdk:"filter"`
+	FilterExpression types.String `tfsdk:"filter_expression"`
 	CreatedAt        types.String `tfsdk:"created_at"`
 }
 
@@ -148,7 +151,7 @@ func (r *identityPoolResource) Metadata(_ context.Context, req resource.Metadata
 
 func (r *identityPoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "An identity pool: the tokens of an `eddy_identity_provider` whose claims pass `filter` act as a service account in a cluster " +
+		MarkdownDescription: "An identity pool: the tokens of an `eddy_identity_provider` whose claims pass `filter` and `filter_expression` (each when set; at least one) act as a service account in a cluster " +
 			"(its role bindings and ACLs apply). Clients name the pool: OAUTHBEARER extension `identityPoolId`, or the REST header `Eddy-Identity-Pool`. " +
 			"Any change replaces it.",
 		Attributes: map[string]schema.Attribute{
@@ -159,10 +162,21 @@ func (r *identityPoolResource) Schema(_ context.Context, _ resource.SchemaReques
 			"service_account_id": requiredReplaced("The service account its tokens act as."),
 			"filter": schema.MapAttribute{
 				MarkdownDescription: "Claim name → accepted values: every claim named must be one of its values (a list claim such as `groups` must hold one). " +
-					"For example `{ sub = [\"system:serviceaccount:prod:payments\"] }`. 1 to 16 claims, each with 1 to 64 values.",
+					"For example `{ sub = [\"system:serviceaccount:prod:payments\"] }`. 1 to 16 claims, each with 1 to 64 values. " +
+					"This, `filter_expression` or both.",
 				ElementType:   types.ListType{ElemType: types.StringType},
-				Required:      true,
+				Optional:      true,
+				Validators:    []validator.Map{mapvalidator.SizeAtLeast(1)},
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+			},
+			"filter_expression": schema.StringAttribute{
+				MarkdownDescription: "An expression on the token's claims that must hold: `==`, `!=`, `in`, `&&`, `||`, `!`, parentheses, " +
+					"`.startsWith(\"…\")` and `.endsWith(\"…\")` over `claims.<name>` (or `claims[\"<name>\"]`), strings, `true`, `false` and lists of strings; " +
+					"for example `\"admins\" in claims.groups && claims.email.endsWith(\"@corp.example\")`. A test on a missing claim admits no one. " +
+					"At most 4096 bytes; the server names the character of a syntax error. This, `filter` or both.",
+				Optional:      true,
+				Validators:    []validator.String{stringvalidator.LengthBetween(1, 4096)},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"created_at": computedString("Creation time (RFC 3339)."),
 		},
@@ -176,7 +190,16 @@ func (r *identityPoolResource) Configure(_ context.Context, req resource.Configu
 func (m *identityPoolModel) from(p client.IdentityPool) {
 	m.ID, m.Name, m.ProviderID = types.StringValue(p.ID), types.StringValue(p.Name), types.StringValue(p.ProviderID)
 	m.ClusterID, m.ServiceAccountID, m.CreatedAt = types.StringValue(p.ClusterID), types.StringValue(p.ServiceAccountID), timeValue(p.CreatedAt)
-	m.Filter, _ = types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, p.Filter)
+	// Absent from the pool is null, as it is when left out of the
+	// configuration.
+	m.Filter = types.MapNull(types.ListType{ElemType: types.StringType})
+	if len(p.Filter) > 0 {
+		m.Filter, _ = types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, p.Filter)
+	}
+	m.FilterExpression = types.StringNull()
+	if p.FilterExpression != "" {
+		m.FilterExpression = types.StringValue(p.FilterExpression)
+	}
 }
 
 func (r *identityPoolResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -185,13 +208,16 @@ func (r *identityPoolResource) Create(ctx context.Context, req resource.CreateRe
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	filter := map[string][]string{}
-	resp.Diagnostics.Append(plan.Filter.ElementsAs(ctx, &filter, false)...)
-	if resp.Diagnostics.HasError() {
-		return
+	var filter map[string][]string
+	if !plan.Filter.IsNull() {
+		resp.Diagnostics.Append(plan.Filter.ElementsAs(ctx, &filter, false)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
 	}
 	p, err := r.c.CreateIdentityPool(ctx, client.CreateIdentityPoolRequest{Name: plan.Name.ValueString(), ProviderID: plan.ProviderID.ValueString(),
-		ClusterID: plan.ClusterID.ValueString(), ServiceAccountID: plan.ServiceAccountID.ValueString(), Filter: filter}, idempotencyKey())
+		ClusterID: plan.ClusterID.ValueString(), ServiceAccountID: plan.ServiceAccountID.ValueString(), Filter: filter,
+		FilterExpression: plan.FilterExpression.ValueString()}, idempotencyKey())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "create identity pool "+plan.Name.ValueString(), err)
 		return

@@ -5,7 +5,8 @@ import { ProblemBox, toProblem } from "./ui";
 
 // LagHistoryChart charts a group's lag as the control plane sampled it
 // (GET .../lag-history): it outlives the page, unlike the live chart.
-// It pages through the range with next_since and refreshes every 30 s.
+// It pages through the range with next_since, then every 30 s asks for
+// the samples after the newest it has.
 
 const ranges: [string, number][] = [
   ["1 hour", 3600],
@@ -24,23 +25,33 @@ export function LagHistoryChart(props: { cred: Credential; cluster: string; grou
 
   useEffect(() => {
     let live = true;
+    // What this range has loaded: a refresh asks only for the samples
+    // after the newest, and drops those that left the range.
+    let have: LagSample[] = [];
+    let loading = false; // a slow load is not overlapped by the next
     async function load() {
+      if (loading) return;
+      loading = true;
       try {
         const base = `/v1/clusters/${enc(props.cluster)}/consumer-groups/${enc(props.group)}/lag-history`;
-        let since = new Date(Date.now() - range * 1000).toISOString();
-        const all: LagSample[] = [];
+        let since = have.length > 0 ? have[have.length - 1].at : new Date(Date.now() - range * 1000).toISOString();
+        const got: LagSample[] = [];
         for (let page = 0; page < 10; page++) {
           const h = await call<LagHistory>(props.cred, "GET", `${base}?since=${enc(since)}`);
-          all.push(...h.samples);
+          got.push(...h.samples);
           if (!h.next_since) break;
           since = h.next_since;
         }
+        const from = Date.now() - range * 1000;
+        have = have.concat(got).filter((s) => Date.parse(s.at) > from);
         if (live) {
-          setSamples(all);
+          setSamples(have);
           setError(null);
         }
       } catch (err) {
         if (live) setError(toProblem(err));
+      } finally {
+        loading = false;
       }
     }
     load();
@@ -49,7 +60,7 @@ export function LagHistoryChart(props: { cred: Credential; cluster: string; grou
       live = false;
       clearInterval(t);
     };
-  }, [props.group, range]);
+  }, [props.cred, props.cluster, props.group, range]);
 
   const x = (samples ?? []).map((s) => Date.parse(s.at) / 1000);
   const peak = new Map<string, number>();

@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
+import { useCallback, useMemo, useState } from "preact/hooks";
 import { AutoscalerEvaluation, AutoscalerHistory, Broker, call, Credential, enc, Limits, List, Plan, ProblemError } from "./api";
 import { BarChart, Chart } from "./chart";
-import { fmtTime, Page, ProblemBox, toProblem, useLoad } from "./ui";
+import { fmtTime, Page, ProblemBox, toProblem, useEvery, useLoad } from "./ui";
 
 // The operator's pages: the broker pool, the autoscaler's decisions over
 // time, and the plans with their ceilings. They call operator-only
@@ -19,13 +19,6 @@ function rate(bytesPerSec: number): string {
   return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
 }
 
-// every reloads a page's data periodically while it is shown.
-function useEvery(reload: () => void, ms: number) {
-  useEffect(() => {
-    const t = setInterval(reload, ms);
-    return () => clearInterval(t);
-  }, [reload, ms]);
-}
 
 export function Pool(props: { cred: Credential }) {
   const brokers = useLoad<{ items: Broker[] }>(props.cred, "/v1/brokers");

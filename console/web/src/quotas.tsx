@@ -1,6 +1,5 @@
-import { useEffect } from "preact/hooks";
 import { Credential, enc, QuotaUsage } from "./api";
-import { fmtTime, Page, ProblemBox, useLoad } from "./ui";
+import { fmtTime, Page, ProblemBox, useEvery, useLoad } from "./ui";
 
 // Quotas and throttling: the cluster's effective limits next to what it
 // uses now (GET /v1/clusters/{id}/quota-usage, refreshed every few
@@ -35,10 +34,7 @@ interface Row {
 
 export function Quotas(props: { cred: Credential; cluster: string }) {
   const q = useLoad<QuotaUsage>(props.cred, `/v1/clusters/${enc(props.cluster)}/quota-usage`);
-  useEffect(() => {
-    const t = setInterval(q.reload, refreshMs);
-    return () => clearInterval(t);
-  }, []);
+  useEvery(q.reload, refreshMs);
   const u = q.data;
   const rows: Row[] = u
     ? [

@@ -35,6 +35,14 @@ export function useLoad<T>(cred: Credential, path: string | null, deps: unknown[
   return { ...state, reload };
 }
 
+// useEvery reloads a page's data periodically while it is shown.
+export function useEvery(reload: () => void, ms: number) {
+  useEffect(() => {
+    const t = setInterval(reload, ms);
+    return () => clearInterval(t);
+  }, [reload, ms]);
+}
+
 export function toProblem(e: unknown): ProblemError {
   return e instanceof ProblemError ? e : new ProblemError({ type: "about:blank", title: "Error", status: 0, detail: String(e) });
 }
