@@ -755,28 +755,40 @@ type remoteLog interface {
 func (p *Partition) partitionID() int64      { return p.ID }
 func (p *Partition) learnLogStart(off int64) { p.SetLogStart(off) }
 
-func (p *Partition) resumePoint() resumePoint {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.resume
+// readPos is where the last read of a partition's old data stopped, for
+// a remoteLog (Partition and replica embed it): the point to resume at,
+// and the cursor — the index rows after it (at most remoteRows), which the
+// next read keeps reading if compaction swapped them meanwhile
+// (readIndexed); a read from memory drops it. It has a lock of its own:
+// nothing else is read or written with it.
+type readPos struct {
+	posMu  sync.Mutex
+	resume resumePoint
+	cursor []store.RemoteSegment
 }
 
-func (p *Partition) setResume(rp resumePoint) {
-	p.mu.Lock()
-	p.resume = rp
-	p.mu.Unlock()
+func (r *readPos) resumePoint() resumePoint {
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	return r.resume
 }
 
-func (p *Partition) cursorRows() []store.RemoteSegment {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cursor
+func (r *readPos) setResume(rp resumePoint) {
+	r.posMu.Lock()
+	r.resume = rp
+	r.posMu.Unlock()
 }
 
-func (p *Partition) setCursor(rows []store.RemoteSegment) {
-	p.mu.Lock()
-	p.cursor = rows
-	p.mu.Unlock()
+func (r *readPos) cursorRows() []store.RemoteSegment {
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	return r.cursor
+}
+
+func (r *readPos) setCursor(rows []store.RemoteSegment) {
+	r.posMu.Lock()
+	r.cursor = rows
+	r.posMu.Unlock()
 }
 
 // resumePoint is where a read of old data stopped inside an index row: a

@@ -89,12 +89,7 @@ type Partition struct {
 
 	txn txnState // txn.go
 
-	resume resumePoint // where the last read of old data stopped (manager.go)
-	// cursor is the index rows after where the last read of old data
-	// stopped (at most remoteRows), which the next one keeps reading if
-	// compaction swapped them meanwhile (manager.go); a read from memory
-	// drops it.
-	cursor []store.RemoteSegment
+	readPos // where the last read of old data stopped (manager.go)
 }
 
 func newPartition(m *Manager, id int64, st store.PartitionState) *Partition {
@@ -490,7 +485,7 @@ func (p *Partition) read(ctx context.Context, offset int64, maxBytes int, commit
 	if len(p.cache) > 0 && p.cache[0].base <= offset {
 		cold = false
 		cached := p.cache // chunks are immutable once committed
-		p.cursor = nil    // a reader caught up with memory needs no rows
+		p.setCursor(nil)  // a reader caught up with memory needs no rows
 		p.mu.Unlock()
 		res.Records = appendCached(nil, cached, offset, limit, maxBytes)
 	} else {

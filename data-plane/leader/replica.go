@@ -70,8 +70,7 @@ type replica struct {
 	at       time.Time // when off was read; zero: never
 	used     time.Time
 	watchers map[chan<- struct{}]struct{}
-	resume   resumePoint
-	cursor   []store.RemoteSegment // readIndexed's (manager.go)
+	readPos  // where reads of old data stopped (manager.go)
 
 	// tail holds the most recent committed batches read here, whole and
 	// back to back, offsets [tailBase, tailEnd), at most replicaTailBytes
@@ -131,30 +130,6 @@ func (r *replica) learnLogStart(off int64) {
 	if off > r.off.LogStartOffset {
 		r.off.LogStartOffset = off
 	}
-}
-
-func (r *replica) resumePoint() resumePoint {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resume
-}
-
-func (r *replica) setResume(rp resumePoint) {
-	r.mu.Lock()
-	r.resume = rp
-	r.mu.Unlock()
-}
-
-func (r *replica) cursorRows() []store.RemoteSegment {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cursor
-}
-
-func (r *replica) setCursor(rows []store.RemoteSegment) {
-	r.mu.Lock()
-	r.cursor = rows
-	r.mu.Unlock()
 }
 
 // set records offsets read at 'at' and wakes the watchers if they moved.
