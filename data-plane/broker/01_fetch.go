@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/data-plane/leader"
+	"github.com/eddy-streams/eddy/data-plane/quota"
 	"github.com/eddy-streams/eddy/internal/acl"
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/topicconfig"
@@ -61,7 +62,7 @@ func handleFetch(s *Server, c *conn, req *kmsg.FetchRequest) kmsg.Response {
 		return resp
 	}
 	resp := s.fetch(c, plan.read)
-	s.meterZone(c, "fetch", fetchedBytes(resp))
+	s.meterZone(c, "fetch", quota.FetchedBytes(resp))
 	s.sessions.finish(c, plan, resp)
 	return resp
 }

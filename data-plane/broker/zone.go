@@ -5,7 +5,6 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Zone-aware traffic (issue 22). A broker's zone is its --rack. A client
@@ -179,15 +178,4 @@ func (s *Server) meterZone(c *conn, direction string, n int) {
 	if n > 0 {
 		s.met.zoneBytes.WithLabelValues(c.cluster, direction, s.locality(c.zone())).Add(float64(n))
 	}
-}
-
-// fetchedBytes is the record bytes a Fetch response carries.
-func fetchedBytes(resp *kmsg.FetchResponse) int {
-	n := 0
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			n += len(p.RecordBatches)
-		}
-	}
-	return n
 }

@@ -211,8 +211,14 @@ func (m *Manager) RefreshReplicas(ctx context.Context, partitionIDs []int64) err
 	if len(stale) < 2 {
 		return nil // ReadReplica reads one on its own
 	}
-	ids := make([]int64, len(stale))
-	for i, r := range stale {
+	return m.readReplicaOffsets(ctx, stale)
+}
+
+// readReplicaOffsets reads the committed offsets of rs in one query and
+// records them (waking their watchers where they moved).
+func (m *Manager) readReplicaOffsets(ctx context.Context, rs []*replica) error {
+	ids := make([]int64, len(rs))
+	for i, r := range rs {
 		ids[i] = r.id
 	}
 	at := time.Now()
@@ -221,7 +227,7 @@ func (m *Manager) RefreshReplicas(ctx context.Context, partitionIDs []int64) err
 	if err != nil {
 		return err
 	}
-	for _, r := range stale {
+	for _, r := range rs {
 		if o, ok := got[r.id]; ok {
 			r.set(o, at)
 		}
@@ -370,18 +376,11 @@ func (m *Manager) runReplicas(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		ids := make([]int64, len(watched))
-		for i, r := range watched {
-			ids[i] = r.id
-		}
-		at := time.Now()
-		m.replicas.reads.Inc()
-		got, err := m.store.CommittedOffsetsOf(ctx, ids)
-		if err != nil {
+		if err := m.readReplicaOffsets(ctx, watched); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			m.log.Warn("replica offsets poll failed", "partitions", len(ids), "err", err)
+			m.log.Warn("replica offsets poll failed", "partitions", len(watched), "err", err)
 			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 			select {
 			case <-ctx.Done():
@@ -391,11 +390,6 @@ func (m *Manager) runReplicas(ctx context.Context) {
 			continue
 		}
 		backoff = 0
-		for _, r := range watched {
-			if o, ok := got[r.id]; ok {
-				r.set(o, at)
-			}
-		}
 	}
 }
 

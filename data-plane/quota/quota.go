@@ -200,7 +200,7 @@ func (e *Enforcer) Charge(c *Conn, key int16, reqBytes int, resp kmsg.Response) 
 		produce = gcra(&t.quota.produceTAT, now, float64(reqBytes), lim.produce)
 	case kmsg.Fetch:
 		if fr, ok := resp.(*kmsg.FetchResponse); ok {
-			fetch = gcra(&t.quota.fetchTAT, now, float64(fetchedBytes(fr)), lim.fetch)
+			fetch = gcra(&t.quota.fetchTAT, now, float64(FetchedBytes(fr)), lim.fetch)
 		}
 	case kmsg.ShareFetch:
 		// Records a share group reads are egress like a fetch's.
@@ -238,7 +238,9 @@ func (e *Enforcer) Charge(c *Conn, key int16, reqBytes int, resp kmsg.Response) 
 	return d, nil
 }
 
-func fetchedBytes(fr *kmsg.FetchResponse) int {
+// FetchedBytes is the record bytes a Fetch response carries: what the
+// egress quota charges, and what zone metering counts.
+func FetchedBytes(fr *kmsg.FetchResponse) int {
 	n := 0
 	for _, t := range fr.Topics {
 		for _, p := range t.Partitions {
