@@ -192,29 +192,46 @@ func (s *Server) recheckCredentials(ctx context.Context) error {
 // by one) ends long polls and parked group joins at once, and is what a
 // client sees when Kafka's session expires (KIP-368).
 func (s *Server) closeRevoked(keys, accounts map[string]bool) {
-	var victims []*conn
+	s.closeWhere("its credential was deleted", func(p *sasl.Principal, _ string) string {
+		switch {
+		case usesKey(p) && keys[p.Via]:
+			return "api_key"
+		case accounts[p.ServiceAccount]:
+			return "service_account"
+		}
+		return ""
+	})
+}
+
+// closeWhere closes every authenticated connection for which reason
+// returns a non-empty reason (the label of eddy_connections_revoked_total),
+// logging why. Victims are collected under s.mu and closed after it is
+// released: closing a socket wakes its goroutine, which takes s.mu to
+// forget the connection.
+func (s *Server) closeWhere(why string, reason func(p *sasl.Principal, host string) string) {
+	type victim struct {
+		c      *conn
+		reason string
+	}
+	var victims []victim
 	s.mu.Lock()
 	for c := range s.conns {
 		p := c.cred.Load()
 		if p == nil {
 			continue
 		}
-		switch {
-		case usesKey(p) && keys[p.Via]:
-			victims = append(victims, c)
-			s.revoke.closed.WithLabelValues("api_key").Inc()
-		case accounts[p.ServiceAccount]:
-			victims = append(victims, c)
-			s.revoke.closed.WithLabelValues("service_account").Inc()
+		if r := reason(p, c.host); r != "" {
+			victims = append(victims, victim{c, r})
 		}
 	}
 	s.mu.Unlock()
-	for _, c := range victims {
-		p := c.cred.Load()
-		s.log.Info("closing connection: its credential was deleted", "remote", c.host, "cluster", p.Cluster,
-			"principal", p.ServiceAccount, "mechanism", p.Mechanism, "via", p.Via)
-		c.cancel()
-		c.nc.Close()
+	for _, v := range victims {
+		p := v.c.cred.Load()
+		s.revoke.closed.WithLabelValues(v.reason).Inc()
+		s.log.Info("closing connection: "+why, "remote", v.c.host, "cluster", p.Cluster,
+			"principal", p.ServiceAccount, "mechanism", p.Mechanism, "reason", v.reason)
+		v.c.cancel()
+		v.c.nc.Close()
 	}
 }
 
@@ -251,24 +268,10 @@ func (s *Server) closeDisallowed(old, now *view) {
 	if len(changed) == 0 {
 		return
 	}
-	var victims []*conn
-	s.mu.Lock()
-	for c := range s.conns {
-		p := c.cred.Load()
-		if p == nil || p.Proxied {
-			continue
+	s.closeWhere("its address left the cluster's allow-list", func(p *sasl.Principal, host string) string {
+		if list, ok := changed[p.Cluster]; ok && !p.Proxied && !allowlist.Allows(list, host) {
+			return "allow_list"
 		}
-		if list, ok := changed[p.Cluster]; ok && !allowlist.Allows(list, c.host) {
-			victims = append(victims, c)
-			s.revoke.closed.WithLabelValues("allow_list").Inc()
-		}
-	}
-	s.mu.Unlock()
-	for _, c := range victims {
-		p := c.cred.Load()
-		s.log.Info("closing connection: its address left the cluster's allow-list", "remote", c.host, "cluster", p.Cluster,
-			"principal", p.ServiceAccount, "mechanism", p.Mechanism)
-		c.cancel()
-		c.nc.Close()
-	}
+		return ""
+	})
 }
