@@ -486,14 +486,34 @@ func TestConsoleInBrowser(t *testing.T) {
 	if _, err := admin.UpdateCluster(ctx, cluster, client.UpdateClusterRequest{Limits: &limits.Limits{IngressMBps: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	// The producer writes without pause until the brokers report a
+	// throttle: a produce-then-ask round trip managed about 1.07 MB/s on a
+	// loaded machine, too close to the 1 MB/s limit to pass its burst.
 	big := make([]byte, 256<<10)
-	poll.Until(t, 2*time.Minute, "the brokers to report a throttle", func() error {
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadDone := make(chan error, 1)
+	go func() {
 		var batch []*kgo.Record
-		for range 8 {
+		for range 16 {
 			batch = append(batch, &kgo.Record{Value: big})
 		}
-		if err := producer.ProduceSync(ctx, batch...).FirstErr(); err != nil {
-			return err
+		for loadCtx.Err() == nil {
+			if err := producer.ProduceSync(loadCtx, batch...).FirstErr(); err != nil && loadCtx.Err() == nil {
+				loadDone <- err
+				return
+			}
+		}
+		loadDone <- nil
+	}()
+	poll.Until(t, 2*time.Minute, "the brokers to report a throttle", func() error {
+		select {
+		case err := <-loadDone:
+			loadDone <- err
+			if err != nil {
+				return fmt.Errorf("the producer failed: %w", err)
+			}
+		default:
 		}
 		q, err := admin.GetQuotaUsage(ctx, cluster)
 		if err != nil || q.LastThrottledAt == nil {
@@ -501,6 +521,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return nil
 	})
+	stopLoad()
+	if err := <-loadDone; err != nil {
+		t.Fatalf("the producer failed: %v", err)
+	}
 	b.do("see the throttling on the quotas page",
 		until(`document.querySelector('[data-testid=throttled]')?.dataset.throttled === 'yes'`),
 		until(textContains(`[data-testid=quota-ingress]`, "1.00 MB/s")),
