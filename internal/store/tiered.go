@@ -324,7 +324,17 @@ func (s *Store) ApplyRetention(ctx context.Context, partitionID, cutoffMs, maxBy
 	if err := dropInlineBelow(ctx, tx, partitionID, newStart); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2`, partitionID, newStart); err != nil {
+	rows, err = tx.Query(ctx, `DELETE FROM segments WHERE partition_id = $1 AND end_offset <= $2 RETURNING object_key`, partitionID, newStart)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
+	}
+	// The objects it dropped rows from may now be mostly other
+	// partitions' older data (compacted, or past their retention).
+	if _, err := tx.Exec(ctx, flagSparseSQL, left); err != nil {
 		return 0, 0, fmt.Errorf("store: retention %d: %w", partitionID, err)
 	}
 	if err := dropAbortedBelow(ctx, tx, partitionID, newStart); err != nil {
@@ -435,6 +445,71 @@ func (s *Store) CompactionCandidates(ctx context.Context, sh Shard, segPrefix st
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// flagSparseSQL flags the objects among $1 that index rows now reference
+// for less than three quarters of their size (0026_sparse_objects.sql).
+// Objects no row references are left to garbage collection.
+const flagSparseSQL = `
+	UPDATE objects o SET sparse = true
+	FROM (SELECT object_key, sum(length) AS live FROM segments WHERE object_key = ANY($1) GROUP BY object_key) l
+	WHERE o.key = l.object_key AND NOT o.sparse AND l.live * 4 < o.size * 3`
+
+// FlagSparse flags the objects among keys, which index rows left, that
+// the rows still referencing them use less than three quarters of:
+// compaction then rewrites those rows whatever their size
+// (SparseCandidates, SparseObjects), so that the bucket does not keep the
+// rest of the object for them. Compaction calls it after its swaps have committed, so that
+// the swaps of a pass on other partitions of the same objects are seen.
+func (s *Store) FlagSparse(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, flagSparseSQL, keys); err != nil {
+		return fmt.Errorf("store: flag sparse objects: %w", err)
+	}
+	return nil
+}
+
+// SparseCandidates returns up to limit partitions of the shard with index
+// rows in sparse objects (FlagSparse), leaving out those of
+// cleanup.policy=compact topics (key compaction rewrites them).
+func (s *Store) SparseCandidates(ctx context.Context, sh Shard, limit int) ([]int64, error) {
+	i, n := sh.args()
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT s.partition_id FROM objects o
+		JOIN segments s ON s.object_key = o.key
+		JOIN partitions p ON p.id = s.partition_id JOIN topics t ON t.id = p.topic_id
+		WHERE o.sparse AND s.partition_id % $2 = $3 AND NOT `+keyCompactedSQL+`
+		ORDER BY s.partition_id LIMIT $1`, limit, n, i)
+	if err != nil {
+		return nil, fmt.Errorf("store: sparse candidates: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: sparse candidates: %w", err)
+	}
+	return ids, nil
+}
+
+// SparseObjects returns the sparse objects (FlagSparse) that the
+// partition's index rows reference.
+func (s *Store) SparseObjects(ctx context.Context, partitionID int64) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT o.key FROM objects o JOIN segments s ON s.object_key = o.key
+		WHERE o.sparse AND s.partition_id = $1`, partitionID)
+	if err != nil {
+		return nil, fmt.Errorf("store: sparse objects: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: sparse objects: %w", err)
+	}
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out, nil
 }
 
 // RegisterObject records an object a compaction is about to write, before

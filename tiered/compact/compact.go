@@ -38,6 +38,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -178,6 +179,18 @@ type Result struct {
 	// FailedPartitions counts partitions whose key compaction failed in
 	// this pass (logged; the pass went on with the others).
 	FailedPartitions int
+	// Sparse counts partitions planned because rows of theirs are in
+	// sparse objects (see plan).
+	Sparse int
+
+	left []string // objects that swapped rows left, for FlagSparse
+}
+
+// leftBy records the objects of rows a swap replaced.
+func (r *Result) leftBy(rows []store.Segment) {
+	for _, s := range rows {
+		r.left = append(r.left, s.ObjectKey)
+	}
 }
 
 // run is a partition's rows to merge into one segment object: pieces
@@ -187,12 +200,24 @@ type run struct {
 	pieces []store.Segment
 	bytes  int64
 	fresh  int
+	sparse int // rows of sparse objects
 }
 
 // Compact runs one pass over up to cfg.Partitions candidate partitions of
 // the shard (the zero Shard: all).
-func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error) {
-	var res Result
+func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (res Result, err error) {
+	defer func() {
+		// After the pass's swaps committed, whatever ended it: an object
+		// left by two partitions' swaps is seen with both. A flag lost
+		// to an error costs bucket bytes, not data: the object goes when
+		// its rows do.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if ferr := c.st.FlagSparse(fctx, slices.Compact(slices.Sorted(slices.Values(res.left)))); ferr != nil && err == nil {
+			err = ferr
+		}
+		res.left = nil
+	}()
 	keyed, err := c.st.KeyCompactionCandidates(ctx, sh, c.now().UnixMilli(), c.cfg.Partitions)
 	if err != nil {
 		return res, err
@@ -212,6 +237,15 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 	ids, err := c.st.CompactionCandidates(ctx, sh, SegmentPrefix, c.cfg.RowBytes/2, c.cfg.MinPieces, c.cfg.Partitions)
 	if err != nil {
 		return res, err
+	}
+	sparse, err := c.st.SparseCandidates(ctx, sh, c.cfg.Partitions)
+	if err != nil {
+		return res, err
+	}
+	for _, pid := range sparse {
+		if !slices.Contains(ids, pid) {
+			ids = append(ids, pid)
+		}
 	}
 	var (
 		batch []run
@@ -233,6 +267,9 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 		}
 		if !ok {
 			continue
+		}
+		if r.sparse > 0 {
+			res.Sparse++
 		}
 		if held+r.bytes > c.cfg.PassBytes && len(batch) > 0 {
 			if err := c.merge(ctx, batch, &res); err != nil {
@@ -267,19 +304,30 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (Result, error)
 // busy partition writes (and the readers of the old rows the blocks they
 // fetched ahead). A run of small pieces that such a piece ends is merged
 // from two pieces on: no more will join it.
+//
+// Rows of sparse objects (store.FlagSparse: less than three quarters of
+// the object is still referenced) are merged whatever their size, and a
+// run holding one is merged however short: the bucket would otherwise keep the rest
+// of their object, rewritten elsewhere or past its retention, for their
+// sake (a busy partition's large pieces in flushes shared with quiet
+// partitions whose small pieces compaction moved out).
 func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string) (run, bool, error) {
 	target := min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"))
 	rows, err := c.st.Segments(ctx, pid, -1, 100000)
 	if err != nil {
 		return run{}, false, err
 	}
+	sparse, err := c.st.SparseObjects(ctx, pid)
+	if err != nil {
+		return run{}, false, err
+	}
 	ok := func(r run) bool {
-		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2
+		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2 || r.sparse > 0
 	}
 	r, closed := run{pid: pid}, false
 	for _, s := range rows {
 		isPiece := !strings.HasPrefix(s.ObjectKey, SegmentPrefix)
-		mergeable := int64(s.Length) < c.cfg.RowBytes/2
+		mergeable := int64(s.Length) < c.cfg.RowBytes/2 || sparse[s.ObjectKey]
 		contiguous := len(r.pieces) == 0 || r.pieces[len(r.pieces)-1].EndOffset == s.BaseOffset
 		if !mergeable || !contiguous || (len(r.pieces) > 0 && r.bytes+int64(s.Length) > target) {
 			if closed = !mergeable && contiguous && r.fresh >= 2; closed || ok(r) {
@@ -292,6 +340,9 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 		}
 		r.pieces = append(r.pieces, s)
 		r.bytes += int64(s.Length)
+		if sparse[s.ObjectKey] {
+			r.sparse++
+		}
 		if isPiece {
 			r.fresh++
 		}
@@ -300,10 +351,13 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 		return r, false, nil
 	}
 	// Leave leading small rows larger than the rest of the run alone.
-	for len(r.pieces) > 0 && strings.HasPrefix(r.pieces[0].ObjectKey, SegmentPrefix) &&
+	for len(r.pieces) > 0 && strings.HasPrefix(r.pieces[0].ObjectKey, SegmentPrefix) && !sparse[r.pieces[0].ObjectKey] &&
 		int64(r.pieces[0].Length) > r.bytes-int64(r.pieces[0].Length) {
 		r.bytes -= int64(r.pieces[0].Length)
 		r.pieces = r.pieces[1:]
+	}
+	if len(r.pieces) == 0 {
+		return r, false, nil
 	}
 	return r, true, nil
 }
@@ -386,6 +440,7 @@ func (c *Compactor) merge(ctx context.Context, runs []run, res *Result) error {
 				continue
 			}
 			c.swaps.WithLabelValues("ok").Inc()
+			res.leftBy(bt.r.pieces)
 			c.readBytes.Add(float64(bt.r.bytes))
 			res.Partitions++
 			res.Pieces += bt.r.fresh

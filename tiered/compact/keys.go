@@ -637,6 +637,7 @@ func (p *keyPass) finish(ctx context.Context, g *group, rem store.Segment) (bool
 		return false, nil
 	}
 	c.swaps.WithLabelValues("ok").Inc()
+	p.res.leftBy(g.rows)
 	if !p.swapped {
 		p.swapped = true
 		p.res.Partitions++
