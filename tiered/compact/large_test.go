@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/compact"
 )
@@ -39,17 +38,7 @@ func TestLargePiecesStay(t *testing.T) {
 		}
 	}
 	m.Close()
-	var res compact.Result
-	for {
-		r, err := c.Compact(ctx, store.Shard{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Partitions == 0 {
-			break
-		}
-		res.Pieces += r.Pieces
-	}
+	res := compactAll(t, c)
 	segs, err := e.St.Segments(ctx, pid, -1, 100)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/eddy-streams/eddy/internal/store"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
 	"github.com/eddy-streams/eddy/tiered/compact"
 )
@@ -51,17 +50,7 @@ func TestSparseObjectsGo(t *testing.T) {
 				}
 				parts = []int64{hot}
 			}
-			var res compact.Result
-			for {
-				r, err := c.Compact(ctx, store.Shard{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if r.Partitions == 0 {
-					break
-				}
-				res.Sparse += r.Sparse
-			}
+			res := compactAll(t, c)
 			collectAndCheck(t, e)
 			n, size := e.BucketBytes(t)
 			var live int64
