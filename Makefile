@@ -155,14 +155,19 @@ testacc: ## Terraform provider acceptance tests (needs terraform on PATH)
 # `eddy bench-worker` child process), then (--s3) the S3 run: the
 # latency-10MBps-acks-all workload on a second stack whose brokers store
 # objects in a moto_server behind a latency injector modelling S3 Standard
-# (internal/bench.StartS3Dev; needs moto_server), and rewrites
-# docs/benchmarks.md and its charts (docs/benchmarks-*.png); the JSON
-# report goes to bin/benchmarks.json. About 10 minutes; `eddy bench
-# --start-stack --standard --only transactions,share-groups` runs some. The Go
-# micro-benchmarks run with `go test -run '^$' -bench . ./data-plane/...`.
+# (internal/bench.StartS3Dev; needs moto_server), then (--scale-runs) the
+# scale scenario on an idle pool of its own per run: 100 and 10,000
+# partitions in one virtual cluster, and 10,000 over 1,000 clusters (idle
+# Postgres transactions, PUTs, broker CPU and memory, Metadata latency),
+# and rewrites docs/benchmarks.md and its charts (docs/benchmarks-*.png);
+# the JSON report goes to bin/benchmarks.json. About 20 minutes; `eddy
+# bench --start-stack --standard --only transactions,share-groups` runs
+# some. The Go micro-benchmarks run with `go test -run '^$' -bench .
+# ./data-plane/...`.
+BENCH_SCALE_RUNS ?= 100,10000,10000/1000
 bench: build ## eddy bench's standard set vs kfake and the machine's limits -> docs/benchmarks.md
 	@mkdir -p docs
-	./bin/eddy bench --start-stack --standard --s3 --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
+	./bin/eddy bench --start-stack --standard --s3 --scale-runs $(BENCH_SCALE_RUNS) --markdown docs/benchmarks.md --charts docs --json bin/benchmarks.json
 
 # soak runs the fault-injection harness (internal/chaos, docs/testing.md)
 # for DURATION with a fault every FAULT_EVERY on average, drawn from SEED

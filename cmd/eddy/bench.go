@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type benchConfig struct {
 	scaleParts  int
 	scaleCl     int
 	scaleQuiet  time.Duration
+	scaleRuns   []string
 	workload    bench.Workload
 	peer        bool
 	limits      bool
@@ -80,6 +82,7 @@ stderr, results to stdout as a table (-o text), JSON (-o json) or Markdown
 	fs.IntVar(&cfg.scaleParts, "scale-partitions", 0, "run the scale scenario instead of workloads: create this many partitions on the pool, then measure the idle pool and Metadata (use a stack of its own: it leaves them behind)")
 	fs.IntVar(&cfg.scaleCl, "scale-clusters", 1, "virtual clusters the scale scenario spreads its partitions over")
 	fs.DurationVar(&cfg.scaleQuiet, "scale-quiet", bench.DefaultScale(1, 1).Quiet, "the scale scenario's idle window")
+	fs.StringSliceVar(&cfg.scaleRuns, "scale-runs", nil, "with --start-stack, then run the scale scenario once per PARTITIONS[/CLUSTERS] given, each on a stack of its own (make bench: 100,10000,10000/1000)")
 	cfg.workload.RegisterFlags(fs)
 	fs.BoolVar(&cfg.peer, "peer", true, "run every workload against kfake too")
 	fs.BoolVar(&cfg.limits, "limits", true, "measure loopback TCP and fsync'd disk throughput")
@@ -144,6 +147,13 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 	if len(s3) > 0 && !cfg.startStack {
 		return errors.New("the S3 run (--s3) starts its own stack: use it with --start-stack")
 	}
+	scales, err := parseScaleRuns(cfg.scaleRuns, cfg.scaleQuiet)
+	if err != nil {
+		return err
+	}
+	if len(scales) > 0 && (!cfg.startStack || cfg.scaleParts > 0) {
+		return errors.New("--scale-runs starts a stack per run: use it with --start-stack, and not with --scale-partitions")
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -168,6 +178,30 @@ func runBench(cmd *cobra.Command, cfg benchConfig) error {
 			rep = &only
 		}
 		rep.AddS3(s3rep, *injected)
+	}
+	for _, x := range scales {
+		// A pool of its own per run (the scenario leaves its clusters
+		// behind), under --stack-dir when one is given.
+		sc := cfg
+		if sc.stackDir != "" {
+			tmp, err := os.MkdirTemp(sc.stackDir, "eddy-bench-scale-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			sc.stackDir = tmp
+		}
+		bs := bench.Config{Progress: bc.Progress, Worker: bc.Worker, Scale: &x}
+		srep, _, err := runBenchStack(ctx, sc, bs, self, false)
+		if err != nil {
+			return err
+		}
+		if rep == nil {
+			only := *srep
+			only.Scale = nil
+			rep = &only
+		}
+		rep.AddScale(srep)
 	}
 	rep.Command = "eddy " + strings.Join(os.Args[1:], " ")
 	fmt.Fprintln(os.Stderr)
@@ -277,6 +311,29 @@ func runBenchStack(ctx context.Context, cfg benchConfig, bc bench.Config, self s
 	}
 	injected := s3d.Proxy.Stats()
 	return rep, &injected, nil
+}
+
+// parseScaleRuns reads --scale-runs: PARTITIONS or PARTITIONS/CLUSTERS.
+func parseScaleRuns(runs []string, quiet time.Duration) ([]bench.Scale, error) {
+	var out []bench.Scale
+	for _, r := range runs {
+		ps, cs, _ := strings.Cut(r, "/")
+		p, err := strconv.Atoi(ps)
+		c := 1
+		if err == nil && cs != "" {
+			c, err = strconv.Atoi(cs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--scale-runs: %q is not PARTITIONS or PARTITIONS/CLUSTERS", r)
+		}
+		x := bench.DefaultScale(p, c)
+		x.Quiet = quiet
+		if err := x.Validate(); err != nil {
+			return nil, fmt.Errorf("--scale-runs %s: %w", r, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 func workloadNames(ws []bench.Workload) []string {

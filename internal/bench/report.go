@@ -165,8 +165,8 @@ func (r *Report) tables() []*table {
 	if t := r.s3Table(); t != nil {
 		out = append(out, t)
 	}
-	if r.Scale != nil {
-		out = append(out, r.Scale.table())
+	if len(r.Scale) > 0 {
+		out = append(out, scaleTable(r.Scale))
 	}
 	if len(rat.rows) > 0 {
 		out = append(out, rat)
@@ -201,8 +201,8 @@ func (r *Report) tables() []*table {
 	if r.Noisy != nil {
 		wl.add(r.Noisy.Scenario.Name, r.Noisy.Scenario.Describe())
 	}
-	if r.Scale != nil {
-		wl.add(r.Scale.Scenario.Name, r.Scale.Scenario.Describe())
+	for _, s := range r.Scale {
+		wl.add(s.Scenario.Name, s.Scenario.Describe())
 	}
 	return append(out, wl)
 }
@@ -267,8 +267,12 @@ func (r *Report) sentence(t *table) string {
 		return r.Share.Sentence()
 	case r.Noisy != nil && strings.HasPrefix(t.title, noisyTitle):
 		return r.Noisy.Sentence()
-	case r.Scale != nil && strings.HasPrefix(t.title, scaleTitle):
-		return r.Scale.Sentence()
+	case len(r.Scale) > 0 && strings.HasPrefix(t.title, scaleTitle):
+		var ss []string
+		for _, s := range r.Scale {
+			ss = append(ss, s.Sentence())
+		}
+		return strings.Join(ss, " ")
 	}
 	return ""
 }
@@ -330,7 +334,9 @@ its bucket share is split into the brokers' read caches' GETs (the read path)
 and the rest (compaction of the freshly written topic, which runs meanwhile).
 The S3 run, when there is one, starts a second stack whose brokers keep their
 objects in moto_server behind a latency injector that models S3 Standard, and
-runs the workloads named s3-* on it (no kfake). Cost figures
+runs the workloads named s3-* on it (no kfake). Each scale run starts a stack
+of its own, creates its partitions through the store, lets the pool settle, then
+measures what the idle pool costs and the latency of Metadata. Cost figures
 come from the brokers' /metrics and Postgres's pg_stat_database, before and after
 each phase. The tailing consumer runs during every produce phase (as in the
 OpenMessaging Benchmark), so produce throughput is with a consumer attached.

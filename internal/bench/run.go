@@ -25,7 +25,9 @@ type Report struct {
 	// S3 is the latency the S3 run's injector added; the S3 run's
 	// workloads are in Runs, named with S3Prefix.
 	S3    *ProxyStats  `json:"s3_latency,omitempty"`
-	Scale *ScaleResult `json:"scale,omitempty"`
+	// Scale holds the scale scenario's runs, each on a pool of its own
+	// (AddScale), in the order they ran.
+	Scale []ScaleResult `json:"scale,omitempty"`
 }
 
 // AddS3 appends the runs of s3, a report of the S3 stack, with the
@@ -35,6 +37,13 @@ func (r *Report) AddS3(s3 *Report, injected ProxyStats) {
 	r.S3 = &injected
 	r.Seconds += s3.Seconds
 	r.Machine.LoadEnd = s3.Machine.LoadEnd
+}
+
+// AddScale appends the scale runs of o, a report of a stack of their own.
+func (r *Report) AddScale(o *Report) {
+	r.Scale = append(r.Scale, o.Scale...)
+	r.Seconds += o.Seconds
+	r.Machine.LoadEnd = o.Machine.LoadEnd
 }
 
 // Machine describes where the run happened.
@@ -166,10 +175,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.Scale != nil {
-		var err error
-		if rep.Scale, err = runScale(ctx, eddy, *cfg.Scale, progress); err != nil {
+		res, err := runScale(ctx, eddy, *cfg.Scale, progress)
+		if err != nil {
 			return nil, fmt.Errorf("bench: %s: %w", cfg.Scale.Name, err)
 		}
+		rep.Scale = append(rep.Scale, *res)
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Machine.LoadEnd = loadAvg()

@@ -306,14 +306,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 const scaleTitle = "Scale"
 
 // table lays the scenario out.
-func (r *ScaleResult) table() *table {
-	t := &table{title: scaleTitle + " (idle pool; Metadata latency in ms)",
+// scaleTable has a row per run of the scale scenario.
+func scaleTable(rs []ScaleResult) *table {
+	t := &table{title: scaleTitle + " (idle pool; Metadata latency in ms; goal: Metadata p99 under 50 ms at 10,000 partitions, idle Postgres xact/s and PUTs/s flat in partitions)",
 		header: []string{"partitions", "clusters", "created in s", "PG xact/s", "PG rows read/s", "PG rows written/s", "PUTs/s", "broker CPU cores",
 			"RSS MiB before", "RSS MiB after", "RSS bytes/partition", "Metadata partitions", "all topics p50", "all topics p99", "one topic p50", "one topic p99"}}
-	i := r.Idle
-	t.add(fmt.Sprint(r.Scenario.Partitions), fmt.Sprint(r.Scenario.Clusters), f1(r.CreateSeconds), f1(i.PGXactsPerSec), f1(i.PGRowsReadPerSec), f1(i.PGRowsWrittenPerSec),
-		f1(i.PutsPerSec), f1(i.CPUCores), f1(r.RSSBeforeMiB), f1(r.RSSAfterMiB), fmt.Sprintf("%.0f", r.BytesPerPartition), fmt.Sprint(r.MetadataPartitions),
-		f1(r.MetadataAll.P50), f1(r.MetadataAll.P99), f1(r.MetadataOne.P50), f1(r.MetadataOne.P99))
+	for _, r := range rs {
+		i := r.Idle
+		t.add(fmt.Sprint(r.Scenario.Partitions), fmt.Sprint(r.Scenario.Clusters), f1(r.CreateSeconds), f1(i.PGXactsPerSec), f1(i.PGRowsReadPerSec), f1(i.PGRowsWrittenPerSec),
+			f1(i.PutsPerSec), f1(i.CPUCores), f1(r.RSSBeforeMiB), f1(r.RSSAfterMiB), fmt.Sprintf("%.0f", r.BytesPerPartition), fmt.Sprint(r.MetadataPartitions),
+			f1(r.MetadataAll.P50), f1(r.MetadataAll.P99), f1(r.MetadataOne.P50), f1(r.MetadataOne.P99))
+	}
 	return t
 }
 

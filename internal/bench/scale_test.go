@@ -26,10 +26,10 @@ func TestScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rep.Scale
-	if r == nil || len(rep.Runs) != 0 {
-		t.Fatalf("scale result %+v, runs %d", r, len(rep.Runs))
+	if len(rep.Scale) != 1 || len(rep.Runs) != 0 {
+		t.Fatalf("scale results %+v, runs %d", rep.Scale, len(rep.Runs))
 	}
+	r := rep.Scale[0]
 	if r.MetadataPartitions != 5 {
 		t.Errorf("Metadata of the first cluster shows %d partitions, want 5", r.MetadataPartitions)
 	}
