@@ -204,8 +204,13 @@ func (e *Elector) hold(ctx context.Context, l store.Lease, sent time.Time, term 
 	e.leader.Set(0)
 	e.transitions.WithLabelValues("follower").Inc()
 	e.log.Info("lease term over: the singleton loops stopped", "epoch", l.Epoch, "reason", why)
-	if (ctx.Err() != nil || ended) && time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Renew)
+	// The release is worth trying until the term would expire anyway
+	// (deadline leaves a Renew of margin before it): it ends the term only
+	// if it is still this one's (store.ReleaseLease), and on a loaded
+	// machine one Renew was too short for it (the lease then lasted its
+	// TTL after a clean stop).
+	if expiry := deadline.Add(e.cfg.Renew); (ctx.Err() != nil || ended) && time.Now().Before(expiry) {
+		rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), expiry)
 		if err := e.st.ReleaseLease(rctx, l); err != nil {
 			e.log.Warn("lease: release failed; it expires on its own", "err", err)
 		}
