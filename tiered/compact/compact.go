@@ -128,9 +128,10 @@ type Compactor struct {
 	log      *slog.Logger
 	now      func() time.Time // time.Now; tests move it
 
-	swaps     *prometheus.CounterVec
-	readBytes prometheus.Counter
-	skipped   *prometheus.CounterVec
+	swaps       *prometheus.CounterVec
+	readBytes   prometheus.Counter
+	sparseBytes prometheus.Counter
+	skipped     *prometheus.CounterVec
 }
 
 // New returns a Compactor that records its objects as written by brokerID
@@ -144,12 +145,15 @@ func New(cfg Config, st *store.Store, b bucket.Bucket, brokerID int32, log *slog
 			Name: "eddy_compaction_swaps_total", Help: "Compaction index swaps by outcome (ok, conflict)."}, []string{"outcome"}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eddy_compaction_bytes_total", Help: "Bytes of pieces merged into segment objects."}),
+		sparseBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eddy_compaction_sparse_bytes_total",
+			Help: "Bytes of rows rewritten because their object was sparse (under three quarters referenced), of eddy_compaction_bytes_total."}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eddy_compaction_skipped_batches_total",
 			Help: "Batches key compaction kept unread, by reason (too_large: records decompress past the topic's limit; corrupt); each is counted once."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(c.swaps, c.readBytes, c.skipped)
+		reg.MustRegister(c.swaps, c.readBytes, c.sparseBytes, c.skipped)
 	}
 	return c, nil
 }
@@ -201,6 +205,8 @@ type run struct {
 	bytes  int64
 	fresh  int
 	sparse int // rows of sparse objects
+	// sparseBytes is their length.
+	sparseBytes int64
 }
 
 // Compact runs one pass over up to cfg.Partitions candidate partitions of
@@ -342,6 +348,7 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 		r.bytes += int64(s.Length)
 		if sparse[s.ObjectKey] {
 			r.sparse++
+			r.sparseBytes += int64(s.Length)
 		}
 		if isPiece {
 			r.fresh++
@@ -442,6 +449,7 @@ func (c *Compactor) merge(ctx context.Context, runs []run, res *Result) error {
 			c.swaps.WithLabelValues("ok").Inc()
 			res.leftBy(bt.r.pieces)
 			c.readBytes.Add(float64(bt.r.bytes))
+			c.sparseBytes.Add(float64(bt.r.sparseBytes))
 			res.Partitions++
 			res.Pieces += bt.r.fresh
 			res.Rewritten += len(bt.r.pieces) - bt.r.fresh
