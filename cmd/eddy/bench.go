@@ -317,10 +317,10 @@ func runBenchStack(ctx context.Context, cfg benchConfig, bc bench.Config, self s
 func parseScaleRuns(runs []string, quiet time.Duration) ([]bench.Scale, error) {
 	var out []bench.Scale
 	for _, r := range runs {
-		ps, cs, _ := strings.Cut(r, "/")
+		ps, cs, per := strings.Cut(r, "/")
 		p, err := strconv.Atoi(ps)
 		c := 1
-		if err == nil && cs != "" {
+		if err == nil && per {
 			c, err = strconv.Atoi(cs)
 		}
 		if err != nil {
