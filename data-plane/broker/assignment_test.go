@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eddy-streams/eddy/internal/pgtest"
+	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -111,9 +113,15 @@ func TestReplicaAssignments(t *testing.T) {
 		if err := grow("kgo-assigned", 4, []int32{b}, []int32{b}); err != nil {
 			t.Fatalf("create partitions with assignments: %v", err)
 		}
-		if n := partitionsOf("kgo-assigned"); n != 4 {
-			t.Fatalf("Metadata reports %d partitions after growing to 4", n)
-		}
+		// Brokers learn the new partitions from Postgres (a notice, then
+		// a read of the routing view): Metadata shows them shortly after
+		// CreatePartitions answered, as in Kafka.
+		poll.Until(t, 30*time.Second, "Metadata to show the 4 partitions", func() error {
+			if n := partitionsOf("kgo-assigned"); n != 4 {
+				return fmt.Errorf("Metadata reports %d partitions after growing to 4", n)
+			}
+			return nil
+		})
 	})
 
 	t.Run("refused", func(t *testing.T) {

@@ -204,11 +204,12 @@ func TestAuthorization(t *testing.T) {
 	}
 
 	// Removing the binding stops the open connection's next fetch.
-	leaders, err := leadersOf(ctx, adm, "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := dialPlain(t, s.Broker(int(leaders[0])).Addr, reader)
+	var ls map[int32]int32
+	poll.Until(t, 30*time.Second, "a leader of orders/0", func() (err error) {
+		ls, err = leaders(adm, "orders", 1)
+		return err
+	})
+	rc := dialPlain(t, s.Broker(int(ls[0])).Addr, reader)
 	if resp := rc.do(fetchReq("orders", 0)).(*kmsg.FetchResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Fatalf("fetch before revocation: %v", kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
 	}

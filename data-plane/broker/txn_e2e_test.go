@@ -217,10 +217,14 @@ func TestTxnExactlyOnceUnderKills(t *testing.T) {
 	s.Restart(int(coord.NodeID))
 
 	waitProgress(n / 2)
-	ls, err := leadersOf(ctx, adm, out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The broker just restarted may have taken partitions it has yet to
+	// report: wait for a known leader of partition 0 rather than kill
+	// broker -1.
+	var ls map[int32]int32
+	poll.Until(t, 30*time.Second, "a leader of "+out+"/0", func() (err error) {
+		ls, err = leaders(adm, out, 1)
+		return err
+	})
 	victim := ls[0]
 	t.Logf("killing broker %d, leader of %s/0 (leaders %v)", victim, out, ls)
 	s.Kill(int(victim))
