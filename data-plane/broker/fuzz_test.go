@@ -90,7 +90,11 @@ func TestDecodeRequestLimits(t *testing.T) {
 			if _, err := decodeRequest(tc.frame); !errors.Is(err, errBadRequest) {
 				t.Fatalf("decoded (err %v); want it refused", err)
 			}
-			if took := time.Since(start); took > 100*time.Millisecond {
+			// Bounded work shows in the allocations below; the time
+			// only catches a loop over the announced count (minutes for
+			// kmsg), so its bound is loose: a race-detector build on a
+			// loaded machine took 344 ms where 100 ms was asked.
+			if took := time.Since(start); took > 5*time.Second {
 				t.Fatalf("took %s to refuse", took)
 			}
 			var before, after runtime.MemStats
