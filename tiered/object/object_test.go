@@ -268,8 +268,9 @@ func TestBuilderGrowth(t *testing.T) {
 	})
 	// Doubling from 1 KiB to 1 MiB takes about 10 allocations, and as many
 	// for the chunk descriptions; growing by a quarter took over 30 for
-	// the bytes alone.
-	if allocs > 28 {
+	// the bytes alone, so over 40 in all. The race detector's build counts
+	// a few more (31 seen against 28 without it).
+	if allocs > 34 {
 		t.Fatalf("building a %d-chunk object took %v allocations", chunks, allocs)
 	}
 
