@@ -225,12 +225,22 @@ func preload(ctx context.Context, tg target, adm *kadm.Client, topic string, n, 
 	if p := firstErr.Load(); p != nil {
 		return nil, fmt.Errorf("%s: pre-load: %d of %d records failed: %w", tg.name, failed.Load(), n, *p)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: pre-load: end offsets: %w", tg.name, err)
+	// A partition may change leader meanwhile (NOT_LEADER_FOR_PARTITION):
+	// ask again, as a client would, for up to 30 s.
+	var ends kadm.ListedOffsets
+	for tries := 0; ; tries++ {
+		var err error
+		ends, err = adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		if !kerr.IsRetriable(err) || tries >= 150 || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: pre-load: end offsets: %w", tg.name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	out := map[int32]int64{}
 	var sum int64

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Graceful partition moves (migrations/0006_autoscale.sql): the control
@@ -33,25 +35,48 @@ func (s *Store) RequestMoves(ctx context.Context, moves []Move) (int, error) {
 		ids[i], to[i] = m.PartitionID, m.To
 	}
 	var n int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkLease(ctx, tx); err != nil {
+	// The UPDATE locks the rows in no set order, as a flush's commit does:
+	// Postgres may find the two deadlocked and abort this one (40P01),
+	// which is then run again (a few times) rather than failing the
+	// operator's request.
+	err := retryDeadlock(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			n, err = s.requestMoves(ctx, tx, ids, to)
 			return err
-		}
-		tag, err := tx.Exec(ctx, `
-			UPDATE partitions p SET moving_to = m.broker, move_started_at = now()
-			FROM unnest($1::bigint[], $2::int[]) AS m(id, broker)
-			WHERE p.id = m.id AND p.leader_id IS NOT NULL AND p.leader_id <> m.broker AND p.moving_to IS NULL`, ids, to)
-		if err != nil {
-			return err
-		}
-		n = int(tag.RowsAffected())
-		_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
-		return err
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: request moves: %w", err)
 	}
 	return n, nil
+}
+
+// retryDeadlock runs fn again, up to three more times, while it fails
+// because Postgres aborted its transaction to break a deadlock.
+func retryDeadlock(ctx context.Context, fn func() error) error {
+	for tries := 0; ; tries++ {
+		err := fn()
+		var pe *pgconn.PgError
+		if err == nil || tries == 3 || !errors.As(err, &pe) || pe.Code != "40P01" || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) requestMoves(ctx context.Context, tx pgx.Tx, ids []int64, to []int32) (int, error) {
+	if err := checkLease(ctx, tx); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, `
+		UPDATE partitions p SET moving_to = m.broker, move_started_at = now()
+		FROM unnest($1::bigint[], $2::int[]) AS m(id, broker)
+		WHERE p.id = m.id AND p.leader_id IS NOT NULL AND p.leader_id <> m.broker AND p.moving_to IS NULL`, ids, to)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify('eddy_metadata', '')`)
+	return int(tag.RowsAffected()), err
 }
 
 // ExpireMoves cancels moves whose target is no longer a live, undrained
