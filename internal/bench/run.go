@@ -24,7 +24,7 @@ type Report struct {
 	Noisy   *NoisyResult   `json:"noisy_neighbour,omitempty"`
 	// S3 is the latency the S3 run's injector added; the S3 run's
 	// workloads are in Runs, named with S3Prefix.
-	S3    *ProxyStats  `json:"s3_latency,omitempty"`
+	S3 *ProxyStats `json:"s3_latency,omitempty"`
 	// Scale holds the scale scenario's runs, each on a pool of its own
 	// (AddScale), in the order they ran.
 	Scale []ScaleResult `json:"scale,omitempty"`
