@@ -305,7 +305,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 const scaleTitle = "Scale"
 
-// table lays the scenario out.
 // scaleTable has a row per run of the scale scenario.
 func scaleTable(rs []ScaleResult) *table {
 	t := &table{title: scaleTitle + " (idle pool; Metadata latency in ms; goal: Metadata p99 under 50 ms at 10,000 partitions, idle Postgres xact/s and PUTs/s flat in partitions)",

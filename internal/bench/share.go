@@ -237,10 +237,9 @@ func preload(ctx context.Context, tg target, adm *kadm.Client, topic string, n, 
 		if err == nil {
 			break
 		}
-		if !kerr.IsRetriable(err) || tries >= 150 || ctx.Err() != nil {
+		if !kerr.IsRetriable(err) || tries >= 150 || sleepCtx(ctx, 200*time.Millisecond) != nil {
 			return nil, fmt.Errorf("%s: pre-load: end offsets: %w", tg.name, err)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	out := map[int32]int64{}
 	var sum int64

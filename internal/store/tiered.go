@@ -459,8 +459,9 @@ const flagSparseSQL = `
 // the rows still referencing them use less than three quarters of:
 // compaction then rewrites those rows whatever their size
 // (SparseCandidates, SparseObjects), so that the bucket does not keep the
-// rest of the object for them. Compaction calls it after its swaps have committed, so that
-// the swaps of a pass on other partitions of the same objects are seen.
+// rest of the object for them. Compaction calls it after its swaps have
+// committed, so that the swaps of a pass on other partitions of the same
+// objects are seen.
 func (s *Store) FlagSparse(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil

@@ -204,8 +204,7 @@ type run struct {
 	pieces []store.Segment
 	bytes  int64
 	fresh  int
-	sparse int // rows of sparse objects
-	// sparseBytes is their length.
+	// sparseBytes is the length of its rows in sparse objects.
 	sparseBytes int64
 }
 
@@ -248,8 +247,15 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (res Result, er
 	if err != nil {
 		return res, err
 	}
+	// Only these have rows in sparse objects for plan to look up.
+	candidate := make(map[int64]bool, len(ids))
+	for _, pid := range ids {
+		candidate[pid] = true
+	}
+	hasSparse := make(map[int64]bool, len(sparse))
 	for _, pid := range sparse {
-		if !slices.Contains(ids, pid) {
+		hasSparse[pid] = true
+		if !candidate[pid] {
 			ids = append(ids, pid)
 		}
 	}
@@ -267,14 +273,14 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (res Result, er
 			// cleanup.policy changed since is left for the next pass.
 			continue
 		}
-		r, ok, err := c.plan(ctx, pid, configs)
+		r, ok, err := c.plan(ctx, pid, configs, hasSparse[pid])
 		if err != nil {
 			return res, err
 		}
 		if !ok {
 			continue
 		}
-		if r.sparse > 0 {
+		if r.sparseBytes > 0 {
 			res.Sparse++
 		}
 		if held+r.bytes > c.cfg.PassBytes && len(batch) > 0 {
@@ -313,22 +319,25 @@ func (c *Compactor) Compact(ctx context.Context, sh store.Shard) (res Result, er
 //
 // Rows of sparse objects (store.FlagSparse: less than three quarters of
 // the object is still referenced) are merged whatever their size, and a
-// run holding one is merged however short: the bucket would otherwise keep the rest
-// of their object, rewritten elsewhere or past its retention, for their
-// sake (a busy partition's large pieces in flushes shared with quiet
-// partitions whose small pieces compaction moved out).
-func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string) (run, bool, error) {
+// run holding one is merged however short: the bucket would otherwise
+// keep the rest of their object, rewritten elsewhere or past its
+// retention, for their sake (a busy partition's large pieces in flushes
+// shared with quiet partitions whose small pieces compaction moved out).
+// Only a partition SparseCandidates named (hasSparse) looks them up.
+func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]string, hasSparse bool) (run, bool, error) {
 	target := min(c.cfg.TargetBytes, topicconfig.Int64(configs, "segment.bytes"))
 	rows, err := c.st.Segments(ctx, pid, -1, 100000)
 	if err != nil {
 		return run{}, false, err
 	}
-	sparse, err := c.st.SparseObjects(ctx, pid)
-	if err != nil {
-		return run{}, false, err
+	var sparse map[string]bool
+	if hasSparse {
+		if sparse, err = c.st.SparseObjects(ctx, pid); err != nil {
+			return run{}, false, err
+		}
 	}
 	ok := func(r run) bool {
-		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2 || r.sparse > 0
+		return r.fresh >= c.cfg.MinPieces || r.bytes >= target/2 && r.fresh >= 2 || r.sparseBytes > 0
 	}
 	r, closed := run{pid: pid}, false
 	for _, s := range rows {
@@ -347,7 +356,6 @@ func (c *Compactor) plan(ctx context.Context, pid int64, configs map[string]stri
 		r.pieces = append(r.pieces, s)
 		r.bytes += int64(s.Length)
 		if sparse[s.ObjectKey] {
-			r.sparse++
 			r.sparseBytes += int64(s.Length)
 		}
 		if isPiece {
