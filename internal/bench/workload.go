@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -248,7 +249,13 @@ func tempTopic(ctx context.Context, tg target, topic string, partitions int) (ad
 	return adm, func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		adm.DeleteTopics(dctx, topic)
+		resps, err := adm.DeleteTopics(dctx, topic)
+		if err == nil {
+			err = resps.Error()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: delete topic %s: %v\n", tg.name, topic, err)
+		}
 		cl.Close()
 	}, nil
 }
@@ -270,8 +277,11 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	resp, err := adm.CreateTopic(ctx, int32(partitions), -1, nil, topic)
-	if err == nil {
+	if err == nil && resp.Err != nil {
 		err = resp.Err
+		if resp.ErrMessage != "" {
+			err = fmt.Errorf("%w (%s)", err, resp.ErrMessage)
+		}
 	}
 	if err != nil {
 		return err
