@@ -8,12 +8,22 @@ Usage: python3 assign.py <bootstrap> <topic>
 """
 import json
 import sys
+import time
 
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 
-def partitions(admin, topic):
-    return len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+def partitions(admin, topic, want):
+    """The partition count Metadata reports, asked again (for up to 30 s)
+    until it is want: brokers learn new partitions from Postgres shortly
+    after the request is answered, as Kafka's brokers do from the
+    controller."""
+    deadline = time.monotonic() + 30
+    while True:
+        n = len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+        if n == want or time.monotonic() > deadline:
+            return n
+        time.sleep(0.1)
 
 
 def main():
@@ -23,11 +33,11 @@ def main():
     new = NewTopic(topic, 3, replica_assignment=[[broker], [broker], [broker]])
     for fut in admin.create_topics([new], operation_timeout=30).values():
         fut.result(30)
-    created = partitions(admin, topic)
+    created = partitions(admin, topic, 3)
     grow = NewPartitions(topic, 5, replica_assignment=[[broker], [broker]])
     for fut in admin.create_partitions([grow], operation_timeout=30).values():
         fut.result(30)
-    print(json.dumps({"created": created, "grown": partitions(admin, topic)}))
+    print(json.dumps({"created": created, "grown": partitions(admin, topic, 5)}))
 
 
 if __name__ == "__main__":
