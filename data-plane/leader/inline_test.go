@@ -34,6 +34,31 @@ func (e *env) bucketFiles(t *testing.T) int {
 	return n
 }
 
+// uploadAll runs m until its uploader has moved every inline row of the
+// partition into objects, then stops it.
+func (e *env) uploadAll(t *testing.T, m *leader.Manager) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	poll.Until(t, 30*time.Second, "the inline rows to move into an object", func() error {
+		rows, err := e.st.ReadInline(ctx, e.pid, 0, 1<<20)
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			return fmt.Errorf("%d inline rows left", len(rows))
+		}
+		return nil
+	})
+}
+
 // endOf is the offset after the last of a run of whole batches.
 func endOf(b []byte) int64 {
 	end := int64(-1)
@@ -97,25 +122,7 @@ func TestInlineWritePathAndFailover(t *testing.T) {
 	}
 
 	// Its uploader moves the old leader's inline data into one object.
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m2.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	poll.Until(t, 30*time.Second, "the inline rows to move into an object", func() error {
-		rows, err := e.st.ReadInline(ctx, e.pid, 0, 1<<20)
-		if err != nil {
-			return err
-		}
-		if len(rows) > 0 {
-			return fmt.Errorf("%d inline rows left", len(rows))
-		}
-		return nil
-	})
+	e.uploadAll(t, m2)
 	if n := e.bucketFiles(t); n != 1 {
 		t.Fatalf("%d objects after the upload of %d flushes, want 1", n, flushes)
 	}
@@ -234,27 +241,6 @@ func TestUploadReadsTheCache(t *testing.T) {
 			}
 		}
 	}
-	uploaded := func(m *leader.Manager) {
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- m.Run(runCtx) }()
-		defer func() {
-			stop()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}()
-		poll.Until(t, 30*time.Second, "the inline rows to move into an object", func() error {
-			rows, err := e.st.ReadInline(ctx, e.pid, 0, 1<<20)
-			if err != nil {
-				return err
-			}
-			if len(rows) > 0 {
-				return fmt.Errorf("%d inline rows left", len(rows))
-			}
-			return nil
-		})
-	}
 	sources := func(reg *prometheus.Registry) (memory, postgres float64) {
 		return labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "memory"),
 			labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "postgres")
@@ -263,7 +249,7 @@ func TestUploadReadsTheCache(t *testing.T) {
 	m1, p1, reg1 := open(1, 1)
 	commit(m1, p1, 0, 3)
 	first := readAll(t, p1)
-	uploaded(m1)
+	e.uploadAll(t, m1)
 	if mem, pg := sources(reg1); mem != float64(len(first)) || pg != 0 {
 		t.Fatalf("the leader uploaded %v bytes from its cache and %v from Postgres, want all %d from its cache", mem, pg, len(first))
 	}
@@ -273,7 +259,7 @@ func TestUploadReadsTheCache(t *testing.T) {
 	all := readAll(t, p1)
 	e.moveToBroker2(t)
 	m2, _, reg2 := open(2, 2)
-	uploaded(m2)
+	e.uploadAll(t, m2)
 	if mem, pg := sources(reg2); mem != 0 || pg != float64(len(all)-len(first)) {
 		t.Fatalf("the successor uploaded %v bytes from its cache and %v from Postgres, want the %d of its predecessor's rows from Postgres", mem, pg, len(all)-len(first))
 	}
