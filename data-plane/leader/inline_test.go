@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/poll"
 	"github.com/eddy-streams/eddy/internal/tieredtest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // bucketFiles counts the objects in the env's filesystem bucket.
@@ -29,6 +32,31 @@ func (e *env) bucketFiles(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// uploadAll runs m until its uploader has moved every inline row of the
+// partition into objects, then stops it.
+func (e *env) uploadAll(t *testing.T, m *leader.Manager) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	poll.Until(t, 30*time.Second, "the inline rows to move into an object", func() error {
+		rows, err := e.st.ReadInline(ctx, e.pid, 0, 1<<20)
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			return fmt.Errorf("%d inline rows left", len(rows))
+		}
+		return nil
+	})
 }
 
 // endOf is the offset after the last of a run of whole batches.
@@ -94,25 +122,7 @@ func TestInlineWritePathAndFailover(t *testing.T) {
 	}
 
 	// Its uploader moves the old leader's inline data into one object.
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m2.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	poll.Until(t, 30*time.Second, "the inline rows to move into an object", func() error {
-		rows, err := e.st.ReadInline(ctx, e.pid, 0, 1<<20)
-		if err != nil {
-			return err
-		}
-		if len(rows) > 0 {
-			return fmt.Errorf("%d inline rows left", len(rows))
-		}
-		return nil
-	})
+	e.uploadAll(t, m2)
 	if n := e.bucketFiles(t); n != 1 {
 		t.Fatalf("%d objects after the upload of %d flushes, want 1", n, flushes)
 	}
@@ -197,4 +207,87 @@ func BenchmarkFlushLatency(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The uploader writes the rows its leader committed from the leader's
+// cache, without reading them back from Postgres, and a successor's
+// upload of its predecessor's rows (nothing cached) reads them from
+// Postgres; readers get the same bytes either way.
+func TestUploadReadsTheCache(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	open := func(id, epoch int32) (*leader.Manager, *leader.Partition, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		cfg := leader.DefaultConfig()
+		cfg.BrokerID, cfg.WALDir, cfg.UploadAge = id, fmt.Sprintf("%s/wal-up-%d", e.dir, id), 20*time.Millisecond
+		m, err := leader.Open(cfg, e.st, e.objs, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Sync(ctx, map[int64]int32{e.pid: epoch}); err != nil {
+			t.Fatal(err)
+		}
+		return m, tieredtest.Led(t, m, e.pid), reg
+	}
+	commit := func(m *leader.Manager, p *leader.Partition, from, n int) {
+		for i := from; i < from+n; i++ {
+			r := appendBatch(t, p, recordBatchOf(10, -1, -1, []byte(fmt.Sprintf("value %d", i))))
+			if err := m.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitCommitted(ctx, r.LastOffset); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sources := func(reg *prometheus.Registry) (memory, postgres float64) {
+		return labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "memory"),
+			labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "postgres")
+	}
+
+	m1, p1, reg1 := open(1, 1)
+	commit(m1, p1, 0, 3)
+	first := readAll(t, p1)
+	e.uploadAll(t, m1)
+	if mem, pg := sources(reg1); mem != float64(len(first)) || pg != 0 {
+		t.Fatalf("the leader uploaded %v bytes from its cache and %v from Postgres, want all %d from its cache", mem, pg, len(first))
+	}
+
+	// Two more inline flushes, then broker 1 dies before uploading them.
+	commit(m1, p1, 3, 2)
+	all := readAll(t, p1)
+	e.moveToBroker2(t)
+	m2, _, reg2 := open(2, 2)
+	e.uploadAll(t, m2)
+	if mem, pg := sources(reg2); mem != 0 || pg != float64(len(all)-len(first)) {
+		t.Fatalf("the successor uploaded %v bytes from its cache and %v from Postgres, want the %d of its predecessor's rows from Postgres", mem, pg, len(all)-len(first))
+	}
+	m2.Close()
+	_, p3 := e.lead(t, 2, 2)
+	if got := readAll(t, p3); !bytes.Equal(got, all) {
+		t.Fatalf("read %d bytes from the uploaded objects, want the %d the leader served", len(got), len(all))
+	}
+}
+
+// labeledCounter is the value of counter name with label = value in reg.
+func labeledCounter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -335,6 +336,23 @@ func (p *Partition) committed(c chunk) {
 		p.cache = p.cache[1:]
 	}
 	p.notifyLocked()
+}
+
+// cachedRow returns the committed bytes of offsets [base, end) if the
+// cache holds them as one chunk of n bytes — an inline row this broker
+// committed (Manager.commit caches the very slice it stored) — else nil.
+// The slice is shared and never written to.
+func (p *Partition) cachedRow(base, end int64, n int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := sort.Search(len(p.cache), func(i int) bool { return p.cache[i].end > base })
+	if i == len(p.cache) {
+		return nil
+	}
+	if c := p.cache[i]; c.base == base && c.end == end && c.size == n && c.flat {
+		return c.data[0]
+	}
+	return nil
 }
 
 // flatten copies c's batches into one slice of its own, once.

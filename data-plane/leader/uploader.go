@@ -7,6 +7,7 @@ package leader
 //	flush ─▶ store.Commit (inline rows, acks=all answered)
 //	uploader, once UploadBytes wait or the oldest waited UploadAge:
 //	   store.InlineToMove (the led partitions' oldest rows, bounded)
+//	   ─▶ their bytes: the partitions' caches, else store.FillInline
 //	   ─▶ one object ─▶ Bucket.Put
 //	   ─▶ store.MoveInline (index rows in, the rows it covered out)
 //
@@ -16,8 +17,14 @@ package leader
 // MoveInline, which indexes only the rows it deleted; the loser's object
 // has no index row and garbage collection removes it. The uploader keeps
 // only an estimate of what waits (bytes per partition, from its own
-// commits and from LoadPartition); the rows themselves are read back from
-// Postgres, so nothing is lost if it is wrong or the broker dies.
+// commits and from LoadPartition); the rows themselves are listed from
+// Postgres, so nothing is lost if it is wrong or the broker dies. Their
+// bytes come from the leader's cache when it still holds them (the rows
+// it committed a moment ago, nearly always), and from Postgres otherwise
+// (a predecessor's rows, or past the cache): reading every byte back out
+// of Postgres cost its CPU as much as writing it, and stalled the flush
+// commits beside it (acks=all p99 88 ms against 63 ms with no uploads, in
+// the 10 MB/s benchmark).
 
 import (
 	"context"
@@ -46,6 +53,7 @@ type uploads struct {
 	pending  prometheus.GaugeFunc
 	outcomes *prometheus.CounterVec
 	size     prometheus.Histogram
+	source   *prometheus.CounterVec
 }
 
 func newUploads(limit int64, reg prometheus.Registerer) *uploads {
@@ -58,8 +66,10 @@ func newUploads(limit int64, reg prometheus.Registerer) *uploads {
 	u.size = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "eddy_inline_upload_bytes", Help: "Bytes of record batches per object the uploader wrote.",
 		Buckets: prometheus.ExponentialBuckets(16<<10, 4, 8)})
+	u.source = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eddy_inline_upload_source_bytes_total", Help: "Bytes the uploader wrote, by where it read them: the leader's cache (memory) or Postgres."}, []string{"source"})
 	if reg != nil {
-		reg.MustRegister(u.pending, u.outcomes, u.size)
+		reg.MustRegister(u.pending, u.outcomes, u.size, u.source)
 	}
 	return u
 }
@@ -118,7 +128,7 @@ func (u *uploads) due(now time.Time, age time.Duration) (ids []int64, ok bool) {
 func (u *uploads) moved(ids []int64, rows []store.InlineBatch, all bool, start, now time.Time) {
 	got := map[int64]int64{}
 	for _, r := range rows {
-		got[r.PartitionID] += int64(len(r.Data))
+		got[r.PartitionID] += int64(r.Length)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -215,23 +225,44 @@ func (m *Manager) upload(ctx context.Context, ids []int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(rows) == 0 {
-		m.up.moved(led, nil, !more, start, time.Now())
+	var fromMemory, fromPostgres int64
+	for i := range rows {
+		r := &rows[i]
+		if p := m.Partition(r.PartitionID); p != nil {
+			r.Data = p.cachedRow(r.BaseOffset, r.EndOffset, int(r.Length))
+		}
+		if r.Data != nil {
+			fromMemory += int64(r.Length)
+		}
+	}
+	if fromMemory < sumLength(rows) {
+		if err := m.store.FillInline(ctx, rows); err != nil {
+			return 0, err
+		}
+	}
+	// Rows deleted since they were listed have no data: they are gone
+	// (moved, or below the log start), and MoveInline would skip them.
+	present := rows[:0:0]
+	for _, r := range rows {
+		if r.Data != nil {
+			present = append(present, r)
+		}
+	}
+	if len(present) == 0 {
+		m.up.moved(led, rows, !more, start, time.Now())
 		return 0, nil
 	}
 	var (
 		b     object.Builder
-		moves = make([]store.InlineMove, len(rows))
-		bytes int64
+		moves = make([]store.InlineMove, len(present))
+		bytes = sumLength(present)
 	)
-	for _, r := range rows {
-		bytes += int64(len(r.Data))
-	}
-	b.Grow(object.SizeOf(len(rows), bytes) - object.HeaderSize) // one allocation, no regrowth
-	for i, r := range rows {
+	fromPostgres = bytes - fromMemory
+	b.Grow(object.SizeOf(len(present), bytes) - object.HeaderSize) // one allocation, no regrowth
+	for i, r := range present {
 		ch := b.Add(r.PartitionID, r.BaseOffset, r.EndOffset, r.MaxTimestamp, r.Data)
 		moves[i] = store.InlineMove{PartitionID: r.PartitionID, BaseOffset: r.BaseOffset, EndOffset: r.EndOffset,
-			MaxTimestamp: r.MaxTimestamp, Position: ch.Position, Length: int32(len(r.Data))}
+			MaxTimestamp: r.MaxTimestamp, Position: ch.Position, Length: r.Length}
 	}
 	data, _ := b.Finish()
 	key := m.objectKey()
@@ -249,6 +280,16 @@ func (m *Manager) upload(ctx context.Context, ids []int64) (int64, error) {
 	}
 	m.up.outcomes.WithLabelValues(outcome).Inc()
 	m.up.size.Observe(float64(bytes))
+	m.up.source.WithLabelValues("memory").Add(float64(fromMemory))
+	m.up.source.WithLabelValues("postgres").Add(float64(fromPostgres))
 	m.up.moved(led, rows, !more, start, time.Now())
 	return bytes, nil
+}
+
+func sumLength(rows []store.InlineBatch) int64 {
+	var n int64
+	for _, r := range rows {
+		n += int64(r.Length)
+	}
+	return n
 }

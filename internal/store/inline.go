@@ -26,7 +26,8 @@ type InlineBatch struct {
 	BaseOffset   int64
 	EndOffset    int64
 	MaxTimestamp int64
-	Data         []byte
+	Length       int32  // bytes of Data, also where InlineToMove leaves Data out
+	Data         []byte // nil from InlineToMove until FillInline
 }
 
 // ReadInline returns the inline rows of a partition that hold offsets at
@@ -44,16 +45,30 @@ func (s *Store) ReadInline(ctx context.Context, partitionID, from int64, maxByte
 
 // InlineToMove returns the oldest inline rows of the partitions, ordered by
 // partition and offset, while their bytes stay within maxBytes (at least
-// one row if any exists), and whether rows were left out.
+// one row if any exists), and whether rows were left out. The rows come
+// without their Data: an uploader takes what its leader still caches and
+// reads the rest with FillInline, so the bytes it committed a second ago
+// are not read back out of Postgres (octet_length reads a stored value's
+// size, not the value).
 func (s *Store) InlineToMove(ctx context.Context, partitionIDs []int64, maxBytes int64) ([]InlineBatch, bool, error) {
-	out, err := s.inlineRows(ctx, `
-		SELECT partition_id, base_offset, end_offset, max_timestamp, data FROM (
-			SELECT *, sum(octet_length(data)) OVER (ORDER BY partition_id, base_offset) AS upto,
+	rows, err := s.pool.Query(ctx, `
+		SELECT partition_id, base_offset, end_offset, max_timestamp, len FROM (
+			SELECT partition_id, base_offset, end_offset, max_timestamp, octet_length(data) AS len,
+				sum(octet_length(data)) OVER (ORDER BY partition_id, base_offset) AS upto,
 				row_number() OVER (ORDER BY partition_id, base_offset) AS n
 			FROM inline_batches WHERE partition_id = ANY($1)
-		) r WHERE upto - octet_length(data) < $2 OR n = 1
+		) r WHERE upto - len < $2 OR n = 1
 		ORDER BY partition_id, base_offset`, partitionIDs, maxBytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: inline rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (b InlineBatch, err error) {
+		return b, r.Scan(&b.PartitionID, &b.BaseOffset, &b.EndOffset, &b.MaxTimestamp, &b.Length)
+	})
 	if err != nil || len(out) == 0 {
+		if err != nil {
+			err = fmt.Errorf("store: inline rows: %w", err)
+		}
 		return out, false, err
 	}
 	// One more row past the last returned means the bound cut the list.
@@ -68,13 +83,53 @@ func (s *Store) InlineToMove(ctx context.Context, partitionIDs []int64, maxBytes
 	return out, more, nil
 }
 
+// FillInline reads the Data of the rows that have none from Postgres. A
+// row deleted meanwhile (moved by another uploader, dropped by retention
+// or DeleteRecords) keeps nil Data.
+func (s *Store) FillInline(ctx context.Context, batches []InlineBatch) error {
+	var ids, bases []int64
+	at := map[[2]int64]int{}
+	for i, b := range batches {
+		if b.Data == nil {
+			ids, bases = append(ids, b.PartitionID), append(bases, b.BaseOffset)
+			at[[2]int64{b.PartitionID, b.BaseOffset}] = i
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT i.partition_id, i.base_offset, i.data FROM inline_batches i
+		JOIN unnest($1::bigint[], $2::bigint[]) AS m(partition_id, base_offset)
+			ON i.partition_id = m.partition_id AND i.base_offset = m.base_offset`, ids, bases)
+	if err != nil {
+		return fmt.Errorf("store: inline data: %w", err)
+	}
+	var (
+		id, base int64
+		data     []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &base, &data}, func() error {
+		if i, ok := at[[2]int64{id, base}]; ok {
+			batches[i].Data = data // pgx scans bytea into a new slice
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: inline data: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) inlineRows(ctx context.Context, sql string, args ...any) ([]InlineBatch, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: inline rows: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (b InlineBatch, err error) {
-		return b, r.Scan(&b.PartitionID, &b.BaseOffset, &b.EndOffset, &b.MaxTimestamp, &b.Data)
+		err = r.Scan(&b.PartitionID, &b.BaseOffset, &b.EndOffset, &b.MaxTimestamp, &b.Data)
+		b.Length = int32(len(b.Data))
+		return b, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: inline rows: %w", err)

@@ -69,8 +69,8 @@ func movesOf(rows []store.InlineBatch) []store.InlineMove {
 	)
 	for _, r := range rows {
 		out = append(out, store.InlineMove{PartitionID: r.PartitionID, BaseOffset: r.BaseOffset, EndOffset: r.EndOffset,
-			MaxTimestamp: r.MaxTimestamp, Position: pos, Length: int32(len(r.Data))})
-		pos += int64(len(r.Data))
+			MaxTimestamp: r.MaxTimestamp, Position: pos, Length: r.Length})
+		pos += int64(r.Length)
 	}
 	return out
 }
@@ -127,6 +127,47 @@ func TestInlineCommitAndRead(t *testing.T) {
 	}
 	if rows, _ := st.ReadInline(ctx, part.ID, 30, 1<<20); len(rows) != 0 {
 		t.Fatalf("the fenced commit left rows: %+v", rows)
+	}
+}
+
+// InlineToMove lists rows without their bytes (their lengths only);
+// FillInline reads the bytes of those that have none, and leaves a row
+// deleted meanwhile without.
+func TestInlineToMoveAndFill(t *testing.T) {
+	ctx, st, _ := commitDB(t)
+	part := ledPartition(t, ctx, st, "fill")
+	want := commitInline(t, ctx, st, part, 0, 4)
+
+	rows, more, err := st.InlineToMove(ctx, []int64{part.ID}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || more {
+		t.Fatalf("InlineToMove: %d rows (more %v), want 4", len(rows), more)
+	}
+	for _, r := range rows {
+		if r.Data != nil || int(r.Length) != len(want[r.BaseOffset]) {
+			t.Fatalf("row %d: %d bytes listed, data %q; want %d bytes and no data", r.BaseOffset, r.Length, r.Data, len(want[r.BaseOffset]))
+		}
+	}
+	// The uploader had row 10 in memory; row 0 goes (DeleteRecords).
+	rows[1].Data = []byte("from memory")
+	if _, err := st.AdvanceLogStart(ctx, part.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FillInline(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Data != nil {
+		t.Fatalf("row 0 was deleted, yet FillInline gave it %q", rows[0].Data)
+	}
+	if string(rows[1].Data) != "from memory" {
+		t.Fatalf("FillInline replaced the data the row had: %q", rows[1].Data)
+	}
+	for _, r := range rows[2:] {
+		if !bytes.Equal(r.Data, want[r.BaseOffset]) {
+			t.Fatalf("row %d: FillInline read %q, want %q", r.BaseOffset, r.Data, want[r.BaseOffset])
+		}
 	}
 }
 
