@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/eddy-streams/eddy/internal/pgtest"
 	"github.com/eddy-streams/eddy/internal/poll"
+	"github.com/eddy-streams/eddy/internal/racebuild"
 	"github.com/eddy-streams/eddy/internal/stack"
 	"github.com/eddy-streams/eddy/internal/store"
 	kafkago "github.com/segmentio/kafka-go"
@@ -77,7 +78,7 @@ func TestLeaderChangesInvisibleToClients(t *testing.T) {
 	sarama.Logger = log.New(io.Discard, "", 0)
 	scfg := sarama.NewConfig()
 	scfg.Producer.Return.Successes = true
-	if raceBuild {
+	if racebuild.Enabled {
 		// sarama ignores the leader hints and retries three times 100 ms
 		// apart, each after a metadata refresh: a budget a hand-off fits
 		// in at full speed, but not always under the race detector on a

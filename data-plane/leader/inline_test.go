@@ -242,8 +242,8 @@ func TestUploadReadsTheCache(t *testing.T) {
 		}
 	}
 	sources := func(reg *prometheus.Registry) (memory, postgres float64) {
-		return labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "memory"),
-			labeledCounter(t, reg, "eddy_inline_upload_source_bytes_total", "source", "postgres")
+		return counterValue(t, reg, "eddy_inline_upload_source_bytes_total", "source", "memory"),
+			counterValue(t, reg, "eddy_inline_upload_source_bytes_total", "source", "postgres")
 	}
 
 	m1, p1, reg1 := open(1, 1)
@@ -268,26 +268,4 @@ func TestUploadReadsTheCache(t *testing.T) {
 	if got := readAll(t, p3); !bytes.Equal(got, all) {
 		t.Fatalf("read %d bytes from the uploaded objects, want the %d the leader served", len(got), len(all))
 	}
-}
-
-// labeledCounter is the value of counter name with label = value in reg.
-func labeledCounter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eddy-streams/eddy/internal/batch"
 	"github.com/eddy-streams/eddy/internal/batchtest"
+	"github.com/eddy-streams/eddy/internal/racebuild"
 )
 
 // limit is the decompression limit of a topic with the default
@@ -168,7 +169,7 @@ func TestDecompressBomb(t *testing.T) {
 			})
 			t.Logf("allocated %d KiB", allocs>>10)
 			bound := uint64(16 << 20)
-			if raceBuild {
+			if racebuild.Enabled {
 				// Each of the four walks may build a decoder of its own
 				// (an 8 MiB zstd window): still far from the 1 GiB.
 				bound = 64 << 20
