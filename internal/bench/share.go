@@ -225,21 +225,15 @@ func preload(ctx context.Context, tg target, adm *kadm.Client, topic string, n, 
 	if p := firstErr.Load(); p != nil {
 		return nil, fmt.Errorf("%s: pre-load: %d of %d records failed: %w", tg.name, failed.Load(), n, *p)
 	}
-	// A partition may change leader meanwhile (NOT_LEADER_FOR_PARTITION):
-	// ask again, as a client would, for up to 30 s.
+	// A partition may change leader meanwhile (NOT_LEADER_FOR_PARTITION).
 	var ends kadm.ListedOffsets
-	for tries := 0; ; tries++ {
-		var err error
-		ends, err = adm.ListEndOffsets(ctx, topic)
-		if err == nil {
+	if err := retryRetriable(ctx, func(ctx context.Context) (err error) {
+		if ends, err = adm.ListEndOffsets(ctx, topic); err == nil {
 			err = ends.Error()
 		}
-		if err == nil {
-			break
-		}
-		if !kerr.IsRetriable(err) || tries >= 150 || sleepCtx(ctx, 200*time.Millisecond) != nil {
-			return nil, fmt.Errorf("%s: pre-load: end offsets: %w", tg.name, err)
-		}
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("%s: pre-load: end offsets: %w", tg.name, err)
 	}
 	out := map[int32]int64{}
 	var sum int64
@@ -261,22 +255,28 @@ func resetShareGroup(ctx context.Context, adm *kadm.Client, group, topic string,
 	for p := range partitions {
 		offsets.Add(kadm.Offset{Topic: topic, Partition: p, At: 0, LeaderEpoch: -1})
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
+	if err := retryRetriable(ctx, func(ctx context.Context) error {
 		resp, err := adm.AlterShareGroupOffsets(ctx, group, offsets)
 		if err == nil {
 			err = resp.Error()
 		}
-		if err == nil || !kerr.IsRetriable(err) || ctx.Err() != nil {
-			if err != nil {
-				return fmt.Errorf("reset share group %s to offset 0: %w", group, err)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
+		return err
+	}); err != nil {
+		return fmt.Errorf("reset share group %s to offset 0: %w", group, err)
+	}
+	return nil
+}
+
+// retryRetriable runs fn again, every 200 ms for up to 30 s, while it
+// fails with an error Kafka calls retriable (a leader or coordinator
+// moving), as a client would; fn's context ends with the 30 s.
+func retryRetriable(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := fn(ctx)
+		if err == nil || !kerr.IsRetriable(err) || sleepCtx(ctx, 200*time.Millisecond) != nil {
+			return err
 		}
 	}
 }
